@@ -1,0 +1,58 @@
+// swift-tools-version:6.0
+// Potluck: a BitTorrent engine for Linux on io_uring.
+//
+// Modules point down only: front ends → engine → protocol cores / I/O → C shims.
+import PackageDescription
+
+let package = Package(
+    name: "Potluck",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "potluck", targets: ["potluck"]),
+        .library(
+            name: "PotluckCore", targets: ["Bencode", "Metainfo", "PeerWire", "URing", "Hashing", "Buffers"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // C at the edge: liburing and OpenSSL's libcrypto, found with pkg-config.
+        .systemLibrary(
+            name: "CLibUring", path: "CSupport/CLibUring", pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]),
+        .systemLibrary(
+            name: "CLibCrypto", path: "CSupport/CLibCrypto", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]),
+
+        // I/O and memory.
+        .target(name: "Buffers"),
+        .target(
+            name: "URing",
+            dependencies: ["CLibUring", "Buffers", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
+
+        // Pure protocol cores: bytes, events and `now` in; actions out. No I/O.
+        .target(name: "Bencode"),
+        .target(name: "Metainfo", dependencies: ["Bencode", "Hashing"]),
+        .target(name: "PeerWire", dependencies: ["Metainfo"]),
+
+        // Front ends.
+        .target(
+            name: "PotluckCommands",
+            dependencies: [
+                "URing", "Hashing", "Buffers", "Bencode", "Metainfo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]),
+        .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
+
+        .testTarget(name: "URingTests", dependencies: ["URing", "Buffers"]),
+        .testTarget(name: "HashingTests", dependencies: ["Hashing", "Buffers"]),
+        .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
+        .testTarget(name: "MetainfoTests", dependencies: ["Metainfo", "Bencode", "Hashing"]),
+        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "Metainfo"]),
+        .testTarget(name: "PotluckCommandsTests", dependencies: ["PotluckCommands"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,3 @@
+import PotluckCommands
+
+await Potluck.main()
