@@ -10,7 +10,10 @@ let package = Package(
     products: [
         .executable(name: "potluck", targets: ["potluck"]),
         .library(
-            name: "PotluckCore", targets: ["Bencode", "Metainfo", "PeerWire", "URing", "Hashing", "Buffers"]),
+            name: "PotluckCore",
+            targets: [
+                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "URing", "Hashing", "Buffers",
+            ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,15 +36,17 @@ let package = Package(
         .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
 
         // Pure protocol cores: bytes, events and `now` in; actions out. No I/O.
+        .target(name: "TorrentModel"),
         .target(name: "Bencode"),
-        .target(name: "Metainfo", dependencies: ["Bencode", "Hashing"]),
-        .target(name: "PeerWire", dependencies: ["Metainfo"]),
+        .target(name: "Metainfo", dependencies: ["Bencode", "Hashing", "TorrentModel"]),
+        .target(name: "PeerWire", dependencies: ["TorrentModel"]),
+        .target(name: "Swarm", dependencies: ["TorrentModel"]),
 
         // Front ends.
         .target(
             name: "PotluckCommands",
             dependencies: [
-                "URing", "Hashing", "Buffers", "Bencode", "Metainfo",
+                "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire", "Swarm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]),
@@ -51,7 +56,9 @@ let package = Package(
         .testTarget(name: "HashingTests", dependencies: ["Hashing", "Buffers"]),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
         .testTarget(name: "MetainfoTests", dependencies: ["Metainfo", "Bencode", "Hashing"]),
-        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "Metainfo"]),
+        .testTarget(name: "TorrentModelTests", dependencies: ["TorrentModel"]),
+        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel"]),
+        .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "PotluckCommandsTests", dependencies: ["PotluckCommands"]),
     ],
     swiftLanguageModes: [.v6]
