@@ -16,8 +16,7 @@ let package = Package(
             ]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
         // C at the edge: liburing and OpenSSL's libcrypto, found with pkg-config.
@@ -32,7 +31,7 @@ let package = Package(
         .target(name: "Buffers"),
         .target(
             name: "URing",
-            dependencies: ["CLibUring", "Buffers", .product(name: "SystemPackage", package: "swift-system")]),
+            dependencies: ["CLibUring", "Buffers"]),
         .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
 
         // Pure protocol cores: bytes, events and `now` in; actions out. No I/O.
@@ -48,7 +47,6 @@ let package = Package(
             dependencies: [
                 "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire", "Swarm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
 

@@ -1,0 +1,89 @@
+import CLibUring
+import Glibc
+
+/// Receive buffers handed to the kernel through a shared ring (`IORING_REGISTER_PBUF_RING`).
+///
+/// With it, idle connections hold no receive memory: the kernel takes a buffer only when data arrives
+/// and says which one in the completion. The caller parses the bytes in place and then recycles the
+/// buffer. When every buffer is taken, receives end with `ENOBUFS` and must be re-armed after recycling.
+///
+/// Invariants: `bufferCount` is a power of two; buffer `i` is `bufferSizeBytes` at
+/// `buffers + i * bufferSizeBytes`; a buffer is either in the kernel's ring or held by the caller.
+public final class ProvidedBufferRing {
+    public let group: UInt16
+    public let bufferCount: Int
+    public let bufferSizeBytes: Int
+
+    private unowned let ring: Ring
+    private let ringMemory: UnsafeMutableRawPointer
+    private let buffers: UnsafeMutableRawPointer
+    private var pendingRecycles: Int32 = 0
+
+    /// Registers `bufferCount` (a power of two, at most 32768) buffers of `bufferSizeBytes` as `group`.
+    public init(ring: Ring, group: UInt16, bufferCount: Int, bufferSizeBytes: Int) throws(IOError) {
+        precondition(
+            bufferCount > 0 && bufferCount <= 32768 && bufferCount & (bufferCount - 1) == 0,
+            "a provided-buffer ring holds a power of two of at most 32768 buffers")
+        precondition(
+            ring.features.contains(.providedBufferRing), "check Ring.features before using buffer rings")
+        self.ring = ring
+        self.group = group
+        self.bufferCount = bufferCount
+        self.bufferSizeBytes = bufferSizeBytes
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let ringBytes = bufferCount * MemoryLayout<io_uring_buf>.stride
+        ringMemory = .allocate(byteCount: ringBytes, alignment: pageSize)
+        ringMemory.initializeMemory(as: UInt8.self, repeating: 0, count: ringBytes)
+        buffers = .allocate(byteCount: bufferCount * bufferSizeBytes, alignment: pageSize)
+
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
+        registration.ring_entries = UInt32(bufferCount)
+        registration.bgid = group
+        let result = ring.registerBufferRing(&registration)
+        guard result == 0 else {
+            ringMemory.deallocate()
+            buffers.deallocate()
+            throw IOError(.register, result: result)
+        }
+        let bufferRing = ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self)
+        io_uring_buf_ring_init(bufferRing)
+        let mask = io_uring_buf_ring_mask(UInt32(bufferCount))
+        for id in 0..<bufferCount {
+            io_uring_buf_ring_add(
+                bufferRing, buffers + id * bufferSizeBytes, UInt32(bufferSizeBytes), UInt16(id), mask,
+                Int32(id))
+        }
+        io_uring_buf_ring_advance(bufferRing, Int32(bufferCount))
+    }
+
+    deinit {
+        ring.unregisterBufferRing(group: group)
+        ringMemory.deallocate()
+        buffers.deallocate()
+    }
+
+    /// The first `count` bytes of buffer `id`, as filled by the kernel.
+    public func bytes(_ id: UInt16, count: Int) -> UnsafeRawBufferPointer {
+        precondition(Int(id) < bufferCount && count <= bufferSizeBytes, "buffer \(id) out of range")
+        return UnsafeRawBufferPointer(start: buffers + Int(id) * bufferSizeBytes, count: count)
+    }
+
+    /// Gives buffer `id` back to the kernel. Recycles are published together by `publishRecycled`
+    /// (or the next `recycle` batch), so that a burst costs one memory barrier.
+    public func recycle(_ id: UInt16) {
+        precondition(Int(id) < bufferCount, "buffer \(id) out of range")
+        let bufferRing = ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self)
+        io_uring_buf_ring_add(
+            bufferRing, buffers + Int(id) * bufferSizeBytes, UInt32(bufferSizeBytes), id,
+            io_uring_buf_ring_mask(UInt32(bufferCount)), pendingRecycles)
+        pendingRecycles += 1
+    }
+
+    /// Makes recycled buffers visible to the kernel.
+    public func publishRecycled() {
+        guard pendingRecycles > 0 else { return }
+        io_uring_buf_ring_advance(ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self), pendingRecycles)
+        pendingRecycles = 0
+    }
+}

@@ -1,0 +1,155 @@
+import Glibc
+import Testing
+
+@testable import URing
+
+@Suite struct LoopbackTCPTests {
+    /// Sends `totalBytes` from one socket to another through the ring, one send and one receive in
+    /// flight at a time, re-submitting whatever a short send left over.
+    @Test(arguments: featureSets)
+    func largeTransferArrivesIntact(options: RingOptions) throws {
+        let harness = try Harness(options)
+        let ring = harness.ring
+        let listener = try Socket.listenTCP(on: SocketAddress(host: "127.0.0.1", port: 0)!)
+        defer { close(listener) }
+        let address = try Socket.localAddress(of: listener)
+
+        let accept = try harness.enqueue(
+            .accept(fd: listener, multishot: ring.features.contains(.multishotAccept)))
+        let client = try Socket.makeTCP(family: AF_INET)
+        defer { close(client) }
+        #expect(try harness.perform(.connect(fd: client, address: address)).result == 0)
+        let server = Int32(try harness.completion(of: accept).value())
+        defer { close(server) }
+        // Small kernel buffers force short sends and many partial receives.
+        Socket.setBufferSizes(client, sendBytes: 32 * 1024, receiveBytes: 32 * 1024)
+        Socket.setBufferSizes(server, sendBytes: 32 * 1024, receiveBytes: 32 * 1024)
+
+        let providedBuffers =
+            ring.features.contains([.providedBufferRing, .multishotReceive])
+            ? try ProvidedBufferRing(ring: ring, group: 1, bufferCount: 16, bufferSizeBytes: 16 * 1024) : nil
+        var fallbackBuffer = [UInt8](repeating: 0, count: 48 * 1024)
+
+        let data = patternBytes(count: 8 << 20 + 777, seed: 3)
+        var received = [UInt8]()
+        received.reserveCapacity(data.count)
+        var sent = 0
+        var sendToken: CompletionToken?
+        var receiveToken: CompletionToken?
+        var shortSends = 0
+        var bufferExhaustions = 0
+        var providedArrivals = 0
+
+        try data.withUnsafeBytes { source in
+            try fallbackBuffer.withUnsafeMutableBytes { fallback in
+                let deadline = ContinuousClock.now + .seconds(60)
+                while received.count < data.count {
+                    #expect(ContinuousClock.now < deadline, "transfer stalled")
+                    if ContinuousClock.now >= deadline { return }
+                    if sendToken == nil && sent < data.count {
+                        let bytes = UnsafeRawBufferPointer(
+                            rebasing: source[sent..<min(sent + (1 << 20), data.count)])
+                        sendToken = try harness.enqueue(.send(fd: client, bytes: bytes))
+                    }
+                    if receiveToken == nil {
+                        receiveToken = try harness.enqueue(
+                            providedBuffers.map {
+                                .receiveProvided(fd: server, group: $0.group, multishot: true)
+                            }
+                                ?? .receive(fd: server, into: fallback))
+                    }
+                    try ring.submitAndWait(minimumCompletions: 1, timeout: .seconds(1))
+                    try ring.drain { completion in
+                        if completion.token == sendToken {
+                            let count = try completion.value()
+                            if count < min(1 << 20, data.count - sent) { shortSends += 1 }
+                            sent += count
+                            sendToken = nil
+                        } else if completion.token == receiveToken {
+                            if !completion.hasMore { receiveToken = nil }
+                            if completion.result == -ENOBUFS {
+                                bufferExhaustions += 1  // every buffer was full: recycle, then re-arm
+                                return
+                            }
+                            let count = try completion.value()
+                            #expect(count > 0, "unexpected end of stream")
+                            if let providedBuffers, let id = completion.bufferID {
+                                providedArrivals += 1
+                                received.append(contentsOf: providedBuffers.bytes(id, count: count))
+                                providedBuffers.recycle(id)
+                            } else {
+                                received.append(
+                                    contentsOf: UnsafeRawBufferPointer(rebasing: fallback[..<count]))
+                            }
+                        }
+                    }
+                    providedBuffers?.publishRecycled()
+                }
+            }
+        }
+        #expect(received.count == data.count)
+        #expect(received == data)
+        #expect(shortSends > 0, "the test is meant to exercise short sends")
+        if providedBuffers != nil {
+            #expect(providedArrivals > 0, "data should arrive in provided buffers")
+        }
+    }
+
+    @Test func multishotAcceptTakesSeveralConnections() throws {
+        let harness = try Harness()
+        try #require(harness.ring.features.contains(.multishotAccept))
+        let listener = try Socket.listenTCP(on: SocketAddress(host: "127.0.0.1", port: 0)!)
+        defer { close(listener) }
+        let address = try Socket.localAddress(of: listener)
+        let accept = try harness.enqueue(.accept(fd: listener, multishot: true))
+        var clients: [Int32] = []
+        defer { clients.forEach { close($0) } }
+        for _ in 0..<3 {
+            let client = try Socket.makeTCP(family: AF_INET)
+            clients.append(client)
+            #expect(try harness.perform(.connect(fd: client, address: address)).result == 0)
+        }
+        for _ in 0..<3 {
+            let completion = try harness.completion(of: accept)
+            #expect(completion.hasMore)
+            let fd = Int32(try completion.value())
+            #expect(try Socket.peerAddress(of: fd).description.hasPrefix("127.0.0.1:"))
+            close(fd)
+        }
+    }
+
+    @Test func sendZeroCopyNotifiesWhenTheBufferIsFree() throws {
+        let harness = try Harness()
+        try #require(harness.ring.features.contains(.sendZeroCopy))
+        var pair: [Int32] = [0, 0]
+        let listener = try Socket.listenTCP(on: SocketAddress(host: "127.0.0.1", port: 0)!)
+        defer { close(listener) }
+        let accept = try harness.enqueue(.accept(fd: listener, multishot: false))
+        pair[0] = try Socket.makeTCP(family: AF_INET)
+        #expect(
+            try harness.perform(.connect(fd: pair[0], address: Socket.localAddress(of: listener))).result == 0
+        )
+        pair[1] = Int32(try harness.completion(of: accept).value())
+        defer { pair.forEach { close($0) } }
+        let data = patternBytes(count: 64 * 1024, seed: 5)
+        try data.withUnsafeBytes { raw in
+            let token = try harness.enqueue(.sendZeroCopy(fd: pair[0], bytes: raw))
+            let first = try harness.completion(of: token)
+            #expect(try first.value() == data.count)
+            #expect(first.hasMore, "a notification follows the result")
+            let notification = try harness.completion(of: token)
+            #expect(notification.isNotification)
+        }
+        var readBack = [UInt8](repeating: 0, count: data.count)
+        var got = 0
+        while got < data.count {
+            let n = readBack.withUnsafeMutableBytes {
+                recv(pair[1], $0.baseAddress! + got, data.count - got, 0)
+            }
+            #expect(n > 0)
+            if n <= 0 { break }
+            got += n
+        }
+        #expect(readBack == data)
+    }
+}
