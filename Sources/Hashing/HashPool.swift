@@ -1,0 +1,196 @@
+import Buffers
+import Glibc
+
+/// A digest of either kind, as a hash job returns it.
+public enum PieceDigest: Hashable, Sendable {
+    case sha1(SHA1Digest)
+    case sha256(SHA256Digest)
+}
+
+/// A finished hash job: the caller's token, the buffer it hashed (leased to the caller again), the digest.
+public struct HashResult: Sendable {
+    public let token: UInt64
+    public let slot: BufferSlot
+    public let digest: PieceDigest
+}
+
+/// Worker threads that hash pieces in place, in the buffer they arrived in.
+///
+/// The owner thread (the reactor) submits a leased `BufferPool` slot; the pool marks it lent, so it
+/// cannot be released or reused while a worker reads it. Workers hash without copying and queue the
+/// result; `onResultsReady` tells the owner (for instance by waking its ring), and `drain` hands the
+/// results over and takes the slots back. Only pointers cross threads, never the piece's bytes.
+///
+/// Invariants: every submitted job yields exactly one result; a slot is lent from `submit` until the
+/// `drain` that returns its result; `onResultsReady` is called once per batch of results that found
+/// the result queue empty, so wake-ups coalesce.
+public final class HashPool: @unchecked Sendable {
+    public let threadCount: Int
+
+    private struct Job {
+        let token: UInt64
+        let slot: BufferSlot
+        let bytes: UnsafeRawBufferPointer
+        let algorithm: DigestAlgorithm
+    }
+
+    private let lock = ConditionLock()
+    /// Signalled when a job is queued or the pool stops.
+    private let jobQueued = ConditionLock.Condition()
+    /// Signalled when a result is queued.
+    private let resultQueued = ConditionLock.Condition()
+    private var jobs: [Job] = []
+    private var jobHead = 0
+    private var results: [HashResult] = []
+    private var stopping = false
+    private var threads: [pthread_t] = []
+    private let onResultsReady: @Sendable () -> Void
+    private var submittedCount = 0
+
+    /// Starts `threadCount` workers (default: one per core). `onResultsReady` runs on a worker thread.
+    public init(threadCount: Int = HashPool.coreCount, onResultsReady: @escaping @Sendable () -> Void = {}) {
+        precondition(threadCount > 0, "a hash pool needs at least one thread")
+        self.threadCount = threadCount
+        self.onResultsReady = onResultsReady
+        for _ in 0..<threadCount {
+            var thread = pthread_t()
+            let context = Unmanaged.passUnretained(self).toOpaque()
+            let created = pthread_create(
+                &thread, nil,
+                { raw in
+                    Unmanaged<HashPool>.fromOpaque(raw!).takeUnretainedValue().work()
+                    return nil
+                }, context)
+            precondition(created == 0, "cannot start a hashing thread: errno \(created)")
+            threads.append(thread)
+        }
+    }
+
+    deinit {
+        shutdown()
+    }
+
+    /// The number of online cores.
+    public static var coreCount: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+    /// How many jobs are submitted and not yet drained.
+    public var outstandingCount: Int { submittedCount }
+
+    /// Hashes the first `length` bytes of `slot`. The slot is lent to the pool until its result is drained.
+    public func submit(
+        _ slot: BufferSlot, length: Int, in pool: BufferPool, algorithm: DigestAlgorithm, token: UInt64
+    ) {
+        let memory = pool.bytes(of: slot)
+        precondition(length >= 0 && length <= memory.count, "hash length exceeds the buffer")
+        pool.lend(slot)
+        submittedCount += 1
+        let job = Job(
+            token: token, slot: slot, bytes: UnsafeRawBufferPointer(rebasing: memory[..<length]),
+            algorithm: algorithm)
+        lock.withLock {
+            jobs.append(job)
+            lock.signal(jobQueued)
+        }
+    }
+
+    /// Hands every finished result to `body`, after giving its slot back to the caller (leased again).
+    /// With `wait`, blocks until at least one result is ready (if any job is outstanding).
+    @discardableResult
+    public func drain(
+        into pool: BufferPool, wait: Bool = false, _ body: (HashResult) throws -> Void
+    ) rethrows -> Int {
+        let ready: [HashResult] = lock.withLock {
+            while wait && results.isEmpty && submittedCount > 0 { lock.wait(resultQueued) }
+            defer { results.removeAll(keepingCapacity: true) }
+            return results
+        }
+        submittedCount -= ready.count
+        for result in ready {
+            pool.reclaim(result.slot)
+            try body(result)
+        }
+        return ready.count
+    }
+
+    /// Stops the workers after the queued jobs are done. Idempotent.
+    public func shutdown() {
+        let toJoin: [pthread_t] = lock.withLock {
+            stopping = true
+            lock.broadcast(jobQueued)
+            defer { threads = [] }
+            return threads
+        }
+        for thread in toJoin { pthread_join(thread, nil) }
+    }
+
+    private func work() {
+        let sha1 = StreamingHasher(.sha1)
+        let sha256 = StreamingHasher(.sha256)
+        while true {
+            let next: Job? = lock.withLock {
+                while jobHead == jobs.count && !stopping { lock.wait(jobQueued) }
+                guard jobHead < jobs.count else { return nil }
+                let job = jobs[jobHead]
+                jobHead += 1
+                if jobHead == jobs.count {
+                    // The queue is empty: reset it in place instead of letting it grow.
+                    jobs.removeAll(keepingCapacity: true)
+                    jobHead = 0
+                }
+                return job
+            }
+            guard let job = next else { return }
+            let digest: PieceDigest
+            switch job.algorithm {
+            case .sha1:
+                sha1.update(job.bytes)
+                digest = .sha1(sha1.finishSHA1())
+            case .sha256:
+                sha256.update(job.bytes)
+                digest = .sha256(sha256.finishSHA256())
+            }
+            let wasEmpty: Bool = lock.withLock {
+                results.append(HashResult(token: job.token, slot: job.slot, digest: digest))
+                lock.signal(resultQueued)
+                return results.count == 1
+            }
+            if wasEmpty { onResultsReady() }
+        }
+    }
+}
+
+/// A pthread mutex with condition variables: the workers' queue needs both, and the standard library
+/// has no condition variable.
+final class ConditionLock: @unchecked Sendable {
+    /// A condition variable used with this lock.
+    final class Condition: @unchecked Sendable {
+        fileprivate let raw = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+        init() { pthread_cond_init(raw, nil) }
+
+        deinit {
+            pthread_cond_destroy(raw)
+            raw.deallocate()
+        }
+    }
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    init() { pthread_mutex_init(mutex, nil) }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Waits for `condition`; call with the lock held.
+    func wait(_ condition: Condition) { pthread_cond_wait(condition.raw, mutex) }
+    func signal(_ condition: Condition) { pthread_cond_signal(condition.raw) }
+    func broadcast(_ condition: Condition) { pthread_cond_broadcast(condition.raw) }
+}

@@ -1,0 +1,104 @@
+import Buffers
+import Testing
+
+@testable import Hashing
+
+@Suite struct HashPoolTests {
+    /// Random pieces of random lengths, hashed by four workers while the submitter keeps the pool full:
+    /// every result must equal one-shot hashing of what the buffer held when it was submitted.
+    @Test func poolMatchesOneShotHashingUnderConcurrency() {
+        var generator = SplitMix(seed: 42)
+        let buffers = BufferPool(slotSizeBytes: 64 * 1024, slotCount: 8)
+        let hashers = HashPool(threadCount: 4)
+        var expected: [UInt64: PieceDigest] = [:]
+        var matched = 0
+        let jobCount = 300
+
+        func check(_ result: HashResult) {
+            #expect(expected.removeValue(forKey: result.token) == result.digest)
+            #expect(buffers.state(of: result.slot) == .leased, "a drained slot is the caller's again")
+            buffers.release(result.slot)
+            matched += 1
+        }
+
+        for token in 0..<UInt64(jobCount) {
+            var slot = buffers.lease()
+            while slot == nil {
+                hashers.drain(into: buffers, wait: true, check)
+                slot = buffers.lease()
+            }
+            let memory = buffers.bytes(of: slot!)
+            let length = Int(generator.next() % UInt64(memory.count + 1))
+            for i in 0..<length { memory[i] = UInt8(truncatingIfNeeded: generator.next()) }
+            let useSHA256 = token % 3 == 0
+            let bytes = Array(memory[..<length])
+            expected[token] = useSHA256 ? .sha256(SHA256.hash(bytes)) : .sha1(SHA1.hash(bytes))
+            hashers.submit(
+                slot!, length: length, in: buffers, algorithm: useSHA256 ? .sha256 : .sha1, token: token)
+            #expect(buffers.state(of: slot!) == .lent)
+        }
+        while hashers.outstandingCount > 0 {
+            hashers.drain(into: buffers, wait: true, check)
+        }
+        #expect(matched == jobCount)
+        #expect(expected.isEmpty)
+        #expect(buffers.freeCount == buffers.slotCount)
+    }
+
+    @Test func lentSlotsAreNeverHandedOutAgain() {
+        let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 2)
+        let hashers = HashPool(threadCount: 1)
+        let first = buffers.lease()!
+        let second = buffers.lease()!
+        hashers.submit(first, length: 100, in: buffers, algorithm: .sha1, token: 1)
+        buffers.release(second)
+        // One free slot (second); the lent one stays out of circulation until drained.
+        let again = buffers.lease()!
+        #expect(again.index == second.index)
+        #expect(buffers.lease() == nil)
+        while hashers.drain(into: buffers, wait: true, { buffers.release($0.slot) }) == 0 {}
+        #expect(buffers.lease()?.index == first.index)
+    }
+
+    @Test func releasingALentSlotIsAProgrammingError() async {
+        await #expect(processExitsWith: .failure) {
+            let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 1)
+            let slot = buffers.lease()!
+            buffers.lend(slot)
+            buffers.release(slot)
+        }
+    }
+
+    @Test func resultsWakeTheOwner() {
+        let woken = Counter()
+        let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 4)
+        let hashers = HashPool(threadCount: 2) { woken.increment() }
+        for token in 0..<4 {
+            hashers.submit(
+                buffers.lease()!, length: 4096, in: buffers, algorithm: .sha1, token: UInt64(token))
+        }
+        var drained = 0
+        while drained < 4 { drained += hashers.drain(into: buffers, wait: true) { buffers.release($0.slot) } }
+        #expect(woken.value >= 1)
+        #expect(woken.value <= 4, "wake-ups coalesce: at most one per result")
+    }
+}
+
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}
