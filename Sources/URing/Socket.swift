@@ -83,6 +83,15 @@ public enum SocketAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Calls `body` with the address as a `sockaddr` and its length, for direct system calls.
+    public func withSocketAddress<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) rethrows -> R {
+        var storage = sockaddr_storage()
+        let length = write(to: &storage)
+        return try withUnsafePointer(to: &storage) {
+            try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { try body($0, length) }
+        }
+    }
+
     /// Writes the address as a `sockaddr` into `storage`, returning its length.
     func write(to storage: UnsafeMutablePointer<sockaddr_storage>) -> socklen_t {
         storage.initialize(to: sockaddr_storage())
@@ -162,6 +171,19 @@ public enum Socket {
             Glibc.close(fd)
             throw error
         }
+        return fd
+    }
+
+    /// Connects with a blocking call (set-up and baselines; the data path connects through the ring).
+    public static func connectBlocking(_ fd: Int32, to address: SocketAddress) throws(SyscallError) {
+        let result = address.withSocketAddress { Glibc.connect(fd, $0, $1) }
+        guard result == 0 else { throw .last("connect \(address)") }
+    }
+
+    /// Accepts one connection with a blocking call.
+    public static func acceptBlocking(_ listener: Int32) throws(SyscallError) -> Int32 {
+        let fd = Glibc.accept(listener, nil, nil)
+        guard fd >= 0 else { throw .last("accept") }
         return fd
     }
 

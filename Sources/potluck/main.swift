@@ -1,3 +1,3 @@
 import PotluckCommands
 
-await Potluck.main()
+Potluck.main()

@@ -1,6 +1,0 @@
-import ArgumentParser
-
-public struct Potluck: AsyncParsableCommand {
-    public init() {}
-    public func run() async throws {}
-}

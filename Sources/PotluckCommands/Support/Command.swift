@@ -1,0 +1,88 @@
+import Glibc
+
+/// Runs another program to completion and captures its standard output (the other clients and tools
+/// that benchmarks compare against).
+///
+/// Spawned with `posix_spawn`, a default signal mask and default handlers: a parent that blocks
+/// signals (test runners do) must not pass that on, or a tool timing itself with `SIGALRM`, as
+/// `openssl speed` does, never stops.
+enum ExternalCommand {
+    struct Output {
+        let status: Int32
+        let standardOutput: String
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The full path of `name` on PATH, or nil when it is not installed.
+    static func find(_ name: String) -> String? {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs `executable` and waits at most `timeoutSeconds`, after which it is killed and this throws.
+    static func run(
+        _ executable: String, _ arguments: [String], timeoutSeconds: Double = 120
+    ) throws -> Output {
+        var pipeEnds: [Int32] = [-1, -1]
+        guard pipe(&pipeEnds) == 0 else { throw Failure(description: "pipe failed: errno \(errno)") }
+        // Close-on-exec, so that other children do not inherit the pipe and hold it open.
+        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        defer { close(pipeEnds[0]) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(pipeEnds[1])
+        guard spawned == 0 else { throw Failure(description: "cannot run \(executable): errno \(spawned)") }
+
+        var output: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutSeconds * 1000))
+        var pollEntry = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+        while true {
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else {
+                kill(-pid, SIGKILL)
+                var ignored: Int32 = 0
+                waitpid(pid, &ignored, 0)
+                throw Failure(description: "\(executable) did not finish within \(Int(timeoutSeconds)) s")
+            }
+            let ready = poll(&pollEntry, 1, Int32(min(1000, remaining.components.seconds * 1000 + 1)))
+            if ready <= 0 { continue }
+            let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
+            if count <= 0 { break }
+            output.append(contentsOf: buffer[..<count])
+        }
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Output(status: exitStatus, standardOutput: String(decoding: output, as: UTF8.self))
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+@testable import PotluckCommands
+@testable import URing
+
+/// Runs the built `potluck` binary, which SwiftPM puts beside the test bundle.
+func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("potluck")
+    let process = Process()
+    process.executableURL =
+        FileManager.default.isExecutableFile(atPath: executable.path)
+        ? executable
+        : URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("potluck")
+    process.arguments = arguments
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (
+        process.terminationStatus, String(decoding: outputData, as: UTF8.self),
+        String(decoding: errorData, as: UTF8.self)
+    )
+}
+
+@Suite struct CommandLineTests {
+    @Test func helpExplainsAndVersionPrints() throws {
+        let help = try runPotluck(["--help"])
+        #expect(help.status == 0)
+        #expect(help.output.contains("BitTorrent"))
+        #expect(help.output.contains("bench"))
+        let version = try runPotluck(["--version"])
+        #expect(version.output.trimmingCharacters(in: .whitespacesAndNewlines) == Potluck.version)
+    }
+
+    @Test func benchHashPrintsATableWithEveryPieceSize() throws {
+        let result = try runPotluck(["bench", "hash", "--seconds", "0.05", "--piece-size", "16", "64"])
+        #expect(result.status == 0, "\(result.error)")
+        let rows = result.output.split(separator: "\n").filter { $0.hasPrefix("| ") }
+        #expect(rows.count == 3, "a header and one row per piece size")
+        #expect(rows[1].hasPrefix("| 16 KiB"))
+        #expect(rows[2].hasPrefix("| 64 KiB"))
+        #expect(rows[1].contains("GB/s"))
+    }
+
+    @Test func invalidOptionsAreRejectedWithAReason() throws {
+        let result = try runPotluck(["bench", "hash", "--piece-size", "3"])
+        #expect(result.status != 0)
+        #expect(result.error.contains("piece sizes must be between 16 and 65536 KiB"))
+    }
+
+    @Test func ringBenchmarksMoveEveryByte() throws {
+        // Small sizes: this checks that the measured loops finish and count right, not how fast they are.
+        for options in [RingOptions(), RingOptions(disabledFeatures: .all)] {
+            let tcp = try RingBenchmarks.tcpThroughRing(Ring(options: options), totalBytes: 3 << 20 + 5)
+            #expect(tcp.wallSeconds > 0)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "potluck-bench-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let (write, read) = try RingBenchmarks.fileThroughRing(
+                Ring(options: options), path: directory.path, totalBytes: 5 << 20 + 123)
+            #expect(write.wallSeconds > 0 && read.wallSeconds > 0)
+            let attributes = try FileManager.default.attributesOfItem(atPath: directory.path)
+            #expect(attributes[.size] as? Int == 5 << 20 + 123)
+        }
+    }
+
+    @Test func tableAlignsColumns() {
+        var table = Table("a", "long header")
+        table.add("wide cell", "x")
+        #expect(
+            table.rendered == """
+                | a         | long header |
+                |-----------|-------------|
+                | wide cell | x           |
+                """)
+        #expect(Format.fixed(1.25, 1) == "1.3")
+        #expect(Format.fixed(3, 2) == "3.00")
+        #expect(Format.fixed(2, 0) == "2")
+        #expect(Format.fixed(2.5, 2) == "2.50")
+        #expect(Format.bytes(256 * 1024) == "256 KiB")
+    }
+}
