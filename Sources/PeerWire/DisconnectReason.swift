@@ -37,6 +37,8 @@ public enum DisconnectReason: Error, Hashable, Sendable, CustomStringConvertible
     case unrequestedReject(BlockRange)
     /// More requests than our advertised queue, or too many we had to refuse in a row.
     case requestFlood(count: Int, limit: Int)
+    /// The peer keeps making us queue bytes (rejects, keep-alives) but does not read what we send.
+    case peerNotReading(queuedBytes: Int, limit: Int)
     /// Nothing received for longer than the silence timeout.
     case peerSilent(silentNanoseconds: UInt64, limitNanoseconds: UInt64)
 
@@ -63,6 +65,7 @@ public enum DisconnectReason: Error, Hashable, Sendable, CustomStringConvertible
         case .unrequestedBlock(let block): "received \(block), which was not requested"
         case .unrequestedReject(let block): "reject for \(block), which was not requested"
         case .requestFlood(let count, let limit): "\(count) requests, limit \(limit)"
+        case .peerNotReading(let queued, let limit): "\(queued) bytes unsent, limit \(limit)"
         case .peerSilent(let silent, let limit): "silent for \(silent) ns, limit \(limit) ns"
         }
     }

@@ -58,7 +58,11 @@ public enum PeerEvent: ~Escapable {
 /// - `peerPieces` reflects the peer's bitfield, have-all/none and haves; it is set at most once from a
 ///   bitfield, have-all or have-none, and only as the peer's first message.
 /// - Every structure is bounded by an option or by the piece count, so no peer input grows memory
-///   without limit, and nothing is allocated per message once the request tables have their capacity.
+///   without limit (`outbound` included: peer input that leaves more than `maximumQueuedOutboundBytes`
+///   unsent ends the connection), and nothing is allocated per message once the request tables and
+///   buffers have their capacity.
+/// - Without the fast extension, abandoned requests are forgotten after `cancelGraceNanoseconds`; with
+///   it they are kept until the peer answers, as BEP 6 promises it will.
 public struct PeerConnection {
     public enum Phase: Hashable, Sendable {
         case idle
@@ -206,6 +210,7 @@ public struct PeerConnection {
             try decoder.feed(bytes) { (event: borrowing WireEvent) throws(DisconnectReason) in
                 try self.handle(event, onEvent: onEvent)
             }
+            try checkOutboundBound()
         } catch {
             close(error)
             throw error
@@ -236,6 +241,12 @@ public struct PeerConnection {
             }
             if now.nanoseconds(since: lastSentTime) >= options.keepAliveIntervalNanoseconds {
                 append(.keepAlive)
+            }
+            do {
+                try checkOutboundBound()
+            } catch {
+                close(error)
+                throw error
             }
             expireAbandonedRequests(now: now)
         }
@@ -576,7 +587,8 @@ public struct PeerConnection {
     }
 
     private mutating func expireAbandonedRequests(now: MonotonicTime) {
-        guard abandonedOutgoingCount > 0 else { return }
+        // BEP 6 peers answer every request, so their answers are awaited for as long as it takes.
+        guard abandonedOutgoingCount > 0, !fastExtensionEnabled else { return }
         let grace = options.cancelGraceNanoseconds
         // Removing one at a time keeps this allocation-free; it runs on timer ticks, not per message.
         while let index = outgoingRequests.firstIndex(where: {
@@ -622,6 +634,13 @@ public struct PeerConnection {
     private mutating func append(_ message: PeerMessage) {
         message.encode(into: &outbound)
         lastSentTime = latestTime
+    }
+
+    /// Checked after peer input: bytes we queue in answer to a peer that does not read pile up here.
+    private func checkOutboundBound() throws(DisconnectReason) {
+        guard outbound.count <= options.maximumQueuedOutboundBytes else {
+            throw .peerNotReading(queuedBytes: outbound.count, limit: options.maximumQueuedOutboundBytes)
+        }
     }
 
     private mutating func advanceTime(_ now: MonotonicTime) {

@@ -50,11 +50,15 @@ public struct PeerConnectionOptions: Hashable, Sendable {
     public var keepAliveIntervalNanoseconds: UInt64 = 60 * nanosecondsPerSecond
     /// How long the peer may send nothing at all (not even a keep-alive) before we give up on it.
     public var silenceTimeoutNanoseconds: UInt64 = 180 * nanosecondsPerSecond
-    /// How long after we cancel a request (or, without the fast extension, after a choke drops it) its
-    /// block may still arrive without being a protocol violation.
+    /// Without the fast extension, how long after we cancel a request (or a choke drops it) its block may
+    /// still arrive without being a protocol violation. With the fast extension there is no such window:
+    /// BEP 6 promises exactly one answer to every request, cancelled or not, however late.
     public var cancelGraceNanoseconds: UInt64 = 30 * nanosecondsPerSecond
     /// When set, a peer with another id is refused (BEP 3: the initiator may know whom it dials).
     public var expectedPeerID: PeerID?
+    /// The most bytes `outbound` may hold when the peer's input makes us queue more (rejects, keep-alives).
+    /// A peer that sends requests and cancels but never reads would otherwise grow it without end.
+    public var maximumQueuedOutboundBytes = 8 << 20
     /// Framing limits.
     public var limits = WireLimits()
 

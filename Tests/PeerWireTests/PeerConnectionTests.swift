@@ -350,6 +350,20 @@ enum PeerBitfieldFixtures {
                 == .unrequestedBlock(block1))
     }
 
+    @Test func fastCancelledRequestIsAwaitedHoweverLate() throws {
+        // BEP 6: the peer answers every request, cancelled or not, so a late answer is no violation.
+        var connection = try unchokedConnection(fast: true)
+        #expect(connection.request(block0) == true)
+        #expect(connection.cancel(block0) == true)
+        for second in stride(from: 10, through: 170, by: 10) {
+            _ = try connection.feed(wire(.keepAlive), at: seconds(UInt64(second)))
+            try connection.timerTick(now: seconds(UInt64(second)))
+        }
+        let data = payload(of: block0, in: testContent())
+        #expect(try connection.feed(pieceMessage(block0, data), at: seconds(175)).isEmpty)
+        #expect(connection.downloadedPayloadBytes == 0)
+    }
+
     @Test func fastCancelledRequestAnsweredByRejectIsSilent() throws {
         var connection = try unchokedConnection(fast: true)
         #expect(connection.request(block0) == true)
@@ -463,6 +477,21 @@ enum PeerBitfieldFixtures {
         #expect(
             disconnectReason { _ = try slow.feed(wire(.request(blocks[2]))) }
                 == .requestFlood(count: 3, limit: 2))
+    }
+
+    @Test func peerThatDoesNotReadWhatWeQueueIsCutOff() throws {
+        var options = PeerConnectionOptions()
+        options.maximumQueuedOutboundBytes = 100
+        var connection = try seedingConnection(fast: true, options: options)
+        connection.unchoke()
+        _ = connection.takeOutbound()
+        // Each request and cancel makes us queue a 17-byte reject; nobody takes them.
+        let pair = wire(.request(block0), .cancel(block0))
+        for _ in 0..<5 { _ = try connection.feed(pair) }
+        #expect(connection.outbound.count == 85)
+        #expect(
+            disconnectReason { _ = try connection.feed(pair) }
+                == .peerNotReading(queuedBytes: 102, limit: 100))
     }
 
     @Test func peerThatKeepsRequestingWhileChokedIsCutOff() throws {
