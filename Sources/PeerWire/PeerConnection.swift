@@ -51,7 +51,8 @@ public enum PeerEvent: ~Escapable {
 ///   `pendingOutgoingCount + abandonedOutgoingCount == outgoingRequests.count <= maximumOutgoingRequests`.
 ///   A piece or reject for any other block ends the connection.
 /// - Every request the swarm makes is resolved by exactly one of: a complete run of `blockData` events,
-///   or `requestRejected`, unless the swarm cancels it first, after which no event mentions it.
+///   or `requestRejected`, unless the swarm cancels it first, after which no event mentions it, or the
+///   connection closes.
 /// - `incomingRequests.count <= maximumIncomingRequests`; each is a valid block of a piece in
 ///   `localPieces` that we have neither served nor rejected. When we choke the peer it is emptied
 ///   (except allowed-fast pieces, with the fast extension).
@@ -63,7 +64,7 @@ public enum PeerEvent: ~Escapable {
 ///   buffers have their capacity.
 /// - Without the fast extension, abandoned requests are forgotten after `cancelGraceNanoseconds`; with
 ///   it they are kept until the peer answers, as BEP 6 promises it will.
-public struct PeerConnection {
+public struct PeerConnection: Sendable {
     public enum Phase: Hashable, Sendable {
         case idle
         case awaitingHandshake
@@ -168,6 +169,9 @@ public struct PeerConnection {
     public var extensionProtocolEnabled: Bool { negotiated.contains(.extensionProtocol) }
     /// Requests of ours awaiting an answer, cancelled ones excluded.
     public var pendingRequestCount: Int { pendingOutgoingCount }
+    /// Requests we cancelled (or a choke dropped) whose answer may still arrive and will be discarded.
+    /// They count against `maximumOutgoingRequests` until answered or, without BEP 6, forgotten.
+    public var abandonedRequestCount: Int { abandonedOutgoingCount }
     /// Whether a request of ours for `block` awaits an answer (cancelled ones excluded).
     public func isPending(_ block: BlockRange) -> Bool {
         if case .pending = outgoingRequests[block] { return true }
@@ -357,6 +361,20 @@ public struct PeerConnection {
         uploadedPayloadBytes += UInt64(block.length)
         lastSentTime = latestTime
         return true
+    }
+
+    /// Serves a request like `sendBlock`, but appends only the 13-byte piece header, for a sender that
+    /// transmits the payload from its own buffer (a disk read, a piece in memory) without copying it here.
+    ///
+    /// Returns the position in `outbound` right after the header: the caller must send
+    /// `outbound[..<position]`, then the `block.length` payload bytes, then the rest of `outbound`. Returns
+    /// nil, appending nothing, if the request is no longer queued.
+    public mutating func sendBlockHeader(_ block: BlockRange) -> Int? {
+        guard isEstablished, incomingRequests.remove(block) != nil else { return nil }
+        WireEncoder.appendPieceHeader(for: block, into: &outbound)
+        uploadedPayloadBytes += UInt64(block.length)
+        lastSentTime = latestTime
+        return outbound.count
     }
 
     /// Declines a queued request of the peer's: with the fast extension it is told so; without, the

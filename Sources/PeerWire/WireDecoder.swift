@@ -52,7 +52,7 @@ public enum WireEvent: ~Escapable {
 /// - Every length is checked against its limit as soon as the message id is known, before any byte of
 ///   the body is stored.
 /// - After an error the decoder stays failed and rethrows that error.
-public struct WireDecoder {
+public struct WireDecoder: Sendable {
     /// Scratch capacity kept between messages; a larger buffer (after a big extended message) is freed.
     private static let retainedScratchBytes = 64 * 1024
 

@@ -418,6 +418,25 @@ enum PeerBitfieldFixtures {
         #expect(connection.uploadedPayloadBytes == 16384)
     }
 
+    @Test func blockHeaderLetsThePayloadBeSentFromElsewhere() throws {
+        var connection = try seedingConnection(fast: true)
+        connection.unchoke()
+        _ = try connection.feed(wire(.request(block0), .request(block1)))
+        _ = connection.takeOutbound()
+        connection.sendInterested()
+        let position = connection.sendBlockHeader(block0)
+        #expect(position == 5 + 13)
+        #expect(connection.sendBlockHeader(block0) == nil)  // served already
+        let data1 = payload(of: block1, in: testContent())
+        #expect(connection.sendBlock(block1, payload: data1.span) == true)
+        // Splicing the payload in at `position` gives the same stream as copying it.
+        let outbound = connection.takeOutbound()
+        let data0 = payload(of: block0, in: testContent())
+        let spliced = Array(outbound[..<18]) + data0 + Array(outbound[18...])
+        #expect(spliced == wire(.interested) + pieceMessage(block0, data0) + pieceMessage(block1, data1))
+        #expect(connection.uploadedPayloadBytes == 2 * 16384)
+    }
+
     @Test func requestForAPieceWeLackIsRefused() throws {
         var connection = try establishedConnection(fast: true, localPieces: PeerBitfieldFixtures.partial)
         #expect(connection.unchoke() == true)
