@@ -550,3 +550,82 @@ enum PeerBitfieldFixtures {
         #expect(connection.phase == .closed)
     }
 }
+
+func bigEndian(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+
+@Suite struct HostilePeerFuzzTests {
+    /// A random message: mostly well framed, with fields that are often out of range.
+    static func randomMessage(using random: inout SeededRandom) -> [UInt8] {
+        func index() -> PieceIndex { PieceIndex(UInt32.random(in: 0...7, using: &random)) }
+        func block() -> BlockRange {
+            BlockRange(
+                piece: index(), offset: [0, 16384, 16383, 0xffff_ffff].randomElement(using: &random) ?? 0,
+                length: [1, 16384, 0, 131_073].randomElement(using: &random) ?? 1)
+        }
+        switch Int.random(in: 0..<12, using: &random) {
+        case 0: return wire(.choke)
+        case 1: return wire(.unchoke)
+        case 2: return wire(.interested)
+        case 3: return wire(.have(index()))
+        case 4: return wire(.request(block()))
+        case 5: return wire(.cancel(block()))
+        case 6: return wire(.rejectRequest(block()))
+        case 7:
+            return [
+                wire(.haveAll), wire(.haveNone), wire(.allowedFast(index())), wire(.suggestPiece(index())),
+            ]
+            .randomElement(using: &random) ?? []
+        case 8: return bitfieldMessage([UInt8.random(in: 0...255, using: &random)])
+        case 9:
+            // A piece message for a random (often unrequested or invalid) block, payload capped at 20000.
+            let b = block()
+            let length = min(Int(b.length), 20000)
+            return bigEndian(UInt32(9 + length)) + [7] + bigEndian(b.piece.value) + bigEndian(b.offset)
+                + [UInt8](repeating: 0, count: length)
+        case 10:
+            let count = Int.random(in: 0...20, using: &random)
+            return [0, 0, 0, UInt8(count + 1), UInt8.random(in: 0...30, using: &random)]
+                + (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
+        default: return wire(.keepAlive)
+        }
+    }
+
+    @Test func randomMessagesEndInEventsOrATypedReasonNeverATrap() throws {
+        var random = SeededRandom(seed: 0xbad)
+        var closed = 0
+        var survived = 0
+        for round in 0..<400 {
+            var connection = try establishedConnection(
+                fast: round % 2 == 0, localPieces: PeerBitfieldFixtures.partial)
+            if round % 3 == 0 { connection.unchoke() }
+            var stream: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...12, using: &random) {
+                stream += Self.randomMessage(using: &random)
+            }
+            var reason: DisconnectReason?
+            var start = 0
+            for size in randomChunkSizes(total: stream.count, using: &random) where start < stream.count {
+                let end = min(stream.count, start + size)
+                do {
+                    _ = try connection.feed(Array(stream[start..<end]))
+                    if Bool.random(using: &random) {
+                        // The swarm reacts in between: requests and serves whatever it can.
+                        connection.request(block0)
+                        connection.cancel(block0)
+                    }
+                } catch {
+                    reason = error
+                    break
+                }
+                start = end
+            }
+            if let reason {
+                closed += 1
+                #expect(connection.phase == .closed && connection.closeReason == reason)
+            } else {
+                survived += 1
+            }
+        }
+        #expect(closed > 0 && survived > 0)
+    }
+}
