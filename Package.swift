@@ -50,6 +50,12 @@ let package = Package(
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
 
+        // Hot-path microbenchmarks: a plain executable (see README, "Benchmarks").
+        .executableTarget(
+            name: "potluck-microbench",
+            dependencies: ["Buffers", "Hashing", "PeerWire", "TorrentModel", "URing"],
+            path: "Benchmarks/Microbenchmarks"),
+
         .testTarget(name: "URingTests", dependencies: ["URing", "Buffers"]),
         .testTarget(name: "HashingTests", dependencies: ["Hashing", "Buffers"]),
         .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),

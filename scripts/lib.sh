@@ -1,0 +1,40 @@
+# Shared set-up for scripts/run and scripts/test: Debian packages and the Swift toolchain.
+# Safe to run any number of times: it installs only what is missing.
+
+# Debian packages the build, the tests and the benchmarks use.
+POTLUCK_PACKAGES=(
+    pkg-config liburing-dev libssl-dev openssl  # build: the C edge (io_uring, SHA-1/SHA-256)
+    mktorrent transmission-cli python3-libtorrent  # interop: torrents made by other tools
+    iproute2 procps                                # system tests: sysctl, network namespaces
+)
+
+ensure_packages() {
+    local missing=()
+    for package in "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "==> installing Debian packages: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+ensure_swift() {
+    if ! command -v swift >/dev/null 2>&1; then
+        for candidate in /opt/swift/usr/bin /usr/share/swift/usr/bin; do
+            [ -x "$candidate/swift" ] && export PATH="$candidate:$PATH" && break
+        done
+    fi
+    if ! command -v swift >/dev/null 2>&1; then
+        echo "error: Swift 6 is not installed; install a Swift 6.x toolchain for Linux and put it on PATH" >&2
+        exit 1
+    fi
+}
+
+potluck_setup() {
+    ensure_packages "${POTLUCK_PACKAGES[@]}"
+    ensure_swift
+}
