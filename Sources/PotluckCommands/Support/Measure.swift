@@ -10,6 +10,15 @@ enum ProcessCPU {
     }
 }
 
+/// CPU time of the calling thread.
+enum ThreadCPU {
+    static func seconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
+
 /// Wall and CPU time of one measured section.
 struct Stopwatch {
     private let wallStart = ContinuousClock.now
