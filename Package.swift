@@ -63,7 +63,8 @@ let package = Package(
         .testTarget(name: "TorrentModelTests", dependencies: ["TorrentModel"]),
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
-        .testTarget(name: "PotluckCommandsTests", dependencies: ["PotluckCommands"]),
+        .testTarget(
+            name: "PotluckCommandsTests", dependencies: ["PotluckCommands", "URing", "Hashing", "Buffers"]),
     ],
     swiftLanguageModes: [.v6]
 )
