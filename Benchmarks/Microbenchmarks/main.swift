@@ -38,7 +38,7 @@ let benchmarks: [Microbenchmark] = [
         var finished = 0
         while finished < iterations {
             while submitted < iterations, let slot = buffers.lease() {
-                pool.submit(slot, length: pieceBytes, in: buffers, algorithm: .sha1, token: UInt64(submitted))
+                pool.submit(slot, length: pieceBytes, in: buffers, kind: .sha1, token: UInt64(submitted))
                 submitted += 1
             }
             pool.drain(into: buffers, wait: true) { result in

@@ -1,10 +1,27 @@
 import Buffers
 import Glibc
 
-/// A digest of either kind, as a hash job returns it.
+/// What a hash job computes over its buffer.
+public enum HashJobKind: Hashable, Sendable {
+    /// SHA-1 of the bytes: a v1 piece.
+    case sha1
+    /// SHA-256 of the bytes.
+    case sha256
+    /// BEP 52: the merkle root over the bytes' 16 KiB blocks (the last may be short), padded with zero
+    /// leaves to `leafCount` (a power of two). A v2 piece-layer hash, or the root of a file shorter
+    /// than a piece.
+    case merkleRoot(leafCount: Int)
+    /// A hybrid piece: SHA-1 over the first `sha1Length` bytes (the piece with its padding zeros) and
+    /// the merkle root over the job's length (the file's own bytes in that piece).
+    case sha1AndMerkleRoot(sha1Length: Int, leafCount: Int)
+}
+
+/// A job's digests.
 public enum PieceDigest: Hashable, Sendable {
     case sha1(SHA1Digest)
     case sha256(SHA256Digest)
+    case merkleRoot(SHA256Digest)
+    case sha1AndMerkleRoot(SHA1Digest, SHA256Digest)
 }
 
 /// A finished hash job: the caller's token, the buffer it hashed (leased to the caller again), the digest.
@@ -30,8 +47,10 @@ public final class HashPool: @unchecked Sendable {
     private struct Job {
         let token: UInt64
         let slot: BufferSlot
+        /// The whole slot; `length` of it is the job's data.
         let bytes: UnsafeRawBufferPointer
-        let algorithm: DigestAlgorithm
+        let length: Int
+        let kind: HashJobKind
     }
 
     private let lock = ConditionLock()
@@ -78,15 +97,24 @@ public final class HashPool: @unchecked Sendable {
 
     /// Hashes the first `length` bytes of `slot`. The slot is lent to the pool until its result is drained.
     public func submit(
-        _ slot: BufferSlot, length: Int, in pool: BufferPool, algorithm: DigestAlgorithm, token: UInt64
+        _ slot: BufferSlot, length: Int, in pool: BufferPool, kind: HashJobKind, token: UInt64
     ) {
         let memory = pool.bytes(of: slot)
         precondition(length >= 0 && length <= memory.count, "hash length exceeds the buffer")
+        switch kind {
+        case .sha1, .sha256: break
+        case .merkleRoot(let leafCount):
+            precondition(
+                MerkleHasher.fits(length: length, leafCount: leafCount), "merkle leaf count too small")
+        case .sha1AndMerkleRoot(let sha1Length, let leafCount):
+            precondition(sha1Length >= length && sha1Length <= memory.count, "SHA-1 length out of the buffer")
+            precondition(
+                MerkleHasher.fits(length: length, leafCount: leafCount), "merkle leaf count too small")
+        }
         pool.lend(slot)
         submittedCount += 1
         let job = Job(
-            token: token, slot: slot, bytes: UnsafeRawBufferPointer(rebasing: memory[..<length]),
-            algorithm: algorithm)
+            token: token, slot: slot, bytes: UnsafeRawBufferPointer(memory), length: length, kind: kind)
         lock.withLock {
             jobs.append(job)
             lock.signal(jobQueued)
@@ -126,6 +154,7 @@ public final class HashPool: @unchecked Sendable {
     private func work() {
         let sha1 = StreamingHasher(.sha1)
         let sha256 = StreamingHasher(.sha256)
+        var merkle = MerkleHasher()
         while true {
             let next: Job? = lock.withLock {
                 while jobHead == jobs.count && !stopping { lock.wait(jobQueued) }
@@ -140,14 +169,21 @@ public final class HashPool: @unchecked Sendable {
                 return job
             }
             guard let job = next else { return }
+            let data = UnsafeRawBufferPointer(rebasing: job.bytes[..<job.length])
             let digest: PieceDigest
-            switch job.algorithm {
+            switch job.kind {
             case .sha1:
-                sha1.update(job.bytes)
+                sha1.update(data)
                 digest = .sha1(sha1.finishSHA1())
             case .sha256:
-                sha256.update(job.bytes)
+                sha256.update(data)
                 digest = .sha256(sha256.finishSHA256())
+            case .merkleRoot(let leafCount):
+                digest = .merkleRoot(merkle.root(of: data, leafCount: leafCount, hasher: sha256))
+            case .sha1AndMerkleRoot(let sha1Length, let leafCount):
+                sha1.update(UnsafeRawBufferPointer(rebasing: job.bytes[..<sha1Length]))
+                digest = .sha1AndMerkleRoot(
+                    sha1.finishSHA1(), merkle.root(of: data, leafCount: leafCount, hasher: sha256))
             }
             let wasEmpty: Bool = lock.withLock {
                 results.append(HashResult(token: job.token, slot: job.slot, digest: digest))

@@ -1,7 +1,7 @@
 import CLibCrypto
 
 /// The digest algorithms BitTorrent needs: SHA-1 for v1 pieces and infohashes, SHA-256 for v2.
-public enum DigestAlgorithm: Sendable {
+public enum DigestAlgorithm: Hashable, Sendable {
     case sha1
     case sha256
 }

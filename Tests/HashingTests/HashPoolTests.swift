@@ -34,7 +34,7 @@ import Testing
             let bytes = Array(memory[..<length])
             expected[token] = useSHA256 ? .sha256(SHA256.hash(bytes)) : .sha1(SHA1.hash(bytes))
             hashers.submit(
-                slot!, length: length, in: buffers, algorithm: useSHA256 ? .sha256 : .sha1, token: token)
+                slot!, length: length, in: buffers, kind: useSHA256 ? .sha256 : .sha1, token: token)
             #expect(buffers.state(of: slot!) == .lent)
         }
         while hashers.outstandingCount > 0 {
@@ -50,7 +50,7 @@ import Testing
         let hashers = HashPool(threadCount: 1)
         let first = buffers.lease()!
         let second = buffers.lease()!
-        hashers.submit(first, length: 100, in: buffers, algorithm: .sha1, token: 1)
+        hashers.submit(first, length: 100, in: buffers, kind: .sha1, token: 1)
         buffers.release(second)
         // One free slot (second); the lent one stays out of circulation until drained.
         let again = buffers.lease()!
@@ -75,7 +75,7 @@ import Testing
         let hashers = HashPool(threadCount: 2) { woken.increment() }
         for token in 0..<4 {
             hashers.submit(
-                buffers.lease()!, length: 4096, in: buffers, algorithm: .sha1, token: UInt64(token))
+                buffers.lease()!, length: 4096, in: buffers, kind: .sha1, token: UInt64(token))
         }
         var drained = 0
         while drained < 4 { drained += hashers.drain(into: buffers, wait: true) { buffers.release($0.slot) } }
@@ -101,4 +101,48 @@ final class Counter: @unchecked Sendable {
     private var count = 0
     func increment() { lock.withLock { count += 1 } }
     var value: Int { lock.withLock { count } }
+}
+
+@Suite struct MerkleJobTests {
+    /// BEP 52 written out the slow, obvious way: leaf hashes, zero leaves to the width, pairwise up.
+    static func referenceRoot(_ data: [UInt8], leafCount: Int) -> SHA256Digest {
+        var layer = stride(from: 0, to: data.count, by: 16384).map {
+            SHA256.hash(Array(data[$0..<min($0 + 16384, data.count)]))
+        }
+        layer += Array(
+            repeating: SHA256Digest(bytes: [UInt8](repeating: 0, count: 32))!, count: leafCount - layer.count)
+        while layer.count > 1 {
+            layer = stride(from: 0, to: layer.count, by: 2).map {
+                SHA256.hash(layer[$0].bytes + layer[$0 + 1].bytes)
+            }
+        }
+        return layer[0]
+    }
+
+    @Test(arguments: [
+        (0, 1), (1, 1), (16384, 1), (16385, 2), (40000, 4), (40000, 64), (1 << 20, 64), (5 * 16384 + 3, 8),
+    ])
+    func poolRootMatchesTheReference(length: Int, leafCount: Int) {
+        var generator = SplitMix(seed: UInt64(length * 31 + leafCount))
+        let buffers = BufferPool(slotSizeBytes: 1 << 20, slotCount: 2)
+        let hashers = HashPool(threadCount: 1)
+        let slot = buffers.lease()!
+        let memory = buffers.bytes(of: slot)
+        for i in 0..<memory.count { memory[i] = UInt8(truncatingIfNeeded: generator.next()) }
+        let data = Array(memory[..<length])
+        hashers.submit(slot, length: length, in: buffers, kind: .merkleRoot(leafCount: leafCount), token: 1)
+        let hybrid = buffers.lease()!
+        buffers.bytes(of: hybrid).copyBytes(from: memory)
+        hashers.submit(
+            hybrid, length: length, in: buffers,
+            kind: .sha1AndMerkleRoot(sha1Length: 1 << 20, leafCount: leafCount),
+            token: 2)
+        var results: [UInt64: PieceDigest] = [:]
+        while results.count < 2 {
+            hashers.drain(into: buffers, wait: true) { results[$0.token] = $0.digest }
+        }
+        let root = Self.referenceRoot(data, leafCount: leafCount)
+        #expect(results[1] == .merkleRoot(root))
+        #expect(results[2] == .sha1AndMerkleRoot(SHA1.hash(Array(memory)), root))
+    }
 }

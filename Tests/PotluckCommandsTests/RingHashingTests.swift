@@ -17,7 +17,7 @@ import URing
             let memory = buffers.bytes(of: slot)
             memory.initializeMemory(as: UInt8.self, repeating: UInt8(token))
             expected[token] = SHA1.hash(UnsafeRawBufferPointer(memory))
-            hashers.submit(slot, length: memory.count, in: buffers, algorithm: .sha1, token: token)
+            hashers.submit(slot, length: memory.count, in: buffers, kind: .sha1, token: token)
         }
         let deadline = ContinuousClock.now + .seconds(30)
         while !expected.isEmpty && ContinuousClock.now < deadline {

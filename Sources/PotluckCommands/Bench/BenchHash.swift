@@ -84,7 +84,7 @@ struct BenchHash: ParsableCommand {
         let watch = Stopwatch()
         while watch.wallSeconds < seconds {
             while let slot = buffers.lease() {
-                pool.submit(slot, length: pieceBytes, in: buffers, algorithm: .sha1, token: token)
+                pool.submit(slot, length: pieceBytes, in: buffers, kind: .sha1, token: token)
                 token += 1
             }
             pool.drain(into: buffers, wait: true) { result in
