@@ -1,0 +1,648 @@
+import TorrentModel
+
+/// How much a piece is wanted: 0 skips it (deselected files), 1–7 order the rest (7 first).
+public struct PiecePriority: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let value: UInt8
+
+    public init(_ value: UInt8) {
+        precondition(value <= Self.highest.value, "piece priority \(value) is above 7")
+        self.value = value
+    }
+
+    private init(unchecked value: UInt8) { self.value = value }
+
+    /// Never download (a deselected file).
+    public static let skip = PiecePriority(unchecked: 0)
+    public static let lowest = PiecePriority(unchecked: 1)
+    public static let normal = PiecePriority(unchecked: 4)
+    public static let highest = PiecePriority(unchecked: 7)
+
+    public static func < (a: Self, b: Self) -> Bool { a.value < b.value }
+    public var description: String { "priority \(value)" }
+}
+
+/// Where a piece is in its life.
+public enum PieceState: UInt8, Sendable {
+    /// Not started: none of its blocks are requested or received.
+    case missing
+    /// Some blocks are requested or received.
+    case downloading
+    /// Every block is received; the caller is hashing it.
+    case awaitingHash
+    /// Hashed and good; we have it.
+    case verified
+}
+
+/// Where a block of a piece is.
+public enum BlockState: UInt8, Sendable {
+    case open
+    case requested
+    case received
+}
+
+/// What became of a block that arrived.
+public enum BlockReceipt: Hashable, Sendable {
+    /// New data: write it. `pieceComplete` means every block of its piece is now in and the piece should
+    /// be hashed, then reported with `pieceHashPassed` or `pieceHashFailed`.
+    case accepted(pieceComplete: Bool)
+    /// We already have this block (an endgame duplicate or a late answer): drop it, never write it.
+    case duplicate
+    /// Not a block we could want (not a standard block, or its piece is not being downloaded): drop it.
+    case unexpected
+}
+
+/// Chooses which blocks to request: rarest first with a seeded random tie-break, partial pieces first,
+/// priorities (0 = skip), an optional strict sequential mode, and endgame duplicates.
+///
+/// ## Data structures and cost
+/// - Missing, wanted pieces live in *buckets* keyed by (priority, availability); a piece's position in its
+///   bucket is a uniformly random one (inside-out Fisher–Yates on insertion), which is the tie-break.
+///   An availability change moves one piece between two buckets in O(1); a bitmap of non-empty buckets
+///   finds the rarest bucket in O(buckets / 64).
+/// - Pieces being downloaded with open blocks are kept in a `partials` list, consulted first, so a peer
+///   finishes started pieces before opening new ones.
+/// - Picking `n` blocks for a peer that has most pieces costs O(partials + n): it visits partial pieces,
+///   then walks buckets from the rarest and takes the first pieces the peer has. Only a peer missing most
+///   pieces makes the walk skip many; it never touches pieces we have or are not downloading.
+/// - Endgame picking scans the blocks of pieces in progress, O(in-progress pieces × blocks per piece); it
+///   only happens in the last few pieces.
+/// - Sequential mode scans forward from a cursor below which nothing is pickable.
+/// - Per-piece block state lives in pooled records reused across pieces: no allocation per block, and none
+///   per piece once the pool has grown to the number of pieces in flight.
+///
+/// ## Invariants
+/// - A piece is in a bucket iff its state is `missing` and its priority is above 0; its bucket is
+///   `bucketKey(piece)` and `positionInBucket` locates it.
+/// - A piece has a record iff its state is `downloading` or `awaitingHash`.
+/// - A piece is in `partials` iff it is `downloading` and has at least one open block.
+/// - A block's requesters are empty unless it is `requested`; a `requested` block has 1...max requesters.
+/// - `have` holds exactly the `verified` pieces; `wanted` holds the non-verified pieces with priority > 0.
+/// - In sequential mode no piece below `sequentialCursor` is pickable or has open blocks.
+public struct PiecePicker: Sendable {
+    /// Availability above this is treated as equal for ordering: past a thousand copies rarity no longer
+    /// matters, and it bounds the bucket table.
+    static let availabilityLevels = 1024
+    static let priorityLevels = 7
+    static let noRecord: Int32 = -1
+    static let noSlot = UInt32.max
+
+    public let geometry: PieceGeometry
+    /// The most peers that may have one block requested at the same time (endgame duplicates + 1).
+    public let maximumRequestersPerBlock: Int
+    /// The verified pieces.
+    public private(set) var have: PieceSet
+    /// Pieces we still want: not verified and priority above 0.
+    public private(set) var wanted: PieceSet
+    /// How many peers have every piece (have-all or a full bitfield); counted apart so a seed costs O(1).
+    public private(set) var seedCount = 0
+    /// Strict index order instead of rarest first (priority 0 pieces are still skipped).
+    public private(set) var isSequential = false
+
+    private var random: SeededRandom
+    private var states: [PieceState]
+    private var priorities: [UInt8]
+    private var availabilities: [UInt32]
+
+    private var buckets: [[UInt32]]
+    private var bucketOf: [Int32]
+    private var positionInBucket: [Int32]
+    private var nonEmptyBuckets: [UInt64]
+    /// How many pieces are in buckets (missing and wanted).
+    private var bucketedCount = 0
+
+    private var records: [DownloadingPiece] = []
+    private var freeRecords: [Int32] = []
+    private var recordOf: [Int32]
+    private var partials: [UInt32] = []
+    private var partialPosition: [Int32]
+    private var sequentialCursor = 0
+
+    /// A picker for a torrent of `geometry`, with `have` already verified (resume data) or nothing.
+    /// `seed` drives the random tie-break so a run can be replayed.
+    public init(
+        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, maximumRequestersPerBlock: Int = 3
+    ) {
+        precondition(maximumRequestersPerBlock >= 1 && maximumRequestersPerBlock <= 255)
+        let count = geometry.pieceCount
+        precondition(have == nil || have!.count == count, "have set does not match the geometry")
+        self.geometry = geometry
+        self.maximumRequestersPerBlock = maximumRequestersPerBlock
+        self.have = have ?? PieceSet(count: count)
+        random = SeededRandom(seed: seed)
+        wanted = PieceSet(count: count)
+        states = [PieceState](repeating: .missing, count: count)
+        priorities = [UInt8](repeating: PiecePriority.normal.value, count: count)
+        availabilities = [UInt32](repeating: 0, count: count)
+        let bucketCount = Self.priorityLevels * Self.availabilityLevels
+        buckets = [[UInt32]](repeating: [], count: bucketCount)
+        nonEmptyBuckets = [UInt64](repeating: 0, count: (bucketCount + 63) / 64)
+        bucketOf = [Int32](repeating: -1, count: count)
+        positionInBucket = [Int32](repeating: -1, count: count)
+        recordOf = [Int32](repeating: Self.noRecord, count: count)
+        partialPosition = [Int32](repeating: -1, count: count)
+        for index in 0..<count {
+            let piece = PieceIndex(index)
+            if self.have.contains(piece) {
+                states[index] = .verified
+            } else {
+                wanted.insert(piece)
+                insertIntoBucket(index)
+            }
+        }
+    }
+
+    // MARK: - Queries
+
+    public var pieceCount: Int { geometry.pieceCount }
+
+    public func state(of piece: PieceIndex) -> PieceState { states[piece.int] }
+
+    public func priority(of piece: PieceIndex) -> PiecePriority { PiecePriority(priorities[piece.int]) }
+
+    /// How many connected peers have `piece`, seeds included.
+    public func availability(of piece: PieceIndex) -> Int { Int(availabilities[piece.int]) + seedCount }
+
+    /// Every wanted piece is verified.
+    public var isFinished: Bool { wanted.isEmpty }
+
+    /// Every block still needed is requested or received, so further picks duplicate requests.
+    public var isEndgame: Bool { bucketedCount == 0 && partials.isEmpty && !wanted.isEmpty }
+
+    /// How many pieces are downloading or awaiting their hash.
+    public var inProgressCount: Int { records.count - freeRecords.count }
+
+    /// The state of one block; blocks of missing pieces are open, of complete pieces received.
+    public func blockState(of block: BlockRange) -> BlockState {
+        guard let (record, blockIndex) = locate(block) else {
+            return states[block.piece.int] == .missing ? .open : .received
+        }
+        return records[record].states[blockIndex]
+    }
+
+    /// The peers a block is currently requested from.
+    public func requesters(of block: BlockRange) -> [PeerSlot] {
+        guard let (record, blockIndex) = locate(block) else { return [] }
+        return records[record].requesters(of: blockIndex).map { PeerSlot($0) }
+    }
+
+    /// Whether a peer with pieces `peerHas` has something we want (to decide our interest); O(pieces/64).
+    public func wantsAnything(from peerHas: PieceSet) -> Bool { wanted.intersects(peerHas) }
+
+    // MARK: - Availability
+
+    /// A peer announced all of `pieces` (its bitfield).
+    public mutating func addAvailability(_ pieces: PieceSet) {
+        pieces.forEach { incrementAvailability($0) }
+    }
+
+    /// A peer holding `pieces` left.
+    public mutating func removeAvailability(_ pieces: PieceSet) {
+        pieces.forEach { decrementAvailability($0) }
+    }
+
+    /// A peer announced one piece (HAVE).
+    public mutating func incrementAvailability(_ piece: PieceIndex) {
+        availabilities[piece.int] += 1
+        if availabilities[piece.int] < Self.availabilityLevels { moveToCurrentBucket(piece.int) }
+    }
+
+    public mutating func decrementAvailability(_ piece: PieceIndex) {
+        precondition(availabilities[piece.int] > 0, "availability of \(piece) would go negative")
+        availabilities[piece.int] -= 1
+        if availabilities[piece.int] < Self.availabilityLevels - 1 { moveToCurrentBucket(piece.int) }
+    }
+
+    /// A seed (have-all or full bitfield) joined: raises every piece equally, so ordering is unchanged.
+    public mutating func addSeed() { seedCount += 1 }
+
+    public mutating func removeSeed() {
+        precondition(seedCount > 0, "no seed to remove")
+        seedCount -= 1
+    }
+
+    // MARK: - Settings
+
+    /// Sets a piece's priority; `.skip` takes a missing piece out of picking. A piece already downloading
+    /// is finished regardless, since its data is already in flight.
+    public mutating func setPriority(_ priority: PiecePriority, of piece: PieceIndex) {
+        let index = piece.int
+        guard priorities[index] != priority.value else { return }
+        if bucketOf[index] >= 0 { removeFromBucket(index) }
+        priorities[index] = priority.value
+        if states[index] != .verified {
+            if priority.value > 0 { wanted.insert(piece) } else { wanted.remove(piece) }
+        }
+        if states[index] == .missing && priority.value > 0 {
+            insertIntoBucket(index)
+            sequentialCursor = min(sequentialCursor, index)
+        }
+    }
+
+    /// Switches strict sequential order on or off.
+    public mutating func setSequential(_ sequential: Bool) {
+        isSequential = sequential
+        sequentialCursor = 0
+    }
+
+    // MARK: - Picking
+
+    /// Appends up to `maximumCount` blocks for `peer` (which has `peerHas`) to `blocks` and marks them
+    /// requested by it. Returns how many were appended. Outside endgame a block is given to one peer only;
+    /// in endgame, blocks already requested from others are duplicated up to `maximumRequestersPerBlock`.
+    @discardableResult
+    public mutating func pickBlocks(
+        for peer: PeerSlot, peerHas: PieceSet, maximumCount: Int, into blocks: inout [BlockRange]
+    ) -> Int {
+        precondition(peerHas.count == pieceCount, "peer's piece set does not match the geometry")
+        guard maximumCount > 0, !peerHas.isEmpty else { return 0 }
+        var remaining = maximumCount
+        if isSequential {
+            pickSequential(peer, peerHas, &remaining, &blocks)
+        } else {
+            pickFromPartials(peer, peerHas, &remaining, &blocks)
+            if remaining > 0 { pickFromBuckets(peer, peerHas, &remaining, &blocks) }
+        }
+        if remaining > 0 && isEndgame { pickEndgame(peer, peerHas, &remaining, &blocks) }
+        return maximumCount - remaining
+    }
+
+    private mutating func pickFromPartials(
+        _ peer: PeerSlot, _ peerHas: PieceSet, _ remaining: inout Int, _ blocks: inout [BlockRange]
+    ) {
+        var i = 0
+        while i < partials.count && remaining > 0 {
+            let piece = partials[i]
+            if peerHas.contains(PieceIndex(piece)) {
+                remaining -= takeOpenBlocks(Int(recordOf[Int(piece)]), peer, remaining, &blocks)
+            }
+            // Taking the last open block swap-removes the piece, bringing another one to `i`.
+            if i < partials.count && partials[i] == piece { i += 1 }
+        }
+    }
+
+    private mutating func pickFromBuckets(
+        _ peer: PeerSlot, _ peerHas: PieceSet, _ remaining: inout Int, _ blocks: inout [BlockRange]
+    ) {
+        var key = nextNonEmptyBucket(atOrAfter: 0)
+        while let current = key, remaining > 0 {
+            // Pieces no connected peer has cannot be taken from a non-seed; skip their bucket.
+            if seedCount > 0 || current % Self.availabilityLevels != 0 {
+                var j = 0
+                while j < buckets[current].count && remaining > 0 {
+                    let piece = Int(buckets[current][j])
+                    if peerHas.contains(PieceIndex(piece)) {
+                        let record = startDownloading(piece)  // swap-removes: `j` now holds another piece
+                        remaining -= takeOpenBlocks(record, peer, remaining, &blocks)
+                    } else {
+                        j += 1
+                    }
+                }
+            }
+            key = nextNonEmptyBucket(atOrAfter: current + 1)
+        }
+    }
+
+    private mutating func pickSequential(
+        _ peer: PeerSlot, _ peerHas: PieceSet, _ remaining: inout Int, _ blocks: inout [BlockRange]
+    ) {
+        while sequentialCursor < pieceCount && !isPickableOrOpen(sequentialCursor) { sequentialCursor += 1 }
+        var index = sequentialCursor
+        while index < pieceCount && remaining > 0 {
+            if isPickableOrOpen(index) && peerHas.contains(PieceIndex(index)) {
+                let record = states[index] == .missing ? startDownloading(index) : Int(recordOf[index])
+                remaining -= takeOpenBlocks(record, peer, remaining, &blocks)
+            }
+            index += 1
+        }
+    }
+
+    private func isPickableOrOpen(_ index: Int) -> Bool {
+        switch states[index] {
+        case .missing: priorities[index] > 0
+        case .downloading: partialPosition[index] >= 0
+        case .awaitingHash, .verified: false
+        }
+    }
+
+    private mutating func pickEndgame(
+        _ peer: PeerSlot, _ peerHas: PieceSet, _ remaining: inout Int, _ blocks: inout [BlockRange]
+    ) {
+        // Blocks with the fewest requesters first, so a duplicate goes where it helps most.
+        for level in 1..<maximumRequestersPerBlock {
+            for r in records.indices where records[r].isActive && remaining > 0 {
+                let piece = records[r].piece
+                guard states[Int(piece)] == .downloading, peerHas.contains(PieceIndex(piece)) else { continue }
+                for b in 0..<records[r].blockCount where remaining > 0 {
+                    guard records[r].states[b] == .requested, records[r].requesterCount(of: b) == level,
+                        !records[r].isRequested(b, by: peer.value)
+                    else { continue }
+                    records[r].addRequester(peer.value, to: b)
+                    blocks.append(geometry.block(b, of: PieceIndex(piece)))
+                    remaining -= 1
+                }
+            }
+        }
+    }
+
+    /// Marks up to `limit` open blocks of a record requested by `peer`; returns how many.
+    private mutating func takeOpenBlocks(
+        _ record: Int, _ peer: PeerSlot, _ limit: Int, _ blocks: inout [BlockRange]
+    ) -> Int {
+        let piece = PieceIndex(records[record].piece)
+        var taken = 0
+        var b = records[record].firstOpenHint
+        let blockCount = records[record].blockCount
+        while b < blockCount && taken < limit {
+            if records[record].states[b] == .open {
+                records[record].states[b] = .requested
+                records[record].addRequester(peer.value, to: b)
+                records[record].openCount -= 1
+                blocks.append(geometry.block(b, of: piece))
+                taken += 1
+            }
+            b += 1
+        }
+        // Every block in [hint, b) is now requested or received.
+        records[record].firstOpenHint = b
+        if records[record].openCount == 0 { removeFromPartials(piece.int) }
+        return taken
+    }
+
+    // MARK: - Request and block events
+
+    /// `peer` will not answer its request for `block` (it choked us, left, was snubbed, or we cancelled):
+    /// the block is open again once no other peer has it requested. Ignores blocks not requested by `peer`.
+    public mutating func releaseRequest(_ block: BlockRange, from peer: PeerSlot) {
+        guard let (record, b) = locate(block), records[record].states[b] == .requested,
+            records[record].removeRequester(peer.value, from: b)
+        else { return }
+        if records[record].requesterCount(of: b) == 0 {
+            records[record].states[b] = .open
+            records[record].openCount += 1
+            records[record].firstOpenHint = min(records[record].firstOpenHint, b)
+            if records[record].openCount == 1 { insertIntoPartials(block.piece.int) }
+            sequentialCursor = min(sequentialCursor, block.piece.int)
+        }
+    }
+
+    /// A block arrived from `peer`. Appends the other peers that had it requested (they should be sent
+    /// cancels) to `cancelTo`. A block is accepted at most once.
+    public mutating func blockReceived(
+        _ block: BlockRange, from peer: PeerSlot, cancelTo: inout [PeerSlot]
+    ) -> BlockReceipt {
+        guard geometry.isStandardBlock(block) else { return .unexpected }
+        switch states[block.piece.int] {
+        case .missing: return .unexpected
+        case .awaitingHash, .verified: return .duplicate
+        case .downloading: break
+        }
+        let record = Int(recordOf[block.piece.int])
+        let b = Int(block.offset / geometry.blockLength)
+        switch records[record].states[b] {
+        case .received:
+            return .duplicate
+        case .open:
+            // A late answer to a request we had released: the data is still good.
+            records[record].openCount -= 1
+            if records[record].openCount == 0 { removeFromPartials(block.piece.int) }
+        case .requested:
+            for requester in records[record].requesters(of: b) where requester != peer.value {
+                cancelTo.append(PeerSlot(requester))
+            }
+            records[record].clearRequesters(of: b)
+        }
+        records[record].states[b] = .received
+        records[record].senders[b] = peer.value
+        records[record].receivedCount += 1
+        if records[record].receivedCount == records[record].blockCount {
+            states[block.piece.int] = .awaitingHash
+            return .accepted(pieceComplete: true)
+        }
+        return .accepted(pieceComplete: false)
+    }
+
+    /// The piece hashed correctly: we have it. Returns the peers that sent its blocks.
+    @discardableResult
+    public mutating func pieceHashPassed(_ piece: PieceIndex) -> [PeerSlot] {
+        precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
+        let contributors = records[Int(recordOf[piece.int])].contributors()
+        freeRecord(of: piece.int)
+        states[piece.int] = .verified
+        have.insert(piece)
+        wanted.remove(piece)
+        return contributors
+    }
+
+    /// The piece failed its hash: it is missing again, and the peers that sent its blocks are returned
+    /// (for the caller to charge them).
+    @discardableResult
+    public mutating func pieceHashFailed(_ piece: PieceIndex) -> [PeerSlot] {
+        precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
+        let contributors = records[Int(recordOf[piece.int])].contributors()
+        freeRecord(of: piece.int)
+        states[piece.int] = .missing
+        if priorities[piece.int] > 0 { insertIntoBucket(piece.int) }
+        sequentialCursor = min(sequentialCursor, piece.int)
+        return contributors
+    }
+
+    /// Marks a missing piece verified without downloading it (checked on disk at start-up).
+    public mutating func markVerified(_ piece: PieceIndex) {
+        precondition(states[piece.int] == .missing, "only a missing piece can be marked verified")
+        if bucketOf[piece.int] >= 0 { removeFromBucket(piece.int) }
+        states[piece.int] = .verified
+        have.insert(piece)
+        wanted.remove(piece)
+    }
+
+    // MARK: - Internals
+
+    private func locate(_ block: BlockRange) -> (record: Int, block: Int)? {
+        guard geometry.isStandardBlock(block) else { return nil }
+        let record = recordOf[block.piece.int]
+        guard record != Self.noRecord else { return nil }
+        return (Int(record), Int(block.offset / geometry.blockLength))
+    }
+
+    private func bucketKey(_ index: Int) -> Int {
+        let priorityRank = Self.priorityLevels - Int(priorities[index])
+        let availability = min(Int(availabilities[index]), Self.availabilityLevels - 1)
+        return priorityRank * Self.availabilityLevels + availability
+    }
+
+    private mutating func insertIntoBucket(_ index: Int) {
+        let key = bucketKey(index)
+        buckets[key].append(UInt32(index))
+        let last = buckets[key].count - 1
+        // Inside-out Fisher–Yates: a uniformly random place keeps each bucket a random permutation.
+        let other = random.below(last + 1)
+        if other != last {
+            let moved = buckets[key][other]
+            buckets[key][last] = moved
+            positionInBucket[Int(moved)] = Int32(last)
+            buckets[key][other] = UInt32(index)
+        }
+        positionInBucket[index] = Int32(other)
+        bucketOf[index] = Int32(key)
+        nonEmptyBuckets[key >> 6] |= 1 << UInt64(key & 63)
+        bucketedCount += 1
+    }
+
+    private mutating func removeFromBucket(_ index: Int) {
+        let key = Int(bucketOf[index])
+        let position = Int(positionInBucket[index])
+        let last = buckets[key].removeLast()
+        if last != UInt32(index) {
+            buckets[key][position] = last
+            positionInBucket[Int(last)] = Int32(position)
+        }
+        if buckets[key].isEmpty { nonEmptyBuckets[key >> 6] &= ~(1 << UInt64(key & 63)) }
+        bucketOf[index] = -1
+        positionInBucket[index] = -1
+        bucketedCount -= 1
+    }
+
+    private mutating func moveToCurrentBucket(_ index: Int) {
+        guard bucketOf[index] >= 0, Int(bucketOf[index]) != bucketKey(index) else { return }
+        removeFromBucket(index)
+        insertIntoBucket(index)
+    }
+
+    private func nextNonEmptyBucket(atOrAfter key: Int) -> Int? {
+        var word = key >> 6
+        guard word < nonEmptyBuckets.count else { return nil }
+        var bits = nonEmptyBuckets[word] & (~0 << UInt64(key & 63))
+        while bits == 0 {
+            word += 1
+            guard word < nonEmptyBuckets.count else { return nil }
+            bits = nonEmptyBuckets[word]
+        }
+        return word * 64 + bits.trailingZeroBitCount
+    }
+
+    private mutating func insertIntoPartials(_ index: Int) {
+        partialPosition[index] = Int32(partials.count)
+        partials.append(UInt32(index))
+    }
+
+    private mutating func removeFromPartials(_ index: Int) {
+        let position = Int(partialPosition[index])
+        let last = partials.removeLast()
+        if last != UInt32(index) {
+            partials[position] = last
+            partialPosition[Int(last)] = Int32(position)
+        }
+        partialPosition[index] = -1
+    }
+
+    /// Moves a missing piece to `downloading` with a fresh record; returns the record.
+    private mutating func startDownloading(_ index: Int) -> Int {
+        precondition(states[index] == .missing)
+        if bucketOf[index] >= 0 { removeFromBucket(index) }
+        let blockCount = geometry.blockCount(of: PieceIndex(index))
+        let record: Int
+        if let free = freeRecords.popLast() {
+            record = Int(free)
+            records[record].reset(piece: UInt32(index), blockCount: blockCount)
+        } else {
+            record = records.count
+            let capacity = (geometry.pieceLength + Int(geometry.blockLength) - 1) / Int(geometry.blockLength)
+            var fresh = DownloadingPiece(capacity: capacity, maximumRequesters: maximumRequestersPerBlock)
+            fresh.reset(piece: UInt32(index), blockCount: blockCount)
+            records.append(fresh)
+        }
+        recordOf[index] = Int32(record)
+        states[index] = .downloading
+        insertIntoPartials(index)
+        return record
+    }
+
+    private mutating func freeRecord(of index: Int) {
+        let record = recordOf[index]
+        if partialPosition[index] >= 0 { removeFromPartials(index) }
+        records[Int(record)].isActive = false
+        freeRecords.append(record)
+        recordOf[index] = Self.noRecord
+    }
+}
+
+/// The block bookkeeping of one piece in flight; pooled and reused by `PiecePicker`.
+///
+/// Invariants (for blocks `0..<blockCount`): `openCount` counts `.open` blocks and `receivedCount`
+/// `.received` ones; `requesterCounts[b] > 0` iff block `b` is `.requested`; `senders[b]` is meaningful
+/// only for received blocks; no block in `0..<firstOpenHint` is open.
+struct DownloadingPiece: Sendable {
+    var piece: UInt32 = 0
+    var blockCount = 0
+    var isActive = false
+    var openCount = 0
+    var receivedCount = 0
+    var firstOpenHint = 0
+    var states: [BlockState]
+    var senders: [UInt32]
+    private var requesterSlots: [UInt32]
+    private var requesterCounts: [UInt8]
+    private let maximumRequesters: Int
+
+    init(capacity: Int, maximumRequesters: Int) {
+        self.maximumRequesters = maximumRequesters
+        states = [BlockState](repeating: .open, count: capacity)
+        senders = [UInt32](repeating: PiecePicker.noSlot, count: capacity)
+        requesterSlots = [UInt32](repeating: PiecePicker.noSlot, count: capacity * maximumRequesters)
+        requesterCounts = [UInt8](repeating: 0, count: capacity)
+    }
+
+    mutating func reset(piece: UInt32, blockCount: Int) {
+        precondition(blockCount <= states.count)
+        self.piece = piece
+        self.blockCount = blockCount
+        isActive = true
+        openCount = blockCount
+        receivedCount = 0
+        firstOpenHint = 0
+        for b in 0..<blockCount {
+            states[b] = .open
+            senders[b] = PiecePicker.noSlot
+            requesterCounts[b] = 0
+        }
+    }
+
+    func requesterCount(of block: Int) -> Int { Int(requesterCounts[block]) }
+
+    func requesters(of block: Int) -> ArraySlice<UInt32> {
+        let start = block * maximumRequesters
+        return requesterSlots[start..<start + Int(requesterCounts[block])]
+    }
+
+    func isRequested(_ block: Int, by peer: UInt32) -> Bool { requesters(of: block).contains(peer) }
+
+    mutating func addRequester(_ peer: UInt32, to block: Int) {
+        let count = Int(requesterCounts[block])
+        precondition(count < maximumRequesters, "too many requesters for one block")
+        requesterSlots[block * maximumRequesters + count] = peer
+        requesterCounts[block] += 1
+    }
+
+    /// Returns whether `peer` was a requester.
+    mutating func removeRequester(_ peer: UInt32, from block: Int) -> Bool {
+        let start = block * maximumRequesters
+        let count = Int(requesterCounts[block])
+        for i in start..<start + count where requesterSlots[i] == peer {
+            requesterSlots[i] = requesterSlots[start + count - 1]
+            requesterCounts[block] -= 1
+            return true
+        }
+        return false
+    }
+
+    mutating func clearRequesters(of block: Int) { requesterCounts[block] = 0 }
+
+    /// The distinct peers that sent received blocks, in slot order.
+    func contributors() -> [PeerSlot] {
+        var slots = [UInt32]()
+        for b in 0..<blockCount where senders[b] != PiecePicker.noSlot && !slots.contains(senders[b]) {
+            slots.append(senders[b])
+        }
+        return slots.sorted().map { PeerSlot($0) }
+    }
+}
