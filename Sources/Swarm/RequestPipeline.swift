@@ -1,0 +1,373 @@
+import TorrentModel
+
+/// A message the engine should send to a peer on behalf of the request pipeline.
+public enum RequestAction: Hashable, Sendable {
+    /// Send a REQUEST for this block.
+    case request(PeerSlot, BlockRange)
+    /// Send a CANCEL: another peer delivered this block first (endgame), or the peer was snubbed.
+    case cancel(PeerSlot, BlockRange)
+}
+
+/// What a hash failure means for the peers that sent the piece.
+public struct HashFailureReport: Hashable, Sendable {
+    /// Every peer that sent a block of the failed piece, in slot order.
+    public var contributors: [PeerSlot]
+    /// The contributors that crossed the ban threshold with this failure: disconnect them and refuse
+    /// their address. Each is reported once.
+    public var peersToBan: [PeerSlot]
+}
+
+/// Keeps each peer's request queue full: which blocks are outstanding from whom, how deep each queue
+/// should be (the peer's bandwidth-delay product), snubbing, choke and departure handling, endgame
+/// cancels, and charging peers for hash failures. Blocks are chosen by the `PiecePicker` it owns.
+///
+/// The engine reports events (with `now`), and sends the `RequestAction`s appended to the buffer it
+/// passes in; reusing that buffer keeps the per-block path free of allocation.
+///
+/// ## Invariants
+/// - A block is in peer P's `outstanding` iff P is one of the block's requesters in the picker.
+/// - A peer that is not connected, is choking us or is banned has no outstanding requests.
+/// - `waitingSince` is set iff the peer has outstanding requests; it is the last time it made progress
+///   (a block arrived) or the time its queue went from empty to non-empty.
+/// - Seeds are counted in the picker with `addSeed` (not per piece) and `isSeed` says so.
+public struct RequestPipeline: Sendable {
+    /// Tuning; the defaults follow what the fast engines do (about 3 s of data in flight, 4 to 500).
+    public struct Configuration: Hashable, Sendable {
+        /// How much of a peer's measured rate to keep requested: enough to cover its latency and jitter.
+        public var dataInFlightDuration: Duration = .seconds(3)
+        /// The queue of a peer whose rate is not known yet or is low: enough to discover its rate.
+        public var minimumQueueLength = 4
+        /// The deepest queue for any peer (libtorrent's cap: 500 blocks of 16 KiB is 8 MiB in flight).
+        public var maximumQueueLength = 500
+        /// The queue of a snubbed peer: one request lets it show it is alive without holding blocks.
+        public var snubbedQueueLength = 1
+        /// A peer with requests outstanding that sends nothing for this long is snubbed.
+        public var snubTimeout: Duration = .seconds(15)
+        /// The request queue assumed for a peer that did not advertise `reqq` (BEP 10); 250 is
+        /// libtorrent's default, which most peers accept.
+        public var assumedPeerRequestQueueLength = 250
+        /// The window over which a peer's download rate is averaged.
+        public var rateWindow: Duration = .seconds(4)
+        /// How many failed pieces a peer must have contributed to before it can be banned.
+        public var banAfterHashFailures = 3
+        /// A peer is banned only if it contributed to fewer than this many good pieces per failed one,
+        /// so an honest peer that shared a few pieces with a liar keeps its good record.
+        public var goodPiecesPerForgivenFailure = 4
+        /// Endgame duplicates: the most peers asked for one block at once.
+        public var maximumRequestersPerBlock = 3
+
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    /// The block chooser. Mutate it through the pipeline so the per-peer queues stay consistent.
+    public private(set) var picker: PiecePicker
+
+    private var peers: [PeerState] = []
+    private var scratchBlocks: [BlockRange] = []
+    private var scratchPeers: [PeerSlot] = []
+
+    public init(
+        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, configuration: Configuration = .init()
+    ) {
+        precondition(configuration.minimumQueueLength >= 1, "a peer needs at least one request")
+        precondition(configuration.maximumQueueLength >= configuration.minimumQueueLength)
+        precondition(configuration.snubbedQueueLength >= 1)
+        self.configuration = configuration
+        picker = PiecePicker(
+            geometry: geometry, have: have, seed: seed,
+            maximumRequestersPerBlock: configuration.maximumRequestersPerBlock)
+    }
+
+    // MARK: - Queries
+
+    /// Whether `peer` is connected (between `peerConnected` and `peerDisconnected`).
+    public func isConnected(_ peer: PeerSlot) -> Bool { peer.index < peers.count && peers[peer.index].isConnected }
+
+    /// The blocks requested from `peer` and not yet received, oldest first.
+    public func outstandingRequests(of peer: PeerSlot) -> [BlockRange] {
+        isConnected(peer) ? peers[peer.index].outstanding : []
+    }
+
+    public func isSnubbed(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isSnubbed }
+
+    public func isBanned(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isBanned }
+
+    /// How many failed pieces `peer` contributed to since it connected.
+    public func hashFailures(of peer: PeerSlot) -> Int {
+        isConnected(peer) ? peers[peer.index].hashFailures : 0
+    }
+
+    /// The measured rate of payload from `peer`.
+    public func downloadRateBytesPerSecond(of peer: PeerSlot, at now: Instant) -> Double {
+        isConnected(peer) ? peers[peer.index].rate.rateBytesPerSecond(at: now) : 0
+    }
+
+    /// Whether `peer` has a piece we want, i.e. whether we should be interested in it.
+    public func isInterested(in peer: PeerSlot) -> Bool {
+        guard isConnected(peer) else { return false }
+        return peers[peer.index].isSeed ? !picker.isFinished : picker.wantsAnything(from: peers[peer.index].has)
+    }
+
+    /// How many requests `peer` should have outstanding now: its rate times `dataInFlightDuration` in
+    /// blocks, within `minimumQueueLength...maximumQueueLength`, never above its advertised `reqq`; a
+    /// snubbed peer gets `snubbedQueueLength`.
+    public func targetQueueLength(for peer: PeerSlot, at now: Instant) -> Int {
+        guard isConnected(peer) else { return 0 }
+        let state = peers[peer.index]
+        if state.isSnubbed { return min(configuration.snubbedQueueLength, state.requestQueueLimit) }
+        let seconds = Double(configuration.dataInFlightDuration.nanosecondCount) / 1e9
+        let inFlightBlocks = state.rate.rateBytesPerSecond(at: now) * seconds / Double(picker.geometry.blockLength)
+        let clamped = min(
+            Double(configuration.maximumQueueLength), max(Double(configuration.minimumQueueLength), inFlightBlocks))
+        return min(Int(clamped), state.requestQueueLimit)
+    }
+
+    // MARK: - Settings (forwarded to the picker)
+
+    public mutating func setPriority(_ priority: PiecePriority, of piece: PieceIndex) {
+        picker.setPriority(priority, of: piece)
+    }
+
+    public mutating func setSequential(_ sequential: Bool) { picker.setSequential(sequential) }
+
+    // MARK: - Peer events
+
+    /// A peer finished its handshake. It starts choking us with no pieces.
+    public mutating func peerConnected(_ peer: PeerSlot) {
+        while peers.count <= peer.index { peers.append(PeerState()) }
+        precondition(!peers[peer.index].isConnected, "\(peer) is already connected")
+        peers[peer.index].connect(
+            pieceCount: picker.pieceCount, requestQueueLimit: configuration.assumedPeerRequestQueueLength,
+            rateWindow: configuration.rateWindow)
+    }
+
+    /// The peer is gone: its requests are open again (no cancels: there is no one to send them to) and
+    /// its pieces no longer count towards availability.
+    public mutating func peerDisconnected(_ peer: PeerSlot) {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        releaseSilently(peer)
+        forgetPieces(peer)
+        peers[peer.index].isConnected = false
+    }
+
+    /// The peer's BITFIELD. Returns false (and changes nothing) if it is for another piece count.
+    @discardableResult
+    public mutating func peerBitfield(_ peer: PeerSlot, _ pieces: PieceSet) -> Bool {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        guard pieces.count == picker.pieceCount else { return false }
+        forgetPieces(peer)
+        peers[peer.index].has = pieces
+        if pieces.isFull && pieces.count > 0 {
+            peers[peer.index].isSeed = true
+            picker.addSeed()
+        } else {
+            picker.addAvailability(pieces)
+        }
+        return true
+    }
+
+    /// BEP 6 HAVE ALL: the peer is a seed.
+    public mutating func peerHaveAll(_ peer: PeerSlot) {
+        peerBitfield(peer, PieceSet(count: picker.pieceCount, full: true))
+    }
+
+    /// BEP 6 HAVE NONE.
+    public mutating func peerHaveNone(_ peer: PeerSlot) {
+        peerBitfield(peer, PieceSet(count: picker.pieceCount))
+    }
+
+    /// The peer's HAVE for a piece (checked against the geometry by the caller). Repeats are ignored.
+    public mutating func peerHave(_ peer: PeerSlot, _ piece: PieceIndex) {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        guard !peers[peer.index].isSeed, peers[peer.index].has.insert(piece) else { return }
+        picker.incrementAvailability(piece)
+        if peers[peer.index].has.isFull {
+            // Count a peer that completed as a seed, so it costs O(1) from now on.
+            picker.removeAvailability(peers[peer.index].has)
+            picker.addSeed()
+            peers[peer.index].isSeed = true
+        }
+    }
+
+    /// The peer's advertised request queue length (`reqq` from BEP 10); out-of-range values are clamped.
+    public mutating func peerAdvertisedRequestQueue(_ peer: PeerSlot, length: Int) {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        peers[peer.index].requestQueueLimit = min(max(length, 1), configuration.maximumQueueLength)
+    }
+
+    /// The peer choked us: it discards our requests (BEP 3), so they are open again for others.
+    public mutating func peerChokedUs(_ peer: PeerSlot) {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        peers[peer.index].isChokingUs = true
+        releaseSilently(peer)
+    }
+
+    /// The peer unchoked us: fill its queue at once, without waiting for a tick.
+    public mutating func peerUnchokedUs(_ peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]) {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        peers[peer.index].isChokingUs = false
+        fillRequests(for: peer, at: now, into: &actions)
+    }
+
+    // MARK: - Data events
+
+    /// A PIECE message's block arrived from `peer`. Appends cancels for the other peers that had it
+    /// requested and new requests to keep `peer`'s queue full. Write the data only if the receipt says
+    /// `.accepted`; on `.accepted(pieceComplete: true)`, hash the piece.
+    public mutating func blockReceived(
+        _ block: BlockRange, from peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
+    ) -> BlockReceipt {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        peers[peer.index].rate.record(bytes: Int(block.length), at: now)
+        peers[peer.index].isSnubbed = false
+        _ = peers[peer.index].removeOutstanding(block)
+        peers[peer.index].waitingSince = peers[peer.index].outstanding.isEmpty ? nil : now
+        scratchPeers.removeAll(keepingCapacity: true)
+        let receipt = picker.blockReceived(block, from: peer, cancelTo: &scratchPeers)
+        for other in scratchPeers where isConnected(other) {
+            if peers[other.index].removeOutstanding(block) {
+                actions.append(.cancel(other, block))
+                if peers[other.index].outstanding.isEmpty { peers[other.index].waitingSince = nil }
+            }
+        }
+        fillRequests(for: peer, at: now, into: &actions)
+        return receipt
+    }
+
+    /// The piece hashed correctly; each peer that sent part of it earns credit against future failures.
+    public mutating func pieceHashPassed(_ piece: PieceIndex) {
+        for contributor in picker.pieceHashPassed(piece) where isConnected(contributor) {
+            peers[contributor.index].verifiedPieces += 1
+        }
+    }
+
+    /// The piece failed its hash: it is requested again from scratch and its contributors are charged.
+    /// A contributor is banned once it has `banAfterHashFailures` failures and fewer than
+    /// `goodPiecesPerForgivenFailure` good pieces per failure; a banned peer gets no more requests and its
+    /// outstanding ones are cancelled. Other peers' queues are refilled.
+    public mutating func pieceHashFailed(
+        _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
+    ) -> HashFailureReport {
+        let contributors = picker.pieceHashFailed(piece)
+        var banned: [PeerSlot] = []
+        for contributor in contributors where isConnected(contributor) && !peers[contributor.index].isBanned {
+            peers[contributor.index].hashFailures += 1
+            let state = peers[contributor.index]
+            if state.hashFailures >= configuration.banAfterHashFailures
+                && state.verifiedPieces < state.hashFailures * configuration.goodPiecesPerForgivenFailure
+            {
+                peers[contributor.index].isBanned = true
+                releaseAll(contributor, sendingCancels: true, into: &actions)
+                banned.append(contributor)
+            }
+        }
+        fillAll(at: now, into: &actions)
+        return HashFailureReport(contributors: contributors, peersToBan: banned)
+    }
+
+    /// Periodic housekeeping (about once a second): snubs peers that sent nothing for `snubTimeout`
+    /// while we waited on them (their requests are cancelled and reopened), then tops up every queue.
+    public mutating func tick(at now: Instant, into actions: inout [RequestAction]) {
+        let timeout = configuration.snubTimeout.nanosecondCount
+        for index in peers.indices where peers[index].isConnected {
+            guard let waitingSince = peers[index].waitingSince,
+                now.nanoseconds(since: waitingSince) >= timeout
+            else { continue }
+            peers[index].isSnubbed = true
+            releaseAll(PeerSlot(UInt32(index)), sendingCancels: true, into: &actions)
+        }
+        fillAll(at: now, into: &actions)
+    }
+
+    /// Requests blocks from `peer` until its queue reaches `targetQueueLength`, if it is unchoking us.
+    public mutating func fillRequests(for peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]) {
+        guard isConnected(peer) else { return }
+        let state = peers[peer.index]
+        guard !state.isChokingUs, !state.isBanned else { return }
+        let deficit = targetQueueLength(for: peer, at: now) - state.outstanding.count
+        guard deficit > 0 else { return }
+        scratchBlocks.removeAll(keepingCapacity: true)
+        picker.pickBlocks(for: peer, peerHas: state.has, maximumCount: deficit, into: &scratchBlocks)
+        guard !scratchBlocks.isEmpty else { return }
+        if peers[peer.index].outstanding.isEmpty { peers[peer.index].waitingSince = now }
+        for block in scratchBlocks {
+            peers[peer.index].outstanding.append(block)
+            actions.append(.request(peer, block))
+        }
+    }
+
+    // MARK: - Internals
+
+    private mutating func fillAll(at now: Instant, into actions: inout [RequestAction]) {
+        for index in peers.indices where peers[index].isConnected {
+            fillRequests(for: PeerSlot(UInt32(index)), at: now, into: &actions)
+        }
+    }
+
+    /// Returns every outstanding request of `peer` to the picker, appending cancels if asked to.
+    private mutating func releaseAll(
+        _ peer: PeerSlot, sendingCancels: Bool, into actions: inout [RequestAction]
+    ) {
+        for block in peers[peer.index].outstanding {
+            picker.releaseRequest(block, from: peer)
+            if sendingCancels { actions.append(.cancel(peer, block)) }
+        }
+        peers[peer.index].outstanding.removeAll(keepingCapacity: true)
+        peers[peer.index].waitingSince = nil
+    }
+
+    /// Releases without cancels: the peer already dropped the requests (choke) or is gone.
+    private mutating func releaseSilently(_ peer: PeerSlot) {
+        var none: [RequestAction] = []
+        releaseAll(peer, sendingCancels: false, into: &none)
+    }
+
+    private mutating func forgetPieces(_ peer: PeerSlot) {
+        if peers[peer.index].isSeed {
+            picker.removeSeed()
+            peers[peer.index].isSeed = false
+        } else {
+            picker.removeAvailability(peers[peer.index].has)
+        }
+    }
+}
+
+/// One peer as the request pipeline sees it; slots are reused, so `connect` resets everything.
+struct PeerState: Sendable {
+    var isConnected = false
+    var has = PieceSet(count: 0)
+    var isSeed = false
+    var isChokingUs = true
+    var isSnubbed = false
+    var isBanned = false
+    var requestQueueLimit = 1
+    var outstanding: [BlockRange] = []
+    var rate = RateMeter()
+    var waitingSince: Instant?
+    var hashFailures = 0
+    var verifiedPieces = 0
+
+    mutating func connect(pieceCount: Int, requestQueueLimit: Int, rateWindow: Duration) {
+        isConnected = true
+        has = PieceSet(count: pieceCount)
+        isSeed = false
+        isChokingUs = true
+        isSnubbed = false
+        isBanned = false
+        self.requestQueueLimit = requestQueueLimit
+        outstanding.removeAll(keepingCapacity: true)
+        rate = RateMeter(window: rateWindow)
+        waitingSince = nil
+        hashFailures = 0
+        verifiedPieces = 0
+    }
+
+    /// Removes `block` from the queue; returns whether it was there. Blocks mostly arrive in request order,
+    /// so the search usually ends at the first element.
+    mutating func removeOutstanding(_ block: BlockRange) -> Bool {
+        guard let index = outstanding.firstIndex(of: block) else { return false }
+        outstanding.remove(at: index)
+        return true
+    }
+}
