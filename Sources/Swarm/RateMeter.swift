@@ -47,16 +47,17 @@ public struct RateMeter: Sendable {
         let count = UInt64(Self.bucketCount)
         let nowBucket = max(now.nanoseconds / bucketNanoseconds, latestBucket)
         guard nowBucket < latestBucket + count else { return 0 }
+        // The window holds buckets `oldest...nowBucket`; those after `latestBucket` are empty, and the
+        // guard above makes `latestBucket >= oldest`.
+        let oldest = nowBucket + 1 >= count ? nowBucket + 1 - count : 0
         var sum: UInt64 = 0
-        let oldest = nowBucket + 1 - count
         var n = latestBucket
-        while n + count > latestBucket, n >= oldest {
+        while true {
             sum += buckets[Int(n % count)]
-            if n == 0 { break }
+            if n == oldest { break }
             n -= 1
         }
-        let windowStart = nowBucket >= count ? (nowBucket + 1 - count) * bucketNanoseconds : 0
-        let start = max(windowStart, firstSampleAt.nanoseconds)
+        let start = max(oldest * bucketNanoseconds, firstSampleAt.nanoseconds)
         let span = max(now.nanoseconds > start ? now.nanoseconds - start : 0, bucketNanoseconds)
         return Double(sum) * 1e9 / Double(span)
     }
