@@ -21,6 +21,17 @@ public struct PiecePriority: Hashable, Comparable, Sendable, CustomStringConvert
     public var description: String { "priority \(value)" }
 }
 
+/// How many blocks of a piece one peer sent: the evidence for crediting or blaming it after the hash.
+public struct PieceContribution: Hashable, Sendable {
+    public var peer: PeerSlot
+    public var blockCount: Int
+
+    public init(peer: PeerSlot, blockCount: Int) {
+        self.peer = peer
+        self.blockCount = blockCount
+    }
+}
+
 /// Where a piece is in its life.
 public enum PieceState: UInt8, Sendable {
     /// Not started: none of its blocks are requested or received.
@@ -421,9 +432,9 @@ public struct PiecePicker: Sendable {
         return .accepted(pieceComplete: false)
     }
 
-    /// The piece hashed correctly: we have it. Returns the peers that sent its blocks.
+    /// The piece hashed correctly: we have it. Returns who sent its blocks, in slot order.
     @discardableResult
-    public mutating func pieceHashPassed(_ piece: PieceIndex) -> [PeerSlot] {
+    public mutating func pieceHashPassed(_ piece: PieceIndex) -> [PieceContribution] {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
         let contributors = records[Int(recordOf[piece.int])].contributors()
         freeRecord(of: piece.int)
@@ -433,10 +444,10 @@ public struct PiecePicker: Sendable {
         return contributors
     }
 
-    /// The piece failed its hash: it is missing again, and the peers that sent its blocks are returned
-    /// (for the caller to charge them).
+    /// The piece failed its hash: it is missing again. Returns who sent its blocks, in slot order, for the
+    /// caller to charge them.
     @discardableResult
-    public mutating func pieceHashFailed(_ piece: PieceIndex) -> [PeerSlot] {
+    public mutating func pieceHashFailed(_ piece: PieceIndex) -> [PieceContribution] {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
         let contributors = records[Int(recordOf[piece.int])].contributors()
         freeRecord(of: piece.int)
@@ -637,12 +648,16 @@ struct DownloadingPiece: Sendable {
 
     mutating func clearRequesters(of block: Int) { requesterCounts[block] = 0 }
 
-    /// The distinct peers that sent received blocks, in slot order.
-    func contributors() -> [PeerSlot] {
-        var slots = [UInt32]()
-        for b in 0..<blockCount where senders[b] != PiecePicker.noSlot && !slots.contains(senders[b]) {
-            slots.append(senders[b])
+    /// The peers that sent received blocks and how many each, in slot order. Allocates: once per piece.
+    func contributors() -> [PieceContribution] {
+        var contributions: [PieceContribution] = []
+        for b in 0..<blockCount where senders[b] != PiecePicker.noSlot {
+            if let i = contributions.firstIndex(where: { $0.peer.value == senders[b] }) {
+                contributions[i].blockCount += 1
+            } else {
+                contributions.append(PieceContribution(peer: PeerSlot(senders[b]), blockCount: 1))
+            }
         }
-        return slots.sorted().map { PeerSlot($0) }
+        return contributions.sorted { $0.peer < $1.peer }
     }
 }

@@ -50,9 +50,9 @@ public struct RequestPipeline: Sendable {
         public var rateWindow: Duration = .seconds(4)
         /// How many failed pieces a peer must have contributed to before it can be banned.
         public var banAfterHashFailures = 3
-        /// A peer is banned only if it contributed to fewer than this many good pieces per failed one,
-        /// so an honest peer that shared a few pieces with a liar keeps its good record.
-        public var goodPiecesPerForgivenFailure = 4
+        /// The share of a peer's blocks that landed in failed pieces at which it is banned. Counting
+        /// blocks, not pieces, spares an honest peer that sent one block to each of a liar's pieces.
+        public var banSuspectBlockFraction = 0.25
         /// Endgame duplicates: the most peers asked for one block at once.
         public var maximumRequestersPerBlock = 3
 
@@ -235,35 +235,39 @@ public struct RequestPipeline: Sendable {
         return receipt
     }
 
-    /// The piece hashed correctly; each peer that sent part of it earns credit against future failures.
+    /// The piece hashed correctly; the blocks each peer sent of it count in its favour.
     public mutating func pieceHashPassed(_ piece: PieceIndex) {
-        for contributor in picker.pieceHashPassed(piece) where isConnected(contributor) {
-            peers[contributor.index].verifiedPieces += 1
+        for contribution in picker.pieceHashPassed(piece) where isConnected(contribution.peer) {
+            peers[contribution.peer.index].goodBlocks += contribution.blockCount
         }
     }
 
     /// The piece failed its hash: it is requested again from scratch and its contributors are charged.
-    /// A contributor is banned once it has `banAfterHashFailures` failures and fewer than
-    /// `goodPiecesPerForgivenFailure` good pieces per failure; a banned peer gets no more requests and its
-    /// outstanding ones are cancelled. Other peers' queues are refilled.
+    /// A contributor is banned once it took part in `banAfterHashFailures` failed pieces and at least
+    /// `banSuspectBlockFraction` of the blocks it sent were in failed pieces; a banned peer gets no more
+    /// requests and its outstanding ones are cancelled. Other peers' queues are refilled.
     public mutating func pieceHashFailed(
         _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
     ) -> HashFailureReport {
-        let contributors = picker.pieceHashFailed(piece)
+        let contributions = picker.pieceHashFailed(piece)
         var banned: [PeerSlot] = []
-        for contributor in contributors where isConnected(contributor) && !peers[contributor.index].isBanned {
-            peers[contributor.index].hashFailures += 1
-            let state = peers[contributor.index]
+        for contribution in contributions where isConnected(contribution.peer) {
+            let peer = contribution.peer
+            guard !peers[peer.index].isBanned else { continue }
+            peers[peer.index].hashFailures += 1
+            peers[peer.index].suspectBlocks += contribution.blockCount
+            let state = peers[peer.index]
+            let suspectFraction = Double(state.suspectBlocks) / Double(state.suspectBlocks + state.goodBlocks)
             if state.hashFailures >= configuration.banAfterHashFailures
-                && state.verifiedPieces < state.hashFailures * configuration.goodPiecesPerForgivenFailure
+                && suspectFraction >= configuration.banSuspectBlockFraction
             {
-                peers[contributor.index].isBanned = true
-                releaseAll(contributor, sendingCancels: true, into: &actions)
-                banned.append(contributor)
+                peers[peer.index].isBanned = true
+                releaseAll(peer, sendingCancels: true, into: &actions)
+                banned.append(peer)
             }
         }
         fillAll(at: now, into: &actions)
-        return HashFailureReport(contributors: contributors, peersToBan: banned)
+        return HashFailureReport(contributors: contributions.map(\.peer), peersToBan: banned)
     }
 
     /// Periodic housekeeping (about once a second): snubs peers that sent nothing for `snubTimeout`
@@ -346,7 +350,10 @@ struct PeerState: Sendable {
     var rate = RateMeter()
     var waitingSince: Instant?
     var hashFailures = 0
-    var verifiedPieces = 0
+    /// Blocks this peer sent that ended up in verified pieces.
+    var goodBlocks = 0
+    /// Blocks this peer sent that ended up in failed pieces.
+    var suspectBlocks = 0
 
     mutating func connect(pieceCount: Int, requestQueueLimit: Int, rateWindow: Duration) {
         isConnected = true
@@ -360,7 +367,8 @@ struct PeerState: Sendable {
         rate = RateMeter(window: rateWindow)
         waitingSince = nil
         hashFailures = 0
-        verifiedPieces = 0
+        goodBlocks = 0
+        suspectBlocks = 0
     }
 
     /// Removes `block` from the queue; returns whether it was there. Blocks mostly arrive in request order,

@@ -155,7 +155,10 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(blocks[0].piece == blocks[1].piece)
         _ = picker.blockReceived(blocks[0], from: PeerSlot(7), cancelTo: &cancels)
         #expect(picker.blockReceived(blocks[1], from: PeerSlot(3), cancelTo: &cancels) == .accepted(pieceComplete: true))
-        #expect(picker.pieceHashFailed(blocks[0].piece) == [PeerSlot(3), PeerSlot(7)])
+        #expect(
+            picker.pieceHashFailed(blocks[0].piece) == [
+                PieceContribution(peer: PeerSlot(3), blockCount: 1), PieceContribution(peer: PeerSlot(7), blockCount: 1),
+            ])
         #expect(picker.state(of: blocks[0].piece) == .missing)
         #expect(picker.blockState(of: blocks[0]) == .open)
         #expect(pieceOrder(&picker).sorted() == [0, 1])

@@ -1,0 +1,70 @@
+import Testing
+
+@testable import Swarm
+
+@Suite struct SwarmSimulationTests {
+    @Test(arguments: [UInt64(1), 2, 3])
+    func churningSwarmWithLiarsCompletes(seed: UInt64) {
+        var simulation = SwarmSimulation(.init(seed: seed))
+        let result = simulation.run()
+        print("seed \(seed): \(result.summary)")
+        print("liar blocks", result.liars.map { result.acceptedByPeer[$0.index] ?? 0 }, "top", result.acceptedByPeer.values.sorted().suffix(5))
+        #expect(result.finished, "every piece completes")
+        #expect(result.blocksAcceptedTwice == 0, "no block is accepted twice")
+        #expect(result.bannedLiars == result.liars, "every liar is banned")
+        #expect(result.bannedHonestPeers.isEmpty, "no honest peer is banned")
+        #expect(result.hashFailures > 0, "the liars were caught by hash failures, not by luck")
+        #expect(result.longestGapSeconds < 2, "data never stalls")
+        #expect(result.endgameSeconds < 5, "endgame finishes quickly")
+    }
+
+    @Test func rarestPiecesAreRequestedFirst() {
+        var simulation = SwarmSimulation(.init(seed: 11, peerCount: 200, liarCount: 0, churn: false))
+        let result = simulation.run()
+        #expect(result.finished)
+        let order = result.availabilityInRequestOrder
+        let fifth = order.count / 5
+        let firstMean = Double(order.prefix(fifth).reduce(0, +)) / Double(fifth)
+        let lastMean = Double(order.suffix(fifth).reduce(0, +)) / Double(fifth)
+        print("rarest first: first fifth \(firstMean) peers, last fifth \(lastMean) peers")
+        #expect(firstMean < lastMean * 0.6, "first fifth \(firstMean) vs last fifth \(lastMean)")
+    }
+
+    @Test func sequentialModeRequestsPiecesInOrder() {
+        var sequential = SwarmSimulation(.init(seed: 5, liarCount: 0, churn: false, sequential: true))
+        var rarestFirst = SwarmSimulation(.init(seed: 5, liarCount: 0, churn: false, sequential: false))
+        let inOrder = sequential.run()
+        let shuffled = rarestFirst.run()
+        #expect(inOrder.finished && shuffled.finished)
+        let count = Double(inOrder.requestOrder.count)
+        let sequentialDisplacement = meanDisplacement(inOrder.requestOrder) / count
+        let rarestDisplacement = meanDisplacement(shuffled.requestOrder) / count
+        print("mean displacement: sequential \(sequentialDisplacement), rarest first \(rarestDisplacement)")
+        // A peer that lacks the next piece starts a later one, so the order is nearly, not exactly, sorted.
+        #expect(sequentialDisplacement < 0.02)
+        #expect(rarestDisplacement > 0.2)
+    }
+
+    /// The mean distance between each piece's place in `order` and its index.
+    private func meanDisplacement(_ order: [Int]) -> Double {
+        Double(order.enumerated().map { abs($0.offset - $0.element) }.reduce(0, +)) / Double(order.count)
+    }
+
+    @Test func aSeedReplaysExactly() {
+        var first = SwarmSimulation(.init(seed: 21, peerCount: 60, pieceCount: 200))
+        var second = SwarmSimulation(.init(seed: 21, peerCount: 60, pieceCount: 200))
+        var other = SwarmSimulation(.init(seed: 22, peerCount: 60, pieceCount: 200))
+        let result = first.run()
+        #expect(result.fingerprint == second.run().fingerprint)
+        #expect(result.completionSeconds > 0)
+        #expect(result.fingerprint != other.run().fingerprint)
+    }
+}
+
+extension SwarmSimulation.Result {
+    var summary: String {
+        "finished \(finished) in \(completionSeconds) s, endgame \(endgameSeconds) s, gap \(longestGapSeconds) s, "
+            + "\(hashFailures) hash failures, \(duplicatesRejected) duplicates, \(cancelsSent) cancels, "
+            + "banned \(bannedLiars.count)/\(liars.count) liars, \(bannedHonestPeers.count) honest"
+    }
+}
