@@ -32,6 +32,19 @@ public struct PieceContribution: Hashable, Sendable {
     }
 }
 
+/// What the hash check of a piece tells about the peers that sent it.
+public struct PieceVerdict: Hashable, Sendable {
+    /// Who sent the blocks of this attempt, in slot order.
+    public var contributions: [PieceContribution] = []
+    /// For a piece that passed after failing before: the peers whose blocks in a failed attempt differ
+    /// from the verified data, with how many such blocks, in slot order. This is proof, not suspicion; it
+    /// needs block digests (see `blockReceived`).
+    public var provenCorrupt: [PieceContribution] = []
+    /// For a failed piece: every block came with a digest, so the culprits will be named in
+    /// `provenCorrupt` once the piece passes, and the contributors need not be charged on suspicion.
+    public var culpritsWillBeIdentified = false
+}
+
 /// Where a piece is in its life.
 public enum PieceState: UInt8, Sendable {
     /// Not started: none of its blocks are requested or received.
@@ -127,6 +140,8 @@ public struct PiecePicker: Sendable {
     private var partials: [UInt32] = []
     private var partialPosition: [Int32]
     private var sequentialCursor = 0
+    /// Blocks of failed attempts, kept (only when every block had a digest) until the piece passes.
+    private var failedAttempts: [UInt32: [FailedBlock]] = [:]
 
     /// A picker for a torrent of `geometry`, with `have` already verified (resume data) or nothing.
     /// `seed` drives the random tie-break so a run can be replayed.
@@ -284,7 +299,8 @@ public struct PiecePicker: Sendable {
         while i < partials.count && remaining > 0 {
             let piece = partials[i]
             if peerHas.contains(PieceIndex(piece)) {
-                remaining -= takeOpenBlocks(Int(recordOf[Int(piece)]), peer, remaining, &blocks)
+                let taken = takeOpenBlocks(Int(recordOf[Int(piece)]), peer, remaining, &blocks)
+                remaining -= taken
             }
             // Taking the last open block swap-removes the piece, bringing another one to `i`.
             if i < partials.count && partials[i] == piece { i += 1 }
@@ -303,7 +319,8 @@ public struct PiecePicker: Sendable {
                     let piece = Int(buckets[current][j])
                     if peerHas.contains(PieceIndex(piece)) {
                         let record = startDownloading(piece)  // swap-removes: `j` now holds another piece
-                        remaining -= takeOpenBlocks(record, peer, remaining, &blocks)
+                        let taken = takeOpenBlocks(record, peer, remaining, &blocks)
+                        remaining -= taken
                     } else {
                         j += 1
                     }
@@ -321,7 +338,8 @@ public struct PiecePicker: Sendable {
         while index < pieceCount && remaining > 0 {
             if isPickableOrOpen(index) && peerHas.contains(PieceIndex(index)) {
                 let record = states[index] == .missing ? startDownloading(index) : Int(recordOf[index])
-                remaining -= takeOpenBlocks(record, peer, remaining, &blocks)
+                let taken = takeOpenBlocks(record, peer, remaining, &blocks)
+                remaining -= taken
             }
             index += 1
         }
@@ -398,8 +416,12 @@ public struct PiecePicker: Sendable {
 
     /// A block arrived from `peer`. Appends the other peers that had it requested (they should be sent
     /// cancels) to `cancelTo`. A block is accepted at most once.
+    ///
+    /// `digest` is any cheap checksum of the block's bytes (a CRC, a truncated hash). When every block of a
+    /// piece that fails its hash has one, the picker keeps them; once the piece passes, the blocks that
+    /// differ from the good data name the peers that sent corrupt data (libtorrent's "smart ban").
     public mutating func blockReceived(
-        _ block: BlockRange, from peer: PeerSlot, cancelTo: inout [PeerSlot]
+        _ block: BlockRange, from peer: PeerSlot, digest: UInt64? = nil, cancelTo: inout [PeerSlot]
     ) -> BlockReceipt {
         guard geometry.isStandardBlock(block) else { return .unexpected }
         switch states[block.piece.int] {
@@ -424,6 +446,8 @@ public struct PiecePicker: Sendable {
         }
         records[record].states[b] = .received
         records[record].senders[b] = peer.value
+        records[record].digests[b] = digest ?? 0
+        records[record].digestKnown[b] = digest != nil
         records[record].receivedCount += 1
         if records[record].receivedCount == records[record].blockCount {
             states[block.piece.int] = .awaitingHash
@@ -432,29 +456,66 @@ public struct PiecePicker: Sendable {
         return .accepted(pieceComplete: false)
     }
 
-    /// The piece hashed correctly: we have it. Returns who sent its blocks, in slot order.
+    /// The piece hashed correctly: we have it. Names who sent it and, if it failed before with block
+    /// digests, who sent the corrupt blocks then.
     @discardableResult
-    public mutating func pieceHashPassed(_ piece: PieceIndex) -> [PieceContribution] {
+    public mutating func pieceHashPassed(_ piece: PieceIndex) -> PieceVerdict {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
-        let contributors = records[Int(recordOf[piece.int])].contributors()
+        let record = Int(recordOf[piece.int])
+        var verdict = PieceVerdict(contributions: records[record].contributors())
+        if let failedBlocks = failedAttempts.removeValue(forKey: UInt32(piece.int)) {
+            for failed in failedBlocks
+            where records[record].digestKnown[failed.block] && records[record].digests[failed.block] != failed.digest {
+                if let i = verdict.provenCorrupt.firstIndex(where: { $0.peer.value == failed.sender }) {
+                    verdict.provenCorrupt[i].blockCount += 1
+                } else {
+                    verdict.provenCorrupt.append(PieceContribution(peer: PeerSlot(failed.sender), blockCount: 1))
+                }
+            }
+            verdict.provenCorrupt.sort { $0.peer < $1.peer }
+        }
         freeRecord(of: piece.int)
         states[piece.int] = .verified
         have.insert(piece)
         wanted.remove(piece)
-        return contributors
+        return verdict
     }
 
-    /// The piece failed its hash: it is missing again. Returns who sent its blocks, in slot order, for the
-    /// caller to charge them.
+    /// The piece failed its hash: it is missing again. Names who sent its blocks, for the caller to charge
+    /// them, unless digests will identify the culprits later.
     @discardableResult
-    public mutating func pieceHashFailed(_ piece: PieceIndex) -> [PieceContribution] {
+    public mutating func pieceHashFailed(_ piece: PieceIndex) -> PieceVerdict {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
-        let contributors = records[Int(recordOf[piece.int])].contributors()
+        let record = Int(recordOf[piece.int])
+        var verdict = PieceVerdict(contributions: records[record].contributors())
+        let blockCount = records[record].blockCount
+        if (0..<blockCount).allSatisfy({ records[record].digestKnown[$0] }) {
+            verdict.culpritsWillBeIdentified = true
+            var evidence = failedAttempts[UInt32(piece.int), default: []]
+            for b in 0..<blockCount where records[record].senders[b] != Self.noSlot {
+                evidence.append(
+                    FailedBlock(block: b, sender: records[record].senders[b], digest: records[record].digests[b]))
+            }
+            failedAttempts[UInt32(piece.int)] = evidence
+        }
         freeRecord(of: piece.int)
         states[piece.int] = .missing
         if priorities[piece.int] > 0 { insertIntoBucket(piece.int) }
         sequentialCursor = min(sequentialCursor, piece.int)
-        return contributors
+        return verdict
+    }
+
+    /// A peer left and its slot may be reused: blocks it sent stay received, but are no longer credited
+    /// or blamed to whoever takes the slot next. O(pieces in flight × blocks per piece); not per block.
+    public mutating func forgetSender(_ peer: PeerSlot) {
+        for r in records.indices where records[r].isActive {
+            for b in 0..<records[r].blockCount where records[r].senders[b] == peer.value {
+                records[r].senders[b] = Self.noSlot
+            }
+        }
+        for piece in Array(failedAttempts.keys) {
+            failedAttempts[piece]!.removeAll { $0.sender == peer.value }
+        }
     }
 
     /// Marks a missing piece verified without downloading it (checked on disk at start-up).
@@ -577,6 +638,13 @@ public struct PiecePicker: Sendable {
     }
 }
 
+/// A block from a failed attempt at a piece: who sent it and the digest of what they sent.
+struct FailedBlock: Hashable, Sendable {
+    var block: Int
+    var sender: UInt32
+    var digest: UInt64
+}
+
 /// The block bookkeeping of one piece in flight; pooled and reused by `PiecePicker`.
 ///
 /// Invariants (for blocks `0..<blockCount`): `openCount` counts `.open` blocks and `receivedCount`
@@ -591,6 +659,8 @@ struct DownloadingPiece: Sendable {
     var firstOpenHint = 0
     var states: [BlockState]
     var senders: [UInt32]
+    var digests: [UInt64]
+    var digestKnown: [Bool]
     private var requesterSlots: [UInt32]
     private var requesterCounts: [UInt8]
     private let maximumRequesters: Int
@@ -599,6 +669,8 @@ struct DownloadingPiece: Sendable {
         self.maximumRequesters = maximumRequesters
         states = [BlockState](repeating: .open, count: capacity)
         senders = [UInt32](repeating: PiecePicker.noSlot, count: capacity)
+        digests = [UInt64](repeating: 0, count: capacity)
+        digestKnown = [Bool](repeating: false, count: capacity)
         requesterSlots = [UInt32](repeating: PiecePicker.noSlot, count: capacity * maximumRequesters)
         requesterCounts = [UInt8](repeating: 0, count: capacity)
     }
@@ -614,6 +686,7 @@ struct DownloadingPiece: Sendable {
         for b in 0..<blockCount {
             states[b] = .open
             senders[b] = PiecePicker.noSlot
+            digestKnown[b] = false
             requesterCounts[b] = 0
         }
     }

@@ -53,6 +53,9 @@ public struct RequestPipeline: Sendable {
         /// The share of a peer's blocks that landed in failed pieces at which it is banned. Counting
         /// blocks, not pieces, spares an honest peer that sent one block to each of a liar's pieces.
         public var banSuspectBlockFraction = 0.25
+        /// How many blocks proven corrupt by their digests get a peer banned. One: honest peers do not
+        /// send corrupt data, TCP checksums make transmission errors rare, and every bad block costs a piece.
+        public var banAfterProvenCorruptBlocks = 1
         /// Endgame duplicates: the most peers asked for one block at once.
         public var maximumRequestersPerBlock = 3
 
@@ -142,11 +145,13 @@ public struct RequestPipeline: Sendable {
             rateWindow: configuration.rateWindow)
     }
 
-    /// The peer is gone: its requests are open again (no cancels: there is no one to send them to) and
-    /// its pieces no longer count towards availability.
+    /// The peer is gone: its requests are open again (no cancels: there is no one to send them to), its
+    /// pieces no longer count towards availability, and the blocks it sent are no longer attributed to
+    /// its slot (which the engine may reuse).
     public mutating func peerDisconnected(_ peer: PeerSlot) {
         precondition(isConnected(peer), "\(peer) is not connected")
         releaseSilently(peer)
+        picker.forgetSender(peer)
         forgetPieces(peer)
         peers[peer.index].isConnected = false
     }
@@ -214,9 +219,11 @@ public struct RequestPipeline: Sendable {
 
     /// A PIECE message's block arrived from `peer`. Appends cancels for the other peers that had it
     /// requested and new requests to keep `peer`'s queue full. Write the data only if the receipt says
-    /// `.accepted`; on `.accepted(pieceComplete: true)`, hash the piece.
+    /// `.accepted`; on `.accepted(pieceComplete: true)`, hash the piece. A `digest` of the block's bytes
+    /// (any cheap checksum) lets a later hash failure name the peer that sent corrupt data.
     public mutating func blockReceived(
-        _ block: BlockRange, from peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
+        _ block: BlockRange, from peer: PeerSlot, digest: UInt64? = nil, at now: Instant,
+        into actions: inout [RequestAction]
     ) -> BlockReceipt {
         precondition(isConnected(peer), "\(peer) is not connected")
         peers[peer.index].rate.record(bytes: Int(block.length), at: now)
@@ -224,7 +231,7 @@ public struct RequestPipeline: Sendable {
         _ = peers[peer.index].removeOutstanding(block)
         peers[peer.index].waitingSince = peers[peer.index].outstanding.isEmpty ? nil : now
         scratchPeers.removeAll(keepingCapacity: true)
-        let receipt = picker.blockReceived(block, from: peer, cancelTo: &scratchPeers)
+        let receipt = picker.blockReceived(block, from: peer, digest: digest, cancelTo: &scratchPeers)
         for other in scratchPeers where isConnected(other) {
             if peers[other.index].removeOutstanding(block) {
                 actions.append(.cancel(other, block))
@@ -235,39 +242,55 @@ public struct RequestPipeline: Sendable {
         return receipt
     }
 
-    /// The piece hashed correctly; the blocks each peer sent of it count in its favour.
-    public mutating func pieceHashPassed(_ piece: PieceIndex) {
-        for contribution in picker.pieceHashPassed(piece) where isConnected(contribution.peer) {
+    /// The piece hashed correctly; the blocks each peer sent of it count in its favour. If it failed
+    /// before with block digests, the peers whose earlier blocks differ from the good data are proven
+    /// corrupt; those reaching `banAfterProvenCorruptBlocks` are banned and returned (disconnect them).
+    @discardableResult
+    public mutating func pieceHashPassed(
+        _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
+    ) -> [PeerSlot] {
+        let verdict = picker.pieceHashPassed(piece)
+        for contribution in verdict.contributions where isConnected(contribution.peer) {
             peers[contribution.peer.index].goodBlocks += contribution.blockCount
         }
+        var banned: [PeerSlot] = []
+        for culprit in verdict.provenCorrupt where isConnected(culprit.peer) && !peers[culprit.peer.index].isBanned {
+            peers[culprit.peer.index].corruptBlocks += culprit.blockCount
+            if peers[culprit.peer.index].corruptBlocks >= configuration.banAfterProvenCorruptBlocks {
+                ban(culprit.peer, into: &actions)
+                banned.append(culprit.peer)
+            }
+        }
+        return banned
     }
 
-    /// The piece failed its hash: it is requested again from scratch and its contributors are charged.
-    /// A contributor is banned once it took part in `banAfterHashFailures` failed pieces and at least
-    /// `banSuspectBlockFraction` of the blocks it sent were in failed pieces; a banned peer gets no more
+    /// The piece failed its hash: it is requested again from scratch. With block digests for every block
+    /// the culprits are named later by `pieceHashPassed`; without, the contributors are charged on
+    /// suspicion: one is banned once it took part in `banAfterHashFailures` failed pieces and at least
+    /// `banSuspectBlockFraction` of the blocks it sent were in failed pieces. A banned peer gets no more
     /// requests and its outstanding ones are cancelled. Other peers' queues are refilled.
     public mutating func pieceHashFailed(
         _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
     ) -> HashFailureReport {
-        let contributions = picker.pieceHashFailed(piece)
+        let verdict = picker.pieceHashFailed(piece)
         var banned: [PeerSlot] = []
-        for contribution in contributions where isConnected(contribution.peer) {
+        for contribution in verdict.contributions where isConnected(contribution.peer) {
             let peer = contribution.peer
             guard !peers[peer.index].isBanned else { continue }
             peers[peer.index].hashFailures += 1
+            guard !verdict.culpritsWillBeIdentified else { continue }
             peers[peer.index].suspectBlocks += contribution.blockCount
             let state = peers[peer.index]
             let suspectFraction = Double(state.suspectBlocks) / Double(state.suspectBlocks + state.goodBlocks)
             if state.hashFailures >= configuration.banAfterHashFailures
                 && suspectFraction >= configuration.banSuspectBlockFraction
             {
-                peers[peer.index].isBanned = true
-                releaseAll(peer, sendingCancels: true, into: &actions)
+                ban(peer, into: &actions)
                 banned.append(peer)
             }
         }
         fillAll(at: now, into: &actions)
-        return HashFailureReport(contributors: contributions.map(\.peer), peersToBan: banned)
+        return HashFailureReport(contributors: verdict.contributions.map(\.peer), peersToBan: banned)
     }
 
     /// Periodic housekeeping (about once a second): snubs peers that sent nothing for `snubTimeout`
@@ -302,6 +325,11 @@ public struct RequestPipeline: Sendable {
     }
 
     // MARK: - Internals
+
+    private mutating func ban(_ peer: PeerSlot, into actions: inout [RequestAction]) {
+        peers[peer.index].isBanned = true
+        releaseAll(peer, sendingCancels: true, into: &actions)
+    }
 
     private mutating func fillAll(at now: Instant, into actions: inout [RequestAction]) {
         for index in peers.indices where peers[index].isConnected {
@@ -354,6 +382,8 @@ struct PeerState: Sendable {
     var goodBlocks = 0
     /// Blocks this peer sent that ended up in failed pieces.
     var suspectBlocks = 0
+    /// Blocks this peer sent that digests proved corrupt.
+    var corruptBlocks = 0
 
     mutating func connect(pieceCount: Int, requestQueueLimit: Int, rateWindow: Duration) {
         isConnected = true
@@ -369,6 +399,7 @@ struct PeerState: Sendable {
         hashFailures = 0
         goodBlocks = 0
         suspectBlocks = 0
+        corruptBlocks = 0
     }
 
     /// Removes `block` from the queue; returns whether it was there. Blocks mostly arrive in request order,

@@ -156,12 +156,49 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         _ = picker.blockReceived(blocks[0], from: PeerSlot(7), cancelTo: &cancels)
         #expect(picker.blockReceived(blocks[1], from: PeerSlot(3), cancelTo: &cancels) == .accepted(pieceComplete: true))
         #expect(
-            picker.pieceHashFailed(blocks[0].piece) == [
+            picker.pieceHashFailed(blocks[0].piece).contributions == [
                 PieceContribution(peer: PeerSlot(3), blockCount: 1), PieceContribution(peer: PeerSlot(7), blockCount: 1),
             ])
         #expect(picker.state(of: blocks[0].piece) == .missing)
         #expect(picker.blockState(of: blocks[0]) == .open)
         #expect(pieceOrder(&picker).sorted() == [0, 1])
+    }
+
+    @Test func digestsNameTheSenderOfACorruptBlock() {
+        var picker = makePicker(availability: "3")
+        var cancels: [PeerSlot] = []
+        let first = picker.geometry.block(0, of: PieceIndex(0))
+        let second = picker.geometry.block(1, of: PieceIndex(0))
+        var blocks: [BlockRange] = []
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
+        _ = picker.blockReceived(first, from: PeerSlot(1), digest: 10, cancelTo: &cancels)
+        _ = picker.blockReceived(second, from: PeerSlot(2), digest: 66, cancelTo: &cancels)  // unrequested, bad
+        let failure = picker.pieceHashFailed(PieceIndex(0))
+        #expect(failure.culpritsWillBeIdentified)
+        #expect(failure.provenCorrupt.isEmpty)
+        blocks.removeAll()
+        picker.pickBlocks(for: PeerSlot(3), peerHas: everything(picker), maximumCount: 2, into: &blocks)
+        _ = picker.blockReceived(first, from: PeerSlot(3), digest: 10, cancelTo: &cancels)
+        _ = picker.blockReceived(second, from: PeerSlot(3), digest: 20, cancelTo: &cancels)
+        let success = picker.pieceHashPassed(PieceIndex(0))
+        #expect(success.provenCorrupt == [PieceContribution(peer: PeerSlot(2), blockCount: 1)])
+        #expect(success.contributions == [PieceContribution(peer: PeerSlot(3), blockCount: 2)])
+    }
+
+    @Test func withoutDigestsNoOneIsProven() {
+        var picker = makePicker(availability: "3")
+        var cancels: [PeerSlot] = []
+        let first = picker.geometry.block(0, of: PieceIndex(0))
+        let second = picker.geometry.block(1, of: PieceIndex(0))
+        var blocks: [BlockRange] = []
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
+        _ = picker.blockReceived(first, from: PeerSlot(1), digest: 10, cancelTo: &cancels)
+        _ = picker.blockReceived(second, from: PeerSlot(2), cancelTo: &cancels)
+        #expect(!picker.pieceHashFailed(PieceIndex(0)).culpritsWillBeIdentified)
+        picker.pickBlocks(for: PeerSlot(3), peerHas: everything(picker), maximumCount: 2, into: &blocks)
+        _ = picker.blockReceived(first, from: PeerSlot(3), digest: 11, cancelTo: &cancels)
+        _ = picker.blockReceived(second, from: PeerSlot(3), digest: 20, cancelTo: &cancels)
+        #expect(picker.pieceHashPassed(PieceIndex(0)).provenCorrupt.isEmpty)
     }
 
     @Test func releasedRequestsAreOpenAgain() {

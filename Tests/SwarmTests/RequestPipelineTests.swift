@@ -194,7 +194,10 @@ struct PipelineHarness {
             #expect(harness.deliverOldest(from: fast, at: .seconds(time)) == .accepted(pieceComplete: true))
             return piece
         }
-        for _ in 0..<12 { harness.pipeline.pieceHashPassed(completePiece(&harness)) }
+        for _ in 0..<12 {
+            let piece = completePiece(&harness)
+            harness.pipeline.pieceHashPassed(piece, at: .seconds(time), into: &harness.actions)
+        }
         for _ in 0..<3 {
             let report = harness.pipeline.pieceHashFailed(
                 completePiece(&harness), at: .seconds(time), into: &harness.actions)
@@ -204,6 +207,28 @@ struct PipelineHarness {
             completePiece(&harness), at: .seconds(time), into: &harness.actions)
         // 3 failed pieces of 2 blocks against 12 good ones is 20 % suspect; the fourth makes it 25 %.
         #expect(fourth.peersToBan == [fast])
+    }
+
+    @Test func aPeerProvenCorruptByDigestsIsBannedAndNoOneElseIsCharged() {
+        var harness = PipelineHarness(pieceCount: 1, pieceLength: 32 * 1024)
+        let liar = PeerSlot(3)
+        harness.connectUnchokingSeed(fast)
+        harness.connectUnchokingSeed(liar)
+        let blocks = harness.requests(to: fast)
+        var actions: [RequestAction] = []  // apart from `harness`: the closure may not access it twice
+        func receive(_ index: Int, from peer: PeerSlot, digest: UInt64) -> BlockReceipt {
+            harness.pipeline.blockReceived(blocks[index], from: peer, digest: digest, at: .seconds(1), into: &actions)
+        }
+        _ = receive(0, from: fast, digest: 100)
+        #expect(receive(1, from: liar, digest: 666) == .accepted(pieceComplete: true))
+        let failure = harness.pipeline.pieceHashFailed(PieceIndex(0), at: .seconds(1), into: &actions)
+        #expect(failure.contributors == [fast, liar])
+        #expect(failure.peersToBan.isEmpty, "digests will tell; nobody is charged on suspicion")
+        _ = receive(0, from: fast, digest: 100)
+        _ = receive(1, from: fast, digest: 200)
+        let banned = harness.pipeline.pieceHashPassed(PieceIndex(0), at: .seconds(2), into: &actions)
+        #expect(banned == [liar])
+        #expect(harness.pipeline.isBanned(liar) && !harness.pipeline.isBanned(fast))
     }
 
     @Test func interestFollowsWhatThePeerHas() {

@@ -24,6 +24,8 @@ struct SwarmSimulation {
         /// Peers leave and come back, and choke and unchoke us now and then.
         var churn = true
         var sequential = false
+        /// Report a digest with every block, so a liar is identified rather than suspected.
+        var blockDigests = true
         var timeLimitSeconds = 7200.0
     }
 
@@ -195,7 +197,10 @@ struct SwarmSimulation {
 
     private mutating func deliver(_ block: BlockRange, from index: Int, corrupt: Bool) {
         let slot = peers[index].slot
-        let receipt = pipeline.blockReceived(block, from: slot, at: instant, into: &actions)
+        // The digest stands for a checksum of the bytes: equal for good copies, different for corrupt ones.
+        let digest = UInt64(block.piece.value) << 32 | UInt64(block.offset) | (corrupt ? 1 << 63 : 0)
+        let receipt = pipeline.blockReceived(
+            block, from: slot, digest: parameters.blockDigests ? digest : nil, at: instant, into: &actions)
         record(5, index, block)
         switch receipt {
         case .duplicate, .unexpected:
@@ -215,15 +220,16 @@ struct SwarmSimulation {
     private mutating func finishPiece(_ piece: PieceIndex) {
         let blockCount = pipeline.picker.geometry.blockCount(of: piece)
         let blocks = (0..<blockCount).map { pipeline.picker.geometry.block($0, of: piece) }
-        guard corruptPieces.remove(piece) != nil else {
-            pipeline.pieceHashPassed(piece)
+        let toBan: [PeerSlot]
+        if corruptPieces.remove(piece) == nil {
+            toBan = pipeline.pieceHashPassed(piece, at: instant, into: &actions)
             result.verificationOrder.append(piece.int)
-            return
+        } else {
+            result.hashFailures += 1
+            for block in blocks { acceptedBlocks.remove(block) }
+            toBan = pipeline.pieceHashFailed(piece, at: instant, into: &actions).peersToBan
         }
-        result.hashFailures += 1
-        for block in blocks { acceptedBlocks.remove(block) }
-        let report = pipeline.pieceHashFailed(piece, at: instant, into: &actions)
-        for banned in report.peersToBan {
+        for banned in toBan {
             let index = banned.index
             peers[index].isBanned = true
             if peers[index].isLiar { result.bannedLiars.insert(banned) } else { result.bannedHonestPeers.insert(banned) }
