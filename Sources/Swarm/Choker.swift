@@ -62,7 +62,9 @@ public struct Choker: Sendable {
 
     // MARK: - Queries
 
-    public func isConnected(_ peer: PeerSlot) -> Bool { peer.index < peers.count && peers[peer.index].isConnected }
+    public func isConnected(_ peer: PeerSlot) -> Bool {
+        peer.index < peers.count && peers[peer.index].isConnected
+    }
 
     /// Whether we are currently unchoking `peer` (regular or optimistic).
     public func isUnchoked(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isUnchoked }
@@ -87,7 +89,9 @@ public struct Choker: Sendable {
     }
 
     /// The peer left; its slot is given away at once.
-    public mutating func peerDisconnected(_ peer: PeerSlot, at now: Instant, into actions: inout [ChokeAction]) {
+    public mutating func peerDisconnected(
+        _ peer: PeerSlot, at now: Instant, into actions: inout [ChokeAction]
+    ) {
         precondition(isConnected(peer), "\(peer) is not connected")
         let wasUnchoked = peers[peer.index].isUnchoked
         peers[peer.index].isConnected = false
@@ -97,7 +101,8 @@ public struct Choker: Sendable {
     }
 
     /// The peer is interested in our pieces: if a slot is free it is unchoked now.
-    public mutating func peerInterested(_ peer: PeerSlot, at now: Instant, into actions: inout [ChokeAction]) {
+    public mutating func peerInterested(_ peer: PeerSlot, at now: Instant, into actions: inout [ChokeAction])
+    {
         precondition(isConnected(peer), "\(peer) is not connected")
         guard !peers[peer.index].isInterested else { return }
         peers[peer.index].isInterested = true
@@ -105,7 +110,9 @@ public struct Choker: Sendable {
     }
 
     /// The peer lost interest: it no longer needs its slot, which goes to another peer at once.
-    public mutating func peerNotInterested(_ peer: PeerSlot, at now: Instant, into actions: inout [ChokeAction]) {
+    public mutating func peerNotInterested(
+        _ peer: PeerSlot, at now: Instant, into actions: inout [ChokeAction]
+    ) {
         precondition(isConnected(peer), "\(peer) is not connected")
         guard peers[peer.index].isInterested else { return }
         peers[peer.index].isInterested = false
@@ -212,10 +219,13 @@ public struct Choker: Sendable {
     private func waitingKey(_ index: Int) -> (Int, UInt64, Int) {
         let peer = peers[index]
         return peer.isUnchoked
-            ? (1, UInt64.max - peer.lastChangeAt.nanoseconds, index) : (0, peer.lastChangeAt.nanoseconds, index)
+            ? (1, UInt64.max - peer.lastChangeAt.nanoseconds, index)
+            : (0, peer.lastChangeAt.nanoseconds, index)
     }
 
-    private mutating func rechoke(at now: Instant, rotatingOptimistic: Bool, into actions: inout [ChokeAction]) {
+    private mutating func rechoke(
+        at now: Instant, rotatingOptimistic: Bool, into actions: inout [ChokeAction]
+    ) {
         if rotatingOptimistic { optimisticPeer = nil }
         var regular = Set<Int>()
         for index in ranking(at: now) where regular.count < configuration.regularUnchokeSlots {

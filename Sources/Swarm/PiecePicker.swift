@@ -135,6 +135,7 @@ public struct PiecePicker: Sendable {
     private var bucketedCount = 0
 
     private var records: [DownloadingPiece] = []
+    private var table: BlockTable
     private var freeRecords: [Int32] = []
     private var recordOf: [Int32]
     private var partials: [UInt32] = []
@@ -155,6 +156,10 @@ public struct PiecePicker: Sendable {
         self.maximumRequestersPerBlock = maximumRequestersPerBlock
         self.have = have ?? PieceSet(count: count)
         random = SeededRandom(seed: seed)
+        table = BlockTable(
+            blocksPerPiece: (geometry.pieceLength + Int(geometry.blockLength) - 1)
+                / Int(geometry.blockLength),
+            maximumRequesters: maximumRequestersPerBlock)
         wanted = PieceSet(count: count)
         states = [PieceState](repeating: .missing, count: count)
         priorities = [UInt8](repeating: PiecePriority.normal.value, count: count)
@@ -202,13 +207,13 @@ public struct PiecePicker: Sendable {
         guard let (record, blockIndex) = locate(block) else {
             return states[block.piece.int] == .missing ? .open : .received
         }
-        return records[record].states[blockIndex]
+        return table.states[records[record].base + blockIndex]
     }
 
     /// The peers a block is currently requested from.
     public func requesters(of block: BlockRange) -> [PeerSlot] {
         guard let (record, blockIndex) = locate(block) else { return [] }
-        return records[record].requesters(of: blockIndex).map { PeerSlot($0) }
+        return table.requesters(records[record].base + blockIndex).map { PeerSlot($0) }
     }
 
     /// Whether a peer with pieces `peerHas` has something we want (to decide our interest); O(pieces/64).
@@ -356,17 +361,19 @@ public struct PiecePicker: Sendable {
     private mutating func pickEndgame(
         _ peer: PeerSlot, _ peerHas: PieceSet, _ remaining: inout Int, _ blocks: inout [BlockRange]
     ) {
-        // Blocks with the fewest requesters first, so a duplicate goes where it helps most.
+        // Blocks with the fewest requesters first, so a duplicate goes where it helps most. The block
+        // arrays are read directly: this loop is the one place that scans many blocks per pick.
         for level in 1..<maximumRequestersPerBlock {
-            for r in records.indices where records[r].isActive && remaining > 0 {
-                let piece = records[r].piece
-                guard states[Int(piece)] == .downloading, peerHas.contains(PieceIndex(piece)) else { continue }
-                for b in 0..<records[r].blockCount where remaining > 0 {
-                    guard records[r].states[b] == .requested, records[r].requesterCount(of: b) == level,
-                        !records[r].isRequested(b, by: peer.value)
-                    else { continue }
-                    records[r].addRequester(peer.value, to: b)
-                    blocks.append(geometry.block(b, of: PieceIndex(piece)))
+            for record in records where record.isActive && remaining > 0 {
+                let piece = PieceIndex(record.piece)
+                guard states[piece.int] == .downloading, peerHas.contains(piece) else { continue }
+                for b in 0..<record.blockCount where remaining > 0 {
+                    let i = record.base + b
+                    guard table.requesterCounts[i] == level, !table.isRequested(i, by: peer.value) else {
+                        continue
+                    }
+                    table.addRequester(peer.value, to: i)
+                    blocks.append(geometry.block(b, of: piece))
                     remaining -= 1
                 }
             }
@@ -382,9 +389,9 @@ public struct PiecePicker: Sendable {
         var b = records[record].firstOpenHint
         let blockCount = records[record].blockCount
         while b < blockCount && taken < limit {
-            if records[record].states[b] == .open {
-                records[record].states[b] = .requested
-                records[record].addRequester(peer.value, to: b)
+            if table.states[records[record].base + b] == .open {
+                table.states[records[record].base + b] = .requested
+                table.addRequester(peer.value, to: records[record].base + b)
                 records[record].openCount -= 1
                 blocks.append(geometry.block(b, of: piece))
                 taken += 1
@@ -402,11 +409,11 @@ public struct PiecePicker: Sendable {
     /// `peer` will not answer its request for `block` (it choked us, left, was snubbed, or we cancelled):
     /// the block is open again once no other peer has it requested. Ignores blocks not requested by `peer`.
     public mutating func releaseRequest(_ block: BlockRange, from peer: PeerSlot) {
-        guard let (record, b) = locate(block), records[record].states[b] == .requested,
-            records[record].removeRequester(peer.value, from: b)
+        guard let (record, b) = locate(block), table.states[records[record].base + b] == .requested,
+            table.removeRequester(peer.value, from: records[record].base + b)
         else { return }
-        if records[record].requesterCount(of: b) == 0 {
-            records[record].states[b] = .open
+        if table.requesterCount(records[record].base + b) == 0 {
+            table.states[records[record].base + b] = .open
             records[record].openCount += 1
             records[record].firstOpenHint = min(records[record].firstOpenHint, b)
             if records[record].openCount == 1 { insertIntoPartials(block.piece.int) }
@@ -431,7 +438,7 @@ public struct PiecePicker: Sendable {
         }
         let record = Int(recordOf[block.piece.int])
         let b = Int(block.offset / geometry.blockLength)
-        switch records[record].states[b] {
+        switch table.states[records[record].base + b] {
         case .received:
             return .duplicate
         case .open:
@@ -439,15 +446,15 @@ public struct PiecePicker: Sendable {
             records[record].openCount -= 1
             if records[record].openCount == 0 { removeFromPartials(block.piece.int) }
         case .requested:
-            for requester in records[record].requesters(of: b) where requester != peer.value {
+            for requester in table.requesters(records[record].base + b) where requester != peer.value {
                 cancelTo.append(PeerSlot(requester))
             }
-            records[record].clearRequesters(of: b)
+            table.clearRequesters(records[record].base + b)
         }
-        records[record].states[b] = .received
-        records[record].senders[b] = peer.value
-        records[record].digests[b] = digest ?? 0
-        records[record].digestKnown[b] = digest != nil
+        table.states[records[record].base + b] = .received
+        table.senders[records[record].base + b] = peer.value
+        table.digests[records[record].base + b] = digest ?? 0
+        table.digestKnown[records[record].base + b] = digest != nil
         records[record].receivedCount += 1
         if records[record].receivedCount == records[record].blockCount {
             states[block.piece.int] = .awaitingHash
@@ -462,14 +469,20 @@ public struct PiecePicker: Sendable {
     public mutating func pieceHashPassed(_ piece: PieceIndex) -> PieceVerdict {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
         let record = Int(recordOf[piece.int])
-        var verdict = PieceVerdict(contributions: records[record].contributors())
+        var verdict = PieceVerdict(
+            contributions: table.contributors(
+                base: records[record].base, blockCount: records[record].blockCount))
         if let failedBlocks = failedAttempts.removeValue(forKey: UInt32(piece.int)) {
+            let base = records[record].base
             for failed in failedBlocks
-            where records[record].digestKnown[failed.block] && records[record].digests[failed.block] != failed.digest {
+            where table.digestKnown[base + failed.block]
+                && table.digests[base + failed.block] != failed.digest
+            {
                 if let i = verdict.provenCorrupt.firstIndex(where: { $0.peer.value == failed.sender }) {
                     verdict.provenCorrupt[i].blockCount += 1
                 } else {
-                    verdict.provenCorrupt.append(PieceContribution(peer: PeerSlot(failed.sender), blockCount: 1))
+                    verdict.provenCorrupt.append(
+                        PieceContribution(peer: PeerSlot(failed.sender), blockCount: 1))
                 }
             }
             verdict.provenCorrupt.sort { $0.peer < $1.peer }
@@ -487,14 +500,18 @@ public struct PiecePicker: Sendable {
     public mutating func pieceHashFailed(_ piece: PieceIndex) -> PieceVerdict {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
         let record = Int(recordOf[piece.int])
-        var verdict = PieceVerdict(contributions: records[record].contributors())
+        var verdict = PieceVerdict(
+            contributions: table.contributors(
+                base: records[record].base, blockCount: records[record].blockCount))
         let blockCount = records[record].blockCount
-        if (0..<blockCount).allSatisfy({ records[record].digestKnown[$0] }) {
+        if (0..<blockCount).allSatisfy({ table.digestKnown[records[record].base + $0] }) {
             verdict.culpritsWillBeIdentified = true
             var evidence = failedAttempts[UInt32(piece.int), default: []]
-            for b in 0..<blockCount where records[record].senders[b] != Self.noSlot {
+            for b in 0..<blockCount where table.senders[records[record].base + b] != Self.noSlot {
                 evidence.append(
-                    FailedBlock(block: b, sender: records[record].senders[b], digest: records[record].digests[b]))
+                    FailedBlock(
+                        block: b, sender: table.senders[records[record].base + b],
+                        digest: table.digests[records[record].base + b]))
             }
             failedAttempts[UInt32(piece.int)] = evidence
         }
@@ -509,8 +526,8 @@ public struct PiecePicker: Sendable {
     /// or blamed to whoever takes the slot next. O(pieces in flight × blocks per piece); not per block.
     public mutating func forgetSender(_ peer: PeerSlot) {
         for r in records.indices where records[r].isActive {
-            for b in 0..<records[r].blockCount where records[r].senders[b] == peer.value {
-                records[r].senders[b] = Self.noSlot
+            for b in 0..<records[r].blockCount where table.senders[records[r].base + b] == peer.value {
+                table.senders[records[r].base + b] = Self.noSlot
             }
         }
         for piece in Array(failedAttempts.keys) {
@@ -616,11 +633,12 @@ public struct PiecePicker: Sendable {
         if let free = freeRecords.popLast() {
             record = Int(free)
             records[record].reset(piece: UInt32(index), blockCount: blockCount)
+            table.reset(base: records[record].base, blockCount: blockCount)
         } else {
             record = records.count
-            let capacity = (geometry.pieceLength + Int(geometry.blockLength) - 1) / Int(geometry.blockLength)
-            var fresh = DownloadingPiece(capacity: capacity, maximumRequesters: maximumRequestersPerBlock)
+            var fresh = DownloadingPiece(base: table.grow())
             fresh.reset(piece: UInt32(index), blockCount: blockCount)
+            table.reset(base: fresh.base, blockCount: blockCount)
             records.append(fresh)
         }
         recordOf[index] = Int32(record)
@@ -645,60 +663,88 @@ struct FailedBlock: Hashable, Sendable {
     var digest: UInt64
 }
 
-/// The block bookkeeping of one piece in flight; pooled and reused by `PiecePicker`.
+/// The bookkeeping of one piece in flight; pooled and reused by `PiecePicker`. Its blocks live in the
+/// picker's `BlockTable` from `base` on, so this stays a few scalars that copy for free.
 ///
-/// Invariants (for blocks `0..<blockCount`): `openCount` counts `.open` blocks and `receivedCount`
-/// `.received` ones; `requesterCounts[b] > 0` iff block `b` is `.requested`; `senders[b]` is meaningful
-/// only for received blocks; no block in `0..<firstOpenHint` is open.
+/// Invariants (for blocks `base..<base + blockCount`): `openCount` counts `.open` blocks and
+/// `receivedCount` `.received` ones; no block before `firstOpenHint` is open.
 struct DownloadingPiece: Sendable {
+    let base: Int
     var piece: UInt32 = 0
     var blockCount = 0
     var isActive = false
     var openCount = 0
     var receivedCount = 0
     var firstOpenHint = 0
-    var states: [BlockState]
-    var senders: [UInt32]
-    var digests: [UInt64]
-    var digestKnown: [Bool]
-    private var requesterSlots: [UInt32]
-    private var requesterCounts: [UInt8]
-    private let maximumRequesters: Int
 
-    init(capacity: Int, maximumRequesters: Int) {
-        self.maximumRequesters = maximumRequesters
-        states = [BlockState](repeating: .open, count: capacity)
-        senders = [UInt32](repeating: PiecePicker.noSlot, count: capacity)
-        digests = [UInt64](repeating: 0, count: capacity)
-        digestKnown = [Bool](repeating: false, count: capacity)
-        requesterSlots = [UInt32](repeating: PiecePicker.noSlot, count: capacity * maximumRequesters)
-        requesterCounts = [UInt8](repeating: 0, count: capacity)
-    }
+    init(base: Int) { self.base = base }
 
     mutating func reset(piece: UInt32, blockCount: Int) {
-        precondition(blockCount <= states.count)
         self.piece = piece
         self.blockCount = blockCount
         isActive = true
         openCount = blockCount
         receivedCount = 0
         firstOpenHint = 0
-        for b in 0..<blockCount {
-            states[b] = .open
-            senders[b] = PiecePicker.noSlot
-            digestKnown[b] = false
-            requesterCounts[b] = 0
+    }
+}
+
+/// Per-block state of every piece in flight, in flat arrays (one run of `blocksPerPiece` entries per
+/// `DownloadingPiece`) so the hot path touches contiguous memory and never allocates once grown.
+///
+/// Invariants: every array holds `blocksPerPiece` entries per run (`requesterSlots` that times
+/// `maximumRequesters`); `requesterCounts[i] > 0` iff block `i` is `.requested`; `senders[i]` and
+/// `digests[i]` are meaningful only for received blocks.
+struct BlockTable: Sendable {
+    let blocksPerPiece: Int
+    let maximumRequesters: Int
+    var states: [BlockState] = []
+    var senders: [UInt32] = []
+    var digests: [UInt64] = []
+    var digestKnown: [Bool] = []
+    private(set) var requesterSlots: [UInt32] = []
+    private(set) var requesterCounts: [UInt8] = []
+
+    init(blocksPerPiece: Int, maximumRequesters: Int) {
+        self.blocksPerPiece = blocksPerPiece
+        self.maximumRequesters = maximumRequesters
+    }
+
+    /// Adds one run of blocks; returns its base index.
+    mutating func grow() -> Int {
+        let base = states.count
+        states.append(contentsOf: repeatElement(.open, count: blocksPerPiece))
+        senders.append(contentsOf: repeatElement(PiecePicker.noSlot, count: blocksPerPiece))
+        digests.append(contentsOf: repeatElement(0, count: blocksPerPiece))
+        digestKnown.append(contentsOf: repeatElement(false, count: blocksPerPiece))
+        requesterSlots.append(
+            contentsOf: repeatElement(PiecePicker.noSlot, count: blocksPerPiece * maximumRequesters))
+        requesterCounts.append(contentsOf: repeatElement(0, count: blocksPerPiece))
+        return base
+    }
+
+    mutating func reset(base: Int, blockCount: Int) {
+        precondition(blockCount <= blocksPerPiece)
+        for i in base..<base + blockCount {
+            states[i] = .open
+            senders[i] = PiecePicker.noSlot
+            digestKnown[i] = false
+            requesterCounts[i] = 0
         }
     }
 
-    func requesterCount(of block: Int) -> Int { Int(requesterCounts[block]) }
+    func requesterCount(_ block: Int) -> Int { Int(requesterCounts[block]) }
 
-    func requesters(of block: Int) -> ArraySlice<UInt32> {
+    func requesters(_ block: Int) -> ArraySlice<UInt32> {
         let start = block * maximumRequesters
         return requesterSlots[start..<start + Int(requesterCounts[block])]
     }
 
-    func isRequested(_ block: Int, by peer: UInt32) -> Bool { requesters(of: block).contains(peer) }
+    func isRequested(_ block: Int, by peer: UInt32) -> Bool {
+        let start = block * maximumRequesters
+        for i in start..<start + Int(requesterCounts[block]) where requesterSlots[i] == peer { return true }
+        return false
+    }
 
     mutating func addRequester(_ peer: UInt32, to block: Int) {
         let count = Int(requesterCounts[block])
@@ -719,16 +765,16 @@ struct DownloadingPiece: Sendable {
         return false
     }
 
-    mutating func clearRequesters(of block: Int) { requesterCounts[block] = 0 }
+    mutating func clearRequesters(_ block: Int) { requesterCounts[block] = 0 }
 
     /// The peers that sent received blocks and how many each, in slot order. Allocates: once per piece.
-    func contributors() -> [PieceContribution] {
+    func contributors(base: Int, blockCount: Int) -> [PieceContribution] {
         var contributions: [PieceContribution] = []
-        for b in 0..<blockCount where senders[b] != PiecePicker.noSlot {
-            if let i = contributions.firstIndex(where: { $0.peer.value == senders[b] }) {
-                contributions[i].blockCount += 1
+        for i in base..<base + blockCount where senders[i] != PiecePicker.noSlot {
+            if let j = contributions.firstIndex(where: { $0.peer.value == senders[i] }) {
+                contributions[j].blockCount += 1
             } else {
-                contributions.append(PieceContribution(peer: PeerSlot(senders[b]), blockCount: 1))
+                contributions.append(PieceContribution(peer: PeerSlot(senders[i]), blockCount: 1))
             }
         }
         return contributions.sorted { $0.peer < $1.peer }

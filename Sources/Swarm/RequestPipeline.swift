@@ -85,7 +85,9 @@ public struct RequestPipeline: Sendable {
     // MARK: - Queries
 
     /// Whether `peer` is connected (between `peerConnected` and `peerDisconnected`).
-    public func isConnected(_ peer: PeerSlot) -> Bool { peer.index < peers.count && peers[peer.index].isConnected }
+    public func isConnected(_ peer: PeerSlot) -> Bool {
+        peer.index < peers.count && peers[peer.index].isConnected
+    }
 
     /// The blocks requested from `peer` and not yet received, oldest first.
     public func outstandingRequests(of peer: PeerSlot) -> [BlockRange] {
@@ -109,7 +111,8 @@ public struct RequestPipeline: Sendable {
     /// Whether `peer` has a piece we want, i.e. whether we should be interested in it.
     public func isInterested(in peer: PeerSlot) -> Bool {
         guard isConnected(peer) else { return false }
-        return peers[peer.index].isSeed ? !picker.isFinished : picker.wantsAnything(from: peers[peer.index].has)
+        return peers[peer.index].isSeed
+            ? !picker.isFinished : picker.wantsAnything(from: peers[peer.index].has)
     }
 
     /// How many requests `peer` should have outstanding now: its rate times `dataInFlightDuration` in
@@ -120,9 +123,11 @@ public struct RequestPipeline: Sendable {
         let state = peers[peer.index]
         if state.isSnubbed { return min(configuration.snubbedQueueLength, state.requestQueueLimit) }
         let seconds = Double(configuration.dataInFlightDuration.nanosecondCount) / 1e9
-        let inFlightBlocks = state.rate.rateBytesPerSecond(at: now) * seconds / Double(picker.geometry.blockLength)
+        let inFlightBlocks =
+            state.rate.rateBytesPerSecond(at: now) * seconds / Double(picker.geometry.blockLength)
         let clamped = min(
-            Double(configuration.maximumQueueLength), max(Double(configuration.minimumQueueLength), inFlightBlocks))
+            Double(configuration.maximumQueueLength),
+            max(Double(configuration.minimumQueueLength), inFlightBlocks))
         return min(Int(clamped), state.requestQueueLimit)
     }
 
@@ -209,7 +214,9 @@ public struct RequestPipeline: Sendable {
     }
 
     /// The peer unchoked us: fill its queue at once, without waiting for a tick.
-    public mutating func peerUnchokedUs(_ peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]) {
+    public mutating func peerUnchokedUs(
+        _ peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
+    ) {
         precondition(isConnected(peer), "\(peer) is not connected")
         peers[peer.index].isChokingUs = false
         fillRequests(for: peer, at: now, into: &actions)
@@ -254,7 +261,8 @@ public struct RequestPipeline: Sendable {
             peers[contribution.peer.index].goodBlocks += contribution.blockCount
         }
         var banned: [PeerSlot] = []
-        for culprit in verdict.provenCorrupt where isConnected(culprit.peer) && !peers[culprit.peer.index].isBanned {
+        for culprit in verdict.provenCorrupt
+        where isConnected(culprit.peer) && !peers[culprit.peer.index].isBanned {
             peers[culprit.peer.index].corruptBlocks += culprit.blockCount
             if peers[culprit.peer.index].corruptBlocks >= configuration.banAfterProvenCorruptBlocks {
                 ban(culprit.peer, into: &actions)
@@ -308,7 +316,9 @@ public struct RequestPipeline: Sendable {
     }
 
     /// Requests blocks from `peer` until its queue reaches `targetQueueLength`, if it is unchoking us.
-    public mutating func fillRequests(for peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]) {
+    public mutating func fillRequests(
+        for peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
+    ) {
         guard isConnected(peer) else { return }
         let state = peers[peer.index]
         guard !state.isChokingUs, !state.isBanned else { return }

@@ -14,7 +14,8 @@ func makePicker(
     let counts = notation.map { Int(String($0))! }
     let geometry = PieceGeometry(
         totalLength: Int64(counts.count * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
-    var picker = PiecePicker(geometry: geometry, seed: seed, maximumRequestersPerBlock: maximumRequestersPerBlock)
+    var picker = PiecePicker(
+        geometry: geometry, seed: seed, maximumRequestersPerBlock: maximumRequestersPerBlock)
     for (index, count) in counts.enumerated() {
         for _ in 0..<count { picker.incrementAvailability(PieceIndex(index)) }
     }
@@ -31,7 +32,8 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         blocks.removeAll()
         picker.pickBlocks(for: peer, peerHas: everything(picker), maximumCount: 2, into: &blocks)
         guard let first = blocks.first, !picker.isEndgame || order.count < picker.pieceCount else { break }
-        #expect(blocks.count == 2 && blocks.allSatisfy { $0.piece == first.piece }, "one whole piece per pick")
+        #expect(
+            blocks.count == 2 && blocks.allSatisfy { $0.piece == first.piece }, "one whole piece per pick")
         order.append(first.piece.int)
         if order.count == picker.pieceCount { break }
     }
@@ -84,7 +86,10 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         picker.decrementAvailability(PieceIndex(1))
         blocks.removeAll()
         picker.pickBlocks(for: PeerSlot(2), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        #expect(blocks == [picker.geometry.block(1, of: PieceIndex(0)), picker.geometry.block(0, of: PieceIndex(1))])
+        #expect(
+            blocks == [
+                picker.geometry.block(1, of: PieceIndex(0)), picker.geometry.block(0, of: PieceIndex(1)),
+            ])
         #expect(picker.state(of: PieceIndex(0)) == .downloading)
     }
 
@@ -133,9 +138,13 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         var blocks: [BlockRange] = []
         var cancels: [PeerSlot] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        #expect(picker.blockReceived(blocks[0], from: PeerSlot(1), cancelTo: &cancels) == .accepted(pieceComplete: false))
+        #expect(
+            picker.blockReceived(blocks[0], from: PeerSlot(1), cancelTo: &cancels)
+                == .accepted(pieceComplete: false))
         #expect(picker.blockReceived(blocks[0], from: PeerSlot(1), cancelTo: &cancels) == .duplicate)
-        #expect(picker.blockReceived(blocks[1], from: PeerSlot(1), cancelTo: &cancels) == .accepted(pieceComplete: true))
+        #expect(
+            picker.blockReceived(blocks[1], from: PeerSlot(1), cancelTo: &cancels)
+                == .accepted(pieceComplete: true))
         #expect(picker.state(of: PieceIndex(0)) == .awaitingHash)
         #expect(picker.blockReceived(blocks[1], from: PeerSlot(1), cancelTo: &cancels) == .duplicate)
         let misaligned = BlockRange(piece: PieceIndex(0), offset: 1, length: 16384)
@@ -154,10 +163,13 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         picker.pickBlocks(for: PeerSlot(3), peerHas: everything(picker), maximumCount: 1, into: &blocks)
         #expect(blocks[0].piece == blocks[1].piece)
         _ = picker.blockReceived(blocks[0], from: PeerSlot(7), cancelTo: &cancels)
-        #expect(picker.blockReceived(blocks[1], from: PeerSlot(3), cancelTo: &cancels) == .accepted(pieceComplete: true))
+        #expect(
+            picker.blockReceived(blocks[1], from: PeerSlot(3), cancelTo: &cancels)
+                == .accepted(pieceComplete: true))
         #expect(
             picker.pieceHashFailed(blocks[0].piece).contributions == [
-                PieceContribution(peer: PeerSlot(3), blockCount: 1), PieceContribution(peer: PeerSlot(7), blockCount: 1),
+                PieceContribution(peer: PeerSlot(3), blockCount: 1),
+                PieceContribution(peer: PeerSlot(7), blockCount: 1),
             ])
         #expect(picker.state(of: blocks[0].piece) == .missing)
         #expect(picker.blockState(of: blocks[0]) == .open)
@@ -172,7 +184,8 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         var blocks: [BlockRange] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
         _ = picker.blockReceived(first, from: PeerSlot(1), digest: 10, cancelTo: &cancels)
-        _ = picker.blockReceived(second, from: PeerSlot(2), digest: 66, cancelTo: &cancels)  // unrequested, bad
+        // Peer 2 sends a bad block nobody asked it for: accepted (the slot was open), then proven wrong.
+        _ = picker.blockReceived(second, from: PeerSlot(2), digest: 66, cancelTo: &cancels)
         let failure = picker.pieceHashFailed(PieceIndex(0))
         #expect(failure.culpritsWillBeIdentified)
         #expect(failure.provenCorrupt.isEmpty)
@@ -232,7 +245,9 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(third.isEmpty, "a peer never gets the same block twice")
         #expect(Set(picker.requesters(of: first[0])) == [PeerSlot(1), PeerSlot(2)])
         var cancels: [PeerSlot] = []
-        #expect(picker.blockReceived(first[0], from: PeerSlot(2), cancelTo: &cancels) == .accepted(pieceComplete: false))
+        #expect(
+            picker.blockReceived(first[0], from: PeerSlot(2), cancelTo: &cancels)
+                == .accepted(pieceComplete: false))
         #expect(cancels == [PeerSlot(1)])
         cancels.removeAll()
         #expect(picker.blockReceived(first[0], from: PeerSlot(1), cancelTo: &cancels) == .duplicate)
@@ -240,7 +255,8 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
     }
 
     @Test func resumedPiecesAreNeverPicked() {
-        let geometry = PieceGeometry(totalLength: Int64(4 * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
+        let geometry = PieceGeometry(
+            totalLength: Int64(4 * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
         var have = PieceSet(count: 4)
         have.insert(PieceIndex(1))
         var picker = PiecePicker(geometry: geometry, have: have, seed: 9)
@@ -251,7 +267,8 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
     }
 
     @Test func shortLastPieceHasAShortBlock() {
-        let geometry = PieceGeometry(totalLength: Int64(twoBlockPieceLength + 100), pieceLength: twoBlockPieceLength)
+        let geometry = PieceGeometry(
+            totalLength: Int64(twoBlockPieceLength + 100), pieceLength: twoBlockPieceLength)
         var picker = PiecePicker(geometry: geometry, seed: 2)
         picker.incrementAvailability(PieceIndex(1))
         picker.incrementAvailability(PieceIndex(0))

@@ -8,7 +8,9 @@ struct PipelineHarness {
     var pipeline: RequestPipeline
     var actions: [RequestAction] = []
 
-    init(pieceCount: Int, pieceLength: Int = 256 * 1024, configuration: RequestPipeline.Configuration = .init()) {
+    init(
+        pieceCount: Int, pieceLength: Int = 256 * 1024, configuration: RequestPipeline.Configuration = .init()
+    ) {
         let geometry = PieceGeometry(totalLength: Int64(pieceCount * pieceLength), pieceLength: pieceLength)
         pipeline = RequestPipeline(geometry: geometry, seed: 42, configuration: configuration)
     }
@@ -80,7 +82,8 @@ struct PipelineHarness {
         harness.pipeline.peerAdvertisedRequestQueue(fast, length: 20)
         #expect(harness.pipeline.targetQueueLength(for: fast, at: .seconds(2)) == 20)
         harness.pipeline.peerAdvertisedRequestQueue(fast, length: -5)
-        #expect(harness.pipeline.targetQueueLength(for: fast, at: .seconds(2)) == 1, "nonsense reqq is clamped")
+        #expect(
+            harness.pipeline.targetQueueLength(for: fast, at: .seconds(2)) == 1, "nonsense reqq is clamped")
     }
 
     @Test func withoutReqqTheAssumedLimitApplies() {
@@ -152,14 +155,17 @@ struct PipelineHarness {
         let blocks = harness.requests(to: fast)
         #expect(blocks.count == 2)
         #expect(harness.requests(to: other) == blocks, "endgame: the slow peer's blocks are duplicated")
-        #expect(harness.pipeline.blockReceived(blocks[0], from: other, at: .seconds(1), into: &harness.actions)
-            == .accepted(pieceComplete: false))
+        #expect(
+            harness.pipeline.blockReceived(blocks[0], from: other, at: .seconds(1), into: &harness.actions)
+                == .accepted(pieceComplete: false))
         #expect(harness.cancels(to: fast) == [blocks[0]])
         #expect(harness.pipeline.outstandingRequests(of: fast) == [blocks[1]])
-        #expect(harness.pipeline.blockReceived(blocks[0], from: fast, at: .seconds(1), into: &harness.actions)
-            == .duplicate)
-        #expect(harness.pipeline.blockReceived(blocks[1], from: fast, at: .seconds(1), into: &harness.actions)
-            == .accepted(pieceComplete: true))
+        #expect(
+            harness.pipeline.blockReceived(blocks[0], from: fast, at: .seconds(1), into: &harness.actions)
+                == .duplicate)
+        #expect(
+            harness.pipeline.blockReceived(blocks[1], from: fast, at: .seconds(1), into: &harness.actions)
+                == .accepted(pieceComplete: true))
         #expect(harness.cancels(to: other) == [blocks[1]])
         #expect(harness.pipeline.outstandingRequests(of: other).isEmpty)
     }
@@ -217,7 +223,8 @@ struct PipelineHarness {
         let blocks = harness.requests(to: fast)
         var actions: [RequestAction] = []  // apart from `harness`: the closure may not access it twice
         func receive(_ index: Int, from peer: PeerSlot, digest: UInt64) -> BlockReceipt {
-            harness.pipeline.blockReceived(blocks[index], from: peer, digest: digest, at: .seconds(1), into: &actions)
+            harness.pipeline.blockReceived(
+                blocks[index], from: peer, digest: digest, at: .seconds(1), into: &actions)
         }
         _ = receive(0, from: fast, digest: 100)
         #expect(receive(1, from: liar, digest: 666) == .accepted(pieceComplete: true))

@@ -24,6 +24,8 @@ struct SwarmSimulation {
         /// Peers leave and come back, and choke and unchoke us now and then.
         var churn = true
         var sequential = false
+        /// 1 turns endgame duplicates off.
+        var maximumRequestersPerBlock = 3
         /// Report a digest with every block, so a liar is identified rather than suspected.
         var blockDigests = true
         var timeLimitSeconds = 7200.0
@@ -34,6 +36,9 @@ struct SwarmSimulation {
         var completionSeconds = 0.0
         /// From the first moment every needed block was requested to completion.
         var endgameSeconds = 0.0
+        /// Mean download rates before and during endgame, in accepted payload bytes per second.
+        var rateBeforeEndgameBytesPerSecond = 0.0
+        var endgameRateBytesPerSecond = 0.0
         /// The longest time without an accepted block once data started flowing.
         var longestGapSeconds = 0.0
         var blocksAcceptedTwice = 0
@@ -43,7 +48,6 @@ struct SwarmSimulation {
         var bannedLiars: Set<PeerSlot> = []
         var bannedHonestPeers: Set<PeerSlot> = []
         var liars: Set<PeerSlot> = []
-        var acceptedByPeer: [Int: Int] = [:]
         /// The pieces in the order they were first requested.
         var requestOrder: [Int] = []
         /// For each piece in the order it was first requested, how many non-seed peers have it.
@@ -93,6 +97,9 @@ struct SwarmSimulation {
     private var nonSeedAvailability: [Int]
     private var lastAcceptedAt: Double?
     private var endgameStartedAt: Double?
+    private var firstAcceptedAt: Double?
+    private var bytesAccepted = 0
+    private var bytesAcceptedBeforeEndgame = 0
 
     init(_ parameters: Parameters) {
         self.parameters = parameters
@@ -100,7 +107,10 @@ struct SwarmSimulation {
         let geometry = PieceGeometry(
             totalLength: Int64(parameters.pieceCount) * Int64(parameters.pieceLength) - 1000,
             pieceLength: parameters.pieceLength)
-        pipeline = RequestPipeline(geometry: geometry, seed: parameters.seed &+ 1)
+        var configuration = RequestPipeline.Configuration()
+        configuration.maximumRequestersPerBlock = parameters.maximumRequestersPerBlock
+        pipeline = RequestPipeline(
+            geometry: geometry, seed: parameters.seed &+ 1, configuration: configuration)
         pipeline.setSequential(parameters.sequential)
         nonSeedAvailability = [Int](repeating: 0, count: geometry.pieceCount)
         // Each piece has a popularity, so availability varies and rarest-first has something to do.
@@ -137,6 +147,12 @@ struct SwarmSimulation {
                 result.finished = true
                 result.completionSeconds = now
                 result.endgameSeconds = endgameStartedAt.map { now - $0 } ?? 0
+                if let endgameStartedAt, let firstAcceptedAt {
+                    result.rateBeforeEndgameBytesPerSecond =
+                        Double(bytesAcceptedBeforeEndgame) / (endgameStartedAt - firstAcceptedAt)
+                    result.endgameRateBytesPerSecond =
+                        Double(bytesAccepted - bytesAcceptedBeforeEndgame) / (now - endgameStartedAt)
+                }
                 break
             }
         }
@@ -154,8 +170,11 @@ struct SwarmSimulation {
             peers[index].linkFreeAt = now
             peers[index].cancelArrivals.removeAll()
             pipeline.peerConnected(peers[index].slot)
-            if peers[index].isSeed { pipeline.peerHaveAll(peers[index].slot) }
-            else { pipeline.peerBitfield(peers[index].slot, peers[index].has) }
+            if peers[index].isSeed {
+                pipeline.peerHaveAll(peers[index].slot)
+            } else {
+                pipeline.peerBitfield(peers[index].slot, peers[index].has)
+            }
             record(1, index)
             schedule(.unchoke(index, epoch: peers[index].epoch), after: 0.1 + 2 * unit())
             if parameters.churn && !peers[index].isSeed && !peers[index].isLiar {
@@ -183,7 +202,9 @@ struct SwarmSimulation {
             schedule(.unchoke(index, epoch: peers[index].epoch), after: 2 + 10 * unit())
         case .deliver(let index, let block, let epoch, let sendStart, let corrupt):
             guard peers[index].isConnected, peers[index].epoch == epoch else { return }
-            if let cancelArrival = peers[index].cancelArrivals.removeValue(forKey: block), cancelArrival <= sendStart {
+            if let cancelArrival = peers[index].cancelArrivals.removeValue(forKey: block),
+                cancelArrival <= sendStart
+            {
                 return
             }
             deliver(block, from: index, corrupt: corrupt)
@@ -207,9 +228,12 @@ struct SwarmSimulation {
             result.duplicatesRejected += 1
         case .accepted(let pieceComplete):
             if !acceptedBlocks.insert(block).inserted { result.blocksAcceptedTwice += 1 }
-            result.acceptedByPeer[index, default: 0] += 1
-            if let last = lastAcceptedAt { result.longestGapSeconds = max(result.longestGapSeconds, now - last) }
+            if let last = lastAcceptedAt {
+                result.longestGapSeconds = max(result.longestGapSeconds, now - last)
+            }
             lastAcceptedAt = now
+            if firstAcceptedAt == nil { firstAcceptedAt = now }
+            bytesAccepted += Int(block.length)
             if corrupt { corruptPieces.insert(block.piece) }
             if pieceComplete { finishPiece(block.piece) }
         }
@@ -232,7 +256,11 @@ struct SwarmSimulation {
         for banned in toBan {
             let index = banned.index
             peers[index].isBanned = true
-            if peers[index].isLiar { result.bannedLiars.insert(banned) } else { result.bannedHonestPeers.insert(banned) }
+            if peers[index].isLiar {
+                result.bannedLiars.insert(banned)
+            } else {
+                result.bannedHonestPeers.insert(banned)
+            }
             sendActions()
             disconnect(index)
             record(6, index)
@@ -277,15 +305,23 @@ struct SwarmSimulation {
     private var instant: Instant { .seconds(now) }
 
     private mutating func noteEndgame() {
-        if endgameStartedAt == nil && pipeline.picker.isEndgame { endgameStartedAt = now }
+        if endgameStartedAt == nil && pipeline.picker.isEndgame {
+            endgameStartedAt = now
+            bytesAcceptedBeforeEndgame = bytesAccepted
+        }
     }
 
-    private mutating func schedule(_ event: Event, after seconds: Double) { queue.push(event, at: now + seconds) }
+    private mutating func schedule(_ event: Event, after seconds: Double) {
+        queue.push(event, at: now + seconds)
+    }
 
     private mutating func unit() -> Double { Double(random.next() >> 11) / Double(1 << 53) }
 
     private mutating func record(_ kind: UInt64, _ index: Int, _ block: BlockRange? = nil) {
-        for value in [kind, UInt64(index), UInt64(now * 1e6), UInt64(block?.piece.value ?? 0), UInt64(block?.offset ?? 0)] {
+        for value in [
+            kind, UInt64(index), UInt64(now * 1e6), UInt64(block?.piece.value ?? 0),
+            UInt64(block?.offset ?? 0),
+        ] {
             result.fingerprint = (result.fingerprint ^ value) &* 0x100_0000_01b3
         }
     }
