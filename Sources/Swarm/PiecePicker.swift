@@ -121,6 +121,8 @@ public struct PiecePicker: Sendable {
     public private(set) var seedCount = 0
     /// Strict index order instead of rarest first (priority 0 pieces are still skipped).
     public private(set) var isSequential = false
+    /// How many pieces picking has looked at so far: the work picks cost, as a metric and for tests.
+    public private(set) var piecesExamined = 0
 
     private var random: SeededRandom
     private var states: [PieceState]
@@ -303,6 +305,7 @@ public struct PiecePicker: Sendable {
         var i = 0
         while i < partials.count && remaining > 0 {
             let piece = partials[i]
+            piecesExamined += 1
             if peerHas.contains(PieceIndex(piece)) {
                 let taken = takeOpenBlocks(Int(recordOf[Int(piece)]), peer, remaining, &blocks)
                 remaining -= taken
@@ -322,6 +325,7 @@ public struct PiecePicker: Sendable {
                 var j = 0
                 while j < buckets[current].count && remaining > 0 {
                     let piece = Int(buckets[current][j])
+                    piecesExamined += 1
                     if peerHas.contains(PieceIndex(piece)) {
                         let record = startDownloading(piece)  // swap-removes: `j` now holds another piece
                         let taken = takeOpenBlocks(record, peer, remaining, &blocks)
@@ -341,6 +345,7 @@ public struct PiecePicker: Sendable {
         while sequentialCursor < pieceCount && !isPickableOrOpen(sequentialCursor) { sequentialCursor += 1 }
         var index = sequentialCursor
         while index < pieceCount && remaining > 0 {
+            piecesExamined += 1
             if isPickableOrOpen(index) && peerHas.contains(PieceIndex(index)) {
                 let record = states[index] == .missing ? startDownloading(index) : Int(recordOf[index])
                 let taken = takeOpenBlocks(record, peer, remaining, &blocks)

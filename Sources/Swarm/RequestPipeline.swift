@@ -91,7 +91,7 @@ public struct RequestPipeline: Sendable {
 
     /// The blocks requested from `peer` and not yet received, oldest first.
     public func outstandingRequests(of peer: PeerSlot) -> [BlockRange] {
-        isConnected(peer) ? peers[peer.index].outstanding : []
+        isConnected(peer) ? Array(peers[peer.index].outstanding.blocks) : []
     }
 
     public func isSnubbed(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isSnubbed }
@@ -120,15 +120,15 @@ public struct RequestPipeline: Sendable {
     /// snubbed peer gets `snubbedQueueLength`.
     public func targetQueueLength(for peer: PeerSlot, at now: Instant) -> Int {
         guard isConnected(peer) else { return 0 }
-        let state = peers[peer.index]
-        if state.isSnubbed { return min(configuration.snubbedQueueLength, state.requestQueueLimit) }
+        let limit = peers[peer.index].requestQueueLimit
+        if peers[peer.index].isSnubbed { return min(configuration.snubbedQueueLength, limit) }
         let seconds = Double(configuration.dataInFlightDuration.nanosecondCount) / 1e9
-        let inFlightBlocks =
-            state.rate.rateBytesPerSecond(at: now) * seconds / Double(picker.geometry.blockLength)
+        let rate = peers[peer.index].rate.rateBytesPerSecond(at: now)
+        let inFlightBlocks = rate * seconds / Double(picker.geometry.blockLength)
         let clamped = min(
             Double(configuration.maximumQueueLength),
             max(Double(configuration.minimumQueueLength), inFlightBlocks))
-        return min(Int(clamped), state.requestQueueLimit)
+        return min(Int(clamped), limit)
     }
 
     // MARK: - Settings (forwarded to the picker)
@@ -233,6 +233,8 @@ public struct RequestPipeline: Sendable {
         into actions: inout [RequestAction]
     ) -> BlockReceipt {
         precondition(isConnected(peer), "\(peer) is not connected")
+        // A proven liar's data is not written, even while the engine is still closing its connection.
+        guard !peers[peer.index].isBanned else { return .unexpected }
         peers[peer.index].rate.record(bytes: Int(block.length), at: now)
         peers[peer.index].isSnubbed = false
         _ = peers[peer.index].removeOutstanding(block)
@@ -319,13 +321,11 @@ public struct RequestPipeline: Sendable {
     public mutating func fillRequests(
         for peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
     ) {
-        guard isConnected(peer) else { return }
-        let state = peers[peer.index]
-        guard !state.isChokingUs, !state.isBanned else { return }
-        let deficit = targetQueueLength(for: peer, at: now) - state.outstanding.count
+        guard isConnected(peer), !peers[peer.index].isChokingUs, !peers[peer.index].isBanned else { return }
+        let deficit = targetQueueLength(for: peer, at: now) - peers[peer.index].outstanding.count
         guard deficit > 0 else { return }
         scratchBlocks.removeAll(keepingCapacity: true)
-        picker.pickBlocks(for: peer, peerHas: state.has, maximumCount: deficit, into: &scratchBlocks)
+        picker.pickBlocks(for: peer, peerHas: peers[peer.index].has, maximumCount: deficit, into: &scratchBlocks)
         guard !scratchBlocks.isEmpty else { return }
         if peers[peer.index].outstanding.isEmpty { peers[peer.index].waitingSince = now }
         for block in scratchBlocks {
@@ -351,11 +351,11 @@ public struct RequestPipeline: Sendable {
     private mutating func releaseAll(
         _ peer: PeerSlot, sendingCancels: Bool, into actions: inout [RequestAction]
     ) {
-        for block in peers[peer.index].outstanding {
+        for block in peers[peer.index].outstanding.blocks {
             picker.releaseRequest(block, from: peer)
             if sendingCancels { actions.append(.cancel(peer, block)) }
         }
-        peers[peer.index].outstanding.removeAll(keepingCapacity: true)
+        peers[peer.index].outstanding.removeAll()
         peers[peer.index].waitingSince = nil
     }
 
@@ -384,7 +384,7 @@ struct PeerState: Sendable {
     var isSnubbed = false
     var isBanned = false
     var requestQueueLimit = 1
-    var outstanding: [BlockRange] = []
+    var outstanding = RequestQueue()
     var rate = RateMeter()
     var waitingSince: Instant?
     var hashFailures = 0
@@ -403,7 +403,7 @@ struct PeerState: Sendable {
         isSnubbed = false
         isBanned = false
         self.requestQueueLimit = requestQueueLimit
-        outstanding.removeAll(keepingCapacity: true)
+        outstanding.removeAll()
         rate = RateMeter(window: rateWindow)
         waitingSince = nil
         hashFailures = 0
@@ -412,11 +412,45 @@ struct PeerState: Sendable {
         corruptBlocks = 0
     }
 
-    /// Removes `block` from the queue; returns whether it was there. Blocks mostly arrive in request order,
-    /// so the search usually ends at the first element.
-    mutating func removeOutstanding(_ block: BlockRange) -> Bool {
-        guard let index = outstanding.firstIndex(of: block) else { return false }
-        outstanding.remove(at: index)
+    mutating func removeOutstanding(_ block: BlockRange) -> Bool { outstanding.remove(block) }
+}
+
+/// A peer's outstanding requests, oldest first. Peers answer in request order, so the block that arrives
+/// is almost always the oldest: removing it only advances `head`, with no shifting of up to 500 entries.
+///
+/// Invariants: the live requests are `storage[head...]`; `head <= storage.count`.
+struct RequestQueue: Sendable {
+    private var storage: [BlockRange] = []
+    private var head = 0
+
+    var count: Int { storage.count - head }
+    var isEmpty: Bool { head == storage.count }
+    var blocks: ArraySlice<BlockRange> { storage[head...] }
+
+    mutating func append(_ block: BlockRange) {
+        // Reclaim the consumed prefix once it dominates, amortised O(1) per request.
+        if head > 32 && head * 2 > storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+        storage.append(block)
+    }
+
+    /// Removes `block`; returns whether it was queued. O(1) for the oldest, O(count) otherwise.
+    mutating func remove(_ block: BlockRange) -> Bool {
+        guard head < storage.count else { return false }
+        if storage[head] == block {
+            head += 1
+            if head == storage.count { removeAll() }
+            return true
+        }
+        guard let index = storage[head...].firstIndex(of: block) else { return false }
+        storage.remove(at: index)
         return true
+    }
+
+    mutating func removeAll() {
+        storage.removeAll(keepingCapacity: true)
+        head = 0
     }
 }

@@ -184,7 +184,7 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         var blocks: [BlockRange] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
         _ = picker.blockReceived(first, from: PeerSlot(1), digest: 10, cancelTo: &cancels)
-        // Peer 2 sends a bad block nobody asked it for: accepted (the slot was open), then proven wrong.
+        // Peer 2 sends a bad block it was not asked for: accepted all the same (we need it), later proven bad.
         _ = picker.blockReceived(second, from: PeerSlot(2), digest: 66, cancelTo: &cancels)
         let failure = picker.pieceHashFailed(PieceIndex(0))
         #expect(failure.culpritsWillBeIdentified)
@@ -276,6 +276,30 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         var blocks: [BlockRange] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 1, into: &blocks)
         #expect(blocks == [BlockRange(piece: PieceIndex(1), offset: 0, length: 100)])
+    }
+
+    @Test func thousandsOfPiecesComeOutInAvailabilityOrderWithoutScanning() {
+        let pieceCount = 5000
+        let geometry = PieceGeometry(
+            totalLength: Int64(pieceCount * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
+        var picker = PiecePicker(geometry: geometry, seed: 3)
+        var random = SeededRandom(seed: 99)
+        // 300 peers come with random bitfields and a third of them leave again.
+        var bitfields: [PieceSet] = []
+        for _ in 0..<300 {
+            var pieces = PieceSet(count: pieceCount)
+            for piece in 0..<pieceCount where random.next() % 4 == 0 { pieces.insert(PieceIndex(piece)) }
+            picker.addAvailability(pieces)
+            bitfields.append(pieces)
+        }
+        for bitfield in bitfields.prefix(100) { picker.removeAvailability(bitfield) }
+        let examinedBefore = picker.piecesExamined
+        let order = pieceOrder(&picker)
+        #expect(order.count == pieceCount)
+        let availabilities = order.map { picker.availability(of: PieceIndex($0)) }
+        #expect(availabilities == availabilities.sorted(), "every pick takes a rarest piece")
+        // A peer with every piece finds one at the first place it looks: one examined piece per pick.
+        #expect(picker.piecesExamined - examinedBefore == pieceCount)
     }
 
     @Test func bitfieldWireFormat() {
