@@ -88,8 +88,9 @@ public enum BlockReceipt: Hashable, Sendable {
 /// - Picking `n` blocks for a peer that has most pieces costs O(partials + n): it visits partial pieces,
 ///   then walks buckets from the rarest and takes the first pieces the peer has. Only a peer missing most
 ///   pieces makes the walk skip many; it never touches pieces we have or are not downloading.
-/// - Endgame picking scans the blocks of pieces in progress, O(in-progress pieces × blocks per piece); it
-///   only happens in the last few pieces.
+/// - Endgame picking walks the pieces in progress from where the previous endgame pick stopped, so
+///   successive picks cost about the blocks they take; a peer that can duplicate nothing costs one pass,
+///   O(in-progress pieces × blocks per piece). Endgame only covers the last pieces.
 /// - Sequential mode scans forward from a cursor below which nothing is pickable.
 /// - Per-piece block state lives in pooled records reused across pieces: no allocation per block, and none
 ///   per piece once the pool has grown to the number of pieces in flight.
@@ -143,6 +144,8 @@ public struct PiecePicker: Sendable {
     private var partials: [UInt32] = []
     private var partialPosition: [Int32]
     private var sequentialCursor = 0
+    /// The record where the next endgame pick starts looking.
+    private var endgameCursor = 0
     /// Blocks of failed attempts, kept (only when every block had a digest) until the piece passes.
     private var failedAttempts: [UInt32: [FailedBlock]] = [:]
 
@@ -366,22 +369,36 @@ public struct PiecePicker: Sendable {
     private mutating func pickEndgame(
         _ peer: PeerSlot, _ peerHas: PieceSet, _ remaining: inout Int, _ blocks: inout [BlockRange]
     ) {
-        // Blocks with the fewest requesters first, so a duplicate goes where it helps most. The block
-        // arrays are read directly: this loop is the one place that scans many blocks per pick.
-        for level in 1..<maximumRequestersPerBlock {
-            for record in records where record.isActive && remaining > 0 {
+        // Blocks with the fewest requesters first, so a duplicate goes where it helps most. Each pass resumes
+        // where the last pick stopped, so successive picks walk the pieces in turn instead of rescanning
+        // blocks already duplicated; a level with no blocks is skipped without a scan.
+        let recordCount = records.count
+        guard recordCount > 0 else { return }
+        for level in 1..<maximumRequestersPerBlock
+        where remaining > 0 && table.blockCount(withRequesters: level) > 0 {
+            var visited = 0
+            var r = endgameCursor % recordCount
+            while visited < recordCount && remaining > 0 {
+                let record = records[r]
                 let piece = PieceIndex(record.piece)
-                guard states[piece.int] == .downloading, peerHas.contains(piece) else { continue }
-                for b in 0..<record.blockCount where remaining > 0 {
-                    let i = record.base + b
-                    guard table.requesterCounts[i] == level, !table.isRequested(i, by: peer.value) else {
-                        continue
+                if record.isActive && states[piece.int] == .downloading && peerHas.contains(piece) {
+                    for b in 0..<record.blockCount where remaining > 0 {
+                        let i = record.base + b
+                        // The arrays are read directly: this is the one loop that scans many blocks per pick.
+                        guard table.requesterCounts[i] == level, !table.isRequested(i, by: peer.value) else {
+                            continue
+                        }
+                        table.addRequester(peer.value, to: i)
+                        blocks.append(geometry.block(b, of: piece))
+                        remaining -= 1
                     }
-                    table.addRequester(peer.value, to: i)
-                    blocks.append(geometry.block(b, of: piece))
-                    remaining -= 1
+                }
+                if remaining > 0 {
+                    r = (r + 1) % recordCount
+                    visited += 1
                 }
             }
+            endgameCursor = r
         }
     }
 
@@ -709,10 +726,21 @@ struct BlockTable: Sendable {
     var digestKnown: [Bool] = []
     private(set) var requesterSlots: [UInt32] = []
     private(set) var requesterCounts: [UInt8] = []
+    /// `blocksByRequesterCount[n]` is how many blocks have exactly `n` requesters (for n > 0).
+    private var blocksByRequesterCount: [Int]
 
     init(blocksPerPiece: Int, maximumRequesters: Int) {
         self.blocksPerPiece = blocksPerPiece
         self.maximumRequesters = maximumRequesters
+        blocksByRequesterCount = [Int](repeating: 0, count: maximumRequesters + 1)
+    }
+
+    func blockCount(withRequesters count: Int) -> Int { blocksByRequesterCount[count] }
+
+    private mutating func setRequesterCount(_ block: Int, _ count: Int) {
+        blocksByRequesterCount[Int(requesterCounts[block])] -= 1
+        requesterCounts[block] = UInt8(count)
+        blocksByRequesterCount[count] += 1
     }
 
     /// Adds one run of blocks; returns its base index.
@@ -725,6 +753,7 @@ struct BlockTable: Sendable {
         requesterSlots.append(
             contentsOf: repeatElement(PiecePicker.noSlot, count: blocksPerPiece * maximumRequesters))
         requesterCounts.append(contentsOf: repeatElement(0, count: blocksPerPiece))
+        blocksByRequesterCount[0] += blocksPerPiece
         return base
     }
 
@@ -734,7 +763,7 @@ struct BlockTable: Sendable {
             states[i] = .open
             senders[i] = PiecePicker.noSlot
             digestKnown[i] = false
-            requesterCounts[i] = 0
+            setRequesterCount(i, 0)
         }
     }
 
@@ -755,7 +784,7 @@ struct BlockTable: Sendable {
         let count = Int(requesterCounts[block])
         precondition(count < maximumRequesters, "too many requesters for one block")
         requesterSlots[block * maximumRequesters + count] = peer
-        requesterCounts[block] += 1
+        setRequesterCount(block, count + 1)
     }
 
     /// Returns whether `peer` was a requester.
@@ -764,13 +793,13 @@ struct BlockTable: Sendable {
         let count = Int(requesterCounts[block])
         for i in start..<start + count where requesterSlots[i] == peer {
             requesterSlots[i] = requesterSlots[start + count - 1]
-            requesterCounts[block] -= 1
+            setRequesterCount(block, count - 1)
             return true
         }
         return false
     }
 
-    mutating func clearRequesters(_ block: Int) { requesterCounts[block] = 0 }
+    mutating func clearRequesters(_ block: Int) { setRequesterCount(block, 0) }
 
     /// The peers that sent received blocks and how many each, in slot order. Allocates: once per piece.
     func contributors(base: Int, blockCount: Int) -> [PieceContribution] {

@@ -325,7 +325,8 @@ public struct RequestPipeline: Sendable {
         let deficit = targetQueueLength(for: peer, at: now) - peers[peer.index].outstanding.count
         guard deficit > 0 else { return }
         scratchBlocks.removeAll(keepingCapacity: true)
-        picker.pickBlocks(for: peer, peerHas: peers[peer.index].has, maximumCount: deficit, into: &scratchBlocks)
+        picker.pickBlocks(
+            for: peer, peerHas: peers[peer.index].has, maximumCount: deficit, into: &scratchBlocks)
         guard !scratchBlocks.isEmpty else { return }
         if peers[peer.index].outstanding.isEmpty { peers[peer.index].waitingSince = now }
         for block in scratchBlocks {

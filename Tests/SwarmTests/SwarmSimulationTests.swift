@@ -13,10 +13,9 @@ import Testing
         #expect(result.bannedLiars == result.liars, "every liar is banned")
         #expect(result.bannedHonestPeers.isEmpty, "no honest peer is banned")
         #expect(result.hashFailures > 0, "the liars were caught by hash failures, not by luck")
+        // Through churn, chokes, bans and endgame, some block arrives at least every two seconds.
         #expect(result.longestGapSeconds < 2, "data never stalls")
-        // Duplicated requests keep the download going at full speed to the last block: without them the
-        // tail waits on the slowest peers (a 10 KB/s peer holds four blocks for six seconds).
-        #expect(result.endgameRateBytesPerSecond > 0.8 * result.rateBeforeEndgameBytesPerSecond)
+        #expect(result.endgameSeconds > 0, "the run went through endgame")
     }
 
     @Test func withoutEndgameTheTailWaitsOnSlowPeers() {
@@ -29,6 +28,10 @@ import Testing
         #expect(fast.finished && slow.finished)
         #expect(slow.cancelsSent == 0 && fast.cancelsSent > 0)
         #expect(fast.completionSeconds < slow.completionSeconds * 0.8)
+        // Duplicated requests keep the download at full speed to the last block; without them the tail
+        // waits on the slowest peers (a 10 KB/s peer holds its four blocks for six seconds).
+        #expect(fast.endgameRateBytesPerSecond > fast.rateBeforeEndgameBytesPerSecond)
+        #expect(slow.endgameRateBytesPerSecond < 0.8 * slow.rateBeforeEndgameBytesPerSecond)
     }
 
     @Test func rarestPiecesAreRequestedFirst() {
