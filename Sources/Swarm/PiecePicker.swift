@@ -110,6 +110,8 @@ public struct PiecePicker: Sendable {
     static let priorityLevels = 7
     static let noRecord: Int32 = -1
     static let noSlot = UInt32.max
+    /// How many failed attempts at one piece keep their block digests for identifying the culprits.
+    static let failedAttemptsRemembered = 8
 
     public let geometry: PieceGeometry
     /// The most peers that may have one block requested at the same time (endgame duplicates + 1).
@@ -535,6 +537,10 @@ public struct PiecePicker: Sendable {
                         block: b, sender: table.senders[records[record].base + b],
                         digest: table.digests[records[record].base + b]))
             }
+            // Remember a bounded number of attempts: liars could otherwise grow this by failing one piece
+            // again and again before anyone delivers it intact.
+            let limit = Self.failedAttemptsRemembered * blockCount
+            if evidence.count > limit { evidence.removeFirst(evidence.count - limit) }
             failedAttempts[UInt32(piece.int)] = evidence
         }
         freeRecord(of: piece.int)

@@ -22,6 +22,12 @@ func makePicker(
     return picker
 }
 
+extension PieceGeometry {
+    func blocks(of piece: PieceIndex) -> [BlockRange] {
+        (0..<blockCount(of: piece)).map { block($0, of: piece) }
+    }
+}
+
 func everything(_ picker: PiecePicker) -> PieceSet { PieceSet(count: picker.pieceCount, full: true) }
 
 /// The pieces of successive whole-piece picks by one peer that has everything.
@@ -196,6 +202,30 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         let success = picker.pieceHashPassed(PieceIndex(0))
         #expect(success.provenCorrupt == [PieceContribution(peer: PeerSlot(2), blockCount: 1)])
         #expect(success.contributions == [PieceContribution(peer: PeerSlot(3), blockCount: 2)])
+    }
+
+    @Test func evidenceIsKeptForABoundedNumberOfAttempts() {
+        var picker = makePicker(availability: "3")
+        var cancels: [PeerSlot] = []
+        var blocks: [BlockRange] = []
+        let attempts = PiecePicker.failedAttemptsRemembered + 2
+        for attempt in 0..<attempts {
+            // Each attempt comes from a different liar, with a wrong digest for block 1.
+            let liar = PeerSlot(UInt32(10 + attempt))
+            picker.pickBlocks(for: liar, peerHas: everything(picker), maximumCount: 2, into: &blocks)
+            for (index, block) in picker.geometry.blocks(of: PieceIndex(0)).enumerated() {
+                _ = picker.blockReceived(
+                    block, from: liar, digest: UInt64(index == 1 ? 1000 + attempt : index), cancelTo: &cancels
+                )
+            }
+            picker.pieceHashFailed(PieceIndex(0))
+        }
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
+        for (index, block) in picker.geometry.blocks(of: PieceIndex(0)).enumerated() {
+            _ = picker.blockReceived(block, from: PeerSlot(1), digest: UInt64(index), cancelTo: &cancels)
+        }
+        let proven = picker.pieceHashPassed(PieceIndex(0)).provenCorrupt.map(\.peer.value)
+        #expect(proven == Array(UInt32(12)..<UInt32(10 + attempts)), "the oldest two attempts were forgotten")
     }
 
     @Test func withoutDigestsNoOneIsProven() {
