@@ -8,8 +8,10 @@ public struct PeerSlot: Hashable, Comparable, Sendable, CustomStringConvertible 
     /// The largest slot value accepted: bounds the per-peer tables at a few MiB in the worst case.
     public static let maximumValue: UInt32 = 1 << 16
 
+    /// The engine's number for the connection.
     public let value: UInt32
 
+    /// A slot; `value` must not exceed `maximumValue` (a programmer error, not peer input).
     public init(_ value: UInt32) {
         precondition(value <= Self.maximumValue, "peer slot \(value) is above PeerSlot.maximumValue")
         self.value = value
@@ -23,8 +25,10 @@ public struct PeerSlot: Hashable, Comparable, Sendable, CustomStringConvertible 
 /// A point in time on the caller's monotonic clock. The swarm logic never reads a clock: every event and
 /// tick carries the current instant, so a simulation can run on virtual time.
 public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// Nanoseconds since the clock's (arbitrary) origin.
     public var nanoseconds: UInt64
 
+    /// The instant `nanoseconds` after the origin.
     public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
     /// The clock's origin; convenient for tests and simulations.
@@ -66,8 +70,10 @@ extension Duration {
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
+    /// A generator whose whole output is determined by `seed`.
     public init(seed: UInt64) { state = seed }
 
+    /// The next 64 random bits.
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
@@ -88,6 +94,7 @@ public struct SeededRandom: RandomNumberGenerator, Sendable {
 /// Invariants: `words.count == (count + 63) / 64`; bits at and beyond `count` are zero;
 /// `setCount` is the number of one bits.
 public struct PieceSet: Hashable, Sendable {
+    /// How many pieces the torrent has (the size of the set's universe).
     public let count: Int
     private(set) var words: [UInt64]
     /// How many pieces are in the set.
@@ -121,9 +128,12 @@ public struct PieceSet: Hashable, Sendable {
         }
     }
 
+    /// No piece is in the set.
     public var isEmpty: Bool { setCount == 0 }
+    /// Every piece is in the set (a seed's).
     public var isFull: Bool { setCount == count }
 
+    /// Whether `piece` (which must be in range) is in the set.
     public func contains(_ piece: PieceIndex) -> Bool {
         precondition(piece.int < count, "\(piece) is out of range")
         return words[piece.int >> 6] & (1 << UInt64(piece.int & 63)) != 0

@@ -22,9 +22,13 @@ public enum ChokeAction: Hashable, Sendable {
 ///   optimistic (`optimisticPeer`), so at most `regularUnchokeSlots + 1` are unchoked.
 /// - Actions are emitted only for changes: the engine's view equals `isUnchoked` after applying them.
 public struct Choker: Sendable {
+    /// Tuning; the defaults are BEP 3's and BitTorrent mainline's.
     public struct Configuration: Hashable, Sendable {
+        /// Peers unchoked for reciprocation (or, seeding, for speed), besides the optimistic one.
         public var regularUnchokeSlots = 4
+        /// How often the regular slots are reassigned: rarely enough for TCP to ramp up (BEP 3).
         public var rechokeInterval: Duration = .seconds(10)
+        /// How often the optimistic slot moves to another peer.
         public var optimisticUnchokeInterval: Duration = .seconds(30)
         /// A peer that has sent no payload for this long does not count as a reciprocator.
         public var snubTimeout: Duration = .seconds(60)
@@ -39,9 +43,11 @@ public struct Choker: Sendable {
         /// The window for the download and upload rates that rank peers.
         public var rateWindow: Duration = .seconds(20)
 
+        /// The defaults.
         public init() {}
     }
 
+    /// The tuning this choker was made with.
     public let configuration: Configuration
     /// Whether we have everything and rank peers by how fast we upload to them.
     public private(set) var isSeeding = false
@@ -53,6 +59,7 @@ public struct Choker: Sendable {
     private var nextRechokeAt: Instant?
     private var nextOptimisticAt: Instant?
 
+    /// A choker with no peers; `seed` drives the optimistic draws so runs replay.
     public init(configuration: Configuration = .init(), seed: UInt64) {
         precondition(configuration.regularUnchokeSlots >= 0)
         precondition(configuration.newPeerOptimisticWeight >= 1)
@@ -62,6 +69,7 @@ public struct Choker: Sendable {
 
     // MARK: - Queries
 
+    /// Whether `peer` is between `peerConnected` and `peerDisconnected`.
     public func isConnected(_ peer: PeerSlot) -> Bool {
         peer.index < peers.count && peers[peer.index].isConnected
     }
@@ -300,6 +308,9 @@ public struct Choker: Sendable {
 }
 
 /// One peer as the choker sees it.
+///
+/// Invariants: `isUnchoked` implies `isConnected`; `bytesSentSinceUnchoke` counts from `lastChangeAt`
+/// when unchoked.
 struct ChokerPeer: Sendable {
     var isConnected = false
     var isInterested = false

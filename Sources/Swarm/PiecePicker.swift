@@ -2,8 +2,10 @@ import TorrentModel
 
 /// How much a piece is wanted: 0 skips it (deselected files), 1–7 order the rest (7 first).
 public struct PiecePriority: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// 0 (skip) to 7 (first).
     public let value: UInt8
 
+    /// A priority from 0 to 7 (above 7 is a programmer error: validate user input first).
     public init(_ value: UInt8) {
         precondition(value <= Self.highest.value, "piece priority \(value) is above 7")
         self.value = value
@@ -13,8 +15,11 @@ public struct PiecePriority: Hashable, Comparable, Sendable, CustomStringConvert
 
     /// Never download (a deselected file).
     public static let skip = PiecePriority(unchecked: 0)
+    /// Downloaded after everything else.
     public static let lowest = PiecePriority(unchecked: 1)
+    /// The default for every piece.
     public static let normal = PiecePriority(unchecked: 4)
+    /// Downloaded before everything else (what a streaming player needs next).
     public static let highest = PiecePriority(unchecked: 7)
 
     public static func < (a: Self, b: Self) -> Bool { a.value < b.value }
@@ -23,9 +28,12 @@ public struct PiecePriority: Hashable, Comparable, Sendable, CustomStringConvert
 
 /// How many blocks of a piece one peer sent: the evidence for crediting or blaming it after the hash.
 public struct PieceContribution: Hashable, Sendable {
+    /// The peer that sent the blocks.
     public var peer: PeerSlot
+    /// How many blocks of the piece it sent.
     public var blockCount: Int
 
+    /// A contribution of `blockCount` blocks by `peer`.
     public init(peer: PeerSlot, blockCount: Int) {
         self.peer = peer
         self.blockCount = blockCount
@@ -113,6 +121,7 @@ public struct PiecePicker: Sendable {
     /// How many failed attempts at one piece keep their block digests for identifying the culprits.
     static let failedAttemptsRemembered = 8
 
+    /// The torrent's pieces and blocks.
     public let geometry: PieceGeometry
     /// The most peers that may have one block requested at the same time (endgame duplicates + 1).
     public let maximumRequestersPerBlock: Int
@@ -191,10 +200,13 @@ public struct PiecePicker: Sendable {
 
     // MARK: - Queries
 
+    /// How many pieces the torrent has.
     public var pieceCount: Int { geometry.pieceCount }
 
+    /// Where `piece` is in its life.
     public func state(of piece: PieceIndex) -> PieceState { states[piece.int] }
 
+    /// The priority of `piece` (`.normal` unless set).
     public func priority(of piece: PieceIndex) -> PiecePriority { PiecePriority(priorities[piece.int]) }
 
     /// How many connected peers have `piece`, seeds included.
@@ -244,6 +256,7 @@ public struct PiecePicker: Sendable {
         if availabilities[piece.int] < Self.availabilityLevels { moveToCurrentBucket(piece.int) }
     }
 
+    /// One peer fewer has `piece` (it left, or its bitfield is replaced).
     public mutating func decrementAvailability(_ piece: PieceIndex) {
         precondition(availabilities[piece.int] > 0, "availability of \(piece) would go negative")
         availabilities[piece.int] -= 1
@@ -253,6 +266,7 @@ public struct PiecePicker: Sendable {
     /// A seed (have-all or full bitfield) joined: raises every piece equally, so ordering is unchanged.
     public mutating func addSeed() { seedCount += 1 }
 
+    /// A seed left.
     public mutating func removeSeed() {
         precondition(seedCount > 0, "no seed to remove")
         seedCount -= 1

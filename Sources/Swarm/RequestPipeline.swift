@@ -59,9 +59,11 @@ public struct RequestPipeline: Sendable {
         /// Endgame duplicates: the most peers asked for one block at once.
         public var maximumRequestersPerBlock = 3
 
+        /// The defaults.
         public init() {}
     }
 
+    /// The tuning this pipeline was made with.
     public let configuration: Configuration
     /// The block chooser. Mutate it through the pipeline so the per-peer queues stay consistent.
     public private(set) var picker: PiecePicker
@@ -70,6 +72,8 @@ public struct RequestPipeline: Sendable {
     private var scratchBlocks: [BlockRange] = []
     private var scratchPeers: [PeerSlot] = []
 
+    /// A pipeline for a torrent of `geometry` with `have` already verified; `seed` drives the picker's
+    /// tie-breaks so a run replays.
     public init(
         geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, configuration: Configuration = .init()
     ) {
@@ -94,8 +98,10 @@ public struct RequestPipeline: Sendable {
         isConnected(peer) ? Array(peers[peer.index].outstanding.blocks) : []
     }
 
+    /// Whether `peer` sent nothing for `snubTimeout` while we waited on it, and has not sent since.
     public func isSnubbed(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isSnubbed }
 
+    /// Whether `peer` was banned for corrupt data (the engine should have disconnected it).
     public func isBanned(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isBanned }
 
     /// How many failed pieces `peer` contributed to since it connected.
@@ -133,10 +139,12 @@ public struct RequestPipeline: Sendable {
 
     // MARK: - Settings (forwarded to the picker)
 
+    /// Sets a piece's priority (0 skips it; see `PiecePicker.setPriority`).
     public mutating func setPriority(_ priority: PiecePriority, of piece: PieceIndex) {
         picker.setPriority(priority, of: piece)
     }
 
+    /// Switches strict sequential order on or off.
     public mutating func setSequential(_ sequential: Bool) { picker.setSequential(sequential) }
 
     // MARK: - Peer events
@@ -377,6 +385,9 @@ public struct RequestPipeline: Sendable {
 }
 
 /// One peer as the request pipeline sees it; slots are reused, so `connect` resets everything.
+///
+/// Invariants: a seed (`isSeed`) has a full `has` and is counted by the picker's `seedCount`, not in
+/// per-piece availability; `requestQueueLimit` is in `1...maximumQueueLength`.
 struct PeerState: Sendable {
     var isConnected = false
     var has = PieceSet(count: 0)

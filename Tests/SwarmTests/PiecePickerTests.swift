@@ -109,10 +109,11 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(!picker.isEndgame)
     }
 
-    @Test func sequentialModeIgnoresRarity() {
+    @Test func sequentialModeIgnoresRarityButSkipsDeselectedPieces() {
         var picker = makePicker(availability: "3332111")
         picker.setSequential(true)
-        #expect(pieceOrder(&picker) == Array(0..<7))
+        picker.setPriority(.skip, of: PieceIndex(2))
+        #expect(pieceOrder(&picker) == [0, 1, 3, 4, 5, 6])
     }
 
     @Test func sequentialModeRevisitsAReopenedBlock() {
@@ -330,6 +331,19 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(availabilities == availabilities.sorted(), "every pick takes a rarest piece")
         // A peer with every piece finds one at the first place it looks: one examined piece per pick.
         #expect(picker.piecesExamined - examinedBefore == pieceCount)
+    }
+
+    @Test func rateMeterAveragesOverItsWindowAndForgetsSilence() {
+        var meter = RateMeter(window: .seconds(4))
+        #expect(meter.rateBytesPerSecond(at: .seconds(1)) == 0)
+        for tenth in 0..<100 {  // 10 s at 100 KB/s, in 10 KB samples
+            meter.record(bytes: 10_000, at: .seconds(Double(tenth) / 10))
+        }
+        let rate = meter.rateBytesPerSecond(at: .seconds(10))
+        #expect(abs(rate - 100_000) < 5_000, "\(rate)")
+        #expect(meter.rateBytesPerSecond(at: .seconds(12)) < rate * 0.7, "decays as the window slides")
+        #expect(meter.rateBytesPerSecond(at: .seconds(15)) == 0, "a full window of silence")
+        #expect(meter.totalBytes == 1_000_000)
     }
 
     @Test func bitfieldWireFormat() {

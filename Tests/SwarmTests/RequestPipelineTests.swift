@@ -250,6 +250,27 @@ struct PipelineHarness {
         #expect(!accepted, "a bitfield of the wrong size")
     }
 
+    @Test func aReusedSlotStartsClean() {
+        var harness = PipelineHarness(pieceCount: 1, pieceLength: 32 * 1024)
+        harness.connectUnchokingSeed(fast)
+        let piece = harness.pipeline.outstandingRequests(of: fast)[0].piece
+        harness.deliverOldest(from: fast, at: .seconds(1))
+        harness.pipeline.peerDisconnected(fast)
+        harness.pipeline.peerConnected(fast)
+        #expect(harness.pipeline.picker.seedCount == 0)
+        #expect(harness.pipeline.outstandingRequests(of: fast).isEmpty)
+        #expect(harness.pipeline.downloadRateBytesPerSecond(of: fast, at: .seconds(1)) == 0)
+        #expect(harness.pipeline.targetQueueLength(for: fast, at: .seconds(1)) == 4)
+        // The block the old peer sent is no longer credited to the slot: the piece names no contributor.
+        let other = PeerSlot(9)
+        harness.connectUnchokingSeed(other, at: .seconds(2))
+        let rest = try! #require(harness.pipeline.outstandingRequests(of: other).first { $0.piece == piece })
+        _ = harness.pipeline.blockReceived(rest, from: other, at: .seconds(3), into: &harness.actions)
+        #expect(harness.pipeline.picker.state(of: piece) == .awaitingHash)
+        let verdict = harness.pipeline.pieceHashFailed(piece, at: .seconds(3), into: &harness.actions)
+        #expect(verdict.contributors == [other])
+    }
+
     @Test func aPeerCompletingViaHavesBecomesASeed() {
         var harness = PipelineHarness(pieceCount: 3)
         harness.pipeline.peerConnected(fast)
