@@ -195,10 +195,13 @@ public struct RequestPipeline: Sendable {
         peerBitfield(peer, PieceSet(count: picker.pieceCount))
     }
 
-    /// The peer's HAVE for a piece (checked against the geometry by the caller). Repeats are ignored.
-    public mutating func peerHave(_ peer: PeerSlot, _ piece: PieceIndex) {
+    /// The peer's HAVE for a piece. Repeats are ignored; returns false for a piece out of range (a
+    /// protocol violation the caller may disconnect for).
+    @discardableResult
+    public mutating func peerHave(_ peer: PeerSlot, _ piece: PieceIndex) -> Bool {
         precondition(isConnected(peer), "\(peer) is not connected")
-        guard !peers[peer.index].isSeed, peers[peer.index].has.insert(piece) else { return }
+        guard piece.int < picker.pieceCount else { return false }
+        guard !peers[peer.index].isSeed, peers[peer.index].has.insert(piece) else { return true }
         picker.incrementAvailability(piece)
         if peers[peer.index].has.isFull {
             // Count a peer that completed as a seed, so it costs O(1) from now on.
@@ -206,6 +209,7 @@ public struct RequestPipeline: Sendable {
             picker.addSeed()
             peers[peer.index].isSeed = true
         }
+        return true
     }
 
     /// The peer's advertised request queue length (`reqq` from BEP 10); out-of-range values are clamped.
@@ -243,12 +247,18 @@ public struct RequestPipeline: Sendable {
         precondition(isConnected(peer), "\(peer) is not connected")
         // A proven liar's data is not written, even while the engine is still closing its connection.
         guard !peers[peer.index].isBanned else { return .unexpected }
-        peers[peer.index].rate.record(bytes: Int(block.length), at: now)
-        peers[peer.index].isSnubbed = false
-        _ = peers[peer.index].removeOutstanding(block)
-        peers[peer.index].waitingSince = peers[peer.index].outstanding.isEmpty ? nil : now
+        let wasRequested = peers[peer.index].removeOutstanding(block)
         scratchPeers.removeAll(keepingCapacity: true)
         let receipt = picker.blockReceived(block, from: peer, digest: digest, cancelTo: &scratchPeers)
+        // Only data we asked for or could use is progress: unsolicited junk or duplicates must not inflate
+        // the peer's rate (and so its queue) or lift a snub.
+        var isAccepted = false
+        if case .accepted = receipt { isAccepted = true }
+        if wasRequested || isAccepted {
+            peers[peer.index].rate.record(bytes: Int(block.length), at: now)
+            peers[peer.index].isSnubbed = false
+            peers[peer.index].waitingSince = peers[peer.index].outstanding.isEmpty ? nil : now
+        }
         for other in scratchPeers where isConnected(other) {
             if peers[other.index].removeOutstanding(block) {
                 actions.append(.cancel(other, block))

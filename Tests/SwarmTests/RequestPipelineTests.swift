@@ -248,6 +248,22 @@ struct PipelineHarness {
         #expect(!harness.pipeline.isInterested(in: fast))
         let accepted = harness.pipeline.peerBitfield(fast, PieceSet(count: 5))
         #expect(!accepted, "a bitfield of the wrong size")
+        let inRange = harness.pipeline.peerHave(fast, PieceIndex(4))
+        #expect(!inRange, "a HAVE past the last piece")
+    }
+
+    @Test func unsolicitedJunkIsNotProgress() {
+        var harness = PipelineHarness(pieceCount: 16)
+        harness.connectUnchokingSeed(fast)
+        let junk = BlockRange(piece: PieceIndex(15), offset: 3, length: 16384)
+        for tenth in 1...50 {
+            let receipt = harness.pipeline.blockReceived(
+                junk, from: fast, at: .seconds(Double(tenth) / 10), into: &harness.actions)
+            #expect(receipt == .unexpected)
+        }
+        #expect(harness.pipeline.downloadRateBytesPerSecond(of: fast, at: .seconds(5)) == 0)
+        harness.pipeline.tick(at: .seconds(15), into: &harness.actions)
+        #expect(harness.pipeline.isSnubbed(fast), "junk does not count as the data we wait for")
     }
 
     @Test func aReusedSlotStartsClean() {
