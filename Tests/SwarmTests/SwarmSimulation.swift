@@ -45,6 +45,9 @@ struct SwarmSimulation {
         var duplicatesRejected = 0
         var cancelsSent = 0
         var hashFailures = 0
+        /// Churn that happened: peers leaving (they come back later) and peers choking us.
+        var departures = 0
+        var chokes = 0
         var bannedLiars: Set<PeerSlot> = []
         var bannedHonestPeers: Set<PeerSlot> = []
         var liars: Set<PeerSlot> = []
@@ -70,13 +73,15 @@ struct SwarmSimulation {
         var linkFreeAt = 0.0
         /// Bumped on choke, departure and ban; deliveries from an older epoch were discarded by the peer.
         var epoch = 0
+        /// Bumped on every join, so a departure planned for an earlier connection does not end this one.
+        var connection = 0
         /// Blocks cancelled, with the time each cancel reaches the peer.
         var cancelArrivals: [BlockRange: Double] = [:]
     }
 
     private enum Event {
         case join(Int)
-        case leave(Int, epoch: Int)
+        case leave(Int, connection: Int)
         case unchoke(Int, epoch: Int)
         case choke(Int, epoch: Int)
         case deliver(Int, BlockRange, epoch: Int, sendStart: Double, corrupt: Bool)
@@ -167,6 +172,7 @@ struct SwarmSimulation {
             guard !peers[index].isBanned else { return }
             peers[index].isConnected = true
             peers[index].epoch += 1
+            peers[index].connection += 1
             peers[index].linkFreeAt = now
             peers[index].cancelArrivals.removeAll()
             pipeline.peerConnected(peers[index].slot)
@@ -178,20 +184,21 @@ struct SwarmSimulation {
             record(1, index)
             schedule(.unchoke(index, epoch: peers[index].epoch), after: 0.1 + 2 * unit())
             if parameters.churn && !peers[index].isSeed && !peers[index].isLiar {
-                schedule(.leave(index, epoch: peers[index].epoch), after: 20 + 200 * unit())
+                schedule(.leave(index, connection: peers[index].connection), after: 3 + 27 * unit())
             }
-        case .leave(let index, let epoch):
-            guard peers[index].isConnected, peers[index].epoch == epoch || parameters.churn else { return }
+        case .leave(let index, let connection):
+            guard peers[index].isConnected, peers[index].connection == connection else { return }
             disconnect(index)
             record(2, index)
-            schedule(.join(index), after: 5 + 30 * unit())
+            result.departures += 1
+            schedule(.join(index), after: 2 + 8 * unit())
         case .unchoke(let index, let epoch):
             guard peers[index].isConnected, peers[index].epoch == epoch else { return }
             pipeline.peerUnchokedUs(peers[index].slot, at: instant, into: &actions)
             record(3, index)
             sendActions()
             if parameters.churn && !peers[index].isSeed {
-                schedule(.choke(index, epoch: epoch), after: 10 + 60 * unit())
+                schedule(.choke(index, epoch: epoch), after: 2 + 13 * unit())
             }
         case .choke(let index, let epoch):
             guard peers[index].isConnected, peers[index].epoch == epoch else { return }
@@ -199,7 +206,8 @@ struct SwarmSimulation {
             peers[index].linkFreeAt = now
             pipeline.peerChokedUs(peers[index].slot)
             record(4, index)
-            schedule(.unchoke(index, epoch: peers[index].epoch), after: 2 + 10 * unit())
+            result.chokes += 1
+            schedule(.unchoke(index, epoch: peers[index].epoch), after: 1 + 4 * unit())
         case .deliver(let index, let block, let epoch, let sendStart, let corrupt):
             guard peers[index].isConnected, peers[index].epoch == epoch else { return }
             if let cancelArrival = peers[index].cancelArrivals.removeValue(forKey: block),

@@ -9,6 +9,7 @@ import Testing
         let result = simulation.run()
         print("seed \(seed): \(result.summary)")
         #expect(result.finished, "every piece completes")
+        #expect(result.departures > 20 && result.chokes > 40, "a third of the peers left, half choked us")
         #expect(result.blocksAcceptedTwice == 0, "no block is accepted twice")
         #expect(result.bannedLiars == result.liars, "every liar is banned")
         #expect(result.bannedHonestPeers.isEmpty, "no honest peer is banned")
@@ -97,6 +98,7 @@ extension SwarmSimulation.Result {
         "finished \(finished) in \(completionSeconds) s, endgame \(endgameSeconds) s, gap \(longestGapSeconds) s, "
             + "rate \(Int(rateBeforeEndgameBytesPerSecond)) B/s, in endgame \(Int(endgameRateBytesPerSecond)) B/s, "
             + "\(hashFailures) hash failures, \(duplicatesRejected) duplicates, \(cancelsSent) cancels, "
+            + "\(departures) departures, \(chokes) chokes, "
             + "banned \(bannedLiars.count)/\(liars.count) liars, \(bannedHonestPeers.count) honest"
     }
 }
