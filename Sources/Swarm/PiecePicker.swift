@@ -172,9 +172,9 @@ public struct PiecePicker: Sendable {
         self.maximumRequestersPerBlock = maximumRequestersPerBlock
         self.have = have ?? PieceSet(count: count)
         random = SeededRandom(seed: seed)
+        // The first piece is never shorter than another, so its block count bounds them all.
         table = BlockTable(
-            blocksPerPiece: (geometry.pieceLength + Int(geometry.blockLength) - 1)
-                / Int(geometry.blockLength),
+            blocksPerPiece: count > 0 ? geometry.blockCount(of: PieceIndex(0)) : 0,
             maximumRequesters: maximumRequestersPerBlock)
         wanted = PieceSet(count: count)
         states = [PieceState](repeating: .missing, count: count)
@@ -475,7 +475,7 @@ public struct PiecePicker: Sendable {
         case .downloading: break
         }
         let record = Int(recordOf[block.piece.int])
-        let b = Int(block.offset / geometry.blockLength)
+        let b = geometry.standardBlockIndex(of: block)
         switch table.states[records[record].base + b] {
         case .received:
             return .duplicate
@@ -592,7 +592,7 @@ public struct PiecePicker: Sendable {
         guard geometry.isStandardBlock(block) else { return nil }
         let record = recordOf[block.piece.int]
         guard record != Self.noRecord else { return nil }
-        return (Int(record), Int(block.offset / geometry.blockLength))
+        return (Int(record), geometry.standardBlockIndex(of: block))
     }
 
     private func bucketKey(_ index: Int) -> Int {
@@ -833,4 +833,10 @@ struct BlockTable: Sendable {
         }
         return contributions.sorted { $0.peer < $1.peer }
     }
+}
+
+extension PieceGeometry {
+    /// The index of a block that `isStandardBlock` accepted: the inverse of `block(_:of:)`.
+    /// (A candidate for TorrentModel, the home of piece and block arithmetic.)
+    func standardBlockIndex(of block: BlockRange) -> Int { Int(block.offset / blockLength) }
 }
