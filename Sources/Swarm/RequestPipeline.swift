@@ -6,6 +6,10 @@ public enum RequestAction: Hashable, Sendable {
     case request(PeerSlot, BlockRange)
     /// Send a CANCEL: another peer delivered this block first (endgame), or the peer was snubbed.
     case cancel(PeerSlot, BlockRange)
+    /// Send INTERESTED: the peer has a piece we want.
+    case interested(PeerSlot)
+    /// Send NOT INTERESTED: the peer has nothing more that we want.
+    case notInterested(PeerSlot)
 }
 
 /// What a hash failure means for the peers that sent the piece.
@@ -34,6 +38,8 @@ public struct HashFailureReport: Hashable, Sendable {
 /// - `waitingSince` is set iff the peer has outstanding requests; it is the last time it made progress
 ///   (a block arrived) or the time its queue went from empty to non-empty.
 /// - Seeds are counted in the picker with `addSeed` (not per piece) and `isSeed` says so.
+/// - `amInterested` is whether the peer has a piece in the picker's `wanted` set; every change of it was
+///   announced with an action.
 public struct RequestPipeline: Sendable {
     /// Tuning; the defaults follow what the fast engines do (about 3 s of data in flight, 4 to 500).
     public struct Configuration: Hashable, Sendable {
@@ -118,11 +124,10 @@ public struct RequestPipeline: Sendable {
         isConnected(peer) ? peers[peer.index].rate.rateBytesPerSecond(at: now) : 0
     }
 
-    /// Whether `peer` has a piece we want, i.e. whether we should be interested in it.
+    /// Whether we are interested in `peer`: it has a piece we want. Changes are announced with
+    /// `.interested` and `.notInterested` actions.
     public func isInterested(in peer: PeerSlot) -> Bool {
-        guard isConnected(peer) else { return false }
-        return peers[peer.index].isSeed
-            ? !picker.isFinished : picker.wantsAnything(from: peers[peer.index].has)
+        isConnected(peer) && peers[peer.index].amInterested
     }
 
     /// How many requests `peer` should have outstanding now: its rate times `dataInFlightDuration` in
@@ -143,9 +148,15 @@ public struct RequestPipeline: Sendable {
 
     // MARK: - Settings (forwarded to the picker)
 
-    /// Sets a piece's priority (0 skips it; see `PiecePicker.setPriority`).
-    public mutating func setPriority(_ priority: PiecePriority, of piece: PieceIndex) {
+    /// Sets a piece's priority (0 skips it; see `PiecePicker.setPriority`), and updates our interest in
+    /// the peers that have it. O(peers), plus O(pieces / 64) for each peer that may lose our interest.
+    public mutating func setPriority(
+        _ priority: PiecePriority, of piece: PieceIndex, into actions: inout [RequestAction]
+    ) {
         picker.setPriority(priority, of: piece)
+        for index in peers.indices where peers[index].isConnected && peers[index].has.contains(piece) {
+            updateInterest(PeerSlot(UInt32(index)), into: &actions)
+        }
     }
 
     /// Switches strict sequential order on or off.
@@ -175,7 +186,9 @@ public struct RequestPipeline: Sendable {
 
     /// The peer's BITFIELD. Returns false (and changes nothing) if it is for another piece count.
     @discardableResult
-    public mutating func peerBitfield(_ peer: PeerSlot, _ pieces: PieceSet) -> Bool {
+    public mutating func peerBitfield(
+        _ peer: PeerSlot, _ pieces: PieceSet, into actions: inout [RequestAction]
+    ) -> Bool {
         precondition(isConnected(peer), "\(peer) is not connected")
         guard pieces.count == picker.pieceCount else { return false }
         forgetPieces(peer)
@@ -186,27 +199,35 @@ public struct RequestPipeline: Sendable {
         } else {
             picker.addAvailability(pieces)
         }
+        updateInterest(peer, into: &actions)
         return true
     }
 
     /// BEP 6 HAVE ALL: the peer is a seed.
-    public mutating func peerHaveAll(_ peer: PeerSlot) {
-        peerBitfield(peer, PieceSet(count: picker.pieceCount, full: true))
+    public mutating func peerHaveAll(_ peer: PeerSlot, into actions: inout [RequestAction]) {
+        peerBitfield(peer, PieceSet(count: picker.pieceCount, full: true), into: &actions)
     }
 
     /// BEP 6 HAVE NONE.
-    public mutating func peerHaveNone(_ peer: PeerSlot) {
-        peerBitfield(peer, PieceSet(count: picker.pieceCount))
+    public mutating func peerHaveNone(_ peer: PeerSlot, into actions: inout [RequestAction]) {
+        peerBitfield(peer, PieceSet(count: picker.pieceCount), into: &actions)
     }
 
     /// The peer's HAVE for a piece. Repeats are ignored; returns false for a piece out of range (a
     /// protocol violation the caller may disconnect for).
     @discardableResult
-    public mutating func peerHave(_ peer: PeerSlot, _ piece: PieceIndex) -> Bool {
+    public mutating func peerHave(
+        _ peer: PeerSlot, _ piece: PieceIndex, into actions: inout [RequestAction]
+    ) -> Bool {
         precondition(isConnected(peer), "\(peer) is not connected")
         guard piece.int < picker.pieceCount else { return false }
         guard !peers[peer.index].isSeed, peers[peer.index].has.insert(piece) else { return true }
         picker.incrementAvailability(piece)
+        // One new piece can only add interest, and checking it is O(1).
+        if !peers[peer.index].amInterested && picker.wanted.contains(piece) {
+            peers[peer.index].amInterested = true
+            actions.append(.interested(peer))
+        }
         if peers[peer.index].has.isFull {
             // Count a peer that completed as a seed, so it costs O(1) from now on.
             picker.removeAvailability(peers[peer.index].has)
@@ -284,6 +305,11 @@ public struct RequestPipeline: Sendable {
         for contribution in verdict.contributions where isConnected(contribution.peer) {
             peers[contribution.peer.index].goodBlocks += contribution.blockCount
         }
+        // Only peers that have this piece can have lost our interest with it.
+        for index in peers.indices
+        where peers[index].isConnected && peers[index].amInterested && peers[index].has.contains(piece) {
+            updateInterest(PeerSlot(UInt32(index)), into: &actions)
+        }
         var banned: [PeerSlot] = []
         for culprit in verdict.provenCorrupt
         where isConnected(culprit.peer) && !peers[culprit.peer.index].isBanned {
@@ -359,6 +385,14 @@ public struct RequestPipeline: Sendable {
 
     // MARK: - Internals
 
+    /// Announces a change in whether `peer` has something we want; O(pieces / 64).
+    private mutating func updateInterest(_ peer: PeerSlot, into actions: inout [RequestAction]) {
+        let wanted = picker.wantsAnything(from: peers[peer.index].has)
+        guard wanted != peers[peer.index].amInterested else { return }
+        peers[peer.index].amInterested = wanted
+        actions.append(wanted ? .interested(peer) : .notInterested(peer))
+    }
+
     private mutating func ban(_ peer: PeerSlot, into actions: inout [RequestAction]) {
         peers[peer.index].isBanned = true
         releaseAll(peer, sendingCancels: true, into: &actions)
@@ -407,6 +441,8 @@ struct PeerState: Sendable {
     var has = PieceSet(count: 0)
     var isSeed = false
     var isChokingUs = true
+    /// Whether we told the peer we are interested.
+    var amInterested = false
     var isSnubbed = false
     var isBanned = false
     var requestQueueLimit = 1
@@ -426,6 +462,7 @@ struct PeerState: Sendable {
         has = PieceSet(count: pieceCount)
         isSeed = false
         isChokingUs = true
+        amInterested = false
         isSnubbed = false
         isBanned = false
         self.requestQueueLimit = requestQueueLimit

@@ -20,7 +20,7 @@ struct PipelineHarness {
     /// Connects a seed and lets it unchoke us.
     mutating func connectUnchokingSeed(_ peer: PeerSlot, at now: Instant = .zero) {
         pipeline.peerConnected(peer)
-        pipeline.peerHaveAll(peer)
+        pipeline.peerHaveAll(peer, into: &actions)
         pipeline.peerUnchokedUs(peer, at: now, into: &actions)
     }
 
@@ -136,8 +136,8 @@ struct PipelineHarness {
         var some = PieceSet(count: 16)
         some.insert(PieceIndex(3))
         some.insert(PieceIndex(4))
-        harness.pipeline.peerBitfield(fast, some)
-        harness.pipeline.peerHave(fast, PieceIndex(5))
+        harness.pipeline.peerBitfield(fast, some, into: &harness.actions)
+        harness.pipeline.peerHave(fast, PieceIndex(5), into: &harness.actions)
         #expect(harness.pipeline.picker.availability(of: PieceIndex(5)) == 1)
         harness.pipeline.peerUnchokedUs(fast, at: .zero, into: &harness.actions)
         let lost = harness.pipeline.outstandingRequests(of: fast)
@@ -238,17 +238,44 @@ struct PipelineHarness {
         #expect(harness.pipeline.isBanned(liar) && !harness.pipeline.isBanned(fast))
     }
 
+    @Test func interestIsAnnouncedWhenItChanges() {
+        var harness = PipelineHarness(pieceCount: 2, pieceLength: 16 * 1024)
+        harness.pipeline.peerConnected(fast)
+        harness.pipeline.peerConnected(other)
+        var one = PieceSet(count: 2)
+        one.insert(PieceIndex(1))
+        harness.pipeline.peerBitfield(fast, one, into: &harness.actions)
+        harness.pipeline.peerHaveAll(other, into: &harness.actions)
+        #expect(harness.actions == [.interested(fast), .interested(other)])
+        harness.actions.removeAll()
+        // Once piece 1 is ours, `fast` has nothing more for us; `other` still has piece 0.
+        harness.pipeline.peerUnchokedUs(fast, at: .zero, into: &harness.actions)
+        let block = try! #require(harness.requests(to: fast).first)
+        #expect(
+            harness.pipeline.blockReceived(block, from: fast, at: .zero, into: &harness.actions)
+                == .accepted(pieceComplete: true))
+        harness.actions.removeAll()
+        harness.pipeline.pieceHashPassed(block.piece, at: .zero, into: &harness.actions)
+        #expect(harness.actions == [.notInterested(fast)])
+        harness.actions.removeAll()
+        harness.pipeline.setPriority(.skip, of: PieceIndex(0), into: &harness.actions)
+        #expect(harness.actions == [.notInterested(other)])
+        harness.actions.removeAll()
+        harness.pipeline.setPriority(.normal, of: PieceIndex(0), into: &harness.actions)
+        #expect(harness.actions == [.interested(other)])
+    }
+
     @Test func interestFollowsWhatThePeerHas() {
         var harness = PipelineHarness(pieceCount: 4)
         harness.pipeline.peerConnected(fast)
         #expect(!harness.pipeline.isInterested(in: fast))
-        harness.pipeline.peerHave(fast, PieceIndex(2))
+        harness.pipeline.peerHave(fast, PieceIndex(2), into: &harness.actions)
         #expect(harness.pipeline.isInterested(in: fast))
-        harness.pipeline.setPriority(.skip, of: PieceIndex(2))
+        harness.pipeline.setPriority(.skip, of: PieceIndex(2), into: &harness.actions)
         #expect(!harness.pipeline.isInterested(in: fast))
-        let accepted = harness.pipeline.peerBitfield(fast, PieceSet(count: 5))
+        let accepted = harness.pipeline.peerBitfield(fast, PieceSet(count: 5), into: &harness.actions)
         #expect(!accepted, "a bitfield of the wrong size")
-        let inRange = harness.pipeline.peerHave(fast, PieceIndex(4))
+        let inRange = harness.pipeline.peerHave(fast, PieceIndex(4), into: &harness.actions)
         #expect(!inRange, "a HAVE past the last piece")
     }
 
@@ -290,8 +317,8 @@ struct PipelineHarness {
     @Test func aPeerCompletingViaHavesBecomesASeed() {
         var harness = PipelineHarness(pieceCount: 3)
         harness.pipeline.peerConnected(fast)
-        for piece in 0..<3 { harness.pipeline.peerHave(fast, PieceIndex(piece)) }
-        harness.pipeline.peerHave(fast, PieceIndex(1))
+        for piece in 0..<3 { harness.pipeline.peerHave(fast, PieceIndex(piece), into: &harness.actions) }
+        harness.pipeline.peerHave(fast, PieceIndex(1), into: &harness.actions)
         #expect(harness.pipeline.picker.seedCount == 1)
         #expect(harness.pipeline.picker.availability(of: PieceIndex(1)) == 1)
         harness.pipeline.peerDisconnected(fast)

@@ -177,9 +177,9 @@ struct SwarmSimulation {
             peers[index].cancelArrivals.removeAll()
             pipeline.peerConnected(peers[index].slot)
             if peers[index].isSeed {
-                pipeline.peerHaveAll(peers[index].slot)
+                pipeline.peerHaveAll(peers[index].slot, into: &actions)
             } else {
-                pipeline.peerBitfield(peers[index].slot, peers[index].has)
+                pipeline.peerBitfield(peers[index].slot, peers[index].has, into: &actions)
             }
             record(1, index)
             schedule(.unchoke(index, epoch: peers[index].epoch), after: 0.1 + 2 * unit())
@@ -303,6 +303,9 @@ struct SwarmSimulation {
             case .cancel(let slot, let block):
                 result.cancelsSent += 1
                 peers[slot.index].cancelArrivals[block] = now + peers[slot.index].latencySeconds
+            case .interested, .notInterested:
+                // Simulated peers unchoke us regardless; the pipeline's interest is checked by unit tests.
+                break
             }
         }
         actions.removeAll(keepingCapacity: true)
