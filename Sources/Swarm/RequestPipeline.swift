@@ -28,9 +28,9 @@ public struct HashFailureReport: Hashable, Sendable {
 /// The engine reports events (with `now`), and sends the `RequestAction`s appended to the buffer it
 /// passes in; reusing that buffer keeps the per-block path free of allocation.
 ///
-/// Measured in a release build on the 2-core development machine (4,000 pieces of 1 MiB, 200 peers
-/// answering every request, through endgame): about 0.4 µs per received block, picking included; 0.25 µs
-/// when each peer has only 5 % of the pieces.
+/// Measured in a release build on the shared 2-core development machine (4,000 pieces of 1 MiB,
+/// 200 peers answering every request, through endgame): about 0.25 µs per received block, picking and
+/// interest updates included, whether peers have two thirds of the pieces or 5 % of them.
 ///
 /// ## Invariants
 /// - A block is in peer P's `outstanding` iff P is one of the block's requesters in the picker.
