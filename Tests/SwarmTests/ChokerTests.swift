@@ -167,6 +167,19 @@ struct ChokerHarness {
         #expect(harness.actions == [.unchoke(PeerSlot(9))])
     }
 
+    @Test func aFreedOptimisticSlotIsRedrawnAtOnce() {
+        var harness = ChokerHarness()
+        harness.connectInterested(0..<7, at: .zero)
+        let optimistic = try! #require(harness.choker.optimisticPeer)
+        let regular = harness.regularPeers
+        harness.actions.removeAll()
+        harness.choker.peerDisconnected(optimistic, at: .seconds(1), into: &harness.actions)
+        let successor = try! #require(harness.choker.optimisticPeer)
+        #expect(harness.actions == [.unchoke(successor)])
+        #expect(!regular.contains(successor) && successor != optimistic)
+        #expect(harness.regularPeers == regular, "regular slots are untouched")
+    }
+
     @Test func peersThatAreNotInterestedAreNeverUnchoked() {
         var harness = ChokerHarness()
         for slot in UInt32(0)..<3 { harness.choker.peerConnected(PeerSlot(slot), at: .zero) }
