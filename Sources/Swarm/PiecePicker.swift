@@ -301,6 +301,8 @@ public struct PiecePicker: Sendable {
     /// Appends up to `maximumCount` blocks for `peer` (which has `peerHas`) to `blocks` and marks them
     /// requested by it. Returns how many were appended. Outside endgame a block is given to one peer only;
     /// in endgame, blocks already requested from others are duplicated up to `maximumRequestersPerBlock`.
+    /// `peerHas` must already be counted in availability (as `RequestPipeline` does): pieces no peer is
+    /// counted for are not looked at unless a seed is connected.
     @discardableResult
     public mutating func pickBlocks(
         for peer: PeerSlot, peerHas: PieceSet, maximumCount: Int, into blocks: inout [BlockRange]
