@@ -74,10 +74,13 @@ public struct MagnetLink: Hashable, Sendable {
     /// forms, because links in the wild write names that way.
     public init(parsing text: String) throws(MagnetError) {
         let prefix = "magnet:?"
-        guard text.utf8.count >= prefix.utf8.count,
-            text.utf8.prefix(prefix.utf8.count).elementsEqual(prefix.utf8.map { $0 })
-                || text.lowercased().hasPrefix(prefix)
-        else { throw .notAMagnetLink }
+        // The scheme is case-insensitive (RFC 3986).
+        let lowered = text.utf8.prefix(prefix.utf8.count).map {
+            $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") ? $0 | 0x20 : $0
+        }
+        guard lowered.elementsEqual(prefix.utf8) else {
+            throw .notAMagnetLink
+        }
         self.init()
         let query = text.utf8.dropFirst(prefix.utf8.count)
         var sawInfoHash = false
@@ -181,7 +184,7 @@ public struct MagnetLink: Hashable, Sendable {
             if host.contains(":") { throw .invalidPeerAddress(value) }
         }
         guard !host.isEmpty, !host.contains(where: { $0 == "/" || $0 == " " || $0 == "[" || $0 == "]" }),
-            portText.allSatisfy(\.isASCII), let port = UInt16(portText), port > 0
+            portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = UInt16(portText), port > 0
         else { throw .invalidPeerAddress(value) }
         return MagnetPeer(host: String(host), port: port)
     }

@@ -207,6 +207,9 @@ public struct Metainfo: Sendable {
         preconditionFailure("a parsed torrent has at least one infohash")
     }
 
+    /// The concatenated v1 SHA-1 piece hashes, 20 bytes per piece, as a slice of ``bytes``.
+    public var v1PieceHashBytes: ArraySlice<UInt8>? { piecesRange.map { bytes[$0] } }
+
     /// The v1 SHA-1 hash of a piece, read in place from ``bytes``; nil for v2-only torrents or a piece out
     /// of range.
     public func pieceHash(_ piece: PieceIndex) -> SHA1Digest? {
