@@ -311,7 +311,11 @@ public struct Metainfo: Sendable {
         for (position, v1Index) in v1Indices.enumerated() {
             let v1File = v1.files[v1Index]
             let v2File = v2.files[position]
-            guard v1.relativePaths[v1Index] == v2File.relativePath else {
+            // Compared as bytes: String equality would accept differently normalized names.
+            guard
+                v1.relativePaths[v1Index].map({ Array($0.utf8) })
+                    == v2File.relativePath.map({ Array($0.utf8) })
+            else {
                 throw .hybridMismatch(.pathDiffers(index: position))
             }
             guard v1File.length == v2File.length else {
@@ -512,8 +516,10 @@ struct V2Part {
     /// The end of the last file in that address space.
     var alignedEnd: Int64 = 0
     let name: String
-    /// BEP 52: a tree holding exactly one file at its top level is a single-file torrent.
-    var isSingleFile: Bool { files.count == 1 && files[0].relativePath.count == 1 }
+    /// A tree holding one file at its top level is ambiguous in BEP 52: a single-file torrent, or a folder
+    /// `name` holding one file. It is single-file only when the file is called `name`, which is what
+    /// creators write and what a v1 single-file torrent means, so the builder and hybrids agree.
+    var isSingleFile: Bool { files.count == 1 && files[0].relativePath == [name] }
 
     init(info: Fields, name: String, pieceLength: Int, limits: MetainfoLimits) throws(MetainfoError) {
         self.name = name

@@ -222,18 +222,20 @@ public struct TorrentBuilder: Sendable {
     /// Nests leaves into a BEP 52 file tree by their path components. Paths were checked for conflicts,
     /// so a name is never both a file and a directory.
     private static func tree(_ leaves: ArraySlice<(path: [String], entry: BencodeValue)>) -> BencodeValue {
-        var groups: [String: [(path: [String], entry: BencodeValue)]] = [:]
+        // Grouped by raw bytes, not by String equality, which would merge differently normalized names
+        // that the v1 file list keeps apart.
+        var groups: [BencodeKey: [(path: [String], entry: BencodeValue)]] = [:]
         var entries: [BencodeKey: BencodeValue] = [:]
         for leaf in leaves {
             guard let first = leaf.path.first else { continue }
             if leaf.path.count == 1 {
                 entries[BencodeKey(first)] = leaf.entry
             } else {
-                groups[first, default: []].append((Array(leaf.path.dropFirst()), leaf.entry))
+                groups[BencodeKey(first), default: []].append((Array(leaf.path.dropFirst()), leaf.entry))
             }
         }
         for (component, children) in groups {
-            entries[BencodeKey(component)] = tree(children[...])
+            entries[component] = tree(children[...])
         }
         return .dictionary(entries)
     }

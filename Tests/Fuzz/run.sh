@@ -49,6 +49,7 @@ build_module Hashing
 build_module Metainfo
 build_harness BencodeFuzz Bencode
 build_harness MetainfoFuzz TorrentModel Bencode Hashing Metainfo
+build_harness BuilderFuzz TorrentModel Bencode Hashing Metainfo
 
 hash20='aaaaaaaaaaaaaaaaaaaa'
 hash32='bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
@@ -67,6 +68,10 @@ seed "$corpus/MetainfoFuzz/hybrid-single" \
     "d4:infod9:file treed1:ad0:d6:lengthi100e11:pieces root32:${hash32}eee6:lengthi100e12:meta versioni2e4:name1:a12:piece lengthi16384e6:pieces20:${hash20}e12:piece layersdee"
 seed "$corpus/MetainfoFuzz/magnet" \
     'magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&dn=a+b&tr=udp%%3A%%2F%%2Ft%%3A1&x.pe=[::1]:1&so=0,2-4'
+
+# Builder inputs: format, piece length, file count, then per file scale, length, path components.
+seed "$corpus/BuilderFuzz/hybrid-two-files" '\002\000\002\001\001\000\001\003abc\001\002\000\002\002xy\001z'
+seed "$corpus/BuilderFuzz/v2-single" '\001\001\000\001\004\000\000'
 
 cat >"$out/metainfo.dict" <<'DICT'
 "4:info"
@@ -96,7 +101,7 @@ cat >"$out/metainfo.dict" <<'DICT'
 DICT
 
 failed=0
-for harness in BencodeFuzz MetainfoFuzz; do
+for harness in BencodeFuzz MetainfoFuzz BuilderFuzz; do
     artifacts="$out/artifacts/$harness"
     mkdir -p "$artifacts"
     echo "== fuzzing $harness for ${seconds}s"

@@ -313,6 +313,21 @@ import Testing
         let bigPad: BencodeValue = ["attr": "p", "length": 29152, "path": [".pad", "29152"]]
         #expect(
             F.rejection(try withV1Files(bytes, [a, bigPad, b])) == .hybridMismatch(.misaligned(index: 1)))
+        // The same name spelled with another Unicode normalization is a different file name on Linux.
+        let composed = try Fixtures.builder(
+            name: "h", files: [(["\u{e9}"], Fixtures.content(length: 100, seed: 1)), (["z"], [1])],
+            pieceLength: 16384,
+            format: .hybrid
+        ).build()
+        let decomposed: BencodeValue = ["length": 100, "path": ["e\u{301}"]]
+        let z: BencodeValue = ["length": 1, "path": ["z"]]
+        // File-tree order puts "z" (0x7a) before "é" (0xc3 0xa9).
+        let zPad: BencodeValue = ["attr": "p", "length": 16383, "path": [".pad", "16383"]]
+        let composedV1: BencodeValue = ["length": 100, "path": ["\u{e9}"]]
+        #expect(F.rejection(try withV1Files(composed, [z, zPad, composedV1])) == nil)
+        #expect(
+            F.rejection(try withV1Files(composed, [z, zPad, decomposed]))
+                == .hybridMismatch(.pathDiffers(index: 1)))
         let tailPad: BencodeValue = ["attr": "p", "length": 40000, "path": [".pad", "40000"]]
         #expect(
             F.rejection(try withV1Files(bytes, [a, pad, b, tailPad]))

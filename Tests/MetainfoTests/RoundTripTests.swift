@@ -210,6 +210,41 @@ import TorrentModel
         }
     }
 
+    /// Regression: the builder grouped file-tree directories by String equality, which treats NFC and
+    /// NFD spellings of "é" as one name, so the v2 tree merged two directories the v1 list kept apart.
+    @Test func differentlyNormalizedDirectoriesStayApart() throws {
+        let files: [([String], [UInt8])] = [
+            (["e\u{301}", "a"], Fixtures.content(length: 10, seed: 1)),
+            (["\u{e9}", "b"], Fixtures.content(length: 10, seed: 2)),
+        ]
+        for format in [TorrentBuilder.Format.v2, .hybrid] {
+            let torrent = try Metainfo(
+                bytes: try Fixtures.builder(name: "h", files: files, pieceLength: 16384, format: format)
+                    .build())
+            let real = torrent.files.filter { !$0.isPadding }
+            #expect(
+                real.map { $0.path.map { Array($0.utf8) } } == [
+                    [Array("h".utf8), [0x65, 0xcc, 0x81], Array("a".utf8)],
+                    [Array("h".utf8), [0xc3, 0xa9], Array("b".utf8)],
+                ], "\(format)")
+        }
+    }
+
+    /// Regression (found by BuilderFuzz): a v2 torrent whose only file sits at the top of the tree under
+    /// a name other than the torrent's was parsed as single-file, dropping the folder the builder meant.
+    @Test func loneTopLevelFileNotNamedLikeTheTorrentKeepsItsFolder() throws {
+        for format in [TorrentBuilder.Format.v1, .v2, .hybrid] {
+            let builder = try Fixtures.builder(
+                name: "n", files: [(["\u{1}"], Fixtures.content(length: 4610, seed: 1))], pieceLength: 65536,
+                format: format)
+            #expect(try Metainfo(bytes: builder.build()).files.map(\.path) == [["n", "\u{1}"]], "\(format)")
+        }
+        let single = try Fixtures.builder(
+            name: "n", files: [(["n"], Fixtures.content(length: 10, seed: 1))], pieceLength: 16384,
+            format: .v2)
+        #expect(try Metainfo(bytes: single.build()).files.map(\.path) == [["n"]])
+    }
+
     @Test func automaticPieceLength() {
         #expect(TorrentBuilder.automaticPieceLength(totalLength: 0) == 16384)
         #expect(TorrentBuilder.automaticPieceLength(totalLength: 2000 * 16384) == 16384)
