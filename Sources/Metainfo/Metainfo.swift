@@ -154,6 +154,12 @@ public struct Metainfo: Sendable {
         }
         try PathValidator.checkConflicts(files.filter { !$0.isPadding }.map(\.path), field: "info.files")
 
+        // Bounds every later computation on pieces (bitfields, PieceIndex's UInt32) and keeps offsets far
+        // from overflow; a v2 torrent's piece count is not bounded by its size on disk.
+        let totalPieces = piecesNeeded(totalLength, pieceLength: pieceLength)
+        guard totalPieces <= Int64(limits.maxPieceCount) else {
+            throw .tooManyPieces(count: totalPieces, limit: limits.maxPieceCount)
+        }
         let geometry = PieceGeometry(totalLength: totalLength, pieceLength: pieceLength)
 
         // v2 piece layers live outside the info dictionary, so only a full .torrent has them.
@@ -325,8 +331,8 @@ public struct Metainfo: Sendable {
                 throw .hybridMismatch(.misaligned(index: position))
             }
         }
-        let v1Pieces = Int((v1.totalLength + Int64(pieceLength) - 1) / Int64(pieceLength))
-        let v2Pieces = Int((v2.alignedEnd + Int64(pieceLength) - 1) / Int64(pieceLength))
+        let v1Pieces = Int(piecesNeeded(v1.totalLength, pieceLength: pieceLength))
+        let v2Pieces = Int(piecesNeeded(v2.alignedEnd, pieceLength: pieceLength))
         guard v1Pieces == v2Pieces else {
             throw .hybridMismatch(.pieceCountDiffers(v1: v1Pieces, v2: v2Pieces))
         }
@@ -352,7 +358,7 @@ public struct Metainfo: Sendable {
             guard let hashes = layer.byteString else {
                 throw .wrongType(field: "piece layers", expected: .byteString)
             }
-            let pieces = (file.length + Int64(pieceLength) - 1) / Int64(pieceLength)
+            let pieces = piecesNeeded(file.length, pieceLength: pieceLength)
             let expected = Int(pieces) * SHA256Digest.byteCount
             guard hashes.count == expected else {
                 throw .invalidPieceLayerLength(
@@ -393,6 +399,12 @@ func addLengths(_ a: Int64, _ b: Int64) throws(MetainfoError) -> Int64 {
     let (sum, overflow) = a.addingReportingOverflow(b)
     guard !overflow else { throw .totalLengthOverflow }
     return sum
+}
+
+/// How many pieces `length` bytes take, without the overflow `(length + pieceLength - 1)` risks near
+/// `Int64.max`.
+func piecesNeeded(_ length: Int64, pieceLength: Int) -> Int64 {
+    length / Int64(pieceLength) + (length % Int64(pieceLength) == 0 ? 0 : 1)
 }
 
 /// Rounds `offset` up to a multiple of `pieceLength`.
@@ -488,7 +500,7 @@ struct V1Part {
         guard pieces.count % SHA1Digest.byteCount == 0 else {
             throw .invalidPiecesLength(byteCount: pieces.count)
         }
-        let expected = (totalLength + Int64(pieceLength) - 1) / Int64(pieceLength)
+        let expected = piecesNeeded(totalLength, pieceLength: pieceLength)
         let actual = pieces.count / SHA1Digest.byteCount
         guard expected == Int64(actual) else {
             throw .pieceCountMismatch(expected: Int(expected), actual: actual)

@@ -84,6 +84,8 @@ public enum MetainfoError: Error, Hashable, Sendable {
     case totalLengthOverflow
     /// The torrent describes no data.
     case emptyTorrent
+    /// More pieces than ``MetainfoLimits/maxPieceCount``.
+    case tooManyPieces(count: Int64, limit: Int)
     /// More files than ``MetainfoLimits/maxFileCount``.
     case tooManyFiles(limit: Int)
     /// A path that could escape the download folder or is otherwise unusable. `path` is the decoded
@@ -113,14 +115,17 @@ public struct MetainfoLimits: Hashable, Sendable {
     public var maxPathComponents: Int
     /// The largest piece length accepted, in bytes.
     public var maxPieceLengthBytes: Int
+    /// The most pieces; libtorrent's default limit is 2^21, real torrents stay far below 2^22.
+    public var maxPieceCount: Int
 
     public init(
         bencode: BencodeLimits = BencodeLimits(), maxFileCount: Int = 500_000, maxPathComponents: Int = 64,
-        maxPieceLengthBytes: Int = 256 * 1024 * 1024
+        maxPieceLengthBytes: Int = 256 * 1024 * 1024, maxPieceCount: Int = 1 << 22
     ) {
         self.bencode = bencode
         self.maxFileCount = maxFileCount
         self.maxPathComponents = maxPathComponents
         self.maxPieceLengthBytes = maxPieceLengthBytes
+        self.maxPieceCount = maxPieceCount
     }
 }

@@ -73,7 +73,7 @@ public struct TorrentBuilder: Sendable {
         let maximum = 16 * 1024 * 1024
         let targetPieceCountMax: Int64 = 2000
         var length = minimum
-        while length < maximum && (totalLength + Int64(length) - 1) / Int64(length) > targetPieceCountMax {
+        while length < maximum && piecesNeeded(totalLength, pieceLength: length) > targetPieceCountMax {
             length *= 2
         }
         return length
@@ -145,7 +145,7 @@ public struct TorrentBuilder: Sendable {
         if let source { info["source"] = .string(source) }
 
         if format != .v2 {
-            let expected = Int((total + Int64(pieceLength) - 1) / Int64(pieceLength))
+            let expected = Int(piecesNeeded(total, pieceLength: pieceLength))
             guard pieceHashesV1.count == expected else {
                 throw .pieceCountMismatch(expected: expected, actual: pieceHashesV1.count)
             }
@@ -203,7 +203,7 @@ public struct TorrentBuilder: Sendable {
             }
             entry["pieces root"] = .bytes(root.bytes)
             if file.length > Int64(pieceLength) {
-                let expected = Int((file.length + Int64(pieceLength) - 1) / Int64(pieceLength))
+                let expected = Int(piecesNeeded(file.length, pieceLength: pieceLength))
                 guard file.pieceLayer.count == expected else {
                     throw .invalidPieceLayerLength(
                         path: file.path, byteCount: file.pieceLayer.count * SHA256Digest.byteCount,

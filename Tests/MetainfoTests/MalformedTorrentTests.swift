@@ -92,6 +92,24 @@ import Testing
         #expect(F.rejection(F.torrent(info: info)) == .totalLengthOverflow)
     }
 
+    /// Regression: piece counts were computed as `(length + pieceLength - 1) / pieceLength`, which traps
+    /// for lengths near `Int64.max`.
+    @Test func lengthsNearInt64MaxAreRejectedWithoutTrapping() throws {
+        var info = F.v1Info()
+        info["length"] = .integer(.max)
+        #expect(
+            F.rejection(F.torrent(info: info))
+                == .pieceCountMismatch(expected: 562_949_953_421_312, actual: 3))
+        // A v2 file's size is not bounded by the torrent's size, so the piece count limit applies.
+        let v2Info =
+            "d9:file treed1:ad0:d6:lengthi9223372036854775807e11:pieces root32:\(String(repeating: "r", count: 32))"
+            + "eee12:meta versioni2e4:name1:n12:piece lengthi16384ee"
+        #expect(throws: MetainfoError.tooManyPieces(count: 562_949_953_421_312, limit: 1 << 22)) {
+            try Metainfo(infoDictionary: Array(v2Info.utf8))
+        }
+        #expect(TorrentBuilder.automaticPieceLength(totalLength: .max) == 16 * 1024 * 1024)
+    }
+
     struct HostilePath: Sendable, CustomStringConvertible {
         let path: BencodeValue
         let problem: MetainfoError.PathProblem
