@@ -214,7 +214,7 @@ public struct MagnetLink: Hashable, Sendable {
         parameters += peers.map { "x.pe=" + Self.percentEncode($0.description) }
         if !selectedFiles.isEmpty {
             let items = selectedFiles.map {
-                $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
+                $0.lowerBound == $0.upperBound ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)"
             }
             parameters.append("so=" + items.joined(separator: ","))
         }

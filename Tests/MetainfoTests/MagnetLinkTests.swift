@@ -58,6 +58,14 @@ import TorrentModel
         #expect(link.selectedFiles == [0...0, 2...2, 4...6])
     }
 
+    /// Regression: producing the `so` parameter asked each range for its `count`, which overflows for
+    /// `0-9223372036854775807`.
+    @Test func hugeSelectOnlyRangesDoNotTrap() throws {
+        let link = try MagnetLink(parsing: "magnet:?xt=urn:btih:\(hex)&so=0-9223372036854775807,5")
+        #expect(link.selectedFiles == [0...Int.max, 5...5])
+        #expect(link.uri.hasSuffix("&so=0-9223372036854775807,5"))
+    }
+
     @Test func producedLinksParseBack() throws {
         let link = MagnetLink(
             infoHashV1: hash, infoHashV2: SHA256Digest(bytes: Hex.decode(v2Hex) ?? []),
