@@ -119,6 +119,7 @@ public struct BencodeList: Sequence, Sendable {
     /// The number of elements.
     public var count: Int { node.count }
 
+    /// Walks the elements by jumping over each one's subtree, so iteration is linear in the element count.
     public struct Iterator: IteratorProtocol {
         let document: BencodeDocument
         var nextToken: Int
@@ -149,12 +150,15 @@ public struct BencodeDictionary: Sequence, Sendable {
 
     /// One key and its value. `keyNode` gives the key's own byte range.
     public struct Entry: Sendable {
+        /// The key, as a byte-string node.
         public let keyNode: BencodeNode
+        /// The value stored under the key.
         public let value: BencodeNode
         /// The raw key bytes (no copy).
         public var key: ArraySlice<UInt8> { keyNode.byteString ?? [] }
     }
 
+    /// Walks key/value pairs by jumping over each value's subtree.
     public struct Iterator: IteratorProtocol {
         let document: BencodeDocument
         var nextToken: Int

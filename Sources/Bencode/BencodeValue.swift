@@ -1,9 +1,12 @@
 /// A dictionary key: raw bytes, ordered the way BEP 3 sorts keys (as raw strings, byte by byte).
 public struct BencodeKey: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible
 {
+    /// The raw key.
     public let bytes: [UInt8]
 
+    /// A key from raw bytes.
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    /// A key from a string's UTF-8 bytes.
     public init(_ string: String) { self.bytes = Array(string.utf8) }
     public init(stringLiteral value: String) { self.init(value) }
 

@@ -50,6 +50,7 @@ public struct FileEntry: Hashable, Sendable {
     public let length: Int64
     /// Where the file starts in the concatenated payload (the piece address space).
     public let offset: Int64
+    /// BEP 47 attributes (`attr`).
     public let attributes: FileAttributes
     /// For symlinks (`l`), the target relative to the torrent root, checked like ``path``.
     public let symlinkTarget: [String]?
@@ -91,7 +92,9 @@ public struct FileSpan: Hashable, Sendable {
 /// == files[i-1].offset + files[i-1].length`, the first at 0), and the last ends at
 /// `geometry.totalLength`.
 public struct FileLayout: Sendable {
+    /// The files in payload order, padding included.
     public let files: [FileEntry]
+    /// The piece arithmetic over the whole payload.
     public let geometry: PieceGeometry
 
     /// - Precondition: `files` are contiguous from offset 0 and add up to `geometry.totalLength`.

@@ -27,6 +27,7 @@ public enum MagnetError: Error, Hashable, Sendable {
 public struct MagnetPeer: Hashable, Sendable, CustomStringConvertible {
     /// A host name, IPv4 literal, or IPv6 literal (without brackets).
     public let host: String
+    /// The TCP/uTP port (never 0).
     public let port: UInt16
 
     public init(host: String, port: UInt16) {
@@ -40,7 +41,9 @@ public struct MagnetPeer: Hashable, Sendable, CustomStringConvertible {
 
 /// A BitTorrent magnet link (BEP 9; BEP 52 for v2 `btmh`; BEP 53 for `so`).
 public struct MagnetLink: Hashable, Sendable {
+    /// `xt=urn:btih:` (hex or base32).
     public var infoHashV1: InfoHash?
+    /// `xt=urn:btmh:1220…` (a SHA-256 multihash).
     public var infoHashV2: SHA256Digest?
     /// `dn`: a name to show until the metadata arrives.
     public var displayName: String?

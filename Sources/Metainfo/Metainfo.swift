@@ -26,6 +26,7 @@ public struct Metainfo: Sendable {
     public let bytes: [UInt8]
     /// Where the info dictionary lies in ``bytes``: the infohashes are computed over exactly this range.
     public let infoRange: Range<Int>
+    /// Whether this is a v1, v2 or hybrid torrent.
     public let version: Version
     /// The suggested name: the file name of a single-file torrent, the top folder of a multi-file one.
     public let name: String
@@ -48,7 +49,9 @@ public struct Metainfo: Sendable {
     public let webSeeds: [String]
     /// BEP 27: only the torrent's trackers may be used to find peers.
     public let isPrivate: Bool
+    /// Free-form text from the creator (invalid UTF-8 replaced).
     public let comment: String?
+    /// The program that made the torrent (invalid UTF-8 replaced).
     public let createdBy: String?
     /// Seconds since the Unix epoch.
     public let creationDate: Int64?
@@ -61,10 +64,16 @@ public struct Metainfo: Sendable {
     public var truncatedInfoHashV2: InfoHash? {
         infoHashV2.flatMap { InfoHash($0.bytes.prefix(InfoHash.byteCount)) }
     }
-    /// The files, padding files included, in payload order.
+    /// The files, padding files included, in payload order. A v2-only torrent has no padding files of
+    /// its own; synthetic ones (path `.pad/<length>`) fill the gaps that align its files to pieces, so
+    /// the same piece arithmetic serves every format. Peers never send those bytes: in v2 a file's last
+    /// piece simply ends with the file.
     public var files: [FileEntry] { layout.files }
+    /// Piece and block arithmetic for the payload.
     public var geometry: PieceGeometry { layout.geometry }
+    /// Bytes per piece: a power of two, at least 16 KiB.
     public var pieceLength: Int { geometry.pieceLength }
+    /// The number of pieces.
     public var pieceCount: Int { geometry.pieceCount }
     /// The size of the piece address space, padding included.
     public var totalLength: Int64 { geometry.totalLength }

@@ -18,7 +18,9 @@ public struct TorrentBuilder: Sendable {
         /// Components relative to the torrent's top folder (`name`). A single-file torrent is one file
         /// whose path is `[name]`.
         public var path: [String]
+        /// The file's size in bytes.
         public var length: Int64
+        /// BEP 47 attributes; padding is only accepted for v1 (hybrids get theirs from the builder).
         public var attributes: FileAttributes
         /// For symlinks (`l`): the target relative to the torrent root.
         public var symlinkTarget: [String]?
@@ -41,9 +43,13 @@ public struct TorrentBuilder: Sendable {
         }
     }
 
+    /// The torrent's name: the file name of a single-file torrent, the top folder otherwise.
     public var name: String
+    /// The files, in any order for v2 and hybrid (they are sorted into file-tree order).
     public var files: [File]
+    /// Bytes per piece: a power of two, at least 16 KiB (see ``automaticPieceLength(totalLength:)``).
     public var pieceLength: Int
+    /// Which protocol versions to write.
     public var format: Format
     /// v1: SHA-1 of each piece of the payload laid out by ``payloadFiles()`` (padding hashed as zeros).
     public var pieceHashesV1: [SHA1Digest] = []
@@ -51,10 +57,13 @@ public struct TorrentBuilder: Sendable {
     public var trackers: [[String]] = []
     /// Web seeds (BEP 19).
     public var webSeeds: [String] = []
+    /// BEP 27: written as `private` 1 in the info dictionary.
     public var isPrivate = false
+    /// Free-form text for users.
     public var comment: String?
     /// A tag in the info dictionary (it changes the infohash; private trackers use it).
     public var source: String?
+    /// The creating program's name and version.
     public var createdBy: String?
     /// Seconds since the Unix epoch.
     public var creationDate: Int64?
