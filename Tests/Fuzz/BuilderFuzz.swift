@@ -58,6 +58,17 @@ public func builderFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) 
         precondition(format == .v1 || a.length == 0 || a.piecesRoot == b.piecesRoot, "root differs")
     }
     precondition(torrent.pieceCount == pieceCount || format == .v2, "piece count differs")
+
+    // The rest of the input damages the valid torrent, reaching the checks behind the bencode layer
+    // (piece layers, hybrid consistency) that random bytes rarely get to. It may be rejected; it must
+    // not trap.
+    var damaged = bytes
+    while let edit = input.edit(count: damaged.count) {
+        damaged[edit.position] = edit.value
+    }
+    if damaged != bytes, let parsed = try? Metainfo(bytes: damaged) {
+        precondition(parsed.files.reduce(0) { $0 + $1.length } == parsed.totalLength, "layout broken")
+    }
     return 0
 }
 
@@ -72,6 +83,13 @@ struct FuzzInput {
         guard position < data.count else { return 0 }
         defer { position += 1 }
         return data[position]
+    }
+
+    /// A position (two bytes) and a new value (one byte), while at least three bytes remain.
+    mutating func edit(count: Int) -> (position: Int, value: UInt8)? {
+        guard data.count - position >= 3, count > 0 else { return nil }
+        let offset = (Int(byte()) << 8 | Int(byte())) % count
+        return (offset, byte())
     }
 
     mutating func bytes(_ count: Int) -> [UInt8] {
