@@ -1,0 +1,121 @@
+import Hashing
+
+/// BEP 52 merkle trees: SHA-256, branching factor 2, 16 KiB leaf blocks.
+///
+/// A file's tree has one leaf per 16 KiB block (the last may be short); leaves past the end of the file,
+/// needed only to make the leaf count a power of two, are 32 zero bytes (not the hash of a zero block).
+/// A piece layer is the layer where one hash covers `piece length` bytes; the hashes past the end of
+/// the file are omitted from `piece layers`, and to rebuild the root they are replaced by the root of a
+/// subtree of zero leaves — ``paddingHash(leafCount:)`` — not by zero bytes.
+public enum MerkleTree {
+    /// The leaf block size BEP 52 fixes.
+    public static let blockLength = 16 * 1024
+
+    /// The value of a padding leaf: 32 zero bytes.
+    public static let zeroLeaf: SHA256Digest = {
+        guard let zero = SHA256Digest(bytes: [UInt8](repeating: 0, count: SHA256Digest.byteCount)) else {
+            preconditionFailure("a 32-byte array is a SHA-256 digest")
+        }
+        return zero
+    }()
+
+    /// The hash of an inner node.
+    static func parent(_ left: SHA256Digest, _ right: SHA256Digest, hasher: StreamingHasher) -> SHA256Digest {
+        left.withUnsafeBytes { hasher.update($0) }
+        right.withUnsafeBytes { hasher.update($0) }
+        return hasher.finishSHA256()
+    }
+
+    /// The root of a subtree of `leafCount` padding leaves (`leafCount` a power of two): what stands in
+    /// for an omitted hash `log2(leafCount)` layers above the leaves.
+    public static func paddingHash(leafCount: Int) -> SHA256Digest {
+        precondition(leafCount > 0 && leafCount & (leafCount - 1) == 0, "leaf count must be a power of two")
+        let hasher = StreamingHasher(.sha256)
+        var hash = zeroLeaf
+        var width = 1
+        while width < leafCount {
+            hash = parent(hash, hash, hasher: hasher)
+            width *= 2
+        }
+        return hash
+    }
+
+    /// The root over `hashes` padded with `padding` to `width` entries (a power of two, at least
+    /// `hashes.count`; by default the smallest such). The padding hash doubles up each layer.
+    public static func root(
+        of hashes: [SHA256Digest], width: Int? = nil, padding: SHA256Digest
+    ) -> SHA256Digest {
+        var layer = hashes
+        var width = width ?? nextPowerOfTwo(max(hashes.count, 1))
+        precondition(
+            width >= hashes.count && width & (width - 1) == 0, "width must be a power of two ≥ count")
+        guard !layer.isEmpty else {
+            // A tree of padding only.
+            var hash = padding
+            let hasher = StreamingHasher(.sha256)
+            while width > 1 {
+                hash = parent(hash, hash, hasher: hasher)
+                width /= 2
+            }
+            return hash
+        }
+        let hasher = StreamingHasher(.sha256)
+        var pad = padding
+        while width > 1 {
+            let pairCount = (layer.count + 1) / 2
+            for pair in 0..<pairCount {
+                let left = layer[2 * pair]
+                let right = 2 * pair + 1 < layer.count ? layer[2 * pair + 1] : pad
+                layer[pair] = parent(left, right, hasher: hasher)
+            }
+            layer.removeLast(layer.count - pairCount)
+            pad = parent(pad, pad, hasher: hasher)
+            width /= 2
+        }
+        return layer[0]
+    }
+
+    /// The leaf hashes of a file's content: SHA-256 of each 16 KiB block, the last one possibly short.
+    /// Convenient for small inputs; a creator streaming a large file hashes each block with `SHA256.hash`
+    /// itself.
+    public static func blockHashes(of content: [UInt8]) -> [SHA256Digest] {
+        stride(from: 0, to: content.count, by: blockLength).map { start in
+            SHA256.hash(content[start..<min(start + blockLength, content.count)])
+        }
+    }
+
+    /// A file's `pieces root` from its block hashes, or nil for an empty file (which has none).
+    public static func fileRoot(blockHashes: [SHA256Digest]) -> SHA256Digest? {
+        guard !blockHashes.isEmpty else { return nil }
+        return root(of: blockHashes, padding: zeroLeaf)
+    }
+
+    /// The number of leaves under one piece-layer hash.
+    static func blocksPerPiece(_ pieceLength: Int) -> Int {
+        precondition(
+            pieceLength >= blockLength && pieceLength & (pieceLength - 1) == 0, "invalid piece length")
+        return pieceLength / blockLength
+    }
+
+    /// The piece layer of a file from its block hashes: one hash per `pieceLength` bytes, the last one's
+    /// subtree completed with zero leaves. `piece layers` carries this for files larger than one piece.
+    public static func pieceLayer(blockHashes: [SHA256Digest], pieceLength: Int) -> [SHA256Digest] {
+        let perPiece = blocksPerPiece(pieceLength)
+        return stride(from: 0, to: blockHashes.count, by: perPiece).map { start in
+            let blocks = Array(blockHashes[start..<min(start + perPiece, blockHashes.count)])
+            return root(of: blocks, width: perPiece, padding: zeroLeaf)
+        }
+    }
+
+    /// A file's root rebuilt from its piece layer; hashes missing past the end of the file stand for
+    /// subtrees of zero leaves. Equal to ``fileRoot(blockHashes:)`` for files longer than one piece.
+    public static func root(pieceLayer: [SHA256Digest], pieceLength: Int) -> SHA256Digest {
+        root(of: pieceLayer, padding: paddingHash(leafCount: blocksPerPiece(pieceLength)))
+    }
+
+    static func nextPowerOfTwo(_ value: Int) -> Int {
+        var power = 1
+        while power < value { power *= 2 }
+        return power
+    }
+}
