@@ -12,7 +12,9 @@ let package = Package(
         .library(
             name: "PotluckCore",
             targets: [
-                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "URing", "Hashing", "Buffers",
+                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "Storage", "URing",
+                "Hashing",
+                "Buffers",
             ]),
     ],
     dependencies: [
@@ -40,6 +42,10 @@ let package = Package(
         .target(name: "Metainfo", dependencies: ["Bencode", "Hashing", "TorrentModel"]),
         .target(name: "PeerWire", dependencies: ["TorrentModel"]),
         .target(name: "Swarm", dependencies: ["TorrentModel"]),
+        .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
+
+        // Storage: pieces onto files through the ring, resume data.
+        .target(name: "Storage", dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
 
         // Front ends.
         .target(
@@ -63,6 +69,10 @@ let package = Package(
         .testTarget(name: "TorrentModelTests", dependencies: ["TorrentModel"]),
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
+        .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(
+            name: "StorageTests",
+            dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
         .testTarget(
             name: "PotluckCommandsTests", dependencies: ["PotluckCommands", "URing", "Hashing", "Buffers"]),
     ],

@@ -55,21 +55,25 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
     }
 }
 
-/// Names the owner of an operation: a slot in the caller's table and that slot's generation.
+/// Names the owner of an operation: which subsystem (so one reactor can route completions to peers,
+/// storage or trackers), a slot in that subsystem's table, and that slot's generation.
 ///
 /// A slot is reused after its operation completes; the generation tells a late completion (say, of a
 /// cancelled operation) apart from one for the slot's new owner.
 public struct OperationSlot: Hashable, Sendable {
+    public let owner: UInt8
     public let index: UInt32
     public let generation: UInt16
 
-    public init(index: UInt32, generation: UInt16) {
+    public init(owner: UInt8 = 0, index: UInt32, generation: UInt16) {
+        self.owner = owner
         self.index = index
         self.generation = generation
     }
 }
 
-/// The 64-bit `user_data` of a submission: slot index (32 bits), generation (16), operation kind (8).
+/// The 64-bit `user_data` of a submission: slot index (32 bits), generation (16), operation kind (8),
+/// owner (8).
 ///
 /// Packing everything into `user_data` is what lets completions be dispatched with no allocation and no
 /// lookup beyond one array index.
@@ -79,11 +83,14 @@ public struct CompletionToken: Hashable, Sendable, CustomStringConvertible {
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 
     public init(slot: OperationSlot, kind: OperationKind) {
-        rawValue = UInt64(slot.index) | UInt64(slot.generation) << 32 | UInt64(kind.rawValue) << 48
+        rawValue =
+            UInt64(slot.index) | UInt64(slot.generation) << 32 | UInt64(kind.rawValue) << 48
+            | UInt64(slot.owner) << 56
     }
 
     public var slot: OperationSlot {
         OperationSlot(
+            owner: UInt8(truncatingIfNeeded: rawValue >> 56),
             index: UInt32(truncatingIfNeeded: rawValue),
             generation: UInt16(truncatingIfNeeded: rawValue >> 32))
     }
@@ -92,7 +99,7 @@ public struct CompletionToken: Hashable, Sendable, CustomStringConvertible {
     public var kind: OperationKind? { OperationKind(rawValue: UInt8(truncatingIfNeeded: rawValue >> 48)) }
 
     public var description: String {
-        "\(kind.map(String.init(describing:)) ?? "?")#\(slot.index).\(slot.generation)"
+        "\(kind.map(String.init(describing:)) ?? "?")#\(slot.owner):\(slot.index).\(slot.generation)"
     }
 }
 
@@ -102,12 +109,15 @@ public struct CompletionToken: Hashable, Sendable, CustomStringConvertible {
 /// token minted for an earlier owner never matches (`context(for:)` returns nil: the completion is stale).
 /// All storage is allocated at start-up.
 public struct OperationTable<Context> {
+    /// Stamped on every slot this table hands out.
+    public let owner: UInt8
     private var contexts: [Context?]
     private var generations: [UInt16]
     private var freeIndices: [UInt32]
 
-    public init(capacity: Int) {
+    public init(capacity: Int, owner: UInt8 = 0) {
         precondition(capacity > 0 && capacity <= Int(UInt32.max), "operation table capacity out of range")
+        self.owner = owner
         contexts = Array(repeating: nil, count: capacity)
         generations = Array(repeating: 0, count: capacity)
         freeIndices = (0..<UInt32(capacity)).reversed()
@@ -122,13 +132,13 @@ public struct OperationTable<Context> {
         let i = Int(index)
         generations[i] &+= 1
         contexts[i] = context
-        return OperationSlot(index: index, generation: generations[i])
+        return OperationSlot(owner: owner, index: index, generation: generations[i])
     }
 
     /// The context of a live slot, or nil when the slot was released or reused since (a stale token).
     public func context(for slot: OperationSlot) -> Context? {
         let i = Int(slot.index)
-        guard i < contexts.count, generations[i] == slot.generation else { return nil }
+        guard slot.owner == owner, i < contexts.count, generations[i] == slot.generation else { return nil }
         return contexts[i]
     }
 

@@ -135,11 +135,18 @@ let featureSets: [RingOptions] = [RingOptions(), RingOptions(disabledFeatures: .
     }
 
     @Test func tokensPackSlotGenerationAndKind() {
-        let slot = OperationSlot(index: 0xdead_beef, generation: 0x1234)
+        let slot = OperationSlot(owner: 0xa5, index: 0xdead_beef, generation: 0x1234)
         let token = CompletionToken(slot: slot, kind: .sendZeroCopy)
         #expect(token.slot == slot)
+        #expect(token.slot.owner == 0xa5)
         #expect(token.kind == .sendZeroCopy)
-        #expect(CompletionToken(rawValue: 0xff00_0000_0000_0000).kind == nil)
+        #expect(CompletionToken(rawValue: 0x00ff_0000_0000_0000).kind == nil)
+        var storage = OperationTable<Int>(capacity: 1, owner: 2)
+        let stored = storage.acquire(1)!
+        #expect(stored.owner == 2)
+        #expect(
+            storage.context(for: OperationSlot(owner: 3, index: stored.index, generation: stored.generation))
+                == nil)
     }
 }
 
