@@ -45,11 +45,12 @@ seed() {
 
 build_module TorrentModel
 build_module Bencode
+build_module Buffers
 build_module Hashing
 build_module Metainfo
 build_harness BencodeFuzz Bencode
-build_harness MetainfoFuzz TorrentModel Bencode Hashing Metainfo
-build_harness BuilderFuzz TorrentModel Bencode Hashing Metainfo
+build_harness MetainfoFuzz TorrentModel Bencode Buffers Hashing Metainfo
+build_harness BuilderFuzz TorrentModel Bencode Buffers Hashing Metainfo
 
 hash20='aaaaaaaaaaaaaaaaaaaa'
 hash32='bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
