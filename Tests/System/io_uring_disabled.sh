@@ -12,7 +12,7 @@ original=$(cat "$setting")
 trap 'echo "$original" > "$setting"' EXIT
 echo 2 > "$setting"
 set +e
-output=$(timeout 20 .build/debug/potluck bench ring --tcp-mi-b 1 --file-mi-b 1 2>&1)
+output=$(timeout 20 .build/debug/potluck bench ring --tcp-mib 1 --file-mib 1 2>&1)
 status=$?
 set -e
 echo "$original" > "$setting"

@@ -61,6 +61,10 @@ struct BenchHash: ParsableCommand {
     /// Bytes per second of that thread's CPU time, the basis `openssl speed` reports on too, so that
     /// other load on the machine does not skew the ratio.
     private func singleThreadRate(pieceBytes: Int) -> Double {
+        Self.perCoreRate(pieceBytes: pieceBytes, seconds: seconds)
+    }
+
+    static func perCoreRate(pieceBytes: Int, seconds: Double) -> Double {
         let buffer = [UInt8](repeating: 0x5a, count: pieceBytes)
         let hasher = StreamingHasher(.sha1)
         var sink = 0

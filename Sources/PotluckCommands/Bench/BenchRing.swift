@@ -14,10 +14,10 @@ struct BenchRing: ParsableCommand {
             registered buffers, against pwrite/pread one at a time. CPU is user+system time of this process.
             """)
 
-    @Option(help: "Bytes to send over loopback TCP, in MiB.")
+    @Option(name: .customLong("tcp-mib"), help: "Bytes to send over loopback TCP, in MiB.")
     var tcpMiB: Int = 1024
 
-    @Option(help: "Bytes to write and read back, in MiB.")
+    @Option(name: .customLong("file-mib"), help: "Bytes to write and read back, in MiB.")
     var fileMiB: Int = 256
 
     @Option(help: "File operations in flight on the ring.")

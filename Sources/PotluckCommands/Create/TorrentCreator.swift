@@ -135,7 +135,9 @@ struct TorrentCreator {
         } catch {
             throw .io(IOError(.enter, errno: error.errno))
         }
-        let slotCount = max(2 * threads + 2, min(64, memoryBudgetBytes / pieceLength))
+        // Two pieces per hasher keep every core busy while the next ones are read; more only adds page
+        // faults (measured: 64 buffers of 1 MiB cost 10× the faults of mktorrent and ~10 % more CPU).
+        let slotCount = max(4, min(2 * threads + 2, memoryBudgetBytes / pieceLength))
         let buffers = BufferPool(slotSizeBytes: pieceLength, slotCount: slotCount)
         let waker = ring.waker
         let hashers = HashPool(threadCount: threads) { waker.wake() }

@@ -10,6 +10,12 @@ enum ExternalCommand {
     struct Output {
         let status: Int32
         let standardOutput: String
+        /// Wall time from spawn to exit.
+        let wallSeconds: Double
+        /// User + system CPU time of the child (and of its own waited-for children).
+        let cpuSeconds: Double
+        /// Peak resident set size of the child, in KiB.
+        let peakResidentKiB: Int
     }
 
     struct Failure: Error, CustomStringConvertible {
@@ -24,6 +30,27 @@ enum ExternalCommand {
             if access(candidate, X_OK) == 0 { return candidate }
         }
         return nil
+    }
+
+    /// The path of the running `potluck` binary, to measure it as a process like the other tools.
+    static func currentExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return count > 0
+            ? String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "potluck"
+    }
+
+    /// The first line a tool prints about its version (stdout), or "?" when it says nothing.
+    static func version(_ executable: String, _ arguments: [String]) -> String {
+        guard let output = try? run(executable, arguments, timeoutSeconds: 10) else { return "?" }
+        let line = output.standardOutput.split(separator: "\n").first.map(String.init) ?? "?"
+        return line.trimmingPrefix { !$0.isNumber }.split(separator: " ").first.map(String.init) ?? line
+    }
+
+    /// `rm -rf PATH`, for scratch folders.
+    @discardableResult
+    static func removeTree(_ path: String) -> Bool {
+        (try? run("/bin/rm", ["-rf", path]).status) == 0
     }
 
     /// Runs `executable` and waits at most `timeoutSeconds`, after which it is killed and this throws.
@@ -58,6 +85,7 @@ enum ExternalCommand {
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
+        let started = ContinuousClock.now
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         close(pipeEnds[1])
         guard spawned == 0 else { throw Failure(description: "cannot run \(executable): errno \(spawned)") }
@@ -81,8 +109,16 @@ enum ExternalCommand {
             output.append(contentsOf: buffer[..<count])
         }
         var status: Int32 = 0
-        waitpid(pid, &status, 0)
+        var usage = rusage()
+        wait4(pid, &status, 0, &usage)
+        let elapsed = ContinuousClock.now - started
         let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Output(status: exitStatus, standardOutput: String(decoding: output, as: UTF8.self))
+        let cpu =
+            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return Output(
+            status: exitStatus, standardOutput: String(decoding: output, as: UTF8.self),
+            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
+            cpuSeconds: cpu, peakResidentKiB: usage.ru_maxrss)
     }
 }
