@@ -246,9 +246,11 @@ def announce(url, infohash_hex, port, source=None, left=0, event="started", time
     infohash = bytes.fromhex(infohash_hex)
     peer_id = b"-PLKHRN-" + os.urandom(6).hex().encode()[:12]
     if parsed.scheme == "http":
-        query = urllib.parse.urlencode({
-            "info_hash": infohash, "peer_id": peer_id, "port": port, "uploaded": 0, "downloaded": 0,
-            "left": left, "event": event, "compact": 1, "numwant": 200})
+        fields = {"info_hash": infohash, "peer_id": peer_id, "port": port, "uploaded": 0,
+                  "downloaded": 0, "left": left, "compact": 1, "numwant": 200}
+        if event != "none":
+            fields["event"] = event
+        query = urllib.parse.urlencode(fields)
         sock = socket.create_connection((parsed.hostname, parsed.port or 80), timeout,
                                         source_address=(source, 0) if source else None)
         with sock:
@@ -292,6 +294,9 @@ def announce(url, infohash_hex, port, source=None, left=0, event="started", time
                 return {"failure": reply[8:].decode("latin-1")}
             if action != 1 or rtxn != txn:
                 raise HarnessError(f"bad UDP announce reply from {url}")
+            if len(reply) < 20:
+                # opentracker's refusal of a hash outside its whitelist: a bare 8-byte header.
+                return {"failure": "refused: announce reply without body"}
             interval = struct.unpack(">I", reply[8:12])[0]
             return {"interval": interval, "peers": _compact_peers(reply[20:])}
     raise HarnessError(f"unsupported tracker URL {url}")
