@@ -1,0 +1,306 @@
+#!/usr/bin/python3
+"""Drive libtorrent-rasterbar 2.0 (Debian's python3-libtorrent) for interop tests and benchmarks.
+
+Must run under Debian's /usr/bin/python3: that is the interpreter that sees python3-libtorrent.
+Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
+
+  create DATA_PATH -o FILE [--piece-size BYTES] [--v1|--v2|--hybrid] [--tracker URL]...
+      → {"infohash_v1": hex|null, "infohash_v2": hex|null}      (default --v1: Transmission 3.00
+        rejects the hybrid torrents libtorrent 2.0 makes by default)
+  info FILE
+      → {"infohash_v1", "infohash_v2", "name", "total_size", "piece_length", "piece_count",
+         "files": [{"path", "size"}], "trackers": [...]}
+  verify FILE DATA_DIR
+      → {"pieces": n, "verified": n}; exit 0 only if every piece passes libtorrent's hash check
+  seed FILE DATA_DIR [--count N] [--bind ADDR] [--port-base P] [--upload-rate BYTES/S]
+       [--tracker URL]... [--seed-mode]
+      → {"peers": ["ADDR:PORT", ...]} once every session is seeding; then runs until stdin closes or
+        SIGTERM/SIGINT
+  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR] [--recheck]
+      → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes"}; exit 0
+        only when every piece is downloaded and passed its hash check
+
+DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder (its "name").
+Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
+"""
+
+import argparse
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import HarnessError  # noqa: E402
+
+try:
+    import libtorrent as lt
+except ImportError:
+    sys.exit("lt.py: cannot import libtorrent; run it with Debian's /usr/bin/python3 "
+             "(package python3-libtorrent)")
+
+ALERTS = lt.alert.category_t.error_notification | lt.alert.category_t.status_notification | \
+    lt.alert.category_t.storage_notification
+
+
+def make_session(listen, upload_rate=0):
+    """A session that talks only to the peers it is given: no DHT, LSD, UPnP, NAT-PMP or uTP."""
+    settings = {
+        "listen_interfaces": listen,
+        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        # TCP only: the same transport Transmission and aria2 use here, and cheaper on 2 cores.
+        "enable_outgoing_utp": False, "enable_incoming_utp": False,
+        # Local test swarms put several peers on one address.
+        "allow_multiple_connections_per_ip": True,
+        "alert_mask": ALERTS,
+        "upload_rate_limit": upload_rate,
+        "stop_tracker_timeout": 1,
+        # Seed immediately to every requester; the defaults assume a wide-area swarm.
+        "unchoke_slots_limit": -1,
+        "connections_limit": 500,
+        "user_agent": "potluck-interop/libtorrent-" + lt.__version__,
+    }
+    session = lt.session(settings)
+    if upload_rate:
+        # Loopback peers fall in libtorrent's "local" class, which ignores rate limits; put every
+        # address in the global class so the limit applies to them too.
+        classes = lt.ip_filter()
+        classes.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+        session.set_peer_class_filter(classes)
+    return session
+
+
+def load(path):
+    try:
+        return lt.torrent_info(path)
+    except RuntimeError as error:
+        raise HarnessError(f"{path}: {error}") from None
+
+
+def hashes(ti):
+    ih = ti.info_hashes()
+    return {"infohash_v1": str(ih.v1) if ih.has_v1() else None,
+            "infohash_v2": str(ih.v2) if ih.has_v2() else None}
+
+
+def drain_errors(session):
+    """Turn libtorrent's error alerts into a failure instead of a silent stall."""
+    for alert in session.pop_alerts():
+        if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert, lt.listen_failed_alert)):
+            raise HarnessError(alert.message())
+        if isinstance(alert, lt.hash_failed_alert):
+            common.log(alert.message())
+
+
+def cmd_create(args):
+    path = os.path.abspath(args.data_path)
+    if not os.path.exists(path):
+        raise HarnessError(f"{path} does not exist")
+    fs = lt.file_storage()
+    lt.add_files(fs, path)
+    if fs.num_files() == 0:
+        raise HarnessError(f"{path} holds no files")
+    flags = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}[args.format]
+    ct = lt.create_torrent(fs, args.piece_size, flags=flags)
+    for tier, url in enumerate(args.tracker):
+        ct.add_tracker(url, tier)
+    ct.set_creator("potluck interop harness")
+    lt.set_piece_hashes(ct, os.path.dirname(path))
+    with open(args.output, "wb") as f:
+        f.write(lt.bencode(ct.generate()))
+    common.emit(hashes(load(args.output)))
+
+
+def cmd_info(args):
+    ti = load(args.file)
+    fs = ti.files()
+    files = [{"path": fs.file_path(i), "size": fs.file_size(i)}
+             for i in range(fs.num_files()) if not fs.file_flags(i) & lt.file_storage.flag_pad_file]
+    common.emit({**hashes(ti), "name": ti.name(), "total_size": sum(f["size"] for f in files),
+                 "piece_length": ti.piece_length(), "piece_count": ti.num_pieces(), "files": files,
+                 "trackers": [t.url for t in ti.trackers()]})
+
+
+def add(session, ti, save_path, flags=0):
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = os.path.abspath(save_path)
+    params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | flags
+    return session.add_torrent(params)
+
+
+def cmd_verify(args):
+    ti = load(args.file)
+    session = make_session("127.0.0.1:0")
+    # stop_when_ready: check the files, then pause before any tracker or peer is contacted.
+    handle = add(session, ti, args.data_dir, lt.torrent_flags.stop_when_ready)
+    checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+
+    def checked():
+        drain_errors(session)
+        status = handle.status()
+        return status.state not in checking and bool(status.flags & lt.torrent_flags.paused)
+    common.wait_until(checked, args.timeout, "libtorrent's hash check")
+    status = handle.status()
+    verified = sum(1 for have in status.pieces if have)
+    common.emit({"pieces": ti.num_pieces(), "verified": verified})
+    return 0 if verified == ti.num_pieces() else 1
+
+
+def cmd_seed(args):
+    ti = load(args.file)
+    common.check_allowed_address(args.bind)
+    sessions = []
+    for i in range(args.count):
+        port = args.port_base + i if args.port_base else common.free_tcp_udp_port(args.bind)
+        session = make_session(f"{args.bind}:{port}", args.upload_rate)
+        handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0)
+        for tier, url in enumerate(args.tracker):
+            handle.add_tracker({"url": url, "tier": tier})
+        sessions.append((session, handle))
+
+    def all_seeding():
+        for session, handle in sessions:
+            drain_errors(session)
+            status = handle.status()
+            if status.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+                return False
+            if not status.is_seeding:
+                raise HarnessError(f"data in {args.data_dir} is incomplete "
+                                   f"({sum(status.pieces)}/{ti.num_pieces()} pieces verified)")
+        return True
+    common.wait_until(all_seeding, args.timeout, "the seeders to finish checking")
+    peers = []
+    for session, _ in sessions:
+        # The port actually bound (a fixed --port-base may have been taken: then this fails loudly).
+        if not session.is_listening():
+            raise HarnessError("a seeding session is not listening")
+        peers.append(f"{args.bind}:{session.listen_port()}")
+    common.emit({"peers": peers})
+
+    def healthy():
+        for session, _ in sessions:
+            drain_errors(session)
+    common.serve_until_stdin_closes(check=healthy)
+    common.log("stdin closed; stopping")
+
+
+def local_addresses_for(peers):
+    """Listen where the peers are routed from, never on a wildcard address."""
+    return sorted({common.source_address_for(host) for host, _ in peers})
+
+
+def cmd_download(args):
+    ti = load(args.file)
+    peers = [common.parse_hostport(p) for p in args.peer]
+    for host, _ in peers:
+        common.check_allowed_address(host)
+    binds = [args.bind] if args.bind else local_addresses_for(peers)
+    session = make_session(",".join(f"{address}:0" for address in binds))
+    start = time.monotonic()
+    cpu_start = resource.getrusage(resource.RUSAGE_SELF)
+    os.makedirs(args.out_dir, exist_ok=True)
+    handle = add(session, ti, args.out_dir)
+    for peer in peers:
+        handle.connect_peer(peer)
+    last_progress = [time.monotonic(), -1]
+
+    def done():
+        drain_errors(session)
+        status = handle.status()
+        if status.num_pieces != last_progress[1]:
+            last_progress[:] = [time.monotonic(), status.num_pieces]
+        elif time.monotonic() - last_progress[0] > 5:
+            # Peers drop idle connections; ask again rather than wait on a reconnect timer.
+            for peer in peers:
+                handle.connect_peer(peer)
+            last_progress[0] = time.monotonic()
+        return status.is_seeding
+    try:
+        common.wait_until(done, args.timeout, "the download to complete", interval=0.05)
+    except HarnessError:
+        status = handle.status()
+        common.emit({"complete": False, "pieces": status.num_pieces, "piece_count": ti.num_pieces(),
+                     "peers_connected": status.num_peers})
+        raise
+    seconds = time.monotonic() - start
+    cpu_end = resource.getrusage(resource.RUSAGE_SELF)
+    status = handle.status()
+    # The payload is on disk (flushed to the page cache) before we report it complete.
+    handle.flush_cache()
+    if args.recheck:
+        handle.force_recheck()
+        time.sleep(0.2)
+        common.wait_until(lambda: handle.status().state not in (
+            lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data),
+            args.timeout, "the re-check")
+        if not handle.status().is_seeding:
+            raise HarnessError("downloaded data failed the re-check")
+    common.emit({
+        "complete": True, "seconds": round(seconds, 3), "bytes": status.total_payload_download,
+        "cpu_seconds": round(cpu_end.ru_utime + cpu_end.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime, 3),
+        "pieces": ti.num_pieces(), "failed_bytes": status.total_failed_bytes})
+
+
+def main():
+    parser = argparse.ArgumentParser(prog="lt.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("create", help="make a .torrent (v1 by default)")
+    p.add_argument("data_path", metavar="DATA_PATH", help="file or directory to describe")
+    p.add_argument("-o", "--output", required=True, metavar="FILE")
+    p.add_argument("--piece-size", type=int, default=0, metavar="BYTES",
+                   help="power of two, at least 16384 (default: libtorrent chooses)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--v1", dest="format", action="store_const", const="v1", help="v1 only (default)")
+    group.add_argument("--v2", dest="format", action="store_const", const="v2", help="v2 only")
+    group.add_argument("--hybrid", dest="format", action="store_const", const="hybrid", help="v1 + v2")
+    p.set_defaults(format="v1")
+    p.add_argument("--tracker", action="append", default=[], metavar="URL", help="announce URL (repeatable)")
+    p.set_defaults(func=cmd_create)
+
+    p = sub.add_parser("info", help="describe a .torrent")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("verify", help="hash-check data against a .torrent")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("--timeout", type=float, default=600, metavar="S")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("seed", help="seed from N libtorrent sessions until stdin closes")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("--count", type=int, default=1, metavar="N")
+    p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
+                   help="address to listen on: loopback or a harness namespace address")
+    p.add_argument("--port-base", type=int, default=0, metavar="P",
+                   help="listen on P, P+1, ... (default: free ports)")
+    p.add_argument("--upload-rate", type=int, default=0, metavar="BYTES/S",
+                   help="per-session upload limit, applied to loopback peers too (default: none)")
+    p.add_argument("--tracker", action="append", default=[], metavar="URL",
+                   help="also announce to this tracker (repeatable)")
+    p.add_argument("--seed-mode", action="store_true",
+                   help="trust the data instead of hash-checking it first (large payloads)")
+    p.add_argument("--timeout", type=float, default=600, metavar="S", help="limit for the initial check")
+    p.set_defaults(func=cmd_seed)
+
+    p = sub.add_parser("download", help="download from the given peers")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--peer", action="append", required=True, metavar="HOST:PORT")
+    p.add_argument("--timeout", type=float, default=300, metavar="S")
+    p.add_argument("--bind", metavar="ADDR",
+                   help="listen address (default: the local address routed to the peers)")
+    p.add_argument("--recheck", action="store_true", help="hash-check everything again at the end")
+    p.set_defaults(func=cmd_download)
+
+    args = parser.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    common.run_tool(main)
