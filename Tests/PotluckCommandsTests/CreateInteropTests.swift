@@ -121,3 +121,60 @@ import Testing
         #expect(result.error.contains("'..'"), "\(result.error)")
     }
 }
+
+/// libtorrent (Debian's python3-libtorrent, through the interop harness) reading Potluck's torrents and
+/// Potluck reading libtorrent's: same infohashes both ways, and libtorrent verifies the data against
+/// Potluck's hashes.
+@Suite(.serialized) struct LibtorrentCreateInteropTests {
+    static let harness = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
+        .appendingPathComponent("Interop/lt.py").path
+
+    static func libtorrent(_ arguments: [String]) throws -> (status: Int32, json: [String: Any]) {
+        let result = try CreateInteropTests.run("/usr/bin/python3", [harness] + arguments)
+        let object = try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        return (result.status, object ?? [:])
+    }
+
+    static func potluckInfo(_ torrent: String) throws -> [String: Any] {
+        let info = try runPotluck(["info", "--json", torrent])
+        #expect(info.status == 0, "\(info.error)")
+        return (try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    @Test(arguments: ["v1", "v2", "hybrid"])
+    func potluckTorrentsLoadAndVerifyInLibtorrent(format: String) throws {
+        let payload = try CreateInteropTests.makePayload()
+        defer { try? FileManager.default.removeItem(at: payload.deletingLastPathComponent()) }
+        let torrent = payload.deletingLastPathComponent().appendingPathComponent("potluck-\(format).torrent")
+            .path
+        let created = try runPotluck([
+            "create", "-q", "--\(format)", "--piece-size", "64K", "-o", torrent, payload.path,
+        ])
+        #expect(created.status == 0, "\(created.error)")
+        let ours = try Self.potluckInfo(torrent)
+        let theirs = try Self.libtorrent(["info", torrent])
+        #expect(theirs.status == 0)
+        #expect(theirs.json["infohash_v1"] as? String == ours["infohash_v1"] as? String)
+        #expect(theirs.json["infohash_v2"] as? String == ours["infohash_v2"] as? String)
+        #expect((ours["infohash_v1"] ?? ours["infohash_v2"]) != nil)
+        let verified = try Self.libtorrent(["verify", torrent, payload.deletingLastPathComponent().path])
+        #expect(
+            verified.status == 0, "libtorrent rejected the data against Potluck's hashes: \(verified.json)")
+        #expect((verified.json["verified"] as? Int) == (verified.json["pieces"] as? Int))
+    }
+
+    @Test(arguments: ["v1", "v2", "hybrid"])
+    func libtorrentTorrentsLoadWithTheirInfohash(format: String) throws {
+        let payload = try CreateInteropTests.makePayload()
+        defer { try? FileManager.default.removeItem(at: payload.deletingLastPathComponent()) }
+        let torrent = payload.deletingLastPathComponent().appendingPathComponent("lt-\(format).torrent").path
+        let made = try Self.libtorrent([
+            "create", payload.path, "-o", torrent, "--\(format)", "--piece-size", "32768",
+        ])
+        #expect(made.status == 0)
+        let ours = try Self.potluckInfo(torrent)
+        #expect(ours["infohash_v1"] as? String == made.json["infohash_v1"] as? String)
+        #expect(ours["infohash_v2"] as? String == made.json["infohash_v2"] as? String)
+    }
+}
