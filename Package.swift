@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
 
         // Storage: pieces onto files through the ring, resume data.
-        .target(name: "Storage", dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
+        .target(
+            name: "Storage", dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel", "Bencode"]),
 
         // Front ends.
         .target(

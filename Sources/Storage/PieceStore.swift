@@ -1,0 +1,608 @@
+import Buffers
+import Glibc
+import Metainfo
+import TorrentModel
+import URing
+
+/// A request made of a `PieceStore`, named again in its failure so the caller gets its buffer back.
+public enum StorageRequest: Hashable, Sendable {
+    case writePiece(PieceIndex, BufferSlot)
+    case readPiece(PieceIndex, BufferSlot)
+    case readBlock(token: UInt64, BlockRange)
+    case flush
+}
+
+extension StorageRequest {
+    /// What a failure before any file is touched names instead of a path.
+    var subject: String {
+        switch self {
+        case .writePiece(let piece, _), .readPiece(let piece, _): "\(piece)"
+        case .readBlock(_, let block): "\(block)"
+        case .flush: "the download directory"
+        }
+    }
+
+    var operation: StorageError.Operation {
+        switch self {
+        case .writePiece: .write
+        case .readPiece, .readBlock: .read
+        case .flush: .sync
+        }
+    }
+}
+
+/// What a `PieceStore` reports from `handle(_:into:)`.
+public enum StorageEvent: Hashable, Sendable {
+    /// Every byte of the piece is in the page cache; the slot is the caller's again.
+    case pieceWritten(PieceIndex, BufferSlot)
+    /// The piece fills the slot (padding as zeros).
+    case pieceRead(PieceIndex, BufferSlot)
+    /// The block fills the caller's buffer.
+    case blockRead(token: UInt64, BlockRange)
+    /// Every file written before the `flush()` call is on stable storage.
+    case flushed
+    /// The request failed; its buffer (if any) is the caller's again, its contents intact.
+    case failed(StorageRequest, StorageError)
+}
+
+/// Maps pieces onto a torrent's files and moves them between buffers and disk through the reactor's ring.
+///
+/// The store issues its operations on the ring with tokens whose owner is ``completionOwner`` (or the
+/// owner given at creation); the reactor hands every such completion to ``handle(_:into:)``, which
+/// returns what finished. The store never submits, waits or blocks on the ring itself: the only
+/// blocking calls are opening files (rare, and capped by ``Options/maxOpenFiles``).
+///
+/// Invariants:
+/// - Used from one thread only (the reactor's).
+/// - At most ``maxWritesInFlightPerFile`` writes and syncs are in flight per file; the rest wait in the
+///   file's queue (ext4 serialises buffered writes on the inode lock, so more only burn CPU).
+/// - A file's descriptor is closed only when no operation on it is in flight.
+/// - Every request ends in exactly one event, and every buffer lent to the store comes back in it.
+/// - Nothing is written outside the download directory: paths are opened beneath its descriptor,
+///   never following a symbolic link.
+public final class PieceStore {
+    /// The owner byte of this store's completion tokens, for the reactor's routing.
+    public static let completionOwner: UInt8 = 2
+    /// More writes in flight to one file contend on its inode lock (measured: 3× the CPU at 8).
+    public static let maxWritesInFlightPerFile = 2
+    /// How often an operation interrupted by `EINTR`/`EAGAIN` is tried again before it fails.
+    static let maxRetries: UInt8 = 8
+
+    /// Limits and behaviour, fixed at creation.
+    public struct Options: Sendable {
+        /// Descriptors the store keeps open at most; idle files are closed least recently used first.
+        public var maxOpenFiles: Int
+        /// Operations on the ring at once; more wait in their files' queues.
+        public var maxOperationsInFlight: Int
+        /// Requests accepted at once; beyond, requests fail with ``StorageError/Reason/overloaded``.
+        public var maxRequestsInFlight: Int
+        /// Reserve each file's full size when it is created (`posix_fallocate`), instead of sparse files.
+        public var preallocate: Bool
+        /// Open files read-only and refuse writes (seeding from read-only storage, rechecks).
+        public var readOnly: Bool
+        /// The pool registered with the ring (`Ring.registerBuffers`): its slots are read and written
+        /// with fixed-buffer operations, which skip per-I/O page pinning.
+        public var registeredPool: BufferPool?
+
+        public init(
+            maxOpenFiles: Int = 64, maxOperationsInFlight: Int = 256, maxRequestsInFlight: Int = 4096,
+            preallocate: Bool = false, readOnly: Bool = false, registeredPool: BufferPool? = nil
+        ) {
+            self.maxOpenFiles = maxOpenFiles
+            self.maxOperationsInFlight = maxOperationsInFlight
+            self.maxRequestsInFlight = maxRequestsInFlight
+            self.preallocate = preallocate
+            self.readOnly = readOnly
+            self.registeredPool = registeredPool
+        }
+    }
+
+    private enum IOKind {
+        case read
+        case write
+        case sync
+    }
+
+    /// One read, write or sync on one file; a request is one or more of them.
+    private struct IOOperation {
+        let request: OperationSlot
+        let kind: IOKind
+        let fileIndex: Int
+        var fileOffset: Int64
+        /// Where the rest of the transfer goes or comes from; nil for a sync.
+        var address: UnsafeMutableRawPointer?
+        var remainingBytes: Int
+        let fixedBufferIndex: UInt16?
+        var retries: UInt8 = 0
+    }
+
+    private struct Request {
+        let kind: StorageRequest
+        var remainingOperations: Int
+        var error: StorageError?
+    }
+
+    private struct FileState {
+        var fd: Int32 = -1
+        var operationsInFlight = 0
+        /// Writes and syncs in flight: at most `maxWritesInFlightPerFile`.
+        var writesInFlight = 0
+        /// Writes and syncs in the order they were asked for.
+        var queuedWrites: [IOOperation] = []
+        /// Reads are not limited per file: they rarely touch the inode lock.
+        var queuedReads: [IOOperation] = []
+        var lastUseTick: UInt64 = 0
+        /// Written since the last flush was asked for.
+        var isDirty = false
+        var isPreallocated = false
+        var isStalled = false
+
+        var hasQueuedWork: Bool { !queuedWrites.isEmpty || !queuedReads.isEmpty }
+    }
+
+    private enum OpenOutcome {
+        case opened
+        case noDescriptorFree
+        case failed(StorageError)
+    }
+
+    /// The torrent's files and piece arithmetic.
+    public let layout: FileLayout
+    public let options: Options
+    private let ring: Ring
+    private let directory: BeneathDirectory
+    private var operations: OperationTable<IOOperation>
+    private var requests: OperationTable<Request>
+    private var files: [FileState]
+    private var openFileIndices: [Int] = []
+    private var dirtyFileIndices: [Int] = []
+    /// Files with queued work that could not start (no descriptor or no operation slot free).
+    private var stalledFileIndices: [Int] = []
+    private var useTick: UInt64 = 0
+    /// Events of requests that finished outside `handle`, delivered at the next one.
+    private var readyEvents: [StorageEvent] = []
+    /// A nop is on the ring to bring `readyEvents` to the next `handle`.
+    private var wakeScheduled = false
+    private let wakeSlot: OperationSlot
+
+    /// Opens the download directory (which must exist); files are opened when first used.
+    public init(
+        layout: FileLayout, downloadDirectory: String, ring: Ring, options: Options = Options(),
+        owner: UInt8 = PieceStore.completionOwner
+    ) throws(StorageError) {
+        precondition(options.maxOpenFiles > 0 && options.maxOperationsInFlight > 0, "limits must be positive")
+        precondition(options.maxRequestsInFlight > 0, "limits must be positive")
+        self.layout = layout
+        self.options = options
+        self.ring = ring
+        directory = try BeneathDirectory.open(path: downloadDirectory)
+        operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner)
+        requests = OperationTable(capacity: options.maxRequestsInFlight, owner: owner)
+        files = Array(repeating: FileState(), count: layout.files.count)
+        // Beyond every table index, so it never matches an operation's slot.
+        wakeSlot = OperationSlot(owner: owner, index: UInt32.max, generation: 0)
+        openFileIndices.reserveCapacity(options.maxOpenFiles)
+    }
+
+    deinit {
+        for index in openFileIndices { Glibc.close(files[index].fd) }
+        Glibc.close(directory.fd)
+    }
+
+    /// The owner byte on this store's completion tokens.
+    public var owner: UInt8 { operations.owner }
+    /// Operations on the ring now.
+    public var operationsInFlight: Int { operations.inUseCount }
+    /// Requests not yet reported.
+    public var requestsInFlight: Int { requests.inUseCount }
+    /// Descriptors open now (at most ``Options/maxOpenFiles``).
+    public var openFileCount: Int { openFileIndices.count }
+
+    /// Writes in flight to one file (for tests of the per-file limit).
+    func writesInFlight(toFile index: Int) -> Int { files[index].writesInFlight }
+
+    // MARK: Requests
+
+    /// Writes a verified piece from `slot` to its files, skipping BEP 47 padding. Ends in
+    /// `.pieceWritten(piece, slot)` once every byte is in the page cache, or `.failed`.
+    public func writePiece(_ piece: PieceIndex, from slot: BufferSlot, in pool: BufferPool) {
+        let kind = StorageRequest.writePiece(piece, slot)
+        defer { scheduleDeliveryIfNeeded() }
+        guard piece.int < layout.geometry.pieceCount else {
+            return reject(kind, .write, reason: .outOfRange)
+        }
+        guard !options.readOnly else {
+            return reject(kind, .write, reason: .system(Errno(rawValue: EROFS)))
+        }
+        transferPiece(piece, slot: slot, pool: pool, kind: kind, ioKind: .write)
+    }
+
+    /// Reads a whole piece into `slot` (padding regions as zeros, without I/O). Ends in
+    /// `.pieceRead(piece, slot)` or `.failed`; a file that does not exist is a failure.
+    public func readPiece(_ piece: PieceIndex, into slot: BufferSlot, in pool: BufferPool) {
+        let kind = StorageRequest.readPiece(piece, slot)
+        defer { scheduleDeliveryIfNeeded() }
+        guard piece.int < layout.geometry.pieceCount else {
+            return reject(kind, .read, reason: .outOfRange)
+        }
+        transferPiece(piece, slot: slot, pool: pool, kind: kind, ioKind: .read)
+    }
+
+    /// Reads a block into `buffer`, which must stay valid until the block's event. Ends in
+    /// `.blockRead(token, block)` or `.failed`; a file never written is a failure (nothing to seed).
+    public func readBlock(_ block: BlockRange, into buffer: UnsafeMutableRawBufferPointer, token: UInt64) {
+        let kind = StorageRequest.readBlock(token: token, block)
+        defer { scheduleDeliveryIfNeeded() }
+        let geometry = layout.geometry
+        guard block.piece.int < geometry.pieceCount, block.length > 0,
+            Int(block.offset) + Int(block.length) <= geometry.length(of: block.piece)
+        else { return reject(kind, .read, reason: .outOfRange) }
+        guard let base = buffer.baseAddress, buffer.count >= Int(block.length) else {
+            return reject(
+                kind, .read,
+                reason: .bufferTooSmall(requiredBytes: Int(block.length), availableBytes: buffer.count))
+        }
+        transfer(layout.spans(of: block), base: base, fixedBufferIndex: nil, kind: kind, ioKind: .read)
+    }
+
+    /// Syncs (`fdatasync`) every file written since the last flush. Ends in `.flushed` or `.failed`; the
+    /// engine calls it before saving resume data, so that what the data claims is on disk.
+    public func flush() {
+        defer { scheduleDeliveryIfNeeded() }
+        guard let request = beginRequest(.flush, operationCount: dirtyFileIndices.count) else { return }
+        let flushed = dirtyFileIndices
+        dirtyFileIndices.removeAll(keepingCapacity: true)
+        for index in flushed {
+            files[index].isDirty = false
+            files[index].queuedWrites.append(
+                IOOperation(
+                    request: request, kind: .sync, fileIndex: index, fileOffset: 0, address: nil,
+                    remainingBytes: 0, fixedBufferIndex: nil))
+        }
+        for index in flushed { pump(index) }
+    }
+
+    // MARK: Completions
+
+    /// Takes one completion whose token carries this store's owner, and appends what finished.
+    public func handle(_ completion: Completion, into events: inout [StorageEvent]) {
+        let slot = completion.slot
+        if slot == wakeSlot {
+            wakeScheduled = false
+        } else if let operation = operations.context(for: slot) {
+            complete(operation, slot: slot, result: completion.result)
+        }
+        retryStalledFiles()
+        events.append(contentsOf: readyEvents)
+        readyEvents.removeAll(keepingCapacity: true)
+    }
+
+    private func complete(_ operation: IOOperation, slot: OperationSlot, result: Int32) {
+        var operation = operation
+        if result < 0 {
+            let errno = Errno(rawValue: -result)
+            if (errno == .interrupted || errno == .tryAgain) && operation.retries < Self.maxRetries {
+                operation.retries += 1
+                return resubmit(operation, slot: slot)
+            }
+            return finish(operation, slot: slot, error: error(for: operation, reason: .system(errno)))
+        }
+        let count = Int(result)
+        if operation.kind == .write && count > 0 { markDirty(operation.fileIndex) }
+        if operation.kind == .sync || count >= operation.remainingBytes {
+            return finish(operation, slot: slot, error: nil)
+        }
+        if count == 0 {
+            let reason: StorageError.Reason = operation.kind == .read ? .unexpectedEndOfFile : .noProgress
+            return finish(operation, slot: slot, error: error(for: operation, reason: reason))
+        }
+        // A short transfer: the kernel moved part of it (a write that filled the disk, a signal); the
+        // rest goes again from where it stopped.
+        operation.fileOffset += Int64(count)
+        operation.address = operation.address.map { $0 + count }
+        operation.remainingBytes -= count
+        resubmit(operation, slot: slot)
+    }
+
+    private func resubmit(_ operation: IOOperation, slot: OperationSlot) {
+        operations.update(slot, to: operation)
+        do {
+            try ring.enqueue(ringOperation(for: operation), for: slot)
+        } catch {
+            finish(operation, slot: slot, error: self.error(for: operation, reason: .system(error.errno)))
+        }
+    }
+
+    /// Retires an operation that was on the ring.
+    private func finish(_ operation: IOOperation, slot: OperationSlot, error: StorageError?) {
+        operations.release(slot)
+        let index = operation.fileIndex
+        files[index].operationsInFlight -= 1
+        if operation.kind != .read { files[index].writesInFlight -= 1 }
+        if operation.kind == .sync && error != nil {
+            // The data is not known to be on disk: the next flush must try again.
+            markDirty(index)
+        }
+        operationEnded(operation.request, error: error)
+        pump(index)
+    }
+
+    // MARK: Scheduling
+
+    private func transferPiece(
+        _ piece: PieceIndex, slot: BufferSlot, pool: BufferPool, kind: StorageRequest, ioKind: IOKind
+    ) {
+        let length = layout.geometry.length(of: piece)
+        let memory = pool.bytes(of: slot)
+        guard let base = memory.baseAddress, memory.count >= length else {
+            return reject(
+                kind, ioKind == .write ? .write : .read,
+                reason: .bufferTooSmall(requiredBytes: length, availableBytes: memory.count))
+        }
+        // `registerBuffers` registers slot i as buffer i, and caps pools at 65535 slots.
+        let fixedIndex = pool === options.registeredPool ? UInt16(truncatingIfNeeded: slot.index) : nil
+        transfer(
+            layout.spans(of: piece), base: base, fixedBufferIndex: fixedIndex, kind: kind, ioKind: ioKind)
+    }
+
+    /// Queues one operation per file span of a request; padding spans are zero-filled (reads) or
+    /// skipped (writes) without I/O.
+    private func transfer(
+        _ spans: [FileSpan], base: UnsafeMutableRawPointer, fixedBufferIndex: UInt16?, kind: StorageRequest,
+        ioKind: IOKind
+    ) {
+        let ioCount = spans.reduce(0) { $0 + ($1.isPadding ? 0 : 1) }
+        let request = beginRequest(kind, operationCount: ioCount)
+        var position = 0
+        for span in spans {
+            defer { position += span.length }
+            if span.isPadding {
+                if ioKind == .read {
+                    (base + position).initializeMemory(as: UInt8.self, repeating: 0, count: span.length)
+                }
+                continue
+            }
+            guard let request else { continue }
+            let operation = IOOperation(
+                request: request, kind: ioKind, fileIndex: span.fileIndex, fileOffset: span.fileOffset,
+                address: base + position, remainingBytes: span.length, fixedBufferIndex: fixedBufferIndex)
+            if ioKind == .read {
+                files[span.fileIndex].queuedReads.append(operation)
+            } else {
+                files[span.fileIndex].queuedWrites.append(operation)
+            }
+        }
+        guard request != nil else { return }
+        for span in spans where !span.isPadding { pump(span.fileIndex) }
+    }
+
+    /// Registers a request of `operationCount` operations. A request without I/O ends at once; nil then,
+    /// and when the request table is full (the request fails as overloaded).
+    private func beginRequest(_ kind: StorageRequest, operationCount: Int) -> OperationSlot? {
+        if operationCount == 0 {
+            readyEvents.append(Self.successEvent(for: kind))
+            return nil
+        }
+        guard let slot = requests.acquire(Request(kind: kind, remainingOperations: operationCount)) else {
+            reject(kind, kind.operation, reason: .overloaded)
+            return nil
+        }
+        return slot
+    }
+
+    private func reject(
+        _ kind: StorageRequest, _ operation: StorageError.Operation, reason: StorageError.Reason
+    ) {
+        readyEvents.append(.failed(kind, StorageError(operation, path: kind.subject, reason: reason)))
+    }
+
+    /// One operation of a request ended (or was dropped); the request ends with its last one.
+    private func operationEnded(_ slot: OperationSlot, error: StorageError?) {
+        guard var request = requests.context(for: slot) else { return }
+        if request.error == nil, let error { request.error = error }
+        request.remainingOperations -= 1
+        guard request.remainingOperations == 0 else { return requests.update(slot, to: request) }
+        requests.release(slot)
+        if let error = request.error {
+            readyEvents.append(.failed(request.kind, error))
+        } else {
+            readyEvents.append(Self.successEvent(for: request.kind))
+        }
+    }
+
+    private static func successEvent(for kind: StorageRequest) -> StorageEvent {
+        switch kind {
+        case .writePiece(let piece, let slot): .pieceWritten(piece, slot)
+        case .readPiece(let piece, let slot): .pieceRead(piece, slot)
+        case .readBlock(let token, let block): .blockRead(token: token, block)
+        case .flush: .flushed
+        }
+    }
+
+    /// Starts what a file's queue allows: opens the file if needed, then issues reads, and writes up to
+    /// the per-file limit.
+    private func pump(_ index: Int) {
+        guard files[index].hasQueuedWork else { return }
+        if files[index].fd < 0 {
+            switch openFile(index, create: !files[index].queuedWrites.isEmpty) {
+            case .opened:
+                break
+            case .noDescriptorFree:
+                return markStalled(index)
+            case .failed(let error):
+                return failQueued(index, error: error)
+            }
+        }
+        useTick += 1
+        files[index].lastUseTick = useTick
+        while let operation = files[index].queuedReads.first {
+            guard issue(operation) else { return markStalled(index) }
+            files[index].queuedReads.removeFirst()
+        }
+        while files[index].writesInFlight < Self.maxWritesInFlightPerFile,
+            let operation = files[index].queuedWrites.first
+        {
+            guard issue(operation) else { return markStalled(index) }
+            files[index].queuedWrites.removeFirst()
+        }
+    }
+
+    /// Puts a queued operation on the ring; false when no operation slot is free. An operation whose
+    /// request already failed is dropped instead: the request's buffer is coming back anyway.
+    private func issue(_ operation: IOOperation) -> Bool {
+        if requests.context(for: operation.request)?.error != nil {
+            operationEnded(operation.request, error: nil)
+            return true
+        }
+        guard let slot = operations.acquire(operation) else { return false }
+        do {
+            try ring.enqueue(ringOperation(for: operation), for: slot)
+        } catch {
+            operations.release(slot)
+            operationEnded(operation.request, error: self.error(for: operation, reason: .system(error.errno)))
+            return true
+        }
+        files[operation.fileIndex].operationsInFlight += 1
+        if operation.kind != .read { files[operation.fileIndex].writesInFlight += 1 }
+        return true
+    }
+
+    private func ringOperation(for operation: IOOperation) -> Operation {
+        let fd = files[operation.fileIndex].fd
+        let offset = UInt64(operation.fileOffset)
+        switch operation.kind {
+        case .read:
+            let buffer = UnsafeMutableRawBufferPointer(
+                start: operation.address, count: operation.remainingBytes)
+            if let index = operation.fixedBufferIndex {
+                return .readFixed(fd: fd, into: buffer, offset: offset, bufferIndex: index)
+            }
+            return .read(fd: fd, into: buffer, offset: offset)
+        case .write:
+            let bytes = UnsafeRawBufferPointer(start: operation.address, count: operation.remainingBytes)
+            if let index = operation.fixedBufferIndex {
+                return .writeFixed(fd: fd, bytes: bytes, offset: offset, bufferIndex: index)
+            }
+            return .write(fd: fd, bytes: bytes, offset: offset)
+        case .sync:
+            return .fsync(fd: fd, dataOnly: true)
+        }
+    }
+
+    /// Fails every queued operation of a file that cannot be opened.
+    private func failQueued(_ index: Int, error: StorageError) {
+        let reads = files[index].queuedReads
+        files[index].queuedReads.removeAll(keepingCapacity: true)
+        for operation in reads { operationEnded(operation.request, error: error) }
+        let writes = files[index].queuedWrites
+        files[index].queuedWrites.removeAll(keepingCapacity: true)
+        for operation in writes {
+            if operation.kind == .sync { markDirty(index) }
+            operationEnded(operation.request, error: error)
+        }
+    }
+
+    private func markStalled(_ index: Int) {
+        guard !files[index].isStalled else { return }
+        files[index].isStalled = true
+        stalledFileIndices.append(index)
+    }
+
+    /// Gives files that waited for a descriptor or an operation slot another chance: something just
+    /// completed, so one may be free.
+    private func retryStalledFiles() {
+        guard !stalledFileIndices.isEmpty else { return }
+        let waiting = stalledFileIndices
+        stalledFileIndices.removeAll(keepingCapacity: true)
+        for index in waiting {
+            files[index].isStalled = false
+            pump(index)
+        }
+    }
+
+    private func markDirty(_ index: Int) {
+        guard !files[index].isDirty else { return }
+        files[index].isDirty = true
+        dirtyFileIndices.append(index)
+    }
+
+    // MARK: Files
+
+    private func openFile(_ index: Int, create: Bool) -> OpenOutcome {
+        if openFileIndices.count >= options.maxOpenFiles {
+            guard let victim = leastRecentlyUsedIdleFile() else { return .noDescriptorFree }
+            closeFile(victim)
+        }
+        let entry = layout.files[index]
+        var flags = options.readOnly ? O_RDONLY : O_RDWR
+        if create && !options.readOnly { flags |= O_CREAT }
+        let fd: Int32
+        do {
+            fd = try directory.openFile(entry.path, flags: flags)
+        } catch {
+            return .failed(error)
+        }
+        if create && options.preallocate && !files[index].isPreallocated && entry.length > 0 {
+            let status = posix_fallocate(fd, 0, off_t(entry.length))
+            // Some file systems cannot reserve space; the file then stays sparse, which still works.
+            if status != 0 && status != EOPNOTSUPP && status != EINVAL {
+                Glibc.close(fd)
+                return .failed(
+                    StorageError(
+                        .preallocate, path: BeneathDirectory.display(entry.path),
+                        errno: Errno(rawValue: status)))
+            }
+            files[index].isPreallocated = true
+        }
+        files[index].fd = fd
+        openFileIndices.append(index)
+        return .opened
+    }
+
+    /// The open file used longest ago with nothing in flight, preferring files with nothing queued.
+    private func leastRecentlyUsedIdleFile() -> Int? {
+        var best: Int?
+        var bestHasWork = true
+        for index in openFileIndices where files[index].operationsInFlight == 0 {
+            let hasWork = files[index].hasQueuedWork
+            guard let current = best else {
+                (best, bestHasWork) = (index, hasWork)
+                continue
+            }
+            if (bestHasWork && !hasWork)
+                || (bestHasWork == hasWork && files[index].lastUseTick < files[current].lastUseTick)
+            {
+                (best, bestHasWork) = (index, hasWork)
+            }
+        }
+        return best
+    }
+
+    private func closeFile(_ index: Int) {
+        precondition(files[index].operationsInFlight == 0, "closing a file with I/O in flight")
+        // A close of a regular file does not flush, so it cannot block on the disk.
+        Glibc.close(files[index].fd)
+        files[index].fd = -1
+        if let position = openFileIndices.firstIndex(of: index) { openFileIndices.remove(at: position) }
+        if files[index].hasQueuedWork { markStalled(index) }
+    }
+
+    /// Puts events of requests that ended outside `handle` on their way: a nop on the ring makes the
+    /// reactor call `handle` soon, so every event takes the same path.
+    private func scheduleDeliveryIfNeeded() {
+        guard !readyEvents.isEmpty, !wakeScheduled else { return }
+        // If even a nop cannot be queued the ring is failing; the events wait for the next completion.
+        if (try? ring.enqueue(.nop, for: wakeSlot)) != nil { wakeScheduled = true }
+    }
+
+    private func error(for operation: IOOperation, reason: StorageError.Reason) -> StorageError {
+        let kind: StorageError.Operation =
+            switch operation.kind {
+            case .read: .read
+            case .write: .write
+            case .sync: .sync
+            }
+        return StorageError(
+            kind, path: BeneathDirectory.display(layout.files[operation.fileIndex].path), reason: reason)
+    }
+}

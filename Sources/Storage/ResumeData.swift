@@ -1,0 +1,236 @@
+import Bencode
+import Glibc
+import Hashing
+import Metainfo
+import TorrentModel
+import URing
+
+/// What the engine remembers between runs so it need not recheck a torrent: which pieces were verified,
+/// and each file's size and modification time when that was true.
+///
+/// The file is bencoded: `info hash`, `piece count`, `verified` (a BEP 3 bitfield), `files` (one
+/// dictionary per file of the layout, padding included: `size` and `mtime ns`, or empty when the file
+/// did not exist), a `version`, and `sha1` over the canonical encoding of the rest, so a torn or
+/// damaged file is rejected instead of trusted.
+///
+/// Invariants: `verified.pieceCount == pieceCount`; `files` has one entry per file of the torrent.
+public struct ResumeData: Hashable, Sendable {
+    /// The format written by this version; others are rejected (a recheck is always safe).
+    public static let formatVersion: Int64 = 1
+    /// Larger resume files are refused unread: a torrent's bitfield and file list are far smaller.
+    public static let maxFileBytes = 64 * 1024 * 1024
+
+    /// The torrent's wire infohash (`Metainfo.wireInfoHash`).
+    public let infoHash: InfoHash
+    /// Pieces verified and on stable storage when the data was saved.
+    public var verified: VerifiedPieces
+    /// Per file of the layout, its status when saved; nil for padding and for files that did not exist.
+    public var files: [FileStatus?]
+
+    /// The number of pieces of the torrent.
+    public var pieceCount: Int { verified.pieceCount }
+
+    public init(infoHash: InfoHash, verified: VerifiedPieces, files: [FileStatus?]) {
+        self.infoHash = infoHash
+        self.verified = verified
+        self.files = files
+    }
+
+    // MARK: Trust
+
+    /// The status of each file of `layout` now (nil for padding, missing files, and anything that is
+    /// not a regular file reachable without symbolic links). Blocking: call it when saving or loading.
+    public static func currentFileStatuses(
+        layout: FileLayout, downloadDirectory: String
+    ) throws(StorageError) -> [FileStatus?] {
+        let directory = try BeneathDirectory.open(path: downloadDirectory)
+        defer { Glibc.close(directory.fd) }
+        return layout.files.map { file in
+            file.isPadding ? nil : (try? directory.status(of: file.path)) ?? nil
+        }
+    }
+
+    /// The verified pieces that can still be trusted given the files' `current` statuses: a piece is
+    /// dropped when any file it touches (padding aside) was missing when saved, or now differs in size
+    /// or modification time (written to, truncated or replaced since).
+    public func trustedPieces(current: [FileStatus?], layout: FileLayout) -> VerifiedPieces {
+        var trusted = verified
+        guard current.count == layout.files.count, files.count == layout.files.count,
+            layout.geometry.pieceCount == pieceCount
+        else { return VerifiedPieces(pieceCount: pieceCount) }
+        for (index, file) in layout.files.enumerated() where !file.isPadding && file.length > 0 {
+            if let recorded = files[index], recorded == current[index] { continue }
+            for piece in layout.pieceRange(ofFile: index) { trusted.remove(PieceIndex(piece)) }
+        }
+        return trusted
+    }
+
+    // MARK: Encoding
+
+    /// The file's bytes.
+    public func encoded() -> [UInt8] {
+        var fields = body()
+        fields["sha1"] = .bytes(SHA1.hash(BencodeValue.dictionary(fields).encoded()).bytes)
+        return BencodeValue.dictionary(fields).encoded()
+    }
+
+    private func body() -> [BencodeKey: BencodeValue] {
+        let fileEntries: [BencodeValue] = files.map { status in
+            guard let status else { return .dictionary([:]) }
+            return [
+                "size": .integer(status.sizeBytes), "mtime ns": .integer(status.modificationTimeNanoseconds),
+            ]
+        }
+        return [
+            "version": .integer(Self.formatVersion),
+            "info hash": .bytes(infoHash.bytes),
+            "piece count": .integer(Int64(pieceCount)),
+            "verified": .bytes(verified.bitfield),
+            "files": .list(fileEntries),
+        ]
+    }
+
+    /// Decodes and checks resume data for the torrent with `infoHash` and `layout`. Anything torn,
+    /// damaged, of another version or for another torrent is rejected with the reason.
+    public init(
+        decoding bytes: [UInt8], infoHash: InfoHash, layout: FileLayout, path: String = "resume data"
+    ) throws(StorageError) {
+        func invalid(_ detail: String) -> StorageError {
+            StorageError(.decode, path: path, reason: .invalidResumeData(detail))
+        }
+        let value: BencodeValue
+        do {
+            value = try BencodeValue(decoding: bytes)
+        } catch {
+            throw invalid("it is not valid bencode (\(error)); the file may be torn")
+        }
+        guard var fields = value.dictionary else { throw invalid("it is not a dictionary") }
+        guard let checksum = fields.removeValue(forKey: "sha1")?.bytes else {
+            throw invalid("it has no checksum")
+        }
+        guard SHA1.hash(BencodeValue.dictionary(fields).encoded()).bytes == checksum else {
+            throw invalid("its checksum does not match its contents")
+        }
+        guard fields["version"]?.integer == Self.formatVersion else {
+            throw invalid("it is not format version \(Self.formatVersion)")
+        }
+        guard let hashBytes = fields["info hash"]?.bytes, let storedHash = InfoHash(hashBytes) else {
+            throw invalid("its info hash is missing or malformed")
+        }
+        guard storedHash == infoHash else { throw invalid("it belongs to another torrent (\(storedHash))") }
+        let pieceCount = layout.geometry.pieceCount
+        guard fields["piece count"]?.integer == Int64(pieceCount) else {
+            throw invalid("its piece count is not the torrent's \(pieceCount)")
+        }
+        guard let bitfield = fields["verified"]?.bytes,
+            let verified = VerifiedPieces(bitfield: bitfield, pieceCount: pieceCount)
+        else { throw invalid("its bitfield does not fit \(pieceCount) pieces") }
+        guard let entries = fields["files"]?.list, entries.count == layout.files.count else {
+            throw invalid("its file list does not match the torrent's \(layout.files.count) files")
+        }
+        var files: [FileStatus?] = []
+        files.reserveCapacity(entries.count)
+        for entry in entries {
+            guard let entry = entry.dictionary else { throw invalid("a file entry is not a dictionary") }
+            if entry.isEmpty {
+                files.append(nil)
+                continue
+            }
+            guard let size = entry["size"]?.integer, size >= 0, let mtime = entry["mtime ns"]?.integer else {
+                throw invalid("a file entry lacks its size or modification time")
+            }
+            files.append(FileStatus(sizeBytes: size, modificationTimeNanoseconds: mtime))
+        }
+        self.init(infoHash: infoHash, verified: verified, files: files)
+    }
+
+    // MARK: Files
+
+    /// Writes the data to `path` atomically: a temporary file in the same directory, synced, renamed
+    /// over `path`, then the directory synced so the rename itself survives a crash. Blocking.
+    public func save(to path: String) throws(StorageError) {
+        let temporaryPath = path + ".tmp"
+        let bytes = encoded()
+        let fd = retryingInterrupts { open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        guard fd >= 0 else {
+            throw StorageError(.open, path: temporaryPath, errno: Errno(rawValue: Glibc.errno))
+        }
+        var written = 0
+        var failure: StorageError?
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { raw in
+                Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
+            }
+            if count < 0 && Glibc.errno == EINTR { continue }
+            guard count > 0 else {
+                failure = StorageError(
+                    .write, path: temporaryPath,
+                    reason: count < 0 ? .system(Errno(rawValue: Glibc.errno)) : .noProgress)
+                break
+            }
+            written += count
+        }
+        if failure == nil && fsync(fd) != 0 {
+            failure = StorageError(.sync, path: temporaryPath, errno: Errno(rawValue: Glibc.errno))
+        }
+        Glibc.close(fd)
+        if failure == nil && rename(temporaryPath, path) != 0 {
+            failure = StorageError(.rename, path: path, errno: Errno(rawValue: Glibc.errno))
+        }
+        if let failure {
+            unlink(temporaryPath)
+            throw failure
+        }
+        let directoryPath = Self.directory(of: path)
+        let directoryFD = retryingInterrupts { open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        guard directoryFD >= 0 else {
+            throw StorageError(.openDirectory, path: directoryPath, errno: Errno(rawValue: Glibc.errno))
+        }
+        defer { Glibc.close(directoryFD) }
+        guard fsync(directoryFD) == 0 else {
+            throw StorageError(.sync, path: directoryPath, errno: Errno(rawValue: Glibc.errno))
+        }
+    }
+
+    /// Reads and checks the resume data at `path` for a torrent (see ``init(decoding:infoHash:layout:path:)``).
+    /// Blocking.
+    public static func load(
+        from path: String, infoHash: InfoHash, layout: FileLayout
+    ) throws(StorageError) -> ResumeData {
+        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw StorageError(.open, path: path, errno: Errno(rawValue: Glibc.errno)) }
+        defer { Glibc.close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw StorageError(.stat, path: path, errno: Errno(rawValue: Glibc.errno))
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw StorageError(.open, path: path, reason: .notARegularFile)
+        }
+        guard info.st_size <= Self.maxFileBytes else {
+            throw StorageError(
+                .decode, path: path, reason: .invalidResumeData("it is larger than any resume file"))
+        }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        var filled = 0
+        while filled < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { raw in
+                Glibc.read(fd, raw.baseAddress! + filled, raw.count - filled)
+            }
+            if count < 0 && Glibc.errno == EINTR { continue }
+            guard count >= 0 else {
+                throw StorageError(.read, path: path, errno: Errno(rawValue: Glibc.errno))
+            }
+            // The file shrank while being read: what was read is judged by the checksum below.
+            if count == 0 { break }
+            filled += count
+        }
+        return try ResumeData(
+            decoding: Array(bytes[..<filled]), infoHash: infoHash, layout: layout, path: path)
+    }
+
+    private static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+}
