@@ -46,13 +46,22 @@ let package = Package(
 
         // Storage: pieces onto files through the ring, resume data.
         .target(
-            name: "Storage", dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel", "Bencode"]),
+            name: "Storage",
+            dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel", "Bencode"]),
+
+        // The engine: one reactor thread drives the ring, the protocol cores, storage and hashing.
+        .target(
+            name: "Engine",
+            dependencies: [
+                "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
+            ]),
 
         // Front ends.
         .target(
             name: "PotluckCommands",
             dependencies: [
-                "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire", "Swarm",
+                "Engine", "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire",
+                "Swarm",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),

@@ -12,7 +12,7 @@ public struct Potluck: ParsableCommand {
             clients. Run `potluck bench` with no arguments for a short self-measurement.
             """,
         version: version,
-        subcommands: [Create.self, Info.self, Bench.self],
+        subcommands: [Download.self, Create.self, Info.self, Bench.self],
         defaultSubcommand: nil
     )
 

@@ -14,7 +14,8 @@ public final class ProvidedBufferRing {
     public let bufferCount: Int
     public let bufferSizeBytes: Int
 
-    private unowned let ring: Ring
+    // Strong: the registration must be undone before the ring goes away.
+    private let ring: Ring
     private let ringMemory: UnsafeMutableRawPointer
     private let buffers: UnsafeMutableRawPointer
     private var pendingRecycles: Int32 = 0

@@ -14,15 +14,16 @@ struct ProgressLine {
         self.quiet = quiet
     }
 
-    /// Shows `done` of `total` bytes with rate and time left, at most five times a second.
-    mutating func update(done: Int64, total: Int64, extra: String = "") {
+    /// Shows `done` of `total` bytes with the rate (the average so far unless given) and time left, at
+    /// most five times a second.
+    mutating func update(done: Int64, total: Int64, rateBytesPerSecond: Double? = nil, extra: String = "") {
         guard !quiet else { return }
         let now = ContinuousClock.now
         let interval: Duration = isTerminal ? .milliseconds(200) : .seconds(5)
         if let lastDrawn, now - lastDrawn < interval, done < total { return }
         lastDrawn = now
         let elapsed = seconds(now - started)
-        let rate = elapsed > 0 ? Double(done) / elapsed : 0
+        let rate = rateBytesPerSecond ?? (elapsed > 0 ? Double(done) / elapsed : 0)
         let fraction = total > 0 ? Double(done) / Double(total) : 1
         let remaining = rate > 0 ? Double(total - done) / rate : 0
         var text =

@@ -1,0 +1,797 @@
+import Buffers
+import Glibc
+import Hashing
+import Metainfo
+import PeerWire
+import Storage
+import Swarm
+import TorrentModel
+import URing
+
+/// How a download is set up.
+public struct DownloadOptions: Sendable {
+    /// Where the torrent's files go (created if missing).
+    public var downloadDirectory: String
+    /// Peers to connect to (trackers come later).
+    public var peers: [SocketAddress]
+    /// Where resume data lives; default `<download directory>/.<infohash>.potluck-resume`.
+    public var resumePath: String?
+    /// Memory for pieces being assembled, hashed and written.
+    public var pieceMemoryBytes = 256 << 20
+    /// Connections at once.
+    public var maximumPeers = 64
+    /// Seconds between periodic resume-data saves.
+    public var resumeSaveIntervalSeconds = 30
+    /// Seed for the picker's tie-breaks (a fixed one makes runs replayable).
+    public var seed: UInt64 = UInt64(UInt32.random(in: 0...UInt32.max))
+    /// Optional io_uring features to leave unused.
+    public var disabledRingFeatures: RingFeatures = []
+
+    public init(downloadDirectory: String, peers: [SocketAddress]) {
+        self.downloadDirectory = downloadDirectory
+        self.peers = peers
+    }
+}
+
+/// A snapshot for progress display.
+public struct DownloadStatus: Sendable {
+    public var phase: Phase
+    public var verifiedPieces: Int
+    public var pieceCount: Int
+    public var verifiedBytes: Int64
+    public var totalBytes: Int64
+    public var downloadedPayloadBytes: Int64
+    public var downloadRateBytesPerSecond: Double
+    public var uploadRateBytesPerSecond: Double
+    public var connectedPeers: Int
+    public var knownPeers: Int
+    /// Bytes checked by a recheck, while `phase == .checking`.
+    public var checkedBytes: Int64
+
+    public enum Phase: Sendable {
+        case checking
+        case downloading
+        case finishing
+    }
+}
+
+/// How a download ended.
+public enum DownloadOutcome: Sendable, Equatable {
+    /// Every piece is verified and on disk.
+    case completed
+    /// Stopped on request; resume data is saved.
+    case interrupted
+    /// No peer could give the remaining pieces within the time allowed.
+    case stalled(reason: String)
+}
+
+/// Why a download stopped with an error.
+public enum DownloadError: Error, CustomStringConvertible {
+    case ringUnavailable(RingUnavailableError)
+    case storage(StorageError)
+    case io(IOError)
+
+    public var description: String {
+        switch self {
+        case .ringUnavailable(let error): error.description
+        case .storage(let error): "storage: \(error)"
+        case .io(let error): "\(error)"
+        }
+    }
+}
+
+/// Downloads one torrent on one reactor thread (the caller's): io_uring for sockets and files, the
+/// hashing pool for verification, and the pure protocol cores for every decision.
+///
+/// The data path: a receive lands in a provided buffer; the peer wire decoder hands out each block's
+/// bytes in place, and they are copied once into the piece's buffer from a fixed pool; a complete piece
+/// is hashed in that buffer on the pool, written from it through the ring, and only then announced with
+/// HAVE. Nothing on this thread blocks; no timer gates the data path (requests are topped up on every
+/// block).
+///
+/// Invariants: a piece has a buffer from the moment its first block arrives until it is written (or
+/// fails its hash); a buffer is never released while lent to the hasher or the store; every verified
+/// piece is in `verified` only after it was written.
+public final class DownloadSession {
+    static let peerOwner: UInt8 = 1
+    static let receiveGroup: UInt16 = 1
+    static let receiveBufferBytes = 64 * 1024
+
+    public let metainfo: Metainfo
+    public let options: DownloadOptions
+    private let geometry: PieceGeometry
+    private let localPeerID: PeerID
+    private let started = ContinuousClock.now
+
+    // Set up in `run`, on the reactor thread.
+    private var ring: Ring!
+    private var pieceBuffers: BufferPool!
+    private var hashers: HashPool!
+    private var store: PieceStore!
+    private var providedBuffers: ProvidedBufferRing?
+
+    private var pipeline: RequestPipeline
+    private var verified: VerifiedPieces
+    private var links: [PeerLink?] = []
+    private var linkGenerations: [UInt16] = []
+    private var candidates: [PeerCandidate]
+    /// Pieces being assembled or hashed or written: their buffer.
+    private var assembling: [PieceIndex: BufferSlot] = [:]
+    private var writing: Set<PieceIndex> = []
+    private var actions: [RequestAction] = []
+    private var pendingEvents: [PendingEvent] = []
+    private var downloadedBytes: Int64 = 0
+    private var rate = RateMeter(window: .seconds(5))
+    private var failure: DownloadError?
+    private var flushRequested = false
+    private var flushed = false
+    private var lastResumeSaveNanoseconds: UInt64 = 0
+    private var droppedBlocks = 0
+    private var log: (String) -> Void
+
+    /// What a receive produced, kept until the connection has finished parsing.
+    private enum PendingEvent {
+        case handshake
+        case bitfield
+        case haveAll
+        case haveNone
+        case have(PieceIndex)
+        case choked
+        case unchoked
+        case blockComplete(BlockRange)
+        case rejected(BlockRange)
+        case request(BlockRange)
+    }
+
+    public init(metainfo: Metainfo, options: DownloadOptions, log: @escaping (String) -> Void = { _ in }) {
+        self.metainfo = metainfo
+        self.options = options
+        self.log = log
+        geometry = metainfo.geometry
+        localPeerID = Self.makePeerID()
+        verified = VerifiedPieces(pieceCount: metainfo.pieceCount)
+        pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
+        candidates = options.peers.map { PeerCandidate(address: $0) }
+    }
+
+    /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
+    static func makePeerID() -> PeerID {
+        var bytes = Array("-PO0001-".utf8)
+        for _ in 0..<12 { bytes.append(UInt8.random(in: UInt8(ascii: "0")...UInt8(ascii: "z"))) }
+        return PeerID(bytes)!
+    }
+
+    private var nowNanoseconds: UInt64 {
+        let elapsed = ContinuousClock.now - started
+        return UInt64(elapsed.components.seconds) * 1_000_000_000
+            + UInt64(elapsed.components.attoseconds / 1_000_000_000)
+    }
+
+    private var resumePath: String {
+        options.resumePath ?? options.downloadDirectory + "/.\(metainfo.wireInfoHash.hex).potluck-resume"
+    }
+
+    // MARK: Running
+
+    /// Runs until the download completes, `shouldStop` says so, or an error stops it. Call on the thread
+    /// that is to be the reactor; `status` is called about once a second.
+    public func run(
+        shouldStop: () -> Bool, status: (DownloadStatus) -> Void
+    ) throws(DownloadError) -> DownloadOutcome {
+        do {
+            ring = try Ring(
+                options: RingOptions(entries: 512, disabledFeatures: options.disabledRingFeatures))
+        } catch {
+            throw .ringUnavailable(error)
+        }
+        let slotCount = max(8, options.pieceMemoryBytes / metainfo.pieceLength)
+        pieceBuffers = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
+        let waker = ring.waker
+        hashers = HashPool { waker.wake() }
+        defer { hashers.shutdown() }
+        if mkdir(options.downloadDirectory, 0o755) != 0 && errno != EEXIST {
+            throw .storage(
+                StorageError(.open, path: options.downloadDirectory, reason: .system(Errno(rawValue: errno))))
+        }
+        do {
+            store = try PieceStore(
+                layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring)
+        } catch {
+            throw .storage(error)
+        }
+        if ring.features.contains([.providedBufferRing, .multishotReceive]) {
+            providedBuffers = try? ProvidedBufferRing(
+                ring: ring, group: Self.receiveGroup, bufferCount: 256,
+                bufferSizeBytes: Self.receiveBufferBytes)
+        }
+
+        try restoreProgress(shouldStop: shouldStop, status: status)
+        pipeline = RequestPipeline(geometry: geometry, have: pieceSet(from: verified), seed: options.seed)
+        if verified.isComplete {
+            saveResumeData()
+            return .completed
+        }
+
+        var lastTick: UInt64 = 0
+        var lastStatus: UInt64 = 0
+        connectToCandidates()
+        while true {
+            if let failure { throw failure }
+            if shouldStop() { return try finish(outcome: .interrupted) }
+            if verified.isComplete && writing.isEmpty { return try finish(outcome: .completed) }
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+            } catch {
+                throw .io(error)
+            }
+            let now = nowNanoseconds
+            ring.drain { completion in
+                route(completion, now: now)
+            }
+            hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
+            providedBuffers?.publishRecycled()
+            flushAllSends()
+            if now - lastTick >= 250_000_000 {
+                lastTick = now
+                tick(now: now)
+            }
+            if now - lastStatus >= 1_000_000_000 {
+                lastStatus = now
+                status(currentStatus(phase: .downloading, now: now))
+            }
+            if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {
+                lastResumeSaveNanoseconds = now
+                saveResumeData()
+            }
+        }
+    }
+
+    /// Loads resume data, or rechecks whatever is on disk.
+    private func restoreProgress(
+        shouldStop: () -> Bool, status: (DownloadStatus) -> Void
+    ) throws(DownloadError) {
+        let current =
+            (try? ResumeData.currentFileStatuses(
+                layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
+        if let resume = try? ResumeData.load(
+            from: resumePath, infoHash: metainfo.wireInfoHash, layout: metainfo.layout)
+        {
+            verified = resume.trustedPieces(current: current, layout: metainfo.layout)
+            log("resume data: \(verified.count) of \(metainfo.pieceCount) pieces trusted")
+            return
+        }
+        guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return }
+        // Data without (valid) resume data: check it before trusting any of it.
+        log("no valid resume data; checking existing files")
+        let recheck: Recheck
+        do {
+            recheck = try Recheck(
+                metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
+                pool: pieceBuffers,
+                hashPool: hashers, maxPiecesInFlight: max(2, min(8, pieceBuffers.slotCount / 2)))
+        } catch {
+            throw .storage(error)
+        }
+        var events: [RecheckEvent] = []
+        recheck.start(into: &events)
+        var checkedBytes: Int64 = 0
+        var lastStatus: UInt64 = 0
+        var done = false
+        while !done {
+            for event in events {
+                switch event {
+                case .pieceChecked(let piece, _):
+                    checkedBytes += Int64(geometry.length(of: piece))
+                case .finished(let result):
+                    verified = result
+                    done = true
+                }
+            }
+            events.removeAll(keepingCapacity: true)
+            if done || shouldStop() { break }
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+            } catch {
+                throw .io(error)
+            }
+            ring.drain { completion in
+                if completion.slot.owner == recheck.owner { recheck.handle(completion, into: &events) }
+            }
+            hashers.drain(into: pieceBuffers) { result in recheck.handle(result, into: &events) }
+            let now = nowNanoseconds
+            if now - lastStatus >= 250_000_000 {
+                lastStatus = now
+                var snapshot = currentStatus(phase: .checking, now: now)
+                snapshot.checkedBytes = checkedBytes
+                status(snapshot)
+            }
+        }
+        log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
+    }
+
+    private func pieceSet(from pieces: VerifiedPieces) -> PieceSet {
+        PieceSet(wireBytes: pieces.bitfield, count: pieces.pieceCount) ?? PieceSet(count: pieces.pieceCount)
+    }
+
+    /// Flushes the files, saves resume data, closes every connection.
+    private func finish(outcome: DownloadOutcome) throws(DownloadError) -> DownloadOutcome {
+        // Let writes in flight land: their pieces are verified and worth keeping.
+        let deadline = nowNanoseconds + 30_000_000_000
+        while (!writing.isEmpty || !flushed) && nowNanoseconds < deadline {
+            if writing.isEmpty && !flushRequested {
+                flushRequested = true
+                store.flush()
+            }
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+            } catch {
+                throw .io(error)
+            }
+            let now = nowNanoseconds
+            ring.drain { completion in route(completion, now: now) }
+            hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
+            if let failure { throw failure }
+        }
+        saveResumeData()
+        for case let link? in links { shutdown(link) }
+        return outcome
+    }
+
+    private func saveResumeData() {
+        let current =
+            (try? ResumeData.currentFileStatuses(
+                layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
+        let resume = ResumeData(infoHash: metainfo.wireInfoHash, verified: verified, files: current)
+        do {
+            try resume.save(to: resumePath)
+        } catch {
+            log("could not save resume data: \(error)")
+        }
+    }
+
+    private func currentStatus(phase: DownloadStatus.Phase, now: UInt64) -> DownloadStatus {
+        var verifiedBytes: Int64 = 0
+        for piece in verified.pieces { verifiedBytes += Int64(geometry.length(of: piece)) }
+        return DownloadStatus(
+            phase: phase, verifiedPieces: verified.count, pieceCount: metainfo.pieceCount,
+            verifiedBytes: verifiedBytes, totalBytes: metainfo.totalLength,
+            downloadedPayloadBytes: downloadedBytes,
+            downloadRateBytesPerSecond: rate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
+            uploadRateBytesPerSecond: 0,
+            connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
+            knownPeers: candidates.count, checkedBytes: 0)
+    }
+
+    // MARK: Connections
+
+    private func connectToCandidates() {
+        let now = nowNanoseconds
+        let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        var budget = options.maximumPeers - connectedCount
+        for index in candidates.indices where budget > 0 {
+            guard !candidates[index].connected, !candidates[index].banned, candidates[index].retryAt <= now
+            else {
+                continue
+            }
+            if connect(to: index, now: now) { budget -= 1 }
+        }
+    }
+
+    private func connect(to candidateIndex: Int, now: UInt64) -> Bool {
+        let address = candidates[candidateIndex].address
+        guard let fd = try? Socket.makeTCP(family: address.family) else { return false }
+        Socket.setNoDelay(fd)
+        let index = links.firstIndex { $0 == nil } ?? links.count
+        if index == links.count {
+            links.append(nil)
+            linkGenerations.append(0)
+        }
+        linkGenerations[index] &+= 1
+        let connection = PeerConnection(
+            geometry: geometry, infoHash: metainfo.wireInfoHash, localPeerID: localPeerID,
+            localPieces: PieceBitfield(wireBytes: verified.bitfield, pieceCount: metainfo.pieceCount)
+                ?? PieceBitfield(pieceCount: metainfo.pieceCount),
+            initiatedLocally: true)
+        let link = PeerLink(
+            slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], address: address, fd: fd,
+            connection: connection)
+        links[index] = link
+        candidates[candidateIndex].connected = true
+        do {
+            try ring.enqueue(.connect(fd: fd, address: address), for: link.operationSlot, flags: .link)
+            try ring.enqueue(.linkTimeout(.seconds(10)), for: link.operationSlot)
+            link.connectInFlight = true
+        } catch {
+            failure = .io(error)
+        }
+        return true
+    }
+
+    private func link(for slot: OperationSlot) -> PeerLink? {
+        let index = Int(slot.index)
+        guard index < links.count, let link = links[index], link.generation == slot.generation else {
+            return nil
+        }
+        return link
+    }
+
+    private func route(_ completion: Completion, now: UInt64) {
+        switch completion.slot.owner {
+        case Self.peerOwner:
+            peerCompleted(completion, now: now)
+        case PieceStore.completionOwner:
+            var events: [StorageEvent] = []
+            store.handle(completion, into: &events)
+            for event in events { storageEvent(event, now: now) }
+        default:
+            break
+        }
+    }
+
+    private func peerCompleted(_ completion: Completion, now: UInt64) {
+        guard let link = link(for: completion.slot) else {
+            // A late completion for a closed link: only a provided buffer needs giving back.
+            if let id = completion.bufferID { providedBuffers?.recycle(id) }
+            return
+        }
+        switch completion.token.kind {
+        case .connect:
+            link.connectInFlight = false
+            guard completion.result == 0 else {
+                disconnect(link, reason: "connect: \(Errno(rawValue: -completion.result))", now: now)
+                return
+            }
+            link.connected = true
+            link.connection.start(now: MonotonicTime(nanoseconds: now))
+            armReceive(link)
+        case .linkTimeout:
+            break
+        case .receive:
+            receiveCompleted(completion, link: link, now: now)
+        case .send:
+            sendCompleted(completion, link: link, now: now)
+        default:
+            break
+        }
+        if link.closing && !link.hasOperationsInFlight { release(link) }
+    }
+
+    private func armReceive(_ link: PeerLink) {
+        guard !link.receiveInFlight, !link.closing else { return }
+        let operation: Operation
+        if let providedBuffers {
+            operation = .receiveProvided(fd: link.fd, group: providedBuffers.group, multishot: true)
+        } else {
+            if link.receiveBuffer == nil {
+                link.receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
+            }
+            operation = .receive(fd: link.fd, into: link.receiveBuffer!)
+        }
+        do {
+            try ring.enqueue(operation, for: link.operationSlot)
+            link.receiveInFlight = true
+        } catch {
+            failure = .io(error)
+        }
+    }
+
+    private func receiveCompleted(_ completion: Completion, link: PeerLink, now: UInt64) {
+        if !completion.hasMore { link.receiveInFlight = false }
+        if completion.result == -ENOBUFS {
+            // Every receive buffer is in use; they come back as peers' data is parsed.
+            armReceiveLater(link)
+            return
+        }
+        guard completion.result > 0 else {
+            if let id = completion.bufferID { providedBuffers?.recycle(id) }
+            disconnect(
+                link,
+                reason: completion.result == 0
+                    ? "closed by peer" : "recv: \(Errno(rawValue: -completion.result))", now: now)
+            return
+        }
+        let count = Int(completion.result)
+        let bytes: UnsafeRawBufferPointer
+        if let id = completion.bufferID, let providedBuffers {
+            bytes = providedBuffers.bytes(id, count: count)
+        } else if let buffer = link.receiveBuffer {
+            bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+        } else {
+            return
+        }
+        parse(bytes, link: link, now: now)
+        if let id = completion.bufferID { providedBuffers?.recycle(id) }
+        if !link.receiveInFlight && !link.closing { armReceive(link) }
+    }
+
+    private var receivesToRearm: [PeerLink] = []
+
+    private func armReceiveLater(_ link: PeerLink) {
+        receivesToRearm.append(link)
+    }
+
+    /// Feeds received bytes to the connection; copies block payloads into their piece buffers on the way.
+    private func parse(_ bytes: UnsafeRawBufferPointer, link: PeerLink, now: UInt64) {
+        pendingEvents.removeAll(keepingCapacity: true)
+        let time = MonotonicTime(nanoseconds: now)
+        do {
+            let span = Span<UInt8>(_unsafeBytes: bytes)
+            try link.connection.receive(span, now: time) { event in
+                switch event {
+                case .handshakeCompleted: pendingEvents.append(.handshake)
+                case .peerBitfield: pendingEvents.append(.bitfield)
+                case .peerHasAll: pendingEvents.append(.haveAll)
+                case .peerHasNone: pendingEvents.append(.haveNone)
+                case .peerHas(let piece): pendingEvents.append(.have(piece))
+                case .peerChokedUs: pendingEvents.append(.choked)
+                case .peerUnchokedUs: pendingEvents.append(.unchoked)
+                case .blockData(let block, let offsetInBlock, let payload):
+                    if copyBlockData(block, offsetInBlock: offsetInBlock, payload: payload),
+                        offsetInBlock + payload.count == Int(block.length)
+                    {
+                        pendingEvents.append(.blockComplete(block))
+                    }
+                case .requestRejected(let block): pendingEvents.append(.rejected(block))
+                case .requestReceived(let block): pendingEvents.append(.request(block))
+                default: break
+                }
+            }
+        } catch {
+            disconnect(link, reason: "protocol: \(error)", now: now)
+            return
+        }
+        let instant = Instant(nanoseconds: now)
+        actions.removeAll(keepingCapacity: true)
+        for event in pendingEvents {
+            switch event {
+            case .handshake:
+                pipeline.peerConnected(link.slot)
+            case .bitfield:
+                if let pieces = PieceSet(
+                    wireBytes: link.connection.peerPieces.bytes, count: geometry.pieceCount)
+                {
+                    pipeline.peerBitfield(link.slot, pieces, into: &actions)
+                }
+            case .haveAll:
+                pipeline.peerHaveAll(link.slot, into: &actions)
+            case .haveNone:
+                pipeline.peerHaveNone(link.slot, into: &actions)
+            case .have(let piece):
+                pipeline.peerHave(link.slot, piece, into: &actions)
+            case .choked:
+                pipeline.peerChokedUs(link.slot)
+            case .unchoked:
+                pipeline.peerUnchokedUs(link.slot, at: instant, into: &actions)
+            case .blockComplete(let block):
+                blockCompleted(block, from: link, now: now)
+            case .rejected:
+                // The block stays assigned until the peer's queue is snubbed or it chokes us, which
+                // returns every request it holds.
+                break
+            case .request(let block):
+                // Serving comes with the seeding work; until then every request is refused.
+                _ = link.connection.rejectRequest(block)
+            }
+        }
+        perform(actions)
+    }
+
+    /// Copies part of a block into its piece buffer; false when the block is not wanted (already in,
+    /// or the piece is being hashed or written).
+    private func copyBlockData(_ block: BlockRange, offsetInBlock: Int, payload: Span<UInt8>) -> Bool {
+        let state = pipeline.picker.state(of: block.piece)
+        guard state == .downloading || state == .missing, pipeline.picker.blockState(of: block) != .received
+        else {
+            return false
+        }
+        let slot: BufferSlot
+        if let existing = assembling[block.piece] {
+            slot = existing
+        } else if let fresh = pieceBuffers.lease() {
+            assembling[block.piece] = fresh
+            slot = fresh
+        } else {
+            // Out of piece memory: the block is dropped and will be asked for again.
+            droppedBlocks += 1
+            return false
+        }
+        let memory = pieceBuffers.bytes(of: slot)
+        let start = Int(block.offset) + offsetInBlock
+        payload.withUnsafeBytes { source in
+            UnsafeMutableRawBufferPointer(rebasing: memory[start..<start + source.count]).copyMemory(
+                from: source)
+        }
+        return true
+    }
+
+    private func blockCompleted(_ block: BlockRange, from link: PeerLink, now: UInt64) {
+        let receipt = pipeline.blockReceived(
+            block, from: link.slot, at: Instant(nanoseconds: now), into: &actions)
+        guard case .accepted(let pieceComplete) = receipt else { return }
+        downloadedBytes += Int64(block.length)
+        rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
+        guard pieceComplete, let slot = assembling[block.piece] else { return }
+        let length = geometry.length(of: block.piece)
+        let kind: HashJobKind
+        if metainfo.infoHashV1 != nil {
+            kind = .sha1
+        } else {
+            let leafCount = pieceLeafCount(block.piece)
+            kind = .merkleRoot(leafCount: leafCount)
+        }
+        hashers.submit(slot, length: length, in: pieceBuffers, kind: kind, token: UInt64(block.piece.value))
+    }
+
+    /// For v2 pieces: leaves under one piece-layer hash, or for a file shorter than a piece, its whole tree.
+    private func pieceLeafCount(_ piece: PieceIndex) -> Int {
+        let perPiece = metainfo.pieceLength / MerkleTree.blockLength
+        guard let (_, fileIndex) = metainfo.v2PieceHash(piece) else { return perPiece }
+        let fileLength = metainfo.files[fileIndex].length
+        guard fileLength <= Int64(metainfo.pieceLength) else { return perPiece }
+        let blocks = Int((fileLength + Int64(MerkleTree.blockLength) - 1) / Int64(MerkleTree.blockLength))
+        var power = 1
+        while power < blocks { power *= 2 }
+        return power
+    }
+
+    private func hashCompleted(_ result: HashResult, now: UInt64) {
+        let piece = PieceIndex(UInt32(truncatingIfNeeded: result.token))
+        let passed: Bool
+        switch result.digest {
+        case .sha1(let digest): passed = metainfo.pieceHash(piece) == digest
+        case .merkleRoot(let root): passed = metainfo.v2PieceHash(piece)?.hash == root
+        default: passed = false
+        }
+        let instant = Instant(nanoseconds: now)
+        actions.removeAll(keepingCapacity: true)
+        if passed {
+            let banned = pipeline.pieceHashPassed(piece, at: instant, into: &actions)
+            for peer in banned { ban(peer, reason: "sent corrupt data", now: now) }
+            writing.insert(piece)
+            store.writePiece(piece, from: result.slot, in: pieceBuffers)
+        } else {
+            assembling[piece] = nil
+            pieceBuffers.release(result.slot)
+            let report = pipeline.pieceHashFailed(piece, at: instant, into: &actions)
+            log("\(piece) failed its hash check; sent by peers \(report.contributors.map(\.value))")
+            for peer in report.peersToBan { ban(peer, reason: "sent corrupt data repeatedly", now: now) }
+        }
+        perform(actions)
+    }
+
+    private func storageEvent(_ event: StorageEvent, now: UInt64) {
+        switch event {
+        case .pieceWritten(let piece, let slot):
+            writing.remove(piece)
+            assembling[piece] = nil
+            pieceBuffers.release(slot)
+            verified.insert(piece)
+            for case let link? in links where link.connection.isEstablished {
+                link.connection.sendHave(piece)
+            }
+        case .flushed:
+            flushed = true
+        case .failed(let request, let error):
+            if case .writePiece(let piece, let slot) = request {
+                writing.remove(piece)
+                assembling[piece] = nil
+                pieceBuffers.release(slot)
+            }
+            failure = .storage(error)
+        case .pieceRead, .blockRead:
+            break
+        }
+    }
+
+    private func perform(_ actions: [RequestAction]) {
+        for action in actions {
+            switch action {
+            case .request(let peer, let block):
+                links[Int(peer.value)].map { _ = $0.connection.request(block) }
+            case .cancel(let peer, let block):
+                links[Int(peer.value)].map { _ = $0.connection.cancel(block) }
+            case .interested(let peer):
+                links[Int(peer.value)].map { _ = $0.connection.sendInterested() }
+            case .notInterested(let peer):
+                links[Int(peer.value)].map { _ = $0.connection.sendNotInterested() }
+            }
+        }
+    }
+
+    // MARK: Sending
+
+    private func flushAllSends() {
+        for link in receivesToRearm where !link.closing { armReceive(link) }
+        receivesToRearm.removeAll(keepingCapacity: true)
+        for case let link? in links where !link.sendInFlight && link.connected && !link.closing {
+            startSend(link)
+        }
+    }
+
+    private func startSend(_ link: PeerLink) {
+        guard !link.connection.outbound.isEmpty else { return }
+        swap(&link.sending, &link.connection.outbound)
+        link.connection.outbound.removeAll(keepingCapacity: true)
+        link.sendOffset = 0
+        enqueueSend(link)
+    }
+
+    private func enqueueSend(_ link: PeerLink) {
+        let bytes = link.sending.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[link.sendOffset...]) }
+        do {
+            try ring.enqueue(.send(fd: link.fd, bytes: bytes), for: link.operationSlot)
+            link.sendInFlight = true
+        } catch {
+            failure = .io(error)
+        }
+    }
+
+    private func sendCompleted(_ completion: Completion, link: PeerLink, now: UInt64) {
+        link.sendInFlight = false
+        guard completion.result > 0 else {
+            disconnect(link, reason: "send: \(Errno(rawValue: -completion.result))", now: now)
+            return
+        }
+        link.sendOffset += Int(completion.result)
+        if link.sendOffset < link.sending.count {
+            enqueueSend(link)
+        } else {
+            link.sending.removeAll(keepingCapacity: true)
+            startSend(link)
+        }
+    }
+
+    // MARK: Timers and endings
+
+    private func tick(now: UInt64) {
+        let time = MonotonicTime(nanoseconds: now)
+        for case let link? in links where link.connected && !link.closing {
+            do {
+                try link.connection.timerTick(now: time)
+            } catch {
+                disconnect(link, reason: "\(error)", now: now)
+            }
+        }
+        actions.removeAll(keepingCapacity: true)
+        pipeline.tick(at: Instant(nanoseconds: now), into: &actions)
+        perform(actions)
+        connectToCandidates()
+    }
+
+    private func ban(_ peer: PeerSlot, reason: String, now: UInt64) {
+        guard let link = links[Int(peer.value)] else { return }
+        if let index = candidates.firstIndex(where: { $0.address == link.address }) {
+            candidates[index].banned = true
+        }
+        disconnect(link, reason: "banned: \(reason)", now: now)
+    }
+
+    private func disconnect(_ link: PeerLink, reason: String, now: UInt64) {
+        guard !link.closing else { return }
+        log("peer \(link.address): \(reason)")
+        link.closing = true
+        link.closeReason = reason
+        if link.connection.isEstablished || link.connected { pipeline.peerDisconnected(link.slot) }
+        if let index = candidates.firstIndex(where: { $0.address == link.address }) {
+            candidates[index].connected = false
+            candidates[index].failures += 1
+            // Back off: 1 s, 2 s, 4 s … up to a minute.
+            let delaySeconds = UInt64(min(60, 1 << min(candidates[index].failures - 1, 6)))
+            candidates[index].retryAt = now + delaySeconds * 1_000_000_000
+        }
+        shutdown(link)
+        if !link.hasOperationsInFlight { release(link) }
+    }
+
+    /// Ends the socket; operations still in flight complete with errors and then the link is released.
+    private func shutdown(_ link: PeerLink) {
+        Glibc.shutdown(link.fd, Int32(SHUT_RDWR))
+    }
+
+    private func release(_ link: PeerLink) {
+        let index = Int(link.slot.value)
+        guard index < links.count, links[index] === link else { return }
+        Glibc.close(link.fd)
+        links[index] = nil
+    }
+}

@@ -1,0 +1,58 @@
+import Glibc
+import PeerWire
+import Swarm
+import URing
+
+/// One connection as the reactor sees it: the socket, the protocol state machine, and what is in flight
+/// on the ring for it.
+///
+/// Invariants: at most one connect, one receive (multishot or single) and one send are in flight; the
+/// bytes being sent live in `sending` until their completion, while new messages accumulate in
+/// `connection.outbound`; `generation` changes whenever the link's table entry is reused, so a
+/// completion for an earlier connection in the same entry is recognised and dropped.
+final class PeerLink {
+    let slot: PeerSlot
+    let generation: UInt16
+    let address: SocketAddress
+    let fd: Int32
+    var connection: PeerConnection
+    var connected = false
+    var connectInFlight = false
+    var receiveInFlight = false
+    var sendInFlight = false
+    /// Bytes handed to the kernel, and how many of them it has taken so far.
+    var sending: [UInt8] = []
+    var sendOffset = 0
+    /// For rings without provided buffers: this connection's own receive buffer.
+    var receiveBuffer: UnsafeMutableRawBufferPointer?
+    var closing = false
+    var closeReason = ""
+
+    init(slot: PeerSlot, generation: UInt16, address: SocketAddress, fd: Int32, connection: PeerConnection) {
+        self.slot = slot
+        self.generation = generation
+        self.address = address
+        self.fd = fd
+        self.connection = connection
+    }
+
+    deinit {
+        receiveBuffer?.deallocate()
+    }
+
+    /// Operations on the ring for this link: the slot index is the link's, the generation its reuse count.
+    var operationSlot: OperationSlot {
+        OperationSlot(owner: DownloadSession.peerOwner, index: slot.value, generation: generation)
+    }
+
+    var hasOperationsInFlight: Bool { connectInFlight || receiveInFlight || sendInFlight }
+}
+
+/// A peer address we may (re)connect to, with back-off after failures.
+struct PeerCandidate {
+    let address: SocketAddress
+    var failures = 0
+    var retryAt: UInt64 = 0
+    var connected = false
+    var banned = false
+}
