@@ -771,7 +771,7 @@ public final class DownloadSession {
         log("peer \(link.address): \(reason)")
         link.closing = true
         link.closeReason = reason
-        if link.connection.isEstablished || link.connected { pipeline.peerDisconnected(link.slot) }
+        if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
         if let index = candidates.firstIndex(where: { $0.address == link.address }) {
             candidates[index].connected = false
             candidates[index].failures += 1

@@ -4,16 +4,16 @@ import Testing
 @testable import PotluckCommands
 @testable import URing
 
-/// Runs the built `potluck` binary, which SwiftPM puts beside the test bundle.
-func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
-    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+/// The built `potluck` binary, which SwiftPM puts beside the test bundle.
+func potluckExecutable() -> URL {
+    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         .appendingPathComponent("potluck")
+}
+
+/// Runs the built `potluck` binary.
+func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL =
-        FileManager.default.isExecutableFile(atPath: executable.path)
-        ? executable
-        : URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
-            .appendingPathComponent("potluck")
+    process.executableURL = potluckExecutable()
     process.arguments = arguments
     let output = Pipe()
     let error = Pipe()

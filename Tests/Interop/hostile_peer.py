@@ -1,0 +1,106 @@
+#!/usr/bin/python3
+"""A deliberately misbehaving BitTorrent seeder for tests (stdlib only).
+
+  hostile_peer.py FILE MODE [--bind ADDR]
+      → {"peer": "ADDR:PORT"} once listening; serves until stdin closes or SIGTERM.
+
+It claims every piece (BEP 3 bitfield), unchokes at once, and answers requests according to MODE:
+  corrupt      every block with the right length and wrong bytes (a liar to be banned)
+  unrequested  blocks nobody asked for (a protocol violation to be dropped for)
+  oversized    a message longer than any block (a length to be refused)
+Only loopback is ever used by the tests.
+"""
+import argparse, hashlib, json, os, signal, socket, struct, sys, threading
+
+
+def read_exactly(conn, count):
+    data = b""
+    while len(data) < count:
+        chunk = conn.recv(count - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def info_hash_and_pieces(path):
+    raw = open(path, "rb").read()
+    # Find the info dictionary's exact bytes with a minimal bencode walker.
+    def walk(i):
+        c = raw[i:i + 1]
+        if c == b"i":
+            return raw.index(b"e", i) + 1
+        if c in (b"l", b"d"):
+            i += 1
+            while raw[i:i + 1] != b"e":
+                i = walk(i)
+            return i + 1
+        colon = raw.index(b":", i)
+        return colon + 1 + int(raw[i:colon])
+    i = 1
+    info = None
+    pieces = None
+    while raw[i:i + 1] != b"e":
+        key_end = walk(i)
+        key = raw[raw.index(b":", i) + 1:key_end]
+        value_end = walk(key_end)
+        if key == b"info":
+            info = raw[key_end:value_end]
+        i = value_end
+    marker = b"6:pieces"
+    at = info.index(marker) + len(marker)
+    colon = info.index(b":", at)
+    pieces = int(info[at:colon]) // 20
+    return hashlib.sha1(info).digest(), pieces
+
+
+def serve(conn, info_hash, piece_count, mode):
+    try:
+        handshake = read_exactly(conn, 68)
+        if handshake[28:48] != info_hash:
+            return
+        conn.sendall(b"\x13BitTorrent protocol" + bytes(8) + info_hash + b"-HO0001-" + os.urandom(12))
+        bitfield = bytearray((piece_count + 7) // 8)
+        for piece in range(piece_count):
+            bitfield[piece // 8] |= 0x80 >> (piece % 8)
+        conn.sendall(struct.pack(">IB", 1 + len(bitfield), 5) + bytes(bitfield))
+        conn.sendall(struct.pack(">IB", 1, 1))  # unchoke
+        if mode == "unrequested":
+            conn.sendall(struct.pack(">IBII", 9 + 16384, 7, 0, 0) + os.urandom(16384))
+        if mode == "oversized":
+            conn.sendall(struct.pack(">IB", 4 * 1024 * 1024, 7))
+        while True:
+            length = struct.unpack(">I", read_exactly(conn, 4))[0]
+            if length == 0:
+                continue
+            body = read_exactly(conn, length)
+            if body[0] == 6 and mode == "corrupt":
+                index, begin, size = struct.unpack(">III", body[1:13])
+                conn.sendall(struct.pack(">IBII", 9 + size, 7, index, begin) + os.urandom(size))
+    except (EOFError, OSError):
+        pass
+    finally:
+        conn.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("torrent")
+    parser.add_argument("mode", choices=["corrupt", "unrequested", "oversized"])
+    parser.add_argument("--bind", default="127.0.0.1")
+    args = parser.parse_args()
+    info_hash, piece_count = info_hash_and_pieces(args.torrent)
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((args.bind, 0))
+    listener.listen(16)
+    print(json.dumps({"peer": "%s:%d" % listener.getsockname()}), flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
+    while True:
+        conn, _ = listener.accept()
+        threading.Thread(target=serve, args=(conn, info_hash, piece_count, args.mode), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+import Dispatch
+import Foundation
+import Glibc
+import Testing
+
+/// A long-running harness tool (a seeder): started with a pipe on stdin, it prints one JSON line when
+/// ready and runs until stdin closes. Stopped when the test is done with it.
+final class HarnessProcess: @unchecked Sendable {
+    let process = Process()
+    private let input = Pipe()
+    private let output = Pipe()
+    private(set) var ready: [String: Any] = [:]
+
+    init(_ arguments: [String], timeoutSeconds: Double = 120) throws {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = arguments
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line.append(chunk)
+        }
+        ready = (try? JSONSerialization.jsonObject(with: line) as? [String: Any]) ?? [:]
+    }
+
+    /// Kills it outright (a seeder dying mid-transfer).
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        guard process.isRunning else { return }
+        try? input.fileHandleForWriting.close()
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    deinit { stop() }
+}
+
+enum Interop {
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent()
+        .appendingPathComponent("Interop")
+
+    static func tool(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// A folder `payload` inside a fresh scratch folder, holding files of the given sizes with random bytes.
+    static func makePayload(sizes: [Int], single: Bool = false) throws -> (root: URL, data: URL) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("potluck-dl-\(UUID())")
+        let seedDirectory = root.appendingPathComponent("seed")
+        try FileManager.default.createDirectory(at: seedDirectory, withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        func random(_ count: Int) -> Data {
+            var bytes = [UInt8](repeating: 0, count: count)
+            var i = 0
+            while i < count {
+                var word = generator.next()
+                for _ in 0..<8 where i < count {
+                    bytes[i] = UInt8(truncatingIfNeeded: word)
+                    word >>= 8
+                    i += 1
+                }
+            }
+            return Data(bytes)
+        }
+        if single {
+            let file = seedDirectory.appendingPathComponent("single.bin")
+            try random(sizes[0]).write(to: file)
+            return (root, file)
+        }
+        let folder = seedDirectory.appendingPathComponent("payload")
+        try FileManager.default.createDirectory(
+            at: folder.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        for (index, size) in sizes.enumerated() {
+            let name = index % 2 == 0 ? "file\(index).bin" : "sub/file\(index).bin"
+            try random(size).write(to: folder.appendingPathComponent(name))
+        }
+        return (root, folder)
+    }
+
+    /// Every file under `a` has an identical twin under `b`.
+    static func sameContents(_ a: URL, _ b: URL) -> Bool {
+        guard let items = FileManager.default.enumerator(atPath: a.path) else { return false }
+        var count = 0
+        for case let item as String in items {
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(
+                atPath: a.appendingPathComponent(item).path, isDirectory: &isDirectory)
+            if isDirectory.boolValue { continue }
+            count += 1
+            guard
+                FileManager.default.contentsEqual(
+                    atPath: a.appendingPathComponent(item).path, andPath: b.appendingPathComponent(item).path)
+            else {
+                return false
+            }
+        }
+        return count > 0
+    }
+
+    static func create(_ data: URL, pieceSize: String, format: String = "v1") throws -> String {
+        let torrent = data.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "t.torrent"
+        ).path
+        let made = try runPotluck([
+            "create", "-q", "--force", "--\(format)", "--piece-size", pieceSize, "-o", torrent, data.path,
+        ])
+        #expect(made.status == 0, "\(made.error)")
+        return torrent
+    }
+}
+
+@Suite(.serialized) struct DownloadInteropTests {
+    static func download(
+        _ torrent: String, into directory: URL, peers: [String], extra: [String] = []
+    ) throws -> (status: Int32, output: String, error: String) {
+        try runPotluck(
+            ["download", "-q", torrent, "-o", directory.path] + peers.flatMap { ["--peer", $0] } + extra)
+    }
+
+    @Test(arguments: [
+        ("16K", [100_000, 16_384 * 5, 3]),
+        ("256K", [3_000_001, 700_000, 262_144]),
+        ("16M", [5_000_000, 123]),
+    ])
+    func fromFourLibtorrentSeeders(pieceSize: String, sizes: [Int]) throws {
+        let (root, data) = try Interop.makePayload(sizes: sizes)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: pieceSize)
+        let seeders = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "4",
+        ])
+        defer { seeders.stop() }
+        let peers = seeders.ready["peers"] as? [String] ?? []
+        #expect(peers.count == 4)
+        let target = root.appendingPathComponent("download")
+        let result = try Self.download(torrent, into: target, peers: peers)
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+
+    @Test func singleFileNotAMultipleOfThePieceSize() throws {
+        let (root, data) = try Interop.makePayload(sizes: [4_000_037], single: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let seeders = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
+        ])
+        defer { seeders.stop() }
+        let target = root.appendingPathComponent("download")
+        let result = try Self.download(
+            torrent, into: target, peers: seeders.ready["peers"] as? [String] ?? [])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(
+            FileManager.default.contentsEqual(
+                atPath: data.path, andPath: target.appendingPathComponent("single.bin").path))
+    }
+
+    @Test func fromATransmissionSeederAndAMix() throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_500_000, 1_000_001])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        let transmission = try HarnessProcess([
+            Interop.tool("transmission.py"), "seed", torrent, data.deletingLastPathComponent().path,
+        ])
+        defer { transmission.stop() }
+        let peer = try #require(transmission.ready["peer"] as? String, "Transmission did not start seeding")
+        let alone = root.appendingPathComponent("from-transmission")
+        let result = try Self.download(torrent, into: alone, peers: [peer])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, alone.appendingPathComponent("payload")))
+
+        let libtorrent = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
+        ])
+        defer { libtorrent.stop() }
+        let mixed = root.appendingPathComponent("from-mix")
+        let mixResult = try Self.download(
+            torrent, into: mixed, peers: [peer] + (libtorrent.ready["peers"] as? [String] ?? []))
+        #expect(mixResult.status == 0, "\(mixResult.error)")
+        #expect(Interop.sameContents(data, mixed.appendingPathComponent("payload")))
+    }
+
+    @Test func liarIsBannedAndTheDownloadCompletesFromHonestPeers() throws {
+        let (root, data) = try Interop.makePayload(sizes: [3_000_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        let liar = try HarnessProcess([Interop.tool("hostile_peer.py"), torrent, "corrupt"])
+        defer { liar.stop() }
+        let honest = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
+            "--upload-rate", "1000000",
+        ])
+        defer { honest.stop() }
+        let liarPeers = (liar.ready["peer"] as? String).map { [$0] } ?? []
+        let honestPeers = honest.ready["peers"] as? [String] ?? []
+        #expect(liarPeers.count == 1 && honestPeers.count == 1)
+        let target = root.appendingPathComponent("download")
+        let result = try Self.download(
+            torrent, into: target, peers: liarPeers + honestPeers, extra: ["--verbose"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        #expect(result.error.contains("failed its hash check"), "the liar's pieces must have been caught")
+        #expect(result.error.contains("peer \(liarPeers.first ?? "?"): banned"), "\(result.error)")
+    }
+
+    @Test(arguments: ["unrequested", "oversized"])
+    func protocolViolatorsAreDropped(mode: String) throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_000_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        let hostile = try HarnessProcess([Interop.tool("hostile_peer.py"), torrent, mode])
+        defer { hostile.stop() }
+        let honest = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
+        ])
+        defer { honest.stop() }
+        let hostilePeer = try #require(hostile.ready["peer"] as? String)
+        let target = root.appendingPathComponent("download")
+        let result = try Self.download(
+            torrent, into: target, peers: [hostilePeer] + (honest.ready["peers"] as? [String] ?? []),
+            extra: ["--verbose"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        #expect(result.error.contains("peer \(hostilePeer): protocol:"), "\(result.error)")
+    }
+
+    @Test func killedMidDownloadResumesAndCompletes() throws {
+        let (root, data) = try Interop.makePayload(sizes: [12_000_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        // Slow seeders, so that the first run is surely killed half-way.
+        let seeders = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
+            "--upload-rate", "1500000",
+        ])
+        defer { seeders.stop() }
+        let peers = seeders.ready["peers"] as? [String] ?? []
+        let target = root.appendingPathComponent("download")
+        let first = Process()
+        first.executableURL = potluckExecutable()
+        first.arguments = ["download", "-q", torrent, "-o", target.path] + peers.flatMap { ["--peer", $0] }
+        first.standardOutput = FileHandle.nullDevice
+        first.standardError = FileHandle.nullDevice
+        try first.run()
+        // Wait until some data is on disk, then kill -9.
+        let file = target.appendingPathComponent("payload/file0.bin").path
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+            if size > 2_000_000 { break }
+            usleep(50_000)
+        }
+        Glibc.kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(
+            first.terminationReason == .uncaughtSignal, "the first run must have been killed, not finished")
+
+        let second = try Self.download(torrent, into: target, peers: peers)
+        #expect(second.status == 0, "\(second.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+
+    @Test func seederKilledMidTransferTheOtherFinishes() throws {
+        let (root, data) = try Interop.makePayload(sizes: [6_000_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        let doomed = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
+            "--upload-rate", "1000000",
+        ])
+        let survivor = try HarnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
+            "--upload-rate", "2000000",
+        ])
+        defer {
+            doomed.stop()
+            survivor.stop()
+        }
+        let peers = (doomed.ready["peers"] as? [String] ?? []) + (survivor.ready["peers"] as? [String] ?? [])
+        let killed = DispatchGroup()
+        killed.enter()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.8) {
+            doomed.kill()
+            killed.leave()
+        }
+        let target = root.appendingPathComponent("download")
+        let result = try Self.download(torrent, into: target, peers: peers)
+        killed.wait()
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+}
