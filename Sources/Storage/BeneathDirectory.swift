@@ -51,7 +51,16 @@ struct BeneathDirectory {
     /// and its parent directories).
     func openFile(_ path: [String], flags: Int32) throws(StorageError) -> Int32 {
         let create = flags & O_CREAT != 0
-        let parent = try openParent(of: path, create: create)
+        let parent: Int32
+        do {
+            parent = try openParent(of: path, create: create)
+        } catch {
+            // A missing folder means a missing file; the user knows the file's name, not the folder's.
+            if error.errno == .noSuchFile {
+                throw StorageError(.open, path: Self.display(path), errno: .noSuchFile)
+            }
+            throw error
+        }
         defer { if parent != fd { Glibc.close(parent) } }
         // O_NONBLOCK keeps a planted FIFO from blocking the open; it is refused just below.
         let fileFlags = flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
