@@ -48,7 +48,7 @@ import URing
             return
         }
         #expect(writeError.reason == .symlinkRefused)
-        #expect(readFile(directory.path + "/secret") == secret)
+        #expect(fileDigest(directory.path + "/secret") == digest(secret))
 
         var buffer = [UInt8](repeating: 0, count: 12)
         try buffer.withUnsafeMutableBytes { raw in
@@ -87,7 +87,7 @@ import URing
                 Issue.record("unexpected \(event)")
             }
         }
-        #expect(readFile(downloads + "/t/a") == Array(torrent.payload[0..<50_000]))
+        #expect(fileDigest(downloads + "/t/a") == digest(Array(torrent.payload[0..<50_000])))
         #expect(!exists(outside + "/c"))
     }
 

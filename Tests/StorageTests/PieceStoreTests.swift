@@ -54,15 +54,22 @@ func writeAll(
             layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring,
             options: PieceStore.Options(registeredPool: registered ? pool : nil))
 
+        var kinds: Set<OperationKind> = []
+        reactor.intercept = { completion in
+            if let kind = completion.token.kind { kinds.insert(kind) }
+            return completion
+        }
         let events = try writeAll(torrent, store: store, pool: pool, reactor: reactor)
+        #expect(kinds.contains(registered ? .writeFixed : .write))
+        #expect(!kinds.contains(registered ? .write : .writeFixed))
         let written = Set(
             events.compactMap { if case .pieceWritten(let piece, _) = $0 { piece } else { nil } })
         #expect(written.count == torrent.metainfo.pieceCount, "events: \(events)")
         #expect(pool.freeCount == pool.slotCount)
 
-        #expect(readFile(directory.path + "/t/a") == patternBytes(count: 50_000, seed: 1))
-        #expect(readFile(directory.path + "/t/b") == patternBytes(count: 9_000, seed: 2))
-        #expect(readFile(directory.path + "/t/dir/c") == patternBytes(count: 70_001, seed: 3))
+        #expect(fileDigest(directory.path + "/t/a") == digest(patternBytes(count: 50_000, seed: 1)))
+        #expect(fileDigest(directory.path + "/t/b") == digest(patternBytes(count: 9_000, seed: 2)))
+        #expect(fileDigest(directory.path + "/t/dir/c") == digest(patternBytes(count: 70_001, seed: 3)))
 
         // Whole pieces back into slots, the short last one included.
         for pieceNumber in 0..<torrent.metainfo.pieceCount {
@@ -71,8 +78,9 @@ func writeAll(
             store.readPiece(piece, into: slot, in: pool)
             try reactor.runStore(store, events: reactor.storeEvents.count + 1)
             #expect(reactor.storeEvents.last == .pieceRead(piece, slot))
+            #expect(kinds.contains(registered ? .readFixed : .read))
             let length = torrent.metainfo.geometry.length(of: piece)
-            #expect(Array(pool.bytes(of: slot)[..<length]) == Array(torrent.bytes(of: piece)))
+            #expect(digest(pool.bytes(of: slot)[..<length]) == digest(torrent.bytes(of: piece)))
             pool.release(slot)
         }
 
@@ -85,7 +93,7 @@ func writeAll(
         }
         #expect(reactor.storeEvents.last == .blockRead(token: 77, block))
         let start = 32 * 1024 + 16_000
-        #expect(buffer == Array(torrent.payload[start..<start + 16_384]))
+        #expect(digest(buffer) == digest(torrent.payload[start..<start + 16_384]))
     }
 
     @Test func paddingFilesAreNeverWrittenAndReadAsZeros() throws {
@@ -104,14 +112,14 @@ func writeAll(
         let events = try writeAll(torrent, store: store, pool: pool, reactor: reactor)
         #expect(events.allSatisfy { if case .pieceWritten = $0 { true } else { false } }, "\(events)")
         #expect(!exists(directory.path + "/t/.pad"))
-        #expect(readFile(directory.path + "/t/a") == patternBytes(count: 20_000, seed: 4))
+        #expect(fileDigest(directory.path + "/t/a") == digest(patternBytes(count: 20_000, seed: 4)))
 
         // Reading piece 0 back: the padding region comes back as zeros even over a dirty buffer.
         let slot = try #require(pool.lease())
         pool.bytes(of: slot).initializeMemory(as: UInt8.self, repeating: 0xAB)
         store.readPiece(PieceIndex(0), into: slot, in: pool)
         try reactor.runStore(store, events: reactor.storeEvents.count + 1)
-        #expect(Array(pool.bytes(of: slot)[..<(32 * 1024)]) == Array(torrent.bytes(of: PieceIndex(0))))
+        #expect(digest(pool.bytes(of: slot)[..<(32 * 1024)]) == digest(torrent.bytes(of: PieceIndex(0))))
         #expect(pool.bytes(of: slot)[20_000..<(32 * 1024)].allSatisfy { $0 == 0 })
     }
 
@@ -128,8 +136,8 @@ func writeAll(
             layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
         try writeAll(torrent, store: store, pool: pool, reactor: reactor)
         #expect(!exists(directory.path + "/t/.pad"))
-        #expect(readFile(directory.path + "/t/x") == patternBytes(count: 17_000, seed: 6))
-        #expect(readFile(directory.path + "/t/y") == patternBytes(count: 5_000, seed: 7))
+        #expect(fileDigest(directory.path + "/t/x") == digest(patternBytes(count: 17_000, seed: 6)))
+        #expect(fileDigest(directory.path + "/t/y") == digest(patternBytes(count: 5_000, seed: 7)))
     }
 
     @Test func openDescriptorsStayUnderTheCap() throws {
@@ -151,14 +159,14 @@ func writeAll(
         #expect(events.allSatisfy { if case .pieceWritten = $0 { true } else { false } }, "\(events)")
         #expect(peakOpen <= 2 && store.openFileCount <= 2)
         for (index, file) in files.enumerated() {
-            #expect(readFile(directory.path + "/t/f\(index)") == file.content)
+            #expect(fileDigest(directory.path + "/t/f\(index)") == digest(file.content))
         }
         // Reads reopen what the cap closed.
         let slot = try #require(pool.lease())
         store.readPiece(PieceIndex(0), into: slot, in: pool)
         store.readPiece(PieceIndex(0), into: slot, in: pool)
         try reactor.runStore(store, events: reactor.storeEvents.count + 2)
-        #expect(Array(pool.bytes(of: slot)[..<(16 * 1024)]) == Array(torrent.bytes(of: PieceIndex(0))))
+        #expect(digest(pool.bytes(of: slot)[..<(16 * 1024)]) == digest(torrent.bytes(of: PieceIndex(0))))
         #expect(store.openFileCount <= 2)
     }
 
@@ -181,7 +189,7 @@ func writeAll(
         #expect(store.operationsInFlight == 2)
         try reactor.runStore(store, events: 8)
         #expect(peak <= 2)
-        #expect(readFile(directory.path + "/one") == content)
+        #expect(fileDigest(directory.path + "/one") == digest(content))
     }
 
     @Test func shortWritesAreCompleted() throws {
@@ -210,7 +218,7 @@ func writeAll(
             Issue.record("expected piece 0 written, got \(reactor.storeEvents)")
             return
         }
-        #expect(readFile(directory.path + "/s") == content)
+        #expect(fileDigest(directory.path + "/s") == digest(content))
     }
 
     @Test func readingAFileNeverWrittenFails() throws {
@@ -371,7 +379,7 @@ func writeAll(
             }
             // The verified piece is still intact in its slot for a later retry.
             #expect(pool.state(of: slot) == .leased)
-            #expect(Array(pool.bytes(of: slot)[..<(128 * 1024)]) == Array(torrent.bytes(of: piece)))
+            #expect(digest(pool.bytes(of: slot)[..<(128 * 1024)]) == digest(torrent.bytes(of: piece)))
         }
     }
 }

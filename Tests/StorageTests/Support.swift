@@ -183,3 +183,8 @@ enum ReactorError: Error {
 
 /// Ring set-ups the I/O tests run under: every feature, and none (the fallback paths).
 let ringOptionSets: [RingOptions] = [RingOptions(), RingOptions(disabledFeatures: .all)]
+
+/// Digests stand in for large byte arrays in expectations, so a failure prints 20 bytes, not a MiB.
+func digest(_ bytes: some Sequence<UInt8>) -> SHA1Digest { SHA1.hash(Array(bytes)) }
+
+func fileDigest(_ path: String) -> SHA1Digest? { readFile(path).map(digest) }
