@@ -6,9 +6,13 @@ import URing
 
 /// A request made of a `PieceStore`, named again in its failure so the caller gets its buffer back.
 public enum StorageRequest: Hashable, Sendable {
+    /// ``PieceStore/writePiece(_:from:in:)``.
     case writePiece(PieceIndex, BufferSlot)
+    /// ``PieceStore/readPiece(_:into:in:)``.
     case readPiece(PieceIndex, BufferSlot)
+    /// ``PieceStore/readBlock(_:into:token:)`` or ``PieceStore/readBlock(_:into:in:token:)``.
     case readBlock(token: UInt64, BlockRange)
+    /// ``PieceStore/flush()``.
     case flush
 }
 
@@ -231,6 +235,13 @@ public final class PieceStore {
     /// Reads a block into `buffer`, which must stay valid until the block's event. Ends in
     /// `.blockRead(token, block)` or `.failed`; a file never written is a failure (nothing to seed).
     public func readBlock(_ block: BlockRange, into buffer: UnsafeMutableRawBufferPointer, token: UInt64) {
+        readBlock(block, into: buffer, fixedBufferIndex: nil, token: token)
+    }
+
+    private func readBlock(
+        _ block: BlockRange, into buffer: UnsafeMutableRawBufferPointer, fixedBufferIndex: UInt16?,
+        token: UInt64
+    ) {
         let kind = StorageRequest.readBlock(token: token, block)
         defer { scheduleDeliveryIfNeeded() }
         let geometry = layout.geometry
@@ -242,7 +253,17 @@ public final class PieceStore {
                 kind, .read,
                 reason: .bufferTooSmall(requiredBytes: Int(block.length), availableBytes: buffer.count))
         }
-        transfer(layout.spans(of: block), base: base, fixedBufferIndex: nil, kind: kind, ioKind: .read)
+        transfer(
+            layout.spans(of: block), base: base, fixedBufferIndex: fixedBufferIndex, kind: kind, ioKind: .read
+        )
+    }
+
+    /// Reads a block to the start of a pool slot, with a fixed-buffer read when the pool is the
+    /// registered one: the way to serve a peer's request, sending from the same slot afterwards. Ends in
+    /// `.blockRead(token, block)` or `.failed`.
+    public func readBlock(_ block: BlockRange, into slot: BufferSlot, in pool: BufferPool, token: UInt64) {
+        let fixedIndex = pool === options.registeredPool ? UInt16(truncatingIfNeeded: slot.index) : nil
+        readBlock(block, into: pool.bytes(of: slot), fixedBufferIndex: fixedIndex, token: token)
     }
 
     /// Syncs (`fdatasync`) every file written since the last flush. Ends in `.flushed` or `.failed`; the

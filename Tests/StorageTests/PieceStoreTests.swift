@@ -94,6 +94,14 @@ func writeAll(
         #expect(reactor.storeEvents.last == .blockRead(token: 77, block))
         let start = 32 * 1024 + 16_000
         #expect(digest(buffer) == digest(torrent.payload[start..<start + 16_384]))
+
+        // The same block into a pool slot, as a seeder serves it.
+        let blockSlot = try #require(pool.lease())
+        store.readBlock(block, into: blockSlot, in: pool, token: 78)
+        try reactor.runStore(store, events: reactor.storeEvents.count + 1)
+        #expect(reactor.storeEvents.last == .blockRead(token: 78, block))
+        #expect(
+            digest(pool.bytes(of: blockSlot)[..<16_384]) == digest(torrent.payload[start..<start + 16_384]))
     }
 
     @Test func paddingFilesAreNeverWrittenAndReadAsZeros() throws {
