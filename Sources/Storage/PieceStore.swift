@@ -283,6 +283,17 @@ public final class PieceStore {
         for index in flushed { pump(index) }
     }
 
+    /// Creates the torrent's empty files, which no piece ever writes (symbolic-link entries are never
+    /// created). Blocking, like every open; call it once a download starts or completes.
+    public func createEmptyFiles() throws(StorageError) {
+        guard !options.readOnly else { return }
+        for file in layout.files
+        where file.length == 0 && !file.isPadding && !file.attributes.contains(.symlink) {
+            let fd = try directory.openFile(file.path, flags: O_RDWR | O_CREAT)
+            Glibc.close(fd)
+        }
+    }
+
     // MARK: Completions
 
     /// Takes one completion whose token carries this store's owner, and appends what finished.

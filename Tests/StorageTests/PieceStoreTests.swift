@@ -70,6 +70,9 @@ func writeAll(
         #expect(fileDigest(directory.path + "/t/a") == digest(patternBytes(count: 50_000, seed: 1)))
         #expect(fileDigest(directory.path + "/t/b") == digest(patternBytes(count: 9_000, seed: 2)))
         #expect(fileDigest(directory.path + "/t/dir/c") == digest(patternBytes(count: 70_001, seed: 3)))
+        #expect(!exists(directory.path + "/t/empty"), "no piece covers an empty file")
+        try store.createEmptyFiles()
+        #expect(readFile(directory.path + "/t/empty") == [])
 
         // Whole pieces back into slots, the short last one included.
         for pieceNumber in 0..<torrent.metainfo.pieceCount {
