@@ -172,6 +172,18 @@ func writeAll(
         for (index, file) in files.enumerated() {
             #expect(fileDigest(directory.path + "/t/f\(index)") == digest(file.content))
         }
+        // Flushing syncs every written file, reopening those the cap closed.
+        var syncs = 0
+        reactor.intercept = { completion in
+            if completion.token.kind == .fdatasync { syncs += 1 }
+            return completion
+        }
+        store.flush()
+        try reactor.runStore(store, events: reactor.storeEvents.count + 1)
+        #expect(reactor.storeEvents.last == .flushed)
+        #expect(syncs == 5)
+        #expect(store.openFileCount <= 2)
+
         // Reads reopen what the cap closed.
         let slot = try #require(pool.lease())
         store.readPiece(PieceIndex(0), into: slot, in: pool)
@@ -179,6 +191,37 @@ func writeAll(
         try reactor.runStore(store, events: reactor.storeEvents.count + 2)
         #expect(digest(pool.bytes(of: slot)[..<(16 * 1024)]) == digest(torrent.bytes(of: PieceIndex(0))))
         #expect(store.openFileCount <= 2)
+    }
+
+    @Test func workWaitsForOperationSlotsAndRequestsBeyondTheLimitFail() throws {
+        let files = (0..<5).map {
+            (path: ["f\($0)"], content: patternBytes(count: 10_000, seed: UInt64(60 + $0)))
+        }
+        let torrent = try TestTorrent(files: files, pieceLength: 16 * 1024)
+        let directory = TemporaryDirectory()
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring,
+            options: PieceStore.Options(maxOpenFiles: 3, maxOperationsInFlight: 1, maxRequestsInFlight: 3))
+        var peakOperations = 0
+        reactor.afterEach = { peakOperations = max(peakOperations, store.operationsInFlight) }
+        let events = try writeAll(torrent, store: store, pool: pool, reactor: reactor)
+        #expect(peakOperations == 1)
+        // Four pieces, three requests at once: the fourth is refused and keeps its slot.
+        let refused = events.compactMap { event -> PieceIndex? in
+            if case .failed(.writePiece(let piece, let slot), let error) = event, error.reason == .overloaded
+            {
+                pool.release(slot)
+                return piece
+            }
+            return nil
+        }
+        #expect(refused == [PieceIndex(3)])
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(3)])
+        for (index, file) in files.enumerated() {
+            #expect(fileDigest(directory.path + "/t/f\(index)") == digest(file.content))
+        }
     }
 
     @Test func atMostTwoWritesInFlightPerFile() throws {
