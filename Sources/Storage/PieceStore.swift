@@ -80,7 +80,8 @@ public final class PieceStore {
         public var maxOperationsInFlight: Int
         /// Requests accepted at once; beyond, requests fail with ``StorageError/Reason/overloaded``.
         public var maxRequestsInFlight: Int
-        /// Reserve each file's full size when it is created (`posix_fallocate`), instead of sparse files.
+        /// Reserve each file's full size (`fallocate` on the ring) before its first write, instead of
+        /// leaving it sparse: less fragmentation, and a full disk is found at once.
         public var preallocate: Bool
         /// Open files read-only and refuse writes (seeding from read-only storage, rechecks).
         public var readOnly: Bool
@@ -105,6 +106,8 @@ public final class PieceStore {
         case read
         case write
         case sync
+        /// Reserves the whole file before its first write.
+        case preallocate
     }
 
     /// One read, write or sync on one file; a request is one or more of them.
@@ -138,7 +141,10 @@ public final class PieceStore {
         var lastUseTick: UInt64 = 0
         /// Written since the last flush was asked for.
         var isDirty = false
+        /// Preallocation was asked of the kernel (whether or not the file system could do it).
         var isPreallocated = false
+        /// A preallocation is in flight: writes wait for it, so a full disk fails it and not a write.
+        var isPreallocating = false
         var isStalled = false
 
         var hasQueuedWork: Bool { !queuedWrites.isEmpty || !queuedReads.isEmpty }
@@ -311,6 +317,15 @@ public final class PieceStore {
 
     private func complete(_ operation: IOOperation, slot: OperationSlot, result: Int32) {
         var operation = operation
+        if operation.kind == .preallocate {
+            files[operation.fileIndex].isPreallocating = false
+            // A file system that cannot reserve space leaves the file sparse, which still works.
+            let unsupported = result == -EOPNOTSUPP || result == -EINVAL
+            let error =
+                result < 0 && !unsupported
+                ? error(for: operation, reason: .system(Errno(rawValue: -result))) : nil
+            return finish(operation, slot: slot, error: error)
+        }
         if result < 0 {
             let errno = Errno(rawValue: -result)
             if (errno == .interrupted || errno == .tryAgain) && operation.retries < Self.maxRetries {
@@ -321,7 +336,7 @@ public final class PieceStore {
         }
         let count = Int(result)
         if operation.kind == .write && count > 0 { markDirty(operation.fileIndex) }
-        if operation.kind == .sync || count >= operation.remainingBytes {
+        if operation.kind != .read && operation.kind != .write || count >= operation.remainingBytes {
             return finish(operation, slot: slot, error: nil)
         }
         if count == 0 {
@@ -471,7 +486,7 @@ public final class PieceStore {
             guard issue(operation) else { return markStalled(index) }
             files[index].queuedReads.removeFirst()
         }
-        while files[index].writesInFlight < Self.maxWritesInFlightPerFile,
+        while files[index].writesInFlight < Self.maxWritesInFlightPerFile, !files[index].isPreallocating,
             let operation = files[index].queuedWrites.first
         {
             guard issue(operation) else { return markStalled(index) }
@@ -496,6 +511,7 @@ public final class PieceStore {
         }
         files[operation.fileIndex].operationsInFlight += 1
         if operation.kind != .read { files[operation.fileIndex].writesInFlight += 1 }
+        if operation.kind == .preallocate { files[operation.fileIndex].isPreallocating = true }
         return true
     }
 
@@ -518,6 +534,8 @@ public final class PieceStore {
             return .write(fd: fd, bytes: bytes, offset: offset)
         case .sync:
             return .fsync(fd: fd, dataOnly: true)
+        case .preallocate:
+            return .fallocate(fd: fd, mode: 0, offset: 0, length: UInt64(operation.remainingBytes))
         }
     }
 
@@ -574,16 +592,16 @@ public final class PieceStore {
         } catch {
             return .failed(error)
         }
-        if create && options.preallocate && !files[index].isPreallocated && entry.length > 0 {
-            let status = posix_fallocate(fd, 0, off_t(entry.length))
-            // Some file systems cannot reserve space; the file then stays sparse, which still works.
-            if status != 0 && status != EOPNOTSUPP && status != EINVAL {
-                Glibc.close(fd)
-                return .failed(
-                    StorageError(
-                        .preallocate, path: BeneathDirectory.display(entry.path),
-                        errno: Errno(rawValue: status)))
-            }
+        if options.preallocate && !files[index].isPreallocated && entry.length > 0,
+            let first = files[index].queuedWrites.first, var request = requests.context(for: first.request)
+        {
+            // Charged to the first queued request: it is the one that needs the space first.
+            request.remainingOperations += 1
+            requests.update(first.request, to: request)
+            files[index].queuedWrites.insert(
+                IOOperation(
+                    request: first.request, kind: .preallocate, fileIndex: index, fileOffset: 0, address: nil,
+                    remainingBytes: Int(entry.length), fixedBufferIndex: nil), at: 0)
             files[index].isPreallocated = true
         }
         files[index].fd = fd
@@ -633,6 +651,7 @@ public final class PieceStore {
             case .read: .read
             case .write: .write
             case .sync: .sync
+            case .preallocate: .preallocate
             }
         return StorageError(
             kind, path: BeneathDirectory.display(layout.files[operation.fileIndex].path), reason: reason)

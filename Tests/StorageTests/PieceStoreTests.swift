@@ -405,6 +405,27 @@ func writeAll(
         defer { _ = system("umount '\(mountPoint)' || umount -l '\(mountPoint)'") }
         // In a function of its own so the store closes its files before the unmount.
         try fillDisk(mountedAt: mountPoint)
+        try preallocateTooMuch(mountedAt: mountPoint)
+    }
+
+    func preallocateTooMuch(mountedAt mountPoint: String) throws {
+        // 1 MiB cannot be reserved on a 256 KiB file system: the first write fails at preallocation,
+        // before any data is written.
+        let content = patternBytes(count: 1024 * 1024, seed: 31)
+        let torrent = try TestTorrent(name: "huge", files: [(["huge"], content)], pieceLength: 256 * 1024)
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 1)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: mountPoint, ring: reactor.ring,
+            options: PieceStore.Options(preallocate: true))
+        let events = try writeAll(
+            torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(0)])
+        guard case .failed(.writePiece(PieceIndex(0), _), let error) = events.first else {
+            Issue.record("preallocation must fail, got \(events)")
+            return
+        }
+        #expect(error.operation == .preallocate)
+        #expect(error.errno == .noSpace)
     }
 
     func fillDisk(mountedAt mountPoint: String) throws {
