@@ -336,7 +336,7 @@ public final class PieceStore {
         }
         let count = Int(result)
         if operation.kind == .write && count > 0 { markDirty(operation.fileIndex) }
-        if operation.kind != .read && operation.kind != .write || count >= operation.remainingBytes {
+        if operation.kind == .sync || count >= operation.remainingBytes {
             return finish(operation, slot: slot, error: nil)
         }
         if count == 0 {
