@@ -4,10 +4,12 @@ import URing
 /// A file's size and modification time, as resume data records them to notice files changed behind
 /// the engine's back.
 public struct FileStatus: Hashable, Sendable {
+    /// The file's size in bytes.
     public let sizeBytes: Int64
     /// Nanoseconds since the Unix epoch.
     public let modificationTimeNanoseconds: Int64
 
+    /// A status as recorded or observed.
     public init(sizeBytes: Int64, modificationTimeNanoseconds: Int64) {
         self.sizeBytes = sizeBytes
         self.modificationTimeNanoseconds = modificationTimeNanoseconds

@@ -89,6 +89,7 @@ public final class PieceStore {
         /// with fixed-buffer operations, which skip per-I/O page pinning.
         public var registeredPool: BufferPool?
 
+        /// The defaults suit one torrent on one reactor: 64 descriptors, 256 operations, sparse files.
         public init(
             maxOpenFiles: Int = 64, maxOperationsInFlight: Int = 256, maxRequestsInFlight: Int = 4096,
             preallocate: Bool = false, readOnly: Bool = false, registeredPool: BufferPool? = nil
@@ -158,6 +159,7 @@ public final class PieceStore {
 
     /// The torrent's files and piece arithmetic.
     public let layout: FileLayout
+    /// The limits and behaviour the store was created with.
     public let options: Options
     private let ring: Ring
     private let directory: BeneathDirectory
