@@ -63,6 +63,25 @@ import URing
         #expect(buffer != secret)
     }
 
+    @Test func aDanglingSymlinkIsNotCreatedThrough() throws {
+        // O_CREAT alone would follow the link and create its target outside the download folder.
+        let torrent = try TestTorrent(
+            name: "movie", files: [(["movie"], patternBytes(count: 100, seed: 42))], pieceLength: 16 * 1024)
+        let directory = TemporaryDirectory()
+        let downloads = directory.subdirectory("downloads")
+        #expect(symlink(directory.path + "/created-outside", downloads + "/movie") == 0)
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 1)
+        let store = try PieceStore(layout: torrent.layout, downloadDirectory: downloads, ring: reactor.ring)
+        let events = try writeAll(torrent, store: store, pool: pool, reactor: reactor)
+        guard case .failed(_, let error) = events.first else {
+            Issue.record("the write must fail, got \(events)")
+            return
+        }
+        #expect(error.reason == .symlinkRefused)
+        #expect(!exists(directory.path + "/created-outside"))
+    }
+
     @Test func deepSymlinkedDirectoryIsRefused() throws {
         let torrent = try crossingTorrent()
         let directory = TemporaryDirectory()
