@@ -262,8 +262,9 @@ public final class PieceStore {
                 reason: .bufferTooSmall(requiredBytes: Int(block.length), availableBytes: buffer.count))
         }
         transfer(
-            layout.spans(of: block), base: base, fixedBufferIndex: fixedBufferIndex, kind: kind, ioKind: .read
-        )
+            offset: geometry.offset(of: block.piece) + Int64(block.offset), length: Int(block.length),
+            base: base,
+            fixedBufferIndex: fixedBufferIndex, kind: kind, ioKind: .read)
     }
 
     /// Reads a block to the start of a pool slot, with a fixed-buffer read when the pool is the
@@ -391,27 +392,33 @@ public final class PieceStore {
         // `registerBuffers` registers slot i as buffer i, and caps pools at 65535 slots.
         let fixedIndex = pool === options.registeredPool ? UInt16(truncatingIfNeeded: slot.index) : nil
         transfer(
-            layout.spans(of: piece), base: base, fixedBufferIndex: fixedIndex, kind: kind, ioKind: ioKind)
+            offset: layout.geometry.offset(of: piece), length: length, base: base,
+            fixedBufferIndex: fixedIndex,
+            kind: kind, ioKind: ioKind)
     }
 
-    /// Queues one operation per file span of a request; padding spans are zero-filled (reads) or
-    /// skipped (writes) without I/O.
+    /// Queues one operation per file span of a request (payload bytes `offset..<offset+length`); padding
+    /// spans are zero-filled (reads) or skipped (writes) without I/O. Walks the spans twice rather than
+    /// collecting them, so serving a block allocates nothing.
     private func transfer(
-        _ spans: [FileSpan], base: UnsafeMutableRawPointer, fixedBufferIndex: UInt16?, kind: StorageRequest,
-        ioKind: IOKind
+        offset: Int64, length: Int, base: UnsafeMutableRawPointer, fixedBufferIndex: UInt16?,
+        kind: StorageRequest, ioKind: IOKind
     ) {
-        let ioCount = spans.reduce(0) { $0 + ($1.isPadding ? 0 : 1) }
+        var ioCount = 0
+        layout.forEachSpan(offset: offset, length: length) { span in
+            if !span.isPadding { ioCount += 1 }
+        }
         let request = beginRequest(kind, operationCount: ioCount)
         var position = 0
-        for span in spans {
+        layout.forEachSpan(offset: offset, length: length) { span in
             defer { position += span.length }
             if span.isPadding {
                 if ioKind == .read {
                     (base + position).initializeMemory(as: UInt8.self, repeating: 0, count: span.length)
                 }
-                continue
+                return
             }
-            guard let request else { continue }
+            guard let request else { return }
             let operation = IOOperation(
                 request: request, kind: ioKind, fileIndex: span.fileIndex, fileOffset: span.fileOffset,
                 address: base + position, remainingBytes: span.length, fixedBufferIndex: fixedBufferIndex)
@@ -422,7 +429,10 @@ public final class PieceStore {
             }
         }
         guard request != nil else { return }
-        for span in spans where !span.isPadding { pump(span.fileIndex) }
+        // Pumped only once all are queued, so an early failure cannot end the request before the rest.
+        layout.forEachSpan(offset: offset, length: length) { span in
+            if !span.isPadding { pump(span.fileIndex) }
+        }
     }
 
     /// Registers a request of `operationCount` operations. A request without I/O ends at once; nil then,
