@@ -128,7 +128,14 @@ public struct FileLayout: Sendable {
     /// payload. Empty files never appear.
     public func spans(offset: Int64, length: Int) -> [FileSpan] {
         var spans: [FileSpan] = []
-        guard offset >= 0, length > 0, offset < geometry.totalLength else { return spans }
+        forEachSpan(offset: offset, length: length) { spans.append($0) }
+        return spans
+    }
+
+    /// Calls `body` with each span ``spans(offset:length:)`` would return, in order, without building
+    /// an array: storage walks a block's spans for every request it serves.
+    public func forEachSpan(offset: Int64, length: Int, _ body: (FileSpan) throws -> Void) rethrows {
+        guard offset >= 0, length > 0, offset < geometry.totalLength else { return }
         let end = min(offset + Int64(length), geometry.totalLength)
         var index = firstFile(endingAfter: offset)
         var position = offset
@@ -137,7 +144,7 @@ public struct FileLayout: Sendable {
             let fileEnd = file.offset + file.length
             if fileEnd > position {
                 let spanEnd = min(fileEnd, end)
-                spans.append(
+                try body(
                     FileSpan(
                         fileIndex: index, fileOffset: position - file.offset, length: Int(spanEnd - position),
                         isPadding: file.isPadding))
@@ -145,7 +152,6 @@ public struct FileLayout: Sendable {
             }
             index += 1
         }
-        return spans
     }
 
     /// The file spans a piece covers.

@@ -4,10 +4,12 @@ import URing
 /// A file's size and modification time, as resume data records them to notice files changed behind
 /// the engine's back.
 public struct FileStatus: Hashable, Sendable {
+    /// The file's size in bytes.
     public let sizeBytes: Int64
     /// Nanoseconds since the Unix epoch.
     public let modificationTimeNanoseconds: Int64
 
+    /// A status as recorded or observed.
     public init(sizeBytes: Int64, modificationTimeNanoseconds: Int64) {
         self.sizeBytes = sizeBytes
         self.modificationTimeNanoseconds = modificationTimeNanoseconds
@@ -51,7 +53,16 @@ struct BeneathDirectory {
     /// and its parent directories).
     func openFile(_ path: [String], flags: Int32) throws(StorageError) -> Int32 {
         let create = flags & O_CREAT != 0
-        let parent = try openParent(of: path, create: create)
+        let parent: Int32
+        do {
+            parent = try openParent(of: path, create: create)
+        } catch {
+            // A missing folder means a missing file; the user knows the file's name, not the folder's.
+            if error.errno == .noSuchFile {
+                throw StorageError(.open, path: Self.display(path), errno: .noSuchFile)
+            }
+            throw error
+        }
         defer { if parent != fd { Glibc.close(parent) } }
         // O_NONBLOCK keeps a planted FIFO from blocking the open; it is refused just below.
         let fileFlags = flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK

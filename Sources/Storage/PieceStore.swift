@@ -6,9 +6,13 @@ import URing
 
 /// A request made of a `PieceStore`, named again in its failure so the caller gets its buffer back.
 public enum StorageRequest: Hashable, Sendable {
+    /// ``PieceStore/writePiece(_:from:in:)``.
     case writePiece(PieceIndex, BufferSlot)
+    /// ``PieceStore/readPiece(_:into:in:)``.
     case readPiece(PieceIndex, BufferSlot)
+    /// ``PieceStore/readBlock(_:into:token:)`` or ``PieceStore/readBlock(_:into:in:token:)``.
     case readBlock(token: UInt64, BlockRange)
+    /// ``PieceStore/flush()``.
     case flush
 }
 
@@ -76,7 +80,8 @@ public final class PieceStore {
         public var maxOperationsInFlight: Int
         /// Requests accepted at once; beyond, requests fail with ``StorageError/Reason/overloaded``.
         public var maxRequestsInFlight: Int
-        /// Reserve each file's full size when it is created (`posix_fallocate`), instead of sparse files.
+        /// Reserve each file's full size (`fallocate` on the ring) before its first write, instead of
+        /// leaving it sparse: less fragmentation, and a full disk is found at once.
         public var preallocate: Bool
         /// Open files read-only and refuse writes (seeding from read-only storage, rechecks).
         public var readOnly: Bool
@@ -84,6 +89,7 @@ public final class PieceStore {
         /// with fixed-buffer operations, which skip per-I/O page pinning.
         public var registeredPool: BufferPool?
 
+        /// The defaults suit one torrent on one reactor: 64 descriptors, 256 operations, sparse files.
         public init(
             maxOpenFiles: Int = 64, maxOperationsInFlight: Int = 256, maxRequestsInFlight: Int = 4096,
             preallocate: Bool = false, readOnly: Bool = false, registeredPool: BufferPool? = nil
@@ -101,6 +107,8 @@ public final class PieceStore {
         case read
         case write
         case sync
+        /// Reserves the whole file before its first write.
+        case preallocate
     }
 
     /// One read, write or sync on one file; a request is one or more of them.
@@ -134,7 +142,10 @@ public final class PieceStore {
         var lastUseTick: UInt64 = 0
         /// Written since the last flush was asked for.
         var isDirty = false
+        /// Preallocation was asked of the kernel (whether or not the file system could do it).
         var isPreallocated = false
+        /// A preallocation is in flight: writes wait for it, so a full disk fails it and not a write.
+        var isPreallocating = false
         var isStalled = false
 
         var hasQueuedWork: Bool { !queuedWrites.isEmpty || !queuedReads.isEmpty }
@@ -148,6 +159,7 @@ public final class PieceStore {
 
     /// The torrent's files and piece arithmetic.
     public let layout: FileLayout
+    /// The limits and behaviour the store was created with.
     public let options: Options
     private let ring: Ring
     private let directory: BeneathDirectory
@@ -231,6 +243,13 @@ public final class PieceStore {
     /// Reads a block into `buffer`, which must stay valid until the block's event. Ends in
     /// `.blockRead(token, block)` or `.failed`; a file never written is a failure (nothing to seed).
     public func readBlock(_ block: BlockRange, into buffer: UnsafeMutableRawBufferPointer, token: UInt64) {
+        readBlock(block, into: buffer, fixedBufferIndex: nil, token: token)
+    }
+
+    private func readBlock(
+        _ block: BlockRange, into buffer: UnsafeMutableRawBufferPointer, fixedBufferIndex: UInt16?,
+        token: UInt64
+    ) {
         let kind = StorageRequest.readBlock(token: token, block)
         defer { scheduleDeliveryIfNeeded() }
         let geometry = layout.geometry
@@ -242,7 +261,18 @@ public final class PieceStore {
                 kind, .read,
                 reason: .bufferTooSmall(requiredBytes: Int(block.length), availableBytes: buffer.count))
         }
-        transfer(layout.spans(of: block), base: base, fixedBufferIndex: nil, kind: kind, ioKind: .read)
+        transfer(
+            offset: geometry.offset(of: block.piece) + Int64(block.offset), length: Int(block.length),
+            base: base,
+            fixedBufferIndex: fixedBufferIndex, kind: kind, ioKind: .read)
+    }
+
+    /// Reads a block to the start of a pool slot, with a fixed-buffer read when the pool is the
+    /// registered one: the way to serve a peer's request, sending from the same slot afterwards. Ends in
+    /// `.blockRead(token, block)` or `.failed`.
+    public func readBlock(_ block: BlockRange, into slot: BufferSlot, in pool: BufferPool, token: UInt64) {
+        let fixedIndex = pool === options.registeredPool ? UInt16(truncatingIfNeeded: slot.index) : nil
+        readBlock(block, into: pool.bytes(of: slot), fixedBufferIndex: fixedIndex, token: token)
     }
 
     /// Syncs (`fdatasync`) every file written since the last flush. Ends in `.flushed` or `.failed`; the
@@ -262,6 +292,17 @@ public final class PieceStore {
         for index in flushed { pump(index) }
     }
 
+    /// Creates the torrent's empty files, which no piece ever writes (symbolic-link entries are never
+    /// created). Blocking, like every open; call it once a download starts or completes.
+    public func createEmptyFiles() throws(StorageError) {
+        guard !options.readOnly else { return }
+        for file in layout.files
+        where file.length == 0 && !file.isPadding && !file.attributes.contains(.symlink) {
+            let fd = try directory.openFile(file.path, flags: O_RDWR | O_CREAT)
+            Glibc.close(fd)
+        }
+    }
+
     // MARK: Completions
 
     /// Takes one completion whose token carries this store's owner, and appends what finished.
@@ -279,6 +320,15 @@ public final class PieceStore {
 
     private func complete(_ operation: IOOperation, slot: OperationSlot, result: Int32) {
         var operation = operation
+        if operation.kind == .preallocate {
+            files[operation.fileIndex].isPreallocating = false
+            // A file system that cannot reserve space leaves the file sparse, which still works.
+            let unsupported = result == -EOPNOTSUPP || result == -EINVAL
+            let error =
+                result < 0 && !unsupported
+                ? error(for: operation, reason: .system(Errno(rawValue: -result))) : nil
+            return finish(operation, slot: slot, error: error)
+        }
         if result < 0 {
             let errno = Errno(rawValue: -result)
             if (errno == .interrupted || errno == .tryAgain) && operation.retries < Self.maxRetries {
@@ -342,27 +392,33 @@ public final class PieceStore {
         // `registerBuffers` registers slot i as buffer i, and caps pools at 65535 slots.
         let fixedIndex = pool === options.registeredPool ? UInt16(truncatingIfNeeded: slot.index) : nil
         transfer(
-            layout.spans(of: piece), base: base, fixedBufferIndex: fixedIndex, kind: kind, ioKind: ioKind)
+            offset: layout.geometry.offset(of: piece), length: length, base: base,
+            fixedBufferIndex: fixedIndex,
+            kind: kind, ioKind: ioKind)
     }
 
-    /// Queues one operation per file span of a request; padding spans are zero-filled (reads) or
-    /// skipped (writes) without I/O.
+    /// Queues one operation per file span of a request (payload bytes `offset..<offset+length`); padding
+    /// spans are zero-filled (reads) or skipped (writes) without I/O. Walks the spans twice rather than
+    /// collecting them, so serving a block allocates nothing.
     private func transfer(
-        _ spans: [FileSpan], base: UnsafeMutableRawPointer, fixedBufferIndex: UInt16?, kind: StorageRequest,
-        ioKind: IOKind
+        offset: Int64, length: Int, base: UnsafeMutableRawPointer, fixedBufferIndex: UInt16?,
+        kind: StorageRequest, ioKind: IOKind
     ) {
-        let ioCount = spans.reduce(0) { $0 + ($1.isPadding ? 0 : 1) }
+        var ioCount = 0
+        layout.forEachSpan(offset: offset, length: length) { span in
+            if !span.isPadding { ioCount += 1 }
+        }
         let request = beginRequest(kind, operationCount: ioCount)
         var position = 0
-        for span in spans {
+        layout.forEachSpan(offset: offset, length: length) { span in
             defer { position += span.length }
             if span.isPadding {
                 if ioKind == .read {
                     (base + position).initializeMemory(as: UInt8.self, repeating: 0, count: span.length)
                 }
-                continue
+                return
             }
-            guard let request else { continue }
+            guard let request else { return }
             let operation = IOOperation(
                 request: request, kind: ioKind, fileIndex: span.fileIndex, fileOffset: span.fileOffset,
                 address: base + position, remainingBytes: span.length, fixedBufferIndex: fixedBufferIndex)
@@ -373,7 +429,10 @@ public final class PieceStore {
             }
         }
         guard request != nil else { return }
-        for span in spans where !span.isPadding { pump(span.fileIndex) }
+        // Pumped only once all are queued, so an early failure cannot end the request before the rest.
+        layout.forEachSpan(offset: offset, length: length) { span in
+            if !span.isPadding { pump(span.fileIndex) }
+        }
     }
 
     /// Registers a request of `operationCount` operations. A request without I/O ends at once; nil then,
@@ -439,7 +498,7 @@ public final class PieceStore {
             guard issue(operation) else { return markStalled(index) }
             files[index].queuedReads.removeFirst()
         }
-        while files[index].writesInFlight < Self.maxWritesInFlightPerFile,
+        while files[index].writesInFlight < Self.maxWritesInFlightPerFile, !files[index].isPreallocating,
             let operation = files[index].queuedWrites.first
         {
             guard issue(operation) else { return markStalled(index) }
@@ -464,6 +523,7 @@ public final class PieceStore {
         }
         files[operation.fileIndex].operationsInFlight += 1
         if operation.kind != .read { files[operation.fileIndex].writesInFlight += 1 }
+        if operation.kind == .preallocate { files[operation.fileIndex].isPreallocating = true }
         return true
     }
 
@@ -486,6 +546,8 @@ public final class PieceStore {
             return .write(fd: fd, bytes: bytes, offset: offset)
         case .sync:
             return .fsync(fd: fd, dataOnly: true)
+        case .preallocate:
+            return .fallocate(fd: fd, mode: 0, offset: 0, length: UInt64(operation.remainingBytes))
         }
     }
 
@@ -542,16 +604,16 @@ public final class PieceStore {
         } catch {
             return .failed(error)
         }
-        if create && options.preallocate && !files[index].isPreallocated && entry.length > 0 {
-            let status = posix_fallocate(fd, 0, off_t(entry.length))
-            // Some file systems cannot reserve space; the file then stays sparse, which still works.
-            if status != 0 && status != EOPNOTSUPP && status != EINVAL {
-                Glibc.close(fd)
-                return .failed(
-                    StorageError(
-                        .preallocate, path: BeneathDirectory.display(entry.path),
-                        errno: Errno(rawValue: status)))
-            }
+        if options.preallocate && !files[index].isPreallocated && entry.length > 0,
+            let first = files[index].queuedWrites.first, var request = requests.context(for: first.request)
+        {
+            // Charged to the first queued request: it is the one that needs the space first.
+            request.remainingOperations += 1
+            requests.update(first.request, to: request)
+            files[index].queuedWrites.insert(
+                IOOperation(
+                    request: first.request, kind: .preallocate, fileIndex: index, fileOffset: 0, address: nil,
+                    remainingBytes: Int(entry.length), fixedBufferIndex: nil), at: 0)
             files[index].isPreallocated = true
         }
         files[index].fd = fd
@@ -601,6 +663,7 @@ public final class PieceStore {
             case .read: .read
             case .write: .write
             case .sync: .sync
+            case .preallocate: .preallocate
             }
         return StorageError(
             kind, path: BeneathDirectory.display(layout.files[operation.fileIndex].path), reason: reason)

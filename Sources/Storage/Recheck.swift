@@ -41,6 +41,7 @@ public final class Recheck {
     /// The default owner byte of a recheck's ring tokens and the top byte of its hash tokens.
     public static let completionOwner: UInt8 = 3
 
+    /// The torrent being checked: its layout and hashes.
     public let metainfo: Metainfo
     /// Bytes of all pieces asked for.
     public let totalBytes: Int64

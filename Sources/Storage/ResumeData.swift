@@ -30,6 +30,8 @@ public struct ResumeData: Hashable, Sendable {
     /// The number of pieces of the torrent.
     public var pieceCount: Int { verified.pieceCount }
 
+    /// Resume data to save: `files` from ``currentFileStatuses(layout:downloadDirectory:)`` taken after
+    /// a flush, so the statuses describe the data the bitfield vouches for.
     public init(infoHash: InfoHash, verified: VerifiedPieces, files: [FileStatus?]) {
         self.infoHash = infoHash
         self.verified = verified

@@ -45,11 +45,14 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidResumeData(String)
     }
 
+    /// The step that failed.
     public let operation: Operation
     /// The file or directory concerned (relative to the download directory for torrent files).
     public let path: String
+    /// Why it failed.
     public let reason: Reason
 
+    /// An error for `path` (relative to the download directory for torrent files).
     public init(_ operation: Operation, path: String, reason: Reason) {
         self.operation = operation
         self.path = path
