@@ -177,15 +177,27 @@ def cmd_seed(args):
         proc = common.spawn(argv, stack, name="aria2c", stdout=sys.stderr, stderr=sys.stderr)
         rpc = AriaRPC(rpc_port, secret)
 
+        incomplete_polls = [0]
+
         def seeding():
             try:
-                s = rpc.call("aria2.tellStatus", gid, ["status", "seeder", "completedLength",
-                                                       "totalLength", "errorMessage"])
+                s = rpc.call("aria2.tellStatus", gid, ["status", "seeder", "completedLength", "totalLength",
+                                                       "errorMessage", "verifiedLength",
+                                                       "verifyIntegrityPending"])
             except OSError:
                 return False
             if s["status"] in ("error", "removed", "complete"):
                 raise HarnessError(f"aria2c stopped seeding: {s['status']} {s.get('errorMessage', '')}")
-            return s["seeder"] == "true" and s["completedLength"] == s["totalLength"]
+            if s["seeder"] == "true" and s["completedLength"] == s["totalLength"]:
+                return True
+            # Checked (no verification running or queued) yet not a seeder: the data is incomplete.
+            # Seen on several polls in a row, so the moment before the check starts does not count.
+            checked = s["status"] == "active" and "verifiedLength" not in s and "verifyIntegrityPending" not in s
+            incomplete_polls[0] = incomplete_polls[0] + 1 if checked else 0
+            if incomplete_polls[0] >= 5:
+                raise HarnessError(f"data in {args.data_dir} is incomplete: aria2c has "
+                                   f"{s['completedLength']} of {s['totalLength']} bytes")
+            return False
         common.wait_until(seeding, args.timeout, "aria2c to check the data and seed", interval=0.2,
                           procs=[proc])
         common.emit({"peer": f"{args.bind}:{port}", "pid": proc.pid})

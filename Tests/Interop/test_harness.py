@@ -231,11 +231,11 @@ class InteropHarnessTests(unittest.TestCase):
             for address in ns["root_addresses"][1:]:
                 seeder = self.start(tool("lt.py") + ["seed", self.torrent, self.data, "--bind", address])
                 peers += ["--peer", seeder.info["peers"][0]]
+            # The namespace is found from the peers' addresses.
             status, result, err = run(tool("transmission.py") + ["download", self.torrent, self.out,
-                                                                 "--netns", ns["netns"], "--timeout", "60"]
-                                      + peers)
+                                                                 "--timeout", "60"] + peers)
             self.assertEqual(status, 0, err)
-            self.assertEqual(result["corrupt_bytes"], 0)
+            self.assertEqual((result["corrupt_bytes"], result["netns"]), (0, ns["netns"]))
             self.assertSamePayload(self.out)
             for service in self.services:
                 self.assertEqual(service.close(), 0)
@@ -255,6 +255,27 @@ class InteropHarnessTests(unittest.TestCase):
         self.assertTrue(result["complete"])
         self.assertSamePayload(self.out)
         self.assertEqual(seeders.close(), 0)
+
+    def test_aria2_download_via_the_tracker_libtorrent_seeders_announced_to(self):
+        tracker = self.start(tool("tracker.py") + ["start", "--http-port", "0", "--udp-port", "0",
+                                                   "--whitelist", self.created["infohash_v1"]])
+        seeders = self.start(tool("lt.py") + ["seed", self.torrent, self.data, "--count", "2",
+                                              "--tracker", tracker.info["udp"]])
+        # The seeders announce on their own; wait until the tracker lists both.
+        deadline = time.monotonic() + 20
+        while True:
+            reply = common.announce(tracker.info["http"], self.created["infohash_v1"], 1, left=1)
+            if set(seeders.info["peers"]) <= set(reply["peers"]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertLessEqual(set(seeders.info["peers"]), set(reply["peers"]))
+        common.announce(tracker.info["http"], self.created["infohash_v1"], 1, event="stopped")
+        status, result, err = run(tool("aria2.py") + ["download", self.torrent, self.out, "--tracker",
+                                                      tracker.info["http"], "--timeout", "60"])
+        self.assertEqual(status, 0, err)
+        self.assertSamePayload(self.out)
+        self.assertEqual(seeders.close(), 0)
+        self.assertEqual(tracker.close(), 0)
 
     def test_aria2_seeder_to_libtorrent_download(self):
         seeder = self.start(tool("aria2.py") + ["seed", self.torrent, self.data])
