@@ -51,6 +51,9 @@ def emit(obj):
 
 
 def _raise_exit(signum, _frame):
+    # A second signal must not interrupt the teardown the first one starts (each step has a timeout).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 
@@ -146,13 +149,16 @@ def parse_hostport(text):
     if not sep or not port.isdigit():
         raise HarnessError(f"expected HOST:PORT, got {text!r}")
     host = host.strip("[]")
-    ipaddress.ip_address(host)  # addresses only: no name lookups, so nothing resolves elsewhere
+    check_allowed_address(host)  # addresses only: no name lookups, so nothing resolves elsewhere
     return host, int(port)
 
 
 def check_allowed_address(host):
     """The harness talks only to loopback and to the 10.77.x.y addresses of its own namespaces."""
-    addr = ipaddress.ip_address(host)
+    try:
+        addr = ipaddress.ip_address(host or "")
+    except ValueError:
+        raise HarnessError(f"{host!r} is not an IP address (names are not resolved here)") from None
     if addr.is_loopback or addr in ipaddress.ip_network(f"{SUBNET}.0.0/16"):
         return
     raise HarnessError(f"{host} is neither loopback nor a harness namespace address ({SUBNET}.x.y)")
@@ -229,6 +235,28 @@ def torrent_summary(path):
     v1 = hashlib.sha1(raw).hexdigest() if b"pieces" in info else None
     v2 = hashlib.sha256(raw).hexdigest() if info.get(b"meta version") == 2 else None
     return {"infohash_v1": v1, "infohash_v2": v2, "name": info[b"name"].decode("utf-8", "replace")}
+
+
+def check_torrent_endpoints(path):
+    """Refuse a torrent whose trackers or web seeds are outside loopback and the harness namespaces:
+    the clients would contact them."""
+    with open(path, "rb") as f:
+        top, _ = bdecode(f.read())
+    urls = [top.get(b"announce", b"")]
+    for tier in top.get(b"announce-list", []):
+        urls += tier if isinstance(tier, list) else []
+    for key in (b"url-list", b"httpseeds"):
+        value = top.get(key, [])
+        urls += [value] if isinstance(value, bytes) else value
+    for url in urls:
+        if not isinstance(url, bytes) or not url:
+            continue
+        host = urllib.parse.urlsplit(url.decode("utf-8", "replace")).hostname or ""
+        try:
+            check_allowed_address(host)
+        except HarnessError:
+            raise HarnessError(f"{path} points clients at {url.decode('utf-8', 'replace')}: only loopback "
+                               f"and {SUBNET}.x.y addresses are allowed") from None
 
 
 # --- tracker announces (used to feed peers to clients that only learn peers from trackers) ---

@@ -112,15 +112,19 @@ def main():
     parser = argparse.ArgumentParser(prog="netns.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("create", help="a namespace with a veth pair to the root namespace")
+    p = sub.add_parser("create", help="a namespace with a veth pair to the root namespace",
+        description="a namespace with a veth pair to the root namespace; output and exit status: netns.py --help")
     p.add_argument("--root-addresses", type=int, default=0, metavar="K",
                    help="extra root-side addresses 10.77.N.101.. (0..100)")
     p.set_defaults(func=cmd_create)
-    p = sub.add_parser("delete", help="delete harness namespaces")
+    p = sub.add_parser("delete", help="delete harness namespaces",
+        description="delete harness namespaces; output and exit status: netns.py --help")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=cmd_delete)
-    sub.add_parser("list", help="harness namespaces and veths").set_defaults(func=cmd_list)
-    sub.add_parser("cleanup", help="remove everything a killed run left behind").set_defaults(func=cmd_cleanup)
+    sub.add_parser("list", help="harness namespaces and veths",
+        description="harness namespaces and veths; output and exit status: netns.py --help").set_defaults(func=cmd_list)
+    sub.add_parser("cleanup", help="remove everything a killed run left behind",
+        description="remove everything a killed run left behind; output and exit status: netns.py --help").set_defaults(func=cmd_cleanup)
     args = parser.parse_args()
     if getattr(args, "root_addresses", 0) not in range(0, 101):
         parser.error("--root-addresses must be 0..100")

@@ -32,7 +32,6 @@ import argparse
 import base64
 import contextlib
 import http.client
-import ipaddress
 import json
 import os
 import socket
@@ -156,6 +155,7 @@ def make_namespace(stack):
 
 
 def cmd_seed(args):
+    common.check_torrent_endpoints(args.file)
     with contextlib.ExitStack() as stack:
         ns = make_namespace(stack)
         proc, rpc = start_daemon(stack, ns, os.path.abspath(args.data_dir))
@@ -204,6 +204,7 @@ def namespace_for(name, peers):
 def cmd_download(args):
     peers = [common.parse_hostport(p) for p in args.peer]
     summary = common.torrent_summary(args.file)
+    common.check_torrent_endpoints(args.file)
     if not summary["infohash_v1"]:
         raise HarnessError("Transmission 3.00 handles v1 (or hybrid) torrents only")
     with contextlib.ExitStack() as stack:
@@ -254,12 +255,14 @@ def main():
     parser = argparse.ArgumentParser(prog="transmission.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("seed", help="seed from transmission-daemon in a fresh namespace")
+    p = sub.add_parser("seed", help="seed from transmission-daemon in a fresh namespace",
+        description="seed from transmission-daemon in a fresh namespace; output and exit status: transmission.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--timeout", type=float, default=300, metavar="S", help="limit for the initial check")
     p.set_defaults(func=cmd_seed)
-    p = sub.add_parser("download", help="download with transmission-daemon in a namespace")
+    p = sub.add_parser("download", help="download with transmission-daemon in a namespace",
+        description="download with transmission-daemon in a namespace; output and exit status: transmission.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--peer", action="append", required=True, metavar="HOST:PORT")
@@ -271,7 +274,7 @@ def main():
     if os.geteuid() != 0:
         raise HarnessError("network namespaces need root")
     for peer in getattr(args, "peer", None) or []:
-        ipaddress.ip_address(common.parse_hostport(peer)[0])
+        common.parse_hostport(peer)  # refuse bad or outside addresses before creating anything
     return args.func(args)
 
 
