@@ -29,6 +29,22 @@ VETH_RE = re.compile(r"^plk(\d+)-[rn]$")
 # Temporary directories carry this prefix; a stray child (e.g. opentracker after it dropped
 # privileges, which clears its parent-death signal) is recognised by it in its command line.
 TMP_PREFIX = "potluck-interop-"
+# Optional run identifier ([A-Za-z0-9]+), inherited by every process the tools start: it lets a test
+# (or `netns.py cleanup --run ID`) find what one run left behind while other runs share the machine.
+RUN_ENV = "POTLUCK_INTEROP_RUN"
+OWNER_DIR = "/run/potluck-interop"  # OWNER_DIR/plk-N holds the run identifier that created plk-N
+
+
+def run_id():
+    value = os.environ.get(RUN_ENV, "")
+    if value and not re.fullmatch(r"[A-Za-z0-9]+", value):
+        raise HarnessError(f"{RUN_ENV} must be letters and digits only")
+    return value
+
+
+def run_tmp_prefix(run=None):
+    run = run_id() if run is None else run
+    return f"{TMP_PREFIX}r{run}." if run else TMP_PREFIX
 SUBNET = "10.77"  # 10.77.N.0/24 per namespace: exists only on veths the harness created
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -108,7 +124,7 @@ def stop_process(proc, grace=5.0):
 
 
 def make_tempdir(stack, label):
-    path = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{label}-")
+    path = tempfile.mkdtemp(prefix=f"{run_tmp_prefix()}{label}-")
     stack.callback(subprocess.run, ["rm", "-rf", "--one-file-system", path], check=False)
     return path
 
@@ -410,6 +426,9 @@ def netns_create(extra_root_addresses=0):
         if ip("netns", "add", name, check=False).returncode != 0:
             continue  # lost a race with another harness run: try the next index
         try:
+            os.makedirs(OWNER_DIR, exist_ok=True)
+            with open(os.path.join(OWNER_DIR, name), "w") as f:
+                f.write(run_id())
             return _netns_configure(index, name, extra_root_addresses)
         except BaseException:
             netns_delete(name)
@@ -442,9 +461,20 @@ def netns_delete(name):
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
     ip("netns", "del", name, check=False)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(OWNER_DIR, name))
     m = re.fullmatch(rf"{re.escape(NS_PREFIX)}(\d+)", name)
     if m:
         ip("link", "del", f"plk{m.group(1)}-r", check=False)
+
+
+def netns_owner(name):
+    """The run identifier that created a harness namespace ("" if none, None if unknown)."""
+    try:
+        with open(os.path.join(OWNER_DIR, name)) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
 
 
 @contextlib.contextmanager

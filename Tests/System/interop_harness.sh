@@ -14,6 +14,8 @@ for tool in /usr/bin/python3 /usr/bin/aria2c /usr/bin/transmission-daemon /usr/b
         exit 1
     fi
 done
+# Tools started by this run carry the identifier, so a clean-up after a kill spares other runs.
+export POTLUCK_INTEROP_RUN="system${$}${RANDOM}"
 # A hard ceiling: the tests take well under two minutes, and every wait inside has its own timeout.
 if timeout --kill-after=10 300 /usr/bin/python3 -m unittest discover -s Tests/Interop -p 'test_*.py'; then
     echo "✔ interop harness: libtorrent, Transmission, aria2 and opentracker driven and cleaned up"
@@ -21,7 +23,7 @@ else
     status=$?
     if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
         # Killed by the ceiling: its tearDowns did not run, so remove what it left for the next run.
-        /usr/bin/python3 Tests/Interop/netns.py cleanup >/dev/null 2>&1 || true
+        /usr/bin/python3 Tests/Interop/netns.py cleanup --run "$POTLUCK_INTEROP_RUN" >/dev/null 2>&1 || true
     fi
     echo "✘ interop harness self-tests failed (status $status)"
     exit 1
