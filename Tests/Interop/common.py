@@ -29,6 +29,22 @@ VETH_RE = re.compile(r"^plk(\d+)-[rn]$")
 # Temporary directories carry this prefix; a stray child (e.g. opentracker after it dropped
 # privileges, which clears its parent-death signal) is recognised by it in its command line.
 TMP_PREFIX = "potluck-interop-"
+# Optional run identifier ([A-Za-z0-9]+), inherited by every process the tools start: it lets a test
+# (or `netns.py cleanup --run ID`) find what one run left behind while other runs share the machine.
+RUN_ENV = "POTLUCK_INTEROP_RUN"
+OWNER_DIR = "/run/potluck-interop"  # OWNER_DIR/plk-N holds the run identifier that created plk-N
+
+
+def run_id():
+    value = os.environ.get(RUN_ENV, "")
+    if value and not re.fullmatch(r"[A-Za-z0-9]+", value):
+        raise HarnessError(f"{RUN_ENV} must be letters and digits only")
+    return value
+
+
+def run_tmp_prefix(run=None):
+    run = run_id() if run is None else run
+    return f"{TMP_PREFIX}r{run}." if run else TMP_PREFIX
 SUBNET = "10.77"  # 10.77.N.0/24 per namespace: exists only on veths the harness created
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -51,6 +67,9 @@ def emit(obj):
 
 
 def _raise_exit(signum, _frame):
+    # A second signal must not interrupt the teardown the first one starts (each step has a timeout).
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     raise SystemExit(128 + signum)
 
 
@@ -105,7 +124,7 @@ def stop_process(proc, grace=5.0):
 
 
 def make_tempdir(stack, label):
-    path = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{label}-")
+    path = tempfile.mkdtemp(prefix=f"{run_tmp_prefix()}{label}-")
     stack.callback(subprocess.run, ["rm", "-rf", "--one-file-system", path], check=False)
     return path
 
@@ -146,13 +165,16 @@ def parse_hostport(text):
     if not sep or not port.isdigit():
         raise HarnessError(f"expected HOST:PORT, got {text!r}")
     host = host.strip("[]")
-    ipaddress.ip_address(host)  # addresses only: no name lookups, so nothing resolves elsewhere
+    check_allowed_address(host)  # addresses only: no name lookups, so nothing resolves elsewhere
     return host, int(port)
 
 
 def check_allowed_address(host):
     """The harness talks only to loopback and to the 10.77.x.y addresses of its own namespaces."""
-    addr = ipaddress.ip_address(host)
+    try:
+        addr = ipaddress.ip_address(host or "")
+    except ValueError:
+        raise HarnessError(f"{host!r} is not an IP address (names are not resolved here)") from None
     if addr.is_loopback or addr in ipaddress.ip_network(f"{SUBNET}.0.0/16"):
         return
     raise HarnessError(f"{host} is neither loopback nor a harness namespace address ({SUBNET}.x.y)")
@@ -229,6 +251,28 @@ def torrent_summary(path):
     v1 = hashlib.sha1(raw).hexdigest() if b"pieces" in info else None
     v2 = hashlib.sha256(raw).hexdigest() if info.get(b"meta version") == 2 else None
     return {"infohash_v1": v1, "infohash_v2": v2, "name": info[b"name"].decode("utf-8", "replace")}
+
+
+def check_torrent_endpoints(path):
+    """Refuse a torrent whose trackers or web seeds are outside loopback and the harness namespaces:
+    the clients would contact them."""
+    with open(path, "rb") as f:
+        top, _ = bdecode(f.read())
+    urls = [top.get(b"announce", b"")]
+    for tier in top.get(b"announce-list", []):
+        urls += tier if isinstance(tier, list) else []
+    for key in (b"url-list", b"httpseeds"):
+        value = top.get(key, [])
+        urls += [value] if isinstance(value, bytes) else value
+    for url in urls:
+        if not isinstance(url, bytes) or not url:
+            continue
+        host = urllib.parse.urlsplit(url.decode("utf-8", "replace")).hostname or ""
+        try:
+            check_allowed_address(host)
+        except HarnessError:
+            raise HarnessError(f"{path} points clients at {url.decode('utf-8', 'replace')}: only loopback "
+                               f"and {SUBNET}.x.y addresses are allowed") from None
 
 
 # --- tracker announces (used to feed peers to clients that only learn peers from trackers) ---
@@ -382,6 +426,9 @@ def netns_create(extra_root_addresses=0):
         if ip("netns", "add", name, check=False).returncode != 0:
             continue  # lost a race with another harness run: try the next index
         try:
+            os.makedirs(OWNER_DIR, exist_ok=True)
+            with open(os.path.join(OWNER_DIR, name), "w") as f:
+                f.write(run_id())
             return _netns_configure(index, name, extra_root_addresses)
         except BaseException:
             netns_delete(name)
@@ -414,9 +461,20 @@ def netns_delete(name):
         with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pid), signal.SIGKILL)
     ip("netns", "del", name, check=False)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(OWNER_DIR, name))
     m = re.fullmatch(rf"{re.escape(NS_PREFIX)}(\d+)", name)
     if m:
         ip("link", "del", f"plk{m.group(1)}-r", check=False)
+
+
+def netns_owner(name):
+    """The run identifier that created a harness namespace ("" if none, None if unknown)."""
+    try:
+        with open(os.path.join(OWNER_DIR, name)) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return None
 
 
 @contextlib.contextmanager

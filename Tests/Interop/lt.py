@@ -150,6 +150,7 @@ def cmd_verify(args):
 
 def cmd_seed(args):
     ti = load(args.file)
+    common.check_torrent_endpoints(args.file)
     common.check_allowed_address(args.bind)
     sessions = []
     for i in range(args.count):
@@ -193,6 +194,7 @@ def local_addresses_for(peers):
 
 def cmd_download(args):
     ti = load(args.file)
+    common.check_torrent_endpoints(args.file)
     peers = [common.parse_hostport(p) for p in args.peer]
     for host, _ in peers:
         common.check_allowed_address(host)
@@ -248,7 +250,8 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("create", help="make a .torrent (v1 by default)")
+    p = sub.add_parser("create", help="make a .torrent (v1 by default)",
+        description="make a .torrent (v1 by default); output and exit status: lt.py --help")
     p.add_argument("data_path", metavar="DATA_PATH", help="file or directory to describe")
     p.add_argument("-o", "--output", required=True, metavar="FILE")
     p.add_argument("--piece-size", type=int, default=0, metavar="BYTES",
@@ -261,20 +264,23 @@ def main():
     p.add_argument("--tracker", action="append", default=[], metavar="URL", help="announce URL (repeatable)")
     p.set_defaults(func=cmd_create)
 
-    p = sub.add_parser("info", help="describe a .torrent")
+    p = sub.add_parser("info", help="describe a .torrent",
+        description="describe a .torrent; output and exit status: lt.py --help")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("verify", help="hash-check data against a .torrent")
+    p = sub.add_parser("verify", help="hash-check data against a .torrent",
+        description="hash-check data against a .torrent; output and exit status: lt.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--timeout", type=float, default=600, metavar="S")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("seed", help="seed from N libtorrent sessions until stdin closes")
+    p = sub.add_parser("seed", help="seed from N libtorrent sessions until stdin closes",
+        description="seed from N libtorrent sessions until stdin closes; output and exit status: lt.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("data_dir", metavar="DATA_DIR")
-    p.add_argument("--count", type=int, default=1, metavar="N")
+    p.add_argument("--count", type=int, default=1, metavar="N", help="sessions, each a peer (default 1)")
     p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
                    help="address to listen on: loopback or a harness namespace address")
     p.add_argument("--port-base", type=int, default=0, metavar="P",
@@ -288,7 +294,8 @@ def main():
     p.add_argument("--timeout", type=float, default=600, metavar="S", help="limit for the initial check")
     p.set_defaults(func=cmd_seed)
 
-    p = sub.add_parser("download", help="download from the given peers")
+    p = sub.add_parser("download", help="download from the given peers",
+        description="download from the given peers; output and exit status: lt.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--peer", action="append", required=True, metavar="HOST:PORT")

@@ -50,14 +50,16 @@ def main():
     parser = argparse.ArgumentParser(prog="tracker.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("start", help="run opentracker until stdin closes")
+    p = sub.add_parser("start", help="run opentracker until stdin closes",
+        description="run opentracker until stdin closes; output and exit status: tracker.py --help")
     p.add_argument("--http-port", type=int, required=True, metavar="P")
     p.add_argument("--udp-port", type=int, required=True, metavar="Q")
     p.add_argument("--whitelist", nargs="+", required=True, metavar="HEX", help="v1 info hashes to serve")
     p.add_argument("--bind", action="append", metavar="ADDR", help="listen address (repeatable)")
     p.add_argument("--timeout", type=float, default=10, metavar="S", help="limit for start-up")
     p.set_defaults(func=cmd_start)
-    p = sub.add_parser("announce", help="one announce (HTTP or UDP) and its answer")
+    p = sub.add_parser("announce", help="one announce (HTTP or UDP) and its answer",
+        description="one announce (HTTP or UDP) and its answer; output and exit status: tracker.py --help")
     p.add_argument("url", metavar="URL")
     p.add_argument("--infohash", required=True, metavar="HEX")
     p.add_argument("--port", type=int, required=True)

@@ -17,11 +17,12 @@ nothing but the harness. Its configuration lives in a temporary directory.
         Transmission has no RPC to add a peer, so the tool runs its own opentracker on 10.77.N.1,
         announces each peer there from the peer's own address (the tracker records the source
         address) and gives Transmission that tracker. So each HOST must be an address of the
-        namespace's root-side veth: 10.77.N.1 or an extra 10.77.N.101.. address. Either pass
-        --netns NAME of a namespace made by `netns.py create --root-addresses K` and start the
-        peers listening on its root-side addresses first (one peer per address: Transmission
-        keeps one peer per IP), or omit --netns and use a peer at 10.77.N.1 after reading N from
-        `netns.py list` (racy; prefer --netns). cpu_seconds is the daemon's user+system CPU.
+        namespace's root-side veth: 10.77.N.1 or an extra 10.77.N.101.. address. So: make a
+        namespace with `netns.py create --root-addresses K`, start the peers listening on its
+        root-side addresses (one peer per address: Transmission keeps one peer per IP), then run
+        this with those peers; the namespace is taken from the peers' addresses (or --netns NAME),
+        must not run anything else, and is left in place for `netns.py delete`.
+        cpu_seconds is the daemon's user+system CPU.
 
 DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder.
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
@@ -31,7 +32,6 @@ import argparse
 import base64
 import contextlib
 import http.client
-import ipaddress
 import json
 import os
 import socket
@@ -155,6 +155,7 @@ def make_namespace(stack):
 
 
 def cmd_seed(args):
+    common.check_torrent_endpoints(args.file)
     with contextlib.ExitStack() as stack:
         ns = make_namespace(stack)
         proc, rpc = start_daemon(stack, ns, os.path.abspath(args.data_dir))
@@ -178,10 +179,20 @@ def cmd_seed(args):
     return 0
 
 
-def namespace_by_name(name):
+def namespace_for(name, peers):
+    """The namespace to download in: --netns, or the one whose root-side veth holds the peers."""
+    if not name:
+        m = common.re.fullmatch(rf"{common.re.escape(common.SUBNET)}\.(\d+)\.\d+", peers[0][0])
+        if not m:
+            raise HarnessError(f"peer {peers[0][0]} is not on a harness veth: Transmission ignores 127.x "
+                               "peers; see --help")
+        name = f"{common.NS_PREFIX}{m.group(1)}"
     m = common.re.fullmatch(rf"{common.NS_PREFIX}(\d+)", name)
     if not m or name not in common.netns_names():
-        raise HarnessError(f"{name} is not an existing harness namespace")
+        raise HarnessError(f"{name} is not an existing harness namespace (make one with netns.py create)")
+    if common.ip("netns", "pids", name).stdout.split():
+        # A second daemon there would collide on its peer and RPC ports.
+        raise HarnessError(f"namespace {name} already runs processes; give the download its own")
     index = int(m.group(1))
     net = f"{common.SUBNET}.{index}"
     root_addrs = [line.split()[3].split("/")[0] for line in
@@ -193,10 +204,11 @@ def namespace_by_name(name):
 def cmd_download(args):
     peers = [common.parse_hostport(p) for p in args.peer]
     summary = common.torrent_summary(args.file)
+    common.check_torrent_endpoints(args.file)
     if not summary["infohash_v1"]:
         raise HarnessError("Transmission 3.00 handles v1 (or hybrid) torrents only")
     with contextlib.ExitStack() as stack:
-        ns = namespace_by_name(args.netns) if args.netns else make_namespace(stack)
+        ns = namespace_for(args.netns, peers)
         for host, _ in peers:
             if host not in ns["root_addresses"]:
                 raise HarnessError(
@@ -243,23 +255,26 @@ def main():
     parser = argparse.ArgumentParser(prog="transmission.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("seed", help="seed from transmission-daemon in a fresh namespace")
+    p = sub.add_parser("seed", help="seed from transmission-daemon in a fresh namespace",
+        description="seed from transmission-daemon in a fresh namespace; output and exit status: transmission.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--timeout", type=float, default=300, metavar="S", help="limit for the initial check")
     p.set_defaults(func=cmd_seed)
-    p = sub.add_parser("download", help="download with transmission-daemon in a namespace")
+    p = sub.add_parser("download", help="download with transmission-daemon in a namespace",
+        description="download with transmission-daemon in a namespace; output and exit status: transmission.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--peer", action="append", required=True, metavar="HOST:PORT")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
-    p.add_argument("--netns", metavar="NAME", help="existing harness namespace to run in (kept)")
+    p.add_argument("--netns", metavar="NAME",
+                   help="harness namespace to run in (default: the one the peers' addresses belong to)")
     p.set_defaults(func=cmd_download)
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise HarnessError("network namespaces need root")
     for peer in getattr(args, "peer", None) or []:
-        ipaddress.ip_address(common.parse_hostport(peer)[0])
+        common.parse_hostport(peer)  # refuse bad or outside addresses before creating anything
     return args.func(args)
 
 
