@@ -196,6 +196,8 @@ public final class DownloadSession {
         do {
             store = try PieceStore(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring)
+            // Empty files get no piece, so no write would ever create them.
+            try store.createEmptyFiles()
         } catch {
             throw .storage(error)
         }

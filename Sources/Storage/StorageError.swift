@@ -64,8 +64,15 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The errno, when the kernel reported one.
+    // Not inlined: Swift 6.3's release optimizer trips its ownership verifier when this is inlined into
+    // a function that then rethrows the same error.
     public var errno: Errno? {
-        if case .system(let errno) = reason { errno } else { nil }
+        @inline(never) get {
+            switch reason {
+            case .system(let errno): errno
+            default: nil
+            }
+        }
     }
 
     /// One sentence for a user: `cannot write "Show/e01.mkv": the disk is full (ENOSPC)`.

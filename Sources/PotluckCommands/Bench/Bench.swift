@@ -8,7 +8,7 @@ struct Bench: ParsableCommand {
             because absolute numbers drift on shared machines; the ratios are what to compare. \
             With no subcommand, runs every benchmark with short defaults.
             """,
-        subcommands: [BenchAll.self, BenchHash.self, BenchRing.self, BenchCreate.self],
+        subcommands: [BenchAll.self, BenchHash.self, BenchRing.self, BenchCreate.self, BenchDownload.self],
         defaultSubcommand: BenchAll.self
     )
 }

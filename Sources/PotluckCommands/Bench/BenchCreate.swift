@@ -65,7 +65,7 @@ struct BenchCreate: ParsableCommand {
         defer { _ = ExternalCommand.removeTree(workspace) }
         let payload = workspace + "/payload.bin"
         printError("writing a \(Format.bytes(sizeMiB << 20)) payload...")
-        try writePayload(payload, bytes: sizeMiB << 20)
+        try Self.writePayload(payload, bytes: sizeMiB << 20)
 
         let tools = availableTools(cores: cores, pieceBytes: pieceBytes)
         var results: [String: [ExternalCommand.Output]] = [:]
@@ -166,7 +166,7 @@ struct BenchCreate: ParsableCommand {
     }
 
     /// Pseudo-random content, written in 1 MiB blocks.
-    private func writePayload(_ path: String, bytes: Int) throws {
+    static func writePayload(_ path: String, bytes: Int) throws {
         let fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             printError("potluck: cannot write \(path): \(String(cString: strerror(errno)))")

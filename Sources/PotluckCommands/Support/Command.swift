@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Runs another program to completion and captures its standard output (the other clients and tools
@@ -42,9 +43,14 @@ enum ExternalCommand {
 
     /// The first line a tool prints about its version (stdout), or "?" when it says nothing.
     static func version(_ executable: String, _ arguments: [String]) -> String {
-        guard let output = try? run(executable, arguments, timeoutSeconds: 10) else { return "?" }
-        let line = output.standardOutput.split(separator: "\n").first.map(String.init) ?? "?"
-        return line.trimmingPrefix { !$0.isNumber }.split(separator: " ").first.map(String.init) ?? line
+        guard let output = try? run(executable, arguments, timeoutSeconds: 10, mergeStandardError: true)
+        else {
+            return "?"
+        }
+        // The first word that looks like a version number: 1.36.0, 3.00, 2.0.8.0.
+        let words = output.standardOutput.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "(" })
+        let version = words.first { word in word.first?.isNumber == true && word.contains(".") }
+        return version.map { String($0.trimmingCharacters(in: CharacterSet.punctuationCharacters)) } ?? "?"
     }
 
     /// `rm -rf PATH`, for scratch folders.
@@ -55,7 +61,8 @@ enum ExternalCommand {
 
     /// Runs `executable` and waits at most `timeoutSeconds`, after which it is killed and this throws.
     static func run(
-        _ executable: String, _ arguments: [String], timeoutSeconds: Double = 120
+        _ executable: String, _ arguments: [String], timeoutSeconds: Double = 120,
+        mergeStandardError: Bool = false
     ) throws -> Output {
         var pipeEnds: [Int32] = [-1, -1]
         guard pipe(&pipeEnds) == 0 else { throw Failure(description: "pipe failed: errno \(errno)") }
@@ -67,7 +74,11 @@ enum ExternalCommand {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        if mergeStandardError {
+            posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
 
         var attributes = posix_spawnattr_t()
