@@ -109,6 +109,8 @@ public enum TrackerError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyInfoHashes(count: Int, limit: Int)
     /// A UDP client was asked to talk to an `http(s)` URL or the other way round.
     case wrongTransport(url: String)
+    /// A UDP packet whose action is none of BEP 15's four.
+    case udpUnknownAction(UInt32)
 
     public var description: String {
         switch self {
@@ -141,6 +143,7 @@ public enum TrackerError: Error, Hashable, Sendable, CustomStringConvertible {
         case .udpTimedOut(let count): "no UDP answer after \(count) sends"
         case .tooManyInfoHashes(let count, let limit): "\(count) infohashes in one scrape, limit \(limit)"
         case .wrongTransport(let url): "'\(url)' uses another transport"
+        case .udpUnknownAction(let action): "unknown UDP action \(action)"
         }
     }
 }
