@@ -23,7 +23,8 @@ public struct AnnounceRequest: Hashable, Sendable {
     public var ip: String?
 
     public init(
-        infoHash: InfoHash, peerID: PeerID, port: UInt16, uploadedBytes: UInt64 = 0, downloadedBytes: UInt64 = 0,
+        infoHash: InfoHash, peerID: PeerID, port: UInt16, uploadedBytes: UInt64 = 0,
+        downloadedBytes: UInt64 = 0,
         leftBytes: UInt64, event: AnnounceEvent = .none, numberWanted: Int? = nil, key: UInt32? = nil,
         trackerID: [UInt8]? = nil, ip: String? = nil
     ) {

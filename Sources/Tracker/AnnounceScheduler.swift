@@ -27,7 +27,10 @@ public struct AnnounceScheduler: Sendable {
         public var defaultMinimumIntervalSeconds: UInt64
 
         /// 30 s doubling up to one hour; one minute between requested announces.
-        public init(retryBaseSeconds: UInt64 = 30, retryMaxSeconds: UInt64 = 3600, defaultMinimumIntervalSeconds: UInt64 = 60) {
+        public init(
+            retryBaseSeconds: UInt64 = 30, retryMaxSeconds: UInt64 = 3600,
+            defaultMinimumIntervalSeconds: UInt64 = 60
+        ) {
             self.retryBaseSeconds = max(1, retryBaseSeconds)
             self.retryMaxSeconds = max(self.retryBaseSeconds, retryMaxSeconds)
             self.defaultMinimumIntervalSeconds = defaultMinimumIntervalSeconds
@@ -140,7 +143,8 @@ public struct AnnounceScheduler: Sendable {
         consecutiveFailures += 1
         let shift = UInt64(min(consecutiveFailures - 1, 32))
         let (scaled, overflow) = options.retryBaseSeconds.multipliedReportingOverflow(by: 1 << shift)
-        nextAnnounceAt = now.adding(seconds: overflow ? options.retryMaxSeconds : min(scaled, options.retryMaxSeconds))
+        nextAnnounceAt = now.adding(
+            seconds: overflow ? options.retryMaxSeconds : min(scaled, options.retryMaxSeconds))
     }
 
     /// The download finished: `completed` becomes due at once (unless the tracker is failing, when the

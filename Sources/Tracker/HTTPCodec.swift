@@ -43,7 +43,8 @@ public enum HTTPRequestEncoder {
     public static func get(_ url: TrackerURL, userAgent: String) -> [UInt8] {
         let agent = String(decoding: userAgent.utf8.filter { $0 >= 0x20 && $0 < 0x7f }, as: UTF8.self)
         let text =
-            "GET \(url.requestTarget) HTTP/1.1\r\n" + "Host: \(url.hostHeader)\r\n" + "User-Agent: \(agent)\r\n"
+            "GET \(url.requestTarget) HTTP/1.1\r\n" + "Host: \(url.hostHeader)\r\n"
+            + "User-Agent: \(agent)\r\n"
             + "Accept-Encoding: identity\r\n" + "Connection: close\r\n" + "\r\n"
         return Array(text.utf8)
     }
@@ -155,7 +156,9 @@ public struct HTTPResponseParser: Sendable {
         switch phase {
         case .statusLine, .headers, .trailers, .chunkSize, .chunkDataEnd:
             let isChunkLine: Bool
-            if case .chunkSize = phase { isChunkLine = true } else if case .chunkDataEnd = phase {
+            if case .chunkSize = phase {
+                isChunkLine = true
+            } else if case .chunkDataEnd = phase {
                 isChunkLine = true
             } else {
                 isChunkLine = false
@@ -271,7 +274,8 @@ public struct HTTPResponseParser: Sendable {
         while let last = value.last, last == 0x20 || last == 0x09 { value.removeLast() }
         headers.append(
             HTTPHeader(
-                name: String(decoding: line[..<colon], as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+                name: String(decoding: line[..<colon], as: UTF8.self),
+                value: String(decoding: value, as: UTF8.self)))
     }
 
     /// Chooses how the body is framed (RFC 9112 section 6.3).
@@ -298,13 +302,17 @@ public struct HTTPResponseParser: Sendable {
             phase = .chunkSize
             return
         }
-        let lengths = lowered.filter { $0.name == "content-length" }.flatMap { $0.value.split(separator: ",") }
-            .map { $0.trimmingSpaces() }
+        let lengths = lowered.filter { $0.name == "content-length" }.flatMap {
+            $0.value.split(separator: ",")
+        }
+        .map { $0.trimmingSpaces() }
         if let first = lengths.first {
             guard lengths.allSatisfy({ $0 == first }), !first.isEmpty, first.utf8.count <= 15,
                 first.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let length = Int(first)
             else { throw .http(.invalidContentLength) }
-            guard length <= limits.maxBodyBytes else { throw .http(.bodyTooLarge(limit: limits.maxBodyBytes)) }
+            guard length <= limits.maxBodyBytes else {
+                throw .http(.bodyTooLarge(limit: limits.maxBodyBytes))
+            }
             phase = length == 0 ? .done(makeResponse()) : .fixedBody(remaining: length)
             return
         }
@@ -399,10 +407,13 @@ public struct HTTPTrackerSession: Sendable {
         switch phase {
         case .finished(let action): return action
         case .awaitingResponse, .idle:
-            guard currentURL.scheme != .udp else { return finish(.failed(.wrongTransport(url: currentURL.description))) }
+            guard currentURL.scheme != .udp else {
+                return finish(.failed(.wrongTransport(url: currentURL.description)))
+            }
             phase = .awaitingResponse
             parser = HTTPResponseParser(limits: parserLimits)
-            return .connect(url: currentURL, request: HTTPRequestEncoder.get(currentURL, userAgent: userAgent))
+            return .connect(
+                url: currentURL, request: HTTPRequestEncoder.get(currentURL, userAgent: userAgent))
         }
     }
 
@@ -449,16 +460,22 @@ public struct HTTPTrackerSession: Sendable {
                 return finish(.failed(error))
             }
             guard next.scheme != .udp else {
-                return finish(.failed(.invalidRedirect(location: location, problem: .unsupportedScheme("udp"))))
+                return finish(
+                    .failed(.invalidRedirect(location: location, problem: .unsupportedScheme("udp"))))
             }
-            guard redirectCount < maxRedirects else { return finish(.failed(.tooManyRedirects(limit: maxRedirects))) }
+            guard redirectCount < maxRedirects else {
+                return finish(.failed(.tooManyRedirects(limit: maxRedirects)))
+            }
             redirectCount += 1
             currentURL = next
             parser = HTTPResponseParser(limits: parserLimits)
             return .connect(url: next, request: HTTPRequestEncoder.get(next, userAgent: userAgent))
         }
         guard (200...299).contains(response.statusCode) else {
-            return finish(.failed(.httpStatus(code: response.statusCode, reason: String(response.reasonPhrase.prefix(200)))))
+            return finish(
+                .failed(
+                    .httpStatus(code: response.statusCode, reason: String(response.reasonPhrase.prefix(200))))
+            )
         }
         return finish(.completed(response))
     }

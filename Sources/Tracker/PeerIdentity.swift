@@ -9,7 +9,9 @@ public enum PeerIdentity {
     /// recognise the client; the random part keeps ids of different sessions apart.
     ///
     /// `prefix` must be exactly 8 ASCII bytes (a programmer error otherwise).
-    public static func makePeerID(prefix: String = clientPrefix, using random: inout some RandomNumberGenerator)
+    public static func makePeerID(
+        prefix: String = clientPrefix, using random: inout some RandomNumberGenerator
+    )
         -> PeerID
     {
         let prefixBytes = Array(prefix.utf8)

@@ -37,7 +37,9 @@ public enum Scrape {
     }
 
     /// The scrape request URL asking about `infoHashes` (one `info_hash` parameter each).
-    public static func requestURL(announce: TrackerURL, infoHashes: [InfoHash]) throws(TrackerError)
+    public static func requestURL(
+        announce: TrackerURL, infoHashes: [InfoHash]
+    ) throws(TrackerError)
         -> TrackerURL
     {
         let parameters = infoHashes.map { "info_hash=" + percentEncode($0.bytes) }.joined(separator: "&")
@@ -48,7 +50,9 @@ public enum Scrape {
     /// `incomplete` (a missing count is 0, since some trackers leave out `downloaded`). The entries come
     /// back in the dictionary's (sorted) order. A `failure reason` (BEP 48 also mentions
     /// `failure_reason`) is thrown as ``TrackerError/trackerFailure(reason:)``.
-    public static func parseResponse(_ body: [UInt8], limits: TrackerLimits = TrackerLimits())
+    public static func parseResponse(
+        _ body: [UInt8], limits: TrackerLimits = TrackerLimits()
+    )
         throws(TrackerError) -> [ScrapeEntry]
     {
         let root = try decodeDictionary(body, limits: limits)
@@ -65,9 +69,13 @@ public enum Scrape {
         var result: [ScrapeEntry] = []
         result.reserveCapacity(entries.count)
         for entry in entries {
-            guard let infoHash = InfoHash(entry.key) else { throw .invalidInfoHashKey(byteCount: entry.key.count) }
+            guard let infoHash = InfoHash(entry.key) else {
+                throw .invalidInfoHashKey(byteCount: entry.key.count)
+            }
             let stats = entry.value
-            guard stats.kind == .dictionary else { throw .notADictionary(context: "scrape entry \(infoHash)") }
+            guard stats.kind == .dictionary else {
+                throw .notADictionary(context: "scrape entry \(infoHash)")
+            }
             func field(_ key: String) throws(TrackerError) -> Int64 {
                 guard let node = stats[key] else { return 0 }
                 return try count(node, key: key)

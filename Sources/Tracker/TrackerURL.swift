@@ -107,7 +107,9 @@ public struct TrackerURL: Hashable, Sendable, CustomStringConvertible {
             do { return try Self.parse(bytes) } catch { throw fail(error) }
         }
         if bytes.starts(with: "//".utf8) {
-            do { return try Self.parse(Array("\(scheme.rawValue):".utf8) + bytes) } catch { throw fail(error) }
+            do { return try Self.parse(Array("\(scheme.rawValue):".utf8) + bytes) } catch {
+                throw fail(error)
+            }
         }
         let base = "\(scheme.rawValue)://\(hostHeader)"
         let target: String
@@ -168,7 +170,9 @@ public struct TrackerURL: Hashable, Sendable, CustomStringConvertible {
         return TrackerURL(scheme: scheme, host: host, port: port, path: pathText, query: query)
     }
 
-    private static func splitHostAndPort(_ authority: ArraySlice<UInt8>) throws(URLProblem) -> (
+    private static func splitHostAndPort(
+        _ authority: ArraySlice<UInt8>
+    ) throws(URLProblem) -> (
         Host, ArraySlice<UInt8>?
     ) {
         guard !authority.isEmpty else { throw .missingHost }

@@ -111,12 +111,14 @@ public struct UDPTrackerClient: Sendable {
         exchange = nil
         if case .scrape(let infoHashes) = request, infoHashes.count > UDPTrackerPacket.maxScrapeInfoHashes {
             return [
-                .failed(.tooManyInfoHashes(count: infoHashes.count, limit: UDPTrackerPacket.maxScrapeInfoHashes))
+                .failed(
+                    .tooManyInfoHashes(count: infoHashes.count, limit: UDPTrackerPacket.maxScrapeInfoHashes))
             ]
         }
         let stage: Stage = usableConnectionID(now: now).map { .requesting(connectionID: $0) } ?? .connecting
         exchange = Exchange(
-            request: request, stage: stage, transactionID: random.next32(), attempt: 0, deadline: now, sendCount: 0)
+            request: request, stage: stage, transactionID: random.next32(), attempt: 0, deadline: now,
+            sendCount: 0)
         return send(now: now)
     }
 
@@ -130,7 +132,9 @@ public struct UDPTrackerClient: Sendable {
             return [.ignored(.tooShort(byteCount: datagram.count))]
         }
         guard header.transactionID == current.transactionID else {
-            return [.ignored(.wrongTransactionID(expected: current.transactionID, received: header.transactionID))]
+            return [
+                .ignored(.wrongTransactionID(expected: current.transactionID, received: header.transactionID))
+            ]
         }
         let expectedAction: UDPTrackerPacket.Action =
             switch (current.stage, current.request) {
@@ -138,7 +142,9 @@ public struct UDPTrackerClient: Sendable {
             case (.requesting, .announce): .announce
             case (.requesting, .scrape): .scrape
             }
-        guard header.action == expectedAction.rawValue || header.action == UDPTrackerPacket.Action.error.rawValue
+        guard
+            header.action == expectedAction.rawValue
+                || header.action == UDPTrackerPacket.Action.error.rawValue
         else {
             return [.ignored(.unexpectedAction(expected: expectedAction.rawValue, received: header.action))]
         }
@@ -168,7 +174,9 @@ public struct UDPTrackerClient: Sendable {
         case .scrape(_, let counts):
             exchange = nil
             guard case .scrape(let infoHashes) = current.request, counts.count <= infoHashes.count else {
-                return [.failed(.tooManyScrapeEntries(count: counts.count, limit: current.request.infoHashCount))]
+                return [
+                    .failed(.tooManyScrapeEntries(count: counts.count, limit: current.request.infoHashCount))
+                ]
             }
             let entries = zip(infoHashes, counts).map { infoHash, count in
                 ScrapeEntry(
@@ -208,7 +216,8 @@ public struct UDPTrackerClient: Sendable {
             datagram = UDPTrackerPacket.connectRequest(transactionID: current.transactionID)
         case (.requesting(let connectionID), .announce(let request)):
             datagram = UDPTrackerPacket.announceRequest(
-                connectionID: connectionID, transactionID: current.transactionID, request: request, family: family)
+                connectionID: connectionID, transactionID: current.transactionID, request: request,
+                family: family)
         case (.requesting(let connectionID), .scrape(let infoHashes)):
             datagram = UDPTrackerPacket.scrapeRequest(
                 connectionID: connectionID, transactionID: current.transactionID, infoHashes: infoHashes)

@@ -53,7 +53,9 @@ public enum UDPTrackerPacket {
     }
 
     /// 16 + 20 × N bytes. The caller keeps N within ``maxScrapeInfoHashes``.
-    public static func scrapeRequest(connectionID: UInt64, transactionID: UInt32, infoHashes: [InfoHash])
+    public static func scrapeRequest(
+        connectionID: UInt64, transactionID: UInt32, infoHashes: [InfoHash]
+    )
         -> [UInt8]
     {
         var out: [UInt8] = []
@@ -99,7 +101,8 @@ public enum UDPTrackerResponse: Hashable, Sendable {
     }
 
     /// The action and transaction id, which BEP 15 says to check before anything else: at least 8 bytes.
-    public static func header(_ datagram: some Collection<UInt8>) -> (action: UInt32, transactionID: UInt32)? {
+    public static func header(_ datagram: some Collection<UInt8>) -> (action: UInt32, transactionID: UInt32)?
+    {
         guard datagram.count >= 8 else { return nil }
         let bytes = Array(datagram.prefix(8))
         return (read32(bytes, at: 0), read32(bytes, at: 4))
@@ -111,7 +114,9 @@ public enum UDPTrackerResponse: Hashable, Sendable {
         _ datagram: some Collection<UInt8>, family: AddressFamily, limits: TrackerLimits = TrackerLimits()
     ) throws(TrackerError) -> UDPTrackerResponse {
         let bytes = Array(datagram)
-        guard bytes.count >= 8 else { throw .udpPacketTooShort(action: 0, byteCount: bytes.count, minimum: 8) }
+        guard bytes.count >= 8 else {
+            throw .udpPacketTooShort(action: 0, byteCount: bytes.count, minimum: 8)
+        }
         let actionValue = read32(bytes, at: 0)
         let transactionID = read32(bytes, at: 4)
         guard let action = UDPTrackerPacket.Action(rawValue: actionValue) else {

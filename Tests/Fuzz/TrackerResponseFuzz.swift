@@ -14,7 +14,8 @@ public func trackerResponseFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ siz
     let parserLimits = HTTPResponseParser.Limits(maxHeaderBytes: 2048, maxHeaderCount: 20, maxBodyBytes: 4096)
     let whole = parse(bytes, chunkSize: bytes.count, limits: parserLimits)
     let chunkSize = 1 + Int(bytes.first ?? 0) % 17
-    precondition(parse(bytes, chunkSize: chunkSize, limits: parserLimits) == whole, "chunking changed the outcome")
+    precondition(
+        parse(bytes, chunkSize: chunkSize, limits: parserLimits) == whole, "chunking changed the outcome")
     if case .success(let response) = whole {
         precondition(response.body.count <= parserLimits.maxBodyBytes, "body over its limit")
         precondition(response.headers.count <= parserLimits.maxHeaderCount, "too many headers kept")
@@ -29,7 +30,8 @@ public func trackerResponseFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ siz
     if action == nil { action = session.connectionClosed() }
     if case .connect(let next, let request) = action {
         precondition(next.scheme != .udp, "redirected to UDP")
-        precondition(!request.isEmpty && request.allSatisfy { $0 >= 0x20 || $0 == 0x0d || $0 == 0x0a }, "bad request")
+        precondition(
+            !request.isEmpty && request.allSatisfy { $0 >= 0x20 || $0 == 0x0d || $0 == 0x0a }, "bad request")
     }
     if let text = String(validating: bytes, as: UTF8.self), let url = try? TrackerURL(text) {
         precondition((try? TrackerURL(url.description)) == url, "URL did not round-trip")
@@ -48,14 +50,18 @@ private func checkAnnounce(_ body: [UInt8], limits: TrackerLimits) {
     precondition(response.peers.allSatisfy { $0.port != 0 }, "a peer with port 0 got through")
 }
 
-private func parse(_ bytes: [UInt8], chunkSize: Int, limits: HTTPResponseParser.Limits) -> Result<HTTPResponse, TrackerError> {
+private func parse(
+    _ bytes: [UInt8], chunkSize: Int, limits: HTTPResponseParser.Limits
+) -> Result<HTTPResponse, TrackerError> {
     var parser = HTTPResponseParser(limits: limits)
     let step = max(1, chunkSize)
     var offset = 0
     do {
         while offset < bytes.count {
             let end = min(bytes.count, offset + step)
-            if case .complete(let response) = try parser.feed(bytes[offset..<end]) { return .success(response) }
+            if case .complete(let response) = try parser.feed(bytes[offset..<end]) {
+                return .success(response)
+            }
             offset = end
         }
         return .success(try parser.finish())

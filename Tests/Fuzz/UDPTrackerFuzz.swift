@@ -11,13 +11,17 @@ public func udpTrackerFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: In
     let bytes = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
     let limits = TrackerLimits(maxPeerCount: 200)
     for family in [AddressFamily.ipv4, .ipv6] {
-        if case .announce(_, let response) = try? UDPTrackerResponse.decode(bytes, family: family, limits: limits) {
+        if case .announce(_, let response) = try? UDPTrackerResponse.decode(
+            bytes, family: family, limits: limits)
+        {
             precondition(response.peers.count <= limits.maxPeerCount, "too many peers")
-            precondition(limits.intervalSecondsRange.contains(response.intervalSeconds), "interval not clamped")
+            precondition(
+                limits.intervalSecondsRange.contains(response.intervalSeconds), "interval not clamped")
         }
     }
 
-    guard let infoHash = InfoHash(Array(repeating: 0xab, count: 20)), let peerID = PeerID(Array(repeating: 0x2d, count: 20))
+    guard let infoHash = InfoHash(Array(repeating: 0xab, count: 20)),
+        let peerID = PeerID(Array(repeating: 0x2d, count: 20))
     else { return 0 }
     let family: AddressFamily = (bytes.first ?? 0) & 1 == 0 ? .ipv4 : .ipv6
     var client = UDPTrackerClient(family: family, random: TrackerRandom(seed: UInt64(bytes.count)))
@@ -53,7 +57,8 @@ public func udpTrackerFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: In
 }
 
 private func check(
-    _ actions: [UDPTrackerClient.Action], now: TrackerInstant, client: UDPTrackerClient, lastSent: inout [UInt8]
+    _ actions: [UDPTrackerClient.Action], now: TrackerInstant, client: UDPTrackerClient,
+    lastSent: inout [UInt8]
 ) {
     for action in actions {
         switch action {

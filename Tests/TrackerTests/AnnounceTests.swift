@@ -7,7 +7,8 @@ import TorrentModel
 /// BEP 3 announce query strings, byte for byte.
 @Suite struct AnnounceRequestTests {
     static let infoHash = id20("123456789abcdef123456789abcdef123456789a")
-    static let peerID = PeerID(ascii("-PO0001-") + [0x00, 0x20, 0x25, 0x2b, 0x2f, 0x7e, 0x2d, 0x2e, 0x5f, 0xff, 0x41, 0x7a])!
+    static let peerID = PeerID(
+        ascii("-PO0001-") + [0x00, 0x20, 0x25, 0x2b, 0x2f, 0x7e, 0x2d, 0x2e, 0x5f, 0xff, 0x41, 0x7a])!
 
     @Test func binaryInfoHashIsPercentEncodedByteByByte() {
         // 12 34 56 78 9a bc de f1 23 45 67 89 ab cd ef 12 34 56 78 9a: 0x34 '4', 0x56 'V', 0x78 'x',
@@ -18,13 +19,16 @@ import TorrentModel
     @Test func unreservedCharactersStayAndEverythingElseIsEscaped() {
         #expect(percentEncode(Self.peerID.bytes) == "-PO0001-%00%20%25%2B%2F~-._%FFAz")
         #expect(percentEncode(ascii("AZaz09-._~")) == "AZaz09-._~")
-        #expect(percentEncode(ascii(" !*'();:@&=+$,/?#[]")) == "%20%21%2A%27%28%29%3B%3A%40%26%3D%2B%24%2C%2F%3F%23%5B%5D")
+        #expect(
+            percentEncode(ascii(" !*'();:@&=+$,/?#[]"))
+                == "%20%21%2A%27%28%29%3B%3A%40%26%3D%2B%24%2C%2F%3F%23%5B%5D")
     }
 
     @Test func fullQueryInOrder() {
         let request = AnnounceRequest(
             infoHash: Self.infoHash, peerID: Self.peerID, port: 6881, uploadedBytes: 1, downloadedBytes: 2,
-            leftBytes: 3, event: .started, numberWanted: 50, key: 0xBEEF, trackerID: ascii("t/1"), ip: "10.0.0.9")
+            leftBytes: 3, event: .started, numberWanted: 50, key: 0xBEEF, trackerID: ascii("t/1"),
+            ip: "10.0.0.9")
         #expect(
             request.queryString
                 == "info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A"
@@ -82,7 +86,9 @@ import TorrentModel
 
     @Test func handWrittenCompactResponse() throws {
         // As opentracker writes it: keys sorted, binary peers.
-        let body = ascii("d8:completei1e10:incompletei0e8:intervali120e5:peers6:") + [127, 0, 0, 1, 0x1f, 0x90] + ascii("e")
+        let body =
+            ascii("d8:completei1e10:incompletei0e8:intervali120e5:peers6:") + [127, 0, 0, 1, 0x1f, 0x90]
+            + ascii("e")
         let response = try AnnounceResponse(parsing: body)
         #expect(response.peers == [TrackerPeer(host: .ipv4(IPv4Address(0x7f00_0001)), port: 8080)])
         #expect(response.intervalSeconds == 120)
@@ -112,15 +118,19 @@ import TorrentModel
     }
 
     @Test func peers6AreEighteenBytesEach() throws {
-        let v6 = bytes("20010db8000000000000000000000001 1ae1") + bytes("fe800000000000000000000000000002 0050")
-        let body = BencodeValue.dictionary(["interval": 1800, "peers": .bytes([]), "peers6": .bytes(v6)]).encoded()
+        let v6 =
+            bytes("20010db8000000000000000000000001 1ae1") + bytes("fe800000000000000000000000000002 0050")
+        let body = BencodeValue.dictionary(["interval": 1800, "peers": .bytes([]), "peers6": .bytes(v6)])
+            .encoded()
         let response = try AnnounceResponse(parsing: body)
         #expect(response.peers.map(\.description) == ["[2001:db8::1]:6881", "[fe80::2]:80"])
     }
 
     @Test func failureReasonIsAnError() {
         let body = ascii("d14:failure reason22:torrent not registerede")
-        #expect(trackerError { try AnnounceResponse(parsing: body) } == .trackerFailure(reason: "torrent not registered"))
+        #expect(
+            trackerError { try AnnounceResponse(parsing: body) }
+                == .trackerFailure(reason: "torrent not registered"))
     }
 
     @Test func failureWinsEvenWithoutInterval() {
@@ -129,7 +139,8 @@ import TorrentModel
     }
 
     @Test func longFailureReasonIsCut() {
-        let body = BencodeValue.dictionary(["failure reason": .bytes(Array(repeating: 0x41, count: 5000))]).encoded()
+        let body = BencodeValue.dictionary(["failure reason": .bytes(Array(repeating: 0x41, count: 5000))])
+            .encoded()
         guard case .trackerFailure(let reason) = trackerError({ try AnnounceResponse(parsing: body) }) else {
             Issue.record("expected a failure")
             return
@@ -139,10 +150,12 @@ import TorrentModel
 
     @Test func absurdIntervalsAreClamped() throws {
         let limits = TrackerLimits()
-        let zero = try AnnounceResponse(parsing: BencodeValue.dictionary(["interval": 0, "min interval": -5]).encoded())
+        let zero = try AnnounceResponse(
+            parsing: BencodeValue.dictionary(["interval": 0, "min interval": -5]).encoded())
         #expect(zero.intervalSeconds == limits.intervalSecondsRange.lowerBound)
         #expect(zero.minimumIntervalSeconds == limits.intervalSecondsRange.lowerBound)
-        let huge = try AnnounceResponse(parsing: BencodeValue.dictionary(["interval": .integer(Int64.max)]).encoded())
+        let huge = try AnnounceResponse(
+            parsing: BencodeValue.dictionary(["interval": .integer(Int64.max)]).encoded())
         #expect(huge.intervalSeconds == limits.intervalSecondsRange.upperBound)
         #expect(huge.peers.isEmpty)
     }
@@ -165,13 +178,16 @@ import TorrentModel
         #expect(
             response.skippedPeers == [
                 .peerPortZero(peer: "10.0.0.1"), .valueOutOfRange(key: "port", value: 70000),
-                .invalidPeerAddress("not a host!"), .invalidPeerID(byteCount: 5), .malformedPeerEntry(index: 4),
+                .invalidPeerAddress("not a host!"), .invalidPeerID(byteCount: 5),
+                .malformedPeerEntry(index: 4),
                 .malformedPeerEntry(index: 5),
             ])
     }
 
     @Test func compactPortZeroIsSkipped() throws {
-        let body = BencodeValue.dictionary(["interval": 1800, "peers": .bytes([1, 2, 3, 4, 0, 0, 1, 2, 3, 5, 0, 1])]).encoded()
+        let body = BencodeValue.dictionary([
+            "interval": 1800, "peers": .bytes([1, 2, 3, 4, 0, 0, 1, 2, 3, 5, 0, 1]),
+        ]).encoded()
         let response = try AnnounceResponse(parsing: body)
         #expect(response.peers.map(\.description) == ["1.2.3.5:1"])
         #expect(response.skippedPeers == [.peerPortZero(peer: "1.2.3.4")])
@@ -187,13 +203,18 @@ import TorrentModel
     @Test func oversizedBodyIsRefusedBeforeDecoding() {
         let limits = TrackerLimits(maxResponseBytes: 100)
         let body = Array(repeating: UInt8(ascii: "x"), count: 101)
-        #expect(trackerError { try AnnounceResponse(parsing: body, limits: limits) } == .responseTooLarge(byteCount: 101, limit: 100))
+        #expect(
+            trackerError { try AnnounceResponse(parsing: body, limits: limits) }
+                == .responseTooLarge(byteCount: 101, limit: 100))
     }
 
     @Test func truncatedAndGarbageBodies() {
         let full = BencodeValue.dictionary(["interval": 1800, "peers": .bytes([1, 2, 3, 4, 5, 6])]).encoded()
         for length in 0..<full.count {
-            guard case .malformedBencode = trackerError({ try AnnounceResponse(parsing: Array(full.prefix(length))) })
+            guard
+                case .malformedBencode = trackerError({
+                    try AnnounceResponse(parsing: Array(full.prefix(length)))
+                })
             else {
                 Issue.record("prefix of \(length) bytes was not reported as malformed bencode")
                 continue
@@ -207,19 +228,35 @@ import TorrentModel
     }
 
     @Test func wrongTypes() {
-        #expect(parse(["interval": "1800"]) == .wrongType(key: "interval", expected: .integer, found: .byteString))
-        #expect(parse(["interval": 1, "peers": 5]) == .wrongType(key: "peers", expected: .byteString, found: .integer))
-        #expect(parse(["interval": 1, "peers6": []]) == .wrongType(key: "peers6", expected: .byteString, found: .list))
-        #expect(parse(["interval": 1, "complete": "x"]) == .wrongType(key: "complete", expected: .integer, found: .byteString))
+        #expect(
+            parse(["interval": "1800"]) == .wrongType(key: "interval", expected: .integer, found: .byteString)
+        )
+        #expect(
+            parse(["interval": 1, "peers": 5])
+                == .wrongType(key: "peers", expected: .byteString, found: .integer))
+        #expect(
+            parse(["interval": 1, "peers6": []])
+                == .wrongType(key: "peers6", expected: .byteString, found: .list))
+        #expect(
+            parse(["interval": 1, "complete": "x"])
+                == .wrongType(key: "complete", expected: .integer, found: .byteString))
         #expect(parse(["interval": 1, "incomplete": -1]) == .valueOutOfRange(key: "incomplete", value: -1))
-        #expect(parse(["interval": 1, "warning message": 3]) == .wrongType(key: "warning message", expected: .byteString, found: .integer))
-        #expect(parse(["failure reason": ["x"]]) == .wrongType(key: "failure reason", expected: .byteString, found: .list))
+        #expect(
+            parse(["interval": 1, "warning message": 3])
+                == .wrongType(key: "warning message", expected: .byteString, found: .integer))
+        #expect(
+            parse(["failure reason": ["x"]])
+                == .wrongType(key: "failure reason", expected: .byteString, found: .list))
         #expect(parse(["peers": .bytes([])]) == .missingKey("interval"))
     }
 
     @Test func oddCompactLengths() {
-        #expect(parse(["interval": 1, "peers": .bytes([1, 2, 3, 4, 5])]) == .compactLengthNotMultiple(key: "peers", byteCount: 5, stride: 6))
-        #expect(parse(["interval": 1, "peers6": .bytes(Array(repeating: 1, count: 19))]) == .compactLengthNotMultiple(key: "peers6", byteCount: 19, stride: 18))
+        #expect(
+            parse(["interval": 1, "peers": .bytes([1, 2, 3, 4, 5])])
+                == .compactLengthNotMultiple(key: "peers", byteCount: 5, stride: 6))
+        #expect(
+            parse(["interval": 1, "peers6": .bytes(Array(repeating: 1, count: 19))])
+                == .compactLengthNotMultiple(key: "peers6", byteCount: 19, stride: 18))
     }
 
     @Test func absurdPeerCounts() {
@@ -228,21 +265,32 @@ import TorrentModel
         #expect(parse(["interval": 1, "peers": four], limits: limits) == .tooManyPeers(count: 4, limit: 3))
         let two = BencodeValue.bytes(Array(repeating: 1, count: 12))
         let v6 = BencodeValue.bytes(Array(repeating: 1, count: 36))
-        #expect(parse(["interval": 1, "peers": two, "peers6": v6], limits: limits) == .tooManyPeers(count: 4, limit: 3))
+        #expect(
+            parse(["interval": 1, "peers": two, "peers6": v6], limits: limits)
+                == .tooManyPeers(count: 4, limit: 3))
         let list = BencodeValue.list(Array(repeating: ["ip": "1.1.1.1", "port": 1], count: 4))
         #expect(parse(["interval": 1, "peers": list], limits: limits) == .tooManyPeers(count: 4, limit: 3))
-        #expect(parse(["interval": 1, "peers": two, "peers6": .bytes(Array(repeating: 1, count: 18))], limits: limits) == nil)
+        #expect(
+            parse(
+                ["interval": 1, "peers": two, "peers6": .bytes(Array(repeating: 1, count: 18))],
+                limits: limits) == nil)
     }
 
     @Test func overlongTrackerID() {
         let limits = TrackerLimits(maxTrackerIDBytes: 4)
-        #expect(parse(["interval": 1, "tracker id": "12345"], limits: limits) == .trackerIDTooLong(byteCount: 5, limit: 4))
+        #expect(
+            parse(["interval": 1, "tracker id": "12345"], limits: limits)
+                == .trackerIDTooLong(byteCount: 5, limit: 4))
     }
 
     @Test func deepNestingIsRefused() {
-        let body = ascii("d8:intervali1e5:peers") + Array(repeating: UInt8(ascii: "l"), count: 50)
+        let body =
+            ascii("d8:intervali1e5:peers") + Array(repeating: UInt8(ascii: "l"), count: 50)
             + Array(repeating: UInt8(ascii: "e"), count: 51)
-        guard case .malformedBencode(.depthLimitExceeded) = trackerError({ try AnnounceResponse(parsing: body) }) else {
+        guard
+            case .malformedBencode(.depthLimitExceeded) = trackerError({ try AnnounceResponse(parsing: body) }
+            )
+        else {
             Issue.record("deep nesting accepted")
             return
         }

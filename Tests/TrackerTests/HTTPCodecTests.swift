@@ -13,7 +13,9 @@ func parseHTTP(
     do {
         while offset < input.count {
             let end = min(input.count, offset + size)
-            if case .complete(let response) = try parser.feed(input[offset..<end]) { return .success(response) }
+            if case .complete(let response) = try parser.feed(input[offset..<end]) {
+                return .success(response)
+            }
             offset = end
         }
         return close ? .success(try parser.finish()) : nil
@@ -23,7 +25,9 @@ func parseHTTP(
 }
 
 /// The same input, byte at a time, in odd chunks, and all at once, must give the same outcome.
-func parseAllWays(_ input: [UInt8], limits: HTTPResponseParser.Limits = .init()) -> Result<HTTPResponse, TrackerError>? {
+func parseAllWays(
+    _ input: [UInt8], limits: HTTPResponseParser.Limits = .init()
+) -> Result<HTTPResponse, TrackerError>? {
     let whole = parseHTTP(input, chunkSize: 0, limits: limits)
     for chunkSize in [1, 2, 7] {
         #expect(parseHTTP(input, chunkSize: chunkSize, limits: limits) == whole, "chunks of \(chunkSize)")
@@ -34,11 +38,13 @@ func parseAllWays(_ input: [UInt8], limits: HTTPResponseParser.Limits = .init())
 @Suite struct HTTPRequestEncoderTests {
     @Test func getRequestBytes() {
         let target = url("http://[2001:db8::1]:6969/announce?info_hash=%00")
-        let request = String(decoding: HTTPRequestEncoder.get(target, userAgent: "Potluck/0.1\r\nX: y"), as: UTF8.self)
+        let request = String(
+            decoding: HTTPRequestEncoder.get(target, userAgent: "Potluck/0.1\r\nX: y"), as: UTF8.self)
         #expect(
             request
                 == "GET /announce?info_hash=%00 HTTP/1.1\r\n" + "Host: [2001:db8::1]:6969\r\n"
-                + "User-Agent: Potluck/0.1X: y\r\n" + "Accept-Encoding: identity\r\n" + "Connection: close\r\n\r\n")
+                + "User-Agent: Potluck/0.1X: y\r\n" + "Accept-Encoding: identity\r\n"
+                + "Connection: close\r\n\r\n")
     }
 }
 
@@ -92,44 +98,78 @@ func parseAllWays(_ input: [UInt8], limits: HTTPResponseParser.Limits = .init())
     }
 
     @Test func noContentHasNoBody() throws {
-        let response = try #require(try parseHTTP(ascii("HTTP/1.1 204 No Content\r\n\r\n"), chunkSize: 1, close: false)?.get())
+        let response = try #require(
+            try parseHTTP(ascii("HTTP/1.1 204 No Content\r\n\r\n"), chunkSize: 1, close: false)?.get())
         #expect(response.statusCode == 204)
         #expect(response.body.isEmpty)
     }
 
     @Test func truncatedResponsesFailAtClose() {
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")) == .failure(.http(.truncated(receivedBodyBytes: 3))))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab")) == .failure(.http(.truncated(receivedBodyBytes: 2))))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Len")) == .failure(.http(.truncated(receivedBodyBytes: 0))))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"))
+                == .failure(.http(.truncated(receivedBodyBytes: 3))))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"))
+                == .failure(.http(.truncated(receivedBodyBytes: 2))))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Len"))
+                == .failure(.http(.truncated(receivedBodyBytes: 0))))
         #expect(parseAllWays([]) == .failure(.http(.truncated(receivedBodyBytes: 0))))
     }
 
     @Test func malformedResponses() {
         #expect(parseAllWays(ascii("ICY 200 OK\r\n\r\n")) == .failure(.http(.malformedStatusLine)))
         #expect(parseAllWays(ascii("HTTP/1.1 2x0 OK\r\n\r\n")) == .failure(.http(.malformedStatusLine)))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n")) == .failure(.http(.malformedHeaderLine)))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\n folded: x\r\n\r\n")) == .failure(.http(.malformedHeaderLine)))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n")) == .failure(.http(.invalidContentLength)))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")) == .failure(.http(.invalidContentLength)))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")) == .failure(.http(.unsupportedTransferEncoding("gzip, chunked"))))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")) == .failure(.http(.invalidChunkSize)))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n")) == .failure(.http(.missingChunkTerminator)))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n"))
+                == .failure(.http(.malformedHeaderLine)))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\n folded: x\r\n\r\n"))
+                == .failure(.http(.malformedHeaderLine)))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"))
+                == .failure(.http(.invalidContentLength)))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"))
+                == .failure(.http(.invalidContentLength)))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"))
+                == .failure(.http(.unsupportedTransferEncoding("gzip, chunked"))))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"))
+                == .failure(.http(.invalidChunkSize)))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n"))
+                == .failure(.http(.missingChunkTerminator)))
     }
 
     @Test func sizeLimits() {
         let limits = HTTPResponseParser.Limits(maxHeaderBytes: 64, maxHeaderCount: 2, maxBodyBytes: 8)
-        let longHeader = ascii("HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "a", count: 100) + "\r\n\r\n")
+        let longHeader = ascii(
+            "HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "a", count: 100) + "\r\n\r\n")
         #expect(parseAllWays(longHeader, limits: limits) == .failure(.http(.headersTooLarge(limit: 64))))
         let endless = ascii("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: 10_000))
         #expect(parseAllWays(endless, limits: limits) == .failure(.http(.headersTooLarge(limit: 64))))
         let manyHeaders = ascii("HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n")
         #expect(parseAllWays(manyHeaders, limits: limits) == .failure(.http(.tooManyHeaders(limit: 2))))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), limits: limits) == .failure(.http(.bodyTooLarge(limit: 8))))
-        #expect(parseAllWays(ascii("HTTP/1.1 200 OK\r\n\r\n123456789"), limits: limits) == .failure(.http(.bodyTooLarge(limit: 8))))
-        let chunks = ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n4\r\n6789\r\n0\r\n\r\n")
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n"), limits: limits)
+                == .failure(.http(.bodyTooLarge(limit: 8))))
+        #expect(
+            parseAllWays(ascii("HTTP/1.1 200 OK\r\n\r\n123456789"), limits: limits)
+                == .failure(.http(.bodyTooLarge(limit: 8))))
+        let chunks = ascii(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n4\r\n6789\r\n0\r\n\r\n")
         #expect(parseAllWays(chunks, limits: limits) == .failure(.http(.bodyTooLarge(limit: 8))))
-        let exactly = ascii("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n3\r\n678\r\n0\r\n\r\n")
-        #expect(parseAllWays(exactly, limits: limits) == .success(HTTPResponse(statusCode: 200, reasonPhrase: "OK", headers: [HTTPHeader(name: "Transfer-Encoding", value: "chunked")], body: ascii("12345678"))))
+        let exactly = ascii(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n12345\r\n3\r\n678\r\n0\r\n\r\n")
+        #expect(
+            parseAllWays(exactly, limits: limits)
+                == .success(
+                    HTTPResponse(
+                        statusCode: 200, reasonPhrase: "OK",
+                        headers: [HTTPHeader(name: "Transfer-Encoding", value: "chunked")],
+                        body: ascii("12345678"))))
     }
 }
 
@@ -139,8 +179,16 @@ func parseAllWays(_ input: [UInt8], limits: HTTPResponseParser.Limits = .init())
     @Test func redirectsAreFollowedThenTheBodyIsDelivered() {
         var session = HTTPTrackerSession(url: url("http://a.example/announce?k=1"), userAgent: Self.agent)
         let first = session.start()
-        #expect(first == .connect(url: url("http://a.example/announce?k=1"), request: HTTPRequestEncoder.get(url("http://a.example/announce?k=1"), userAgent: Self.agent)))
-        let redirect = session.receive(ascii("HTTP/1.1 302 Found\r\nLocation: https://b.example/announce?k=2\r\nContent-Length: 0\r\n\r\n"))
+        #expect(
+            first
+                == .connect(
+                    url: url("http://a.example/announce?k=1"),
+                    request: HTTPRequestEncoder.get(
+                        url("http://a.example/announce?k=1"), userAgent: Self.agent)))
+        let redirect = session.receive(
+            ascii(
+                "HTTP/1.1 302 Found\r\nLocation: https://b.example/announce?k=2\r\nContent-Length: 0\r\n\r\n")
+        )
         guard case .connect(let second, _) = redirect else {
             Issue.record("expected a new connection, got \(String(describing: redirect))")
             return
@@ -151,16 +199,25 @@ func parseAllWays(_ input: [UInt8], limits: HTTPResponseParser.Limits = .init())
         // No framing headers: the redirect's body runs until the server closes the connection.
         #expect(session.receive(ascii("HTTP/1.1 307 Temporary\r\nLocation: /other\r\n\r\nmoved")) == nil)
         let relative = session.connectionClosed()
-        #expect(relative == .connect(url: url("https://b.example/other"), request: HTTPRequestEncoder.get(url("https://b.example/other"), userAgent: Self.agent)))
+        #expect(
+            relative
+                == .connect(
+                    url: url("https://b.example/other"),
+                    request: HTTPRequestEncoder.get(url("https://b.example/other"), userAgent: Self.agent)))
         #expect(session.receive(ascii("HTTP/1.1 200 OK\r\n\r\nd8:inter")) == nil)
         #expect(session.receive(ascii("vali60ee")) == nil)
         let done = session.connectionClosed()
-        #expect(done == .completed(HTTPResponse(statusCode: 200, reasonPhrase: "OK", headers: [], body: ascii("d8:intervali60ee"))))
+        #expect(
+            done
+                == .completed(
+                    HTTPResponse(
+                        statusCode: 200, reasonPhrase: "OK", headers: [], body: ascii("d8:intervali60ee"))))
         #expect(session.receive(ascii("more")) == done)
     }
 
     @Test func redirectCountIsBounded() {
-        var session = HTTPTrackerSession(url: url("http://a.example/announce"), userAgent: Self.agent, maxRedirects: 2)
+        var session = HTTPTrackerSession(
+            url: url("http://a.example/announce"), userAgent: Self.agent, maxRedirects: 2)
         _ = session.start()
         let loop = ascii("HTTP/1.1 301 Moved\r\nLocation: /announce\r\nContent-Length: 0\r\n\r\n")
         guard case .connect = session.receive(loop), case .connect = session.receive(loop) else {
@@ -173,16 +230,23 @@ func parseAllWays(_ input: [UInt8], limits: HTTPResponseParser.Limits = .init())
     @Test func badRedirectsAndStatusesFail() {
         var noLocation = HTTPTrackerSession(url: url("http://a.example/announce"), userAgent: Self.agent)
         _ = noLocation.start()
-        #expect(noLocation.receive(ascii("HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n")) == .failed(.redirectWithoutLocation(code: 302)))
+        #expect(
+            noLocation.receive(ascii("HTTP/1.1 302 Found\r\nContent-Length: 0\r\n\r\n"))
+                == .failed(.redirectWithoutLocation(code: 302)))
 
         var toUDP = HTTPTrackerSession(url: url("http://a.example/announce"), userAgent: Self.agent)
         _ = toUDP.start()
         #expect(toUDP.receive(ascii("HTTP/1.1 302 Found\r\nLocation: udp://a.example:1/\r\n\r\n")) == nil)
-        #expect(toUDP.connectionClosed() == .failed(.invalidRedirect(location: "udp://a.example:1/", problem: .unsupportedScheme("udp"))))
+        #expect(
+            toUDP.connectionClosed()
+                == .failed(
+                    .invalidRedirect(location: "udp://a.example:1/", problem: .unsupportedScheme("udp"))))
 
         var notFound = HTTPTrackerSession(url: url("http://a.example/announce"), userAgent: Self.agent)
         _ = notFound.start()
-        #expect(notFound.receive(ascii("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")) == .failed(.httpStatus(code: 404, reason: "Not Found")))
+        #expect(
+            notFound.receive(ascii("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+                == .failed(.httpStatus(code: 404, reason: "Not Found")))
 
         var garbage = HTTPTrackerSession(url: url("http://a.example/announce"), userAgent: Self.agent)
         _ = garbage.start()

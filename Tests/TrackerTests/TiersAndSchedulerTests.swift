@@ -63,7 +63,8 @@ import Testing
 
     @Test func announceAloneIsOneTierOfOne() {
         var random = TrackerRandom(seed: 1)
-        var tiers = TrackerTiers(announce: "udp://t.example:6969/announce", announceList: nil, isPrivate: true, random: &random)
+        var tiers = TrackerTiers(
+            announce: "udp://t.example:6969/announce", announceList: nil, isPrivate: true, random: &random)
         #expect(tiers.tiers == [[url("udp://t.example:6969/announce")]])
         #expect(tiers.isPrivate)
         #expect(tiers.currentFailed() == nil)
@@ -73,13 +74,15 @@ import Testing
         var random = TrackerRandom(seed: 1)
         let tiers = TrackerTiers(
             announce: "http://fallback/announce",
-            announceList: [["wss://x/", "not a url"], ["http://d/announce", "HTTP://D/announce"], []], random: &random)
+            announceList: [["wss://x/", "not a url"], ["http://d/announce", "HTTP://D/announce"], []],
+            random: &random)
         #expect(tiers.tiers == [[url("http://d/announce")]])
         #expect(tiers.rejectedURLs.count == 2)
         #expect(!tiers.isPrivate)
 
         var second = TrackerRandom(seed: 1)
-        let fallback = TrackerTiers(announce: "http://fallback/announce", announceList: [["wss://x/"]], random: &second)
+        let fallback = TrackerTiers(
+            announce: "http://fallback/announce", announceList: [["wss://x/"]], random: &second)
         #expect(fallback.tiers == [[url("http://fallback/announce")]])
 
         var third = TrackerRandom(seed: 1)
@@ -93,7 +96,9 @@ import Testing
 
 /// The announce lifecycle for one tracker.
 @Suite struct AnnounceSchedulerTests {
-    static func response(interval: Int64 = 1800, minimum: Int64? = nil, trackerID: [UInt8]? = nil) -> AnnounceResponse {
+    static func response(
+        interval: Int64 = 1800, minimum: Int64? = nil, trackerID: [UInt8]? = nil
+    ) -> AnnounceResponse {
         AnnounceResponse(intervalSeconds: interval, minimumIntervalSeconds: minimum, trackerID: trackerID)
     }
 

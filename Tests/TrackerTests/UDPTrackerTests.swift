@@ -6,11 +6,14 @@ import TorrentModel
 /// Packet layouts from the tables in BEP 15.
 @Suite struct UDPPacketVectorTests {
     static let request = AnnounceRequest(
-        infoHash: id20("000102030405060708090a0b0c0d0e0f10111213"), peerID: PeerID(ascii("-PO0001-abcdefghijkl"))!,
+        infoHash: id20("000102030405060708090a0b0c0d0e0f10111213"),
+        peerID: PeerID(ascii("-PO0001-abcdefghijkl"))!,
         port: 6881, uploadedBytes: 3, downloadedBytes: 1, leftBytes: 2, event: .started, key: 0xDEAD_BEEF)
 
     @Test func connectRequest() {
-        #expect(UDPTrackerPacket.connectRequest(transactionID: 0x1234_5678) == bytes("00000417 27101980 00000000 12345678"))
+        #expect(
+            UDPTrackerPacket.connectRequest(transactionID: 0x1234_5678)
+                == bytes("00000417 27101980 00000000 12345678"))
     }
 
     @Test func announceRequestIPv4() {
@@ -32,14 +35,18 @@ import TorrentModel
         request.ip = "10.0.0.2"
         request.numberWanted = 200
         request.event = .completed
-        let packet = UDPTrackerPacket.announceRequest(connectionID: 1, transactionID: 2, request: request, family: .ipv6)
+        let packet = UDPTrackerPacket.announceRequest(
+            connectionID: 1, transactionID: 2, request: request, family: .ipv6)
         #expect(Array(packet[80..<98]) == bytes("00000001 00000000 deadbeef 000000c8 1ae1"))
     }
 
     @Test func scrapeRequest() {
         let packet = UDPTrackerPacket.scrapeRequest(
-            connectionID: 0x0102_0304_0506_0708, transactionID: 9, infoHashes: [repeated20("a"), repeated20("b")])
-        #expect(packet == bytes("0102030405060708 00000002 00000009") + repeated20("a").bytes + repeated20("b").bytes)
+            connectionID: 0x0102_0304_0506_0708, transactionID: 9,
+            infoHashes: [repeated20("a"), repeated20("b")])
+        #expect(
+            packet == bytes("0102030405060708 00000002 00000009") + repeated20("a").bytes
+                + repeated20("b").bytes)
     }
 
     @Test func responses() throws {
@@ -59,38 +66,58 @@ import TorrentModel
                             TrackerPeer(host: .ipv4(IPv4Address(0xc0a8_0001)), port: 80),
                         ])))
         let v6 = try UDPTrackerResponse.decode(
-            bytes("00000001 00000007 00000708 00000000 00000001 20010db8000000000000000000000001 1ae1"), family: .ipv6)
+            bytes("00000001 00000007 00000708 00000000 00000001 20010db8000000000000000000000001 1ae1"),
+            family: .ipv6)
         guard case .announce(_, let v6Response) = v6 else {
             Issue.record("not an announce")
             return
         }
         #expect(v6Response.peers.map(\.description) == ["[2001:db8::1]:6881"])
         #expect(
-            try UDPTrackerResponse.decode(bytes("00000002 00000004 0000000b 000035cc 00000013"), family: .ipv4)
-                == .scrape(transactionID: 4, counts: [.init(seederCount: 11, completedCount: 13772, leecherCount: 19)]))
+            try UDPTrackerResponse.decode(
+                bytes("00000002 00000004 0000000b 000035cc 00000013"), family: .ipv4)
+                == .scrape(
+                    transactionID: 4,
+                    counts: [.init(seederCount: 11, completedCount: 13772, leecherCount: 19)]))
         #expect(
             try UDPTrackerResponse.decode(bytes("00000003 00000004") + ascii("bad torrent"), family: .ipv4)
                 == .error(transactionID: 4, message: "bad torrent"))
     }
 
     @Test func malformedResponses() {
-        func decode(_ hex: String, family: AddressFamily = .ipv4, limits: TrackerLimits = TrackerLimits()) -> TrackerError? {
+        func decode(
+            _ hex: String, family: AddressFamily = .ipv4, limits: TrackerLimits = TrackerLimits()
+        ) -> TrackerError? {
             trackerError { try UDPTrackerResponse.decode(bytes(hex), family: family, limits: limits) }
         }
         #expect(decode("000000") == .udpPacketTooShort(action: 0, byteCount: 3, minimum: 8))
         #expect(decode("00000000 00000001 0102") == .udpPacketTooShort(action: 0, byteCount: 10, minimum: 16))
-        #expect(decode("00000001 00000001 00000708 0000") == .udpPacketTooShort(action: 1, byteCount: 14, minimum: 20))
-        #expect(decode("00000001 00000001 00000708 00000000 00000000 0a000001 1a") == .compactLengthNotMultiple(key: "peers", byteCount: 5, stride: 6))
-        #expect(decode("00000001 00000001 00000708 00000000 00000000 0a000001 1ae1", family: .ipv6) == .compactLengthNotMultiple(key: "peers", byteCount: 6, stride: 18))
-        #expect(decode("00000001 00000001 00000708 00000000 00000000 0a0000011ae1 0a0000021ae1", limits: TrackerLimits(maxPeerCount: 1)) == .tooManyPeers(count: 2, limit: 1))
-        #expect(decode("00000002 00000001 0000000b 0000") == .compactLengthNotMultiple(key: "scrape", byteCount: 6, stride: 12))
+        #expect(
+            decode("00000001 00000001 00000708 0000")
+                == .udpPacketTooShort(action: 1, byteCount: 14, minimum: 20))
+        #expect(
+            decode("00000001 00000001 00000708 00000000 00000000 0a000001 1a")
+                == .compactLengthNotMultiple(key: "peers", byteCount: 5, stride: 6))
+        #expect(
+            decode("00000001 00000001 00000708 00000000 00000000 0a000001 1ae1", family: .ipv6)
+                == .compactLengthNotMultiple(key: "peers", byteCount: 6, stride: 18))
+        #expect(
+            decode(
+                "00000001 00000001 00000708 00000000 00000000 0a0000011ae1 0a0000021ae1",
+                limits: TrackerLimits(maxPeerCount: 1)) == .tooManyPeers(count: 2, limit: 1))
+        #expect(
+            decode("00000002 00000001 0000000b 0000")
+                == .compactLengthNotMultiple(key: "scrape", byteCount: 6, stride: 12))
         #expect(decode("00000009 00000001") == .udpUnknownAction(9))
     }
 
     @Test func absurdUDPIntervalIsClamped() throws {
         let limits = TrackerLimits()
-        guard case .announce(_, let zero) = try UDPTrackerResponse.decode(bytes("00000001 00000001 00000000 00000000 00000000"), family: .ipv4),
-            case .announce(_, let negative) = try UDPTrackerResponse.decode(bytes("00000001 00000001 ffffffff 00000000 00000000"), family: .ipv4)
+        guard
+            case .announce(_, let zero) = try UDPTrackerResponse.decode(
+                bytes("00000001 00000001 00000000 00000000 00000000"), family: .ipv4),
+            case .announce(_, let negative) = try UDPTrackerResponse.decode(
+                bytes("00000001 00000001 ffffffff 00000000 00000000"), family: .ipv4)
         else {
             Issue.record("not announces")
             return
@@ -179,7 +206,10 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
             ])
         #expect(!client.isBusy)
         #expect(client.tick(now: .seconds(100)).isEmpty)
-        #expect(client.receive(datagram: tracker.announceReply(to: announce), now: .seconds(3)) == [.ignored(.noRequestInFlight)])
+        #expect(
+            client.receive(datagram: tracker.announceReply(to: announce), now: .seconds(3)) == [
+                .ignored(.noRequestInFlight)
+            ])
     }
 
     @Test func wrongTransactionIDAndActionAreIgnored() {
@@ -188,12 +218,19 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
         let id = FakeUDPTracker.transactionID(of: connect)
         var forged = tracker.connectReply(to: connect)
         forged[7] ^= 1
-        #expect(client.receive(datagram: forged, now: .seconds(1)) == [.ignored(.wrongTransactionID(expected: id, received: id ^ 1))])
+        #expect(
+            client.receive(datagram: forged, now: .seconds(1)) == [
+                .ignored(.wrongTransactionID(expected: id, received: id ^ 1))
+            ])
         let wrongAction = tracker.announceReply(to: connect)
-        #expect(client.receive(datagram: wrongAction, now: .seconds(1)) == [.ignored(.unexpectedAction(expected: 0, received: 1))])
+        #expect(
+            client.receive(datagram: wrongAction, now: .seconds(1)) == [
+                .ignored(.unexpectedAction(expected: 0, received: 1))
+            ])
         #expect(client.receive(datagram: [0, 0, 0], now: .seconds(1)) == [.ignored(.tooShort(byteCount: 3))])
         // The exchange is intact: the genuine answer still works.
-        let announce = sentDatagram(client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(2)))
+        let announce = sentDatagram(
+            client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(2)))
         #expect(announce.count == 98)
     }
 
@@ -206,7 +243,10 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
         var now: UInt64 = 0
         while let deadline = nextTimeout(actions) {
             // Just before the deadline nothing happens.
-            #expect(client.tick(now: TrackerInstant(nanoseconds: deadline.nanoseconds - 1)) == [.nextTimeout(at: deadline)])
+            #expect(
+                client.tick(now: TrackerInstant(nanoseconds: deadline.nanoseconds - 1)) == [
+                    .nextTimeout(at: deadline)
+                ])
             now = deadline.nanoseconds / 1_000_000_000
             actions = client.tick(now: deadline)
             if actions.contains(where: { if case .send = $0 { true } else { false } }) {
@@ -232,7 +272,11 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
         for _ in 0..<4 {
             guard let deadline = nextTimeout(actions) else { break }
             actions = client.tick(now: deadline)
-            kinds.append((deadline.nanoseconds / 1_000_000_000, FakeUDPTracker.isConnect(sentDatagram(actions)) ? "connect" : "announce"))
+            kinds.append(
+                (
+                    deadline.nanoseconds / 1_000_000_000,
+                    FakeUDPTracker.isConnect(sentDatagram(actions)) ? "connect" : "announce"
+                ))
         }
         #expect(kinds.map(\.0) == [1, 16, 46, 106, 226])
         #expect(kinds.map(\.1) == ["announce", "announce", "announce", "connect", "connect"])
@@ -241,7 +285,8 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
     @Test func connectionIDIsReusedForOneMinute() {
         var client = client()
         let connect = sentDatagram(client.start(.announce(Self.request), now: .seconds(0)))
-        let announce = sentDatagram(client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
+        let announce = sentDatagram(
+            client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
         _ = client.receive(datagram: tracker.announceReply(to: announce), now: .seconds(2))
 
         let justInTime = TrackerInstant(nanoseconds: 61_000_000_000 - 1)
@@ -252,34 +297,44 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
         client.cancel()
 
         #expect(client.usableConnectionID(now: .seconds(61)) == nil)
-        #expect(FakeUDPTracker.isConnect(sentDatagram(client.start(.announce(Self.request), now: .seconds(61)))))
+        #expect(
+            FakeUDPTracker.isConnect(sentDatagram(client.start(.announce(Self.request), now: .seconds(61)))))
     }
 
     @Test func errorPacketFailsTheExchange() {
         var client = client()
         let connect = sentDatagram(client.start(.announce(Self.request), now: .seconds(0)))
-        let announce = sentDatagram(client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
+        let announce = sentDatagram(
+            client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
         var error: [UInt8] = []
         UDPTrackerPacket.append(UInt32(3), to: &error)
         UDPTrackerPacket.append(FakeUDPTracker.transactionID(of: announce), to: &error)
         error += ascii("unregistered torrent")
-        #expect(client.receive(datagram: error, now: .seconds(2)) == [.failed(.trackerFailure(reason: "unregistered torrent"))])
+        #expect(
+            client.receive(datagram: error, now: .seconds(2)) == [
+                .failed(.trackerFailure(reason: "unregistered torrent"))
+            ])
         #expect(!client.isBusy)
     }
 
     @Test func malformedAnswerWithTheRightIDFails() {
         var client = client()
         let connect = sentDatagram(client.start(.announce(Self.request), now: .seconds(0)))
-        let announce = sentDatagram(client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
+        let announce = sentDatagram(
+            client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
         let broken = tracker.announceReply(to: announce, peers: [1, 2, 3])
-        #expect(client.receive(datagram: broken, now: .seconds(2)) == [.failed(.compactLengthNotMultiple(key: "peers", byteCount: 3, stride: 6))])
+        #expect(
+            client.receive(datagram: broken, now: .seconds(2)) == [
+                .failed(.compactLengthNotMultiple(key: "peers", byteCount: 3, stride: 6))
+            ])
     }
 
     @Test func scrapeMapsCountsToInfoHashes() {
         var client = client()
         let hashes = [repeated20("a"), repeated20("b")]
         let connect = sentDatagram(client.start(.scrape(hashes), now: .seconds(0)))
-        let scrape = sentDatagram(client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
+        let scrape = sentDatagram(
+            client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
         #expect(scrape.count == 16 + 40)
         var reply: [UInt8] = []
         UDPTrackerPacket.append(UInt32(2), to: &reply)
@@ -293,13 +348,17 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
                 ])
             ])
         let tooMany = Array(repeating: repeated20("c"), count: 75)
-        #expect(client.start(.scrape(tooMany), now: .seconds(3)) == [.failed(.tooManyInfoHashes(count: 75, limit: 74))])
+        #expect(
+            client.start(.scrape(tooMany), now: .seconds(3)) == [
+                .failed(.tooManyInfoHashes(count: 75, limit: 74))
+            ])
     }
 
     @Test func ipv6TrackerAnswersWithEighteenBytePeers() {
         var client = UDPTrackerClient(family: .ipv6, random: TrackerRandom(seed: 3))
         let connect = sentDatagram(client.start(.announce(Self.request), now: .seconds(0)))
-        let announce = sentDatagram(client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
+        let announce = sentDatagram(
+            client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
         let reply = tracker.announceReply(to: announce, peers: bytes("20010db8000000000000000000000002 1ae2"))
         guard case .announced(let response) = client.receive(datagram: reply, now: .seconds(2)).first else {
             Issue.record("no announce result")

@@ -41,7 +41,9 @@ import TorrentModel
 
     @Test func refusals() {
         func problem(_ text: String) -> URLProblem? {
-            guard case .invalidURL(_, let problem) = trackerError({ try TrackerURL(text) }) else { return nil }
+            guard case .invalidURL(_, let problem) = trackerError({ try TrackerURL(text) }) else {
+                return nil
+            }
             return problem
         }
         #expect(problem("wss://t.example/a") == .unsupportedScheme("wss"))
@@ -57,7 +59,9 @@ import TorrentModel
         #expect(problem("http://[::1/") == .invalidHost("[::1"))
         #expect(problem("http://[1:2:3]/") == .invalidHost("1:2:3"))
         #expect(problem("http://bad!host/") == .invalidHost("bad!host"))
-        #expect(problem("http://t.example/" + String(repeating: "a", count: 5000)) == .tooLong(byteCount: 5017, limit: 4096))
+        #expect(
+            problem("http://t.example/" + String(repeating: "a", count: 5000))
+                == .tooLong(byteCount: 5017, limit: 4096))
     }
 
     @Test func ipv6TextForms() {
@@ -81,7 +85,9 @@ import TorrentModel
         #expect(try base.resolving("/root?y=2").description == "http://t.example:8080/root?y=2")
         #expect(try base.resolving("?z=3").description == "http://t.example:8080/dir/announce?z=3")
         #expect(try base.resolving("other?k").description == "http://t.example:8080/dir/other?k")
-        #expect(trackerError { try base.resolving("ftp://x/") } == .invalidRedirect(location: "ftp://x/", problem: .unsupportedScheme("ftp")))
+        #expect(
+            trackerError { try base.resolving("ftp://x/") }
+                == .invalidRedirect(location: "ftp://x/", problem: .unsupportedScheme("ftp")))
     }
 }
 
@@ -103,8 +109,12 @@ import TorrentModel
             let derived = try? Scrape.url(announce: url(announce)).description
             #expect(derived == expected, "\(announce)")
         }
-        #expect(trackerError { try Scrape.url(announce: url("http://example.com/a")) } == .scrapeNotSupported(url: "http://example.com/a"))
-        #expect(trackerError { try Scrape.url(announce: url("udp://example.com:80/announce")) } == .wrongTransport(url: "udp://example.com:80/announce"))
+        #expect(
+            trackerError { try Scrape.url(announce: url("http://example.com/a")) }
+                == .scrapeNotSupported(url: "http://example.com/a"))
+        #expect(
+            trackerError { try Scrape.url(announce: url("udp://example.com:80/announce")) }
+                == .wrongTransport(url: "udp://example.com:80/announce"))
     }
 
     @Test func requestCarriesEveryInfoHash() throws {
@@ -127,9 +137,12 @@ import TorrentModel
         let entries = try Scrape.parseResponse(body)
         #expect(
             entries == [
-                ScrapeEntry(infoHash: repeated20("x"), seederCount: 11, completedCount: 13772, leecherCount: 19),
-                ScrapeEntry(infoHash: repeated20("y"), seederCount: 21, completedCount: 206, leecherCount: 20),
-                ScrapeEntry(infoHash: repeated20("z"), seederCount: 14, completedCount: 12191, leecherCount: 9),
+                ScrapeEntry(
+                    infoHash: repeated20("x"), seederCount: 11, completedCount: 13772, leecherCount: 19),
+                ScrapeEntry(
+                    infoHash: repeated20("y"), seederCount: 21, completedCount: 206, leecherCount: 20),
+                ScrapeEntry(
+                    infoHash: repeated20("z"), seederCount: 14, completedCount: 12191, leecherCount: 9),
             ])
     }
 
@@ -143,11 +156,20 @@ import TorrentModel
         #expect(parse([:]) == .missingKey("files"))
         #expect(parse(["files": []]) == .wrongType(key: "files", expected: .dictionary, found: .list))
         #expect(parse(["files": ["short": stats]]) == .invalidInfoHashKey(byteCount: 5))
-        #expect(parse(["files": [BencodeKey(repeated20("a").bytes): 5]]) == .notADictionary(context: "scrape entry \(repeated20("a"))"))
-        #expect(parse(["files": [BencodeKey(repeated20("a").bytes): ["complete": -1]]]) == .valueOutOfRange(key: "complete", value: -1))
+        #expect(
+            parse(["files": [BencodeKey(repeated20("a").bytes): 5]])
+                == .notADictionary(context: "scrape entry \(repeated20("a"))"))
+        #expect(
+            parse(["files": [BencodeKey(repeated20("a").bytes): ["complete": -1]]])
+                == .valueOutOfRange(key: "complete", value: -1))
         let three: BencodeValue = .dictionary(
-            Dictionary(uniqueKeysWithValues: ["a", "b", "c"].map { (BencodeKey(repeated20(Character($0)).bytes), stats) }))
-        #expect(parse(["files": three], limits: TrackerLimits(maxScrapeEntryCount: 2)) == .tooManyScrapeEntries(count: 3, limit: 2))
+            Dictionary(
+                uniqueKeysWithValues: ["a", "b", "c"].map {
+                    (BencodeKey(repeated20(Character($0)).bytes), stats)
+                }))
+        #expect(
+            parse(["files": three], limits: TrackerLimits(maxScrapeEntryCount: 2))
+                == .tooManyScrapeEntries(count: 3, limit: 2))
         #expect(parse(["files": three]) == nil)
     }
 }
