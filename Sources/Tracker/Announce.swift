@@ -4,14 +4,19 @@ import TorrentModel
 /// What we tell a tracker when announcing (BEP 3, with BEP 23's `compact=1`). The same values fill a
 /// BEP 15 UDP announce.
 public struct AnnounceRequest: Hashable, Sendable {
+    /// The torrent's v1 infohash (or a v2 hash truncated to 20 bytes).
     public var infoHash: InfoHash
+    /// Our peer id for this session; see ``PeerIdentity``.
     public var peerID: PeerID
     /// The TCP port we accept peers on.
     public var port: UInt16
+    /// Payload bytes sent to peers since `started`.
     public var uploadedBytes: UInt64
+    /// Payload bytes received from peers since `started`.
     public var downloadedBytes: UInt64
     /// Bytes still needed to complete the download (0 when seeding).
     public var leftBytes: UInt64
+    /// Why we announce; ``AnnounceScheduler`` decides.
     public var event: AnnounceEvent
     /// How many peers we would like; nil lets the tracker choose (HTTP omits it, UDP sends -1).
     public var numberWanted: Int?
@@ -22,6 +27,7 @@ public struct AnnounceRequest: Hashable, Sendable {
     /// An address to advertise instead of the one the tracker sees (most trackers ignore it).
     public var ip: String?
 
+    /// A request; everything optional defaults to absent.
     public init(
         infoHash: InfoHash, peerID: PeerID, port: UInt16, uploadedBytes: UInt64 = 0,
         downloadedBytes: UInt64 = 0,
@@ -114,6 +120,7 @@ public struct AnnounceResponse: Hashable, Sendable {
     /// Bounded by ``TrackerLimits/maxPeerCount`` like the peers themselves.
     public var skippedPeers: [TrackerError]
 
+    /// A response from already validated values (UDP decoding and tests use this).
     public init(
         intervalSeconds: Int64, minimumIntervalSeconds: Int64? = nil, warningMessage: String? = nil,
         trackerID: [UInt8]? = nil, seederCount: Int64? = nil, leecherCount: Int64? = nil,

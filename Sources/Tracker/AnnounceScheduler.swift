@@ -58,7 +58,9 @@ public struct AnnounceScheduler: Sendable {
         case idle
     }
 
+    /// The timing this scheduler was made with.
     public let options: Options
+    /// Where the session is; see ``Phase``.
     public private(set) var phase = Phase.notStarted
     /// The event of the announce in flight, if any.
     public private(set) var inFlight: AnnounceEvent?
@@ -74,6 +76,7 @@ public struct AnnounceScheduler: Sendable {
     private var lastSuccessAt: TrackerInstant?
     private var minimumIntervalSeconds: UInt64?
 
+    /// A scheduler that does nothing until ``start(now:isComplete:)``.
     public init(options: Options = Options()) { self.options = options }
 
     /// Begins the session: `started` is due at once. `isComplete` (we are a seed from the start) means

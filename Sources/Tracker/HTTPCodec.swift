@@ -1,8 +1,11 @@
 /// One HTTP header as received: the name as sent, the value trimmed of surrounding spaces and tabs.
 public struct HTTPHeader: Hashable, Sendable {
+    /// The field name as the server wrote it.
     public var name: String
+    /// The field value, trimmed.
     public var value: String
 
+    /// A header from its parts.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -11,12 +14,16 @@ public struct HTTPHeader: Hashable, Sendable {
 
 /// A complete HTTP response.
 public struct HTTPResponse: Hashable, Sendable {
+    /// The three-digit status code.
     public var statusCode: Int
+    /// The text after the status code, for logs.
     public var reasonPhrase: String
+    /// The header fields in the order received (trailers are dropped).
     public var headers: [HTTPHeader]
     /// The body with any chunked framing removed.
     public var body: [UInt8]
 
+    /// A response from its parts.
     public init(statusCode: Int, reasonPhrase: String, headers: [HTTPHeader], body: [UInt8]) {
         self.statusCode = statusCode
         self.reasonPhrase = reasonPhrase
@@ -65,6 +72,7 @@ public struct HTTPResponseParser: Sendable {
     public struct Limits: Hashable, Sendable {
         /// The status line, headers and chunk trailers together, in bytes.
         public var maxHeaderBytes: Int
+        /// The most header fields kept.
         public var maxHeaderCount: Int
         /// The decoded body, in bytes.
         public var maxBodyBytes: Int
@@ -99,6 +107,7 @@ public struct HTTPResponseParser: Sendable {
     /// Chunk size lines (with extensions) longer than this are refused.
     private static let maxChunkLineBytes = 1024
 
+    /// The limits this parser enforces.
     public let limits: Limits
     private var phase = Phase.statusLine
     private var line: [UInt8] = []
@@ -108,6 +117,7 @@ public struct HTTPResponseParser: Sendable {
     private var headers: [HTTPHeader] = []
     private var body: [UInt8] = []
 
+    /// A parser waiting for a status line.
     public init(limits: Limits = Limits()) { self.limits = limits }
 
     /// Consumes `bytes`. Bytes after the end of the response are ignored (we sent `Connection: close`).
@@ -378,11 +388,15 @@ public struct HTTPTrackerSession: Sendable {
         case finished(Action)
     }
 
+    /// Sent as `User-Agent` on every request.
     public let userAgent: String
+    /// How many redirects are followed before giving up.
     public let maxRedirects: Int
+    /// Limits applied to each response.
     public let parserLimits: HTTPResponseParser.Limits
     /// The URL of the current (or last) request, after redirects.
     public private(set) var currentURL: TrackerURL
+    /// Redirects followed so far.
     public private(set) var redirectCount = 0
     private var parser: HTTPResponseParser
     private var phase = Phase.idle

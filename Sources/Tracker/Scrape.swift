@@ -3,6 +3,7 @@ import TorrentModel
 
 /// Swarm statistics for one torrent from a scrape (BEP 48 over HTTP, BEP 15 over UDP).
 public struct ScrapeEntry: Hashable, Sendable {
+    /// The torrent these numbers describe.
     public var infoHash: InfoHash
     /// Peers that have the whole torrent (`complete`; BEP 15 "seeders").
     public var seederCount: Int64
@@ -11,6 +12,7 @@ public struct ScrapeEntry: Hashable, Sendable {
     /// Peers still downloading (`incomplete`; BEP 15 "leechers").
     public var leecherCount: Int64
 
+    /// An entry from its parts.
     public init(infoHash: InfoHash, seederCount: Int64, completedCount: Int64, leecherCount: Int64) {
         self.infoHash = infoHash
         self.seederCount = seederCount

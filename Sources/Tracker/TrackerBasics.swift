@@ -140,6 +140,7 @@ public struct IPv4Address: Hashable, Sendable, CustomStringConvertible {
     /// The address in host order (`0x7f000001` is 127.0.0.1).
     public var value: UInt32
 
+    /// An address from its 32-bit value in host order.
     public init(_ value: UInt32) { self.value = value }
 
     /// Four bytes in network order (missing bytes count as zero).
@@ -181,6 +182,7 @@ public struct IPv6Address: Hashable, Sendable, CustomStringConvertible {
     /// The last eight bytes, big-endian.
     public var low: UInt64
 
+    /// An address from its two big-endian halves.
     public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
@@ -322,6 +324,7 @@ public struct TrackerPeer: Hashable, Sendable, CustomStringConvertible {
     /// Only dictionary-form peers carry one.
     public var peerID: PeerID?
 
+    /// A peer from its parts.
     public init(host: PeerHost, port: UInt16, peerID: PeerID? = nil) {
         self.host = host
         self.port = port

@@ -11,7 +11,9 @@
 public struct TrackerTiers: Sendable {
     /// Where in the tiers the current tracker is.
     public struct Position: Hashable, Sendable {
+        /// The tier, 0 being the most preferred.
         public var tier: Int
+        /// The tracker's place within its tier.
         public var index: Int
     }
 

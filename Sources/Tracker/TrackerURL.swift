@@ -40,8 +40,11 @@ public struct TrackerURL: Hashable, Sendable, CustomStringConvertible {
     /// The longest URL accepted, in bytes.
     public static let maxByteCount = 4096
 
+    /// How to reach the tracker.
     public var scheme: Scheme
+    /// The host to connect to (and to name in the `Host` header).
     public var host: Host
+    /// The port, the scheme's default when the URL gives none.
     public var port: UInt16
     /// The path, starting with `/`, without the query.
     public var path: String

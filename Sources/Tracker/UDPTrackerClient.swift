@@ -49,6 +49,7 @@ public struct UDPTrackerClient: Sendable {
         /// The largest `n` in `15 × 2^n`: 8 (3,840 s).
         public var maxRetransmissionExponent: Int
 
+        /// BEP 15's timing unless a simulation wants it faster.
         public init(
             connectionIDLifetimeSeconds: UInt64 = 60, baseTimeoutSeconds: UInt64 = 15,
             maxRetransmissionExponent: Int = 8
@@ -75,8 +76,11 @@ public struct UDPTrackerClient: Sendable {
         var sendCount: Int
     }
 
+    /// The socket's address family, which fixes the peer format.
     public let family: AddressFamily
+    /// Timing.
     public let options: Options
+    /// Limits on what the tracker sends.
     public let limits: TrackerLimits
     private var random: TrackerRandom
     private var connection: (id: UInt64, receivedAt: TrackerInstant)?

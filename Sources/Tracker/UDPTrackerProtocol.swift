@@ -77,10 +77,14 @@ public enum UDPTrackerPacket {
 public enum UDPTrackerResponse: Hashable, Sendable {
     /// One torrent's numbers in a scrape answer, in the order the infohashes were asked.
     public struct ScrapeCounts: Hashable, Sendable {
+        /// BEP 15 "seeders".
         public var seederCount: Int64
+        /// BEP 15 "completed": peers that ever finished.
         public var completedCount: Int64
+        /// BEP 15 "leechers".
         public var leecherCount: Int64
 
+        /// Counts from their parts.
         public init(seederCount: Int64, completedCount: Int64, leecherCount: Int64) {
             self.seederCount = seederCount
             self.completedCount = completedCount
