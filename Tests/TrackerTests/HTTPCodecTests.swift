@@ -256,3 +256,42 @@ func parseAllWays(
         #expect(udp.start() == .failed(.wrongTransport(url: "udp://a.example:1/announce")))
     }
 }
+
+@Suite struct HTTPAnnounceEndToEndTests {
+    @Test func chunkedAnnounceAnswerThroughTheSessionAndTheParser() throws {
+        let body =
+            ascii("d8:intervali900e5:peers12:") + [10, 0, 0, 1, 0x1a, 0xe1, 10, 0, 0, 2, 0x1a, 0xe2]
+            + ascii("e")
+        let split = 11
+        let hexFirst = String(split, radix: 16)
+        let hexRest = String(body.count - split, radix: 16)
+        let wire =
+            ascii(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+            )
+            + ascii("\(hexFirst)\r\n") + body[..<split] + ascii("\r\n") + ascii("\(hexRest)\r\n")
+            + body[split...]
+            + ascii("\r\n0\r\n\r\n")
+        var session = HTTPTrackerSession(url: url("http://t.example/announce"), userAgent: "test")
+        _ = session.start()
+        var final: HTTPTrackerSession.Action?
+        // Byte at a time, as a slow link would deliver it; chunked framing wins over Content-Length.
+        for byte in wire where final == nil { final = session.receive([byte]) }
+        guard case .completed(let response) = final else {
+            Issue.record("no response: \(String(describing: final))")
+            return
+        }
+        #expect(response.body == body)
+        let announce = try AnnounceResponse(parsing: response.body)
+        #expect(announce.intervalSeconds == 900)
+        #expect(announce.peers.map(\.description) == ["10.0.0.1:6881", "10.0.0.2:6882"])
+    }
+
+    @Test func instantsSaturateInsteadOfWrapping() {
+        let late = TrackerInstant(nanoseconds: .max - 1)
+        #expect(late.adding(seconds: 1) == TrackerInstant(nanoseconds: .max))
+        #expect(TrackerInstant.zero.adding(seconds: .max) == TrackerInstant(nanoseconds: .max))
+        #expect(TrackerInstant.seconds(2).nanoseconds(since: .seconds(5)) == 0)
+        #expect(TrackerInstant.seconds(5).nanoseconds(since: .seconds(2)) == 3_000_000_000)
+    }
+}
