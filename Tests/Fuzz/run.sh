@@ -48,9 +48,12 @@ build_module Bencode
 build_module Buffers
 build_module Hashing
 build_module Metainfo
+build_module Tracker
 build_harness BencodeFuzz Bencode
 build_harness MetainfoFuzz TorrentModel Bencode Buffers Hashing Metainfo
 build_harness BuilderFuzz TorrentModel Bencode Buffers Hashing Metainfo
+build_harness TrackerResponseFuzz TorrentModel Bencode Tracker
+build_harness UDPTrackerFuzz TorrentModel Bencode Tracker
 
 hash20='aaaaaaaaaaaaaaaaaaaa'
 hash32='bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
@@ -73,6 +76,23 @@ seed "$corpus/MetainfoFuzz/magnet" \
 # Builder inputs: format, piece length, file count, then per file scale, length, path components.
 seed "$corpus/BuilderFuzz/hybrid-two-files" '\002\000\002\001\001\000\001\003abc\001\002\000\002\002xy\001z'
 seed "$corpus/BuilderFuzz/v2-single" '\001\001\000\001\004\000\000'
+
+# Tracker answers: HTTP framing around bencoded announce and scrape bodies.
+seed "$corpus/TrackerResponseFuzz/compact" \
+    'HTTP/1.1 200 OK\r\nContent-Length: 62\r\n\r\nd8:completei1e10:incompletei0e8:intervali1800e5:peers6:\n\000\000\001\032\341e'
+seed "$corpus/TrackerResponseFuzz/chunked-dict-peers" \
+    'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n11\r\nd8:intervali60e5:\r\n1c\r\npeersld2:ip3:::14:porti1eeee\r\n0\r\n\r\n'
+seed "$corpus/TrackerResponseFuzz/redirect" 'HTTP/1.1 302 Found\r\nLocation: /other?x=1\r\nContent-Length: 0\r\n\r\n'
+seed "$corpus/TrackerResponseFuzz/failure" 'd14:failure reason6:bannede'
+seed "$corpus/TrackerResponseFuzz/scrape" \
+    "d5:filesd20:${hash20}d8:completei1e10:downloadedi2e10:incompletei3eeee"
+seed "$corpus/TrackerResponseFuzz/url" 'http://[2001:db8::1]:6969/announce?passkey=1'
+# UDP scripts: flags byte, then steps (length + datagram, or 0x80|minutes to let time pass).
+seed "$corpus/UDPTrackerFuzz/connect-announce" \
+    '\000\020\000\000\000\000\000\000\000\000\001\002\003\004\005\006\007\010\032\000\000\000\001\000\000\000\000\000\000\007\010\000\000\000\001\000\000\000\002\n\000\000\001\032\341'
+seed "$corpus/UDPTrackerFuzz/timeouts" '\000\201\201\202\204\210\220\240\277\277\277'
+seed "$corpus/UDPTrackerFuzz/scrape-error" \
+    '\002\020\000\000\000\000\000\000\000\000\001\002\003\004\005\006\007\010\015\000\000\000\003\000\000\000\000nope!'
 
 cat >"$out/metainfo.dict" <<'DICT'
 "4:info"
@@ -102,7 +122,7 @@ cat >"$out/metainfo.dict" <<'DICT'
 DICT
 
 failed=0
-for harness in BencodeFuzz MetainfoFuzz BuilderFuzz; do
+for harness in BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz; do
     artifacts="$out/artifacts/$harness"
     mkdir -p "$artifacts"
     echo "== fuzzing $harness for ${seconds}s"
