@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "TorrentModel"),
         .target(name: "Bencode"),
         .target(name: "Metainfo", dependencies: ["Bencode", "Hashing", "TorrentModel"]),
-        .target(name: "PeerWire", dependencies: ["TorrentModel"]),
+        .target(name: "PeerWire", dependencies: ["TorrentModel", "Bencode"]),
         .target(name: "Swarm", dependencies: ["TorrentModel"]),
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
 
@@ -77,7 +77,7 @@ let package = Package(
         .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
         .testTarget(name: "MetainfoTests", dependencies: ["Metainfo", "Bencode", "Hashing"]),
         .testTarget(name: "TorrentModelTests", dependencies: ["TorrentModel"]),
-        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel"]),
+        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
         .testTarget(

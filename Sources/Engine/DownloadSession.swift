@@ -131,7 +131,8 @@ public final class DownloadSession {
 
     /// What a receive produced, kept until the connection has finished parsing.
     private enum PendingEvent {
-        case handshake
+        case handshake(extensionProtocol: Bool)
+        case extensionHandshake([UInt8])
         case bitfield
         case haveAll
         case haveNone
@@ -142,6 +143,11 @@ public final class DownloadSession {
         case rejected(BlockRange)
         case request(BlockRange)
     }
+
+    /// What we tell peers in the BEP 10 handshake.
+    static let extensionHandshake = ExtensionHandshake(
+        clientName: "Potluck \(potluckVersion)",
+        requestQueueLength: PeerConnectionOptions().maximumIncomingRequests)
 
     public init(metainfo: Metainfo, options: DownloadOptions, log: @escaping (String) -> Void = { _ in }) {
         self.metainfo = metainfo
@@ -520,7 +526,14 @@ public final class DownloadSession {
             let span = Span<UInt8>(_unsafeBytes: bytes)
             try link.connection.receive(span, now: time) { event in
                 switch event {
-                case .handshakeCompleted: pendingEvents.append(.handshake)
+                case .handshakeCompleted(_, let negotiated):
+                    pendingEvents.append(
+                        .handshake(extensionProtocol: negotiated.contains(.extensionProtocol)))
+                case .extended(let id, let payload) where id == 0:
+                    var bytes = [UInt8]()
+                    bytes.reserveCapacity(payload.count)
+                    for i in payload.indices { bytes.append(payload[i]) }
+                    pendingEvents.append(.extensionHandshake(bytes))
                 case .peerBitfield: pendingEvents.append(.bitfield)
                 case .peerHasAll: pendingEvents.append(.haveAll)
                 case .peerHasNone: pendingEvents.append(.haveNone)
@@ -546,8 +559,19 @@ public final class DownloadSession {
         actions.removeAll(keepingCapacity: true)
         for event in pendingEvents {
             switch event {
-            case .handshake:
+            case .handshake(let extensionProtocol):
                 pipeline.peerConnected(link.slot)
+                if extensionProtocol {
+                    let ours = Self.extensionHandshake.encoded()
+                    _ = link.connection.sendExtended(id: 0, payload: ours.span)
+                }
+            case .extensionHandshake(let payload):
+                // BEP 10: `reqq` bounds how many requests the peer queues; more would be dropped.
+                if let theirs = try? ExtensionHandshake(decoding: payload),
+                    let length = theirs.requestQueueLength
+                {
+                    pipeline.peerAdvertisedRequestQueue(link.slot, length: length)
+                }
             case .bitfield:
                 if let pieces = PieceSet(
                     wireBytes: link.connection.peerPieces.bytes, count: geometry.pieceCount)

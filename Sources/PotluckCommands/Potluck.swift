@@ -1,8 +1,9 @@
 import ArgumentParser
+import Engine
 
 /// The `potluck` command line: a thin layer over the library modules, one file per subcommand.
 public struct Potluck: ParsableCommand {
-    public static let version = "0.1.0"
+    public static let version = potluckVersion
 
     public static let configuration = CommandConfiguration(
         commandName: "potluck",
