@@ -79,6 +79,18 @@ def install_signal_handlers():
         signal.signal(sig, _raise_exit)
 
 
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGTERM/SIGINT/SIGHUP while a resource is created and its teardown registered, so a
+    signal cannot land between the two; a held signal is handled right after."""
+    held = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def run_tool(main):
     """Run a tool's main(); HarnessError → status 1 with a message, anything else propagates."""
     install_signal_handlers()
@@ -94,6 +106,8 @@ def run_tool(main):
 
 
 def _child_setup():
+    # The child inherits the signal mask spawn() holds; the client must see our SIGTERM.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     # Dies with the harness even if the harness is SIGKILLed (the kernel sends SIGKILL on parent death).
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -101,9 +115,10 @@ def _child_setup():
 def spawn(argv, stack, name=None, **kwargs):
     """Start argv in its own process group and register its teardown on `stack` (an ExitStack)."""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.Popen(argv, process_group=0, preexec_fn=_child_setup, **kwargs)
-    proc.harness_name = name or os.path.basename(argv[0])
-    stack.callback(stop_process, proc)
+    with signals_deferred():
+        proc = subprocess.Popen(argv, process_group=0, preexec_fn=_child_setup, **kwargs)
+        proc.harness_name = name or os.path.basename(argv[0])
+        stack.callback(stop_process, proc)
     return proc
 
 
@@ -124,8 +139,9 @@ def stop_process(proc, grace=5.0):
 
 
 def make_tempdir(stack, label):
-    path = tempfile.mkdtemp(prefix=f"{run_tmp_prefix()}{label}-")
-    stack.callback(subprocess.run, ["rm", "-rf", "--one-file-system", path], check=False)
+    with signals_deferred():
+        path = tempfile.mkdtemp(prefix=f"{run_tmp_prefix()}{label}-")
+        stack.callback(subprocess.run, ["rm", "-rf", "--one-file-system", path], check=False, timeout=60)
     return path
 
 

@@ -149,8 +149,9 @@ def get(rpc, torrent_id):
 
 
 def make_namespace(stack):
-    ns = common.netns_create()
-    stack.callback(common.netns_delete, ns["netns"])
+    with common.signals_deferred():
+        ns = common.netns_create()
+        stack.callback(common.netns_delete, ns["netns"])
     return ns
 
 
