@@ -385,21 +385,30 @@ def start_opentracker(stack, http_port, udp_port, whitelist, bind="127.0.0.1", t
     for address in binds:
         check_allowed_address(address)
         argv += ["-i", address, "-p", str(http_port), "-P", str(udp_port)]  # -i applies to the next -p/-P
-    proc = spawn(argv, stack, name="opentracker", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                 cwd=root)
+    # Its messages go to a file, not a pipe: a pipe nobody drains would stall it on a long run.
+    log_path = os.path.join(root, "opentracker.log")
+    with open(log_path, "wb") as log_file:
+        proc = spawn(argv, stack, name="opentracker", stdout=subprocess.DEVNULL, stderr=log_file, cwd=root)
     urls = {"http": f"http://{binds[0]}:{http_port}/announce", "udp": f"udp://{binds[0]}:{udp_port}/announce"}
 
     def answers():
+        # Ready means the whitelist is loaded, which opentracker does in a thread of its own after it
+        # starts answering: a "started" announce must be accepted ("stopped" ones never check the
+        # whitelist). The probe peer is withdrawn at once so no client is sent to it.
         try:
-            return "peers" in announce(urls["http"], whitelist[0], 1, event="stopped", timeout=1.0) and \
-                   "peers" in announce(urls["udp"], whitelist[0], 1, event="stopped", timeout=1.0)
+            for url in (urls["http"], urls["udp"]):
+                if "peers" not in announce(url, whitelist[0], 1, event="started", timeout=1.0):
+                    return False
+            announce(urls["http"], whitelist[0], 1, event="stopped", timeout=1.0)
+            return True
         except OSError:
             return False
     try:
         wait_until(answers, timeout, "opentracker to answer", interval=0.2, procs=[proc])
     except HarnessError as error:
         if proc.poll() is not None:
-            raise HarnessError(f"{error}: {proc.stderr.read().decode(errors='replace').strip()}") from None
+            with open(log_path, errors="replace") as f:
+                raise HarnessError(f"{error}: {f.read().strip()[-500:]}") from None
         raise
     return proc, urls
 

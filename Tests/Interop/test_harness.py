@@ -228,6 +228,15 @@ class InteropHarnessTests(unittest.TestCase):
         self.assertFalse(alive(seeder.info["pid"]))
         self.assertNotIn(seeder.info["netns"], harness_state()[0])
 
+    def test_transmission_seeder_in_a_namespace_to_aria2_download(self):
+        # aria2 learns the seeder from a tracker: the tool announces it from inside its namespace.
+        seeder = self.start(tool("transmission.py") + ["seed", self.torrent, self.data], timeout=60)
+        status, result, err = run(tool("aria2.py") + ["download", self.torrent, self.out, "--peer",
+                                                      seeder.info["peer"], "--timeout", "60"])
+        self.assertEqual(status, 0, err)
+        self.assertSamePayload(self.out)
+        self.assertEqual(seeder.close(), 0)
+
     def test_transmission_download_from_libtorrent_seeders_on_root_side_addresses(self):
         status, ns, err = run(tool("netns.py") + ["create", "--root-addresses", "2"])
         self.assertEqual(status, 0, err)
@@ -303,7 +312,7 @@ class InteropHarnessTests(unittest.TestCase):
         status, reply, err = run(tool("tracker.py") + ["announce", tracker.info["http"], "--infohash",
                                                        whitelisted, "--port", "40001"])
         self.assertEqual(status, 0, err)
-        self.assertIn("127.0.0.1:40001", reply["peers"])
+        self.assertEqual(reply["peers"], ["127.0.0.1:40001"])  # and not the start-up probe
         # A second peer over UDP sees the first one: the tracker really keeps the swarm.
         status, reply, err = run(tool("tracker.py") + ["announce", tracker.info["udp"], "--infohash",
                                                        whitelisted, "--port", "40002", "--left", "10"])
