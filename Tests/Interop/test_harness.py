@@ -6,6 +6,7 @@ namespaces the harness creates, compares the downloaded bytes with the payload, 
 tools left no process, namespace or temporary directory behind.
 """
 
+import contextlib
 import filecmp
 import json
 import os
@@ -69,6 +70,22 @@ class Service:
             self.proc.wait(10)
         self.release()
 
+    def stop(self):
+        """After a failed test: let the tool tear down what it made (stdin EOF, then SIGTERM), and
+        SIGKILL it only if it does not."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            for escalate in (None, signal.SIGTERM):
+                if escalate:
+                    os.killpg(self.proc.pid, escalate)
+                try:
+                    self.proc.wait(20)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+        self.kill()
+
     def release(self):
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if not pipe.closed:
@@ -125,7 +142,7 @@ class InteropHarnessTests(unittest.TestCase):
 
     def tearDown(self):
         for service in self.services:
-            service.kill()
+            service.stop()
         # Everything a tool started must be gone once the tool has exited.
         deadline = time.monotonic() + 10
         while True:
