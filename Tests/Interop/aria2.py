@@ -9,7 +9,8 @@ that tracker alone (--bt-tracker, with the torrent's own trackers excluded).
   download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]
   download FILE OUT_DIR --tracker URL [--timeout S] [--bind ADDR]
       → {"complete": true, "seconds", "bytes", "cpu_seconds"}; exit 0 only when aria2c reports the
-        download complete (it hash-checks every piece). cpu_seconds is aria2c's user+system CPU.
+        download complete (it hash-checks every piece). bytes is the payload on disk (aria2c does
+        not report wire bytes); cpu_seconds is aria2c's user+system CPU.
         HOST may be any address of the root namespace (127.x, a root-side 10.77.N.1/.101..) or
         10.77.N.2 inside a harness namespace plk-N (a Transmission seeder): that peer is announced from
         inside its namespace to the tracker's extra address 10.77.N.1.
