@@ -6,10 +6,11 @@ aria2c cannot be given peers for a .torrent on its command line and only learns 
 it from the peer's own address (opentracker records the announcing socket's address) and hands aria2c
 that tracker alone (--bt-tracker, with the torrent's own trackers excluded).
 
-  download FILE OUT_DIR --peer HOST:PORT... [--timeout S]
-  download FILE OUT_DIR --tracker URL [--timeout S]
+  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]
+  download FILE OUT_DIR --tracker URL [--timeout S] [--bind ADDR]
       → {"complete": true, "seconds", "bytes", "cpu_seconds"}; exit 0 only when aria2c reports the
-        download complete (it hash-checks every piece). cpu_seconds is aria2c's user+system CPU.
+        download complete (it hash-checks every piece). bytes is the payload on disk (aria2c does
+        not report wire bytes); cpu_seconds is aria2c's user+system CPU.
         HOST may be any address of the root namespace (127.x, a root-side 10.77.N.1/.101..) or
         10.77.N.2 inside a harness namespace plk-N (a Transmission seeder): that peer is announced from
         inside its namespace to the tracker's extra address 10.77.N.1.
@@ -111,6 +112,9 @@ def cmd_download(args):
             sources = {common.source_address_for(host) for host, _, _ in placed}
             if len(sources) == 1:
                 interface = sources.pop()  # listen and connect from that address only
+        if args.bind:
+            common.check_allowed_address(args.bind)
+            interface = args.bind
         os.makedirs(args.out_dir, exist_ok=True)
         argv = base_options() + [
             f"--dir={os.path.abspath(args.out_dir)}", "--seed-time=0",
@@ -220,6 +224,8 @@ def main():
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--tracker", metavar="URL", help="use this tracker instead of --peer")
+    p.add_argument("--bind", metavar="ADDR",
+                   help="local address to listen and connect from (default: the one routed to the peers)")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
     p.set_defaults(func=cmd_download)
     p = sub.add_parser("seed", help="seed with aria2c until stdin closes",

@@ -79,6 +79,18 @@ def install_signal_handlers():
         signal.signal(sig, _raise_exit)
 
 
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGTERM/SIGINT/SIGHUP while a resource is created and its teardown registered, so a
+    signal cannot land between the two; a held signal is handled right after."""
+    held = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def run_tool(main):
     """Run a tool's main(); HarnessError → status 1 with a message, anything else propagates."""
     install_signal_handlers()
@@ -94,6 +106,8 @@ def run_tool(main):
 
 
 def _child_setup():
+    # The child inherits the signal mask spawn() holds; the client must see our SIGTERM.
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     # Dies with the harness even if the harness is SIGKILLed (the kernel sends SIGKILL on parent death).
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
@@ -101,9 +115,10 @@ def _child_setup():
 def spawn(argv, stack, name=None, **kwargs):
     """Start argv in its own process group and register its teardown on `stack` (an ExitStack)."""
     kwargs.setdefault("stdin", subprocess.DEVNULL)
-    proc = subprocess.Popen(argv, process_group=0, preexec_fn=_child_setup, **kwargs)
-    proc.harness_name = name or os.path.basename(argv[0])
-    stack.callback(stop_process, proc)
+    with signals_deferred():
+        proc = subprocess.Popen(argv, process_group=0, preexec_fn=_child_setup, **kwargs)
+        proc.harness_name = name or os.path.basename(argv[0])
+        stack.callback(stop_process, proc)
     return proc
 
 
@@ -124,8 +139,9 @@ def stop_process(proc, grace=5.0):
 
 
 def make_tempdir(stack, label):
-    path = tempfile.mkdtemp(prefix=f"{run_tmp_prefix()}{label}-")
-    stack.callback(subprocess.run, ["rm", "-rf", "--one-file-system", path], check=False)
+    with signals_deferred():
+        path = tempfile.mkdtemp(prefix=f"{run_tmp_prefix()}{label}-")
+        stack.callback(subprocess.run, ["rm", "-rf", "--one-file-system", path], check=False, timeout=60)
     return path
 
 
@@ -369,21 +385,30 @@ def start_opentracker(stack, http_port, udp_port, whitelist, bind="127.0.0.1", t
     for address in binds:
         check_allowed_address(address)
         argv += ["-i", address, "-p", str(http_port), "-P", str(udp_port)]  # -i applies to the next -p/-P
-    proc = spawn(argv, stack, name="opentracker", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                 cwd=root)
+    # Its messages go to a file, not a pipe: a pipe nobody drains would stall it on a long run.
+    log_path = os.path.join(root, "opentracker.log")
+    with open(log_path, "wb") as log_file:
+        proc = spawn(argv, stack, name="opentracker", stdout=subprocess.DEVNULL, stderr=log_file, cwd=root)
     urls = {"http": f"http://{binds[0]}:{http_port}/announce", "udp": f"udp://{binds[0]}:{udp_port}/announce"}
 
     def answers():
+        # Ready means the whitelist is loaded, which opentracker does in a thread of its own after it
+        # starts answering: a "started" announce must be accepted ("stopped" ones never check the
+        # whitelist). The probe peer is withdrawn at once so no client is sent to it.
         try:
-            return "peers" in announce(urls["http"], whitelist[0], 1, event="stopped", timeout=1.0) and \
-                   "peers" in announce(urls["udp"], whitelist[0], 1, event="stopped", timeout=1.0)
+            for url in (urls["http"], urls["udp"]):
+                if "peers" not in announce(url, whitelist[0], 1, event="started", timeout=1.0):
+                    return False
+            announce(urls["http"], whitelist[0], 1, event="stopped", timeout=1.0)
+            return True
         except OSError:
             return False
     try:
         wait_until(answers, timeout, "opentracker to answer", interval=0.2, procs=[proc])
     except HarnessError as error:
         if proc.poll() is not None:
-            raise HarnessError(f"{error}: {proc.stderr.read().decode(errors='replace').strip()}") from None
+            with open(log_path, errors="replace") as f:
+                raise HarnessError(f"{error}: {f.read().strip()[-500:]}") from None
         raise
     return proc, urls
 

@@ -134,6 +134,10 @@ def cmd_cleanup(args):
     removed = glob.glob(os.path.join(tempfile.gettempdir(), glob.escape(prefix) + "*"))
     for path in removed:
         subprocess.run(["rm", "-rf", "--one-file-system", path], check=False, timeout=60)
+    existing = set(common.netns_names())
+    for owner_file in glob.glob(os.path.join(common.OWNER_DIR, common.NS_PREFIX + "*")):
+        if os.path.basename(owner_file) not in existing:
+            os.unlink(owner_file)  # its namespace was deleted by other means
     left = harness_namespaces(run) + harness_veths(run)
     common.emit({"deleted_netns": namespaces, "deleted_veths": veths, "killed": killed, "removed": removed})
     if left:

@@ -6,6 +6,7 @@ namespaces the harness creates, compares the downloaded bytes with the payload, 
 tools left no process, namespace or temporary directory behind.
 """
 
+import contextlib
 import filecmp
 import json
 import os
@@ -69,6 +70,22 @@ class Service:
             self.proc.wait(10)
         self.release()
 
+    def stop(self):
+        """After a failed test: let the tool tear down what it made (stdin EOF, then SIGTERM), and
+        SIGKILL it only if it does not."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            for escalate in (None, signal.SIGTERM):
+                if escalate:
+                    os.killpg(self.proc.pid, escalate)
+                try:
+                    self.proc.wait(20)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+        self.kill()
+
     def release(self):
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if not pipe.closed:
@@ -125,7 +142,7 @@ class InteropHarnessTests(unittest.TestCase):
 
     def tearDown(self):
         for service in self.services:
-            service.kill()
+            service.stop()
         # Everything a tool started must be gone once the tool has exited.
         deadline = time.monotonic() + 10
         while True:
@@ -213,15 +230,23 @@ class InteropHarnessTests(unittest.TestCase):
 
     # --- Transmission ---
 
-    def test_transmission_seeder_in_a_namespace_to_libtorrent_download(self):
+    def test_transmission_seeder_in_a_namespace_to_libtorrent_and_aria2_downloads(self):
         seeder = self.start(tool("transmission.py") + ["seed", self.torrent, self.data], timeout=60)
         host, _ = common.parse_hostport(seeder.info["peer"])
         self.assertRegex(host, r"^10\.77\.\d+\.2$")
         self.assertIn(seeder.info["netns"], harness_state()[0])
+        # Transmission drops a peer whose address already completed, so each downloader gets its own.
+        first, second = seeder.info["client_addresses"][:2]
         status, result, err = run(tool("lt.py") + ["download", self.torrent, self.out, "--peer",
-                                                   seeder.info["peer"], "--timeout", "60"])
+                                                   seeder.info["peer"], "--bind", first, "--timeout", "60"])
         self.assertEqual(status, 0, err)
         self.assertSamePayload(self.out)
+        # aria2 learns the seeder from a tracker: the tool announces it from inside its namespace.
+        out2 = tempfile.mkdtemp(prefix="out-", dir=self.tmp)
+        status, result, err = run(tool("aria2.py") + ["download", self.torrent, out2, "--peer",
+                                                      seeder.info["peer"], "--bind", second, "--timeout", "60"])
+        self.assertEqual(status, 0, err)
+        self.assertSamePayload(out2)
         # SIGTERM, as a test runner would send, tears down the daemon and the namespace too.
         seeder.proc.send_signal(signal.SIGTERM)
         self.assertEqual(seeder.proc.wait(30), 128 + signal.SIGTERM)
@@ -303,7 +328,7 @@ class InteropHarnessTests(unittest.TestCase):
         status, reply, err = run(tool("tracker.py") + ["announce", tracker.info["http"], "--infohash",
                                                        whitelisted, "--port", "40001"])
         self.assertEqual(status, 0, err)
-        self.assertIn("127.0.0.1:40001", reply["peers"])
+        self.assertEqual(reply["peers"], ["127.0.0.1:40001"])  # and not the start-up probe
         # A second peer over UDP sees the first one: the tracker really keeps the swarm.
         status, reply, err = run(tool("tracker.py") + ["announce", tracker.info["udp"], "--infohash",
                                                        whitelisted, "--port", "40002", "--left", "10"])

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
 """Run Debian's opentracker for interop tests, and announce to trackers by hand.
 
-Debian's opentracker serves only whitelisted info hashes, chroots to its rootdir and drops to the
-_opentracker user; this tool gives it a private temporary rootdir holding the whitelist.
+Debian's opentracker serves only whitelisted info hashes, chroots to its rootdir and drops root
+privileges (to nobody, its default); this tool gives it a private temporary rootdir holding the
+whitelist (v1 info hashes, 40 hex digits).
 
   start --http-port P --udp-port Q --whitelist HEX... [--bind ADDR]...
       → {"http": "http://127.0.0.1:P/announce", "udp": "udp://127.0.0.1:Q/announce", "pid": n}
-        once it answers announces over both; then runs until stdin closes or SIGTERM/SIGINT.
+        once it has loaded its whitelist and accepts announces over both (a probe peer is
+        announced and withdrawn); then runs until stdin closes or SIGTERM/SIGINT.
         Port 0 picks a free port. --bind (repeatable, default 127.0.0.1) must be loopback or a
         harness namespace address; the URLs name the first.
   announce URL --infohash HEX --port PORT [--source ADDR] [--left N] [--event started|stopped|...]

@@ -7,10 +7,15 @@ from 10.77.N.1. Its RPC listens on the namespace's own loopback (127.0.0.1:9091 
 reaches by entering the namespace; DHT, PEX, LPD, uTP and port forwarding are off, so it talks to
 nothing but the harness. Its configuration lives in a temporary directory.
 
-  seed FILE DATA_DIR [--timeout S]
-      → {"peer": "10.77.N.2:51413", "netns": "plk-N", "root_address": "10.77.N.1", "pid": n}
+  seed FILE DATA_DIR [--client-addresses K] [--timeout S]
+      → {"peer": "10.77.N.2:51413", "netns": "plk-N", "root_address": "10.77.N.1",
+         "client_addresses": ["10.77.N.101", ...], "pid": n}
         once its RPC reports the torrent 100 % verified and seeding; then runs until stdin closes or
         SIGTERM/SIGINT, and deletes the daemon, the namespace and the temporary directory.
+        Transmission 3.00 remembers peers by IP address only, and once a peer from an address has
+        completed it drops every later connection from that address as "another seed". So give each
+        downloader its own source address: `--bind` one of client_addresses (all on the root-side
+        veth) per download; 10.77.N.1 is the default source for the first.
   download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--netns NAME]
       → {"complete": true, "seconds", "bytes", "cpu_seconds", "corrupt_bytes", "netns"}; exit 0
         only when Transmission reports every byte downloaded and verified.
@@ -148,16 +153,17 @@ def get(rpc, torrent_id):
     return t
 
 
-def make_namespace(stack):
-    ns = common.netns_create()
-    stack.callback(common.netns_delete, ns["netns"])
+def make_namespace(stack, extra_root_addresses=0):
+    with common.signals_deferred():
+        ns = common.netns_create(extra_root_addresses)
+        stack.callback(common.netns_delete, ns["netns"])
     return ns
 
 
 def cmd_seed(args):
     common.check_torrent_endpoints(args.file)
     with contextlib.ExitStack() as stack:
-        ns = make_namespace(stack)
+        ns = make_namespace(stack, args.client_addresses)
         proc, rpc = start_daemon(stack, ns, os.path.abspath(args.data_dir))
         torrent_id = add_torrent(rpc, args.file, args.data_dir)
         # An added torrent is hash-checked before it starts; only then does it know what it has.
@@ -173,7 +179,8 @@ def cmd_seed(args):
         common.wait_until(seeding, args.timeout, "Transmission to verify and seed", interval=0.2,
                           procs=[proc])
         common.emit({"peer": f"{ns['ns_address']}:{PEER_PORT}", "netns": ns["netns"],
-                     "root_address": ns["root_address"], "pid": proc.pid})
+                     "root_address": ns["root_address"], "client_addresses": ns["root_addresses"][1:],
+                     "pid": proc.pid})
         common.serve_until_stdin_closes([proc], check=lambda: get(rpc, torrent_id))
         common.log("stdin closed; stopping Transmission and deleting its namespace")
     return 0
@@ -259,6 +266,8 @@ def main():
         description="seed from transmission-daemon in a fresh namespace; output and exit status: transmission.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("--client-addresses", type=int, default=4, metavar="K",
+                   help="extra root-side addresses 10.77.N.101.. for downloaders to --bind (default 4)")
     p.add_argument("--timeout", type=float, default=300, metavar="S", help="limit for the initial check")
     p.set_defaults(func=cmd_seed)
     p = sub.add_parser("download", help="download with transmission-daemon in a namespace",
