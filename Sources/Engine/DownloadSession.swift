@@ -26,6 +26,12 @@ public struct DownloadOptions: Sendable {
     public var seed: UInt64 = UInt64(UInt32.random(in: 0...UInt32.max))
     /// Optional io_uring features to leave unused.
     public var disabledRingFeatures: RingFeatures = []
+    /// Where to accept incoming connections (nil: outgoing only). Port 0 picks a free port.
+    public var listenAddress: SocketAddress?
+    /// Keep running and uploading once every piece is verified, until stopped.
+    public var seedWhenComplete = false
+    /// Upload buffers (128 KiB each): reads from disk waiting to be sent.
+    public var uploadBufferCount = 128
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -47,11 +53,14 @@ public struct DownloadStatus: Sendable {
     public var knownPeers: Int
     /// Bytes checked by a recheck, while `phase == .checking`.
     public var checkedBytes: Int64
+    public var uploadedPayloadBytes: Int64
+    /// Where incoming connections are accepted, once listening.
+    public var listenAddress: SocketAddress?
 
     public enum Phase: Sendable {
         case checking
         case downloading
-        case finishing
+        case seeding
     }
 }
 
@@ -61,8 +70,6 @@ public enum DownloadOutcome: Sendable, Equatable {
     case completed
     /// Stopped on request; resume data is saved.
     case interrupted
-    /// No peer could give the remaining pieces within the time allowed.
-    case stalled(reason: String)
 }
 
 /// Why a download stopped with an error.
@@ -70,10 +77,12 @@ public enum DownloadError: Error, CustomStringConvertible {
     case ringUnavailable(RingUnavailableError)
     case storage(StorageError)
     case io(IOError)
+    case listen(SyscallError)
 
     public var description: String {
         switch self {
         case .ringUnavailable(let error): error.description
+        case .listen(let error): "cannot listen for peers: \(error)"
         case .storage(let error): "storage: \(error)"
         case .io(let error): "\(error)"
         }
@@ -94,6 +103,9 @@ public enum DownloadError: Error, CustomStringConvertible {
 /// piece is in `verified` only after it was written.
 public final class DownloadSession {
     static let peerOwner: UInt8 = 1
+    static let listenerOwner: UInt8 = 4
+    /// The largest block a peer may ask for (`PieceGeometry.maximumRequestLength`): one upload buffer.
+    static let uploadBufferBytes = Int(PieceGeometry.maximumRequestLength)
     static let receiveGroup: UInt16 = 1
     static let receiveBufferBytes = 64 * 1024
 
@@ -127,6 +139,21 @@ public final class DownloadSession {
     private var flushed = false
     private var lastResumeSaveNanoseconds: UInt64 = 0
     private var droppedBlocks = 0
+    private var completionSaved = false
+
+    // Uploading.
+    private var choker: Choker
+    private var chokeActions: [ChokeAction] = []
+    private var uploadBuffers: BufferPool!
+    /// The lease of each upload buffer with a read in flight, by buffer index.
+    private var uploadLeases: [BufferSlot?] = []
+    /// Requests waiting for an upload buffer, oldest first from `pendingUploadHead`.
+    private var pendingUploads: [(link: Int, generation: UInt16, block: BlockRange)] = []
+    private var pendingUploadHead = 0
+    private var uploadedBytes: Int64 = 0
+    private var uploadRate = RateMeter(window: .seconds(5))
+    private var listenerFD: Int32 = -1
+    private var boundAddress: SocketAddress?
     private var log: (String) -> Void
 
     /// What a receive produced, kept until the connection has finished parsing.
@@ -140,6 +167,8 @@ public final class DownloadSession {
         case choked
         case unchoked
         case blockComplete(BlockRange)
+        case interested
+        case notInterested
         case rejected(BlockRange)
         case request(BlockRange)
     }
@@ -158,6 +187,7 @@ public final class DownloadSession {
         verified = VerifiedPieces(pieceCount: metainfo.pieceCount)
         pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
         candidates = options.peers.map { PeerCandidate(address: $0) }
+        choker = Choker(seed: options.seed)
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
@@ -207,6 +237,19 @@ public final class DownloadSession {
         } catch {
             throw .storage(error)
         }
+        uploadBuffers = BufferPool(
+            slotSizeBytes: Self.uploadBufferBytes, slotCount: max(1, options.uploadBufferCount))
+        uploadLeases = Array(repeating: nil, count: uploadBuffers.slotCount)
+        if let listenAddress = options.listenAddress {
+            do {
+                listenerFD = try Socket.listenTCP(on: listenAddress)
+                boundAddress = try Socket.localAddress(of: listenerFD)
+            } catch {
+                throw .listen(error)
+            }
+            log("listening on \(boundAddress.map { "\($0)" } ?? "?")")
+        }
+        defer { if listenerFD >= 0 { Glibc.close(listenerFD) } }
         if ring.features.contains([.providedBufferRing, .multishotReceive]) {
             providedBuffers = try? ProvidedBufferRing(
                 ring: ring, group: Self.receiveGroup, bufferCount: 256,
@@ -215,10 +258,11 @@ public final class DownloadSession {
 
         try restoreProgress(shouldStop: shouldStop, status: status)
         pipeline = RequestPipeline(geometry: geometry, have: pieceSet(from: verified), seed: options.seed)
-        if verified.isComplete {
+        if verified.isComplete && !options.seedWhenComplete {
             saveResumeData()
             return .completed
         }
+        armAccept()
 
         var lastTick: UInt64 = 0
         var lastStatus: UInt64 = 0
@@ -226,7 +270,10 @@ public final class DownloadSession {
         while true {
             if let failure { throw failure }
             if shouldStop() { return try finish(outcome: .interrupted) }
-            if verified.isComplete && writing.isEmpty { return try finish(outcome: .completed) }
+            if verified.isComplete && writing.isEmpty {
+                guard options.seedWhenComplete else { return try finish(outcome: .completed) }
+                becomeSeed(now: nowNanoseconds)
+            }
             do {
                 try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
             } catch {
@@ -245,7 +292,7 @@ public final class DownloadSession {
             }
             if now - lastStatus >= 1_000_000_000 {
                 lastStatus = now
-                status(currentStatus(phase: .downloading, now: now))
+                status(currentStatus(phase: verified.isComplete ? .seeding : .downloading, now: now))
             }
             if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {
                 lastResumeSaveNanoseconds = now
@@ -317,6 +364,20 @@ public final class DownloadSession {
         log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
     }
 
+    /// Everything is here: flush, save resume data once it is on disk, and give every slot to uploads.
+    private func becomeSeed(now: UInt64) {
+        guard !completionSaved else { return }
+        completionSaved = true
+        if !flushRequested {
+            flushRequested = true
+            store.flush()
+        }
+        chokeActions.removeAll(keepingCapacity: true)
+        choker.setSeeding(true, at: Instant(nanoseconds: now), into: &chokeActions)
+        performChokes()
+        log("seeding \(metainfo.name)")
+    }
+
     private func pieceSet(from pieces: VerifiedPieces) -> PieceSet {
         PieceSet(wireBytes: pieces.bitfield, count: pieces.pieceCount) ?? PieceSet(count: pieces.pieceCount)
     }
@@ -367,7 +428,8 @@ public final class DownloadSession {
             downloadRateBytesPerSecond: rate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
             uploadRateBytesPerSecond: 0,
             connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
-            knownPeers: candidates.count, checkedBytes: 0)
+            knownPeers: candidates.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
+            listenAddress: boundAddress)
     }
 
     // MARK: Connections
@@ -388,6 +450,20 @@ public final class DownloadSession {
     private func connect(to candidateIndex: Int, now: UInt64) -> Bool {
         let address = candidates[candidateIndex].address
         guard let fd = try? Socket.makeTCP(family: address.family) else { return false }
+        let link = makeLink(fd: fd, address: address, initiatedLocally: true)
+        candidates[candidateIndex].connected = true
+        do {
+            try ring.enqueue(.connect(fd: fd, address: address), for: link.operationSlot, flags: .link)
+            try ring.enqueue(.linkTimeout(.seconds(10)), for: link.operationSlot)
+            link.connectInFlight = true
+        } catch {
+            failure = .io(error)
+        }
+        return true
+    }
+
+    /// A table entry for a new connection, reusing a free one (with a new generation).
+    private func makeLink(fd: Int32, address: SocketAddress, initiatedLocally: Bool) -> PeerLink {
         Socket.setNoDelay(fd)
         let index = links.firstIndex { $0 == nil } ?? links.count
         if index == links.count {
@@ -399,20 +475,42 @@ public final class DownloadSession {
             geometry: geometry, infoHash: metainfo.wireInfoHash, localPeerID: localPeerID,
             localPieces: PieceBitfield(wireBytes: verified.bitfield, pieceCount: metainfo.pieceCount)
                 ?? PieceBitfield(pieceCount: metainfo.pieceCount),
-            initiatedLocally: true)
+            initiatedLocally: initiatedLocally)
         let link = PeerLink(
             slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], address: address, fd: fd,
             connection: connection)
         links[index] = link
-        candidates[candidateIndex].connected = true
+        return link
+    }
+
+    private func armAccept() {
+        guard listenerFD >= 0 else { return }
         do {
-            try ring.enqueue(.connect(fd: fd, address: address), for: link.operationSlot, flags: .link)
-            try ring.enqueue(.linkTimeout(.seconds(10)), for: link.operationSlot)
-            link.connectInFlight = true
+            try ring.enqueue(
+                .accept(fd: listenerFD, multishot: ring.features.contains(.multishotAccept)),
+                for: OperationSlot(owner: Self.listenerOwner, index: 0, generation: 1))
         } catch {
             failure = .io(error)
         }
-        return true
+    }
+
+    private func acceptCompleted(_ completion: Completion, now: UInt64) {
+        if !completion.hasMore { armAccept() }
+        guard completion.result >= 0 else {
+            log("accept: \(Errno(rawValue: -completion.result))")
+            return
+        }
+        let fd = completion.result
+        let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
+            log("refused an incoming connection: \(options.maximumPeers) peers already")
+            Glibc.close(fd)
+            return
+        }
+        let link = makeLink(fd: fd, address: address, initiatedLocally: false)
+        link.connected = true
+        link.connection.start(now: MonotonicTime(nanoseconds: now))
+        armReceive(link)
     }
 
     private func link(for slot: OperationSlot) -> PeerLink? {
@@ -427,6 +525,8 @@ public final class DownloadSession {
         switch completion.slot.owner {
         case Self.peerOwner:
             peerCompleted(completion, now: now)
+        case Self.listenerOwner:
+            acceptCompleted(completion, now: now)
         case PieceStore.completionOwner:
             var events: [StorageEvent] = []
             store.handle(completion, into: &events)
@@ -539,6 +639,8 @@ public final class DownloadSession {
                 case .peerHasNone: pendingEvents.append(.haveNone)
                 case .peerHas(let piece): pendingEvents.append(.have(piece))
                 case .peerChokedUs: pendingEvents.append(.choked)
+                case .peerInterested: pendingEvents.append(.interested)
+                case .peerNotInterested: pendingEvents.append(.notInterested)
                 case .peerUnchokedUs: pendingEvents.append(.unchoked)
                 case .blockData(let block, let offsetInBlock, let payload):
                     if copyBlockData(block, offsetInBlock: offsetInBlock, payload: payload),
@@ -561,6 +663,7 @@ public final class DownloadSession {
             switch event {
             case .handshake(let extensionProtocol):
                 pipeline.peerConnected(link.slot)
+                choker.peerConnected(link.slot, at: instant)
                 if extensionProtocol {
                     let ours = Self.extensionHandshake.encoded()
                     _ = link.connection.sendExtended(id: 0, payload: ours.span)
@@ -595,11 +698,16 @@ public final class DownloadSession {
                 // returns every request it holds.
                 break
             case .request(let block):
-                // Serving comes with the seeding work; until then every request is refused.
-                _ = link.connection.rejectRequest(block)
+                pendingUploads.append((Int(link.slot.value), link.generation, block))
+            case .interested:
+                choker.peerInterested(link.slot, at: instant, into: &chokeActions)
+            case .notInterested:
+                choker.peerNotInterested(link.slot, at: instant, into: &chokeActions)
             }
         }
         perform(actions)
+        performChokes()
+        serveUploads()
     }
 
     /// Copies part of a block into its piece buffer; false when the block is not wanted (already in,
@@ -636,6 +744,7 @@ public final class DownloadSession {
         guard case .accepted(let pieceComplete) = receipt else { return }
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
+        choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
         guard pieceComplete, let slot = assembling[block.piece] else { return }
         let length = geometry.length(of: block.piece)
         let kind: HashJobKind
@@ -697,14 +806,25 @@ public final class DownloadSession {
             }
         case .flushed:
             flushed = true
+            // Seeding from here on: what was verified is now on disk, so resume data may say so.
+            if completionSaved { saveResumeData() }
+        case .blockRead(let token, let block):
+            uploadRead(token: token, block: block, now: now)
         case .failed(let request, let error):
+            if case .readBlock(let token, _) = request {
+                // Serving one block failed (say, the file was removed under us): refuse it, keep going.
+                log("upload read failed: \(error)")
+                releaseUploadBuffer(token: token)
+                serveUploads()
+                return
+            }
             if case .writePiece(let piece, let slot) = request {
                 writing.remove(piece)
                 assembling[piece] = nil
                 pieceBuffers.release(slot)
             }
             failure = .storage(error)
-        case .pieceRead, .blockRead:
+        case .pieceRead:
             break
         }
     }
@@ -722,6 +842,68 @@ public final class DownloadSession {
                 links[Int(peer.value)].map { _ = $0.connection.sendNotInterested() }
             }
         }
+    }
+
+    // MARK: Uploading
+
+    private func performChokes() {
+        for action in chokeActions {
+            switch action {
+            case .choke(let peer): links[Int(peer.value)].map { _ = $0.connection.choke() }
+            case .unchoke(let peer): links[Int(peer.value)].map { _ = $0.connection.unchoke() }
+            }
+        }
+        chokeActions.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts disk reads for waiting requests while upload buffers are free (back-pressure: requests
+    /// wait here, bounded by each connection's request limit, instead of growing memory).
+    private func serveUploads() {
+        while pendingUploadHead < pendingUploads.count, let buffer = uploadBuffers.lease() {
+            let (index, generation, block) = pendingUploads[pendingUploadHead]
+            pendingUploadHead += 1
+            guard index < links.count, let link = links[index], link.generation == generation, !link.closing,
+                verified.contains(block.piece)
+            else {
+                uploadBuffers.release(buffer)
+                continue
+            }
+            uploadLeases[Int(buffer.index)] = buffer
+            let token = UInt64(index) | UInt64(generation) << 32 | UInt64(buffer.index) << 48
+            store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
+        }
+        if pendingUploadHead == pendingUploads.count {
+            pendingUploads.removeAll(keepingCapacity: true)
+            pendingUploadHead = 0
+        } else if pendingUploadHead > 4096 {
+            pendingUploads.removeFirst(pendingUploadHead)
+            pendingUploadHead = 0
+        }
+    }
+
+    /// A block read for a peer: send it, unless the peer cancelled or went away meanwhile.
+    private func uploadRead(token: UInt64, block: BlockRange, now: UInt64) {
+        let index = Int(token & 0xffff_ffff)
+        let generation = UInt16(truncatingIfNeeded: token >> 32)
+        guard let buffer = uploadLeases[Int(token >> 48)] else { return }
+        if index < links.count, let link = links[index], link.generation == generation, !link.closing {
+            let payload = UnsafeRawBufferPointer(
+                rebasing: uploadBuffers.bytes(of: buffer)[..<Int(block.length)])
+            if link.connection.sendBlock(block, payload: Span<UInt8>(_unsafeBytes: payload)) {
+                uploadedBytes += Int64(block.length)
+                uploadRate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
+                choker.sentPayload(to: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
+            }
+        }
+        releaseUploadBuffer(token: token)
+        serveUploads()
+    }
+
+    private func releaseUploadBuffer(token: UInt64) {
+        let bufferIndex = Int(token >> 48)
+        guard bufferIndex < uploadLeases.count, let buffer = uploadLeases[bufferIndex] else { return }
+        uploadLeases[bufferIndex] = nil
+        uploadBuffers.release(buffer)
     }
 
     // MARK: Sending
@@ -781,6 +963,9 @@ public final class DownloadSession {
         actions.removeAll(keepingCapacity: true)
         pipeline.tick(at: Instant(nanoseconds: now), into: &actions)
         perform(actions)
+        choker.tick(at: Instant(nanoseconds: now), into: &chokeActions)
+        performChokes()
+        serveUploads()
         connectToCandidates()
     }
 
@@ -798,6 +983,10 @@ public final class DownloadSession {
         link.closing = true
         link.closeReason = reason
         if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
+        if choker.isConnected(link.slot) {
+            choker.peerDisconnected(link.slot, at: Instant(nanoseconds: now), into: &chokeActions)
+            performChokes()
+        }
         if let index = candidates.firstIndex(where: { $0.address == link.address }) {
             candidates[index].connected = false
             candidates[index].failures += 1

@@ -114,9 +114,9 @@ public struct PeerConnection: Sendable {
 
     private var decoder: WireDecoder?
     private var handshakeSent = false
-    /// Open from the handshake until the peer's first message other than keep-alive, extended or port:
-    /// BEP 10 asks for the extension handshake right after the handshake, so peers send it before or after
-    /// their bitfield, and the DHT port often comes early too.
+    /// Open from the handshake until the peer's first word on availability (bitfield, have, have all,
+    /// have none). BEP 3 puts the bitfield first, but real clients send the extension handshake, the DHT
+    /// port, or even interested (aria2) before it; what matters is that it never contradicts a HAVE.
     private var availabilityWindowOpen = false
     private var outgoingRequests: [BlockRange: OutgoingRequest] = [:]
     private var pendingOutgoingCount = 0
@@ -480,12 +480,7 @@ public struct PeerConnection: Sendable {
         if let id = message.id, id.needsFastExtension, !fastExtensionEnabled {
             throw .fastExtensionNotNegotiated(id: id)
         }
-        switch message {
-        case .keepAlive, .port, .haveAll, .haveNone:
-            break
-        default:
-            availabilityWindowOpen = false
-        }
+        if case .have = message { availabilityWindowOpen = false }
         switch message {
         case .keepAlive:
             break

@@ -140,9 +140,11 @@ enum PeerBitfieldFixtures {
         #expect(connection.peerPieces.count == 3 && connection.peerPieces.contains(PieceIndex(5)))
     }
 
-    @Test func bitfieldAfterAnotherMessageOrTwiceIsRefused() throws {
+    @Test func bitfieldAfterHaveOrTwiceIsRefused() throws {
+        // aria2 sends INTERESTED before its bitfield: that is tolerated, as libtorrent does.
         var late = try establishedConnection(fast: false)
         _ = try late.feed(wire(.interested))
+        #expect(try late.feed(bitfieldMessage([0x80])) == [.peerBitfield([0x80])])
         #expect(
             disconnectReason { _ = try late.feed(bitfieldMessage([0x80])) }
                 == .misplacedAvailability(id: .bitfield))

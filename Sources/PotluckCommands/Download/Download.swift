@@ -29,6 +29,12 @@ struct Download: ParsableCommand {
         help: "A peer to connect to, as HOST:PORT with a numeric address; repeatable.")
     var peers: [String] = []
 
+    @Option(help: "Accept incoming connections on HOST:PORT (port 0: any free port).")
+    var listen: String?
+
+    @Flag(help: "Keep seeding after the download completes, until Ctrl-C.")
+    var seed = false
+
     @Option(help: "Memory for pieces in flight, in MiB.")
     var pieceMemoryMiB: Int = 256
 
@@ -39,6 +45,9 @@ struct Download: ParsableCommand {
     var verbose = false
 
     func validate() throws {
+        if let listen, SocketAddress(listen) == nil {
+            throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
+        }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
         }
@@ -62,14 +71,24 @@ struct Download: ParsableCommand {
         var options = DownloadOptions(
             downloadDirectory: output, peers: peers.compactMap { SocketAddress($0) })
         options.pieceMemoryBytes = pieceMemoryMiB << 20
-        if options.peers.isEmpty {
-            printError("potluck: no peers: give at least one with --peer HOST:PORT")
+        options.listenAddress = listen.flatMap { SocketAddress($0) }
+        options.seedWhenComplete = seed
+        if options.peers.isEmpty && options.listenAddress == nil {
+            printError(
+                "potluck: no peers: give at least one with --peer HOST:PORT, or --listen for incoming ones")
             throw ExitCode(1)
         }
 
         signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
         signal(SIGPIPE, SIG_IGN)
+        // A parent that blocks signals (test runners, some supervisors) passes the mask on; Ctrl-C and
+        // `kill` must still stop us cleanly.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGINT)
+        sigaddset(&stopSignals, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
 
         let verbose = verbose
         let session = DownloadSession(metainfo: metainfo, options: options) { message in
@@ -79,12 +98,22 @@ struct Download: ParsableCommand {
         var checking = ProgressLine(label: "checking", quiet: quiet)
         let started = ContinuousClock.now
         let outcome: DownloadOutcome
+        var announcedListening = false
         do {
             outcome = try session.run(shouldStop: { stopRequested.load(ordering: .relaxed) }) { status in
+                if !announcedListening, let address = status.listenAddress {
+                    announcedListening = true
+                    printError("listening for peers on \(address)")
+                }
                 switch status.phase {
                 case .checking:
                     checking.update(done: status.checkedBytes, total: status.totalBytes)
-                case .downloading, .finishing:
+                case .seeding:
+                    progress.update(
+                        done: status.uploadedPayloadBytes, total: max(status.uploadedPayloadBytes, 1),
+                        rateBytesPerSecond: status.uploadRateBytesPerSecond,
+                        extra: "seeding, uploaded, peers \(status.connectedPeers)")
+                case .downloading:
                     progress.update(
                         done: status.verifiedBytes, total: status.totalBytes,
                         rateBytesPerSecond: status.downloadRateBytesPerSecond,
@@ -106,9 +135,6 @@ struct Download: ParsableCommand {
         case .interrupted:
             printError("stopped; resume data saved. Run the same command again to continue.")
             throw ExitCode(130)
-        case .stalled(let reason):
-            printError("potluck: the download stalled: \(reason)")
-            throw ExitCode(1)
         }
     }
 }

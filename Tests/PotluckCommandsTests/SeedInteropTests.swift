@@ -1,0 +1,112 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Real clients download from a Potluck seeder.
+@Suite(.serialized) struct SeedInteropTests {
+    /// A port nobody uses right now on `host`.
+    static func freePort(on host: String) -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, host, &address.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length)
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        return UInt16(bigEndian: address.sin_port)
+    }
+
+    /// `potluck seed` in the background until the test ends.
+    final class PotluckSeeder {
+        let process = Process()
+
+        init(torrent: String, data: URL, listen: String) throws {
+            process.executableURL = potluckExecutable()
+            process.arguments = ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+        }
+
+        /// Waits until the seeder accepts connections (it checks its data first).
+        func waitUntilListening(host: String, port: UInt16) {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = port.bigEndian
+                inet_pton(AF_INET, host, &address.sin_addr)
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                close(fd)
+                if connected == 0 { return }
+                usleep(50_000)
+            }
+        }
+
+        deinit {
+            process.interrupt()
+            process.waitUntilExit()
+        }
+    }
+
+    static func harness(_ tool: String, _ arguments: [String]) throws -> (status: Int32, json: [String: Any])
+    {
+        let result = try CreateInteropTests.run("/usr/bin/python3", [Interop.tool(tool)] + arguments)
+        let line = result.output.split(separator: "\n").last { $0.hasPrefix("{") }
+        let object = line.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        return (result.status, object ?? [:])
+    }
+
+    @Test func libtorrentDownloadsFromAPotluckSeeder() throws {
+        let (root, data) = try Interop.makePayload(sizes: [3_000_000, 500_001, 16_384])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let port = Self.freePort(on: "127.0.0.1")
+        let seeder = try PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)")
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        let viaLibtorrent = root.appendingPathComponent("libtorrent")
+        let libtorrent = try Self.harness(
+            "lt.py",
+            ["download", torrent, viaLibtorrent.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+        #expect(libtorrent.status == 0, "\(libtorrent.json)")
+        #expect(Interop.sameContents(data, viaLibtorrent.appendingPathComponent("payload")))
+
+    }
+
+    @Test func transmissionDownloadsFromAPotluckSeeder() throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_000_000, 123_457])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        // Transmission ignores 127.x peers: the seeder listens on the root side of a harness namespace.
+        let namespace = try Self.harness("netns.py", ["create"])
+        let netns = try #require(namespace.json["netns"] as? String)
+        defer { _ = try? Self.harness("netns.py", ["delete", netns]) }
+        let host = try #require(namespace.json["root_address"] as? String)
+        let port = Self.freePort(on: host)
+        let seeder = try PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "\(host):\(port)")
+        seeder.waitUntilListening(host: host, port: port)
+
+        let target = root.appendingPathComponent("transmission")
+        let transmission = try Self.harness(
+            "transmission.py",
+            [
+                "download", torrent, target.path, "--peer", "\(host):\(port)", "--timeout", "90", "--netns",
+                netns,
+            ])
+        #expect(transmission.status == 0, "\(transmission.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+}
