@@ -202,7 +202,8 @@ struct BenchDownload: ParsableCommand {
         // to exit. Transmission and aria2 run as grandchildren behind a namespace and a private tracker
         // the harness sets up first, so their drivers' own timing of the transfer and the client's CPU
         // time are used instead (a shade kinder to them).
-        let reported = client == "transmission" || client == "aria2" ? Self.jsonObject(output.standardOutput) : nil
+        let reported =
+            client == "transmission" || client == "aria2" ? Self.jsonObject(output.standardOutput) : nil
         result.wallSeconds = (reported?["seconds"] as? Double) ?? output.wallSeconds
         result.cpuSeconds = (reported?["cpu_seconds"] as? Double) ?? output.cpuSeconds
         result.peakResidentKiB = output.peakResidentKiB
