@@ -167,6 +167,8 @@ public final class DownloadSession {
         case choked
         case unchoked
         case blockComplete(BlockRange)
+        /// A requested block that arrived but could not be kept (no piece buffer, or already in).
+        case blockUnused(BlockRange)
         case interested
         case notInterested
         case rejected(BlockRange)
@@ -385,6 +387,11 @@ public final class DownloadSession {
     /// Flushes the files, saves resume data, closes every connection.
     private func finish(outcome: DownloadOutcome) throws(DownloadError) -> DownloadOutcome {
         // Let writes in flight land: their pieces are verified and worth keeping.
+        let finishing = nowNanoseconds
+        log(
+            "finishing: \(writing.count) pieces being written, \(droppedBlocks) blocks dropped for want of piece memory"
+        )
+        defer { log("finished in \((nowNanoseconds - finishing) / 1_000_000) ms (writes and fdatasync)") }
         let deadline = nowNanoseconds + 30_000_000_000
         while (!writing.isEmpty || !flushed) && nowNanoseconds < deadline {
             if writing.isEmpty && !flushRequested {
@@ -643,10 +650,16 @@ public final class DownloadSession {
                 case .peerNotInterested: pendingEvents.append(.notInterested)
                 case .peerUnchokedUs: pendingEvents.append(.unchoked)
                 case .blockData(let block, let offsetInBlock, let payload):
-                    if copyBlockData(block, offsetInBlock: offsetInBlock, payload: payload),
-                        offsetInBlock + payload.count == Int(block.length)
-                    {
-                        pendingEvents.append(.blockComplete(block))
+                    // A block whose first bytes found no buffer is dropped whole, or its later bytes
+                    // could land beside a gap.
+                    if offsetInBlock == 0 { link.droppingBlock = nil }
+                    var copied = false
+                    if link.droppingBlock != block {
+                        copied = copyBlockData(block, offsetInBlock: offsetInBlock, payload: payload)
+                        if !copied { link.droppingBlock = block }
+                    }
+                    if offsetInBlock + payload.count == Int(block.length) {
+                        pendingEvents.append(copied ? .blockComplete(block) : .blockUnused(block))
                     }
                 case .requestRejected(let block): pendingEvents.append(.rejected(block))
                 case .requestReceived(let block): pendingEvents.append(.request(block))
@@ -693,10 +706,9 @@ public final class DownloadSession {
                 pipeline.peerUnchokedUs(link.slot, at: instant, into: &actions)
             case .blockComplete(let block):
                 blockCompleted(block, from: link, now: now)
-            case .rejected:
-                // The block stays assigned until the peer's queue is snubbed or it chokes us, which
-                // returns every request it holds.
-                break
+            case .rejected(let block), .blockUnused(let block):
+                // Open again at once: waiting for a snub timeout would stall the piece for seconds.
+                pipeline.requestReturned(block, from: link.slot, at: instant, into: &actions)
             case .request(let block):
                 pendingUploads.append((Int(link.slot.value), link.generation, block))
             case .interested:
@@ -830,10 +842,15 @@ public final class DownloadSession {
     }
 
     private func perform(_ actions: [RequestAction]) {
+        var unsent: [(PeerSlot, BlockRange)] = []
         for action in actions {
             switch action {
             case .request(let peer, let block):
-                links[Int(peer.value)].map { _ = $0.connection.request(block) }
+                // A request the connection cannot send (its queue is full, the peer choked us meanwhile)
+                // must not stay assigned, or the block waits for a snub timeout.
+                if let link = links[Int(peer.value)], !link.connection.request(block) {
+                    unsent.append((peer, block))
+                }
             case .cancel(let peer, let block):
                 links[Int(peer.value)].map { _ = $0.connection.cancel(block) }
             case .interested(let peer):
@@ -841,6 +858,11 @@ public final class DownloadSession {
             case .notInterested(let peer):
                 links[Int(peer.value)].map { _ = $0.connection.sendNotInterested() }
             }
+        }
+        var none: [RequestAction] = []
+        for (peer, block) in unsent {
+            pipeline.requestReturned(
+                block, from: peer, at: Instant(nanoseconds: nowNanoseconds), refill: false, into: &none)
         }
     }
 

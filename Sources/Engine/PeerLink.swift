@@ -1,6 +1,7 @@
 import Glibc
 import PeerWire
 import Swarm
+import TorrentModel
 import URing
 
 /// One connection as the reactor sees it: the socket, the protocol state machine, and what is in flight
@@ -25,6 +26,8 @@ final class PeerLink {
     var sendOffset = 0
     /// For rings without provided buffers: this connection's own receive buffer.
     var receiveBuffer: UnsafeMutableRawBufferPointer?
+    /// The block whose payload is being dropped (its first bytes found no piece buffer).
+    var droppingBlock: BlockRange?
     var closing = false
     var closeReason = ""
 

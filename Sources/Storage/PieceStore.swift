@@ -67,8 +67,10 @@ public enum StorageEvent: Hashable, Sendable {
 public final class PieceStore {
     /// The owner byte of this store's completion tokens, for the reactor's routing.
     public static let completionOwner: UInt8 = 2
-    /// More writes in flight to one file contend on its inode lock (measured: 3× the CPU at 8).
-    public static let maxWritesInFlightPerFile = 2
+    /// More writes in flight to one file contend on its inode lock (measured: 3× the CPU at 8 in a
+    /// sequential write benchmark). Four, not two: in a 1 GiB download two left pieces queueing in memory
+    /// behind the disk, and four measured faster (2.1–3.1 s against 2.5–4.8 s on this machine).
+    public static let maxWritesInFlightPerFile = 4
     /// How often an operation interrupted by `EINTR`/`EAGAIN` is tried again before it fails.
     static let maxRetries: UInt8 = 8
 

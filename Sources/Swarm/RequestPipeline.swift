@@ -294,6 +294,20 @@ public struct RequestPipeline: Sendable {
         return receipt
     }
 
+    /// A request came back without data we could keep: the peer rejected it (BEP 6), the engine had no
+    /// buffer to put the block in, or the connection could not send the request. The block is open again
+    /// at once, for this peer or another, instead of waiting for a snub timeout. With `refill`, the
+    /// peer's queue is topped up now; without, at its next block or tick.
+    public mutating func requestReturned(
+        _ block: BlockRange, from peer: PeerSlot, at now: Instant, refill: Bool = true,
+        into actions: inout [RequestAction]
+    ) {
+        guard isConnected(peer), peers[peer.index].removeOutstanding(block) else { return }
+        picker.releaseRequest(block, from: peer)
+        if peers[peer.index].outstanding.isEmpty { peers[peer.index].waitingSince = nil }
+        if refill { fillRequests(for: peer, at: now, into: &actions) }
+    }
+
     /// The piece hashed correctly; the blocks each peer sent of it count in its favour. If it failed
     /// before with block digests, the peers whose earlier blocks differ from the good data are proven
     /// corrupt; those reaching `banAfterProvenCorruptBlocks` are banned and returned (disconnect them).

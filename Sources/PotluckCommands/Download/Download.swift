@@ -35,7 +35,7 @@ struct Download: ParsableCommand {
     @Flag(help: "Keep seeding after the download completes, until Ctrl-C.")
     var seed = false
 
-    @Option(help: "Memory for pieces in flight, in MiB.")
+    @Option(name: .customLong("piece-memory-mib"), help: "Memory for pieces in flight, in MiB.")
     var pieceMemoryMiB: Int = 256
 
     @Flag(name: .shortAndLong, help: "No progress line.")
