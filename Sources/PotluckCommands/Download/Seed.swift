@@ -45,7 +45,7 @@ struct Seed: ParsableCommand {
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
         if quiet { arguments.append("--quiet") }
         if verbose { arguments.append("--verbose") }
-        var download = try Download.parse(arguments)
+        let download = try Download.parse(arguments)
         try download.run()
     }
 }
