@@ -1003,7 +1003,6 @@ public final class DownloadSession {
         guard !link.closing else { return }
         log("peer \(link.address): \(reason)")
         link.closing = true
-        link.closeReason = reason
         if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
         if choker.isConnected(link.slot) {
             choker.peerDisconnected(link.slot, at: Instant(nanoseconds: now), into: &chokeActions)

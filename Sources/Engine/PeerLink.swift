@@ -29,7 +29,6 @@ final class PeerLink {
     /// The block whose payload is being dropped (its first bytes found no piece buffer).
     var droppingBlock: BlockRange?
     var closing = false
-    var closeReason = ""
 
     init(slot: PeerSlot, generation: UInt16, address: SocketAddress, fd: Int32, connection: PeerConnection) {
         self.slot = slot

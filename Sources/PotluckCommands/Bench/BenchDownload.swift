@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import Hashing
 
 struct BenchDownload: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -239,13 +240,15 @@ struct BenchDownload: ParsableCommand {
         }
         print(
             "Leecher comparison: \(Format.bytes(sizeMiB << 20)) in \(Format.bytes(pieceKiB << 10)) pieces from "
-                + "\(seeders) libtorrent seeders, \(HashPoolCores.count) cores\n")
+                + "\(seeders) libtorrent seeders, \(HashPool.coreCount) cores\n")
         print(table.rendered)
         if let json,
             let data = try? JSONSerialization.data(
                 withJSONObject: ["results": rows], options: [.prettyPrinted, .sortedKeys])
         {
-            FileManager.default.createFile(atPath: json, contents: data)
+            if !FileManager.default.createFile(atPath: json, contents: data) {
+                printError("potluck: cannot write \(json)")
+            }
         }
     }
 
@@ -290,10 +293,6 @@ struct BenchDownload: ParsableCommand {
             if x.isEmpty { return true }
         }
     }
-}
-
-enum HashPoolCores {
-    static var count: Int { max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
 }
 
 /// A long-running helper (a seeder) started with a pipe on stdin: it prints one JSON line when ready
