@@ -1,3 +1,5 @@
+import TorrentModel
+
 /// A choke decision for the engine to send.
 public enum ChokeAction: Hashable, Sendable {
     case choke(PeerSlot)

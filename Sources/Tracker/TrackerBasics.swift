@@ -35,25 +35,6 @@ public struct TrackerInstant: Hashable, Comparable, Sendable, CustomStringConver
     public var description: String { "t=\(Double(nanoseconds) / 1e9)s" }
 }
 
-/// SplitMix64: a small seedable generator. Every random choice here (transaction ids, tier shuffles,
-/// peer ids, keys) comes from one, so a run replays exactly from its seed. Not cryptographic: the values
-/// only need to be unpredictable to casual observers, as BEP 15 and BEP 3 ask.
-public struct TrackerRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    /// A generator whose whole output is determined by `seed`.
-    public init(seed: UInt64) { state = seed }
-
-    /// The next 64 random bits.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Bounds on everything a tracker sends us. Trackers are outside input: a broken or hostile one must not
 /// make us allocate without limit or announce in a tight loop.
 public struct TrackerLimits: Hashable, Sendable {

@@ -82,7 +82,7 @@ public struct UDPTrackerClient: Sendable {
     public let options: Options
     /// Limits on what the tracker sends.
     public let limits: TrackerLimits
-    private var random: TrackerRandom
+    private var random: SeededRandom
     private var connection: (id: UInt64, receivedAt: TrackerInstant)?
     private var exchange: Exchange?
 
@@ -90,7 +90,7 @@ public struct UDPTrackerClient: Sendable {
     ///   - family: the address family of the socket, which decides the peer format in announce answers.
     ///   - random: where transaction ids come from.
     public init(
-        family: AddressFamily, random: TrackerRandom, options: Options = Options(),
+        family: AddressFamily, random: SeededRandom, options: Options = Options(),
         limits: TrackerLimits = TrackerLimits()
     ) {
         self.family = family
@@ -239,7 +239,7 @@ extension UDPTrackerClient.Request {
     }
 }
 
-extension TrackerRandom {
+extension SeededRandom {
     /// 32 random bits, for transaction ids and keys.
     mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next() >> 32) }
 }

@@ -24,7 +24,7 @@ public func udpTrackerFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: In
         let peerID = PeerID(Array(repeating: 0x2d, count: 20))
     else { return 0 }
     let family: AddressFamily = (bytes.first ?? 0) & 1 == 0 ? .ipv4 : .ipv6
-    var client = UDPTrackerClient(family: family, random: TrackerRandom(seed: UInt64(bytes.count)))
+    var client = UDPTrackerClient(family: family, random: SeededRandom(seed: UInt64(bytes.count)))
     var now = TrackerInstant.zero
     var lastSent: [UInt8] = []
     let request: UDPTrackerClient.Request =

@@ -3,45 +3,11 @@ import Foundation
 import Glibc
 import Testing
 
-/// A long-running harness tool (a seeder): started with a pipe on stdin, it prints one JSON line when
-/// ready and runs until stdin closes. Stopped when the test is done with it.
-final class HarnessProcess: @unchecked Sendable {
-    let process = Process()
-    private let input = Pipe()
-    private let output = Pipe()
-    private(set) var ready: [String: Any] = [:]
+@testable import PotluckCommands
 
-    init(_ arguments: [String], timeoutSeconds: Double = 120) throws {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        process.arguments = arguments
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var line = Data()
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while !line.contains(UInt8(ascii: "\n")) && Date() < deadline {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line.append(chunk)
-        }
-        ready = (try? JSONSerialization.jsonObject(with: line) as? [String: Any]) ?? [:]
-    }
-
-    /// Kills it outright (a seeder dying mid-transfer).
-    func kill() {
-        Glibc.kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-    }
-
-    func stop() {
-        guard process.isRunning else { return }
-        try? input.fileHandleForWriting.close()
-        process.terminate()
-        process.waitUntilExit()
-    }
-
-    deinit { stop() }
+/// A harness tool (a seeder) run by Debian's Python, through the same helper the benchmarks use.
+func harnessProcess(_ arguments: [String]) throws -> BackgroundProcess {
+    try BackgroundProcess("/usr/bin/python3", arguments, timeoutSeconds: 120)
 }
 
 enum Interop {
@@ -134,11 +100,11 @@ enum Interop {
         let (root, data) = try Interop.makePayload(sizes: sizes)
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: pieceSize)
-        let seeders = try HarnessProcess([
+        let seeders = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "4",
         ])
         defer { seeders.stop() }
-        let peers = seeders.ready["peers"] as? [String] ?? []
+        let peers = seeders.ready?["peers"] as? [String] ?? []
         #expect(peers.count == 4)
         let target = root.appendingPathComponent("download")
         let result = try Self.download(torrent, into: target, peers: peers)
@@ -150,13 +116,13 @@ enum Interop {
         let (root, data) = try Interop.makePayload(sizes: [4_000_037], single: true)
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "64K")
-        let seeders = try HarnessProcess([
+        let seeders = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
         ])
         defer { seeders.stop() }
         let target = root.appendingPathComponent("download")
         let result = try Self.download(
-            torrent, into: target, peers: seeders.ready["peers"] as? [String] ?? [])
+            torrent, into: target, peers: seeders.ready?["peers"] as? [String] ?? [])
         #expect(result.status == 0, "\(result.error)")
         #expect(
             FileManager.default.contentsEqual(
@@ -167,23 +133,23 @@ enum Interop {
         let (root, data) = try Interop.makePayload(sizes: [2_500_000, 1_000_001])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "32K")
-        let transmission = try HarnessProcess([
+        let transmission = try harnessProcess([
             Interop.tool("transmission.py"), "seed", torrent, data.deletingLastPathComponent().path,
         ])
         defer { transmission.stop() }
-        let peer = try #require(transmission.ready["peer"] as? String, "Transmission did not start seeding")
+        let peer = try #require(transmission.ready?["peer"] as? String, "Transmission did not start seeding")
         let alone = root.appendingPathComponent("from-transmission")
         let result = try Self.download(torrent, into: alone, peers: [peer])
         #expect(result.status == 0, "\(result.error)")
         #expect(Interop.sameContents(data, alone.appendingPathComponent("payload")))
 
-        let libtorrent = try HarnessProcess([
+        let libtorrent = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
         ])
         defer { libtorrent.stop() }
         let mixed = root.appendingPathComponent("from-mix")
         let mixResult = try Self.download(
-            torrent, into: mixed, peers: [peer] + (libtorrent.ready["peers"] as? [String] ?? []))
+            torrent, into: mixed, peers: [peer] + (libtorrent.ready?["peers"] as? [String] ?? []))
         #expect(mixResult.status == 0, "\(mixResult.error)")
         #expect(Interop.sameContents(data, mixed.appendingPathComponent("payload")))
     }
@@ -192,15 +158,15 @@ enum Interop {
         let (root, data) = try Interop.makePayload(sizes: [3_000_000])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "32K")
-        let liar = try HarnessProcess([Interop.tool("hostile_peer.py"), torrent, "corrupt"])
+        let liar = try harnessProcess([Interop.tool("hostile_peer.py"), torrent, "corrupt"])
         defer { liar.stop() }
-        let honest = try HarnessProcess([
+        let honest = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
             "--upload-rate", "1000000",
         ])
         defer { honest.stop() }
-        let liarPeers = (liar.ready["peer"] as? String).map { [$0] } ?? []
-        let honestPeers = honest.ready["peers"] as? [String] ?? []
+        let liarPeers = (liar.ready?["peer"] as? String).map { [$0] } ?? []
+        let honestPeers = honest.ready?["peers"] as? [String] ?? []
         #expect(liarPeers.count == 1 && honestPeers.count == 1)
         let target = root.appendingPathComponent("download")
         let result = try Self.download(
@@ -216,16 +182,16 @@ enum Interop {
         let (root, data) = try Interop.makePayload(sizes: [1_000_000])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "32K")
-        let hostile = try HarnessProcess([Interop.tool("hostile_peer.py"), torrent, mode])
+        let hostile = try harnessProcess([Interop.tool("hostile_peer.py"), torrent, mode])
         defer { hostile.stop() }
-        let honest = try HarnessProcess([
+        let honest = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
         ])
         defer { honest.stop() }
-        let hostilePeer = try #require(hostile.ready["peer"] as? String)
+        let hostilePeer = try #require(hostile.ready?["peer"] as? String)
         let target = root.appendingPathComponent("download")
         let result = try Self.download(
-            torrent, into: target, peers: [hostilePeer] + (honest.ready["peers"] as? [String] ?? []),
+            torrent, into: target, peers: [hostilePeer] + (honest.ready?["peers"] as? [String] ?? []),
             extra: ["--verbose"])
         #expect(result.status == 0, "\(result.error)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
@@ -237,12 +203,12 @@ enum Interop {
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "64K")
         // Slow seeders, so that the first run is surely killed half-way.
-        let seeders = try HarnessProcess([
+        let seeders = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
             "--upload-rate", "1500000",
         ])
         defer { seeders.stop() }
-        let peers = seeders.ready["peers"] as? [String] ?? []
+        let peers = seeders.ready?["peers"] as? [String] ?? []
         let target = root.appendingPathComponent("download")
         let first = Process()
         first.executableURL = potluckExecutable()
@@ -272,11 +238,11 @@ enum Interop {
         let (root, data) = try Interop.makePayload(sizes: [6_000_000])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "32K")
-        let doomed = try HarnessProcess([
+        let doomed = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
             "--upload-rate", "1000000",
         ])
-        let survivor = try HarnessProcess([
+        let survivor = try harnessProcess([
             Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
             "--upload-rate", "2000000",
         ])
@@ -284,7 +250,8 @@ enum Interop {
             doomed.stop()
             survivor.stop()
         }
-        let peers = (doomed.ready["peers"] as? [String] ?? []) + (survivor.ready["peers"] as? [String] ?? [])
+        let peers =
+            (doomed.ready?["peers"] as? [String] ?? []) + (survivor.ready?["peers"] as? [String] ?? [])
         let killed = DispatchGroup()
         killed.enter()
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.8) {

@@ -1,4 +1,5 @@
 import Testing
+import TorrentModel
 
 @testable import Tracker
 
@@ -11,7 +12,7 @@ import Testing
     ]
 
     func tiers(seed: UInt64 = 5) -> TrackerTiers {
-        var random = TrackerRandom(seed: seed)
+        var random = SeededRandom(seed: seed)
         return TrackerTiers(announce: "http://ignored/announce", announceList: Self.list, random: &random)
     }
 
@@ -62,7 +63,7 @@ import Testing
     }
 
     @Test func announceAloneIsOneTierOfOne() {
-        var random = TrackerRandom(seed: 1)
+        var random = SeededRandom(seed: 1)
         var tiers = TrackerTiers(
             announce: "udp://t.example:6969/announce", announceList: nil, isPrivate: true, random: &random)
         #expect(tiers.tiers == [[url("udp://t.example:6969/announce")]])
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func unusableURLsAreDroppedWithReasonsAndDuplicatesOnce() {
-        var random = TrackerRandom(seed: 1)
+        var random = SeededRandom(seed: 1)
         let tiers = TrackerTiers(
             announce: "http://fallback/announce",
             announceList: [["wss://x/", "not a url"], ["http://d/announce", "HTTP://D/announce"], []],
@@ -80,12 +81,12 @@ import Testing
         #expect(tiers.rejectedURLs.count == 2)
         #expect(!tiers.isPrivate)
 
-        var second = TrackerRandom(seed: 1)
+        var second = SeededRandom(seed: 1)
         let fallback = TrackerTiers(
             announce: "http://fallback/announce", announceList: [["wss://x/"]], random: &second)
         #expect(fallback.tiers == [[url("http://fallback/announce")]])
 
-        var third = TrackerRandom(seed: 1)
+        var third = SeededRandom(seed: 1)
         var empty = TrackerTiers(announce: nil, announceList: nil, random: &third)
         #expect(empty.current == nil)
         #expect(empty.currentFailed() == nil)

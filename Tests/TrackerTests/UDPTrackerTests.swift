@@ -178,7 +178,7 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
     let tracker = FakeUDPTracker()
 
     func client(seed: UInt64 = 1) -> UDPTrackerClient {
-        UDPTrackerClient(family: .ipv4, random: TrackerRandom(seed: seed))
+        UDPTrackerClient(family: .ipv4, random: SeededRandom(seed: seed))
     }
 
     @Test func connectThenAnnounce() {
@@ -355,7 +355,7 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
     }
 
     @Test func ipv6TrackerAnswersWithEighteenBytePeers() {
-        var client = UDPTrackerClient(family: .ipv6, random: TrackerRandom(seed: 3))
+        var client = UDPTrackerClient(family: .ipv6, random: SeededRandom(seed: 3))
         let connect = sentDatagram(client.start(.announce(Self.request), now: .seconds(0)))
         let announce = sentDatagram(
             client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))

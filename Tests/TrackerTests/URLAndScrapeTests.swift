@@ -176,9 +176,9 @@ import TorrentModel
 
 @Suite struct PeerIdentityTests {
     @Test func peerIDHasThePrefixAndTwelveSeededBytes() {
-        var first = TrackerRandom(seed: 7)
-        var again = TrackerRandom(seed: 7)
-        var other = TrackerRandom(seed: 8)
+        var first = SeededRandom(seed: 7)
+        var again = SeededRandom(seed: 7)
+        var other = SeededRandom(seed: 8)
         let id = PeerIdentity.makePeerID(using: &first)
         #expect(Array(id.bytes.prefix(8)) == ascii("-PO0001-"))
         #expect(id == PeerIdentity.makePeerID(using: &again))
@@ -187,8 +187,8 @@ import TorrentModel
     }
 
     @Test func keysDifferAcrossDrawsAndReplayFromTheSeed() {
-        var random = TrackerRandom(seed: 1)
-        var replay = TrackerRandom(seed: 1)
+        var random = SeededRandom(seed: 1)
+        var replay = SeededRandom(seed: 1)
         let keys = (0..<8).map { _ in PeerIdentity.makeKey(using: &random) }
         #expect(Set(keys).count == 8)
         #expect(keys == (0..<8).map { _ in PeerIdentity.makeKey(using: &replay) })

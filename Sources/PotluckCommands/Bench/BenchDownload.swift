@@ -296,8 +296,8 @@ struct BenchDownload: ParsableCommand {
 }
 
 /// A long-running helper (a seeder) started with a pipe on stdin: it prints one JSON line when ready
-/// and runs until stdin closes.
-final class BackgroundProcess {
+/// and runs until stdin closes. Used from one thread at a time.
+final class BackgroundProcess: @unchecked Sendable {
     private let process = Process()
     private let input = Pipe()
     private(set) var ready: [String: Any]?
@@ -318,6 +318,12 @@ final class BackgroundProcess {
             line.append(chunk)
         }
         ready = try? JSONSerialization.jsonObject(with: line) as? [String: Any]
+    }
+
+    /// Kills it outright (a seeder dying mid-transfer, in tests).
+    func kill() {
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     func stop() {
