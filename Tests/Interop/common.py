@@ -364,7 +364,7 @@ def announce(url, infohash_hex, port, source=None, left=0, event="started", time
 
 # --- opentracker (Debian's build: whitelist mode, chroots to its rootdir, drops to _opentracker) ---
 
-def start_opentracker(stack, http_port, udp_port, whitelist, bind="127.0.0.1", timeout=10.0):
+def start_opentracker(stack, http_port, udp_port, whitelist, bind="127.0.0.1", timeout=30.0):
     """Start opentracker listening on bind:http_port (TCP) and bind:udp_port (UDP); return the URLs
     once it answers announces for the first whitelisted hash. `bind` may list several addresses."""
     if not whitelist:
