@@ -85,6 +85,25 @@ import Testing
 
     }
 
+    /// Regression: aria2 sends a bitfield (or have-all) mid-connection in place of haves, and the
+    /// seeder dropped it for that ("bitfield is not the first message after the handshake").
+    @Test func aria2DownloadsFromAPotluckSeeder() throws {
+        let (root, data) = try Interop.makePayload(sizes: [3_000_000, 500_001, 16_384, 1])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let port = Self.freePort(on: "127.0.0.1")
+        let seeder = try PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)")
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        // aria2c learns peers only from a tracker: aria2.py announces the seeder to a private opentracker.
+        let target = root.appendingPathComponent("aria2")
+        let aria2 = try Self.harness(
+            "aria2.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+        #expect(aria2.status == 0, "\(aria2.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+
     @Test func transmissionDownloadsFromAPotluckSeeder() throws {
         let (root, data) = try Interop.makePayload(sizes: [2_000_000, 123_457])
         defer { try? FileManager.default.removeItem(at: root) }
