@@ -32,6 +32,14 @@ public struct DownloadOptions: Sendable {
     public var seedWhenComplete = false
     /// Upload buffers (128 KiB each): reads from disk waiting to be sent.
     public var uploadBufferCount = 128
+    /// Payload bytes per second sent to all peers together; 0 for no limit.
+    public var maximumUploadRateBytesPerSecond = 0
+    /// Payload bytes per second received from all peers together; 0 for no limit.
+    public var maximumDownloadRateBytesPerSecond = 0
+    /// With `seedWhenComplete`: stop once the bytes uploaded reach this multiple of the torrent's size.
+    public var seedRatioLimit: Double?
+    /// With `seedWhenComplete`: stop after seeding this long.
+    public var seedTimeLimitSeconds: Int?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -152,6 +160,14 @@ public final class DownloadSession {
     private var pendingUploadHead = 0
     private var uploadedBytes: Int64 = 0
     private var uploadRate = RateMeter(window: .seconds(5))
+    private var uploadBucket: TokenBucket
+    private var downloadBucket: TokenBucket
+    /// Requests were held back by the download limit: top every queue up once it allows again.
+    private var downloadThrottled = false
+    /// When seeding began (for `seedTimeLimitSeconds`).
+    private var seedingSince: UInt64?
+    /// Finishing: requests are no longer served (what is queued is still sent).
+    private var stopping = false
     private var listenerFD: Int32 = -1
     private var boundAddress: SocketAddress?
     private var log: (String) -> Void
@@ -190,6 +206,8 @@ public final class DownloadSession {
         pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         choker = Choker(seed: options.seed)
+        uploadBucket = TokenBucket(rateBytesPerSecond: max(0, options.maximumUploadRateBytesPerSecond))
+        downloadBucket = TokenBucket(rateBytesPerSecond: max(0, options.maximumDownloadRateBytesPerSecond))
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
@@ -275,9 +293,13 @@ public final class DownloadSession {
             if verified.isComplete && writing.isEmpty {
                 guard options.seedWhenComplete else { return try finish(outcome: .completed) }
                 becomeSeed(now: nowNanoseconds)
+                if let reason = seedLimitReached(now: nowNanoseconds) {
+                    log("stopping: \(reason)")
+                    return try finish(outcome: .completed)
+                }
             }
             do {
-                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .nanoseconds(waitNanoseconds()))
             } catch {
                 throw .io(error)
             }
@@ -287,6 +309,12 @@ public final class DownloadSession {
             }
             hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
             providedBuffers?.publishRecycled()
+            // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
+            serveUploads()
+            if downloadThrottled && downloadBucket.allows(at: Instant(nanoseconds: now)) {
+                downloadThrottled = false
+                refillAllRequests(now: now)
+            }
             flushAllSends()
             if now - lastTick >= 250_000_000 {
                 lastTick = now
@@ -301,6 +329,32 @@ public final class DownloadSession {
                 saveResumeData()
             }
         }
+    }
+
+    /// How long the reactor may sleep: 100 ms, or less when a rate limit is about to allow more.
+    private func waitNanoseconds() -> Int64 {
+        var wait: UInt64 = 100_000_000
+        let now = Instant(nanoseconds: nowNanoseconds)
+        if pendingUploadHead < pendingUploads.count {
+            wait = min(wait, uploadBucket.nanosecondsUntilAllowed(at: now))
+        }
+        if downloadThrottled { wait = min(wait, downloadBucket.nanosecondsUntilAllowed(at: now)) }
+        return Int64(max(wait, 1_000_000))
+    }
+
+    /// Why seeding should stop now (`seedRatioLimit`, `seedTimeLimitSeconds`), or nil.
+    private func seedLimitReached(now: UInt64) -> String? {
+        if let ratio = options.seedRatioLimit,
+            Double(uploadedBytes) >= ratio * Double(max(1, metainfo.totalLength))
+        {
+            return "uploaded \(uploadedBytes) bytes, ratio \(ratio) reached"
+        }
+        if let limit = options.seedTimeLimitSeconds, let since = seedingSince,
+            now - since >= UInt64(max(0, limit)) * 1_000_000_000
+        {
+            return "seeded for \(limit) s"
+        }
+        return nil
     }
 
     /// Loads resume data, or rechecks whatever is on disk.
@@ -370,6 +424,7 @@ public final class DownloadSession {
     private func becomeSeed(now: UInt64) {
         guard !completionSaved else { return }
         completionSaved = true
+        seedingSince = now
         if !flushRequested {
             flushRequested = true
             store.flush()
@@ -409,8 +464,34 @@ public final class DownloadSession {
             if let failure { throw failure }
         }
         saveResumeData()
-        for case let link? in links { shutdown(link) }
+        try drainSends()
+        for case let link? in links {
+            logTotals(link)
+            shutdown(link)
+        }
         return outcome
+    }
+
+    /// Sends what is already queued (blocks already counted as uploaded), for at most two seconds,
+    /// serving no new requests meanwhile.
+    private func drainSends() throws(DownloadError) {
+        stopping = true
+        let deadline = nowNanoseconds + 2_000_000_000
+        while nowNanoseconds < deadline {
+            flushAllSends()
+            let busy = links.contains { link in
+                guard let link, link.connected, !link.closing else { return false }
+                return link.sendInFlight || !link.connection.outbound.isEmpty
+            }
+            guard busy || uploadLeases.contains(where: { $0 != nil }) else { return }
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+            } catch {
+                throw .io(error)
+            }
+            let now = nowNanoseconds
+            ring.drain { completion in route(completion, now: now) }
+        }
     }
 
     private func saveResumeData() {
@@ -433,7 +514,7 @@ public final class DownloadSession {
             verifiedBytes: verifiedBytes, totalBytes: metainfo.totalLength,
             downloadedPayloadBytes: downloadedBytes,
             downloadRateBytesPerSecond: rate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
-            uploadRateBytesPerSecond: 0,
+            uploadRateBytesPerSecond: uploadRate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
             connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
             knownPeers: candidates.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
             listenAddress: boundAddress)
@@ -756,6 +837,7 @@ public final class DownloadSession {
         guard case .accepted(let pieceComplete) = receipt else { return }
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
+        downloadBucket.spend(Int(block.length), at: Instant(nanoseconds: now))
         choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
         guard pieceComplete, let slot = assembling[block.piece] else { return }
         let length = geometry.length(of: block.piece)
@@ -843,11 +925,18 @@ public final class DownloadSession {
 
     private func perform(_ actions: [RequestAction]) {
         var unsent: [(PeerSlot, BlockRange)] = []
+        let downloadAllowed = downloadBucket.allows(at: Instant(nanoseconds: nowNanoseconds))
         for action in actions {
             switch action {
             case .request(let peer, let block):
                 // A request the connection cannot send (its queue is full, the peer choked us meanwhile)
-                // must not stay assigned, or the block waits for a snub timeout.
+                // must not stay assigned, or the block waits for a snub timeout. Nor may one the download
+                // limit holds back: it is made again once the limit allows.
+                guard downloadAllowed else {
+                    downloadThrottled = true
+                    unsent.append((peer, block))
+                    continue
+                }
                 if let link = links[Int(peer.value)], !link.connection.request(block) {
                     unsent.append((peer, block))
                 }
@@ -866,6 +955,15 @@ public final class DownloadSession {
         }
     }
 
+    /// Tops up every peer's request queue (after the download limit held requests back).
+    private func refillAllRequests(now: UInt64) {
+        actions.removeAll(keepingCapacity: true)
+        for case let link? in links where pipeline.isConnected(link.slot) {
+            pipeline.fillRequests(for: link.slot, at: Instant(nanoseconds: now), into: &actions)
+        }
+        perform(actions)
+    }
+
     // MARK: Uploading
 
     private func performChokes() {
@@ -881,15 +979,20 @@ public final class DownloadSession {
     /// Starts disk reads for waiting requests while upload buffers are free (back-pressure: requests
     /// wait here, bounded by each connection's request limit, instead of growing memory).
     private func serveUploads() {
-        while pendingUploadHead < pendingUploads.count, let buffer = uploadBuffers.lease() {
+        let now = Instant(nanoseconds: nowNanoseconds)
+        if stopping { pendingUploadHead = pendingUploads.count }
+        while pendingUploadHead < pendingUploads.count {
             let (index, generation, block) = pendingUploads[pendingUploadHead]
-            pendingUploadHead += 1
             guard index < links.count, let link = links[index], link.generation == generation, !link.closing,
                 verified.contains(block.piece)
             else {
-                uploadBuffers.release(buffer)
+                pendingUploadHead += 1
                 continue
             }
+            // The upload limit holds requests here, where they are already bounded per peer.
+            guard uploadBucket.allows(at: now), let buffer = uploadBuffers.lease() else { break }
+            pendingUploadHead += 1
+            uploadBucket.spend(Int(block.length), at: now)
             uploadLeases[Int(buffer.index)] = buffer
             let token = UInt64(index) | UInt64(generation) << 32 | UInt64(buffer.index) << 48
             store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
@@ -1002,6 +1105,7 @@ public final class DownloadSession {
     private func disconnect(_ link: PeerLink, reason: String, now: UInt64) {
         guard !link.closing else { return }
         log("peer \(link.address): \(reason)")
+        logTotals(link)
         link.closing = true
         if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
         if choker.isConnected(link.slot) {
@@ -1017,6 +1121,15 @@ public final class DownloadSession {
         }
         shutdown(link)
         if !link.hasOperationsInFlight { release(link) }
+    }
+
+    /// One line per connection with its payload totals (tests tell from these who traded with whom).
+    private func logTotals(_ link: PeerLink) {
+        let connection = link.connection
+        guard connection.downloadedPayloadBytes > 0 || connection.uploadedPayloadBytes > 0 else { return }
+        log(
+            "peer \(link.address) totals: received \(connection.downloadedPayloadBytes) sent \(connection.uploadedPayloadBytes) payload bytes"
+        )
     }
 
     /// Ends the socket; operations still in flight complete with errors and then the link is released.

@@ -25,9 +25,9 @@ import Testing
     final class PotluckSeeder {
         let process = Process()
 
-        init(torrent: String, data: URL, listen: String) throws {
+        init(torrent: String, data: URL, listen: String, extra: [String] = []) throws {
             process.executableURL = potluckExecutable()
-            process.arguments = ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"]
+            process.arguments = ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"] + extra
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
@@ -102,6 +102,31 @@ import Testing
             "aria2.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
         #expect(aria2.status == 0, "\(aria2.json)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+
+    /// `--max-upload-rate` paces the transfer and `--seed-ratio 1` ends the seeder after one full copy,
+    /// with every queued block still delivered.
+    @Test func uploadRateLimitAndSeedRatio() throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_500_000, 600_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let port = Self.freePort(on: "127.0.0.1")
+        let seeder = try PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            extra: ["--max-upload-rate", "1M", "--seed-ratio", "1"])
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+        let target = root.appendingPathComponent("libtorrent")
+        let libtorrent = try Self.harness(
+            "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+        #expect(libtorrent.status == 0, "\(libtorrent.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        // 3.1 MB at 1 MiB/s with a 100 KiB burst: at least 2.8 s.
+        let seconds = libtorrent.json["seconds"] as? Double ?? 0
+        #expect(seconds >= 2.8, "an upload limit of 1 MiB/s served 3.1 MB in \(seconds) s")
+        let deadline = Date().addingTimeInterval(10)
+        while seeder.process.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!seeder.process.isRunning, "the seeder kept running past --seed-ratio 1")
+        #expect(seeder.process.isRunning || seeder.process.terminationStatus == 0)
     }
 
     @Test func transmissionDownloadsFromAPotluckSeeder() throws {

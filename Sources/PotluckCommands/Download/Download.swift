@@ -32,8 +32,20 @@ struct Download: ParsableCommand {
     @Option(help: "Accept incoming connections on HOST:PORT (port 0: any free port).")
     var listen: String?
 
-    @Flag(help: "Keep seeding after the download completes, until Ctrl-C.")
+    @Flag(help: "Keep seeding after the download completes, until Ctrl-C (or --seed-ratio, --seed-time).")
     var seed = false
+
+    @Option(help: "With --seed: stop once uploaded bytes reach R times the torrent's size.")
+    var seedRatio: Double?
+
+    @Option(help: "With --seed: stop after seeding this long (90s, 15m, 2h, or seconds).")
+    var seedTime: String?
+
+    @Option(help: "Upload limit for all peers together, bytes per second (500K, 2M; 0: none).")
+    var maxUploadRate: String = "0"
+
+    @Option(help: "Download limit for all peers together, bytes per second (500K, 2M; 0: none).")
+    var maxDownloadRate: String = "0"
 
     @Option(name: .customLong("piece-memory-mib"), help: "Memory for pieces in flight, in MiB.")
     var pieceMemoryMiB: Int = 256
@@ -50,6 +62,19 @@ struct Download: ParsableCommand {
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
+        }
+        for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
+        where LimitParsing.rateBytesPerSecond(value) == nil {
+            throw ValidationError("\(name) \(value) is not a rate such as 500K, 2M or 1048576")
+        }
+        if let seedTime, LimitParsing.seconds(seedTime) == nil {
+            throw ValidationError("--seed-time \(seedTime) is not a duration such as 90s, 15m or 2h")
+        }
+        if let seedRatio, !(seedRatio >= 0) {
+            throw ValidationError("--seed-ratio must be a number at least 0")
+        }
+        if (seedRatio != nil || seedTime != nil) && !seed {
+            throw ValidationError("--seed-ratio and --seed-time apply with --seed")
         }
         guard pieceMemoryMiB >= 16 && pieceMemoryMiB <= 65536 else {
             throw ValidationError("--piece-memory-mib must be between 16 and 65536")
@@ -73,6 +98,10 @@ struct Download: ParsableCommand {
         options.pieceMemoryBytes = pieceMemoryMiB << 20
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
+        options.seedRatioLimit = seedRatio
+        options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
+        options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
+        options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
         if options.peers.isEmpty && options.listenAddress == nil {
             printError(
                 "potluck: no peers: give at least one with --peer HOST:PORT, or --listen for incoming ones")

@@ -25,6 +25,18 @@ struct Seed: ParsableCommand {
     @Option(name: .customLong("peer"), help: "A peer to connect to as well; repeatable.")
     var peers: [String] = []
 
+    @Option(help: "Upload limit for all peers together, bytes per second (500K, 2M; 0: none).")
+    var maxUploadRate: String = "0"
+
+    @Option(help: "Download limit (for pieces that failed the check), bytes per second (0: none).")
+    var maxDownloadRate: String = "0"
+
+    @Option(help: "Stop once uploaded bytes reach R times the torrent's size.")
+    var seedRatio: Double?
+
+    @Option(help: "Stop after seeding this long (90s, 15m, 2h, or seconds).")
+    var seedTime: String?
+
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
@@ -43,6 +55,9 @@ struct Seed: ParsableCommand {
     func run() throws {
         var arguments =
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
+        arguments += ["--max-upload-rate", maxUploadRate, "--max-download-rate", maxDownloadRate]
+        if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
+        if let seedTime { arguments += ["--seed-time", seedTime] }
         if quiet { arguments.append("--quiet") }
         if verbose { arguments.append("--verbose") }
         let download = try Download.parse(arguments)
