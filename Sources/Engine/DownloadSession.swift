@@ -30,8 +30,10 @@ public struct DownloadOptions: Sendable {
     public var listenAddress: SocketAddress?
     /// Keep running and uploading once every piece is verified, until stopped.
     public var seedWhenComplete = false
-    /// Upload buffers (128 KiB each): reads from disk waiting to be sent.
-    public var uploadBufferCount = 128
+    /// Upload buffers (128 KiB each): single-block reads, when the piece cache is full of pieces in use.
+    public var uploadBufferCount = 64
+    /// Memory for whole pieces read for uploading, shared by all peers (0: read block by block).
+    public var uploadCacheBytes = 64 << 20
     /// Payload bytes per second sent to all peers together; 0 for no limit.
     public var maximumUploadRateBytesPerSecond = 0
     /// Payload bytes per second received from all peers together; 0 for no limit.
@@ -116,6 +118,8 @@ public final class DownloadSession {
     static let uploadBufferBytes = Int(PieceGeometry.maximumRequestLength)
     static let receiveGroup: UInt16 = 1
     static let receiveBufferBytes = 64 * 1024
+    /// Blocks read or queued unsent per link: enough to fill a fast link, bounded for a slow reader.
+    static let maximumQueuedPayloadsPerLink = 64
 
     public let metainfo: Metainfo
     public let options: DownloadOptions
@@ -155,9 +159,14 @@ public final class DownloadSession {
     private var uploadBuffers: BufferPool!
     /// The lease of each upload buffer with a read in flight, by buffer index.
     private var uploadLeases: [BufferSlot?] = []
-    /// Requests waiting for an upload buffer, oldest first from `pendingUploadHead`.
-    private var pendingUploads: [(link: Int, generation: UInt16, block: BlockRange)] = []
-    private var pendingUploadHead = 0
+    /// Whole pieces read for uploading, shared by all peers (nil: pieces too large for the budget).
+    private var pieceCache: PieceCache?
+    /// Pieces whose whole-piece read failed: served block by block.
+    private var uncachedPieces: Set<PieceIndex> = []
+    /// The link `serveUploads` looked at last (it serves links in turn).
+    private var uploadCursor = 0
+    /// The upload limit held requests back: the reactor wakes when it allows again.
+    private var uploadThrottled = false
     private var uploadedBytes: Int64 = 0
     private var uploadRate = RateMeter(window: .seconds(5))
     private var uploadBucket: TokenBucket
@@ -260,6 +269,12 @@ public final class DownloadSession {
         uploadBuffers = BufferPool(
             slotSizeBytes: Self.uploadBufferBytes, slotCount: max(1, options.uploadBufferCount))
         uploadLeases = Array(repeating: nil, count: uploadBuffers.slotCount)
+        // At least two pieces, or the cache would serialise peers behind one read.
+        if options.uploadCacheBytes >= 2 * metainfo.pieceLength {
+            pieceCache = PieceCache(
+                pieceLength: metainfo.pieceLength,
+                capacity: min(1024, options.uploadCacheBytes / metainfo.pieceLength))
+        }
         if let listenAddress = options.listenAddress {
             do {
                 listenerFD = try Socket.listenTCP(on: listenAddress)
@@ -310,7 +325,10 @@ public final class DownloadSession {
             hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
             providedBuffers?.publishRecycled()
             // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
-            serveUploads()
+            if uploadThrottled && uploadBucket.allows(at: Instant(nanoseconds: now)) {
+                uploadThrottled = false
+                serveUploads()
+            }
             if downloadThrottled && downloadBucket.allows(at: Instant(nanoseconds: now)) {
                 downloadThrottled = false
                 refillAllRequests(now: now)
@@ -335,9 +353,7 @@ public final class DownloadSession {
     private func waitNanoseconds() -> Int64 {
         var wait: UInt64 = 100_000_000
         let now = Instant(nanoseconds: nowNanoseconds)
-        if pendingUploadHead < pendingUploads.count {
-            wait = min(wait, uploadBucket.nanosecondsUntilAllowed(at: now))
-        }
+        if uploadThrottled { wait = min(wait, uploadBucket.nanosecondsUntilAllowed(at: now)) }
         if downloadThrottled { wait = min(wait, downloadBucket.nanosecondsUntilAllowed(at: now)) }
         return Int64(max(wait, 1_000_000))
     }
@@ -644,7 +660,7 @@ public final class DownloadSession {
             break
         case .receive:
             receiveCompleted(completion, link: link, now: now)
-        case .send:
+        case .send, .sendMessage:
             sendCompleted(completion, link: link, now: now)
         default:
             break
@@ -791,7 +807,7 @@ public final class DownloadSession {
                 // Open again at once: waiting for a snub timeout would stall the piece for seconds.
                 pipeline.requestReturned(block, from: link.slot, at: instant, into: &actions)
             case .request(let block):
-                pendingUploads.append((Int(link.slot.value), link.generation, block))
+                link.uploadQueue.append(block)
             case .interested:
                 choker.peerInterested(link.slot, at: instant, into: &chokeActions)
             case .notInterested:
@@ -904,11 +920,20 @@ public final class DownloadSession {
             if completionSaved { saveResumeData() }
         case .blockRead(let token, let block):
             uploadRead(token: token, block: block, now: now)
+        case .pieceRead(let piece, _):
+            cachedPieceRead(piece)
         case .failed(let request, let error):
-            if case .readBlock(let token, _) = request {
-                // Serving one block failed (say, the file was removed under us): refuse it, keep going.
+            if case .readBlock(let token, let block) = request {
                 log("upload read failed: \(error)")
-                releaseUploadBuffer(token: token)
+                uploadReadFailed(token: token, block: block)
+                return
+            }
+            if case .readPiece(let piece, _) = request {
+                pieceCache?.loadFailed(piece)
+                if error.reason != .overloaded {
+                    log("upload read failed: \(error); serving \(piece) block by block")
+                    uncachedPieces.insert(piece)
+                }
                 serveUploads()
                 return
             }
@@ -918,8 +943,6 @@ public final class DownloadSession {
                 pieceBuffers.release(slot)
             }
             failure = .storage(error)
-        case .pieceRead:
-            break
         }
     }
 
@@ -976,48 +999,136 @@ public final class DownloadSession {
         chokeActions.removeAll(keepingCapacity: true)
     }
 
-    /// Starts disk reads for waiting requests while upload buffers are free (back-pressure: requests
-    /// wait here, bounded by each connection's request limit, instead of growing memory).
+    /// Serves waiting requests, one per peer in turn (so a peer that queues many requests does not
+    /// starve the others), while the upload limit, the cache and the upload buffers allow. A block of a
+    /// cached piece is queued for sending at once from the cache; an uncached piece is read whole into
+    /// the cache (a popular piece is then read once for every peer); when the cache is all pinned or
+    /// loading, a block is read into an upload buffer. Back-pressure: requests wait in their link's
+    /// queue, bounded by the connection's request limit, and each link has at most
+    /// `maximumQueuedPayloadsPerLink` blocks read or queued unsent.
     private func serveUploads() {
+        guard !stopping, !links.isEmpty else { return }
         let now = Instant(nanoseconds: nowNanoseconds)
-        if stopping { pendingUploadHead = pendingUploads.count }
-        while pendingUploadHead < pendingUploads.count {
-            let (index, generation, block) = pendingUploads[pendingUploadHead]
-            guard index < links.count, let link = links[index], link.generation == generation, !link.closing,
-                verified.contains(block.piece)
-            else {
-                pendingUploadHead += 1
-                continue
+        var progressed = true
+        while progressed {
+            progressed = false
+            for _ in 0..<links.count {
+                uploadCursor = uploadCursor + 1 < links.count ? uploadCursor + 1 : 0
+                guard let link = links[uploadCursor], !link.closing,
+                    link.uploadQueueHead < link.uploadQueue.count
+                else { continue }
+                switch serveNextRequest(of: link, now: now) {
+                case .served: progressed = true
+                case .waiting: continue
+                case .outOfResources: return
+                }
             }
-            // The upload limit holds requests here, where they are already bounded per peer.
-            guard uploadBucket.allows(at: now), let buffer = uploadBuffers.lease() else { break }
-            pendingUploadHead += 1
-            uploadBucket.spend(Int(block.length), at: now)
-            uploadLeases[Int(buffer.index)] = buffer
-            let token = UInt64(index) | UInt64(generation) << 32 | UInt64(buffer.index) << 48
-            store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
-        }
-        if pendingUploadHead == pendingUploads.count {
-            pendingUploads.removeAll(keepingCapacity: true)
-            pendingUploadHead = 0
-        } else if pendingUploadHead > 4096 {
-            pendingUploads.removeFirst(pendingUploadHead)
-            pendingUploadHead = 0
         }
     }
 
-    /// A block read for a peer: send it, unless the peer cancelled or went away meanwhile.
+    private enum ServeOutcome {
+        /// The request at the head of the queue was served, read, or dropped.
+        case served
+        /// This link must wait (its piece is loading, or it has enough queued).
+        case waiting
+        /// No link can be served now (upload limit, no upload buffer).
+        case outOfResources
+    }
+
+    private func serveNextRequest(of link: PeerLink, now: Instant) -> ServeOutcome {
+        guard link.payloads.count + link.readsInFlight < Self.maximumQueuedPayloadsPerLink else {
+            return .waiting
+        }
+        let block = link.uploadQueue[link.uploadQueueHead]
+        // Cancelled, or dropped by a choke, since: not worth a read.
+        guard link.connection.isIncomingRequestQueued(block), verified.contains(block.piece) else {
+            popUploadRequest(link)
+            return .served
+        }
+        guard uploadBucket.allows(at: now) else {
+            uploadThrottled = true
+            return .outOfResources
+        }
+        // In place (`pieceCache!`): a copy of the cache would copy its table on every request.
+        if pieceCache != nil, !uncachedPieces.contains(block.piece) {
+            switch pieceCache!.lookup(block.piece) {
+            case .ready(let slot):
+                popUploadRequest(link)
+                let start = Int(block.offset)
+                let bytes = UnsafeRawBufferPointer(
+                    rebasing: pieceCache!.pool.bytes(of: slot)[start..<start + Int(block.length)])
+                if queuePayload(block, bytes: bytes, source: .cachedPiece(block.piece), link: link, now: now)
+                {
+                    pieceCache!.pin(block.piece)
+                    uploadBucket.spend(Int(block.length), at: now)
+                }
+                return .served
+            case .loading:
+                return .waiting
+            case .absent:
+                if let slot = pieceCache!.beginLoad(block.piece) {
+                    store.readPiece(block.piece, into: slot, in: pieceCache!.pool)
+                    return .waiting
+                }
+            // Every slot is loading or pinned: read just the block.
+            }
+        }
+        guard let buffer = uploadBuffers.lease() else { return .outOfResources }
+        popUploadRequest(link)
+        uploadBucket.spend(Int(block.length), at: now)
+        link.readsInFlight += 1
+        uploadLeases[Int(buffer.index)] = buffer
+        let token = UInt64(link.slot.value) | UInt64(link.generation) << 32 | UInt64(buffer.index) << 48
+        store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
+        return .served
+    }
+
+    private func popUploadRequest(_ link: PeerLink) {
+        link.uploadQueueHead += 1
+        if link.uploadQueueHead == link.uploadQueue.count {
+            link.uploadQueue.removeAll(keepingCapacity: true)
+            link.uploadQueueHead = 0
+        } else if link.uploadQueueHead >= 256 {
+            link.uploadQueue.removeFirst(link.uploadQueueHead)
+            link.uploadQueueHead = 0
+        }
+    }
+
+    /// Queues a piece header in the connection's outbound bytes and the payload after it, to be sent
+    /// from `bytes` without copying; false (nothing queued) if the request is no longer wanted.
+    private func queuePayload(
+        _ block: BlockRange, bytes: UnsafeRawBufferPointer, source: QueuedPayload.Source, link: PeerLink,
+        now: Instant
+    ) -> Bool {
+        guard !link.closing, let position = link.connection.sendBlockHeader(block) else { return false }
+        link.payloads.append(QueuedPayload(position: position, bytes: bytes, source: source))
+        uploadedBytes += Int64(block.length)
+        uploadRate.record(bytes: Int(block.length), at: now)
+        choker.sentPayload(to: link.slot, bytes: Int(block.length), at: now)
+        return true
+    }
+
+    /// A piece read for the cache: serve the requests waiting for it.
+    private func cachedPieceRead(_ piece: PieceIndex) {
+        pieceCache?.loadCompleted(piece)
+        serveUploads()
+    }
+
+    /// A block read into an upload buffer: queue it for sending, unless the peer cancelled or went away.
     private func uploadRead(token: UInt64, block: BlockRange, now: UInt64) {
         let index = Int(token & 0xffff_ffff)
         let generation = UInt16(truncatingIfNeeded: token >> 32)
-        guard let buffer = uploadLeases[Int(token >> 48)] else { return }
-        if index < links.count, let link = links[index], link.generation == generation, !link.closing {
-            let payload = UnsafeRawBufferPointer(
+        let bufferIndex = Int(token >> 48)
+        guard bufferIndex < uploadLeases.count, let buffer = uploadLeases[bufferIndex] else { return }
+        if index < links.count, let link = links[index], link.generation == generation {
+            link.readsInFlight -= 1
+            let bytes = UnsafeRawBufferPointer(
                 rebasing: uploadBuffers.bytes(of: buffer)[..<Int(block.length)])
-            if link.connection.sendBlock(block, payload: Span<UInt8>(_unsafeBytes: payload)) {
-                uploadedBytes += Int64(block.length)
-                uploadRate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
-                choker.sentPayload(to: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
+            if queuePayload(
+                block, bytes: bytes, source: .uploadBuffer(buffer), link: link, now: Instant(nanoseconds: now)
+            ) {
+                // The buffer now belongs to the link's send; it is released once sent.
+                uploadLeases[bufferIndex] = nil
             }
         }
         releaseUploadBuffer(token: token)
@@ -1031,6 +1142,30 @@ public final class DownloadSession {
         uploadBuffers.release(buffer)
     }
 
+    /// A block read failed (say, the file was removed under us): refuse the block, keep going.
+    private func uploadReadFailed(token: UInt64, block: BlockRange) {
+        let index = Int(token & 0xffff_ffff)
+        if index < links.count, let link = links[index],
+            link.generation == UInt16(truncatingIfNeeded: token >> 32)
+        {
+            link.readsInFlight -= 1
+            link.connection.rejectRequest(block)
+        }
+        releaseUploadBuffer(token: token)
+        serveUploads()
+    }
+
+    /// Gives back what a payload held: its upload buffer, or its pin on a cached piece.
+    private func releasePayloads(_ payloads: inout [QueuedPayload]) {
+        for payload in payloads {
+            switch payload.source {
+            case .uploadBuffer(let slot): uploadBuffers.release(slot)
+            case .cachedPiece(let piece): pieceCache?.unpin(piece)
+            }
+        }
+        payloads.removeAll(keepingCapacity: true)
+    }
+
     // MARK: Sending
 
     private func flushAllSends() {
@@ -1041,18 +1176,46 @@ public final class DownloadSession {
         }
     }
 
+    /// Takes the connection's outbound bytes (and the payloads that go between them) as the next send.
+    /// Without payloads it is one plain send; with them, one sendmsg whose ranges alternate between the
+    /// outbound bytes and the payloads, which keeps the stream's order without copying a block.
     private func startSend(_ link: PeerLink) {
         guard !link.connection.outbound.isEmpty else { return }
         swap(&link.sending, &link.connection.outbound)
         link.connection.outbound.removeAll(keepingCapacity: true)
         link.sendOffset = 0
+        link.sendingVector = !link.payloads.isEmpty
+        if link.sendingVector {
+            swap(&link.sendingPayloads, &link.payloads)
+            let vector =
+                link.sendVector ?? SendVector(capacity: 2 * Self.maximumQueuedPayloadsPerLink + 1)
+            link.sendVector = vector
+            vector.removeAll()
+            link.sending.withUnsafeBytes { outbound in
+                var from = 0
+                for payload in link.sendingPayloads {
+                    vector.append(UnsafeRawBufferPointer(rebasing: outbound[from..<payload.position]))
+                    vector.append(payload.bytes)
+                    from = payload.position
+                }
+                vector.append(UnsafeRawBufferPointer(rebasing: outbound[from...]))
+            }
+        }
         enqueueSend(link)
     }
 
     private func enqueueSend(_ link: PeerLink) {
-        let bytes = link.sending.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[link.sendOffset...]) }
+        let operation: Operation
+        if link.sendingVector, let vector = link.sendVector {
+            operation = .sendMessage(fd: link.fd, vector: vector)
+        } else {
+            let bytes = link.sending.withUnsafeBytes {
+                UnsafeRawBufferPointer(rebasing: $0[link.sendOffset...])
+            }
+            operation = .send(fd: link.fd, bytes: bytes)
+        }
         do {
-            try ring.enqueue(.send(fd: link.fd, bytes: bytes), for: link.operationSlot)
+            try ring.enqueue(operation, for: link.operationSlot)
             link.sendInFlight = true
         } catch {
             failure = .io(error)
@@ -1065,12 +1228,24 @@ public final class DownloadSession {
             disconnect(link, reason: "send: \(Errno(rawValue: -completion.result))", now: now)
             return
         }
-        link.sendOffset += Int(completion.result)
-        if link.sendOffset < link.sending.count {
+        let sent = Int(completion.result)
+        let remaining: Int
+        if link.sendingVector, let vector = link.sendVector {
+            vector.advance(by: sent)
+            remaining = vector.remainingBytes
+        } else {
+            link.sendOffset += sent
+            remaining = link.sending.count - link.sendOffset
+        }
+        if remaining > 0 {
             enqueueSend(link)
         } else {
             link.sending.removeAll(keepingCapacity: true)
+            releasePayloads(&link.sendingPayloads)
+            link.sendingVector = false
             startSend(link)
+            // Sent blocks free their link's share of the queue: serve more.
+            if !link.uploadQueue.isEmpty { serveUploads() }
         }
     }
 
@@ -1141,6 +1316,8 @@ public final class DownloadSession {
         let index = Int(link.slot.value)
         guard index < links.count, links[index] === link else { return }
         Glibc.close(link.fd)
+        releasePayloads(&link.payloads)
+        releasePayloads(&link.sendingPayloads)
         links[index] = nil
     }
 }

@@ -180,6 +180,9 @@ public struct PeerConnection: Sendable {
     }
     /// Requests from the peer we have queued and not yet served or rejected.
     public var queuedIncomingRequestCount: Int { incomingRequests.count }
+    /// Whether the peer's request for `block` is queued (not yet served, rejected, cancelled or dropped
+    /// by a choke): worth a disk read.
+    public func isIncomingRequestQueued(_ block: BlockRange) -> Bool { incomingRequests.contains(block) }
     /// Whether the peer told us (BEP 6) that we may request `piece` while choked.
     public func isAllowedFast(_ piece: PieceIndex) -> Bool { allowedFastFromPeer.contains(piece) }
 
