@@ -807,7 +807,7 @@ public final class DownloadSession {
                 // Open again at once: waiting for a snub timeout would stall the piece for seconds.
                 pipeline.requestReturned(block, from: link.slot, at: instant, into: &actions)
             case .request(let block):
-                link.uploadQueue.append(block)
+                enqueueUpload(block, for: link)
             case .interested:
                 choker.peerInterested(link.slot, at: instant, into: &chokeActions)
             case .notInterested:
@@ -1081,6 +1081,21 @@ public final class DownloadSession {
         let token = UInt64(link.slot.value) | UInt64(link.generation) << 32 | UInt64(buffer.index) << 48
         store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
         return .served
+    }
+
+    /// Queues a request the connection accepted. The connection holds at most its request limit, but
+    /// requests it dropped since (cancelled, or refused by a choke) stay here until served: a peer that
+    /// requests and cancels over and over while uploads wait would grow the queue without end, so past
+    /// twice the limit the dropped ones are swept out (in place: no allocation).
+    private func enqueueUpload(_ block: BlockRange, for link: PeerLink) {
+        if link.uploadQueue.count - link.uploadQueueHead >= 2
+            * link.connection.options.maximumIncomingRequests
+        {
+            link.uploadQueue.removeFirst(link.uploadQueueHead)
+            link.uploadQueueHead = 0
+            link.uploadQueue.removeAll { !link.connection.isIncomingRequestQueued($0) }
+        }
+        link.uploadQueue.append(block)
     }
 
     private func popUploadRequest(_ link: PeerLink) {

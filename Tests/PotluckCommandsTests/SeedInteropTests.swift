@@ -25,11 +25,19 @@ import Testing
     final class PotluckSeeder {
         let process = Process()
 
-        init(torrent: String, data: URL, listen: String, extra: [String] = []) throws {
+        /// With `logFile`, it runs with --verbose and logs there.
+        init(torrent: String, data: URL, listen: String, extra: [String] = [], logFile: URL? = nil) throws {
             process.executableURL = potluckExecutable()
-            process.arguments = ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"] + extra
+            process.arguments =
+                ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"] + extra
+                + (logFile == nil ? [] : ["--verbose"])
             process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            if let logFile {
+                FileManager.default.createFile(atPath: logFile.path, contents: nil)
+                process.standardError = try FileHandle(forWritingTo: logFile)
+            } else {
+                process.standardError = FileHandle.nullDevice
+            }
             try process.run()
         }
 
