@@ -853,7 +853,6 @@ public final class DownloadSession {
         guard case .accepted(let pieceComplete) = receipt else { return }
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
-        downloadBucket.spend(Int(block.length), at: Instant(nanoseconds: now))
         choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
         guard pieceComplete, let slot = assembling[block.piece] else { return }
         let length = geometry.length(of: block.piece)
@@ -948,14 +947,15 @@ public final class DownloadSession {
 
     private func perform(_ actions: [RequestAction]) {
         var unsent: [(PeerSlot, BlockRange)] = []
-        let downloadAllowed = downloadBucket.allows(at: Instant(nanoseconds: nowNanoseconds))
+        let now = Instant(nanoseconds: nowNanoseconds)
         for action in actions {
             switch action {
             case .request(let peer, let block):
                 // A request the connection cannot send (its queue is full, the peer choked us meanwhile)
                 // must not stay assigned, or the block waits for a snub timeout. Nor may one the download
-                // limit holds back: it is made again once the limit allows.
-                guard downloadAllowed else {
+                // limit holds back: it is made again once the limit allows. The limit is charged when a
+                // block is requested, so what is in flight never exceeds it by more than one block.
+                guard downloadBucket.take(Int(block.length), at: now) else {
                     downloadThrottled = true
                     unsent.append((peer, block))
                     continue
