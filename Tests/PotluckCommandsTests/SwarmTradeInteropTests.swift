@@ -60,6 +60,8 @@ import Testing
         let potluckAddresses = ["\(host):\(ports[1])", "\(host):\(ports[2])"]
         let libtorrentAddresses = ["\(host):\(ports[3])", "\(host):\(ports[4])"]
         let everyone = [seederAddress] + potluckAddresses + libtorrentAddresses
+        // Typically about half; a twentieth shows trading without depending on timing.
+        let minimumFromLeechers = 6_300_000 / 20
 
         // 6.3 MB to each of four leechers is 25 MB: about 17 s from the seeder alone at 1.5 MiB/s.
         let seeder = try SeedInteropTests.PotluckSeeder(
@@ -105,8 +107,9 @@ import Testing
             #expect(Interop.sameContents(data, root.appendingPathComponent("lt\(index)/payload")))
             let byPeer = json["bytes_by_peer"] as? [String: Int] ?? [:]
             let fromLeechers = byPeer.filter { $0.key != seederAddress }.values.reduce(0, +)
-            print("lt \(index) \(byPeer)")
-            #expect(fromLeechers > 0, "libtorrent leecher \(index) got everything from the seeder: \(byPeer)")
+            #expect(
+                fromLeechers >= minimumFromLeechers,
+                "libtorrent leecher \(index) got everything from the seeder: \(byPeer)")
         }
         for (index, leecher) in potluckLeechers.enumerated() {
             let deadline = Date().addingTimeInterval(90)
@@ -118,9 +121,9 @@ import Testing
         for leecher in potluckLeechers { leecher.stop() }
         for (index, leecher) in potluckLeechers.enumerated() {
             let fromLeechers = leecher.bytesReceived(excluding: seederAddress)
-            print("potluck \(index) \(fromLeechers) seeder \(seederAddress)\n\(leecher.log)")
             #expect(
-                fromLeechers > 0, "Potluck leecher \(index) got everything from the seeder:\n\(leecher.log)")
+                fromLeechers >= minimumFromLeechers,
+                "Potluck leecher \(index) got everything from the seeder:\n\(leecher.log)")
         }
     }
 }
