@@ -42,6 +42,9 @@ public struct DownloadOptions: Sendable {
     public var seedRatioLimit: Double?
     /// With `seedWhenComplete`: stop after seeding this long.
     public var seedTimeLimitSeconds: Int?
+    /// Incoming connections for this torrent from an `IncomingRouter` that listens for several torrents
+    /// (instead of, or besides, `listenAddress`).
+    public var incomingInbox: IncomingInbox?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -177,6 +180,8 @@ public final class DownloadSession {
     private var seedingSince: UInt64?
     /// Finishing: requests are no longer served (what is queued is still sent).
     private var stopping = false
+    /// Sockets taken from `options.incomingInbox`, reused.
+    private var routedDescriptors: [Int32] = []
     private var listenerFD: Int32 = -1
     private var boundAddress: SocketAddress?
     private var log: (String) -> Void
@@ -253,6 +258,8 @@ public final class DownloadSession {
         pieceBuffers = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
         let waker = ring.waker
         hashers = HashPool { waker.wake() }
+        options.incomingInbox?.attach(waker)
+        defer { options.incomingInbox?.close() }
         defer { hashers.shutdown() }
         if mkdir(options.downloadDirectory, 0o755) != 0 && errno != EEXIST {
             throw .storage(
@@ -324,6 +331,11 @@ public final class DownloadSession {
             }
             hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
             providedBuffers?.publishRecycled()
+            if let inbox = options.incomingInbox {
+                inbox.take(into: &routedDescriptors)
+                for fd in routedDescriptors { adoptIncoming(fd, now: now) }
+                routedDescriptors.removeAll(keepingCapacity: true)
+            }
             // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
             if uploadThrottled && uploadBucket.allows(at: Instant(nanoseconds: now)) {
                 uploadThrottled = false
@@ -604,7 +616,12 @@ public final class DownloadSession {
             log("accept: \(Errno(rawValue: -completion.result))")
             return
         }
-        let fd = completion.result
+        adoptIncoming(completion.result, now: now)
+    }
+
+    /// An incoming connection, accepted here or routed from an `IncomingRouter`: it starts by reading
+    /// the peer's handshake.
+    private func adoptIncoming(_ fd: Int32, now: UInt64) {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
             log("refused an incoming connection: \(options.maximumPeers) peers already")

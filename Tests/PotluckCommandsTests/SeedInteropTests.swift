@@ -26,10 +26,17 @@ import Testing
         let process = Process()
 
         /// With `logFile`, it runs with --verbose and logs there.
-        init(torrent: String, data: URL, listen: String, extra: [String] = [], logFile: URL? = nil) throws {
+        convenience init(
+            torrent: String, data: URL, listen: String, extra: [String] = [], logFile: URL? = nil
+        ) throws {
+            try self.init(torrents: [torrent], data: data, listen: listen, extra: extra, logFile: logFile)
+        }
+
+        init(torrents: [String], data: URL, listen: String, extra: [String] = [], logFile: URL? = nil) throws
+        {
             process.executableURL = potluckExecutable()
             process.arguments =
-                ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"] + extra
+                ["seed"] + torrents + ["--data", data.path, "--listen", listen, "--quiet"] + extra
                 + (logFile == nil ? [] : ["--verbose"])
             process.standardOutput = FileHandle.nullDevice
             if let logFile {
@@ -135,6 +142,46 @@ import Testing
         while seeder.process.isRunning && Date() < deadline { usleep(50_000) }
         #expect(!seeder.process.isRunning, "the seeder kept running past --seed-ratio 1")
         #expect(seeder.process.isRunning || seeder.process.terminationStatus == 0)
+    }
+
+    /// `potluck seed A B`: one listening port, each peer routed to the torrent its handshake names.
+    @Test func severalTorrentsOnOneListenPort() throws {
+        let (root, first) = try Interop.makePayload(sizes: [1_500_000, 300_001])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let seedDirectory = first.deletingLastPathComponent()
+        let second = seedDirectory.appendingPathComponent("second")
+        try FileManager.default.createDirectory(at: second, withIntermediateDirectories: true)
+        try Data((0..<900_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).write(
+            to: second.appendingPathComponent("other.bin"))
+        let firstTorrent = try Interop.create(first, pieceSize: "64K")
+        let secondTorrent = root.appendingPathComponent("second.torrent").path
+        let made = try runPotluck([
+            "create", "-q", "--v1", "--piece-size", "32K", "-o", secondTorrent, second.path,
+        ])
+        #expect(made.status == 0, "\(made.error)")
+        let port = Self.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
+        let seeder = try PotluckSeeder(
+            torrents: [firstTorrent, secondTorrent], data: seedDirectory, listen: "127.0.0.1:\(port)",
+            logFile: log)
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        for (torrent, name, source) in [(firstTorrent, "payload", first), (secondTorrent, "second", second)] {
+            let target = root.appendingPathComponent("download-\(name)")
+            let libtorrent = try Self.harness(
+                "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+            #expect(libtorrent.status == 0, "\(name): \(libtorrent.json)")
+            #expect(Interop.sameContents(source, target.appendingPathComponent(name)))
+        }
+        // A torrent it does not serve is turned away, with a reason.
+        let (otherRoot, otherData) = try Interop.makePayload(sizes: [100_000])
+        defer { try? FileManager.default.removeItem(at: otherRoot) }
+        let otherTorrent = try Interop.create(otherData, pieceSize: "16K")
+        let stranger = try Self.harness(
+            "hostile_peer.py", [otherTorrent, "request-lacking", "--connect", "127.0.0.1:\(port)"])
+        #expect(stranger.status == 0 && stranger.json["unchoked"] as? Bool != true)
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("asks for a torrent we do not serve"), "\(text)")
     }
 
     @Test func transmissionDownloadsFromAPotluckSeeder() throws {

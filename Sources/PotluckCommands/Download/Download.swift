@@ -6,7 +6,21 @@ import Synchronization
 import URing
 
 /// Set from the signal handler; the reactor looks at it on every pass (at least ten times a second).
-private let stopRequested = Atomic<Bool>(false)
+let stopRequested = Atomic<Bool>(false)
+
+/// Ctrl-C and `kill` set `stopRequested`; a closed pipe is not fatal.
+func installStopSignals() {
+    signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+    signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+    signal(SIGPIPE, SIG_IGN)
+    // A parent that blocks signals (test runners, some supervisors) passes the mask on; Ctrl-C and
+    // `kill` must still stop us cleanly.
+    var stopSignals = sigset_t()
+    sigemptyset(&stopSignals)
+    sigaddset(&stopSignals, SIGINT)
+    sigaddset(&stopSignals, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+}
 
 struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -108,16 +122,7 @@ struct Download: ParsableCommand {
             throw ExitCode(1)
         }
 
-        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGPIPE, SIG_IGN)
-        // A parent that blocks signals (test runners, some supervisors) passes the mask on; Ctrl-C and
-        // `kill` must still stop us cleanly.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGINT)
-        sigaddset(&stopSignals, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        installStopSignals()
 
         let verbose = verbose
         let session = DownloadSession(metainfo: metainfo, options: options) { message in
