@@ -45,6 +45,10 @@ public struct DownloadOptions: Sendable {
     /// Incoming connections for this torrent from an `IncomingRouter` that listens for several torrents
     /// (instead of, or besides, `listenAddress`).
     public var incomingInbox: IncomingInbox?
+    /// Limits shared with other sessions (several torrents under one limit); they replace
+    /// `maximumUploadRateBytesPerSecond` / `maximumDownloadRateBytesPerSecond`.
+    public var sharedUploadLimiter: RateLimiter?
+    public var sharedDownloadLimiter: RateLimiter?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -172,8 +176,8 @@ public final class DownloadSession {
     private var uploadThrottled = false
     private var uploadedBytes: Int64 = 0
     private var uploadRate = RateMeter(window: .seconds(5))
-    private var uploadBucket: TokenBucket
-    private var downloadBucket: TokenBucket
+    private let uploadLimiter: RateLimiter
+    private let downloadLimiter: RateLimiter
     /// Requests were held back by the download limit: top every queue up once it allows again.
     private var downloadThrottled = false
     /// When seeding began (for `seedTimeLimitSeconds`).
@@ -220,8 +224,12 @@ public final class DownloadSession {
         pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         choker = Choker(seed: options.seed)
-        uploadBucket = TokenBucket(rateBytesPerSecond: max(0, options.maximumUploadRateBytesPerSecond))
-        downloadBucket = TokenBucket(rateBytesPerSecond: max(0, options.maximumDownloadRateBytesPerSecond))
+        uploadLimiter =
+            options.sharedUploadLimiter
+            ?? RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
+        downloadLimiter =
+            options.sharedDownloadLimiter
+            ?? RateLimiter(rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond)
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
@@ -337,11 +345,11 @@ public final class DownloadSession {
                 routedDescriptors.removeAll(keepingCapacity: true)
             }
             // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
-            if uploadThrottled && uploadBucket.allows(at: Instant(nanoseconds: now)) {
+            if uploadThrottled && uploadLimiter.allows() {
                 uploadThrottled = false
                 serveUploads()
             }
-            if downloadThrottled && downloadBucket.allows(at: Instant(nanoseconds: now)) {
+            if downloadThrottled && downloadLimiter.allows() {
                 downloadThrottled = false
                 refillAllRequests(now: now)
             }
@@ -365,8 +373,8 @@ public final class DownloadSession {
     private func waitNanoseconds() -> Int64 {
         var wait: UInt64 = 100_000_000
         let now = Instant(nanoseconds: nowNanoseconds)
-        if uploadThrottled { wait = min(wait, uploadBucket.nanosecondsUntilAllowed(at: now)) }
-        if downloadThrottled { wait = min(wait, downloadBucket.nanosecondsUntilAllowed(at: now)) }
+        if uploadThrottled { wait = min(wait, uploadLimiter.nanosecondsUntilAllowed()) }
+        if downloadThrottled { wait = min(wait, downloadLimiter.nanosecondsUntilAllowed()) }
         return Int64(max(wait, 1_000_000))
     }
 
@@ -972,7 +980,7 @@ public final class DownloadSession {
                 // must not stay assigned, or the block waits for a snub timeout. Nor may one the download
                 // limit holds back: it is made again once the limit allows. The limit is charged when a
                 // block is requested, so what is in flight never exceeds it by more than one block.
-                guard downloadBucket.take(Int(block.length), at: now) else {
+                guard downloadLimiter.take(Int(block.length)) else {
                     downloadThrottled = true
                     unsent.append((peer, block))
                     continue
@@ -1062,7 +1070,7 @@ public final class DownloadSession {
             popUploadRequest(link)
             return .served
         }
-        guard uploadBucket.allows(at: now) else {
+        guard uploadLimiter.allows() else {
             uploadThrottled = true
             return .outOfResources
         }
@@ -1077,7 +1085,7 @@ public final class DownloadSession {
                 if queuePayload(block, bytes: bytes, source: .cachedPiece(block.piece), link: link, now: now)
                 {
                     pieceCache!.pin(block.piece)
-                    uploadBucket.spend(Int(block.length), at: now)
+                    uploadLimiter.spend(Int(block.length))
                 }
                 return .served
             case .loading:
@@ -1092,7 +1100,7 @@ public final class DownloadSession {
         }
         guard let buffer = uploadBuffers.lease() else { return .outOfResources }
         popUploadRequest(link)
-        uploadBucket.spend(Int(block.length), at: now)
+        uploadLimiter.spend(Int(block.length))
         link.readsInFlight += 1
         uploadLeases[Int(buffer.index)] = buffer
         let token = UInt64(link.slot.value) | UInt64(link.generation) << 32 | UInt64(buffer.index) << 48

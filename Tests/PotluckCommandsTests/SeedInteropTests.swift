@@ -1,5 +1,7 @@
+import Dispatch
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// Real clients download from a Potluck seeder.
@@ -144,14 +146,15 @@ import Testing
         #expect(seeder.process.isRunning || seeder.process.terminationStatus == 0)
     }
 
-    /// `potluck seed A B`: one listening port, each peer routed to the torrent its handshake names.
+    /// `potluck seed A B`: one listening port, each peer routed to the torrent its handshake names, and
+    /// one upload limit for both.
     @Test func severalTorrentsOnOneListenPort() throws {
-        let (root, first) = try Interop.makePayload(sizes: [1_500_000, 300_001])
+        let (root, first) = try Interop.makePayload(sizes: [2_500_000, 500_001])
         defer { try? FileManager.default.removeItem(at: root) }
         let seedDirectory = first.deletingLastPathComponent()
         let second = seedDirectory.appendingPathComponent("second")
         try FileManager.default.createDirectory(at: second, withIntermediateDirectories: true)
-        try Data((0..<900_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).write(
+        try Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).write(
             to: second.appendingPathComponent("other.bin"))
         let firstTorrent = try Interop.create(first, pieceSize: "64K")
         let secondTorrent = root.appendingPathComponent("second.torrent").path
@@ -163,16 +166,39 @@ import Testing
         let log = root.appendingPathComponent("seeder.log")
         let seeder = try PotluckSeeder(
             torrents: [firstTorrent, secondTorrent], data: seedDirectory, listen: "127.0.0.1:\(port)",
-            logFile: log)
+            extra: ["--max-upload-rate", "1M"], logFile: log)
         seeder.waitUntilListening(host: "127.0.0.1", port: port)
 
-        for (torrent, name, source) in [(firstTorrent, "payload", first), (secondTorrent, "second", second)] {
+        // Both at once: 6 MB under one 1 MiB/s limit takes the later one at least 5.5 s; a limit per
+        // torrent would let both finish in about 3 s (plus libtorrent's encrypted first try, up to 1.5 s).
+        let downloads = [(firstTorrent, "payload", first), (secondTorrent, "second", second)]
+        // Status and seconds of each download (JSON dictionaries are not Sendable).
+        let results = Mutex<[Int: (status: Int32, seconds: Double, json: String)]>([:])
+        DispatchQueue.concurrentPerform(iterations: downloads.count) { index in
+            let (torrent, name, _) = downloads[index]
             let target = root.appendingPathComponent("download-\(name)")
-            let libtorrent = try Self.harness(
+            let result = try? Self.harness(
                 "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
-            #expect(libtorrent.status == 0, "\(name): \(libtorrent.json)")
-            #expect(Interop.sameContents(source, target.appendingPathComponent(name)))
+            let summary = (
+                status: result?.status ?? -1, seconds: result?.json["seconds"] as? Double ?? 0,
+                json: "\(result?.json ?? [:])"
+            )
+            results.withLock { $0[index] = summary }
         }
+        var slowest = 0.0
+        for (index, (_, name, source)) in downloads.enumerated() {
+            let stored: (status: Int32, seconds: Double, json: String)? = results.withLock { $0[index] }
+            guard let result = stored else {
+                Issue.record("\(name): no result")
+                continue
+            }
+            #expect(result.status == 0, "\(name): \(result.json)")
+            #expect(
+                Interop.sameContents(
+                    source, root.appendingPathComponent("download-\(name)").appendingPathComponent(name)))
+            slowest = max(slowest, result.seconds)
+        }
+        #expect(slowest >= 5, "6 MB under a shared 1 MiB/s limit took \(slowest) s")
         // A torrent it does not serve is turned away, with a reason.
         let (otherRoot, otherData) = try Interop.makePayload(sizes: [100_000])
         defer { try? FileManager.default.removeItem(at: otherRoot) }

@@ -27,10 +27,11 @@ struct Seed: ParsableCommand {
     @Option(name: .customLong("peer"), help: "A peer to connect to as well; repeatable.")
     var peers: [String] = []
 
-    @Option(help: "Upload limit (per torrent), bytes per second (500K, 2M; 0: none).")
+    @Option(help: "Upload limit for all torrents and peers together, bytes per second (500K, 2M; 0: none).")
     var maxUploadRate: String = "0"
 
-    @Option(help: "Download limit (per torrent, for pieces that failed the check), bytes per second.")
+    @Option(
+        help: "Download limit (for pieces that failed the check), all torrents together, bytes per second.")
     var maxDownloadRate: String = "0"
 
     @Option(help: "Stop once uploaded bytes reach R times the torrent's size.")
@@ -113,6 +114,10 @@ struct Seed: ParsableCommand {
         }
         printError("listening for peers on \(router.boundAddress) for \(metainfos.count) torrents")
 
+        let uploadLimiter = RateLimiter(
+            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0)
+        let downloadLimiter = RateLimiter(
+            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0)
         let finished = Atomic<Int>(0)
         let failed = Atomic<Bool>(false)
         var threads: [Thread] = []
@@ -122,8 +127,8 @@ struct Seed: ParsableCommand {
             options.seedWhenComplete = true
             options.seedRatioLimit = seedRatio
             options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
-            options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
-            options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
+            options.sharedUploadLimiter = uploadLimiter
+            options.sharedDownloadLimiter = downloadLimiter
             let inbox = IncomingInbox()
             options.incomingInbox = inbox
             router.register(metainfo.wireInfoHash, inbox: inbox)
