@@ -32,6 +32,9 @@ public struct DownloadOptions: Sendable {
     public var seedWhenComplete = false
     /// Upload buffers (128 KiB each): reads from disk waiting to be sent.
     public var uploadBufferCount = 128
+    /// Reserve each file's full size before its first write instead of leaving it sparse: a full disk
+    /// is found before any piece is downloaded for that file.
+    public var preallocateFiles = false
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -233,7 +236,8 @@ public final class DownloadSession {
         }
         do {
             store = try PieceStore(
-                layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring)
+                layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring,
+                options: PieceStore.Options(preallocate: options.preallocateFiles))
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
         } catch {

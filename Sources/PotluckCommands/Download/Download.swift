@@ -38,6 +38,13 @@ struct Download: ParsableCommand {
     @Option(name: .customLong("piece-memory-mib"), help: "Memory for pieces in flight, in MiB.")
     var pieceMemoryMiB: Int = 256
 
+    @Flag(
+        help: """
+            Reserve each file's full size before writing to it, instead of sparse files: less \
+            fragmentation, and a full disk stops the download before any piece of that file is fetched.
+            """)
+    var preallocate = false
+
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
@@ -73,6 +80,7 @@ struct Download: ParsableCommand {
         options.pieceMemoryBytes = pieceMemoryMiB << 20
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
+        options.preallocateFiles = preallocate
         if options.peers.isEmpty && options.listenAddress == nil {
             printError(
                 "potluck: no peers: give at least one with --peer HOST:PORT, or --listen for incoming ones")
