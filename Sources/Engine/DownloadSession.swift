@@ -264,6 +264,8 @@ public final class DownloadSession {
 
         try restoreProgress(shouldStop: shouldStop, status: status)
         pipeline = RequestPipeline(geometry: geometry, have: pieceSet(from: verified), seed: options.seed)
+        actions.removeAll(keepingCapacity: true)
+        limitPiecesToFreeBuffers(now: nowNanoseconds)
         if verified.isComplete && !options.seedWhenComplete {
             saveResumeData()
             return .completed
@@ -800,6 +802,7 @@ public final class DownloadSession {
             for peer in banned { ban(peer, reason: "sent corrupt data", now: now) }
             writing.insert(piece)
             store.writePiece(piece, from: result.slot, in: pieceBuffers)
+            limitPiecesToFreeBuffers(now: now)
         } else {
             assembling[piece] = nil
             pieceBuffers.release(result.slot)
@@ -808,6 +811,13 @@ public final class DownloadSession {
             for peer in report.peersToBan { ban(peer, reason: "sent corrupt data repeatedly", now: now) }
         }
         perform(actions)
+    }
+
+    /// Pieces in progress may hold only the piece buffers that verified pieces waiting for the disk do
+    /// not: beyond that, blocks would arrive with nowhere to go and be dropped. Appends to `actions`.
+    private func limitPiecesToFreeBuffers(now: UInt64) {
+        pipeline.limitPiecesInProgress(
+            to: pieceBuffers.slotCount - writing.count, at: Instant(nanoseconds: now), into: &actions)
     }
 
     private func storageEvent(_ event: StorageEvent, now: UInt64) {
@@ -820,6 +830,9 @@ public final class DownloadSession {
             for case let link? in links where link.connection.isEstablished {
                 link.connection.sendHave(piece)
             }
+            actions.removeAll(keepingCapacity: true)
+            limitPiecesToFreeBuffers(now: now)
+            perform(actions)
         case .flushed:
             flushed = true
             // Seeding from here on: what was verified is now on disk, so resume data may say so.
