@@ -29,11 +29,14 @@ let package = Package(
             name: "CLibCrypto", path: "CSupport/CLibCrypto", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]),
 
+        // Linux constants Swift's Glibc module leaves out (compiled with _GNU_SOURCE, apart).
+        .target(name: "CLinux", path: "CSupport/CLinux"),
+
         // I/O and memory.
         .target(name: "Buffers"),
         .target(
             name: "URing",
-            dependencies: ["CLibUring", "Buffers"]),
+            dependencies: ["CLibUring", "CLinux", "Buffers"]),
         .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
 
         // Pure protocol cores: bytes, events and `now` in; actions out. No I/O.

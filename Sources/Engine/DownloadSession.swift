@@ -35,6 +35,9 @@ public struct DownloadOptions: Sendable {
     /// Reserve each file's full size before its first write instead of leaving it sparse: a full disk
     /// is found before any piece is downloaded for that file.
     public var preallocateFiles = false
+    /// Write verified pieces with `O_DIRECT` where they are block-aligned (see
+    /// `PieceStore.Options.directWrites`): no second copy of the data in the page cache.
+    public var directWrites = true
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -237,7 +240,8 @@ public final class DownloadSession {
         do {
             store = try PieceStore(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring,
-                options: PieceStore.Options(preallocate: options.preallocateFiles))
+                options: PieceStore.Options(
+                    preallocate: options.preallocateFiles, directWrites: options.directWrites))
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
         } catch {
