@@ -16,8 +16,10 @@ public struct DownloadOptions: Sendable {
     public var peers: [SocketAddress]
     /// Where resume data lives; default `<download directory>/.<infohash>.potluck-resume`.
     public var resumePath: String?
-    /// Memory for pieces being assembled, hashed and written.
-    public var pieceMemoryBytes = 256 << 20
+    /// Memory for pieces being assembled, hashed and written (at least 8 pieces). It caps the pieces
+    /// in progress; 64 MiB still lets 4 loopback peers fill their request queues, and measured faster
+    /// than 256 MiB (1 GiB from 4 seeders: 1.5-1.7 s against 1.9-2.1 s, a third of the memory).
+    public var pieceMemoryBytes = 64 << 20
     /// Connections at once.
     public var maximumPeers = 64
     /// Seconds between periodic resume-data saves.

@@ -35,8 +35,13 @@ struct Download: ParsableCommand {
     @Flag(help: "Keep seeding after the download completes, until Ctrl-C.")
     var seed = false
 
-    @Option(name: .customLong("piece-memory-mib"), help: "Memory for pieces in flight, in MiB.")
-    var pieceMemoryMiB: Int = 256
+    @Option(
+        name: .customLong("piece-memory-mib"),
+        help: """
+            Memory for pieces being downloaded, hashed and written, in MiB. It bounds how many pieces \
+            are in progress at once: raise it for fast links with long round trips.
+            """)
+    var pieceMemoryMiB: Int = 64
 
     @Flag(
         help: """
