@@ -54,6 +54,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
+                "Tracker",
             ]),
 
         // Front ends.
@@ -61,7 +62,7 @@ let package = Package(
             name: "PotluckCommands",
             dependencies: [
                 "Engine", "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire",
-                "Swarm",
+                "Swarm", "Tracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
