@@ -1076,6 +1076,8 @@ extension DownloadSession {
                     leftBytes: totalBytes - min(totalBytes, verifiedBytes))
             }, log: log)
         trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
+        // `started` goes out now, not at the first timer tick.
+        trackers?.tick(now: nowNanoseconds)
     }
 
     /// Peers from a tracker: new addresses become candidates (ourselves and duplicates excluded).

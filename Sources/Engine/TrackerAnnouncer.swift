@@ -45,6 +45,8 @@ final class TrackerAnnouncer {
     private var retryEvent: AnnounceEvent?
     private var discovered: [SocketAddress] = []
     private var shutdown = Shutdown.running
+    /// Whether some tracker has answered `started` (only then are `completed` and `stopped` sent).
+    private var startedAnswered = false
     /// For the progress line.
     private(set) var state = "tracker: starting"
 
@@ -133,6 +135,25 @@ final class TrackerAnnouncer {
             retryEvent = nil
             scheduler.announceFailed(now: TrackerInstant(nanoseconds: now))
         }
+        if !startedAnswered {
+            // The swarm never counted us in: there is nothing to complete or take back.
+            if let current = inFlight {
+                inFlight = nil
+                client.abandon(current.id)
+                _ = client.takeFinished()
+                scheduler.announceFailed(now: TrackerInstant(nanoseconds: now))
+            }
+            scheduler.stop()
+            shutdown = .stopping(deadline: now)
+            return
+        }
+        if let current = inFlight, current.event == .none {
+            // A regular announce is not worth waiting for: abandoning it lets `stopped` go now.
+            inFlight = nil
+            client.abandon(current.id)
+            _ = client.takeFinished()
+            scheduler.announceFailed(now: TrackerInstant(nanoseconds: now))
+        }
         let deadline = now + Self.shutdownWaitSeconds * 1_000_000_000
         if completed {
             scheduler.downloadCompleted(now: TrackerInstant(nanoseconds: now))
@@ -180,6 +201,7 @@ final class TrackerAnnouncer {
             case .announced(let response):
                 scheduler.announceSucceeded(response, now: instant)
                 tiers.currentSucceeded()
+                if current.event == .started { startedAnswered = true }
                 var added = 0
                 for peer in response.peers {
                     guard let address = Self.socketAddress(peer) else { continue }
