@@ -1,0 +1,227 @@
+import Foundation
+import Glibc
+import Testing
+
+@testable import PotluckCommands
+
+/// Trackers for real: Debian's opentracker (through `Tests/Interop/tracker.py`) with libtorrent seeders
+/// announcing to it, and `Tests/Interop/bad_tracker.py` for trackers that misbehave. Loopback only.
+@Suite(.serialized) struct TrackerInteropTests {
+    /// `potluck create` with `trackers` as tiers, one URL each; returns the torrent's path.
+    static func create(_ data: URL, trackers: [String], name: String) throws -> String {
+        let torrent = data.deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(name).path
+        let made = try runPotluck(
+            ["create", "-q", "--force", "--piece-size", "32K", "-o", torrent, data.path]
+                + trackers.flatMap { ["--tracker", $0] })
+        #expect(made.status == 0, "\(made.error)")
+        return torrent
+    }
+
+    static func infoHash(_ torrent: String) throws -> String {
+        let info = try runPotluck(["info", "--json", torrent])
+        let object = try JSONSerialization.jsonObject(with: Data(info.output.utf8)) as? [String: Any]
+        return try #require(object?["infohash_v1"] as? String)
+    }
+
+    /// `potluck info --scrape --json`: each tracker's entry.
+    static func scrape(_ torrent: String) throws -> [[String: Any]] {
+        let result = try runPotluck(["info", "--scrape", "--scrape-timeout", "5", "--json", torrent])
+        #expect(result.status == 0, "\(result.error)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        return object?["scrape"] as? [[String: Any]] ?? []
+    }
+
+    /// Scrapes until every tracker reports `seeders` (the seeders announce once they have checked
+    /// their data, a moment after they say they are ready).
+    static func waitForSeeders(_ seeders: Int, torrent: String) throws -> [[String: Any]] {
+        let deadline = Date().addingTimeInterval(30)
+        var entries: [[String: Any]] = []
+        while Date() < deadline {
+            entries = try scrape(torrent)
+            let counted = entries.filter { ($0["seeders"] as? Int) == seeders }
+            if !entries.isEmpty && counted.count == entries.count { break }
+            usleep(300_000)
+        }
+        return entries
+    }
+
+    /// A payload whose torrent is whitelisted on a fresh opentracker; returns the tracker's URLs.
+    static func payloadAndTracker(
+        sizes: [Int]
+    ) throws -> (root: URL, data: URL, tracker: BackgroundProcess, http: String, udp: String) {
+        let (root, data) = try Interop.makePayload(sizes: sizes)
+        // The infohash does not depend on the announce URLs, so a torrent without them names the hash
+        // to whitelist before the tracker (and so its URLs) exists.
+        let bare = try create(data, trackers: [], name: "bare.torrent")
+        let tracker = try harnessProcess([
+            Interop.tool("tracker.py"), "start", "--http-port", "0", "--udp-port", "0", "--whitelist",
+            try infoHash(bare),
+        ])
+        let http = try #require(tracker.ready?["http"] as? String, "opentracker did not start")
+        let udp = try #require(tracker.ready?["udp"] as? String)
+        return (root, data, tracker, http, udp)
+    }
+
+    @Test(arguments: ["http", "udp"])
+    func downloadsWithNoPeerOptionFromSeedersFoundThroughOpentracker(transport: String) throws {
+        let setup = try Self.payloadAndTracker(sizes: [2_000_000, 500_001])
+        defer {
+            setup.tracker.stop()
+            try? FileManager.default.removeItem(at: setup.root)
+        }
+        let url = transport == "http" ? setup.http : setup.udp
+        let torrent = try Self.create(setup.data, trackers: [url], name: "t.torrent")
+        #expect(
+            try Self.infoHash(torrent)
+                == Self.infoHash(setup.root.appendingPathComponent("bare.torrent").path))
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, setup.data.deletingLastPathComponent().path, "--count",
+            "3",
+        ])
+        defer { seeders.stop() }
+        #expect((seeders.ready?["peers"] as? [String])?.count == 3)
+        let entries = try Self.waitForSeeders(3, torrent: torrent)
+        #expect(entries.first?["seeders"] as? Int == 3, "\(entries)")
+
+        let target = setup.root.appendingPathComponent("download")
+        let result = try runPotluck(["download", "-q", "--verbose", torrent, "-o", target.path])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(setup.data, target.appendingPathComponent("payload")))
+        // The whole lifecycle, in order: counted in, finished, gone.
+        let log = result.error
+        let started = log.range(of: "tracker \(url): started answered: ")
+        let completed = log.range(of: "tracker \(url): completed answered")
+        let stopped = log.range(of: "tracker \(url): stopped answered")
+        #expect(started != nil && completed != nil && stopped != nil, "\(log)")
+        if let started, let completed, let stopped {
+            // The three seeders, and maybe ourselves (opentracker lists the announcer too; we skip it).
+            let count = Int(log[started.upperBound...].prefix { $0.isNumber }) ?? 0
+            #expect(count >= 3, "\(log)")
+            #expect(started.upperBound < completed.lowerBound && completed.upperBound < stopped.lowerBound)
+        }
+        // Opentracker counted the completion.
+        let after = try Self.scrape(torrent)
+        #expect(after.first?["completed"] as? Int == 1, "\(after)")
+    }
+
+    @Test func scrapeReportsEachTrackerAndWhyOneFailed() throws {
+        let setup = try Self.payloadAndTracker(sizes: [300_000])
+        defer {
+            setup.tracker.stop()
+            try? FileManager.default.removeItem(at: setup.root)
+        }
+        // A UDP port with nobody behind it: the kernel answers "port unreachable".
+        let closed = unusedUDPPort()
+        let deadTracker = "udp://127.0.0.1:\(closed)/announce"
+        let torrent = try Self.create(
+            setup.data, trackers: [setup.http, setup.udp, deadTracker], name: "t.torrent")
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, setup.data.deletingLastPathComponent().path, "--count",
+            "2",
+        ])
+        defer { seeders.stop() }
+        var entries: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            entries = try Self.scrape(torrent)
+            if entries.prefix(2).allSatisfy({ $0["seeders"] as? Int == 2 }) { break }
+            usleep(300_000)
+        }
+        #expect(entries.map { $0["tracker"] as? String } == [setup.http, setup.udp, deadTracker])
+        for entry in entries.prefix(2) {
+            #expect(entry["seeders"] as? Int == 2, "\(entry)")
+            #expect(entry["leechers"] as? Int == 0, "\(entry)")
+            #expect(entry["completed"] as? Int == 0, "\(entry)")
+        }
+        let failure = entries.last?["error"] as? String ?? ""
+        #expect(failure.contains("refused"), "\(entries)")
+
+        let text = try runPotluck(["info", "--scrape", "--scrape-timeout", "5", torrent])
+        #expect(text.output.contains("\(setup.udp): seeders 2, leechers 0, completed 0"), "\(text.output)")
+    }
+
+    /// What `--verbose` must say for each kind of misbehaviour, over HTTP (tried first) and then UDP.
+    static let expectedComplaints: [String: [String]] = [
+        "garbage": ["started failed: malformed bencode", "ignored a datagram"],
+        "oversized": ["body larger than 1048576 bytes", "not a multiple of 6"],
+        "failure": ["tracker failure: this tracker refuses you politely"],
+        "peers": ["5000 peers, limit 1000", "1200 peers, limit 1000"],
+        "wrong-txn": ["ignored a datagram: transaction id"],
+        "silent": [],
+    ]
+
+    @Test(arguments: ["garbage", "oversized", "failure", "peers", "wrong-txn", "silent"])
+    func misbehavingTrackerIsReportedAndTheDownloadGoesOn(mode: String) throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_500_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let bad = try harnessProcess([Interop.tool("bad_tracker.py"), mode])
+        defer { bad.stop() }
+        let http = try #require(bad.ready?["http"] as? String)
+        let udp = try #require(bad.ready?["udp"] as? String)
+        let torrent = try Self.create(data, trackers: [http, udp], name: "t.torrent")
+        // A slow seeder, so the download outlasts the trackers' first answers.
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
+            "--upload-rate", "1000000",
+        ])
+        defer { seeder.stop() }
+        let peer = try #require((seeder.ready?["peers"] as? [String])?.first)
+        let target = root.appendingPathComponent("download")
+        let started = Date()
+        let result = try runPotluck([
+            "download", "-q", "--verbose", torrent, "-o", target.path, "--peer", peer,
+        ])
+        let seconds = Date().timeIntervalSince(started)
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        for complaint in Self.expectedComplaints[mode] ?? [] {
+            #expect(result.error.contains(complaint), "\(mode): \(result.error)")
+        }
+        #expect(result.error.contains("tracker \(http): announcing started"), "\(result.error)")
+        // No tracker ever answered, so exiting sends nothing and waits for nothing.
+        #expect(!result.error.contains("announcing stopped"), "\(result.error)")
+        #expect(seconds < 20, "a misbehaving tracker must not hold the download up (\(seconds) s)")
+    }
+
+    @Test func noTrackersFlagLeavesTheTrackersAlone() throws {
+        let (root, data) = try Interop.makePayload(sizes: [200_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let bad = try harnessProcess([Interop.tool("bad_tracker.py"), "failure"])
+        defer { bad.stop() }
+        let torrent = try Self.create(
+            data, trackers: [try #require(bad.ready?["http"] as? String)], name: "t.torrent")
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "1",
+        ])
+        defer { seeder.stop() }
+        let peer = try #require((seeder.ready?["peers"] as? [String])?.first)
+        let target = root.appendingPathComponent("download")
+        let result = try runPotluck([
+            "download", "-q", "--verbose", "--no-trackers", torrent, "-o", target.path, "--peer", peer,
+        ])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(!result.error.contains("tracker"), "\(result.error)")
+        // And without --peer there is nobody to ask.
+        let alone = try runPotluck(["download", "-q", "--no-trackers", torrent, "-o", target.path + "2"])
+        #expect(alone.status == 1)
+        #expect(alone.error.contains("no peers"), "\(alone.error)")
+    }
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago (bound, read, closed).
+func unusedUDPPort() -> UInt16 {
+    let fd = Glibc.socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { Glibc.close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.bind(fd, $0, length)
+            return getsockname(fd, $0, &length)
+        }
+    }
+    return UInt16(bigEndian: address.sin_port)
+}
