@@ -14,19 +14,22 @@ let package = Package(
             targets: [
                 "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "Storage", "URing",
                 "Hashing",
-                "Buffers",
+                "Buffers", "TLS",
             ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
-        // C at the edge: liburing and OpenSSL's libcrypto, found with pkg-config.
+        // C at the edge: liburing and OpenSSL's libcrypto and libssl, found with pkg-config.
         .systemLibrary(
             name: "CLibUring", path: "CSupport/CLibUring", pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]),
         .systemLibrary(
             name: "CLibCrypto", path: "CSupport/CLibCrypto", pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CLibSSL", path: "CSupport/CLibSSL", pkgConfig: "libssl",
             providers: [.apt(["libssl-dev"])]),
 
         // I/O and memory.
@@ -35,6 +38,8 @@ let package = Package(
             name: "URing",
             dependencies: ["CLibUring", "Buffers"]),
         .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
+        // TLS over memory buffers (HTTPS trackers), so its bytes travel on the ring.
+        .target(name: "TLS", dependencies: ["CLibSSL"]),
 
         // Pure protocol cores: bytes, events and `now` in; actions out. No I/O.
         .target(name: "TorrentModel"),
@@ -54,7 +59,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
-                "Tracker",
+                "Tracker", "TLS",
             ]),
 
         // Front ends.

@@ -34,6 +34,8 @@ public struct DownloadOptions: Sendable {
     public var uploadBufferCount = 128
     /// Announce to the torrent's trackers (BEP 3, 12, 15) and connect to the peers they name.
     public var useTrackers = true
+    /// A PEM file of CAs trusted for HTTPS trackers besides the system store.
+    public var trackerCAFile: String?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -1066,7 +1068,7 @@ extension DownloadSession {
         trackers = TrackerAnnouncer(
             ring: ring, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
             infoHash: metainfo.wireInfoHash, peerID: localPeerID, port: boundAddress?.port ?? 0,
-            seed: options.seed,
+            seed: options.seed, extraCAFile: options.trackerCAFile,
             totals: { [unowned self] in
                 var verifiedBytes: UInt64 = 0
                 for piece in verified.pieces { verifiedBytes += UInt64(geometry.length(of: piece)) }

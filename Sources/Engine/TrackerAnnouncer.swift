@@ -53,7 +53,8 @@ final class TrackerAnnouncer {
     /// Nil when the torrent names no usable tracker (the reasons are logged).
     init?(
         ring: Ring, trackers: [[String]], isPrivate: Bool, infoHash: InfoHash, peerID: PeerID, port: UInt16,
-        seed: UInt64, totals: @escaping () -> Totals, log: @escaping (String) -> Void
+        seed: UInt64, extraCAFile: String? = nil, totals: @escaping () -> Totals,
+        log: @escaping (String) -> Void
     ) {
         var random = SeededRandom(seed: seed ^ 0x7472_6163_6b65_7273)
         tiers = TrackerTiers(
@@ -67,7 +68,9 @@ final class TrackerAnnouncer {
         self.totals = totals
         self.log = log
         client = TrackerClient(
-            ring: ring, seed: random.next(), resolver: HostResolver(waker: ring.waker), log: log)
+            ring: ring, seed: random.next(), resolver: HostResolver(waker: ring.waker),
+            extraCAFile: extraCAFile,
+            log: log)
     }
 
     /// Begins the session: `started` goes out at the next ``tick(now:)``.

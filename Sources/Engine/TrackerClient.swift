@@ -1,4 +1,5 @@
 import Glibc
+import TLS
 import TorrentModel
 import Tracker
 import URing
@@ -13,8 +14,8 @@ public enum TrackerFailure: Error, Hashable, Sendable, CustomStringConvertible {
     case timedOut(stage: String, seconds: Int)
     /// The tracker's host name could not be turned into an address.
     case hostNotResolved(host: String, reason: String)
-    /// `https` trackers need TLS, which this build cannot do (see README).
-    case tlsUnavailable(url: String)
+    /// TLS with an `https` tracker failed (an unverifiable certificate, a handshake error).
+    case tls(url: String, reason: String)
     /// Too many exchanges at once (a programming limit, not the tracker's fault).
     case tooManyExchanges(limit: Int)
     /// Given up by us (shutdown, or the caller's deadline).
@@ -26,7 +27,7 @@ public enum TrackerFailure: Error, Hashable, Sendable, CustomStringConvertible {
         case .system(let call, let errno): "\(call) failed: \(errno)"
         case .timedOut(let stage, let seconds): "no answer to \(stage) within \(seconds) s"
         case .hostNotResolved(let host, let reason): "cannot resolve '\(host)': \(reason)"
-        case .tlsUnavailable(let url): "\(url): HTTPS trackers are not supported by this build"
+        case .tls(let url, let reason): "TLS with \(url): \(reason)"
         case .tooManyExchanges(let limit): "more than \(limit) tracker exchanges at once"
         case .abandoned: "abandoned"
         }
@@ -94,6 +95,10 @@ final class TrackerClient {
     private let ring: Ring
     private let userAgent: String
     private let resolver: HostResolver
+    /// A CA file trusted besides the system store, for `https` trackers.
+    private let extraCAFile: String?
+    /// Made at the first `https` exchange.
+    private var tlsContext: Result<TLSContext, TLSError>?
     private var table: OperationTable<SlotOwner>
     private var nextID: ExchangeID = 1
     private var http: [ExchangeID: HTTPExchange] = [:]
@@ -104,9 +109,11 @@ final class TrackerClient {
 
     init(
         ring: Ring, limits: Limits = Limits(), seed: UInt64, resolver: HostResolver,
+        extraCAFile: String? = nil,
         log: @escaping (String) -> Void
     ) {
         self.ring = ring
+        self.extraCAFile = extraCAFile
         self.limits = limits
         self.resolver = resolver
         self.userAgent = "Potluck/\(potluckVersion)"
@@ -137,7 +144,7 @@ final class TrackerClient {
             return id
         }
         switch url.scheme {
-        case .http:
+        case .http, .https:
             let request: TrackerURL
             switch query {
             case .announce(let announce):
@@ -157,8 +164,6 @@ final class TrackerClient {
                 deadline: now + limits.httpTimeoutSeconds * 1_000_000_000)
             http[id] = exchange
             perform(exchange.session.start(), on: exchange, now: now)
-        case .https:
-            finished.append((id, .failed(.tlsUnavailable(url: url.description))))
         case .udp:
             beginUDP(id: id, query: query, url: url, now: now)
         }
@@ -299,7 +304,16 @@ final class TrackerClient {
             exchange.fd = fd
             exchange.address = address
             exchange.request = request
-            exchange.sendOffset = 0
+            exchange.tls = nil
+            if url.requiresTLS {
+                do throws(TLSError) {
+                    exchange.tls = try makeTLS(for: url)
+                } catch {
+                    finishHTTP(exchange, .failed(.tls(url: url.origin, reason: error.description)))
+                    return
+                }
+                exchange.tls?.write(request)
+            }
             exchange.stage = "connect to \(address)"
             let timeout = min(
                 limits.connectTimeoutSeconds * 1_000_000_000, exchange.deadline - now)
@@ -333,11 +347,58 @@ final class TrackerClient {
         }
     }
 
+    private func makeTLS(for url: TrackerURL) throws(TLSError) -> TLSConnection {
+        if tlsContext == nil {
+            do throws(TLSError) {
+                tlsContext = .success(try TLSContext(extraCAFile: extraCAFile))
+            } catch {
+                tlsContext = .failure(error)
+            }
+        }
+        let context = try tlsContext!.get()
+        switch url.host {
+        case .name(let name): return try TLSConnection(context: context, host: name, hostIsAddress: false)
+        case .ipv4(let address):
+            return try TLSConnection(context: context, host: address.description, hostIsAddress: true)
+        case .ipv6(let address):
+            return try TLSConnection(context: context, host: address.description, hostIsAddress: true)
+        }
+    }
+
+    /// Moves a TLS session along: plaintext to the HTTP parser, ciphertext out, or more to read.
+    private func advanceTLS(_ exchange: HTTPExchange, _ tls: TLSConnection, now: UInt64) {
+        let plaintext: [UInt8]
+        do throws(TLSError) {
+            plaintext = try tls.advance()
+        } catch {
+            let url = exchange.session.currentURL.origin
+            finishHTTP(exchange, .failed(.tls(url: url, reason: error.description)))
+            return
+        }
+        let output = tls.takeOutput()
+        if !plaintext.isEmpty, let action = exchange.session.receive(plaintext) {
+            perform(action, on: exchange, now: now)
+            return
+        }
+        if tls.closed {
+            perform(exchange.session.connectionClosed(), on: exchange, now: now)
+        } else if !output.isEmpty {
+            exchange.outgoing = output
+            exchange.sendOffset = 0
+            sendRequest(exchange, now: now)
+        } else {
+            receive(exchange, now: now)
+        }
+    }
+
     private func sendRequest(_ exchange: HTTPExchange, now: UInt64) {
-        let bytes = exchange.request.withUnsafeBytes {
+        let bytes = exchange.outgoing.withUnsafeBytes {
             UnsafeRawBufferPointer(rebasing: $0[exchange.sendOffset...])
         }
-        exchange.stage = "HTTP request to \(exchange.addressText)"
+        exchange.stage =
+            exchange.tls.map { $0.isEstablished ? "HTTPS request to " : "TLS handshake with " }
+            ?? "HTTP request to "
+        exchange.stage += exchange.addressText
         submitHTTP(
             .send(fd: exchange.fd, bytes: bytes), exchange, timeoutNanoseconds: remaining(exchange, now))
     }
@@ -371,12 +432,18 @@ final class TrackerClient {
         }
         switch completion.token.kind {
         case .connect:
-            sendRequest(exchange, now: now)
+            if let tls = exchange.tls {
+                advanceTLS(exchange, tls, now: now)
+            } else {
+                exchange.outgoing = exchange.request
+                exchange.sendOffset = 0
+                sendRequest(exchange, now: now)
+            }
         case .send:
             exchange.sendOffset += Int(result)
             if result == 0 {
                 finishHTTP(exchange, .failed(.system(call: exchange.stage, errno: .brokenPipe)))
-            } else if exchange.sendOffset < exchange.request.count {
+            } else if exchange.sendOffset < exchange.outgoing.count {
                 sendRequest(exchange, now: now)
             } else {
                 receive(exchange, now: now)
@@ -387,7 +454,16 @@ final class TrackerClient {
                 return
             }
             let bytes = UnsafeRawBufferPointer(rebasing: exchange.buffer[..<Int(result)])
-            if let action = exchange.session.receive(bytes) {
+            if let tls = exchange.tls {
+                do throws(TLSError) {
+                    try tls.receive(bytes)
+                } catch {
+                    let url = exchange.session.currentURL.description
+                    finishHTTP(exchange, .failed(.tls(url: url, reason: error.description)))
+                    return
+                }
+                advanceTLS(exchange, tls, now: now)
+            } else if let action = exchange.session.receive(bytes) {
                 perform(action, on: exchange, now: now)
             } else {
                 receive(exchange, now: now)
@@ -550,6 +626,11 @@ final class TrackerClient {
     }
 }
 
+extension TrackerURL {
+    /// `https://host:port`: enough to name a tracker in an error, without its query.
+    fileprivate var origin: String { "\(scheme.rawValue)://\(host):\(port)" }
+}
+
 extension Operation {
     fileprivate var kindName: String {
         switch self {
@@ -570,8 +651,12 @@ private final class HTTPExchange {
     let deadline: UInt64
     var fd: Int32 = -1
     var address: SocketAddress?
+    /// The HTTP request (plaintext).
     var request: [UInt8] = []
+    /// What is being sent: the request, or TLS records carrying it.
+    var outgoing: [UInt8] = []
     var sendOffset = 0
+    var tls: TLSConnection?
     var stage = "connect"
     var operationInFlight = false
     var abandoned = false

@@ -23,7 +23,8 @@ public enum TrackerScraper {
     /// waits at most `timeoutSeconds` for the answers. A tracker that does not know the torrent reports
     /// zeros, as BEP 48 has it.
     public static func scrape(
-        trackers: [[String]], infoHash: InfoHash, timeoutSeconds: UInt64, seed: UInt64 = 1
+        trackers: [[String]], infoHash: InfoHash, timeoutSeconds: UInt64, extraCAFile: String? = nil,
+        seed: UInt64 = 1
     ) throws(RingUnavailableError) -> [TrackerScrapeResult] {
         let ring = try Ring(options: RingOptions(entries: 64))
         var limits = TrackerClient.Limits()
@@ -32,7 +33,9 @@ public enum TrackerScraper {
         // Retransmit sooner than BEP 15's 15 s, or a lost datagram would use up the whole wait.
         limits.udp = UDPTrackerClient.Options(baseTimeoutSeconds: max(1, timeoutSeconds / 4))
         let resolver = HostResolver(waker: ring.waker)
-        let client = TrackerClient(ring: ring, limits: limits, seed: seed, resolver: resolver) { _ in }
+        let client = TrackerClient(
+            ring: ring, limits: limits, seed: seed, resolver: resolver, extraCAFile: extraCAFile
+        ) { _ in }
         defer { client.closeAll() }
         let started = ContinuousClock.now
         func now() -> UInt64 {

@@ -25,8 +25,8 @@ import Testing
     }
 
     /// `potluck info --scrape --json`: each tracker's entry.
-    static func scrape(_ torrent: String) throws -> [[String: Any]] {
-        let result = try runPotluck(["info", "--scrape", "--scrape-timeout", "5", "--json", torrent])
+    static func scrape(_ torrent: String, extra: [String] = []) throws -> [[String: Any]] {
+        let result = try runPotluck(["info", "--scrape", "--scrape-timeout", "5", "--json", torrent] + extra)
         #expect(result.status == 0, "\(result.error)")
         let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
         return object?["scrape"] as? [[String: Any]] ?? []
@@ -139,6 +139,71 @@ import Testing
 
         let text = try runPotluck(["info", "--scrape", "--scrape-timeout", "5", torrent])
         #expect(text.output.contains("\(setup.udp): seeders 2, leechers 0, completed 0"), "\(text.output)")
+    }
+
+    @Test func httpsTrackerWithASelfSignedCertificateTheUserTrusts() throws {
+        let setup = try Self.payloadAndTracker(sizes: [1_500_000, 70_000])
+        defer {
+            setup.tracker.stop()
+            try? FileManager.default.removeItem(at: setup.root)
+        }
+        let certificate = setup.root.appendingPathComponent("cert.pem").path
+        let key = setup.root.appendingPathComponent("key.pem").path
+        let made = try ExternalCommand.run(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                key,
+                "-out", certificate, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+        try #require(made.status == 0, "openssl could not make a certificate")
+        // TLS in front of opentracker's HTTP port: a real tracker behind HTTPS.
+        let upstream = setup.http.dropFirst("http://".count).prefix { $0 != "/" }
+        let proxy = try harnessProcess([
+            Interop.tool("tls_proxy.py"), "--cert", certificate, "--key", key, "--to", String(upstream),
+        ])
+        defer { proxy.stop() }
+        let https = try #require(proxy.ready?["https"] as? String, "the TLS proxy did not start")
+        let torrent = try Self.create(setup.data, trackers: [https], name: "t.torrent")
+        // libtorrent does not trust the certificate: the seeders announce over plain HTTP, with a torrent
+        // that differs only in its announce URL (same infohash).
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", setup.root.appendingPathComponent("bare.torrent").path,
+            setup.data.deletingLastPathComponent().path, "--count", "2", "--tracker", setup.http,
+        ])
+        defer { seeders.stop() }
+        let trust = ["--tracker-ca", certificate]
+        let deadline = Date().addingTimeInterval(30)
+        var entries: [[String: Any]] = []
+        while Date() < deadline {
+            entries = try Self.scrape(torrent, extra: trust)
+            if entries.first?["seeders"] as? Int == 2 { break }
+            usleep(300_000)
+        }
+        #expect(entries.first?["seeders"] as? Int == 2, "\(entries)")
+        // Without the CA the certificate is refused, by scrape and by download alike.
+        let untrusted = try Self.scrape(torrent)
+        let refusal = untrusted.first?["error"] as? String ?? ""
+        #expect(refusal.contains("certificate verify failed"), "\(untrusted)")
+
+        let target = setup.root.appendingPathComponent("download")
+        let result = try runPotluck(["download", "-q", "--verbose", torrent, "-o", target.path] + trust)
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(setup.data, target.appendingPathComponent("payload")))
+        #expect(result.error.contains("tracker \(https): started answered"), "\(result.error)")
+        #expect(result.error.contains("tracker \(https): stopped answered"), "\(result.error)")
+
+        let peer = try #require((seeders.ready?["peers"] as? [String])?.first)
+        let refused = setup.root.appendingPathComponent("download-untrusted")
+        let fallback = try runPotluck([
+            "download", "-q", "--verbose", torrent, "-o", refused.path, "--peer", peer,
+        ])
+        #expect(fallback.status == 0, "\(fallback.error)")
+        #expect(
+            fallback.error.contains("certificate verify failed: self-signed certificate"), "\(fallback.error)"
+        )
+        #expect(Interop.sameContents(setup.data, refused.appendingPathComponent("payload")))
     }
 
     /// What `--verbose` must say for each kind of misbehaviour, over HTTP (tried first) and then UDP.

@@ -43,6 +43,11 @@ struct Download: ParsableCommand {
     @Flag(help: "Do not announce to the torrent's trackers; use only --peer and --listen.")
     var noTrackers = false
 
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
+
     @Option(name: .customLong("piece-memory-mib"), help: "Memory for pieces in flight, in MiB.")
     var pieceMemoryMiB: Int = 256
 
@@ -82,6 +87,7 @@ struct Download: ParsableCommand {
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
         options.useTrackers = !noTrackers
+        options.trackerCAFile = trackerCAFile
         let hasTrackers = !noTrackers && !metainfo.trackers.isEmpty
         if hasTrackers && options.listenAddress == nil {
             // Trackers hand our address to other peers: announce a port that is really open.

@@ -27,6 +27,11 @@ struct Info: ParsableCommand {
     @Option(name: .customLong("scrape-timeout"), help: "Seconds to wait for the trackers' answers.")
     var scrapeTimeoutSeconds: Int = 15
 
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
+
     func validate() throws {
         guard (1...300).contains(scrapeTimeoutSeconds) else {
             throw ValidationError("--scrape-timeout must be between 1 and 300 seconds")
@@ -70,7 +75,7 @@ struct Info: ParsableCommand {
             do {
                 results = try TrackerScraper.scrape(
                     trackers: scrapeTarget.trackers, infoHash: scrapeTarget.infoHash,
-                    timeoutSeconds: UInt64(scrapeTimeoutSeconds))
+                    timeoutSeconds: UInt64(scrapeTimeoutSeconds), extraCAFile: trackerCAFile)
             } catch {
                 printError("potluck: \(error.description)")
                 throw ExitCode(1)
