@@ -545,7 +545,7 @@ public final class DownloadSession {
         case Self.listenerOwner:
             acceptCompleted(completion, now: now)
         case TrackerClient.owner:
-            trackers?.handle(completion, now: now)
+            trackerCompleted(completion, now: now)
         case PieceStore.completionOwner:
             var events: [StorageEvent] = []
             store.handle(completion, into: &events)
@@ -1080,6 +1080,16 @@ extension DownloadSession {
         trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
         // `started` goes out now, not at the first timer tick.
         trackers?.tick(now: nowNanoseconds)
+    }
+
+    /// A tracker's completion; the peers it brought are connected to at once, not at the next tick.
+    private func trackerCompleted(_ completion: Completion, now: UInt64) {
+        guard let trackers else { return }
+        trackers.handle(completion, now: now)
+        let peers = trackers.takePeers()
+        guard !peers.isEmpty else { return }
+        addCandidates(peers)
+        connectToCandidates()
     }
 
     /// Peers from a tracker: new addresses become candidates (ourselves and duplicates excluded).
