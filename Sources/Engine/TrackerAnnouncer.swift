@@ -10,7 +10,7 @@ import URing
 /// Invariants: at most one announce is in flight (the scheduler's); a failed announce is retried on the
 /// next tracker of the tiers with the same event before the scheduler hears of the failure, and only
 /// when every tracker failed does the scheduler back off; `stopped` goes only to the tracker that last
-/// answered (the first of the tiers after a success); peers are handed out once each.
+/// answered, and is never retried elsewhere; peers are handed out once each.
 final class TrackerAnnouncer {
     /// Transfer totals for an announce, read when it is built.
     struct Totals {
@@ -47,6 +47,9 @@ final class TrackerAnnouncer {
     private var shutdown = Shutdown.running
     /// Whether some tracker has answered `started` (only then are `completed` and `stopped` sent).
     private var startedAnswered = false
+    /// The tracker that answered last: the one that counts us, so the one told we leave. (BEP 12 starts
+    /// every other announce from the first tier again, which may hold trackers that never answered.)
+    private var lastAnswered: TrackerURL?
     /// For the progress line.
     private(set) var state = "tracker: starting"
 
@@ -124,6 +127,10 @@ final class TrackerAnnouncer {
             return
         }
         guard case .announce(let event) = scheduler.poll(now: instant) else { return }
+        if event == .stopped, let lastAnswered {
+            announce(event, to: lastAnswered, now: now)
+            return
+        }
         if tiers.current == nil { tiers.restart() }
         guard let url = tiers.current else { return }
         announce(event, to: url, now: now)
@@ -204,6 +211,7 @@ final class TrackerAnnouncer {
             case .announced(let response):
                 scheduler.announceSucceeded(response, now: instant)
                 tiers.currentSucceeded()
+                lastAnswered = current.url
                 if current.event == .started { startedAnswered = true }
                 var added = 0
                 for peer in response.peers {

@@ -591,12 +591,12 @@ final class TrackerClient {
         switch completion.token.kind {
         case .send:
             endpoint.sendInFlight = false
-            if result < 0 { udpFailed(endpoint, call: "send", result: result, now: now) }
+            if result < 0 { udpFailed(endpoint, call: "send to", result: result, now: now) }
             sendNext(endpoint)
         case .receive:
             endpoint.receiveInFlight = false
             guard result >= 0 else {
-                udpFailed(endpoint, call: "recv", result: result, now: now)
+                udpFailed(endpoint, call: "recv from", result: result, now: now)
                 armReceive(endpoint)
                 return
             }
@@ -622,7 +622,7 @@ final class TrackerClient {
         guard endpoint.active != nil else { return }
         endpoint.client.cancel()
         finishUDP(
-            endpoint, .failed(.system(call: "\(call) to udp://\(endpoint.address)", errno: errno)), now: now)
+            endpoint, .failed(.system(call: "\(call) udp://\(endpoint.address)", errno: errno)), now: now)
     }
 }
 

@@ -139,6 +139,48 @@ import Testing
 
         let text = try runPotluck(["info", "--scrape", "--scrape-timeout", "5", torrent])
         #expect(text.output.contains("\(setup.udp): seeders 2, leechers 0, completed 0"), "\(text.output)")
+
+        // Host names are looked up (off the reactor thread): `localhost` reaches the same tracker.
+        let byName = [setup.http, setup.udp].map {
+            $0.replacingOccurrences(of: "127.0.0.1", with: "localhost")
+        }
+        let named = try Self.create(setup.data, trackers: byName, name: "named.torrent")
+        let namedEntries = try Self.scrape(named)
+        #expect(namedEntries.map { $0["tracker"] as? String } == byName)
+        #expect(namedEntries.allSatisfy { $0["seeders"] as? Int == 2 }, "\(namedEntries)")
+    }
+
+    /// BEP 12: dead trackers in the first tiers are passed over, the working one is used, and the
+    /// download completes from the peers it names.
+    @Test func fallsThroughDeadTiersToAWorkingTracker() throws {
+        let setup = try Self.payloadAndTracker(sizes: [1_000_000])
+        defer {
+            setup.tracker.stop()
+            try? FileManager.default.removeItem(at: setup.root)
+        }
+        let deadUDP = "udp://127.0.0.1:\(unusedUDPPort())/announce"
+        // A TCP port nobody listens on (the UDP probe's number is as good as any free one).
+        let deadHTTP = "http://127.0.0.1:\(unusedUDPPort())/announce"
+        let torrent = try Self.create(
+            setup.data, trackers: [deadHTTP, deadUDP, setup.udp], name: "t.torrent")
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", setup.root.appendingPathComponent("bare.torrent").path,
+            setup.data.deletingLastPathComponent().path, "--count", "2", "--tracker", setup.udp,
+        ])
+        defer { seeders.stop() }
+        let bareWithTracker = try Self.create(setup.data, trackers: [setup.udp], name: "udp.torrent")
+        _ = try Self.waitForSeeders(2, torrent: bareWithTracker)
+        let target = setup.root.appendingPathComponent("download")
+        let result = try runPotluck(["download", "-q", "--verbose", torrent, "-o", target.path])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(setup.data, target.appendingPathComponent("payload")))
+        let log = result.error
+        #expect(log.contains("tracker \(deadHTTP): started failed: connect to"), "\(log)")
+        #expect(log.contains("tracker \(deadUDP): started failed:"), "\(log)")
+        #expect(log.contains("tracker \(setup.udp): started answered"), "\(log)")
+        // The tracker that answered is the one told we are leaving.
+        #expect(log.contains("tracker \(setup.udp): stopped answered"), "\(log)")
+        #expect(!log.contains("tracker \(deadHTTP): announcing stopped"), "\(log)")
     }
 
     @Test func httpsTrackerWithASelfSignedCertificateTheUserTrusts() throws {
