@@ -52,6 +52,8 @@ public enum TrackerFailure: Error, Hashable, Sendable, CustomStringConvertible {
 final class TrackerClient {
     /// The owner byte in completion tokens (peers 1, storage 2, recheck 3, listener 4).
     static let owner: UInt8 = 5
+    /// Log lines about ignored datagrams per UDP tracker address.
+    static let maxIgnoredDatagramsLogged = 10
 
     /// Bounds on one client's work.
     struct Limits {
@@ -550,9 +552,11 @@ final class TrackerClient {
             case .failed(let error):
                 finishUDP(endpoint, .failed(.tracker(error)), now: now)
             case .ignored(let reason):
-                log(
-                    "tracker \(endpoint.active.map { "\($0.url)" } ?? "udp://\(endpoint.address)"): ignored a datagram: \(reason)"
-                )
+                // A tracker spraying datagrams gets a few lines in the log, not one per datagram.
+                endpoint.ignoredCount += 1
+                guard endpoint.ignoredCount <= Self.maxIgnoredDatagramsLogged else { continue }
+                let name = endpoint.active.map { "\($0.url)" } ?? "udp://\(endpoint.address)"
+                log("tracker \(name): ignored a datagram: \(reason)")
             }
         }
     }
@@ -693,6 +697,8 @@ private final class UDPEndpoint {
     var queuedSends: [[UInt8]] = []
     var sendInFlight = false
     var receiveInFlight = false
+    /// Datagrams ignored so far (wrong transaction id, unexpected action, too short).
+    var ignoredCount = 0
     /// The socket failed; a new one is opened for the next exchange.
     var broken = false
     private var closed = false

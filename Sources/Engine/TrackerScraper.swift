@@ -43,7 +43,8 @@ public enum TrackerScraper {
             return UInt64(elapsed.components.seconds) * 1_000_000_000
                 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
         }
-        let deadline = timeoutSeconds * 1_000_000_000
+        // A moment past the exchanges' own timeouts, so that they report what they were waiting for.
+        let deadline = timeoutSeconds * 1_000_000_000 + 500_000_000
         var results: [TrackerScrapeResult] = []
         var pending: [(text: String, url: TrackerURL)] = []
         var seen = Set<String>()
@@ -93,9 +94,10 @@ public enum TrackerScraper {
         }
         let seconds = Int(timeoutSeconds)
         for text in running.values + pending.map(\.text) {
+            let stage = text.lowercased().hasPrefix("udp:") ? "UDP scrape" : "scrape"
             results.append(
                 TrackerScrapeResult(
-                    tracker: text, outcome: .failure(.timedOut(stage: "scrape", seconds: seconds))))
+                    tracker: text, outcome: .failure(.timedOut(stage: stage, seconds: seconds))))
         }
         let order = Dictionary(
             trackers.joined().enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })

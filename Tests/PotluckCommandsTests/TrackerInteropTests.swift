@@ -291,6 +291,30 @@ import Testing
         #expect(seconds < 20, "a misbehaving tracker must not hold the download up (\(seconds) s)")
     }
 
+    /// Timeouts on the ring: a tracker that accepts (HTTP) or receives (UDP) and never answers is
+    /// reported as timed out within the scrape's limit, not waited on for ever.
+    @Test func silentTrackersTimeOut() throws {
+        let (root, data) = try Interop.makePayload(sizes: [100_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let silent = try harnessProcess([Interop.tool("bad_tracker.py"), "silent"])
+        defer { silent.stop() }
+        let http = try #require(silent.ready?["http"] as? String)
+        let udp = try #require(silent.ready?["udp"] as? String)
+        let torrent = try Self.create(data, trackers: [http, udp], name: "t.torrent")
+        let started = Date()
+        let result = try runPotluck(["info", "--scrape", "--scrape-timeout", "2", "--json", torrent])
+        let seconds = Date().timeIntervalSince(started)
+        #expect(result.status == 0, "\(result.error)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any]
+        let entries = object?["scrape"] as? [[String: Any]] ?? []
+        #expect(entries.map { $0["tracker"] as? String } == [http, udp])
+        #expect(
+            (entries.first?["error"] as? String)?.contains("no answer to HTTP response from") == true,
+            "\(entries)")
+        #expect((entries.last?["error"] as? String)?.contains("no answer") == true, "\(entries)")
+        #expect(seconds >= 1.5 && seconds < 6, "\(seconds) s")
+    }
+
     @Test func noTrackersFlagLeavesTheTrackersAlone() throws {
         let (root, data) = try Interop.makePayload(sizes: [200_000])
         defer { try? FileManager.default.removeItem(at: root) }
