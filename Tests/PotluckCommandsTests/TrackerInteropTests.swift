@@ -276,9 +276,8 @@ import Testing
         let peer = try #require((seeder.ready?["peers"] as? [String])?.first)
         let target = root.appendingPathComponent("download")
         let started = Date()
-        let result = try runPotluck([
-            "download", "-q", "--verbose", torrent, "-o", target.path, "--peer", peer,
-        ])
+        // No -q: the progress line (a plain line on a pipe) shows the tracker's state.
+        let result = try runPotluck(["download", "--verbose", torrent, "-o", target.path, "--peer", peer])
         let seconds = Date().timeIntervalSince(started)
         #expect(result.status == 0, "\(result.error)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
@@ -286,6 +285,11 @@ import Testing
             #expect(result.error.contains(complaint), "\(mode): \(result.error)")
         }
         #expect(result.error.contains("tracker \(http): announcing started"), "\(result.error)")
+        let progress = result.error.split(separator: "\n").filter { $0.hasPrefix("downloading ") }
+        #expect(!progress.isEmpty, "\(result.error)")
+        if mode != "silent" {
+            #expect(progress.contains { $0.contains("tracker: error ") }, "\(progress)")
+        }
         // No tracker ever answered, so exiting sends nothing and waits for nothing.
         #expect(!result.error.contains("announcing stopped"), "\(result.error)")
         #expect(seconds < 20, "a misbehaving tracker must not hold the download up (\(seconds) s)")
