@@ -12,7 +12,7 @@ import URing
 public struct DownloadOptions: Sendable {
     /// Where the torrent's files go (created if missing).
     public var downloadDirectory: String
-    /// Peers to connect to (trackers come later).
+    /// Peers to connect to, besides those the trackers name.
     public var peers: [SocketAddress]
     /// Where resume data lives; default `<download directory>/.<infohash>.potluck-resume`.
     public var resumePath: String?
