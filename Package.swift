@@ -86,6 +86,7 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tracker", "URing", "TorrentModel"]),
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
