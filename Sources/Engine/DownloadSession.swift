@@ -12,7 +12,7 @@ import URing
 public struct DownloadOptions: Sendable {
     /// Where the torrent's files go (created if missing).
     public var downloadDirectory: String
-    /// Peers to connect to (trackers come later).
+    /// Peers to connect to, besides those the trackers name.
     public var peers: [SocketAddress]
     /// Where resume data lives; default `<download directory>/.<infohash>.potluck-resume`.
     public var resumePath: String?
@@ -40,6 +40,10 @@ public struct DownloadOptions: Sendable {
     /// Write verified pieces with `O_DIRECT` where they are block-aligned (see
     /// `PieceStore.Options.directWrites`): no second copy of the data in the page cache.
     public var directWrites = true
+    /// Announce to the torrent's trackers (BEP 3, 12, 15) and connect to the peers they name.
+    public var useTrackers = true
+    /// A PEM file of CAs trusted for HTTPS trackers besides the system store.
+    public var trackerCAFile: String?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -64,6 +68,8 @@ public struct DownloadStatus: Sendable {
     public var uploadedPayloadBytes: Int64
     /// Where incoming connections are accepted, once listening.
     public var listenAddress: SocketAddress?
+    /// The last tracker outcome for the progress line ("tracker: ok 3 peers"), nil without trackers.
+    public var trackerState: String? = nil
 
     public enum Phase: Sendable {
         case checking
@@ -163,6 +169,8 @@ public final class DownloadSession {
     private var listenerFD: Int32 = -1
     private var boundAddress: SocketAddress?
     private var log: (String) -> Void
+    /// Announces to the torrent's trackers; nil when it has none or they are turned off.
+    private var trackers: TrackerAnnouncer?
 
     /// What a receive produced, kept until the connection has finished parsing.
     private enum PendingEvent {
@@ -277,6 +285,7 @@ public final class DownloadSession {
             return .completed
         }
         armAccept()
+        startTrackers()
 
         var lastTick: UInt64 = 0
         var lastStatus: UInt64 = 0
@@ -421,6 +430,7 @@ public final class DownloadSession {
             if let failure { throw failure }
         }
         saveResumeData()
+        stopTrackers(completed: outcome == .completed)
         for case let link? in links { shutdown(link) }
         return outcome
     }
@@ -448,7 +458,7 @@ public final class DownloadSession {
             uploadRateBytesPerSecond: 0,
             connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
             knownPeers: candidates.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
-            listenAddress: boundAddress)
+            listenAddress: boundAddress, trackerState: trackers?.state)
     }
 
     // MARK: Connections
@@ -546,6 +556,8 @@ public final class DownloadSession {
             peerCompleted(completion, now: now)
         case Self.listenerOwner:
             acceptCompleted(completion, now: now)
+        case TrackerClient.owner:
+            trackerCompleted(completion, now: now)
         case PieceStore.completionOwner:
             var events: [StorageEvent] = []
             store.handle(completion, into: &events)
@@ -1011,6 +1023,16 @@ public final class DownloadSession {
         choker.tick(at: Instant(nanoseconds: now), into: &chokeActions)
         performChokes()
         serveUploads()
+        if let trackers {
+            if verified.isComplete {
+                trackers.downloadCompleted(now: now)
+            } else if !links.contains(where: { $0 != nil }) {
+                // Nobody to download from: ask again as soon as `min interval` allows.
+                trackers.wantMorePeers(now: now)
+            }
+            trackers.tick(now: now)
+            addCandidates(trackers.takePeers())
+        }
         connectToCandidates()
     }
 
@@ -1052,5 +1074,87 @@ public final class DownloadSession {
         guard index < links.count, links[index] === link else { return }
         Glibc.close(link.fd)
         links[index] = nil
+    }
+}
+
+// MARK: Trackers
+
+extension DownloadSession {
+    /// The most peer addresses kept; trackers hand out at most a few hundred per announce.
+    static let maximumCandidates = 2000
+
+    /// Starts announcing, if the torrent has trackers and they are wanted. BEP 27: a private torrent's
+    /// peers come only from its trackers (and `--peer`); no other source (DHT, PEX, LSD) exists here.
+    private func startTrackers() {
+        guard options.useTrackers, !metainfo.trackers.isEmpty else { return }
+        let totalBytes = UInt64(max(0, metainfo.totalLength))
+        trackers = TrackerAnnouncer(
+            ring: ring, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
+            infoHash: metainfo.wireInfoHash, peerID: localPeerID, port: boundAddress?.port ?? 0,
+            seed: options.seed, extraCAFile: options.trackerCAFile,
+            totals: { [unowned self] in
+                var verifiedBytes: UInt64 = 0
+                for piece in verified.pieces { verifiedBytes += UInt64(geometry.length(of: piece)) }
+                return TrackerAnnouncer.Totals(
+                    uploadedBytes: UInt64(max(0, uploadedBytes)),
+                    downloadedBytes: UInt64(max(0, downloadedBytes)),
+                    leftBytes: totalBytes - min(totalBytes, verifiedBytes))
+            }, log: log)
+        trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
+        // `started` goes out now, not at the first timer tick.
+        trackers?.tick(now: nowNanoseconds)
+    }
+
+    /// A tracker's completion; the peers it brought are connected to at once, not at the next tick.
+    private func trackerCompleted(_ completion: Completion, now: UInt64) {
+        guard let trackers else { return }
+        trackers.handle(completion, now: now)
+        let peers = trackers.takePeers()
+        guard !peers.isEmpty else { return }
+        addCandidates(peers)
+        connectToCandidates()
+    }
+
+    /// Peers from a tracker: new addresses become candidates (ourselves and duplicates excluded).
+    private func addCandidates(_ addresses: [SocketAddress]) {
+        guard !addresses.isEmpty else { return }
+        var known = Set(candidates.map(\.address))
+        for address in addresses where candidates.count < Self.maximumCandidates {
+            if let boundAddress, address.port == boundAddress.port, address.isLoopbackOrSame(as: boundAddress)
+            {
+                continue
+            }
+            if known.insert(address).inserted { candidates.append(PeerCandidate(address: address)) }
+        }
+    }
+
+    /// A clean exit: `completed` (if the download just finished) and `stopped`, waiting a bounded time.
+    private func stopTrackers(completed: Bool) {
+        guard let trackers else { return }
+        trackers.beginShutdown(now: nowNanoseconds, completed: completed)
+        while !trackers.isFinished(now: nowNanoseconds) {
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+            } catch {
+                break
+            }
+            let now = nowNanoseconds
+            ring.drain { completion in route(completion, now: now) }
+            trackers.tick(now: now)
+        }
+        trackers.close()
+    }
+}
+
+extension SocketAddress {
+    /// Whether this is `other`'s address, or loopback while `other` is a wildcard or loopback address.
+    fileprivate func isLoopbackOrSame(as other: SocketAddress) -> Bool {
+        if self == other { return true }
+        switch (self, other) {
+        case (.ipv4(let address, _), .ipv4(let otherAddress, _)):
+            return address >> 24 == 127 && (otherAddress == 0 || otherAddress >> 24 == 127)
+        default:
+            return false
+        }
     }
 }

@@ -12,10 +12,11 @@ struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download a torrent from peers.",
         discussion: """
-            Connects to every peer given with --peer at once, downloads rarest pieces first, verifies \
+            Announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and connects to the peers they \
+            name and to every peer given with --peer, all at once; downloads rarest pieces first, verifies \
             every piece before writing it, and exits 0 once all pieces are verified on disk. Ctrl-C saves \
             resume data and exits; running the same command again resumes. Existing files without resume \
-            data are checked first. (Trackers come in a later version; until then peers come from --peer.)
+            data are checked first. A private torrent gets peers only from its trackers and --peer.
             """)
 
     @Argument(help: "The .torrent file.", completion: .file(extensions: ["torrent"]))
@@ -29,7 +30,11 @@ struct Download: ParsableCommand {
         help: "A peer to connect to, as HOST:PORT with a numeric address; repeatable.")
     var peers: [String] = []
 
-    @Option(help: "Accept incoming connections on HOST:PORT (port 0: any free port).")
+    @Option(
+        help: """
+            Accept incoming connections on HOST:PORT (port 0: any free port). Default with trackers: \
+            0.0.0.0:0, the port they are told; without trackers: none.
+            """)
     var listen: String?
 
     @Flag(help: "Keep seeding after the download completes, until Ctrl-C.")
@@ -49,6 +54,14 @@ struct Download: ParsableCommand {
             fragmentation, and a full disk stops the download before any piece of that file is fetched.
             """)
     var preallocate = false
+
+    @Flag(help: "Do not announce to the torrent's trackers; use only --peer and --listen.")
+    var noTrackers = false
+
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
 
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
@@ -86,9 +99,17 @@ struct Download: ParsableCommand {
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
         options.preallocateFiles = preallocate
-        if options.peers.isEmpty && options.listenAddress == nil {
+        options.useTrackers = !noTrackers
+        options.trackerCAFile = trackerCAFile
+        let hasTrackers = !noTrackers && !metainfo.trackers.isEmpty
+        if hasTrackers && options.listenAddress == nil {
+            // Trackers hand our address to other peers: announce a port that is really open.
+            options.listenAddress = SocketAddress("0.0.0.0:0")
+        }
+        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers {
             printError(
-                "potluck: no peers: give at least one with --peer HOST:PORT, or --listen for incoming ones")
+                "potluck: no peers: the torrent names no tracker (or --no-trackers was given); give at "
+                    + "least one peer with --peer HOST:PORT, or --listen for incoming ones")
             throw ExitCode(1)
         }
 
@@ -125,12 +146,14 @@ struct Download: ParsableCommand {
                     progress.update(
                         done: status.uploadedPayloadBytes, total: max(status.uploadedPayloadBytes, 1),
                         rateBytesPerSecond: status.uploadRateBytesPerSecond,
-                        extra: "seeding, uploaded, peers \(status.connectedPeers)")
+                        extra: "seeding, uploaded, peers \(status.connectedPeers)"
+                            + (status.trackerState.map { ", " + Self.short($0) } ?? ""))
                 case .downloading:
                     progress.update(
                         done: status.verifiedBytes, total: status.totalBytes,
                         rateBytesPerSecond: status.downloadRateBytesPerSecond,
-                        extra: "peers \(status.connectedPeers)/\(status.knownPeers)")
+                        extra: "peers \(status.connectedPeers)/\(status.knownPeers)"
+                            + (status.trackerState.map { "  " + Self.short($0) } ?? ""))
                 }
             }
         } catch {
@@ -149,5 +172,10 @@ struct Download: ParsableCommand {
             printError("stopped; resume data saved. Run the same command again to continue.")
             throw ExitCode(130)
         }
+    }
+
+    /// A tracker state cut to fit the progress line (errors can carry long messages).
+    static func short(_ text: String) -> String {
+        text.count <= 60 ? text : String(text.prefix(57)) + "..."
     }
 }
