@@ -291,7 +291,11 @@ public final class DownloadSession {
         var lastStatus: UInt64 = 0
         connectToCandidates()
         while true {
-            if let failure { throw failure }
+            if let failure {
+                // Trackers are told we are gone (bounded wait); the error stands whatever they answer.
+                stopTrackers(completed: false)
+                throw failure
+            }
             if shouldStop() { return try finish(outcome: .interrupted) }
             if verified.isComplete && writing.isEmpty {
                 guard options.seedWhenComplete else { return try finish(outcome: .completed) }
@@ -427,7 +431,10 @@ public final class DownloadSession {
             let now = nowNanoseconds
             ring.drain { completion in route(completion, now: now) }
             hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
-            if let failure { throw failure }
+            if let failure {
+                stopTrackers(completed: false)
+                throw failure
+            }
         }
         saveResumeData()
         stopTrackers(completed: outcome == .completed)

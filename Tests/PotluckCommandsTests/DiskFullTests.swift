@@ -89,4 +89,25 @@ import Testing
         let path = target.appendingPathComponent("single.bin").path
         if stat(path, &status) == 0 { #expect(status.st_blocks == 0, "\(status.st_blocks) blocks written") }
     }
+
+    @Test func aFullDiskStillTellsTheTrackerWeAreGone() throws {
+        let setup = try TrackerInteropTests.payloadAndTracker(sizes: [6 << 20])
+        defer {
+            setup.tracker.stop()
+            try? FileManager.default.removeItem(at: setup.root)
+        }
+        let torrent = try TrackerInteropTests.create(setup.data, trackers: [setup.http], name: "t.torrent")
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, setup.data.deletingLastPathComponent().path,
+        ])
+        defer { seeders.stop() }
+        _ = try TrackerInteropTests.waitForSeeders(1, torrent: torrent)
+        let target = setup.root.appendingPathComponent("small-disk")
+        try Self.mountTmpfs(at: target, sizeMiB: 2)
+        defer { Self.unmount(target) }
+        let result = try runPotluck(["download", "-q", "--verbose", torrent, "-o", target.path])
+        #expect(result.status == 1)
+        #expect(result.error.contains("disk is full"), "\(result.error)")
+        #expect(result.error.contains("tracker \(setup.http): stopped answered"), "\(result.error)")
+    }
 }
