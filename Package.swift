@@ -14,27 +14,35 @@ let package = Package(
             targets: [
                 "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "Storage", "URing",
                 "Hashing",
-                "Buffers",
+                "Buffers", "TLS",
             ]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
     ],
     targets: [
-        // C at the edge: liburing and OpenSSL's libcrypto, found with pkg-config.
+        // C at the edge: liburing and OpenSSL's libcrypto and libssl, found with pkg-config.
         .systemLibrary(
             name: "CLibUring", path: "CSupport/CLibUring", pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]),
         .systemLibrary(
             name: "CLibCrypto", path: "CSupport/CLibCrypto", pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CLibSSL", path: "CSupport/CLibSSL", pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]),
+
+        // Linux constants Swift's Glibc module leaves out (compiled with _GNU_SOURCE, apart).
+        .target(name: "CLinux", path: "CSupport/CLinux"),
 
         // I/O and memory.
         .target(name: "Buffers"),
         .target(
             name: "URing",
-            dependencies: ["CLibUring", "Buffers"]),
+            dependencies: ["CLibUring", "CLinux", "Buffers"]),
         .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
+        // TLS over memory buffers (HTTPS trackers), so its bytes travel on the ring.
+        .target(name: "TLS", dependencies: ["CLibSSL"]),
 
         // Pure protocol cores: bytes, events and `now` in; actions out. No I/O.
         .target(name: "TorrentModel"),
@@ -54,6 +62,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
+                "Tracker", "TLS",
             ]),
 
         // Front ends.
@@ -61,7 +70,7 @@ let package = Package(
             name: "PotluckCommands",
             dependencies: [
                 "Engine", "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire",
-                "Swarm",
+                "Swarm", "Tracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
@@ -80,6 +89,7 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tracker", "URing", "TorrentModel"]),
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),

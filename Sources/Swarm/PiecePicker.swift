@@ -135,6 +135,12 @@ public struct PiecePicker: Sendable {
     public private(set) var isSequential = false
     /// How many pieces picking has looked at so far: the work picks cost, as a metric and for tests.
     public private(set) var piecesExamined = 0
+    /// At most this many pieces in progress (downloading or awaiting their hash); picking starts no new
+    /// piece beyond it. Each such piece holds a piece buffer, so the owner lowers the cap while verified
+    /// pieces wait for the disk, instead of receiving blocks it has no memory for.
+    public private(set) var maximumPiecesInProgress = Int.max
+    /// A pick would have started a piece but the cap stopped it.
+    private var startHeldBack = false
 
     private var random: SeededRandom
     private var states: [PieceState]
@@ -290,6 +296,25 @@ public struct PiecePicker: Sendable {
         }
     }
 
+    /// Sets ``maximumPiecesInProgress``. True when a pick was held back by the old cap and the new one
+    /// leaves room: the caller should pick again for its peers.
+    public mutating func setMaximumPiecesInProgress(_ limit: Int) -> Bool {
+        precondition(limit >= 0, "a negative cap on pieces in progress")
+        maximumPiecesInProgress = limit
+        guard startHeldBack && inProgressCount < limit else { return false }
+        startHeldBack = false
+        return true
+    }
+
+    /// Whether another piece may start now; remembers a refusal for ``setMaximumPiecesInProgress(_:)``.
+    private mutating func mayStartPiece() -> Bool {
+        guard inProgressCount < maximumPiecesInProgress else {
+            startHeldBack = true
+            return false
+        }
+        return true
+    }
+
     /// Switches strict sequential order on or off.
     public mutating func setSequential(_ sequential: Bool) {
         isSequential = sequential
@@ -348,6 +373,7 @@ public struct PiecePicker: Sendable {
                     let piece = Int(buckets[current][j])
                     piecesExamined += 1
                     if peerHas.contains(PieceIndex(piece)) {
+                        guard mayStartPiece() else { return }
                         let record = startDownloading(piece)  // swap-removes: `j` now holds another piece
                         let taken = takeOpenBlocks(record, peer, remaining, &blocks)
                         remaining -= taken
@@ -368,6 +394,11 @@ public struct PiecePicker: Sendable {
         while index < pieceCount && remaining > 0 {
             piecesExamined += 1
             if isPickableOrOpen(index) && peerHas.contains(PieceIndex(index)) {
+                if states[index] == .missing && !mayStartPiece() {
+                    // Capped: what is left goes to pieces already started, wherever they are.
+                    pickFromPartials(peer, peerHas, &remaining, &blocks)
+                    return
+                }
                 let record = states[index] == .missing ? startDownloading(index) : Int(recordOf[index])
                 let taken = takeOpenBlocks(record, peer, remaining, &blocks)
                 remaining -= taken

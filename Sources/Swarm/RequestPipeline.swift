@@ -379,6 +379,15 @@ public struct RequestPipeline: Sendable {
         fillAll(at: now, into: &actions)
     }
 
+    /// Caps the pieces in progress at `limit` (see ``PiecePicker/maximumPiecesInProgress``): the caller's
+    /// free piece buffers. When a raise makes room for a piece a pick was refused, every queue is topped
+    /// up, so peers left idle by the cap get work as soon as memory is free.
+    public mutating func limitPiecesInProgress(
+        to limit: Int, at now: Instant, into actions: inout [RequestAction]
+    ) {
+        if picker.setMaximumPiecesInProgress(max(0, limit)) { fillAll(at: now, into: &actions) }
+    }
+
     /// Requests blocks from `peer` until its queue reaches `targetQueueLength`, if it is unchoking us.
     public mutating func fillRequests(
         for peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]

@@ -13,6 +13,8 @@ import os
 import select
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -343,6 +345,33 @@ class InteropHarnessTests(unittest.TestCase):
         tracker.proc.send_signal(signal.SIGINT)
         self.assertEqual(tracker.proc.wait(30), 128 + signal.SIGINT)
         self.assertFalse(alive(pid))
+
+    def test_bad_tracker_refuses_and_tls_proxy_serves_opentracker_over_https(self):
+        bad = self.start(tool("bad_tracker.py") + ["failure"])
+        for url in (bad.info["http"], bad.info["udp"]):
+            status, reply, err = run(tool("tracker.py") + ["announce", url, "--infohash",
+                                                           self.created["infohash_v1"], "--port", "40001"])
+            self.assertEqual(status, 3, err)
+            self.assertEqual(reply["failure"], "this tracker refuses you politely")
+        tracker = self.start(tool("tracker.py") + ["start", "--http-port", "0", "--udp-port", "0",
+                                                   "--whitelist", self.created["infohash_v1"]])
+        cert, key = os.path.join(self.out, "cert.pem"), os.path.join(self.out, "key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+        upstream = tracker.info["http"].removeprefix("http://").split("/")[0]
+        proxy = self.start(tool("tls_proxy.py") + ["--cert", cert, "--key", key, "--to", upstream])
+        self.assertRegex(proxy.info["https"], r"^https://127\.0\.0\.1:\d+/announce$")
+        host, port = proxy.info["https"].removeprefix("https://").split("/")[0].split(":")
+        context = ssl.create_default_context(cafile=cert)
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname=host) as sock:
+                sock.sendall(b"GET /scrape HTTP/1.0\r\nHost: x\r\n\r\n")
+                answer = b""
+                while chunk := sock.recv(65536):
+                    answer += chunk
+        self.assertTrue(answer.startswith(b"HTTP/1."), answer[:200])
+        self.assertIn(b"d5:filesd", answer)  # opentracker's bencoded scrape, through TLS
 
     def test_killed_transmission_tool_takes_its_daemon_along_and_cleanup_removes_the_namespace(self):
         seeder = self.start(tool("transmission.py") + ["seed", self.torrent, self.data], timeout=60)

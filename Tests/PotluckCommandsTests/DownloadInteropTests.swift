@@ -57,9 +57,9 @@ enum Interop {
         var count = 0
         for case let item as String in items {
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(
+            let exists = FileManager.default.fileExists(
                 atPath: a.appendingPathComponent(item).path, isDirectory: &isDirectory)
-            if isDirectory.boolValue { continue }
+            if !exists || isDirectory.boolValue { continue }
             count += 1
             guard
                 FileManager.default.contentsEqual(

@@ -463,3 +463,77 @@ func writeAll(
         }
     }
 }
+
+/// Which pages of a file are in the page cache (`mincore` over a read-only mapping).
+func residentPages(_ path: String) -> [Bool] {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return [] }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, info.st_size > 0 else { return [] }
+    let length = Int(info.st_size)
+    guard let mapping = mmap(nil, length, PROT_READ, MAP_SHARED, fd, 0), mapping != MAP_FAILED else {
+        return []
+    }
+    defer { munmap(mapping, length) }
+    let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+    var vector = [UInt8](repeating: 0, count: (length + pageSize - 1) / pageSize)
+    guard mincore(mapping, length, &vector) == 0 else { return [] }
+    return vector.map { $0 & 1 == 1 }
+}
+
+/// Whether files in `directory` can be opened with O_DIRECT (not every file system allows it).
+func supportsDirectIO(_ directory: String) -> Bool {
+    let path = directory + "/.direct-probe"
+    let fd = open(path, O_RDWR | O_CREAT | OpenFlags.direct, 0o600)
+    defer { unlink(path) }
+    guard fd >= 0 else { return false }
+    close(fd)
+    return true
+}
+
+@Suite struct DirectWriteTests {
+    @Test func alignedPiecesSkipThePageCacheAndTheShortLastOneUsesIt() throws {
+        let directory = TemporaryDirectory()
+        try #require(supportsDirectIO(directory.path), "the scratch folder's file system has no O_DIRECT")
+        let pieceLength = 64 * 1024
+        let content = patternBytes(count: 3 * pieceLength + 10_000, seed: 9)
+        let torrent = try TestTorrent(files: [(["f"], content)], pieceLength: pieceLength)
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: pieceLength, slotCount: 4)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring,
+            options: PieceStore.Options(directWrites: true))
+        let events = try writeAll(torrent, store: store, pool: pool, reactor: reactor)
+        #expect(events.allSatisfy { if case .pieceWritten = $0 { true } else { false } }, "\(events)")
+
+        // Looked at before anything reads the file back (a read would bring it into the cache).
+        let path = directory.path + "/t/f"
+        let resident = residentPages(path)
+        let pagesPerPiece = pieceLength / Int(sysconf(Int32(_SC_PAGESIZE)))
+        #expect(resident.count == 3 * pagesPerPiece + 3)
+        #expect(!resident[..<(3 * pagesPerPiece)].contains(true), "aligned pieces went around the cache")
+        #expect(resident[(3 * pagesPerPiece)...].contains(true), "the short last piece went through it")
+        #expect(fileDigest(path) == digest(content))
+
+        // Durable after a flush, like buffered writes.
+        store.flush()
+        try reactor.runStore(store, events: reactor.storeEvents.count + 1)
+        #expect(reactor.storeEvents.last == .flushed)
+    }
+
+    @Test func filesStartingMidBlockAreWrittenThroughTheCache() throws {
+        let directory = TemporaryDirectory()
+        try #require(supportsDirectIO(directory.path), "the scratch folder's file system has no O_DIRECT")
+        let torrent = try crossingTorrent()
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring,
+            options: PieceStore.Options(directWrites: true))
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor)
+        #expect(fileDigest(directory.path + "/t/a") == digest(patternBytes(count: 50_000, seed: 1)))
+        #expect(fileDigest(directory.path + "/t/b") == digest(patternBytes(count: 9_000, seed: 2)))
+        #expect(fileDigest(directory.path + "/t/dir/c") == digest(patternBytes(count: 70_001, seed: 3)))
+    }
+}

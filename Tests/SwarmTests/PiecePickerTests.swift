@@ -357,3 +357,73 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(visited == Array(0..<70))
     }
 }
+
+/// The cap on pieces in progress: the engine's piece buffers, lowered while verified pieces wait for disk.
+@Suite struct PiecesInProgressCapTests {
+    @Test func noNewPieceStartsBeyondTheCap() {
+        var picker = makePicker(availability: "1111111111")
+        let noPickRefused = picker.setMaximumPiecesInProgress(2)
+        #expect(!noPickRefused)
+        var blocks: [BlockRange] = []
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 20, into: &blocks)
+        #expect(blocks.count == 4, "two pieces of two blocks, then the cap")
+        #expect(Set(blocks.map(\.piece)).count == 2)
+        #expect(picker.inProgressCount == 2)
+    }
+
+    @Test func raisingTheCapAfterARefusalAsksForAnotherPick() {
+        var picker = makePicker(availability: "1111111111")
+        _ = picker.setMaximumPiecesInProgress(1)
+        var blocks: [BlockRange] = []
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 20, into: &blocks)
+        #expect(blocks.count == 2)
+        // The same cap again leaves no room: nothing to pick for.
+        let sameCap = picker.setMaximumPiecesInProgress(1)
+        #expect(!sameCap)
+        let raised = picker.setMaximumPiecesInProgress(3)
+        #expect(raised)
+        // Once answered, a later raise without a new refusal does not ask again.
+        let raisedAgain = picker.setMaximumPiecesInProgress(4)
+        #expect(!raisedAgain)
+        blocks.removeAll()
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 20, into: &blocks)
+        #expect(blocks.count == 6, "three more pieces under a cap of four")
+    }
+
+    @Test func startedPiecesStillGetRequestsWhenCapped() {
+        var picker = makePicker(availability: "1111")
+        var blocks: [BlockRange] = []
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 1, into: &blocks)
+        let started = blocks[0].piece
+        _ = picker.setMaximumPiecesInProgress(1)
+        for sequential in [false, true] {
+            var copy = picker
+            copy.setSequential(sequential)
+            var more: [BlockRange] = []
+            copy.pickBlocks(for: PeerSlot(2), peerHas: everything(copy), maximumCount: 8, into: &more)
+            #expect(more.count == 1 && more[0].piece == started, "sequential: \(sequential)")
+        }
+    }
+
+    @Test func pipelineRefillsPeersWhenTheCapRises() {
+        let geometry = PieceGeometry(
+            totalLength: Int64(8 * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
+        var pipeline = RequestPipeline(geometry: geometry, seed: 7)
+        var actions: [RequestAction] = []
+        let start = Instant(nanoseconds: 0)
+        pipeline.limitPiecesInProgress(to: 1, at: start, into: &actions)
+        let peer = PeerSlot(0)
+        pipeline.peerConnected(peer)
+        pipeline.peerHaveAll(peer, into: &actions)
+        pipeline.peerUnchokedUs(peer, at: start, into: &actions)
+        let requested = { (actions: [RequestAction]) in
+            actions.filter { if case .request = $0 { true } else { false } }.count
+        }
+        #expect(requested(actions) == 2, "one piece under a cap of one")
+        actions.removeAll()
+        pipeline.limitPiecesInProgress(to: 3, at: start, into: &actions)
+        // A new peer's queue holds `minimumQueueLength` (4) blocks: two more, from a second piece.
+        #expect(requested(actions) == 2, "the queue topped up once the cap rises")
+        #expect(pipeline.picker.inProgressCount == 2)
+    }
+}

@@ -29,6 +29,8 @@ struct SwarmSimulation {
         /// Report a digest with every block, so a liar is identified rather than suspected.
         var blockDigests = true
         var timeLimitSeconds = 7200.0
+        /// The engine's piece buffers: a cap on pieces in progress (nil: none).
+        var maximumPiecesInProgress: Int?
     }
 
     struct Result {
@@ -57,6 +59,8 @@ struct SwarmSimulation {
         var availabilityInRequestOrder: [Int] = []
         /// The piece indices in the order they were verified.
         var verificationOrder: [Int] = []
+        /// The most pieces that were in progress at once.
+        var mostPiecesInProgress = 0
         /// A digest of every event, to show that a seed replays exactly.
         var fingerprint: UInt64 = 0xcbf2_9ce4_8422_2325
     }
@@ -117,6 +121,10 @@ struct SwarmSimulation {
         pipeline = RequestPipeline(
             geometry: geometry, seed: parameters.seed &+ 1, configuration: configuration)
         pipeline.setSequential(parameters.sequential)
+        if let cap = parameters.maximumPiecesInProgress {
+            var none: [RequestAction] = []
+            pipeline.limitPiecesInProgress(to: cap, at: Instant(nanoseconds: 0), into: &none)
+        }
         nonSeedAvailability = [Int](repeating: 0, count: geometry.pieceCount)
         // Each piece has a popularity, so availability varies and rarest-first has something to do.
         let popularity = (0..<geometry.pieceCount).map { _ in 0.05 + 0.75 * unit() }
@@ -245,6 +253,7 @@ struct SwarmSimulation {
             if corrupt { corruptPieces.insert(block.piece) }
             if pieceComplete { finishPiece(block.piece) }
         }
+        result.mostPiecesInProgress = max(result.mostPiecesInProgress, pipeline.picker.inProgressCount)
         sendActions()
         noteEndgame()
     }

@@ -34,6 +34,21 @@ import Testing
         #expect(result.bannedLiars.count >= 3, "most liars are banned")
     }
 
+    /// The engine caps pieces in progress at its free piece buffers: with a tight cap (16 pieces of 16
+    /// blocks among 100 peers), churn and liars the download still completes, never exceeds the cap,
+    /// and does not stall; it is slower, since most peers get nothing to do.
+    @Test(arguments: [UInt64(1), 2])
+    func tightPieceMemoryStillCompletesWithoutStalls(seed: UInt64) {
+        var simulation = SwarmSimulation(.init(seed: seed, maximumPiecesInProgress: 16))
+        let result = simulation.run()
+        print("seed \(seed), 16 pieces in progress at most: \(result.summary)")
+        #expect(result.finished)
+        #expect(result.mostPiecesInProgress <= 16 && result.mostPiecesInProgress >= 15)
+        #expect(result.blocksAcceptedTwice == 0)
+        #expect(result.bannedHonestPeers.isEmpty)
+        #expect(result.longestGapSeconds < 2, "data never stalls")
+    }
+
     @Test func withoutEndgameTheTailWaitsOnSlowPeers() {
         var withEndgame = SwarmSimulation(.init(seed: 4, liarCount: 0, churn: false))
         var without = SwarmSimulation(

@@ -26,10 +26,11 @@ struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Download a torrent from peers.",
         discussion: """
-            Connects to every peer given with --peer at once, downloads rarest pieces first, verifies \
+            Announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and connects to the peers they \
+            name and to every peer given with --peer, all at once; downloads rarest pieces first, verifies \
             every piece before writing it, and exits 0 once all pieces are verified on disk. Ctrl-C saves \
             resume data and exits; running the same command again resumes. Existing files without resume \
-            data are checked first. (Trackers come in a later version; until then peers come from --peer.)
+            data are checked first. A private torrent gets peers only from its trackers and --peer.
             """)
 
     @Argument(help: "The .torrent file.", completion: .file(extensions: ["torrent"]))
@@ -43,7 +44,11 @@ struct Download: ParsableCommand {
         help: "A peer to connect to, as HOST:PORT with a numeric address; repeatable.")
     var peers: [String] = []
 
-    @Option(help: "Accept incoming connections on HOST:PORT (port 0: any free port).")
+    @Option(
+        help: """
+            Accept incoming connections on HOST:PORT (port 0: any free port). Default with trackers: \
+            0.0.0.0:0, the port they are told; without trackers: none.
+            """)
     var listen: String?
 
     @Flag(help: "Keep seeding after the download completes, until Ctrl-C (or --seed-ratio, --seed-time).")
@@ -61,8 +66,28 @@ struct Download: ParsableCommand {
     @Option(help: "Download limit for all peers together, bytes per second (500K, 2M; 0: none).")
     var maxDownloadRate: String = "0"
 
-    @Option(name: .customLong("piece-memory-mib"), help: "Memory for pieces in flight, in MiB.")
-    var pieceMemoryMiB: Int = 256
+    @Option(
+        name: .customLong("piece-memory-mib"),
+        help: """
+            Memory for pieces being downloaded, hashed and written, in MiB. It bounds how many pieces \
+            are in progress at once: raise it for fast links with long round trips.
+            """)
+    var pieceMemoryMiB: Int = 64
+
+    @Flag(
+        help: """
+            Reserve each file's full size before writing to it, instead of sparse files: less \
+            fragmentation, and a full disk stops the download before any piece of that file is fetched.
+            """)
+    var preallocate = false
+
+    @Flag(help: "Do not announce to the torrent's trackers; use only --peer and --listen.")
+    var noTrackers = false
+
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
 
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
@@ -116,9 +141,18 @@ struct Download: ParsableCommand {
         options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
         options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
         options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
-        if options.peers.isEmpty && options.listenAddress == nil {
+        options.preallocateFiles = preallocate
+        options.useTrackers = !noTrackers
+        options.trackerCAFile = trackerCAFile
+        let hasTrackers = !noTrackers && !metainfo.trackers.isEmpty
+        if hasTrackers && options.listenAddress == nil {
+            // Trackers hand our address to other peers: announce a port that is really open.
+            options.listenAddress = SocketAddress("0.0.0.0:0")
+        }
+        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers {
             printError(
-                "potluck: no peers: give at least one with --peer HOST:PORT, or --listen for incoming ones")
+                "potluck: no peers: the torrent names no tracker (or --no-trackers was given); give at "
+                    + "least one peer with --peer HOST:PORT, or --listen for incoming ones")
             throw ExitCode(1)
         }
 
@@ -146,12 +180,14 @@ struct Download: ParsableCommand {
                     progress.update(
                         done: status.uploadedPayloadBytes, total: max(status.uploadedPayloadBytes, 1),
                         rateBytesPerSecond: status.uploadRateBytesPerSecond,
-                        extra: "seeding, uploaded, peers \(status.connectedPeers)")
+                        extra: "seeding, uploaded, peers \(status.connectedPeers)"
+                            + (status.trackerState.map { ", " + Self.short($0) } ?? ""))
                 case .downloading:
                     progress.update(
                         done: status.verifiedBytes, total: status.totalBytes,
                         rateBytesPerSecond: status.downloadRateBytesPerSecond,
-                        extra: "peers \(status.connectedPeers)/\(status.knownPeers)")
+                        extra: "peers \(status.connectedPeers)/\(status.knownPeers)"
+                            + (status.trackerState.map { "  " + Self.short($0) } ?? ""))
                 }
             }
         } catch {
@@ -170,5 +206,10 @@ struct Download: ParsableCommand {
             printError("stopped; resume data saved. Run the same command again to continue.")
             throw ExitCode(130)
         }
+    }
+
+    /// A tracker state cut to fit the progress line (errors can carry long messages).
+    static func short(_ text: String) -> String {
+        text.count <= 60 ? text : String(text.prefix(57)) + "..."
     }
 }

@@ -40,6 +40,14 @@ struct Seed: ParsableCommand {
     @Option(help: "Stop after seeding this long (90s, 15m, 2h, or seconds).")
     var seedTime: String?
 
+    @Flag(help: "Do not announce to the torrents' trackers.")
+    var noTrackers = false
+
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
+
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
@@ -74,6 +82,8 @@ struct Seed: ParsableCommand {
         arguments += ["--max-upload-rate", maxUploadRate, "--max-download-rate", maxDownloadRate]
         if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
         if let seedTime { arguments += ["--seed-time", seedTime] }
+        if noTrackers { arguments.append("--no-trackers") }
+        if let trackerCAFile { arguments += ["--tracker-ca", trackerCAFile] }
         if quiet { arguments.append("--quiet") }
         if verbose { arguments.append("--verbose") }
         let download = try Download.parse(arguments)
@@ -127,6 +137,10 @@ struct Seed: ParsableCommand {
             options.seedWhenComplete = true
             options.seedRatioLimit = seedRatio
             options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
+            options.useTrackers = !noTrackers
+            options.trackerCAFile = trackerCAFile
+            // Trackers hand out the router's port: that is where peers for this torrent get in.
+            options.announcedPort = router.boundAddress.port
             options.sharedUploadLimiter = uploadLimiter
             options.sharedDownloadLimiter = downloadLimiter
             let inbox = IncomingInbox()

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Engine
 import Foundation
 import Metainfo
+import TorrentModel
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,7 +10,9 @@ struct Info: ParsableCommand {
         discussion: """
             Shows the name, infohashes, size, pieces, files, trackers, web seeds and flags. A torrent that \
             fails validation (hostile paths, inconsistent hashes, malformed bencode) is reported with the \
-            reason and exit status 1.
+            reason and exit status 1. With --scrape, also asks every tracker (HTTP and UDP, in parallel) \
+            for the torrent's seeders, leechers and completed downloads; a tracker that fails is shown \
+            with the reason (exit status 0 as long as the torrent itself is valid).
             """)
 
     @Argument(help: "A .torrent file or a magnet: link.", completion: .file(extensions: ["torrent"]))
@@ -17,11 +21,33 @@ struct Info: ParsableCommand {
     @Flag(help: "Print JSON (for scripts) instead of text.")
     var json = false
 
+    @Flag(help: "Ask each tracker for seeders, leechers and completed downloads.")
+    var scrape = false
+
+    @Option(name: .customLong("scrape-timeout"), help: "Seconds to wait for the trackers' answers.")
+    var scrapeTimeoutSeconds: Int = 15
+
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
+
+    func validate() throws {
+        guard (1...300).contains(scrapeTimeoutSeconds) else {
+            throw ValidationError("--scrape-timeout must be between 1 and 300 seconds")
+        }
+    }
+
     func run() throws {
-        let description: [(String, Any)]
+        var description: [(String, Any)]
+        var scrapeTarget: (trackers: [[String]], infoHash: InfoHash)?
         if source.lowercased().hasPrefix("magnet:") {
             do {
-                description = Self.describe(try MagnetLink(parsing: source))
+                let magnet = try MagnetLink(parsing: source)
+                description = Self.describe(magnet)
+                if let infoHash = magnet.infoHashV1 {
+                    scrapeTarget = (magnet.trackers.map { [$0] }, infoHash)
+                }
             } catch {
                 printError("potluck: not a valid magnet link: \(error)")
                 throw ExitCode(1)
@@ -32,11 +58,29 @@ struct Info: ParsableCommand {
                 throw ExitCode(1)
             }
             do {
-                description = Self.describe(try Metainfo(bytes: Array(data)))
+                let metainfo = try Metainfo(bytes: Array(data))
+                description = Self.describe(metainfo)
+                scrapeTarget = (metainfo.trackers, metainfo.wireInfoHash)
             } catch {
                 printError("potluck: \(source) is not a valid torrent: \(error)")
                 throw ExitCode(1)
             }
+        }
+        if scrape {
+            guard let scrapeTarget else {
+                printError("potluck: cannot scrape: no infohash")
+                throw ExitCode(1)
+            }
+            let results: [TrackerScrapeResult]
+            do {
+                results = try TrackerScraper.scrape(
+                    trackers: scrapeTarget.trackers, infoHash: scrapeTarget.infoHash,
+                    timeoutSeconds: UInt64(scrapeTimeoutSeconds), extraCAFile: trackerCAFile)
+            } catch {
+                printError("potluck: \(error.description)")
+                throw ExitCode(1)
+            }
+            description.append(("scrape", results.map(Self.scrapeFields)))
         }
         if json {
             let object = Dictionary(description, uniquingKeysWith: { a, _ in a })
@@ -72,6 +116,19 @@ struct Info: ParsableCommand {
             ))
         fields.append(("magnet", torrent.magnetLink.uri))
         return fields
+    }
+
+    /// One tracker's scrape as JSON-ready fields.
+    static func scrapeFields(_ result: TrackerScrapeResult) -> [String: Any] {
+        switch result.outcome {
+        case .success(let counts):
+            [
+                "tracker": result.tracker, "seeders": counts.seeders, "leechers": counts.leechers,
+                "completed": counts.completed,
+            ]
+        case .failure(let failure):
+            ["tracker": result.tracker, "error": failure.description]
+        }
     }
 
     /// Seconds since 1970 as an ISO 8601 UTC timestamp.
@@ -129,6 +186,17 @@ struct Info: ParsableCommand {
                 }
             case let list as [String]:
                 lines.append(label(key) + (list.isEmpty ? "none" : list.joined(separator: ", ")))
+            case let scrapes as [[String: Any]] where key == "scrape":
+                if scrapes.isEmpty { lines.append(label(key) + "no trackers") }
+                for (i, entry) in scrapes.enumerated() {
+                    let tracker = entry["tracker"] as? String ?? "?"
+                    let counts =
+                        (entry["error"] as? String).map { "error: \($0)" }
+                        ?? "seeders \(entry["seeders"] ?? 0), leechers \(entry["leechers"] ?? 0), "
+                        + "completed \(entry["completed"] ?? 0)"
+                    lines.append(
+                        (i == 0 ? label(key) : String(repeating: " ", count: 14)) + "\(tracker): \(counts)")
+                }
             case let files as [[String: Any]]:
                 lines.append(label(key) + "\(files.count)")
                 for file in files {

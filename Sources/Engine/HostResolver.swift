@@ -1,0 +1,79 @@
+import Dispatch
+import Glibc
+import Synchronization
+import URing
+
+/// DNS lookups for tracker host names. `getaddrinfo` blocks, so it runs on a background queue and the
+/// reactor only ever reads the result table; a finished lookup wakes the ring.
+///
+/// Invariants: at most ``maxNames`` names are tracked; a name is looked up by one background task at a
+/// time (its entry is `.pending` meanwhile); a failure is reported once and then forgotten, so the
+/// caller's next attempt (after its back-off) looks the name up again. Successful answers are kept for
+/// the session (no TTL: a session is one download).
+final class HostResolver: Sendable {
+    enum Lookup: Sendable, Equatable {
+        case pending
+        case resolved(SocketAddress)
+        case failed(String)
+    }
+
+    /// Tracker host names one session may look up (a torrent rarely names more than a dozen).
+    static let maxNames = 64
+
+    private let results = Mutex<[String: Lookup]>([:])
+    private let waker: RingWaker?
+
+    init(waker: RingWaker?) { self.waker = waker }
+
+    /// The address for `name` if known; otherwise starts a lookup and reports `.pending`.
+    func lookup(_ name: String) -> Lookup {
+        let (lookup, start) = results.withLock { table -> (Lookup, Bool) in
+            if let existing = table[name] {
+                if case .failed = existing { table[name] = nil }
+                return (existing, false)
+            }
+            guard table.count < Self.maxNames else {
+                return (.failed("more than \(Self.maxNames) tracker host names"), false)
+            }
+            table[name] = .pending
+            return (.pending, true)
+        }
+        if start {
+            DispatchQueue.global().async { [self] in
+                let answer = Self.resolve(name)
+                results.withLock { $0[name] = answer }
+                waker?.wake()
+            }
+        }
+        return lookup
+    }
+
+    /// Blocks in `getaddrinfo`; IPv4 answers are preferred (most trackers and peers still use IPv4).
+    static func resolve(_ name: String) -> Lookup {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(name, nil, &hints, &list)
+        guard status == 0 else { return .failed(String(cString: gai_strerror(status))) }
+        defer { freeaddrinfo(list) }
+        var v6: SocketAddress?
+        var entry = list
+        while let current = entry {
+            if let address = current.pointee.ai_addr {
+                switch Int32(address.pointee.sa_family) {
+                case AF_INET:
+                    let sin = UnsafeRawPointer(address).load(as: sockaddr_in.self)
+                    return .resolved(.ipv4(address: UInt32(bigEndian: sin.sin_addr.s_addr), port: 0))
+                case AF_INET6 where v6 == nil:
+                    let sin6 = UnsafeRawPointer(address).load(as: sockaddr_in6.self)
+                    v6 = .ipv6(address: withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }, port: 0)
+                default:
+                    break
+                }
+            }
+            entry = current.pointee.ai_next
+        }
+        return v6.map { .resolved($0) } ?? .failed("no IPv4 or IPv6 address")
+    }
+}
