@@ -129,9 +129,11 @@ struct Seed: ParsableCommand {
         let downloadLimiter = RateLimiter(
             rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0)
         let finished = Atomic<Int>(0)
+        // Each session's latest status, for one progress line over all of them.
+        let statuses = Mutex<[DownloadStatus?]>(Array(repeating: nil, count: metainfos.count))
         let failed = Atomic<Bool>(false)
         var threads: [Thread] = []
-        for metainfo in metainfos {
+        for (index, metainfo) in metainfos.enumerated() {
             var options = DownloadOptions(
                 downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
             options.seedWhenComplete = true
@@ -151,7 +153,10 @@ struct Seed: ParsableCommand {
                 DownloadSession(metainfo: metainfo, options: options) { log("\(name): \($0)") })
             let thread = Thread {
                 do {
-                    _ = try session.value.run(shouldStop: { stopRequested.load(ordering: .relaxed) }) { _ in }
+                    _ = try session.value.run(shouldStop: { stopRequested.load(ordering: .relaxed) }) {
+                        status in
+                        statuses.withLock { $0[index] = status }
+                    }
                     log("\(name): stopped")
                 } catch {
                     printError("potluck: \(name): \(error)")
@@ -165,7 +170,22 @@ struct Seed: ParsableCommand {
         for thread in threads { thread.start() }
         // Every session ends on Ctrl-C, on its own limits, or on an error.
         let count = metainfos.count
-        router.run { finished.load(ordering: .relaxed) == count }
+        var progress = ProgressLine(label: "seeding", quiet: quiet)
+        var lastProgress = ContinuousClock.now
+        router.run {
+            if ContinuousClock.now - lastProgress >= .seconds(1) {
+                lastProgress = ContinuousClock.now
+                let current = statuses.withLock { $0.compactMap { $0 } }
+                let uploaded = current.reduce(Int64(0)) { $0 + $1.uploadedPayloadBytes }
+                progress.update(
+                    done: uploaded, total: max(uploaded, 1),
+                    rateBytesPerSecond: current.reduce(0) { $0 + $1.uploadRateBytesPerSecond },
+                    extra:
+                        "\(count) torrents, uploaded, peers \(current.reduce(0) { $0 + $1.connectedPeers })")
+            }
+            return finished.load(ordering: .relaxed) == count
+        }
+        progress.finish()
         if failed.load(ordering: .relaxed) { throw ExitCode(1) }
         if stopRequested.load(ordering: .relaxed) { throw ExitCode(130) }
     }
