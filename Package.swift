@@ -89,7 +89,8 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Tracker", "URing", "TorrentModel"]),
+        .testTarget(
+            name: "EngineTests", dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire"]),
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),

@@ -3,6 +3,7 @@
 //
 //   swift run -c release potluck-microbench [NAME...]
 import Buffers
+import Foundation
 import Glibc
 import Hashing
 import PeerWire
@@ -102,7 +103,92 @@ let benchmarks: [Microbenchmark] = [
         }
         return blocks * blockBytes
     },
+    // Serving 16 KiB blocks through the ring to a socket drained by another thread: the old upload
+    // path copied each payload into the outbound bytes; the new one sends header and payload in one
+    // sendmsg from where the payload already is.
+    Microbenchmark(name: "upload-16KiB-copy-then-send", unit: "block") { iterations in
+        try uploadBenchmark(iterations: iterations, gather: false)
+    },
+    Microbenchmark(name: "upload-16KiB-sendmsg", unit: "block") { iterations in
+        try uploadBenchmark(iterations: iterations, gather: true)
+    },
 ]
+
+/// Sends `iterations` piece messages of 16 KiB, eight per send, over a Unix socket pair.
+func uploadBenchmark(iterations: Int, gather: Bool) throws -> Int {
+    let blockBytes = Int(PieceGeometry.standardBlockLength)
+    let geometry = PieceGeometry(totalLength: Int64(pieceBytes) * 64, pieceLength: pieceBytes)
+    var pair: [Int32] = [0, 0]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { fatalError("socketpair") }
+    let readEnd = pair[1]
+    let reader = Thread {
+        let sink = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
+        defer { sink.deallocate() }
+        while recv(readEnd, sink, 1 << 20, 0) > 0 {}
+    }
+    reader.start()
+    defer {
+        close(pair[0])
+        usleep(10_000)
+        close(pair[1])
+    }
+    let ring = try Ring()
+    let slot = OperationSlot(index: 1, generation: 1)
+    let cache = [UInt8](repeating: 0x42, count: pieceBytes)
+    var outbound: [UInt8] = []
+    outbound.reserveCapacity(8 * (blockBytes + 13))
+    let vector = SendVector(capacity: 17)
+    var positions: [Int] = []
+    positions.reserveCapacity(8)
+    var sent = 0
+    try cache.withUnsafeBytes { piece in
+        while sent < iterations {
+            let batch = min(8, iterations - sent)
+            outbound.removeAll(keepingCapacity: true)
+            positions.removeAll(keepingCapacity: true)
+            for i in 0..<batch {
+                let block = geometry.block((sent + i) % (pieceBytes / blockBytes), of: PieceIndex(0))
+                let payload = UnsafeRawBufferPointer(
+                    rebasing: piece[Int(block.offset)..<Int(block.offset) + blockBytes])
+                if gather {
+                    WireEncoder.appendPieceHeader(for: block, into: &outbound)
+                    positions.append(outbound.count)
+                } else {
+                    WireEncoder.appendPiece(
+                        block, payload: Span<UInt8>(_unsafeBytes: payload), into: &outbound)
+                }
+            }
+            try outbound.withUnsafeBytes { bytes in
+                if gather {
+                    vector.removeAll()
+                    var from = 0
+                    for (i, position) in positions.enumerated() {
+                        vector.append(UnsafeRawBufferPointer(rebasing: bytes[from..<position]))
+                        let offset = (sent + i) % (pieceBytes / blockBytes) * blockBytes
+                        vector.append(UnsafeRawBufferPointer(rebasing: piece[offset..<offset + blockBytes]))
+                        from = position
+                    }
+                    while vector.remainingBytes > 0 {
+                        try ring.enqueue(.sendMessage(fd: pair[0], vector: vector), for: slot)
+                        try ring.submitAndWait(minimumCompletions: 1)
+                        ring.drain { vector.advance(by: Int($0.result)) }
+                    }
+                } else {
+                    var offset = 0
+                    while offset < bytes.count {
+                        try ring.enqueue(
+                            .send(fd: pair[0], bytes: UnsafeRawBufferPointer(rebasing: bytes[offset...])),
+                            for: slot)
+                        try ring.submitAndWait(minimumCompletions: 1)
+                        ring.drain { offset += Int($0.result) }
+                    }
+                }
+            }
+            sent += batch
+        }
+    }
+    return iterations * blockBytes
+}
 
 let selected = CommandLine.arguments.dropFirst()
 let unknown = selected.filter { name in !benchmarks.contains { $0.name == name } }

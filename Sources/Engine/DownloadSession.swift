@@ -32,8 +32,25 @@ public struct DownloadOptions: Sendable {
     public var listenAddress: SocketAddress?
     /// Keep running and uploading once every piece is verified, until stopped.
     public var seedWhenComplete = false
-    /// Upload buffers (128 KiB each): reads from disk waiting to be sent.
-    public var uploadBufferCount = 128
+    /// Upload buffers (128 KiB each): single-block reads, when the piece cache is full of pieces in use.
+    public var uploadBufferCount = 64
+    /// Memory for whole pieces read for uploading, shared by all peers (0: read block by block).
+    public var uploadCacheBytes = 64 << 20
+    /// Payload bytes per second sent to all peers together; 0 for no limit.
+    public var maximumUploadRateBytesPerSecond = 0
+    /// Payload bytes per second received from all peers together; 0 for no limit.
+    public var maximumDownloadRateBytesPerSecond = 0
+    /// With `seedWhenComplete`: stop once the bytes uploaded reach this multiple of the torrent's size.
+    public var seedRatioLimit: Double?
+    /// With `seedWhenComplete`: stop after seeding this long.
+    public var seedTimeLimitSeconds: Int?
+    /// Incoming connections for this torrent from an `IncomingRouter` that listens for several torrents
+    /// (instead of, or besides, `listenAddress`).
+    public var incomingInbox: IncomingInbox?
+    /// Limits shared with other sessions (several torrents under one limit); they replace
+    /// `maximumUploadRateBytesPerSecond` / `maximumDownloadRateBytesPerSecond`.
+    public var sharedUploadLimiter: RateLimiter?
+    public var sharedDownloadLimiter: RateLimiter?
     /// Reserve each file's full size before its first write instead of leaving it sparse: a full disk
     /// is found before any piece is downloaded for that file.
     public var preallocateFiles = false
@@ -44,6 +61,9 @@ public struct DownloadOptions: Sendable {
     public var useTrackers = true
     /// A PEM file of CAs trusted for HTTPS trackers besides the system store.
     public var trackerCAFile: String?
+    /// The port trackers are told, when another component listens for this torrent (an
+    /// `IncomingRouter` serving several torrents on one port); default: `listenAddress`'s.
+    public var announcedPort: UInt16?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
@@ -122,6 +142,8 @@ public final class DownloadSession {
     static let uploadBufferBytes = Int(PieceGeometry.maximumRequestLength)
     static let receiveGroup: UInt16 = 1
     static let receiveBufferBytes = 64 * 1024
+    /// Blocks read or queued unsent per link: enough to fill a fast link, bounded for a slow reader.
+    static let maximumQueuedPayloadsPerLink = 64
 
     public let metainfo: Metainfo
     public let options: DownloadOptions
@@ -161,11 +183,26 @@ public final class DownloadSession {
     private var uploadBuffers: BufferPool!
     /// The lease of each upload buffer with a read in flight, by buffer index.
     private var uploadLeases: [BufferSlot?] = []
-    /// Requests waiting for an upload buffer, oldest first from `pendingUploadHead`.
-    private var pendingUploads: [(link: Int, generation: UInt16, block: BlockRange)] = []
-    private var pendingUploadHead = 0
+    /// Whole pieces read for uploading, shared by all peers (nil: pieces too large for the budget).
+    private var pieceCache: PieceCache?
+    /// Pieces whose whole-piece read failed: served block by block.
+    private var uncachedPieces: Set<PieceIndex> = []
+    /// The link `serveUploads` looked at last (it serves links in turn).
+    private var uploadCursor = 0
+    /// The upload limit held requests back: the reactor wakes when it allows again.
+    private var uploadThrottled = false
     private var uploadedBytes: Int64 = 0
     private var uploadRate = RateMeter(window: .seconds(5))
+    private let uploadLimiter: RateLimiter
+    private let downloadLimiter: RateLimiter
+    /// Requests were held back by the download limit: top every queue up once it allows again.
+    private var downloadThrottled = false
+    /// When seeding began (for `seedTimeLimitSeconds`).
+    private var seedingSince: UInt64?
+    /// Finishing: requests are no longer served (what is queued is still sent).
+    private var stopping = false
+    /// Sockets taken from `options.incomingInbox`, reused.
+    private var routedDescriptors: [Int32] = []
     private var listenerFD: Int32 = -1
     private var boundAddress: SocketAddress?
     private var log: (String) -> Void
@@ -206,6 +243,12 @@ public final class DownloadSession {
         pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         choker = Choker(seed: options.seed)
+        uploadLimiter =
+            options.sharedUploadLimiter
+            ?? RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
+        downloadLimiter =
+            options.sharedDownloadLimiter
+            ?? RateLimiter(rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond)
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
@@ -242,6 +285,8 @@ public final class DownloadSession {
         pieceBuffers = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
         let waker = ring.waker
         hashers = HashPool { waker.wake() }
+        options.incomingInbox?.attach(waker)
+        defer { options.incomingInbox?.close() }
         defer { hashers.shutdown() }
         if mkdir(options.downloadDirectory, 0o755) != 0 && errno != EEXIST {
             throw .storage(
@@ -260,6 +305,12 @@ public final class DownloadSession {
         uploadBuffers = BufferPool(
             slotSizeBytes: Self.uploadBufferBytes, slotCount: max(1, options.uploadBufferCount))
         uploadLeases = Array(repeating: nil, count: uploadBuffers.slotCount)
+        // At least two pieces, or the cache would serialise peers behind one read.
+        if options.uploadCacheBytes >= 2 * metainfo.pieceLength {
+            pieceCache = PieceCache(
+                pieceLength: metainfo.pieceLength,
+                capacity: min(1024, options.uploadCacheBytes / metainfo.pieceLength))
+        }
         if let listenAddress = options.listenAddress {
             do {
                 listenerFD = try Socket.listenTCP(on: listenAddress)
@@ -300,9 +351,13 @@ public final class DownloadSession {
             if verified.isComplete && writing.isEmpty {
                 guard options.seedWhenComplete else { return try finish(outcome: .completed) }
                 becomeSeed(now: nowNanoseconds)
+                if let reason = seedLimitReached(now: nowNanoseconds) {
+                    log("stopping: \(reason)")
+                    return try finish(outcome: .completed)
+                }
             }
             do {
-                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .nanoseconds(waitNanoseconds()))
             } catch {
                 throw .io(error)
             }
@@ -312,6 +367,20 @@ public final class DownloadSession {
             }
             hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
             providedBuffers?.publishRecycled()
+            if let inbox = options.incomingInbox {
+                inbox.take(into: &routedDescriptors)
+                for fd in routedDescriptors { adoptIncoming(fd, now: now) }
+                routedDescriptors.removeAll(keepingCapacity: true)
+            }
+            // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
+            if uploadThrottled && uploadLimiter.allows() {
+                uploadThrottled = false
+                serveUploads()
+            }
+            if downloadThrottled && downloadLimiter.allows() {
+                downloadThrottled = false
+                refillAllRequests(now: now)
+            }
             flushAllSends()
             if now - lastTick >= 250_000_000 {
                 lastTick = now
@@ -326,6 +395,30 @@ public final class DownloadSession {
                 saveResumeData()
             }
         }
+    }
+
+    /// How long the reactor may sleep: 100 ms, or less when a rate limit is about to allow more.
+    private func waitNanoseconds() -> Int64 {
+        var wait: UInt64 = 100_000_000
+        let now = Instant(nanoseconds: nowNanoseconds)
+        if uploadThrottled { wait = min(wait, uploadLimiter.nanosecondsUntilAllowed()) }
+        if downloadThrottled { wait = min(wait, downloadLimiter.nanosecondsUntilAllowed()) }
+        return Int64(max(wait, 1_000_000))
+    }
+
+    /// Why seeding should stop now (`seedRatioLimit`, `seedTimeLimitSeconds`), or nil.
+    private func seedLimitReached(now: UInt64) -> String? {
+        if let ratio = options.seedRatioLimit,
+            Double(uploadedBytes) >= ratio * Double(max(1, metainfo.totalLength))
+        {
+            return "uploaded \(uploadedBytes) bytes, ratio \(ratio) reached"
+        }
+        if let limit = options.seedTimeLimitSeconds, let since = seedingSince,
+            now - since >= UInt64(max(0, limit)) * 1_000_000_000
+        {
+            return "seeded for \(limit) s"
+        }
+        return nil
     }
 
     /// Loads resume data, or rechecks whatever is on disk.
@@ -395,6 +488,7 @@ public final class DownloadSession {
     private func becomeSeed(now: UInt64) {
         guard !completionSaved else { return }
         completionSaved = true
+        seedingSince = now
         if !flushRequested {
             flushRequested = true
             store.flush()
@@ -437,9 +531,35 @@ public final class DownloadSession {
             }
         }
         saveResumeData()
+        try drainSends()
         stopTrackers(completed: outcome == .completed)
-        for case let link? in links { shutdown(link) }
+        for case let link? in links {
+            logTotals(link)
+            shutdown(link)
+        }
         return outcome
+    }
+
+    /// Sends what is already queued (blocks already counted as uploaded), for at most two seconds,
+    /// serving no new requests meanwhile.
+    private func drainSends() throws(DownloadError) {
+        stopping = true
+        let deadline = nowNanoseconds + 2_000_000_000
+        while nowNanoseconds < deadline {
+            flushAllSends()
+            let busy = links.contains { link in
+                guard let link, link.connected, !link.closing else { return false }
+                return link.sendInFlight || !link.connection.outbound.isEmpty
+            }
+            guard busy || uploadLeases.contains(where: { $0 != nil }) else { return }
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
+            } catch {
+                throw .io(error)
+            }
+            let now = nowNanoseconds
+            ring.drain { completion in route(completion, now: now) }
+        }
     }
 
     private func saveResumeData() {
@@ -462,7 +582,7 @@ public final class DownloadSession {
             verifiedBytes: verifiedBytes, totalBytes: metainfo.totalLength,
             downloadedPayloadBytes: downloadedBytes,
             downloadRateBytesPerSecond: rate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
-            uploadRateBytesPerSecond: 0,
+            uploadRateBytesPerSecond: uploadRate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
             connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
             knownPeers: candidates.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
             listenAddress: boundAddress, trackerState: trackers?.state)
@@ -536,7 +656,12 @@ public final class DownloadSession {
             log("accept: \(Errno(rawValue: -completion.result))")
             return
         }
-        let fd = completion.result
+        adoptIncoming(completion.result, now: now)
+    }
+
+    /// An incoming connection, accepted here or routed from an `IncomingRouter`: it starts by reading
+    /// the peer's handshake.
+    private func adoptIncoming(_ fd: Int32, now: UInt64) {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
             log("refused an incoming connection: \(options.maximumPeers) peers already")
@@ -594,7 +719,7 @@ public final class DownloadSession {
             break
         case .receive:
             receiveCompleted(completion, link: link, now: now)
-        case .send:
+        case .send, .sendMessage:
             sendCompleted(completion, link: link, now: now)
         default:
             break
@@ -741,7 +866,7 @@ public final class DownloadSession {
                 // Open again at once: waiting for a snub timeout would stall the piece for seconds.
                 pipeline.requestReturned(block, from: link.slot, at: instant, into: &actions)
             case .request(let block):
-                pendingUploads.append((Int(link.slot.value), link.generation, block))
+                enqueueUpload(block, for: link)
             case .interested:
                 choker.peerInterested(link.slot, at: instant, into: &chokeActions)
             case .notInterested:
@@ -864,11 +989,20 @@ public final class DownloadSession {
             if completionSaved { saveResumeData() }
         case .blockRead(let token, let block):
             uploadRead(token: token, block: block, now: now)
+        case .pieceRead(let piece, _):
+            cachedPieceRead(piece)
         case .failed(let request, let error):
-            if case .readBlock(let token, _) = request {
-                // Serving one block failed (say, the file was removed under us): refuse it, keep going.
+            if case .readBlock(let token, let block) = request {
                 log("upload read failed: \(error)")
-                releaseUploadBuffer(token: token)
+                uploadReadFailed(token: token, block: block)
+                return
+            }
+            if case .readPiece(let piece, _) = request {
+                pieceCache?.loadFailed(piece)
+                if error.reason != .overloaded {
+                    log("upload read failed: \(error); serving \(piece) block by block")
+                    uncachedPieces.insert(piece)
+                }
                 serveUploads()
                 return
             }
@@ -878,18 +1012,24 @@ public final class DownloadSession {
                 pieceBuffers.release(slot)
             }
             failure = .storage(error)
-        case .pieceRead:
-            break
         }
     }
 
     private func perform(_ actions: [RequestAction]) {
         var unsent: [(PeerSlot, BlockRange)] = []
+        let now = Instant(nanoseconds: nowNanoseconds)
         for action in actions {
             switch action {
             case .request(let peer, let block):
                 // A request the connection cannot send (its queue is full, the peer choked us meanwhile)
-                // must not stay assigned, or the block waits for a snub timeout.
+                // must not stay assigned, or the block waits for a snub timeout. Nor may one the download
+                // limit holds back: it is made again once the limit allows. The limit is charged when a
+                // block is requested, so what is in flight never exceeds it by more than one block.
+                guard downloadLimiter.take(Int(block.length)) else {
+                    downloadThrottled = true
+                    unsent.append((peer, block))
+                    continue
+                }
                 if let link = links[Int(peer.value)], !link.connection.request(block) {
                     unsent.append((peer, block))
                 }
@@ -908,6 +1048,15 @@ public final class DownloadSession {
         }
     }
 
+    /// Tops up every peer's request queue (after the download limit held requests back).
+    private func refillAllRequests(now: UInt64) {
+        actions.removeAll(keepingCapacity: true)
+        for case let link? in links where pipeline.isConnected(link.slot) {
+            pipeline.fillRequests(for: link.slot, at: Instant(nanoseconds: now), into: &actions)
+        }
+        perform(actions)
+    }
+
     // MARK: Uploading
 
     private func performChokes() {
@@ -920,43 +1069,151 @@ public final class DownloadSession {
         chokeActions.removeAll(keepingCapacity: true)
     }
 
-    /// Starts disk reads for waiting requests while upload buffers are free (back-pressure: requests
-    /// wait here, bounded by each connection's request limit, instead of growing memory).
+    /// Serves waiting requests, one per peer in turn (so a peer that queues many requests does not
+    /// starve the others), while the upload limit, the cache and the upload buffers allow. A block of a
+    /// cached piece is queued for sending at once from the cache; an uncached piece is read whole into
+    /// the cache (a popular piece is then read once for every peer); when the cache is all pinned or
+    /// loading, a block is read into an upload buffer. Back-pressure: requests wait in their link's
+    /// queue, bounded by the connection's request limit, and each link has at most
+    /// `maximumQueuedPayloadsPerLink` blocks read or queued unsent.
     private func serveUploads() {
-        while pendingUploadHead < pendingUploads.count, let buffer = uploadBuffers.lease() {
-            let (index, generation, block) = pendingUploads[pendingUploadHead]
-            pendingUploadHead += 1
-            guard index < links.count, let link = links[index], link.generation == generation, !link.closing,
-                verified.contains(block.piece)
-            else {
-                uploadBuffers.release(buffer)
-                continue
+        guard !stopping, !links.isEmpty else { return }
+        let now = Instant(nanoseconds: nowNanoseconds)
+        var progressed = true
+        while progressed {
+            progressed = false
+            for _ in 0..<links.count {
+                uploadCursor = uploadCursor + 1 < links.count ? uploadCursor + 1 : 0
+                guard let link = links[uploadCursor], !link.closing,
+                    link.uploadQueueHead < link.uploadQueue.count
+                else { continue }
+                switch serveNextRequest(of: link, now: now) {
+                case .served: progressed = true
+                case .waiting: continue
+                case .outOfResources: return
+                }
             }
-            uploadLeases[Int(buffer.index)] = buffer
-            let token = UInt64(index) | UInt64(generation) << 32 | UInt64(buffer.index) << 48
-            store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
-        }
-        if pendingUploadHead == pendingUploads.count {
-            pendingUploads.removeAll(keepingCapacity: true)
-            pendingUploadHead = 0
-        } else if pendingUploadHead > 4096 {
-            pendingUploads.removeFirst(pendingUploadHead)
-            pendingUploadHead = 0
         }
     }
 
-    /// A block read for a peer: send it, unless the peer cancelled or went away meanwhile.
+    private enum ServeOutcome {
+        /// The request at the head of the queue was served, read, or dropped.
+        case served
+        /// This link must wait (its piece is loading, or it has enough queued).
+        case waiting
+        /// No link can be served now (upload limit, no upload buffer).
+        case outOfResources
+    }
+
+    private func serveNextRequest(of link: PeerLink, now: Instant) -> ServeOutcome {
+        guard link.payloads.count + link.readsInFlight < Self.maximumQueuedPayloadsPerLink else {
+            return .waiting
+        }
+        let block = link.uploadQueue[link.uploadQueueHead]
+        // Cancelled, or dropped by a choke, since: not worth a read.
+        guard link.connection.isIncomingRequestQueued(block), verified.contains(block.piece) else {
+            popUploadRequest(link)
+            return .served
+        }
+        guard uploadLimiter.allows() else {
+            uploadThrottled = true
+            return .outOfResources
+        }
+        // In place (`pieceCache!`): a copy of the cache would copy its table on every request.
+        if pieceCache != nil, !uncachedPieces.contains(block.piece) {
+            switch pieceCache!.lookup(block.piece) {
+            case .ready(let slot):
+                popUploadRequest(link)
+                let start = Int(block.offset)
+                let bytes = UnsafeRawBufferPointer(
+                    rebasing: pieceCache!.pool.bytes(of: slot)[start..<start + Int(block.length)])
+                if queuePayload(block, bytes: bytes, source: .cachedPiece(block.piece), link: link, now: now)
+                {
+                    pieceCache!.pin(block.piece)
+                    uploadLimiter.spend(Int(block.length))
+                }
+                return .served
+            case .loading:
+                return .waiting
+            case .absent:
+                if let slot = pieceCache!.beginLoad(block.piece) {
+                    store.readPiece(block.piece, into: slot, in: pieceCache!.pool)
+                    return .waiting
+                }
+            // Every slot is loading or pinned: read just the block.
+            }
+        }
+        guard let buffer = uploadBuffers.lease() else { return .outOfResources }
+        popUploadRequest(link)
+        uploadLimiter.spend(Int(block.length))
+        link.readsInFlight += 1
+        uploadLeases[Int(buffer.index)] = buffer
+        let token = UInt64(link.slot.value) | UInt64(link.generation) << 32 | UInt64(buffer.index) << 48
+        store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
+        return .served
+    }
+
+    /// Queues a request the connection accepted. The connection holds at most its request limit, but
+    /// requests it dropped since (cancelled, or refused by a choke) stay here until served: a peer that
+    /// requests and cancels over and over while uploads wait would grow the queue without end, so past
+    /// twice the limit the dropped ones are swept out (in place: no allocation).
+    private func enqueueUpload(_ block: BlockRange, for link: PeerLink) {
+        if link.uploadQueue.count - link.uploadQueueHead >= 2
+            * link.connection.options.maximumIncomingRequests
+        {
+            link.uploadQueue.removeFirst(link.uploadQueueHead)
+            link.uploadQueueHead = 0
+            link.uploadQueue.removeAll { !link.connection.isIncomingRequestQueued($0) }
+        }
+        link.uploadQueue.append(block)
+    }
+
+    private func popUploadRequest(_ link: PeerLink) {
+        link.uploadQueueHead += 1
+        if link.uploadQueueHead == link.uploadQueue.count {
+            link.uploadQueue.removeAll(keepingCapacity: true)
+            link.uploadQueueHead = 0
+        } else if link.uploadQueueHead >= 256 {
+            link.uploadQueue.removeFirst(link.uploadQueueHead)
+            link.uploadQueueHead = 0
+        }
+    }
+
+    /// Queues a piece header in the connection's outbound bytes and the payload after it, to be sent
+    /// from `bytes` without copying; false (nothing queued) if the request is no longer wanted.
+    private func queuePayload(
+        _ block: BlockRange, bytes: UnsafeRawBufferPointer, source: QueuedPayload.Source, link: PeerLink,
+        now: Instant
+    ) -> Bool {
+        guard !link.closing, let position = link.connection.sendBlockHeader(block) else { return false }
+        link.payloads.append(QueuedPayload(position: position, bytes: bytes, source: source))
+        uploadedBytes += Int64(block.length)
+        uploadRate.record(bytes: Int(block.length), at: now)
+        choker.sentPayload(to: link.slot, bytes: Int(block.length), at: now)
+        return true
+    }
+
+    /// A piece read for the cache: serve the requests waiting for it.
+    private func cachedPieceRead(_ piece: PieceIndex) {
+        pieceCache?.loadCompleted(piece)
+        serveUploads()
+    }
+
+    /// A block read into an upload buffer: queue it for sending, unless the peer cancelled or went away.
     private func uploadRead(token: UInt64, block: BlockRange, now: UInt64) {
         let index = Int(token & 0xffff_ffff)
         let generation = UInt16(truncatingIfNeeded: token >> 32)
-        guard let buffer = uploadLeases[Int(token >> 48)] else { return }
-        if index < links.count, let link = links[index], link.generation == generation, !link.closing {
-            let payload = UnsafeRawBufferPointer(
+        let bufferIndex = Int(token >> 48)
+        guard bufferIndex < uploadLeases.count, let buffer = uploadLeases[bufferIndex] else { return }
+        if index < links.count, let link = links[index], link.generation == generation {
+            link.readsInFlight -= 1
+            let bytes = UnsafeRawBufferPointer(
                 rebasing: uploadBuffers.bytes(of: buffer)[..<Int(block.length)])
-            if link.connection.sendBlock(block, payload: Span<UInt8>(_unsafeBytes: payload)) {
-                uploadedBytes += Int64(block.length)
-                uploadRate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
-                choker.sentPayload(to: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
+            if queuePayload(
+                block, bytes: bytes, source: .uploadBuffer(buffer), link: link, now: Instant(nanoseconds: now)
+            ) {
+                // The buffer now belongs to the link's send; it is released once sent.
+                uploadLeases[bufferIndex] = nil
             }
         }
         releaseUploadBuffer(token: token)
@@ -970,6 +1227,30 @@ public final class DownloadSession {
         uploadBuffers.release(buffer)
     }
 
+    /// A block read failed (say, the file was removed under us): refuse the block, keep going.
+    private func uploadReadFailed(token: UInt64, block: BlockRange) {
+        let index = Int(token & 0xffff_ffff)
+        if index < links.count, let link = links[index],
+            link.generation == UInt16(truncatingIfNeeded: token >> 32)
+        {
+            link.readsInFlight -= 1
+            link.connection.rejectRequest(block)
+        }
+        releaseUploadBuffer(token: token)
+        serveUploads()
+    }
+
+    /// Gives back what a payload held: its upload buffer, or its pin on a cached piece.
+    private func releasePayloads(_ payloads: inout [QueuedPayload]) {
+        for payload in payloads {
+            switch payload.source {
+            case .uploadBuffer(let slot): uploadBuffers.release(slot)
+            case .cachedPiece(let piece): pieceCache?.unpin(piece)
+            }
+        }
+        payloads.removeAll(keepingCapacity: true)
+    }
+
     // MARK: Sending
 
     private func flushAllSends() {
@@ -980,18 +1261,46 @@ public final class DownloadSession {
         }
     }
 
+    /// Takes the connection's outbound bytes (and the payloads that go between them) as the next send.
+    /// Without payloads it is one plain send; with them, one sendmsg whose ranges alternate between the
+    /// outbound bytes and the payloads, which keeps the stream's order without copying a block.
     private func startSend(_ link: PeerLink) {
         guard !link.connection.outbound.isEmpty else { return }
         swap(&link.sending, &link.connection.outbound)
         link.connection.outbound.removeAll(keepingCapacity: true)
         link.sendOffset = 0
+        link.sendingVector = !link.payloads.isEmpty
+        if link.sendingVector {
+            swap(&link.sendingPayloads, &link.payloads)
+            let vector =
+                link.sendVector ?? SendVector(capacity: 2 * Self.maximumQueuedPayloadsPerLink + 1)
+            link.sendVector = vector
+            vector.removeAll()
+            link.sending.withUnsafeBytes { outbound in
+                var from = 0
+                for payload in link.sendingPayloads {
+                    vector.append(UnsafeRawBufferPointer(rebasing: outbound[from..<payload.position]))
+                    vector.append(payload.bytes)
+                    from = payload.position
+                }
+                vector.append(UnsafeRawBufferPointer(rebasing: outbound[from...]))
+            }
+        }
         enqueueSend(link)
     }
 
     private func enqueueSend(_ link: PeerLink) {
-        let bytes = link.sending.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[link.sendOffset...]) }
+        let operation: Operation
+        if link.sendingVector, let vector = link.sendVector {
+            operation = .sendMessage(fd: link.fd, vector: vector)
+        } else {
+            let bytes = link.sending.withUnsafeBytes {
+                UnsafeRawBufferPointer(rebasing: $0[link.sendOffset...])
+            }
+            operation = .send(fd: link.fd, bytes: bytes)
+        }
         do {
-            try ring.enqueue(.send(fd: link.fd, bytes: bytes), for: link.operationSlot)
+            try ring.enqueue(operation, for: link.operationSlot)
             link.sendInFlight = true
         } catch {
             failure = .io(error)
@@ -1004,12 +1313,24 @@ public final class DownloadSession {
             disconnect(link, reason: "send: \(Errno(rawValue: -completion.result))", now: now)
             return
         }
-        link.sendOffset += Int(completion.result)
-        if link.sendOffset < link.sending.count {
+        let sent = Int(completion.result)
+        let remaining: Int
+        if link.sendingVector, let vector = link.sendVector {
+            vector.advance(by: sent)
+            remaining = vector.remainingBytes
+        } else {
+            link.sendOffset += sent
+            remaining = link.sending.count - link.sendOffset
+        }
+        if remaining > 0 {
             enqueueSend(link)
         } else {
             link.sending.removeAll(keepingCapacity: true)
+            releasePayloads(&link.sendingPayloads)
+            link.sendingVector = false
             startSend(link)
+            // Sent blocks free their link's share of the queue: serve more.
+            if !link.uploadQueue.isEmpty { serveUploads() }
         }
     }
 
@@ -1054,6 +1375,7 @@ public final class DownloadSession {
     private func disconnect(_ link: PeerLink, reason: String, now: UInt64) {
         guard !link.closing else { return }
         log("peer \(link.address): \(reason)")
+        logTotals(link)
         link.closing = true
         if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
         if choker.isConnected(link.slot) {
@@ -1071,6 +1393,15 @@ public final class DownloadSession {
         if !link.hasOperationsInFlight { release(link) }
     }
 
+    /// One line per connection with its payload totals (tests tell from these who traded with whom).
+    private func logTotals(_ link: PeerLink) {
+        let connection = link.connection
+        guard connection.downloadedPayloadBytes > 0 || connection.uploadedPayloadBytes > 0 else { return }
+        log(
+            "peer \(link.address) totals: received \(connection.downloadedPayloadBytes) sent \(connection.uploadedPayloadBytes) payload bytes"
+        )
+    }
+
     /// Ends the socket; operations still in flight complete with errors and then the link is released.
     private func shutdown(_ link: PeerLink) {
         Glibc.shutdown(link.fd, Int32(SHUT_RDWR))
@@ -1080,6 +1411,8 @@ public final class DownloadSession {
         let index = Int(link.slot.value)
         guard index < links.count, links[index] === link else { return }
         Glibc.close(link.fd)
+        releasePayloads(&link.payloads)
+        releasePayloads(&link.sendingPayloads)
         links[index] = nil
     }
 }
@@ -1097,7 +1430,8 @@ extension DownloadSession {
         let totalBytes = UInt64(max(0, metainfo.totalLength))
         trackers = TrackerAnnouncer(
             ring: ring, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
-            infoHash: metainfo.wireInfoHash, peerID: localPeerID, port: boundAddress?.port ?? 0,
+            infoHash: metainfo.wireInfoHash, peerID: localPeerID,
+            port: options.announcedPort ?? boundAddress?.port ?? 0,
             seed: options.seed, extraCAFile: options.trackerCAFile,
             totals: { [unowned self] in
                 var verifiedBytes: UInt64 = 0

@@ -1,3 +1,4 @@
+import Buffers
 import Glibc
 import PeerWire
 import Swarm
@@ -30,6 +31,21 @@ final class PeerLink {
     var droppingBlock: BlockRange?
     var closing = false
 
+    /// Requests from the peer waiting for a disk read or the cache, oldest first from `uploadQueueHead`
+    /// (bounded by the connection's incoming request limit, plus requests it has since dropped).
+    var uploadQueue: [BlockRange] = []
+    var uploadQueueHead = 0
+    /// Block reads into upload buffers in flight for this link.
+    var readsInFlight = 0
+    /// Block payloads that follow piece headers in `connection.outbound`, in stream order.
+    var payloads: [QueuedPayload] = []
+    /// The payloads of the send in flight (released when it completes or the link is released).
+    var sendingPayloads: [QueuedPayload] = []
+    /// The gather list for sends that carry payloads.
+    var sendVector: SendVector?
+    /// Whether the send in flight uses `sendVector`.
+    var sendingVector = false
+
     init(slot: PeerSlot, generation: UInt16, address: SocketAddress, fd: Int32, connection: PeerConnection) {
         self.slot = slot
         self.generation = generation
@@ -48,6 +64,19 @@ final class PeerLink {
     }
 
     var hasOperationsInFlight: Bool { connectInFlight || receiveInFlight || sendInFlight }
+}
+
+/// A block's payload to send from memory we do not copy: it goes on the wire right after byte
+/// `position - 1` of the outbound bytes it was queued with (the end of its piece header).
+struct QueuedPayload {
+    enum Source {
+        case uploadBuffer(BufferSlot)
+        case cachedPiece(PieceIndex)
+    }
+
+    let position: Int
+    let bytes: UnsafeRawBufferPointer
+    let source: Source
 }
 
 /// A peer address we may (re)connect to, with back-off after failures.

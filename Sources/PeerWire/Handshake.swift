@@ -144,3 +144,37 @@ extension Span where Element == UInt8 {
         return out
     }
 }
+
+/// Which torrent an incoming connection is for, from the first bytes of the initiator's handshake
+/// (BEP 3: the initiator speaks first, and bytes 28..<48 are the info hash). Lets one listening socket
+/// serve several torrents: the connection is handed, unread, to the torrent it names.
+public enum HandshakePrefix: Equatable, Sendable {
+    /// The bytes needed to decide.
+    public static let byteCount = 1 + 19 + 8 + 20
+
+    case needMore
+    case infoHash(InfoHash)
+    /// Not a plain BitTorrent handshake (another protocol, or an encrypted one, BEP 8/MSE).
+    case notBitTorrent
+
+    public static func classify(_ bytes: some Collection<UInt8>) -> HandshakePrefix {
+        var index = 0
+        var hash: [UInt8] = []
+        for byte in bytes.prefix(byteCount) {
+            switch index {
+            case 0:
+                guard byte == UInt8(Handshake.protocolName.count) else { return .notBitTorrent }
+            case 1...19:
+                guard byte == Handshake.protocolName[index - 1] else { return .notBitTorrent }
+            case 20..<28:
+                break
+            default:
+                if hash.isEmpty { hash.reserveCapacity(20) }
+                hash.append(byte)
+            }
+            index += 1
+        }
+        guard index == byteCount, let infoHash = InfoHash(hash) else { return .needMore }
+        return .infoHash(infoHash)
+    }
+}

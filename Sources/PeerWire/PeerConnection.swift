@@ -57,7 +57,8 @@ public enum PeerEvent: ~Escapable {
 ///   `localPieces` that we have neither served nor rejected. When we choke the peer it is emptied
 ///   (except allowed-fast pieces, with the fast extension).
 /// - `peerPieces` reflects the peer's bitfield, have-all/none and haves; it is set at most once from a
-///   bitfield, have-all or have-none, and only as the peer's first message.
+///   bitfield, have-all or have-none, and only as the peer's first message. Later, it only grows: a late
+///   bitfield or have-all (aria2 sends them in place of haves) adds pieces, reported as `peerHas`.
 /// - Every structure is bounded by an option or by the piece count, so no peer input grows memory
 ///   without limit (`outbound` included: peer input that leaves more than `maximumQueuedOutboundBytes`
 ///   unsent ends the connection), and nothing is allocated per message once the request tables and
@@ -179,6 +180,9 @@ public struct PeerConnection: Sendable {
     }
     /// Requests from the peer we have queued and not yet served or rejected.
     public var queuedIncomingRequestCount: Int { incomingRequests.count }
+    /// Whether the peer's request for `block` is queued (not yet served, rejected, cancelled or dropped
+    /// by a choke): worth a disk read.
+    public func isIncomingRequestQueued(_ block: BlockRange) -> Bool { incomingRequests.contains(block) }
     /// Whether the peer told us (BEP 6) that we may request `piece` while choked.
     public func isAllowedFast(_ piece: PieceIndex) -> Bool { allowedFastFromPeer.contains(piece) }
 
@@ -436,7 +440,16 @@ public struct PeerConnection: Sendable {
         case .message(let message):
             try handle(message, onEvent: onEvent)
         case .bitfield(let bytes):
-            guard availabilityWindowOpen else { throw .misplacedAvailability(id: .bitfield) }
+            guard availabilityWindowOpen else {
+                // aria2 sends a bitfield mid-connection in place of a batch of haves; BEP 3 forbids it,
+                // but read as haves it contradicts nothing.
+                for index in 0..<geometry.pieceCount where bytes[index >> 3] & (0x80 >> UInt8(index & 7)) != 0
+                {
+                    let piece = PieceIndex(UInt32(index))
+                    if peerPieces.insert(piece) { onEvent(.peerHas(piece)) }
+                }
+                return
+            }
             availabilityWindowOpen = false
             peerPieces.assign(validated: bytes)
             onEvent(.peerBitfield(bytes))
@@ -486,7 +499,14 @@ public struct PeerConnection: Sendable {
             break
         case .port(let port):
             onEvent(.dhtPort(port))
+        case .haveAll where !availabilityWindowOpen:
+            // aria2 sends have-all once it completes, in place of its last haves (as with a late bitfield).
+            for index in 0..<geometry.pieceCount {
+                let piece = PieceIndex(UInt32(index))
+                if peerPieces.insert(piece) { onEvent(.peerHas(piece)) }
+            }
         case .haveAll, .haveNone:
+            // A late have-none would take back pieces the peer announced: that is a lie, not a batch.
             guard availabilityWindowOpen else { throw .misplacedAvailability(id: message.id ?? .haveAll) }
             availabilityWindowOpen = false
             if case .haveAll = message {

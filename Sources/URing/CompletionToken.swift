@@ -25,6 +25,7 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
     case enter
     /// Not an operation: `io_uring_register`, when registering buffers, files or buffer rings fails.
     case register
+    case sendMessage
 
     public var description: String {
         switch self {
@@ -33,6 +34,7 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
         case .connect: "connect"
         case .receive: "recv"
         case .send: "send"
+        case .sendMessage: "sendmsg"
         case .sendZeroCopy: "send_zc"
         case .read: "read"
         case .write: "write"

@@ -13,6 +13,9 @@ public enum Operation {
     /// Receives into a buffer the kernel picks from a provided-buffer ring (see `ProvidedBufferRing`).
     case receiveProvided(fd: Int32, group: UInt16, multishot: Bool)
     case send(fd: Int32, bytes: UnsafeRawBufferPointer)
+    /// Sends the ranges of `vector` as one stream (sendmsg with an iovec): a header and a payload from
+    /// different buffers, without copying them together. `vector` must not change until completion.
+    case sendMessage(fd: Int32, vector: SendVector)
     /// A zero-copy send: a second completion (a notification) says when the buffer may be reused.
     case sendZeroCopy(fd: Int32, bytes: UnsafeRawBufferPointer)
     case read(fd: Int32, into: UnsafeMutableRawBufferPointer, offset: UInt64)
@@ -42,6 +45,7 @@ public enum Operation {
         case .connect: .connect
         case .receive, .receiveProvided: .receive
         case .send: .send
+        case .sendMessage: .sendMessage
         case .sendZeroCopy: .sendZeroCopy
         case .read: .read
         case .write: .write

@@ -271,6 +271,9 @@ public final class Ring {
             sqe.pointee.buf_group = group
         case .send(let fd, let bytes):
             io_uring_prep_send(sqe, fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        case .sendMessage(let fd, let vector):
+            vector.prepareHeader()
+            io_uring_prep_sendmsg(sqe, fd, vector.message, UInt32(MSG_NOSIGNAL))
         case .sendZeroCopy(let fd, let bytes):
             io_uring_prep_send_zc(sqe, fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), 0)
         case .read(let fd, let buffer, let offset):

@@ -8,6 +8,16 @@ It claims every piece (BEP 3 bitfield), unchokes at once, and answers requests a
   corrupt      every block with the right length and wrong bytes (a liar to be banned)
   unrequested  blocks nobody asked for (a protocol violation to be dropped for)
   oversized    a message longer than any block (a length to be refused)
+
+  hostile_peer.py FILE request-MODE --connect HOST:PORT [--fast] [--piece N] [--count N]
+      → {"disconnected": bool, "blocks": n, "rejects": n, "unchoked": bool} once done; exits.
+It dials a seeder as a leecher (BEP 6 fast extension with --fast, then have-none), says interested,
+waits for an unchoke (at most 15 s), makes hostile requests, then counts the answers for 3 s:
+  request-lacking    one block of piece N (one the seeder lacks)
+  request-oversized  a 256 KiB block of piece 0 (twice the largest any client asks for)
+  request-range      a block of a piece past the torrent's end
+  request-flood      --count distinct 16 KiB blocks at once (more than the seeder's reqq), never
+                     reading until all are sent
 Only loopback is ever used by the tests.
 """
 import argparse, hashlib, json, os, signal, socket, struct, sys, threading
@@ -51,7 +61,66 @@ def info_hash_and_pieces(path):
     at = info.index(marker) + len(marker)
     colon = info.index(b":", at)
     pieces = int(info[at:colon]) // 20
+    marker = b"12:piece lengthi"
+    at = info.index(marker) + len(marker)
+    global PIECE_LENGTH
+    PIECE_LENGTH = int(info[at:info.index(b"e", at)])
     return hashlib.sha1(info).digest(), pieces
+
+
+PIECE_LENGTH = 0
+
+
+def request_mode(args, info_hash, piece_count):
+    """Dial a seeder and misbehave as a requester; report how it answered."""
+    host, port = args.connect.rsplit(":", 1)
+    conn = socket.create_connection((host, int(port)), timeout=15)
+    reserved = bytearray(8)
+    if args.fast:
+        reserved[7] |= 0x04
+    conn.sendall(b"\x13BitTorrent protocol" + bytes(reserved) + info_hash + b"-HO0001-" + os.urandom(12))
+    result = {"disconnected": False, "blocks": 0, "rejects": 0, "unchoked": False}
+
+    def message():
+        length = struct.unpack(">I", read_exactly(conn, 4))[0]
+        if length == 0:
+            return None, b""
+        body = read_exactly(conn, length)
+        return body[0], body[1:]
+
+    try:
+        read_exactly(conn, 68)
+        if args.fast:
+            conn.sendall(struct.pack(">IB", 1, 0x0f))  # have none
+        conn.sendall(struct.pack(">IB", 1, 2))  # interested
+        while not result["unchoked"]:
+            kind, _ = message()
+            result["unchoked"] = kind == 1
+        def request(piece, begin, length):
+            return struct.pack(">IBIII", 13, 6, piece, begin, length)
+        mode = args.mode[len("request-"):]
+        if mode == "lacking":
+            conn.sendall(request(args.piece, 0, 16384))
+        elif mode == "oversized":
+            conn.sendall(request(0, 0, 256 * 1024))
+        elif mode == "range":
+            conn.sendall(request(piece_count, 0, 16384))
+        else:
+            blocks = [(p, b) for p in range(piece_count - 1) for b in range(0, PIECE_LENGTH, 16384)]
+            conn.sendall(b"".join(request(p, b, 16384) for p, b in blocks[:args.count]))
+        conn.settimeout(3)
+        while True:
+            kind, _ = message()
+            if kind == 7:
+                result["blocks"] += 1
+            elif kind == 16:
+                result["rejects"] += 1
+    except socket.timeout:
+        pass
+    except (EOFError, OSError):
+        result["disconnected"] = True
+    print(json.dumps(result), flush=True)
+    return 0
 
 
 def serve(conn, info_hash, piece_count, mode):
@@ -86,10 +155,19 @@ def serve(conn, info_hash, piece_count, mode):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("torrent")
-    parser.add_argument("mode", choices=["corrupt", "unrequested", "oversized"])
+    parser.add_argument("mode", choices=["corrupt", "unrequested", "oversized", "request-lacking",
+                                         "request-oversized", "request-range", "request-flood"])
     parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--connect", metavar="HOST:PORT", help="the seeder, for the request modes")
+    parser.add_argument("--fast", action="store_true", help="set the BEP 6 fast extension bit")
+    parser.add_argument("--piece", type=int, default=0, help="the piece for request-lacking")
+    parser.add_argument("--count", type=int, default=700, help="requests for request-flood")
     args = parser.parse_args()
     info_hash, piece_count = info_hash_and_pieces(args.torrent)
+    if args.mode.startswith("request-"):
+        if not args.connect or not args.connect.startswith("127."):
+            parser.error("request modes need --connect with a loopback address")
+        return request_mode(args, info_hash, piece_count)
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.bind, 0))
@@ -103,4 +181,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

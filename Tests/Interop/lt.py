@@ -16,9 +16,12 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
        [--tracker URL]... [--seed-mode]
       → {"peers": ["ADDR:PORT", ...]} once every session is seeding; then runs until stdin closes or
         SIGTERM/SIGINT
-  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR] [--recheck]
-      → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes"}; exit 0
-        only when every piece is downloaded and passed its hash check
+  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR] [--port P] [--recheck]
+      → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes",
+         "bytes_by_peer": {"ADDR:PORT": payload bytes received}}; exit 0 only when every piece is
+        downloaded and passed its hash check. --port fixes the listen port (default: a free one), so
+        other leechers can be pointed at this one; bytes_by_peer names each peer by the address of
+        its connection (the listen address for peers we dialled, an ephemeral port for the others)
 
 DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder (its "name").
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
@@ -203,7 +206,7 @@ def cmd_download(args):
     for host, _ in peers:
         common.check_allowed_address(host)
     binds = [args.bind] if args.bind else local_addresses_for(peers)
-    session = make_session(",".join(f"{address}:0" for address in binds))
+    session = make_session(",".join(f"{address}:{args.port}" for address in binds))
     start = time.monotonic()
     cpu_start = resource.getrusage(resource.RUSAGE_SELF)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -211,9 +214,17 @@ def cmd_download(args):
     for peer in peers:
         handle.connect_peer(peer)
     last_progress = [time.monotonic(), -1]
+    by_peer = {}
+
+    def record_peers():
+        # Totals are per connection; a connection that ended keeps its last sample.
+        for info in handle.get_peer_info():
+            key = f"{info.ip[0]}:{info.ip[1]}"
+            by_peer[key] = max(by_peer.get(key, 0), info.total_download)
 
     def done():
         drain_errors(session)
+        record_peers()
         status = handle.status()
         if status.num_pieces != last_progress[1]:
             last_progress[:] = [time.monotonic(), status.num_pieces]
@@ -246,7 +257,7 @@ def cmd_download(args):
     common.emit({
         "complete": True, "seconds": round(seconds, 3), "bytes": status.total_payload_download,
         "cpu_seconds": round(cpu_end.ru_utime + cpu_end.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime, 3),
-        "pieces": ti.num_pieces(), "failed_bytes": status.total_failed_bytes})
+        "pieces": ti.num_pieces(), "failed_bytes": status.total_failed_bytes, "bytes_by_peer": by_peer})
 
 
 def main():
@@ -306,6 +317,7 @@ def main():
     p.add_argument("--timeout", type=float, default=300, metavar="S")
     p.add_argument("--bind", metavar="ADDR",
                    help="listen address (default: the local address routed to the peers)")
+    p.add_argument("--port", type=int, default=0, metavar="P", help="listen port (default: a free one)")
     p.add_argument("--recheck", action="store_true", help="hash-check everything again at the end")
     p.set_defaults(func=cmd_download)
 

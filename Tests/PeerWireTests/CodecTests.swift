@@ -333,3 +333,22 @@ import TorrentModel
         #expect(PieceBitfield(wireBytes: [], pieceCount: 0)?.isEmpty == true)
     }
 }
+
+@Suite struct HandshakePrefixTests {
+    @Test func theInfoHashIsReadOnceItsBytesArrive() {
+        var bytes: [UInt8] = []
+        Handshake(reserved: [.fastExtension], infoHash: localInfoHash, peerID: remotePeerID).encode(
+            into: &bytes)
+        #expect(HandshakePrefix.classify(bytes) == .infoHash(localInfoHash))
+        #expect(HandshakePrefix.classify(bytes[..<48]) == .infoHash(localInfoHash))
+        #expect(HandshakePrefix.classify(bytes[..<47]) == .needMore)
+        #expect(HandshakePrefix.classify([]) == .needMore)
+    }
+
+    @Test func anythingElseIsNotBitTorrent() {
+        // An MSE (BEP 8) handshake starts with a Diffie-Hellman key: random bytes.
+        #expect(HandshakePrefix.classify([0x3e, 0x74, 0x9a]) == .notBitTorrent)
+        #expect(HandshakePrefix.classify(Array("\u{13}BitTorrent protocoX".utf8)) == .notBitTorrent)
+        #expect(HandshakePrefix.classify(Array("GET / HTTP/1.1\r\n".utf8)) == .notBitTorrent)
+    }
+}

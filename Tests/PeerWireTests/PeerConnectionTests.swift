@@ -140,24 +140,38 @@ enum PeerBitfieldFixtures {
         #expect(connection.peerPieces.count == 3 && connection.peerPieces.contains(PieceIndex(5)))
     }
 
-    @Test func bitfieldAfterHaveOrTwiceIsRefused() throws {
+    @Test func interestedMayPrecedeTheBitfield() throws {
         // aria2 sends INTERESTED before its bitfield: that is tolerated, as libtorrent does.
         var late = try establishedConnection(fast: false)
         _ = try late.feed(wire(.interested))
         #expect(try late.feed(bitfieldMessage([0x80])) == [.peerBitfield([0x80])])
-        #expect(
-            disconnectReason { _ = try late.feed(bitfieldMessage([0x80])) }
-                == .misplacedAvailability(id: .bitfield))
+    }
 
-        var twice = try establishedConnection(fast: true, peerAvailability: bitfieldMessage([0x80]))
-        #expect(
-            disconnectReason { _ = try twice.feed(wire(.haveAll)) } == .misplacedAvailability(id: .haveAll))
-
+    /// Regression: aria2 1.36 downloading from us was dropped with "bitfield is not the first message":
+    /// it announces pieces it completed since its last haves with a bitfield (or have-all) mid-connection.
+    @Test func aLateBitfieldOrHaveAllIsReadAsHaves() throws {
         var afterHave = try establishedConnection(fast: false)
         _ = try afterHave.feed(wire(.have(PieceIndex(2))))
         #expect(
-            disconnectReason { _ = try afterHave.feed(bitfieldMessage([0x80])) }
-                == .misplacedAvailability(id: .bitfield))
+            try afterHave.feed(bitfieldMessage([0xa0]))
+                == [.peerHas(PieceIndex(0))])  // 0 and 2; 2 is old news
+        #expect(afterHave.peerPieces.count == 2)
+
+        var twice = try establishedConnection(fast: true, peerAvailability: bitfieldMessage([0x80]))
+        // A later bitfield that leaves out an announced piece takes nothing back.
+        #expect(try twice.feed(bitfieldMessage([0x04])) == [.peerHas(PieceIndex(5))])
+        #expect(twice.peerPieces.contains(PieceIndex(0)) && twice.peerPieces.count == 2)
+        #expect(
+            try twice.feed(wire(.haveAll))
+                == [1, 2, 3, 4].map { RecordedPeerEvent.peerHas(PieceIndex($0)) })
+        #expect(twice.peerPieces.isComplete)
+    }
+
+    @Test func aLateHaveNoneIsRefused() throws {
+        var connection = try establishedConnection(fast: true, peerAvailability: bitfieldMessage([0x80]))
+        #expect(
+            disconnectReason { _ = try connection.feed(wire(.haveNone)) }
+                == .misplacedAvailability(id: .haveNone))
     }
 
     @Test func extendedHandshakeKeepAliveAndPortMayPrecedeTheBitfield() throws {

@@ -87,3 +87,36 @@ func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String,
         #expect(Format.bytes(256 * 1024) == "256 KiB")
     }
 }
+
+@Suite struct LimitParsingTests {
+    @Test func ratesTakeBinaryMultiples() {
+        #expect(LimitParsing.rateBytesPerSecond("0") == 0)
+        #expect(LimitParsing.rateBytesPerSecond("1048576") == 1 << 20)
+        #expect(LimitParsing.rateBytesPerSecond("500K") == 500 << 10)
+        #expect(LimitParsing.rateBytesPerSecond("2M") == 2 << 20)
+        #expect(LimitParsing.rateBytesPerSecond("1.5MiB/s") == 3 << 19)
+        #expect(LimitParsing.rateBytesPerSecond("1g") == 1 << 30)
+        #expect(LimitParsing.rateBytesPerSecond("-1") == nil)
+        #expect(LimitParsing.rateBytesPerSecond("fast") == nil)
+        #expect(LimitParsing.rateBytesPerSecond("1e300M") == nil)
+    }
+
+    @Test func durationsTakeUnits() {
+        #expect(LimitParsing.seconds("90") == 90)
+        #expect(LimitParsing.seconds("90s") == 90)
+        #expect(LimitParsing.seconds("15m") == 900)
+        #expect(LimitParsing.seconds("2h") == 7200)
+        #expect(LimitParsing.seconds("1d") == 86400)
+        #expect(LimitParsing.seconds("-5s") == nil)
+        #expect(LimitParsing.seconds("soon") == nil)
+    }
+
+    @Test func seedLimitsNeedSeedAndValidValues() throws {
+        let withoutSeed = try runPotluck([
+            "download", "x.torrent", "--peer", "127.0.0.1:1", "--seed-time", "5s",
+        ])
+        #expect(withoutSeed.status != 0 && withoutSeed.error.contains("--seed"))
+        let badRate = try runPotluck(["seed", "x.torrent", "--max-upload-rate", "lots"])
+        #expect(badRate.status != 0 && badRate.error.contains("--max-upload-rate"))
+    }
+}

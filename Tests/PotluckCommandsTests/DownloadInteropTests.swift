@@ -112,6 +112,38 @@ enum Interop {
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
     }
 
+    /// `--max-download-rate` paces the download; `--seed --seed-time` seeds for that long, then exits 0.
+    @Test func downloadRateLimitAndSeedTime() throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_500_000, 600_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--count", "2",
+        ])
+        defer { seeders.stop() }
+        let peers = seeders.ready?["peers"] as? [String] ?? []
+
+        let limited = root.appendingPathComponent("limited")
+        var started = Date()
+        let slow = try Self.download(
+            torrent, into: limited, peers: peers, extra: ["--max-download-rate", "1M"])
+        let slowSeconds = Date().timeIntervalSince(started)
+        #expect(slow.status == 0, "\(slow.error)")
+        #expect(Interop.sameContents(data, limited.appendingPathComponent("payload")))
+        // 3.1 MB at 1 MiB/s: at least 2.5 s even with what is in flight when the limit bites.
+        #expect(slowSeconds >= 2.5, "a 1 MiB/s limit downloaded 3.1 MB in \(slowSeconds) s")
+
+        let seeding = root.appendingPathComponent("seeding")
+        started = Date()
+        let seeded = try Self.download(
+            torrent, into: seeding, peers: peers,
+            extra: ["--seed", "--seed-time", "2s", "--listen", "127.0.0.1:0"])
+        let seededSeconds = Date().timeIntervalSince(started)
+        #expect(seeded.status == 0, "\(seeded.error)")
+        #expect(Interop.sameContents(data, seeding.appendingPathComponent("payload")))
+        #expect(seededSeconds >= 2 && seededSeconds < 30, "seeded for \(seededSeconds) s with --seed-time 2s")
+    }
+
     @Test func singleFileNotAMultipleOfThePieceSize() throws {
         let (root, data) = try Interop.makePayload(sizes: [4_000_037], single: true)
         defer { try? FileManager.default.removeItem(at: root) }

@@ -1,5 +1,7 @@
+import Dispatch
 import Foundation
 import Glibc
+import Synchronization
 import Testing
 
 /// Real clients download from a Potluck seeder.
@@ -25,11 +27,26 @@ import Testing
     final class PotluckSeeder {
         let process = Process()
 
-        init(torrent: String, data: URL, listen: String) throws {
+        /// With `logFile`, it runs with --verbose and logs there.
+        convenience init(
+            torrent: String, data: URL, listen: String, extra: [String] = [], logFile: URL? = nil
+        ) throws {
+            try self.init(torrents: [torrent], data: data, listen: listen, extra: extra, logFile: logFile)
+        }
+
+        init(torrents: [String], data: URL, listen: String, extra: [String] = [], logFile: URL? = nil) throws
+        {
             process.executableURL = potluckExecutable()
-            process.arguments = ["seed", torrent, "--data", data.path, "--listen", listen, "--quiet"]
+            process.arguments =
+                ["seed"] + torrents + ["--data", data.path, "--listen", listen, "--quiet"] + extra
+                + (logFile == nil ? [] : ["--verbose"])
             process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
+            if let logFile {
+                FileManager.default.createFile(atPath: logFile.path, contents: nil)
+                process.standardError = try FileHandle(forWritingTo: logFile)
+            } else {
+                process.standardError = FileHandle.nullDevice
+            }
             try process.run()
         }
 
@@ -83,6 +100,114 @@ import Testing
         #expect(libtorrent.status == 0, "\(libtorrent.json)")
         #expect(Interop.sameContents(data, viaLibtorrent.appendingPathComponent("payload")))
 
+    }
+
+    /// Regression: aria2 sends a bitfield (or have-all) mid-connection in place of haves, and the
+    /// seeder dropped it for that ("bitfield is not the first message after the handshake").
+    @Test func aria2DownloadsFromAPotluckSeeder() throws {
+        let (root, data) = try Interop.makePayload(sizes: [3_000_000, 500_001, 16_384, 1])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let port = Self.freePort(on: "127.0.0.1")
+        let seeder = try PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)")
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        // aria2c learns peers only from a tracker: aria2.py announces the seeder to a private opentracker.
+        let target = root.appendingPathComponent("aria2")
+        let aria2 = try Self.harness(
+            "aria2.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+        #expect(aria2.status == 0, "\(aria2.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+
+    /// `--max-upload-rate` paces the transfer and `--seed-ratio 1` ends the seeder after one full copy,
+    /// with every queued block still delivered.
+    @Test func uploadRateLimitAndSeedRatio() throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_500_000, 600_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let port = Self.freePort(on: "127.0.0.1")
+        let seeder = try PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            extra: ["--max-upload-rate", "1M", "--seed-ratio", "1"])
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+        let target = root.appendingPathComponent("libtorrent")
+        let libtorrent = try Self.harness(
+            "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+        #expect(libtorrent.status == 0, "\(libtorrent.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        // 3.1 MB at 1 MiB/s with a 100 KiB burst: at least 2.8 s.
+        let seconds = libtorrent.json["seconds"] as? Double ?? 0
+        #expect(seconds >= 2.8, "an upload limit of 1 MiB/s served 3.1 MB in \(seconds) s")
+        let deadline = Date().addingTimeInterval(10)
+        while seeder.process.isRunning && Date() < deadline { usleep(50_000) }
+        #expect(!seeder.process.isRunning, "the seeder kept running past --seed-ratio 1")
+        #expect(seeder.process.isRunning || seeder.process.terminationStatus == 0)
+    }
+
+    /// `potluck seed A B`: one listening port, each peer routed to the torrent its handshake names, and
+    /// one upload limit for both.
+    @Test func severalTorrentsOnOneListenPort() throws {
+        let (root, first) = try Interop.makePayload(sizes: [2_500_000, 500_001])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let seedDirectory = first.deletingLastPathComponent()
+        let second = seedDirectory.appendingPathComponent("second")
+        try FileManager.default.createDirectory(at: second, withIntermediateDirectories: true)
+        try Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).write(
+            to: second.appendingPathComponent("other.bin"))
+        let firstTorrent = try Interop.create(first, pieceSize: "64K")
+        let secondTorrent = root.appendingPathComponent("second.torrent").path
+        let made = try runPotluck([
+            "create", "-q", "--v1", "--piece-size", "32K", "-o", secondTorrent, second.path,
+        ])
+        #expect(made.status == 0, "\(made.error)")
+        let port = Self.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
+        let seeder = try PotluckSeeder(
+            torrents: [firstTorrent, secondTorrent], data: seedDirectory, listen: "127.0.0.1:\(port)",
+            extra: ["--max-upload-rate", "1M"], logFile: log)
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        // Both at once: 6 MB under one 1 MiB/s limit takes the later one at least 5.5 s; a limit per
+        // torrent would let both finish in about 3 s (plus libtorrent's encrypted first try, up to 1.5 s).
+        let downloads = [(firstTorrent, "payload", first), (secondTorrent, "second", second)]
+        // Status and seconds of each download (JSON dictionaries are not Sendable).
+        let results = Mutex<[Int: (status: Int32, seconds: Double, json: String)]>([:])
+        DispatchQueue.concurrentPerform(iterations: downloads.count) { index in
+            let (torrent, name, _) = downloads[index]
+            let target = root.appendingPathComponent("download-\(name)")
+            let result = try? Self.harness(
+                "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+            let summary = (
+                status: result?.status ?? -1, seconds: result?.json["seconds"] as? Double ?? 0,
+                json: "\(result?.json ?? [:])"
+            )
+            results.withLock { $0[index] = summary }
+        }
+        var slowest = 0.0
+        for (index, (_, name, source)) in downloads.enumerated() {
+            let stored: (status: Int32, seconds: Double, json: String)? = results.withLock { $0[index] }
+            guard let result = stored else {
+                Issue.record("\(name): no result")
+                continue
+            }
+            #expect(result.status == 0, "\(name): \(result.json)")
+            #expect(
+                Interop.sameContents(
+                    source, root.appendingPathComponent("download-\(name)").appendingPathComponent(name)))
+            slowest = max(slowest, result.seconds)
+        }
+        #expect(slowest >= 5, "6 MB under a shared 1 MiB/s limit took \(slowest) s")
+        // A torrent it does not serve is turned away, with a reason.
+        let (otherRoot, otherData) = try Interop.makePayload(sizes: [100_000])
+        defer { try? FileManager.default.removeItem(at: otherRoot) }
+        let otherTorrent = try Interop.create(otherData, pieceSize: "16K")
+        let stranger = try Self.harness(
+            "hostile_peer.py", [otherTorrent, "request-lacking", "--connect", "127.0.0.1:\(port)"])
+        #expect(stranger.status == 0 && stranger.json["unchoked"] as? Bool != true)
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("asks for a torrent we do not serve"), "\(text)")
     }
 
     @Test func transmissionDownloadsFromAPotluckSeeder() throws {

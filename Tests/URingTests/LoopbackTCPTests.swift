@@ -152,4 +152,45 @@ import Testing
         }
         #expect(readBack == data)
     }
+
+    /// A header and a payload from separate buffers go out as one stream, and `advance` resumes a
+    /// partial send in the middle of a range.
+    @Test func sendMessageGathersRangesInOrder() throws {
+        let harness = try Harness()
+        var pair: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else {
+            Issue.record("socketpair failed")
+            return
+        }
+        defer { pair.forEach { close($0) } }
+        let header = patternBytes(count: 13, seed: 1)
+        let payload = patternBytes(count: 16_384, seed: 2)
+        let trailer = patternBytes(count: 9, seed: 3)
+        let vector = SendVector(capacity: 4)
+        try header.withUnsafeBytes { h in
+            try payload.withUnsafeBytes { p in
+                try trailer.withUnsafeBytes { t in
+                    vector.append(h)
+                    vector.append(p)
+                    vector.append(UnsafeRawBufferPointer(start: nil, count: 0))
+                    vector.append(t)
+                    #expect(vector.count == 3 && vector.remainingBytes == 13 + 16_384 + 9)
+                    // As if the kernel took only part of the payload: send the rest from there.
+                    vector.advance(by: 13 + 100)
+                    let sent = try harness.perform(.sendMessage(fd: pair[0], vector: vector)).value()
+                    #expect(sent == 16_384 - 100 + 9)
+                }
+            }
+        }
+        var readBack = [UInt8](repeating: 0, count: 16_384 - 100 + 9)
+        var got = 0
+        while got < readBack.count {
+            let n = readBack.withUnsafeMutableBytes {
+                recv(pair[1], $0.baseAddress! + got, $0.count - got, 0)
+            }
+            if n <= 0 { break }
+            got += n
+        }
+        #expect(readBack == Array(payload[100...]) + trailer)
+    }
 }

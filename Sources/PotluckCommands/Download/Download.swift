@@ -6,7 +6,21 @@ import Synchronization
 import URing
 
 /// Set from the signal handler; the reactor looks at it on every pass (at least ten times a second).
-private let stopRequested = Atomic<Bool>(false)
+let stopRequested = Atomic<Bool>(false)
+
+/// Ctrl-C and `kill` set `stopRequested`; a closed pipe is not fatal.
+func installStopSignals() {
+    signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+    signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+    signal(SIGPIPE, SIG_IGN)
+    // A parent that blocks signals (test runners, some supervisors) passes the mask on; Ctrl-C and
+    // `kill` must still stop us cleanly.
+    var stopSignals = sigset_t()
+    sigemptyset(&stopSignals)
+    sigaddset(&stopSignals, SIGINT)
+    sigaddset(&stopSignals, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+}
 
 struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,8 +51,20 @@ struct Download: ParsableCommand {
             """)
     var listen: String?
 
-    @Flag(help: "Keep seeding after the download completes, until Ctrl-C.")
+    @Flag(help: "Keep seeding after the download completes, until Ctrl-C (or --seed-ratio, --seed-time).")
     var seed = false
+
+    @Option(help: "With --seed: stop once uploaded bytes reach R times the torrent's size.")
+    var seedRatio: Double?
+
+    @Option(help: "With --seed: stop after seeding this long (90s, 15m, 2h, or seconds).")
+    var seedTime: String?
+
+    @Option(help: "Upload limit for all peers together, bytes per second (500K, 2M; 0: none).")
+    var maxUploadRate: String = "0"
+
+    @Option(help: "Download limit for all peers together, bytes per second (500K, 2M; 0: none).")
+    var maxDownloadRate: String = "0"
 
     @Option(
         name: .customLong("piece-memory-mib"),
@@ -76,6 +102,19 @@ struct Download: ParsableCommand {
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
         }
+        for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
+        where LimitParsing.rateBytesPerSecond(value) == nil {
+            throw ValidationError("\(name) \(value) is not a rate such as 500K, 2M or 1048576")
+        }
+        if let seedTime, LimitParsing.seconds(seedTime) == nil {
+            throw ValidationError("--seed-time \(seedTime) is not a duration such as 90s, 15m or 2h")
+        }
+        if let seedRatio, !(seedRatio >= 0) {
+            throw ValidationError("--seed-ratio must be a number at least 0")
+        }
+        if (seedRatio != nil || seedTime != nil) && !seed {
+            throw ValidationError("--seed-ratio and --seed-time apply with --seed")
+        }
         guard pieceMemoryMiB >= 16 && pieceMemoryMiB <= 65536 else {
             throw ValidationError("--piece-memory-mib must be between 16 and 65536")
         }
@@ -98,6 +137,10 @@ struct Download: ParsableCommand {
         options.pieceMemoryBytes = pieceMemoryMiB << 20
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
+        options.seedRatioLimit = seedRatio
+        options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
+        options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
+        options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
         options.preallocateFiles = preallocate
         options.useTrackers = !noTrackers
         options.trackerCAFile = trackerCAFile
@@ -113,16 +156,7 @@ struct Download: ParsableCommand {
             throw ExitCode(1)
         }
 
-        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGPIPE, SIG_IGN)
-        // A parent that blocks signals (test runners, some supervisors) passes the mask on; Ctrl-C and
-        // `kill` must still stop us cleanly.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGINT)
-        sigaddset(&stopSignals, SIGTERM)
-        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        installStopSignals()
 
         let verbose = verbose
         let session = DownloadSession(metainfo: metainfo, options: options) { message in

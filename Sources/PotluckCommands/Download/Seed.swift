@@ -2,21 +2,23 @@ import ArgumentParser
 import Engine
 import Foundation
 import Metainfo
+import Synchronization
 import URing
 
 struct Seed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Seed a torrent from data already on disk.",
+        abstract: "Seed torrents from data already on disk.",
         discussion: """
             Checks the data (or trusts valid resume data), then accepts peers on --listen and uploads to \
             them with the tit-for-tat choker, rotating fairly among interested peers, until Ctrl-C. Pieces \
-            that fail the check are downloaded first from any --peer given.
+            that fail the check are downloaded first from any --peer given. With several torrents, one \
+            --listen port serves them all: each incoming peer goes to the torrent its handshake names.
             """)
 
-    @Argument(help: "The .torrent file.", completion: .file(extensions: ["torrent"]))
-    var torrent: String
+    @Argument(help: "The .torrent files.", completion: .file(extensions: ["torrent"]))
+    var torrents: [String]
 
-    @Option(help: "The folder that holds the torrent's data.")
+    @Option(help: "The folder that holds the torrents' data.")
     var data: String = "."
 
     @Option(help: "Accept peers on HOST:PORT.")
@@ -25,6 +27,27 @@ struct Seed: ParsableCommand {
     @Option(name: .customLong("peer"), help: "A peer to connect to as well; repeatable.")
     var peers: [String] = []
 
+    @Option(help: "Upload limit for all torrents and peers together, bytes per second (500K, 2M; 0: none).")
+    var maxUploadRate: String = "0"
+
+    @Option(
+        help: "Download limit (for pieces that failed the check), all torrents together, bytes per second.")
+    var maxDownloadRate: String = "0"
+
+    @Option(help: "Stop once uploaded bytes reach R times the torrent's size.")
+    var seedRatio: Double?
+
+    @Option(help: "Stop after seeding this long (90s, 15m, 2h, or seconds).")
+    var seedTime: String?
+
+    @Flag(help: "Do not announce to the torrents' trackers.")
+    var noTrackers = false
+
+    @Option(
+        name: .customLong("tracker-ca"),
+        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
+    var trackerCAFile: String?
+
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
@@ -32,20 +55,144 @@ struct Seed: ParsableCommand {
     var verbose = false
 
     func validate() throws {
+        guard !torrents.isEmpty else { throw ValidationError("give at least one .torrent file") }
         guard SocketAddress(listen) != nil else {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric address")
         }
+        for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
+        where LimitParsing.rateBytesPerSecond(value) == nil {
+            throw ValidationError("\(name) \(value) is not a rate such as 500K, 2M or 1048576")
+        }
+        if let seedTime, LimitParsing.seconds(seedTime) == nil {
+            throw ValidationError("--seed-time \(seedTime) is not a duration such as 90s, 15m or 2h")
+        }
     }
 
     func run() throws {
+        guard torrents.count > 1 else { return try seedOne(torrents[0]) }
+        try seedSeveral()
+    }
+
+    private func seedOne(_ torrent: String) throws {
         var arguments =
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
+        arguments += ["--max-upload-rate", maxUploadRate, "--max-download-rate", maxDownloadRate]
+        if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
+        if let seedTime { arguments += ["--seed-time", seedTime] }
+        if noTrackers { arguments.append("--no-trackers") }
+        if let trackerCAFile { arguments += ["--tracker-ca", trackerCAFile] }
         if quiet { arguments.append("--quiet") }
         if verbose { arguments.append("--verbose") }
         let download = try Download.parse(arguments)
         try download.run()
     }
+
+    /// One session per torrent, each on its own reactor thread, behind one router on --listen.
+    private func seedSeveral() throws {
+        var metainfos: [Metainfo] = []
+        for torrent in torrents {
+            guard let bytes = FileManager.default.contents(atPath: torrent) else {
+                printError("potluck: cannot read \(torrent)")
+                throw ExitCode(1)
+            }
+            do {
+                metainfos.append(try Metainfo(bytes: Array(bytes)))
+            } catch {
+                printError("potluck: \(torrent) is not a valid torrent: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        guard Set(metainfos.map(\.wireInfoHash)).count == metainfos.count else {
+            printError("potluck: the same torrent is given twice")
+            throw ExitCode(1)
+        }
+        installStopSignals()
+        let verbose = verbose
+        let logLock = Mutex(())
+        let log: @Sendable (String) -> Void = { message in
+            if verbose { logLock.withLock { _ in printError(message) } }
+        }
+        let router: IncomingRouter
+        do {
+            router = try IncomingRouter(listenAddress: SocketAddress(listen)!, log: log)
+        } catch {
+            printError("potluck: \(error.description)")
+            throw ExitCode(1)
+        }
+        printError("listening for peers on \(router.boundAddress) for \(metainfos.count) torrents")
+
+        let uploadLimiter = RateLimiter(
+            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0)
+        let downloadLimiter = RateLimiter(
+            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0)
+        let finished = Atomic<Int>(0)
+        // Each session's latest status, for one progress line over all of them.
+        let statuses = Mutex<[DownloadStatus?]>(Array(repeating: nil, count: metainfos.count))
+        let failed = Atomic<Bool>(false)
+        var threads: [Thread] = []
+        for (index, metainfo) in metainfos.enumerated() {
+            var options = DownloadOptions(
+                downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
+            options.seedWhenComplete = true
+            options.seedRatioLimit = seedRatio
+            options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
+            options.useTrackers = !noTrackers
+            options.trackerCAFile = trackerCAFile
+            // Trackers hand out the router's port: that is where peers for this torrent get in.
+            options.announcedPort = router.boundAddress.port
+            options.sharedUploadLimiter = uploadLimiter
+            options.sharedDownloadLimiter = downloadLimiter
+            let inbox = IncomingInbox()
+            options.incomingInbox = inbox
+            router.register(metainfo.wireInfoHash, inbox: inbox)
+            let name = metainfo.name
+            let session = UncheckedSession(
+                DownloadSession(metainfo: metainfo, options: options) { log("\(name): \($0)") })
+            let thread = Thread {
+                do {
+                    _ = try session.value.run(shouldStop: { stopRequested.load(ordering: .relaxed) }) {
+                        status in
+                        statuses.withLock { $0[index] = status }
+                    }
+                    log("\(name): stopped")
+                } catch {
+                    printError("potluck: \(name): \(error)")
+                    failed.store(true, ordering: .relaxed)
+                }
+                finished.add(1, ordering: .relaxed)
+            }
+            thread.name = "seed \(name)"
+            threads.append(thread)
+        }
+        for thread in threads { thread.start() }
+        // Every session ends on Ctrl-C, on its own limits, or on an error.
+        let count = metainfos.count
+        var progress = ProgressLine(label: "seeding", quiet: quiet)
+        var lastProgress = ContinuousClock.now
+        router.run {
+            if ContinuousClock.now - lastProgress >= .seconds(1) {
+                lastProgress = ContinuousClock.now
+                let current = statuses.withLock { $0.compactMap { $0 } }
+                let uploaded = current.reduce(Int64(0)) { $0 + $1.uploadedPayloadBytes }
+                progress.update(
+                    done: uploaded, total: max(uploaded, 1),
+                    rateBytesPerSecond: current.reduce(0) { $0 + $1.uploadRateBytesPerSecond },
+                    extra:
+                        "\(count) torrents, uploaded, peers \(current.reduce(0) { $0 + $1.connectedPeers })")
+            }
+            return finished.load(ordering: .relaxed) == count
+        }
+        progress.finish()
+        if failed.load(ordering: .relaxed) { throw ExitCode(1) }
+        if stopRequested.load(ordering: .relaxed) { throw ExitCode(130) }
+    }
+}
+
+/// A session handed to the thread that runs it; nothing else touches it afterwards.
+private struct UncheckedSession: @unchecked Sendable {
+    let value: DownloadSession
+    init(_ value: DownloadSession) { self.value = value }
 }

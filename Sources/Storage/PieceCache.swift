@@ -1,0 +1,94 @@
+import Buffers
+import TorrentModel
+
+/// Whole pieces read for uploading, shared by every peer, in a fixed pool: a popular piece is read from
+/// disk once and its blocks are sent to many peers straight from the cached copy. Pure bookkeeping: the
+/// caller issues the reads (`PieceStore.readPiece`) and reports their outcome.
+///
+/// Invariants: at most `capacity` pieces are cached or loading (each holds one pool slot); a pinned piece
+/// (blocks of it queued for sending) is never evicted, so its memory stays valid until unpinned; eviction
+/// takes the least recently used ready, unpinned piece. Nothing is allocated after `init`.
+public struct PieceCache {
+    public enum Lookup: Equatable {
+        /// In memory: its bytes are `pool.bytes(of: slot)`.
+        case ready(BufferSlot)
+        /// A read is under way.
+        case loading
+        case absent
+    }
+
+    private struct Entry {
+        var slot: BufferSlot
+        var ready: Bool
+        var pins: Int
+        var lastUse: UInt64
+    }
+
+    public let pool: BufferPool
+    private var entries: [PieceIndex: Entry] = [:]
+    private var useClock: UInt64 = 0
+
+    /// A cache of `capacity` pieces of at most `pieceLength` bytes.
+    public init(pieceLength: Int, capacity: Int) {
+        precondition(pieceLength > 0 && capacity > 0, "an empty cache")
+        pool = BufferPool(slotSizeBytes: pieceLength, slotCount: capacity)
+        entries.reserveCapacity(capacity)
+    }
+
+    public var capacity: Int { pool.slotCount }
+    public var count: Int { entries.count }
+
+    /// Where the piece is; a hit counts as a use.
+    public mutating func lookup(_ piece: PieceIndex) -> Lookup {
+        guard var entry = entries[piece] else { return .absent }
+        guard entry.ready else { return .loading }
+        useClock += 1
+        entry.lastUse = useClock
+        entries[piece] = entry
+        return .ready(entry.slot)
+    }
+
+    /// A slot to read `piece` into, evicting the least recently used unpinned piece if the pool is full;
+    /// nil when every slot is loading or pinned. The piece is `loading` until `loadCompleted`/`loadFailed`.
+    public mutating func beginLoad(_ piece: PieceIndex) -> BufferSlot? {
+        precondition(entries[piece] == nil, "\(piece) is already cached or loading")
+        var slot = pool.lease()
+        if slot == nil {
+            var victim: (piece: PieceIndex, lastUse: UInt64)?
+            for (candidate, entry) in entries where entry.ready && entry.pins == 0 {
+                if victim == nil || entry.lastUse < victim!.lastUse { victim = (candidate, entry.lastUse) }
+            }
+            guard let victim else { return nil }
+            slot = entries.removeValue(forKey: victim.piece)!.slot
+        }
+        entries[piece] = Entry(slot: slot!, ready: false, pins: 0, lastUse: 0)
+        return slot
+    }
+
+    public mutating func loadCompleted(_ piece: PieceIndex) {
+        guard entries[piece]?.ready == false else { return }
+        useClock += 1
+        entries[piece]!.ready = true
+        entries[piece]!.lastUse = useClock
+    }
+
+    /// The read failed: the slot is free again.
+    public mutating func loadFailed(_ piece: PieceIndex) {
+        guard let entry = entries[piece], !entry.ready else { return }
+        entries[piece] = nil
+        pool.release(entry.slot)
+    }
+
+    /// Keeps a ready piece in memory while a send uses it.
+    public mutating func pin(_ piece: PieceIndex) {
+        precondition(entries[piece]?.ready == true, "only a ready piece can be pinned")
+        entries[piece]!.pins += 1
+    }
+
+    public mutating func unpin(_ piece: PieceIndex) {
+        precondition((entries[piece]?.pins ?? 0) > 0, "\(piece) is not pinned")
+        entries[piece]!.pins -= 1
+    }
+
+    public func pins(of piece: PieceIndex) -> Int { entries[piece]?.pins ?? 0 }
+}

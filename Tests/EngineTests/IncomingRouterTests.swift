@@ -1,0 +1,112 @@
+import Foundation
+import Glibc
+import PeerWire
+import Synchronization
+import Testing
+import TorrentModel
+import URing
+
+@testable import Engine
+
+/// The router on real loopback sockets: a peer is handed, unread, to the torrent its handshake names;
+/// any other peer is closed.
+@Suite struct IncomingRouterTests {
+    static let known = InfoHash([UInt8](repeating: 0xab, count: 20))!
+    static let unknown = InfoHash([UInt8](repeating: 0xcd, count: 20))!
+
+    static func handshake(_ infoHash: InfoHash) -> [UInt8] {
+        var bytes: [UInt8] = []
+        Handshake(reserved: [], infoHash: infoHash, peerID: PeerID([UInt8](repeating: 7, count: 20))!)
+            .encode(into: &bytes)
+        return bytes
+    }
+
+    static func connect(to address: SocketAddress) throws -> Int32 {
+        let fd = try Socket.makeTCP(family: address.family)
+        try Socket.connectBlocking(fd, to: address)
+        return fd
+    }
+
+    /// Waits until `fd` is closed by the other end or `seconds` pass.
+    static func closedByPeer(_ fd: Int32, seconds: Double) -> Bool {
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptor, 1, Int32(seconds * 1000)) > 0 else { return false }
+        var byte: UInt8 = 0
+        // Closing a socket with unread input sends a reset rather than an orderly end.
+        let count = recv(fd, &byte, 1, 0)
+        return count == 0 || (count < 0 && errno == ECONNRESET)
+    }
+
+    @Test func aHandshakeGoesToItsTorrentUnreadAndStrangersAreClosed() throws {
+        let router = try IncomingRouter(listenAddress: SocketAddress("127.0.0.1:0")!)
+        let inbox = IncomingInbox()
+        router.register(Self.known, inbox: inbox)
+        let stop = Atomic<Bool>(false)
+        let address = router.boundAddress
+        // Handed to its thread; the test only registers before and takes from the inbox after.
+        let handed = UncheckedRouter(router: router)
+        let thread = Thread { handed.router.run { stop.load(ordering: .relaxed) } }
+        thread.start()
+        defer { stop.store(true, ordering: .relaxed) }
+
+        // Sent in two parts: the router must wait for the info hash, not guess from the prefix.
+        let peer = try Self.connect(to: address)
+        defer { close(peer) }
+        let bytes = Self.handshake(Self.known)
+        _ = bytes.withUnsafeBytes { send(peer, $0.baseAddress, 30, 0) }
+        usleep(150_000)
+        var routed: [Int32] = []
+        inbox.take(into: &routed)
+        #expect(routed.isEmpty)
+        _ = bytes.withUnsafeBytes { send(peer, $0.baseAddress! + 30, bytes.count - 30, 0) }
+        let deadline = Date().addingTimeInterval(5)
+        while routed.isEmpty && Date() < deadline {
+            usleep(20_000)
+            inbox.take(into: &routed)
+        }
+        try #require(routed.count == 1)
+        defer { close(routed[0]) }
+        // Unread: the session reads the whole handshake itself.
+        var received = [UInt8](repeating: 0, count: bytes.count)
+        let count = received.withUnsafeMutableBytes {
+            recv(routed[0], $0.baseAddress, $0.count, Int32(MSG_WAITALL))
+        }
+        #expect(count == bytes.count && received == bytes)
+
+        let stranger = try Self.connect(to: address)
+        defer { close(stranger) }
+        _ = Self.handshake(Self.unknown).withUnsafeBytes { send(stranger, $0.baseAddress, $0.count, 0) }
+        #expect(Self.closedByPeer(stranger, seconds: 5))
+
+        let encrypted = try Self.connect(to: address)
+        defer { close(encrypted) }
+        let noise: [UInt8] = [0x3e, 0x74, 0x9a, 0xf3, 0xe9, 0x0f]
+        _ = noise.withUnsafeBytes { send(encrypted, $0.baseAddress, $0.count, 0) }
+        #expect(Self.closedByPeer(encrypted, seconds: 5))
+
+        // A stopped session's inbox refuses: the router closes the connection.
+        inbox.close()
+        let late = try Self.connect(to: address)
+        defer { close(late) }
+        _ = bytes.withUnsafeBytes { send(late, $0.baseAddress, $0.count, 0) }
+        #expect(Self.closedByPeer(late, seconds: 5))
+    }
+
+    @Test func aSharedLimiterPacesTwoUsers() {
+        let limiter = RateLimiter(rateBytesPerSecond: 1 << 20)
+        var allowed = 0
+        let start = ContinuousClock.now
+        // Two users take turns for 300 ms: together they get about 0.3 MiB plus the 100 KiB burst.
+        while ContinuousClock.now - start < .milliseconds(300) {
+            for _ in 0..<2 where limiter.take(16_384) { allowed += 16_384 }
+            usleep(1000)
+        }
+        #expect(allowed <= (1 << 20) * 3 / 10 + 110_000 + 2 * 16_384)
+        #expect(allowed >= (1 << 20) / 10)
+        #expect(RateLimiter(rateBytesPerSecond: 0).take(1 << 30))
+    }
+}
+
+private struct UncheckedRouter: @unchecked Sendable {
+    let router: IncomingRouter
+}
