@@ -400,7 +400,6 @@ public final class DownloadSession {
     /// How long the reactor may sleep: 100 ms, or less when a rate limit is about to allow more.
     private func waitNanoseconds() -> Int64 {
         var wait: UInt64 = 100_000_000
-        let now = Instant(nanoseconds: nowNanoseconds)
         if uploadThrottled { wait = min(wait, uploadLimiter.nanosecondsUntilAllowed()) }
         if downloadThrottled { wait = min(wait, downloadLimiter.nanosecondsUntilAllowed()) }
         return Int64(max(wait, 1_000_000))
@@ -1017,7 +1016,6 @@ public final class DownloadSession {
 
     private func perform(_ actions: [RequestAction]) {
         var unsent: [(PeerSlot, BlockRange)] = []
-        let now = Instant(nanoseconds: nowNanoseconds)
         for action in actions {
             switch action {
             case .request(let peer, let block):
