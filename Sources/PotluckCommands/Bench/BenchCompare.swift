@@ -1,0 +1,287 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Hashing
+
+/// Options every swarm benchmark shares.
+struct SwarmOptions: ParsableArguments {
+    @Option(
+        name: .customLong("size-mib"), help: "Payload size in MiB (default: 256; 1024 for bench download).")
+    var payloadMiB: Int?
+
+    var sizeMiB: Int { payloadMiB ?? 256 }
+
+    @Option(name: .customLong("piece-kib"), help: "Piece size in KiB.")
+    var pieceKiB: Int = 1024
+
+    @Option(help: "Seconds each client may take.")
+    var timeout: Int = 300
+
+    @Flag(
+        help: "Drop the payload's pages from the page cache before each transfer (default), or read it once.")
+    var cache: CacheMode = .cold
+
+    @Option(help: "Directory for the payload and downloads (removed afterwards).")
+    var directory: String = "/var/tmp"
+
+    @Option(help: "The interop harness folder (Tests/Interop of the source tree).")
+    var harness: String?
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    @Option(help: "Draw throughput over time per client to this SVG file.")
+    var plot: String?
+
+    enum CacheMode: String, EnumerableFlag {
+        case cold, warm
+    }
+
+    func validate() throws {
+        guard (payloadMiB ?? 1) > 0 && (payloadMiB ?? 1) <= 1 << 20 else {
+            throw ValidationError("--size-mib must be in 1...1048576")
+        }
+        guard pieceKiB >= 16 && pieceKiB <= 16384 && pieceKiB & (pieceKiB - 1) == 0 else {
+            throw ValidationError("--piece-kib must be a power of two from 16 to 16384")
+        }
+        guard timeout >= 5 else { throw ValidationError("--timeout must be at least 5 seconds") }
+    }
+
+    /// Root, the harness and a fresh run; throws with a clear message otherwise.
+    func startRun(_ what: String) throws -> BenchRun {
+        guard getuid() == 0 else {
+            printError(
+                "potluck: \(what) needs root (network namespaces for Transmission, other clients' sockets)")
+            throw ExitCode(1)
+        }
+        guard let harness = harness ?? BenchRun.findHarness() else {
+            printError("potluck: cannot find the interop harness (Tests/Interop); give --harness DIR")
+            throw ExitCode(1)
+        }
+        guard access("/usr/bin/python3", X_OK) == 0 else {
+            printError("potluck: \(what) needs /usr/bin/python3 (apt-get install python3)")
+            throw ExitCode(1)
+        }
+        let run = try BenchRun(directory: directory, harness: harness)
+        printError(
+            "run \(run.id): after a killed run, `\(harness)/netns.py cleanup --run \(run.id)` removes its leftovers"
+        )
+        return run
+    }
+
+    func fixture(_ run: BenchRun) throws -> SwarmFixture {
+        try SwarmFixture(
+            run: run, payloadBytes: sizeMiB << 20, pieceBytes: pieceKiB << 10,
+            timeoutSeconds: Double(timeout),
+            coldCache: cache == .cold)
+    }
+
+    var cacheDescription: String {
+        cache == .cold ? "cold cache (payload evicted with posix_fadvise before each transfer)" : "warm cache"
+    }
+}
+
+/// Parses client names, refusing unknown ones with the list of known ones.
+func parseClients(_ names: [String], option: String) throws -> [ClientKind] {
+    try names.flatMap { $0.split(separator: ",") }.map { name in
+        guard let kind = ClientKind(rawValue: String(name)) else {
+            throw ValidationError(
+                "\(option): unknown client \(name); known: \(ClientKind.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        return kind
+    }
+}
+
+struct BenchCompare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "The same swarm downloaded, then seeded, by each installed client in turn.",
+        discussion: """
+            Leeching: --seeders libtorrent seeders serve the payload and each client downloads it in \
+            turn into an empty folder. Seeding: --leechers libtorrent leechers (one process) download \
+            it from a Potluck seeder, then a libtorrent one, then a Transmission one. Every copy is \
+            compared byte for byte with the payload; a client that fails, times out or is not \
+            installed is shown as such. MB/s is payload over wall time; CPU is user+system time \
+            (rusage) of the client's process; peak RSS is its VmHWM (ru_maxrss). First piece: seconds \
+            from the client's start until one piece's worth of payload is on disk (allocated blocks of \
+            its files, sampled every 100 ms — the same probe for every client). Needs root.
+            """)
+
+    @OptionGroup var options: SwarmOptions
+
+    @Option(help: "libtorrent seeders for the leecher comparison.")
+    var seeders: Int = 4
+
+    @Option(help: "libtorrent leechers for the seeding comparison.")
+    var leechers: Int = 8
+
+    @Option(
+        parsing: .upToNextOption,
+        help: "Clients to measure as leechers, in order (potluck, libtorrent, transmission, aria2).")
+    var clients: [String] = ["potluck", "libtorrent", "transmission", "aria2"]
+
+    @Option(
+        name: .customLong("seeder-clients"), parsing: .upToNextOption,
+        help: "Clients to measure as seeders, in order (potluck, libtorrent, transmission, aria2).")
+    var seederClients: [String] = ["potluck", "libtorrent", "transmission"]
+
+    @Flag(help: "Only the leecher comparison.")
+    var leechOnly = false
+
+    @Flag(help: "Only the seeding comparison.")
+    var seedOnly = false
+
+    func validate() throws {
+        guard seeders >= 1 && seeders <= 16 else { throw ValidationError("--seeders must be in 1...16") }
+        guard leechers >= 1 && leechers <= 64 else { throw ValidationError("--leechers must be in 1...64") }
+        guard !(leechOnly && seedOnly) else {
+            throw ValidationError("--leech-only and --seed-only exclude each other")
+        }
+        _ = try parseClients(clients, option: "--clients")
+        _ = try parseClients(seederClients, option: "--seeder-clients")
+    }
+
+    func run() throws {
+        try Self.execute(
+            options, seeders: seeders, leechers: leechers,
+            clients: try parseClients(clients, option: "--clients"),
+            seederClients: leechOnly ? [] : try parseClients(seederClients, option: "--seeder-clients"),
+            leech: !seedOnly)
+    }
+
+    static func execute(
+        _ options: SwarmOptions, seeders: Int, leechers: Int, clients: [ClientKind],
+        seederClients: [ClientKind],
+        leech: Bool
+    ) throws {
+        let run = try options.startRun("bench compare")
+        defer { run.cleanup() }
+        let fixture = try options.fixture(run)
+        var leecherResults: [Measurement] = []
+        var seederResults: [Measurement] = []
+        if leech {
+            leecherResults = try leecherComparison(fixture, clients: clients, seeders: seeders)
+        }
+        if !seederClients.isEmpty {
+            seederResults = seedingComparison(fixture, seeders: seederClients, leechers: leechers)
+        }
+        let what = "\(Format.bytes(options.sizeMiB << 20)) in \(Format.bytes(options.pieceKiB << 10)) pieces"
+        if !leecherResults.isEmpty {
+            print(
+                "Leecher comparison: \(what) from \(seeders) libtorrent seeders, \(options.cacheDescription), "
+                    + "\(HashPool.coreCount) cores\n")
+            print(BenchReport.leecherTable(leecherResults).rendered)
+        }
+        if !seederResults.isEmpty {
+            if !leecherResults.isEmpty { print() }
+            print(
+                "Seeding comparison: \(what) to \(leechers) libtorrent leechers each, \(options.cacheDescription), "
+                    + "\(HashPool.coreCount) cores\n")
+            print(BenchReport.seederTable(seederResults).rendered)
+        }
+        let header: [String: Any] = [
+            "benchmark": "compare", "payload_bytes": options.sizeMiB << 20,
+            "piece_bytes": options.pieceKiB << 10,
+            "seeders": seeders, "leechers": leechers, "cache": options.cache.rawValue,
+        ]
+        if let json = options.json {
+            BenchReport.writeJSON(json, header: header, leechers: leecherResults, seeders: seederResults)
+        }
+        if let plot = options.plot {
+            BenchReport.writePlot(
+                plot, title: "potluck bench compare: \(what)",
+                panels: [
+                    ("Downloading from \(seeders) libtorrent seeders", leecherResults),
+                    ("Seeding to \(leechers) libtorrent leechers (aggregate)", seederResults),
+                ])
+        }
+    }
+
+    /// Each client downloads the payload in turn from `seeders` libtorrent seeders. The seeders listen
+    /// on addresses of a namespace's root-side veth, so Transmission (which ignores 127.x peers and
+    /// keeps one peer per address) can take part from inside that namespace.
+    static func leecherComparison(
+        _ fixture: SwarmFixture, clients: [ClientKind], seeders: Int
+    ) throws -> [Measurement] {
+        let namespace = try fixture.run.createNamespace(rootAddresses: seeders)
+        printError("starting \(seeders) libtorrent seeders...")
+        var peers: [String] = []
+        var started: [SwarmFixture.Seeder] = []
+        defer { started.forEach(fixture.stop) }
+        for address in namespace.addresses.suffix(seeders) {
+            let seeder = try fixture.startSeeder(.libtorrent, address: address, trustData: true)
+            started.append(seeder)
+            peers.append(seeder.peer)
+        }
+        var results: [Measurement] = []
+        for client in clients {
+            guard fixture.isInstalled(client) else {
+                var missing = Measurement(role: .leecher, client: client, version: "-")
+                missing.status = fixture.notInstalled(client)
+                printError("\(client.rawValue): \(missing.status)")
+                results.append(missing)
+                continue
+            }
+            fixture.prepareCache()
+            do {
+                let leecher = try fixture.startLeecher(client, label: client.rawValue, peers: peers)
+                fixture.watch([leecher], progressLabel: "\(client.rawValue) downloading")
+                results.append(fixture.result(of: leecher, version: fixture.version(client)))
+            } catch {
+                printError("\(client.rawValue): \(error)")
+                results.append(Measurement(role: .leecher, client: client, version: fixture.version(client)))
+            }
+        }
+        return results
+    }
+
+    /// `leechers` libtorrent leechers download the payload from one seeder of each kind in turn.
+    /// CPU and memory are the seeder's own, read from /proc before and after the transfer.
+    static func seedingComparison(
+        _ fixture: SwarmFixture, seeders: [ClientKind], leechers: Int
+    ) -> [Measurement] {
+        var results: [Measurement] = []
+        for kind in seeders {
+            var measurement = Measurement(role: .seeder, client: kind, version: fixture.version(kind))
+            measurement.leechers = leechers
+            guard fixture.isInstalled(kind) && fixture.isInstalled(.libtorrent) else {
+                measurement.status = fixture.notInstalled(fixture.isInstalled(kind) ? .libtorrent : kind)
+                printError("\(kind.rawValue): \(measurement.status)")
+                results.append(measurement)
+                continue
+            }
+            fixture.prepareCache()
+            do {
+                printError("starting a \(kind.rawValue) seeder...")
+                let seeder = try fixture.startSeeder(kind, address: "127.0.0.1", clientAddresses: leechers)
+                defer { fixture.stop(seeder) }
+                // Transmission keeps one peer per address: each leecher gets its own.
+                let binds = kind == .transmission ? Array(seeder.clientAddresses.prefix(leechers)) : []
+                let cpuBefore = ProcFS.cpuSeconds(seeder.pid) ?? 0
+                let group = try fixture.startLibtorrentLeechers(
+                    count: leechers, peer: seeder.peer, binds: binds)
+                var peak = 0
+                fixture.watch([group], progressLabel: "\(kind.rawValue) seeding to \(leechers)") {
+                    peak = max(peak, ProcFS.peakResidentKiB(seeder.pid) ?? 0)
+                }
+                let cpuAfter = ProcFS.cpuSeconds(seeder.pid)
+                peak = max(peak, ProcFS.peakResidentKiB(seeder.pid) ?? 0)
+                let reported = group.process.lastJSON
+                let downloaded = fixture.result(of: group, version: fixture.version(.libtorrent))
+                measurement.status =
+                    cpuAfter == nil && downloaded.ok ? "failed (the seeder exited)" : downloaded.status
+                measurement.bytes = downloaded.bytes
+                // The leechers' own clock: from their sessions' start until the last one completed.
+                measurement.wallSeconds = (reported?["seconds"] as? Double) ?? downloaded.wallSeconds
+                measurement.cpuSeconds = (cpuAfter ?? cpuBefore) - cpuBefore
+                measurement.peakResidentKiB = peak
+                measurement.samples = downloaded.samples
+            } catch {
+                printError("\(kind.rawValue) seeder: \(error)")
+            }
+            results.append(measurement)
+        }
+        return results
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import Hashing
+
+/// Tables, JSON and an SVG plot of swarm benchmark results, shared by `bench compare`, `bench
+/// download` and `bench swarm`.
+enum BenchReport {
+    /// The libtorrent measurement in the same role that the others are compared with.
+    static func reference(_ results: [Measurement]) -> Measurement? {
+        results.first { $0.client == .libtorrent && $0.ok }
+    }
+
+    static func ratio(_ value: Double, _ base: Double?) -> String {
+        guard let base, base > 0, value > 0 else { return "-" }
+        return Format.fixed(value / base, 2) + "×"
+    }
+
+    static func leecherTable(_ results: [Measurement]) -> Table {
+        let reference = reference(results)
+        var table = Table(
+            "client", "version", "result", "MB/s", "CPU s/GiB", "peak RSS", "first piece s",
+            "speed vs libtorrent", "CPU vs libtorrent")
+        for result in results {
+            guard result.ok else {
+                table.add(result.label, result.version, result.status, "-", "-", "-", "-", "-", "-")
+                continue
+            }
+            table.add(
+                result.label, result.version, "ok", Format.fixed(result.megabytesPerSecond, 1),
+                Format.fixed(result.cpuSecondsPerGiB, 2), Format.size(Int64(result.peakResidentKiB) * 1024),
+                result.firstPieceSeconds.map { Format.fixed($0, 2) } ?? "-",
+                ratio(result.megabytesPerSecond, reference?.megabytesPerSecond),
+                ratio(result.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB))
+        }
+        return table
+    }
+
+    static func seederTable(_ results: [Measurement]) -> Table {
+        let reference = reference(results)
+        var table = Table(
+            "seeder", "version", "result", "leechers", "upload MB/s", "CPU s/GiB", "peak RSS",
+            "speed vs libtorrent", "CPU vs libtorrent")
+        for result in results {
+            guard result.ok else {
+                table.add(
+                    result.label, result.version, result.status, "\(result.leechers)", "-", "-", "-", "-", "-"
+                )
+                continue
+            }
+            table.add(
+                result.label, result.version, "ok", "\(result.leechers)",
+                Format.fixed(result.megabytesPerSecond, 1),
+                Format.fixed(result.cpuSecondsPerGiB, 2), Format.size(Int64(result.peakResidentKiB) * 1024),
+                ratio(result.megabytesPerSecond, reference?.megabytesPerSecond),
+                ratio(result.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB))
+        }
+        return table
+    }
+
+    /// One result as JSON; failed ones keep their client, version and result, and nothing measured.
+    static func json(_ result: Measurement, among results: [Measurement]) -> [String: Any] {
+        var row: [String: Any] = [
+            "role": result.role.rawValue, "client": result.client.rawValue, "label": result.label,
+            "version": result.version, "result": result.status,
+        ]
+        if result.role == .seeder { row["leechers"] = result.leechers }
+        guard result.ok else { return row }
+        let reference = reference(results)
+        row["bytes"] = result.bytes
+        row["seconds"] = result.wallSeconds
+        row["megabytes_per_second"] = result.megabytesPerSecond
+        row["cpu_seconds"] = result.cpuSeconds
+        row["cpu_seconds_per_gib"] = result.cpuSecondsPerGiB
+        row["peak_rss_kib"] = result.peakResidentKiB
+        if let first = result.firstPieceSeconds { row["first_piece_seconds"] = first }
+        if let reference, reference.megabytesPerSecond > 0, reference.cpuSecondsPerGiB > 0 {
+            row["speed_vs_libtorrent"] = result.megabytesPerSecond / reference.megabytesPerSecond
+            row["cpu_vs_libtorrent"] = result.cpuSecondsPerGiB / reference.cpuSecondsPerGiB
+        }
+        row["samples"] = result.samples.map { [$0.seconds, Double($0.bytes)] }
+        return row
+    }
+
+    /// Writes `{"date", "cores", ...header, "leechers": [...], "seeders": [...]}`.
+    static func writeJSON(
+        _ path: String, header: [String: Any], leechers: [Measurement], seeders: [Measurement]
+    ) {
+        var object = header
+        object["date"] = ISO8601DateFormatter().string(from: Date())
+        object["cores"] = HashPool.coreCount
+        object["leechers"] = leechers.map { json($0, among: leechers) }
+        object["seeders"] = seeders.map { json($0, among: seeders) }
+        // `results` is the leecher list under the name `bench download` always used.
+        object["results"] = object["leechers"]
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
+            FileManager.default.createFile(atPath: path, contents: data)
+        else {
+            printError("potluck: cannot write \(path)")
+            return
+        }
+    }
+
+    // MARK: Plot
+
+    static let colors: [ClientKind: String] = [
+        .potluck: "#d1495b", .libtorrent: "#00798c", .transmission: "#66a182", .aria2: "#edae49",
+    ]
+
+    /// Throughput in MB/s over time: the bytes on disk differenced over about half a second.
+    static func throughput(_ samples: [Sample]) -> [(seconds: Double, megabytesPerSecond: Double)] {
+        var points: [(Double, Double)] = []
+        var start = 0
+        for (index, sample) in samples.enumerated() where index > 0 {
+            while start < index - 1 && sample.seconds - samples[start + 1].seconds >= 0.5 { start += 1 }
+            let span = sample.seconds - samples[start].seconds
+            guard span > 0 else { continue }
+            points.append((sample.seconds, Double(sample.bytes - samples[start].bytes) / span / 1e6))
+        }
+        return points
+    }
+
+    /// A round axis maximum: 1, 2 or 5 times a power of ten, at least `value`.
+    static func niceCeiling(_ value: Double) -> Double {
+        guard value > 0 else { return 1 }
+        var step = 1.0
+        while step * 10 <= value { step *= 10 }
+        while step > value { step /= 10 }
+        for factor in [1.0, 2.0, 5.0, 10.0] where step * factor >= value { return step * factor }
+        return step * 10
+    }
+
+    /// An SVG with one panel per role that has samples: throughput over time, one line per client.
+    static func svg(title: String, panels: [(title: String, results: [Measurement])]) -> String {
+        let width = 860.0
+        let panelHeight = 300.0
+        let left = 70.0
+        let right = 190.0
+        let top = 50.0
+        let plotWidth = width - left - right
+        let plotHeight = panelHeight - 70
+        let shown = panels.filter { !$0.results.isEmpty }
+        let height = top + Double(shown.count) * panelHeight + 10
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" \
+            viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(left)" y="24" font-size="15" font-weight="bold">\(escape(title))</text>
+
+            """
+        for (index, panel) in shown.enumerated() {
+            let y0 = top + Double(index) * panelHeight + 20
+            let series = panel.results.map { ($0, throughput($0.samples)) }
+            let maxSeconds = niceCeiling(series.flatMap { $0.1.map(\.seconds) }.max() ?? 1)
+            let maxRate = niceCeiling((series.flatMap { $0.1.map(\.megabytesPerSecond) }.max() ?? 1) * 1.05)
+            func x(_ seconds: Double) -> Double { left + seconds / maxSeconds * plotWidth }
+            func y(_ rate: Double) -> Double { y0 + plotHeight - min(rate, maxRate) / maxRate * plotHeight }
+            out += "<text x=\"\(left)\" y=\"\(y0 - 8)\" font-weight=\"bold\">\(escape(panel.title))</text>\n"
+            for tick in 0...5 {
+                let rate = maxRate * Double(tick) / 5
+                let seconds = maxSeconds * Double(tick) / 5
+                out += "<line x1=\"\(left)\" y1=\"\(y(rate))\" x2=\"\(left + plotWidth)\" y2=\"\(y(rate))\" "
+                out += "stroke=\"#ddd\"/>\n"
+                out += "<text x=\"\(left - 6)\" y=\"\(y(rate) + 4)\" text-anchor=\"end\">"
+                out += "\(Format.fixed(rate, rate < 10 ? 1 : 0))</text>\n"
+                out += "<text x=\"\(x(seconds))\" y=\"\(y0 + plotHeight + 16)\" text-anchor=\"middle\">"
+                out += "\(Format.fixed(seconds, seconds < 10 ? 1 : 0))</text>\n"
+            }
+            out += "<rect x=\"\(left)\" y=\"\(y0)\" width=\"\(plotWidth)\" height=\"\(plotHeight)\" "
+            out += "fill=\"none\" stroke=\"#444\"/>\n"
+            out += "<text x=\"\(left + plotWidth / 2)\" y=\"\(y0 + plotHeight + 34)\" text-anchor=\"middle\">"
+            out += "seconds since the client started</text>\n"
+            out += "<text transform=\"translate(\(left - 48),\(y0 + plotHeight / 2)) rotate(-90)\" "
+            out += "text-anchor=\"middle\">MB/s</text>\n"
+            for (number, (result, points)) in series.enumerated() {
+                let color = colors[result.client] ?? "#333"
+                let dash = number >= 4 ? " stroke-dasharray=\"6 3\"" : ""
+                if points.count > 1 {
+                    let path = points.map {
+                        "\(Format.fixed(x($0.seconds), 1)),\(Format.fixed(y($0.megabytesPerSecond), 1))"
+                    }
+                    out +=
+                        "<polyline class=\"series\" data-client=\"\(result.client.rawValue)\" fill=\"none\" "
+                    out +=
+                        "stroke=\"\(color)\" stroke-width=\"2\"\(dash) points=\"\(path.joined(separator: " "))\"/>\n"
+                }
+                let legendY = y0 + 14 + Double(number) * 18
+                out +=
+                    "<line x1=\"\(left + plotWidth + 14)\" y1=\"\(legendY - 4)\" x2=\"\(left + plotWidth + 34)\" "
+                out += "y2=\"\(legendY - 4)\" stroke=\"\(color)\" stroke-width=\"3\"\(dash)/>\n"
+                let status = result.ok ? "" : " (\(result.status))"
+                out +=
+                    "<text x=\"\(left + plotWidth + 40)\" y=\"\(legendY)\">\(escape(result.label + status))</text>\n"
+            }
+        }
+        return out + "</svg>\n"
+    }
+
+    static func escape(_ text: String) -> String {
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    static func writePlot(_ path: String, title: String, panels: [(title: String, results: [Measurement])]) {
+        let text = svg(title: title, panels: panels)
+        if !FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) {
+            printError("potluck: cannot write \(path)")
+        }
+    }
+}

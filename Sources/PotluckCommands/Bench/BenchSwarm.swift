@@ -1,0 +1,206 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Hashing
+
+struct BenchSwarm: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "swarm",
+        abstract: "Build a local swarm (seeders and leechers of chosen clients) and measure it.",
+        discussion: """
+            Starts --seeders seeders of --seeder-client, then --leechers leechers at once, each client \
+            from --leecher-client in turn, all downloading into empty folders; every copy is verified \
+            byte for byte. Seeders listen on addresses of a harness namespace's root-side veth. With \
+            --tracker, an opentracker serves the swarm: libtorrent and aria2 leechers find the seeders \
+            and each other there; Potluck (which cannot announce yet) is announced by the benchmark when \
+            seeding and given the seeders with --peer when leeching; Transmission leechers always get \
+            the seeders through their driver's own tracker. Without --tracker, leechers are given the \
+            seeders only. --runs repeats the whole case. Needs root.
+            """)
+
+    @OptionGroup var options: SwarmOptions
+
+    @Option(help: "Seeders.")
+    var seeders: Int = 2
+
+    @Option(name: .customLong("seeder-client"), help: "The client that seeds (potluck, libtorrent, aria2).")
+    var seederClient: ClientKind = .libtorrent
+
+    @Option(help: "Leechers, downloading at the same time.")
+    var leechers: Int = 2
+
+    @Option(
+        name: .customLong("leecher-client"), parsing: .upToNextOption,
+        help:
+            "Clients that leech, given out to the leechers in turn (potluck, libtorrent, transmission, aria2)."
+    )
+    var leecherClients: [String] = ["potluck", "libtorrent"]
+
+    @Flag(help: "Run an opentracker for the swarm.")
+    var tracker = false
+
+    @Option(help: "Times to run the whole case.")
+    var runs: Int = 1
+
+    func validate() throws {
+        guard seeders >= 1 && seeders <= 16 else { throw ValidationError("--seeders must be in 1...16") }
+        guard leechers >= 1 && leechers <= 32 else { throw ValidationError("--leechers must be in 1...32") }
+        guard runs >= 1 && runs <= 20 else { throw ValidationError("--runs must be in 1...20") }
+        guard seederClient != .transmission else {
+            throw ValidationError(
+                "--seeder-client transmission: Transmission seeds from a namespace of its own; use bench compare"
+            )
+        }
+        let kinds = try parseClients(leecherClients, option: "--leecher-client")
+        guard !kinds.isEmpty else { throw ValidationError("--leecher-client needs at least one client") }
+        let transmissionLeechers = (0..<leechers).filter { kinds[$0 % kinds.count] == .transmission }.count
+        guard transmissionLeechers <= 1 else {
+            throw ValidationError(
+                "at most one Transmission leecher per swarm (it needs the namespace to itself)")
+        }
+    }
+
+    func run() throws {
+        let kinds = try parseClients(leecherClients, option: "--leecher-client")
+        let run = try options.startRun("bench swarm")
+        defer { run.cleanup() }
+        let fixture = try options.fixture(run)
+        for kind in Set(kinds + [seederClient]) where !fixture.isInstalled(kind) {
+            printError("potluck: \(kind.rawValue) is \(fixture.notInstalled(kind))")
+        }
+        let namespace = try run.createNamespace(rootAddresses: seeders)
+        var trackerURL: String?
+        if tracker {
+            let process = try run.python(
+                "tracker.py",
+                [
+                    "start", "--http-port", "0", "--udp-port", "0", "--whitelist", fixture.infoHash, "--bind",
+                    namespace.addresses[0],
+                ], label: "tracker")
+            let ready = process.waitForLog(timeoutSeconds: 60) { _ in process.firstJSON }
+            guard let url = ready?["http"] as? String else {
+                printError("potluck: opentracker did not start: \(process.log.suffix(300))")
+                throw ExitCode(1)
+            }
+            trackerURL = url
+        }
+        let what =
+            "\(Format.bytes(options.sizeMiB << 20)) in \(Format.bytes(options.pieceKiB << 10)) pieces, "
+            + "\(seeders) \(seederClient.rawValue) seeders, \(leechers) leechers, "
+            + (tracker ? "opentracker" : "no tracker")
+            + ", \(options.cacheDescription), \(HashPool.coreCount) cores"
+        var jsonRuns: [[String: Any]] = []
+        var plotted: [Measurement] = []
+        for round in 1...runs {
+            let (leecherResults, seederResults) = try runCase(
+                fixture, kinds: kinds, addresses: Array(namespace.addresses.suffix(seeders)),
+                tracker: trackerURL)
+            print("Swarm, run \(round) of \(runs): \(what)\n")
+            print(BenchReport.leecherTable(leecherResults).rendered)
+            var table = Table("seeder", "version", "result", "CPU s", "peak RSS")
+            for seeder in seederResults {
+                table.add(
+                    seeder.label, seeder.version, seeder.status,
+                    seeder.ok ? Format.fixed(seeder.cpuSeconds, 2) : "-",
+                    seeder.ok ? Format.size(Int64(seeder.peakResidentKiB) * 1024) : "-")
+            }
+            print()
+            print(table.rendered)
+            print()
+            jsonRuns.append([
+                "run": round, "leechers": leecherResults.map { BenchReport.json($0, among: leecherResults) },
+                "seeders": seederResults.map { BenchReport.json($0, among: seederResults) },
+            ])
+            if round == 1 { plotted = leecherResults }
+        }
+        if let json = options.json {
+            let object: [String: Any] = [
+                "benchmark": "swarm", "date": ISO8601DateFormatter().string(from: Date()),
+                "cores": HashPool.coreCount, "payload_bytes": options.sizeMiB << 20,
+                "piece_bytes": options.pieceKiB << 10, "seeders": seeders,
+                "seeder_client": seederClient.rawValue,
+                "leechers": leechers, "tracker": tracker, "cache": options.cache.rawValue, "runs": jsonRuns,
+            ]
+            if let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            {
+                if !FileManager.default.createFile(atPath: json, contents: data) {
+                    printError("potluck: cannot write \(json)")
+                }
+            }
+        }
+        if let plot = options.plot {
+            BenchReport.writePlot(
+                plot, title: "potluck bench swarm: \(what)", panels: [("Leechers, run 1", plotted)])
+        }
+    }
+
+    /// One swarm: seeders up, leechers all at once, everything stopped afterwards.
+    private func runCase(
+        _ fixture: SwarmFixture, kinds: [ClientKind], addresses: [String], tracker: String?
+    ) throws -> (leechers: [Measurement], seeders: [Measurement]) {
+        fixture.prepareCache()
+        var started: [SwarmFixture.Seeder] = []
+        defer { started.forEach(fixture.stop) }
+        var seederResults: [Measurement] = []
+        if fixture.isInstalled(seederClient) {
+            printError("starting \(seeders) \(seederClient.rawValue) seeders...")
+            for address in addresses {
+                started.append(
+                    try fixture.startSeeder(seederClient, address: address, tracker: tracker, trustData: true)
+                )
+            }
+        }
+        let peers = started.map(\.peer)
+        let cpuBefore = started.map { ProcFS.cpuSeconds($0.pid) ?? 0 }
+        var leecherRows: [Measurement?] = []
+        var watched: [SwarmFixture.Leecher] = []
+        for index in 0..<leechers {
+            let kind = kinds[index % kinds.count]
+            let label = "\(kind.rawValue)-\(index + 1)"
+            guard fixture.isInstalled(kind), !started.isEmpty else {
+                var missing = Measurement(
+                    role: .leecher, client: kind, version: fixture.version(kind), label: label)
+                missing.status = started.isEmpty ? "no seeders" : fixture.notInstalled(kind)
+                leecherRows.append(missing)
+                continue
+            }
+            do {
+                // Leechers that use the tracker find the seeders (and each other) there.
+                let useTracker = tracker != nil && (kind == .libtorrent || kind == .aria2)
+                let leecher = try fixture.startLeecher(
+                    kind, label: label, peers: useTracker ? [] : peers, tracker: useTracker ? tracker : nil)
+                watched.append(leecher)
+                leecherRows.append(nil)
+            } catch {
+                printError("\(label): \(error)")
+                leecherRows.append(
+                    Measurement(role: .leecher, client: kind, version: fixture.version(kind), label: label))
+            }
+        }
+        var peaks = Array(repeating: 0, count: started.count)
+        fixture.watch(watched, progressLabel: "swarm of \(leechers)") {
+            for (index, seeder) in started.enumerated() {
+                peaks[index] = max(peaks[index], ProcFS.peakResidentKiB(seeder.pid) ?? 0)
+            }
+        }
+        for (index, seeder) in started.enumerated() {
+            var measurement = Measurement(
+                role: .seeder, client: seeder.kind, version: fixture.version(seeder.kind),
+                label: "\(seeder.kind.rawValue)-\(index + 1)")
+            if let cpu = ProcFS.cpuSeconds(seeder.pid) {
+                measurement.status = "ok"
+                measurement.cpuSeconds = cpu - cpuBefore[index]
+                measurement.peakResidentKiB = max(peaks[index], ProcFS.peakResidentKiB(seeder.pid) ?? 0)
+            } else {
+                measurement.status = "failed (exited)"
+            }
+            seederResults.append(measurement)
+        }
+        var results = watched.makeIterator()
+        let leecherResults = leecherRows.map { row in
+            row ?? results.next().map { fixture.result(of: $0, version: fixture.version($0.kind)) }!
+        }
+        return (leecherResults, seederResults)
+    }
+}
