@@ -134,7 +134,10 @@ def add(session, ti, save_path, flags=0):
     params = lt.add_torrent_params()
     params.ti = ti
     params.save_path = os.path.abspath(save_path)
-    params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | flags
+    # No peer exchange: a session meets only the peers it is given (or a tracker names), so a seeding
+    # benchmark's leechers do not trade among themselves.
+    params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | flags | \
+        lt.torrent_flags.disable_pex
     return session.add_torrent(params)
 
 

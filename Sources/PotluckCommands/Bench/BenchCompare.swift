@@ -33,6 +33,39 @@ struct SwarmOptions: ParsableArguments {
     @Option(help: "Draw throughput over time per client to this SVG file.")
     var plot: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Put every peer in its own network namespace, linked through a bridge at RATE bits/s (1g, 100m) "
+                + "with RTT ms of delay where the kernel has netem: RATE[,RTT].",
+            valueName: "rate[,rtt]"))
+    var link: String?
+
+    /// --link parsed: bits per second and round-trip milliseconds.
+    var linkShape: (rateBitsPerSecond: Double, rttMilliseconds: Double)? {
+        guard let link else { return nil }
+        let parts = link.lowercased().split(separator: ",", omittingEmptySubsequences: false)
+        guard parts.count <= 2 else { return nil }
+        var rateText = String(parts[0])
+        for suffix in ["bit", "bps"] where rateText.hasSuffix(suffix) { rateText.removeLast(suffix.count) }
+        let scale: Double
+        switch rateText.last {
+        case "k": scale = 1e3
+        case "m": scale = 1e6
+        case "g": scale = 1e9
+        default: scale = 1
+        }
+        if scale != 1 { rateText.removeLast() }
+        guard let rate = Double(rateText), rate * scale >= 1e5 else { return nil }
+        var rtt = 0.0
+        if parts.count == 2 {
+            var rttText = String(parts[1])
+            if rttText.hasSuffix("ms") { rttText.removeLast(2) }
+            guard let value = Double(rttText), value >= 0, value <= 10_000 else { return nil }
+            rtt = value
+        }
+        return (rate * scale, rtt)
+    }
+
     enum CacheMode: String, EnumerableFlag {
         case cold, warm
     }
@@ -45,6 +78,10 @@ struct SwarmOptions: ParsableArguments {
             throw ValidationError("--piece-kib must be a power of two from 16 to 16384")
         }
         guard timeout >= 5 else { throw ValidationError("--timeout must be at least 5 seconds") }
+        if let link, linkShape == nil {
+            throw ValidationError(
+                "--link \(link): expected RATE[,RTT] such as 1g or 1g,20 (bits/s of at least 100k; ms)")
+        }
     }
 
     /// Root, the harness and a fresh run; throws with a clear message otherwise.
@@ -158,6 +195,12 @@ struct BenchCompare: ParsableCommand {
         let run = try options.startRun("bench compare")
         defer { run.cleanup() }
         let fixture = try options.fixture(run)
+        if let shape = options.linkShape {
+            let peers = (leech ? seeders + 1 : 0) + (seederClients.isEmpty ? 0 : leechers + 1)
+            try fixture.createLinks(
+                peers: peers, rateBitsPerSecond: shape.rateBitsPerSecond,
+                rttMilliseconds: shape.rttMilliseconds)
+        }
         var leecherResults: [Measurement] = []
         var seederResults: [Measurement] = []
         if leech {
@@ -166,7 +209,9 @@ struct BenchCompare: ParsableCommand {
         if !seederClients.isEmpty {
             seederResults = seedingComparison(fixture, seeders: seederClients, leechers: leechers)
         }
-        let what = "\(Format.bytes(options.sizeMiB << 20)) in \(Format.bytes(options.pieceKiB << 10)) pieces"
+        let what =
+            "\(Format.bytes(options.sizeMiB << 20)) in \(Format.bytes(options.pieceKiB << 10)) pieces, "
+            + fixture.linkDescription
         if !leecherResults.isEmpty {
             print(
                 "Leecher comparison: \(what) from \(seeders) libtorrent seeders, \(options.cacheDescription), "
@@ -184,6 +229,12 @@ struct BenchCompare: ParsableCommand {
             "benchmark": "compare", "payload_bytes": options.sizeMiB << 20,
             "piece_bytes": options.pieceKiB << 10,
             "seeders": seeders, "leechers": leechers, "cache": options.cache.rawValue,
+            "link": fixture.links.map { links -> [String: Any] in
+                [
+                    "rate_bits_per_second": links.rateBitsPerSecond, "rtt_ms": links.rttMilliseconds,
+                    "delay_applied": links.delayApplied, "note": links.note,
+                ]
+            } ?? "loopback",
         ]
         if let json = options.json {
             BenchReport.writeJSON(json, header: header, leechers: leecherResults, seeders: seederResults)
@@ -204,13 +255,22 @@ struct BenchCompare: ParsableCommand {
     static func leecherComparison(
         _ fixture: SwarmFixture, clients: [ClientKind], seeders: Int
     ) throws -> [Measurement] {
-        let namespace = try fixture.run.createNamespace(rootAddresses: seeders)
+        // Shaped: every seeder on a link of its own, the leechers in turn on one more.
+        let seederLinks =
+            try fixture.links == nil ? [] : (0..<seeders).map { _ in try fixture.takeLinkPeer() }
+        let leecherLink = try fixture.links == nil ? nil : fixture.takeLinkPeer()
+        let addresses =
+            fixture.links == nil
+            ? Array(try fixture.run.createNamespace(rootAddresses: seeders).addresses.suffix(seeders))
+            : seederLinks.map(\.address)
         printError("starting \(seeders) libtorrent seeders...")
         var peers: [String] = []
         var started: [SwarmFixture.Seeder] = []
         defer { started.forEach(fixture.stop) }
-        for address in namespace.addresses.suffix(seeders) {
-            let seeder = try fixture.startSeeder(.libtorrent, address: address, trustData: true)
+        for (index, address) in addresses.enumerated() {
+            let seeder = try fixture.startSeeder(
+                .libtorrent, address: address, trustData: true,
+                netns: seederLinks.isEmpty ? nil : seederLinks[index].netns)
             started.append(seeder)
             peers.append(seeder.peer)
         }
@@ -223,9 +283,18 @@ struct BenchCompare: ParsableCommand {
                 results.append(missing)
                 continue
             }
+            if leecherLink != nil && !fixture.supportsLinks(client) {
+                var unsupported = Measurement(
+                    role: .leecher, client: client, version: fixture.version(client))
+                unsupported.status = "not run: its driver needs its own namespace, not a --link one"
+                results.append(unsupported)
+                continue
+            }
             fixture.prepareCache()
             do {
-                let leecher = try fixture.startLeecher(client, label: client.rawValue, peers: peers)
+                let leecher = try fixture.startLeecher(
+                    client, label: client.rawValue, peers: peers, bind: leecherLink?.address,
+                    netns: leecherLink?.netns)
                 fixture.watch([leecher], progressLabel: "\(client.rawValue) downloading")
                 results.append(fixture.result(of: leecher, version: fixture.version(client)))
             } catch {
@@ -237,11 +306,15 @@ struct BenchCompare: ParsableCommand {
     }
 
     /// `leechers` libtorrent leechers download the payload from one seeder of each kind in turn.
-    /// CPU and memory are the seeder's own, read from /proc before and after the transfer.
+    /// CPU and memory are the seeder's own, read from /proc before and after the transfer. On loopback
+    /// the leechers are sessions of one process; with --link each is a process on a link of its own.
     static func seedingComparison(
         _ fixture: SwarmFixture, seeders: [ClientKind], leechers: Int
     ) -> [Measurement] {
         var results: [Measurement] = []
+        let seederLink = fixture.links == nil ? nil : try? fixture.takeLinkPeer()
+        let leecherLinks =
+            fixture.links == nil ? [] : (0..<leechers).compactMap { _ in try? fixture.takeLinkPeer() }
         for kind in seeders {
             var measurement = Measurement(role: .seeder, client: kind, version: fixture.version(kind))
             measurement.leechers = leechers
@@ -251,32 +324,58 @@ struct BenchCompare: ParsableCommand {
                 results.append(measurement)
                 continue
             }
+            if seederLink != nil && !fixture.supportsLinks(kind) {
+                measurement.status = "not run: its driver needs its own namespace, not a --link one"
+                results.append(measurement)
+                continue
+            }
             fixture.prepareCache()
             do {
                 printError("starting a \(kind.rawValue) seeder...")
-                let seeder = try fixture.startSeeder(kind, address: "127.0.0.1", clientAddresses: leechers)
+                let seeder = try fixture.startSeeder(
+                    kind, address: seederLink?.address ?? "127.0.0.1", clientAddresses: leechers,
+                    netns: seederLink?.netns)
                 defer { fixture.stop(seeder) }
-                // Transmission keeps one peer per address: each leecher gets its own.
-                let binds = kind == .transmission ? Array(seeder.clientAddresses.prefix(leechers)) : []
                 let cpuBefore = ProcFS.cpuSeconds(seeder.pid) ?? 0
-                let group = try fixture.startLibtorrentLeechers(
-                    count: leechers, peer: seeder.peer, binds: binds)
+                var group: [SwarmFixture.Leecher] = []
+                if leecherLinks.isEmpty {
+                    // Transmission keeps one peer per address: each leecher gets its own.
+                    let binds = kind == .transmission ? Array(seeder.clientAddresses.prefix(leechers)) : []
+                    group = [
+                        try fixture.startLibtorrentLeechers(count: leechers, peer: seeder.peer, binds: binds)
+                    ]
+                } else {
+                    for (index, link) in leecherLinks.enumerated() {
+                        group.append(
+                            try fixture.startLeecher(
+                                .libtorrent, label: "leecher-\(index + 1)", peers: [seeder.peer],
+                                bind: link.address,
+                                netns: link.netns))
+                    }
+                }
                 var peak = 0
-                fixture.watch([group], progressLabel: "\(kind.rawValue) seeding to \(leechers)") {
+                fixture.watch(group, progressLabel: "\(kind.rawValue) seeding to \(leechers)") {
                     peak = max(peak, ProcFS.peakResidentKiB(seeder.pid) ?? 0)
                 }
                 let cpuAfter = ProcFS.cpuSeconds(seeder.pid)
                 peak = max(peak, ProcFS.peakResidentKiB(seeder.pid) ?? 0)
-                let reported = group.process.lastJSON
-                let downloaded = fixture.result(of: group, version: fixture.version(.libtorrent))
+                // The leechers' own clocks: from their sessions' start until the last one completed.
+                let first = group[0].process.started
+                let finished = group.map { leecher in
+                    seconds(leecher.process.started - first)
+                        + ((leecher.process.lastJSON?["seconds"] as? Double) ?? 0)
+                }
+                let samples = SwarmFixture.sum(group.map(\.samples))
+                let downloaded = group.map { fixture.result(of: $0, version: fixture.version(.libtorrent)) }
+                let failed = downloaded.first { !$0.ok }
                 measurement.status =
-                    cpuAfter == nil && downloaded.ok ? "failed (the seeder exited)" : downloaded.status
-                measurement.bytes = downloaded.bytes
-                // The leechers' own clock: from their sessions' start until the last one completed.
-                measurement.wallSeconds = (reported?["seconds"] as? Double) ?? downloaded.wallSeconds
+                    failed?.status ?? (cpuAfter == nil ? "failed (the seeder exited)" : "ok")
+                measurement.bytes = downloaded.reduce(0) { $0 + $1.bytes }
+                measurement.wallSeconds = finished.max() ?? 0
                 measurement.cpuSeconds = (cpuAfter ?? cpuBefore) - cpuBefore
                 measurement.peakResidentKiB = peak
-                measurement.samples = downloaded.samples
+                measurement.samples = samples
+                measurement.linkRateBitsPerSecond = seederLink == nil ? nil : fixture.links?.rateBitsPerSecond
             } catch {
                 printError("\(kind.rawValue) seeder: \(error)")
             }

@@ -16,42 +16,56 @@ enum BenchReport {
 
     static func leecherTable(_ results: [Measurement]) -> Table {
         let reference = reference(results)
+        let shaped = results.contains { $0.linkRateBitsPerSecond != nil }
         var table = Table(
-            "client", "version", "result", "MB/s", "CPU s/GiB", "peak RSS", "first piece s",
-            "speed vs libtorrent", "CPU vs libtorrent")
+            headers: [
+                "client", "version", "result", "MB/s", "CPU s/GiB", "peak RSS", "first piece s",
+                "speed vs libtorrent", "CPU vs libtorrent",
+            ] + (shaped ? ["link use"] : []))
         for result in results {
             guard result.ok else {
-                table.add(result.label, result.version, result.status, "-", "-", "-", "-", "-", "-")
+                table.add(
+                    cells: [result.label, result.version, result.status]
+                        + Array(repeating: "-", count: shaped ? 7 : 6))
                 continue
             }
             table.add(
-                result.label, result.version, "ok", Format.fixed(result.megabytesPerSecond, 1),
-                Format.fixed(result.cpuSecondsPerGiB, 2), Format.size(Int64(result.peakResidentKiB) * 1024),
-                result.firstPieceSeconds.map { Format.fixed($0, 2) } ?? "-",
-                ratio(result.megabytesPerSecond, reference?.megabytesPerSecond),
-                ratio(result.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB))
+                cells: [
+                    result.label, result.version, "ok", Format.fixed(result.megabytesPerSecond, 1),
+                    Format.fixed(result.cpuSecondsPerGiB, 2),
+                    Format.size(Int64(result.peakResidentKiB) * 1024),
+                    result.firstPieceSeconds.map { Format.fixed($0, 2) } ?? "-",
+                    ratio(result.megabytesPerSecond, reference?.megabytesPerSecond),
+                    ratio(result.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB),
+                ] + (shaped ? [result.linkUtilisation.map(Format.percent) ?? "-"] : []))
         }
         return table
     }
 
     static func seederTable(_ results: [Measurement]) -> Table {
         let reference = reference(results)
+        let shaped = results.contains { $0.linkRateBitsPerSecond != nil }
         var table = Table(
-            "seeder", "version", "result", "leechers", "upload MB/s", "CPU s/GiB", "peak RSS",
-            "speed vs libtorrent", "CPU vs libtorrent")
+            headers: [
+                "seeder", "version", "result", "leechers", "upload MB/s", "CPU s/GiB", "peak RSS",
+                "speed vs libtorrent", "CPU vs libtorrent",
+            ] + (shaped ? ["link use"] : []))
         for result in results {
             guard result.ok else {
                 table.add(
-                    result.label, result.version, result.status, "\(result.leechers)", "-", "-", "-", "-", "-"
-                )
+                    cells: [result.label, result.version, result.status, "\(result.leechers)"]
+                        + Array(repeating: "-", count: shaped ? 6 : 5))
                 continue
             }
             table.add(
-                result.label, result.version, "ok", "\(result.leechers)",
-                Format.fixed(result.megabytesPerSecond, 1),
-                Format.fixed(result.cpuSecondsPerGiB, 2), Format.size(Int64(result.peakResidentKiB) * 1024),
-                ratio(result.megabytesPerSecond, reference?.megabytesPerSecond),
-                ratio(result.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB))
+                cells: [
+                    result.label, result.version, "ok", "\(result.leechers)",
+                    Format.fixed(result.megabytesPerSecond, 1),
+                    Format.fixed(result.cpuSecondsPerGiB, 2),
+                    Format.size(Int64(result.peakResidentKiB) * 1024),
+                    ratio(result.megabytesPerSecond, reference?.megabytesPerSecond),
+                    ratio(result.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB),
+                ] + (shaped ? [result.linkUtilisation.map(Format.percent) ?? "-"] : []))
         }
         return table
     }
@@ -72,6 +86,10 @@ enum BenchReport {
         row["cpu_seconds_per_gib"] = result.cpuSecondsPerGiB
         row["peak_rss_kib"] = result.peakResidentKiB
         if let first = result.firstPieceSeconds { row["first_piece_seconds"] = first }
+        if let rate = result.linkRateBitsPerSecond {
+            row["link_bits_per_second"] = rate
+            row["link_utilisation"] = result.linkUtilisation
+        }
         if let reference, reference.megabytesPerSecond > 0, reference.cpuSecondsPerGiB > 0 {
             row["speed_vs_libtorrent"] = result.megabytesPerSecond / reference.megabytesPerSecond
             row["cpu_vs_libtorrent"] = result.cpuSecondsPerGiB / reference.cpuSecondsPerGiB

@@ -68,15 +68,29 @@ struct BenchSwarm: ParsableCommand {
         for kind in Set(kinds + [seederClient]) where !fixture.isInstalled(kind) {
             printError("potluck: \(kind.rawValue) is \(fixture.notInstalled(kind))")
         }
-        let namespace = try run.createNamespace(rootAddresses: seeders)
+        // Seeders listen on a namespace's root-side addresses (Transmission can reach those), or each on
+        // a shaped link of its own with --link.
+        var seederAddresses: [String] = []
+        var trackerAddress: (address: String, netns: String?)
+        if let shape = options.linkShape {
+            try fixture.createLinks(
+                peers: seeders + leechers + (tracker ? 1 : 0), rateBitsPerSecond: shape.rateBitsPerSecond,
+                rttMilliseconds: shape.rttMilliseconds)
+            let link = tracker ? try fixture.takeLinkPeer() : nil
+            trackerAddress = (link?.address ?? "", link?.netns)
+        } else {
+            let namespace = try run.createNamespace(rootAddresses: seeders)
+            seederAddresses = Array(namespace.addresses.suffix(seeders))
+            trackerAddress = (namespace.addresses[0], nil)
+        }
         var trackerURL: String?
         if tracker {
             let process = try run.python(
                 "tracker.py",
                 [
                     "start", "--http-port", "0", "--udp-port", "0", "--whitelist", fixture.infoHash, "--bind",
-                    namespace.addresses[0],
-                ], label: "tracker")
+                    trackerAddress.address,
+                ], label: "tracker", netns: trackerAddress.netns)
             let ready = process.waitForLog(timeoutSeconds: 60) { _ in process.firstJSON }
             guard let url = ready?["http"] as? String else {
                 printError("potluck: opentracker did not start: \(process.log.suffix(300))")
@@ -88,13 +102,13 @@ struct BenchSwarm: ParsableCommand {
             "\(Format.bytes(options.sizeMiB << 20)) in \(Format.bytes(options.pieceKiB << 10)) pieces, "
             + "\(seeders) \(seederClient.rawValue) seeders, \(leechers) leechers, "
             + (tracker ? "opentracker" : "no tracker")
-            + ", \(options.cacheDescription), \(HashPool.coreCount) cores"
+            + ", \(fixture.linkDescription), \(options.cacheDescription), "
+            + "\(HashPool.coreCount) cores"
         var jsonRuns: [[String: Any]] = []
         var plotted: [Measurement] = []
         for round in 1...runs {
             let (leecherResults, seederResults) = try runCase(
-                fixture, kinds: kinds, addresses: Array(namespace.addresses.suffix(seeders)),
-                tracker: trackerURL)
+                fixture, kinds: kinds, seederAddresses: seederAddresses, tracker: trackerURL)
             print("Swarm, run \(round) of \(runs): \(what)\n")
             print(BenchReport.leecherTable(leecherResults).rendered)
             var table = Table("seeder", "version", "result", "CPU s", "peak RSS")
@@ -137,18 +151,24 @@ struct BenchSwarm: ParsableCommand {
 
     /// One swarm: seeders up, leechers all at once, everything stopped afterwards.
     private func runCase(
-        _ fixture: SwarmFixture, kinds: [ClientKind], addresses: [String], tracker: String?
+        _ fixture: SwarmFixture, kinds: [ClientKind], seederAddresses: [String], tracker: String?
     ) throws -> (leechers: [Measurement], seeders: [Measurement]) {
         fixture.prepareCache()
         var started: [SwarmFixture.Seeder] = []
         defer { started.forEach(fixture.stop) }
         var seederResults: [Measurement] = []
-        if fixture.isInstalled(seederClient) {
+        let shaped = fixture.links != nil
+        // Links are handed out afresh for each run: the namespaces of the last one are reused.
+        let saved = fixture.links
+        defer { fixture.restoreLinks(saved) }
+        if fixture.isInstalled(seederClient) && (!shaped || fixture.supportsLinks(seederClient)) {
             printError("starting \(seeders) \(seederClient.rawValue) seeders...")
-            for address in addresses {
+            for index in 0..<seeders {
+                let link = shaped ? try fixture.takeLinkPeer() : nil
                 started.append(
-                    try fixture.startSeeder(seederClient, address: address, tracker: tracker, trustData: true)
-                )
+                    try fixture.startSeeder(
+                        seederClient, address: link?.address ?? seederAddresses[index], tracker: tracker,
+                        trustData: true, netns: link?.netns))
             }
         }
         let peers = started.map(\.peer)
@@ -158,18 +178,25 @@ struct BenchSwarm: ParsableCommand {
         for index in 0..<leechers {
             let kind = kinds[index % kinds.count]
             let label = "\(kind.rawValue)-\(index + 1)"
-            guard fixture.isInstalled(kind), !started.isEmpty else {
+            guard fixture.isInstalled(kind), !started.isEmpty, !shaped || fixture.supportsLinks(kind) else {
                 var missing = Measurement(
                     role: .leecher, client: kind, version: fixture.version(kind), label: label)
-                missing.status = started.isEmpty ? "no seeders" : fixture.notInstalled(kind)
+                missing.status =
+                    started.isEmpty
+                    ? "no seeders"
+                    : !fixture.isInstalled(kind)
+                        ? fixture.notInstalled(kind)
+                        : "not run: its driver needs its own namespace, not a --link one"
                 leecherRows.append(missing)
                 continue
             }
             do {
                 // Leechers that use the tracker find the seeders (and each other) there.
                 let useTracker = tracker != nil && (kind == .libtorrent || kind == .aria2)
+                let link = shaped ? try fixture.takeLinkPeer() : nil
                 let leecher = try fixture.startLeecher(
-                    kind, label: label, peers: useTracker ? [] : peers, tracker: useTracker ? tracker : nil)
+                    kind, label: label, peers: useTracker ? [] : peers, tracker: useTracker ? tracker : nil,
+                    bind: link?.address, netns: link?.netns)
                 watched.append(leecher)
                 leecherRows.append(nil)
             } catch {
@@ -188,6 +215,7 @@ struct BenchSwarm: ParsableCommand {
             var measurement = Measurement(
                 role: .seeder, client: seeder.kind, version: fixture.version(seeder.kind),
                 label: "\(seeder.kind.rawValue)-\(index + 1)")
+            measurement.linkRateBitsPerSecond = fixture.links?.rateBitsPerSecond
             if let cpu = ProcFS.cpuSeconds(seeder.pid) {
                 measurement.status = "ok"
                 measurement.cpuSeconds = cpu - cpuBefore[index]

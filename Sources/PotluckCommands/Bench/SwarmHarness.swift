@@ -72,6 +72,8 @@ struct Measurement {
     var samples: [Sample] = []
     /// Leechers served (seeders only).
     var leechers = 0
+    /// The rate of the client's own link under --link, to report utilisation.
+    var linkRateBitsPerSecond: Double?
 
     init(role: Role, client: ClientKind, version: String, label: String? = nil) {
         self.role = role
@@ -83,6 +85,8 @@ struct Measurement {
     var ok: Bool { status == "ok" }
     var megabytesPerSecond: Double { wallSeconds > 0 ? Double(bytes) / wallSeconds / 1e6 : 0 }
     var cpuSecondsPerGiB: Double { bytes > 0 ? cpuSeconds / (Double(bytes) / Double(1 << 30)) : 0 }
+    /// Payload throughput as a fraction of the link's rate (headers not counted: about 0.95 is full).
+    var linkUtilisation: Double? { linkRateBitsPerSecond.map { megabytesPerSecond * 8e6 / $0 } }
 }
 
 /// One benchmark run's resources: a scratch folder, the children it started and the namespaces it
@@ -145,20 +149,37 @@ final class BenchRun: @unchecked Sendable {
         }
     }
 
-    /// Starts a long-running child, logged to logs/LABEL-N.log; it is stopped by `cleanup()`.
-    func spawn(_ executable: String, _ arguments: [String], label: String) throws -> ChildProcess {
+    /// Starts a long-running child, logged to logs/LABEL-N.log, inside `netns` if given; it is
+    /// stopped by `cleanup()`.
+    func spawn(
+        _ executable: String, _ arguments: [String], label: String, netns: String? = nil
+    ) throws -> ChildProcess {
         lock.lock()
         defer { lock.unlock() }
         guard !closed else { throw ExternalCommand.Failure(description: "the benchmark is stopping") }
         logCount += 1
+        // `ip netns exec` execs the program: the pid stays the client's.
+        let command = netns.map {
+            ([ExternalCommand.find("ip") ?? "/usr/sbin/ip"], ["netns", "exec", $0, executable])
+        }
         let child = try ChildProcess(
-            executable, arguments, logPath: workspace + "/logs/\(logCount)-\(label).log")
+            command?.0[0] ?? executable, (command?.1 ?? []) + arguments,
+            logPath: workspace + "/logs/\(logCount)-\(label).log")
         children.append(child)
         return child
     }
 
-    func python(_ tool: String, _ arguments: [String], label: String) throws -> ChildProcess {
-        try spawn("/usr/bin/python3", [harness + "/" + tool] + arguments, label: label)
+    func python(
+        _ tool: String, _ arguments: [String], label: String, netns: String? = nil
+    ) throws -> ChildProcess {
+        try spawn("/usr/bin/python3", [harness + "/" + tool] + arguments, label: label, netns: netns)
+    }
+
+    /// Namespaces a tool made that this run must delete.
+    func adopt(namespaces names: [String]) {
+        lock.lock()
+        namespaces += names
+        lock.unlock()
     }
 
     /// A harness namespace with `rootAddresses` extra addresses on its root-side veth.
@@ -187,8 +208,36 @@ final class BenchRun: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// Stops every child (newest first), deletes the namespaces and the scratch folder. Idempotent.
+    /// Set by the signal thread: the main thread must not carry on (or exit first) while it cleans up.
+    private var interrupted = false
+    private let cleaning = NSLock()
+
+    /// Parks the calling thread for good once a signal is being handled: the signal thread cleans up
+    /// and ends the process.
+    func stopIfInterrupted() {
+        lock.lock()
+        let stop = interrupted
+        lock.unlock()
+        if stop { while true { pause() } }
+    }
+
+    /// Stops every child (newest first), deletes the namespaces and the scratch folder. Idempotent;
+    /// a second caller waits for the first to finish.
     func cleanup() {
+        cleaning.lock()
+        lock.lock()
+        let stop = interrupted
+        lock.unlock()
+        if stop {
+            cleaning.unlock()
+            stopIfInterrupted()
+        }
+        defer { cleaning.unlock() }
+        cleaningUp()
+    }
+
+    /// The work of `cleanup()`, for the signal thread (which must not park itself).
+    private func cleaningUp() {
         lock.lock()
         let wasClosed = closed
         closed = true
@@ -224,7 +273,13 @@ final class BenchRun: @unchecked Sendable {
             sigwait(&waitFor, &received)
             printErrorRaw("\n")
             printError("potluck: interrupted; stopping the clients and removing what the benchmark made")
-            BenchRun.active.get()?.cleanup()
+            if let run = BenchRun.active.get() {
+                run.lock.lock()
+                run.interrupted = true
+                run.lock.unlock()
+                run.cleaning.lock()
+                run.cleaningUp()
+            }
             exit(128 + received)
         }
         thread.start()
@@ -267,6 +322,86 @@ final class SwarmFixture {
     let coldCache: Bool
     private var installed: [ClientKind: Bool] = [:]
     private var versions: [ClientKind: String] = [:]
+
+    /// A peer's end of a shaped link: its namespace and address on the bridge.
+    struct LinkPeer {
+        let netns: String
+        let address: String
+    }
+
+    /// The shaped links of --link, when asked for.
+    struct Links {
+        let rateBitsPerSecond: Double
+        let rttMilliseconds: Double
+        let delayApplied: Bool
+        let note: String
+        var free: [LinkPeer]
+    }
+
+    private(set) var links: Links?
+
+    /// Makes `peers` namespaces joined through a bridge, each link shaped to the rate (linknet.py).
+    func createLinks(peers: Int, rateBitsPerSecond: Double, rttMilliseconds: Double) throws {
+        let made = try ExternalCommand.run(
+            "/usr/bin/python3",
+            [
+                run.harness + "/linknet.py", "create", "--peers", "\(peers)", "--rate",
+                "\(Int(rateBitsPerSecond))",
+                "--rtt-ms", "\(rttMilliseconds)",
+            ], timeoutSeconds: 120, mergeStandardError: true)
+        let line = made.standardOutput.split(separator: "\n").last { $0.hasPrefix("{") }
+        guard made.status == 0,
+            let info = line.flatMap({
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }),
+            let hub = info["hub"] as? String, let list = info["peers"] as? [[String: Any]]
+        else {
+            printError("potluck: cannot make the shaped links: \(made.standardOutput.suffix(400))")
+            throw ExitCode(1)
+        }
+        let free = list.compactMap { peer in
+            (peer["netns"] as? String).flatMap { netns in
+                (peer["address"] as? String).map { LinkPeer(netns: netns, address: $0) }
+            }
+        }
+        run.adopt(namespaces: [hub] + free.map(\.netns))
+        let note = info["note"] as? String ?? ""
+        if !note.isEmpty { printError("note: \(note)") }
+        links = Links(
+            rateBitsPerSecond: rateBitsPerSecond, rttMilliseconds: rttMilliseconds,
+            delayApplied: info["delay_applied"] as? Bool ?? false, note: note, free: free)
+    }
+
+    /// The next unused link peer.
+    func takeLinkPeer() throws -> LinkPeer {
+        guard var links, !links.free.isEmpty else {
+            throw ExternalCommand.Failure(description: "no shaped link left for another peer")
+        }
+        let peer = links.free.removeFirst()
+        self.links = links
+        return peer
+    }
+
+    /// Puts back the links as they were (to reuse them for the next run of a case).
+    func restoreLinks(_ saved: Links?) { links = saved }
+
+    /// Transmission and aria2 are driven through namespaces and trackers of their drivers' own.
+    func supportsLinks(_ kind: ClientKind) -> Bool { kind == .potluck || kind == .libtorrent }
+
+    var linkDescription: String {
+        guard let links else { return "loopback" }
+        let rate =
+            links.rateBitsPerSecond >= 1e9
+            ? Format.fixed(links.rateBitsPerSecond / 1e9, 1) + " Gbit/s"
+            : Format.fixed(links.rateBitsPerSecond / 1e6, 0) + " Mbit/s"
+        let delay =
+            links.rttMilliseconds > 0
+            ? (links.delayApplied
+                ? ", \(Format.fixed(links.rttMilliseconds, 0)) ms RTT"
+                : ", no delay (no netem in this kernel)")
+            : ""
+        return "\(rate) links (tbf) through a bridge\(delay)"
+    }
 
     init(run: BenchRun, payloadBytes: Int, pieceBytes: Int, timeoutSeconds: Double, coldCache: Bool) throws {
         self.run = run
@@ -364,14 +499,15 @@ final class SwarmFixture {
     /// ignores it), and returns once it serves the payload.
     func startSeeder(
         _ kind: ClientKind, address: String, clientAddresses: Int = 0, tracker: String? = nil,
-        trustData: Bool = false
+        trustData: Bool = false, netns: String? = nil
     ) throws -> Seeder {
         let trackerArguments = tracker.map { ["--tracker", $0] } ?? []
         switch kind {
         case .potluck:
             let process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["seed", torrent, "--data", seedDirectory, "--listen", "\(address):0"], label: "potluck-seed")
+                ["seed", torrent, "--data", seedDirectory, "--listen", "\(address):0"], label: "potluck-seed",
+                netns: netns)
             // It names its address once listening and reports seeding once its data is checked.
             let peer = process.waitForLog(timeoutSeconds: timeoutSeconds) { log -> String? in
                 guard log.contains("seeding, uploaded"),
@@ -384,19 +520,22 @@ final class SwarmFixture {
             guard let peer else { throw Self.failure("potluck seed did not start", process) }
             if let tracker {
                 // Potluck cannot announce yet: announce it from its own address.
+                let announce = [
+                    "/usr/bin/python3", run.harness + "/tracker.py", "announce", tracker, "--infohash",
+                    infoHash,
+                    "--port", String(peer.split(separator: ":").last ?? "0"), "--source", address,
+                ]
+                let inside = netns.map { ["netns", "exec", $0] + announce }
                 _ = try ExternalCommand.run(
-                    "/usr/bin/python3",
-                    [
-                        run.harness + "/tracker.py", "announce", tracker, "--infohash", infoHash, "--port",
-                        String(peer.split(separator: ":").last ?? "0"), "--source", address,
-                    ])
+                    inside == nil ? announce[0] : (ExternalCommand.find("ip") ?? "/usr/sbin/ip"),
+                    inside ?? Array(announce.dropFirst()))
             }
             return Seeder(kind: kind, process: process, pid: process.pid, peer: peer, clientAddresses: [])
         case .libtorrent:
             let process = try run.python(
                 "lt.py",
                 ["seed", torrent, seedDirectory, "--bind", address] + (trustData ? ["--seed-mode"] : [])
-                    + trackerArguments, label: "libtorrent-seed")
+                    + trackerArguments, label: "libtorrent-seed", netns: netns)
             let ready = process.waitForLog(timeoutSeconds: timeoutSeconds) { _ in process.firstJSON }
             guard let peer = (ready?["peers"] as? [String])?.first else {
                 throw Self.failure("a libtorrent seeder did not start", process)
@@ -455,6 +594,7 @@ final class SwarmFixture {
         var peakResidentKiB = 0
         var finishedSeconds: Double?
         var timedOut = false
+        var linkRateBitsPerSecond: Double?
 
         init(kind: ClientKind, process: ChildProcess, target: String, label: String, payloadPaths: [String]) {
             self.kind = kind
@@ -469,7 +609,7 @@ final class SwarmFixture {
     /// Starts `kind` downloading into a fresh folder from `peers` (or a tracker).
     func startLeecher(
         _ kind: ClientKind, label: String, peers: [String], tracker: String? = nil, bind: String? = nil,
-        listen: String? = nil
+        listen: String? = nil, netns: String? = nil
     ) throws -> Leecher {
         let target = run.workspace + "/download-\(label)"
         ExternalCommand.removeTree(target)
@@ -483,12 +623,12 @@ final class SwarmFixture {
             process = try run.spawn(
                 ExternalCommand.currentExecutable(),
                 ["download", "--quiet", torrent, "-o", target] + peerArguments
-                    + (listen.map { ["--listen", "\($0):0"] } ?? []), label: label)
+                    + (listen.map { ["--listen", "\($0):0"] } ?? []), label: label, netns: netns)
         case .libtorrent:
             process = try run.python(
                 "lt.py",
                 ["download", torrent, target] + timeout + peerArguments + bindArguments
-                    + (tracker.map { ["--tracker", $0] } ?? []), label: label)
+                    + (tracker.map { ["--tracker", $0] } ?? []), label: label, netns: netns)
         case .transmission:
             process = try run.python(
                 "transmission.py", ["download", torrent, target] + timeout + peerArguments, label: label)
@@ -497,9 +637,11 @@ final class SwarmFixture {
             process = try run.python(
                 "aria2.py", ["download", torrent, target] + timeout + source + bindArguments, label: label)
         }
-        return Leecher(
+        let leecher = Leecher(
             kind: kind, process: process, target: target, label: label,
             payloadPaths: [target + "/payload.bin"])
+        leecher.linkRateBitsPerSecond = netns == nil ? nil : links?.rateBitsPerSecond
+        return leecher
     }
 
     /// N libtorrent leechers in one process (`lt.py download --count N`), each into its own folder.
@@ -553,10 +695,21 @@ final class SwarmFixture {
                 done += bytes
             }
             tick()
+            run.stopIfInterrupted()
             progress.update(done: min(done, total), total: total)
             if leechers.contains(where: { $0.finishedSeconds == nil }) { usleep(100_000) }
         }
         progress.finish()
+    }
+
+    /// Several leechers' samples (taken in the same rounds) added up: their aggregate progress.
+    static func sum(_ series: [[Sample]]) -> [Sample] {
+        guard let longest = series.max(by: { $0.count < $1.count }) else { return [] }
+        return longest.indices.map { index in
+            Sample(
+                seconds: longest[index].seconds,
+                bytes: series.reduce(0) { $0 + ($1.isEmpty ? 0 : $1[min(index, $1.count - 1)].bytes) })
+        }
     }
 
     /// The measurement of a finished leecher: verified byte for byte, or marked as what went wrong.
@@ -577,6 +730,7 @@ final class SwarmFixture {
             measurement.status = "ok"
         }
         measurement.bytes = Int64(payloadBytes) * Int64(leecher.payloadPaths.count)
+        measurement.linkRateBitsPerSecond = leecher.linkRateBitsPerSecond
         // Potluck and libtorrent (in its Python driver's process) are measured as whole processes,
         // start to exit. Transmission and aria2 run behind a driver that first makes a namespace and a
         // private tracker: their drivers time the transfer and read the client's own CPU time.
