@@ -201,8 +201,8 @@ struct BenchCompare: ParsableCommand {
                 peers: peers, rateBitsPerSecond: shape.rateBitsPerSecond,
                 rttMilliseconds: shape.rttMilliseconds)
         }
-        var leecherResults: [Measurement] = []
-        var seederResults: [Measurement] = []
+        var leecherResults: [TransferResult] = []
+        var seederResults: [TransferResult] = []
         if leech {
             leecherResults = try leecherComparison(fixture, clients: clients, seeders: seeders)
         }
@@ -254,7 +254,7 @@ struct BenchCompare: ParsableCommand {
     /// keeps one peer per address) can take part from inside that namespace.
     static func leecherComparison(
         _ fixture: SwarmFixture, clients: [ClientKind], seeders: Int
-    ) throws -> [Measurement] {
+    ) throws -> [TransferResult] {
         // Shaped: every seeder on a link of its own, the leechers in turn on one more.
         let seederLinks =
             try fixture.links == nil ? [] : (0..<seeders).map { _ in try fixture.takeLinkPeer() }
@@ -274,17 +274,17 @@ struct BenchCompare: ParsableCommand {
             started.append(seeder)
             peers.append(seeder.peer)
         }
-        var results: [Measurement] = []
+        var results: [TransferResult] = []
         for client in clients {
             guard fixture.isInstalled(client) else {
-                var missing = Measurement(role: .leecher, client: client, version: "-")
+                var missing = TransferResult(role: .leecher, client: client, version: "-")
                 missing.status = fixture.notInstalled(client)
                 printError("\(client.rawValue): \(missing.status)")
                 results.append(missing)
                 continue
             }
             if leecherLink != nil && !fixture.supportsLinks(client) {
-                var unsupported = Measurement(
+                var unsupported = TransferResult(
                     role: .leecher, client: client, version: fixture.version(client))
                 unsupported.status = "not run: its driver needs its own namespace, not a --link one"
                 results.append(unsupported)
@@ -299,7 +299,8 @@ struct BenchCompare: ParsableCommand {
                 results.append(fixture.result(of: leecher, version: fixture.version(client)))
             } catch {
                 printError("\(client.rawValue): \(error)")
-                results.append(Measurement(role: .leecher, client: client, version: fixture.version(client)))
+                results.append(
+                    TransferResult(role: .leecher, client: client, version: fixture.version(client)))
             }
         }
         return results
@@ -310,13 +311,13 @@ struct BenchCompare: ParsableCommand {
     /// the leechers are sessions of one process; with --link each is a process on a link of its own.
     static func seedingComparison(
         _ fixture: SwarmFixture, seeders: [ClientKind], leechers: Int
-    ) -> [Measurement] {
-        var results: [Measurement] = []
+    ) -> [TransferResult] {
+        var results: [TransferResult] = []
         let seederLink = fixture.links == nil ? nil : try? fixture.takeLinkPeer()
         let leecherLinks =
             fixture.links == nil ? [] : (0..<leechers).compactMap { _ in try? fixture.takeLinkPeer() }
         for kind in seeders {
-            var measurement = Measurement(role: .seeder, client: kind, version: fixture.version(kind))
+            var measurement = TransferResult(role: .seeder, client: kind, version: fixture.version(kind))
             measurement.leechers = leechers
             guard fixture.isInstalled(kind) && fixture.isInstalled(.libtorrent) else {
                 measurement.status = fixture.notInstalled(fixture.isInstalled(kind) ? .libtorrent : kind)

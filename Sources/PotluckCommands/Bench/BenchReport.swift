@@ -5,7 +5,7 @@ import Hashing
 /// download` and `bench swarm`.
 enum BenchReport {
     /// The libtorrent measurement in the same role that the others are compared with.
-    static func reference(_ results: [Measurement]) -> Measurement? {
+    static func reference(_ results: [TransferResult]) -> TransferResult? {
         results.first { $0.client == .libtorrent && $0.ok }
     }
 
@@ -14,7 +14,7 @@ enum BenchReport {
         return Format.fixed(value / base, 2) + "×"
     }
 
-    static func leecherTable(_ results: [Measurement]) -> Table {
+    static func leecherTable(_ results: [TransferResult]) -> Table {
         let reference = reference(results)
         let shaped = results.contains { $0.linkRateBitsPerSecond != nil }
         var table = Table(
@@ -42,7 +42,7 @@ enum BenchReport {
         return table
     }
 
-    static func seederTable(_ results: [Measurement]) -> Table {
+    static func seederTable(_ results: [TransferResult]) -> Table {
         let reference = reference(results)
         let shaped = results.contains { $0.linkRateBitsPerSecond != nil }
         var table = Table(
@@ -71,7 +71,7 @@ enum BenchReport {
     }
 
     /// One result as JSON; failed ones keep their client, version and result, and nothing measured.
-    static func json(_ result: Measurement, among results: [Measurement]) -> [String: Any] {
+    static func json(_ result: TransferResult, among results: [TransferResult]) -> [String: Any] {
         var row: [String: Any] = [
             "role": result.role.rawValue, "client": result.client.rawValue, "label": result.label,
             "version": result.version, "result": result.status,
@@ -100,7 +100,7 @@ enum BenchReport {
 
     /// Writes `{"date", "cores", ...header, "leechers": [...], "seeders": [...]}`.
     static func writeJSON(
-        _ path: String, header: [String: Any], leechers: [Measurement], seeders: [Measurement]
+        _ path: String, header: [String: Any], leechers: [TransferResult], seeders: [TransferResult]
     ) {
         var object = header
         object["date"] = ISO8601DateFormatter().string(from: Date())
@@ -127,7 +127,8 @@ enum BenchReport {
 
     /// Throughput in MB/s over time: the bytes on disk differenced over about half a second.
     static func throughput(_ samples: [Sample]) -> [(seconds: Double, megabytesPerSecond: Double)] {
-        var points: [(Double, Double)] = []
+        // From the origin: a transfer shorter than one sampling interval still draws a line.
+        var points: [(Double, Double)] = samples.isEmpty ? [] : [(0, 0)]
         var start = 0
         for (index, sample) in samples.enumerated() where index > 0 {
             while start < index - 1 && sample.seconds - samples[start + 1].seconds >= 0.5 { start += 1 }
@@ -149,7 +150,7 @@ enum BenchReport {
     }
 
     /// An SVG with one panel per role that has samples: throughput over time, one line per client.
-    static func svg(title: String, panels: [(title: String, results: [Measurement])]) -> String {
+    static func svg(title: String, panels: [(title: String, results: [TransferResult])]) -> String {
         let width = 860.0
         let panelHeight = 300.0
         let left = 70.0
@@ -219,7 +220,8 @@ enum BenchReport {
             .replacingOccurrences(of: ">", with: "&gt;")
     }
 
-    static func writePlot(_ path: String, title: String, panels: [(title: String, results: [Measurement])]) {
+    static func writePlot(_ path: String, title: String, panels: [(title: String, results: [TransferResult])])
+    {
         let text = svg(title: title, panels: panels)
         if !FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) {
             printError("potluck: cannot write \(path)")

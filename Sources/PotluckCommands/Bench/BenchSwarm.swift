@@ -105,7 +105,7 @@ struct BenchSwarm: ParsableCommand {
             + ", \(fixture.linkDescription), \(options.cacheDescription), "
             + "\(HashPool.coreCount) cores"
         var jsonRuns: [[String: Any]] = []
-        var plotted: [Measurement] = []
+        var plotted: [TransferResult] = []
         for round in 1...runs {
             let (leecherResults, seederResults) = try runCase(
                 fixture, kinds: kinds, seederAddresses: seederAddresses, tracker: trackerURL)
@@ -152,11 +152,11 @@ struct BenchSwarm: ParsableCommand {
     /// One swarm: seeders up, leechers all at once, everything stopped afterwards.
     private func runCase(
         _ fixture: SwarmFixture, kinds: [ClientKind], seederAddresses: [String], tracker: String?
-    ) throws -> (leechers: [Measurement], seeders: [Measurement]) {
+    ) throws -> (leechers: [TransferResult], seeders: [TransferResult]) {
         fixture.prepareCache()
         var started: [SwarmFixture.Seeder] = []
         defer { started.forEach(fixture.stop) }
-        var seederResults: [Measurement] = []
+        var seederResults: [TransferResult] = []
         let shaped = fixture.links != nil
         // Links are handed out afresh for each run: the namespaces of the last one are reused.
         let saved = fixture.links
@@ -173,13 +173,13 @@ struct BenchSwarm: ParsableCommand {
         }
         let peers = started.map(\.peer)
         let cpuBefore = started.map { ProcFS.cpuSeconds($0.pid) ?? 0 }
-        var leecherRows: [Measurement?] = []
+        var leecherRows: [TransferResult?] = []
         var watched: [SwarmFixture.Leecher] = []
         for index in 0..<leechers {
             let kind = kinds[index % kinds.count]
             let label = "\(kind.rawValue)-\(index + 1)"
             guard fixture.isInstalled(kind), !started.isEmpty, !shaped || fixture.supportsLinks(kind) else {
-                var missing = Measurement(
+                var missing = TransferResult(
                     role: .leecher, client: kind, version: fixture.version(kind), label: label)
                 missing.status =
                     started.isEmpty
@@ -202,7 +202,8 @@ struct BenchSwarm: ParsableCommand {
             } catch {
                 printError("\(label): \(error)")
                 leecherRows.append(
-                    Measurement(role: .leecher, client: kind, version: fixture.version(kind), label: label))
+                    TransferResult(role: .leecher, client: kind, version: fixture.version(kind), label: label)
+                )
             }
         }
         var peaks = Array(repeating: 0, count: started.count)
@@ -212,7 +213,7 @@ struct BenchSwarm: ParsableCommand {
             }
         }
         for (index, seeder) in started.enumerated() {
-            var measurement = Measurement(
+            var measurement = TransferResult(
                 role: .seeder, client: seeder.kind, version: fixture.version(seeder.kind),
                 label: "\(seeder.kind.rawValue)-\(index + 1)")
             measurement.linkRateBitsPerSecond = fixture.links?.rateBitsPerSecond

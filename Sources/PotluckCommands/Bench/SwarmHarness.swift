@@ -55,7 +55,7 @@ struct Sample: Sendable {
 }
 
 /// What one client did in one role.
-struct Measurement {
+struct TransferResult {
     enum Role: String { case leecher, seeder }
 
     let role: Role
@@ -262,7 +262,11 @@ final class BenchRun: @unchecked Sendable {
     private static func catchSignals() {
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
-        for signal in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&stopSignals, signal) }
+        for stopSignal in [SIGINT, SIGTERM, SIGHUP] {
+            sigaddset(&stopSignals, stopSignal)
+            // An ignored signal is discarded before sigwait could see it (a parent may have ignored it).
+            signal(stopSignal, SIG_DFL)
+        }
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         guard active.claimSignalThread() else { return }
         let thread = Thread {
@@ -713,8 +717,8 @@ final class SwarmFixture {
     }
 
     /// The measurement of a finished leecher: verified byte for byte, or marked as what went wrong.
-    func result(of leecher: Leecher, version: String) -> Measurement {
-        var measurement = Measurement(
+    func result(of leecher: Leecher, version: String) -> TransferResult {
+        var measurement = TransferResult(
             role: .leecher, client: leecher.kind, version: version, label: leecher.label)
         let process = leecher.process
         run.release(process)
