@@ -369,6 +369,17 @@ class InteropHarnessTests(unittest.TestCase):
         self.assertEqual(status, 0, err)
         self.assertNotIn(ns["netns"], harness_state()[0])
 
+    def test_opentracker_serves_a_hash_holding_a_space_byte_over_http(self):
+        # Regression: the HTTP announce sent 0x20 as "+", which opentracker does not decode.
+        infohash = "cee7f9991e3fe05e93f720d56cf8e247c0f887da"  # byte 13 is 0x20
+        tracker = self.start(tool("tracker.py") + ["start", "--http-port", "0", "--udp-port", "0",
+                                                   "--whitelist", infohash, "--timeout", "20"])
+        status, result, err = run(tool("tracker.py") + ["announce", tracker.info["http"], "--infohash",
+                                                        infohash, "--port", "6881"])
+        self.assertEqual(status, 0, err)
+        self.assertIn("peers", result)
+        self.assertEqual(tracker.close(), 0)
+
     def test_libtorrent_download_count_runs_several_leechers_each_into_its_own_folder(self):
         seeder = self.start(tool("lt.py") + ["seed", self.torrent, self.data])
         status, result, err = run(tool("lt.py") + ["download", self.torrent, self.out, "--peer",

@@ -23,7 +23,9 @@ struct BenchSwarm: ParsableCommand {
     @Option(help: "Seeders.")
     var seeders: Int = 2
 
-    @Option(name: .customLong("seeder-client"), help: "The client that seeds (potluck, libtorrent, aria2).")
+    @Option(
+        name: .customLong("seeder-client"),
+        help: "The client that seeds (potluck, libtorrent, aria2; transmission with --link).")
     var seederClient: ClientKind = .libtorrent
 
     @Option(help: "Leechers, downloading at the same time.")
@@ -46,15 +48,15 @@ struct BenchSwarm: ParsableCommand {
         guard seeders >= 1 && seeders <= 16 else { throw ValidationError("--seeders must be in 1...16") }
         guard leechers >= 1 && leechers <= 32 else { throw ValidationError("--leechers must be in 1...32") }
         guard runs >= 1 && runs <= 20 else { throw ValidationError("--runs must be in 1...20") }
-        guard seederClient != .transmission else {
+        guard seederClient != .transmission || options.link != nil else {
             throw ValidationError(
-                "--seeder-client transmission: Transmission seeds from a namespace of its own; use bench compare"
-            )
+                "--seeder-client transmission needs --link (on loopback it seeds from a namespace of its own; "
+                    + "bench compare measures it)")
         }
         let kinds = try parseClients(leecherClients, option: "--leecher-client")
         guard !kinds.isEmpty else { throw ValidationError("--leecher-client needs at least one client") }
         let transmissionLeechers = (0..<leechers).filter { kinds[$0 % kinds.count] == .transmission }.count
-        guard transmissionLeechers <= 1 else {
+        guard transmissionLeechers <= 1 || options.link != nil else {
             throw ValidationError(
                 "at most one Transmission leecher per swarm (it needs the namespace to itself)")
         }
@@ -83,21 +85,9 @@ struct BenchSwarm: ParsableCommand {
             seederAddresses = Array(namespace.addresses.suffix(seeders))
             trackerAddress = (namespace.addresses[0], nil)
         }
-        var trackerURL: String?
-        if tracker {
-            let process = try run.python(
-                "tracker.py",
-                [
-                    "start", "--http-port", "0", "--udp-port", "0", "--whitelist", fixture.infoHash, "--bind",
-                    trackerAddress.address,
-                ], label: "tracker", netns: trackerAddress.netns)
-            let ready = process.waitForLog(timeoutSeconds: 60) { _ in process.firstJSON }
-            guard let url = ready?["http"] as? String else {
-                printError("potluck: opentracker did not start: \(process.log.suffix(300))")
-                throw ExitCode(1)
-            }
-            trackerURL = url
-        }
+        let trackerURL =
+            tracker
+            ? try fixture.startTracker(address: trackerAddress.address, netns: trackerAddress.netns) : nil
         let what =
             "\(Format.bytes(options.sizeMiB << 20)) in \(Format.bytes(options.pieceKiB << 10)) pieces, "
             + "\(seeders) \(seederClient.rawValue) seeders, \(leechers) leechers, "
@@ -161,7 +151,7 @@ struct BenchSwarm: ParsableCommand {
         // Links are handed out afresh for each run: the namespaces of the last one are reused.
         let saved = fixture.links
         defer { fixture.restoreLinks(saved) }
-        if fixture.isInstalled(seederClient) && (!shaped || fixture.supportsLinks(seederClient)) {
+        if fixture.isInstalled(seederClient) {
             printError("starting \(seeders) \(seederClient.rawValue) seeders...")
             for index in 0..<seeders {
                 let link = shaped ? try fixture.takeLinkPeer() : nil
@@ -178,7 +168,8 @@ struct BenchSwarm: ParsableCommand {
         for index in 0..<leechers {
             let kind = kinds[index % kinds.count]
             let label = "\(kind.rawValue)-\(index + 1)"
-            guard fixture.isInstalled(kind), !started.isEmpty, !shaped || fixture.supportsLinks(kind) else {
+            let needsTracker = shaped && fixture.needsTrackerOnLinks(kind) && tracker == nil
+            guard fixture.isInstalled(kind), !started.isEmpty, !needsTracker else {
                 var missing = TransferResult(
                     role: .leecher, client: kind, version: fixture.version(kind), label: label)
                 missing.status =
@@ -186,13 +177,15 @@ struct BenchSwarm: ParsableCommand {
                     ? "no seeders"
                     : !fixture.isInstalled(kind)
                         ? fixture.notInstalled(kind)
-                        : "not run: its driver needs its own namespace, not a --link one"
+                        : "not run: with --link it finds peers only on a tracker (add --tracker)"
                 leecherRows.append(missing)
                 continue
             }
             do {
                 // Leechers that use the tracker find the seeders (and each other) there.
-                let useTracker = tracker != nil && (kind == .libtorrent || kind == .aria2)
+                let useTracker =
+                    tracker != nil
+                    && (kind == .libtorrent || kind == .aria2 || (shaped && kind == .transmission))
                 let link = shaped ? try fixture.takeLinkPeer() : nil
                 let leecher = try fixture.startLeecher(
                     kind, label: label, peers: useTracker ? [] : peers, tracker: useTracker ? tracker : nil,

@@ -389,8 +389,24 @@ final class SwarmFixture {
     /// Puts back the links as they were (to reuse them for the next run of a case).
     func restoreLinks(_ saved: Links?) { links = saved }
 
-    /// Transmission and aria2 are driven through namespaces and trackers of their drivers' own.
-    func supportsLinks(_ kind: ClientKind) -> Bool { kind == .potluck || kind == .libtorrent }
+    /// Starts an opentracker for the payload on `address` and returns its announce URL.
+    func startTracker(address: String, netns: String?) throws -> String {
+        let process = try run.python(
+            "tracker.py",
+            [
+                "start", "--http-port", "0", "--udp-port", "0", "--whitelist", infoHash, "--bind", address,
+                "--timeout", "60",
+            ],
+            label: "tracker", netns: netns)
+        let ready = process.waitForLog(timeoutSeconds: 60) { _ in process.firstJSON }
+        guard let url = ready?["http"] as? String else {
+            throw Self.failure("opentracker did not start", process)
+        }
+        return url
+    }
+
+    /// On shaped links, Transmission and aria2 (which cannot be handed peers) find them on a tracker.
+    func needsTrackerOnLinks(_ kind: ClientKind) -> Bool { kind == .transmission || kind == .aria2 }
 
     var linkDescription: String {
         guard let links else { return "loopback" }
@@ -522,18 +538,7 @@ final class SwarmFixture {
                 return String(line.dropFirst("listening for peers on ".count))
             }
             guard let peer else { throw Self.failure("potluck seed did not start", process) }
-            if let tracker {
-                // Potluck cannot announce yet: announce it from its own address.
-                let announce = [
-                    "/usr/bin/python3", run.harness + "/tracker.py", "announce", tracker, "--infohash",
-                    infoHash,
-                    "--port", String(peer.split(separator: ":").last ?? "0"), "--source", address,
-                ]
-                let inside = netns.map { ["netns", "exec", $0] + announce }
-                _ = try ExternalCommand.run(
-                    inside == nil ? announce[0] : (ExternalCommand.find("ip") ?? "/usr/sbin/ip"),
-                    inside ?? Array(announce.dropFirst()))
-            }
+            if let tracker { try announce(peer, from: address, netns: netns, to: tracker) }
             return Seeder(kind: kind, process: process, pid: process.pid, peer: peer, clientAddresses: [])
         case .libtorrent:
             let process = try run.python(
@@ -546,28 +551,48 @@ final class SwarmFixture {
             }
             return Seeder(kind: kind, process: process, pid: process.pid, peer: peer, clientAddresses: [])
         case .transmission:
+            // On a shaped link it runs in that link's namespace (its driver enters it from here).
+            let place =
+                netns.map { ["--netns", $0, "--bind", address] } ?? [
+                    "--client-addresses", "\(max(1, clientAddresses))",
+                ]
             let process = try run.python(
-                "transmission.py",
-                ["seed", torrent, seedDirectory, "--client-addresses", "\(max(1, clientAddresses))"],
-                label: "transmission-seed")
+                "transmission.py", ["seed", torrent, seedDirectory] + place, label: "transmission-seed")
             let ready = process.waitForLog(timeoutSeconds: timeoutSeconds) { _ in process.firstJSON }
             guard let peer = ready?["peer"] as? String, let pid = (ready?["pid"] as? Int).map(pid_t.init)
             else {
                 throw Self.failure("the Transmission seeder did not start", process)
             }
+            if let tracker, netns != nil { try announce(peer, from: address, netns: netns, to: tracker) }
             return Seeder(
                 kind: kind, process: process, pid: pid, peer: peer,
                 clientAddresses: ready?["client_addresses"] as? [String] ?? [])
         case .aria2:
             let process = try run.python(
                 "aria2.py", ["seed", torrent, seedDirectory, "--bind", address] + trackerArguments,
-                label: "aria2-seed")
+                label: "aria2-seed", netns: netns)
             let ready = process.waitForLog(timeoutSeconds: timeoutSeconds) { _ in process.firstJSON }
             guard let peer = ready?["peer"] as? String, let pid = (ready?["pid"] as? Int).map(pid_t.init)
             else {
                 throw Self.failure("the aria2 seeder did not start", process)
             }
             return Seeder(kind: kind, process: process, pid: pid, peer: peer, clientAddresses: [])
+        }
+    }
+
+    /// Announces a seeder that cannot announce itself (Potluck, for now; Transmission as driven here),
+    /// from its own address, so the tracker records that address.
+    private func announce(_ peer: String, from address: String, netns: String?, to tracker: String) throws {
+        let command = [
+            "/usr/bin/python3", run.harness + "/tracker.py", "announce", tracker, "--infohash", infoHash,
+            "--port", String(peer.split(separator: ":").last ?? "0"), "--source", address,
+        ]
+        let inside = netns.map { ["netns", "exec", $0] + command }
+        let result = try ExternalCommand.run(
+            inside == nil ? command[0] : (ExternalCommand.find("ip") ?? "/usr/sbin/ip"),
+            inside ?? Array(command.dropFirst()))
+        guard result.status == 0 else {
+            throw ExternalCommand.Failure(description: "the tracker refused the announce of \(peer)")
         }
     }
 
@@ -634,12 +659,17 @@ final class SwarmFixture {
                 ["download", torrent, target] + timeout + peerArguments + bindArguments
                     + (tracker.map { ["--tracker", $0] } ?? []), label: label, netns: netns)
         case .transmission:
+            // On a shaped link: in that link's namespace (its driver enters it), peers from the tracker.
+            let source =
+                netns.map { ["--netns", $0, "--bind", bind ?? "", "--tracker", tracker ?? ""] }
+                ?? peerArguments
             process = try run.python(
-                "transmission.py", ["download", torrent, target] + timeout + peerArguments, label: label)
+                "transmission.py", ["download", torrent, target] + timeout + source, label: label)
         case .aria2:
             let source = tracker.map { ["--tracker", $0] } ?? peerArguments
             process = try run.python(
-                "aria2.py", ["download", torrent, target] + timeout + source + bindArguments, label: label)
+                "aria2.py", ["download", torrent, target] + timeout + source + bindArguments, label: label,
+                netns: netns)
         }
         let leecher = Leecher(
             kind: kind, process: process, target: target, label: label,
