@@ -27,7 +27,8 @@ nothing but the harness. Its configuration lives in a temporary directory.
         root-side addresses (one peer per address: Transmission keeps one peer per IP), then run
         this with those peers; the namespace is taken from the peers' addresses (or --netns NAME),
         must not run anything else, and is left in place for `netns.py delete`.
-        cpu_seconds is the daemon's user+system CPU.
+        cpu_seconds is the daemon's user+system CPU. --progress FILE appends a line
+        "MONOTONIC_SECONDS VERIFIED_BYTES" (Transmission's haveValid) at each poll (about 100 ms).
 
 On a shaped benchmark link (linknet.py), in a namespace the caller made, with an address of its own:
   seed FILE DATA_DIR --netns NAME --bind ADDR     → as above, "peer": "ADDR:51413", no client_addresses;
@@ -261,8 +262,12 @@ def cmd_download(args):
         start = time.monotonic()
         rpc.call("torrent-start-now", ids=[torrent_id])
 
+        progress = open(args.progress, "a", buffering=1) if args.progress else None
+
         def complete():
             t = get(rpc, torrent_id)
+            if progress:
+                progress.write(f"{time.monotonic():.3f} {t['haveValid']}\n")
             return t["leftUntilDone"] == 0 and t["haveValid"] == t["sizeWhenDone"] and t
         try:
             t = common.wait_until(complete, args.timeout, "Transmission to finish", interval=0.1,
@@ -293,8 +298,12 @@ def download_via_tracker(args, summary):
         start = time.monotonic()
         rpc.call("torrent-start-now", ids=[torrent_id])
 
+        progress = open(args.progress, "a", buffering=1) if args.progress else None
+
         def complete():
             t = get(rpc, torrent_id)
+            if progress:
+                progress.write(f"{time.monotonic():.3f} {t['haveValid']}\n")
             return t["leftUntilDone"] == 0 and t["haveValid"] == t["sizeWhenDone"] and t
         try:
             t = common.wait_until(complete, args.timeout, "Transmission to finish", interval=0.1, procs=[proc])
@@ -336,6 +345,8 @@ def main():
     p.add_argument("--tracker", metavar="URL",
                    help="find peers on this tracker instead (with --netns and --bind: a linknet.py peer)")
     p.add_argument("--bind", metavar="ADDR", help="with --tracker: listen on this address of --netns")
+    p.add_argument("--progress", metavar="FILE",
+                   help="append 'MONOTONIC_SECONDS VERIFIED_BYTES' lines at each poll")
     p.set_defaults(func=cmd_download)
     args = parser.parse_args()
     if os.geteuid() != 0:

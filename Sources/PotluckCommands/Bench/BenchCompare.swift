@@ -141,8 +141,10 @@ struct BenchCompare: ParsableCommand {
             compared byte for byte with the payload; a client that fails, times out or is not \
             installed is shown as such. MB/s is payload over wall time; CPU is user+system time \
             (rusage) of the client's process; peak RSS is its VmHWM (ru_maxrss). First piece: seconds \
-            from the client's start until one piece's worth of payload is on disk (allocated blocks of \
-            its files, sampled every 100 ms — the same probe for every client). Needs root.
+            from the client's start until it has a verified piece: as libtorrent and Transmission report \
+            it (their drivers poll every 100 ms); for Potluck, which writes only verified pieces, and \
+            aria2, when a piece's worth of payload is on disk (allocated blocks, sampled every 100 ms). \
+            The same samples draw --plot. Needs root.
             """)
 
     @OptionGroup var options: SwarmOptions
@@ -364,8 +366,8 @@ struct BenchCompare: ParsableCommand {
                     seconds(leecher.process.started - first)
                         + ((leecher.process.lastJSON?["seconds"] as? Double) ?? 0)
                 }
-                let samples = SwarmFixture.sum(group.map(\.samples))
                 let downloaded = group.map { fixture.result(of: $0, version: fixture.version(.libtorrent)) }
+                let samples = SwarmFixture.sum(downloaded.map(\.samples))
                 let failed = downloaded.first { !$0.ok }
                 measurement.status =
                     failed?.status ?? (cpuAfter == nil ? "failed (the seeder exited)" : "ok")
@@ -374,6 +376,7 @@ struct BenchCompare: ParsableCommand {
                 measurement.cpuSeconds = (cpuAfter ?? cpuBefore) - cpuBefore
                 measurement.peakResidentKiB = peak
                 measurement.samples = samples
+                measurement.progressSource = downloaded.first?.progressSource ?? "disk"
                 measurement.linkRateBitsPerSecond = seederLink == nil ? nil : fixture.links?.rateBitsPerSecond
             } catch {
                 printError("\(kind.rawValue) seeder: \(error)")

@@ -95,6 +95,9 @@ enum BenchReport {
             row["cpu_vs_libtorrent"] = result.cpuSecondsPerGiB / reference.cpuSecondsPerGiB
         }
         row["samples"] = result.samples.map { [$0.seconds, Double($0.bytes)] }
+        row["samples_are"] =
+            result.progressSource == "verified"
+            ? "bytes of verified pieces, as the client reports them" : "payload bytes allocated on disk"
         return row
     }
 

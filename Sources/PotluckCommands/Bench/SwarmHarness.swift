@@ -74,6 +74,9 @@ struct TransferResult {
     var leechers = 0
     /// The rate of the client's own link under --link, to report utilisation.
     var linkRateBitsPerSecond: Double?
+    /// Where the samples come from: "verified" (bytes of verified pieces as the client reports them) or
+    /// "disk" (payload bytes allocated on disk).
+    var progressSource = "disk"
 
     init(role: Role, client: ClientKind, version: String, label: String? = nil) {
         self.role = role
@@ -624,6 +627,8 @@ final class SwarmFixture {
         var finishedSeconds: Double?
         var timedOut = false
         var linkRateBitsPerSecond: Double?
+        /// A file where the driver writes "MONOTONIC_SECONDS VERIFIED_BYTES" lines, if it can.
+        var progressPath: String?
 
         init(kind: ClientKind, process: ChildProcess, target: String, label: String, payloadPaths: [String]) {
             self.kind = kind
@@ -644,6 +649,7 @@ final class SwarmFixture {
         ExternalCommand.removeTree(target)
         mkdir(target, 0o700)
         let peerArguments = peers.flatMap { ["--peer", $0] }
+        let progressPath = target + ".progress"
         let timeout = ["--timeout", "\(Int(timeoutSeconds))"]
         let bindArguments = bind.map { ["--bind", $0] } ?? []
         let process: ChildProcess
@@ -656,15 +662,17 @@ final class SwarmFixture {
         case .libtorrent:
             process = try run.python(
                 "lt.py",
-                ["download", torrent, target] + timeout + peerArguments + bindArguments
-                    + (tracker.map { ["--tracker", $0] } ?? []), label: label, netns: netns)
+                ["download", torrent, target, "--progress", progressPath] + timeout + peerArguments
+                    + bindArguments + (tracker.map { ["--tracker", $0] } ?? []), label: label, netns: netns)
         case .transmission:
             // On a shaped link: in that link's namespace (its driver enters it), peers from the tracker.
             let source =
                 netns.map { ["--netns", $0, "--bind", bind ?? "", "--tracker", tracker ?? ""] }
                 ?? peerArguments
             process = try run.python(
-                "transmission.py", ["download", torrent, target] + timeout + source, label: label)
+                "transmission.py",
+                ["download", torrent, target, "--progress", progressPath] + timeout + source,
+                label: label)
         case .aria2:
             let source = tracker.map { ["--tracker", $0] } ?? peerArguments
             process = try run.python(
@@ -675,6 +683,7 @@ final class SwarmFixture {
             kind: kind, process: process, target: target, label: label,
             payloadPaths: [target + "/payload.bin"])
         leecher.linkRateBitsPerSecond = netns == nil ? nil : links?.rateBitsPerSecond
+        if kind == .libtorrent || kind == .transmission { leecher.progressPath = progressPath }
         return leecher
     }
 
@@ -687,12 +696,14 @@ final class SwarmFixture {
             "lt.py",
             [
                 "download", torrent, target, "--count", "\(count)", "--peer", peer, "--timeout",
-                "\(Int(timeoutSeconds))",
+                "\(Int(timeoutSeconds))", "--progress", target + ".progress",
             ]
                 + binds.flatMap { ["--bind", $0] }, label: "libtorrent-leechers")
-        return Leecher(
+        let leecher = Leecher(
             kind: .libtorrent, process: process, target: target, label: "\(count) libtorrent leechers",
             payloadPaths: (1...count).map { target + "/\($0)/payload.bin" })
+        leecher.progressPath = target + ".progress"
+        return leecher
     }
 
     /// Samples every leecher's progress every 100 ms until all have exited or run out of time.
@@ -736,6 +747,18 @@ final class SwarmFixture {
         progress.finish()
     }
 
+    /// "MONOTONIC_SECONDS BYTES" lines of a progress file, as samples from `start`.
+    static func progress(_ path: String?, since start: Double) -> [Sample] {
+        guard let path, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let seconds = Double(fields[0]), let bytes = Int64(fields[1]) else {
+                return nil
+            }
+            return Sample(seconds: max(0, seconds - start), bytes: bytes)
+        }
+    }
+
     /// Several leechers' samples (taken in the same rounds) added up: their aggregate progress.
     static func sum(_ series: [[Sample]]) -> [Sample] {
         guard let longest = series.max(by: { $0.count < $1.count }) else { return [] }
@@ -774,6 +797,14 @@ final class SwarmFixture {
         measurement.peakResidentKiB =
             leecher.kind.clientProcessName != nil && leecher.peakResidentKiB > 0
             ? leecher.peakResidentKiB : process.usage.ru_maxrss
+        // Verified bytes as the client reports them where its driver can (libtorrent, Transmission);
+        // otherwise payload on disk (Potluck writes only verified pieces; aria2 writes blocks).
+        let reportedSamples = Self.progress(leecher.progressPath, since: process.startedMonotonicSeconds)
+        if !reportedSamples.isEmpty {
+            leecher.samples = reportedSamples
+            measurement.progressSource = "verified"
+        }
+        if let path = leecher.progressPath { unlink(path) }
         // Time from the client's own start, so the plot and first piece exclude the drivers' set-up.
         measurement.samples = leecher.samples.compactMap { sample in
             sample.seconds < leecher.clientStartSeconds

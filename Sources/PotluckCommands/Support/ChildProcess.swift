@@ -12,6 +12,12 @@ final class ChildProcess: @unchecked Sendable {
     let pid: pid_t
     let logPath: String
     let started = ContinuousClock.now
+    /// CLOCK_MONOTONIC seconds at the spawn: the clock the harness tools' progress files use.
+    let startedMonotonicSeconds: Double = {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }()
     private var inputWrite: Int32
     private(set) var exitStatus: Int32?
     private(set) var usage = rusage()
