@@ -150,6 +150,11 @@ struct BenchSwarmTests {
             #expect((run["seeders"] as? [[String: Any]])?.count == 2)
         }
         #expect(object["tracker"] as? Bool == true)
+        // With several runs, a summary per client: how many of its leechers succeeded, over all runs.
+        let summary = try #require(object["summary"] as? [[String: Any]])
+        #expect(summary.map { $0["client"] as? String } == ["potluck", "libtorrent", "aria2"])
+        #expect(summary.allSatisfy { $0["total"] as? Int == 2 })
+        #expect(rows.contains { $0.first == "client" && $0[2] == "ok" }, "no summary table")
     }
 
     @Test func linkShapesPeersInNamespacesAndRemovesThem() throws {
@@ -286,6 +291,19 @@ struct BenchSwarmTests {
         #expect(table.rows.map { $0[0] } == ["potluck", "libtorrent", "aria2"])
         #expect(table.rows[0][7] == "2.00×" && table.rows[0][8] == "0.50×")
         #expect(table.rows[2][2] == "timed out" && table.rows[2][3] == "-")
+    }
+
+    @Test func mediansCountOnlyTheRunsThatSucceeded() {
+        var slow = Self.measurement(.potluck)
+        slow.wallSeconds = 8
+        let results = [Self.measurement(.potluck), slow, Self.measurement(.potluck, ok: false)]
+        let summary = BenchReport.medians(results)
+        #expect(summary.count == 1 && summary[0].ok == 2 && summary[0].total == 3)
+        // 1 GiB in 2 s and in 8 s: the median of two rates is their mean.
+        #expect(
+            abs(summary[0].megabytesPerSecond - (Double(1 << 30) / 2 / 1e6 + Double(1 << 30) / 8 / 1e6) / 2)
+                < 1e-6)
+        #expect(BenchReport.summaryTable(summary).rows[0][2] == "2/3")
     }
 
     @Test func throughputDifferencesSamplesOverHalfASecond() {

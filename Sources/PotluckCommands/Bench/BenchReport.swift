@@ -70,6 +70,63 @@ enum BenchReport {
         return table
     }
 
+    /// A client's results over several runs: how many succeeded, and the medians of those.
+    struct Summary {
+        let client: ClientKind
+        let version: String
+        let ok: Int
+        let total: Int
+        let megabytesPerSecond: Double
+        let cpuSecondsPerGiB: Double
+        let peakResidentKiB: Int
+        let firstPieceSeconds: Double?
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Per client kind, in order of first appearance.
+    static func medians(_ results: [TransferResult]) -> [Summary] {
+        var order: [ClientKind] = []
+        for result in results where !order.contains(result.client) { order.append(result.client) }
+        return order.map { client in
+            let mine = results.filter { $0.client == client }
+            let ok = mine.filter(\.ok)
+            return Summary(
+                client: client, version: mine.first?.version ?? "-", ok: ok.count, total: mine.count,
+                megabytesPerSecond: median(ok.map(\.megabytesPerSecond)) ?? 0,
+                cpuSecondsPerGiB: median(ok.map(\.cpuSecondsPerGiB)) ?? 0,
+                peakResidentKiB: Int(median(ok.map { Double($0.peakResidentKiB) }) ?? 0),
+                firstPieceSeconds: median(ok.compactMap(\.firstPieceSeconds)))
+        }
+    }
+
+    static func summaryTable(_ rows: [Summary]) -> Table {
+        let reference = rows.first { $0.client == .libtorrent && $0.ok > 0 }
+        var table = Table(
+            "client", "version", "ok", "MB/s", "CPU s/GiB", "peak RSS", "first piece s",
+            "speed vs libtorrent",
+            "CPU vs libtorrent")
+        for row in rows {
+            guard row.ok > 0 else {
+                table.add(row.client.rawValue, row.version, "0/\(row.total)", "-", "-", "-", "-", "-", "-")
+                continue
+            }
+            table.add(
+                row.client.rawValue, row.version, "\(row.ok)/\(row.total)",
+                Format.fixed(row.megabytesPerSecond, 1),
+                Format.fixed(row.cpuSecondsPerGiB, 2), Format.size(Int64(row.peakResidentKiB) * 1024),
+                row.firstPieceSeconds.map { Format.fixed($0, 2) } ?? "-",
+                ratio(row.megabytesPerSecond, reference?.megabytesPerSecond),
+                ratio(row.cpuSecondsPerGiB, reference?.cpuSecondsPerGiB))
+        }
+        return table
+    }
+
     /// One result as JSON; failed ones keep their client, version and result, and nothing measured.
     static func json(_ result: TransferResult, among results: [TransferResult]) -> [String: Any] {
         var row: [String: Any] = [

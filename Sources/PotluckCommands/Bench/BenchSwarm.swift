@@ -96,6 +96,7 @@ struct BenchSwarm: ParsableCommand {
             + "\(HashPool.coreCount) cores"
         var jsonRuns: [[String: Any]] = []
         var plotted: [TransferResult] = []
+        var everyLeecher: [TransferResult] = []
         for round in 1...runs {
             let (leecherResults, seederResults) = try runCase(
                 fixture, kinds: kinds, seederAddresses: seederAddresses, tracker: trackerURL)
@@ -116,6 +117,12 @@ struct BenchSwarm: ParsableCommand {
                 "seeders": seederResults.map { BenchReport.json($0, among: seederResults) },
             ])
             if round == 1 { plotted = leecherResults }
+            everyLeecher += leecherResults
+        }
+        let summary = BenchReport.medians(everyLeecher)
+        if runs > 1 {
+            print("Medians over \(runs) runs, per client (of its leechers that succeeded)\n")
+            print(BenchReport.summaryTable(summary).rendered)
         }
         if let json = options.json {
             let object: [String: Any] = [
@@ -124,6 +131,18 @@ struct BenchSwarm: ParsableCommand {
                 "piece_bytes": options.pieceKiB << 10, "seeders": seeders,
                 "seeder_client": seederClient.rawValue,
                 "leechers": leechers, "tracker": tracker, "cache": options.cache.rawValue, "runs": jsonRuns,
+                "summary": summary.map { row -> [String: Any] in
+                    var object: [String: Any] = [
+                        "client": row.client.rawValue, "ok": row.ok, "total": row.total,
+                    ]
+                    if row.ok > 0 {
+                        object["megabytes_per_second"] = row.megabytesPerSecond
+                        object["cpu_seconds_per_gib"] = row.cpuSecondsPerGiB
+                        object["peak_rss_kib"] = row.peakResidentKiB
+                        if let first = row.firstPieceSeconds { object["first_piece_seconds"] = first }
+                    }
+                    return object
+                },
             ]
             if let data = try? JSONSerialization.data(
                 withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
