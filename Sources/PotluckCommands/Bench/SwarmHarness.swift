@@ -527,20 +527,26 @@ final class SwarmFixture {
         let trackerArguments = tracker.map { ["--tracker", $0] } ?? []
         switch kind {
         case .potluck:
+            // A port chosen here, so nothing depends on the wording of its log; on a shaped link the
+            // namespace is its own and any port is free.
+            let port = netns == nil ? Self.freePort(on: address) : 6881
+            let peer = "\(address):\(port)"
+            let resume = seedDirectory + "/.\(infoHash).potluck-resume"
+            let started = Date()
             let process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["seed", torrent, "--data", seedDirectory, "--listen", "\(address):0"], label: "potluck-seed",
+                ["seed", torrent, "--data", seedDirectory, "--listen", peer], label: "potluck-seed",
                 netns: netns)
-            // It names its address once listening and reports seeding once its data is checked.
-            let peer = process.waitForLog(timeoutSeconds: timeoutSeconds) { log -> String? in
-                guard log.contains("seeding, uploaded"),
-                    let line = log.split(separator: "\n").first(where: {
-                        $0.hasPrefix("listening for peers on ")
-                    })
-                else { return nil }
-                return String(line.dropFirst("listening for peers on ".count))
+            // Ready once its data is checked: it says it is seeding, or it has just saved resume data.
+            let ready = process.waitForLog(timeoutSeconds: timeoutSeconds) { log -> Bool? in
+                if log.contains("seeding") { return true }
+                let saved =
+                    (try? FileManager.default.attributesOfItem(atPath: resume))?[.modificationDate] as? Date
+                return saved.map { $0 >= started.addingTimeInterval(-1) } == true ? true : nil
             }
-            guard let peer else { throw Self.failure("potluck seed did not start", process) }
+            guard ready == true, process.exitStatus == nil else {
+                throw Self.failure("potluck seed did not start", process)
+            }
             if let tracker { try announce(peer, from: address, netns: netns, to: tracker) }
             return Seeder(kind: kind, process: process, pid: process.pid, peer: peer, clientAddresses: [])
         case .libtorrent:
@@ -745,6 +751,22 @@ final class SwarmFixture {
             if leechers.contains(where: { $0.finishedSeconds == nil }) { usleep(100_000) }
         }
         progress.finish()
+    }
+
+    /// A TCP port nothing listens on at `address` right now (the kernel's choice for port 0).
+    static func freePort(on address: String) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, address, &socketAddress.sin_addr)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &socketAddress) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        return bound ? Int(UInt16(bigEndian: socketAddress.sin_port)) : 6881
     }
 
     /// "MONOTONIC_SECONDS BYTES" lines of a progress file, as samples from `start`.
