@@ -16,12 +16,20 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
        [--tracker URL]... [--seed-mode]
       → {"peers": ["ADDR:PORT", ...]} once every session is seeding; then runs until stdin closes or
         SIGTERM/SIGINT
-  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR] [--port P] [--recheck]
-      → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes",
+  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
+           [--count N] [--tracker URL]
+      → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes", "sessions",
          "bytes_by_peer": {"ADDR:PORT": payload bytes received}}; exit 0 only when every piece is
-        downloaded and passed its hash check. --port fixes the listen port (default: a free one), so
-        other leechers can be pointed at this one; bytes_by_peer names each peer by the address of
-        its connection (the listen address for peers we dialled, an ephemeral port for the others)
+        downloaded and passed its hash check.
+        --count N runs N sessions at once (N leechers, for seeding benchmarks), session i saving into
+        OUT_DIR/i (i = 1..N); "seconds" is until the last one completes and "bytes" their sum. Several
+        --bind addresses are shared out among the sessions in turn. --port fixes the listen port
+        (default: a free one; with --count, session i listens on P+i-1), so other leechers can be
+        pointed at this one. --tracker adds an announce URL (peers found there are used too; --peer is
+        then optional). --progress FILE appends a line "MONOTONIC_SECONDS VERIFIED_BYTES" (all
+        sessions together) about every 100 ms. bytes_by_peer names each peer by the address of its
+        connection (the listen address for peers we dialled, an ephemeral port for the others), summed
+        over the sessions.
 
 DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder (its "name").
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
@@ -47,8 +55,9 @@ ALERTS = lt.alert.category_t.error_notification | lt.alert.category_t.status_not
     lt.alert.category_t.storage_notification
 
 
-def make_session(listen, upload_rate=0):
-    """A session that talks only to the peers it is given: no DHT, LSD, UPnP, NAT-PMP or uTP."""
+def make_session(listen, upload_rate=0, outgoing=None):
+    """A session that talks only to the peers it is given: no DHT, LSD, UPnP, NAT-PMP or uTP.
+    `outgoing` (an address) makes its connections come from that address."""
     settings = {
         "listen_interfaces": listen,
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
@@ -64,6 +73,8 @@ def make_session(listen, upload_rate=0):
         "connections_limit": 500,
         "user_agent": "potluck-interop/libtorrent-" + lt.__version__,
     }
+    if outgoing:
+        settings["outgoing_interfaces"] = outgoing
     session = lt.session(settings)
     if upload_rate:
         # Loopback peers fall in libtorrent's "local" class, which ignores rate limits; put every
@@ -129,7 +140,10 @@ def add(session, ti, save_path, flags=0):
     params = lt.add_torrent_params()
     params.ti = ti
     params.save_path = os.path.abspath(save_path)
-    params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | flags
+    # No peer exchange: a session meets only the peers it is given (or a tracker names), so a seeding
+    # benchmark's leechers do not trade among themselves.
+    params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | flags | \
+        lt.torrent_flags.disable_pex
     return session.add_torrent(params)
 
 
@@ -202,62 +216,107 @@ def local_addresses_for(peers):
 def cmd_download(args):
     ti = load(args.file)
     common.check_torrent_endpoints(args.file)
+    if not args.peer and not args.tracker:
+        raise HarnessError("give --peer HOST:PORT (or --tracker URL)")
+    if args.count < 1:
+        raise HarnessError("--count must be at least 1")
     peers = [common.parse_hostport(p) for p in args.peer]
     for host, _ in peers:
         common.check_allowed_address(host)
-    binds = [args.bind] if args.bind else local_addresses_for(peers)
-    session = make_session(",".join(f"{address}:{args.port}" for address in binds))
+    for url in args.tracker:
+        common.check_allowed_address(common.urllib.parse.urlsplit(url).hostname)
+    for address in args.bind:
+        common.check_allowed_address(address)
+    if args.bind:
+        binds = args.bind
+    elif peers:
+        binds = [",".join(f"{address}:{{port}}" for address in local_addresses_for(peers))]
+    else:
+        binds = [common.source_address_for(common.urllib.parse.urlsplit(args.tracker[0]).hostname)]
     start = time.monotonic()
     cpu_start = resource.getrusage(resource.RUSAGE_SELF)
-    os.makedirs(args.out_dir, exist_ok=True)
-    handle = add(session, ti, args.out_dir)
-    for peer in peers:
-        handle.connect_peer(peer)
-    last_progress = [time.monotonic(), -1]
-    by_peer = {}
+    leechers = []
+    for i in range(args.count):
+        port = args.port + i if args.port else 0
+        bind = binds[i % len(binds)].replace("{port}", str(port))
+        # An explicit --bind is also the source of its connections (Transmission tells peers apart
+        # by address alone).
+        session = make_session(bind if ":" in bind else f"{bind}:{port}",
+                               outgoing=None if ":" in bind else bind)
+        out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
+        os.makedirs(out_dir, exist_ok=True)
+        handle = add(session, ti, out_dir)
+        for tier, url in enumerate(args.tracker):
+            handle.add_tracker({"url": url, "tier": tier})
+        for peer in peers:
+            handle.connect_peer(peer)
+        leechers.append((session, handle, [time.monotonic(), -1]))
+    by_peer = [{} for _ in leechers]
 
-    def record_peers():
+    def record_peers(index, handle):
         # Totals are per connection; a connection that ended keeps its last sample.
         for info in handle.get_peer_info():
             key = f"{info.ip[0]}:{info.ip[1]}"
-            by_peer[key] = max(by_peer.get(key, 0), info.total_download)
+            by_peer[index][key] = max(by_peer[index].get(key, 0), info.total_download)
+
+    progress = open(args.progress, "a", buffering=1) if args.progress else None
+    last_written = [0.0]
 
     def done():
-        drain_errors(session)
-        record_peers()
-        status = handle.status()
-        if status.num_pieces != last_progress[1]:
-            last_progress[:] = [time.monotonic(), status.num_pieces]
-        elif time.monotonic() - last_progress[0] > 5:
-            # Peers drop idle connections; ask again rather than wait on a reconnect timer.
-            for peer in peers:
-                handle.connect_peer(peer)
-            last_progress[0] = time.monotonic()
-        return status.is_seeding
+        complete = True
+        verified = 0
+        for index, (session, handle, last_progress) in enumerate(leechers):
+            drain_errors(session)
+            record_peers(index, handle)
+            status = handle.status()
+            if status.num_pieces != last_progress[1]:
+                last_progress[:] = [time.monotonic(), status.num_pieces]
+            elif time.monotonic() - last_progress[0] > 5:
+                # Peers drop idle connections; ask again rather than wait on a reconnect timer.
+                for peer in peers:
+                    handle.connect_peer(peer)
+                last_progress[0] = time.monotonic()
+            complete = complete and status.is_seeding
+            verified += status.total_wanted_done
+        now = time.monotonic()
+        if progress and (complete or now - last_written[0] >= 0.1):
+            last_written[0] = now
+            progress.write(f"{now:.3f} {verified}\n")
+        return complete
+
     try:
         common.wait_until(done, args.timeout, "the download to complete", interval=0.05)
     except HarnessError:
-        status = handle.status()
-        common.emit({"complete": False, "pieces": status.num_pieces, "piece_count": ti.num_pieces(),
-                     "peers_connected": status.num_peers})
+        statuses = [handle.status() for _, handle, _ in leechers]
+        common.emit({"complete": False, "pieces": sum(s.num_pieces for s in statuses),
+                     "piece_count": ti.num_pieces() * len(leechers),
+                     "peers_connected": sum(s.num_peers for s in statuses)})
         raise
     seconds = time.monotonic() - start
     cpu_end = resource.getrusage(resource.RUSAGE_SELF)
-    status = handle.status()
-    # The payload is on disk (flushed to the page cache) before we report it complete.
-    handle.flush_cache()
+    statuses = [handle.status() for _, handle, _ in leechers]
+    summed_by_peer = {}
+    for counts in by_peer:
+        for key, count in counts.items():
+            summed_by_peer[key] = summed_by_peer.get(key, 0) + count
+    for _, handle, _ in leechers:
+        # The payload is on disk (flushed to the page cache) before we report it complete.
+        handle.flush_cache()
     if args.recheck:
-        handle.force_recheck()
+        for _, handle, _ in leechers:
+            handle.force_recheck()
         time.sleep(0.2)
-        common.wait_until(lambda: handle.status().state not in (
-            lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data),
-            args.timeout, "the re-check")
-        if not handle.status().is_seeding:
+        checking = (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+        common.wait_until(lambda: all(h.status().state not in checking for _, h, _ in leechers),
+                          args.timeout, "the re-check")
+        if not all(h.status().is_seeding for _, h, _ in leechers):
             raise HarnessError("downloaded data failed the re-check")
     common.emit({
-        "complete": True, "seconds": round(seconds, 3), "bytes": status.total_payload_download,
+        "complete": True, "seconds": round(seconds, 3),
+        "bytes": sum(s.total_payload_download for s in statuses),
         "cpu_seconds": round(cpu_end.ru_utime + cpu_end.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime, 3),
-        "pieces": ti.num_pieces(), "failed_bytes": status.total_failed_bytes, "bytes_by_peer": by_peer})
+        "pieces": ti.num_pieces(), "failed_bytes": sum(s.total_failed_bytes for s in statuses),
+        "sessions": len(leechers), "bytes_by_peer": summed_by_peer})
 
 
 def main():
@@ -313,12 +372,20 @@ def main():
         description="download from the given peers; output and exit status: lt.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--peer", action="append", required=True, metavar="HOST:PORT")
+    p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
-    p.add_argument("--bind", metavar="ADDR",
-                   help="listen address (default: the local address routed to the peers)")
-    p.add_argument("--port", type=int, default=0, metavar="P", help="listen port (default: a free one)")
+    p.add_argument("--bind", action="append", default=[], metavar="ADDR",
+                   help="listen address (default: the local address routed to the peers); repeatable, "
+                        "shared out among --count sessions")
+    p.add_argument("--port", type=int, default=0, metavar="P",
+                   help="listen port (default: a free one; session i of --count gets P+i-1)")
     p.add_argument("--recheck", action="store_true", help="hash-check everything again at the end")
+    p.add_argument("--count", type=int, default=1, metavar="N",
+                   help="N leecher sessions at once, session i in OUT_DIR/i (default 1: OUT_DIR itself)")
+    p.add_argument("--tracker", action="append", default=[], metavar="URL",
+                   help="also announce to this tracker and use the peers it returns (repeatable)")
+    p.add_argument("--progress", metavar="FILE",
+                   help="append 'MONOTONIC_SECONDS VERIFIED_BYTES' lines about every 100 ms")
     p.set_defaults(func=cmd_download)
 
     args = parser.parse_args()

@@ -27,7 +27,14 @@ nothing but the harness. Its configuration lives in a temporary directory.
         root-side addresses (one peer per address: Transmission keeps one peer per IP), then run
         this with those peers; the namespace is taken from the peers' addresses (or --netns NAME),
         must not run anything else, and is left in place for `netns.py delete`.
-        cpu_seconds is the daemon's user+system CPU.
+        cpu_seconds is the daemon's user+system CPU. --progress FILE appends a line
+        "MONOTONIC_SECONDS VERIFIED_BYTES" (Transmission's haveValid) at each poll (about 100 ms).
+
+On a shaped benchmark link (linknet.py), in a namespace the caller made, with an address of its own:
+  seed FILE DATA_DIR --netns NAME --bind ADDR     → as above, "peer": "ADDR:51413", no client_addresses;
+                                                    the namespace is left in place
+  download FILE OUT_DIR --netns NAME --bind ADDR --tracker URL
+      → as above; Transmission finds its peers on the tracker (which they announced to themselves).
 
 DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder.
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
@@ -160,10 +167,23 @@ def make_namespace(stack, extra_root_addresses=0):
     return ns
 
 
+def given_namespace(args):
+    """--netns NAME --bind ADDR: an existing harness namespace (a linknet.py peer) and its address."""
+    if not args.netns or not args.bind:
+        raise HarnessError("--netns and --bind go together")
+    common.check_allowed_address(args.bind)
+    if args.netns not in common.netns_names() or not args.netns.startswith(common.NS_PREFIX):
+        raise HarnessError(f"{args.netns} is not an existing harness namespace")
+    return {"netns": args.netns, "ns_address": args.bind, "root_address": None, "root_addresses": []}
+
+
 def cmd_seed(args):
     common.check_torrent_endpoints(args.file)
     with contextlib.ExitStack() as stack:
-        ns = make_namespace(stack, args.client_addresses)
+        if args.netns or args.bind:
+            ns = given_namespace(args)
+        else:
+            ns = make_namespace(stack, args.client_addresses)
         proc, rpc = start_daemon(stack, ns, os.path.abspath(args.data_dir))
         torrent_id = add_torrent(rpc, args.file, args.data_dir)
         # An added torrent is hash-checked before it starts; only then does it know what it has.
@@ -214,6 +234,10 @@ def cmd_download(args):
     common.check_torrent_endpoints(args.file)
     if not summary["infohash_v1"]:
         raise HarnessError("Transmission 3.00 handles v1 (or hybrid) torrents only")
+    if args.tracker:
+        return download_via_tracker(args, summary)
+    if not peers:
+        raise HarnessError("give --peer HOST:PORT (or --tracker URL with --netns and --bind)")
     with contextlib.ExitStack() as stack:
         ns = namespace_for(args.netns, peers)
         for host, _ in peers:
@@ -238,8 +262,12 @@ def cmd_download(args):
         start = time.monotonic()
         rpc.call("torrent-start-now", ids=[torrent_id])
 
+        progress = open(args.progress, "a", buffering=1) if args.progress else None
+
         def complete():
             t = get(rpc, torrent_id)
+            if progress:
+                progress.write(f"{time.monotonic():.3f} {t['haveValid']}\n")
             return t["leftUntilDone"] == 0 and t["haveValid"] == t["sizeWhenDone"] and t
         try:
             t = common.wait_until(complete, args.timeout, "Transmission to finish", interval=0.1,
@@ -258,6 +286,40 @@ def cmd_download(args):
     return 0
 
 
+def download_via_tracker(args, summary):
+    """In a namespace the caller made, finding peers on a tracker they announced to."""
+    common.check_allowed_address(common.urllib.parse.urlsplit(args.tracker).hostname)
+    with contextlib.ExitStack() as stack:
+        ns = given_namespace(args)
+        os.makedirs(args.out_dir, exist_ok=True)
+        proc, rpc = start_daemon(stack, ns, os.path.abspath(args.out_dir))
+        torrent_id = add_torrent(rpc, args.file, args.out_dir)
+        rpc.call("torrent-set", ids=[torrent_id], trackerAdd=[args.tracker])
+        start = time.monotonic()
+        rpc.call("torrent-start-now", ids=[torrent_id])
+
+        progress = open(args.progress, "a", buffering=1) if args.progress else None
+
+        def complete():
+            t = get(rpc, torrent_id)
+            if progress:
+                progress.write(f"{time.monotonic():.3f} {t['haveValid']}\n")
+            return t["leftUntilDone"] == 0 and t["haveValid"] == t["sizeWhenDone"] and t
+        try:
+            t = common.wait_until(complete, args.timeout, "Transmission to finish", interval=0.1, procs=[proc])
+        except HarnessError:
+            t = get(rpc, torrent_id)
+            common.emit({"complete": False, "have_valid": t["haveValid"], "size": t["sizeWhenDone"],
+                         "peers_connected": t["peersConnected"],
+                         "trackers": [s.get("lastAnnounceResult") for s in t["trackerStats"]]})
+            raise
+        seconds = time.monotonic() - start
+        cpu = common.process_cpu_seconds(proc.pid)
+        common.emit({"complete": True, "seconds": round(seconds, 3), "bytes": t["downloadedEver"],
+                     "cpu_seconds": round(cpu, 3), "corrupt_bytes": t["corruptEver"], "netns": ns["netns"]})
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(prog="transmission.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -269,15 +331,22 @@ def main():
     p.add_argument("--client-addresses", type=int, default=4, metavar="K",
                    help="extra root-side addresses 10.77.N.101.. for downloaders to --bind (default 4)")
     p.add_argument("--timeout", type=float, default=300, metavar="S", help="limit for the initial check")
+    p.add_argument("--netns", metavar="NAME", help="run in this existing harness namespace (with --bind)")
+    p.add_argument("--bind", metavar="ADDR", help="listen on this address of --netns")
     p.set_defaults(func=cmd_seed)
     p = sub.add_parser("download", help="download with transmission-daemon in a namespace",
         description="download with transmission-daemon in a namespace; output and exit status: transmission.py --help")
     p.add_argument("file", metavar="FILE")
     p.add_argument("out_dir", metavar="OUT_DIR")
-    p.add_argument("--peer", action="append", required=True, metavar="HOST:PORT")
+    p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
     p.add_argument("--netns", metavar="NAME",
                    help="harness namespace to run in (default: the one the peers' addresses belong to)")
+    p.add_argument("--tracker", metavar="URL",
+                   help="find peers on this tracker instead (with --netns and --bind: a linknet.py peer)")
+    p.add_argument("--bind", metavar="ADDR", help="with --tracker: listen on this address of --netns")
+    p.add_argument("--progress", metavar="FILE",
+                   help="append 'MONOTONIC_SECONDS VERIFIED_BYTES' lines at each poll")
     p.set_defaults(func=cmd_download)
     args = parser.parse_args()
     if os.geteuid() != 0:

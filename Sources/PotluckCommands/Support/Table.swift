@@ -5,7 +5,11 @@ struct Table {
 
     init(_ headers: String...) { self.headers = headers }
 
-    mutating func add(_ cells: String...) {
+    init(headers: [String]) { self.headers = headers }
+
+    mutating func add(_ cells: String...) { add(cells: cells) }
+
+    mutating func add(cells: [String]) {
         precondition(cells.count == headers.count, "a row needs one cell per column")
         rows.append(cells)
     }
