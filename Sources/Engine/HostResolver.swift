@@ -3,7 +3,8 @@ import Glibc
 import Synchronization
 import URing
 
-/// DNS lookups for tracker host names. `getaddrinfo` blocks, so it runs on a background queue and the
+/// DNS lookups for host names: trackers', and peers a tracker names (BEP 3's dictionary form).
+/// `getaddrinfo` blocks, so it runs on a background queue and the
 /// reactor only ever reads the result table; a finished lookup wakes the ring.
 ///
 /// Invariants: at most ``maxNames`` names are tracked; a name is looked up by one background task at a
@@ -17,7 +18,8 @@ final class HostResolver: Sendable {
         case failed(String)
     }
 
-    /// Tracker host names one session may look up (a torrent rarely names more than a dozen).
+    /// Names one resolver may look up (a torrent rarely names more than a dozen trackers, and the
+    /// announcer keeps at most 16 named peers waiting).
     static let maxNames = 64
 
     private let results = Mutex<[String: Lookup]>([:])

@@ -21,6 +21,9 @@ final class TrackerAnnouncer {
 
     /// How many peers we ask for: trackers cap `numwant` at about 200 anyway.
     static let numberWanted = 200
+    /// Dictionary-form peers given by DNS name (BEP 3) waiting for their lookup at once: a tracker
+    /// cannot make us resolve hundreds of names.
+    static let maximumNamedPeers = 16
     /// The longest a clean exit waits for `completed` and `stopped` to be answered.
     static let shutdownWaitSeconds: UInt64 = 10
 
@@ -44,6 +47,9 @@ final class TrackerAnnouncer {
     /// An announce that failed on one tracker, to be tried on the next one.
     private var retryEvent: AnnounceEvent?
     private var discovered: [SocketAddress] = []
+    /// Peers a tracker named by DNS name, resolved off the reactor thread like tracker host names.
+    private var namedPeers: [(name: String, port: UInt16)] = []
+    private let peerNameResolver: HostResolver
     private var shutdown = Shutdown.running
     /// Whether some tracker has answered `started` (only then are `completed` and `stopped` sent).
     private var startedAnswered = false
@@ -70,6 +76,7 @@ final class TrackerAnnouncer {
         self.port = port
         self.totals = totals
         self.log = log
+        peerNameResolver = HostResolver(waker: ring.waker)
         client = TrackerClient(
             ring: ring, seed: random.next(), resolver: HostResolver(waker: ring.waker),
             extraCAFile: extraCAFile,
@@ -107,6 +114,7 @@ final class TrackerAnnouncer {
     func tick(now: UInt64) {
         client.tick(now: now)
         collect(now: now)
+        resolveNamedPeers()
         let instant = TrackerInstant(nanoseconds: now)
         switch shutdown {
         case .running:
@@ -215,10 +223,17 @@ final class TrackerAnnouncer {
                 if current.event == .started { startedAnswered = true }
                 var added = 0
                 for peer in response.peers {
+                    if case .name(let name) = peer.host {
+                        guard namedPeers.count < Self.maximumNamedPeers else { continue }
+                        namedPeers.append((name, peer.port))
+                        added += 1
+                        continue
+                    }
                     guard let address = Self.socketAddress(peer) else { continue }
                     discovered.append(address)
                     added += 1
                 }
+                resolveNamedPeers()
                 if let warning = response.warningMessage {
                     log("tracker \(current.url): warning: \(warning)")
                 }
@@ -244,7 +259,23 @@ final class TrackerAnnouncer {
         }
     }
 
-    /// A peer's address to connect to; host names from dictionary peer lists are not resolved.
+    /// Peers named by DNS name whose lookup finished join the discovered ones; failed names are dropped.
+    private func resolveNamedPeers() {
+        namedPeers.removeAll { peer in
+            switch peerNameResolver.lookup(peer.name) {
+            case .pending:
+                return false
+            case .resolved(let address):
+                discovered.append(address.with(port: peer.port))
+                return true
+            case .failed(let reason):
+                log("tracker peer \(peer.name):\(peer.port): cannot resolve: \(reason)")
+                return true
+            }
+        }
+    }
+
+    /// A peer's address to connect to; DNS names wait for ``resolveNamedPeers()``.
     static func socketAddress(_ peer: TrackerPeer) -> SocketAddress? {
         switch peer.host {
         case .ipv4(let address): .ipv4(address: address.value, port: peer.port)

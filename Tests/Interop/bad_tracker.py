@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A deliberately misbehaving BitTorrent tracker for tests (stdlib only), on loopback.
 
-  bad_tracker.py MODE [--bind ADDR]
+  bad_tracker.py MODE [--bind ADDR] [--named-peer NAME:PORT]...
       → {"http": "http://ADDR:P/announce", "udp": "udp://ADDR:Q/announce", "mode": MODE} once
         listening; serves until stdin closes or SIGTERM/SIGINT.
 
@@ -13,6 +13,8 @@ Every HTTP request and every UDP datagram is answered according to MODE:
   silent       accepts and reads, never answers (HTTP); drops every datagram (UDP)
   peers        an announce listing 5000 compact peers (above any client's limit); UDP: same
   wrong-txn    HTTP: like garbage; UDP: answers with the wrong transaction id
+  named        not misbehaving: an HTTP announce whose peers are in BEP 3's dictionary form with a DNS
+               name as "ip" (each --named-peer, and one name that does not resolve); UDP: silent
 The reason a client gives for each can be checked against the mode name in tests.
 Exit status: 0 success, 1 failure, 2 usage error, 128+N signal N.
 """
@@ -27,11 +29,22 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-MODES = ["garbage", "oversized", "failure", "silent", "peers", "wrong-txn"]
+MODES = ["garbage", "oversized", "failure", "silent", "peers", "wrong-txn", "named"]
+UNRESOLVABLE = "no-such-peer.invalid"  # RFC 2606: never resolves
 FAILURE = b"d14:failure reason33:this tracker refuses you politelye"
 
 
-def http_body(mode):
+def bencoded_string(text):
+    return str(len(text.encode())).encode() + b":" + text.encode()
+
+
+def http_body(mode, named_peers):
+    if mode == "named":
+        peers = [(name, int(port)) for name, port in (p.rsplit(":", 1) for p in named_peers)]
+        peers.append((UNRESOLVABLE, 6881))
+        entries = b"".join(b"d2:ip" + bencoded_string(name) + b"4:porti" + str(port).encode() + b"ee"
+                           for name, port in peers)
+        return b"d8:intervali1800e5:peersl" + entries + b"ee"
     if mode == "failure":
         return FAILURE
     if mode == "peers":
@@ -40,7 +53,7 @@ def http_body(mode):
     return b"<html>this is not bencode</html>"
 
 
-def serve_http(conn, mode):
+def serve_http(conn, mode, named_peers):
     with conn:
         conn.settimeout(60)
         try:
@@ -60,24 +73,24 @@ def serve_http(conn, mode):
                 for _ in range(1024):
                     conn.sendall(block)
                 return
-            body = http_body(mode)
+            body = http_body(mode, named_peers)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
                          + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
         except OSError:
             pass
 
 
-def http_loop(listener, mode):
+def http_loop(listener, mode, named_peers):
     while True:
         try:
             conn, _ = listener.accept()
         except OSError:
             return
-        threading.Thread(target=serve_http, args=(conn, mode), daemon=True).start()
+        threading.Thread(target=serve_http, args=(conn, mode, named_peers), daemon=True).start()
 
 
 def udp_reply(datagram, mode):
-    if len(datagram) < 16 or mode == "silent":
+    if len(datagram) < 16 or mode in ("silent", "named"):
         return None
     action, txn = struct.unpack(">II", datagram[8:16])
     if mode == "garbage":
@@ -115,15 +128,22 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=MODES)
     parser.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="loopback address to listen on")
+    parser.add_argument("--named-peer", action="append", default=[], metavar="NAME:PORT",
+                        help="a peer to list by name in mode named (the name must resolve to loopback)")
     args = parser.parse_args()
     common.check_allowed_address(args.bind)
+    for peer in args.named_peer:
+        name, _, port = peer.rpartition(":")
+        if not name or not port.isdigit():
+            raise common.HarnessError(f"--named-peer {peer} is not NAME:PORT")
+        common.check_allowed_address(socket.gethostbyname(name))
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.bind, 0))
     listener.listen(64)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((args.bind, 0))
-    threading.Thread(target=http_loop, args=(listener, args.mode), daemon=True).start()
+    threading.Thread(target=http_loop, args=(listener, args.mode, args.named_peer), daemon=True).start()
     threading.Thread(target=udp_loop, args=(udp, args.mode), daemon=True).start()
     common.emit({"http": f"http://{args.bind}:{listener.getsockname()[1]}/announce",
                  "udp": f"udp://{args.bind}:{udp.getsockname()[1]}/announce", "mode": args.mode})

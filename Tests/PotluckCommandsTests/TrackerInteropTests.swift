@@ -295,6 +295,31 @@ import Testing
         #expect(seconds < 20, "a misbehaving tracker must not hold the download up (\(seconds) s)")
     }
 
+    /// BEP 3's dictionary form lets a tracker name a peer by DNS name: Potluck resolves it off the
+    /// reactor thread and connects. The seeders are reachable only by name (no --peer), and a name
+    /// that does not resolve is dropped without holding anything up.
+    @Test func peersNamedByDNSNameAreResolvedAndDownloadedFrom() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_500_000, 700_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let bare = try Self.create(data, trackers: [], name: "bare.torrent")
+        let seeders = try harnessProcess([
+            Interop.tool("lt.py"), "seed", bare, data.deletingLastPathComponent().path, "--count", "2",
+        ])
+        defer { seeders.stop() }
+        let ports = (seeders.ready?["peers"] as? [String] ?? []).compactMap { $0.split(separator: ":").last }
+        try #require(ports.count == 2)
+        let named = try harnessProcess(
+            [Interop.tool("bad_tracker.py"), "named"] + ports.flatMap { ["--named-peer", "localhost:\($0)"] })
+        defer { named.stop() }
+        let http = try #require(named.ready?["http"] as? String)
+        let torrent = try Self.create(data, trackers: [http], name: "t.torrent")
+        let target = root.appendingPathComponent("download")
+        let result = try runPotluck(["download", "-q", "--verbose", torrent, "-o", target.path])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        #expect(result.error.contains("tracker \(http): started answered: 3 peers"), "\(result.error)")
+    }
+
     /// Timeouts on the ring: a tracker that accepts (HTTP) or receives (UDP) and never answers is
     /// reported as timed out within the scrape's limit, not waited on for ever.
     @Test func silentTrackersTimeOut() throws {

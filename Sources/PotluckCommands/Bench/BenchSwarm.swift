@@ -12,8 +12,9 @@ struct BenchSwarm: ParsableCommand {
             from --leecher-client in turn, all downloading into empty folders; every copy is verified \
             byte for byte. Seeders listen on addresses of a harness namespace's root-side veth. With \
             --tracker, an opentracker serves the swarm: libtorrent and aria2 leechers find the seeders \
-            and each other there; Potluck (which cannot announce yet) is announced by the benchmark when \
-            seeding and given the seeders with --peer when leeching; Transmission leechers always get \
+            and each other there; a Potluck seeder is announced by the benchmark from the address it \
+            listens on, and Potluck leechers are given the seeders with --peer (the benchmark's torrent \
+            names no tracker); Transmission leechers always get \
             the seeders through their driver's own tracker. Without --tracker, leechers are given the \
             seeders only. --runs repeats the whole case. Needs root.
             """)

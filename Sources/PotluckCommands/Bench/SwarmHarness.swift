@@ -589,8 +589,8 @@ final class SwarmFixture {
         }
     }
 
-    /// Announces a seeder that cannot announce itself (Potluck, for now; Transmission as driven here),
-    /// from its own address, so the tracker records that address.
+    /// Announces a seeder from the address it listens on, so the tracker records that address (the
+    /// benchmark's torrent names no tracker, so Potluck and Transmission as driven here do not announce).
     private func announce(_ peer: String, from address: String, netns: String?, to tracker: String) throws {
         let command = [
             "/usr/bin/python3", run.harness + "/tracker.py", "announce", tracker, "--infohash", infoHash,
