@@ -32,6 +32,9 @@ public struct DownloadOptions: Sendable {
     public var listenAddress: SocketAddress?
     /// Keep running and uploading once every piece is verified, until stopped.
     public var seedWhenComplete = false
+    /// Peers uploaded to at once besides the optimistic one (the choker's regular slots; BEP 3's
+    /// mainline used 4). A seed serving many leechers on a fast link may want more.
+    public var uploadSlots = 4
     /// Upload buffers (128 KiB each): single-block reads, when the piece cache is full of pieces in use.
     public var uploadBufferCount = 64
     /// Memory for whole pieces read for uploading, shared by all peers (0: read block by block).
@@ -242,7 +245,9 @@ public final class DownloadSession {
         verified = VerifiedPieces(pieceCount: metainfo.pieceCount)
         pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
         candidates = options.peers.map { PeerCandidate(address: $0) }
-        choker = Choker(seed: options.seed)
+        var chokerConfiguration = Choker.Configuration()
+        chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
+        choker = Choker(configuration: chokerConfiguration, seed: options.seed)
         uploadLimiter =
             options.sharedUploadLimiter
             ?? RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)

@@ -55,6 +55,15 @@ func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String,
         #expect(result.error.contains("piece sizes must be between 16 and 65536 KiB"))
     }
 
+    @Test func uploadSlotsAreBounded() throws {
+        for command in ["download", "seed"] {
+            let result = try runPotluck([command, "x.torrent", "--upload-slots", "5000"])
+            #expect(result.status != 0)
+            #expect(result.error.contains("--upload-slots must be between 0 and 1000"), "\(result.error)")
+        }
+        #expect(throws: Never.self) { try Seed.parse(["x.torrent", "--upload-slots", "8"]) }
+    }
+
     @Test func ringBenchmarksMoveEveryByte() throws {
         // Small sizes: this checks that the measured loops finish and count right, not how fast they are.
         for options in [RingOptions(), RingOptions(disabledFeatures: .all)] {

@@ -66,6 +66,9 @@ struct Download: ParsableCommand {
     @Option(help: "Download limit for all peers together, bytes per second (500K, 2M; 0: none).")
     var maxDownloadRate: String = "0"
 
+    @Option(help: "Peers uploaded to at once, besides one optimistic unchoke (tit-for-tat's regular slots).")
+    var uploadSlots: Int = 4
+
     @Option(
         name: .customLong("piece-memory-mib"),
         help: """
@@ -101,6 +104,9 @@ struct Download: ParsableCommand {
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
+        }
+        guard (0...1000).contains(uploadSlots) else {
+            throw ValidationError("--upload-slots must be between 0 and 1000")
         }
         for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
         where LimitParsing.rateBytesPerSecond(value) == nil {
@@ -142,6 +148,7 @@ struct Download: ParsableCommand {
         options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
         options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
         options.preallocateFiles = preallocate
+        options.uploadSlots = uploadSlots
         options.useTrackers = !noTrackers
         options.trackerCAFile = trackerCAFile
         let hasTrackers = !noTrackers && !metainfo.trackers.isEmpty

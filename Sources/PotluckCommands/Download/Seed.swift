@@ -34,6 +34,9 @@ struct Seed: ParsableCommand {
         help: "Download limit (for pieces that failed the check), all torrents together, bytes per second.")
     var maxDownloadRate: String = "0"
 
+    @Option(help: "Peers uploaded to at once per torrent, besides one optimistic unchoke.")
+    var uploadSlots: Int = 4
+
     @Option(help: "Stop once uploaded bytes reach R times the torrent's size.")
     var seedRatio: Double?
 
@@ -56,6 +59,9 @@ struct Seed: ParsableCommand {
 
     func validate() throws {
         guard !torrents.isEmpty else { throw ValidationError("give at least one .torrent file") }
+        guard (0...1000).contains(uploadSlots) else {
+            throw ValidationError("--upload-slots must be between 0 and 1000")
+        }
         guard SocketAddress(listen) != nil else {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
         }
@@ -80,6 +86,7 @@ struct Seed: ParsableCommand {
         var arguments =
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
         arguments += ["--max-upload-rate", maxUploadRate, "--max-download-rate", maxDownloadRate]
+        arguments += ["--upload-slots", "\(uploadSlots)"]
         if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
         if let seedTime { arguments += ["--seed-time", seedTime] }
         if noTrackers { arguments.append("--no-trackers") }
@@ -137,6 +144,7 @@ struct Seed: ParsableCommand {
             var options = DownloadOptions(
                 downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
             options.seedWhenComplete = true
+            options.uploadSlots = uploadSlots
             options.seedRatioLimit = seedRatio
             options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
             options.useTrackers = !noTrackers
