@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "TorrentModel"),
         .target(name: "Bencode"),
         .target(name: "Metainfo", dependencies: ["Bencode", "Hashing", "TorrentModel"]),
-        .target(name: "PeerWire", dependencies: ["TorrentModel", "Bencode"]),
+        .target(name: "PeerWire", dependencies: ["TorrentModel", "Bencode", "Hashing"]),
         .target(name: "Swarm", dependencies: ["TorrentModel"]),
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
 
@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "BencodeTests", dependencies: ["Bencode"]),
         .testTarget(name: "MetainfoTests", dependencies: ["Metainfo", "Bencode", "Hashing"]),
         .testTarget(name: "TorrentModelTests", dependencies: ["TorrentModel"]),
-        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode"]),
+        .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode", "Hashing"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
         .testTarget(

@@ -638,7 +638,7 @@ public final class DownloadSession {
             initiatedLocally: initiatedLocally)
         let link = PeerLink(
             slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], address: address, fd: fd,
-            connection: connection)
+            connection: connection, initiatedLocally: initiatedLocally)
         links[index] = link
         return link
     }
@@ -774,9 +774,48 @@ public final class DownloadSession {
         } else {
             return
         }
-        parse(bytes, link: link, now: now)
+        if link.openingSeen && link.encryption == nil {
+            parse(bytes, link: link, now: now)
+        } else {
+            receiveOpening(bytes, link: link, now: now)
+        }
         if let id = completion.bufferID { providedBuffers?.recycle(id) }
         if !link.receiveInFlight && !link.closing { armReceive(link) }
+    }
+
+    /// An incoming peer's first bytes: the plain handshake starts with 19 ("\u{13}BitTorrent
+    /// protocol"); anything else is taken for the encryption exchange (MSE/PE), which ends with plain
+    /// peer wire from then on (Potluck selects plaintext, so uploads stay zero-copy).
+    private func receiveOpening(_ bytes: UnsafeRawBufferPointer, link: PeerLink, now: UInt64) {
+        if !link.openingSeen {
+            link.openingSeen = true
+            guard bytes.first != UInt8(Handshake.protocolName.count) else {
+                return parse(bytes, link: link, now: now)
+            }
+            var privateKey = [UInt8](repeating: 0, count: 20)
+            for index in privateKey.indices { privateKey[index] = UInt8.random(in: 0...255) }
+            let padding = (0..<Int.random(in: 0...64)).map { _ in UInt8.random(in: 0...255) }
+            link.encryption = EncryptionHandshakeResponder(
+                knownInfoHashes: [metainfo.wireInfoHash], privateKey: privateKey, padding: padding)
+        }
+        guard var exchange = link.encryption else { return parse(bytes, link: link, now: now) }
+        let step: EncryptionHandshakeResponder.Step
+        do {
+            step = try exchange.receive(bytes)
+        } catch {
+            link.encryption = nil
+            disconnect(link, reason: "encrypted handshake refused: \(error)", now: now)
+            return
+        }
+        link.connection.outbound += exchange.takeOutbound()
+        switch step {
+        case .needMoreBytes:
+            link.encryption = exchange
+        case .established(_, let plaintext):
+            link.encryption = nil
+            log("peer \(link.address): encrypted handshake (MSE/PE) done, plaintext selected")
+            plaintext.withUnsafeBytes { parse($0, link: link, now: now) }
+        }
     }
 
     private var receivesToRearm: [PeerLink] = []

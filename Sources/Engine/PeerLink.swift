@@ -30,6 +30,11 @@ final class PeerLink {
     /// The block whose payload is being dropped (its first bytes found no piece buffer).
     var droppingBlock: BlockRange?
     var closing = false
+    /// An incoming connection's first bytes decide between the plain handshake and an encrypted one
+    /// (MSE/PE); until they arrive this is false. Outgoing connections always speak plain.
+    var openingSeen: Bool
+    /// The encryption exchange in progress, for an incoming peer that opened with one.
+    var encryption: EncryptionHandshakeResponder?
 
     /// Requests from the peer waiting for a disk read or the cache, oldest first from `uploadQueueHead`
     /// (bounded by the connection's incoming request limit, plus requests it has since dropped).
@@ -46,7 +51,11 @@ final class PeerLink {
     /// Whether the send in flight uses `sendVector`.
     var sendingVector = false
 
-    init(slot: PeerSlot, generation: UInt16, address: SocketAddress, fd: Int32, connection: PeerConnection) {
+    init(
+        slot: PeerSlot, generation: UInt16, address: SocketAddress, fd: Int32, connection: PeerConnection,
+        initiatedLocally: Bool
+    ) {
+        self.openingSeen = initiatedLocally
         self.slot = slot
         self.generation = generation
         self.address = address

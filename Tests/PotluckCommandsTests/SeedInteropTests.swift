@@ -84,13 +84,17 @@ import Testing
         return (result.status, object ?? [:])
     }
 
+    /// libtorrent opens with the encryption exchange (MSE/PE, its default): the seeder answers it,
+    /// choosing plaintext, instead of dropping the connection and waiting for a plain retry.
     @Test func libtorrentDownloadsFromAPotluckSeeder() throws {
         let (root, data) = try Interop.makePayload(sizes: [3_000_000, 500_001, 16_384])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "64K")
         let port = Self.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
         let seeder = try PotluckSeeder(
-            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)")
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            logFile: log)
         seeder.waitUntilListening(host: "127.0.0.1", port: port)
 
         let viaLibtorrent = root.appendingPathComponent("libtorrent")
@@ -99,7 +103,9 @@ import Testing
             ["download", torrent, viaLibtorrent.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
         #expect(libtorrent.status == 0, "\(libtorrent.json)")
         #expect(Interop.sameContents(data, viaLibtorrent.appendingPathComponent("payload")))
-
+        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(seederLog.contains("encrypted handshake (MSE/PE) done, plaintext selected"), "\(seederLog)")
+        #expect(!seederLog.contains("malformed handshake"), "\(seederLog)")
     }
 
     /// Regression: aria2 sends a bitfield (or have-all) mid-connection in place of haves, and the
@@ -109,8 +115,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "64K")
         let port = Self.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
         let seeder = try PotluckSeeder(
-            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)")
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            logFile: log)
         seeder.waitUntilListening(host: "127.0.0.1", port: port)
 
         // aria2c learns peers only from a tracker: aria2.py announces the seeder to a private opentracker.
@@ -119,6 +127,9 @@ import Testing
             "aria2.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
         #expect(aria2.status == 0, "\(aria2.json)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        // aria2 also opens with the encryption exchange by default.
+        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(seederLog.contains("encrypted handshake (MSE/PE) done, plaintext selected"), "\(seederLog)")
     }
 
     /// `--max-upload-rate` paces the transfer and `--seed-ratio 1` ends the seeder after one full copy,
