@@ -103,24 +103,55 @@ let benchmarks: [Microbenchmark] = [
         }
         return blocks * blockBytes
     },
-    // Serving 16 KiB blocks through the ring to a socket drained by another thread: the old upload
-    // path copied each payload into the outbound bytes; the new one sends header and payload in one
-    // sendmsg from where the payload already is.
+    // Serving 16 KiB blocks through the ring to a loopback TCP socket drained by another thread: copying
+    // each payload into the outbound bytes (the old path), one sendmsg of headers and payloads from where
+    // the payloads are (the engine's path), and IORING_OP_SEND_ZC for the payloads (issue 7 asks for
+    // send_zc where a benchmark shows it pays).
     Microbenchmark(name: "upload-16KiB-copy-then-send", unit: "block") { iterations in
-        try uploadBenchmark(iterations: iterations, gather: false)
+        try uploadBenchmark(iterations: iterations, path: .copyThenSend)
     },
     Microbenchmark(name: "upload-16KiB-sendmsg", unit: "block") { iterations in
-        try uploadBenchmark(iterations: iterations, gather: true)
+        try uploadBenchmark(iterations: iterations, path: .gather)
+    },
+    Microbenchmark(name: "upload-16KiB-send-zc", unit: "block") { iterations in
+        try uploadBenchmark(iterations: iterations, path: .zeroCopy)
     },
 ]
 
-/// Sends `iterations` piece messages of 16 KiB, eight per send, over a Unix socket pair.
-func uploadBenchmark(iterations: Int, gather: Bool) throws -> Int {
+enum UploadPath {
+    case copyThenSend
+    case gather
+    case zeroCopy
+}
+
+/// A connected loopback TCP pair (zero-copy send needs TCP; a Unix socket refuses it).
+func loopbackTCPPair() -> (sender: Int32, receiver: Int32) {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let sender = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let connected = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw -> Bool in
+            guard bind(listener, raw, length) == 0, listen(listener, 1) == 0,
+                getsockname(listener, raw, &length) == 0
+            else { return false }
+            return connect(sender, raw, length) == 0
+        }
+    }
+    guard connected else { fatalError("cannot make a loopback TCP connection: errno \(errno)") }
+    let receiver = accept(listener, nil, nil)
+    close(listener)
+    return (sender, receiver)
+}
+
+/// Sends `iterations` piece messages of 16 KiB, eight per batch, along `path`.
+func uploadBenchmark(iterations: Int, path: UploadPath) throws -> Int {
     let blockBytes = Int(PieceGeometry.standardBlockLength)
+    let blocksPerPiece = pieceBytes / blockBytes
     let geometry = PieceGeometry(totalLength: Int64(pieceBytes) * 64, pieceLength: pieceBytes)
-    var pair: [Int32] = [0, 0]
-    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { fatalError("socketpair") }
-    let readEnd = pair[1]
+    let (sender, readEnd) = loopbackTCPPair()
     let reader = Thread {
         let sink = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 64)
         defer { sink.deallocate() }
@@ -128,9 +159,9 @@ func uploadBenchmark(iterations: Int, gather: Bool) throws -> Int {
     }
     reader.start()
     defer {
-        close(pair[0])
+        close(sender)
         usleep(10_000)
-        close(pair[1])
+        close(readEnd)
     }
     let ring = try Ring()
     let slot = OperationSlot(index: 1, generation: 1)
@@ -141,47 +172,94 @@ func uploadBenchmark(iterations: Int, gather: Bool) throws -> Int {
     var positions: [Int] = []
     positions.reserveCapacity(8)
     var sent = 0
+
+    /// Sends all of `bytes`, resubmitting after short sends.
+    func sendAll(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            try ring.enqueue(
+                .send(fd: sender, bytes: UnsafeRawBufferPointer(rebasing: bytes[offset...])), for: slot)
+            try ring.submitAndWait(minimumCompletions: 1)
+            ring.drain { completion in
+                precondition(completion.result > 0, "send failed: \(completion.result)")
+                offset += Int(completion.result)
+            }
+        }
+    }
+
     try cache.withUnsafeBytes { piece in
         while sent < iterations {
             let batch = min(8, iterations - sent)
             outbound.removeAll(keepingCapacity: true)
             positions.removeAll(keepingCapacity: true)
             for i in 0..<batch {
-                let block = geometry.block((sent + i) % (pieceBytes / blockBytes), of: PieceIndex(0))
+                let block = geometry.block((sent + i) % blocksPerPiece, of: PieceIndex(0))
                 let payload = UnsafeRawBufferPointer(
                     rebasing: piece[Int(block.offset)..<Int(block.offset) + blockBytes])
-                if gather {
-                    WireEncoder.appendPieceHeader(for: block, into: &outbound)
-                    positions.append(outbound.count)
-                } else {
+                if path == .copyThenSend {
                     WireEncoder.appendPiece(
                         block, payload: Span<UInt8>(_unsafeBytes: payload), into: &outbound)
+                } else {
+                    WireEncoder.appendPieceHeader(for: block, into: &outbound)
+                    positions.append(outbound.count)
                 }
             }
             try outbound.withUnsafeBytes { bytes in
-                if gather {
+                switch path {
+                case .copyThenSend:
+                    try sendAll(bytes)
+                case .gather:
                     vector.removeAll()
                     var from = 0
                     for (i, position) in positions.enumerated() {
                         vector.append(UnsafeRawBufferPointer(rebasing: bytes[from..<position]))
-                        let offset = (sent + i) % (pieceBytes / blockBytes) * blockBytes
+                        let offset = (sent + i) % blocksPerPiece * blockBytes
                         vector.append(UnsafeRawBufferPointer(rebasing: piece[offset..<offset + blockBytes]))
                         from = position
                     }
                     while vector.remainingBytes > 0 {
-                        try ring.enqueue(.sendMessage(fd: pair[0], vector: vector), for: slot)
+                        try ring.enqueue(.sendMessage(fd: sender, vector: vector), for: slot)
                         try ring.submitAndWait(minimumCompletions: 1)
                         ring.drain { vector.advance(by: Int($0.result)) }
                     }
-                } else {
-                    var offset = 0
-                    while offset < bytes.count {
+                case .zeroCopy:
+                    // Header and payload of every block as one linked chain (so they stay in order on
+                    // the socket), submitted at once; the payloads' notifications are awaited before the
+                    // next batch, as an engine would before reusing those buffers.
+                    var from = 0
+                    var expected = 0
+                    for (i, position) in positions.enumerated() {
+                        let offset = (sent + i) % blocksPerPiece * blockBytes
+                        let isLast = i == positions.count - 1
                         try ring.enqueue(
-                            .send(fd: pair[0], bytes: UnsafeRawBufferPointer(rebasing: bytes[offset...])),
-                            for: slot)
-                        try ring.submitAndWait(minimumCompletions: 1)
-                        ring.drain { offset += Int($0.result) }
+                            .send(
+                                fd: sender, bytes: UnsafeRawBufferPointer(rebasing: bytes[from..<position])),
+                            for: slot, flags: .link)
+                        try ring.enqueue(
+                            .sendZeroCopy(
+                                fd: sender,
+                                bytes: UnsafeRawBufferPointer(rebasing: piece[offset..<offset + blockBytes])),
+                            for: slot, flags: isLast ? [] : .link)
+                        expected += position - from + blockBytes
+                        from = position
                     }
+                    var transferred = 0
+                    var notificationsDue = 0
+                    var completions = 0
+                    while completions < 2 * positions.count || notificationsDue > 0 {
+                        try ring.submitAndWait(minimumCompletions: 1)
+                        ring.drain { completion in
+                            if completion.isNotification {
+                                notificationsDue -= 1
+                                return
+                            }
+                            completions += 1
+                            precondition(completion.result > 0, "send failed: \(completion.result)")
+                            transferred += Int(completion.result)
+                            if completion.hasMore { notificationsDue += 1 }
+                        }
+                    }
+                    precondition(transferred == expected, "a short send broke the chain")
                 }
             }
             sent += batch
