@@ -205,7 +205,7 @@ public final class DownloadSession {
     /// Finishing: requests are no longer served (what is queued is still sent).
     private var stopping = false
     /// Sockets taken from `options.incomingInbox`, reused.
-    private var routedDescriptors: [Int32] = []
+    private var routedDescriptors: [RoutedConnection] = []
     private var listenerFD: Int32 = -1
     private var boundAddress: SocketAddress?
     private var log: (String) -> Void
@@ -374,7 +374,9 @@ public final class DownloadSession {
             providedBuffers?.publishRecycled()
             if let inbox = options.incomingInbox {
                 inbox.take(into: &routedDescriptors)
-                for fd in routedDescriptors { adoptIncoming(fd, now: now) }
+                for routed in routedDescriptors {
+                    adoptIncoming(routed.fd, plaintextRead: routed.plaintextRead, now: now)
+                }
                 routedDescriptors.removeAll(keepingCapacity: true)
             }
             // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
@@ -665,7 +667,9 @@ public final class DownloadSession {
 
     /// An incoming connection, accepted here or routed from an `IncomingRouter`: it starts by reading
     /// the peer's handshake.
-    private func adoptIncoming(_ fd: Int32, now: UInt64) {
+    /// An accepted socket becomes a link. `plaintextRead`: the router already answered the peer's
+    /// encryption exchange and read these plain bytes from it.
+    private func adoptIncoming(_ fd: Int32, plaintextRead: [UInt8]? = nil, now: UInt64) {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
             log("refused an incoming connection: \(options.maximumPeers) peers already")
@@ -675,7 +679,11 @@ public final class DownloadSession {
         let link = makeLink(fd: fd, address: address, initiatedLocally: false)
         link.connected = true
         link.connection.start(now: MonotonicTime(nanoseconds: now))
-        armReceive(link)
+        if let plaintextRead {
+            link.openingSeen = true
+            if !plaintextRead.isEmpty { plaintextRead.withUnsafeBytes { parse($0, link: link, now: now) } }
+        }
+        if !link.closing { armReceive(link) }
     }
 
     private func link(for slot: OperationSlot) -> PeerLink? {

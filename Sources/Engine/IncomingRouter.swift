@@ -4,11 +4,19 @@ import Synchronization
 import TorrentModel
 import URing
 
+/// A socket an `IncomingRouter` hands to a session: unread (a plain handshake waits in it), or after an
+/// encryption exchange the router answered, with the plain peer-wire bytes it has already read.
+struct RoutedConnection: Sendable {
+    let fd: Int32
+    /// Nil: nothing read yet. Otherwise the peer's first plain bytes (its handshake, usually).
+    let plaintextRead: [UInt8]?
+}
+
 /// Connections handed to one session by an `IncomingRouter`: a thread-safe queue of accepted sockets
 /// whose handshakes name the session's torrent, with a wake-up for the session's reactor.
 public final class IncomingInbox: Sendable {
     private struct State {
-        var descriptors: [Int32] = []
+        var descriptors: [RoutedConnection] = []
         var waker: RingWaker?
         var closed = false
     }
@@ -17,11 +25,12 @@ public final class IncomingInbox: Sendable {
 
     public init() {}
 
-    /// From the router's thread: the session takes ownership of `fd` (nil: it has stopped, close it).
-    func deliver(_ fd: Int32) -> Bool {
+    /// From the router's thread: the session takes ownership of the socket (false: it has stopped,
+    /// close it).
+    func deliver(_ connection: RoutedConnection) -> Bool {
         let waker: RingWaker?? = state.withLock { state in
             guard !state.closed else { return nil }
-            state.descriptors.append(fd)
+            state.descriptors.append(connection)
             return .some(state.waker)
         }
         guard let waker else { return false }
@@ -38,7 +47,7 @@ public final class IncomingInbox: Sendable {
         if pending { waker.wake() }
     }
 
-    func take(into descriptors: inout [Int32]) {
+    func take(into descriptors: inout [RoutedConnection]) {
         state.withLock { state in
             descriptors.append(contentsOf: state.descriptors)
             state.descriptors.removeAll(keepingCapacity: true)
@@ -52,13 +61,15 @@ public final class IncomingInbox: Sendable {
             defer { state.descriptors.removeAll() }
             return state.descriptors
         }
-        for fd in left { Glibc.close(fd) }
+        for connection in left { Glibc.close(connection.fd) }
     }
 }
 
 /// One listening socket for several torrents: accepts peers, waits (without reading) until a peer's
 /// handshake has named its info hash, then hands the socket to that torrent's session, which reads the
-/// handshake itself as for any incoming connection.
+/// handshake itself as for any incoming connection. A peer that opens with the encryption exchange
+/// (MSE/PE) is answered here instead (the exchange names the torrent only once it is under way), with
+/// plaintext chosen; the session gets the socket and the plain bytes read so far.
 ///
 /// Runs on its own thread with poll(2): it handles only connection set-up, never payload. Invariants:
 /// at most `maximumHalfOpen` connections wait for their handshake, each at most `handshakeTimeoutSeconds`;
@@ -69,7 +80,15 @@ public final class IncomingRouter {
     public var handshakeTimeoutSeconds = 10
     private let listenerFD: Int32
     private var sessions: [InfoHash: IncomingInbox] = [:]
-    private var pending: [(fd: Int32, address: SocketAddress?, deadline: ContinuousClock.Instant)] = []
+    private struct Pending {
+        let fd: Int32
+        let address: SocketAddress?
+        let deadline: ContinuousClock.Instant
+        /// The encryption exchange, once the peer's first bytes showed it opened with one.
+        var encryption: EncryptionHandshakeResponder?
+    }
+
+    private var pending: [Pending] = []
     private let log: (String) -> Void
 
     public init(
@@ -111,7 +130,7 @@ public final class IncomingRouter {
                 return
             }
             let now = ContinuousClock.now
-            var kept: [(fd: Int32, address: SocketAddress?, deadline: ContinuousClock.Instant)] = []
+            var kept: [Pending] = []
             for (index, connection) in pending.enumerated() {
                 let events = descriptors[index + 1].revents
                 guard events != 0 else {
@@ -122,6 +141,10 @@ public final class IncomingRouter {
                     } else {
                         kept.append(connection)
                     }
+                    continue
+                }
+                if connection.encryption != nil {
+                    if let still = continueEncryption(connection) { kept.append(still) }
                     continue
                 }
                 let count = peek.withUnsafeMutableBytes {
@@ -139,7 +162,12 @@ public final class IncomingRouter {
                 case .needMore:
                     kept.append(connection)
                 case .notBitTorrent:
-                    drop(connection.fd, connection.address, "not a plain BitTorrent handshake (encrypted?)")
+                    // Taken for the encryption exchange; bytes that are not one fail it with a reason.
+                    var encrypted = connection
+                    encrypted.encryption = EncryptionHandshakeResponder(
+                        knownInfoHashes: Array(sessions.keys), privateKey: Self.randomBytes(20),
+                        padding: Self.randomBytes(Int.random(in: 0...64)))
+                    if let still = continueEncryption(encrypted) { kept.append(still) }
                 case .infoHash(let infoHash):
                     guard let inbox = sessions[infoHash] else {
                         drop(
@@ -147,7 +175,7 @@ public final class IncomingRouter {
                             "asks for a torrent we do not serve (\(infoHash))")
                         continue
                     }
-                    if !inbox.deliver(connection.fd) {
+                    if !inbox.deliver(RoutedConnection(fd: connection.fd, plaintextRead: nil)) {
                         drop(connection.fd, connection.address, "its torrent has stopped")
                     }
                 }
@@ -168,8 +196,64 @@ public final class IncomingRouter {
                 drop(fd, address, "\(maximumHalfOpen) connections already wait for their handshake")
                 continue
             }
-            pending.append((fd, address, now + .seconds(handshakeTimeoutSeconds)))
+            pending.append(
+                Pending(fd: fd, address: address, deadline: now + .seconds(handshakeTimeoutSeconds)))
         }
+    }
+
+    /// Reads what the peer sent and advances its encryption exchange: the connection to keep waiting
+    /// on, or nil once it is delivered or dropped.
+    private func continueEncryption(_ connection: Pending) -> Pending? {
+        var connection = connection
+        guard var exchange = connection.encryption else { return connection }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes {
+            recv(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
+        }
+        guard count > 0 else {
+            if count < 0 && (errno == EAGAIN || errno == EINTR) { return connection }
+            drop(connection.fd, connection.address, "closed during the encryption exchange")
+            return nil
+        }
+        let step: EncryptionHandshakeResponder.Step
+        do {
+            step = try exchange.receive(buffer[..<count])
+        } catch {
+            drop(connection.fd, connection.address, "encrypted handshake refused: \(error)")
+            return nil
+        }
+        // At most a key, padding and a 14-byte answer: a fresh socket's buffer takes them at once.
+        let reply = exchange.takeOutbound()
+        if !reply.isEmpty {
+            let sent = reply.withUnsafeBytes {
+                send(connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            }
+            guard sent == reply.count else {
+                drop(connection.fd, connection.address, "could not answer its encryption exchange")
+                return nil
+            }
+        }
+        switch step {
+        case .needMoreBytes:
+            connection.encryption = exchange
+            return connection
+        case .established(let infoHash, let plaintext):
+            guard let inbox = sessions[infoHash] else {
+                drop(connection.fd, connection.address, "asks for a torrent we do not serve (\(infoHash))")
+                return nil
+            }
+            log(
+                "peer \(connection.address.map { "\($0)" } ?? "?"): encrypted handshake (MSE/PE) done, plaintext selected"
+            )
+            if !inbox.deliver(RoutedConnection(fd: connection.fd, plaintextRead: plaintext)) {
+                drop(connection.fd, connection.address, "its torrent has stopped")
+            }
+            return nil
+        }
+    }
+
+    private static func randomBytes(_ count: Int) -> [UInt8] {
+        (0..<count).map { _ in UInt8.random(in: 0...255) }
     }
 
     private func drop(_ fd: Int32, _ address: SocketAddress?, _ reason: String) {

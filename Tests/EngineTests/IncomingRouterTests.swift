@@ -55,7 +55,7 @@ import URing
         let bytes = Self.handshake(Self.known)
         _ = bytes.withUnsafeBytes { send(peer, $0.baseAddress, 30, 0) }
         usleep(150_000)
-        var routed: [Int32] = []
+        var routed: [RoutedConnection] = []
         inbox.take(into: &routed)
         #expect(routed.isEmpty)
         _ = bytes.withUnsafeBytes { send(peer, $0.baseAddress! + 30, bytes.count - 30, 0) }
@@ -65,11 +65,12 @@ import URing
             inbox.take(into: &routed)
         }
         try #require(routed.count == 1)
-        defer { close(routed[0]) }
+        #expect(routed[0].plaintextRead == nil)
+        defer { close(routed[0].fd) }
         // Unread: the session reads the whole handshake itself.
         var received = [UInt8](repeating: 0, count: bytes.count)
         let count = received.withUnsafeMutableBytes {
-            recv(routed[0], $0.baseAddress, $0.count, Int32(MSG_WAITALL))
+            recv(routed[0].fd, $0.baseAddress, $0.count, Int32(MSG_WAITALL))
         }
         #expect(count == bytes.count && received == bytes)
 
@@ -80,7 +81,9 @@ import URing
 
         let encrypted = try Self.connect(to: address)
         defer { close(encrypted) }
-        let noise: [UInt8] = [0x3e, 0x74, 0x9a, 0xf3, 0xe9, 0x0f]
+        // Not a plain handshake, so taken for an encryption exchange; a key of all ones is not a valid
+        // Diffie-Hellman key, and the exchange is refused at once.
+        let noise = [UInt8](repeating: 0xff, count: 96)
         _ = noise.withUnsafeBytes { send(encrypted, $0.baseAddress, $0.count, 0) }
         #expect(Self.closedByPeer(encrypted, seconds: 5))
 
