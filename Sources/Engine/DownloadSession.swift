@@ -50,10 +50,13 @@ public struct DownloadOptions: Sendable {
     /// Incoming connections for this torrent from an `IncomingRouter` that listens for several torrents
     /// (instead of, or besides, `listenAddress`).
     public var incomingInbox: IncomingInbox?
-    /// Limits shared with other sessions (several torrents under one limit); they replace
-    /// `maximumUploadRateBytesPerSecond` / `maximumDownloadRateBytesPerSecond`.
+    /// Limits shared with other sessions (several torrents under one limit); this torrent's own
+    /// `maximumUploadRateBytesPerSecond` / `maximumDownloadRateBytesPerSecond` apply within them.
     public var sharedUploadLimiter: RateLimiter?
     public var sharedDownloadLimiter: RateLimiter?
+    /// Connections at once across every session sharing it (each link takes one), besides this
+    /// torrent's own `maximumPeers`.
+    public var sharedConnectionBudget: ConnectionBudget?
     /// Reserve each file's full size before its first write instead of leaving it sparse: a full disk
     /// is found before any piece is downloaded for that file.
     public var preallocateFiles = false
@@ -248,12 +251,11 @@ public final class DownloadSession {
         var chokerConfiguration = Choker.Configuration()
         chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
         choker = Choker(configuration: chokerConfiguration, seed: options.seed)
-        uploadLimiter =
-            options.sharedUploadLimiter
-            ?? RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
-        downloadLimiter =
-            options.sharedDownloadLimiter
-            ?? RateLimiter(rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond)
+        uploadLimiter = RateLimiter(
+            rateBytesPerSecond: options.maximumUploadRateBytesPerSecond, within: options.sharedUploadLimiter)
+        downloadLimiter = RateLimiter(
+            rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond,
+            within: options.sharedDownloadLimiter)
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
@@ -293,6 +295,8 @@ public final class DownloadSession {
         options.incomingInbox?.attach(waker)
         defer { options.incomingInbox?.close() }
         defer { hashers.shutdown() }
+        // However the session ends, its sockets close and give their connections back to a shared budget.
+        defer { for case let link? in links { release(link) } }
         if mkdir(options.downloadDirectory, 0o755) != 0 && errno != EEXIST {
             throw .storage(
                 StorageError(.open, path: options.downloadDirectory, reason: .system(Errno(rawValue: errno))))
@@ -611,7 +615,11 @@ public final class DownloadSession {
 
     private func connect(to candidateIndex: Int, now: UInt64) -> Bool {
         let address = candidates[candidateIndex].address
-        guard let fd = try? Socket.makeTCP(family: address.family) else { return false }
+        guard options.sharedConnectionBudget?.acquire() ?? true else { return false }
+        guard let fd = try? Socket.makeTCP(family: address.family) else {
+            options.sharedConnectionBudget?.release()
+            return false
+        }
         let link = makeLink(fd: fd, address: address, initiatedLocally: true)
         candidates[candidateIndex].connected = true
         do {
@@ -673,6 +681,13 @@ public final class DownloadSession {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
             log("refused an incoming connection: \(options.maximumPeers) peers already")
+            Glibc.close(fd)
+            return
+        }
+        guard options.sharedConnectionBudget?.acquire() ?? true else {
+            log(
+                "peer \(address): refused: \(options.sharedConnectionBudget?.limit ?? 0) connections already "
+                    + "across all torrents")
             Glibc.close(fd)
             return
         }
@@ -1464,6 +1479,8 @@ public final class DownloadSession {
         releasePayloads(&link.payloads)
         releasePayloads(&link.sendingPayloads)
         links[index] = nil
+        // Every link took one connection from the shared budget when it was made.
+        options.sharedConnectionBudget?.release()
     }
 }
 

@@ -108,6 +108,36 @@ import URing
         #expect(allowed >= (1 << 20) / 10)
         #expect(RateLimiter(rateBytesPerSecond: 0).take(1 << 30))
     }
+
+    /// A torrent's own limit inside the process-wide one: each transfer needs both to allow it and is
+    /// charged to both, so the tighter one paces, and the shared one sees every torrent's bytes.
+    @Test func aTorrentLimitLivesWithinTheSharedOne() {
+        let shared = RateLimiter(rateBytesPerSecond: 4 << 20)
+        let slow = RateLimiter(rateBytesPerSecond: 256 << 10, within: shared)
+        let free = RateLimiter(rateBytesPerSecond: 0, within: shared)
+        #expect(!free.isUnlimited && RateLimiter(rateBytesPerSecond: 0).isUnlimited)
+        var slowBytes = 0
+        var freeBytes = 0
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .milliseconds(300) {
+            if slow.take(16_384) { slowBytes += 16_384 }
+            if free.take(16_384) { freeBytes += 16_384 }
+            usleep(1000)
+        }
+        // The slow torrent: 0.3 s at 256 KiB/s plus its burst; the other takes what the shared limit leaves.
+        #expect(slowBytes <= (256 << 10) * 4 / 10 + 16_384, "\(slowBytes)")
+        #expect(freeBytes > slowBytes, "\(freeBytes) vs \(slowBytes)")
+        // The shared one's burst is a tenth of a second of its rate.
+        #expect(slowBytes + freeBytes <= (4 << 20) * 4 / 10 + 2 * 16_384)
+    }
+
+    @Test func aConnectionBudgetIsSharedAndGivenBack() {
+        let budget = ConnectionBudget(limit: 2)
+        #expect(budget.acquire() && budget.acquire())
+        #expect(!budget.acquire())
+        budget.release()
+        #expect(budget.count == 1 && budget.acquire())
+    }
 }
 
 private struct UncheckedRouter: @unchecked Sendable {

@@ -224,6 +224,46 @@ import Testing
         #expect(!text.contains("encrypted handshake refused"), "\(text)")
     }
 
+    /// `--max-connections` caps sockets across every torrent: with room for one, the second torrent's
+    /// leecher is turned away (with a log line) while the first is served, and gets in once it is done.
+    @Test func oneConnectionBudgetCoversAllTorrents() throws {
+        let (root, first) = try Interop.makePayload(sizes: [1_500_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let seedDirectory = first.deletingLastPathComponent()
+        let second = seedDirectory.appendingPathComponent("second")
+        try FileManager.default.createDirectory(at: second, withIntermediateDirectories: true)
+        try Data((0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 11 &+ 5) }).write(
+            to: second.appendingPathComponent("other.bin"))
+        let firstTorrent = try Interop.create(first, pieceSize: "64K")
+        let secondTorrent = root.appendingPathComponent("second.torrent").path
+        let made = try runPotluck(["create", "-q", "--piece-size", "32K", "-o", secondTorrent, second.path])
+        #expect(made.status == 0, "\(made.error)")
+        let port = Self.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
+        let seeder = try PotluckSeeder(
+            torrents: [firstTorrent, secondTorrent], data: seedDirectory, listen: "127.0.0.1:\(port)",
+            extra: ["--max-connections", "1", "--max-upload-rate", "1M"], logFile: log)
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        let downloads = [(firstTorrent, "payload", first), (secondTorrent, "second", second)]
+        let statuses = Mutex<[Int: Int32]>([:])
+        DispatchQueue.concurrentPerform(iterations: downloads.count) { index in
+            let (torrent, name, _) = downloads[index]
+            let target = root.appendingPathComponent("download-\(name)")
+            let result = try? Self.harness(
+                "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+            statuses.withLock { $0[index] = result?.status ?? -1 }
+        }
+        for (index, (_, name, source)) in downloads.enumerated() {
+            #expect(statuses.withLock { $0[index] } == 0, "\(name)")
+            #expect(
+                Interop.sameContents(
+                    source, root.appendingPathComponent("download-\(name)").appendingPathComponent(name)))
+        }
+        let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(text.contains("1 connections already across all torrents"), "\(text)")
+    }
+
     @Test func transmissionDownloadsFromAPotluckSeeder() throws {
         let (root, data) = try Interop.makePayload(sizes: [2_000_000, 123_457])
         defer { try? FileManager.default.removeItem(at: root) }

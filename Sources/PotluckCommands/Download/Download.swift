@@ -69,6 +69,9 @@ struct Download: ParsableCommand {
     @Option(help: "Peers uploaded to at once, besides one optimistic unchoke (tit-for-tat's regular slots).")
     var uploadSlots: Int = 4
 
+    @Option(help: "Connections at once (incoming and outgoing).")
+    var maxPeers: Int = 64
+
     @Option(
         name: .customLong("piece-memory-mib"),
         help: """
@@ -107,6 +110,9 @@ struct Download: ParsableCommand {
         }
         guard (0...1000).contains(uploadSlots) else {
             throw ValidationError("--upload-slots must be between 0 and 1000")
+        }
+        guard (1...10_000).contains(maxPeers) else {
+            throw ValidationError("--max-peers must be between 1 and 10000")
         }
         for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
         where LimitParsing.rateBytesPerSecond(value) == nil {
@@ -149,6 +155,7 @@ struct Download: ParsableCommand {
         options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
         options.preallocateFiles = preallocate
         options.uploadSlots = uploadSlots
+        options.maximumPeers = maxPeers
         options.useTrackers = !noTrackers
         options.trackerCAFile = trackerCAFile
         let hasTrackers = !noTrackers && !metainfo.trackers.isEmpty

@@ -34,8 +34,20 @@ struct Seed: ParsableCommand {
         help: "Download limit (for pieces that failed the check), all torrents together, bytes per second.")
     var maxDownloadRate: String = "0"
 
+    @Option(help: "Upload limit for each torrent, within --max-upload-rate (0: none).")
+    var maxUploadRatePerTorrent: String = "0"
+
+    @Option(help: "Download limit for each torrent, within --max-download-rate (0: none).")
+    var maxDownloadRatePerTorrent: String = "0"
+
     @Option(help: "Peers uploaded to at once per torrent, besides one optimistic unchoke.")
     var uploadSlots: Int = 4
+
+    @Option(help: "Connections per torrent.")
+    var maxPeers: Int = 64
+
+    @Option(help: "Connections for all torrents together.")
+    var maxConnections: Int = 500
 
     @Option(help: "Stop once uploaded bytes reach R times the torrent's size.")
     var seedRatio: Double?
@@ -68,8 +80,15 @@ struct Seed: ParsableCommand {
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric address")
         }
-        for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
-        where LimitParsing.rateBytesPerSecond(value) == nil {
+        guard (1...10_000).contains(maxPeers), (1...100_000).contains(maxConnections) else {
+            throw ValidationError("--max-peers must be 1...10000 and --max-connections 1...100000")
+        }
+        let rates = [
+            ("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate),
+            ("--max-upload-rate-per-torrent", maxUploadRatePerTorrent),
+            ("--max-download-rate-per-torrent", maxDownloadRatePerTorrent),
+        ]
+        for (name, value) in rates where LimitParsing.rateBytesPerSecond(value) == nil {
             throw ValidationError("\(name) \(value) is not a rate such as 500K, 2M or 1048576")
         }
         if let seedTime, LimitParsing.seconds(seedTime) == nil {
@@ -85,8 +104,16 @@ struct Seed: ParsableCommand {
     private func seedOne(_ torrent: String) throws {
         var arguments =
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
-        arguments += ["--max-upload-rate", maxUploadRate, "--max-download-rate", maxDownloadRate]
-        arguments += ["--upload-slots", "\(uploadSlots)"]
+        // One torrent: the tighter of the process-wide and per-torrent limits is the limit.
+        func tighter(_ a: String, _ b: String) -> String {
+            let rates = [a, b].compactMap(LimitParsing.rateBytesPerSecond).filter { $0 > 0 }
+            return "\(rates.min() ?? 0)"
+        }
+        arguments += [
+            "--max-upload-rate", tighter(maxUploadRate, maxUploadRatePerTorrent),
+            "--max-download-rate", tighter(maxDownloadRate, maxDownloadRatePerTorrent),
+        ]
+        arguments += ["--upload-slots", "\(uploadSlots)", "--max-peers", "\(min(maxPeers, maxConnections))"]
         if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
         if let seedTime { arguments += ["--seed-time", seedTime] }
         if noTrackers { arguments.append("--no-trackers") }
@@ -131,6 +158,7 @@ struct Seed: ParsableCommand {
         }
         printError("listening for peers on \(router.boundAddress) for \(metainfos.count) torrents")
 
+        let connections = ConnectionBudget(limit: maxConnections)
         let uploadLimiter = RateLimiter(
             rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0)
         let downloadLimiter = RateLimiter(
@@ -145,6 +173,12 @@ struct Seed: ParsableCommand {
                 downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
             options.seedWhenComplete = true
             options.uploadSlots = uploadSlots
+            options.maximumPeers = maxPeers
+            options.sharedConnectionBudget = connections
+            options.maximumUploadRateBytesPerSecond =
+                LimitParsing.rateBytesPerSecond(maxUploadRatePerTorrent) ?? 0
+            options.maximumDownloadRateBytesPerSecond =
+                LimitParsing.rateBytesPerSecond(maxDownloadRatePerTorrent) ?? 0
             options.seedRatioLimit = seedRatio
             options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
             options.useTrackers = !noTrackers
