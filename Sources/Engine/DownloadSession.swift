@@ -301,11 +301,30 @@ public final class DownloadSession {
             throw .storage(
                 StorageError(.open, path: options.downloadDirectory, reason: .system(Errno(rawValue: errno))))
         }
+        // At least two pieces, or the cache would serialise peers behind one read.
+        if options.uploadCacheBytes >= 2 * metainfo.pieceLength {
+            pieceCache = PieceCache(
+                pieceLength: metainfo.pieceLength,
+                capacity: min(1024, options.uploadCacheBytes / metainfo.pieceLength))
+        }
+        // Pieces are read into the cache with fixed-buffer reads when the kernel lets us register it
+        // (no page pinning per read); without, plain reads do the same job.
+        var registeredPool: BufferPool?
+        if let pieceCache, ring.features.contains(.registeredBuffers) {
+            do {
+                try ring.registerBuffers(pieceCache.pool)
+                registeredPool = pieceCache.pool
+                log("piece cache: \(pieceCache.pool.slotCount) pieces registered for fixed-buffer reads")
+            } catch {
+                log("piece cache not registered with the ring (\(error)); plain reads instead")
+            }
+        }
         do {
             store = try PieceStore(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring,
                 options: PieceStore.Options(
-                    preallocate: options.preallocateFiles, directWrites: options.directWrites))
+                    preallocate: options.preallocateFiles, directWrites: options.directWrites,
+                    registeredPool: registeredPool))
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
         } catch {
@@ -314,12 +333,6 @@ public final class DownloadSession {
         uploadBuffers = BufferPool(
             slotSizeBytes: Self.uploadBufferBytes, slotCount: max(1, options.uploadBufferCount))
         uploadLeases = Array(repeating: nil, count: uploadBuffers.slotCount)
-        // At least two pieces, or the cache would serialise peers behind one read.
-        if options.uploadCacheBytes >= 2 * metainfo.pieceLength {
-            pieceCache = PieceCache(
-                pieceLength: metainfo.pieceLength,
-                capacity: min(1024, options.uploadCacheBytes / metainfo.pieceLength))
-        }
         if let listenAddress = options.listenAddress {
             do {
                 listenerFD = try Socket.listenTCP(on: listenAddress)

@@ -106,6 +106,8 @@ import Testing
         let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(seederLog.contains("encrypted handshake (MSE/PE) done, plaintext selected"), "\(seederLog)")
         #expect(!seederLog.contains("malformed handshake"), "\(seederLog)")
+        // Blocks are served from the piece cache, read with fixed-buffer reads into registered memory.
+        #expect(seederLog.contains("registered for fixed-buffer reads"), "\(seederLog)")
     }
 
     /// Regression: aria2 sends a bitfield (or have-all) mid-connection in place of haves, and the
