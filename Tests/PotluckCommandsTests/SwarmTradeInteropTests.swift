@@ -13,7 +13,7 @@ import Testing
 
         init(torrent: String, output: URL, listen: String, peers: [String], logFile: URL) throws {
             self.logFile = logFile
-            FileManager.default.createFile(atPath: logFile.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
             process.executableURL = potluckExecutable()
             process.arguments =
                 [
