@@ -54,24 +54,6 @@ struct Download: ParsableCommand {
     @Flag(help: "Keep seeding after the download completes, until Ctrl-C (or --seed-ratio, --seed-time).")
     var seed = false
 
-    @Option(help: "With --seed: stop once uploaded bytes reach R times the torrent's size.")
-    var seedRatio: Double?
-
-    @Option(help: "With --seed: stop after seeding this long (90s, 15m, 2h, or seconds).")
-    var seedTime: String?
-
-    @Option(help: "Upload limit for all peers together, bytes per second (500K, 2M; 0: none).")
-    var maxUploadRate: String = "0"
-
-    @Option(help: "Download limit for all peers together, bytes per second (500K, 2M; 0: none).")
-    var maxDownloadRate: String = "0"
-
-    @Option(help: "Peers uploaded to at once, besides one optimistic unchoke (tit-for-tat's regular slots).")
-    var uploadSlots: Int = 4
-
-    @Option(help: "Connections at once (incoming and outgoing).")
-    var maxPeers: Int = 64
-
     @Option(
         name: .customLong("piece-memory-mib"),
         help: """
@@ -87,19 +69,7 @@ struct Download: ParsableCommand {
             """)
     var preallocate = false
 
-    @Flag(help: "Do not announce to the torrent's trackers; use only --peer and --listen.")
-    var noTrackers = false
-
-    @Option(
-        name: .customLong("tracker-ca"),
-        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
-    var trackerCAFile: String?
-
-    @Flag(name: .shortAndLong, help: "No progress line.")
-    var quiet = false
-
-    @Flag(help: "Log each peer event (connections, bans) to standard error.")
-    var verbose = false
+    @OptionGroup var sharing: SharingOptions
 
     func validate() throws {
         if let listen, SocketAddress(listen) == nil {
@@ -108,23 +78,7 @@ struct Download: ParsableCommand {
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
         }
-        guard (0...1000).contains(uploadSlots) else {
-            throw ValidationError("--upload-slots must be between 0 and 1000")
-        }
-        guard (1...10_000).contains(maxPeers) else {
-            throw ValidationError("--max-peers must be between 1 and 10000")
-        }
-        for (name, value) in [("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate)]
-        where LimitParsing.rateBytesPerSecond(value) == nil {
-            throw ValidationError("\(name) \(value) is not a rate such as 500K, 2M or 1048576")
-        }
-        if let seedTime, LimitParsing.seconds(seedTime) == nil {
-            throw ValidationError("--seed-time \(seedTime) is not a duration such as 90s, 15m or 2h")
-        }
-        if let seedRatio, !(seedRatio >= 0) {
-            throw ValidationError("--seed-ratio must be a number at least 0")
-        }
-        if (seedRatio != nil || seedTime != nil) && !seed {
+        if (sharing.seedRatio != nil || sharing.seedTime != nil) && !seed {
             throw ValidationError("--seed-ratio and --seed-time apply with --seed")
         }
         guard pieceMemoryMiB >= 16 && pieceMemoryMiB <= 65536 else {
@@ -149,16 +103,9 @@ struct Download: ParsableCommand {
         options.pieceMemoryBytes = pieceMemoryMiB << 20
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
-        options.seedRatioLimit = seedRatio
-        options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
-        options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
-        options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
         options.preallocateFiles = preallocate
-        options.uploadSlots = uploadSlots
-        options.maximumPeers = maxPeers
-        options.useTrackers = !noTrackers
-        options.trackerCAFile = trackerCAFile
-        let hasTrackers = !noTrackers && !metainfo.trackers.isEmpty
+        sharing.apply(to: &options)
+        let hasTrackers = !sharing.noTrackers && !metainfo.trackers.isEmpty
         if hasTrackers && options.listenAddress == nil {
             // Trackers hand our address to other peers: announce a port that is really open.
             options.listenAddress = SocketAddress("0.0.0.0:0")
@@ -172,12 +119,12 @@ struct Download: ParsableCommand {
 
         installStopSignals()
 
-        let verbose = verbose
+        let verbose = sharing.verbose
         let session = DownloadSession(metainfo: metainfo, options: options) { message in
             if verbose { printError(message) }
         }
-        var progress = ProgressLine(label: "downloading", quiet: quiet)
-        var checking = ProgressLine(label: "checking", quiet: quiet)
+        var progress = ProgressLine(label: "downloading", quiet: sharing.quiet)
+        var checking = ProgressLine(label: "checking", quiet: sharing.quiet)
         let started = ContinuousClock.now
         let outcome: DownloadOutcome
         var announcedListening = false

@@ -27,12 +27,7 @@ struct Seed: ParsableCommand {
     @Option(name: .customLong("peer"), help: "A peer to connect to as well; repeatable.")
     var peers: [String] = []
 
-    @Option(help: "Upload limit for all torrents and peers together, bytes per second (500K, 2M; 0: none).")
-    var maxUploadRate: String = "0"
-
-    @Option(
-        help: "Download limit (for pieces that failed the check), all torrents together, bytes per second.")
-    var maxDownloadRate: String = "0"
+    @OptionGroup var sharing: SharingOptions
 
     @Option(help: "Upload limit for each torrent, within --max-upload-rate (0: none).")
     var maxUploadRatePerTorrent: String = "0"
@@ -40,60 +35,22 @@ struct Seed: ParsableCommand {
     @Option(help: "Download limit for each torrent, within --max-download-rate (0: none).")
     var maxDownloadRatePerTorrent: String = "0"
 
-    @Option(help: "Peers uploaded to at once per torrent, besides one optimistic unchoke.")
-    var uploadSlots: Int = 4
-
-    @Option(help: "Connections per torrent.")
-    var maxPeers: Int = 64
-
     @Option(help: "Connections for all torrents together.")
     var maxConnections: Int = 500
 
-    @Option(help: "Stop once uploaded bytes reach R times the torrent's size.")
-    var seedRatio: Double?
-
-    @Option(help: "Stop after seeding this long (90s, 15m, 2h, or seconds).")
-    var seedTime: String?
-
-    @Flag(help: "Do not announce to the torrents' trackers.")
-    var noTrackers = false
-
-    @Option(
-        name: .customLong("tracker-ca"),
-        help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
-    var trackerCAFile: String?
-
-    @Flag(name: .shortAndLong, help: "No progress line.")
-    var quiet = false
-
-    @Flag(help: "Log each peer event to standard error.")
-    var verbose = false
-
     func validate() throws {
         guard !torrents.isEmpty else { throw ValidationError("give at least one .torrent file") }
-        guard (0...1000).contains(uploadSlots) else {
-            throw ValidationError("--upload-slots must be between 0 and 1000")
-        }
         guard SocketAddress(listen) != nil else {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric address")
         }
-        guard (1...10_000).contains(maxPeers), (1...100_000).contains(maxConnections) else {
-            throw ValidationError("--max-peers must be 1...10000 and --max-connections 1...100000")
+        guard (1...100_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be between 1 and 100000")
         }
-        let rates = [
-            ("--max-upload-rate", maxUploadRate), ("--max-download-rate", maxDownloadRate),
-            ("--max-upload-rate-per-torrent", maxUploadRatePerTorrent),
-            ("--max-download-rate-per-torrent", maxDownloadRatePerTorrent),
-        ]
-        for (name, value) in rates where LimitParsing.rateBytesPerSecond(value) == nil {
-            throw ValidationError("\(name) \(value) is not a rate such as 500K, 2M or 1048576")
-        }
-        if let seedTime, LimitParsing.seconds(seedTime) == nil {
-            throw ValidationError("--seed-time \(seedTime) is not a duration such as 90s, 15m or 2h")
-        }
+        try SharingOptions.validateRate(maxUploadRatePerTorrent, name: "--max-upload-rate-per-torrent")
+        try SharingOptions.validateRate(maxDownloadRatePerTorrent, name: "--max-download-rate-per-torrent")
     }
 
     func run() throws {
@@ -102,24 +59,19 @@ struct Seed: ParsableCommand {
     }
 
     private func seedOne(_ torrent: String) throws {
-        var arguments =
-            [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
-        // One torrent: the tighter of the process-wide and per-torrent limits is the limit.
+        // One torrent: the tighter of the process-wide and per-torrent limits is the limit, and of
+        // --max-peers and --max-connections.
         func tighter(_ a: String, _ b: String) -> String {
             let rates = [a, b].compactMap(LimitParsing.rateBytesPerSecond).filter { $0 > 0 }
             return "\(rates.min() ?? 0)"
         }
-        arguments += [
-            "--max-upload-rate", tighter(maxUploadRate, maxUploadRatePerTorrent),
-            "--max-download-rate", tighter(maxDownloadRate, maxDownloadRatePerTorrent),
-        ]
-        arguments += ["--upload-slots", "\(uploadSlots)", "--max-peers", "\(min(maxPeers, maxConnections))"]
-        if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
-        if let seedTime { arguments += ["--seed-time", seedTime] }
-        if noTrackers { arguments.append("--no-trackers") }
-        if let trackerCAFile { arguments += ["--tracker-ca", trackerCAFile] }
-        if quiet { arguments.append("--quiet") }
-        if verbose { arguments.append("--verbose") }
+        var forwarded = sharing
+        forwarded.maxUploadRate = tighter(sharing.maxUploadRate, maxUploadRatePerTorrent)
+        forwarded.maxDownloadRate = tighter(sharing.maxDownloadRate, maxDownloadRatePerTorrent)
+        forwarded.maxPeers = min(sharing.maxPeers, maxConnections)
+        let arguments =
+            [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
+            + forwarded.arguments
         let download = try Download.parse(arguments)
         try download.run()
     }
@@ -144,7 +96,7 @@ struct Seed: ParsableCommand {
             throw ExitCode(1)
         }
         installStopSignals()
-        let verbose = verbose
+        let verbose = sharing.verbose
         let logLock = Mutex(())
         let log: @Sendable (String) -> Void = { message in
             if verbose { logLock.withLock { _ in printError(message) } }
@@ -160,9 +112,9 @@ struct Seed: ParsableCommand {
 
         let connections = ConnectionBudget(limit: maxConnections)
         let uploadLimiter = RateLimiter(
-            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0)
+            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(sharing.maxUploadRate) ?? 0)
         let downloadLimiter = RateLimiter(
-            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0)
+            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(sharing.maxDownloadRate) ?? 0)
         let finished = Atomic<Int>(0)
         // Each session's latest status, for one progress line over all of them.
         let statuses = Mutex<[DownloadStatus?]>(Array(repeating: nil, count: metainfos.count))
@@ -172,17 +124,13 @@ struct Seed: ParsableCommand {
             var options = DownloadOptions(
                 downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
             options.seedWhenComplete = true
-            options.uploadSlots = uploadSlots
-            options.maximumPeers = maxPeers
-            options.sharedConnectionBudget = connections
+            sharing.apply(to: &options)
+            // Within the process-wide limits below, each torrent has its own.
             options.maximumUploadRateBytesPerSecond =
                 LimitParsing.rateBytesPerSecond(maxUploadRatePerTorrent) ?? 0
             options.maximumDownloadRateBytesPerSecond =
                 LimitParsing.rateBytesPerSecond(maxDownloadRatePerTorrent) ?? 0
-            options.seedRatioLimit = seedRatio
-            options.seedTimeLimitSeconds = seedTime.flatMap(LimitParsing.seconds)
-            options.useTrackers = !noTrackers
-            options.trackerCAFile = trackerCAFile
+            options.sharedConnectionBudget = connections
             // Trackers hand out the router's port: that is where peers for this torrent get in.
             options.announcedPort = router.boundAddress.port
             options.sharedUploadLimiter = uploadLimiter
@@ -212,7 +160,7 @@ struct Seed: ParsableCommand {
         for thread in threads { thread.start() }
         // Every session ends on Ctrl-C, on its own limits, or on an error.
         let count = metainfos.count
-        var progress = ProgressLine(label: "seeding", quiet: quiet)
+        var progress = ProgressLine(label: "seeding", quiet: sharing.quiet)
         var lastProgress = ContinuousClock.now
         router.run {
             if ContinuousClock.now - lastProgress >= .seconds(1) {
