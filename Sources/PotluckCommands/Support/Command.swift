@@ -59,6 +59,27 @@ enum ExternalCommand {
         (try? run("/bin/rm", ["-rf", path]).status) == 0
     }
 
+    /// `posix_spawn` of `command` (its first element the program's path) in a process group of its own,
+    /// with no signal blocked and every handler at its default. Returns `posix_spawn`'s result.
+    static func spawn(
+        _ pid: inout pid_t, _ command: [String], actions: inout posix_spawn_file_actions_t
+    ) -> Int32 {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        let argv = command.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        return posix_spawn(&pid, command[0], &actions, &attributes, argv, environ)
+    }
+
     /// Runs `executable` and waits at most `timeoutSeconds`, after which it is killed and this throws.
     static func run(
         _ executable: String, _ arguments: [String], timeoutSeconds: Double = 120,
@@ -81,23 +102,9 @@ enum ExternalCommand {
         }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
 
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let started = ContinuousClock.now
-        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        let spawned = spawn(&pid, [executable] + arguments, actions: &actions)
         close(pipeEnds[1])
         guard spawned == 0 else { throw Failure(description: "cannot run \(executable): errno \(spawned)") }
 
