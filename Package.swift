@@ -70,7 +70,7 @@ let package = Package(
             name: "PotluckCommands",
             dependencies: [
                 "Engine", "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire",
-                "Swarm", "Tracker",
+                "Swarm", "Tracker", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
@@ -95,7 +95,8 @@ let package = Package(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
         .testTarget(
-            name: "PotluckCommandsTests", dependencies: ["PotluckCommands", "URing", "Hashing", "Buffers"]),
+            name: "PotluckCommandsTests",
+            dependencies: ["PotluckCommands", "URing", "Hashing", "Buffers", "CLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

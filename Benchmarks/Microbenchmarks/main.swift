@@ -44,7 +44,7 @@ let benchmarks: [Microbenchmark] = [
             }
             pool.drain(into: buffers, wait: true) { result in
                 finished += 1
-                buffers.release(result.slot)
+                buffers.release(result.slot!)
             }
         }
         return iterations * pieceBytes

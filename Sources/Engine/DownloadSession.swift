@@ -1017,6 +1017,7 @@ public final class DownloadSession {
     }
 
     private func hashCompleted(_ result: HashResult, now: UInt64) {
+        guard let slot = result.slot else { preconditionFailure("the session hashes only its piece buffers") }
         let piece = PieceIndex(UInt32(truncatingIfNeeded: result.token))
         let passed: Bool
         switch result.digest {
@@ -1030,11 +1031,11 @@ public final class DownloadSession {
             let banned = pipeline.pieceHashPassed(piece, at: instant, into: &actions)
             for peer in banned { ban(peer, reason: "sent corrupt data", now: now) }
             writing.insert(piece)
-            store.writePiece(piece, from: result.slot, in: pieceBuffers)
+            store.writePiece(piece, from: slot, in: pieceBuffers)
             limitPiecesToFreeBuffers(now: now)
         } else {
             assembling[piece] = nil
-            pieceBuffers.release(result.slot)
+            pieceBuffers.release(slot)
             let report = pipeline.pieceHashFailed(piece, at: instant, into: &actions)
             log("\(piece) failed its hash check; sent by peers \(report.contributors.map(\.value))")
             for peer in report.peersToBan { ban(peer, reason: "sent corrupt data repeatedly", now: now) }

@@ -24,10 +24,11 @@ public enum PieceDigest: Hashable, Sendable {
     case sha1AndMerkleRoot(SHA1Digest, SHA256Digest)
 }
 
-/// A finished hash job: the caller's token, the buffer it hashed (leased to the caller again), the digest.
+/// A finished hash job: the caller's token, the buffer it hashed (leased to the caller again; nil for a
+/// job over the caller's own memory), the digest.
 public struct HashResult: Sendable {
     public let token: UInt64
-    public let slot: BufferSlot
+    public let slot: BufferSlot?
     public let digest: PieceDigest
 }
 
@@ -46,8 +47,8 @@ public final class HashPool: @unchecked Sendable {
 
     private struct Job {
         let token: UInt64
-        let slot: BufferSlot
-        /// The whole slot; `length` of it is the job's data.
+        let slot: BufferSlot?
+        /// The whole slot (or the caller's memory); `length` of it is the job's data.
         let bytes: UnsafeRawBufferPointer
         let length: Int
         let kind: HashJobKind
@@ -112,9 +113,29 @@ public final class HashPool: @unchecked Sendable {
                 MerkleHasher.fits(length: length, leafCount: leafCount), "merkle leaf count too small")
         }
         pool.lend(slot)
+        enqueue(
+            Job(token: token, slot: slot, bytes: UnsafeRawBufferPointer(memory), length: length, kind: kind))
+    }
+
+    /// Hashes `bytes`, memory the caller keeps readable until the result is drained: a read-only
+    /// mapping of a file, for instance, hashed where it lies in the page cache instead of being copied
+    /// into a buffer first. Jobs that need zeros after the data (a padded hybrid piece) use a buffer.
+    public func submit(_ bytes: UnsafeRawBufferPointer, kind: HashJobKind, token: UInt64) {
+        switch kind {
+        case .sha1, .sha256: break
+        case .merkleRoot(let leafCount):
+            precondition(
+                MerkleHasher.fits(length: bytes.count, leafCount: leafCount), "merkle leaf count too small")
+        case .sha1AndMerkleRoot(let sha1Length, let leafCount):
+            precondition(sha1Length == bytes.count, "only a buffer has room for padding zeros")
+            precondition(
+                MerkleHasher.fits(length: bytes.count, leafCount: leafCount), "merkle leaf count too small")
+        }
+        enqueue(Job(token: token, slot: nil, bytes: bytes, length: bytes.count, kind: kind))
+    }
+
+    private func enqueue(_ job: Job) {
         submittedCount += 1
-        let job = Job(
-            token: token, slot: slot, bytes: UnsafeRawBufferPointer(memory), length: length, kind: kind)
         lock.withLock {
             jobs.append(job)
             lock.signal(jobQueued)
@@ -134,7 +155,7 @@ public final class HashPool: @unchecked Sendable {
         }
         submittedCount -= ready.count
         for result in ready {
-            pool.reclaim(result.slot)
+            if let slot = result.slot { pool.reclaim(slot) }
             try body(result)
         }
         return ready.count

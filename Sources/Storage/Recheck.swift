@@ -130,7 +130,8 @@ public final class Recheck {
     /// Takes a hashing result whose token this recheck owns.
     public func handle(_ result: HashResult, into events: inout [RecheckEvent]) {
         guard ownsHashToken(result.token) else { return }
-        pool.release(result.slot)
+        guard let slot = result.slot else { preconditionFailure("a recheck hashes only its own buffers") }
+        pool.release(slot)
         let piece = PieceIndex(UInt32(truncatingIfNeeded: result.token))
         let matches: Bool
         switch result.digest {

@@ -16,8 +16,8 @@ import Testing
 
         func check(_ result: HashResult) {
             #expect(expected.removeValue(forKey: result.token) == result.digest)
-            #expect(buffers.state(of: result.slot) == .leased, "a drained slot is the caller's again")
-            buffers.release(result.slot)
+            #expect(buffers.state(of: result.slot!) == .leased, "a drained slot is the caller's again")
+            buffers.release(result.slot!)
             matched += 1
         }
 
@@ -56,7 +56,7 @@ import Testing
         let again = buffers.lease()!
         #expect(again.index == second.index)
         #expect(buffers.lease() == nil)
-        while hashers.drain(into: buffers, wait: true, { buffers.release($0.slot) }) == 0 {}
+        while hashers.drain(into: buffers, wait: true, { buffers.release($0.slot!) }) == 0 {}
         #expect(buffers.lease()?.index == first.index)
     }
 
@@ -78,7 +78,9 @@ import Testing
                 buffers.lease()!, length: 4096, in: buffers, kind: .sha1, token: UInt64(token))
         }
         var drained = 0
-        while drained < 4 { drained += hashers.drain(into: buffers, wait: true) { buffers.release($0.slot) } }
+        while drained < 4 {
+            drained += hashers.drain(into: buffers, wait: true) { buffers.release($0.slot!) }
+        }
         #expect(woken.value >= 1)
         #expect(woken.value <= 4, "wake-ups coalesce: at most one per result")
     }
@@ -144,5 +146,31 @@ final class Counter: @unchecked Sendable {
         let root = Self.referenceRoot(data, leafCount: leafCount)
         #expect(results[1] == .merkleRoot(root))
         #expect(results[2] == .sha1AndMerkleRoot(SHA1.hash(Array(memory)), root))
+    }
+
+    /// Jobs over the caller's own memory (a file mapping, in `potluck create`) hash the same as buffer
+    /// jobs and hand back no slot.
+    @Test func jobsOverTheCallersMemoryHashAlike() {
+        var generator = SplitMix(seed: 7)
+        let data = (0..<(5 * 16384 + 3)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 1)
+        let hashers = HashPool(threadCount: 2)
+        var results: [UInt64: HashResult] = [:]
+        data.withUnsafeBytes { bytes in
+            hashers.submit(bytes, kind: .sha1, token: 1)
+            hashers.submit(bytes, kind: .sha256, token: 2)
+            hashers.submit(bytes, kind: .merkleRoot(leafCount: 8), token: 3)
+            hashers.submit(bytes, kind: .sha1AndMerkleRoot(sha1Length: bytes.count, leafCount: 8), token: 4)
+            while results.count < 4 {
+                hashers.drain(into: buffers, wait: true) { results[$0.token] = $0 }
+            }
+        }
+        let root = Self.referenceRoot(data, leafCount: 8)
+        #expect(results[1]?.digest == .sha1(SHA1.hash(data)))
+        #expect(results[2]?.digest == .sha256(SHA256.hash(data)))
+        #expect(results[3]?.digest == .merkleRoot(root))
+        #expect(results[4]?.digest == .sha1AndMerkleRoot(SHA1.hash(data), root))
+        #expect(results.values.allSatisfy { $0.slot == nil })
+        #expect(buffers.freeCount == 1)
     }
 }

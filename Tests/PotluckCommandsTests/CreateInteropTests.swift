@@ -63,6 +63,33 @@ import Testing
         #expect(try Self.potluckInfoHash(torrent) == expected)
     }
 
+    /// A piece over two thousand tiny files: reads are started a few dozen at a time and each file is
+    /// closed after its last read, so a low open-file limit is no obstacle (this once stopped on a
+    /// precondition: every read of the pieces in flight had to fit one table). mktorrent, given the
+    /// same piece size, makes the same torrent.
+    @Test func manySmallFilesUnderALowOpenFileLimitMatchMktorrent() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("potluck-small-\(UUID())")
+        let folder = root.appendingPathComponent("small")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        for index in 0..<2000 {
+            try Data("file \(index)\n".utf8).write(to: folder.appendingPathComponent("f\(index)"))
+        }
+        let ours = root.appendingPathComponent("potluck.torrent").path
+        let theirs = root.appendingPathComponent("mk.torrent").path
+        let created = try Self.run(
+            "/bin/sh",
+            [
+                "-c", "ulimit -n 100 && exec \"$0\" \"$@\" 2>&1", potluckExecutable().path, "create", "-q",
+                "--piece-size", "32K", "-o", ours, folder.path,
+            ])
+        #expect(created.status == 0, "\(created.output)")
+        #expect(try Self.run("/usr/bin/mktorrent", ["-l", "15", "-o", theirs, folder.path]).status == 0)
+        let expected = try Self.transmissionShowHash(theirs)
+        #expect(expected?.count == 40)
+        #expect(try Self.potluckInfoHash(ours) == expected)
+    }
+
     @Test func transmissionCreateTorrentsLoadWithTheirInfohash() throws {
         let payload = try Self.makePayload()
         defer { try? FileManager.default.removeItem(at: payload.deletingLastPathComponent()) }

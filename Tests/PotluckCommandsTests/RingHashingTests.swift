@@ -26,7 +26,7 @@ import URing
             ring.drain { _ in }
             hashers.drain(into: buffers) { result in
                 #expect(expected.removeValue(forKey: result.token).map(PieceDigest.sha1) == result.digest)
-                buffers.release(result.slot)
+                buffers.release(result.slot!)
             }
         }
         #expect(expected.isEmpty)

@@ -6,3 +6,12 @@
 /// O_DIRECT: reads and writes move between the caller's aligned memory and the device, skipping the
 /// page cache.
 int potluck_open_direct(void);
+
+/// How many pages of bytes [offset, offset + length) of `fd` are in the page cache, through cachestat
+/// (Linux 6.5), which counts a large folio at once where mincore looks up every 4 KiB page. -1 with
+/// errno (ENOSYS before 6.5).
+long long potluck_cached_pages(int fd, unsigned long long offset, unsigned long long length);
+
+/// Whether the page holding `address` is mapped by a huge (PMD) page-table entry, asked through the
+/// PAGEMAP_SCAN ioctl (Linux 6.7) on an open /proc/self/pagemap: 1 if so, 0 if not, -1 with errno.
+int potluck_is_huge_mapped(int pagemap_fd, const void *address);

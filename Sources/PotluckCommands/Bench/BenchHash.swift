@@ -93,11 +93,11 @@ struct BenchHash: ParsableCommand {
             }
             pool.drain(into: buffers, wait: true) { result in
                 hashed += pieceBytes
-                buffers.release(result.slot)
+                buffers.release(result.slot!)
             }
         }
         while pool.outstandingCount > 0 {
-            pool.drain(into: buffers, wait: true) { buffers.release($0.slot) }
+            pool.drain(into: buffers, wait: true) { buffers.release($0.slot!) }
         }
         return Double(hashed) / watch.wallSeconds
     }

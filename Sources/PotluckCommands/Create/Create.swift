@@ -7,8 +7,9 @@ struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Make a .torrent file from a file or a folder.",
         discussion: """
-            Reads the data through io_uring and hashes it on every core, with a progress bar on a \
-            terminal, then prints the infohash and the magnet link. Folders are walked in byte order of \
+            Hashes on every core, with a progress bar on a terminal, then prints the infohash and the \
+            magnet link. Data already in the page cache in huge pages is hashed in place through a \
+            read-only mapping; the rest is read through io_uring. Folders are walked in byte order of \
             names; symbolic links and special files are skipped (and listed). v1 is the default because \
             Transmission 3 and many trackers reject v2 and hybrid torrents.
             """)
