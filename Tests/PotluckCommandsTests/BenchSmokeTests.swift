@@ -15,11 +15,17 @@ import Testing
             "bench", "create", "--size-mib", "8", "--rounds", "1", "--directory", NSTemporaryDirectory(),
         ])
         #expect(result.status == 0, "\(result.error)")
-        let rows = Self.tableRows(result.output)
-        #expect(rows.first?.first == "tool")
-        let tools = rows.dropFirst().map { $0[0] }
-        #expect(tools == ["potluck", "mktorrent", "libtorrent", "transmission-create"])
-        #expect(rows.dropFirst().allSatisfy { $0[2] != "failed" }, "\(result.output)")
+        // One table with the payload cached as written, one after reading it back.
+        let tables = result.output.components(separatedBy: "Torrent creation").dropFirst()
+        #expect(tables.map { $0.contains("(as written)") } == [true, false])
+        #expect(tables.map { $0.contains("(read back)") } == [false, true])
+        for table in tables {
+            let rows = Self.tableRows(table)
+            #expect(rows.first?.first == "tool")
+            let tools = rows.dropFirst().map { $0[0] }
+            #expect(tools == ["potluck", "mktorrent", "libtorrent", "transmission-create"])
+            #expect(rows.dropFirst().allSatisfy { $0[2] != "failed" }, "\(result.output)")
+        }
     }
 
     @Test func benchDownloadVerifiesEveryClient() throws {

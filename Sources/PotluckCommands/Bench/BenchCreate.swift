@@ -12,7 +12,16 @@ struct BenchCreate: ParsableCommand {
             reporting the median. Each tool runs as its own process and is measured whole: wall time, \
             CPU time and peak memory. The SHA-1 limit is one core's hashing rate (as `bench hash` \
             measures it) times the number of cores.
+
+            How the file came into the page cache matters to Potluck, which hashes data held in huge \
+            pages in place: `written` keeps the cache as the payload's 1 MiB writes left it (1 MiB \
+            folios on recent kernels), `read` drops it and reads the file back the way any program \
+            reading it from disk would (read-ahead fills 2 MiB folios where the kernel can).
             """)
+
+    enum PageCache: String, ExpressibleByArgument, CaseIterable {
+        case written, read, both
+    }
 
     @Option(name: .customLong("size-mib"), help: "Payload size in MiB.")
     var sizeMiB: Int = 2048
@@ -25,6 +34,11 @@ struct BenchCreate: ParsableCommand {
 
     @Option(help: "Directory for the payload and torrents (removed afterwards).")
     var directory: String = "/var/tmp"
+
+    @Option(
+        name: .customLong("page-cache"),
+        help: "How the payload is cached: as written, read back from disk, or both in turn (two tables).")
+    var pageCache: PageCache = .both
 
     func validate() throws {
         guard sizeMiB > 0 && sizeMiB <= 1 << 20 else {
@@ -68,6 +82,24 @@ struct BenchCreate: ParsableCommand {
         try Self.writePayload(payload, bytes: sizeMiB << 20)
 
         let tools = availableTools(cores: cores, pieceBytes: pieceBytes)
+        let limit = Double(cores) * BenchHash.perCoreRate(pieceBytes: pieceBytes, seconds: 1)
+        if pageCache != .read {
+            try measure(tools, payload: payload, workspace: workspace, limit: limit, cache: "as written")
+        }
+        if pageCache != .written {
+            printError("dropping the payload from the page cache and reading it back...")
+            try Self.readBack(payload)
+            if pageCache == .both { print() }
+            try measure(tools, payload: payload, workspace: workspace, limit: limit, cache: "read back")
+        }
+    }
+
+    /// Runs every tool `rounds` times on the payload and prints the medians.
+    private func measure(
+        _ tools: [Tool], payload: String, workspace: String, limit: Double, cache: String
+    ) throws {
+        let cores = HashPool.coreCount
+        let pieceBytes = pieceKiB << 10
         var results: [String: [ExternalCommand.Output]] = [:]
         for round in 1...rounds {
             for tool in tools {
@@ -86,7 +118,6 @@ struct BenchCreate: ParsableCommand {
         }
 
         let bytes = Double(sizeMiB << 20)
-        let limit = Double(cores) * BenchHash.perCoreRate(pieceBytes: pieceBytes, seconds: 1)
         let potluckMedian = results["potluck"].flatMap { Self.median($0) }
         var table = Table(
             "tool", "version", "wall s", "GB/s", "CPU s", "peak RSS", "potluck speed-up", "% of SHA-1 limit")
@@ -103,7 +134,7 @@ struct BenchCreate: ParsableCommand {
                 Format.percent(rate / limit))
         }
         print(
-            "Torrent creation, \(Format.bytes(sizeMiB << 20)) file, \(Format.bytes(pieceBytes)) pieces, v1, warm cache, \(cores) cores"
+            "Torrent creation, \(Format.bytes(sizeMiB << 20)) file, \(Format.bytes(pieceBytes)) pieces, v1, warm cache (\(cache)), \(cores) cores"
         )
         print("SHA-1 limit: \(Format.gigabytesPerSecond(limit)) (one core's rate × \(cores))\n")
         print(table.rendered)
@@ -163,6 +194,29 @@ struct BenchCreate: ParsableCommand {
             printError("transmission-create is not installed (Debian package `transmission-cli`): skipped")
         }
         return tools
+    }
+
+    /// Writes `path` back to disk, drops it from the page cache, and reads it once in 128 KiB reads (as
+    /// `cat` does), so the cache holds it as the kernel's read-ahead fills it.
+    static func readBack(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0, fdatasync(fd) == 0, posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0 else {
+            printError(
+                "potluck: cannot drop \(path) from the page cache: \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        defer { close(fd) }
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 10, alignment: 4096)
+        defer { chunk.deallocate() }
+        while true {
+            let count = read(fd, chunk.baseAddress, chunk.count)
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else {
+                printError("potluck: cannot read \(path): \(String(cString: strerror(errno)))")
+                throw ExitCode(1)
+            }
+            if count == 0 { return }
+        }
     }
 
     /// Pseudo-random content, written in 1 MiB blocks.
