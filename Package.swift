@@ -40,7 +40,7 @@ let package = Package(
         .target(
             name: "URing",
             dependencies: ["CLibUring", "CLinux", "Buffers"]),
-        .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers"]),
+        .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers", "TorrentModel"]),
         // TLS over memory buffers (HTTPS trackers), so its bytes travel on the ring.
         .target(name: "TLS", dependencies: ["CLibSSL"]),
 

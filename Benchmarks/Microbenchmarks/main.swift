@@ -28,7 +28,7 @@ let benchmarks: [Microbenchmark] = [
         let hasher = StreamingHasher(.sha1)
         for _ in 0..<iterations {
             hasher.update(piece)
-            precondition(hasher.finishSHA1() != SHA1Digest(bytes: [UInt8](repeating: 0, count: 20))!)
+            precondition(hasher.finishSHA1() != SHA1Digest([UInt8](repeating: 0, count: 20))!)
         }
         return iterations * pieceBytes
     },

@@ -75,7 +75,7 @@ public final class StreamingHasher {
     /// Ends a SHA-1 digest and starts a new one.
     public func finishSHA1() -> SHA1Digest {
         precondition(algorithm == .sha1, "this hasher computes \(algorithm)")
-        return SHA1Digest { finish(into: $0) }
+        return SHA1Digest(filling: { finish(into: $0) })
     }
 
     /// Ends a SHA-256 digest and starts a new one.

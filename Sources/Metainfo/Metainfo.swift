@@ -185,7 +185,7 @@ public struct Metainfo: Sendable {
         self.infoRange = infoNode.range
         self.version = v1 != nil ? (v2 != nil ? .hybrid : .v1) : .v2
         self.name = name
-        self.infoHashV1 = v1 != nil ? InfoHash(SHA1.hash(bytes[infoNode.range]).bytes) : nil
+        self.infoHashV1 = v1 != nil ? SHA1.hash(bytes[infoNode.range]) : nil
         self.infoHashV2 = v2 != nil ? SHA256.hash(bytes[infoNode.range]) : nil
         self.layout = FileLayout(files: files, geometry: geometry)
         self.piecesRange = v1?.piecesRange
@@ -230,7 +230,7 @@ public struct Metainfo: Sendable {
     public func pieceHash(_ piece: PieceIndex) -> SHA1Digest? {
         guard let piecesRange, piece.int < geometry.pieceCount else { return nil }
         let start = piecesRange.lowerBound + piece.int * SHA1Digest.byteCount
-        return SHA1Digest(bytes: bytes[start..<start + SHA1Digest.byteCount])
+        return SHA1Digest(bytes[start..<start + SHA1Digest.byteCount])
     }
 
     /// The verified v2 piece layer of a file longer than one piece; nil otherwise.

@@ -23,6 +23,11 @@ public struct Bytes20: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// 20 bytes written by `fill` (a digest being finished, say), with no intermediate array.
+    package init(filling fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        withUnsafeMutableBytes(of: &storage) { fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<20])) }
+    }
+
     public static func == (a: Self, b: Self) -> Bool {
         a.storage.0 == b.storage.0 && a.storage.1 == b.storage.1 && a.storage.2 == b.storage.2
     }

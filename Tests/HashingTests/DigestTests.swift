@@ -46,9 +46,9 @@ import Testing
 
     @Test func digestsCompareByValue() {
         let a = SHA1.hash(Array("abc".utf8))
-        let b = SHA1Digest(bytes: a.bytes)
+        let b = SHA1Digest(a.bytes)
         #expect(a == b)
-        #expect(SHA1Digest(bytes: [1, 2, 3]) == nil)
+        #expect(SHA1Digest([1, 2, 3]) == nil)
         #expect(Set([a, b!]).count == 1)
         #expect(SHA256Digest(bytes: SHA256.hash([UInt8]()).bytes) == SHA256.hash([UInt8]()))
     }
