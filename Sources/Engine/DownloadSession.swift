@@ -191,6 +191,7 @@ public final class DownloadSession {
     private var uploadLeases: [BufferSlot?] = []
     /// Whole pieces read for uploading, shared by all peers (nil: pieces too large for the budget).
     private var pieceCache: PieceCache?
+    private var pieceCacheRegistrationTried = false
     /// Pieces whose whole-piece read failed: served block by block.
     private var uncachedPieces: Set<PieceIndex> = []
     /// The link `serveUploads` looked at last (it serves links in turn).
@@ -307,24 +308,11 @@ public final class DownloadSession {
                 pieceLength: metainfo.pieceLength,
                 capacity: min(1024, options.uploadCacheBytes / metainfo.pieceLength))
         }
-        // Pieces are read into the cache with fixed-buffer reads when the kernel lets us register it
-        // (no page pinning per read); without, plain reads do the same job.
-        var registeredPool: BufferPool?
-        if let pieceCache, ring.features.contains(.registeredBuffers) {
-            do {
-                try ring.registerBuffers(pieceCache.pool)
-                registeredPool = pieceCache.pool
-                log("piece cache: \(pieceCache.pool.slotCount) pieces registered for fixed-buffer reads")
-            } catch {
-                log("piece cache not registered with the ring (\(error)); plain reads instead")
-            }
-        }
         do {
             store = try PieceStore(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring,
                 options: PieceStore.Options(
-                    preallocate: options.preallocateFiles, directWrites: options.directWrites,
-                    registeredPool: registeredPool))
+                    preallocate: options.preallocateFiles, directWrites: options.directWrites))
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
         } catch {
@@ -1032,6 +1020,26 @@ public final class DownloadSession {
         return power
     }
 
+    /// Pieces are read into the upload cache with fixed-buffer reads when the kernel lets us register
+    /// it (no page pinning per read); without, plain reads do the same job. Registered on the first
+    /// read rather than at start: registering pins all of the cache's memory, 64 MiB that a leecher
+    /// nobody asks for pieces would otherwise carry.
+    private func registerPieceCache() {
+        pieceCacheRegistrationTried = true
+        // Registering with operations in flight is safe from Linux 6.0 (which multishot receive dates);
+        // older kernels quiesce the ring, waiting for receives that may never complete.
+        guard let pool = pieceCache?.pool,
+            ring.features.isSuperset(of: [.registeredBuffers, .multishotReceive])
+        else { return }
+        do {
+            try ring.registerBuffers(pool)
+            store.useRegisteredPool(pool)
+            log("piece cache: \(pool.slotCount) pieces registered for fixed-buffer reads")
+        } catch {
+            log("piece cache not registered with the ring (\(error)); plain reads instead")
+        }
+    }
+
     private func hashCompleted(_ result: HashResult, now: UInt64) {
         guard let slot = result.slot else { preconditionFailure("the session hashes only its piece buffers") }
         let piece = PieceIndex(UInt32(truncatingIfNeeded: result.token))
@@ -1232,6 +1240,7 @@ public final class DownloadSession {
                 return .waiting
             case .absent:
                 if let slot = pieceCache!.beginLoad(block.piece) {
+                    if !pieceCacheRegistrationTried { registerPieceCache() }
                     store.readPiece(block.piece, into: slot, in: pieceCache!.pool)
                     return .waiting
                 }

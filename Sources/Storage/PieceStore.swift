@@ -175,7 +175,7 @@ public final class PieceStore {
     /// The torrent's files and piece arithmetic.
     public let layout: FileLayout
     /// The limits and behaviour the store was created with.
-    public let options: Options
+    public private(set) var options: Options
     private let ring: Ring
     private let directory: BeneathDirectory
     private var operations: OperationTable<IOOperation>
@@ -249,6 +249,10 @@ public final class PieceStore {
 
     /// Reads a whole piece into `slot` (padding regions as zeros, without I/O). Ends in
     /// `.pieceRead(piece, slot)` or `.failed`; a file that does not exist is a failure.
+    /// From now on, slots of `pool` are read and written with fixed-buffer operations; call once the
+    /// pool is registered with the ring (`Ring.registerBuffers`).
+    public func useRegisteredPool(_ pool: BufferPool) { options.registeredPool = pool }
+
     public func readPiece(_ piece: PieceIndex, into slot: BufferSlot, in pool: BufferPool) {
         let kind = StorageRequest.readPiece(piece, slot)
         defer { scheduleDeliveryIfNeeded() }
