@@ -710,7 +710,7 @@ public final class DownloadSession {
         }
         let link = makeLink(fd: fd, address: address, initiatedLocally: false)
         link.connected = true
-        link.connection.start(now: MonotonicTime(nanoseconds: now))
+        link.connection.start(now: Instant(nanoseconds: now))
         if let plaintextRead {
             link.openingSeen = true
             if !plaintextRead.isEmpty { plaintextRead.withUnsafeBytes { parse($0, link: link, now: now) } }
@@ -757,7 +757,7 @@ public final class DownloadSession {
                 return
             }
             link.connected = true
-            link.connection.start(now: MonotonicTime(nanoseconds: now))
+            link.connection.start(now: Instant(nanoseconds: now))
             armReceive(link)
         case .linkTimeout:
             break
@@ -867,7 +867,7 @@ public final class DownloadSession {
     /// Feeds received bytes to the connection; copies block payloads into their piece buffers on the way.
     private func parse(_ bytes: UnsafeRawBufferPointer, link: PeerLink, now: UInt64) {
         pendingEvents.removeAll(keepingCapacity: true)
-        let time = MonotonicTime(nanoseconds: now)
+        let time = Instant(nanoseconds: now)
         do {
             let span = Span<UInt8>(_unsafeBytes: bytes)
             try link.connection.receive(span, now: time) { event in
@@ -1441,7 +1441,7 @@ public final class DownloadSession {
     // MARK: Timers and endings
 
     private func tick(now: UInt64) {
-        let time = MonotonicTime(nanoseconds: now)
+        let time = Instant(nanoseconds: now)
         for case let link? in links where link.connected && !link.closing {
             do {
                 try link.connection.timerTick(now: time)

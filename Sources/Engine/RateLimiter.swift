@@ -1,5 +1,6 @@
 import Swarm
 import Synchronization
+import TorrentModel
 
 /// A `TokenBucket` that several sessions (each on its own reactor thread) may share, so that one limit
 /// covers every torrent of a process. It reads the clock itself, from one origin for all its users.

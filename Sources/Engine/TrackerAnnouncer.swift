@@ -85,7 +85,7 @@ final class TrackerAnnouncer {
 
     /// Begins the session: `started` goes out at the next ``tick(now:)``.
     func start(now: UInt64, isComplete: Bool) {
-        scheduler.start(now: TrackerInstant(nanoseconds: now), isComplete: isComplete)
+        scheduler.start(now: Instant(nanoseconds: now), isComplete: isComplete)
     }
 
     /// Peers learnt since the last call.
@@ -96,12 +96,12 @@ final class TrackerAnnouncer {
 
     /// The download finished: `completed` is due (once).
     func downloadCompleted(now: UInt64) {
-        scheduler.downloadCompleted(now: TrackerInstant(nanoseconds: now))
+        scheduler.downloadCompleted(now: Instant(nanoseconds: now))
     }
 
     /// Ask for more peers as soon as `min interval` allows (say, when every known peer is gone).
     func wantMorePeers(now: UInt64) {
-        scheduler.requestAnnounce(now: TrackerInstant(nanoseconds: now))
+        scheduler.requestAnnounce(now: Instant(nanoseconds: now))
     }
 
     /// A completion whose token carries ``TrackerClient/owner``.
@@ -115,7 +115,7 @@ final class TrackerAnnouncer {
         client.tick(now: now)
         collect(now: now)
         resolveNamedPeers()
-        let instant = TrackerInstant(nanoseconds: now)
+        let instant = Instant(nanoseconds: now)
         switch shutdown {
         case .running:
             break
@@ -151,7 +151,7 @@ final class TrackerAnnouncer {
         if retryEvent != nil {
             // The announce waiting for its next tracker will not be sent: the scheduler must know.
             retryEvent = nil
-            scheduler.announceFailed(now: TrackerInstant(nanoseconds: now))
+            scheduler.announceFailed(now: Instant(nanoseconds: now))
         }
         if !startedAnswered {
             // The swarm never counted us in: there is nothing to complete or take back.
@@ -159,7 +159,7 @@ final class TrackerAnnouncer {
                 inFlight = nil
                 client.abandon(current.id)
                 _ = client.takeFinished()
-                scheduler.announceFailed(now: TrackerInstant(nanoseconds: now))
+                scheduler.announceFailed(now: Instant(nanoseconds: now))
             }
             scheduler.stop()
             shutdown = .stopping(deadline: now)
@@ -170,11 +170,11 @@ final class TrackerAnnouncer {
             inFlight = nil
             client.abandon(current.id)
             _ = client.takeFinished()
-            scheduler.announceFailed(now: TrackerInstant(nanoseconds: now))
+            scheduler.announceFailed(now: Instant(nanoseconds: now))
         }
         let deadline = now + Self.shutdownWaitSeconds * 1_000_000_000
         if completed {
-            scheduler.downloadCompleted(now: TrackerInstant(nanoseconds: now))
+            scheduler.downloadCompleted(now: Instant(nanoseconds: now))
             shutdown = .settlingCompleted(deadline: deadline)
         } else {
             scheduler.stop()
@@ -214,7 +214,7 @@ final class TrackerAnnouncer {
         for (id, reply) in client.takeFinished() {
             guard let current = inFlight, current.id == id else { continue }
             inFlight = nil
-            let instant = TrackerInstant(nanoseconds: now)
+            let instant = Instant(nanoseconds: now)
             switch reply {
             case .announced(let response):
                 scheduler.announceSucceeded(response, now: instant)

@@ -211,7 +211,7 @@ final class TrackerClient {
 
     /// Time passed: BEP 15 retransmissions and give-ups.
     func tick(now: UInt64) {
-        let instant = TrackerInstant(nanoseconds: now)
+        let instant = Instant(nanoseconds: now)
         for endpoint in udp.values {
             if let retryAt = endpoint.retryAt, retryAt <= instant {
                 endpoint.retryAt = nil
@@ -534,7 +534,7 @@ final class TrackerClient {
             case .announce(let announce): .announce(announce)
             case .scrape(let infoHashes): .scrape(infoHashes)
             }
-        perform(endpoint.client.start(request, now: TrackerInstant(nanoseconds: now)), on: endpoint, now: now)
+        perform(endpoint.client.start(request, now: Instant(nanoseconds: now)), on: endpoint, now: now)
     }
 
     private func perform(_ actions: [UDPTrackerClient.Action], on endpoint: UDPEndpoint, now: UInt64) {
@@ -606,7 +606,7 @@ final class TrackerClient {
             }
             let datagram = UnsafeRawBufferPointer(rebasing: endpoint.buffer[..<Int(result)])
             perform(
-                endpoint.client.receive(datagram: datagram, now: TrackerInstant(nanoseconds: now)),
+                endpoint.client.receive(datagram: datagram, now: Instant(nanoseconds: now)),
                 on: endpoint,
                 now: now)
             armReceive(endpoint)
@@ -692,7 +692,7 @@ private final class UDPEndpoint {
     let buffer: UnsafeMutableRawBufferPointer
     var active: (id: TrackerClient.ExchangeID, url: TrackerURL)?
     var waiting: [(id: TrackerClient.ExchangeID, query: TrackerClient.Query, url: TrackerURL)] = []
-    var retryAt: TrackerInstant?
+    var retryAt: Instant?
     var sending: [UInt8] = []
     var queuedSends: [[UInt8]] = []
     var sendInFlight = false

@@ -76,7 +76,7 @@ public struct PeerConnection: Sendable {
     private enum OutgoingRequest {
         case pending
         /// Cancelled by us, or dropped by a choke without the fast extension: its answer is discarded.
-        case abandoned(since: MonotonicTime)
+        case abandoned(since: Instant)
     }
 
     public let geometry: PieceGeometry
@@ -130,11 +130,11 @@ public struct PeerConnection: Sendable {
     private var allowedFastFromPeer: Set<PieceIndex> = []
     /// Whether the piece message being received answers an abandoned request.
     private var discardingBlock = false
-    private var startTime = MonotonicTime(nanoseconds: 0)
-    private var lastReceivedTime = MonotonicTime(nanoseconds: 0)
-    private var lastSentTime = MonotonicTime(nanoseconds: 0)
+    private var startTime = Instant(nanoseconds: 0)
+    private var lastReceivedTime = Instant(nanoseconds: 0)
+    private var lastSentTime = Instant(nanoseconds: 0)
     /// The latest time passed in; commands, which take no time, are stamped with it.
-    private var latestTime = MonotonicTime(nanoseconds: 0)
+    private var latestTime = Instant(nanoseconds: 0)
 
     /// - Parameters:
     ///   - localPieces: the pieces we have now; pieces completed later are added with `sendHave`.
@@ -190,7 +190,7 @@ public struct PeerConnection: Sendable {
 
     /// Starts the connection: the initiator sends its handshake now; the other side waits for the
     /// peer's, so that it says nothing to a peer that asks for another torrent.
-    public mutating func start(now: MonotonicTime) {
+    public mutating func start(now: Instant) {
         guard phase == .idle else { return }
         phase = .awaitingHandshake
         startTime = now
@@ -206,7 +206,7 @@ public struct PeerConnection: Sendable {
     /// connection closes and the reason is thrown; events before the offending message were reported.
     /// `onEvent` must not call back into this connection (collect what to do and do it after).
     public mutating func receive(
-        _ bytes: Span<UInt8>, now: MonotonicTime, onEvent: (borrowing PeerEvent) -> Void
+        _ bytes: Span<UInt8>, now: Instant, onEvent: (borrowing PeerEvent) -> Void
     ) throws(DisconnectReason) {
         if let closeReason { throw closeReason }
         if phase == .idle { start(now: now) }
@@ -227,7 +227,7 @@ public struct PeerConnection: Sendable {
 
     /// Runs the timers: handshake timeout, silence timeout, keep-alives and the expiry of cancelled
     /// requests. Call it every second or so; nothing on the data path waits for it.
-    public mutating func timerTick(now: MonotonicTime) throws(DisconnectReason) {
+    public mutating func timerTick(now: Instant) throws(DisconnectReason) {
         if let closeReason { throw closeReason }
         advanceTime(now)
         switch phase {
@@ -619,7 +619,7 @@ public struct PeerConnection: Sendable {
         pendingOutgoingCount = 0
     }
 
-    private mutating func expireAbandonedRequests(now: MonotonicTime) {
+    private mutating func expireAbandonedRequests(now: Instant) {
         // BEP 6 peers answer every request, so their answers are awaited for as long as it takes.
         guard abandonedOutgoingCount > 0, !fastExtensionEnabled else { return }
         let grace = options.cancelGraceNanoseconds
@@ -676,7 +676,7 @@ public struct PeerConnection: Sendable {
         }
     }
 
-    private mutating func advanceTime(_ now: MonotonicTime) {
+    private mutating func advanceTime(_ now: Instant) {
         if now > latestTime { latestTime = now }
     }
 

@@ -1,29 +1,5 @@
 import TorrentModel
 
-/// A point on a monotonic clock, in nanoseconds from an arbitrary origin. The connection never reads a
-/// clock: the caller passes the current time in, which is what lets tests and simulations replay it.
-public struct MonotonicTime: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public var nanoseconds: UInt64
-
-    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
-
-    public static func < (a: Self, b: Self) -> Bool { a.nanoseconds < b.nanoseconds }
-
-    /// Nanoseconds from `earlier` to `self`, or 0 if `earlier` is later (time passed in never goes back,
-    /// but a caller's mistake must not wrap around into a huge interval).
-    public func nanoseconds(since earlier: MonotonicTime) -> UInt64 {
-        nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0
-    }
-
-    /// This time moved forward, saturating at the end of the clock.
-    public func advanced(byNanoseconds delta: UInt64) -> MonotonicTime {
-        let (sum, overflow) = nanoseconds.addingReportingOverflow(delta)
-        return MonotonicTime(nanoseconds: overflow ? .max : sum)
-    }
-
-    public var description: String { "\(nanoseconds) ns" }
-}
-
 /// How a `PeerConnection` behaves: what we advertise, how much we accept, and its timers.
 public struct PeerConnectionOptions: Hashable, Sendable {
     public static let nanosecondsPerSecond: UInt64 = 1_000_000_000

@@ -22,49 +22,6 @@ public struct PeerSlot: Hashable, Comparable, Sendable, CustomStringConvertible 
     var index: Int { Int(value) }
 }
 
-/// A point in time on the caller's monotonic clock. The swarm logic never reads a clock: every event and
-/// tick carries the current instant, so a simulation can run on virtual time.
-public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// Nanoseconds since the clock's (arbitrary) origin.
-    public var nanoseconds: UInt64
-
-    /// The instant `nanoseconds` after the origin.
-    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
-
-    /// The clock's origin; convenient for tests and simulations.
-    public static let zero = Instant(nanoseconds: 0)
-
-    /// An instant `seconds` after the origin.
-    public static func seconds(_ seconds: Double) -> Instant {
-        precondition(seconds >= 0, "instants before the origin do not exist")
-        return Instant(nanoseconds: UInt64(seconds * 1e9))
-    }
-
-    public static func < (a: Self, b: Self) -> Bool { a.nanoseconds < b.nanoseconds }
-
-    /// This instant moved forward by `duration` (which must not be negative).
-    public func advanced(by duration: Duration) -> Instant {
-        Instant(nanoseconds: nanoseconds &+ duration.nanosecondCount)
-    }
-
-    /// The time from `earlier` to `self`, zero if `earlier` is later (clocks given to us never run
-    /// backwards, but a caller mixing instants must not trap us).
-    public func nanoseconds(since earlier: Instant) -> UInt64 {
-        nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0
-    }
-
-    public var description: String { "t=\(Double(nanoseconds) / 1e9)s" }
-}
-
-extension Duration {
-    /// Whole nanoseconds, clamped at zero for negative durations.
-    var nanosecondCount: UInt64 {
-        let (seconds, attoseconds) = components
-        if seconds < 0 { return 0 }
-        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-    }
-}
-
 extension SeededRandom {
     /// A uniform integer in `0..<upperBound`.
     mutating func below(_ upperBound: Int) -> Int {

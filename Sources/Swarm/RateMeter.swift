@@ -1,3 +1,5 @@
+import TorrentModel
+
 /// A sliding-window byte-rate estimate over a fixed number of time buckets.
 ///
 /// Chosen over an exponential average because it needs no transcendental math, forgets a stalled peer

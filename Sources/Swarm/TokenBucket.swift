@@ -1,3 +1,5 @@
+import TorrentModel
+
 /// A token bucket for a byte rate limit: tokens accrue at `rateBytesPerSecond`, up to `burstBytes`.
 ///
 /// A transfer is allowed while the balance is positive and then charged in full, so a whole block goes

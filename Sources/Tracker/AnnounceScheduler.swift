@@ -1,3 +1,5 @@
+import TorrentModel
+
 /// When to announce to one tracker, and with which event (BEP 3): `started` first, regular announces
 /// every `interval` (never sooner than `min interval`), `completed` once when the download finishes,
 /// `stopped` at shutdown, and exponential back-off while the tracker fails.
@@ -51,7 +53,7 @@ public struct AnnounceScheduler: Sendable {
         /// Announce now with this event; report the outcome.
         case announce(AnnounceEvent)
         /// Nothing before this instant.
-        case waitUntil(TrackerInstant)
+        case waitUntil(Instant)
         /// An announce is in flight; report its outcome first.
         case awaitingOutcome
         /// Not started, or stopped: nothing to do.
@@ -72,8 +74,8 @@ public struct AnnounceScheduler: Sendable {
     public private(set) var completedSettled = false
     private var startedAcknowledged = false
     private var completedPending = false
-    private var nextAnnounceAt = TrackerInstant.zero
-    private var lastSuccessAt: TrackerInstant?
+    private var nextAnnounceAt = Instant.zero
+    private var lastSuccessAt: Instant?
     private var minimumIntervalSeconds: UInt64?
 
     /// A scheduler that does nothing until ``start(now:isComplete:)``.
@@ -81,7 +83,7 @@ public struct AnnounceScheduler: Sendable {
 
     /// Begins the session: `started` is due at once. `isComplete` (we are a seed from the start) means
     /// `completed` will never be sent, as BEP 3 asks.
-    public mutating func start(now: TrackerInstant, isComplete: Bool) {
+    public mutating func start(now: Instant, isComplete: Bool) {
         guard phase == .notStarted else { return }
         phase = .running
         completedSettled = isComplete
@@ -89,7 +91,7 @@ public struct AnnounceScheduler: Sendable {
     }
 
     /// What to do at `now`. Handing out an announce marks it in flight.
-    public mutating func poll(now: TrackerInstant) -> Decision {
+    public mutating func poll(now: Instant) -> Decision {
         switch phase {
         case .notStarted, .stopped:
             return .idle
@@ -112,7 +114,7 @@ public struct AnnounceScheduler: Sendable {
     }
 
     /// The announce in flight succeeded with `response`.
-    public mutating func announceSucceeded(_ response: AnnounceResponse, now: TrackerInstant) {
+    public mutating func announceSucceeded(_ response: AnnounceResponse, now: Instant) {
         guard let event = inFlight else { return }
         inFlight = nil
         consecutiveFailures = 0
@@ -135,7 +137,7 @@ public struct AnnounceScheduler: Sendable {
     }
 
     /// The announce in flight failed (tracker failure, timeout, transport error).
-    public mutating func announceFailed(now: TrackerInstant) {
+    public mutating func announceFailed(now: Instant) {
         guard let event = inFlight else { return }
         inFlight = nil
         if event == .stopped {
@@ -152,14 +154,14 @@ public struct AnnounceScheduler: Sendable {
 
     /// The download finished: `completed` becomes due at once (unless the tracker is failing, when the
     /// back-off still applies), or after `started` if that has not succeeded yet.
-    public mutating func downloadCompleted(now: TrackerInstant) {
+    public mutating func downloadCompleted(now: Instant) {
         guard phase == .running, !completedSettled, !completedPending else { return }
         completedPending = true
         if inFlight == nil && consecutiveFailures == 0 && startedAcknowledged { nextAnnounceAt = now }
     }
 
     /// The user or the engine wants more peers: announce as soon as `min interval` allows.
-    public mutating func requestAnnounce(now: TrackerInstant) {
+    public mutating func requestAnnounce(now: Instant) {
         guard phase == .running, startedAcknowledged, consecutiveFailures == 0 else { return }
         let gap = minimumIntervalSeconds ?? options.defaultMinimumIntervalSeconds
         let earliest = max(now, lastSuccessAt.map { $0.adding(seconds: gap) } ?? now)

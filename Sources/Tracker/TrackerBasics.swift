@@ -1,40 +1,5 @@
 import TorrentModel
 
-/// A point in time on the caller's monotonic clock. The tracker logic never reads a clock: every call that
-/// depends on time takes the current instant, so tests and simulations run on virtual time.
-public struct TrackerInstant: Hashable, Comparable, Sendable, CustomStringConvertible {
-    /// Nanoseconds since the clock's (arbitrary) origin.
-    public var nanoseconds: UInt64
-
-    /// The instant `nanoseconds` after the origin.
-    public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
-
-    /// The clock's origin.
-    public static let zero = TrackerInstant(nanoseconds: 0)
-
-    /// An instant a whole number of seconds after the origin (saturating).
-    public static func seconds(_ seconds: UInt64) -> TrackerInstant {
-        TrackerInstant.zero.adding(seconds: seconds)
-    }
-
-    public static func < (a: Self, b: Self) -> Bool { a.nanoseconds < b.nanoseconds }
-
-    /// This instant moved forward by `seconds`, saturating at the end of the clock rather than wrapping,
-    /// because a hostile interval must not produce a deadline in the past.
-    public func adding(seconds: UInt64) -> TrackerInstant {
-        let (delta, overflow1) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        let (sum, overflow2) = nanoseconds.addingReportingOverflow(delta)
-        return TrackerInstant(nanoseconds: overflow1 || overflow2 ? .max : sum)
-    }
-
-    /// The time from `earlier` to `self`; zero if `earlier` is later.
-    public func nanoseconds(since earlier: TrackerInstant) -> UInt64 {
-        nanoseconds >= earlier.nanoseconds ? nanoseconds - earlier.nanoseconds : 0
-    }
-
-    public var description: String { "t=\(Double(nanoseconds) / 1e9)s" }
-}
-
 /// Bounds on everything a tracker sends us. Trackers are outside input: a broken or hostile one must not
 /// make us allocate without limit or announce in a tight loop.
 public struct TrackerLimits: Hashable, Sendable {

@@ -35,7 +35,7 @@ public struct UDPTrackerClient: Sendable {
         /// The exchange is over without an answer: an error packet, a malformed answer, or a timeout.
         case failed(TrackerError)
         /// Call ``UDPTrackerClient/tick(now:)`` at this instant unless a datagram comes first.
-        case nextTimeout(at: TrackerInstant)
+        case nextTimeout(at: Instant)
         /// A datagram was dropped and the exchange goes on.
         case ignored(UDPIgnoredReason)
     }
@@ -71,7 +71,7 @@ public struct UDPTrackerClient: Sendable {
         var transactionID: UInt32
         /// `n` in BEP 15's `15 × 2^n`.
         var attempt: Int
-        var deadline: TrackerInstant
+        var deadline: Instant
         /// How many datagrams this exchange has sent, for the timeout error.
         var sendCount: Int
     }
@@ -83,7 +83,7 @@ public struct UDPTrackerClient: Sendable {
     /// Limits on what the tracker sends.
     public let limits: TrackerLimits
     private var random: SeededRandom
-    private var connection: (id: UInt64, receivedAt: TrackerInstant)?
+    private var connection: (id: UInt64, receivedAt: Instant)?
     private var exchange: Exchange?
 
     /// - Parameters:
@@ -103,7 +103,7 @@ public struct UDPTrackerClient: Sendable {
     public var isBusy: Bool { exchange != nil }
 
     /// The connection id we may still use at `now`, if any.
-    public func usableConnectionID(now: TrackerInstant) -> UInt64? {
+    public func usableConnectionID(now: Instant) -> UInt64? {
         guard let connection,
             now < connection.receivedAt.adding(seconds: options.connectionIDLifetimeSeconds)
         else { return nil }
@@ -111,7 +111,7 @@ public struct UDPTrackerClient: Sendable {
     }
 
     /// Starts an exchange, abandoning any exchange in flight (its answers will be ignored).
-    public mutating func start(_ request: Request, now: TrackerInstant) -> [Action] {
+    public mutating func start(_ request: Request, now: Instant) -> [Action] {
         exchange = nil
         if case .scrape(let infoHashes) = request, infoHashes.count > UDPTrackerPacket.maxScrapeInfoHashes {
             return [
@@ -130,7 +130,7 @@ public struct UDPTrackerClient: Sendable {
     public mutating func cancel() { exchange = nil }
 
     /// A datagram from the tracker's address.
-    public mutating func receive(datagram: some Collection<UInt8>, now: TrackerInstant) -> [Action] {
+    public mutating func receive(datagram: some Collection<UInt8>, now: Instant) -> [Action] {
         guard var current = exchange else { return [.ignored(.noRequestInFlight)] }
         guard let header = UDPTrackerResponse.header(datagram) else {
             return [.ignored(.tooShort(byteCount: datagram.count))]
@@ -192,7 +192,7 @@ public struct UDPTrackerClient: Sendable {
     }
 
     /// Time passed: retransmits or gives up when the deadline has come.
-    public mutating func tick(now: TrackerInstant) -> [Action] {
+    public mutating func tick(now: Instant) -> [Action] {
         guard var current = exchange else { return [] }
         guard now >= current.deadline else { return [.nextTimeout(at: current.deadline)] }
         guard current.attempt < options.maxRetransmissionExponent else {
@@ -209,7 +209,7 @@ public struct UDPTrackerClient: Sendable {
     }
 
     /// Sends the datagram for the current stage and arms the timeout for the current attempt.
-    private mutating func send(now: TrackerInstant) -> [Action] {
+    private mutating func send(now: Instant) -> [Action] {
         guard var current = exchange else { return [] }
         if case .requesting = current.stage, usableConnectionID(now: now) == nil {
             current.stage = .connecting

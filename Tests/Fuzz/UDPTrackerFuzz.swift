@@ -25,7 +25,7 @@ public func udpTrackerFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: In
     else { return 0 }
     let family: AddressFamily = (bytes.first ?? 0) & 1 == 0 ? .ipv4 : .ipv6
     var client = UDPTrackerClient(family: family, random: SeededRandom(seed: UInt64(bytes.count)))
-    var now = TrackerInstant.zero
+    var now = Instant.zero
     var lastSent: [UInt8] = []
     let request: UDPTrackerClient.Request =
         (bytes.first ?? 0) & 2 == 0
@@ -57,7 +57,7 @@ public func udpTrackerFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: In
 }
 
 private func check(
-    _ actions: [UDPTrackerClient.Action], now: TrackerInstant, client: UDPTrackerClient,
+    _ actions: [UDPTrackerClient.Action], now: Instant, client: UDPTrackerClient,
     lastSent: inout [UInt8]
 ) {
     for action in actions {

@@ -15,7 +15,7 @@ out="$root/.build-fuzz"
 cd "$root"
 mkdir -p "$out/modules"
 
-swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -I "$out/modules" -I CSupport/CLibCrypto)
+swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name potluck -I "$out/modules" -I CSupport/CLibCrypto)
 
 # build_module NAME: compiles Sources/NAME into one object plus a module interface other code can import.
 build_module() {

@@ -148,7 +148,7 @@ func bytes(_ hex: String) -> [UInt8] {
 
 func id20(_ fill: UInt8) -> Bytes20 { Bytes20([UInt8](repeating: fill, count: 20))! }
 
-func seconds(_ value: UInt64) -> MonotonicTime { MonotonicTime(nanoseconds: value * 1_000_000_000) }
+func seconds(_ value: UInt64) -> Instant { Instant(nanoseconds: value * 1_000_000_000) }
 
 /// Five pieces of 32 KiB (two blocks each) and a short last one of 10000 bytes: six pieces, so the
 /// bitfield is one byte whose low two bits are spare.
@@ -171,7 +171,7 @@ let remotePeerID = id20(0x02)
 extension PeerConnection {
     /// Feeds bytes and returns the events; rethrows the disconnect reason.
     mutating func feed(
-        _ input: [UInt8], at now: MonotonicTime = seconds(1)
+        _ input: [UInt8], at now: Instant = seconds(1)
     ) throws(DisconnectReason)
         -> [RecordedPeerEvent]
     {

@@ -1,4 +1,5 @@
 import Testing
+import TorrentModel
 
 @testable import Swarm
 

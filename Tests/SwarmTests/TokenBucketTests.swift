@@ -1,5 +1,6 @@
 import Swarm
 import Testing
+import TorrentModel
 
 @Suite struct TokenBucketTests {
     @Test func aFullBucketAllowsItsBurstThenWaitsForTheRate() {

@@ -1,4 +1,5 @@
 import Testing
+import TorrentModel
 
 @testable import Tracker
 
@@ -288,10 +289,10 @@ func parseAllWays(
     }
 
     @Test func instantsSaturateInsteadOfWrapping() {
-        let late = TrackerInstant(nanoseconds: .max - 1)
-        #expect(late.adding(seconds: 1) == TrackerInstant(nanoseconds: .max))
-        #expect(TrackerInstant.zero.adding(seconds: .max) == TrackerInstant(nanoseconds: .max))
-        #expect(TrackerInstant.seconds(2).nanoseconds(since: .seconds(5)) == 0)
-        #expect(TrackerInstant.seconds(5).nanoseconds(since: .seconds(2)) == 3_000_000_000)
+        let late = Instant(nanoseconds: .max - 1)
+        #expect(late.adding(seconds: 1) == Instant(nanoseconds: .max))
+        #expect(Instant.zero.adding(seconds: .max) == Instant(nanoseconds: .max))
+        #expect(Instant.seconds(2).nanoseconds(since: .seconds(5)) == 0)
+        #expect(Instant.seconds(5).nanoseconds(since: .seconds(2)) == 3_000_000_000)
     }
 }

@@ -173,9 +173,9 @@ import TorrentModel
         var now: UInt64 = 0
         var waits: [UInt64] = []
         for _ in 0..<5 {
-            #expect(scheduler.poll(now: .seconds(now)) == .announce(.started))
-            scheduler.announceFailed(now: .seconds(now))
-            guard case .waitUntil(let next) = scheduler.poll(now: .seconds(now)) else {
+            #expect(scheduler.poll(now: .zero.adding(seconds: now)) == .announce(.started))
+            scheduler.announceFailed(now: .zero.adding(seconds: now))
+            guard case .waitUntil(let next) = scheduler.poll(now: .zero.adding(seconds: now)) else {
                 Issue.record("expected a wait")
                 return
             }
@@ -184,10 +184,11 @@ import TorrentModel
         }
         #expect(waits == [30, 60, 120, 200, 200])
         #expect(scheduler.consecutiveFailures == 5)
-        #expect(scheduler.poll(now: .seconds(now)) == .announce(.started))
-        scheduler.announceSucceeded(Self.response(interval: 300), now: .seconds(now))
+        #expect(scheduler.poll(now: .zero.adding(seconds: now)) == .announce(.started))
+        scheduler.announceSucceeded(Self.response(interval: 300), now: .zero.adding(seconds: now))
         #expect(scheduler.consecutiveFailures == 0)
-        #expect(scheduler.poll(now: .seconds(now)) == .waitUntil(.seconds(now + 300)))
+        #expect(
+            scheduler.poll(now: .zero.adding(seconds: now)) == .waitUntil(.zero.adding(seconds: now + 300)))
     }
 
     @Test func stoppedOnShutdownOnlyIfStartedWentThrough() {

@@ -167,8 +167,8 @@ func sentDatagram(_ actions: [UDPTrackerClient.Action]) -> [UInt8] {
     return sent.first ?? []
 }
 
-func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
-    actions.lazy.compactMap { action -> TrackerInstant? in
+func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> Instant? {
+    actions.lazy.compactMap { action -> Instant? in
         if case .nextTimeout(let at) = action { at } else { nil }
     }.first
 }
@@ -244,7 +244,7 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
         while let deadline = nextTimeout(actions) {
             // Just before the deadline nothing happens.
             #expect(
-                client.tick(now: TrackerInstant(nanoseconds: deadline.nanoseconds - 1)) == [
+                client.tick(now: Instant(nanoseconds: deadline.nanoseconds - 1)) == [
                     .nextTimeout(at: deadline)
                 ])
             now = deadline.nanoseconds / 1_000_000_000
@@ -289,7 +289,7 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> TrackerInstant? {
             client.receive(datagram: tracker.connectReply(to: connect), now: .seconds(1)))
         _ = client.receive(datagram: tracker.announceReply(to: announce), now: .seconds(2))
 
-        let justInTime = TrackerInstant(nanoseconds: 61_000_000_000 - 1)
+        let justInTime = Instant(nanoseconds: 61_000_000_000 - 1)
         #expect(client.usableConnectionID(now: justInTime) == tracker.connectionID)
         let reused = sentDatagram(client.start(.announce(Self.request), now: justInTime))
         #expect(reused.count == 98)
