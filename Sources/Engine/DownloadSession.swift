@@ -165,7 +165,7 @@ public final class DownloadSession {
     private var providedBuffers: ProvidedBufferRing?
 
     private var pipeline: RequestPipeline
-    private var verified: VerifiedPieces
+    private var verified: PieceSet
     private var links: [PeerLink?] = []
     private var linkGenerations: [UInt16] = []
     private var candidates: [PeerCandidate]
@@ -246,7 +246,7 @@ public final class DownloadSession {
         self.log = log
         geometry = metainfo.geometry
         localPeerID = Self.makePeerID()
-        verified = VerifiedPieces(pieceCount: metainfo.pieceCount)
+        verified = PieceSet(pieceCount: metainfo.pieceCount)
         pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         var chokerConfiguration = Choker.Configuration()
@@ -338,7 +338,7 @@ public final class DownloadSession {
         }
 
         try restoreProgress(shouldStop: shouldStop, status: status)
-        pipeline = RequestPipeline(geometry: geometry, have: pieceSet(from: verified), seed: options.seed)
+        pipeline = RequestPipeline(geometry: geometry, have: verified, seed: options.seed)
         actions.removeAll(keepingCapacity: true)
         limitPiecesToFreeBuffers(now: nowNanoseconds)
         if verified.isComplete && !options.seedWhenComplete {
@@ -526,10 +526,6 @@ public final class DownloadSession {
         log("seeding \(metainfo.name)")
     }
 
-    private func pieceSet(from pieces: VerifiedPieces) -> PieceSet {
-        PieceSet(wireBytes: pieces.bitfield, count: pieces.pieceCount) ?? PieceSet(count: pieces.pieceCount)
-    }
-
     /// Flushes the files, saves resume data, closes every connection.
     private func finish(outcome: DownloadOutcome) throws(DownloadError) -> DownloadOutcome {
         // Let writes in flight land: their pieces are verified and worth keeping.
@@ -660,8 +656,7 @@ public final class DownloadSession {
         linkGenerations[index] &+= 1
         let connection = PeerConnection(
             geometry: geometry, infoHash: metainfo.wireInfoHash, localPeerID: localPeerID,
-            localPieces: PieceBitfield(wireBytes: verified.bitfield, pieceCount: metainfo.pieceCount)
-                ?? PieceBitfield(pieceCount: metainfo.pieceCount),
+            localPieces: verified,
             initiatedLocally: initiatedLocally)
         let link = PeerLink(
             slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], address: address, fd: fd,
@@ -928,11 +923,7 @@ public final class DownloadSession {
                     pipeline.peerAdvertisedRequestQueue(link.slot, length: length)
                 }
             case .bitfield:
-                if let pieces = PieceSet(
-                    wireBytes: link.connection.peerPieces.bytes, count: geometry.pieceCount)
-                {
-                    pipeline.peerBitfield(link.slot, pieces, into: &actions)
-                }
+                pipeline.peerBitfield(link.slot, link.connection.peerPieces, into: &actions)
             case .haveAll:
                 pipeline.peerHaveAll(link.slot, into: &actions)
             case .haveNone:

@@ -104,9 +104,9 @@ public struct PeerConnection: Sendable {
     public private(set) var peerInterested = false
 
     /// The pieces the peer has told us about.
-    public private(set) var peerPieces: PieceBitfield
+    public private(set) var peerPieces: PieceSet
     /// Our pieces as announced (or to be announced) to the peer.
-    public private(set) var localPieces: PieceBitfield
+    public private(set) var localPieces: PieceSet
 
     /// Payload bytes of requested blocks received (discarded answers to cancelled requests excluded).
     public private(set) var downloadedPayloadBytes: UInt64 = 0
@@ -140,7 +140,7 @@ public struct PeerConnection: Sendable {
     ///   - localPieces: the pieces we have now; pieces completed later are added with `sendHave`.
     ///   - initiatedLocally: whether we dialled the peer.
     public init(
-        geometry: PieceGeometry, infoHash: InfoHash, localPeerID: PeerID, localPieces: PieceBitfield,
+        geometry: PieceGeometry, infoHash: InfoHash, localPeerID: PeerID, localPieces: PieceSet,
         initiatedLocally: Bool, options: PeerConnectionOptions = PeerConnectionOptions()
     ) {
         precondition(localPieces.pieceCount == geometry.pieceCount, "bitfield does not match the torrent")
@@ -154,11 +154,12 @@ public struct PeerConnection: Sendable {
         self.localPieces = localPieces
         self.initiatedLocally = initiatedLocally
         self.options = options
-        self.peerPieces = PieceBitfield(pieceCount: geometry.pieceCount)
+        self.peerPieces = PieceSet(pieceCount: geometry.pieceCount)
         self.decoder = WireDecoder(geometry: geometry, limits: options.limits, expectsHandshake: true)
         outgoingRequests.reserveCapacity(options.maximumOutgoingRequests)
         incomingRequests.reserveCapacity(options.maximumIncomingRequests)
-        outbound.reserveCapacity(Handshake.byteCount + 5 + localPieces.bytes.count)
+        outbound.reserveCapacity(
+            Handshake.byteCount + 5 + PieceSet.wireByteCount(pieceCount: localPieces.pieceCount))
     }
 
     // MARK: - State
@@ -451,7 +452,7 @@ public struct PeerConnection: Sendable {
                 return
             }
             availabilityWindowOpen = false
-            peerPieces.assign(validated: bytes)
+            peerPieces.assign(validatedWireBytes: bytes)
             onEvent(.peerBitfield(bytes))
         case .blockData(let block, let offsetInBlock, let bytes):
             if offsetInBlock == 0 { try beginBlock(block) }
@@ -659,7 +660,7 @@ public struct PeerConnection: Sendable {
 
     private mutating func appendLocalBitfield() {
         // A local reference (no copy) keeps the read of our bitfield apart from the write to `outbound`.
-        let bitfield = localPieces.bytes
+        let bitfield = localPieces.wireBytes
         WireEncoder.appendBitfield(bitfield.span, into: &outbound)
         lastSentTime = latestTime
     }

@@ -79,7 +79,7 @@ public struct WireDecoder: Sendable {
     public init(geometry: PieceGeometry, limits: WireLimits = WireLimits(), expectsHandshake: Bool = true) {
         self.geometry = geometry
         self.limits = limits
-        self.bitfieldByteCount = PieceBitfield.byteCount(pieceCount: geometry.pieceCount)
+        self.bitfieldByteCount = PieceSet.wireByteCount(pieceCount: geometry.pieceCount)
         self.phase = expectsHandshake ? .handshake : .lengthPrefix
         scratch.reserveCapacity(Handshake.byteCount)
     }
@@ -304,7 +304,7 @@ public struct WireDecoder: Sendable {
         case .port:
             try onEvent(.message(.port(body.readBigEndianUInt16(at: 0))))
         case .bitfield:
-            guard PieceBitfield.spareBitsAreZero(body, pieceCount: geometry.pieceCount) else {
+            guard PieceSet.spareBitsAreZero(body, pieceCount: geometry.pieceCount) else {
                 throw .bitfieldSpareBitsSet(pieceCount: geometry.pieceCount)
             }
             try onEvent(.bitfield(body))

@@ -22,7 +22,7 @@ public enum RecheckOutcome: Hashable, Sendable {
 public enum RecheckEvent: Hashable, Sendable {
     case pieceChecked(PieceIndex, RecheckOutcome)
     /// Every piece asked for was checked; the set of those that verified.
-    case finished(VerifiedPieces)
+    case finished(PieceSet)
 }
 
 /// Rechecks a torrent's data on disk: reads pieces through the ring into pool slots, hashes them on the
@@ -48,7 +48,7 @@ public final class Recheck {
     /// Bytes of the pieces whose outcome is known.
     public private(set) var checkedBytes: Int64 = 0
     /// The pieces that verified so far.
-    public private(set) var verified: VerifiedPieces
+    public private(set) var verified: PieceSet
     /// Whether every piece asked for was checked.
     public private(set) var isFinished = false
 
@@ -90,7 +90,7 @@ public final class Recheck {
             ?? (0..<geometry.pieceCount).map { PieceIndex($0) }
         self.pieces = chosen
         totalBytes = chosen.reduce(0) { $0 + Int64(geometry.length(of: $1)) }
-        verified = VerifiedPieces(pieceCount: geometry.pieceCount)
+        verified = PieceSet(pieceCount: geometry.pieceCount)
     }
 
     /// The owner byte of this recheck's ring tokens.

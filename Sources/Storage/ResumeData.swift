@@ -23,7 +23,7 @@ public struct ResumeData: Hashable, Sendable {
     /// The torrent's wire infohash (`Metainfo.wireInfoHash`).
     public let infoHash: InfoHash
     /// Pieces verified and on stable storage when the data was saved.
-    public var verified: VerifiedPieces
+    public var verified: PieceSet
     /// Per file of the layout, its status when saved; nil for padding and for files that did not exist.
     public var files: [FileStatus?]
 
@@ -32,7 +32,7 @@ public struct ResumeData: Hashable, Sendable {
 
     /// Resume data to save: `files` from ``currentFileStatuses(layout:downloadDirectory:)`` taken after
     /// a flush, so the statuses describe the data the bitfield vouches for.
-    public init(infoHash: InfoHash, verified: VerifiedPieces, files: [FileStatus?]) {
+    public init(infoHash: InfoHash, verified: PieceSet, files: [FileStatus?]) {
         self.infoHash = infoHash
         self.verified = verified
         self.files = files
@@ -55,11 +55,11 @@ public struct ResumeData: Hashable, Sendable {
     /// The verified pieces that can still be trusted given the files' `current` statuses: a piece is
     /// dropped when any file it touches (padding aside) was missing when saved, or now differs in size
     /// or modification time (written to, truncated or replaced since).
-    public func trustedPieces(current: [FileStatus?], layout: FileLayout) -> VerifiedPieces {
+    public func trustedPieces(current: [FileStatus?], layout: FileLayout) -> PieceSet {
         var trusted = verified
         guard current.count == layout.files.count, files.count == layout.files.count,
             layout.geometry.pieceCount == pieceCount
-        else { return VerifiedPieces(pieceCount: pieceCount) }
+        else { return PieceSet(pieceCount: pieceCount) }
         for (index, file) in layout.files.enumerated() where !file.isPadding && file.length > 0 {
             if let recorded = files[index], recorded == current[index] { continue }
             for piece in layout.pieceRange(ofFile: index) { trusted.remove(PieceIndex(piece)) }
@@ -87,7 +87,7 @@ public struct ResumeData: Hashable, Sendable {
             "version": .integer(Self.formatVersion),
             "info hash": .bytes(infoHash.bytes),
             "piece count": .integer(Int64(pieceCount)),
-            "verified": .bytes(verified.bitfield),
+            "verified": .bytes(verified.wireBytes),
             "files": .list(fileEntries),
         ]
     }
@@ -125,7 +125,7 @@ public struct ResumeData: Hashable, Sendable {
             throw invalid("its piece count is not the torrent's \(pieceCount)")
         }
         guard let bitfield = fields["verified"]?.bytes,
-            let verified = VerifiedPieces(bitfield: bitfield, pieceCount: pieceCount)
+            let verified = PieceSet(wireBytes: bitfield, pieceCount: pieceCount)
         else { throw invalid("its bitfield does not fit \(pieceCount) pieces") }
         guard let entries = fields["files"]?.list, entries.count == layout.files.count else {
             throw invalid("its file list does not match the torrent's \(layout.files.count) files")

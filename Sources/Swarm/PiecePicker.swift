@@ -173,16 +173,16 @@ public struct PiecePicker: Sendable {
     ) {
         precondition(maximumRequestersPerBlock >= 1 && maximumRequestersPerBlock <= 255)
         let count = geometry.pieceCount
-        precondition(have == nil || have!.count == count, "have set does not match the geometry")
+        precondition(have == nil || have!.pieceCount == count, "have set does not match the geometry")
         self.geometry = geometry
         self.maximumRequestersPerBlock = maximumRequestersPerBlock
-        self.have = have ?? PieceSet(count: count)
+        self.have = have ?? PieceSet(pieceCount: count)
         random = SeededRandom(seed: seed)
         // The first piece is never shorter than another, so its block count bounds them all.
         table = BlockTable(
             blocksPerPiece: count > 0 ? geometry.blockCount(of: PieceIndex(0)) : 0,
             maximumRequesters: maximumRequestersPerBlock)
-        wanted = PieceSet(count: count)
+        wanted = PieceSet(pieceCount: count)
         states = [PieceState](repeating: .missing, count: count)
         priorities = [UInt8](repeating: PiecePriority.normal.value, count: count)
         availabilities = [UInt32](repeating: 0, count: count)
@@ -332,7 +332,7 @@ public struct PiecePicker: Sendable {
     public mutating func pickBlocks(
         for peer: PeerSlot, peerHas: PieceSet, maximumCount: Int, into blocks: inout [BlockRange]
     ) -> Int {
-        precondition(peerHas.count == pieceCount, "peer's piece set does not match the geometry")
+        precondition(peerHas.pieceCount == pieceCount, "peer's piece set does not match the geometry")
         guard maximumCount > 0, !peerHas.isEmpty else { return 0 }
         var remaining = maximumCount
         if isSequential {

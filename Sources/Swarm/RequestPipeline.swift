@@ -190,10 +190,10 @@ public struct RequestPipeline: Sendable {
         _ peer: PeerSlot, _ pieces: PieceSet, into actions: inout [RequestAction]
     ) -> Bool {
         precondition(isConnected(peer), "\(peer) is not connected")
-        guard pieces.count == picker.pieceCount else { return false }
+        guard pieces.pieceCount == picker.pieceCount else { return false }
         forgetPieces(peer)
         peers[peer.index].has = pieces
-        if pieces.isFull && pieces.count > 0 {
+        if pieces.isComplete && pieces.pieceCount > 0 {
             peers[peer.index].isSeed = true
             picker.addSeed()
         } else {
@@ -205,12 +205,12 @@ public struct RequestPipeline: Sendable {
 
     /// BEP 6 HAVE ALL: the peer is a seed.
     public mutating func peerHaveAll(_ peer: PeerSlot, into actions: inout [RequestAction]) {
-        peerBitfield(peer, PieceSet(count: picker.pieceCount, full: true), into: &actions)
+        peerBitfield(peer, PieceSet(pieceCount: picker.pieceCount, full: true), into: &actions)
     }
 
     /// BEP 6 HAVE NONE.
     public mutating func peerHaveNone(_ peer: PeerSlot, into actions: inout [RequestAction]) {
-        peerBitfield(peer, PieceSet(count: picker.pieceCount), into: &actions)
+        peerBitfield(peer, PieceSet(pieceCount: picker.pieceCount), into: &actions)
     }
 
     /// The peer's HAVE for a piece. Repeats are ignored; returns false for a piece out of range (a
@@ -228,7 +228,7 @@ public struct RequestPipeline: Sendable {
             peers[peer.index].amInterested = true
             actions.append(.interested(peer))
         }
-        if peers[peer.index].has.isFull {
+        if peers[peer.index].has.isComplete {
             // Count a peer that completed as a seed, so it costs O(1) from now on.
             picker.removeAvailability(peers[peer.index].has)
             picker.addSeed()
@@ -461,7 +461,7 @@ public struct RequestPipeline: Sendable {
 /// per-piece availability; `requestQueueLimit` is in `1...maximumQueueLength`.
 struct PeerState: Sendable {
     var isConnected = false
-    var has = PieceSet(count: 0)
+    var has = PieceSet(pieceCount: 0)
     var isSeed = false
     var isChokingUs = true
     /// Whether we told the peer we are interested.
@@ -482,7 +482,7 @@ struct PeerState: Sendable {
 
     mutating func connect(pieceCount: Int, requestQueueLimit: Int, rateWindow: Duration) {
         isConnected = true
-        has = PieceSet(count: pieceCount)
+        has = PieceSet(pieceCount: pieceCount)
         isSeed = false
         isChokingUs = true
         amInterested = false

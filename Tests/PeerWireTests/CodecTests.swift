@@ -308,32 +308,6 @@ import TorrentModel
     }
 }
 
-@Suite struct PieceBitfieldTests {
-    @Test func wireLayoutIsHighBitFirst() {
-        var bits = PieceBitfield(pieceCount: 10)
-        #expect(bits.bytes == [0, 0])
-        bits.insert(PieceIndex(0))
-        bits.insert(PieceIndex(9))
-        #expect(bits.bytes == [0x80, 0x40])
-        #expect(bits.count == 2)
-        let insertedAgain = bits.insert(PieceIndex(9))
-        #expect(!insertedAgain)
-        #expect(bits.count == 2)
-        bits.insertAll()
-        #expect(bits.bytes == [0xff, 0xc0] && bits.isComplete)
-        bits.removeAll()
-        #expect(bits.isEmpty && bits.bytes == [0, 0])
-    }
-
-    @Test func outsideBytesAreValidated() {
-        #expect(PieceBitfield(wireBytes: [0xff, 0xc0], pieceCount: 10)?.count == 10)
-        #expect(PieceBitfield(wireBytes: [0xff, 0xe0], pieceCount: 10) == nil)
-        #expect(PieceBitfield(wireBytes: [0xff], pieceCount: 10) == nil)
-        #expect(PieceBitfield(wireBytes: [0xff, 0xff], pieceCount: 16)?.isComplete == true)
-        #expect(PieceBitfield(wireBytes: [], pieceCount: 0)?.isEmpty == true)
-    }
-}
-
 @Suite struct HandshakePrefixTests {
     @Test func theInfoHashIsReadOnceItsBytesArrive() {
         var bytes: [UInt8] = []

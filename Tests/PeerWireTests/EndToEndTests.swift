@@ -58,7 +58,7 @@ import TorrentModel
         var leecher = Leecher(
             connection: PeerConnection(
                 geometry: geometry, infoHash: localInfoHash, localPeerID: id20(0x11),
-                localPieces: PieceBitfield(pieceCount: geometry.pieceCount), initiatedLocally: true,
+                localPieces: PieceSet(pieceCount: geometry.pieceCount), initiatedLocally: true,
                 options: options),
             received: [UInt8](repeating: 0, count: content.count), blocksLeft: allBlocks, pipelineDepth: 6)
         var seeder = Seeder(
@@ -180,7 +180,7 @@ import TorrentModel
     func establishedPair() throws -> (left: PeerConnection, right: PeerConnection) {
         var left = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: id20(0x11),
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true)
         var right = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: id20(0x22),
             localPieces: fullBitfield(), initiatedLocally: false)

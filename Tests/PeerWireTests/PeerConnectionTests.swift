@@ -10,7 +10,7 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     @Test func initiatorSendsItsHandshakeAtStart() {
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true)
         #expect(connection.outbound.isEmpty)
         connection.start(now: seconds(0))
         #expect(connection.phase == .awaitingHandshake)
@@ -20,7 +20,7 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     }
 
     @Test func acceptorAnswersOnlyAfterTheRightInfohash() throws {
-        var pieces = PieceBitfield(pieceCount: 6)
+        var pieces = PieceSet(pieceCount: 6)
         pieces.insert(PieceIndex(1))
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID, localPieces: pieces,
@@ -45,7 +45,7 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     @Test func wrongInfohashEndsTheConnectionWithoutAnAnswer() {
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: false)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: false)
         connection.start(now: seconds(0))
         let reason = disconnectReason {
             _ = try connection.feed(handshakeBytes(reserved: [], infoHash: id20(0xbb)))
@@ -61,7 +61,7 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     @Test func ourOwnPeerIDAndAnUnexpectedPeerIDAreRefused() {
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true)
         connection.start(now: seconds(0))
         #expect(
             disconnectReason { _ = try connection.feed(handshakeBytes(reserved: [], peerID: ourPeerID)) }
@@ -71,7 +71,7 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
         options.expectedPeerID = id20(0x33)
         var dialled = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true, options: options)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true, options: options)
         dialled.start(now: seconds(0))
         #expect(
             disconnectReason { _ = try dialled.feed(handshakeBytes(reserved: [])) }
@@ -81,12 +81,12 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     @Test func availabilityMessageFollowsWhatWasNegotiated() throws {
         // With the fast extension: have-none, have-all, or a bitfield for a partial set.
         var partial = PeerBitfieldFixtures.partial
-        let empty = try establishedOutbound(fast: true, localPieces: PieceBitfield(pieceCount: 6))
+        let empty = try establishedOutbound(fast: true, localPieces: PieceSet(pieceCount: 6))
         #expect(empty == wire(.haveNone))
         #expect(try establishedOutbound(fast: true, localPieces: fullBitfield()) == wire(.haveAll))
         #expect(try establishedOutbound(fast: true, localPieces: partial) == bitfieldMessage([0x84]))
         // Without it: nothing for an empty set (BEP 3 allows skipping), a bitfield otherwise.
-        #expect(try establishedOutbound(fast: false, localPieces: PieceBitfield(pieceCount: 6)).isEmpty)
+        #expect(try establishedOutbound(fast: false, localPieces: PieceSet(pieceCount: 6)).isEmpty)
         #expect(try establishedOutbound(fast: false, localPieces: fullBitfield()) == bitfieldMessage([0xfc]))
         // A have before the handshake goes into the bitfield instead of on the wire.
         partial.insert(PieceIndex(1))
@@ -94,12 +94,12 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     }
 
     /// The bytes a connection sends after the handshake when it has `localPieces`.
-    func establishedOutbound(fast: Bool, localPieces: PieceBitfield) throws -> [UInt8] {
+    func establishedOutbound(fast: Bool, localPieces: PieceSet) throws -> [UInt8] {
         var options = PeerConnectionOptions()
         options.reserved = fast ? [.fastExtension] : []
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true, options: options)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true, options: options)
         connection.start(now: seconds(0))
         for piece in 0..<6 where localPieces.contains(PieceIndex(piece)) {
             #expect(connection.sendHave(PieceIndex(piece)) == false)  // not established: recorded, not sent
@@ -112,7 +112,7 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
     @Test func handshakeTimesOut() throws {
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true)
         connection.start(now: seconds(100))
         try connection.timerTick(now: seconds(119))
         #expect(
@@ -123,8 +123,8 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
 
 enum PeerBitfieldFixtures {
     /// Pieces 0 and 5.
-    static var partial: PieceBitfield {
-        var bits = PieceBitfield(pieceCount: 6)
+    static var partial: PieceSet {
+        var bits = PieceSet(pieceCount: 6)
         bits.insert(PieceIndex(0))
         bits.insert(PieceIndex(5))
         return bits
@@ -209,7 +209,7 @@ enum PeerBitfieldFixtures {
         options.reserved = []
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,
-            localPieces: PieceBitfield(pieceCount: 6), initiatedLocally: true, options: options)
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true, options: options)
         connection.start(now: seconds(0))
         _ = try connection.feed(handshakeBytes(reserved: [.extensionProtocol]))
         #expect(connection.sendExtended(id: 0, payload: [UInt8]().span) == false)

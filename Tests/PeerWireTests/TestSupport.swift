@@ -217,7 +217,7 @@ func pieceMessage(_ block: BlockRange, _ data: [UInt8]) -> [UInt8] {
 /// A connection we initiated, past the handshake with a peer that set `peerReserved`, with the peer's
 /// availability message fed (if any) and the outbound buffer emptied.
 func establishedConnection(
-    fast: Bool, localPieces: PieceBitfield = PieceBitfield(pieceCount: testGeometry.pieceCount),
+    fast: Bool, localPieces: PieceSet = PieceSet(pieceCount: testGeometry.pieceCount),
     peerAvailability: [UInt8]? = nil, options: PeerConnectionOptions = PeerConnectionOptions()
 ) throws -> PeerConnection {
     var options = options
@@ -232,8 +232,8 @@ func establishedConnection(
     return connection
 }
 
-func fullBitfield(_ geometry: PieceGeometry = testGeometry) -> PieceBitfield {
-    var bits = PieceBitfield(pieceCount: geometry.pieceCount)
+func fullBitfield(_ geometry: PieceGeometry = testGeometry) -> PieceSet {
+    var bits = PieceSet(pieceCount: geometry.pieceCount)
     bits.insertAll()
     return bits
 }

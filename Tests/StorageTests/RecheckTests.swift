@@ -25,7 +25,7 @@ import URing
 
     func recheck(
         _ torrent: TestTorrent, in directory: String, pieces: [PieceIndex]? = nil
-    ) throws -> (verified: VerifiedPieces, events: [RecheckEvent], recheck: Recheck) {
+    ) throws -> (verified: PieceSet, events: [RecheckEvent], recheck: Recheck) {
         let reactor = try Reactor()
         let waker = reactor.ring.waker
         let hashPool = HashPool(threadCount: 2, onResultsReady: { waker.wake() })
@@ -40,7 +40,7 @@ import URing
         #expect(recheck.checkedBytes == recheck.totalBytes)
         guard case .finished(let verified) = reactor.recheckEvents.last else {
             Issue.record("no finished event: \(reactor.recheckEvents)")
-            return (VerifiedPieces(pieceCount: 0), reactor.recheckEvents, recheck)
+            return (PieceSet(pieceCount: 0), reactor.recheckEvents, recheck)
         }
         #expect(verified == recheck.verified)
         return (verified, reactor.recheckEvents, recheck)

@@ -15,7 +15,7 @@ import TorrentModel
         writeFile(directory.path + "/t/b", Array(torrent.payload[50_000..<59_000]))
         writeFile(directory.path + "/t/empty", [])
         writeFile(directory.path + "/t/dir/c", Array(torrent.payload[59_000...]))
-        var pieces = VerifiedPieces(pieceCount: torrent.metainfo.pieceCount)
+        var pieces = PieceSet(pieceCount: torrent.metainfo.pieceCount)
         for piece in verified { pieces.insert(PieceIndex(piece)) }
         let statuses = try ResumeData.currentFileStatuses(
             layout: torrent.layout, downloadDirectory: directory.path)

@@ -28,7 +28,7 @@ extension PieceGeometry {
     }
 }
 
-func everything(_ picker: PiecePicker) -> PieceSet { PieceSet(count: picker.pieceCount, full: true) }
+func everything(_ picker: PiecePicker) -> PieceSet { PieceSet(pieceCount: picker.pieceCount, full: true) }
 
 /// The pieces of successive whole-piece picks by one peer that has everything.
 func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [Int] {
@@ -101,7 +101,7 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
 
     @Test func peersOnlyGetPiecesTheyHave() {
         var picker = makePicker(availability: "1111111")
-        var peerHas = PieceSet(count: 7)
+        var peerHas = PieceSet(pieceCount: 7)
         peerHas.insert(PieceIndex(5))
         var blocks: [BlockRange] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: peerHas, maximumCount: 10, into: &blocks)
@@ -288,7 +288,7 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
     @Test func resumedPiecesAreNeverPicked() {
         let geometry = PieceGeometry(
             totalLength: Int64(4 * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
-        var have = PieceSet(count: 4)
+        var have = PieceSet(pieceCount: 4)
         have.insert(PieceIndex(1))
         var picker = PiecePicker(geometry: geometry, have: have, seed: 9)
         picker.markVerified(PieceIndex(2))
@@ -318,7 +318,7 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         // 300 peers come with random bitfields and a third of them leave again.
         var bitfields: [PieceSet] = []
         for _ in 0..<300 {
-            var pieces = PieceSet(count: pieceCount)
+            var pieces = PieceSet(pieceCount: pieceCount)
             for piece in 0..<pieceCount where random.next() % 4 == 0 { pieces.insert(PieceIndex(piece)) }
             picker.addAvailability(pieces)
             bitfields.append(pieces)
@@ -344,17 +344,6 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(meter.rateBytesPerSecond(at: .seconds(12)) < rate * 0.7, "decays as the window slides")
         #expect(meter.rateBytesPerSecond(at: .seconds(15)) == 0, "a full window of silence")
         #expect(meter.totalBytes == 1_000_000)
-    }
-
-    @Test func bitfieldWireFormat() {
-        #expect(PieceSet(wireBytes: [0b1010_0000], count: 3)?.setCount == 2)
-        #expect(PieceSet(wireBytes: [0b1010_0000], count: 3)?.contains(PieceIndex(2)) == true)
-        #expect(PieceSet(wireBytes: [0b1011_0000], count: 3) == nil, "spare bits must be clear")
-        #expect(PieceSet(wireBytes: [0xff, 0], count: 3) == nil, "wrong length")
-        #expect(PieceSet(count: 70, full: true).setCount == 70)
-        var visited: [Int] = []
-        PieceSet(count: 70, full: true).forEach { visited.append($0.int) }
-        #expect(visited == Array(0..<70))
     }
 }
 

@@ -131,7 +131,7 @@ struct SwarmSimulation {
         for index in 0..<parameters.peerCount {
             let isSeed = index < parameters.seedCount
             let isLiar = !isSeed && index < parameters.seedCount + parameters.liarCount
-            var has = PieceSet(count: geometry.pieceCount, full: isSeed)
+            var has = PieceSet(pieceCount: geometry.pieceCount, full: isSeed)
             if !isSeed {
                 for piece in 0..<geometry.pieceCount where unit() < popularity[piece] {
                     has.insert(PieceIndex(piece))
