@@ -37,7 +37,9 @@ public struct HashResult: Sendable {
 /// The owner thread (the reactor) submits a leased `BufferPool` slot; the pool marks it lent, so it
 /// cannot be released or reused while a worker reads it. Workers hash without copying and queue the
 /// result; `onResultsReady` tells the owner (for instance by waking its ring), and `drain` hands the
-/// results over and takes the slots back. Only pointers cross threads, never the piece's bytes.
+/// results over and takes the slots back. Only pointers cross threads, never the piece's bytes. The
+/// owner may also submit memory of its own (a read-only file mapping), which it keeps valid until the
+/// result is drained.
 ///
 /// Invariants: every submitted job yields exactly one result; a slot is lent from `submit` until the
 /// `drain` that returns its result; `onResultsReady` is called once per batch of results that found

@@ -8,11 +8,10 @@ import URing
 /// Hashes a file or folder into a torrent on the hashing pool and hands the digests to `TorrentBuilder`.
 ///
 /// Every piece is one hash job (SHA-1, a merkle root, or both for hybrids). A piece that lies inside one
-/// file is hashed where it lies, through a read-only mapping of the file: on a warm page cache the copy
-/// into a buffer cost a tenth of the CPU, and a cold file is read by the hashers' page faults as fast
-/// as by reads (measured on a 2 GiB file). A piece that spans files or carries padding zeros is
-/// assembled in a pool buffer by reads through the ring, as is every piece of a file that cannot be
-/// mapped. A fixed number of pieces in flight bounds memory while hashing overlaps the I/O.
+/// file whose page cache holds it in huge pages is hashed where it lies, through a read-only mapping
+/// (`FileWindows` says when that beats copying). Every other piece, and every piece that spans files
+/// or carries padding zeros, is assembled in a pool buffer by reads through the ring. A fixed number
+/// of pieces in flight bounds memory while hashing overlaps the I/O.
 struct TorrentCreator {
     /// One input file on disk and its path inside the torrent.
     struct InputFile {
