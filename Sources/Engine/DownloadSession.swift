@@ -417,15 +417,15 @@ public final class DownloadSession {
         }
     }
 
-    /// How long the reactor may sleep: 100 ms, or less when a rate limit is about to allow more.
     /// While a download is under way, the loop waits for this many completions (or the wait below)
-    /// rather than one: on a paced link each receive brings a few packets, and waking per completion
+    /// rather than one: waking for every receive completion (about 2,000 a second on a 1 Gbit/s link)
     /// cost CPU for nothing. Measured (1 Gbit/s links, 256 MiB): CPU per GiB 2.3–2.6 s → 1.4–1.6 s at
     /// the same throughput; on loopback (1 GiB) 1.05 → 0.96 s and faster. Requests are queued for far
     /// longer than the wait, so the peers never run dry.
     private static let completionBatch = 64
     private static let completionBatchWaitNanoseconds: Int64 = 4_000_000
 
+    /// How long the reactor may sleep: 100 ms, or less when a rate limit is about to allow more.
     private func waitNanoseconds() -> Int64 {
         var wait: UInt64 = 100_000_000
         if uploadThrottled { wait = min(wait, uploadLimiter.nanosecondsUntilAllowed()) }
