@@ -4,24 +4,12 @@ import Glibc
 import Synchronization
 import Testing
 
+@testable import PotluckCommands
+
 /// Real clients download from a Potluck seeder.
 @Suite(.serialized) struct SeedInteropTests {
-    /// A port nobody uses right now on `host`.
-    static func freePort(on host: String) -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length)
-                return getsockname(fd, pointer, &length)
-            }
-        }
-        return UInt16(bigEndian: address.sin_port)
-    }
+    /// A port nobody uses right now on `host` (the benchmark harness's choice, as a port number).
+    static func freePort(on host: String) -> UInt16 { UInt16(SwarmFixture.freePort(on: host)) }
 
     /// `potluck seed` in the background until the test ends.
     final class PotluckSeeder {
