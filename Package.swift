@@ -90,7 +90,8 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
         .testTarget(
-            name: "EngineTests", dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire"]),
+            name: "EngineTests",
+            dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing"]),
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),

@@ -34,7 +34,7 @@ let benchmarks: [Microbenchmark] = [
     },
     Microbenchmark(name: "hash-pool-1MiB", unit: "piece") { iterations in
         let buffers = BufferPool(slotSizeBytes: pieceBytes, slotCount: 2 * HashPool.coreCount)
-        let pool = HashPool()
+        let pool = try! HashPool()
         var submitted = 0
         var finished = 0
         while finished < iterations {

@@ -118,6 +118,7 @@ public enum DownloadError: Error, CustomStringConvertible {
     case storage(StorageError)
     case io(IOError)
     case listen(SyscallError)
+    case threads(HashPoolError)
 
     public var description: String {
         switch self {
@@ -125,6 +126,22 @@ public enum DownloadError: Error, CustomStringConvertible {
         case .listen(let error): "cannot listen for peers: \(error)"
         case .storage(let error): "storage: \(error)"
         case .io(let error): "\(error)"
+        case .threads(let error): "\(error)"
+        }
+    }
+
+    /// The process ran out of something every torrent in it shares (descriptors, threads, memory):
+    /// other torrents in the process will fail the same way.
+    public var exhaustsProcessResources: Bool {
+        let exhausted: Set<Errno> = [.tooManyOpenFiles, .tooManyOpenFilesInSystem, .noMemory, .tryAgain]
+        switch self {
+        case .ringUnavailable(let error): return exhausted.contains(error.errno)
+        case .listen(let error): return exhausted.contains(error.errno)
+        case .io(let error): return exhausted.contains(error.errno)
+        case .threads: return true
+        case .storage(let error):
+            guard case .system(let errno) = error.reason else { return false }
+            return exhausted.contains(errno)
         }
     }
 }
@@ -283,6 +300,8 @@ public final class DownloadSession {
     public func run(
         shouldStop: () -> Bool, status: (DownloadStatus) -> Void
     ) throws(DownloadError) -> DownloadOutcome {
+        // However the session ends, even before its ring runs, routed peers are no longer held for it.
+        defer { options.incomingInbox?.close() }
         do {
             ring = try Ring(
                 options: RingOptions(entries: 512, disabledFeatures: options.disabledRingFeatures))
@@ -292,9 +311,12 @@ public final class DownloadSession {
         let slotCount = max(8, options.pieceMemoryBytes / metainfo.pieceLength)
         pieceBuffers = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
         let waker = ring.waker
-        hashers = HashPool { waker.wake() }
+        do {
+            hashers = try HashPool { waker.wake() }
+        } catch {
+            throw .threads(error)
+        }
         options.incomingInbox?.attach(waker)
-        defer { options.incomingInbox?.close() }
         defer { hashers.shutdown() }
         // However the session ends, its sockets close and give their connections back to a shared budget.
         defer { for case let link? in links { release(link) } }
@@ -337,7 +359,7 @@ public final class DownloadSession {
                 bufferSizeBytes: Self.receiveBufferBytes)
         }
 
-        try restoreProgress(shouldStop: shouldStop, status: status)
+        guard try restoreProgress(shouldStop: shouldStop, status: status) else { return .interrupted }
         pipeline = RequestPipeline(geometry: geometry, have: verified, seed: options.seed)
         actions.removeAll(keepingCapacity: true)
         limitPiecesToFreeBuffers(now: nowNanoseconds)
@@ -448,10 +470,11 @@ public final class DownloadSession {
         return nil
     }
 
-    /// Loads resume data, or rechecks whatever is on disk.
+    /// Loads resume data, or rechecks whatever is on disk. False: `shouldStop` interrupted the check,
+    /// whose reads and hash jobs have all finished (nothing is known yet, so nothing is saved).
     private func restoreProgress(
         shouldStop: () -> Bool, status: (DownloadStatus) -> Void
-    ) throws(DownloadError) {
+    ) throws(DownloadError) -> Bool {
         let current =
             (try? ResumeData.currentFileStatuses(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
@@ -460,9 +483,9 @@ public final class DownloadSession {
         {
             verified = resume.trustedPieces(current: current, layout: metainfo.layout)
             log("resume data: \(verified.count) of \(metainfo.pieceCount) pieces trusted")
-            return
+            return true
         }
-        guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return }
+        guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return true }
         // Data without (valid) resume data: check it before trusting any of it.
         log("no valid resume data; checking existing files")
         let recheck: Recheck
@@ -490,7 +513,14 @@ public final class DownloadSession {
                 }
             }
             events.removeAll(keepingCapacity: true)
-            if done || shouldStop() { break }
+            if done { break }
+            if shouldStop() {
+                recheck.stop()
+                if !recheck.hasWorkInFlight {
+                    log("check interrupted")
+                    return false
+                }
+            }
             do {
                 try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
             } catch {
@@ -509,6 +539,7 @@ public final class DownloadSession {
             }
         }
         log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
+        return true
     }
 
     /// Everything is here: flush, save resume data once it is on disk, and give every slot to uploads.

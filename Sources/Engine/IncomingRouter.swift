@@ -54,8 +54,9 @@ public final class IncomingInbox: Sendable {
         }
     }
 
-    /// The session stopped: later connections are refused, and those not yet taken are closed.
-    func close() {
+    /// The session stopped (or never ran): later connections are refused, and those not yet taken are
+    /// closed.
+    public func close() {
         let left = state.withLock { state in
             state.closed = true
             defer { state.descriptors.removeAll() }

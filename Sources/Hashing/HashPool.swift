@@ -70,7 +70,11 @@ public final class HashPool: @unchecked Sendable {
     private var submittedCount = 0
 
     /// Starts `threadCount` workers (default: one per core). `onResultsReady` runs on a worker thread.
-    public init(threadCount: Int = HashPool.coreCount, onResultsReady: @escaping @Sendable () -> Void = {}) {
+    /// Throws when the system refuses a thread (the process or pids-cgroup limit, or memory for its
+    /// stack); the workers already started are stopped first.
+    public init(
+        threadCount: Int = HashPool.coreCount, onResultsReady: @escaping @Sendable () -> Void = {}
+    ) throws(HashPoolError) {
         precondition(threadCount > 0, "a hash pool needs at least one thread")
         self.threadCount = threadCount
         self.onResultsReady = onResultsReady
@@ -83,7 +87,11 @@ public final class HashPool: @unchecked Sendable {
                     Unmanaged<HashPool>.fromOpaque(raw!).takeUnretainedValue().work()
                     return nil
                 }, context)
-            precondition(created == 0, "cannot start a hashing thread: errno \(created)")
+            guard created == 0 else {
+                // The workers that started are stopped and joined before `deinit` runs.
+                shutdown()
+                throw HashPoolError(errno: created)
+            }
             threads.append(thread)
         }
     }
@@ -215,6 +223,21 @@ public final class HashPool: @unchecked Sendable {
             }
             if wasEmpty { onResultsReady() }
         }
+    }
+}
+
+/// The system would not start a hashing thread.
+public struct HashPoolError: Error, Equatable, CustomStringConvertible {
+    /// What `pthread_create` returned: `EAGAIN` at a thread limit, `ENOMEM` without memory for a stack.
+    public let errno: Int32
+
+    public var description: String {
+        let reason = String(cString: strerror(errno))
+        let hint =
+            errno == EAGAIN
+            ? "; the process or system thread limit is reached (`ulimit -u`, a pids cgroup, kernel.threads-max)"
+            : ""
+        return "cannot start a hashing thread: \(reason)\(hint)"
     }
 }
 

@@ -58,6 +58,7 @@ public final class Recheck {
     private let pieces: [PieceIndex]
     private var nextPiece = 0
     private var piecesInFlight = 0
+    private var stopped = false
     private let maxPiecesInFlight: Int
     private var storeEvents: [StorageEvent] = []
 
@@ -106,6 +107,14 @@ public final class Recheck {
         finishIfDone(into: &events)
     }
 
+    /// Reads no more pieces; those already read or being hashed still finish. The caller drains until
+    /// `hasWorkInFlight` is false before it lets the pool, the ring or the hashers go: their memory is
+    /// still being written to.
+    public func stop() { stopped = true }
+
+    /// Whether reads or hash jobs of this recheck are outstanding.
+    public var hasWorkInFlight: Bool { piecesInFlight > 0 }
+
     /// Takes a ring completion with this recheck's owner.
     public func handle(_ completion: Completion, into events: inout [RecheckEvent]) {
         store.handle(completion, into: &storeEvents)
@@ -145,7 +154,8 @@ public final class Recheck {
     }
 
     private func issueReads() {
-        while piecesInFlight < maxPiecesInFlight, nextPiece < pieces.count, let slot = pool.lease() {
+        while !stopped, piecesInFlight < maxPiecesInFlight, nextPiece < pieces.count, let slot = pool.lease()
+        {
             store.readPiece(pieces[nextPiece], into: slot, in: pool)
             nextPiece += 1
             piecesInFlight += 1

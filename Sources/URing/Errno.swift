@@ -30,6 +30,8 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
     public static let connectionRefused = Errno(rawValue: ECONNREFUSED)
     public static let canceled = Errno(rawValue: ECANCELED)
     public static let quotaExceeded = Errno(rawValue: EDQUOT)
+    public static let tooManyOpenFiles = Errno(rawValue: EMFILE)
+    public static let tooManyOpenFilesInSystem = Errno(rawValue: ENFILE)
 
     /// The symbolic name (`ECONNREFUSED`) where known.
     public var name: String? {

@@ -47,8 +47,14 @@ public struct RingUnavailableError: Error, CustomStringConvertible {
                 + "allow the io_uring syscalls for this process"
         case .noMemory:
             reason =
-                "the kernel could not lock memory for the ring (RLIMIT_MEMLOCK is too low on kernels before 5.12); "
+                "the kernel could not lock memory for the ring (RLIMIT_MEMLOCK, `ulimit -l`, is too low for a user without CAP_IPC_LOCK); "
                 + "raise it with `ulimit -l unlimited` or LimitMEMLOCK=infinity in the service unit"
+        case .tooManyOpenFiles:
+            reason =
+                "the process has no file descriptor left for the ring (`ulimit -n` is too low for what it holds); "
+                + "raise it with `ulimit -n` or LimitNOFILE= in the service unit"
+        case .tooManyOpenFilesInSystem:
+            reason = "the system has no file descriptor left for the ring (fs.file-max); close some programs"
         case .invalidArgument:
             reason = "the kernel rejected the ring's parameters; it is probably older than Linux 5.11"
         default:

@@ -27,26 +27,26 @@ public final class ProvidedBufferRing {
             "a provided-buffer ring holds a power of two of at most 32768 buffers")
         precondition(
             ring.features.contains(.providedBufferRing), "check Ring.features before using buffer rings")
-        self.ring = ring
-        self.group = group
-        self.bufferCount = bufferCount
-        self.bufferSizeBytes = bufferSizeBytes
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
         let ringBytes = bufferCount * MemoryLayout<io_uring_buf>.stride
-        ringMemory = .allocate(byteCount: ringBytes, alignment: pageSize)
+        let ringMemory = UnsafeMutableRawPointer.allocate(byteCount: ringBytes, alignment: pageSize)
         ringMemory.initializeMemory(as: UInt8.self, repeating: 0, count: ringBytes)
-        buffers = .allocate(byteCount: bufferCount * bufferSizeBytes, alignment: pageSize)
-
         var registration = io_uring_buf_reg()
         registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
         registration.ring_entries = UInt32(bufferCount)
         registration.bgid = group
         let result = ring.registerBufferRing(&registration)
         guard result == 0 else {
+            // Before any stored property is set: `deinit` (which would free this again) does not run.
             ringMemory.deallocate()
-            buffers.deallocate()
             throw IOError(.register, result: result)
         }
+        self.ring = ring
+        self.group = group
+        self.bufferCount = bufferCount
+        self.bufferSizeBytes = bufferSizeBytes
+        self.ringMemory = ringMemory
+        buffers = .allocate(byteCount: bufferCount * bufferSizeBytes, alignment: pageSize)
         let bufferRing = ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self)
         io_uring_buf_ring_init(bufferRing)
         let mask = io_uring_buf_ring_mask(UInt32(bufferCount))

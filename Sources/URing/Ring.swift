@@ -88,8 +88,10 @@ public final class Ring {
     /// Probes the kernel and sets up a ring; throws a `RingUnavailableError` that tells the user why
     /// io_uring cannot be used and how to fix it.
     public init(options: RingOptions = RingOptions()) throws(RingUnavailableError) {
-        entries = options.entries
-        ring = .allocate(capacity: 1)
+        // Every stored property is set only after the last check that can fail: a class whose
+        // properties are all set runs `deinit` when its initializer throws, and `deinit` would then
+        // release the ring a second time.
+        let ring = UnsafeMutablePointer<io_uring>.allocate(capacity: 1)
         ring.initialize(to: io_uring())
 
         let wanted = RingFeatures.all.subtracting(options.disabledFeatures)
@@ -105,6 +107,13 @@ public final class Ring {
             throw RingUnavailableError.explaining(
                 setupErrno: Errno(rawValue: -setupResult), disabledSetting: Self.ioUringDisabledSetting())
         }
+        var ready = false
+        defer {
+            if !ready {
+                io_uring_queue_exit(ring)
+                ring.deallocate()
+            }
+        }
 
         let kernelFeatures = ring.pointee.features
         let requiredFlags: [(UInt32, String)] = [
@@ -113,8 +122,6 @@ public final class Ring {
             (IORING_FEAT_EXT_ARG, "IORING_FEAT_EXT_ARG"),
         ]
         for (flag, name) in requiredFlags where kernelFeatures & flag == 0 {
-            io_uring_queue_exit(ring)
-            ring.deallocate()
             throw .missing(name)
         }
 
@@ -131,8 +138,6 @@ public final class Ring {
         ]
         for (op, name) in required
         where probe == nil || io_uring_opcode_supported(probe, Int32(op.rawValue)) == 0 {
-            io_uring_queue_exit(ring)
-            ring.deallocate()
             throw .missing("the \(name) operation")
         }
         if io_uring_opcode_supported(probe, Int32(IORING_OP_SEND_ZC.rawValue)) != 0 {
@@ -145,8 +150,20 @@ public final class Ring {
             available.formUnion([.multishotAccept, .providedBufferRing, .registeredFiles])
         }
         if version >= (6, 0) { available.insert(.multishotReceive) }
-        features = available.intersection(wanted)
 
+        // A blocking eventfd: the kernel polls it for us, so the read completes only on a wake.
+        let wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
+        guard wakeFD >= 0 else {
+            let errno = Errno(rawValue: Glibc.errno)
+            throw RingUnavailableError(
+                errno: errno, description: "cannot create an eventfd for ring wake-ups: \(errno)")
+        }
+        ready = true
+
+        self.ring = ring
+        self.wakeFD = wakeFD
+        entries = options.entries
+        features = available.intersection(wanted)
         let sqEntries = Int(ring.pointee.sq.ring_entries)
         timespecs = .allocate(capacity: sqEntries)
         timespecs.initialize(repeating: __kernel_timespec(), count: sqEntries)
@@ -155,18 +172,8 @@ public final class Ring {
         paths = Array(repeating: [], count: sqEntries)
         completionBatch = .allocate(capacity: Int(completionBatchSize))
         completionBatch.initialize(repeating: nil, count: Int(completionBatchSize))
-
-        // A blocking eventfd: the kernel polls it for us, so the read completes only on a wake.
-        wakeFD = eventfd(0, Int32(EFD_CLOEXEC))
         wakeValue = .allocate(capacity: 1)
         wakeValue.initialize(to: 0)
-        guard wakeFD >= 0 else {
-            let errno = Errno(rawValue: Glibc.errno)
-            io_uring_queue_exit(ring)
-            ring.deallocate()
-            throw RingUnavailableError(
-                errno: errno, description: "cannot create an eventfd for ring wake-ups: \(errno)")
-        }
     }
 
     deinit {

@@ -6,10 +6,10 @@ import Testing
 @Suite struct HashPoolTests {
     /// Random pieces of random lengths, hashed by four workers while the submitter keeps the pool full:
     /// every result must equal one-shot hashing of what the buffer held when it was submitted.
-    @Test func poolMatchesOneShotHashingUnderConcurrency() {
+    @Test func poolMatchesOneShotHashingUnderConcurrency() throws {
         var generator = SplitMix(seed: 42)
         let buffers = BufferPool(slotSizeBytes: 64 * 1024, slotCount: 8)
-        let hashers = HashPool(threadCount: 4)
+        let hashers = try HashPool(threadCount: 4)
         var expected: [UInt64: PieceDigest] = [:]
         var matched = 0
         let jobCount = 300
@@ -45,9 +45,9 @@ import Testing
         #expect(buffers.freeCount == buffers.slotCount)
     }
 
-    @Test func lentSlotsAreNeverHandedOutAgain() {
+    @Test func lentSlotsAreNeverHandedOutAgain() throws {
         let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 2)
-        let hashers = HashPool(threadCount: 1)
+        let hashers = try HashPool(threadCount: 1)
         let first = buffers.lease()!
         let second = buffers.lease()!
         hashers.submit(first, length: 100, in: buffers, kind: .sha1, token: 1)
@@ -69,10 +69,10 @@ import Testing
         }
     }
 
-    @Test func resultsWakeTheOwner() {
+    @Test func resultsWakeTheOwner() throws {
         let woken = Counter()
         let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 4)
-        let hashers = HashPool(threadCount: 2) { woken.increment() }
+        let hashers = try HashPool(threadCount: 2) { woken.increment() }
         for token in 0..<4 {
             hashers.submit(
                 buffers.lease()!, length: 4096, in: buffers, kind: .sha1, token: UInt64(token))
@@ -124,10 +124,10 @@ final class Counter: @unchecked Sendable {
     @Test(arguments: [
         (0, 1), (1, 1), (16384, 1), (16385, 2), (40000, 4), (40000, 64), (1 << 20, 64), (5 * 16384 + 3, 8),
     ])
-    func poolRootMatchesTheReference(length: Int, leafCount: Int) {
+    func poolRootMatchesTheReference(length: Int, leafCount: Int) throws {
         var generator = SplitMix(seed: UInt64(length * 31 + leafCount))
         let buffers = BufferPool(slotSizeBytes: 1 << 20, slotCount: 2)
-        let hashers = HashPool(threadCount: 1)
+        let hashers = try HashPool(threadCount: 1)
         let slot = buffers.lease()!
         let memory = buffers.bytes(of: slot)
         for i in 0..<memory.count { memory[i] = UInt8(truncatingIfNeeded: generator.next()) }
@@ -150,11 +150,11 @@ final class Counter: @unchecked Sendable {
 
     /// Jobs over the caller's own memory (a file mapping, in `potluck create`) hash the same as buffer
     /// jobs and hand back no slot.
-    @Test func jobsOverTheCallersMemoryHashAlike() {
+    @Test func jobsOverTheCallersMemoryHashAlike() throws {
         var generator = SplitMix(seed: 7)
         let data = (0..<(5 * 16384 + 3)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         let buffers = BufferPool(slotSizeBytes: 4096, slotCount: 1)
-        let hashers = HashPool(threadCount: 2)
+        let hashers = try HashPool(threadCount: 2)
         var results: [UInt64: HashResult] = [:]
         data.withUnsafeBytes { bytes in
             hashers.submit(bytes, kind: .sha1, token: 1)

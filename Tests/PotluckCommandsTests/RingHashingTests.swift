@@ -10,7 +10,7 @@ import URing
         let ring = try Ring()
         let waker = ring.waker
         let buffers = BufferPool(slotSizeBytes: 256 * 1024, slotCount: 8)
-        let hashers = HashPool(threadCount: 2) { waker.wake() }
+        let hashers = try HashPool(threadCount: 2) { waker.wake() }
         var expected: [UInt64: SHA1Digest] = [:]
         for token in 0..<UInt64(8) {
             let slot = buffers.lease()!

@@ -28,7 +28,7 @@ import URing
     ) throws -> (verified: PieceSet, events: [RecheckEvent], recheck: Recheck) {
         let reactor = try Reactor()
         let waker = reactor.ring.waker
-        let hashPool = HashPool(threadCount: 2, onResultsReady: { waker.wake() })
+        let hashPool = try HashPool(threadCount: 2, onResultsReady: { waker.wake() })
         defer { hashPool.shutdown() }
         let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 3)
         let recheck = try Recheck(

@@ -46,7 +46,7 @@ struct BenchHash: ParsableCommand {
             printError("hashing \(Format.bytes(size)) pieces...")
             let single = singleThreadRate(pieceBytes: size)
             let reference = openssl.flatMap { opensslRate(executable: $0, pieceBytes: size) }
-            let pool = poolRate(pieceBytes: size)
+            let pool = try poolRate(pieceBytes: size)
             table.add(
                 Format.bytes(size), Format.gigabytesPerSecond(single),
                 reference.map(Format.gigabytesPerSecond) ?? "-",
@@ -80,9 +80,9 @@ struct BenchHash: ParsableCommand {
     }
 
     /// The pool kept full: as many pieces in flight as twice its threads.
-    private func poolRate(pieceBytes: Int) -> Double {
+    private func poolRate(pieceBytes: Int) throws -> Double {
         let buffers = BufferPool(slotSizeBytes: pieceBytes, slotCount: threads * 2)
-        let pool = HashPool(threadCount: threads)
+        let pool = try HashPool(threadCount: threads)
         var hashed = 0
         var token: UInt64 = 0
         let watch = Stopwatch()

@@ -206,7 +206,7 @@ enum RingBenchmarks {
             close(server)
         }
         let watch = Stopwatch()
-        let sender = BackgroundThread {
+        let sender = try JoinableThread {
             let chunk = [UInt8](repeating: 0x42, count: chunkBytes)
             var sent = 0
             while sent < totalBytes {
@@ -333,24 +333,4 @@ enum RingBenchmarks {
         }
         return (written, readWatch.result)
     }
-}
-
-/// A thread for a baseline that needs a second one.
-final class BackgroundThread: @unchecked Sendable {
-    private var handle = pthread_t()
-    private let body: () -> Void
-
-    init(_ body: @escaping () -> Void) {
-        self.body = body
-        let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(
-            &handle, nil,
-            { raw in
-                let thread = Unmanaged<BackgroundThread>.fromOpaque(raw!).takeRetainedValue()
-                thread.body()
-                return nil
-            }, context)
-    }
-
-    func join() { pthread_join(handle, nil) }
 }

@@ -33,9 +33,11 @@ struct TorrentCreator {
         case changedWhileReading(String)
         case io(IOError)
         case invalid(MetainfoError)
+        case threads(HashPoolError)
 
         var description: String {
             switch self {
+            case .threads(let error): "\(error)"
             case .nothingToShare(let path): "\(path) holds no files to share"
             case .unreadable(let path, let errno): "cannot read \(path): \(errno)"
             case .changedWhileReading(let path): "\(path) changed size while it was being hashed"
@@ -279,7 +281,12 @@ struct TorrentCreator {
         }
         defer { signal(SIGBUS, previousHandler) }
         let waker = ring.waker
-        let hashers = HashPool(threadCount: threads) { waker.wake() }
+        let hashers: HashPool
+        do {
+            hashers = try HashPool(threadCount: threads) { waker.wake() }
+        } catch {
+            throw .threads(error)
+        }
         // When an error ends the run, workers may still be hashing mapped pieces: stop them first.
         defer {
             hashers.shutdown()

@@ -13,9 +13,15 @@ struct Seed: ParsableCommand {
             them with the tit-for-tat choker, rotating fairly among interested peers, until Ctrl-C. Pieces \
             that fail the check are downloaded first from any --peer given. With several torrents, one \
             --listen port serves them all: each incoming peer goes to the torrent its handshake names.
+
+            Examples:
+              potluck seed movie.torrent --data ~/media --listen 0.0.0.0:6881
+              potluck seed ~/torrents --data ~/media        (every .torrent in the folder)
             """)
 
-    @Argument(help: "The .torrent files.", completion: .file(extensions: ["torrent"]))
+    @Argument(
+        help: "The .torrent files, or folders whose .torrent files are all seeded.",
+        completion: .file(extensions: ["torrent"]))
     var torrents: [String]
 
     @Option(help: "The folder that holds the torrents' data.")
@@ -54,8 +60,34 @@ struct Seed: ParsableCommand {
     }
 
     func run() throws {
-        guard torrents.count > 1 else { return try seedOne(torrents[0]) }
-        try seedSeveral()
+        let paths = try torrentPaths()
+        guard paths.count > 1 else { return try seedOne(paths[0]) }
+        try seedSeveral(paths)
+    }
+
+    /// The torrent arguments with each folder replaced by the `.torrent` files directly inside it, by name.
+    private func torrentPaths() throws -> [String] {
+        var paths: [String] = []
+        for argument in torrents {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory),
+                isDirectory.boolValue
+            else {
+                paths.append(argument)
+                continue
+            }
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: argument) else {
+                printError("potluck: cannot list the folder \(argument)")
+                throw ExitCode(1)
+            }
+            let found = names.filter { $0.hasSuffix(".torrent") }.sorted()
+            guard !found.isEmpty else {
+                printError("potluck: the folder \(argument) holds no .torrent files")
+                throw ExitCode(1)
+            }
+            paths += found.map { argument + "/" + $0 }
+        }
+        return paths
     }
 
     private func seedOne(_ torrent: String) throws {
@@ -77,7 +109,7 @@ struct Seed: ParsableCommand {
     }
 
     /// One session per torrent, each on its own reactor thread, behind one router on --listen.
-    private func seedSeveral() throws {
+    private func seedSeveral(_ torrents: [String]) throws {
         var metainfos: [Metainfo] = []
         for torrent in torrents {
             guard let bytes = FileManager.default.contents(atPath: torrent) else {
@@ -118,8 +150,10 @@ struct Seed: ParsableCommand {
         let finished = Atomic<Int>(0)
         // Each session's latest status, for one progress line over all of them.
         let statuses = Mutex<[DownloadStatus?]>(Array(repeating: nil, count: metainfos.count))
-        let failed = Atomic<Bool>(false)
-        var threads: [Thread] = []
+        let failures = Mutex(SeedFailures())
+        // Set when the process runs out of what all sessions share: every session stops.
+        let exhausted = Atomic<Bool>(false)
+        var threads: [JoinableThread] = []
         for (index, metainfo) in metainfos.enumerated() {
             var options = DownloadOptions(
                 downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
@@ -141,23 +175,35 @@ struct Seed: ParsableCommand {
             let name = metainfo.name
             let session = UncheckedSession(
                 DownloadSession(metainfo: metainfo, options: options) { log("\(name): \($0)") })
-            let thread = Thread {
-                do {
-                    _ = try session.value.run(shouldStop: { stopRequested.load(ordering: .relaxed) }) {
-                        status in
-                        statuses.withLock { $0[index] = status }
-                    }
-                    log("\(name): stopped")
-                } catch {
-                    printError("potluck: \(name): \(error)")
-                    failed.store(true, ordering: .relaxed)
-                }
-                finished.add(1, ordering: .relaxed)
+            let shouldStop = {
+                stopRequested.load(ordering: .relaxed) || exhausted.load(ordering: .relaxed)
             }
-            thread.name = "seed \(name)"
-            threads.append(thread)
+            do {
+                threads.append(
+                    try JoinableThread {
+                        do throws(DownloadError) {
+                            _ = try session.value.run(shouldStop: shouldStop) { status in
+                                statuses.withLock { $0[index] = status }
+                            }
+                            log("\(name): stopped")
+                        } catch {
+                            if error.exhaustsProcessResources { exhausted.store(true, ordering: .relaxed) }
+                            failures.withLock { $0.record("\(name): \(error)") }
+                        }
+                        finished.add(1, ordering: .relaxed)
+                    })
+            } catch {
+                inbox.close()
+                exhausted.store(true, ordering: .relaxed)
+                let message =
+                    "cannot start a thread for \(name) (torrent \(index + 1) of \(metainfos.count)): "
+                    + "\(error.errno); the thread limit is reached (`ulimit -u`, a pids cgroup, "
+                    + "kernel.threads-max), and `seed` runs a thread per torrent"
+                failures.withLock { $0.record(message) }
+                finished.add(metainfos.count - index, ordering: .relaxed)
+                break
+            }
         }
-        for thread in threads { thread.start() }
         // Every session ends on Ctrl-C, on its own limits, or on an error.
         let count = metainfos.count
         var progress = ProgressLine(label: "seeding", quiet: sharing.quiet)
@@ -175,9 +221,33 @@ struct Seed: ParsableCommand {
             }
             return finished.load(ordering: .relaxed) == count
         }
+        for thread in threads { thread.join() }
         progress.finish()
-        if failed.load(ordering: .relaxed) { throw ExitCode(1) }
+        if let report = failures.withLock({ $0.report }) {
+            printError("potluck: \(report)")
+            if exhausted.load(ordering: .relaxed) {
+                printError(
+                    "potluck: stopped every torrent: the process ran out of descriptors, threads or memory")
+            }
+            throw ExitCode(1)
+        }
         if stopRequested.load(ordering: .relaxed) { throw ExitCode(130) }
+    }
+}
+
+/// Why sessions ended with an error: the first in full, then how many more, so that thousands of torrents
+/// failing alike (a descriptor limit) print two lines rather than thousands.
+private struct SeedFailures {
+    private var first: String?
+    private var others = 0
+
+    mutating func record(_ message: String) {
+        if first == nil { first = message } else { others += 1 }
+    }
+
+    var report: String? {
+        guard let first else { return nil }
+        return others == 0 ? first : "\(first) (and \(others) more torrents failed)"
     }
 }
 
