@@ -55,7 +55,7 @@ let package = Package(
         // Storage: pieces onto files through the ring, resume data.
         .target(
             name: "Storage",
-            dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel", "Bencode"]),
+            dependencies: ["URing", "Buffers", "Hashing", "Metainfo", "TorrentModel", "Bencode", "CLinux"]),
 
         // The engine: one reactor thread drives the ring, the protocol cores, storage and hashing.
         .target(

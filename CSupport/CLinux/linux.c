@@ -8,6 +8,8 @@
 
 int potluck_open_direct(void) { return O_DIRECT; }
 
+int potluck_seek_data(void) { return SEEK_DATA; }
+
 // The kernel's uapi structures and number for cachestat; Debian's headers predate it.
 #ifndef __NR_cachestat
 #define __NR_cachestat 451

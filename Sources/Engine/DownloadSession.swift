@@ -478,22 +478,31 @@ public final class DownloadSession {
         let current =
             (try? ResumeData.currentFileStatuses(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
+        // Nil: check every piece.
+        var piecesToCheck: [PieceIndex]?
         if let resume = try? ResumeData.load(
             from: resumePath, infoHash: metainfo.wireInfoHash, layout: metainfo.layout)
         {
             verified = resume.trustedPieces(current: current, layout: metainfo.layout)
-            log("resume data: \(verified.count) of \(metainfo.pieceCount) pieces trusted")
-            return true
+            // Pieces written since the last save (a kill) are on disk but not vouched for: check them.
+            let present = PresentPieces.find(
+                layout: metainfo.layout, downloadDirectory: options.downloadDirectory, excluding: verified)
+            log(
+                "resume data: \(verified.count) of \(metainfo.pieceCount) pieces trusted"
+                    + (present.isEmpty ? "" : "; checking \(present.count) more found on disk"))
+            guard !present.isEmpty else { return true }
+            piecesToCheck = present
+        } else {
+            guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return true }
+            // Data without (valid) resume data: check it before trusting any of it.
+            log("no valid resume data; checking existing files")
         }
-        guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return true }
-        // Data without (valid) resume data: check it before trusting any of it.
-        log("no valid resume data; checking existing files")
         let recheck: Recheck
         do {
             recheck = try Recheck(
                 metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
-                pool: pieceBuffers,
-                hashPool: hashers, maxPiecesInFlight: max(2, min(8, pieceBuffers.slotCount / 2)))
+                pool: pieceBuffers, hashPool: hashers, pieces: piecesToCheck,
+                maxPiecesInFlight: max(2, min(8, pieceBuffers.slotCount / 2)))
         } catch {
             throw .storage(error)
         }
@@ -508,7 +517,7 @@ public final class DownloadSession {
                 case .pieceChecked(let piece, _):
                     checkedBytes += Int64(geometry.length(of: piece))
                 case .finished(let result):
-                    verified = result
+                    result.forEach { verified.insert($0) }
                     done = true
                 }
             }

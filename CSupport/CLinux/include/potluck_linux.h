@@ -15,3 +15,6 @@ long long potluck_cached_pages(int fd, unsigned long long offset, unsigned long 
 /// Whether the page holding `address` is mapped by a huge (PMD) page-table entry, asked through the
 /// PAGEMAP_SCAN ioctl (Linux 6.7) on an open /proc/self/pagemap: 1 if so, 0 if not, -1 with errno.
 int potluck_is_huge_mapped(int pagemap_fd, const void *address);
+
+/// SEEK_DATA: `lseek` to the next byte at or after an offset that is data rather than a hole.
+int potluck_seek_data(void);

@@ -30,6 +30,13 @@ struct SharingOptions: ParsableArguments {
         help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
     var trackerCAFile: String?
 
+    @Option(
+        help: """
+            Seconds between resume-data saves (also saved at exit). After a kill, pieces written since \
+            the last save are found by checking what is on disk, so this bounds no loss, only that check.
+            """)
+    var resumeSaveInterval: Int = 30
+
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
@@ -49,6 +56,9 @@ struct SharingOptions: ParsableArguments {
         }
         if let seedTime, LimitParsing.seconds(seedTime) == nil {
             throw ValidationError("--seed-time \(seedTime) is not a duration such as 90s, 15m or 2h")
+        }
+        guard (1...86_400).contains(resumeSaveInterval) else {
+            throw ValidationError("--resume-save-interval must be between 1 and 86400 seconds")
         }
         if let seedRatio, !(seedRatio >= 0) {
             throw ValidationError("--seed-ratio must be a number at least 0")
@@ -71,13 +81,14 @@ struct SharingOptions: ParsableArguments {
         options.maximumPeers = maxPeers
         options.useTrackers = !noTrackers
         options.trackerCAFile = trackerCAFile
+        options.resumeSaveIntervalSeconds = resumeSaveInterval
     }
 
     /// The same options as arguments, to hand on to another command.
     var arguments: [String] {
         var arguments = [
             "--max-upload-rate", maxUploadRate, "--max-download-rate", maxDownloadRate, "--upload-slots",
-            "\(uploadSlots)", "--max-peers", "\(maxPeers)",
+            "\(uploadSlots)", "--max-peers", "\(maxPeers)", "--resume-save-interval", "\(resumeSaveInterval)",
         ]
         if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
         if let seedTime { arguments += ["--seed-time", seedTime] }
