@@ -70,7 +70,7 @@ import Testing
             + peers.flatMap { ["--peer", $0] } + ["--max-download-rate", "6M", "--resume-save-interval", "1"]
 
         var onDiskAtKill: Int?
-        for (step, seconds) in [0.8, 1.2, 0.7, 1.3, 0.9].enumerated() {
+        for (step, seconds) in [0.8, 2.0, 0.7, 1.3, 0.9].enumerated() {
             let log = try Self.downloadKilled(after: seconds, arguments: arguments)
             if let before = onDiskAtKill {
                 let kept = try #require(Self.piecesKept(in: log), "step \(step): \(log)")

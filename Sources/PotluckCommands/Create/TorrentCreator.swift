@@ -72,9 +72,11 @@ struct TorrentCreator {
         guard let handle = opendir(directory) else { throw .unreadable(directory, Errno(rawValue: errno)) }
         var names: [String] = []
         while let entry = readdir(handle) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
+            // Read the name in place, up to its NUL: the record is only as long as its name, so copying
+            // the declared 256-byte d_name reads past the end of the last entry in readdir's buffer.
+            let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(
+                cString: (UnsafeRawPointer(entry) + nameOffset).assumingMemoryBound(to: CChar.self))
             if name != "." && name != ".." { names.append(name) }
         }
         closedir(handle)
