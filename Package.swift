@@ -66,11 +66,21 @@ let package = Package(
             ]),
 
         // Front ends.
+        // What the commands and the benchmarks share: standard error, progress lines, number formats,
+        // checked threads.
+        .target(name: "CommandSupport", dependencies: ["URing"]),
+        // `potluck bench`: measures the potluck binary (which it runs) beside other clients and tools.
+        .target(
+            name: "PotluckBench",
+            dependencies: [
+                "CommandSupport", "Engine", "URing", "Hashing", "Buffers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .target(
             name: "PotluckCommands",
             dependencies: [
-                "Engine", "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire",
-                "Swarm", "Tracker", "CLinux",
+                "CommandSupport", "PotluckBench", "Engine", "URing", "Hashing", "Buffers", "Bencode",
+                "Metainfo", "TorrentModel", "PeerWire", "Swarm", "Tracker", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
@@ -95,9 +105,11 @@ let package = Package(
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
+        .testTarget(name: "CommandSupportTests", dependencies: ["CommandSupport"]),
+        .testTarget(name: "PotluckBenchTests", dependencies: ["PotluckBench", "CommandSupport", "URing"]),
         .testTarget(
             name: "PotluckCommandsTests",
-            dependencies: ["PotluckCommands", "URing", "Hashing", "Buffers", "CLinux"]),
+            dependencies: ["PotluckCommands", "PotluckBench", "URing", "Hashing", "Buffers", "CLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CommandSupport
+import Engine
 import Foundation
 import Glibc
 
@@ -38,7 +40,7 @@ enum ClientKind: String, CaseIterable, Sendable, ExpressibleByArgument {
 
     var version: String {
         switch self {
-        case .potluck: Potluck.version
+        case .potluck: potluckVersion
         case .libtorrent:
             ExternalCommand.version(
                 "/usr/bin/python3", ["-c", "import libtorrent; print(libtorrent.__version__)"])

@@ -31,9 +31,3 @@ struct Stopwatch {
 
     var cpuSeconds: Double { ProcessCPU.seconds() - cpuStart }
 }
-
-/// Writes a line to standard error (progress and diagnostics; standard output carries results).
-func printError(_ text: String) {
-    var line = text + "\n"
-    line.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-}

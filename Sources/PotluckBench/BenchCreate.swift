@@ -1,4 +1,6 @@
 import ArgumentParser
+import CommandSupport
+import Engine
 import Glibc
 import Hashing
 
@@ -151,7 +153,7 @@ struct BenchCreate: ParsableCommand {
         let pieceExponent = pieceBytes.trailingZeroBitCount
         tools.append(
             Tool(
-                name: "potluck", version: Potluck.version,
+                name: "potluck", version: potluckVersion,
                 arguments: { payload, torrent in
                     [
                         "create", "--quiet", "--v1", "--force", "--piece-size", "\(pieceBytes)", "-o",
