@@ -47,7 +47,3 @@ public struct ProgressLine {
         if isTerminal && !quiet && lastDrawn != nil { printErrorRaw("\n") }
     }
 }
-
-public func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}

@@ -83,13 +83,6 @@ enum BenchReport {
         let firstPieceSeconds: Double?
     }
 
-    static func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-    }
-
     /// Per client kind, in order of first appearance.
     static func medians(_ results: [TransferResult]) -> [Summary] {
         var order: [ClientKind] = []
