@@ -70,12 +70,16 @@ let package = Package(
         // checked threads.
         .target(name: "CommandSupport", dependencies: ["URing"]),
         // `potluck bench`: measures the potluck binary (which it runs) beside other clients and tools.
+        // Its `Interop` is a link to Tests/Interop, the harness that drives them, which the build copies
+        // beside the binary: `.process` copies the files the link leads to (`.copy` would copy the link).
         .target(
             name: "PotluckBench",
             dependencies: [
                 "CommandSupport", "Engine", "URing", "Hashing", "Buffers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]),
+            ],
+            exclude: ["Interop/README.md"],
+            resources: [.process("Interop")]),
         .target(
             name: "PotluckCommands",
             dependencies: [

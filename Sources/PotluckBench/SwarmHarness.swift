@@ -126,19 +126,6 @@ final class BenchRun: @unchecked Sendable {
         Self.catchSignals()
     }
 
-    /// The harness folder (Tests/Interop of the source tree) next to the build, or nil.
-    static func findHarness() -> String? {
-        var directory = URL(fileURLWithPath: ExternalCommand.currentExecutable()).deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = directory.appendingPathComponent("Tests/Interop")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("lt.py").path) {
-                return candidate.path
-            }
-            directory.deleteLastPathComponent()
-        }
-        return nil
-    }
-
     /// What benchmarks killed with SIGKILL left behind: their scratch folders (named after a pid that
     /// no longer runs a potluck) and whatever the harness made for them.
     static func removeLeftovers(in directory: String, harness: String) {

@@ -261,6 +261,41 @@ struct BenchSwarmTests {
         #expect(Self.leftovers(of: run).isEmpty, "\(Self.leftovers(of: run))")
     }
 
+    /// An installed potluck: the built binary copied to a folder of its own, with the build's copy of the
+    /// harness beside it, run from another working directory. It finds that copy (the path it prints
+    /// for cleaning up is there); without it, it says so, and --harness still gives one.
+    @Test func aCopiedBinaryFindsTheHarnessBesideIt() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bin = URL(fileURLWithPath: directory).appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let executable = bin.appendingPathComponent("potluck")
+        try FileManager.default.copyItem(at: potluckExecutable(), to: executable)
+        let bundleName = "Potluck_PotluckBench.resources"
+        let bundle = bin.appendingPathComponent(bundleName)
+        let built = potluckExecutable().deletingLastPathComponent().appendingPathComponent(bundleName)
+        try FileManager.default.copyItem(at: built, to: bundle)
+        let swarm = [
+            "bench", "swarm", "--size-mib", "1", "--piece-kib", "64", "--seeders", "1", "--leechers", "1",
+            "--leecher-client", "potluck", "--directory", directory,
+        ]
+        let elsewhere = FileManager.default.temporaryDirectory
+
+        let installed = try runPotluck(swarm, executable: executable, workingDirectory: elsewhere)
+        #expect(installed.status == 0, "\(installed.error)")
+        #expect(installed.error.contains("`\(bundle.path)/netns.py cleanup --run"), "\(installed.error)")
+
+        try FileManager.default.removeItem(at: bundle)
+        let missing = try runPotluck(swarm, executable: executable, workingDirectory: elsewhere)
+        #expect(missing.status == 1)
+        #expect(missing.error.contains("cannot find the interop harness"), "\(missing.error)")
+
+        let harness = ["--harness", Interop.directory.path]
+        let given = try runPotluck(swarm + harness, executable: executable, workingDirectory: elsewhere)
+        #expect(given.status == 0, "\(given.error)")
+        #expect(given.error.contains("`\(Interop.directory.path)/netns.py cleanup --run"), "\(given.error)")
+    }
+
     @Test func badOptionsAreRefusedWithAReason() throws {
         let link = try runPotluck(["bench", "compare", "--link", "fast"])
         #expect(link.status != 0 && link.error.contains("--link fast"))

@@ -9,11 +9,15 @@ func potluckExecutable() -> URL {
         .appendingPathComponent("potluck")
 }
 
-/// Runs the built `potluck` binary.
-func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+/// Runs the built `potluck` binary, or another copy of it, from the test's working directory or
+/// `workingDirectory`.
+func runPotluck(
+    _ arguments: [String], executable: URL = potluckExecutable(), workingDirectory: URL? = nil
+) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL = potluckExecutable()
+    process.executableURL = executable
     process.arguments = arguments
+    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     let output = Pipe()
     let error = Pipe()
     process.standardOutput = output
