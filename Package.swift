@@ -66,11 +66,25 @@ let package = Package(
             ]),
 
         // Front ends.
+        // What the commands and the benchmarks share: standard error, progress lines, number formats,
+        // checked threads.
+        .target(name: "CommandSupport", dependencies: ["URing"]),
+        // `potluck bench`: measures the potluck binary (which it runs) beside other clients and tools.
+        // Its `Interop` is a link to Tests/Interop, the harness that drives them, which the build copies
+        // beside the binary: `.process` copies the files the link leads to (`.copy` would copy the link).
+        .target(
+            name: "PotluckBench",
+            dependencies: [
+                "CommandSupport", "Engine", "URing", "Hashing", "Buffers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            exclude: ["Interop/README.md"],
+            resources: [.process("Interop")]),
         .target(
             name: "PotluckCommands",
             dependencies: [
-                "Engine", "URing", "Hashing", "Buffers", "Bencode", "Metainfo", "TorrentModel", "PeerWire",
-                "Swarm", "Tracker", "CLinux",
+                "CommandSupport", "PotluckBench", "Engine", "URing", "Hashing", "Buffers", "Bencode",
+                "Metainfo", "TorrentModel", "PeerWire", "Swarm", "Tracker", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
@@ -78,7 +92,7 @@ let package = Package(
         // Hot-path microbenchmarks: a plain executable (see README, "Benchmarks").
         .executableTarget(
             name: "potluck-microbench",
-            dependencies: ["Buffers", "Hashing", "PeerWire", "TorrentModel", "URing"],
+            dependencies: ["Buffers", "CommandSupport", "Hashing", "PeerWire", "TorrentModel", "URing"],
             path: "Benchmarks/Microbenchmarks"),
 
         .testTarget(name: "URingTests", dependencies: ["URing", "Buffers"]),
@@ -95,9 +109,11 @@ let package = Package(
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
+        .testTarget(name: "CommandSupportTests", dependencies: ["CommandSupport"]),
+        .testTarget(name: "PotluckBenchTests", dependencies: ["PotluckBench", "CommandSupport", "URing"]),
         .testTarget(
             name: "PotluckCommandsTests",
-            dependencies: ["PotluckCommands", "URing", "Hashing", "Buffers", "CLinux"]),
+            dependencies: ["PotluckCommands", "PotluckBench", "URing", "Hashing", "Buffers", "CLinux"]),
     ],
     swiftLanguageModes: [.v6]
 )

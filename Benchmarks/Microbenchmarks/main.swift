@@ -3,6 +3,7 @@
 //
 //   swift run -c release potluck-microbench [NAME...]
 import Buffers
+import CommandSupport
 import Foundation
 import Glibc
 import Hashing
@@ -15,10 +16,6 @@ struct Microbenchmark {
     let unit: String
     /// Runs `iterations` operations and returns how many bytes they covered (0 if not a data path).
     let body: (_ iterations: Int) throws -> Int
-}
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
 let pieceBytes = 1 << 20

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Engine
+import PotluckBench
 
 /// The `potluck` command line: a thin layer over the library modules, one file per subcommand.
 public struct Potluck: ParsableCommand {

@@ -3,7 +3,7 @@ import FoundationXML
 import Glibc
 import Testing
 
-@testable import PotluckCommands
+@testable import PotluckBench
 
 /// `bench compare`, `bench swarm` and `--link` run small: every client's copy is verified, the table,
 /// JSON and SVG have their shape, and nothing the run made is left behind. Speed is never asserted.
@@ -261,6 +261,41 @@ struct BenchSwarmTests {
         #expect(Self.leftovers(of: run).isEmpty, "\(Self.leftovers(of: run))")
     }
 
+    /// An installed potluck: the built binary copied to a folder of its own, with the build's copy of the
+    /// harness beside it, run from another working directory. It finds that copy (the path it prints
+    /// for cleaning up is there); without it, it says so, and --harness still gives one.
+    @Test func aCopiedBinaryFindsTheHarnessBesideIt() throws {
+        let directory = try Self.scratch()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bin = URL(fileURLWithPath: directory).appendingPathComponent("bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let executable = bin.appendingPathComponent("potluck")
+        try FileManager.default.copyItem(at: potluckExecutable(), to: executable)
+        let bundleName = "Potluck_PotluckBench.resources"
+        let bundle = bin.appendingPathComponent(bundleName)
+        let built = potluckExecutable().deletingLastPathComponent().appendingPathComponent(bundleName)
+        try FileManager.default.copyItem(at: built, to: bundle)
+        let swarm = [
+            "bench", "swarm", "--size-mib", "1", "--piece-kib", "64", "--seeders", "1", "--leechers", "1",
+            "--leecher-client", "potluck", "--directory", directory,
+        ]
+        let elsewhere = FileManager.default.temporaryDirectory
+
+        let installed = try runPotluck(swarm, executable: executable, workingDirectory: elsewhere)
+        #expect(installed.status == 0, "\(installed.error)")
+        #expect(installed.error.contains("`\(bundle.path)/netns.py cleanup --run"), "\(installed.error)")
+
+        try FileManager.default.removeItem(at: bundle)
+        let missing = try runPotluck(swarm, executable: executable, workingDirectory: elsewhere)
+        #expect(missing.status == 1)
+        #expect(missing.error.contains("cannot find the interop harness"), "\(missing.error)")
+
+        let harness = ["--harness", Interop.directory.path]
+        let given = try runPotluck(swarm + harness, executable: executable, workingDirectory: elsewhere)
+        #expect(given.status == 0, "\(given.error)")
+        #expect(given.error.contains("`\(Interop.directory.path)/netns.py cleanup --run"), "\(given.error)")
+    }
+
     @Test func badOptionsAreRefusedWithAReason() throws {
         let link = try runPotluck(["bench", "compare", "--link", "fast"])
         #expect(link.status != 0 && link.error.contains("--link fast"))
@@ -268,70 +303,5 @@ struct BenchSwarmTests {
         #expect(client.status != 0 && client.error.contains("unknown client utorrent"))
         let two = try runPotluck(["bench", "swarm", "--leechers", "2", "--leecher-client", "transmission"])
         #expect(two.status != 0 && two.error.contains("at most one Transmission leecher"))
-    }
-}
-
-/// The report's pieces, on made-up measurements.
-@Suite struct BenchReportTests {
-    static func measurement(
-        _ client: ClientKind, role: TransferResult.Role = .leecher, ok: Bool = true
-    ) -> TransferResult {
-        var result = TransferResult(role: role, client: client, version: "1.0")
-        result.status = ok ? "ok" : "timed out"
-        result.bytes = 1 << 30
-        result.wallSeconds = client == .libtorrent ? 4 : 2
-        result.cpuSeconds = client == .libtorrent ? 2 : 1
-        result.samples = (0...20).map { Sample(seconds: Double($0) * 0.1, bytes: Int64($0) << 20) }
-        return result
-    }
-
-    @Test func ratiosAreToLibtorrentAndFailuresStayInTheTable() {
-        let results = [
-            Self.measurement(.potluck), Self.measurement(.libtorrent), Self.measurement(.aria2, ok: false),
-        ]
-        let table = BenchReport.leecherTable(results)
-        #expect(table.rows.map { $0[0] } == ["potluck", "libtorrent", "aria2"])
-        #expect(table.rows[0][7] == "2.00×" && table.rows[0][8] == "0.50×")
-        #expect(table.rows[2][2] == "timed out" && table.rows[2][3] == "-")
-    }
-
-    @Test func mediansCountOnlyTheRunsThatSucceeded() {
-        var slow = Self.measurement(.potluck)
-        slow.wallSeconds = 8
-        let results = [Self.measurement(.potluck), slow, Self.measurement(.potluck, ok: false)]
-        let summary = BenchReport.medians(results)
-        #expect(summary.count == 1 && summary[0].ok == 2 && summary[0].total == 3)
-        // 1 GiB in 2 s and in 8 s: the median of two rates is their mean.
-        #expect(
-            abs(summary[0].megabytesPerSecond - (Double(1 << 30) / 2 / 1e6 + Double(1 << 30) / 8 / 1e6) / 2)
-                < 1e-6)
-        #expect(BenchReport.summaryTable(summary).rows[0][2] == "2/3")
-    }
-
-    @Test func throughputDifferencesSamplesOverHalfASecond() {
-        // 1 MiB every 100 ms: 10.49 MB/s once the window is full.
-        let points = BenchReport.throughput(Self.measurement(.potluck).samples)
-        #expect(points.count == 21)
-        #expect(points.first?.seconds == 0 && points.first?.megabytesPerSecond == 0)
-        #expect(abs((points.last?.megabytesPerSecond ?? 0) - 10.48576) < 0.01)
-    }
-
-    @Test func axesEndOnRoundNumbers() {
-        #expect(BenchReport.niceCeiling(0.7) == 1)
-        #expect(BenchReport.niceCeiling(13) == 20)
-        #expect(BenchReport.niceCeiling(380) == 500)
-        #expect(BenchReport.niceCeiling(1000) == 1000)
-    }
-
-    @Test func plotHasAPanelPerRoleAndALinePerClient() {
-        let svg = BenchReport.svg(
-            title: "a <test>",
-            panels: [
-                ("leechers", [Self.measurement(.potluck), Self.measurement(.libtorrent)]),
-                ("seeders", [Self.measurement(.potluck, role: .seeder)]),
-            ])
-        #expect(XMLParser(data: Data(svg.utf8)).parse())
-        #expect(svg.components(separatedBy: "<polyline class=\"series\"").count - 1 == 3)
-        #expect(svg.contains("a &lt;test&gt;"))
     }
 }

@@ -2,7 +2,6 @@ import Foundation
 import Testing
 
 @testable import PotluckCommands
-@testable import URing
 
 /// The built `potluck` binary, which SwiftPM puts beside the test bundle.
 func potluckExecutable() -> URL {
@@ -10,11 +9,15 @@ func potluckExecutable() -> URL {
         .appendingPathComponent("potluck")
 }
 
-/// Runs the built `potluck` binary.
-func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+/// Runs the built `potluck` binary, or another copy of it, from the test's working directory or
+/// `workingDirectory`.
+func runPotluck(
+    _ arguments: [String], executable: URL = potluckExecutable(), workingDirectory: URL? = nil
+) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
-    process.executableURL = potluckExecutable()
+    process.executableURL = executable
     process.arguments = arguments
+    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     let output = Pipe()
     let error = Pipe()
     process.standardOutput = output
@@ -62,38 +65,6 @@ func runPotluck(_ arguments: [String]) throws -> (status: Int32, output: String,
             #expect(result.error.contains("--upload-slots must be between 0 and 1000"), "\(result.error)")
         }
         #expect(throws: Never.self) { try Seed.parse(["x.torrent", "--upload-slots", "8"]) }
-    }
-
-    @Test func ringBenchmarksMoveEveryByte() throws {
-        // Small sizes: this checks that the measured loops finish and count right, not how fast they are.
-        for options in [RingOptions(), RingOptions(disabledFeatures: .all)] {
-            let tcp = try RingBenchmarks.tcpThroughRing(Ring(options: options), totalBytes: 3 << 20 + 5)
-            #expect(tcp.wallSeconds > 0)
-            let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-                "potluck-bench-\(UUID())")
-            defer { try? FileManager.default.removeItem(at: directory) }
-            let (write, read) = try RingBenchmarks.fileThroughRing(
-                Ring(options: options), path: directory.path, totalBytes: 5 << 20 + 123)
-            #expect(write.wallSeconds > 0 && read.wallSeconds > 0)
-            let attributes = try FileManager.default.attributesOfItem(atPath: directory.path)
-            #expect(attributes[.size] as? Int == 5 << 20 + 123)
-        }
-    }
-
-    @Test func tableAlignsColumns() {
-        var table = Table("a", "long header")
-        table.add("wide cell", "x")
-        #expect(
-            table.rendered == """
-                | a         | long header |
-                |-----------|-------------|
-                | wide cell | x           |
-                """)
-        #expect(Format.fixed(1.25, 1) == "1.3")
-        #expect(Format.fixed(3, 2) == "3.00")
-        #expect(Format.fixed(2, 0) == "2")
-        #expect(Format.fixed(2.5, 2) == "2.50")
-        #expect(Format.bytes(256 * 1024) == "256 KiB")
     }
 }
 

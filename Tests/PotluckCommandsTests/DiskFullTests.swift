@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import PotluckCommands
+@testable import PotluckBench
 
 /// A full disk, end to end: `potluck download` into a small tmpfs stops with a clear message, and
 /// once there is room again the same command resumes without fetching again what was verified.

@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import PotluckCommands
+@testable import PotluckBench
 
 /// A harness tool (a seeder) run by Debian's Python, through the same helper the benchmarks use.
 func harnessProcess(_ arguments: [String]) throws -> BackgroundProcess {

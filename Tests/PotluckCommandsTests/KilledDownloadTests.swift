@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import PotluckCommands
+@testable import PotluckBench
 
 /// `kill -9` in the middle of a download, then the same command again: every piece that was verified
 /// and written before the kill is kept, not fetched again. Resume data alone kept 76–83 % of them,

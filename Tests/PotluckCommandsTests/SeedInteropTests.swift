@@ -4,7 +4,7 @@ import Glibc
 import Synchronization
 import Testing
 
-@testable import PotluckCommands
+@testable import PotluckBench
 
 /// Real clients download from a Potluck seeder.
 @Suite(.serialized) struct SeedInteropTests {

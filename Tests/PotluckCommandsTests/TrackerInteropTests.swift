@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-@testable import PotluckCommands
+@testable import PotluckBench
 
 /// Trackers for real: Debian's opentracker (through `Tests/Interop/tracker.py`) with libtorrent seeders
 /// announcing to it, and `Tests/Interop/bad_tracker.py` for trackers that misbehave. Loopback only.

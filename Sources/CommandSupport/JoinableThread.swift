@@ -4,13 +4,13 @@ import URing
 /// A thread whose start is checked: `pthread_create` fails at the process's or the pids cgroup's
 /// thread limit, and a caller must hear it rather than wait for a thread that never ran (Foundation's
 /// `Thread.start` drops that error).
-final class JoinableThread: @unchecked Sendable {
+public final class JoinableThread: @unchecked Sendable {
     private var handle = pthread_t()
     private var joined = false
     private let body: () -> Void
 
     /// Starts `body` on a new thread.
-    init(_ body: @escaping () -> Void) throws(SyscallError) {
+    public init(_ body: @escaping () -> Void) throws(SyscallError) {
         self.body = body
         let context = Unmanaged.passRetained(self).toOpaque()
         let created = pthread_create(
@@ -29,7 +29,7 @@ final class JoinableThread: @unchecked Sendable {
     }
 
     /// Waits for the body to return. Idempotent.
-    func join() {
+    public func join() {
         guard !joined else { return }
         joined = true
         pthread_join(handle, nil)

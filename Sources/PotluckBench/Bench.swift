@@ -1,7 +1,8 @@
 import ArgumentParser
 
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `potluck bench`: the benchmarks, each a subcommand in a file of its own.
+public struct Bench: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         abstract: "Measure Potluck against baselines measured in the same run.",
         discussion: """
             Every figure is printed beside a baseline measured moments before on the same machine, \
@@ -17,6 +18,8 @@ struct Bench: ParsableCommand {
         ],
         defaultSubcommand: BenchQuick.self
     )
+
+    public init() {}
 }
 
 struct BenchAll: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Buffers
+import CommandSupport
 import Glibc
 import URing
 
@@ -73,10 +74,11 @@ struct BenchRing: ParsableCommand {
                     Ring.openForCommandLine(), path: path, totalBytes: fileBytes, queueDepth: queueDepth))
             plainRounds.append(try RingBenchmarks.fileBlocking(path: path, totalBytes: fileBytes))
         }
-        let ringWrite = median(ringRounds.map(\.0))
-        let ringRead = median(ringRounds.map(\.1))
-        let plainWrite = median(plainRounds.map(\.0))
-        let plainRead = median(plainRounds.map(\.1))
+        // Three rounds each: never empty.
+        let ringWrite = medianElement(ringRounds.map(\.0), by: \.wallSeconds)!
+        let ringRead = medianElement(ringRounds.map(\.1), by: \.wallSeconds)!
+        let plainWrite = medianElement(plainRounds.map(\.0), by: \.wallSeconds)!
+        let plainRead = medianElement(plainRounds.map(\.1), by: \.wallSeconds)!
         add("file write + fdatasync", fileBytes, ringWrite, plainWrite)
         add("file read (cold)", fileBytes, ringRead, plainRead)
         print(table.rendered)
@@ -93,11 +95,6 @@ extension Ring {
             throw ExitCode(1)
         }
     }
-}
-
-/// The round with the median wall time.
-func median(_ results: [Stopwatch.Result]) -> Stopwatch.Result {
-    results.sorted { $0.wallSeconds < $1.wallSeconds }[results.count / 2]
 }
 
 extension Stopwatch {

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Hashing
 
@@ -80,13 +81,6 @@ enum BenchReport {
         let cpuSecondsPerGiB: Double
         let peakResidentKiB: Int
         let firstPieceSeconds: Double?
-    }
-
-    static func median(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        let sorted = values.sorted()
-        let middle = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
     /// Per client kind, in order of first appearance.

@@ -9,7 +9,8 @@ struct BenchDownload: ParsableCommand {
         abstract: "Leecher comparison: Potluck, libtorrent, Transmission and aria2 from the same seeders.",
         discussion: """
             The leecher half of `potluck bench compare` (see its help), with a 1 GiB payload by default. \
-            Needs root and the interop harness in Tests/Interop (found next to the build, or give --harness).
+            Needs root and the interop harness (Tests/Interop, which the build copies beside the binary; \
+            or give --harness).
             """)
 
     @OptionGroup var options: SwarmOptions

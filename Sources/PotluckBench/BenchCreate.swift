@@ -1,4 +1,6 @@
 import ArgumentParser
+import CommandSupport
+import Engine
 import Glibc
 import Hashing
 
@@ -118,11 +120,11 @@ struct BenchCreate: ParsableCommand {
         }
 
         let bytes = Double(sizeMiB << 20)
-        let potluckMedian = results["potluck"].flatMap { Self.median($0) }
+        let potluckMedian = results["potluck"].flatMap(Self.medianSucceeded)
         var table = Table(
             "tool", "version", "wall s", "GB/s", "CPU s", "peak RSS", "potluck speed-up", "% of SHA-1 limit")
         for tool in tools {
-            guard let runs = results[tool.name], let median = Self.median(runs) else {
+            guard let runs = results[tool.name], let median = Self.medianSucceeded(runs) else {
                 table.add(tool.name, tool.version, "failed", "-", "-", "-", "-", "-")
                 continue
             }
@@ -141,9 +143,8 @@ struct BenchCreate: ParsableCommand {
     }
 
     /// The run with the median wall time among those that succeeded.
-    static func median(_ runs: [ExternalCommand.Output]) -> ExternalCommand.Output? {
-        let succeeded = runs.filter { $0.status == 0 }.sorted { $0.wallSeconds < $1.wallSeconds }
-        return succeeded.isEmpty ? nil : succeeded[succeeded.count / 2]
+    static func medianSucceeded(_ runs: [ExternalCommand.Output]) -> ExternalCommand.Output? {
+        medianElement(runs.filter { $0.status == 0 }, by: \.wallSeconds)
     }
 
     private func availableTools(cores: Int, pieceBytes: Int) -> [Tool] {
@@ -151,7 +152,7 @@ struct BenchCreate: ParsableCommand {
         let pieceExponent = pieceBytes.trailingZeroBitCount
         tools.append(
             Tool(
-                name: "potluck", version: Potluck.version,
+                name: "potluck", version: potluckVersion,
                 arguments: { payload, torrent in
                     [
                         "create", "--quiet", "--v1", "--force", "--piece-size", "\(pieceBytes)", "-o",

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Glibc
 
@@ -110,7 +111,7 @@ enum ExternalCommand {
 
         var output: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutSeconds * 1000))
+        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         var pollEntry = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
         while true {
             let remaining = deadline - ContinuousClock.now
@@ -120,7 +121,7 @@ enum ExternalCommand {
                 waitpid(pid, &ignored, 0)
                 throw Failure(description: "\(executable) did not finish within \(Int(timeoutSeconds)) s")
             }
-            let ready = poll(&pollEntry, 1, Int32(min(1000, remaining.components.seconds * 1000 + 1)))
+            let ready = poll(&pollEntry, 1, Int32(min(1000, (seconds(remaining) * 1000).rounded(.up))))
             if ready <= 0 { continue }
             let count = buffer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }
             if count <= 0 { break }
@@ -131,12 +132,8 @@ enum ExternalCommand {
         wait4(pid, &status, 0, &usage)
         let elapsed = ContinuousClock.now - started
         let exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        let cpu =
-            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         return Output(
             status: exitStatus, standardOutput: String(decoding: output, as: UTF8.self),
-            wallSeconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18,
-            cpuSeconds: cpu, peakResidentKiB: usage.ru_maxrss)
+            wallSeconds: seconds(elapsed), cpuSeconds: cpuSeconds(usage), peakResidentKiB: usage.ru_maxrss)
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CommandSupport
+import Engine
 import Foundation
 import Glibc
 
@@ -38,7 +40,7 @@ enum ClientKind: String, CaseIterable, Sendable, ExpressibleByArgument {
 
     var version: String {
         switch self {
-        case .potluck: Potluck.version
+        case .potluck: potluckVersion
         case .libtorrent:
             ExternalCommand.version(
                 "/usr/bin/python3", ["-c", "import libtorrent; print(libtorrent.__version__)"])
@@ -122,19 +124,6 @@ final class BenchRun: @unchecked Sendable {
         }
         Self.active.set(self)
         Self.catchSignals()
-    }
-
-    /// The harness folder (Tests/Interop of the source tree) next to the build, or nil.
-    static func findHarness() -> String? {
-        var directory = URL(fileURLWithPath: ExternalCommand.currentExecutable()).deletingLastPathComponent()
-        for _ in 0..<6 {
-            let candidate = directory.appendingPathComponent("Tests/Interop")
-            if FileManager.default.fileExists(atPath: candidate.appendingPathComponent("lt.py").path) {
-                return candidate.path
-            }
-            directory.deleteLastPathComponent()
-        }
-        return nil
     }
 
     /// What benchmarks killed with SIGKILL left behind: their scratch folders (named after a pid that

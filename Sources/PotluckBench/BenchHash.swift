@@ -1,5 +1,6 @@
 import ArgumentParser
 import Buffers
+import CommandSupport
 import Hashing
 
 struct BenchHash: ParsableCommand {

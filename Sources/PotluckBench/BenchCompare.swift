@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Glibc
 import Hashing
@@ -24,7 +25,8 @@ struct SwarmOptions: ParsableArguments {
     @Option(help: "Directory for the payload and downloads (removed afterwards).")
     var directory: String = "/var/tmp"
 
-    @Option(help: "The interop harness folder (Tests/Interop of the source tree).")
+    @Option(
+        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
     var harness: String?
 
     @Option(help: "Write the results as JSON to this file.")
@@ -91,8 +93,11 @@ struct SwarmOptions: ParsableArguments {
                 "potluck: \(what) needs root (network namespaces for Transmission, other clients' sockets)")
             throw ExitCode(1)
         }
-        guard let harness = harness ?? BenchRun.findHarness() else {
-            printError("potluck: cannot find the interop harness (Tests/Interop); give --harness DIR")
+        let executable = ExternalCommand.currentExecutable()
+        guard let harness = harness ?? HarnessLocation.beside(executable: executable) else {
+            printError(
+                "potluck: cannot find the interop harness: no \(HarnessLocation.bundleName) (the build's copy of "
+                    + "Tests/Interop) beside \(executable); give --harness DIR")
             throw ExitCode(1)
         }
         guard access("/usr/bin/python3", X_OK) == 0 else {

@@ -1,3 +1,4 @@
+import CommandSupport
 import Foundation
 import Glibc
 
@@ -16,7 +17,7 @@ final class ChildProcess: @unchecked Sendable {
     let startedMonotonicSeconds: Double = {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        return seconds(now)
     }()
     private var inputWrite: Int32
     private(set) var exitStatus: Int32?
@@ -72,7 +73,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Waits until `found` returns a value for the log's text, the child exits, or time runs out.
     func waitForLog<T>(timeoutSeconds: Double, _ found: (String) -> T?) -> T? {
-        let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutSeconds * 1000))
+        let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         while ContinuousClock.now < deadline {
             if let value = found(log) { return value }
             if reap() { return found(log) }
@@ -95,10 +96,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// User + system CPU seconds from the reaped child's rusage (its waited-for descendants included).
-    var reapedCPUSeconds: Double {
-        Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-    }
+    var reapedCPUSeconds: Double { cpuSeconds(usage) }
 
     /// Asks the child to stop (stdin closed, then SIGTERM), waits up to `graceSeconds`, then kills
     /// its whole process group.
@@ -109,7 +107,7 @@ final class ChildProcess: @unchecked Sendable {
         }
         if !reap() {
             kill(pid, SIGTERM)
-            let deadline = ContinuousClock.now + .milliseconds(Int64(graceSeconds * 1000))
+            let deadline = ContinuousClock.now + .seconds(graceSeconds)
             while !reap() && ContinuousClock.now < deadline { usleep(20_000) }
         }
         killGroup()

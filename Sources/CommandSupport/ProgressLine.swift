@@ -2,21 +2,23 @@ import Glibc
 
 /// A progress line on standard error: redrawn in place on a terminal, a plain line every few seconds
 /// otherwise (so logs stay readable), and nothing at all when `quiet`.
-struct ProgressLine {
+public struct ProgressLine {
     private let isTerminal = isatty(2) == 1
     private let started = ContinuousClock.now
     private var lastDrawn: ContinuousClock.Instant?
     private let quiet: Bool
     private let label: String
 
-    init(label: String, quiet: Bool = false) {
+    public init(label: String, quiet: Bool = false) {
         self.label = label
         self.quiet = quiet
     }
 
     /// Shows `done` of `total` bytes with the rate (the average so far unless given) and time left, at
     /// most five times a second.
-    mutating func update(done: Int64, total: Int64, rateBytesPerSecond: Double? = nil, extra: String = "") {
+    public mutating func update(
+        done: Int64, total: Int64, rateBytesPerSecond: Double? = nil, extra: String = ""
+    ) {
         guard !quiet else { return }
         let now = ContinuousClock.now
         let interval: Duration = isTerminal ? .milliseconds(200) : .seconds(5)
@@ -41,40 +43,7 @@ struct ProgressLine {
     }
 
     /// Ends the line on a terminal.
-    func finish() {
+    public func finish() {
         if isTerminal && !quiet && lastDrawn != nil { printErrorRaw("\n") }
-    }
-}
-
-func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-}
-
-func printErrorRaw(_ text: String) {
-    var text = text
-    text.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-}
-
-extension Format {
-    /// 1.5 GiB, 300 MiB, 12 KiB: binary units, one decimal.
-    static func size(_ bytes: Int64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        return unit == 0 ? "\(bytes) B" : "\(fixed(value, 1)) \(units[unit])"
-    }
-
-    /// 1:05:09, 4:07, 0:03.
-    static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite else { return "?" }
-        let total = Int(seconds.rounded())
-        let (hours, minutes, secs) = (total / 3600, total / 60 % 60, total % 60)
-        let twoDigits = { (value: Int) in value < 10 ? "0\(value)" : "\(value)" }
-        return hours > 0
-            ? "\(hours):\(twoDigits(minutes)):\(twoDigits(secs))" : "\(minutes):\(twoDigits(secs))"
     }
 }

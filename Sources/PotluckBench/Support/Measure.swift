@@ -1,3 +1,4 @@
+import CommandSupport
 import Glibc
 
 /// CPU time of this process (user + system), for CPU-per-byte figures measured in the same run.
@@ -5,8 +6,7 @@ enum ProcessCPU {
     static func seconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return cpuSeconds(usage)
     }
 }
 
@@ -15,7 +15,7 @@ enum ThreadCPU {
     static func seconds() -> Double {
         var now = timespec()
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        return CommandSupport.seconds(now)
     }
 }
 
@@ -24,16 +24,7 @@ struct Stopwatch {
     private let wallStart = ContinuousClock.now
     private let cpuStart = ProcessCPU.seconds()
 
-    var wallSeconds: Double {
-        let elapsed = ContinuousClock.now - wallStart
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    }
+    var wallSeconds: Double { seconds(ContinuousClock.now - wallStart) }
 
     var cpuSeconds: Double { ProcessCPU.seconds() - cpuStart }
-}
-
-/// Writes a line to standard error (progress and diagnostics; standard output carries results).
-func printError(_ text: String) {
-    var line = text + "\n"
-    line.withUTF8 { _ = Glibc.write(2, $0.baseAddress, $0.count) }
 }
