@@ -154,6 +154,8 @@ public final class DownloadSession {
     public let metainfo: Metainfo
     public let options: DownloadOptions
     private let geometry: PieceGeometry
+    /// Pieces that end in padding, with the blocks before it: only those are asked for.
+    private let dataBlockCounts: [PieceIndex: Int]
     private let localPeerID: PeerID
     private let started = ContinuousClock.now
 
@@ -245,9 +247,11 @@ public final class DownloadSession {
         self.options = options
         self.log = log
         geometry = metainfo.geometry
+        dataBlockCounts = metainfo.layout.dataBlockCounts()
         localPeerID = Self.makePeerID()
         verified = PieceSet(pieceCount: metainfo.pieceCount)
-        pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
+        pipeline = RequestPipeline(
+            geometry: metainfo.geometry, seed: options.seed, dataBlockCounts: dataBlockCounts)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         var chokerConfiguration = Choker.Configuration()
         chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
@@ -338,7 +342,8 @@ public final class DownloadSession {
         }
 
         try restoreProgress(shouldStop: shouldStop, status: status)
-        pipeline = RequestPipeline(geometry: geometry, have: verified, seed: options.seed)
+        pipeline = RequestPipeline(
+            geometry: geometry, have: verified, seed: options.seed, dataBlockCounts: dataBlockCounts)
         actions.removeAll(keepingCapacity: true)
         limitPiecesToFreeBuffers(now: nowNanoseconds)
         if verified.isComplete && !options.seedWhenComplete {
@@ -990,7 +995,13 @@ public final class DownloadSession {
         guard pieceComplete, let slot = assembling[block.piece] else { return }
         let token = UInt64(block.piece.value)
         if metainfo.infoHashV1 != nil {
-            // SHA-1 covers the whole piece, a hybrid's padding zeros included.
+            // SHA-1 covers the whole piece, padding included: the zeros nobody was asked for go in here.
+            if let dataBlocks = dataBlockCounts[block.piece] {
+                let padding = dataBlocks * Int(geometry.blockLength)..<geometry.length(of: block.piece)
+                UnsafeMutableRawBufferPointer(rebasing: pieceBuffers.bytes(of: slot)[padding])
+                    .initializeMemory(
+                        as: UInt8.self, repeating: 0)
+            }
             hashers.submit(
                 slot, length: geometry.length(of: block.piece), in: pieceBuffers, kind: .sha1, token: token)
         } else if let check = metainfo.v2PieceCheck(block.piece) {

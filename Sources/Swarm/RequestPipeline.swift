@@ -94,9 +94,11 @@ public struct RequestPipeline: Sendable {
     private var scratchPeers: [PeerSlot] = []
 
     /// A pipeline for a torrent of `geometry` with `have` already verified; `seed` drives the picker's
-    /// tie-breaks so a run replays.
+    /// tie-breaks so a run replays. Pieces in `dataBlockCounts` are asked for only up to their padding
+    /// (see ``PiecePicker/init(geometry:have:seed:maximumRequestersPerBlock:dataBlockCounts:)``).
     public init(
-        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, configuration: Configuration = .init()
+        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, configuration: Configuration = .init(),
+        dataBlockCounts: [PieceIndex: Int] = [:]
     ) {
         precondition(configuration.minimumQueueLength >= 1, "a peer needs at least one request")
         precondition(configuration.maximumQueueLength >= configuration.minimumQueueLength)
@@ -104,7 +106,8 @@ public struct RequestPipeline: Sendable {
         self.configuration = configuration
         picker = PiecePicker(
             geometry: geometry, have: have, seed: seed,
-            maximumRequestersPerBlock: configuration.maximumRequestersPerBlock)
+            maximumRequestersPerBlock: configuration.maximumRequestersPerBlock,
+            dataBlockCounts: dataBlockCounts)
     }
 
     // MARK: - Queries

@@ -113,6 +113,8 @@ import TorrentModel
             ])
         #expect(torrent.files.map(\.offset) == [0, 20_000, 32_768, 102_768, 102_768])
         #expect(torrent.totalLength == 4 * 32768)
+        // a.bin fills both blocks of piece 0; b.bin's last piece holds 4,464 bytes, in its first block.
+        #expect(torrent.layout.dataBlockCounts() == [PieceIndex(3): 1])
         #expect(torrent.files[1].isPadding)
         #expect(torrent.pieceCount == 4)
 
