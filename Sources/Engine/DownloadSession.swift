@@ -997,10 +997,10 @@ public final class DownloadSession {
         if metainfo.infoHashV1 != nil {
             // SHA-1 covers the whole piece, padding included: the zeros nobody was asked for go in here.
             if let dataBlocks = dataBlockCounts[block.piece] {
+                let memory = pieceBuffers.bytes(of: slot)
                 let padding = dataBlocks * Int(geometry.blockLength)..<geometry.length(of: block.piece)
-                UnsafeMutableRawBufferPointer(rebasing: pieceBuffers.bytes(of: slot)[padding])
-                    .initializeMemory(
-                        as: UInt8.self, repeating: 0)
+                UnsafeMutableRawBufferPointer(rebasing: memory[padding]).initializeMemory(
+                    as: UInt8.self, repeating: 0)
             }
             hashers.submit(
                 slot, length: geometry.length(of: block.piece), in: pieceBuffers, kind: .sha1, token: token)

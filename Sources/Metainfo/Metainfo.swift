@@ -536,9 +536,9 @@ struct V2Part {
     var alignedOffsets: [Int64] = []
     /// The end of the last file in that address space.
     var alignedEnd: Int64 = 0
-    /// `alignedEnd` rounded up to a piece: libtorrent (2.0.4 and later) pads the last file too, asks
-    /// for a v2 torrent's last piece in full and refuses a peer that will not serve it; the gap, like
-    /// every other, is served as zeros.
+    /// `alignedEnd` rounded up to a piece: libtorrent (2.0.4 and later) pads the last file too, and
+    /// asks for the last block of a v2 torrent in full even where the file ends inside it. That gap,
+    /// like the others, is served as zeros.
     var paddedEnd: Int64 = 0
     let name: String
     /// A tree holding one file at its top level is ambiguous in BEP 52: a single-file torrent, or a folder
