@@ -171,6 +171,8 @@ public final class DownloadSession {
     public let metainfo: Metainfo
     public let options: DownloadOptions
     private let geometry: PieceGeometry
+    /// Pieces that end in padding, with the blocks before it: only those are asked for.
+    private let dataBlockCounts: [PieceIndex: Int]
     private let localPeerID: PeerID
     private let started = ContinuousClock.now
 
@@ -262,9 +264,11 @@ public final class DownloadSession {
         self.options = options
         self.log = log
         geometry = metainfo.geometry
+        dataBlockCounts = metainfo.layout.dataBlockCounts()
         localPeerID = Self.makePeerID()
         verified = PieceSet(pieceCount: metainfo.pieceCount)
-        pipeline = RequestPipeline(geometry: metainfo.geometry, seed: options.seed)
+        pipeline = RequestPipeline(
+            geometry: metainfo.geometry, seed: options.seed, dataBlockCounts: dataBlockCounts)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         var chokerConfiguration = Choker.Configuration()
         chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
@@ -360,7 +364,8 @@ public final class DownloadSession {
         }
 
         guard try restoreProgress(shouldStop: shouldStop, status: status) else { return .interrupted }
-        pipeline = RequestPipeline(geometry: geometry, have: verified, seed: options.seed)
+        pipeline = RequestPipeline(
+            geometry: geometry, have: verified, seed: options.seed, dataBlockCounts: dataBlockCounts)
         actions.removeAll(keepingCapacity: true)
         limitPiecesToFreeBuffers(now: nowNanoseconds)
         if verified.isComplete && !options.seedWhenComplete {
@@ -1028,27 +1033,27 @@ public final class DownloadSession {
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
         choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
         guard pieceComplete, let slot = assembling[block.piece] else { return }
-        let length = geometry.length(of: block.piece)
-        let kind: HashJobKind
+        let token = UInt64(block.piece.value)
         if metainfo.infoHashV1 != nil {
-            kind = .sha1
+            // SHA-1 covers the whole piece, padding included: the zeros nobody was asked for go in here.
+            if let dataBlocks = dataBlockCounts[block.piece] {
+                let memory = pieceBuffers.bytes(of: slot)
+                let padding = dataBlocks * Int(geometry.blockLength)..<geometry.length(of: block.piece)
+                UnsafeMutableRawBufferPointer(rebasing: memory[padding]).initializeMemory(
+                    as: UInt8.self, repeating: 0)
+            }
+            hashers.submit(
+                slot, length: geometry.length(of: block.piece), in: pieceBuffers, kind: .sha1, token: token)
+        } else if let check = metainfo.v2PieceCheck(block.piece) {
+            // The file's own bytes: what a peer sent for the alignment gap after a file is in no hash.
+            hashers.submit(
+                slot, length: check.dataLength, in: pieceBuffers,
+                kind: .merkleRoot(leafCount: check.leafCount),
+                token: token)
         } else {
-            let leafCount = pieceLeafCount(block.piece)
-            kind = .merkleRoot(leafCount: leafCount)
+            // Nothing to check it against (a piece layer we lack): the piece cannot pass, by no peer's fault.
+            pieceChecked(block.piece, in: slot, passed: false, isLocalFault: true, now: now)
         }
-        hashers.submit(slot, length: length, in: pieceBuffers, kind: kind, token: UInt64(block.piece.value))
-    }
-
-    /// For v2 pieces: leaves under one piece-layer hash, or for a file shorter than a piece, its whole tree.
-    private func pieceLeafCount(_ piece: PieceIndex) -> Int {
-        let perPiece = metainfo.pieceLength / MerkleTree.blockLength
-        guard let (_, fileIndex) = metainfo.v2PieceHash(piece) else { return perPiece }
-        let fileLength = metainfo.files[fileIndex].length
-        guard fileLength <= Int64(metainfo.pieceLength) else { return perPiece }
-        let blocks = Int((fileLength + Int64(MerkleTree.blockLength) - 1) / Int64(MerkleTree.blockLength))
-        var power = 1
-        while power < blocks { power *= 2 }
-        return power
     }
 
     /// Pieces are read into the upload cache with fixed-buffer reads when the kernel lets us register
@@ -1077,11 +1082,20 @@ public final class DownloadSession {
         let passed: Bool
         switch result.digest {
         case .sha1(let digest): passed = metainfo.pieceHash(piece) == digest
-        case .merkleRoot(let root): passed = metainfo.v2PieceHash(piece)?.hash == root
+        case .merkleRoot(let root): passed = metainfo.v2PieceCheck(piece)?.expectedRoot == root
         default: passed = false
         }
-        let instant = Instant(nanoseconds: now)
         actions.removeAll(keepingCapacity: true)
+        pieceChecked(piece, in: slot, passed: passed, now: now)
+        perform(actions)
+    }
+
+    /// Writes a piece that passed, or drops one that failed and charges its senders (unless the fault
+    /// is likely ours). Appends to `actions`.
+    private func pieceChecked(
+        _ piece: PieceIndex, in slot: BufferSlot, passed: Bool, isLocalFault: Bool = false, now: UInt64
+    ) {
+        let instant = Instant(nanoseconds: now)
         if passed {
             let banned = pipeline.pieceHashPassed(piece, at: instant, into: &actions)
             for peer in banned { ban(peer, reason: "sent corrupt data", now: now) }
@@ -1091,11 +1105,20 @@ public final class DownloadSession {
         } else {
             assembling[piece] = nil
             pieceBuffers.release(slot)
-            let report = pipeline.pieceHashFailed(piece, at: instant, into: &actions)
-            log("\(piece) failed its hash check; sent by peers \(report.contributors.map(\.value))")
+            let report = pipeline.pieceHashFailed(
+                piece, at: instant, isLocalFault: isLocalFault, into: &actions)
+            let senders = report.contributors.map(\.value)
+            if isLocalFault {
+                log("\(piece) has no hash to check it against; sent by peers \(senders)")
+            } else if report.isLikelyLocalFault {
+                log(
+                    "\(piece) failed its hash check; sent by peers \(senders), and every peer that sent it "
+                        + "failed it: likely a local fault, nobody is banned for it")
+            } else {
+                log("\(piece) failed its hash check; sent by peers \(senders)")
+            }
             for peer in report.peersToBan { ban(peer, reason: "sent corrupt data repeatedly", now: now) }
         }
-        perform(actions)
     }
 
     /// Pieces in progress may hold only the piece buffers that verified pieces waiting for the disk do

@@ -115,12 +115,10 @@ public final class HashPool: @unchecked Sendable {
         switch kind {
         case .sha1, .sha256: break
         case .merkleRoot(let leafCount):
-            precondition(
-                MerkleHasher.fits(length: length, leafCount: leafCount), "merkle leaf count too small")
+            Self.checkMerkleShape(length: length, leafCount: leafCount)
         case .sha1AndMerkleRoot(let sha1Length, let leafCount):
             precondition(sha1Length >= length && sha1Length <= memory.count, "SHA-1 length out of the buffer")
-            precondition(
-                MerkleHasher.fits(length: length, leafCount: leafCount), "merkle leaf count too small")
+            Self.checkMerkleShape(length: length, leafCount: leafCount)
         }
         pool.lend(slot)
         enqueue(
@@ -134,14 +132,20 @@ public final class HashPool: @unchecked Sendable {
         switch kind {
         case .sha1, .sha256: break
         case .merkleRoot(let leafCount):
-            precondition(
-                MerkleHasher.fits(length: bytes.count, leafCount: leafCount), "merkle leaf count too small")
+            Self.checkMerkleShape(length: bytes.count, leafCount: leafCount)
         case .sha1AndMerkleRoot(let sha1Length, let leafCount):
             precondition(sha1Length == bytes.count, "only a buffer has room for padding zeros")
-            precondition(
-                MerkleHasher.fits(length: bytes.count, leafCount: leafCount), "merkle leaf count too small")
+            Self.checkMerkleShape(length: bytes.count, leafCount: leafCount)
         }
         enqueue(Job(token: token, slot: nil, bytes: bytes, length: bytes.count, kind: kind))
+    }
+
+    /// A caller's broken arithmetic, not a peer's data: callers derive both numbers from the torrent
+    /// (a v2 piece's from `V2PieceCheck`), for which they always fit.
+    private static func checkMerkleShape(length: Int, leafCount: Int) {
+        precondition(
+            MerkleHasher.fits(length: length, leafCount: leafCount),
+            "\(length) bytes do not fit a merkle tree of \(leafCount) leaves of 16 KiB (a power of two)")
     }
 
     private func enqueue(_ job: Job) {

@@ -167,6 +167,36 @@ public struct FileLayout: Sendable {
             offset: geometry.offset(of: block.piece) + Int64(block.offset), length: Int(block.length))
     }
 
+    /// The pieces whose last blocks hold nothing but padding, each with how many blocks come before
+    /// those (at least one): all a downloader needs to ask peers for (BEP 47 says to avoid requesting
+    /// padding, and a v2 piece's alignment gap is in no hash). Only the piece where a run of padding
+    /// starts is listed; a piece made wholly of padding, which well-formed torrents do not have, is
+    /// asked for in full.
+    public func dataBlockCounts() -> [PieceIndex: Int] {
+        var counts: [PieceIndex: Int] = [:]
+        let blockLength = Int64(geometry.blockLength)
+        var index = 0
+        while index < files.count {
+            guard files[index].isPadding && files[index].length > 0 else {
+                index += 1
+                continue
+            }
+            let paddingStart = files[index].offset
+            var paddingEnd = paddingStart
+            while index < files.count && (files[index].isPadding || files[index].length == 0) {
+                paddingEnd = files[index].offset + files[index].length
+                index += 1
+            }
+            let piece = PieceIndex(Int(paddingStart / Int64(geometry.pieceLength)))
+            let pieceStart = geometry.offset(of: piece)
+            // Data after the padding in the same piece has to be asked for, and the padding with it.
+            guard paddingEnd >= pieceStart + Int64(geometry.length(of: piece)) else { continue }
+            let dataBlocks = max(1, Int((paddingStart - pieceStart + blockLength - 1) / blockLength))
+            if dataBlocks < geometry.blockCount(of: piece) { counts[piece] = dataBlocks }
+        }
+        return counts
+    }
+
     /// The pieces that hold any of a file's bytes, as piece numbers; empty for an empty file.
     public func pieceRange(ofFile index: Int) -> Range<Int> {
         let file = files[index]

@@ -97,6 +97,17 @@ public enum MerkleTree {
         return pieceLength / blockLength
     }
 
+    /// The leaves of the tree whose root checks one piece of a file of `fileLength` bytes (BEP 52). A
+    /// piece-layer hash has `pieceLength / 16 KiB` leaves, whatever part of them the file fills; a file of
+    /// at most one piece has no piece-layer entry and is checked against its `pieces root`, whose leaves
+    /// are its blocks rounded up to a power of two. For a file of exactly one piece the two agree.
+    public static func leafCount(ofPieceIn fileLength: Int64, pieceLength: Int) -> Int {
+        let perPiece = blocksPerPiece(pieceLength)
+        guard fileLength <= Int64(pieceLength) else { return perPiece }
+        let blocks = Int((fileLength + Int64(blockLength) - 1) / Int64(blockLength))
+        return nextPowerOfTwo(max(blocks, 1))
+    }
+
     /// The piece layer of a file from its block hashes: one hash per `pieceLength` bytes, the last one's
     /// subtree completed with zero leaves. `piece layers` carries this for files larger than one piece.
     public static func pieceLayer(blockHashes: [SHA256Digest], pieceLength: Int) -> [SHA256Digest] {

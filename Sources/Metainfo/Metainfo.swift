@@ -66,8 +66,8 @@ public struct Metainfo: Sendable {
     }
     /// The files, padding files included, in payload order. A v2-only torrent has no padding files of
     /// its own; synthetic ones (path `.pad/<length>`) fill the gaps that align its files to pieces, so
-    /// the same piece arithmetic serves every format. Peers never send those bytes: in v2 a file's last
-    /// piece simply ends with the file.
+    /// the same piece arithmetic serves every format. No v2 hash covers those bytes (see
+    /// ``V2PieceCheck``); they are there to be asked for and served as zeros.
     public var files: [FileEntry] { layout.files }
     /// Piece and block arithmetic for the payload.
     public var geometry: PieceGeometry { layout.geometry }
@@ -157,7 +157,7 @@ public struct Metainfo: Sendable {
             }
         } else if let v2 {
             (files, v2FileIndices) = v2.entriesWithAlignment(pieceLength: pieceLength)
-            totalLength = v2.alignedEnd
+            totalLength = v2.paddedEnd
         } else {
             preconditionFailure("a torrent has a v1 or a v2 part")
         }
@@ -536,6 +536,10 @@ struct V2Part {
     var alignedOffsets: [Int64] = []
     /// The end of the last file in that address space.
     var alignedEnd: Int64 = 0
+    /// `alignedEnd` rounded up to a piece: libtorrent (2.0.4 and later) pads the last file too, and
+    /// asks for the last block of a v2 torrent in full even where the file ends inside it. That gap,
+    /// like the others, is served as zeros.
+    var paddedEnd: Int64 = 0
     let name: String
     /// A tree holding one file at its top level is ambiguous in BEP 52: a single-file torrent, or a folder
     /// `name` holding one file. It is single-file only when the file is called `name`, which is what
@@ -559,6 +563,7 @@ struct V2Part {
         }
         alignedEnd = cursor
         guard alignedEnd > 0 else { throw .emptyTorrent }
+        paddedEnd = try alignUp(alignedEnd, pieceLength: pieceLength)
     }
 
     /// Depth-first over the tree in key order, which is the v2 file order. Recursion is bounded by
@@ -616,20 +621,23 @@ struct V2Part {
                 piecesRoot: root))
     }
 
-    /// The v2 files as entries of one contiguous payload: full paths, and synthetic padding files filling
-    /// the alignment gaps so that the same piece arithmetic serves v1, v2 and hybrid torrents. Returns the
-    /// entries and, for each v2 file, its index among them.
+    /// The v2 files as entries of one contiguous payload up to `paddedEnd`: full paths, and synthetic
+    /// padding files filling the alignment gaps (the last file's included) so that the same piece
+    /// arithmetic serves v1, v2 and hybrid torrents. Returns the entries and, for each v2 file, its index
+    /// among them.
     func entriesWithAlignment(pieceLength: Int) -> ([FileEntry], [Int]) {
         var entries: [FileEntry] = []
         var indices: [Int] = []
         var cursor: Int64 = 0
+        func pad(to offset: Int64) {
+            guard offset > cursor else { return }
+            let gap = offset - cursor
+            entries.append(
+                FileEntry(path: [".pad", String(gap)], length: gap, offset: cursor, attributes: .padding))
+        }
         for (position, file) in files.enumerated() {
             let offset = alignedOffsets[position]
-            if offset > cursor {
-                let gap = offset - cursor
-                entries.append(
-                    FileEntry(path: [".pad", String(gap)], length: gap, offset: cursor, attributes: .padding))
-            }
+            pad(to: offset)
             indices.append(entries.count)
             let path = isSingleFile ? file.relativePath : [name] + file.relativePath
             entries.append(
@@ -638,6 +646,7 @@ struct V2Part {
                     symlinkTarget: file.symlinkTarget, piecesRoot: file.piecesRoot))
             cursor = offset + file.length
         }
+        pad(to: paddedEnd)
         return (entries, indices)
     }
 }

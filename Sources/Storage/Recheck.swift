@@ -145,7 +145,7 @@ public final class Recheck {
         let matches: Bool
         switch result.digest {
         case .sha1(let digest): matches = metainfo.pieceHash(piece) == digest
-        case .merkleRoot(let root): matches = metainfo.v2PieceHash(piece)?.hash == root
+        case .merkleRoot(let root): matches = metainfo.v2PieceCheck(piece)?.expectedRoot == root
         default: matches = false
         }
         record(piece, matches ? .verified : .hashMismatch, into: &events)
@@ -169,28 +169,14 @@ public final class Recheck {
         if metainfo.version != .v2 {
             return hashPool.submit(slot, length: length, in: pool, kind: .sha1, token: token)
         }
-        guard let (_, fileIndex) = metainfo.v2PieceHash(piece) else {
+        guard let check = metainfo.v2PieceCheck(piece) else {
             pool.release(slot)
             return record(piece, .noHash, into: &events)
         }
-        let file = metainfo.files[fileIndex]
-        let pieceLength = metainfo.pieceLength
-        // A v2 piece is the file's own bytes: the alignment padding after the file is not hashed.
-        let dataLength = Int(
-            min(Int64(pieceLength), file.offset + file.length - metainfo.geometry.offset(of: piece)))
-        let leafCount: Int
-        if file.length > Int64(pieceLength) {
-            leafCount = pieceLength / MerkleTree.blockLength
-        } else {
-            // A file of at most one piece is checked against its root: leaves only to a power of two.
-            let blocks = Int(
-                (file.length + Int64(MerkleTree.blockLength) - 1) / Int64(MerkleTree.blockLength))
-            var power = 1
-            while power < blocks { power *= 2 }
-            leafCount = power
-        }
+        // Only the file's own bytes: the alignment gap after a file's last piece is in no hash.
         hashPool.submit(
-            slot, length: dataLength, in: pool, kind: .merkleRoot(leafCount: leafCount), token: token)
+            slot, length: check.dataLength, in: pool, kind: .merkleRoot(leafCount: check.leafCount),
+            token: token)
     }
 
     private func record(_ piece: PieceIndex, _ outcome: RecheckOutcome, into events: inout [RecheckEvent]) {

@@ -123,6 +123,8 @@ public struct PiecePicker: Sendable {
 
     /// The torrent's pieces and blocks.
     public let geometry: PieceGeometry
+    /// Pieces of which only the first blocks are asked for, the rest being padding, with how many.
+    public let dataBlockCounts: [PieceIndex: Int]
     /// The most peers that may have one block requested at the same time (endgame duplicates + 1).
     public let maximumRequestersPerBlock: Int
     /// The verified pieces.
@@ -167,14 +169,23 @@ public struct PiecePicker: Sendable {
     private var failedAttempts: [UInt32: [FailedBlock]] = [:]
 
     /// A picker for a torrent of `geometry`, with `have` already verified (resume data) or nothing.
-    /// `seed` drives the random tie-break so a run can be replayed.
+    /// `seed` drives the random tie-break so a run can be replayed. A piece in `dataBlockCounts` is
+    /// complete once that many of its first blocks are in: the others are padding, never asked for (the
+    /// caller knows them to be zeros).
     public init(
-        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, maximumRequestersPerBlock: Int = 3
+        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, maximumRequestersPerBlock: Int = 3,
+        dataBlockCounts: [PieceIndex: Int] = [:]
     ) {
         precondition(maximumRequestersPerBlock >= 1 && maximumRequestersPerBlock <= 255)
         let count = geometry.pieceCount
         precondition(have == nil || have!.pieceCount == count, "have set does not match the geometry")
+        precondition(
+            dataBlockCounts.allSatisfy {
+                $0.key.int < count && (1...geometry.blockCount(of: $0.key)).contains($0.value)
+            },
+            "a piece's data blocks must be some of its blocks")
         self.geometry = geometry
+        self.dataBlockCounts = dataBlockCounts
         self.maximumRequestersPerBlock = maximumRequestersPerBlock
         self.have = have ?? PieceSet(pieceCount: count)
         random = SeededRandom(seed: seed)
@@ -227,7 +238,8 @@ public struct PiecePicker: Sendable {
     /// How many pieces are downloading or awaiting their hash.
     public var inProgressCount: Int { records.count - freeRecords.count }
 
-    /// The state of one block; blocks of missing pieces are open, of complete pieces received.
+    /// The state of one block; blocks of missing pieces are open, of complete pieces received, and so are
+    /// padding blocks past a piece's data blocks, which are never asked for.
     public func blockState(of block: BlockRange) -> BlockState {
         guard let (record, blockIndex) = locate(block) else {
             return states[block.piece.int] == .missing ? .open : .received
@@ -509,6 +521,7 @@ public struct PiecePicker: Sendable {
         }
         let record = Int(recordOf[block.piece.int])
         let b = geometry.standardBlockIndex(of: block)
+        guard b < records[record].blockCount else { return .unexpected }
         switch table.states[records[record].base + b] {
         case .received:
             return .duplicate
@@ -625,7 +638,9 @@ public struct PiecePicker: Sendable {
         guard geometry.isStandardBlock(block) else { return nil }
         let record = recordOf[block.piece.int]
         guard record != Self.noRecord else { return nil }
-        return (Int(record), geometry.standardBlockIndex(of: block))
+        let b = geometry.standardBlockIndex(of: block)
+        guard b < records[Int(record)].blockCount else { return nil }
+        return (Int(record), b)
     }
 
     private func bucketKey(_ index: Int) -> Int {
@@ -703,7 +718,7 @@ public struct PiecePicker: Sendable {
     private mutating func startDownloading(_ index: Int) -> Int {
         precondition(states[index] == .missing)
         if bucketOf[index] >= 0 { removeFromBucket(index) }
-        let blockCount = geometry.blockCount(of: PieceIndex(index))
+        let blockCount = dataBlockCounts[PieceIndex(index)] ?? geometry.blockCount(of: PieceIndex(index))
         let record: Int
         if let free = freeRecords.popLast() {
             record = Int(free)

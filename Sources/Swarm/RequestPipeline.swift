@@ -19,6 +19,10 @@ public struct HashFailureReport: Hashable, Sendable {
     /// The contributors that crossed the ban threshold with this failure: disconnect them and refuse
     /// their address. Each is reported once.
     public var peersToBan: [PeerSlot]
+    /// Whether the failure is more likely ours than the peers' (our hash check, our memory), so nobody
+    /// was charged for it: the piece failed `presumeLocalFaultAfterPieceFailures` times without passing,
+    /// so every peer that sent it in any attempt sent bytes we reject, or the caller said so.
+    public var isLikelyLocalFault: Bool
 }
 
 /// Keeps each peer's request queue full: which blocks are outstanding from whom, how deep each queue
@@ -68,6 +72,11 @@ public struct RequestPipeline: Sendable {
         public var banAfterProvenCorruptBlocks = 1
         /// Endgame duplicates: the most peers asked for one block at once.
         public var maximumRequestersPerBlock = 3
+        /// How many times one piece may fail, with no attempt passing, before its failures are presumed
+        /// ours and charged to nobody. Two: by then every peer that sent the piece was called corrupt for
+        /// it, and honest peers agreeing on bytes we reject points at our check, not at them. A liar that
+        /// corrupts many pieces is still caught by the others.
+        public var presumeLocalFaultAfterPieceFailures = 2
 
         /// The defaults.
         public init() {}
@@ -79,13 +88,17 @@ public struct RequestPipeline: Sendable {
     public private(set) var picker: PiecePicker
 
     private var peers: [PeerState] = []
+    /// Failed attempts of each piece that has not passed since; at most one entry per piece.
+    private var failuresByPiece: [PieceIndex: Int] = [:]
     private var scratchBlocks: [BlockRange] = []
     private var scratchPeers: [PeerSlot] = []
 
     /// A pipeline for a torrent of `geometry` with `have` already verified; `seed` drives the picker's
-    /// tie-breaks so a run replays.
+    /// tie-breaks so a run replays. Pieces in `dataBlockCounts` are asked for only up to their padding
+    /// (see ``PiecePicker/init(geometry:have:seed:maximumRequestersPerBlock:dataBlockCounts:)``).
     public init(
-        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, configuration: Configuration = .init()
+        geometry: PieceGeometry, have: PieceSet? = nil, seed: UInt64, configuration: Configuration = .init(),
+        dataBlockCounts: [PieceIndex: Int] = [:]
     ) {
         precondition(configuration.minimumQueueLength >= 1, "a peer needs at least one request")
         precondition(configuration.maximumQueueLength >= configuration.minimumQueueLength)
@@ -93,7 +106,8 @@ public struct RequestPipeline: Sendable {
         self.configuration = configuration
         picker = PiecePicker(
             geometry: geometry, have: have, seed: seed,
-            maximumRequestersPerBlock: configuration.maximumRequestersPerBlock)
+            maximumRequestersPerBlock: configuration.maximumRequestersPerBlock,
+            dataBlockCounts: dataBlockCounts)
     }
 
     // MARK: - Queries
@@ -316,6 +330,7 @@ public struct RequestPipeline: Sendable {
         _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
     ) -> [PeerSlot] {
         let verdict = picker.pieceHashPassed(piece)
+        failuresByPiece[piece] = nil
         for contribution in verdict.contributions where isConnected(contribution.peer) {
             peers[contribution.peer.index].goodBlocks += contribution.blockCount
         }
@@ -341,10 +356,26 @@ public struct RequestPipeline: Sendable {
     /// suspicion: one is banned once it took part in `banAfterHashFailures` failed pieces and at least
     /// `banSuspectBlockFraction` of the blocks it sent were in failed pieces. A banned peer gets no more
     /// requests and its outstanding ones are cancelled. Other peers' queues are refilled.
+    ///
+    /// Nobody is charged when the failure is likely ours: `isLocalFault` (the caller had no hash to check
+    /// the piece against), or the piece failing for the `presumeLocalFaultAfterPieceFailures`-th time.
     public mutating func pieceHashFailed(
-        _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
+        _ piece: PieceIndex, at now: Instant, isLocalFault: Bool = false, into actions: inout [RequestAction]
     ) -> HashFailureReport {
         let verdict = picker.pieceHashFailed(piece)
+        failuresByPiece[piece, default: 0] += 1
+        let isLikelyLocalFault =
+            isLocalFault
+            || failuresByPiece[piece, default: 0] >= configuration.presumeLocalFaultAfterPieceFailures
+        let banned = isLikelyLocalFault ? [] : charge(verdict, into: &actions)
+        fillAll(at: now, into: &actions)
+        return HashFailureReport(
+            contributors: verdict.contributions.map(\.peer), peersToBan: banned,
+            isLikelyLocalFault: isLikelyLocalFault)
+    }
+
+    /// Charges the senders of a failed piece on suspicion and bans those past the thresholds.
+    private mutating func charge(_ verdict: PieceVerdict, into actions: inout [RequestAction]) -> [PeerSlot] {
         var banned: [PeerSlot] = []
         for contribution in verdict.contributions where isConnected(contribution.peer) {
             let peer = contribution.peer
@@ -361,8 +392,7 @@ public struct RequestPipeline: Sendable {
                 banned.append(peer)
             }
         }
-        fillAll(at: now, into: &actions)
-        return HashFailureReport(contributors: verdict.contributions.map(\.peer), peersToBan: banned)
+        return banned
     }
 
     /// Periodic housekeeping (about once a second): snubs peers that sent nothing for `snubTimeout`

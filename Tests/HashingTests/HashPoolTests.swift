@@ -148,6 +148,49 @@ final class Counter: @unchecked Sendable {
         #expect(results[2] == .sha1AndMerkleRoot(SHA1.hash(Array(memory)), root))
     }
 
+    /// BEP 52 roots of every shape a v2 piece check asks for, against hashes computed by Python's hashlib
+    /// from the definition: byte `i` is `(i mod 251 + 9) mod 256`, and the slot past `length` holds
+    /// garbage, as a piece buffer does after a file's last piece (issue #19).
+    @Test(arguments: [
+        // A file of one short block, and of one full block: their own root, one leaf.
+        (1000, 1, "7803f522e6c4d4a391c26baf4ac7502e1bddd16d1c73ba366baa0c4902ceb71c"),
+        (16384, 1, "ecc20b3b2e4a3d1a0928069b066f08d0f30d21ebcc908324d1fd6935a3d4056a"),
+        // A file just over one block, or a full 32 KiB piece.
+        (16385, 2, "eee68c5062fb1625ccbc6554207ec2612e31458a28ebf237e012f6f35bf46bfb"),
+        (32768, 2, "81cd0403cad4084a820fc46b73ab52220e1f936d4e2f6e2946faa7dee3e09e2e"),
+        // The last 32 KiB piece of a file: one short leaf, or a full leaf and a short one.
+        (896, 2, "0fabf297315d6dedd8eb6c2a5d0377128dab06ceb60cb4a2f34482cae15a3175"),
+        (17280, 2, "8e935cc0479b8ec5a966e16c737f1e9c9ea22b70d2d56370d66ce12953006faf"),
+        // The last 64 KiB piece of a file: one short leaf, three full ones, three and a bit; a full piece.
+        (100, 4, "c5b8887ed62e22a1a8990918b950af3375f3db27d91d05e2b31ab29eb9018ff7"),
+        (49152, 4, "2a6547c3f19318eb7a46ccef9861b4bc2a0cc30b9cb0a6de1368a8232d4ae143"),
+        (49157, 4, "34581ef70edcf1d2b805cb68e5fe589529f0875639d04bd0a644219ad07a97ab"),
+        (65536, 4, "2936eecda060d0e95e1957d558f0a07d44540ef6e1a90c3b97f76eaff33cee99"),
+        // 4 MiB pieces: a short last piece, and a full one.
+        (20000, 256, "df04cf216df9b55a3bd9ddf62c2e6ada8786f977f66f360cc56e36f3b945f351"),
+        (4 << 20, 256, "5e8c9f2e1db2b4c170b8f118f44480056b346de2b61fa479619e05e5804ca719"),
+    ])
+    func poolRootMatchesIndependentVectors(length: Int, leafCount: Int, hex: String) throws {
+        let buffers = BufferPool(slotSizeBytes: leafCount * 16384, slotCount: 1)
+        let hashers = try HashPool(threadCount: 1)
+        let slot = try #require(buffers.lease())
+        let memory = buffers.bytes(of: slot)
+        for i in 0..<memory.count {
+            memory[i] =
+                i < length ? UInt8(truncatingIfNeeded: i % 251 + 9) : UInt8(truncatingIfNeeded: i &* 7 | 1)
+        }
+        hashers.submit(slot, length: length, in: buffers, kind: .merkleRoot(leafCount: leafCount), token: 1)
+        var digest: PieceDigest?
+        while digest == nil { hashers.drain(into: buffers, wait: true) { digest = $0.digest } }
+        let hexDigits = Array(hex.utf8)
+        let expected = try #require(
+            SHA256Digest(
+                bytes: stride(from: 0, to: hexDigits.count, by: 2).compactMap {
+                    UInt8(String(decoding: hexDigits[$0..<$0 + 2], as: UTF8.self), radix: 16)
+                }))
+        #expect(digest == .merkleRoot(expected))
+    }
+
     /// Jobs over the caller's own memory (a file mapping, in `potluck create`) hash the same as buffer
     /// jobs and hand back no slot.
     @Test func jobsOverTheCallersMemoryHashAlike() throws {

@@ -57,6 +57,31 @@ import TorrentModel
         #expect(layout.pieceRange(ofFile: 3) == 1..<3)
     }
 
+    /// With 16 KiB blocks and 64 KiB pieces: a file ending 100 bytes into its piece's second block, then
+    /// padding to the piece's end, has two data blocks; a file ending on a block boundary has exactly
+    /// its blocks; padding before more data in the same piece, or a file filling its piece, lists nothing.
+    @Test func piecesEndingInPaddingListTheirDataBlocks() {
+        let block: Int64 = 16384
+        let piece: Int64 = 4 * block
+        let files = [
+            FileEntry(path: ["t", "a"], length: block + 100, offset: 0),
+            FileEntry(
+                path: [".pad", "a"], length: piece - block - 100, offset: block + 100, attributes: .padding),
+            FileEntry(path: ["t", "b"], length: piece + 3 * block, offset: piece),
+            FileEntry(path: ["t", "empty"], length: 0, offset: 2 * piece + 3 * block),
+            FileEntry(
+                path: [".pad", "b"], length: block, offset: 2 * piece + 3 * block, attributes: .padding),
+            FileEntry(path: ["t", "c"], length: piece, offset: 3 * piece),
+            FileEntry(path: ["t", "d"], length: 10, offset: 4 * piece),
+            FileEntry(path: [".pad", "mid"], length: 10, offset: 4 * piece + 10, attributes: .padding),
+            FileEntry(path: ["t", "e"], length: 5, offset: 4 * piece + 20),
+        ]
+        let layout = FileLayout(
+            files: files, geometry: PieceGeometry(totalLength: 4 * piece + 25, pieceLength: Int(piece)))
+        #expect(layout.dataBlockCounts() == [PieceIndex(0): 2, PieceIndex(2): 3])
+        #expect(self.layout().dataBlockCounts() == [:], "one block per piece: nothing to leave out")
+    }
+
     @Test func attributesRoundTripThroughAttrStrings() {
         #expect(FileAttributes(attr: Array("phxl?".utf8)) == [.padding, .hidden, .executable, .symlink])
         #expect(FileAttributes(attr: Array("xh".utf8)).attr == "xh")

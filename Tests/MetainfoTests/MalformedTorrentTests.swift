@@ -100,12 +100,18 @@ import Testing
         #expect(
             F.rejection(F.torrent(info: info))
                 == .pieceCountMismatch(expected: 562_949_953_421_312, actual: 3))
-        // A v2 file's size is not bounded by the torrent's size, so the piece count limit applies.
-        let v2Info =
-            "d9:file treed1:ad0:d6:lengthi9223372036854775807e11:pieces root32:\(String(repeating: "r", count: 32))"
-            + "eee12:meta versioni2e4:name1:n12:piece lengthi16384ee"
-        #expect(throws: MetainfoError.tooManyPieces(count: 562_949_953_421_312, limit: 1 << 22)) {
-            try Metainfo(infoDictionary: Array(v2Info.utf8))
+        // A v2 file's size is not bounded by the torrent's size, so the piece count limit applies; padded
+        // to a whole piece, a file of 2^63 - 1 bytes overflows first.
+        func v2Info(length: Int64) -> [UInt8] {
+            Array(
+                ("d9:file treed1:ad0:d6:lengthi\(length)e11:pieces root32:\(String(repeating: "r", count: 32))"
+                    + "eee12:meta versioni2e4:name1:n12:piece lengthi16384ee").utf8)
+        }
+        #expect(throws: MetainfoError.tooManyPieces(count: 1 << 48, limit: 1 << 22)) {
+            try Metainfo(infoDictionary: v2Info(length: 1 << 62))
+        }
+        #expect(throws: MetainfoError.totalLengthOverflow) {
+            try Metainfo(infoDictionary: v2Info(length: .max))
         }
         #expect(TorrentBuilder.automaticPieceLength(totalLength: .max) == 16 * 1024 * 1024)
     }

@@ -16,7 +16,7 @@ import TorrentModel
             + "12:meta versioni2e4:name4:test12:piece lengthi16384ee"
         let torrent = try Metainfo(infoDictionary: Array(info.utf8))
         #expect(torrent.version == .v2)
-        #expect(torrent.files.map(\.path) == [["test", "dir1", "dir2", "fileA.txt"]])
+        #expect(torrent.files.map(\.path) == [["test", "dir1", "dir2", "fileA.txt"], [".pad", "15360"]])
         #expect(torrent.files[0].length == 1024)
         #expect(torrent.files[0].piecesRoot?.bytes == Array(root.utf8))
         #expect(torrent.infoHashV2 == SHA256.hash(Array(info.utf8)))

@@ -309,6 +309,29 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(blocks == [BlockRange(piece: PieceIndex(1), offset: 0, length: 100)])
     }
 
+    /// A piece that ends in padding is asked for only up to its data blocks, complete once they are in;
+    /// a padding block is never taken from a peer.
+    @Test func paddingBlocksAreNeitherAskedForNorAccepted() {
+        let geometry = PieceGeometry(
+            totalLength: Int64(2 * twoBlockPieceLength), pieceLength: twoBlockPieceLength)
+        var picker = PiecePicker(geometry: geometry, seed: 4, dataBlockCounts: [PieceIndex(0): 1])
+        picker.incrementAvailability(PieceIndex(0))
+        picker.incrementAvailability(PieceIndex(1))
+        var blocks: [BlockRange] = []
+        var cancels: [PeerSlot] = []
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 10, into: &blocks)
+        #expect(
+            blocks.sorted { ($0.piece, $0.offset) < ($1.piece, $1.offset) } == [
+                geometry.block(0, of: PieceIndex(0))
+            ] + geometry.blocks(of: PieceIndex(1)))
+        let padding = geometry.block(1, of: PieceIndex(0))
+        #expect(picker.blockState(of: padding) == .received)
+        #expect(picker.blockReceived(padding, from: PeerSlot(1), cancelTo: &cancels) == .unexpected)
+        #expect(
+            picker.blockReceived(geometry.block(0, of: PieceIndex(0)), from: PeerSlot(1), cancelTo: &cancels)
+                == .accepted(pieceComplete: true))
+    }
+
     @Test func thousandsOfPiecesComeOutInAvailabilityOrderWithoutScanning() {
         let pieceCount = 5000
         let geometry = PieceGeometry(

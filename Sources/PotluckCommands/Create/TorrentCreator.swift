@@ -499,7 +499,6 @@ struct TorrentCreator {
     private func plan(payload: [TorrentBuilder.File], pieceLength: Int) -> [PieceJob] {
         let inputIndex = Dictionary(
             files.enumerated().map { ($1.torrentPath, $0) }, uniquingKeysWith: { a, _ in a })
-        let blocksPerPiece = pieceLength / MerkleTree.blockLength
         switch builder.format {
         case .v1:
             // Pieces run across file boundaries over the concatenated payload.
@@ -555,10 +554,7 @@ struct TorrentCreator {
                     job.dataLength = length
                     job.v2Piece = (file, piece)
                     job.v2IsWholeFile = wholeFile
-                    let leafCount =
-                        wholeFile
-                        ? nextPowerOfTwo((length + MerkleTree.blockLength - 1) / MerkleTree.blockLength)
-                        : blocksPerPiece
+                    let leafCount = MerkleTree.leafCount(ofPieceIn: entry.length, pieceLength: pieceLength)
                     if builder.format == .hybrid {
                         // The v1 view sees the piece padded with zeros, except at the very end of the payload.
                         let v1Length = Int(min(Int64(pieceLength), totalPayload - payloadOffset - start))
@@ -573,11 +569,5 @@ struct TorrentCreator {
             }
             return jobs
         }
-    }
-
-    private func nextPowerOfTwo(_ value: Int) -> Int {
-        var power = 1
-        while power < value { power *= 2 }
-        return power
     }
 }
