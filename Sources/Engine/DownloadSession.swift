@@ -1097,16 +1097,18 @@ public final class DownloadSession {
     ) {
         let instant = Instant(nanoseconds: now)
         if passed {
-            let banned = pipeline.pieceHashPassed(piece, at: instant, into: &actions)
+            let digests = pipeline.needsBlockDigests(toPass: piece) ? blockDigests(piece, in: slot) : nil
+            let banned = pipeline.pieceHashPassed(piece, blockDigests: digests, at: instant, into: &actions)
             for peer in banned { ban(peer, reason: "sent corrupt data", now: now) }
             writing.insert(piece)
             store.writePiece(piece, from: slot, in: pieceBuffers)
             limitPiecesToFreeBuffers(now: now)
         } else {
+            let digests = isLocalFault ? nil : blockDigests(piece, in: slot)
             assembling[piece] = nil
             pieceBuffers.release(slot)
             let report = pipeline.pieceHashFailed(
-                piece, at: instant, isLocalFault: isLocalFault, into: &actions)
+                piece, blockDigests: digests, at: instant, isLocalFault: isLocalFault, into: &actions)
             let senders = report.contributors.map(\.value)
             if isLocalFault {
                 log("\(piece) has no hash to check it against; sent by peers \(senders)")
@@ -1118,6 +1120,20 @@ public final class DownloadSession {
                 log("\(piece) failed its hash check; sent by peers \(senders)")
             }
             for peer in report.peersToBan { ban(peer, reason: "sent corrupt data repeatedly", now: now) }
+        }
+    }
+
+    /// A checksum of each block of a piece in its buffer (the first 8 bytes of its SHA-1), so that once a
+    /// failed piece passes, the peers whose blocks differed are proven liars. Computed only for a failed
+    /// piece and for the pass that follows one: never on the data path.
+    private func blockDigests(_ piece: PieceIndex, in slot: BufferSlot) -> [UInt64] {
+        let memory = UnsafeRawBufferPointer(pieceBuffers.bytes(of: slot))
+        return (0..<geometry.blockCount(of: piece)).map { index in
+            let block = geometry.block(index, of: piece)
+            let start = Int(block.offset)
+            let digest = SHA1.hash(
+                UnsafeRawBufferPointer(rebasing: memory[start..<start + Int(block.length)]))
+            return digest.bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         }
     }
 

@@ -46,7 +46,7 @@ public struct PieceVerdict: Hashable, Sendable {
     public var contributions: [PieceContribution] = []
     /// For a piece that passed after failing before: the peers whose blocks in a failed attempt differ
     /// from the verified data, with how many such blocks, in slot order. This is proof, not suspicion; it
-    /// needs block digests (see `blockReceived`).
+    /// needs block digests (see `pieceHashFailed(_:blockDigests:)`).
     public var provenCorrupt: [PieceContribution] = []
     /// For a failed piece: every block came with a digest, so the culprits will be named in
     /// `provenCorrupt` once the piece passes, and the contributors need not be charged on suspicion.
@@ -141,6 +141,8 @@ public struct PiecePicker: Sendable {
     /// piece beyond it. Each such piece holds a piece buffer, so the owner lowers the cap while verified
     /// pieces wait for the disk, instead of receiving blocks it has no memory for.
     public private(set) var maximumPiecesInProgress = Int.max
+    /// How many received blocks `discardBlocks(from:)` opened again: they arrive a second time.
+    public private(set) var discardedBlockCount = 0
     /// A pick would have started a piece but the cap stopped it.
     private var startHeldBack = false
 
@@ -506,12 +508,8 @@ public struct PiecePicker: Sendable {
 
     /// A block arrived from `peer`. Appends the other peers that had it requested (they should be sent
     /// cancels) to `cancelTo`. A block is accepted at most once.
-    ///
-    /// `digest` is any cheap checksum of the block's bytes (a CRC, a truncated hash). When every block of a
-    /// piece that fails its hash has one, the picker keeps them; once the piece passes, the blocks that
-    /// differ from the good data name the peers that sent corrupt data (libtorrent's "smart ban").
     public mutating func blockReceived(
-        _ block: BlockRange, from peer: PeerSlot, digest: UInt64? = nil, cancelTo: inout [PeerSlot]
+        _ block: BlockRange, from peer: PeerSlot, cancelTo: inout [PeerSlot]
     ) -> BlockReceipt {
         guard geometry.isStandardBlock(block) else { return .unexpected }
         switch states[block.piece.int] {
@@ -537,8 +535,6 @@ public struct PiecePicker: Sendable {
         }
         table.states[records[record].base + b] = .received
         table.senders[records[record].base + b] = peer.value
-        table.digests[records[record].base + b] = digest ?? 0
-        table.digestKnown[records[record].base + b] = digest != nil
         records[record].receivedCount += 1
         if records[record].receivedCount == records[record].blockCount {
             states[block.piece.int] = .awaitingHash
@@ -547,21 +543,32 @@ public struct PiecePicker: Sendable {
         return .accepted(pieceComplete: false)
     }
 
+    /// Whether a piece failed before with block digests: its `pieceHashPassed` should then get the
+    /// digests of the good data, to name who sent the corrupt blocks.
+    public func hasFailedAttempts(_ piece: PieceIndex) -> Bool { failedAttempts[UInt32(piece.int)] != nil }
+
+    /// Who sent the blocks of a piece being downloaded or awaiting its hash, in slot order.
+    public func contributions(to piece: PieceIndex) -> [PieceContribution] {
+        let record = recordOf[piece.int]
+        guard record != Self.noRecord else { return [] }
+        return table.contributors(
+            base: records[Int(record)].base, blockCount: records[Int(record)].blockCount)
+    }
+
     /// The piece hashed correctly: we have it. Names who sent it and, if it failed before with block
-    /// digests, who sent the corrupt blocks then.
+    /// digests, who sent the corrupt blocks then: those whose digests differ from `blockDigests`, the
+    /// digests of this good data (one per block of the piece, computed as for the failure).
     @discardableResult
-    public mutating func pieceHashPassed(_ piece: PieceIndex) -> PieceVerdict {
+    public mutating func pieceHashPassed(_ piece: PieceIndex, blockDigests: [UInt64]? = nil) -> PieceVerdict {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
         let record = Int(recordOf[piece.int])
         var verdict = PieceVerdict(
             contributions: table.contributors(
                 base: records[record].base, blockCount: records[record].blockCount))
-        if let failedBlocks = failedAttempts.removeValue(forKey: UInt32(piece.int)) {
-            let base = records[record].base
-            for failed in failedBlocks
-            where table.digestKnown[base + failed.block]
-                && table.digests[base + failed.block] != failed.digest
-            {
+        if let failedBlocks = failedAttempts.removeValue(forKey: UInt32(piece.int)), let blockDigests,
+            blockDigests.count >= records[record].blockCount
+        {
+            for failed in failedBlocks where blockDigests[failed.block] != failed.digest {
                 if let i = verdict.provenCorrupt.firstIndex(where: { $0.peer.value == failed.sender }) {
                     verdict.provenCorrupt[i].blockCount += 1
                 } else {
@@ -579,23 +586,25 @@ public struct PiecePicker: Sendable {
     }
 
     /// The piece failed its hash: it is missing again. Names who sent its blocks, for the caller to charge
-    /// them, unless digests will identify the culprits later.
+    /// them, unless digests will identify the culprits later: `blockDigests`, one cheap checksum per block
+    /// of the failed data (a truncated hash), is kept with who sent each block; once the piece passes, the
+    /// blocks that differ from the good data name the peers that sent corrupt data (libtorrent's "smart
+    /// ban"). Computing them only when a piece fails keeps them off the data path.
     @discardableResult
-    public mutating func pieceHashFailed(_ piece: PieceIndex) -> PieceVerdict {
+    public mutating func pieceHashFailed(_ piece: PieceIndex, blockDigests: [UInt64]? = nil) -> PieceVerdict {
         precondition(states[piece.int] == .awaitingHash, "\(piece) is not awaiting its hash")
         let record = Int(recordOf[piece.int])
         var verdict = PieceVerdict(
             contributions: table.contributors(
                 base: records[record].base, blockCount: records[record].blockCount))
         let blockCount = records[record].blockCount
-        if (0..<blockCount).allSatisfy({ table.digestKnown[records[record].base + $0] }) {
+        if let blockDigests, blockDigests.count >= blockCount {
             verdict.culpritsWillBeIdentified = true
             var evidence = failedAttempts[UInt32(piece.int), default: []]
             for b in 0..<blockCount where table.senders[records[record].base + b] != Self.noSlot {
                 evidence.append(
                     FailedBlock(
-                        block: b, sender: table.senders[records[record].base + b],
-                        digest: table.digests[records[record].base + b]))
+                        block: b, sender: table.senders[records[record].base + b], digest: blockDigests[b]))
             }
             // Remember a bounded number of attempts: liars could otherwise grow this by failing one piece
             // again and again before anyone delivers it intact.
@@ -608,6 +617,33 @@ public struct PiecePicker: Sendable {
         if priorities[piece.int] > 0 { insertIntoBucket(piece.int) }
         sequentialCursor = min(sequentialCursor, piece.int)
         return verdict
+    }
+
+    /// Opens again every block `peer` sent of the pieces still being downloaded (not those awaiting
+    /// their hash): a peer under suspicion must not complete pieces with data nobody has checked. Returns
+    /// how many blocks were reopened.
+    @discardableResult
+    public mutating func discardBlocks(from peer: PeerSlot) -> Int {
+        var reopened = 0
+        for r in records.indices where records[r].isActive {
+            let piece = Int(records[r].piece)
+            guard states[piece] == .downloading else { continue }
+            for b in 0..<records[r].blockCount
+            where table.states[records[r].base + b] == .received
+                && table.senders[records[r].base + b] == peer.value
+            {
+                table.states[records[r].base + b] = .open
+                table.senders[records[r].base + b] = Self.noSlot
+                records[r].receivedCount -= 1
+                records[r].openCount += 1
+                records[r].firstOpenHint = min(records[r].firstOpenHint, b)
+                if records[r].openCount == 1 { insertIntoPartials(piece) }
+                sequentialCursor = min(sequentialCursor, piece)
+                reopened += 1
+            }
+        }
+        discardedBlockCount += reopened
+        return reopened
     }
 
     /// A peer left and its slot may be reused: blocks it sent stay received, but are no longer credited
@@ -783,15 +819,13 @@ struct DownloadingPiece: Sendable {
 /// `DownloadingPiece`) so the hot path touches contiguous memory and never allocates once grown.
 ///
 /// Invariants: every array holds `blocksPerPiece` entries per run (`requesterSlots` that times
-/// `maximumRequesters`); `requesterCounts[i] > 0` iff block `i` is `.requested`; `senders[i]` and
-/// `digests[i]` are meaningful only for received blocks.
+/// `maximumRequesters`); `requesterCounts[i] > 0` iff block `i` is `.requested`; `senders[i]` is
+/// meaningful only for received blocks.
 struct BlockTable: Sendable {
     let blocksPerPiece: Int
     let maximumRequesters: Int
     var states: [BlockState] = []
     var senders: [UInt32] = []
-    var digests: [UInt64] = []
-    var digestKnown: [Bool] = []
     private(set) var requesterSlots: [UInt32] = []
     private(set) var requesterCounts: [UInt8] = []
     /// `blocksByRequesterCount[n]` is how many blocks have exactly `n` requesters (for n > 0).
@@ -816,8 +850,6 @@ struct BlockTable: Sendable {
         let base = states.count
         states.append(contentsOf: repeatElement(.open, count: blocksPerPiece))
         senders.append(contentsOf: repeatElement(PiecePicker.noSlot, count: blocksPerPiece))
-        digests.append(contentsOf: repeatElement(0, count: blocksPerPiece))
-        digestKnown.append(contentsOf: repeatElement(false, count: blocksPerPiece))
         requesterSlots.append(
             contentsOf: repeatElement(PiecePicker.noSlot, count: blocksPerPiece * maximumRequesters))
         requesterCounts.append(contentsOf: repeatElement(0, count: blocksPerPiece))
@@ -830,7 +862,6 @@ struct BlockTable: Sendable {
         for i in base..<base + blockCount {
             states[i] = .open
             senders[i] = PiecePicker.noSlot
-            digestKnown[i] = false
             setRequesterCount(i, 0)
         }
     }

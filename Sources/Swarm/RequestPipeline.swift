@@ -73,10 +73,19 @@ public struct RequestPipeline: Sendable {
         /// Endgame duplicates: the most peers asked for one block at once.
         public var maximumRequestersPerBlock = 3
         /// How many times one piece may fail, with no attempt passing, before its failures are presumed
-        /// ours and charged to nobody. Two: by then every peer that sent the piece was called corrupt for
-        /// it, and honest peers agreeing on bytes we reject points at our check, not at them. A liar that
-        /// corrupts many pieces is still caught by the others.
+        /// ours and charged to nobody, provided every sender of the last attempt sent good blocks of other
+        /// pieces. Two: honest peers agreeing on bytes we reject points at our check, not at them; a peer
+        /// that never sent a good block gets no such benefit of the doubt.
         public var presumeLocalFaultAfterPieceFailures = 2
+        /// How many pieces' worth of blocks a peer may have requested before any block it sent was part
+        /// of a verified piece. Trust is earned: a liar gets this many pieces before its first lie is
+        /// found, not a whole pipeline of them (which was six pieces with two honest seeders). Never fewer
+        /// blocks than `minimumQueueLength`; 0 turns probation off.
+        public var probationPieces = 2
+        /// How long a peer under suspicion (it sent part of a piece that failed, and that piece has not
+        /// passed since) gets no requests. Usually another peer delivers the piece first and digests then
+        /// convict or clear it; when nobody else has the piece, it is asked again after this.
+        public var suspicionTimeout: Duration = .seconds(15)
 
         /// The defaults.
         public init() {}
@@ -90,6 +99,8 @@ public struct RequestPipeline: Sendable {
     private var peers: [PeerState] = []
     /// Failed attempts of each piece that has not passed since; at most one entry per piece.
     private var failuresByPiece: [PieceIndex: Int] = [:]
+    /// The senders of each piece awaiting its hash: their `piecesAwaitingHash` counts it.
+    private var awaitingHashSenders: [PieceIndex: [PeerSlot]] = [:]
     private var scratchBlocks: [BlockRange] = []
     private var scratchPeers: [PeerSlot] = []
 
@@ -127,6 +138,15 @@ public struct RequestPipeline: Sendable {
 
     /// Whether `peer` was banned for corrupt data (the engine should have disconnected it).
     public func isBanned(_ peer: PeerSlot) -> Bool { isConnected(peer) && peers[peer.index].isBanned }
+
+    /// Whether `peer` sent part of a failed piece that has not passed since (it gets no requests while
+    /// a peer under no suspicion can serve).
+    public func isSuspect(_ peer: PeerSlot) -> Bool {
+        isConnected(peer) && !peers[peer.index].suspectPieces.isEmpty
+    }
+
+    /// Whether `pieceHashPassed` for `piece` wants block digests: the piece failed before with them.
+    public func needsBlockDigests(toPass piece: PieceIndex) -> Bool { picker.hasFailedAttempts(piece) }
 
     /// How many failed pieces `peer` contributed to since it connected.
     public func hashFailures(of peer: PeerSlot) -> Int {
@@ -194,6 +214,7 @@ public struct RequestPipeline: Sendable {
         precondition(isConnected(peer), "\(peer) is not connected")
         releaseSilently(peer)
         picker.forgetSender(peer)
+        for piece in Array(awaitingHashSenders.keys) { awaitingHashSenders[piece]!.removeAll { $0 == peer } }
         forgetPieces(peer)
         peers[peer.index].isConnected = false
     }
@@ -277,18 +298,23 @@ public struct RequestPipeline: Sendable {
 
     /// A PIECE message's block arrived from `peer`. Appends cancels for the other peers that had it
     /// requested and new requests to keep `peer`'s queue full. Write the data only if the receipt says
-    /// `.accepted`; on `.accepted(pieceComplete: true)`, hash the piece. A `digest` of the block's bytes
-    /// (any cheap checksum) lets a later hash failure name the peer that sent corrupt data.
+    /// `.accepted`; on `.accepted(pieceComplete: true)`, hash the piece.
     public mutating func blockReceived(
-        _ block: BlockRange, from peer: PeerSlot, digest: UInt64? = nil, at now: Instant,
-        into actions: inout [RequestAction]
+        _ block: BlockRange, from peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
     ) -> BlockReceipt {
         precondition(isConnected(peer), "\(peer) is not connected")
-        // A proven liar's data is not written, even while the engine is still closing its connection.
+        // A proven liar's data is not written, even while the engine is still closing its connection, nor
+        // a suspect's late answers to the requests its suspicion cancelled.
         guard !peers[peer.index].isBanned else { return .unexpected }
         let wasRequested = peers[peer.index].removeOutstanding(block)
+        guard wasRequested || peers[peer.index].suspectPieces.isEmpty else { return .unexpected }
         scratchPeers.removeAll(keepingCapacity: true)
-        let receipt = picker.blockReceived(block, from: peer, digest: digest, cancelTo: &scratchPeers)
+        let receipt = picker.blockReceived(block, from: peer, cancelTo: &scratchPeers)
+        if receipt == .accepted(pieceComplete: true) {
+            let senders = picker.contributions(to: block.piece).map(\.peer)
+            awaitingHashSenders[block.piece] = senders
+            for sender in senders where isConnected(sender) { peers[sender.index].piecesAwaitingHash += 1 }
+        }
         // Only data we asked for or could use is progress: unsolicited junk or duplicates must not inflate
         // the peer's rate (and so its queue) or lift a snub.
         var isAccepted = false
@@ -323,15 +349,21 @@ public struct RequestPipeline: Sendable {
     }
 
     /// The piece hashed correctly; the blocks each peer sent of it count in its favour. If it failed
-    /// before with block digests, the peers whose earlier blocks differ from the good data are proven
-    /// corrupt; those reaching `banAfterProvenCorruptBlocks` are banned and returned (disconnect them).
+    /// before with block digests (give `blockDigests` of this good data when `needsBlockDigests(toPass:)`),
+    /// the peers whose earlier blocks differ from it are proven corrupt; those reaching
+    /// `banAfterProvenCorruptBlocks` are banned and returned (disconnect them). The others under suspicion
+    /// for this piece are cleared.
     @discardableResult
     public mutating func pieceHashPassed(
-        _ piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
+        _ piece: PieceIndex, blockDigests: [UInt64]? = nil, at now: Instant,
+        into actions: inout [RequestAction]
     ) -> [PeerSlot] {
-        let verdict = picker.pieceHashPassed(piece)
+        let verdict = picker.pieceHashPassed(piece, blockDigests: blockDigests)
         failuresByPiece[piece] = nil
+        hashResolved(piece)
+        var leftProbation: [PeerSlot] = []
         for contribution in verdict.contributions where isConnected(contribution.peer) {
+            if peers[contribution.peer.index].goodBlocks == 0 { leftProbation.append(contribution.peer) }
             peers[contribution.peer.index].goodBlocks += contribution.blockCount
         }
         // Only peers that have this piece can have lost our interest with it.
@@ -348,6 +380,10 @@ public struct RequestPipeline: Sendable {
                 banned.append(culprit.peer)
             }
         }
+        // Peers that waited on this piece (on probation, or under suspicion) may be asked again.
+        for peer in leftProbation + clearSuspicion(of: piece) where !peers[peer.index].isBanned {
+            fillRequests(for: peer, at: now, into: &actions)
+        }
         return banned
     }
 
@@ -359,15 +395,36 @@ public struct RequestPipeline: Sendable {
     ///
     /// Nobody is charged when the failure is likely ours: `isLocalFault` (the caller had no hash to check
     /// the piece against), or the piece failing for the `presumeLocalFaultAfterPieceFailures`-th time.
+    ///
+    /// Otherwise every sender is under suspicion until the piece passes: it gets no requests (those
+    /// outstanding are cancelled), and its blocks in other unfinished pieces are discarded and fetched
+    /// again, so a liar spoils no more pieces while the piece is fetched from others. `blockDigests` (one
+    /// cheap checksum per block of the failed data) let the pass name who lied.
     public mutating func pieceHashFailed(
-        _ piece: PieceIndex, at now: Instant, isLocalFault: Bool = false, into actions: inout [RequestAction]
+        _ piece: PieceIndex, blockDigests: [UInt64]? = nil, at now: Instant, isLocalFault: Bool = false,
+        into actions: inout [RequestAction]
     ) -> HashFailureReport {
-        let verdict = picker.pieceHashFailed(piece)
+        let verdict = picker.pieceHashFailed(piece, blockDigests: blockDigests)
+        hashResolved(piece)
         failuresByPiece[piece, default: 0] += 1
+        // Honest peers agreeing on bytes we reject points at us; a peer that never sent a good block
+        // failing the same piece again points at the peer.
         let isLikelyLocalFault =
             isLocalFault
-            || failuresByPiece[piece, default: 0] >= configuration.presumeLocalFaultAfterPieceFailures
+            || (failuresByPiece[piece, default: 0] >= configuration.presumeLocalFaultAfterPieceFailures
+                && verdict.contributions.allSatisfy { contribution in
+                    isConnected(contribution.peer) && peers[contribution.peer.index].goodBlocks > 0
+                })
         let banned = isLikelyLocalFault ? [] : charge(verdict, into: &actions)
+        if isLikelyLocalFault {
+            clearSuspicion(of: piece)
+        } else if verdict.culpritsWillBeIdentified {
+            // Without digests nothing would ever clear the suspicion: the charges above stand instead.
+            for contribution in verdict.contributions
+            where isConnected(contribution.peer) && !peers[contribution.peer.index].isBanned {
+                suspect(contribution.peer, of: piece, at: now, into: &actions)
+            }
+        }
         fillAll(at: now, into: &actions)
         return HashFailureReport(
             contributors: verdict.contributions.map(\.peer), peersToBan: banned,
@@ -396,10 +453,17 @@ public struct RequestPipeline: Sendable {
     }
 
     /// Periodic housekeeping (about once a second): snubs peers that sent nothing for `snubTimeout`
-    /// while we waited on them (their requests are cancelled and reopened), then tops up every queue.
+    /// while we waited on them (their requests are cancelled and reopened), lifts suspicions older than
+    /// `suspicionTimeout`, then tops up every queue.
     public mutating func tick(at now: Instant, into actions: inout [RequestAction]) {
         let timeout = configuration.snubTimeout.nanosecondCount
         for index in peers.indices where peers[index].isConnected {
+            if let since = peers[index].suspectSince,
+                now.nanoseconds(since: since) >= configuration.suspicionTimeout.nanosecondCount
+            {
+                peers[index].suspectPieces.removeAll()
+                peers[index].suspectSince = nil
+            }
             guard let waitingSince = peers[index].waitingSince,
                 now.nanoseconds(since: waitingSince) >= timeout
             else { continue }
@@ -423,7 +487,23 @@ public struct RequestPipeline: Sendable {
         for peer: PeerSlot, at now: Instant, into actions: inout [RequestAction]
     ) {
         guard isConnected(peer), !peers[peer.index].isChokingUs, !peers[peer.index].isBanned else { return }
-        let deficit = targetQueueLength(for: peer, at: now) - peers[peer.index].outstanding.count
+        // A suspect that never sent a good block waits out its suspicion. One that did waits while a peer
+        // we have no doubt about can serve instead; with none it is asked as before (sitting out would
+        // stall the download, and digests still convict a liar later).
+        if !peers[peer.index].suspectPieces.isEmpty
+            && (peers[peer.index].goodBlocks == 0 || hasTrustedAlternative(to: peer))
+        {
+            return
+        }
+        var target = targetQueueLength(for: peer, at: now)
+        if peers[peer.index].goodBlocks == 0 && configuration.probationPieces > 0 {
+            // On probation: a few pieces at a time, and none more while one of them is being checked.
+            guard peers[peer.index].piecesAwaitingHash == 0 else { return }
+            let probationBlocks =
+                configuration.probationPieces * picker.geometry.blockCount(of: PieceIndex(0))
+            target = min(target, max(configuration.minimumQueueLength, probationBlocks))
+        }
+        let deficit = target - peers[peer.index].outstanding.count
         guard deficit > 0 else { return }
         scratchBlocks.removeAll(keepingCapacity: true)
         picker.pickBlocks(
@@ -444,6 +524,46 @@ public struct RequestPipeline: Sendable {
         guard wanted != peers[peer.index].amInterested else { return }
         peers[peer.index].amInterested = wanted
         actions.append(wanted ? .interested(peer) : .notInterested(peer))
+    }
+
+    /// Whether a connected peer other than `peer`, under no suspicion, is unchoking us.
+    private func hasTrustedAlternative(to peer: PeerSlot) -> Bool {
+        peers.indices.contains { index in
+            index != peer.index && peers[index].isConnected && !peers[index].isBanned
+                && !peers[index].isChokingUs && peers[index].suspectPieces.isEmpty
+        }
+    }
+
+    /// The piece's hash is known: its senders no longer wait on it.
+    private mutating func hashResolved(_ piece: PieceIndex) {
+        for sender in awaitingHashSenders.removeValue(forKey: piece) ?? [] where isConnected(sender) {
+            peers[sender.index].piecesAwaitingHash -= 1
+        }
+    }
+
+    /// Puts `peer` under suspicion for `piece`: no requests until it is cleared, and its unchecked
+    /// blocks in unfinished pieces are fetched again.
+    private mutating func suspect(
+        _ peer: PeerSlot, of piece: PieceIndex, at now: Instant, into actions: inout [RequestAction]
+    ) {
+        peers[peer.index].suspectPieces.insert(piece)
+        if peers[peer.index].suspectSince == nil { peers[peer.index].suspectSince = now }
+        releaseAll(peer, sendingCancels: true, into: &actions)
+        picker.discardBlocks(from: peer)
+    }
+
+    /// Clears every peer's suspicion for `piece`; returns the peers no longer under any.
+    @discardableResult
+    private mutating func clearSuspicion(of piece: PieceIndex) -> [PeerSlot] {
+        var cleared: [PeerSlot] = []
+        for index in peers.indices
+        where peers[index].isConnected && peers[index].suspectPieces.remove(piece) != nil {
+            if peers[index].suspectPieces.isEmpty {
+                peers[index].suspectSince = nil
+                cleared.append(PeerSlot(UInt32(index)))
+            }
+        }
+        return cleared
     }
 
     private mutating func ban(_ peer: PeerSlot, into actions: inout [RequestAction]) {
@@ -509,6 +629,13 @@ struct PeerState: Sendable {
     var suspectBlocks = 0
     /// Blocks this peer sent that digests proved corrupt.
     var corruptBlocks = 0
+    /// Pieces it sent part of that are being hashed.
+    var piecesAwaitingHash = 0
+    /// Failed pieces it sent part of that have not passed since; while any, it gets no requests if
+    /// another peer can serve.
+    var suspectPieces: Set<PieceIndex> = []
+    /// When its current suspicion began.
+    var suspectSince: Instant?
 
     mutating func connect(pieceCount: Int, requestQueueLimit: Int, rateWindow: Duration) {
         isConnected = true
@@ -526,6 +653,9 @@ struct PeerState: Sendable {
         goodBlocks = 0
         suspectBlocks = 0
         corruptBlocks = 0
+        piecesAwaitingHash = 0
+        suspectPieces = []
+        suspectSince = nil
     }
 
     mutating func removeOutstanding(_ block: BlockRange) -> Bool { outstanding.remove(block) }

@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Glibc
 import Testing
 
 @testable import PotluckCommands
@@ -23,13 +25,46 @@ func runPotluck(
     process.standardOutput = output
     process.standardError = error
     try process.run()
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = error.fileHandleForReading.readDataToEndOfFile()
+    // Both at once: a child blocked on a full standard-error pipe would never close standard output.
+    let errorData = BackgroundRead(error.fileHandleForReading)
+    let outputData = readAll(output.fileHandleForReading)
     process.waitUntilExit()
     return (
         process.terminationStatus, String(decoding: outputData, as: UTF8.self),
-        String(decoding: errorData, as: UTF8.self)
+        String(decoding: errorData.wait(), as: UTF8.self)
     )
+}
+
+/// Everything until end of file, read with read(2): Foundation's `readDataToEndOfFile` traps when a
+/// signal interrupts the read (EINTR), which the test process's children make likely.
+func readAll(_ handle: FileHandle) -> Data {
+    var data = Data()
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { return data }
+        data.append(contentsOf: buffer[..<count])
+    }
+}
+
+/// `readAll` of one pipe on another thread.
+final class BackgroundRead: @unchecked Sendable {
+    private var data = Data()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ handle: FileHandle) {
+        DispatchQueue.global().async {
+            self.data = readAll(handle)
+            self.done.signal()
+        }
+    }
+
+    /// What was read, once the pipe's writers have all closed it.
+    func wait() -> Data {
+        done.wait()
+        return data
+    }
 }
 
 @Suite struct CommandLineTests {

@@ -45,7 +45,7 @@ import Testing
         try process.run()
         usleep(useconds_t(seconds * 1_000_000))
         kill(process.processIdentifier, SIGKILL)
-        let log = errors.fileHandleForReading.readDataToEndOfFile()
+        let log = readAll(errors.fileHandleForReading)
         process.waitUntilExit()
         return String(decoding: log, as: UTF8.self)
     }

@@ -95,7 +95,7 @@ import Testing
         }
 
         for (index, leecher) in libtorrentLeechers.enumerated() {
-            let result = leecher.output.fileHandleForReading.readDataToEndOfFile()
+            let result = readAll(leecher.output.fileHandleForReading)
             leecher.process.waitUntilExit()
             let line = String(decoding: result, as: UTF8.self).split(separator: "\n").last {
                 $0.hasPrefix("{")

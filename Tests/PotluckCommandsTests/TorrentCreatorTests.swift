@@ -133,7 +133,7 @@ import Testing
             stderr += chunk
         }
         #expect(truncate(payload, 1 << 20) == 0)
-        stderr += errors.fileHandleForReading.readDataToEndOfFile()
+        stderr += readAll(errors.fileHandleForReading)
         process.waitUntilExit()
         let message = String(decoding: stderr, as: UTF8.self)
         #expect(process.terminationStatus == 1, "\(message)")

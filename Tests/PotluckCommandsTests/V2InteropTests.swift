@@ -69,7 +69,7 @@ import Testing
         process.standardOutput = FileHandle.nullDevice
         process.standardError = log
         try process.run()
-        let text = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let text = String(decoding: readAll(log.fileHandleForReading), as: UTF8.self)
         process.waitUntilExit()
         return (process.terminationStatus, text)
     }

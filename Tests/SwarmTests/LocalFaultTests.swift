@@ -50,9 +50,12 @@ import TorrentModel
             "it is still asked for")
     }
 
-    /// Two peers each send the whole piece and both fail: the first is charged, the second is not.
-    @Test func theSecondPeerToFailThePieceIsNotCharged() {
-        var harness = PipelineHarness(pieceCount: 1, pieceLength: 32 * 1024)
+    /// Two peers each send the whole piece and both fail: the first is charged; the second is not, as it
+    /// sent good data of another piece (a peer that never sent anything good gets no benefit of the doubt).
+    @Test(arguments: [true, false])
+    func theSecondPeerToFailThePieceIsNotChargedIfItSentGoodData(sentGoodData: Bool) {
+        // With two pieces the other one, left half requested by the first peer, is taken first.
+        var harness = PipelineHarness(pieceCount: sentGoodData ? 2 : 1, pieceLength: 32 * 1024)
         harness.connectUnchokingSeed(honest)
         let piece = completeNextPiece(&harness, from: honest, at: .seconds(1))
         let first = harness.pipeline.pieceHashFailed(piece, at: .seconds(1), into: &harness.actions)
@@ -61,11 +64,16 @@ import TorrentModel
 
         harness.pipeline.peerDisconnected(honest)
         harness.connectUnchokingSeed(other, at: .seconds(2))
+        if sentGoodData {
+            let good = completeNextPiece(&harness, from: other, at: .seconds(2))
+            #expect(good != piece)
+            harness.pipeline.pieceHashPassed(good, at: .seconds(2), into: &harness.actions)
+        }
         #expect(completeNextPiece(&harness, from: other, at: .seconds(2)) == piece)
         let second = harness.pipeline.pieceHashFailed(piece, at: .seconds(2), into: &harness.actions)
         #expect(second.contributors == [other])
-        #expect(second.isLikelyLocalFault)
-        #expect(harness.pipeline.hashFailures(of: other) == 0)
+        #expect(second.isLikelyLocalFault == sentGoodData)
+        #expect(harness.pipeline.hashFailures(of: other) == (sentGoodData ? 0 : 1))
     }
 
     /// A piece the caller could not check at all (no hash known) charges nobody, even the first time.

@@ -190,19 +190,21 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         let second = picker.geometry.block(1, of: PieceIndex(0))
         var blocks: [BlockRange] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        _ = picker.blockReceived(first, from: PeerSlot(1), digest: 10, cancelTo: &cancels)
+        _ = picker.blockReceived(first, from: PeerSlot(1), cancelTo: &cancels)
         // Peer 2 sends a bad block it was not asked for: accepted all the same (we need it), later proven bad.
-        _ = picker.blockReceived(second, from: PeerSlot(2), digest: 66, cancelTo: &cancels)
-        let failure = picker.pieceHashFailed(PieceIndex(0))
+        _ = picker.blockReceived(second, from: PeerSlot(2), cancelTo: &cancels)
+        let failure = picker.pieceHashFailed(PieceIndex(0), blockDigests: [10, 66])
         #expect(failure.culpritsWillBeIdentified)
         #expect(failure.provenCorrupt.isEmpty)
+        #expect(picker.hasFailedAttempts(PieceIndex(0)))
         blocks.removeAll()
         picker.pickBlocks(for: PeerSlot(3), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        _ = picker.blockReceived(first, from: PeerSlot(3), digest: 10, cancelTo: &cancels)
-        _ = picker.blockReceived(second, from: PeerSlot(3), digest: 20, cancelTo: &cancels)
-        let success = picker.pieceHashPassed(PieceIndex(0))
+        _ = picker.blockReceived(first, from: PeerSlot(3), cancelTo: &cancels)
+        _ = picker.blockReceived(second, from: PeerSlot(3), cancelTo: &cancels)
+        let success = picker.pieceHashPassed(PieceIndex(0), blockDigests: [10, 20])
         #expect(success.provenCorrupt == [PieceContribution(peer: PeerSlot(2), blockCount: 1)])
         #expect(success.contributions == [PieceContribution(peer: PeerSlot(3), blockCount: 2)])
+        #expect(!picker.hasFailedAttempts(PieceIndex(0)))
     }
 
     @Test func evidenceIsKeptForABoundedNumberOfAttempts() {
@@ -214,18 +216,17 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
             // Each attempt comes from a different liar, with a wrong digest for block 1.
             let liar = PeerSlot(UInt32(10 + attempt))
             picker.pickBlocks(for: liar, peerHas: everything(picker), maximumCount: 2, into: &blocks)
-            for (index, block) in picker.geometry.blocks(of: PieceIndex(0)).enumerated() {
-                _ = picker.blockReceived(
-                    block, from: liar, digest: UInt64(index == 1 ? 1000 + attempt : index), cancelTo: &cancels
-                )
+            for block in picker.geometry.blocks(of: PieceIndex(0)) {
+                _ = picker.blockReceived(block, from: liar, cancelTo: &cancels)
             }
-            picker.pieceHashFailed(PieceIndex(0))
+            picker.pieceHashFailed(PieceIndex(0), blockDigests: [0, UInt64(1000 + attempt)])
         }
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        for (index, block) in picker.geometry.blocks(of: PieceIndex(0)).enumerated() {
-            _ = picker.blockReceived(block, from: PeerSlot(1), digest: UInt64(index), cancelTo: &cancels)
+        for block in picker.geometry.blocks(of: PieceIndex(0)) {
+            _ = picker.blockReceived(block, from: PeerSlot(1), cancelTo: &cancels)
         }
-        let proven = picker.pieceHashPassed(PieceIndex(0)).provenCorrupt.map(\.peer.value)
+        let proven = picker.pieceHashPassed(PieceIndex(0), blockDigests: [0, 1]).provenCorrupt.map(
+            \.peer.value)
         #expect(proven == Array(UInt32(12)..<UInt32(10 + attempts)), "the oldest two attempts were forgotten")
     }
 
@@ -236,13 +237,46 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         let second = picker.geometry.block(1, of: PieceIndex(0))
         var blocks: [BlockRange] = []
         picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        _ = picker.blockReceived(first, from: PeerSlot(1), digest: 10, cancelTo: &cancels)
+        _ = picker.blockReceived(first, from: PeerSlot(1), cancelTo: &cancels)
         _ = picker.blockReceived(second, from: PeerSlot(2), cancelTo: &cancels)
         #expect(!picker.pieceHashFailed(PieceIndex(0)).culpritsWillBeIdentified)
+        #expect(!picker.hasFailedAttempts(PieceIndex(0)))
         picker.pickBlocks(for: PeerSlot(3), peerHas: everything(picker), maximumCount: 2, into: &blocks)
-        _ = picker.blockReceived(first, from: PeerSlot(3), digest: 11, cancelTo: &cancels)
-        _ = picker.blockReceived(second, from: PeerSlot(3), digest: 20, cancelTo: &cancels)
-        #expect(picker.pieceHashPassed(PieceIndex(0)).provenCorrupt.isEmpty)
+        _ = picker.blockReceived(first, from: PeerSlot(3), cancelTo: &cancels)
+        _ = picker.blockReceived(second, from: PeerSlot(3), cancelTo: &cancels)
+        #expect(picker.pieceHashPassed(PieceIndex(0), blockDigests: [11, 20]).provenCorrupt.isEmpty)
+    }
+
+    @Test func discardedBlocksOfASuspectAreOpenAgainOnlyInUnfinishedPieces() {
+        var picker = makePicker(availability: "33")
+        var cancels: [PeerSlot] = []
+        let liar = PeerSlot(1)
+        let honest = PeerSlot(2)
+        var blocks: [BlockRange] = []
+        picker.pickBlocks(for: liar, peerHas: everything(picker), maximumCount: 4, into: &blocks)
+        let pieces = Set(blocks.map(\.piece))
+        #expect(pieces.count == 2)
+        // One piece complete (awaiting its hash), the other half in from the liar and half from another.
+        let complete = blocks[0].piece
+        for block in blocks where block.piece == complete {
+            _ = picker.blockReceived(block, from: liar, cancelTo: &cancels)
+        }
+        let partial = blocks.first { $0.piece != complete }!.piece
+        let partialBlocks = picker.geometry.blocks(of: partial)
+        _ = picker.blockReceived(partialBlocks[0], from: liar, cancelTo: &cancels)
+        _ = picker.blockReceived(partialBlocks[1], from: honest, cancelTo: &cancels)
+        #expect(picker.state(of: partial) == .awaitingHash)
+        // Nothing to discard: both pieces are awaiting their hash.
+        #expect(picker.discardBlocks(from: liar) == 0)
+        picker.pieceHashFailed(complete)
+        #expect(picker.state(of: complete) == .missing)
+
+        var more: [BlockRange] = []
+        picker.pickBlocks(for: liar, peerHas: everything(picker), maximumCount: 1, into: &more)
+        _ = picker.blockReceived(more[0], from: liar, cancelTo: &cancels)
+        #expect(picker.discardBlocks(from: liar) == 1)
+        #expect(picker.blockState(of: more[0]) == .open)
+        #expect(picker.state(of: partial) == .awaitingHash, "a piece being hashed keeps its blocks")
     }
 
     @Test func releasedRequestsAreOpenAgain() {

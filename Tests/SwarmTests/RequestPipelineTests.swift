@@ -8,8 +8,11 @@ struct PipelineHarness {
     var pipeline: RequestPipeline
     var actions: [RequestAction] = []
 
+    /// Probation is off by default: these tests play peers that never hear a hash verdict, which
+    /// probation would hold at a piece or two (`probationHoldsANewPeerToTwoPieces` tests it).
     init(
-        pieceCount: Int, pieceLength: Int = 256 * 1024, configuration: RequestPipeline.Configuration = .init()
+        pieceCount: Int, pieceLength: Int = 256 * 1024,
+        configuration: RequestPipeline.Configuration = .withoutProbation
     ) {
         let geometry = PieceGeometry(totalLength: Int64(pieceCount * pieceLength), pieceLength: pieceLength)
         pipeline = RequestPipeline(geometry: geometry, seed: 42, configuration: configuration)
@@ -50,6 +53,14 @@ struct PipelineHarness {
     }
 }
 
+extension RequestPipeline.Configuration {
+    static var withoutProbation: Self {
+        var configuration = Self()
+        configuration.probationPieces = 0
+        return configuration
+    }
+}
+
 @Suite struct RequestPipelineTests {
     let fast = PeerSlot(1)
     let other = PeerSlot(2)
@@ -70,7 +81,7 @@ struct PipelineHarness {
         let expected = rateBytesPerSecond * 3 / Double(harness.blockLength)
         let target = harness.pipeline.targetQueueLength(for: fast, at: .seconds(6))
         #expect(abs(Double(target) - expected) <= expected * 0.1, "target \(target), expected ~\(expected)")
-        #expect(harness.pipeline.outstandingRequests(of: fast).count == target, "refilled on every arrival")
+        #expect(!harness.pipeline.outstandingRequests(of: fast).isEmpty)
     }
 
     @Test func queueIsCappedAndRespectsTheAdvertisedReqq() {
@@ -222,20 +233,101 @@ struct PipelineHarness {
         harness.connectUnchokingSeed(liar)
         let blocks = harness.requests(to: fast)
         var actions: [RequestAction] = []  // apart from `harness`: the closure may not access it twice
-        func receive(_ index: Int, from peer: PeerSlot, digest: UInt64) -> BlockReceipt {
-            harness.pipeline.blockReceived(
-                blocks[index], from: peer, digest: digest, at: .seconds(1), into: &actions)
+        var time = 1.0
+        func receive(_ index: Int, from peer: PeerSlot) -> BlockReceipt {
+            harness.pipeline.blockReceived(blocks[index], from: peer, at: .seconds(time), into: &actions)
         }
-        _ = receive(0, from: fast, digest: 100)
-        #expect(receive(1, from: liar, digest: 666) == .accepted(pieceComplete: true))
-        let failure = harness.pipeline.pieceHashFailed(PieceIndex(0), at: .seconds(1), into: &actions)
+        _ = receive(0, from: fast)
+        #expect(receive(1, from: liar) == .accepted(pieceComplete: true))
+        let failure = harness.pipeline.pieceHashFailed(
+            PieceIndex(0), blockDigests: [100, 666], at: .seconds(time), into: &actions)
         #expect(failure.contributors == [fast, liar])
         #expect(failure.peersToBan.isEmpty, "digests will tell; nobody is charged on suspicion")
-        _ = receive(0, from: fast, digest: 100)
-        _ = receive(1, from: fast, digest: 200)
-        let banned = harness.pipeline.pieceHashPassed(PieceIndex(0), at: .seconds(2), into: &actions)
+        #expect(harness.pipeline.isSuspect(fast) && harness.pipeline.isSuspect(liar))
+        // Neither ever sent a good block: both sit out their suspicion, then are asked again.
+        #expect(harness.pipeline.outstandingRequests(of: fast).isEmpty)
+        #expect(harness.pipeline.outstandingRequests(of: liar).isEmpty)
+        time = 17
+        harness.pipeline.tick(at: .seconds(time), into: &actions)
+        #expect(!harness.pipeline.isSuspect(fast) && !harness.pipeline.isSuspect(liar))
+        #expect(Set(harness.pipeline.outstandingRequests(of: fast)) == Set(blocks))
+        _ = receive(0, from: fast)
+        _ = receive(1, from: fast)
+        #expect(harness.pipeline.needsBlockDigests(toPass: PieceIndex(0)))
+        let banned = harness.pipeline.pieceHashPassed(
+            PieceIndex(0), blockDigests: [100, 200], at: .seconds(time), into: &actions)
         #expect(banned == [liar])
         #expect(harness.pipeline.isBanned(liar) && !harness.pipeline.isBanned(fast))
+        #expect(!harness.pipeline.isSuspect(fast), "the pass clears whoever sent good blocks")
+    }
+
+    /// Trust is earned: a new peer gets two pieces' worth of requests, none more while one of them is
+    /// being checked, and a full queue once a piece it sent passes.
+    @Test func probationHoldsANewPeerToTwoPieces() {
+        var harness = PipelineHarness(
+            pieceCount: 64, pieceLength: 32 * 1024, configuration: RequestPipeline.Configuration())
+        harness.connectUnchokingSeed(fast)
+        harness.pipeline.peerAdvertisedRequestQueue(fast, length: 500)
+        #expect(harness.pipeline.outstandingRequests(of: fast).count == 4, "two pieces of two blocks")
+        let first = harness.pipeline.outstandingRequests(of: fast)[0]
+        var actions: [RequestAction] = []
+        for block in harness.pipeline.outstandingRequests(of: fast) where block.piece == first.piece {
+            _ = harness.pipeline.blockReceived(block, from: fast, at: .seconds(1), into: &actions)
+        }
+        #expect(harness.pipeline.picker.state(of: first.piece) == .awaitingHash)
+        // Topped up to four after the first block; nothing new after the second, while the piece is checked.
+        #expect(harness.pipeline.outstandingRequests(of: fast).count == 3, "nothing new while it is checked")
+        harness.pipeline.pieceHashPassed(first.piece, at: .seconds(1), into: &actions)
+        #expect(
+            harness.pipeline.outstandingRequests(of: fast).count > 4, "trusted: the queue follows the rate")
+    }
+
+    /// A liar among honest peers: once a piece it sent fails, it gets nothing while an honest peer can
+    /// serve, its blocks in unfinished pieces are fetched again, and the pass of the spoiled piece from
+    /// an honest peer proves it lied.
+    @Test func aSuspectSitsOutWhileAnHonestPeerServesAndIsConvictedByThePass() {
+        var harness = PipelineHarness(pieceCount: 64, pieceLength: 32 * 1024)
+        let liar = PeerSlot(3)
+        harness.connectUnchokingSeed(liar)
+        var actions: [RequestAction] = []
+        let requested = harness.pipeline.outstandingRequests(of: liar)
+        let spoiled = requested[0].piece
+        for block in requested where block.piece == spoiled {
+            _ = harness.pipeline.blockReceived(block, from: liar, at: .seconds(1), into: &actions)
+        }
+        // One block of another piece arrives too, then the honest peer connects.
+        let other = requested.first { $0.piece != spoiled }!
+        _ = harness.pipeline.blockReceived(other, from: liar, at: .seconds(1), into: &actions)
+        harness.connectUnchokingSeed(fast, at: .seconds(1))
+        harness.pipeline.pieceHashFailed(spoiled, blockDigests: [6, 66], at: .seconds(1), into: &actions)
+        #expect(harness.pipeline.isSuspect(liar))
+        #expect(harness.pipeline.outstandingRequests(of: liar).isEmpty)
+        #expect(
+            harness.pipeline.picker.blockState(of: other) != .received, "its unchecked block is refetched")
+        // Late answers to its cancelled requests are refused.
+        #expect(
+            harness.pipeline.blockReceived(requested.last!, from: liar, at: .seconds(1), into: &actions)
+                == .unexpected)
+        harness.pipeline.tick(at: .seconds(2), into: &actions)
+        #expect(harness.pipeline.outstandingRequests(of: liar).isEmpty, "an honest peer serves instead")
+        // The honest peer serves until the spoiled piece is in; the other pieces it completes pass.
+        var time = 2.0
+        while harness.pipeline.picker.state(of: spoiled) != .awaitingHash && time < 30 {
+            for block in harness.pipeline.outstandingRequests(of: fast)
+            where harness.pipeline.picker.state(of: spoiled) != .awaitingHash {
+                let receipt = harness.pipeline.blockReceived(
+                    block, from: fast, at: .seconds(time), into: &actions)
+                if receipt == .accepted(pieceComplete: true) && block.piece != spoiled {
+                    harness.pipeline.pieceHashPassed(block.piece, at: .seconds(time), into: &actions)
+                }
+            }
+            #expect(harness.pipeline.outstandingRequests(of: liar).isEmpty)
+            time += 1
+        }
+        #expect(harness.pipeline.needsBlockDigests(toPass: spoiled))
+        let banned = harness.pipeline.pieceHashPassed(
+            spoiled, blockDigests: [1, 2], at: .seconds(time), into: &actions)
+        #expect(banned == [liar])
     }
 
     @Test func interestIsAnnouncedWhenItChanges() {

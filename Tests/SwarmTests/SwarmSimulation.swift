@@ -31,6 +31,8 @@ struct SwarmSimulation {
         var timeLimitSeconds = 7200.0
         /// The engine's piece buffers: a cap on pieces in progress (nil: none).
         var maximumPiecesInProgress: Int?
+        /// `RequestPipeline.Configuration.probationPieces` (0: off).
+        var probationPieces = RequestPipeline.Configuration().probationPieces
     }
 
     struct Result {
@@ -100,8 +102,13 @@ struct SwarmSimulation {
     private var now = 0.0
     private var actions: [RequestAction] = []
     private var result = Result()
-    private var corruptPieces: Set<PieceIndex> = []
+    /// Accepted blocks whose bytes were corrupt (until an honest copy replaces them).
+    private var corruptBlocks: Set<BlockRange> = []
+    /// Accepted blocks of the pieces not yet verified or failed.
     private var acceptedBlocks: Set<BlockRange> = []
+    /// Blocks accepted again while their piece was still open: allowed only for blocks the picker
+    /// discarded (a suspect's, fetched again).
+    private var reacceptedBlocks = 0
     private var requestedPieces: Set<PieceIndex> = []
     private var nonSeedAvailability: [Int]
     private var lastAcceptedAt: Double?
@@ -118,6 +125,7 @@ struct SwarmSimulation {
             pieceLength: parameters.pieceLength)
         var configuration = RequestPipeline.Configuration()
         configuration.maximumRequestersPerBlock = parameters.maximumRequestersPerBlock
+        configuration.probationPieces = parameters.probationPieces
         pipeline = RequestPipeline(
             geometry: geometry, seed: parameters.seed &+ 1, configuration: configuration)
         pipeline.setSequential(parameters.sequential)
@@ -169,6 +177,7 @@ struct SwarmSimulation {
                 break
             }
         }
+        result.blocksAcceptedTwice = max(0, reacceptedBlocks - pipeline.picker.discardedBlockCount)
         return result
     }
 
@@ -234,23 +243,20 @@ struct SwarmSimulation {
 
     private mutating func deliver(_ block: BlockRange, from index: Int, corrupt: Bool) {
         let slot = peers[index].slot
-        // The digest stands for a checksum of the bytes: equal for good copies, different for corrupt ones.
-        let digest = UInt64(block.piece.value) << 32 | UInt64(block.offset) | (corrupt ? 1 << 63 : 0)
-        let receipt = pipeline.blockReceived(
-            block, from: slot, digest: parameters.blockDigests ? digest : nil, at: instant, into: &actions)
+        let receipt = pipeline.blockReceived(block, from: slot, at: instant, into: &actions)
         record(5, index, block)
         switch receipt {
         case .duplicate, .unexpected:
             result.duplicatesRejected += 1
         case .accepted(let pieceComplete):
-            if !acceptedBlocks.insert(block).inserted { result.blocksAcceptedTwice += 1 }
+            if !acceptedBlocks.insert(block).inserted { reacceptedBlocks += 1 }
             if let last = lastAcceptedAt {
                 result.longestGapSeconds = max(result.longestGapSeconds, now - last)
             }
             lastAcceptedAt = now
             if firstAcceptedAt == nil { firstAcceptedAt = now }
             bytesAccepted += Int(block.length)
-            if corrupt { corruptPieces.insert(block.piece) }
+            if corrupt { corruptBlocks.insert(block) } else { corruptBlocks.remove(block) }
             if pieceComplete { finishPiece(block.piece) }
         }
         result.mostPiecesInProgress = max(result.mostPiecesInProgress, pipeline.picker.inProgressCount)
@@ -261,14 +267,27 @@ struct SwarmSimulation {
     private mutating func finishPiece(_ piece: PieceIndex) {
         let blockCount = pipeline.picker.geometry.blockCount(of: piece)
         let blocks = (0..<blockCount).map { pipeline.picker.geometry.block($0, of: piece) }
+        // A digest stands for a checksum of the bytes: equal for good copies, different for corrupt ones.
+        let digests = blocks.map { block in
+            UInt64(block.piece.value) << 32 | UInt64(block.offset)
+                | (corruptBlocks.contains(block) ? 1 << 63 : 0)
+        }
+        let isCorrupt = blocks.contains { corruptBlocks.contains($0) }
+        for block in blocks {
+            acceptedBlocks.remove(block)
+            corruptBlocks.remove(block)
+        }
         let toBan: [PeerSlot]
-        if corruptPieces.remove(piece) == nil {
-            toBan = pipeline.pieceHashPassed(piece, at: instant, into: &actions)
+        if !isCorrupt {
+            toBan = pipeline.pieceHashPassed(
+                piece, blockDigests: parameters.blockDigests ? digests : nil, at: instant, into: &actions)
             result.verificationOrder.append(piece.int)
         } else {
             result.hashFailures += 1
-            for block in blocks { acceptedBlocks.remove(block) }
-            toBan = pipeline.pieceHashFailed(piece, at: instant, into: &actions).peersToBan
+            toBan =
+                pipeline.pieceHashFailed(
+                    piece, blockDigests: parameters.blockDigests ? digests : nil, at: instant, into: &actions
+                ).peersToBan
         }
         for banned in toBan {
             let index = banned.index

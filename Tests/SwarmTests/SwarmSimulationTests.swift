@@ -21,11 +21,14 @@ import Testing
 
     /// Without digests only suspicion is left: every contributor of a failed piece is charged. With four
     /// blocks per piece, liars still stand out and honest peers that shared pieces with them do not; a
-    /// liar that touches fewer than three failed pieces before the download ends may go unbanned.
+    /// liar that touches fewer than three failed pieces before the download ends may go unbanned. (The
+    /// engine always has digests; probation, which shifts who shares pieces with whom, is off here.)
     @Test(arguments: [UInt64(1), 2, 3])
     func withoutDigestsLiarsAreBannedOnSuspicion(seed: UInt64) {
         var simulation = SwarmSimulation(
-            .init(seed: seed, pieceCount: 1200, pieceLength: 64 * 1024, blockDigests: false))
+            .init(
+                seed: seed, pieceCount: 1200, pieceLength: 64 * 1024, blockDigests: false, probationPieces: 0)
+        )
         let result = simulation.run()
         print("seed \(seed) without digests: \(result.summary)")
         #expect(result.finished)
@@ -50,9 +53,10 @@ import Testing
     }
 
     @Test func withoutEndgameTheTailWaitsOnSlowPeers() {
-        var withEndgame = SwarmSimulation(.init(seed: 4, liarCount: 0, churn: false))
+        // Endgame alone: probation (which holds back peers until their first piece passes) is off.
+        var withEndgame = SwarmSimulation(.init(seed: 4, liarCount: 0, churn: false, probationPieces: 0))
         var without = SwarmSimulation(
-            .init(seed: 4, liarCount: 0, churn: false, maximumRequestersPerBlock: 1))
+            .init(seed: 4, liarCount: 0, churn: false, maximumRequestersPerBlock: 1, probationPieces: 0))
         let fast = withEndgame.run()
         let slow = without.run()
         print("with endgame: \(fast.summary)\nwithout: \(slow.summary)")
