@@ -1,8 +1,25 @@
 import TorrentModel
 
-/// A SHA-1 digest: 20 bytes stored inline, the same type as a v1 infohash, so that hashing an info
-/// dictionary yields its infohash without a copy.
-public typealias SHA1Digest = Bytes20
+/// The kind of `SHA1Digest`.
+public enum SHA1Kind {}
+
+/// A SHA-1 digest: 20 bytes stored inline, the same layout as an infohash but a different type; the
+/// conversions below are the only ways from one to the other.
+public typealias SHA1Digest = Bytes20<SHA1Kind>
+
+extension InfoHash {
+    /// The v1 infohash, which is the SHA-1 digest of the bencoded info dictionary (BEP 3).
+    public init(v1Digest digest: SHA1Digest) {
+        self.init(reinterpreting: digest)
+    }
+
+    /// A v2 infohash truncated to 20 bytes, as the handshake, trackers and the DHT carry it (BEP 52).
+    public init(truncatingV2 digest: SHA256Digest) {
+        self.init(filling: { out in
+            digest.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<20])) }
+        })
+    }
+}
 
 /// A SHA-256 digest: 32 bytes, stored inline.
 public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {

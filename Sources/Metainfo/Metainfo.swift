@@ -62,7 +62,7 @@ public struct Metainfo: Sendable {
     public var infoBytes: ArraySlice<UInt8> { bytes[infoRange] }
     /// The v2 infohash truncated to 20 bytes, as v2 uses it on the wire and with trackers.
     public var truncatedInfoHashV2: InfoHash? {
-        infoHashV2.flatMap { InfoHash($0.bytes.prefix(InfoHash.byteCount)) }
+        infoHashV2.map(InfoHash.init(truncatingV2:))
     }
     /// The files, padding files included, in payload order. A v2-only torrent has no padding files of
     /// its own; synthetic ones (path `.pad/<length>`) fill the gaps that align its files to pieces, so
@@ -185,7 +185,7 @@ public struct Metainfo: Sendable {
         self.infoRange = infoNode.range
         self.version = v1 != nil ? (v2 != nil ? .hybrid : .v1) : .v2
         self.name = name
-        self.infoHashV1 = v1 != nil ? SHA1.hash(bytes[infoNode.range]) : nil
+        self.infoHashV1 = v1 != nil ? InfoHash(v1Digest: SHA1.hash(bytes[infoNode.range])) : nil
         self.infoHashV2 = v2 != nil ? SHA256.hash(bytes[infoNode.range]) : nil
         self.layout = FileLayout(files: files, geometry: geometry)
         self.piecesRange = v1?.piecesRange

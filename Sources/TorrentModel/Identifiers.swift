@@ -10,9 +10,13 @@ public struct PieceIndex: Hashable, Comparable, Sendable, CustomStringConvertibl
     public var description: String { "piece \(value)" }
 }
 
-/// A 20-byte identifier: a v1 infohash, a v2 infohash truncated for the wire, or a peer id.
-public struct Bytes20: Hashable, Sendable, CustomStringConvertible {
-    public static let byteCount = 20
+/// 20 bytes stored inline as three words, tagged with what they identify so that an infohash, a peer id
+/// and a SHA-1 digest cannot be passed for one another: each is its own type (``InfoHash``, ``PeerID``,
+/// `SHA1Digest`) and converting between them is always a named initializer.
+///
+/// `Kind` is a phantom: it is never stored, so every kind has the same layout, equality and hashing.
+public struct Bytes20<Kind>: Hashable, Sendable, CustomStringConvertible {
+    public static var byteCount: Int { 20 }
     private var storage: (UInt64, UInt64, UInt32) = (0, 0, 0)
 
     /// Exactly 20 bytes, or nil.
@@ -23,9 +27,21 @@ public struct Bytes20: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// 40 hexadecimal digits, upper- or lower-case, or nil.
+    public init?(hex: some StringProtocol) {
+        guard let bytes = Hex.decode(hex) else { return nil }
+        self.init(bytes)
+    }
+
     /// 20 bytes written by `fill` (a digest being finished, say), with no intermediate array.
     package init(filling fill: (UnsafeMutableRawBufferPointer) -> Void) {
         withUnsafeMutableBytes(of: &storage) { fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<20])) }
+    }
+
+    /// The same bytes as another kind. Package-only: public conversions name why they are sound
+    /// (`InfoHash(v1Digest:)`, say) and are built on this one.
+    package init<Other>(reinterpreting other: Bytes20<Other>) {
+        storage = other.storage
     }
 
     public static func == (a: Self, b: Self) -> Bool {
@@ -50,10 +66,16 @@ public struct Bytes20: Hashable, Sendable, CustomStringConvertible {
     public var description: String { hex }
 }
 
-/// The v1 infohash (SHA-1 of the bencoded info dictionary), as used on the wire and by trackers.
-public typealias InfoHash = Bytes20
+/// The kind of ``InfoHash``.
+public enum InfoHashKind {}
+/// The kind of ``PeerID``.
+public enum PeerIDKind {}
+
+/// The infohash as used on the wire and by trackers: the v1 infohash (SHA-1 of the bencoded info
+/// dictionary) or a v2 infohash truncated to 20 bytes.
+public typealias InfoHash = Bytes20<InfoHashKind>
 /// A peer's 20-byte id from its handshake.
-public typealias PeerID = Bytes20
+public typealias PeerID = Bytes20<PeerIDKind>
 
 /// Hexadecimal codec for identifiers.
 public enum Hex {

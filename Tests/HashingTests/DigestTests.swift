@@ -1,4 +1,5 @@
 import Testing
+import TorrentModel
 
 @testable import Hashing
 
@@ -51,5 +52,12 @@ import Testing
         #expect(SHA1Digest([1, 2, 3]) == nil)
         #expect(Set([a, b!]).count == 1)
         #expect(SHA256Digest(bytes: SHA256.hash([UInt8]()).bytes) == SHA256.hash([UInt8]()))
+    }
+
+    /// The only ways from a digest to an infohash are named; they keep the bytes (BEP 3, BEP 52).
+    @Test func infohashesFromDigestsKeepTheirBytes() {
+        let info = Array("d4:name1:ae".utf8)
+        #expect(InfoHash(v1Digest: SHA1.hash(info)).bytes == SHA1.hash(info).bytes)
+        #expect(InfoHash(truncatingV2: SHA256.hash(info)).bytes == Array(SHA256.hash(info).bytes.prefix(20)))
     }
 }

@@ -54,7 +54,7 @@ import TorrentModel
         let torrent = try Metainfo(bytes: bytes)
         let info = try #require(try BencodeDocument(bytes: bytes).root["info"])
         #expect(torrent.infoBytes == info.encodedBytes)
-        #expect(torrent.infoHashV1 == SHA1.hash(info.encodedBytes))
+        #expect(torrent.infoHashV1 == InfoHash(v1Digest: SHA1.hash(info.encodedBytes)))
         #expect(torrent.wireInfoHash == torrent.infoHashV1)
         // The same info dictionary on its own (as fetched over BEP 9) gives the same torrent identity.
         let bare = try Metainfo(infoDictionary: Array(info.encodedBytes))
@@ -156,7 +156,7 @@ import TorrentModel
         let builder = try Fixtures.builder(name: "hy", files: files, pieceLength: 16384, format: .hybrid)
         let torrent = try Metainfo(bytes: try builder.build())
         #expect(torrent.version == .hybrid)
-        #expect(torrent.infoHashV1 == SHA1.hash(torrent.infoBytes))
+        #expect(torrent.infoHashV1 == InfoHash(v1Digest: SHA1.hash(torrent.infoBytes)))
         #expect(torrent.infoHashV2 == SHA256.hash(torrent.infoBytes))
         #expect(
             torrent.files.map(\.path) == [

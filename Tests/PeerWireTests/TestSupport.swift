@@ -146,7 +146,8 @@ func bytes(_ hex: String) -> [UInt8] {
     Hex.decode(hex.filter { !$0.isWhitespace }) ?? []
 }
 
-func id20(_ fill: UInt8) -> Bytes20 { Bytes20([UInt8](repeating: fill, count: 20))! }
+/// An identifier of any kind (infohash, peer id) of twenty copies of `fill`.
+func id20<Kind>(_ fill: UInt8) -> Bytes20<Kind> { Bytes20([UInt8](repeating: fill, count: 20))! }
 
 func seconds(_ value: UInt64) -> Instant { Instant(nanoseconds: value * 1_000_000_000) }
 
@@ -164,9 +165,9 @@ func payload(of block: BlockRange, in content: [UInt8], geometry: PieceGeometry 
     return Array(content[start..<start + Int(block.length)])
 }
 
-let localInfoHash = id20(0xaa)
-let ourPeerID = id20(0x01)
-let remotePeerID = id20(0x02)
+let localInfoHash: InfoHash = id20(0xaa)
+let ourPeerID: PeerID = id20(0x01)
+let remotePeerID: PeerID = id20(0x02)
 
 extension PeerConnection {
     /// Feeds bytes and returns the events; rethrows the disconnect reason.

@@ -35,16 +35,3 @@ import TorrentModel
         #expect(PieceGeometry(totalLength: 0, pieceLength: 16384).pieceCount == 0)
     }
 }
-
-@Suite struct IdentifierTests {
-    @Test func hexRoundTrip() {
-        let bytes: [UInt8] = Array(0..<20)
-        let id = Bytes20(bytes)!
-        #expect(id.hex == "000102030405060708090a0b0c0d0e0f10111213")
-        #expect(Hex.decode(id.hex) == bytes)
-        #expect(Hex.decode("ABcd") == [0xab, 0xcd])
-        #expect(Hex.decode("abc") == nil)
-        #expect(Hex.decode("zz") == nil)
-        #expect(Bytes20([1, 2, 3]) == nil)
-    }
-}

@@ -6,7 +6,7 @@ import TorrentModel
 
 /// BEP 3 announce query strings, byte for byte.
 @Suite struct AnnounceRequestTests {
-    static let infoHash = id20("123456789abcdef123456789abcdef123456789a")
+    static let infoHash: InfoHash = id20("123456789abcdef123456789abcdef123456789a")
     static let peerID = PeerID(
         ascii("-PO0001-") + [0x00, 0x20, 0x25, 0x2b, 0x2f, 0x7e, 0x2d, 0x2e, 0x5f, 0xff, 0x41, 0x7a])!
 

@@ -16,18 +16,18 @@ func bytes(_ hex: String) -> [UInt8] {
 /// ASCII bytes of a test string.
 func ascii(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-/// An identifier from hex.
-func id20(_ hex: String) -> Bytes20 {
-    guard let id = Bytes20(bytes(hex)) else {
+/// An identifier of any kind (infohash, peer id) from hex.
+func id20<Kind>(_ hex: String) -> Bytes20<Kind> {
+    guard let id = Bytes20<Kind>(bytes(hex)) else {
         Issue.record("not 20 bytes: \(hex)")
         return Bytes20(Array(repeating: 0, count: 20))!
     }
     return id
 }
 
-/// An identifier of twenty copies of one character, like BEP 48's example hashes.
-func repeated20(_ character: Character) -> Bytes20 {
-    Bytes20(Array(String(repeating: character, count: 20).utf8))!
+/// An infohash of twenty copies of one character, like BEP 48's example hashes.
+func repeated20(_ character: Character) -> InfoHash {
+    InfoHash(Array(String(repeating: character, count: 20).utf8))!
 }
 
 /// The first tracker error thrown by `body`, or nil if it succeeded.
