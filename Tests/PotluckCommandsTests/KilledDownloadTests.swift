@@ -34,8 +34,12 @@ import Testing
         return kept
     }
 
-    /// Starts the download, waits `seconds`, kills it with SIGKILL; returns its standard error.
-    static func downloadKilled(after seconds: Double, arguments: [String]) throws -> String {
+    /// Starts the download and kills it with SIGKILL once `seconds` have passed and `ready` holds for
+    /// what it has logged so far (at most 60 s, so a slow start, under a sanitizer say, is waited for);
+    /// returns its standard error.
+    static func downloadKilled(
+        after seconds: Double, arguments: [String], once ready: (String) -> Bool
+    ) throws -> String {
         let process = Process()
         process.executableURL = potluckExecutable()
         process.arguments = arguments
@@ -43,11 +47,34 @@ import Testing
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        usleep(useconds_t(seconds * 1_000_000))
+        let fd = errors.fileHandleForReading.fileDescriptor
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        var log: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let start = Date()
+        while Date().timeIntervalSince(start) < 60 {
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                guard count > 0 else { break }
+                log += buffer[..<count]
+            }
+            if Date().timeIntervalSince(start) >= seconds && ready(String(decoding: log, as: UTF8.self)) {
+                break
+            }
+            usleep(20_000)
+        }
         kill(process.processIdentifier, SIGKILL)
-        let log = readAll(errors.fileHandleForReading)
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        log += readAll(errors.fileHandleForReading)
         process.waitUntilExit()
         return String(decoding: log, as: UTF8.self)
+    }
+
+    /// The saved resume file in `directory`, if any.
+    static func resumeFile(in directory: URL) -> String? {
+        (try? FileManager.default.contentsOfDirectory(atPath: directory.path))?.first {
+            $0.hasSuffix(".potluck-resume")
+        }
     }
 
     @Test func everyPieceWrittenBeforeAKillIsKept() throws {
@@ -70,8 +97,12 @@ import Testing
             + peers.flatMap { ["--peer", $0] } + ["--max-download-rate", "6M", "--resume-save-interval", "1"]
 
         var onDiskAtKill: Int?
-        for (step, seconds) in [0.8, 2.0, 0.7, 1.3, 0.9].enumerated() {
-            let log = try Self.downloadKilled(after: seconds, arguments: arguments)
+        for (step, seconds) in [0.8, 1.2, 0.7, 1.3, 0.9].enumerated() {
+            // Killed once it has said what it kept, and before the torn-save step once a save exists.
+            let log = try Self.downloadKilled(after: seconds, arguments: arguments) { log in
+                (step == 0 || Self.piecesKept(in: log) != nil)
+                    && (step != 2 || Self.resumeFile(in: target) != nil)
+            }
             if let before = onDiskAtKill {
                 let kept = try #require(Self.piecesKept(in: log), "step \(step): \(log)")
                 #expect(kept >= before, "step \(step): \(before) pieces were on disk, \(kept) kept")
@@ -80,10 +111,7 @@ import Testing
             if step == 2 {
                 // A save torn halfway (as if killed inside it, were it not written aside and renamed):
                 // refused, and everything on disk is checked instead.
-                let saved = try #require(
-                    FileManager.default.contentsOfDirectory(atPath: target.path).first {
-                        $0.hasSuffix(".potluck-resume")
-                    })
+                let saved = try #require(Self.resumeFile(in: target))
                 let path = target.appendingPathComponent(saved).path
                 let bytes = try #require(FileManager.default.contents(atPath: path))
                 try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
