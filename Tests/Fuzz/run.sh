@@ -1,21 +1,55 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses in Tests/Fuzz with AddressSanitizer and runs each for a while.
+# Builds the libFuzzer harnesses in Tests/Fuzz with AddressSanitizer and runs each in turn.
 #
-#   Tests/Fuzz/run.sh [seconds-per-harness]   (default 30)
+#   Tests/Fuzz/run.sh [seconds-per-harness] [harness...]   time-boxed run (default 30 s each)
+#   Tests/Fuzz/run.sh --runs N [harness...]                each harness to N executions (the long run)
+#
+# With no harness named, all of them run, one at a time. The long run prints, per harness, the
+# executions and the wall time libFuzzer reports, and appends them to .build-fuzz/long-run.md.
 #
 # SwiftPM cannot build libFuzzer binaries, so each module the harness needs is compiled with swiftc
-# into .build-fuzz/ (git-ignored) as its own module, in dependency order, then linked with the harness.
-# Seed corpora are written here too and grow across runs. Crash inputs are saved under
-# .build-fuzz/artifacts/<harness>/; the script exits non-zero if any harness found one.
+# into .build-fuzz/ (git-ignored) as its own module, in dependency order, then linked with the harness
+# and the shared helpers in Tests/Fuzz/Support. Seed corpora are written here too and grow across runs.
+# Crash inputs are saved under .build-fuzz/artifacts/<harness>/; the script exits non-zero if any
+# harness found one. Hashing is made deterministic so that a crash input replays exactly.
 set -euo pipefail
 
-seconds="${1:-30}"
+seconds=30
+runs=""
+if [[ "${1:-}" == --runs ]]; then
+    runs="${2:?--runs needs an execution count}"
+    shift 2
+elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+    seconds="$1"
+    shift
+fi
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/.build-fuzz"
 cd "$root"
 mkdir -p "$out/modules"
+export SWIFT_DETERMINISTIC_HASHING=1
+# libFuzzer reports the trap itself; Swift's backtracer would only trip AddressSanitizer reading memory.
+export SWIFT_BACKTRACE=enable=no
 
-swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name potluck -I "$out/modules" -I CSupport/CLibCrypto)
+# Each harness and the modules it links, in dependency order.
+declare -A harness_modules=(
+    [BencodeFuzz]="Bencode"
+    [MetainfoFuzz]="TorrentModel Bencode Buffers Hashing Metainfo"
+    [BuilderFuzz]="TorrentModel Bencode Buffers Hashing Metainfo"
+    [TrackerResponseFuzz]="TorrentModel Bencode Tracker"
+    [UDPTrackerFuzz]="TorrentModel Bencode Tracker"
+)
+all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz)
+module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
+harnesses=("$@")
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
+for harness in "${harnesses[@]}"; do
+    [[ -n "${harness_modules[$harness]:-}" ]] || { echo "unknown harness $harness" >&2; exit 2; }
+done
+
+# Optimised, but with the debug assertion configuration so that a failed precondition prints its message.
+swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -assert-config Debug -g -use-ld=lld -package-name potluck
+    -I "$out/modules" -I CSupport/CLibCrypto)
 
 # build_module NAME: compiles Sources/NAME into one object plus a module interface other code can import.
 build_module() {
@@ -25,15 +59,14 @@ build_module() {
         -emit-module-path "$out/modules/$name.swiftmodule" -c Sources/"$name"/*.swift -o "$out/modules/$name.o"
 }
 
-# build_harness NAME MODULES...: links Tests/Fuzz/NAME.swift against the given modules' objects.
+# build_harness NAME: links Tests/Fuzz/NAME.swift and the shared helpers against its modules' objects.
 build_harness() {
     local name="$1"
-    shift
     local objects=()
-    for module in "$@"; do objects+=("$out/modules/$module.o"); done
+    for module in ${harness_modules[$name]}; do objects+=("$out/modules/$module.o"); done
     echo "== linking $name"
-    swiftc "${swift_flags[@]}" -module-name "$name" Tests/Fuzz/"$name".swift "${objects[@]}" -lcrypto \
-        -o "$out/$name"
+    swiftc "${swift_flags[@]}" -module-name "$name" Tests/Fuzz/"$name".swift Tests/Fuzz/Support/*.swift \
+        "${objects[@]}" -lcrypto -o "$out/$name"
 }
 
 # seed FILE CONTENT: writes one seed input (printf escapes allowed) if it does not exist yet.
@@ -43,17 +76,13 @@ seed() {
     [[ -e "$file" ]] || printf "$2" >"$file"
 }
 
-build_module TorrentModel
-build_module Bencode
-build_module Buffers
-build_module Hashing
-build_module Metainfo
-build_module Tracker
-build_harness BencodeFuzz Bencode
-build_harness MetainfoFuzz TorrentModel Bencode Buffers Hashing Metainfo
-build_harness BuilderFuzz TorrentModel Bencode Buffers Hashing Metainfo
-build_harness TrackerResponseFuzz TorrentModel Bencode Tracker
-build_harness UDPTrackerFuzz TorrentModel Bencode Tracker
+# Only the modules the chosen harnesses need, in dependency order.
+needed=" "
+for harness in "${harnesses[@]}"; do needed+="${harness_modules[$harness]} "; done
+for module in "${module_order[@]}"; do
+    if [[ "$needed" == *" $module "* ]]; then build_module "$module"; fi
+done
+for harness in "${harnesses[@]}"; do build_harness "$harness"; done
 
 hash20='aaaaaaaaaaaaaaaaaaaa'
 hash32='bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
@@ -122,19 +151,33 @@ cat >"$out/metainfo.dict" <<'DICT'
 DICT
 
 failed=0
-for harness in BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz; do
+summary="$out/long-run.md"
+for harness in "${harnesses[@]}"; do
     artifacts="$out/artifacts/$harness"
-    mkdir -p "$artifacts"
-    echo "== fuzzing $harness for ${seconds}s"
-    dict=()
-    [[ "$harness" == MetainfoFuzz ]] && dict=(-dict="$out/metainfo.dict")
-    if ! "$out/$harness" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${dict[@]}" "$corpus/$harness" 2>"$out/$harness.log"; then
+    mkdir -p "$artifacts" "$corpus/$harness"
+    options=(-rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/")
+    case "$harness" in
+        MetainfoFuzz) options+=(-dict="$out/metainfo.dict") ;;
+    esac
+    if [[ -n "$runs" ]]; then
+        echo "== fuzzing $harness for $runs executions"
+        options+=(-runs="$runs")
+    else
+        echo "== fuzzing $harness for ${seconds}s"
+        options+=(-max_total_time="$seconds")
+    fi
+    if ! "$out/$harness" "${options[@]}" "$corpus/$harness" 2>"$out/$harness.log"; then
         echo "!! $harness found a crash; see $out/$harness.log and $artifacts/" >&2
         tail -n 40 "$out/$harness.log" >&2
         failed=1
-    else
-        grep -E '^stat::number_of_executed_runs|^Done' "$out/$harness.log" || true
+        continue
+    fi
+    # libFuzzer's last line: "Done 10000000 runs in 1234 second(s)".
+    done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$out/$harness.log" | tail -n 1)
+    echo "$harness: $done_line"
+    if [[ -n "$runs" ]]; then
+        read -r _ executions _ _ elapsed _ <<<"$done_line"
+        echo "| $harness | $executions | $elapsed s | $(date -u +%Y-%m-%d) |" >>"$summary"
     fi
 done
 exit "$failed"
