@@ -38,8 +38,9 @@ declare -A harness_modules=(
     [BuilderFuzz]="TorrentModel Bencode Buffers Hashing Metainfo"
     [TrackerResponseFuzz]="TorrentModel Bencode Tracker"
     [UDPTrackerFuzz]="TorrentModel Bencode Tracker"
+    [WireDecoderFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
 )
-all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz)
+all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
@@ -86,6 +87,8 @@ for harness in "${harnesses[@]}"; do build_harness "$harness"; done
 
 hash20='aaaaaaaaaaaaaaaaaaaa'
 hash32='bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
+# A BEP 3 handshake with the DHT, fast and extension bits, infohash aaa..., peer id bbb...
+handshake='\023BitTorrent protocol\000\000\000\000\000\020\000\005aaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbb'
 corpus="$out/corpus"
 seed "$corpus/BencodeFuzz/string" '4:spam'
 seed "$corpus/BencodeFuzz/integers" 'li3ei-3ei0ee'
@@ -150,6 +153,22 @@ cat >"$out/metainfo.dict" <<'DICT'
 "&so="
 DICT
 
+# Peer wire: flags (geometry, handshake first, tight limits), chunk count and sizes, then the stream.
+# Geometry 2 has 16 pieces of 64 bytes in blocks of 16; geometry 4 is the unit tests' six pieces.
+seed "$corpus/WireDecoderFuzz/handshake-and-messages" \
+    "\012\003\002\100\377${handshake}\000\000\000\003\005\377\377\000\000\000\005\004\000\000\000\003\000\000\000\015\006\000\000\000\001\000\000\000\020\000\000\000\020\000\000\000\031\007\000\000\000\001\000\000\000\020ABCDEFGHIJKLMNOP\000\000\000\000\000\000\000\024\024\000d1:md6:ut_pexi1eee\000\000\000\003\025xy\000\000\000\003\011\032\341"
+seed "$corpus/WireDecoderFuzz/fast-messages" \
+    '\004\000\000\000\000\001\000\000\000\000\001\001\000\000\000\001\002\000\000\000\001\016\000\000\000\005\021\000\000\000\005\000\000\000\005\015\000\000\000\002\000\000\000\015\020\000\000\000\001\000\000\100\000\000\000\100\000'
+seed "$corpus/WireDecoderFuzz/tight-limits" '\022\001\007\000\000\000\012\024\001d1:ai0ee\000\000\000\005\377abcd'
+cat >"$out/wire.dict" <<'DICT'
+"\x13BitTorrent protocol"
+"\x00\x00\x00\x00"
+"\x00\x00\x00\x01"
+"\x00\x00\x00\x05"
+"\x00\x00\x00\x0d"
+"\x00\x00\x40\x09"
+DICT
+
 failed=0
 summary="$out/long-run.md"
 for harness in "${harnesses[@]}"; do
@@ -158,6 +177,7 @@ for harness in "${harnesses[@]}"; do
     options=(-rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/")
     case "$harness" in
         MetainfoFuzz) options+=(-dict="$out/metainfo.dict") ;;
+        WireDecoderFuzz) options+=(-dict="$out/wire.dict") ;;
     esac
     if [[ -n "$runs" ]]; then
         echo "== fuzzing $harness for $runs executions"
