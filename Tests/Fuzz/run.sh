@@ -39,8 +39,10 @@ declare -A harness_modules=(
     [TrackerResponseFuzz]="TorrentModel Bencode Tracker"
     [UDPTrackerFuzz]="TorrentModel Bencode Tracker"
     [WireDecoderFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [PeerConnectionFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
 )
-all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz)
+all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
+    PeerConnectionFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
@@ -168,6 +170,18 @@ cat >"$out/wire.dict" <<'DICT'
 "\x00\x00\x00\x0d"
 "\x00\x00\x40\x09"
 DICT
+
+# Peer connection scripts: setup (geometry, our reserved bits, our pieces), limits, more options and
+# who dials, then operations (see PeerConnectionFuzz.swift: 1 handshake, 2 peer message, 3 a piece for
+# a request, 4 extended, 5 time, 7 choke/unchoke, 9 request, 11 serve, 14 flush...).
+seed "$corpus/PeerConnectionFuzz/leecher" \
+    '\060\033\277\001\006\002\012\002\002\011\003\000\011\003\001\003\000\000\003\004\000\007\005\012\016'
+seed "$corpus/PeerConnectionFuzz/seeder" \
+    '\162\033\077\001\006\002\013\002\003\007\001\002\006\001\002\001\013\000\002\006\001\003\000\013\001\016'
+seed "$corpus/PeerConnectionFuzz/choke-drops-requests" \
+    '\040\033\217\001\004\002\016\377\377\002\002\011\001\000\011\002\000\002\001\003\001\000\005\050\004\010d1:pi1ee\000\016'
+seed "$corpus/PeerConnectionFuzz/raw-handshake" \
+    '\060\133\077\000\104\023BitTorrent protocol\000\000\000\000\000\020\000\004\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\000\005\000\000\000\001\017\016'
 
 failed=0
 summary="$out/long-run.md"
