@@ -40,9 +40,10 @@ declare -A harness_modules=(
     [UDPTrackerFuzz]="TorrentModel Bencode Tracker"
     [WireDecoderFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [PeerConnectionFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [EncryptionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
-    PeerConnectionFuzz)
+    PeerConnectionFuzz EncryptionHandshakeFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
@@ -182,6 +183,17 @@ seed "$corpus/PeerConnectionFuzz/choke-drops-requests" \
     '\040\033\217\001\004\002\016\377\377\002\002\011\001\000\011\002\000\002\001\003\001\000\005\050\004\010d1:pi1ee\000\016'
 seed "$corpus/PeerConnectionFuzz/raw-handshake" \
     '\060\133\077\000\104\023BitTorrent protocol\000\000\000\000\000\020\000\004\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\000\005\000\000\000\001\017\016'
+
+# Encryption scripts: mode, our padding / 2, chunking, then the initiator's choices (key, its padding,
+# torrent and verification, methods, padding, initial payload, plain bytes after it), then damage.
+seed "$corpus/EncryptionHandshakeFuzz/plaintext-offered" \
+    "\000\010\003\040\100\010\377\000\000\100x\000\003\000\040\000\104${handshake}\005\000\000\000\001\002"
+seed "$corpus/EncryptionHandshakeFuzz/rc4-only" '\000\000\000\377\000\000\000\000\000\002\000\000\000\000\000'
+seed "$corpus/EncryptionHandshakeFuzz/bad-verification" \
+    '\000\000\001\001\377\000\000\000\000\231\003\000\000\000\000\000'
+seed "$corpus/EncryptionHandshakeFuzz/damaged" \
+    '\000\000\000\377\000\000\000\000\001\003\000\000\000\004abcd\000\000\141\001\000\142\002'
+seed "$corpus/EncryptionHandshakeFuzz/raw" '\001\000\000\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020'
 
 failed=0
 summary="$out/long-run.md"
