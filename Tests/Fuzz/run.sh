@@ -41,9 +41,10 @@ declare -A harness_modules=(
     [WireDecoderFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [PeerConnectionFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [EncryptionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [ExtensionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
-    PeerConnectionFuzz EncryptionHandshakeFuzz)
+    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
@@ -195,6 +196,24 @@ seed "$corpus/EncryptionHandshakeFuzz/damaged" \
     '\000\000\000\377\000\000\000\000\001\003\000\000\000\004abcd\000\000\141\001\000\142\002'
 seed "$corpus/EncryptionHandshakeFuzz/raw" '\001\000\000\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020'
 
+# BEP 10 extension handshakes (payloads of extended message 0).
+seed "$corpus/ExtensionHandshakeFuzz/full" \
+    'd1:md11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei31235e1:pi6881e4:reqqi500e1:v13:Potluck 0.1.06:yourip4:\177\000\000\001e'
+seed "$corpus/ExtensionHandshakeFuzz/minimal" 'd1:mdee'
+cat >"$out/extension.dict" <<'DICT'
+"1:m"
+"11:ut_metadata"
+"6:ut_pex"
+"13:metadata_size"
+"4:reqq"
+"1:v"
+"1:p"
+"6:yourip"
+"i0e"
+"i65535e"
+"i4096e"
+DICT
+
 failed=0
 summary="$out/long-run.md"
 for harness in "${harnesses[@]}"; do
@@ -203,6 +222,7 @@ for harness in "${harnesses[@]}"; do
     options=(-rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/")
     case "$harness" in
         MetainfoFuzz) options+=(-dict="$out/metainfo.dict") ;;
+        ExtensionHandshakeFuzz) options+=(-dict="$out/extension.dict") ;;
         WireDecoderFuzz) options+=(-dict="$out/wire.dict") ;;
     esac
     if [[ -n "$runs" ]]; then
