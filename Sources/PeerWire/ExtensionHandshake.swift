@@ -60,9 +60,7 @@ public struct ExtensionHandshake: Hashable, Sendable {
                 extensions[key.description] = UInt8(number)
             }
         }
-        if let name = dictionary["v"]?.bytes {
-            clientName = String(decoding: name.prefix(Self.maximumClientNameBytes), as: UTF8.self)
-        }
+        if let name = dictionary["v"]?.bytes { clientName = Self.clientName(decoding: name) }
         if let reqq = dictionary["reqq"]?.integer, reqq > 0 {
             requestQueueLength = Int(min(reqq, Int64(Self.maximumRequestQueueLength)))
         }
@@ -73,6 +71,15 @@ public struct ExtensionHandshake: Hashable, Sendable {
         if let size = dictionary["metadata_size"]?.integer, size > 0, size <= 64 << 20 {
             metadataSize = Int(size)
         }
+    }
+
+    /// The peer's client name, at most `maximumClientNameBytes` of UTF-8. It is cut again after decoding
+    /// because each byte that is not UTF-8 becomes a three-byte U+FFFD; cutting at a scalar boundary keeps
+    /// the name valid, so our encoding of it decodes to the same name.
+    private static func clientName(decoding bytes: [UInt8]) -> String {
+        var name = String(decoding: bytes.prefix(maximumClientNameBytes), as: UTF8.self)
+        while name.utf8.count > maximumClientNameBytes { name.unicodeScalars.removeLast() }
+        return name
     }
 
     /// The canonical bencoded payload.

@@ -71,28 +71,3 @@ public func builderFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) 
     }
     return 0
 }
-
-/// Consumes fuzz bytes front to back, yielding zeros once they run out.
-struct FuzzInput {
-    private let data: [UInt8]
-    private var position = 0
-
-    init(_ data: [UInt8]) { self.data = data }
-
-    mutating func byte() -> UInt8 {
-        guard position < data.count else { return 0 }
-        defer { position += 1 }
-        return data[position]
-    }
-
-    /// A position (two bytes) and a new value (one byte), while at least three bytes remain.
-    mutating func edit(count: Int) -> (position: Int, value: UInt8)? {
-        guard data.count - position >= 3, count > 0 else { return nil }
-        let offset = (Int(byte()) << 8 | Int(byte())) % count
-        return (offset, byte())
-    }
-
-    mutating func bytes(_ count: Int) -> [UInt8] {
-        (0..<count).map { _ in byte() }
-    }
-}

@@ -1,21 +1,60 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer harnesses in Tests/Fuzz with AddressSanitizer and runs each for a while.
+# Builds the libFuzzer harnesses in Tests/Fuzz with AddressSanitizer and runs each in turn.
 #
-#   Tests/Fuzz/run.sh [seconds-per-harness]   (default 30)
+#   Tests/Fuzz/run.sh [seconds-per-harness] [harness...]   time-boxed run (default 30 s each)
+#   Tests/Fuzz/run.sh --runs N [harness...]                each harness to N executions (the long run)
+#
+# With no harness named, all of them run, one at a time. The long run prints, per harness, the
+# executions and the wall time libFuzzer reports, and appends them to .build-fuzz/long-run.md.
 #
 # SwiftPM cannot build libFuzzer binaries, so each module the harness needs is compiled with swiftc
-# into .build-fuzz/ (git-ignored) as its own module, in dependency order, then linked with the harness.
-# Seed corpora are written here too and grow across runs. Crash inputs are saved under
-# .build-fuzz/artifacts/<harness>/; the script exits non-zero if any harness found one.
+# into .build-fuzz/ (git-ignored) as its own module, in dependency order, then linked with the harness
+# and the shared helpers in Tests/Fuzz/Support. Seed corpora are written here too and grow across runs.
+# Crash inputs are saved under .build-fuzz/artifacts/<harness>/; the script exits non-zero if any
+# harness found one. Hashing is made deterministic so that a crash input replays exactly.
 set -euo pipefail
 
-seconds="${1:-30}"
+seconds=30
+runs=""
+if [[ "${1:-}" == --runs ]]; then
+    runs="${2:?--runs needs an execution count}"
+    shift 2
+elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
+    seconds="$1"
+    shift
+fi
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/.build-fuzz"
 cd "$root"
 mkdir -p "$out/modules"
+export SWIFT_DETERMINISTIC_HASHING=1
+# libFuzzer reports the trap itself; Swift's backtracer would only trip AddressSanitizer reading memory.
+export SWIFT_BACKTRACE=enable=no
 
-swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -g -use-ld=lld -package-name potluck -I "$out/modules" -I CSupport/CLibCrypto)
+# Each harness and the modules it links, in dependency order.
+declare -A harness_modules=(
+    [BencodeFuzz]="Bencode"
+    [MetainfoFuzz]="TorrentModel Bencode Buffers Hashing Metainfo"
+    [BuilderFuzz]="TorrentModel Bencode Buffers Hashing Metainfo"
+    [TrackerResponseFuzz]="TorrentModel Bencode Tracker"
+    [UDPTrackerFuzz]="TorrentModel Bencode Tracker"
+    [WireDecoderFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [PeerConnectionFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [EncryptionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [ExtensionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+)
+all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
+    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz)
+module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
+harnesses=("$@")
+[[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
+for harness in "${harnesses[@]}"; do
+    [[ -n "${harness_modules[$harness]:-}" ]] || { echo "unknown harness $harness" >&2; exit 2; }
+done
+
+# Optimised, but with the debug assertion configuration so that a failed precondition prints its message.
+swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -assert-config Debug -g -use-ld=lld -package-name potluck
+    -I "$out/modules" -I CSupport/CLibCrypto)
 
 # build_module NAME: compiles Sources/NAME into one object plus a module interface other code can import.
 build_module() {
@@ -25,15 +64,14 @@ build_module() {
         -emit-module-path "$out/modules/$name.swiftmodule" -c Sources/"$name"/*.swift -o "$out/modules/$name.o"
 }
 
-# build_harness NAME MODULES...: links Tests/Fuzz/NAME.swift against the given modules' objects.
+# build_harness NAME: links Tests/Fuzz/NAME.swift and the shared helpers against its modules' objects.
 build_harness() {
     local name="$1"
-    shift
     local objects=()
-    for module in "$@"; do objects+=("$out/modules/$module.o"); done
+    for module in ${harness_modules[$name]}; do objects+=("$out/modules/$module.o"); done
     echo "== linking $name"
-    swiftc "${swift_flags[@]}" -module-name "$name" Tests/Fuzz/"$name".swift "${objects[@]}" -lcrypto \
-        -o "$out/$name"
+    swiftc "${swift_flags[@]}" -module-name "$name" Tests/Fuzz/"$name".swift Tests/Fuzz/Support/*.swift \
+        "${objects[@]}" -lcrypto -o "$out/$name"
 }
 
 # seed FILE CONTENT: writes one seed input (printf escapes allowed) if it does not exist yet.
@@ -43,20 +81,18 @@ seed() {
     [[ -e "$file" ]] || printf "$2" >"$file"
 }
 
-build_module TorrentModel
-build_module Bencode
-build_module Buffers
-build_module Hashing
-build_module Metainfo
-build_module Tracker
-build_harness BencodeFuzz Bencode
-build_harness MetainfoFuzz TorrentModel Bencode Buffers Hashing Metainfo
-build_harness BuilderFuzz TorrentModel Bencode Buffers Hashing Metainfo
-build_harness TrackerResponseFuzz TorrentModel Bencode Tracker
-build_harness UDPTrackerFuzz TorrentModel Bencode Tracker
+# Only the modules the chosen harnesses need, in dependency order.
+needed=" "
+for harness in "${harnesses[@]}"; do needed+="${harness_modules[$harness]} "; done
+for module in "${module_order[@]}"; do
+    if [[ "$needed" == *" $module "* ]]; then build_module "$module"; fi
+done
+for harness in "${harnesses[@]}"; do build_harness "$harness"; done
 
 hash20='aaaaaaaaaaaaaaaaaaaa'
 hash32='bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
+# A BEP 3 handshake with the DHT, fast and extension bits, infohash aaa..., peer id bbb...
+handshake='\023BitTorrent protocol\000\000\000\000\000\020\000\005aaaaaaaaaaaaaaaaaaaabbbbbbbbbbbbbbbbbbbb'
 corpus="$out/corpus"
 seed "$corpus/BencodeFuzz/string" '4:spam'
 seed "$corpus/BencodeFuzz/integers" 'li3ei-3ei0ee'
@@ -121,20 +157,93 @@ cat >"$out/metainfo.dict" <<'DICT'
 "&so="
 DICT
 
+# Peer wire: flags (geometry, handshake first, tight limits), chunk count and sizes, then the stream.
+# Geometry 2 has 16 pieces of 64 bytes in blocks of 16; geometry 4 is the unit tests' six pieces.
+seed "$corpus/WireDecoderFuzz/handshake-and-messages" \
+    "\012\003\002\100\377${handshake}\000\000\000\003\005\377\377\000\000\000\005\004\000\000\000\003\000\000\000\015\006\000\000\000\001\000\000\000\020\000\000\000\020\000\000\000\031\007\000\000\000\001\000\000\000\020ABCDEFGHIJKLMNOP\000\000\000\000\000\000\000\024\024\000d1:md6:ut_pexi1eee\000\000\000\003\025xy\000\000\000\003\011\032\341"
+seed "$corpus/WireDecoderFuzz/fast-messages" \
+    '\004\000\000\000\000\001\000\000\000\000\001\001\000\000\000\001\002\000\000\000\001\016\000\000\000\005\021\000\000\000\005\000\000\000\005\015\000\000\000\002\000\000\000\015\020\000\000\000\001\000\000\100\000\000\000\100\000'
+seed "$corpus/WireDecoderFuzz/tight-limits" '\022\001\007\000\000\000\012\024\001d1:ai0ee\000\000\000\005\377abcd'
+cat >"$out/wire.dict" <<'DICT'
+"\x13BitTorrent protocol"
+"\x00\x00\x00\x00"
+"\x00\x00\x00\x01"
+"\x00\x00\x00\x05"
+"\x00\x00\x00\x0d"
+"\x00\x00\x40\x09"
+DICT
+
+# Peer connection scripts: setup (geometry, our reserved bits, our pieces), limits, more options and
+# who dials, then operations (see PeerConnectionFuzz.swift: 1 handshake, 2 peer message, 3 a piece for
+# a request, 4 extended, 5 time, 7 choke/unchoke, 9 request, 11 serve, 14 flush...).
+seed "$corpus/PeerConnectionFuzz/leecher" \
+    '\060\033\277\001\006\002\012\002\002\011\003\000\011\003\001\003\000\000\003\004\000\007\005\012\016'
+seed "$corpus/PeerConnectionFuzz/seeder" \
+    '\162\033\077\001\006\002\013\002\003\007\001\002\006\001\002\001\013\000\002\006\001\003\000\013\001\016'
+seed "$corpus/PeerConnectionFuzz/choke-drops-requests" \
+    '\040\033\217\001\004\002\016\377\377\002\002\011\001\000\011\002\000\002\001\003\001\000\005\050\004\010d1:pi1ee\000\016'
+seed "$corpus/PeerConnectionFuzz/raw-handshake" \
+    '\060\133\077\000\104\023BitTorrent protocol\000\000\000\000\000\020\000\004\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\252\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\002\000\005\000\000\000\001\017\016'
+
+# Encryption scripts: mode, our padding / 2, chunking, then the initiator's choices (key, its padding,
+# torrent and verification, methods, padding, initial payload, plain bytes after it), then damage.
+seed "$corpus/EncryptionHandshakeFuzz/plaintext-offered" \
+    "\000\010\003\040\100\010\377\000\000\100x\000\003\000\040\000\104${handshake}\005\000\000\000\001\002"
+seed "$corpus/EncryptionHandshakeFuzz/rc4-only" '\000\000\000\377\000\000\000\000\000\002\000\000\000\000\000'
+seed "$corpus/EncryptionHandshakeFuzz/bad-verification" \
+    '\000\000\001\001\377\000\000\000\000\231\003\000\000\000\000\000'
+seed "$corpus/EncryptionHandshakeFuzz/damaged" \
+    '\000\000\000\377\000\000\000\000\001\003\000\000\000\004abcd\000\000\141\001\000\142\002'
+seed "$corpus/EncryptionHandshakeFuzz/raw" '\001\000\000\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020'
+
+# BEP 10 extension handshakes (payloads of extended message 0).
+seed "$corpus/ExtensionHandshakeFuzz/full" \
+    'd1:md11:ut_metadatai1e6:ut_pexi2ee13:metadata_sizei31235e1:pi6881e4:reqqi500e1:v13:Potluck 0.1.06:yourip4:\177\000\000\001e'
+seed "$corpus/ExtensionHandshakeFuzz/minimal" 'd1:mdee'
+cat >"$out/extension.dict" <<'DICT'
+"1:m"
+"11:ut_metadata"
+"6:ut_pex"
+"13:metadata_size"
+"4:reqq"
+"1:v"
+"1:p"
+"6:yourip"
+"i0e"
+"i65535e"
+"i4096e"
+DICT
+
 failed=0
-for harness in BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz; do
+summary="$out/long-run.md"
+for harness in "${harnesses[@]}"; do
     artifacts="$out/artifacts/$harness"
-    mkdir -p "$artifacts"
-    echo "== fuzzing $harness for ${seconds}s"
-    dict=()
-    [[ "$harness" == MetainfoFuzz ]] && dict=(-dict="$out/metainfo.dict")
-    if ! "$out/$harness" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${dict[@]}" "$corpus/$harness" 2>"$out/$harness.log"; then
+    mkdir -p "$artifacts" "$corpus/$harness"
+    options=(-rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/")
+    case "$harness" in
+        MetainfoFuzz) options+=(-dict="$out/metainfo.dict") ;;
+        ExtensionHandshakeFuzz) options+=(-dict="$out/extension.dict") ;;
+        WireDecoderFuzz) options+=(-dict="$out/wire.dict") ;;
+    esac
+    if [[ -n "$runs" ]]; then
+        echo "== fuzzing $harness for $runs executions"
+        options+=(-runs="$runs")
+    else
+        echo "== fuzzing $harness for ${seconds}s"
+        options+=(-max_total_time="$seconds")
+    fi
+    if ! "$out/$harness" "${options[@]}" "$corpus/$harness" 2>"$out/$harness.log"; then
         echo "!! $harness found a crash; see $out/$harness.log and $artifacts/" >&2
         tail -n 40 "$out/$harness.log" >&2
         failed=1
-    else
-        grep -E '^stat::number_of_executed_runs|^Done' "$out/$harness.log" || true
+        continue
+    fi
+    # libFuzzer's last line: "Done 10000000 runs in 1234 second(s)".
+    done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$out/$harness.log" | tail -n 1)
+    echo "$harness: $done_line"
+    if [[ -n "$runs" ]]; then
+        read -r _ executions _ _ elapsed _ <<<"$done_line"
+        echo "| $harness | $executions | $elapsed s | $(date -u +%Y-%m-%d) |" >>"$summary"
     fi
 done
 exit "$failed"

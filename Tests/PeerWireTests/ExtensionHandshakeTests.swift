@@ -1,5 +1,6 @@
 import Bencode
 import Testing
+import TorrentModel
 
 @testable import PeerWire
 
@@ -40,5 +41,22 @@ import Testing
         let longName = try ExtensionHandshake(
             decoding: Array("d1:v300:\(String(repeating: "x", count: 300))e".utf8))
         #expect(longName.clientName?.utf8.count == ExtensionHandshake.maximumClientNameBytes)
+    }
+
+    /// Regression (found by ExtensionHandshakeFuzz): a client name with bytes that are not UTF-8 was cut
+    /// to 128 bytes and then decoded, each bad byte becoming a three-byte U+FFFD, so the name kept was
+    /// 248 bytes long, and decoding our own encoding of the handshake cut it again, to another name.
+    @Test func clientNameOfInvalidUTF8StaysWithinItsLimitAndRoundTrips() throws {
+        let payload = try #require(
+            Hex.decode(
+                "64313a763132323a75745f6d65746164617461263165363a75ffffffffffffffffffffffffffffffffffffff"
+                    + "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff715f706f74693265"
+                    + "6531333a6d65746164615f746173693a4464ffffffffffffffff32323a75745f6d657461646174613a7065"
+            ))
+        let handshake = try ExtensionHandshake(decoding: payload)
+        let name = try #require(handshake.clientName)
+        #expect(name.utf8.count <= ExtensionHandshake.maximumClientNameBytes)
+        #expect(name.hasPrefix("ut_metadata&1e6:u\u{FFFD}"))
+        #expect(try ExtensionHandshake(decoding: handshake.encoded()) == handshake)
     }
 }
