@@ -299,7 +299,7 @@ extension RequestPipeline.Configuration {
         let other = requested.first { $0.piece != spoiled }!
         _ = harness.pipeline.blockReceived(other, from: liar, at: .seconds(1), into: &actions)
         harness.connectUnchokingSeed(fast, at: .seconds(1))
-        harness.pipeline.pieceHashFailed(spoiled, blockDigests: [6, 66], at: .seconds(1), into: &actions)
+        _ = harness.pipeline.pieceHashFailed(spoiled, blockDigests: [6, 66], at: .seconds(1), into: &actions)
         #expect(harness.pipeline.isSuspect(liar))
         #expect(harness.pipeline.outstandingRequests(of: liar).isEmpty)
         #expect(
