@@ -230,6 +230,10 @@ public final class DownloadSession {
     /// Sockets taken from `options.incomingInbox`, reused.
     private var routedDescriptors: [RoutedConnection] = []
     private var listenerFD: Int32 = -1
+    /// When to arm accepting again after it failed (nil: armed, or no listener).
+    private var acceptRetryAt: UInt64?
+    private var loggedAcceptErrors: Set<Errno> = []
+    static let acceptRetryNanoseconds: UInt64 = 250_000_000
     private var boundAddress: SocketAddress?
     private var log: (String) -> Void
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
@@ -722,11 +726,17 @@ public final class DownloadSession {
     }
 
     private func acceptCompleted(_ completion: Completion, now: UInt64) {
-        if !completion.hasMore { armAccept() }
         guard completion.result >= 0 else {
-            log("accept: \(Errno(rawValue: -completion.result))")
+            // Out of descriptors (or memory), a new accept would fail at once, again and again, while
+            // peers wait in the backlog: try again on a later tick, and say so once per reason.
+            let errno = Errno(rawValue: -completion.result)
+            if loggedAcceptErrors.insert(errno).inserted {
+                log("accept: \(errno); incoming peers wait until it clears (said once)")
+            }
+            if !completion.hasMore { acceptRetryAt = now + Self.acceptRetryNanoseconds }
             return
         }
+        if !completion.hasMore { armAccept() }
         adoptIncoming(completion.result, now: now)
     }
 
@@ -1512,6 +1522,10 @@ public final class DownloadSession {
 
     private func tick(now: UInt64) {
         let time = Instant(nanoseconds: now)
+        if let retryAt = acceptRetryAt, now >= retryAt {
+            acceptRetryAt = nil
+            armAccept()
+        }
         for case let link? in links where link.connected && !link.closing {
             do {
                 try link.connection.timerTick(now: time)

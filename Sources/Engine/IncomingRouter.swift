@@ -90,6 +90,9 @@ public final class IncomingRouter {
     }
 
     private var pending: [Pending] = []
+    /// Accepting failed for want of descriptors or memory: the listener is left alone until then.
+    private var acceptPausedUntil: ContinuousClock.Instant?
+    private var loggedAcceptErrors: Set<Int32> = []
     private let log: (String) -> Void
 
     public init(
@@ -121,7 +124,9 @@ public final class IncomingRouter {
         var peek = [UInt8](repeating: 0, count: HandshakePrefix.byteCount)
         while !shouldStop() {
             descriptors.removeAll(keepingCapacity: true)
-            descriptors.append(pollfd(fd: listenerFD, events: Int16(POLLIN), revents: 0))
+            // poll skips a negative descriptor: the listener, while accepting is paused.
+            let accepting = acceptPausedUntil.map { ContinuousClock.now >= $0 } ?? true
+            descriptors.append(pollfd(fd: accepting ? listenerFD : -1, events: Int16(POLLIN), revents: 0))
             for connection in pending {
                 descriptors.append(pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0))
             }
@@ -190,7 +195,21 @@ public final class IncomingRouter {
         while true {
             // The listener is non-blocking; on Linux accepted sockets do not inherit that.
             let fd = accept(listenerFD, nil, nil)
-            guard fd >= 0 else { return }
+            guard fd >= 0 else {
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK || error == EINTR { return }
+                if error == ECONNABORTED { continue }
+                // Out of descriptors (or memory): the listener stays readable, and accepting again at
+                // once would spin. Pause, and say so once per reason.
+                if loggedAcceptErrors.insert(error).inserted {
+                    log(
+                        "router: accept: \(Errno(rawValue: error)); incoming peers wait until it clears (said once)"
+                    )
+                }
+                acceptPausedUntil = now + .milliseconds(250)
+                return
+            }
+            acceptPausedUntil = nil
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             let address = try? Socket.peerAddress(of: fd)
             guard pending.count < maximumHalfOpen else {

@@ -78,4 +78,48 @@ if [ "$status" -ne 130 ]; then
     tail -20 "$work/seed.log"
     failures=$((failures + 1))
 fi
+
+# A seeder out of descriptors under a flood of connections: it neither spins (the listener stays readable
+# while accept fails) nor logs each failure, and it serves again once the flood is gone. Both paths: one
+# torrent (the session accepts on its ring) and a folder (the router accepts for all of them).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+for torrents in "${torrents[1]}" "$work/three"; do
+    rm -f "$work"/data/.*.potluck-resume "$work/flood.log"
+    rm -rf "$work/out"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    bash -c 'ulimit -n 40 && exec "$@"' _ "$potluck" seed "$torrents" --data "$work/data" \
+        --listen "127.0.0.1:$port" --verbose >"$work/flood.log" 2>&1 &
+    seeder=$!
+    sleep 2
+    # 200 connections held open for 4 s, never saying anything.
+    python3 -c '
+import socket, sys, time
+held = []
+for _ in range(200):
+    try:
+        held.append(socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2))
+    except OSError:
+        pass
+time.sleep(4)
+' "$port" &
+    flood=$!
+    sleep 1.5
+    before=$(cpu_ticks "$seeder")
+    sleep 2
+    after=$(cpu_ticks "$seeder")
+    wait "$flood"
+    said=$(grep -c "accept: .*said once" "$work/flood.log" || true)
+    if [ $((after - before)) -le 50 ] && [ "$said" -ge 1 ] && [ "$said" -le 2 ] \
+        && timeout 60 "$potluck" download "${torrents[1]}" -o "$work/out" --peer "127.0.0.1:$port" \
+            --no-trackers --quiet && cmp -s "$work/out/t00001.bin" "$work/data/t00001.bin"; then
+        echo "✔ descriptor flood ($torrents): no spin ($((after - before)) ticks in 2 s), said once, serves after"
+    else
+        echo "✘ descriptor flood ($torrents): $((after - before)) CPU ticks in 2 s, $said accept lines; log:"
+        tail -20 "$work/flood.log"
+        failures=$((failures + 1))
+    fi
+    kill -INT "$seeder"
+    wait "$seeder" || true
+    seeder=""
+done
 [ "$failures" -eq 0 ]
