@@ -20,8 +20,8 @@ public struct HashFailureReport: Hashable, Sendable {
     /// their address. Each is reported once.
     public var peersToBan: [PeerSlot]
     /// Whether the failure is more likely ours than the peers' (our hash check, our memory), so nobody
-    /// was charged for it: the piece failed `presumeLocalFaultAfterPieceFailures` times without passing,
-    /// so every peer that sent it in any attempt sent bytes we reject, or the caller said so.
+    /// was charged for it: the piece failed `presumeLocalFaultAfterPieceFailures` times without passing
+    /// and every sender of this attempt sent good data of other pieces, or the caller said so.
     public var isLikelyLocalFault: Bool
 }
 
