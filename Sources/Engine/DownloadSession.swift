@@ -119,9 +119,12 @@ public enum DownloadError: Error, CustomStringConvertible {
     case io(IOError)
     case listen(SyscallError)
     case threads(HashPoolError)
+    /// The reactor already hosts as many torrents as its tokens can name.
+    case reactorFull
 
     public var description: String {
         switch self {
+        case .reactorFull: "the reactor hosts \(Reactor.maximumTenants) torrents already"
         case .ringUnavailable(let error): error.description
         case .listen(let error): "cannot listen for peers: \(error)"
         case .storage(let error): "storage: \(error)"
@@ -139,6 +142,7 @@ public enum DownloadError: Error, CustomStringConvertible {
         case .listen(let error): return exhausted.contains(error.errno)
         case .io(let error): return exhausted.contains(error.errno)
         case .threads: return true
+        case .reactorFull: return false
         case .storage(let error):
             guard case .system(let errno) = error.reason else { return false }
             return exhausted.contains(errno)
@@ -146,25 +150,29 @@ public enum DownloadError: Error, CustomStringConvertible {
     }
 }
 
-/// Downloads one torrent on one reactor thread (the caller's): io_uring for sockets and files, the
-/// hashing pool for verification, and the pure protocol cores for every decision.
+/// One torrent, hosted by a `Reactor` (many torrents share one): io_uring for sockets and files, the
+/// reactor's hashing workers for verification, and the pure protocol cores for every decision.
 ///
 /// The data path: a receive lands in a provided buffer; the peer wire decoder hands out each block's
 /// bytes in place, and they are copied once into the piece's buffer from a fixed pool; a complete piece
 /// is hashed in that buffer on the pool, written from it through the ring, and only then announced with
-/// HAVE. Nothing on this thread blocks; no timer gates the data path (requests are topped up on every
+/// HAVE. Nothing on the reactor blocks; no timer gates the data path (requests are topped up on every
 /// block).
+///
+/// The torrent moves through stages the reactor drives: checking the data on disk, running
+/// (downloading, then seeding), finishing (writes land, resume data is saved, queued sends drain,
+/// trackers are told), closing (every operation on the ring for it completes), and gone.
 ///
 /// Invariants: a piece has a buffer from the moment its first block arrives until it is written (or
 /// fails its hash); a buffer is never released while lent to the hasher or the store; every verified
-/// piece is in `verified` only after it was written.
+/// piece is in `verified` only after it was written; the torrent leaves its reactor only once nothing
+/// of it is in flight on the ring or the hashers (their memory is its own).
 public final class DownloadSession {
-    static let peerOwner: UInt8 = 1
-    static let listenerOwner: UInt8 = 4
+    static var peerOwner: UInt8 { Reactor.peerOwner }
+    static var listenerOwner: UInt8 { Reactor.listenerOwner }
     /// The largest block a peer may ask for (`PieceGeometry.maximumRequestLength`): one upload buffer.
     static let uploadBufferBytes = Int(PieceGeometry.maximumRequestLength)
-    static let receiveGroup: UInt16 = 1
-    static let receiveBufferBytes = 64 * 1024
+    static var receiveBufferBytes: Int { Reactor.receiveBufferBytes }
     /// Blocks read or queued unsent per link: enough to fill a fast link, bounded for a slow reader.
     static let maximumQueuedPayloadsPerLink = 64
 
@@ -174,14 +182,43 @@ public final class DownloadSession {
     /// Pieces that end in padding, with the blocks before it: only those are asked for.
     private let dataBlockCounts: [PieceIndex: Int]
     private let localPeerID: PeerID
-    private let started = ContinuousClock.now
 
-    // Set up in `run`, on the reactor thread.
-    private var ring: Ring!
-    private var pieceBuffers: BufferPool!
-    private var hashers: HashPool!
+    // Set when a reactor takes the torrent.
+    private unowned(unsafe) var reactor: Reactor!
+    private var tenant: UInt16 = 0
+    private var ring: Ring { reactor.ring }
+    private var hashers: HashPool { reactor.hashers }
+    private var providedBuffers: ProvidedBufferRing? { reactor.providedBuffers }
     private var store: PieceStore!
-    private var providedBuffers: ProvidedBufferRing?
+    /// Piece memory, made at first use and given back once the torrent seeds (see `restIfIdle`).
+    private var pieceBufferStorage: BufferPool?
+    private var pieceBuffers: BufferPool {
+        if let pieceBufferStorage { return pieceBufferStorage }
+        // No more slots than pieces: a torrent of three pieces never holds more than three.
+        let slotCount = max(
+            1, min(metainfo.pieceCount, max(8, options.pieceMemoryBytes / metainfo.pieceLength)))
+        let pool = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
+        pieceBufferStorage = pool
+        return pool
+    }
+
+    private var stage: Stage = .waiting
+    /// When the reactor is to tick this torrent next (see `Reactor.schedule`).
+    private(set) var tickDeadline: UInt64 = 0
+    /// The torrent's own hash jobs (a check's are its own to count).
+    private var hashesInFlight = 0
+    /// The check of the data on disk, until it has nothing in flight.
+    private var recheck: Recheck?
+    private var stopRequested = false
+    /// Called on the reactor about once a second (every 250 ms while checking).
+    var statusHandler: ((DownloadStatus) -> Void)?
+    /// Called on the reactor once, when the torrent has left it.
+    var endHandler: ((Result<DownloadOutcome, DownloadError>) -> Void)?
+    /// The engine's name for this session, by which commands find it on its reactor.
+    var hostKey: HostKey?
+    private var lastStatus: UInt64 = 0
+    /// Bytes checked so far while checking.
+    private var checkedBytes: Int64 = 0
 
     private var pipeline: RequestPipeline
     private var verified: PieceSet
@@ -205,11 +242,23 @@ public final class DownloadSession {
     // Uploading.
     private var choker: Choker
     private var chokeActions: [ChokeAction] = []
-    private var uploadBuffers: BufferPool!
+    /// Upload buffers, made at the first block read and given back when the torrent rests.
+    private var uploadBufferStorage: BufferPool?
+    private var uploadBuffers: BufferPool {
+        if let uploadBufferStorage { return uploadBufferStorage }
+        let pool = BufferPool(slotSizeBytes: Self.uploadBufferBytes, slotCount: uploadLeases.count)
+        uploadBufferStorage = pool
+        return pool
+    }
     /// The lease of each upload buffer with a read in flight, by buffer index.
     private var uploadLeases: [BufferSlot?] = []
-    /// Whole pieces read for uploading, shared by all peers (nil: pieces too large for the budget).
+    /// Whole pieces read for uploading, shared by all peers: made at the first request served, given
+    /// back when the torrent rests (nil then, and when pieces are too large for the budget).
     private var pieceCache: PieceCache?
+    /// Whether the cache is registered with the ring (then it stays: the kernel holds its pages).
+    private var pieceCacheRegistered = false
+    /// When the torrent last had a peer (for `restIfIdle`).
+    private var lastBusy: UInt64 = 0
     private var pieceCacheRegistrationTried = false
     /// Pieces whose whole-piece read failed: served block by block.
     private var uncachedPieces: Set<PieceIndex> = []
@@ -238,6 +287,26 @@ public final class DownloadSession {
     private var log: (String) -> Void
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
     private var trackers: TrackerAnnouncer?
+
+    /// Where the torrent is in its life; the reactor's calls move it along.
+    private enum Stage {
+        /// Not on a reactor yet.
+        case waiting
+        /// Reading and hashing the data already on disk (`recheck`).
+        case checking
+        /// Downloading, then (with `seedWhenComplete`) seeding.
+        case running
+        /// Verified pieces being written land, and the files are flushed, until the deadline.
+        case finishingWrites(DownloadOutcome, deadline: UInt64)
+        /// Blocks already queued for peers are sent, until the deadline.
+        case drainingSends(DownloadOutcome, deadline: UInt64)
+        /// Trackers are told we leave (bounded by the announcer's own deadline).
+        case stoppingTrackers(Result<DownloadOutcome, DownloadError>)
+        /// Sockets are shut: waiting for every operation in flight to complete.
+        case closing(Result<DownloadOutcome, DownloadError>)
+        /// Off the reactor; the outcome stands.
+        case gone(Result<DownloadOutcome, DownloadError>)
+    }
 
     /// What a receive produced, kept until the connection has finished parsing.
     private enum PendingEvent {
@@ -291,66 +360,110 @@ public final class DownloadSession {
         return PeerID(bytes)!
     }
 
-    private var nowNanoseconds: UInt64 {
-        let elapsed = ContinuousClock.now - started
-        return UInt64(elapsed.components.seconds) * 1_000_000_000
-            + UInt64(elapsed.components.attoseconds / 1_000_000_000)
-    }
+    private var nowNanoseconds: UInt64 { reactor.now }
 
     private var resumePath: String {
         options.resumePath ?? options.downloadDirectory + "/.\(metainfo.wireInfoHash.hex).potluck-resume"
     }
 
-    // MARK: Running
+    // MARK: Running alone
 
-    /// Runs until the download completes, `shouldStop` says so, or an error stops it. Call on the thread
-    /// that is to be the reactor; `status` is called about once a second.
+    /// Runs this torrent alone on a reactor of its own on the calling thread, until it completes,
+    /// `shouldStop` says so, or an error stops it; `status` is called about once a second.
     public func run(
         shouldStop: () -> Bool, status: (DownloadStatus) -> Void
     ) throws(DownloadError) -> DownloadOutcome {
-        // However the session ends, even before its ring runs, routed peers are no longer held for it.
+        // However the session ends, even before it runs, routed peers are no longer held for it.
         defer { options.incomingInbox?.close() }
-        do {
-            ring = try Ring(
-                options: RingOptions(entries: 512, disabledFeatures: options.disabledRingFeatures))
-        } catch {
-            throw .ringUnavailable(error)
+        var reactorOptions = ReactorOptions()
+        reactorOptions.disabledRingFeatures = options.disabledRingFeatures
+        let reactor = try Reactor(options: reactorOptions)
+        let outcome: Result<DownloadOutcome, DownloadError> = withoutActuallyEscaping(status) { status in
+            statusHandler = status
+            defer { statusHandler = nil }
+            reactor.host(self)
+            do throws(DownloadError) {
+                try reactor.run(shouldStop: shouldStop, until: { self.outcome != nil })
+            } catch {
+                return .failure(error)
+            }
+            return self.outcome!
         }
-        let slotCount = max(8, options.pieceMemoryBytes / metainfo.pieceLength)
-        pieceBuffers = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
-        let waker = ring.waker
-        do {
-            hashers = try HashPool { waker.wake() }
+        return try outcome.get()
+    }
+
+    /// The torrent's outcome once it has left its reactor.
+    var outcome: Result<DownloadOutcome, DownloadError>? {
+        if case .gone(let outcome) = stage { return outcome }
+        return nil
+    }
+
+    // MARK: Driven by the reactor
+
+    /// Whether the torrent has left its reactor (nothing of it is in flight any more).
+    var hasLeftReactor: Bool { outcome != nil }
+
+    /// Whether pieces are being downloaded (the reactor batches completions then).
+    var isDownloading: Bool {
+        guard case .running = stage else { return false }
+        return !verified.isComplete
+    }
+
+    /// Taken by `reactor` as `tenant`: sets up storage and starts checking or running.
+    func attach(to reactor: Reactor, tenant: UInt16) {
+        self.reactor = reactor
+        self.tenant = tenant
+        options.incomingInbox?.attach(reactor.doorbell, tenant: tenant)
+        do throws(DownloadError) {
+            try setUp()
+            if let recheck = try restoreProgress() {
+                self.recheck = recheck
+                stage = .checking
+                var events: [RecheckEvent] = []
+                recheck.start(into: &events)
+                checkProgressed(events, now: nowNanoseconds)
+            } else {
+                beginRunning(now: nowNanoseconds)
+            }
         } catch {
-            throw .threads(error)
+            fail(error)
         }
-        options.incomingInbox?.attach(waker)
-        defer { hashers.shutdown() }
-        // However the session ends, its sockets close and give their connections back to a shared budget.
-        defer { for case let link? in links { release(link) } }
+        scheduleTick(now: nowNanoseconds)
+    }
+
+    /// Asks the torrent to stop cleanly: writes land, resume data is saved, trackers are told.
+    func stop() {
+        stopRequested = true
+        switch stage {
+        case .waiting:
+            leave(.success(.interrupted))
+        case .checking:
+            recheck?.stop()
+            checkProgressed([], now: nowNanoseconds)
+        case .running:
+            beginFinishing(.interrupted, now: nowNanoseconds)
+        default:
+            break
+        }
+    }
+
+    private func setUp() throws(DownloadError) {
         if mkdir(options.downloadDirectory, 0o755) != 0 && errno != EEXIST {
             throw .storage(
                 StorageError(.open, path: options.downloadDirectory, reason: .system(Errno(rawValue: errno))))
-        }
-        // At least two pieces, or the cache would serialise peers behind one read.
-        if options.uploadCacheBytes >= 2 * metainfo.pieceLength {
-            pieceCache = PieceCache(
-                pieceLength: metainfo.pieceLength,
-                capacity: min(1024, options.uploadCacheBytes / metainfo.pieceLength))
         }
         do {
             store = try PieceStore(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring,
                 options: PieceStore.Options(
-                    preallocate: options.preallocateFiles, directWrites: options.directWrites))
+                    preallocate: options.preallocateFiles, directWrites: options.directWrites),
+                tenant: tenant)
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
         } catch {
             throw .storage(error)
         }
-        uploadBuffers = BufferPool(
-            slotSizeBytes: Self.uploadBufferBytes, slotCount: max(1, options.uploadBufferCount))
-        uploadLeases = Array(repeating: nil, count: uploadBuffers.slotCount)
+        uploadLeases = Array(repeating: nil, count: max(1, options.uploadBufferCount))
         if let listenAddress = options.listenAddress {
             do {
                 listenerFD = try Socket.listenTCP(on: listenAddress)
@@ -360,108 +473,197 @@ public final class DownloadSession {
             }
             log("listening on \(boundAddress.map { "\($0)" } ?? "?")")
         }
-        defer { if listenerFD >= 0 { Glibc.close(listenerFD) } }
-        if ring.features.contains([.providedBufferRing, .multishotReceive]) {
-            providedBuffers = try? ProvidedBufferRing(
-                ring: ring, group: Self.receiveGroup, bufferCount: 256,
-                bufferSizeBytes: Self.receiveBufferBytes)
-        }
+    }
 
-        guard try restoreProgress(shouldStop: shouldStop, status: status) else { return .interrupted }
-        pipeline = RequestPipeline(
-            geometry: geometry, have: verified, seed: options.seed, dataBlockCounts: dataBlockCounts)
-        actions.removeAll(keepingCapacity: true)
-        limitPiecesToFreeBuffers(now: nowNanoseconds)
-        if verified.isComplete && !options.seedWhenComplete {
-            saveResumeData()
-            return .completed
+    /// A completion whose token names this torrent.
+    func handle(_ completion: Completion, now: UInt64) {
+        if let recheck, completion.slot.owner == recheck.owner {
+            var events: [RecheckEvent] = []
+            recheck.handle(completion, into: &events)
+            checkProgressed(events, now: now)
+            return
         }
-        armAccept()
-        startTrackers()
+        route(completion, now: now)
+    }
 
-        var lastTick: UInt64 = 0
-        var lastStatus: UInt64 = 0
-        var batchingCompletions = false
-        connectToCandidates()
-        while true {
-            if let failure {
-                // Trackers are told we are gone (bounded wait); the error stands whatever they answer.
-                stopTrackers(completed: false)
-                throw failure
+    /// A hash result whose token names this torrent; its slot is still lent from `pieceBuffers`.
+    func hashCompleted(_ result: HashResult, now: UInt64) {
+        if let slot = result.slot { pieceBuffers.reclaim(slot) }
+        if let recheck, recheck.ownsHashToken(result.token) {
+            var events: [RecheckEvent] = []
+            recheck.handle(result, into: &events)
+            checkProgressed(events, now: now)
+            return
+        }
+        pieceHashed(result, now: now)
+    }
+
+    /// Hashes a piece buffer on the reactor's workers; the token carries the tenant for routing back.
+    private func submitHash(_ slot: BufferSlot, length: Int, kind: HashJobKind, piece: PieceIndex) {
+        hashesInFlight += 1
+        hashers.submit(
+            slot, length: length, in: pieceBuffers, kind: kind,
+            token: UInt64(tenant) << 32 | UInt64(piece.value))
+    }
+
+    /// After the completions of one loop: act on what changed, and send what was queued.
+    func service(now: UInt64) {
+        if let failure, !stageIsEnding {
+            self.failure = nil
+            beginStoppingTrackers(.failure(failure), now: now)
+        }
+        switch stage {
+        case .waiting, .checking, .gone:
+            break
+        case .running:
+            serviceRunning(now: now)
+        case .finishingWrites(let outcome, let deadline):
+            if writing.isEmpty && !flushRequested {
+                flushRequested = true
+                store.flush()
             }
-            if shouldStop() { return try finish(outcome: .interrupted) }
-            if verified.isComplete && writing.isEmpty {
-                guard options.seedWhenComplete else { return try finish(outcome: .completed) }
-                becomeSeed(now: nowNanoseconds)
-                if let reason = seedLimitReached(now: nowNanoseconds) {
-                    log("stopping: \(reason)")
-                    return try finish(outcome: .completed)
-                }
+            if (writing.isEmpty && flushed) || now >= deadline {
+                log("finished writing (\(writing.count) pieces not written)")
+                saveResumeData()
+                stopping = true
+                stage = .drainingSends(outcome, deadline: now + 2_000_000_000)
+                service(now: now)
             }
-            do {
-                if batchingCompletions {
-                    try ring.submitAndWait(
-                        minimumCompletions: Self.completionBatch,
-                        timeout: .nanoseconds(min(Self.completionBatchWaitNanoseconds, waitNanoseconds())))
-                } else {
-                    try ring.submitAndWait(minimumCompletions: 1, timeout: .nanoseconds(waitNanoseconds()))
-                }
-            } catch {
-                throw .io(error)
-            }
-            let now = nowNanoseconds
-            let handled = ring.drain { completion in
-                route(completion, now: now)
-            }
-            batchingCompletions = handled > 0 && !verified.isComplete
-            hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
-            providedBuffers?.publishRecycled()
-            if let inbox = options.incomingInbox {
-                inbox.take(into: &routedDescriptors)
-                for routed in routedDescriptors {
-                    adoptIncoming(routed.fd, plaintextRead: routed.plaintextRead, now: now)
-                }
-                routedDescriptors.removeAll(keepingCapacity: true)
-            }
-            // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
-            if uploadThrottled && uploadLimiter.allows() {
-                uploadThrottled = false
-                serveUploads()
-            }
-            if downloadThrottled && downloadLimiter.allows() {
-                downloadThrottled = false
-                refillAllRequests(now: now)
-            }
+        case .drainingSends(let outcome, let deadline):
             flushAllSends()
-            if now - lastTick >= 250_000_000 {
-                lastTick = now
-                tick(now: now)
+            let busy = links.contains { link in
+                guard let link, link.connected, !link.closing else { return false }
+                return link.sendInFlight || !link.connection.outbound.isEmpty
             }
+            if (!busy && !uploadLeases.contains(where: { $0 != nil })) || now >= deadline {
+                beginStoppingTrackers(.success(outcome), now: now)
+            }
+        case .stoppingTrackers(let outcome):
+            if trackers?.isFinished(now: now) ?? true {
+                trackers?.close()
+                beginClosing(outcome)
+                service(now: now)
+            }
+        case .closing(let outcome):
+            let linksOpen = links.contains { $0 != nil }
+            let checking = recheck?.hasWorkInFlight ?? false
+            if !linksOpen && !checking && hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 {
+                if listenerFD >= 0 {
+                    Glibc.close(listenerFD)
+                    listenerFD = -1
+                }
+                options.incomingInbox?.close()
+                leave(outcome)
+            }
+        }
+    }
+
+    private func leave(_ outcome: Result<DownloadOutcome, DownloadError>) {
+        stage = .gone(outcome)
+        endHandler?(outcome)
+    }
+
+    private var stageIsEnding: Bool {
+        switch stage {
+        case .stoppingTrackers, .closing, .gone: true
+        default: false
+        }
+    }
+
+    private func serviceRunning(now: UInt64) {
+        if verified.isComplete && writing.isEmpty {
+            guard options.seedWhenComplete else { return beginFinishing(.completed, now: now) }
+            becomeSeed(now: now)
+            if let reason = seedLimitReached(now: now) {
+                log("stopping: \(reason)")
+                return beginFinishing(.completed, now: now)
+            }
+        }
+        if let inbox = options.incomingInbox {
+            inbox.take(into: &routedDescriptors)
+            for routed in routedDescriptors {
+                adoptIncoming(routed.fd, plaintextRead: routed.plaintextRead, now: now)
+            }
+            routedDescriptors.removeAll(keepingCapacity: true)
+        }
+        // Requests held back by the upload limit go out as tokens accrue, not on the next tick.
+        if uploadThrottled && uploadLimiter.allows() {
+            uploadThrottled = false
+            serveUploads()
+        }
+        if downloadThrottled && downloadLimiter.allows() {
+            downloadThrottled = false
+            refillAllRequests(now: now)
+        }
+        flushAllSends()
+        if uploadThrottled || downloadThrottled { scheduleThrottleWake(now: now) }
+        if tickDeadline > now + 250_000_000 && !isAtRest { scheduleTick(now: now) }
+    }
+
+    /// The reactor's timer for this torrent.
+    func tick(now: UInt64) {
+        switch stage {
+        case .running:
+            runningTick(now: now)
             if now - lastStatus >= 1_000_000_000 {
                 lastStatus = now
-                status(currentStatus(phase: verified.isComplete ? .seeding : .downloading, now: now))
+                statusHandler?(currentStatus(phase: verified.isComplete ? .seeding : .downloading, now: now))
             }
             if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {
                 lastResumeSaveNanoseconds = now
                 saveResumeData()
             }
+        case .checking:
+            if now - lastStatus >= 250_000_000 {
+                lastStatus = now
+                var snapshot = currentStatus(phase: .checking, now: now)
+                snapshot.checkedBytes = checkedBytes
+                statusHandler?(snapshot)
+            }
+        case .stoppingTrackers:
+            trackers?.tick(now: now)
+        default:
+            break
         }
+        scheduleTick(now: now)
     }
 
-    /// While a download is under way, the loop waits for this many completions (or the wait below)
-    /// rather than one: waking for every receive completion (about 2,000 a second on a 1 Gbit/s link)
-    /// cost CPU for nothing. Measured (1 Gbit/s links, 256 MiB): CPU per GiB 2.3–2.6 s → 1.4–1.6 s at
-    /// the same throughput; on loopback (1 GiB) 1.05 → 0.96 s and faster. Requests are queued for far
-    /// longer than the wait, so the peers never run dry.
-    private static let completionBatch = 64
-    private static let completionBatchWaitNanoseconds: Int64 = 4_000_000
+    /// Ticks come every 250 ms while anything moves (peers, a check, an ending). A torrent at rest (no
+    /// peers to time out, nothing to request) ticks every 5 s while it has trackers to announce to, and
+    /// every 30 s without: thousands of idle torrents on one reactor then cost next to nothing. Whatever
+    /// wakes it (a peer arriving, a tracker's answer) brings the 250 ms ticks back (`service`).
+    private func scheduleTick(now: UInt64) {
+        if case .gone = stage { return }
+        var interval: UInt64 = 250_000_000
+        if isAtRest { interval = trackers == nil ? 30_000_000_000 : 5_000_000_000 }
+        if let limit = options.seedTimeLimitSeconds, let since = seedingSince {
+            let end = since + UInt64(max(0, limit)) * 1_000_000_000
+            interval = min(interval, end > now ? end - now : 1_000_000)
+        }
+        tickDeadline = now + interval
+        reactor.schedule(tenant, at: tickDeadline)
+    }
 
-    /// How long the reactor may sleep: 100 ms, or less when a rate limit is about to allow more.
-    private func waitNanoseconds() -> Int64 {
+    private var isAtRest: Bool {
+        guard case .running = stage else { return false }
+        return !links.contains { $0 != nil } && (verified.isComplete || candidates.isEmpty)
+    }
+
+    /// A rate limit held work back: be serviced again when it allows.
+    private func scheduleThrottleWake(now: UInt64) {
         var wait: UInt64 = 100_000_000
         if uploadThrottled { wait = min(wait, uploadLimiter.nanosecondsUntilAllowed()) }
         if downloadThrottled { wait = min(wait, downloadLimiter.nanosecondsUntilAllowed()) }
-        return Int64(max(wait, 1_000_000))
+        let deadline = now + max(wait, 1_000_000)
+        if deadline < tickDeadline {
+            tickDeadline = deadline
+            reactor.schedule(tenant, at: deadline)
+        }
+    }
+
+    private func fail(_ error: DownloadError) {
+        if failure == nil { failure = error }
+        reactor.touch(tenant)
     }
 
     /// Why seeding should stop now (`seedRatioLimit`, `seedTimeLimitSeconds`), or nil.
@@ -479,11 +681,9 @@ public final class DownloadSession {
         return nil
     }
 
-    /// Loads resume data, or rechecks whatever is on disk. False: `shouldStop` interrupted the check,
-    /// whose reads and hash jobs have all finished (nothing is known yet, so nothing is saved).
-    private func restoreProgress(
-        shouldStop: () -> Bool, status: (DownloadStatus) -> Void
-    ) throws(DownloadError) -> Bool {
+    /// Loads resume data; returns the check to run of whatever on disk it does not vouch for (nil:
+    /// nothing to check).
+    private func restoreProgress() throws(DownloadError) -> Recheck? {
         let current =
             (try? ResumeData.currentFileStatuses(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
@@ -499,65 +699,66 @@ public final class DownloadSession {
             log(
                 "resume data: \(verified.count) of \(metainfo.pieceCount) pieces trusted"
                     + (present.isEmpty ? "" : "; checking \(present.count) more found on disk"))
-            guard !present.isEmpty else { return true }
+            guard !present.isEmpty else { return nil }
             piecesToCheck = present
         } else {
-            guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return true }
+            guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return nil }
             // Data without (valid) resume data: check it before trusting any of it.
             log("no valid resume data; checking existing files")
         }
-        let recheck: Recheck
         do {
-            recheck = try Recheck(
+            return try Recheck(
                 metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
                 pool: pieceBuffers, hashPool: hashers, pieces: piecesToCheck,
-                maxPiecesInFlight: max(2, min(8, pieceBuffers.slotCount / 2)))
+                maxPiecesInFlight: max(2, min(8, pieceBuffers.slotCount / 2)), tenant: tenant)
         } catch {
             throw .storage(error)
         }
-        var events: [RecheckEvent] = []
-        recheck.start(into: &events)
-        var checkedBytes: Int64 = 0
-        var lastStatus: UInt64 = 0
-        var done = false
-        while !done {
-            for event in events {
-                switch event {
-                case .pieceChecked(let piece, _):
-                    checkedBytes += Int64(geometry.length(of: piece))
-                case .finished(let result):
-                    result.forEach { verified.insert($0) }
-                    done = true
+    }
+
+    /// The check moved on: count its bytes; when it is done, run; when it was stopped and has nothing
+    /// left in flight, end (nothing is known yet, so nothing is saved).
+    private func checkProgressed(_ events: [RecheckEvent], now: UInt64) {
+        guard case .checking = stage, let recheck else { return }
+        for event in events {
+            switch event {
+            case .pieceChecked(let piece, _):
+                checkedBytes += Int64(geometry.length(of: piece))
+            case .finished(let result):
+                result.forEach { verified.insert($0) }
+                log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
+                self.recheck = nil
+                if stopRequested {
+                    beginClosing(.success(.interrupted))
+                } else {
+                    beginRunning(now: now)
                 }
-            }
-            events.removeAll(keepingCapacity: true)
-            if done { break }
-            if shouldStop() {
-                recheck.stop()
-                if !recheck.hasWorkInFlight {
-                    log("check interrupted")
-                    return false
-                }
-            }
-            do {
-                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
-            } catch {
-                throw .io(error)
-            }
-            ring.drain { completion in
-                if completion.slot.owner == recheck.owner { recheck.handle(completion, into: &events) }
-            }
-            hashers.drain(into: pieceBuffers) { result in recheck.handle(result, into: &events) }
-            let now = nowNanoseconds
-            if now - lastStatus >= 250_000_000 {
-                lastStatus = now
-                var snapshot = currentStatus(phase: .checking, now: now)
-                snapshot.checkedBytes = checkedBytes
-                status(snapshot)
+                return
             }
         }
-        log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
-        return true
+        if stopRequested && !recheck.hasWorkInFlight {
+            log("check interrupted")
+            stage = .closing(.success(.interrupted))
+            reactor.touch(tenant)
+        }
+    }
+
+    /// Data on disk is known: start trading.
+    private func beginRunning(now: UInt64) {
+        stage = .running
+        pipeline = RequestPipeline(
+            geometry: geometry, have: verified, seed: options.seed, dataBlockCounts: dataBlockCounts)
+        actions.removeAll(keepingCapacity: true)
+        limitPiecesToFreeBuffers(now: now)
+        lastResumeSaveNanoseconds = now
+        if verified.isComplete && !options.seedWhenComplete {
+            saveResumeData()
+            beginClosing(.success(.completed))
+            return
+        }
+        armAccept()
+        startTrackers()
+        connectToCandidates()
     }
 
     /// Everything is here: flush, save resume data once it is on disk, and give every slot to uploads.
@@ -575,62 +776,49 @@ public final class DownloadSession {
         log("seeding \(metainfo.name)")
     }
 
-    /// Flushes the files, saves resume data, closes every connection.
-    private func finish(outcome: DownloadOutcome) throws(DownloadError) -> DownloadOutcome {
-        // Let writes in flight land: their pieces are verified and worth keeping.
-        let finishing = nowNanoseconds
+    /// Lets writes in flight land (their pieces are verified and worth keeping), for at most 30 s.
+    private func beginFinishing(_ outcome: DownloadOutcome, now: UInt64) {
         log(
             "finishing: \(writing.count) pieces being written, \(droppedBlocks) blocks dropped for want of piece memory"
         )
-        defer { log("finished in \((nowNanoseconds - finishing) / 1_000_000) ms (writes and fdatasync)") }
-        let deadline = nowNanoseconds + 30_000_000_000
-        while (!writing.isEmpty || !flushed) && nowNanoseconds < deadline {
-            if writing.isEmpty && !flushRequested {
-                flushRequested = true
-                store.flush()
-            }
-            do {
-                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
-            } catch {
-                throw .io(error)
-            }
-            let now = nowNanoseconds
-            ring.drain { completion in route(completion, now: now) }
-            hashers.drain(into: pieceBuffers) { result in hashCompleted(result, now: now) }
-            if let failure {
-                stopTrackers(completed: false)
-                throw failure
-            }
-        }
-        saveResumeData()
-        try drainSends()
-        stopTrackers(completed: outcome == .completed)
-        for case let link? in links {
-            logTotals(link)
-            shutdown(link)
-        }
-        return outcome
+        stage = .finishingWrites(outcome, deadline: now + 30_000_000_000)
+        reactor.touch(tenant)
     }
 
-    /// Sends what is already queued (blocks already counted as uploaded), for at most two seconds,
-    /// serving no new requests meanwhile.
-    private func drainSends() throws(DownloadError) {
-        stopping = true
-        let deadline = nowNanoseconds + 2_000_000_000
-        while nowNanoseconds < deadline {
-            flushAllSends()
-            let busy = links.contains { link in
-                guard let link, link.connected, !link.closing else { return false }
-                return link.sendInFlight || !link.connection.outbound.isEmpty
+    /// Trackers are told we leave: `completed` too if the download just finished.
+    private func beginStoppingTrackers(_ outcome: Result<DownloadOutcome, DownloadError>, now: UInt64) {
+        recheck?.stop()
+        stage = .stoppingTrackers(outcome)
+        closeLinks()
+        let completed = (try? outcome.get()) == .completed
+        trackers?.beginShutdown(now: now, completed: completed)
+        trackers?.tick(now: now)
+        reactor.touch(tenant)
+    }
+
+    /// Shuts every connection; the torrent leaves once their operations (and any disk or hash work)
+    /// have completed.
+    private func beginClosing(_ outcome: Result<DownloadOutcome, DownloadError>) {
+        stage = .closing(outcome)
+        closeLinks()
+        reactor.touch(tenant)
+    }
+
+    /// Shuts every connection (without the disconnect bookkeeping: the torrent is leaving); each link
+    /// is released once its operations have completed.
+    private func closeLinks() {
+        for case let link? in links {
+            if !link.closing { logTotals(link) }
+            link.closing = true
+            if link.connectInFlight {
+                _ = try? ring.enqueue(
+                    .cancel(CompletionToken(slot: link.operationSlot, kind: .connect), all: true),
+                    for: OperationSlot(
+                        owner: Self.peerOwner, tenant: tenant, index: OperationSlot.maximumIndex,
+                        generation: 0))
             }
-            guard busy || uploadLeases.contains(where: { $0 != nil }) else { return }
-            do {
-                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
-            } catch {
-                throw .io(error)
-            }
-            let now = nowNanoseconds
-            ring.drain { completion in route(completion, now: now) }
+            shutdown(link)
+            if !link.hasOperationsInFlight { release(link) }
         }
     }
 
@@ -708,8 +896,9 @@ public final class DownloadSession {
             localPieces: verified,
             initiatedLocally: initiatedLocally)
         let link = PeerLink(
-            slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], address: address, fd: fd,
-            connection: connection, initiatedLocally: initiatedLocally)
+            slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], tenant: tenant,
+            address: address,
+            fd: fd, connection: connection, initiatedLocally: initiatedLocally)
         links[index] = link
         return link
     }
@@ -719,7 +908,7 @@ public final class DownloadSession {
         do {
             try ring.enqueue(
                 .accept(fd: listenerFD, multishot: ring.features.contains(.multishotAccept)),
-                for: OperationSlot(owner: Self.listenerOwner, index: 0, generation: 1))
+                for: OperationSlot(owner: Self.listenerOwner, tenant: tenant, index: 0, generation: 1))
         } catch {
             failure = .io(error)
         }
@@ -1043,7 +1232,6 @@ public final class DownloadSession {
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
         choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
         guard pieceComplete, let slot = assembling[block.piece] else { return }
-        let token = UInt64(block.piece.value)
         if metainfo.infoHashV1 != nil {
             // SHA-1 covers the whole piece, padding included: the zeros nobody was asked for go in here.
             if let dataBlocks = dataBlockCounts[block.piece] {
@@ -1052,14 +1240,12 @@ public final class DownloadSession {
                 UnsafeMutableRawBufferPointer(rebasing: memory[padding]).initializeMemory(
                     as: UInt8.self, repeating: 0)
             }
-            hashers.submit(
-                slot, length: geometry.length(of: block.piece), in: pieceBuffers, kind: .sha1, token: token)
+            submitHash(slot, length: geometry.length(of: block.piece), kind: .sha1, piece: block.piece)
         } else if let check = metainfo.v2PieceCheck(block.piece) {
             // The file's own bytes: what a peer sent for the alignment gap after a file is in no hash.
-            hashers.submit(
-                slot, length: check.dataLength, in: pieceBuffers,
-                kind: .merkleRoot(leafCount: check.leafCount),
-                token: token)
+            submitHash(
+                slot, length: check.dataLength, kind: .merkleRoot(leafCount: check.leafCount),
+                piece: block.piece)
         } else {
             // Nothing to check it against (a piece layer we lack): the piece cannot pass, by no peer's fault.
             pieceChecked(block.piece, in: slot, passed: false, isLocalFault: true, now: now)
@@ -1074,19 +1260,22 @@ public final class DownloadSession {
         pieceCacheRegistrationTried = true
         // Registering with operations in flight is safe from Linux 6.0 (which multishot receive dates);
         // older kernels quiesce the ring, waiting for receives that may never complete.
-        guard let pool = pieceCache?.pool,
+        // A ring registers one table of buffers: it is for a torrent alone on its reactor (`download`).
+        guard let pool = pieceCache?.pool, reactor.torrentCount == 1,
             ring.features.isSuperset(of: [.registeredBuffers, .multishotReceive])
         else { return }
         do {
             try ring.registerBuffers(pool)
             store.useRegisteredPool(pool)
+            pieceCacheRegistered = true
             log("piece cache: \(pool.slotCount) pieces registered for fixed-buffer reads")
         } catch {
             log("piece cache not registered with the ring (\(error)); plain reads instead")
         }
     }
 
-    private func hashCompleted(_ result: HashResult, now: UInt64) {
+    private func pieceHashed(_ result: HashResult, now: UInt64) {
+        hashesInFlight -= 1
         guard let slot = result.slot else { preconditionFailure("the session hashes only its piece buffers") }
         let piece = PieceIndex(UInt32(truncatingIfNeeded: result.token))
         let passed: Bool
@@ -1106,6 +1295,13 @@ public final class DownloadSession {
         _ piece: PieceIndex, in slot: BufferSlot, passed: Bool, isLocalFault: Bool = false, now: UInt64
     ) {
         let instant = Instant(nanoseconds: now)
+        if passed && (failure != nil || stageIsEnding) {
+            // Leaving (after an error such as a full disk, or after the last writes were awaited):
+            // nothing more is written.
+            assembling[piece] = nil
+            pieceBuffers.release(slot)
+            return
+        }
         if passed {
             let digests = pipeline.needsBlockDigests(toPass: piece) ? blockDigests(piece, in: slot) : nil
             let banned = pipeline.pieceHashPassed(piece, blockDigests: digests, at: instant, into: &actions)
@@ -1301,6 +1497,12 @@ public final class DownloadSession {
         guard uploadLimiter.allows() else {
             uploadThrottled = true
             return .outOfResources
+        }
+        // At least two pieces, or the cache would serialise peers behind one read.
+        if pieceCache == nil, options.uploadCacheBytes >= 2 * metainfo.pieceLength {
+            pieceCache = PieceCache(
+                pieceLength: metainfo.pieceLength,
+                capacity: min(1024, metainfo.pieceCount, options.uploadCacheBytes / metainfo.pieceLength))
         }
         // In place (`pieceCache!`): a copy of the cache would copy its table on every request.
         if pieceCache != nil, !uncachedPieces.contains(block.piece) {
@@ -1520,7 +1722,8 @@ public final class DownloadSession {
 
     // MARK: Timers and endings
 
-    private func tick(now: UInt64) {
+    private func runningTick(now: UInt64) {
+        restIfIdle(now: now)
         let time = Instant(nanoseconds: now)
         if let retryAt = acceptRetryAt, now >= retryAt {
             acceptRetryAt = nil
@@ -1550,6 +1753,22 @@ public final class DownloadSession {
             addCandidates(trackers.takePeers())
         }
         connectToCandidates()
+    }
+
+    /// A seed without peers for half a minute gives its memory back: the piece buffers (a seed never
+    /// assembles a piece), the upload buffers and the cache. Each is made again when needed, so a
+    /// torrent at rest costs a few KiB.
+    private func restIfIdle(now: UInt64) {
+        if links.contains(where: { $0 != nil }) { lastBusy = now }
+        guard now - lastBusy >= 30_000_000_000, verified.isComplete, writing.isEmpty, hashesInFlight == 0,
+            assembling.isEmpty, recheck == nil
+        else { return }
+        pieceBufferStorage = nil
+        if !uploadLeases.contains(where: { $0 != nil }) { uploadBufferStorage = nil }
+        if !pieceCacheRegistered, pieceCache?.isIdle ?? false {
+            pieceCache = nil
+            uncachedPieces.removeAll()
+        }
     }
 
     private func ban(_ peer: PeerSlot, reason: String, now: UInt64) {
@@ -1619,7 +1838,7 @@ extension DownloadSession {
         guard options.useTrackers, !metainfo.trackers.isEmpty else { return }
         let totalBytes = UInt64(max(0, metainfo.totalLength))
         trackers = TrackerAnnouncer(
-            ring: ring, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
+            ring: ring, tenant: tenant, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
             infoHash: metainfo.wireInfoHash, peerID: localPeerID,
             port: options.announcedPort ?? boundAddress?.port ?? 0,
             seed: options.seed, extraCAFile: options.trackerCAFile,
@@ -1657,23 +1876,6 @@ extension DownloadSession {
             }
             if known.insert(address).inserted { candidates.append(PeerCandidate(address: address)) }
         }
-    }
-
-    /// A clean exit: `completed` (if the download just finished) and `stopped`, waiting a bounded time.
-    private func stopTrackers(completed: Bool) {
-        guard let trackers else { return }
-        trackers.beginShutdown(now: nowNanoseconds, completed: completed)
-        while !trackers.isFinished(now: nowNanoseconds) {
-            do {
-                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(100))
-            } catch {
-                break
-            }
-            let now = nowNanoseconds
-            ring.drain { completion in route(completion, now: now) }
-            trackers.tick(now: now)
-        }
-        trackers.close()
     }
 }
 

@@ -17,7 +17,7 @@ struct RoutedConnection: Sendable {
 public final class IncomingInbox: Sendable {
     private struct State {
         var descriptors: [RoutedConnection] = []
-        var waker: RingWaker?
+        var doorbell: (inbox: ReactorInbox, tenant: UInt16)?
         var closed = false
     }
 
@@ -28,23 +28,23 @@ public final class IncomingInbox: Sendable {
     /// From the router's thread: the session takes ownership of the socket (false: it has stopped,
     /// close it).
     func deliver(_ connection: RoutedConnection) -> Bool {
-        let waker: RingWaker?? = state.withLock { state in
+        let doorbell: (inbox: ReactorInbox, tenant: UInt16)?? = state.withLock { state in
             guard !state.closed else { return nil }
             state.descriptors.append(connection)
-            return .some(state.waker)
+            return .some(state.doorbell)
         }
-        guard let waker else { return false }
-        waker?.wake()
+        guard let doorbell else { return false }
+        if let (inbox, tenant) = doorbell { inbox.ring(tenant) }
         return true
     }
 
-    /// From the session's thread, once its ring runs.
-    func attach(_ waker: RingWaker) {
+    /// From the session's reactor, once it hosts the session as `tenant`.
+    func attach(_ doorbell: ReactorInbox, tenant: UInt16) {
         let pending = state.withLock { state in
-            state.waker = waker
+            state.doorbell = (doorbell, tenant)
             return !state.descriptors.isEmpty
         }
-        if pending { waker.wake() }
+        if pending { doorbell.ring(tenant) }
     }
 
     func take(into descriptors: inout [RoutedConnection]) {
@@ -75,12 +75,15 @@ public final class IncomingInbox: Sendable {
 /// Runs on its own thread with poll(2): it handles only connection set-up, never payload. Invariants:
 /// at most `maximumHalfOpen` connections wait for their handshake, each at most `handshakeTimeoutSeconds`;
 /// every accepted socket is either delivered to exactly one session or closed, with a log line saying why.
-public final class IncomingRouter {
+/// `run` belongs to one thread; `register` and `unregister` may be called from any (hence unchecked
+/// `Sendable`: the registrations are behind a mutex, the rest is the running thread's own).
+public final class IncomingRouter: @unchecked Sendable {
     public let boundAddress: SocketAddress
     public var maximumHalfOpen = 64
     public var handshakeTimeoutSeconds = 10
     private let listenerFD: Int32
-    private var sessions: [InfoHash: IncomingInbox] = [:]
+    /// Registered from any thread (torrents come and go while the router runs).
+    private let sessions = Mutex<[InfoHash: IncomingInbox]>([:])
     private struct Pending {
         let fd: Int32
         let address: SocketAddress?
@@ -115,7 +118,12 @@ public final class IncomingRouter {
 
     /// Routes connections for `infoHash` to `inbox` (the session's `DownloadOptions.incomingInbox`).
     public func register(_ infoHash: InfoHash, inbox: IncomingInbox) {
-        sessions[infoHash] = inbox
+        sessions.withLock { $0[infoHash] = inbox }
+    }
+
+    /// Stops routing connections for `infoHash` (its torrent is gone).
+    public func unregister(_ infoHash: InfoHash) {
+        sessions.withLock { _ = $0.removeValue(forKey: infoHash) }
     }
 
     /// Accepts and routes until `shouldStop` says so (it is asked at least ten times a second).
@@ -171,11 +179,12 @@ public final class IncomingRouter {
                     // Taken for the encryption exchange; bytes that are not one fail it with a reason.
                     var encrypted = connection
                     encrypted.encryption = EncryptionHandshakeResponder(
-                        knownInfoHashes: Array(sessions.keys), privateKey: Self.randomBytes(20),
+                        knownInfoHashes: sessions.withLock { Array($0.keys) },
+                        privateKey: Self.randomBytes(20),
                         padding: Self.randomBytes(Int.random(in: 0...64)))
                     if let still = continueEncryption(encrypted) { kept.append(still) }
                 case .infoHash(let infoHash):
-                    guard let inbox = sessions[infoHash] else {
+                    guard let inbox = sessions.withLock({ $0[infoHash] }) else {
                         drop(
                             connection.fd, connection.address,
                             "asks for a torrent we do not serve (\(infoHash))")
@@ -258,7 +267,7 @@ public final class IncomingRouter {
             connection.encryption = exchange
             return connection
         case .established(let infoHash, let plaintext):
-            guard let inbox = sessions[infoHash] else {
+            guard let inbox = sessions.withLock({ $0[infoHash] }) else {
                 drop(connection.fd, connection.address, "asks for a torrent we do not serve (\(infoHash))")
                 return nil
             }

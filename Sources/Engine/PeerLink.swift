@@ -15,6 +15,8 @@ import URing
 final class PeerLink {
     let slot: PeerSlot
     let generation: UInt16
+    /// The torrent's number on its reactor, stamped on the link's ring tokens.
+    let tenant: UInt16
     let address: SocketAddress
     let fd: Int32
     var connection: PeerConnection
@@ -52,12 +54,13 @@ final class PeerLink {
     var sendingVector = false
 
     init(
-        slot: PeerSlot, generation: UInt16, address: SocketAddress, fd: Int32, connection: PeerConnection,
-        initiatedLocally: Bool
+        slot: PeerSlot, generation: UInt16, tenant: UInt16, address: SocketAddress, fd: Int32,
+        connection: PeerConnection, initiatedLocally: Bool
     ) {
         self.openingSeen = initiatedLocally
         self.slot = slot
         self.generation = generation
+        self.tenant = tenant
         self.address = address
         self.fd = fd
         self.connection = connection
@@ -69,7 +72,7 @@ final class PeerLink {
 
     /// Operations on the ring for this link: the slot index is the link's, the generation its reuse count.
     var operationSlot: OperationSlot {
-        OperationSlot(owner: DownloadSession.peerOwner, index: slot.value, generation: generation)
+        OperationSlot(owner: Reactor.peerOwner, tenant: tenant, index: slot.value, generation: generation)
     }
 
     var hasOperationsInFlight: Bool { connectInFlight || receiveInFlight || sendInFlight }

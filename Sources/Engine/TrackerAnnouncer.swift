@@ -61,7 +61,8 @@ final class TrackerAnnouncer {
 
     /// Nil when the torrent names no usable tracker (the reasons are logged).
     init?(
-        ring: Ring, trackers: [[String]], isPrivate: Bool, infoHash: InfoHash, peerID: PeerID, port: UInt16,
+        ring: Ring, tenant: UInt16, trackers: [[String]], isPrivate: Bool, infoHash: InfoHash, peerID: PeerID,
+        port: UInt16,
         seed: UInt64, extraCAFile: String? = nil, totals: @escaping () -> Totals,
         log: @escaping (String) -> Void
     ) {
@@ -78,7 +79,7 @@ final class TrackerAnnouncer {
         self.log = log
         peerNameResolver = HostResolver(waker: ring.waker)
         client = TrackerClient(
-            ring: ring, seed: random.next(), resolver: HostResolver(waker: ring.waker),
+            ring: ring, tenant: tenant, seed: random.next(), resolver: HostResolver(waker: ring.waker),
             extraCAFile: extraCAFile,
             log: log)
     }

@@ -110,7 +110,7 @@ final class TrackerClient {
     private let log: (String) -> Void
 
     init(
-        ring: Ring, limits: Limits = Limits(), seed: UInt64, resolver: HostResolver,
+        ring: Ring, tenant: UInt16 = 0, limits: Limits = Limits(), seed: UInt64, resolver: HostResolver,
         extraCAFile: String? = nil,
         log: @escaping (String) -> Void
     ) {
@@ -122,7 +122,7 @@ final class TrackerClient {
         self.random = SeededRandom(seed: seed)
         self.log = log
         // Each exchange has at most two operations in flight (a UDP receive and send).
-        table = OperationTable(capacity: limits.maxExchanges * 2 + 2, owner: Self.owner)
+        table = OperationTable(capacity: limits.maxExchanges * 2 + 2, owner: Self.owner, tenant: tenant)
     }
 
     deinit { closeAll() }

@@ -162,16 +162,23 @@ public final class HashPool: @unchecked Sendable {
     public func drain(
         into pool: BufferPool, wait: Bool = false, _ body: (HashResult) throws -> Void
     ) rethrows -> Int {
+        try drainUnclaimed(wait: wait) { result in
+            if let slot = result.slot { pool.reclaim(slot) }
+            try body(result)
+        }
+    }
+
+    /// Hands every finished result to `body`, whose slot is still lent: for a pool shared by callers
+    /// with pools of their own (the torrents of one reactor), each reclaims its slot into its pool.
+    @discardableResult
+    public func drainUnclaimed(wait: Bool = false, _ body: (HashResult) throws -> Void) rethrows -> Int {
         let ready: [HashResult] = lock.withLock {
             while wait && results.isEmpty && submittedCount > 0 { lock.wait(resultQueued) }
             defer { results.removeAll(keepingCapacity: true) }
             return results
         }
         submittedCount -= ready.count
-        for result in ready {
-            if let slot = result.slot { pool.reclaim(slot) }
-            try body(result)
-        }
+        for result in ready { try body(result) }
         return ready.count
     }
 

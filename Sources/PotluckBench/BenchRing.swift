@@ -1,6 +1,7 @@
 import ArgumentParser
 import Buffers
 import CommandSupport
+import Engine
 import Glibc
 import URing
 

@@ -91,4 +91,7 @@ public struct PieceCache {
     }
 
     public func pins(of piece: PieceIndex) -> Int { entries[piece]?.pins ?? 0 }
+
+    /// No piece is loading or pinned: the cache's memory may be let go.
+    public var isIdle: Bool { entries.values.allSatisfy { $0.ready && $0.pins == 0 } }
 }

@@ -195,7 +195,7 @@ public final class PieceStore {
     /// Opens the download directory (which must exist); files are opened when first used.
     public init(
         layout: FileLayout, downloadDirectory: String, ring: Ring, options: Options = Options(),
-        owner: UInt8 = PieceStore.completionOwner
+        owner: UInt8 = PieceStore.completionOwner, tenant: UInt16 = 0
     ) throws(StorageError) {
         precondition(options.maxOpenFiles > 0 && options.maxOperationsInFlight > 0, "limits must be positive")
         precondition(options.maxRequestsInFlight > 0, "limits must be positive")
@@ -203,11 +203,12 @@ public final class PieceStore {
         self.options = options
         self.ring = ring
         directory = try BeneathDirectory.open(path: downloadDirectory)
-        operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner)
-        requests = OperationTable(capacity: options.maxRequestsInFlight, owner: owner)
+        operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner, tenant: tenant)
+        requests = OperationTable(capacity: options.maxRequestsInFlight, owner: owner, tenant: tenant)
         files = Array(repeating: FileState(), count: layout.files.count)
         // Beyond every table index, so it never matches an operation's slot.
-        wakeSlot = OperationSlot(owner: owner, index: UInt32.max, generation: 0)
+        wakeSlot = OperationSlot(
+            owner: owner, tenant: tenant, index: OperationSlot.maximumIndex, generation: 0)
         openFileIndices.reserveCapacity(options.maxOpenFiles)
     }
 
@@ -221,6 +222,8 @@ public final class PieceStore {
 
     /// The owner byte on this store's completion tokens.
     public var owner: UInt8 { operations.owner }
+    /// The ring user (a torrent on a shared reactor) stamped on this store's tokens.
+    public var tenant: UInt16 { operations.tenant }
     /// Operations on the ring now.
     public var operationsInFlight: Int { operations.inUseCount }
     /// Requests not yet reported.
@@ -349,6 +352,8 @@ public final class PieceStore {
             let error =
                 result < 0 && !unsupported
                 ? error(for: operation, reason: .system(Errno(rawValue: -result))) : nil
+            // Writes waiting for the reservation would only fill the disk partly: they fail with it.
+            if let error { failQueuedWrites(operation.fileIndex, error: error) }
             return finish(operation, slot: slot, error: error)
         }
         if result == -EINVAL && operation.isDirect {
@@ -596,6 +601,10 @@ public final class PieceStore {
         let reads = files[index].queuedReads
         files[index].queuedReads.removeAll(keepingCapacity: true)
         for operation in reads { operationEnded(operation.request, error: error) }
+        failQueuedWrites(index, error: error)
+    }
+
+    private func failQueuedWrites(_ index: Int, error: StorageError) {
         let writes = files[index].queuedWrites
         files[index].queuedWrites.removeAll(keepingCapacity: true)
         for operation in writes {

@@ -67,6 +67,7 @@ public final class Recheck {
     public init(
         metainfo: Metainfo, downloadDirectory: String, ring: Ring, pool: BufferPool, hashPool: HashPool,
         pieces: [PieceIndex]? = nil, maxPiecesInFlight: Int = 4, owner: UInt8 = Recheck.completionOwner,
+        tenant: UInt16 = 0,
         storeOptions: PieceStore.Options = PieceStore.Options(maxOpenFiles: 16, readOnly: true)
     ) throws(StorageError) {
         precondition(maxPiecesInFlight > 0, "a recheck needs at least one piece in flight")
@@ -80,7 +81,7 @@ public final class Recheck {
         options.readOnly = true
         store = try PieceStore(
             layout: metainfo.layout, downloadDirectory: downloadDirectory, ring: ring, options: options,
-            owner: owner)
+            owner: owner, tenant: tenant)
         self.metainfo = metainfo
         self.pool = pool
         self.hashPool = hashPool
@@ -97,8 +98,14 @@ public final class Recheck {
     /// The owner byte of this recheck's ring tokens.
     public var owner: UInt8 { store.owner }
 
-    /// Whether a hashing result belongs to this recheck.
-    public func ownsHashToken(_ token: UInt64) -> Bool { token >> 56 == UInt64(owner) }
+    /// The ring user this recheck works for (stamped on its ring and hash tokens).
+    public var tenant: UInt16 { store.tenant }
+
+    /// Whether a hashing result belongs to this recheck: its hash tokens are the owner (8 bits), the
+    /// tenant (16) and the piece (32), as the reactor's hash routing expects.
+    public func ownsHashToken(_ token: UInt64) -> Bool {
+        token >> 56 == UInt64(owner) && UInt16(truncatingIfNeeded: token >> 32) == tenant
+    }
 
     /// Starts reading. Call it again after slots of a shared pool were released elsewhere: a recheck
     /// that found the pool empty waits for that.
@@ -163,7 +170,7 @@ public final class Recheck {
     }
 
     private func hash(_ piece: PieceIndex, in slot: BufferSlot, into events: inout [RecheckEvent]) {
-        let token = UInt64(owner) << 56 | UInt64(piece.value)
+        let token = UInt64(owner) << 56 | UInt64(tenant) << 32 | UInt64(piece.value)
         let length = metainfo.geometry.length(of: piece)
         // Hybrids carry SHA-1 for every piece, and it covers the padding too.
         if metainfo.version != .v2 {

@@ -151,6 +151,8 @@ public struct PiecePicker: Sendable {
     private var priorities: [UInt8]
     private var availabilities: [UInt32]
 
+    /// Made at the first insertion: 7,168 empty buckets are 56 KiB, which a seed (thousands of them in
+    /// one process) never uses.
     private var buckets: [[UInt32]]
     private var bucketOf: [Int32]
     private var positionInBucket: [Int32]
@@ -200,7 +202,7 @@ public struct PiecePicker: Sendable {
         priorities = [UInt8](repeating: PiecePriority.normal.value, count: count)
         availabilities = [UInt32](repeating: 0, count: count)
         let bucketCount = Self.priorityLevels * Self.availabilityLevels
-        buckets = [[UInt32]](repeating: [], count: bucketCount)
+        buckets = []
         nonEmptyBuckets = [UInt64](repeating: 0, count: (bucketCount + 63) / 64)
         bucketOf = [Int32](repeating: -1, count: count)
         positionInBucket = [Int32](repeating: -1, count: count)
@@ -687,6 +689,9 @@ public struct PiecePicker: Sendable {
 
     private mutating func insertIntoBucket(_ index: Int) {
         let key = bucketKey(index)
+        if buckets.isEmpty {
+            buckets = [[UInt32]](repeating: [], count: Self.priorityLevels * Self.availabilityLevels)
+        }
         buckets[key].append(UInt32(index))
         let last = buckets[key].count - 1
         // Inside-out Fisher–Yates: a uniformly random place keeps each bucket a random permutation.

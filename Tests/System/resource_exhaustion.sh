@@ -44,8 +44,8 @@ expect_clean_failure() {
 expect_clean_failure "descriptors (ulimit -n 40)" "file descriptor\|Too many open files" \
     bash -c 'ulimit -n 40 && exec "$@"' _ "$potluck" seed "${torrents[@]}" --data "$work/data" \
     --listen 127.0.0.1:0
-expect_clean_failure "threads (RLIMIT_NPROC 30)" "thread" \
-    "${as_nobody[@]}" prlimit --nproc=30 "$potluck" seed "${torrents[@]}" --data "$work/data" \
+expect_clean_failure "threads (RLIMIT_NPROC 2)" "thread" \
+    "${as_nobody[@]}" prlimit --nproc=2 "$potluck" seed "${torrents[@]}" --data "$work/data" \
     --listen 127.0.0.1:0
 expect_clean_failure "locked memory (RLIMIT_MEMLOCK 0)" "RLIMIT_MEMLOCK" \
     "${as_nobody[@]}" prlimit --memlock=0 "$potluck" seed "${torrents[@]}" --data "$work/data" \

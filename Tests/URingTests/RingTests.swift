@@ -134,11 +134,12 @@ let featureSets: [RingOptions] = [RingOptions(), RingOptions(disabledFeatures: .
         #expect(table.acquire("fourth") == nil, "a full table says so instead of growing")
     }
 
-    @Test func tokensPackSlotGenerationAndKind() {
-        let slot = OperationSlot(owner: 0xa5, index: 0xdead_beef, generation: 0x1234)
+    @Test func tokensPackSlotGenerationTenantAndKind() {
+        let slot = OperationSlot(owner: 0xa5, tenant: 0xfffe, index: 0xbeef, generation: 0x1234)
         let token = CompletionToken(slot: slot, kind: .sendZeroCopy)
         #expect(token.slot == slot)
         #expect(token.slot.owner == 0xa5)
+        #expect(token.slot.tenant == 0xfffe)
         #expect(token.kind == .sendZeroCopy)
         #expect(CompletionToken(rawValue: 0x00ff_0000_0000_0000).kind == nil)
         var storage = OperationTable<Int>(capacity: 1, owner: 2)
@@ -147,6 +148,13 @@ let featureSets: [RingOptions] = [RingOptions(), RingOptions(disabledFeatures: .
         #expect(
             storage.context(for: OperationSlot(owner: 3, index: stored.index, generation: stored.generation))
                 == nil)
+        var tenantsTable = OperationTable<Int>(capacity: 1, owner: 2, tenant: 7)
+        let tenants = tenantsTable.acquire(1)!
+        #expect(tenants.tenant == 7)
+        #expect(
+            tenantsTable.context(
+                for: OperationSlot(owner: 2, tenant: 8, index: tenants.index, generation: tenants.generation))
+                == nil, "another tenant's token never matches")
     }
 }
 

@@ -45,6 +45,13 @@ struct Seed: ParsableCommand {
     @Option(help: "Connections for all torrents together.")
     var maxConnections: Int = 500
 
+    @Option(
+        help: ArgumentHelp(
+            "Reactor threads that host the torrents (default: one per core).",
+            discussion:
+                "Each torrent lives on one reactor; a reactor drives its ring for all of its torrents."))
+    var reactors: Int?
+
     func validate() throws {
         guard !torrents.isEmpty else { throw ValidationError("give at least one .torrent file") }
         guard SocketAddress(listen) != nil else {
@@ -52,6 +59,9 @@ struct Seed: ParsableCommand {
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric address")
+        }
+        if let reactors, !(1...256).contains(reactors) {
+            throw ValidationError("--reactors must be between 1 and 256")
         }
         guard (1...100_000).contains(maxConnections) else {
             throw ValidationError("--max-connections must be between 1 and 100000")
@@ -109,7 +119,7 @@ struct Seed: ParsableCommand {
         try download.run()
     }
 
-    /// One session per torrent, each on its own reactor thread, behind one router on --listen.
+    /// Every torrent in one engine: its reactors host them all, behind one router on --listen.
     private func seedSeveral(_ torrents: [String]) throws {
         var metainfos: [Metainfo] = []
         for torrent in torrents {
@@ -131,102 +141,71 @@ struct Seed: ParsableCommand {
         installStopSignals()
         let verbose = sharing.verbose
         let logLock = Mutex(())
-        let log: @Sendable (String) -> Void = { message in
+        var engineOptions = EngineOptions()
+        if let reactors { engineOptions.reactors = reactors }
+        engineOptions.listenAddress = SocketAddress(listen)
+        engineOptions.maximumConnections = maxConnections
+        engineOptions.maximumUploadRateBytesPerSecond =
+            LimitParsing.rateBytesPerSecond(sharing.maxUploadRate) ?? 0
+        engineOptions.maximumDownloadRateBytesPerSecond =
+            LimitParsing.rateBytesPerSecond(sharing.maxDownloadRate) ?? 0
+        engineOptions.log = { message in
             if verbose { logLock.withLock { _ in printError(message) } }
         }
-        let router: IncomingRouter
+        let engine: Engine
         do {
-            router = try IncomingRouter(listenAddress: SocketAddress(listen)!, log: log)
+            engine = try Engine(options: engineOptions)
         } catch {
-            printError("potluck: \(error.description)")
+            printError("potluck: \(error)")
             throw ExitCode(1)
         }
-        printError("listening for peers on \(router.boundAddress) for \(metainfos.count) torrents")
-
-        let connections = ConnectionBudget(limit: maxConnections)
-        let uploadLimiter = RateLimiter(
-            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(sharing.maxUploadRate) ?? 0)
-        let downloadLimiter = RateLimiter(
-            rateBytesPerSecond: LimitParsing.rateBytesPerSecond(sharing.maxDownloadRate) ?? 0)
-        let finished = Atomic<Int>(0)
-        // Each session's latest status, for one progress line over all of them.
-        let statuses = Mutex<[DownloadStatus?]>(Array(repeating: nil, count: metainfos.count))
-        let failures = Mutex(SeedFailures())
-        // Set when the process runs out of what all sessions share: every session stops.
-        let exhausted = Atomic<Bool>(false)
-        var threads: [JoinableThread] = []
-        for (index, metainfo) in metainfos.enumerated() {
+        printError(
+            "listening for peers on \(engine.boundAddress.map { "\($0)" } ?? "?") for \(metainfos.count) "
+                + "torrents on \(engine.reactorCount) reactors")
+        for metainfo in metainfos {
             var options = DownloadOptions(
                 downloadDirectory: data, peers: peers.compactMap { SocketAddress($0) })
             options.seedWhenComplete = true
             sharing.apply(to: &options)
-            // Within the process-wide limits below, each torrent has its own.
+            // Within the engine's limits, each torrent has its own.
             options.maximumUploadRateBytesPerSecond =
                 LimitParsing.rateBytesPerSecond(maxUploadRatePerTorrent) ?? 0
             options.maximumDownloadRateBytesPerSecond =
                 LimitParsing.rateBytesPerSecond(maxDownloadRatePerTorrent) ?? 0
-            options.sharedConnectionBudget = connections
-            // Trackers hand out the router's port: that is where peers for this torrent get in.
-            options.announcedPort = router.boundAddress.port
-            options.sharedUploadLimiter = uploadLimiter
-            options.sharedDownloadLimiter = downloadLimiter
-            let inbox = IncomingInbox()
-            options.incomingInbox = inbox
-            router.register(metainfo.wireInfoHash, inbox: inbox)
-            let name = metainfo.name
-            let session = UncheckedSession(
-                DownloadSession(metainfo: metainfo, options: options) { log("\(name): \($0)") })
-            let shouldStop = {
-                stopRequested.load(ordering: .relaxed) || exhausted.load(ordering: .relaxed)
-            }
             do {
-                threads.append(
-                    try JoinableThread {
-                        do throws(DownloadError) {
-                            _ = try session.value.run(shouldStop: shouldStop) { status in
-                                statuses.withLock { $0[index] = status }
-                            }
-                            log("\(name): stopped")
-                        } catch {
-                            if error.exhaustsProcessResources { exhausted.store(true, ordering: .relaxed) }
-                            failures.withLock { $0.record("\(name): \(error)") }
-                        }
-                        finished.add(1, ordering: .relaxed)
-                    })
+                try engine.add(metainfo, options: options)
             } catch {
-                inbox.close()
-                exhausted.store(true, ordering: .relaxed)
-                let message =
-                    "cannot start a thread for \(name) (torrent \(index + 1) of \(metainfos.count)): "
-                    + "\(error.errno); the thread limit is reached (`ulimit -u`, a pids cgroup, "
-                    + "kernel.threads-max), and `seed` runs a thread per torrent"
-                failures.withLock { $0.record(message) }
-                finished.add(metainfos.count - index, ordering: .relaxed)
-                break
+                printError("potluck: \(metainfo.name): \(error)")
             }
         }
-        // Every session ends on Ctrl-C, on its own limits, or on an error.
+        // Every torrent ends on Ctrl-C, on its own limits, or on an error; running out of what they
+        // all share (descriptors, memory) stops them all.
         let count = metainfos.count
         var progress = ProgressLine(label: "seeding", quiet: sharing.quiet)
-        var lastProgress = ContinuousClock.now
-        router.run {
-            if ContinuousClock.now - lastProgress >= .seconds(1) {
-                lastProgress = ContinuousClock.now
-                let current = statuses.withLock { $0.compactMap { $0 } }
-                let uploaded = current.reduce(Int64(0)) { $0 + $1.uploadedPayloadBytes }
-                progress.update(
-                    done: uploaded, total: max(uploaded, 1),
-                    rateBytesPerSecond: current.reduce(0) { $0 + $1.uploadRateBytesPerSecond },
-                    extra:
-                        "\(count) torrents, uploaded, peers \(current.reduce(0) { $0 + $1.connectedPeers })")
+        var stopping = false
+        var summary = engine.summary()
+        while true {
+            if !stopping && (stopRequested.load(ordering: .relaxed) || summary.exhaustedProcessResources) {
+                stopping = true
+                // Returns once every torrent has stopped cleanly.
+                engine.shutdown()
+                summary = engine.summary()
+                break
             }
-            return finished.load(ordering: .relaxed) == count
+            if summary.live == 0 { break }
+            progress.update(
+                done: summary.uploadedPayloadBytes, total: max(summary.uploadedPayloadBytes, 1),
+                rateBytesPerSecond: summary.uploadRateBytesPerSecond,
+                extra: "\(count) torrents, uploaded, peers \(summary.connectedPeers)")
+            usleep(250_000)
+            summary = engine.summary()
         }
-        for thread in threads { thread.join() }
+        if !stopping { engine.shutdown() }
         progress.finish()
-        if let report = failures.withLock({ $0.report }) {
-            printError("potluck: \(report)")
-            if exhausted.load(ordering: .relaxed) {
+        if let first = summary.firstFailure {
+            let others = summary.failed - 1
+            printError("potluck: \(first)" + (others > 0 ? " (and \(others) more torrents failed)" : ""))
+            if summary.exhaustedProcessResources {
                 printError(
                     "potluck: stopped every torrent: the process ran out of descriptors, threads or memory")
             }
@@ -234,26 +213,4 @@ struct Seed: ParsableCommand {
         }
         if stopRequested.load(ordering: .relaxed) { throw ExitCode(130) }
     }
-}
-
-/// Why sessions ended with an error: the first in full, then how many more, so that thousands of torrents
-/// failing alike (a descriptor limit) print two lines rather than thousands.
-private struct SeedFailures {
-    private var first: String?
-    private var others = 0
-
-    mutating func record(_ message: String) {
-        if first == nil { first = message } else { others += 1 }
-    }
-
-    var report: String? {
-        guard let first else { return nil }
-        return others == 0 ? first : "\(first) (and \(others) more torrents failed)"
-    }
-}
-
-/// A session handed to the thread that runs it; nothing else touches it afterwards.
-private struct UncheckedSession: @unchecked Sendable {
-    let value: DownloadSession
-    init(_ value: DownloadSession) { self.value = value }
 }

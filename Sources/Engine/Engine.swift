@@ -1,0 +1,496 @@
+import Dispatch
+import Glibc
+import Hashing
+import Metainfo
+import Synchronization
+import TorrentModel
+import URing
+
+/// How an engine is set up: the process-wide parts every torrent shares.
+public struct EngineOptions: Sendable {
+    /// Reactor threads (default: one per core). Each torrent lives on one; see the README's
+    /// "one reactor per core" for why.
+    public var reactors = HashPool.coreCount
+    /// Optional io_uring features to leave unused.
+    public var disabledRingFeatures: RingFeatures = []
+    /// One port for every torrent's incoming peers (nil: outgoing connections only).
+    public var listenAddress: SocketAddress?
+    /// Connections at once across all torrents.
+    public var maximumConnections = 500
+    /// Payload bytes per second for all torrents together; 0 for no limit.
+    public var maximumUploadRateBytesPerSecond = 0
+    public var maximumDownloadRateBytesPerSecond = 0
+    /// Where the engine's log lines go (any thread).
+    public var log: @Sendable (String) -> Void = { _ in }
+
+    public init() {}
+}
+
+/// A torrent's handle in an engine.
+public struct TorrentID: Hashable, Sendable, CustomStringConvertible {
+    public let value: Int
+    public var description: String { "#\(value)" }
+}
+
+/// What a torrent is doing, as the engine last heard.
+public enum TorrentActivity: Sendable, Equatable {
+    /// Placed on a reactor, not yet reporting.
+    case starting
+    case checking
+    case downloading
+    case seeding
+    /// Stopped on request (`pause`); `resume` starts it again.
+    case paused
+    /// Complete, and not seeding.
+    case finished
+    /// Stopped by an error.
+    case failed(String)
+}
+
+/// A torrent as the engine sees it now.
+public struct TorrentSnapshot: Sendable {
+    public let id: TorrentID
+    public let name: String
+    public let infoHash: InfoHash
+    public var activity: TorrentActivity
+    /// The torrent's latest status report (nil before its first).
+    public var status: DownloadStatus?
+    /// Why it stopped, when an error stopped it.
+    public var failure: DownloadError?
+}
+
+/// Totals over every torrent of an engine.
+public struct EngineSummary: Sendable {
+    public var torrents = 0
+    /// Placed on a reactor and not ended.
+    public var live = 0
+    public var failed = 0
+    /// One failure in full (the first met), for a report that does not repeat thousands alike.
+    public var firstFailure: String?
+    /// A failure was the process running out of what every torrent shares.
+    public var exhaustedProcessResources = false
+    public var uploadedPayloadBytes: Int64 = 0
+    public var downloadedPayloadBytes: Int64 = 0
+    public var uploadRateBytesPerSecond = 0.0
+    public var downloadRateBytesPerSecond = 0.0
+    public var connectedPeers = 0
+}
+
+/// What happens to torrents, in order, for a front end that waits on them.
+public enum EngineEvent: Sendable {
+    case added(TorrentID)
+    /// The torrent left its reactor: finished, paused, removed or failed (see its activity).
+    case ended(TorrentID, DownloadOutcome?, DownloadError?)
+    case removed(TorrentID)
+}
+
+public enum EngineError: Error, CustomStringConvertible {
+    case duplicate(TorrentID)
+    case unknownTorrent(TorrentID)
+    case shuttingDown
+    case startFailed(DownloadError)
+    case threads(SyscallError)
+
+    public var description: String {
+        switch self {
+        case .duplicate(let id): "the torrent is already added (\(id))"
+        case .unknownTorrent(let id): "no torrent \(id)"
+        case .shuttingDown: "the engine is shutting down"
+        case .startFailed(let error): "\(error)"
+        case .threads(let error):
+            "cannot start a reactor thread: \(error.errno); the thread limit is reached (`ulimit -u`, a pids "
+                + "cgroup, kernel.threads-max)"
+        }
+    }
+}
+
+/// One process's BitTorrent engine: reactor threads that host every torrent, one listening port
+/// routed to them, and the limits they share. Front ends (`download`, `seed`, the daemon) add
+/// torrents, pause, resume and remove them, read snapshots, and follow `events`.
+///
+/// Every method may be called from any thread; each turns into a command on the reactor that owns the
+/// torrent. A torrent is placed on the reactor hosting the fewest.
+public final class Engine: Sendable {
+    /// Where incoming peers are accepted, when listening.
+    public let boundAddress: SocketAddress?
+    /// Torrents added, ended and removed, in order.
+    public let events: AsyncStream<EngineEvent>
+
+    private struct Record {
+        let id: TorrentID
+        let metainfo: Metainfo
+        var options: DownloadOptions
+        var reactor: Int
+        var activity: TorrentActivity = .starting
+        var status: DownloadStatus?
+        var failure: DownloadError?
+        /// Placed on its reactor and not yet ended.
+        var live = false
+        var removing = false
+        /// Bumped at each start, so the commands and reports of an earlier run are told apart.
+        var run = 0
+    }
+
+    private struct State {
+        var records: [TorrentID: Record] = [:]
+        var byInfoHash: [InfoHash: TorrentID] = [:]
+        var nextID = 1
+        var hosted: [Int]
+        var shuttingDown = false
+    }
+
+    private let state: Mutex<State>
+    private let inboxes: [ReactorInbox]
+    private let threads: [JoinableThread]
+    private let routerThread: JoinableThread?
+    private let router: IncomingRouter?
+    private let stopRequested = StopFlag()
+    private let continuation: AsyncStream<EngineEvent>.Continuation
+    private let connections: ConnectionBudget
+    private let uploadLimiter: RateLimiter
+    private let downloadLimiter: RateLimiter
+    private let log: @Sendable (String) -> Void
+
+    /// Starts the reactor threads (each creates its ring on itself) and the router.
+    public init(options: EngineOptions = EngineOptions()) throws(EngineError) {
+        let reactorCount = max(1, options.reactors)
+        log = options.log
+        connections = ConnectionBudget(limit: options.maximumConnections)
+        uploadLimiter = RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
+        downloadLimiter = RateLimiter(rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond)
+        (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
+        state = Mutex(State(hosted: Array(repeating: 0, count: reactorCount)))
+        if let listenAddress = options.listenAddress {
+            do {
+                router = try IncomingRouter(listenAddress: listenAddress, log: options.log)
+            } catch {
+                throw .startFailed(error)
+            }
+        } else {
+            router = nil
+        }
+        boundAddress = router?.boundAddress
+
+        var reactorOptions = ReactorOptions()
+        reactorOptions.disabledRingFeatures = options.disabledRingFeatures
+        // The cores are shared by the reactors and the hashing workers: together about one per core.
+        reactorOptions.hashThreads = max(1, HashPool.coreCount / reactorCount)
+        let started = ReactorStartup(count: reactorCount)
+        let stop = stopRequested
+        var threads: [JoinableThread] = []
+        for index in 0..<reactorCount {
+            do throws(SyscallError) {
+                threads.append(
+                    try JoinableThread { [reactorOptions] in
+                        let reactor: Reactor
+                        do throws(DownloadError) {
+                            reactor = try Reactor(options: reactorOptions)
+                        } catch {
+                            started.report(index, .failure(error))
+                            return
+                        }
+                        started.report(index, .success(reactor.doorbell))
+                        do throws(DownloadError) {
+                            try reactor.run(
+                                shouldStop: { stop.isSet },
+                                until: { stop.isSet && reactor.torrentCount == 0 })
+                        } catch {
+                            options.log("reactor \(index) stopped: \(error)")
+                        }
+                    })
+            } catch {
+                stopRequested.set()
+                started.waitForReports(threads.count)
+                started.wakeStarted()
+                for thread in threads { thread.join() }
+                throw .threads(error)
+            }
+        }
+        var inboxes: [ReactorInbox] = []
+        for result in started.wait() {
+            switch result {
+            case .success(let inbox): inboxes.append(inbox)
+            case .failure(let error):
+                stopRequested.set()
+                started.wakeStarted()
+                for thread in threads { thread.join() }
+                throw .startFailed(error)
+            }
+        }
+        self.inboxes = inboxes
+        self.threads = threads
+        if let router {
+            do throws(SyscallError) {
+                routerThread = try JoinableThread { router.run(shouldStop: { stop.isSet }) }
+            } catch {
+                stopRequested.set()
+                for inbox in inboxes { inbox.submit { _ in } }
+                for thread in threads { thread.join() }
+                throw .threads(error)
+            }
+        } else {
+            routerThread = nil
+        }
+    }
+
+    /// Reactor threads (for tests and reports).
+    public var reactorCount: Int { inboxes.count }
+
+    // MARK: Torrents
+
+    /// Adds a torrent and starts it (checking its data, then downloading or seeding as `options` say).
+    /// The engine's listener, limits and connection budget apply; `options.listenAddress` is for a
+    /// torrent that wants a port of its own.
+    @discardableResult
+    public func add(_ metainfo: Metainfo, options: DownloadOptions) throws(EngineError) -> TorrentID {
+        var options = options
+        options.sharedConnectionBudget = connections
+        options.sharedUploadLimiter = uploadLimiter
+        options.sharedDownloadLimiter = downloadLimiter
+        if let boundAddress, options.announcedPort == nil { options.announcedPort = boundAddress.port }
+        let id: TorrentID = try state.withLock { (state) throws(EngineError) -> TorrentID in
+            guard !state.shuttingDown else { throw .shuttingDown }
+            if let existing = state.byInfoHash[metainfo.wireInfoHash] { throw .duplicate(existing) }
+            let id = TorrentID(value: state.nextID)
+            state.nextID += 1
+            let reactor = state.hosted.indices.min { state.hosted[$0] < state.hosted[$1] }!
+            state.hosted[reactor] += 1
+            state.records[id] = Record(id: id, metainfo: metainfo, options: options, reactor: reactor)
+            state.byInfoHash[metainfo.wireInfoHash] = id
+            return id
+        }
+        continuation.yield(.added(id))
+        start(id)
+        return id
+    }
+
+    /// Stops a torrent cleanly (writes land, resume data is saved, trackers are told); it stays in
+    /// the engine, paused.
+    public func pause(_ id: TorrentID) throws(EngineError) {
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            guard record.live else { return nil }
+            record.activity = .paused
+            state.records[id] = record
+            return (record.reactor, record.run)
+        }
+        if let (reactor, run) = target { stopOnReactor(id, run: run, reactor: reactor) }
+    }
+
+    /// Starts a paused, finished or failed torrent again (from its resume data).
+    public func resume(_ id: TorrentID) throws(EngineError) {
+        let restart = try state.withLock { (state) throws(EngineError) -> Bool in
+            guard !state.shuttingDown else { throw .shuttingDown }
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            guard !record.live, !record.removing else { return false }
+            record.activity = .starting
+            record.failure = nil
+            state.records[id] = record
+            return true
+        }
+        if restart { start(id) }
+    }
+
+    /// Stops a torrent (if running) and forgets it; its data and resume data stay on disk.
+    public func remove(_ id: TorrentID) throws(EngineError) {
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)?? in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            record.removing = true
+            state.records[id] = record
+            guard record.live else {
+                forget(id, in: &state)
+                return .some(nil)
+            }
+            return (record.reactor, record.run)
+        }
+        switch target {
+        case .some(.some(let (reactor, run))): stopOnReactor(id, run: run, reactor: reactor)
+        case .some(.none): continuation.yield(.removed(id))
+        case .none: break
+        }
+    }
+
+    /// The torrent's snapshot, or nil if it is not in the engine.
+    public func snapshot(_ id: TorrentID) -> TorrentSnapshot? {
+        state.withLock { state in state.records[id].map(Self.snapshot) }
+    }
+
+    /// Every torrent's snapshot, by id.
+    public func snapshots() -> [TorrentSnapshot] {
+        state.withLock { state in state.records.values.sorted { $0.id.value < $1.id.value }.map(Self.snapshot)
+        }
+    }
+
+    /// All torrents at a glance, without a snapshot of each (a progress line over thousands).
+    public func summary() -> EngineSummary {
+        state.withLock { state in
+            var summary = EngineSummary()
+            for record in state.records.values {
+                summary.torrents += 1
+                if record.live { summary.live += 1 }
+                if let failure = record.failure {
+                    summary.failed += 1
+                    if summary.firstFailure == nil {
+                        summary.firstFailure = "\(record.metainfo.name): \(failure)"
+                    }
+                    summary.exhaustedProcessResources =
+                        summary.exhaustedProcessResources || failure.exhaustsProcessResources
+                }
+                guard let status = record.status else { continue }
+                summary.uploadedPayloadBytes += status.uploadedPayloadBytes
+                summary.downloadedPayloadBytes += status.downloadedPayloadBytes
+                summary.uploadRateBytesPerSecond += status.uploadRateBytesPerSecond
+                summary.downloadRateBytesPerSecond += status.downloadRateBytesPerSecond
+                summary.connectedPeers += status.connectedPeers
+            }
+            return summary
+        }
+    }
+
+    /// Whether any torrent is placed on a reactor and has not ended.
+    public var hasLiveTorrents: Bool { state.withLock { $0.records.values.contains { $0.live } } }
+
+    /// Stops every torrent cleanly and ends the threads; returns once they have. Torrents can no
+    /// longer be added.
+    public func shutdown() {
+        state.withLock { $0.shuttingDown = true }
+        stopRequested.set()
+        for inbox in inboxes { inbox.submit { _ in } }
+        for thread in threads { thread.join() }
+        routerThread?.join()
+        continuation.finish()
+    }
+
+    // MARK: On the reactors
+
+    private static func snapshot(_ record: Record) -> TorrentSnapshot {
+        TorrentSnapshot(
+            id: record.id, name: record.metainfo.name, infoHash: record.metainfo.wireInfoHash,
+            activity: record.activity, status: record.status, failure: record.failure)
+    }
+
+    private func forget(_ id: TorrentID, in state: inout State) {
+        guard let record = state.records.removeValue(forKey: id) else { return }
+        state.byInfoHash[record.metainfo.wireInfoHash] = nil
+        state.hosted[record.reactor] -= 1
+        router?.unregister(record.metainfo.wireInfoHash)
+    }
+
+    /// Places a new session for the torrent on its reactor.
+    private func start(_ id: TorrentID) {
+        guard
+            let (metainfo, options, reactor, run) = state.withLock({
+                state -> (Metainfo, DownloadOptions, Int, Int)? in
+                guard var record = state.records[id] else { return nil }
+                record.run += 1
+                record.live = true
+                if let router {
+                    let inbox = IncomingInbox()
+                    record.options.incomingInbox = inbox
+                    router.register(record.metainfo.wireInfoHash, inbox: inbox)
+                }
+                state.records[id] = record
+                return (record.metainfo, record.options, record.reactor, record.run)
+            })
+        else { return }
+        let log = self.log
+        let name = metainfo.name
+        inboxes[reactor].submit { [self] reactor in
+            let session = DownloadSession(metainfo: metainfo, options: options) { log("\(name): \($0)") }
+            session.hostKey = HostKey(id: id, run: run)
+            session.statusHandler = { [self] status in
+                state.withLock { state in
+                    guard var record = state.records[id], record.run == run, record.live else { return }
+                    record.status = status
+                    if record.activity != .paused {
+                        switch status.phase {
+                        case .checking: record.activity = .checking
+                        case .downloading: record.activity = .downloading
+                        case .seeding: record.activity = .seeding
+                        }
+                    }
+                    state.records[id] = record
+                }
+            }
+            session.endHandler = { [self] outcome in ended(id, run: run, outcome: outcome) }
+            if !reactor.host(session) {
+                ended(id, run: run, outcome: .failure(.reactorFull))
+            }
+        }
+    }
+
+    private func stopOnReactor(_ id: TorrentID, run: Int, reactor: Int) {
+        inboxes[reactor].submit { reactor in
+            reactor.torrent(with: HostKey(id: id, run: run))?.stop()
+        }
+    }
+
+    /// On the reactor thread: the torrent's session left it.
+    private func ended(_ id: TorrentID, run: Int, outcome: Result<DownloadOutcome, DownloadError>) {
+        let removed = state.withLock { state -> Bool in
+            guard var record = state.records[id], record.run == run else { return false }
+            record.live = false
+            switch outcome {
+            case .success(.completed): if record.activity != .paused { record.activity = .finished }
+            case .success(.interrupted): record.activity = .paused
+            case .failure(let error):
+                record.activity = .failed(error.description)
+                record.failure = error
+            }
+            state.records[id] = record
+            router?.unregister(record.metainfo.wireInfoHash)
+            guard record.removing else { return false }
+            forget(id, in: &state)
+            return true
+        }
+        switch outcome {
+        case .success(let value): continuation.yield(.ended(id, value, nil))
+        case .failure(let error): continuation.yield(.ended(id, nil, error))
+        }
+        if removed { continuation.yield(.removed(id)) }
+    }
+}
+
+/// Set once, read by every reactor thread at each loop.
+private final class StopFlag: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set() { flag.store(true, ordering: .relaxed) }
+}
+
+/// Where reactor threads report whether they started, for `Engine.init` to wait on.
+private final class ReactorStartup: Sendable {
+    private let results: Mutex<[Result<ReactorInbox, DownloadError>?]>
+    private let reported = DispatchSemaphore(value: 0)
+
+    init(count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
+
+    func report(_ index: Int, _ result: Result<ReactorInbox, DownloadError>) {
+        results.withLock { $0[index] = result }
+        reported.signal()
+    }
+
+    /// Every reactor's result, once all have reported.
+    func wait() -> [Result<ReactorInbox, DownloadError>] {
+        let count = results.withLock { $0.count }
+        for _ in 0..<count { reported.wait() }
+        return results.withLock { $0.map { $0! } }
+    }
+
+    /// Waits for the first `count` threads to report (when starting the rest failed).
+    func waitForReports(_ count: Int) {
+        for _ in 0..<count { reported.wait() }
+    }
+
+    /// Wakes the reactors that started, so that they see the stop.
+    func wakeStarted() {
+        let inboxes = results.withLock { $0.compactMap { try? $0?.get() } }
+        for inbox in inboxes { inbox.submit { _ in } }
+    }
+}
+
+/// Which engine torrent, and which of its runs, a session on a reactor is.
+struct HostKey: Hashable {
+    let id: TorrentID
+    let run: Int
+}
