@@ -8,8 +8,6 @@ struct ArgumentReader {
         return value
     }
 
-    func contains(_ key: String) -> Bool { present(key) != nil }
-
     func integer(_ key: String) throws(RPCFailure) -> Int? {
         try present(key).map { value throws(RPCFailure) in try Self.integer(value, named: key) }
     }

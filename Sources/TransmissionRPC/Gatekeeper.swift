@@ -78,7 +78,7 @@ public struct Gatekeeper: Sendable {
     }
 
     /// Whether a `Host` header names an IP literal, localhost or a whitelisted name; a missing header fails.
-    static func isAllowed(host header: String?, by whitelist: [WildcardPattern]) -> Bool {
+    public static func isAllowed(host header: String?, by whitelist: [WildcardPattern]) -> Bool {
         guard let header else { return false }
         let name: Substring
         if header.hasPrefix("[") {

@@ -29,7 +29,7 @@ public struct RPCDispatcher: Sendable {
         case .sessionSet(let changes):
             try await backend.updateSession(changes)
         case .sessionStats:
-            return await backend.sessionStatistics().json.objectValue!
+            return await backend.sessionStatistics().arguments
         case .sessionClose:
             await backend.closeSession()
         case .portTest:

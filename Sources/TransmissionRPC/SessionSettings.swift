@@ -132,13 +132,14 @@ public struct SessionStatistics: Sendable, Hashable {
 
     public init() {}
 
-    var json: JSONValue {
-        .object([
+    /// session-stats' reply arguments.
+    var arguments: [String: JSONValue] {
+        [
             "activeTorrentCount": .integer(activeTorrentCount),
             "pausedTorrentCount": .integer(pausedTorrentCount),
             "torrentCount": .integer(torrentCount), "downloadSpeed": .integer(downloadSpeed),
             "uploadSpeed": .integer(uploadSpeed), "current-stats": current.json,
             "cumulative-stats": cumulative.json,
-        ])
+        ]
     }
 }

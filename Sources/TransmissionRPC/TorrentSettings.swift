@@ -70,9 +70,6 @@ public struct TorrentChanges: Sendable, Hashable {
     public var group: String?
 
     public init() {}
-
-    /// Whether the request changes nothing.
-    public var isEmpty: Bool { self == TorrentChanges() }
 }
 
 /// Where torrent-add takes the torrent from.
