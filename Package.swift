@@ -51,6 +51,8 @@ let package = Package(
         .target(name: "PeerWire", dependencies: ["TorrentModel", "Bencode", "Hashing"]),
         .target(name: "Swarm", dependencies: ["TorrentModel"]),
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
+        // The Transmission RPC protocol: HTTP requests in, calls on a backend protocol, HTTP responses out.
+        .target(name: "TransmissionRPC", dependencies: ["TorrentModel"]),
 
         // Storage: pieces onto files through the ring, resume data.
         .target(
@@ -103,6 +105,7 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode", "Hashing"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(name: "TransmissionRPCTests", dependencies: ["TransmissionRPC", "TorrentModel"]),
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing"]),

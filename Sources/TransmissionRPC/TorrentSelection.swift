@@ -1,0 +1,32 @@
+import TorrentModel
+
+/// One torrent named in `ids`: by the session's number for it or by its infohash.
+public enum TorrentReference: Sendable, Hashable {
+    /// Transmission's torrent id: small, stable only while the daemon runs.
+    case id(Int)
+    /// The infohash, stable across restarts.
+    case hash(InfoHash)
+}
+
+/// Which torrents a request acts on, from its `ids` argument.
+public enum TorrentSelection: Sendable, Hashable {
+    /// `ids` absent.
+    case all
+    /// `"recently-active"`: torrents with activity in the last minute (and, for torrent-get, the ids
+    /// of those removed in it).
+    case recentlyActive
+    /// A number, a hash string, or a list of both. Empty when nothing listed could name a torrent
+    /// (an empty list, or strings that are not hashes): such a request touches no torrent, as in
+    /// Transmission, so a careless `"ids": []` on torrent-remove removes nothing.
+    case only([TorrentReference])
+
+    /// Whether the torrent with this id and hash is named. `.recentlyActive` depends on the backend's
+    /// clock and activity records, so it names none here: backends resolve it themselves.
+    public func names(id: Int, hash: InfoHash) -> Bool {
+        switch self {
+        case .all: true
+        case .recentlyActive: false
+        case .only(let references): references.contains(.id(id)) || references.contains(.hash(hash))
+        }
+    }
+}
