@@ -12,7 +12,7 @@ let package = Package(
         .library(
             name: "PotluckCore",
             targets: [
-                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "Storage", "URing",
+                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT", "Storage", "URing",
                 "Hashing",
                 "Buffers", "TLS",
             ]),
@@ -51,6 +51,8 @@ let package = Package(
         .target(name: "PeerWire", dependencies: ["TorrentModel", "Bencode", "Hashing"]),
         .target(name: "Swarm", dependencies: ["TorrentModel"]),
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
+        // The mainline DHT (BEP 5, 32, 42): KRPC, routing table, lookups and serving over one UDP socket.
+        .target(name: "DHT", dependencies: ["Bencode", "TorrentModel", "Hashing"]),
 
         // Storage: pieces onto files through the ring, resume data.
         .target(
@@ -103,6 +105,7 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode", "Hashing"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(name: "DHTTests", dependencies: ["DHT", "Bencode", "TorrentModel"]),
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing"]),
