@@ -47,7 +47,9 @@ public enum DHTIPAddress: Hashable, Sendable, CustomStringConvertible {
     func append(to out: inout [UInt8]) {
         switch self {
         case .v4(let value):
-            for shift in stride(from: 24, through: 0, by: -8) { out.append(UInt8(truncatingIfNeeded: value >> shift)) }
+            for shift in stride(from: 24, through: 0, by: -8) {
+                out.append(UInt8(truncatingIfNeeded: value >> shift))
+            }
         case .v6(let high, let low):
             for word in [high, low] {
                 for shift in stride(from: 56, through: 0, by: -8) {
@@ -102,7 +104,8 @@ public struct DHTEndpoint: Hashable, Sendable, CustomStringConvertible {
 
     /// Compact peer info: 6 bytes (IPv4) or 18 bytes (IPv6), address then port, both big-endian.
     public init?(compact bytes: some Collection<UInt8>) {
-        guard bytes.count == 6 || bytes.count == 18, let address = DHTIPAddress(bytes: bytes.dropLast(2)) else {
+        guard bytes.count == 6 || bytes.count == 18, let address = DHTIPAddress(bytes: bytes.dropLast(2))
+        else {
             return nil
         }
         let port = bytes.suffix(2).reduce(UInt16(0)) { $0 << 8 | UInt16($1) }

@@ -72,7 +72,8 @@ extension KRPCMessage {
         _ datagram: [UInt8], limits: KRPCLimits = KRPCLimits()
     ) throws(KRPCDecodingError) -> KRPCMessage {
         guard datagram.count <= limits.maxDatagramBytes else {
-            throw KRPCDecodingError(.datagramTooLarge(byteCount: datagram.count, limit: limits.maxDatagramBytes))
+            throw KRPCDecodingError(
+                .datagramTooLarge(byteCount: datagram.count, limit: limits.maxDatagramBytes))
         }
         // The deepest KRPC value is a string in `values` or `want`: top, `r`/`a`, list, string.
         let bencodeLimits = BencodeLimits(
@@ -123,8 +124,9 @@ extension KRPCMessage {
             isReadOnly: isReadOnly)
     }
 
-    private static func decodeQuery(_ root: BencodeNode, limits: KRPCLimits) throws(KRPCDecodingError) -> KRPCQuery
-    {
+    private static func decodeQuery(
+        _ root: BencodeNode, limits: KRPCLimits
+    ) throws(KRPCDecodingError) -> KRPCQuery {
         let method = try requiredString(root, "q")
         guard let arguments = root["a"], arguments.kind == .dictionary else {
             throw KRPCDecodingError(.missingKey("a"))
@@ -134,7 +136,8 @@ extension KRPCMessage {
         case Array("ping".utf8):
             return .ping(sender: sender)
         case Array("find_node".utf8):
-            return .findNode(sender: sender, target: try requiredID(arguments, "target"), want: want(arguments))
+            return .findNode(
+                sender: sender, target: try requiredID(arguments, "target"), want: want(arguments))
         case Array("get_peers".utf8):
             return .getPeers(
                 sender: sender, infoHash: try requiredID(arguments, "info_hash"), want: want(arguments))
@@ -159,7 +162,9 @@ extension KRPCMessage {
     private static func decodeResponse(
         _ root: BencodeNode, limits: KRPCLimits
     ) throws(KRPCDecodingError) -> KRPCResponse {
-        guard let values = root["r"], values.kind == .dictionary else { throw KRPCDecodingError(.missingKey("r")) }
+        guard let values = root["r"], values.kind == .dictionary else {
+            throw KRPCDecodingError(.missingKey("r"))
+        }
         var response = KRPCResponse(sender: try requiredID(values, "id"))
         response.nodes = try nodeList(values, "nodes", family: .ipv4, limits: limits)
         response.nodes6 = try nodeList(values, "nodes6", family: .ipv6, limits: limits)

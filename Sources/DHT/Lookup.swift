@@ -29,10 +29,16 @@ public struct LookupResult: Hashable, Sendable {
 /// Invariants: `candidates` is sorted by distance (nodes of unknown id, the bootstrap endpoints, last);
 /// no endpoint appears twice; at most `maxCandidates` are kept; every endpoint is asked at most once.
 struct Lookup: Sendable {
+    /// The port an `announce_peer` at the end of a `get_peers` lookup names.
+    struct Announcement: Hashable, Sendable {
+        var port: UInt16
+        /// Ask the storing nodes to use the datagram's source port instead (BEP 5's `implied_port`).
+        var impliedPort: Bool
+    }
+
     enum Purpose: Hashable, Sendable {
         case findNode
-        /// `announcePort` nil: no announce; 0: `implied_port`; else that port.
-        case getPeers(announcePort: UInt16?)
+        case getPeers(announce: Announcement?)
     }
 
     enum CandidateState: Hashable, Sendable {
@@ -57,6 +63,7 @@ struct Lookup: Sendable {
     static let maxPeers = 4096
 
     let id: LookupID
+    let startedAt: Instant
     let target: NodeID
     let purpose: Purpose
     /// Whether the caller started it (and so gets events), rather than table maintenance.
@@ -70,10 +77,11 @@ struct Lookup: Sendable {
     private(set) var peers: Set<DHTEndpoint> = []
 
     init(
-        id: LookupID, target: NodeID, purpose: Purpose, reportsToCaller: Bool, bucketSize: Int,
-        requiresVerifiedIDs: Bool
+        id: LookupID, startedAt: Instant, target: NodeID, purpose: Purpose, reportsToCaller: Bool,
+        bucketSize: Int, requiresVerifiedIDs: Bool
     ) {
         self.id = id
+        self.startedAt = startedAt
         self.target = target
         self.purpose = purpose
         self.reportsToCaller = reportsToCaller
@@ -112,7 +120,9 @@ struct Lookup: Sendable {
     /// Marks queries older than the soft timeout slow, freeing their place in `alpha`.
     mutating func applySoftTimeout(now: Instant, softTimeout: UInt64) {
         for index in candidates.indices {
-            if case .inFlight(let since) = candidates[index].state, now.nanoseconds(since: since) >= softTimeout {
+            if case .inFlight(let since) = candidates[index].state,
+                now.nanoseconds(since: since) >= softTimeout
+            {
                 candidates[index].state = .slow
             }
         }
@@ -198,6 +208,9 @@ struct Lookup: Sendable {
     }
 
     mutating func failed(at index: Int) { candidates[index].state = .failed }
+
+    /// Puts a query that could not be sent back, to be asked on a later tick.
+    mutating func deferQuery(at index: Int) { candidates[index].state = .fresh }
 
     /// The K closest counting candidates that answered.
     var closestResponders: [Candidate] {

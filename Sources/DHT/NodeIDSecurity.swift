@@ -18,7 +18,9 @@ public enum NodeIDSecurity {
 
     /// A valid id for `address`: the CRC prefix, then random bits, and `randomByte` (whose low 3 bits are
     /// `r`) as the last byte.
-    public static func nodeID(for address: DHTIPAddress, randomByte: UInt8, using random: inout SeededRandom)
+    public static func nodeID(
+        for address: DHTIPAddress, randomByte: UInt8, using random: inout SeededRandom
+    )
         -> NodeID
     {
         let crc = prefixHash(for: address, r: randomByte)
@@ -40,7 +42,8 @@ public enum NodeIDSecurity {
         if address.isLocal { return true }
         let bytes = id.bytes
         let crc = prefixHash(for: address, r: bytes[19])
-        return bytes[0] == UInt8(truncatingIfNeeded: crc >> 24) && bytes[1] == UInt8(truncatingIfNeeded: crc >> 16)
+        return bytes[0] == UInt8(truncatingIfNeeded: crc >> 24)
+            && bytes[1] == UInt8(truncatingIfNeeded: crc >> 16)
             && bytes[2] & 0xf8 == UInt8(truncatingIfNeeded: crc >> 8) & 0xf8
     }
 }

@@ -14,7 +14,8 @@ public struct RoutingTableOptions: Hashable, Sendable {
     public var oneNodePerSubnetPerBucket: Bool
 
     public init(
-        bucketSize: Int = 8, replacementsPerBucket: Int = 8, questionableAfterNanoseconds: UInt64 = 15 * 60 * 1_000_000_000,
+        bucketSize: Int = 8, replacementsPerBucket: Int = 8,
+        questionableAfterNanoseconds: UInt64 = 15 * 60 * 1_000_000_000,
         failuresUntilBad: Int = 2, oneNodePerSubnetPerBucket: Bool = true
     ) {
         self.bucketSize = max(1, bucketSize)
@@ -206,13 +207,25 @@ struct RoutingTable: Sendable {
         return candidates.prefix(count).map(\.info)
     }
 
+    /// Whether a node with `id` that answers would join the table rather than wait as a replacement.
+    func hasRoom(for id: NodeID, now: Instant) -> Bool {
+        let index = bucketIndex(for: DHTKey(id))
+        let nodes = buckets[index].nodes
+        return nodes.count < options.bucketSize || (index == buckets.count - 1 && buckets.count < 160)
+            || nodes.contains { $0.status(now: now, options: options) == .bad }
+    }
+
     /// Questionable nodes to ping now: the least recently active one in each bucket that has a
-    /// replacement waiting (BEP 5: ping before replacing), not already being checked. Marks them checked.
-    mutating func nodesToCheck(now: Instant) -> [DHTNodeInfo] {
+    /// replacement waiting (BEP 5: ping before replacing), unless a check in that bucket began less than
+    /// `checkWindow` ago. Marks them checked.
+    mutating func nodesToCheck(now: Instant, checkWindow: UInt64) -> [DHTNodeInfo] {
         var due: [DHTNodeInfo] = []
         for index in buckets.indices where !buckets[index].replacements.isEmpty {
             let nodes = buckets[index].nodes
-            guard !nodes.contains(where: { $0.checkedAt != nil }),
+            guard
+                !nodes.contains(where: {
+                    $0.checkedAt.map { now.nanoseconds(since: $0) < checkWindow } ?? false
+                }),
                 let oldest = nodes.indices
                     .filter({ nodes[$0].status(now: now, options: options) == .questionable })
                     .min(by: { nodes[$0].lastActivity < nodes[$1].lastActivity })
