@@ -35,7 +35,7 @@ public struct DHTConfiguration: Hashable, Sendable {
     public var bucketRefreshNanoseconds: UInt64
     /// How often ``DHTNode/startAnnouncing(_:port:now:into:)`` announces again: 30 minutes.
     public var reannounceNanoseconds: UInt64
-    /// While the table is empty, how often to bootstrap again: 1 minute.
+    /// While the table has fewer than K nodes, how often to bootstrap again: 15 s.
     public var rebootstrapNanoseconds: UInt64
     /// A lookup still running after this long is ended with what it has: 60 s.
     public var lookupTimeoutNanoseconds: UInt64
@@ -64,7 +64,7 @@ public struct DHTConfiguration: Hashable, Sendable {
         maxConcurrentLookups = 64
         bucketRefreshNanoseconds = 15 * 60 * 1_000_000_000
         reannounceNanoseconds = 30 * 60 * 1_000_000_000
-        rebootstrapNanoseconds = 60 * 1_000_000_000
+        rebootstrapNanoseconds = 15 * 1_000_000_000
         lookupTimeoutNanoseconds = 60_000_000_000
         enforceNodeIDVerification = false
     }

@@ -145,7 +145,7 @@ public struct DHTNode: Sendable {
     }
 
     /// Looks up our own id to fill the table (BEP 5's start-up). Also done by ``tick(now:into:)`` while
-    /// the table is empty. Nil when `maxConcurrentLookups` are already running.
+    /// the table has fewer than K nodes. Nil when `maxConcurrentLookups` are already running.
     @discardableResult
     public mutating func bootstrap(now: Instant, into output: inout DHTOutput) -> LookupID? {
         lastBootstrapAt = now
@@ -279,12 +279,12 @@ public struct DHTNode: Sendable {
         }
     }
 
-    /// Re-bootstraps an empty table and refreshes buckets that have been quiet for 15 minutes.
+    /// Re-bootstraps a table with fewer than K nodes and refreshes buckets that have been quiet for 15 minutes.
     private mutating func maintainTable(now: Instant, into output: inout DHTOutput) {
         let canBootstrap = !bootstrapEndpoints.isEmpty || !savedNodes.isEmpty
         let bootstrapDue =
             lastBootstrapAt.map { now.nanoseconds(since: $0) >= configuration.rebootstrapNanoseconds } ?? true
-        if table.nodeCount == 0 && canBootstrap && bootstrapDue {
+        if table.nodeCount < configuration.routing.bucketSize && canBootstrap && bootstrapDue {
             lastBootstrapAt = now
             startLookup(target: id, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
         }
