@@ -42,7 +42,9 @@ struct DHTSimulation {
         let address = DHTIPAddress.v4(0x2a00_0001 | UInt32(index) << 8)
         let endpoint = DHTEndpoint(address: address, port: 6881)
         let id = NodeIDSecurity.nodeID(for: address, using: &random)
-        nodes.append(DHTNode(id: id, configuration: configuration, random: SeededRandom(seed: random.next()), now: now))
+        nodes.append(
+            DHTNode(id: id, configuration: configuration, random: SeededRandom(seed: random.next()), now: now)
+        )
         endpoints.append(endpoint)
         indexByEndpoint[endpoint] = index
         events.append([])

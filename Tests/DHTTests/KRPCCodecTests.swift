@@ -28,7 +28,8 @@ import TorrentModel
         Self.roundTrip(
             "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe",
             KRPCMessage(
-                transactionID: ascii("aa"), body: .query(.findNode(sender: Self.querier, target: Self.target, want: []))))
+                transactionID: ascii("aa"),
+                body: .query(.findNode(sender: Self.querier, target: Self.target, want: []))))
     }
 
     @Test func getPeersQueryAndResponseWithPeers() {
@@ -36,7 +37,8 @@ import TorrentModel
             "d1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456e1:q9:get_peers1:t2:aa1:y1:qe",
             KRPCMessage(
                 transactionID: ascii("aa"),
-                body: .query(.getPeers(sender: Self.querier, infoHash: asciiID("mnopqrstuvwxyz123456"), want: []))))
+                body: .query(
+                    .getPeers(sender: Self.querier, infoHash: asciiID("mnopqrstuvwxyz123456"), want: []))))
         let peers = [DHTEndpoint(compact: ascii("axje.u"))!, DHTEndpoint(compact: ascii("idhtnm"))!]
         #expect(peers[0] == endpoint(97, 120, 106, 101, port: 0x2e75))
         Self.roundTrip(
@@ -67,14 +69,17 @@ import TorrentModel
                 transactionID: ascii("aa"),
                 body: .query(
                     .announcePeer(
-                        sender: Self.querier, infoHash: asciiID("mnopqrstuvwxyz123456"), port: 6881, impliedPort: false,
+                        sender: Self.querier, infoHash: asciiID("mnopqrstuvwxyz123456"), port: 6881,
+                        impliedPort: false,
                         token: ascii("aoeusnth")))))
     }
 
     @Test func errorMessage() {
         Self.roundTrip(
             "d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee",
-            KRPCMessage(transactionID: ascii("aa"), body: .error(code: 201, message: ascii("A Generic Error Ocurred"))))
+            KRPCMessage(
+                transactionID: ascii("aa"), body: .error(code: 201, message: ascii("A Generic Error Ocurred"))
+            ))
     }
 }
 
@@ -86,18 +91,22 @@ import TorrentModel
         let v6 = DHTEndpoint(address: .v6(high: 0x2001_0db8_0000_0000, low: 1), port: 6881)
         let messages = [
             KRPCMessage(
-                transactionID: [0, 1], body: .query(.findNode(sender: Self.id, target: Self.id, want: [.ipv4, .ipv6])),
+                transactionID: [0, 1],
+                body: .query(.findNode(sender: Self.id, target: Self.id, want: [.ipv4, .ipv6])),
                 isReadOnly: true),
             KRPCMessage(
                 transactionID: [9],
                 body: .query(
-                    .announcePeer(sender: Self.id, infoHash: asciiID("mnopqrstuvwxyz123456"), port: 1, impliedPort: true, token: [1]))),
+                    .announcePeer(
+                        sender: Self.id, infoHash: asciiID("mnopqrstuvwxyz123456"), port: 1,
+                        impliedPort: true, token: [1]))),
             KRPCMessage(
                 transactionID: [],
                 body: .response(
                     KRPCResponse(
                         sender: Self.id, nodes: [DHTNodeInfo(id: Self.id, endpoint: endpoint(1, 2, 3, 4))],
-                        nodes6: [DHTNodeInfo(id: Self.id, endpoint: v6)], values: [endpoint(5, 6, 7, 8), v6], token: [7])),
+                        nodes6: [DHTNodeInfo(id: Self.id, endpoint: v6)], values: [endpoint(5, 6, 7, 8), v6],
+                        token: [7])),
                 requesterEndpoint: endpoint(124, 31, 75, 21, port: 1)),
         ]
         for message in messages {
@@ -107,14 +116,19 @@ import TorrentModel
     }
 
     @Test func wantIgnoresUnknownEntries() throws {
-        let text = "d1:ad2:id20:abcdefghij01234567896:target20:abcdefghij01234567894:wantl2:n62:xxi1eee1:q9:find_node1:t1:x1:y1:qe"
+        let text =
+            "d1:ad2:id20:abcdefghij01234567896:target20:abcdefghij01234567894:wantl2:n62:xxi1eee1:q9:find_node1:t1:x1:y1:qe"
         let message = try KRPCMessage.decode(ascii(text))
         #expect(message.body == .query(.findNode(sender: Self.id, target: Self.id, want: [.ipv6])))
     }
 
     @Test func impliedPortAllowsAMissingPort() throws {
-        let text = "d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:abcdefghij01234567895:token1:ke1:q13:announce_peer1:t1:x1:y1:qe"
-        guard case .query(.announcePeer(_, _, let port, let implied, _)) = try KRPCMessage.decode(ascii(text)).body else {
+        let text =
+            "d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:abcdefghij01234567895:token1:ke1:q13:announce_peer1:t1:x1:y1:qe"
+        guard
+            case .query(.announcePeer(_, _, let port, let implied, _)) = try KRPCMessage.decode(ascii(text))
+                .body
+        else {
             Issue.record("not an announce")
             return
         }
@@ -131,21 +145,34 @@ import TorrentModel
             ("d1:t1:x1:y1:ze", KRPCDecodingError(.unknownMessageType)),
             ("d1:t1:x1:yi1ee", KRPCDecodingError(.invalidValue(key: "y"))),
             ("d1:rd2:id3:abce1:t1:x1:y1:re", KRPCDecodingError(.invalidValue(key: "id"))),
-            ("d1:rd2:id20:abcdefghij01234567895:nodes52:\(node26)\(node26)e1:t1:x1:y1:re",
-             KRPCDecodingError(.tooManyNodes(count: 2, limit: 1))),
-            ("d1:rd2:id20:abcdefghij01234567896:valuesl6:aaaaaa6:bbbbbbee1:t1:x1:y1:re",
-             KRPCDecodingError(.tooManyValues(count: 2, limit: 1))),
-            ("d1:rd2:id20:abcdefghij01234567896:valuesl5:aaaaaee1:t1:x1:y1:re", KRPCDecodingError(.malformedPeer)),
-            ("d1:rd2:id20:abcdefghij01234567895:token3:abce1:t1:x1:y1:re",
-             KRPCDecodingError(.tokenTooLong(byteCount: 3, limit: 2))),
+            (
+                "d1:rd2:id20:abcdefghij01234567895:nodes52:\(node26)\(node26)e1:t1:x1:y1:re",
+                KRPCDecodingError(.tooManyNodes(count: 2, limit: 1))
+            ),
+            (
+                "d1:rd2:id20:abcdefghij01234567896:valuesl6:aaaaaa6:bbbbbbee1:t1:x1:y1:re",
+                KRPCDecodingError(.tooManyValues(count: 2, limit: 1))
+            ),
+            (
+                "d1:rd2:id20:abcdefghij01234567896:valuesl5:aaaaaee1:t1:x1:y1:re",
+                KRPCDecodingError(.malformedPeer)
+            ),
+            (
+                "d1:rd2:id20:abcdefghij01234567895:token3:abce1:t1:x1:y1:re",
+                KRPCDecodingError(.tokenTooLong(byteCount: 3, limit: 2))
+            ),
             ("d2:ip1:x1:t1:x1:y1:re", KRPCDecodingError(.invalidValue(key: "ip"))),
             ("d1:t1:x1:y1:ee", KRPCDecodingError(.missingKey("e"))),
             ("d1:ele1:t1:x1:y1:ee", KRPCDecodingError(.invalidValue(key: "e"))),
             // Queries with a sound envelope carry their transaction id, so that the node can answer.
-            ("d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t1:x1:y1:qe",
-             KRPCDecodingError(.unknownMethod, queryTransactionID: ascii("x"))),
-            ("d1:ad2:id20:abcdefghij01234567899:info_hash20:abcdefghij01234567894:porti0e5:token1:ke1:q13:announce_peer1:t1:x1:y1:qe",
-             KRPCDecodingError(.portOutOfRange, queryTransactionID: ascii("x"))),
+            (
+                "d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t1:x1:y1:qe",
+                KRPCDecodingError(.unknownMethod, queryTransactionID: ascii("x"))
+            ),
+            (
+                "d1:ad2:id20:abcdefghij01234567899:info_hash20:abcdefghij01234567894:porti0e5:token1:ke1:q13:announce_peer1:t1:x1:y1:qe",
+                KRPCDecodingError(.portOutOfRange, queryTransactionID: ascii("x"))
+            ),
             ("d1:q4:ping1:t1:x1:y1:qe", KRPCDecodingError(.missingKey("a"), queryTransactionID: ascii("x"))),
         ]
         for (text, expected) in cases {
@@ -158,7 +185,9 @@ import TorrentModel
         #expect(throws: KRPCDecodingError(.datagramTooLarge(byteCount: 1501, limit: 1500))) {
             try KRPCMessage.decode(big)
         }
-        #expect(throws: KRPCDecodingError(.bencode(.unexpectedByte(offset: 0, found: 0x78, expected: .value)))) {
+        #expect(
+            throws: KRPCDecodingError(.bencode(.unexpectedByte(offset: 0, found: 0x78, expected: .value)))
+        ) {
             try KRPCMessage.decode(ascii("x"))
         }
         // Nesting deeper than KRPC needs is refused by the bencode limits.

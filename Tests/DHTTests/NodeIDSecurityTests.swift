@@ -53,9 +53,10 @@ import TorrentModel
 
     @Test func localAddressesAreExempt() {
         let anyID = NodeID(Array(repeating: 0, count: 20))!
-        for local: DHTIPAddress in [.v4(0x0a01_0203), .v4(0xac1f_0001), .v4(0xc0a8_0101), .v4(0xa9fe_0001), .v4(0x7f00_0001),
-            .v6(high: 0, low: 1), .v6(high: 0xfe80 << 48, low: 5), .v6(high: 0xfd00 << 48, low: 5)]
-        {
+        for local: DHTIPAddress in [
+            .v4(0x0a01_0203), .v4(0xac1f_0001), .v4(0xc0a8_0101), .v4(0xa9fe_0001), .v4(0x7f00_0001),
+            .v6(high: 0, low: 1), .v6(high: 0xfe80 << 48, low: 5), .v6(high: 0xfd00 << 48, low: 5),
+        ] {
             #expect(local.isLocal && NodeIDSecurity.isValid(anyID, for: local), "\(local)")
         }
         #expect(!DHTIPAddress.v4(0xac20_0001).isLocal)  // 172.32.0.1 is outside 172.16.0.0/12

@@ -33,7 +33,8 @@ import TorrentModel
         var random = SeededRandom(seed: 2)
         let own = DHTKey.random(using: &random)
         for index in 0..<159 {
-            let key = own.flipping(bit: index).keepingPrefix(index + 1, randomBits: DHTKey.random(using: &random))
+            let key = own.flipping(bit: index).keepingPrefix(
+                index + 1, randomBits: DHTKey.random(using: &random))
             #expect((key ^ own).leadingZeroBitCount == index)
         }
     }
@@ -46,11 +47,19 @@ import TorrentModel
         for n in 0..<2000 {
             var id: NodeID = randomID(&random)
             // Also crowd the space near our id, so the own bucket splits deep.
-            if n % 3 == 0 { id = DHTKey(ownID).keepingPrefix(Int(random.next(upperBound: UInt64(40))), randomBits: DHTKey(id)).nodeID }
+            if n % 3 == 0 {
+                id =
+                    DHTKey(ownID).keepingPrefix(
+                        Int(random.next(upperBound: UInt64(40))), randomBits: DHTKey(id)
+                    ).nodeID
+            }
             let node = DHTNodeInfo(id: id, endpoint: Self.address(n))
             _ = table.nodeResponded(node, isVerified: true, now: .zero)
         }
-        #expect(table.nodeResponded(DHTNodeInfo(id: ownID, endpoint: Self.address(9999)), isVerified: true, now: .zero) == .refused)
+        #expect(
+            table.nodeResponded(
+                DHTNodeInfo(id: ownID, endpoint: Self.address(9999)), isVerified: true, now: .zero)
+                == .refused)
         let ownKey = DHTKey(ownID)
         var addresses: Set<DHTIPAddress> = []
         for (index, bucket) in table.buckets.enumerated() {
@@ -86,7 +95,8 @@ import TorrentModel
         #expect(table.nodeResponded(movedID, isVerified: true, now: .zero) == .refused)
 
         var open = RoutingTable(
-            ownID: randomID(&random), options: RoutingTableOptions(oneNodePerSubnetPerBucket: false), now: .zero)
+            ownID: randomID(&random), options: RoutingTableOptions(oneNodePerSubnetPerBucket: false),
+            now: .zero)
         #expect(open.nodeResponded(first, isVerified: true, now: .zero) == .added)
         #expect(open.nodeResponded(sameSubnet, isVerified: true, now: .zero) == .added)
     }
@@ -96,7 +106,9 @@ import TorrentModel
         let ownID = NodeID(Array(repeating: 0, count: 20))!
         var table = RoutingTable(ownID: ownID, options: RoutingTableOptions(), now: .zero)
         // One near node first, so that the own bucket has split off and bucket 0 cannot split.
-        _ = table.nodeResponded(DHTNodeInfo(id: NodeID(Array(repeating: 0, count: 19) + [1])!, endpoint: address(500)), isVerified: true, now: .zero)
+        _ = table.nodeResponded(
+            DHTNodeInfo(id: NodeID(Array(repeating: 0, count: 19) + [1])!, endpoint: address(500)),
+            isVerified: true, now: .zero)
         var far: [DHTNodeInfo] = []
         for n in 0..<9 {
             var bytes = (0..<20).map { _ in UInt8(truncatingIfNeeded: random.next()) }

@@ -48,14 +48,20 @@ import TorrentModel
         simulation.run(until: simulation.now.advanced(byNanoseconds: 2_000_000_000))
 
         let start = simulation.now
-        let lookup = simulation.with(seeker) { node, now, output in node.findPeers(for: infoHash, now: now, into: &output) }
+        let lookup = simulation.with(seeker) { node, now, output in
+            node.findPeers(for: infoHash, now: now, into: &output)
+        }
         guard let lookup else {
             Issue.record("seed \(seed): the lookup did not start")
             return
         }
-        simulation.run(until: start.advanced(byNanoseconds: 60_000_000_000)) { $0.finished(lookup, at: seeker) != nil }
+        simulation.run(until: start.advanced(byNanoseconds: 60_000_000_000)) {
+            $0.finished(lookup, at: seeker) != nil
+        }
         let expectedPeer = DHTEndpoint(address: simulation.endpoints[announcer].address, port: 7000)
-        #expect(simulation.peers(found: lookup, at: seeker).contains(expectedPeer), "seed \(seed): peer not found")
+        #expect(
+            simulation.peers(found: lookup, at: seeker).contains(expectedPeer), "seed \(seed): peer not found"
+        )
         let finished = simulation.finished(lookup, at: seeker)
         #expect(finished != nil, "seed \(seed): the lookup did not finish")
         if let finished {
@@ -71,7 +77,8 @@ import TorrentModel
         func summary(seed: UInt64) -> [Int] {
             let simulation = Self.network(seed: seed, count: 40, lossPercent: 10)
             return [simulation.datagramsSent, simulation.datagramsLost]
-                + simulation.nodes.map(\.routingTableNodeCount) + simulation.nodes.map(\.statistics.queriesSent)
+                + simulation.nodes.map(\.routingTableNodeCount)
+                + simulation.nodes.map(\.statistics.queriesSent)
         }
         let first = summary(seed: 42)
         #expect(first == summary(seed: 42), "seed 42")
