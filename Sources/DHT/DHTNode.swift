@@ -224,7 +224,7 @@ public struct DHTNode: Sendable {
             message = try KRPCMessage.decode(datagram, limits: configuration.limits)
         } catch {
             statistics.malformedDatagrams += 1
-            if let transactionID = error.queryTransactionID {
+            if let transactionID = error.queryTransactionID, sourceLimiter.allows(source.address, now: now) {
                 let code =
                     error.reason == .unknownMethod ? KRPCErrorCode.methodUnknown : KRPCErrorCode.protocolError
                 answer(
