@@ -12,7 +12,7 @@ let package = Package(
         .library(
             name: "PotluckCore",
             targets: [
-                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "Storage", "URing",
+                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT", "Storage", "URing",
                 "Hashing",
                 "Buffers", "TLS",
             ]),
@@ -53,6 +53,8 @@ let package = Package(
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
         // The Transmission RPC protocol: HTTP requests in, calls on a backend protocol, HTTP responses out.
         .target(name: "TransmissionRPC", dependencies: ["TorrentModel"]),
+        // The mainline DHT (BEP 5, 32, 42): KRPC, routing table, lookups and serving over one UDP socket.
+        .target(name: "DHT", dependencies: ["Bencode", "TorrentModel", "Hashing"]),
 
         // Storage: pieces onto files through the ring, resume data.
         .target(
@@ -106,6 +108,7 @@ let package = Package(
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
         .testTarget(name: "TransmissionRPCTests", dependencies: ["TransmissionRPC", "TorrentModel"]),
+        .testTarget(name: "DHTTests", dependencies: ["DHT", "Bencode", "TorrentModel"]),
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing"]),

@@ -70,12 +70,16 @@ public struct Bytes20<Kind>: Hashable, Sendable, CustomStringConvertible {
 public enum InfoHashKind {}
 /// The kind of ``PeerID``.
 public enum PeerIDKind {}
+/// The kind of ``NodeID``.
+public enum NodeIDKind {}
 
 /// The infohash as used on the wire and by trackers: the v1 infohash (SHA-1 of the bencoded info
 /// dictionary) or a v2 infohash truncated to 20 bytes.
 public typealias InfoHash = Bytes20<InfoHashKind>
 /// A peer's 20-byte id from its handshake.
 public typealias PeerID = Bytes20<PeerIDKind>
+/// A DHT node's 20-byte id (BEP 5), in the same 160-bit space as infohashes.
+public typealias NodeID = Bytes20<NodeIDKind>
 
 /// Hexadecimal codec for identifiers.
 public enum Hex {

@@ -42,10 +42,11 @@ declare -A harness_modules=(
     [PeerConnectionFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [EncryptionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [ExtensionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [KRPCFuzz]="TorrentModel Bencode Buffers Hashing DHT"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
-    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz)
-module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire)
+    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz)
+module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire DHT)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
 for harness in "${harnesses[@]}"; do
@@ -214,6 +215,35 @@ cat >"$out/extension.dict" <<'DICT'
 "i4096e"
 DICT
 
+# KRPC: BEP 5's example query, and scripts (see KRPCFuzz.swift: 0/1 datagram, 2/3 answer to our last query,
+# 4 time, 5 get_peers, 6 announce, 7 bootstrap).
+seed "$corpus/KRPCFuzz/ping" 'd1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe'
+seed "$corpus/KRPCFuzz/lookup" \
+    '\005\003aaaaaaaaaaaaaaaaaaaa\002\001\002\003\004bbbbbbbbbbbbbbbbbbbb\001\001\032\341\004\012\006\032\341\004\100'
+cat >"$out/krpc.dict" <<'DICT'
+"1:t2:"
+"1:y1:q"
+"1:y1:r"
+"1:y1:e"
+"1:q4:ping"
+"1:q9:find_node"
+"1:q9:get_peers"
+"1:q13:announce_peer"
+"1:ad2:id20:"
+"1:rd2:id20:"
+"6:target20:"
+"9:info_hash20:"
+"5:nodes26:"
+"6:nodes638:"
+"6:valuesl6:"
+"5:token8:"
+"4:porti6881e"
+"12:implied_porti1e"
+"4:wantl2:n42:n6e"
+"2:ip6:"
+"2:roi1e"
+DICT
+
 failed=0
 summary="$out/long-run.md"
 for harness in "${harnesses[@]}"; do
@@ -224,6 +254,7 @@ for harness in "${harnesses[@]}"; do
         MetainfoFuzz) options+=(-dict="$out/metainfo.dict") ;;
         ExtensionHandshakeFuzz) options+=(-dict="$out/extension.dict") ;;
         WireDecoderFuzz) options+=(-dict="$out/wire.dict") ;;
+        KRPCFuzz) options+=(-dict="$out/krpc.dict") ;;
     esac
     if [[ -n "$runs" ]]; then
         echo "== fuzzing $harness for $runs executions"

@@ -1,0 +1,74 @@
+import TorrentModel
+
+extension DHTNode {
+    /// Answers a query (BEP 5), within the per-source rate limit. Every answer carries BEP 42's `ip`.
+    mutating func handleQuery(
+        _ query: KRPCQuery, in message: KRPCMessage, from source: DHTEndpoint, now: Instant,
+        into output: inout DHTOutput
+    ) {
+        guard sourceLimiter.allows(source.address, now: now) else {
+            statistics.queriesRateLimited += 1
+            return
+        }
+        // BEP 43: read-only nodes are served but kept out of the table.
+        if !message.isReadOnly && query.sender != id {
+            noteQuerier(DHTNodeInfo(id: query.sender, endpoint: source), now: now, into: &output)
+        }
+        let body: KRPCMessage.Body
+        switch query {
+        case .ping:
+            body = .response(KRPCResponse(sender: id))
+        case .findNode(_, let target, let want):
+            body = .response(
+                withNodes(KRPCResponse(sender: id), closestTo: DHTKey(target), want: want, now: now))
+        case .getPeers(_, let infoHash, let want):
+            var response = KRPCResponse(sender: id, token: tokens.token(for: source.address))
+            response.values = store.peers(
+                for: infoHash, family: configuration.family, limit: configuration.maxValuesPerResponse,
+                random: &random)
+            // BEP 32: nodes come with values too, so the asker keeps converging.
+            body = .response(withNodes(response, closestTo: DHTKey(infoHash), want: want, now: now))
+        case .announcePeer(_, let infoHash, let port, let impliedPort, let token):
+            guard tokens.isValid(token, for: source.address) else {
+                body = .error(code: KRPCErrorCode.protocolError, message: Array("bad token".utf8))
+                break
+            }
+            let peer = DHTEndpoint(address: source.address, port: impliedPort ? source.port : port)
+            guard store.store(peer, for: infoHash, now: now) else {
+                body = .error(code: KRPCErrorCode.server, message: Array("storage full".utf8))
+                break
+            }
+            body = .response(KRPCResponse(sender: id))
+        }
+        statistics.queriesAnswered += 1
+        answer(
+            KRPCMessage(transactionID: message.transactionID, body: body, requesterEndpoint: source),
+            to: source,
+            now: now, into: &output)
+    }
+
+    /// Fills the node list the asker wants from our table. With one table per family, a `want` naming only
+    /// the other family gets no list.
+    private func withNodes(
+        _ response: KRPCResponse, closestTo key: DHTKey, want: KRPCWant, now: Instant
+    ) -> KRPCResponse {
+        let ownFamily: KRPCWant = configuration.family == .ipv4 ? .ipv4 : .ipv6
+        guard want.isEmpty || want.contains(ownFamily) else { return response }
+        var response = response
+        let nodes = table.closest(to: key, count: configuration.routing.bucketSize, now: now)
+        if configuration.family == .ipv4 { response.nodes = nodes } else { response.nodes6 = nodes }
+        return response
+    }
+
+    /// A querier counts as active if the table has it; if not, and it would fit, it is pinged, and joins
+    /// the table when it answers (only nodes that answer us are added).
+    private mutating func noteQuerier(_ node: DHTNodeInfo, now: Instant, into output: inout DHTOutput) {
+        if table.entry(for: node.id) != nil {
+            table.nodeQueried(node, now: now)
+        } else if table.hasRoom(for: node.id, now: now) {
+            sendQuery(
+                .ping(sender: id), to: node.endpoint, expectedID: node.id, purpose: .probe, now: now,
+                into: &output)
+        }
+    }
+}

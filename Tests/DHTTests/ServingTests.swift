@@ -1,0 +1,188 @@
+import Testing
+import TorrentModel
+
+@testable import DHT
+
+/// A node answering queries: tokens, storage, node lists and rate limits.
+@Suite struct ServingTests {
+    static let asker = endpoint(42, 0, 9, 1, port: 5000)
+    static let askerID: NodeID = asciiID("abcdefghij0123456789")
+    static let infoHash: InfoHash = asciiID("mnopqrstuvwxyz123456")
+
+    static func node() -> DHTNode {
+        var random = SeededRandom(seed: 11)
+        return DHTNode(id: randomID(&random), random: random, now: .zero)
+    }
+
+    /// Sends one query and returns the answer (ignoring the probe ping the node may send the asker).
+    static func ask(
+        _ node: inout DHTNode, _ query: KRPCQuery, from source: DHTEndpoint = asker, at now: Instant = .zero
+    ) -> KRPCMessage? {
+        var output = DHTOutput()
+        let transactionID = ascii("tx")
+        node.received(
+            KRPCMessage(transactionID: transactionID, body: .query(query)).encoded(), from: source, now: now,
+            into: &output)
+        return output.datagrams.lazy.compactMap { try? KRPCMessage.decode($0.bytes) }
+            .first { $0.transactionID == transactionID }
+    }
+
+    @Test func pingIsAnsweredWithOurIDAndTheAskersAddress() {
+        var node = Self.node()
+        let answer = Self.ask(&node, .ping(sender: Self.askerID))
+        #expect(response(answer)?.sender == node.id)
+        #expect(answer?.requesterEndpoint == Self.asker)
+    }
+
+    @Test func announceNeedsAValidTokenAndThenIsServed() {
+        var node = Self.node()
+        let first = response(
+            Self.ask(&node, .getPeers(sender: Self.askerID, infoHash: Self.infoHash, want: [])))
+        #expect(first?.values == [])
+        guard let token = first?.token else {
+            Issue.record("no token")
+            return
+        }
+        let forged = Self.ask(
+            &node,
+            .announcePeer(
+                sender: Self.askerID, infoHash: Self.infoHash, port: 7000, impliedPort: false, token: [1, 2]))
+        #expect(forged?.body == .error(code: 203, message: ascii("bad token")))
+        // A token is bound to the asker's IP.
+        let otherIP = Self.ask(
+            &node,
+            .announcePeer(
+                sender: Self.askerID, infoHash: Self.infoHash, port: 7000, impliedPort: false, token: token),
+            from: endpoint(42, 0, 10, 1))
+        #expect(otherIP?.body == .error(code: 203, message: ascii("bad token")))
+        #expect(node.storedInfoHashCount == 0)
+
+        let announce = Self.ask(
+            &node,
+            .announcePeer(
+                sender: Self.askerID, infoHash: Self.infoHash, port: 7000, impliedPort: false, token: token))
+        #expect(response(announce)?.sender == node.id)
+        let implied = Self.ask(
+            &node,
+            .announcePeer(
+                sender: Self.askerID, infoHash: Self.infoHash, port: 1, impliedPort: true, token: token))
+        #expect(response(implied) != nil)
+        let values = response(
+            Self.ask(&node, .getPeers(sender: Self.askerID, infoHash: Self.infoHash, want: [])))?.values
+        #expect(Set(values ?? []) == [DHTEndpoint(address: Self.asker.address, port: 7000), Self.asker])
+    }
+
+    @Test func tokensOutliveOneRotationButNotTwo() {
+        var random = SeededRandom(seed: 12)
+        let fiveMinutes: UInt64 = 300_000_000_000
+        var tokens = WriteTokens(rotationNanoseconds: fiveMinutes, random: &random, now: .zero)
+        let address = DHTIPAddress.v4(0x2a00_0001)
+        let token = tokens.token(for: address)
+        #expect(token.count == 8 && tokens.isValid(token, for: address))
+        #expect(!tokens.isValid(token, for: .v4(0x2a00_0002)))
+        tokens.tick(now: Instant(nanoseconds: fiveMinutes - 1), random: &random)
+        #expect(tokens.token(for: address) == token)
+        tokens.tick(now: Instant(nanoseconds: fiveMinutes), random: &random)
+        #expect(tokens.token(for: address) != token && tokens.isValid(token, for: address))
+        tokens.tick(now: Instant(nanoseconds: 2 * fiveMinutes), random: &random)
+        #expect(!tokens.isValid(token, for: address))
+    }
+
+    @Test func storedPeersExpireAndAreBounded() {
+        var store = PeerStore(maxInfoHashes: 1, maxPeersPerInfoHash: 2, lifetimeNanoseconds: 100)
+        var random = SeededRandom(seed: 13)
+        // Two peers fit, a third does not, a known one refreshes, and a second infohash does not fit.
+        let later = Instant(nanoseconds: 50)
+        let outcomes = [
+            store.store(endpoint(1, 1, 1, 1), for: Self.infoHash, now: .zero),
+            store.store(endpoint(1, 1, 1, 2), for: Self.infoHash, now: .zero),
+            store.store(endpoint(1, 1, 1, 3), for: Self.infoHash, now: .zero),
+            store.store(endpoint(1, 1, 1, 1), for: Self.infoHash, now: later),
+            store.store(endpoint(1, 1, 1, 1), for: asciiID("01234567890123456789"), now: .zero),
+        ]
+        #expect(outcomes == [true, true, false, true, false])
+        #expect(store.peers(for: Self.infoHash, family: .ipv4, limit: 1, random: &random).count == 1)
+        #expect(store.peers(for: Self.infoHash, family: .ipv6, limit: 5, random: &random).isEmpty)
+        store.expire(now: Instant(nanoseconds: 100))
+        #expect(
+            store.peers(for: Self.infoHash, family: .ipv4, limit: 5, random: &random) == [
+                endpoint(1, 1, 1, 1)
+            ])
+        store.expire(now: Instant(nanoseconds: 150))
+        #expect(store.infoHashCount == 0)
+    }
+
+    @Test func findNodeReturnsClosestNodesForTheWantedFamily() {
+        var node = Self.node()
+        // The table learns nodes from answers to its own queries; feed one through a probe.
+        var output = DHTOutput()
+        let other = DHTNodeInfo(id: asciiID("zzzzzzzzzzzzzzzzzzzz"), endpoint: endpoint(42, 0, 20, 1))
+        node.received(
+            KRPCMessage(transactionID: ascii("q1"), body: .query(.ping(sender: other.id))).encoded(),
+            from: other.endpoint, now: .zero, into: &output)
+        guard
+            let probe = output.datagrams.lazy.compactMap({ try? KRPCMessage.decode($0.bytes) }).first(where: {
+                if case .query(.ping) = $0.body { true } else { false }
+            })
+        else {
+            Issue.record("no probe ping")
+            return
+        }
+        output.removeAll()
+        node.received(
+            KRPCMessage(transactionID: probe.transactionID, body: .response(KRPCResponse(sender: other.id)))
+                .encoded(),
+            from: other.endpoint, now: .zero, into: &output)
+        #expect(node.routingTableNodeCount == 1)
+        let nodes = response(Self.ask(&node, .findNode(sender: Self.askerID, target: other.id, want: [])))?
+            .nodes
+        #expect(nodes == [other])
+        let v6Only = response(
+            Self.ask(&node, .findNode(sender: Self.askerID, target: other.id, want: [.ipv6])))
+        #expect(v6Only?.nodes == [] && v6Only?.nodes6 == [])
+    }
+
+    @Test func malformedQueriesGetAnErrorAndOtherGarbageNothing() {
+        var node = Self.node()
+        var output = DHTOutput()
+        node.received(
+            ascii("d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t2:zz1:y1:qe"), from: Self.asker, now: .zero,
+            into: &output)
+        guard case .error(204, _)? = onlyMessage(in: output, to: Self.asker)?.body else {
+            Issue.record("no method-unknown error")
+            return
+        }
+        output.removeAll()
+        node.received(ascii("garbage"), from: Self.asker, now: .zero, into: &output)
+        node.received(
+            ascii("d1:rd2:id20:abcdefghij0123456789e1:t2:zz1:y1:re"), from: Self.asker, now: .zero,
+            into: &output)
+        #expect(output.datagrams.isEmpty)
+        #expect(node.statistics.malformedDatagrams == 2 && node.statistics.unexpectedAnswers == 1)
+    }
+
+    @Test func eachSourceIsRateLimited() {
+        var node = Self.node()
+        var answered = 0
+        for _ in 0..<50 where Self.ask(&node, .ping(sender: Self.askerID)) != nil { answered += 1 }
+        #expect(answered == 20)  // the burst, with no time passing
+        #expect(Self.ask(&node, .ping(sender: Self.askerID), from: endpoint(42, 0, 11, 1)) != nil)
+        #expect(Self.ask(&node, .ping(sender: Self.askerID), at: Instant(nanoseconds: 1_000_000_000)) != nil)
+    }
+
+    @Test func savedStateRoundTrips() throws {
+        var random = SeededRandom(seed: 14)
+        let state = DHTSavedState(
+            id: randomID(&random),
+            nodes: [
+                DHTNodeInfo(id: randomID(&random), endpoint: endpoint(1, 2, 3, 4)),
+                DHTNodeInfo(
+                    id: randomID(&random), endpoint: DHTEndpoint(address: .v6(high: 1, low: 2), port: 3)),
+            ])
+        #expect(try DHTSavedState(decoding: state.encoded()) == state)
+        #expect(throws: DHTSavedState.DecodingError.missingID) { try DHTSavedState(decoding: ascii("de")) }
+        #expect(throws: DHTSavedState.DecodingError.malformedNodes) {
+            try DHTSavedState(decoding: ascii("d2:id20:abcdefghij01234567895:nodes3:abce"))
+        }
+    }
+}
