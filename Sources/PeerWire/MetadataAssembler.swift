@@ -39,6 +39,11 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
     public struct Request: Hashable, Sendable {
         public let peer: Peer
         public let piece: Int
+
+        public init(peer: Peer, piece: Int) {
+            self.peer = peer
+            self.piece = piece
+        }
     }
 
     /// What a received message did.
@@ -237,8 +242,9 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         var verifiedDigests: [Int: SHA1Digest] = [:]
         for (peer, pieces) in contributions {
             let wrong = pieces.contains { piece, contribution in
+                guard piece * MetadataMessage.pieceLength < bytes.count else { return true }
                 let range = MetadataMessage.pieceRange(piece: piece, metadataSize: bytes.count)
-                guard range.lowerBound < bytes.count, contribution.length == range.count else { return true }
+                guard contribution.length == range.count else { return true }
                 let digest = verifiedDigests[piece] ?? SHA1.hash(bytes[range])
                 verifiedDigests[piece] = digest
                 return contribution.digest != digest
