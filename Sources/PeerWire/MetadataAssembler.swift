@@ -160,6 +160,7 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         if let current = attempt, !canContinue(current) { attempt = nil }
         if attempt == nil { attempt = startAttempt(now: now) }
         guard var current = attempt else { return [] }
+        attempt = nil  // so the copy being changed is the only one, and its arrays are not copied
 
         var load: [Peer: Int] = [:]
         for request in current.pending.values { load[request.peer, default: 0] += 1 }
@@ -209,6 +210,7 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
             guard var current = attempt, current.metadataSize == totalSize, current.pieces[piece] == nil,
                 current.accepts(from: peer)
             else { return .ignored }
+            attempt = nil  // so the copy being changed is the only one, and its arrays are not copied
             current.pending[piece] = nil
             current.pieces[piece] = payload
             current.suppliers[piece] = peer
@@ -217,12 +219,11 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
                 attempt = current
                 return .stored(piece: piece)
             }
-            attempt = nil
             return check(current)
         }
     }
 
-    /// Checks a complete attempt against the hashes.
+    /// Checks a complete attempt, already taken out of `attempt`, against the hashes.
     private mutating func check(_ complete: Attempt) -> Outcome {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(complete.metadataSize)
@@ -252,7 +253,6 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
             if wrong, peersWithWrongData.insert(peer).inserted { newlyFlagged.insert(peer) }
         }
         contributions = [:]
-        attempt = nil
         return .completed(infoDictionary: bytes, newlyFlagged: newlyFlagged)
     }
 
