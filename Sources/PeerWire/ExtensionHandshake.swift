@@ -21,7 +21,8 @@ public struct ExtensionHandshake: Hashable, Sendable {
     public var listenPort: UInt16?
     /// Our address as the sender sees it (`yourip`, 4 or 16 bytes).
     public var yourAddress: [UInt8]?
-    /// The size of the info dictionary, for BEP 9 (`metadata_size`).
+    /// The size of the info dictionary, for BEP 9 (`metadata_size`); a size of zero or above
+    /// `MetadataMessage.maximumMetadataSize` is ignored.
     public var metadataSize: Int?
 
     public init(
@@ -68,7 +69,9 @@ public struct ExtensionHandshake: Hashable, Sendable {
         if let address = dictionary["yourip"]?.bytes, address.count == 4 || address.count == 16 {
             yourAddress = address
         }
-        if let size = dictionary["metadata_size"]?.integer, size > 0, size <= 64 << 20 {
+        if let size = dictionary["metadata_size"]?.integer, size > 0,
+            size <= MetadataMessage.maximumMetadataSize
+        {
             metadataSize = Int(size)
         }
     }

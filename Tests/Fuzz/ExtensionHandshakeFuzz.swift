@@ -29,7 +29,7 @@ public func extensionHandshakeFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ 
         precondition(address.count == 4 || address.count == 16, "yourip is not an address")
     }
     if let size = handshake.metadataSize {
-        precondition(size > 0 && size <= 64 << 20, "metadata size out of range")
+        precondition(size > 0 && size <= MetadataMessage.maximumMetadataSize, "metadata size out of range")
     }
 
     let encoded = handshake.encoded()

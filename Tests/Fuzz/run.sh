@@ -43,9 +43,11 @@ declare -A harness_modules=(
     [EncryptionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [ExtensionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [KRPCFuzz]="TorrentModel Bencode Buffers Hashing DHT"
+    [MetadataMessageFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [PexFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
-    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz)
+    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz PexFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire DHT)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
@@ -244,6 +246,40 @@ cat >"$out/krpc.dict" <<'DICT'
 "2:roi1e"
 DICT
 
+# BEP 9: a zero first byte for a ut_metadata payload, an odd one for an assembly script (metadata size,
+# then operations: 0 add a peer, 2 ask for requests, 3 answer, 4 reject, 5 let time pass; see the harness).
+seed "$corpus/MetadataMessageFuzz/request" '\000d8:msg_typei0e5:piecei0ee'
+seed "$corpus/MetadataMessageFuzz/reject" '\000d8:msg_typei2e5:piecei3ee'
+seed "$corpus/MetadataMessageFuzz/last-data" '\000d8:msg_typei1e5:piecei1e10:total_sizei16390eeabcdef'
+seed "$corpus/MetadataMessageFuzz/honest-and-liar" \
+    '\001\100\000\000\001\003\000\000\000\002\002\000\003\000\003\001\002\000\003\000\003\001\005\100\002\000\003\000\003\000'
+seed "$corpus/MetadataMessageFuzz/claims-size" \
+    '\001\000\200\000\000\001\000\001\001\377\000\002\003\002\000\003\000\003\000\002\000\004\000\005\200\002\000'
+cat >"$out/metadata.dict" <<'DICT'
+"8:msg_type"
+"5:piece"
+"10:total_size"
+"i0e"
+"i1e"
+"i2e"
+"i16384e"
+DICT
+
+# BEP 11: a zero first byte for a ut_pex payload, an odd one for a connect/disconnect script.
+seed "$corpus/PexFuzz/added-dropped" \
+    '\000d5:added6:\177\000\000\001\032\3417:added.f1:\0227:dropped6:\012\000\000\002\310\325e'
+seed "$corpus/PexFuzz/ipv6" \
+    '\000d6:added618:\040\001\015\270\000\000\000\000\000\000\000\000\000\000\000\001\032\3418:added6.f1:\015e'
+seed "$corpus/PexFuzz/churn" '\001\003\005\007\011\170\013\015\003\170\170\017\170'
+cat >"$out/pex.dict" <<'DICT'
+"5:added"
+"7:added.f"
+"6:added6"
+"8:added6.f"
+"7:dropped"
+"8:dropped6"
+DICT
+
 failed=0
 summary="$out/long-run.md"
 for harness in "${harnesses[@]}"; do
@@ -255,6 +291,8 @@ for harness in "${harnesses[@]}"; do
         ExtensionHandshakeFuzz) options+=(-dict="$out/extension.dict") ;;
         WireDecoderFuzz) options+=(-dict="$out/wire.dict") ;;
         KRPCFuzz) options+=(-dict="$out/krpc.dict") ;;
+        MetadataMessageFuzz) options+=(-dict="$out/metadata.dict") ;;
+        PexFuzz) options+=(-dict="$out/pex.dict") ;;
     esac
     if [[ -n "$runs" ]]; then
         echo "== fuzzing $harness for $runs executions"
