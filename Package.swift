@@ -12,7 +12,8 @@ let package = Package(
         .library(
             name: "PotluckCore",
             targets: [
-                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT", "Storage", "URing",
+                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT", "Storage",
+                "URing",
                 "Hashing",
                 "Buffers", "TLS",
             ]),
