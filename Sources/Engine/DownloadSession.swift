@@ -202,14 +202,16 @@ public final class DownloadSession {
         return pool
     }
 
-    private var stage: Stage = .waiting
+    /// Where the torrent is in its life (the rules are pure: `TorrentLifecycle`).
+    private var lifecycle: TorrentLifecycle
+    /// Whether trading has begun (the pipeline built, the listener armed, trackers started).
+    private var trading = false
     /// When the reactor is to tick this torrent next (see `Reactor.schedule`).
     private(set) var tickDeadline: UInt64 = 0
     /// The torrent's own hash jobs (a check's are its own to count).
     private var hashesInFlight = 0
     /// The check of the data on disk, until it has nothing in flight.
     private var recheck: Recheck?
-    private var stopRequested = false
     /// Called on the reactor about once a second (every 250 ms while checking).
     var statusHandler: ((DownloadStatus) -> Void)?
     /// Called on the reactor once, when the torrent has left it.
@@ -288,26 +290,6 @@ public final class DownloadSession {
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
     private var trackers: TrackerAnnouncer?
 
-    /// Where the torrent is in its life; the reactor's calls move it along.
-    private enum Stage {
-        /// Not on a reactor yet.
-        case waiting
-        /// Reading and hashing the data already on disk (`recheck`).
-        case checking
-        /// Downloading, then (with `seedWhenComplete`) seeding.
-        case running
-        /// Verified pieces being written land, and the files are flushed, until the deadline.
-        case finishingWrites(DownloadOutcome, deadline: UInt64)
-        /// Blocks already queued for peers are sent, until the deadline.
-        case drainingSends(DownloadOutcome, deadline: UInt64)
-        /// Trackers are told we leave (bounded by the announcer's own deadline).
-        case stoppingTrackers(Result<DownloadOutcome, DownloadError>)
-        /// Sockets are shut: waiting for every operation in flight to complete.
-        case closing(Result<DownloadOutcome, DownloadError>)
-        /// Off the reactor; the outcome stands.
-        case gone(Result<DownloadOutcome, DownloadError>)
-    }
-
     /// What a receive produced, kept until the connection has finished parsing.
     private enum PendingEvent {
         case handshake(extensionProtocol: Bool)
@@ -336,6 +318,7 @@ public final class DownloadSession {
         self.metainfo = metainfo
         self.options = options
         self.log = log
+        lifecycle = TorrentLifecycle(seedsWhenComplete: options.seedWhenComplete)
         geometry = metainfo.geometry
         dataBlockCounts = metainfo.layout.dataBlockCounts()
         localPeerID = Self.makePeerID()
@@ -394,57 +377,95 @@ public final class DownloadSession {
 
     /// The torrent's outcome once it has left its reactor.
     var outcome: Result<DownloadOutcome, DownloadError>? {
-        if case .gone(let outcome) = stage { return outcome }
-        return nil
+        switch lifecycle.ending {
+        case nil: nil
+        case .completed: .success(.completed)
+        case .interrupted: .success(.interrupted)
+        case .failed: .failure(failure ?? .io(IOError(.enter, errno: .ioError)))
+        }
     }
 
     // MARK: Driven by the reactor
 
     /// Whether the torrent has left its reactor (nothing of it is in flight any more).
-    var hasLeftReactor: Bool { outcome != nil }
+    var hasLeftReactor: Bool { lifecycle.ending != nil }
 
     /// Whether pieces are being downloaded (the reactor batches completions then).
-    var isDownloading: Bool {
-        guard case .running = stage else { return false }
-        return !verified.isComplete
-    }
+    var isDownloading: Bool { lifecycle.stage == .downloading }
 
-    /// Taken by `reactor` as `tenant`: sets up storage and starts checking or running.
+    private var isTrading: Bool { lifecycle.stage == .downloading || lifecycle.stage == .seeding }
+
+    /// Taken by `reactor` as `tenant`: sets up storage and starts checking or trading.
     func attach(to reactor: Reactor, tenant: UInt16) {
         self.reactor = reactor
         self.tenant = tenant
         options.incomingInbox?.attach(reactor.doorbell, tenant: tenant)
+        let now = nowNanoseconds
         do throws(DownloadError) {
             try setUp()
             if let recheck = try restoreProgress() {
                 self.recheck = recheck
-                stage = .checking
+                advance(.started(needsCheck: true, isComplete: false), now: now)
                 var events: [RecheckEvent] = []
                 recheck.start(into: &events)
-                checkProgressed(events, now: nowNanoseconds)
+                checkProgressed(events, now: now)
             } else {
-                beginRunning(now: nowNanoseconds)
+                advance(.started(needsCheck: false, isComplete: verified.isComplete), now: now)
             }
         } catch {
             fail(error)
         }
-        scheduleTick(now: nowNanoseconds)
+        scheduleTick(now: now)
     }
 
     /// Asks the torrent to stop cleanly: writes land, resume data is saved, trackers are told.
     func stop() {
-        stopRequested = true
-        switch stage {
-        case .waiting:
-            leave(.success(.interrupted))
-        case .checking:
+        let now = nowNanoseconds
+        advance(.stopRequested, now: now)
+        if lifecycle.stage == .checking {
             recheck?.stop()
-            checkProgressed([], now: nowNanoseconds)
-        case .running:
-            beginFinishing(.interrupted, now: nowNanoseconds)
-        default:
-            break
+            checkProgressed([], now: now)
         }
+    }
+
+    /// Moves the torrent along and does what its new stage means.
+    private func advance(_ event: TorrentLifecycle.Event, now: UInt64) {
+        guard let stage = lifecycle.handle(event, now: Instant(nanoseconds: now)) else { return }
+        switch stage {
+        case .idle, .checking:
+            break
+        case .downloading:
+            startTrading(now: now)
+        case .seeding:
+            startTrading(now: now)
+            becomeSeed(now: now)
+        case .finishingWrites:
+            log(
+                "finishing: \(writing.count) pieces being written, \(droppedBlocks) blocks dropped for want of "
+                    + "piece memory")
+        case .drainingSends:
+            log("finished writing (\(writing.count) pieces not written)")
+            saveResumeData()
+            // Requests are no longer served; what is queued is still sent.
+            stopping = true
+        case .stoppingTrackers(let ending):
+            recheck?.stop()
+            closeLinks()
+            trackers?.beginShutdown(now: now, completed: ending == .completed)
+            trackers?.tick(now: now)
+        case .closing(let ending):
+            // Complete before trading began: nothing to tell anyone, but the check's findings are kept.
+            if ending == .completed && !trading { saveResumeData() }
+            closeLinks()
+        case .gone:
+            if listenerFD >= 0 {
+                Glibc.close(listenerFD)
+                listenerFD = -1
+            }
+            options.incomingInbox?.close()
+            if let outcome { endHandler?(outcome) }
+        }
+        reactor.touch(tenant)
     }
 
     private func setUp() throws(DownloadError) {
@@ -506,78 +527,58 @@ public final class DownloadSession {
             token: UInt64(tenant) << 32 | UInt64(piece.value))
     }
 
-    /// After the completions of one loop: act on what changed, and send what was queued.
+    /// After the completions of one loop: act on what changed, and send what was queued. Each step of
+    /// an ending may be done at once (nothing was being written, say), so it goes on while stages change.
     func service(now: UInt64) {
-        if let failure, !stageIsEnding {
-            self.failure = nil
-            beginStoppingTrackers(.failure(failure), now: now)
+        if failure != nil { advance(.failed, now: now) }
+        while true {
+            let before = lifecycle.stage
+            serviceStage(now: now)
+            if lifecycle.stage == before { return }
         }
-        switch stage {
-        case .waiting, .checking, .gone:
+    }
+
+    private func serviceStage(now: UInt64) {
+        switch lifecycle.stage {
+        case .idle, .checking, .gone:
             break
-        case .running:
-            serviceRunning(now: now)
-        case .finishingWrites(let outcome, let deadline):
+        case .downloading, .seeding:
+            serviceTrading(now: now)
+        case .finishingWrites:
             if writing.isEmpty && !flushRequested {
                 flushRequested = true
                 store.flush()
             }
-            if (writing.isEmpty && flushed) || now >= deadline {
-                log("finished writing (\(writing.count) pieces not written)")
-                saveResumeData()
-                stopping = true
-                stage = .drainingSends(outcome, deadline: now + 2_000_000_000)
-                service(now: now)
-            }
-        case .drainingSends(let outcome, let deadline):
+            advance(writing.isEmpty && flushed ? .writesLanded : .tick, now: now)
+        case .drainingSends:
             flushAllSends()
             let busy = links.contains { link in
                 guard let link, link.connected, !link.closing else { return false }
                 return link.sendInFlight || !link.connection.outbound.isEmpty
             }
-            if (!busy && !uploadLeases.contains(where: { $0 != nil })) || now >= deadline {
-                beginStoppingTrackers(.success(outcome), now: now)
-            }
-        case .stoppingTrackers(let outcome):
+            advance(busy || uploadLeases.contains(where: { $0 != nil }) ? .tick : .sendsDrained, now: now)
+        case .stoppingTrackers:
             if trackers?.isFinished(now: now) ?? true {
                 trackers?.close()
-                beginClosing(outcome)
-                service(now: now)
+                advance(.trackersDone, now: now)
             }
-        case .closing(let outcome):
+        case .closing:
             let linksOpen = links.contains { $0 != nil }
             let checking = recheck?.hasWorkInFlight ?? false
             if !linksOpen && !checking && hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 {
-                if listenerFD >= 0 {
-                    Glibc.close(listenerFD)
-                    listenerFD = -1
-                }
-                options.incomingInbox?.close()
-                leave(outcome)
+                advance(.drained, now: now)
             }
         }
     }
 
-    private func leave(_ outcome: Result<DownloadOutcome, DownloadError>) {
-        stage = .gone(outcome)
-        endHandler?(outcome)
-    }
-
-    private var stageIsEnding: Bool {
-        switch stage {
-        case .stoppingTrackers, .closing, .gone: true
-        default: false
-        }
-    }
-
-    private func serviceRunning(now: UInt64) {
+    private func serviceTrading(now: UInt64) {
         if verified.isComplete && writing.isEmpty {
-            guard options.seedWhenComplete else { return beginFinishing(.completed, now: now) }
-            becomeSeed(now: now)
-            if let reason = seedLimitReached(now: now) {
+            advance(.allPiecesWritten, now: now)
+            if lifecycle.stage == .seeding, let reason = seedLimitReached(now: now) {
                 log("stopping: \(reason)")
-                return beginFinishing(.completed, now: now)
+                advance(.seedLimitReached, now: now)
             }
+            guard isTrading else { return }
         }
         if let inbox = options.incomingInbox {
             inbox.take(into: &routedDescriptors)
@@ -602,13 +603,11 @@ public final class DownloadSession {
 
     /// The reactor's timer for this torrent.
     func tick(now: UInt64) {
-        switch stage {
-        case .running:
+        switch lifecycle.stage {
+        case .downloading, .seeding:
             runningTick(now: now)
-            if now - lastStatus >= 1_000_000_000 {
-                lastStatus = now
-                statusHandler?(currentStatus(phase: verified.isComplete ? .seeding : .downloading, now: now))
-            }
+            // At rest the next tick is far off: report now, so the last word is not a stale rate.
+            if now - lastStatus >= 1_000_000_000 || isAtRest { reportStatus(now: now) }
             if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {
                 lastResumeSaveNanoseconds = now
                 saveResumeData()
@@ -633,7 +632,7 @@ public final class DownloadSession {
     /// every 30 s without: thousands of idle torrents on one reactor then cost next to nothing. Whatever
     /// wakes it (a peer arriving, a tracker's answer) brings the 250 ms ticks back (`service`).
     private func scheduleTick(now: UInt64) {
-        if case .gone = stage { return }
+        if lifecycle.ending != nil { return }
         var interval: UInt64 = 250_000_000
         if isAtRest { interval = trackers == nil ? 30_000_000_000 : 5_000_000_000 }
         if let limit = options.seedTimeLimitSeconds, let since = seedingSince {
@@ -645,7 +644,7 @@ public final class DownloadSession {
     }
 
     private var isAtRest: Bool {
-        guard case .running = stage else { return false }
+        guard isTrading, acceptRetryAt == nil else { return false }
         return !links.contains { $0 != nil } && (verified.isComplete || candidates.isEmpty)
     }
 
@@ -719,7 +718,7 @@ public final class DownloadSession {
     /// The check moved on: count its bytes; when it is done, run; when it was stopped and has nothing
     /// left in flight, end (nothing is known yet, so nothing is saved).
     private func checkProgressed(_ events: [RecheckEvent], now: UInt64) {
-        guard case .checking = stage, let recheck else { return }
+        guard lifecycle.stage == .checking, let recheck else { return }
         for event in events {
             switch event {
             case .pieceChecked(let piece, _):
@@ -728,37 +727,29 @@ public final class DownloadSession {
                 result.forEach { verified.insert($0) }
                 log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
                 self.recheck = nil
-                if stopRequested {
-                    beginClosing(.success(.interrupted))
-                } else {
-                    beginRunning(now: now)
-                }
+                advance(.checkFinished(isComplete: verified.isComplete), now: now)
                 return
             }
         }
-        if stopRequested && !recheck.hasWorkInFlight {
+        if lifecycle.stopRequestedWhileChecking && !recheck.hasWorkInFlight {
             log("check interrupted")
-            stage = .closing(.success(.interrupted))
-            reactor.touch(tenant)
+            advance(.checkDrained, now: now)
         }
     }
 
-    /// Data on disk is known: start trading.
-    private func beginRunning(now: UInt64) {
-        stage = .running
+    /// Data on disk is known: start trading (once).
+    private func startTrading(now: UInt64) {
+        guard !trading else { return }
+        trading = true
         pipeline = RequestPipeline(
             geometry: geometry, have: verified, seed: options.seed, dataBlockCounts: dataBlockCounts)
         actions.removeAll(keepingCapacity: true)
         limitPiecesToFreeBuffers(now: now)
         lastResumeSaveNanoseconds = now
-        if verified.isComplete && !options.seedWhenComplete {
-            saveResumeData()
-            beginClosing(.success(.completed))
-            return
-        }
         armAccept()
         startTrackers()
         connectToCandidates()
+        reportStatus(now: now)
     }
 
     /// Everything is here: flush, save resume data once it is on disk, and give every slot to uploads.
@@ -774,34 +765,7 @@ public final class DownloadSession {
         choker.setSeeding(true, at: Instant(nanoseconds: now), into: &chokeActions)
         performChokes()
         log("seeding \(metainfo.name)")
-    }
-
-    /// Lets writes in flight land (their pieces are verified and worth keeping), for at most 30 s.
-    private func beginFinishing(_ outcome: DownloadOutcome, now: UInt64) {
-        log(
-            "finishing: \(writing.count) pieces being written, \(droppedBlocks) blocks dropped for want of piece memory"
-        )
-        stage = .finishingWrites(outcome, deadline: now + 30_000_000_000)
-        reactor.touch(tenant)
-    }
-
-    /// Trackers are told we leave: `completed` too if the download just finished.
-    private func beginStoppingTrackers(_ outcome: Result<DownloadOutcome, DownloadError>, now: UInt64) {
-        recheck?.stop()
-        stage = .stoppingTrackers(outcome)
-        closeLinks()
-        let completed = (try? outcome.get()) == .completed
-        trackers?.beginShutdown(now: now, completed: completed)
-        trackers?.tick(now: now)
-        reactor.touch(tenant)
-    }
-
-    /// Shuts every connection; the torrent leaves once their operations (and any disk or hash work)
-    /// have completed.
-    private func beginClosing(_ outcome: Result<DownloadOutcome, DownloadError>) {
-        stage = .closing(outcome)
-        closeLinks()
-        reactor.touch(tenant)
+        reportStatus(now: now)
     }
 
     /// Shuts every connection (without the disconnect bookkeeping: the torrent is leaving); each link
@@ -832,6 +796,11 @@ public final class DownloadSession {
         } catch {
             log("could not save resume data: \(error)")
         }
+    }
+
+    private func reportStatus(now: UInt64) {
+        lastStatus = now
+        statusHandler?(currentStatus(phase: verified.isComplete ? .seeding : .downloading, now: now))
     }
 
     private func currentStatus(phase: DownloadStatus.Phase, now: UInt64) -> DownloadStatus {
@@ -1295,7 +1264,7 @@ public final class DownloadSession {
         _ piece: PieceIndex, in slot: BufferSlot, passed: Bool, isLocalFault: Bool = false, now: UInt64
     ) {
         let instant = Instant(nanoseconds: now)
-        if passed && (failure != nil || stageIsEnding) {
+        if passed && (failure != nil || lifecycle.isEnding) {
             // Leaving (after an error such as a full disk, or after the last writes were awaited):
             // nothing more is written.
             assembling[piece] = nil

@@ -22,6 +22,8 @@ public struct EngineOptions: Sendable {
     public var maximumDownloadRateBytesPerSecond = 0
     /// Where the engine's log lines go (any thread).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Start each torrent's log lines with its name (off for a front end with one torrent).
+    public var namesTorrentsInLog = true
 
     public init() {}
 }
@@ -55,8 +57,18 @@ public struct TorrentSnapshot: Sendable {
     public var activity: TorrentActivity
     /// The torrent's latest status report (nil before its first).
     public var status: DownloadStatus?
+    /// How many status reports have arrived: a front end draws a line when this moves.
+    public var statusReports: Int
+    /// How its last run ended (nil while it runs, and before it first ends).
+    public var ended: Result<DownloadOutcome, DownloadError>?
+    /// Whether it is placed on a reactor and has not ended.
+    public var isLive: Bool
+
     /// Why it stopped, when an error stopped it.
-    public var failure: DownloadError?
+    public var failure: DownloadError? {
+        if case .failure(let error) = ended { return error }
+        return nil
+    }
 }
 
 /// Totals over every torrent of an engine.
@@ -123,7 +135,12 @@ public final class Engine: Sendable {
         var reactor: Int
         var activity: TorrentActivity = .starting
         var status: DownloadStatus?
-        var failure: DownloadError?
+        var statusReports = 0
+        var ended: Result<DownloadOutcome, DownloadError>?
+        var failure: DownloadError? {
+            if case .failure(let error) = ended { return error }
+            return nil
+        }
         /// Placed on its reactor and not yet ended.
         var live = false
         var removing = false
@@ -142,40 +159,50 @@ public final class Engine: Sendable {
     private let state: Mutex<State>
     private let inboxes: [ReactorInbox]
     private let threads: [JoinableThread]
-    private let routerThread: JoinableThread?
-    private let router: IncomingRouter?
+    /// Where the router on the first reactor finds each torrent's inbox (nil: not listening).
+    private let router: RouterDirectory?
     private let stopRequested = StopFlag()
+    /// Reactors whose loop failed (their ring stopped working): their torrents end with the error.
+    private let lostReactors = LostReactors()
     private let continuation: AsyncStream<EngineEvent>.Continuation
     private let connections: ConnectionBudget
     private let uploadLimiter: RateLimiter
     private let downloadLimiter: RateLimiter
     private let log: @Sendable (String) -> Void
+    private let namesTorrentsInLog: Bool
 
     /// Starts the reactor threads (each creates its ring on itself) and the router.
     public init(options: EngineOptions = EngineOptions()) throws(EngineError) {
         let reactorCount = max(1, options.reactors)
         log = options.log
+        namesTorrentsInLog = options.namesTorrentsInLog
         connections = ConnectionBudget(limit: options.maximumConnections)
         uploadLimiter = RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
         downloadLimiter = RateLimiter(rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond)
         (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
         state = Mutex(State(hosted: Array(repeating: 0, count: reactorCount)))
+        // The listener is made here, so that a port in use fails `init` and the bound port is known.
+        var listenerFD: Int32 = -1
         if let listenAddress = options.listenAddress {
             do {
-                router = try IncomingRouter(listenAddress: listenAddress, log: options.log)
+                listenerFD = try Socket.listenTCP(on: listenAddress)
+                boundAddress = try Socket.localAddress(of: listenerFD)
             } catch {
-                throw .startFailed(error)
+                if listenerFD >= 0 { Glibc.close(listenerFD) }
+                throw .startFailed(.listen(error))
             }
+            router = RouterDirectory()
         } else {
+            boundAddress = nil
             router = nil
         }
-        boundAddress = router?.boundAddress
 
         var reactorOptions = ReactorOptions()
         reactorOptions.disabledRingFeatures = options.disabledRingFeatures
         // The cores are shared by the reactors and the hashing workers: together about one per core.
         reactorOptions.hashThreads = max(1, HashPool.coreCount / reactorCount)
         let started = ReactorStartup(count: reactorCount)
+        let lost = lostReactors
         let stop = stopRequested
         var threads: [JoinableThread] = []
         for index in 0..<reactorCount {
@@ -196,6 +223,7 @@ public final class Engine: Sendable {
                                 until: { stop.isSet && reactor.torrentCount == 0 })
                         } catch {
                             options.log("reactor \(index) stopped: \(error)")
+                            lost.record(index, error)
                         }
                     })
             } catch {
@@ -203,6 +231,7 @@ public final class Engine: Sendable {
                 started.waitForReports(threads.count)
                 started.wakeStarted()
                 for thread in threads { thread.join() }
+                if listenerFD >= 0 { Glibc.close(listenerFD) }
                 throw .threads(error)
             }
         }
@@ -214,22 +243,18 @@ public final class Engine: Sendable {
                 stopRequested.set()
                 started.wakeStarted()
                 for thread in threads { thread.join() }
+                if listenerFD >= 0 { Glibc.close(listenerFD) }
                 throw .startFailed(error)
             }
         }
         self.inboxes = inboxes
         self.threads = threads
         if let router {
-            do throws(SyscallError) {
-                routerThread = try JoinableThread { router.run(shouldStop: { stop.isSet }) }
-            } catch {
-                stopRequested.set()
-                for inbox in inboxes { inbox.submit { _ in } }
-                for thread in threads { thread.join() }
-                throw .threads(error)
+            // The first reactor accepts and routes every torrent's peers on its ring.
+            let log = options.log
+            inboxes[0].submit { [listenerFD] reactor in
+                reactor.startRouting(listenerFD: listenerFD, directory: router, log: log)
             }
-        } else {
-            routerThread = nil
         }
     }
 
@@ -284,7 +309,7 @@ public final class Engine: Sendable {
             guard var record = state.records[id] else { throw .unknownTorrent(id) }
             guard !record.live, !record.removing else { return false }
             record.activity = .starting
-            record.failure = nil
+            record.ended = nil
             state.records[id] = record
             return true
         }
@@ -312,18 +337,22 @@ public final class Engine: Sendable {
 
     /// The torrent's snapshot, or nil if it is not in the engine.
     public func snapshot(_ id: TorrentID) -> TorrentSnapshot? {
-        state.withLock { state in state.records[id].map(Self.snapshot) }
+        settleLostReactors()
+        return state.withLock { state in state.records[id].map(Self.snapshot) }
     }
 
     /// Every torrent's snapshot, by id.
     public func snapshots() -> [TorrentSnapshot] {
-        state.withLock { state in state.records.values.sorted { $0.id.value < $1.id.value }.map(Self.snapshot)
+        settleLostReactors()
+        return state.withLock { state in
+            state.records.values.sorted { $0.id.value < $1.id.value }.map(Self.snapshot)
         }
     }
 
     /// All torrents at a glance, without a snapshot of each (a progress line over thousands).
     public func summary() -> EngineSummary {
-        state.withLock { state in
+        settleLostReactors()
+        return state.withLock { state in
             var summary = EngineSummary()
             for record in state.records.values {
                 summary.torrents += 1
@@ -348,7 +377,24 @@ public final class Engine: Sendable {
     }
 
     /// Whether any torrent is placed on a reactor and has not ended.
-    public var hasLiveTorrents: Bool { state.withLock { $0.records.values.contains { $0.live } } }
+    public var hasLiveTorrents: Bool {
+        settleLostReactors()
+        return state.withLock { $0.records.values.contains { $0.live } }
+    }
+
+    /// Ends, with its reactor's error, every torrent of a reactor whose loop failed; new torrents go
+    /// elsewhere (the reactor counts as full).
+    private func settleLostReactors() {
+        for (reactor, error) in lostReactors.take() {
+            let ids = state.withLock { state in
+                state.hosted[reactor] = Int.max / 2
+                return state.records.values.filter { $0.reactor == reactor && $0.live }.map {
+                    ($0.id, $0.run)
+                }
+            }
+            for (id, run) in ids { ended(id, run: run, outcome: .failure(error)) }
+        }
+    }
 
     /// Stops every torrent cleanly and ends the threads; returns once they have. Torrents can no
     /// longer be added.
@@ -357,7 +403,6 @@ public final class Engine: Sendable {
         stopRequested.set()
         for inbox in inboxes { inbox.submit { _ in } }
         for thread in threads { thread.join() }
-        routerThread?.join()
         continuation.finish()
     }
 
@@ -366,7 +411,8 @@ public final class Engine: Sendable {
     private static func snapshot(_ record: Record) -> TorrentSnapshot {
         TorrentSnapshot(
             id: record.id, name: record.metainfo.name, infoHash: record.metainfo.wireInfoHash,
-            activity: record.activity, status: record.status, failure: record.failure)
+            activity: record.activity, status: record.status, statusReports: record.statusReports,
+            ended: record.ended, isLive: record.live)
     }
 
     private func forget(_ id: TorrentID, in state: inout State) {
@@ -394,14 +440,18 @@ public final class Engine: Sendable {
             })
         else { return }
         let log = self.log
+        let namesTorrents = namesTorrentsInLog
         let name = metainfo.name
         inboxes[reactor].submit { [self] reactor in
-            let session = DownloadSession(metainfo: metainfo, options: options) { log("\(name): \($0)") }
+            let session = DownloadSession(metainfo: metainfo, options: options) { message in
+                log(namesTorrents ? "\(name): \(message)" : message)
+            }
             session.hostKey = HostKey(id: id, run: run)
             session.statusHandler = { [self] status in
                 state.withLock { state in
                     guard var record = state.records[id], record.run == run, record.live else { return }
                     record.status = status
+                    record.statusReports += 1
                     if record.activity != .paused {
                         switch status.phase {
                         case .checking: record.activity = .checking
@@ -433,10 +483,9 @@ public final class Engine: Sendable {
             switch outcome {
             case .success(.completed): if record.activity != .paused { record.activity = .finished }
             case .success(.interrupted): record.activity = .paused
-            case .failure(let error):
-                record.activity = .failed(error.description)
-                record.failure = error
+            case .failure(let error): record.activity = .failed(error.description)
             }
+            record.ended = outcome
             state.records[id] = record
             router?.unregister(record.metainfo.wireInfoHash)
             guard record.removing else { return false }
@@ -448,6 +497,20 @@ public final class Engine: Sendable {
         case .failure(let error): continuation.yield(.ended(id, nil, error))
         }
         if removed { continuation.yield(.removed(id)) }
+    }
+}
+
+/// Reactors whose loop failed, reported from their threads.
+private final class LostReactors: Sendable {
+    private let failures = Mutex<[(Int, DownloadError)]>([])
+
+    func record(_ reactor: Int, _ error: DownloadError) { failures.withLock { $0.append((reactor, error)) } }
+
+    func take() -> [(Int, DownloadError)] {
+        failures.withLock { failures in
+            defer { failures.removeAll() }
+            return failures
+        }
     }
 }
 

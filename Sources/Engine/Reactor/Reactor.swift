@@ -61,6 +61,9 @@ public final class Reactor {
     private var timers = TimerHeap()
     private let inbox: ReactorInbox
     private var commands: [@Sendable (Reactor) -> Void] = []
+    /// The engine's listening socket, on the reactor that routes incoming peers (nil elsewhere).
+    private var router: HandshakeRouter?
+    private var routerTickAt: UInt64 = 0
     private var rangTenants: [UInt16] = []
 
     /// Creates the ring and the hashing workers on the calling thread, which must be the one to run it.
@@ -157,6 +160,13 @@ public final class Reactor {
         inbox.submit(command)
     }
 
+    /// Accepts every torrent's peers on `listenerFD` (which the router now owns) and hands each to the
+    /// torrent its handshake names, through `directory`.
+    public func startRouting(listenerFD: Int32, directory: RouterDirectory, log: @escaping (String) -> Void) {
+        router = HandshakeRouter(ring: ring, listenerFD: listenerFD, directory: directory, log: log)
+        router?.start()
+    }
+
     // MARK: The loop
 
     /// Runs until `shouldExit` says so (checked every loop). `shouldStop` asks every torrent to stop
@@ -184,6 +194,10 @@ public final class Reactor {
             var downloading = false
             let handled = ring.drain { completion in
                 let tenant = completion.slot.tenant
+                if tenant == 0 && completion.slot.owner == HandshakeRouter.owner {
+                    router?.handle(completion, now: now)
+                    return
+                }
                 guard let torrent = torrents[safe: tenant] else {
                     // A late completion of a removed torrent: only a provided buffer needs giving back.
                     if let id = completion.bufferID { providedBuffers?.recycle(id) }
@@ -209,6 +223,10 @@ public final class Reactor {
             for command in commands { command(self) }
             commands.removeAll(keepingCapacity: true)
             fireTimers(now: now)
+            if let router, now >= routerTickAt {
+                routerTickAt = now + Self.routerTickNanoseconds
+                router.tick(now: now)
+            }
             serviceTouched(now: now)
         }
     }
@@ -221,13 +239,15 @@ public final class Reactor {
     private static let completionBatch = 64
     private static let completionBatchWaitNanoseconds: Int64 = 4_000_000
 
+    /// The router's timeouts and accept retries are checked this often.
+    private static let routerTickNanoseconds: UInt64 = 250_000_000
+
     /// Until the next timer, at most 100 ms, at least 1 ms.
     private func waitNanoseconds() -> Int64 {
         var wait: UInt64 = 100_000_000
-        if let next = timers.earliest {
-            let now = self.now
-            wait = min(wait, next > now ? next - now : 0)
-        }
+        let now = self.now
+        if let next = timers.earliest { wait = min(wait, next > now ? next - now : 0) }
+        if router != nil { wait = min(wait, routerTickAt > now ? routerTickAt - now : 0) }
         return Int64(max(wait, 1_000_000))
     }
 

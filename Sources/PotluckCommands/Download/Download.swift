@@ -121,21 +121,43 @@ struct Download: ParsableCommand {
         installStopSignals()
 
         let verbose = sharing.verbose
-        let session = DownloadSession(metainfo: metainfo, options: options) { message in
-            if verbose { printError(message) }
+        var engineOptions = EngineOptions()
+        // One torrent: one reactor, with every core's hashing worker.
+        engineOptions.reactors = 1
+        engineOptions.namesTorrentsInLog = false
+        engineOptions.log = { message in if verbose { printError(message) } }
+        let engine: Engine
+        let id: TorrentID
+        do {
+            engine = try Engine(options: engineOptions)
+            id = try engine.add(metainfo, options: options)
+        } catch {
+            printError("potluck: \(error)")
+            throw ExitCode(1)
         }
         var progress = ProgressLine(label: "downloading", quiet: sharing.quiet)
         var checking = ProgressLine(label: "checking", quiet: sharing.quiet)
         let started = ContinuousClock.now
-        let outcome: DownloadOutcome
         var announcedListening = false
-        do {
-            outcome = try session.run(shouldStop: { stopRequested.load(ordering: .relaxed) }) { status in
+        var statusesDrawn = 0
+        var stopping = false
+        var snapshot = engine.snapshot(id)
+        while let current = snapshot, current.isLive {
+            if !stopping && stopRequested.load(ordering: .relaxed) {
+                stopping = true
+                try? engine.pause(id)
+            }
+            if let status = current.status, current.statusReports != statusesDrawn {
+                statusesDrawn = current.statusReports
                 if !announcedListening, let address = status.listenAddress {
                     announcedListening = true
                     printError("listening for peers on \(address)")
                 }
-                switch status.phase {
+                // The first second's line would say nothing (0 %, trackers still starting): wait for it.
+                let quietStart = status.phase != .checking && ContinuousClock.now - started < .seconds(1)
+                switch quietStart ? nil : status.phase {
+                case nil:
+                    break
                 case .checking:
                     checking.update(done: status.checkedBytes, total: status.totalBytes)
                 case .seeding:
@@ -152,10 +174,19 @@ struct Download: ParsableCommand {
                             + (status.trackerState.map { "  " + Self.short($0) } ?? ""))
                 }
             }
-        } catch {
+            usleep(100_000)
+            snapshot = engine.snapshot(id)
+        }
+        engine.shutdown()
+        let outcome: DownloadOutcome
+        switch snapshot?.ended {
+        case .success(let value): outcome = value
+        case .failure(let error):
             progress.finish()
             printError("potluck: \(error.description)")
             throw ExitCode(1)
+        case nil:
+            outcome = .interrupted
         }
         progress.finish()
         let elapsed = seconds(ContinuousClock.now - started)
