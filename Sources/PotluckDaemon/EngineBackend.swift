@@ -241,19 +241,22 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         }
     }
 
-    /// Pauses or resumes a torrent in the engine and keeps the choice.
+    /// Pauses or resumes a torrent in the engine and keeps the choice. Starting a torrent that is not
+    /// paused restarts it if it ended (after an error or its seed limit); the engine ignores a start
+    /// of a running torrent and a stop of a stopped one.
     func setPaused(_ paused: Bool, _ id: TorrentID) throws {
         try registry.withLock { registry throws in
-            guard var torrent = registry.torrents[id], torrent.settings.paused != paused else { return }
-            torrent.settings.paused = paused
+            guard var torrent = registry.torrents[id] else { return }
             torrent.pauseAfterCheck = false
-            try state.save(savedSettings(of: torrent), hash: torrent.hash)
+            if torrent.settings.paused != paused {
+                torrent.settings.paused = paused
+                try state.save(savedSettings(of: torrent), hash: torrent.hash)
+                torrent.startDate = paused ? 0 : Self.now()
+            }
             if paused {
                 try? engine.pause(id)
-                torrent.startDate = 0
             } else {
                 try? engine.resume(id)
-                torrent.startDate = Self.now()
             }
             registry.torrents[id] = torrent
         }
