@@ -26,7 +26,7 @@ struct DaemonCommand: ParsableCommand {
 
             Examples:
               potluck daemon --state ~/.potluck --download-dir ~/Downloads
-              transmission-remote 9091 -a movie.torrent        (add; then -l to list, -t 1 -i for details)
+              transmission-remote 9091 -a movie.torrent     (then -l to list, -t 1 -i)
               potluck daemon --state /var/lib/potluck --download-dir /srv/torrents \\
                   --rpc 0.0.0.0:9091 --rpc-whitelist '192.168.1.*' \\
                   --rpc-username admin --rpc-password-file /etc/potluck/rpc-password \\
