@@ -19,7 +19,11 @@ let package = Package(
             ]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The daemon's HTTP server (control plane, not hot path).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C at the edge: liburing and OpenSSL's libcrypto and libssl, found with pkg-config.
@@ -85,11 +89,21 @@ let package = Package(
             ],
             exclude: ["Interop/README.md"],
             resources: [.process("Interop")]),
+        // `potluck daemon`: the Transmission RPC over the engine, its HTTP server and its state folder.
+        .target(
+            name: "PotluckDaemon",
+            dependencies: [
+                "Engine", "TransmissionRPC", "Metainfo", "Storage", "TorrentModel", "URing",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(
             name: "PotluckCommands",
             dependencies: [
-                "CommandSupport", "PotluckBench", "Engine", "URing", "Hashing", "Buffers", "Bencode",
-                "Metainfo", "TorrentModel", "PeerWire", "Swarm", "Tracker", "CLinux",
+                "CommandSupport", "PotluckBench", "PotluckDaemon", "Engine", "URing", "Hashing", "Buffers",
+                "Bencode",
+                "Metainfo", "TorrentModel", "PeerWire", "Swarm", "Tracker", "TransmissionRPC", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
@@ -117,6 +131,9 @@ let package = Package(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
         .testTarget(name: "CommandSupportTests", dependencies: ["CommandSupport"]),
+        .testTarget(
+            name: "PotluckDaemonTests",
+            dependencies: ["PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel"]),
         .testTarget(name: "PotluckBenchTests", dependencies: ["PotluckBench", "CommandSupport", "URing"]),
         .testTarget(
             name: "PotluckCommandsTests",

@@ -7,6 +7,12 @@ POTLUCK_PACKAGES=(
     mktorrent transmission-cli python3-libtorrent  # interop: torrents made by other tools
     iproute2 procps                                # system tests: sysctl, network namespaces
     aria2 transmission-daemon opentracker          # interop harness: real clients and a real tracker
+    transmission-common curl python3-pip           # daemon tests: the web client, raw HTTP, a PyPI client
+)
+
+# PyPI packages for Debian's Python (which has python3-libtorrent): module to import, then the package.
+POTLUCK_PYTHON_PACKAGES=(
+    "transmission_rpc transmission-rpc==7.0.12"    # daemon tests: the client Sonarr-like scripts use
 )
 
 ensure_packages() {
@@ -35,7 +41,18 @@ ensure_swift() {
     fi
 }
 
+ensure_python_packages() {
+    local entry module requirement
+    for entry in "$@"; do
+        read -r module requirement <<<"$entry"
+        /usr/bin/python3 -c "import $module" 2>/dev/null && continue
+        echo "==> installing Python package: $requirement"
+        /usr/bin/python3 -m pip install -q --break-system-packages --root-user-action=ignore "$requirement"
+    done
+}
+
 potluck_setup() {
     ensure_packages "${POTLUCK_PACKAGES[@]}"
+    ensure_python_packages "${POTLUCK_PYTHON_PACKAGES[@]}"
     ensure_swift
 }

@@ -21,6 +21,10 @@
 #include <sys/eventfd.h>
 // struct statx, which glibc declares only under _GNU_SOURCE; the kernel header has it plainly.
 #include <linux/stat.h>
+// The kernel's io_uring.h, not liburing's copy of it (both use one include guard): swift-system's
+// CSystem module (under the daemon's HTTP server) includes the kernel's, and clang refuses two
+// different definitions of `struct io_uring_sqe` in one module graph.
+#include <linux/io_uring.h>
 
 #include <liburing.h>
 

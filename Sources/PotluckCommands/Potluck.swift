@@ -14,7 +14,7 @@ public struct Potluck: ParsableCommand {
             clients. Run `potluck bench` with no arguments for a short self-measurement.
             """,
         version: version,
-        subcommands: [Download.self, Seed.self, Create.self, Info.self, Bench.self],
+        subcommands: [Download.self, Seed.self, DaemonCommand.self, Create.self, Info.self, Bench.self],
         defaultSubcommand: nil
     )
 

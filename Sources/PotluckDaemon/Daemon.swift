@@ -1,0 +1,191 @@
+import Engine
+import Foundation
+internal import Hummingbird
+internal import Logging
+import Synchronization
+import TransmissionRPC
+import URing
+
+/// How `potluck daemon` is set up.
+public struct DaemonConfiguration: Sendable {
+    /// Where torrents, their settings and resume data are kept.
+    public var stateDirectory: String
+    /// Where torrents' data goes unless torrent-add names another folder.
+    public var downloadDirectory: String
+    /// The RPC's (and web client's) address.
+    public var rpcHost = "127.0.0.1"
+    public var rpcPort = 9091
+    /// Where peers connect, for every torrent.
+    public var listenAddress: SocketAddress
+    /// A folder whose `.torrent` files are added.
+    public var watchDirectory: String?
+    /// When set, every HTTP request needs these.
+    public var credentials: AccessPolicy.Credentials?
+    /// Client addresses served (`rpc-whitelist`: comma-separated, `*` wildcards); nil serves any.
+    public var addressWhitelist: String? = "127.0.0.1,::1"
+    /// Reactor threads (nil: one per core).
+    public var reactors: Int?
+    /// The Transmission web client's files; nil or a missing folder: no web client.
+    public var webFolder: String? = "/usr/share/transmission/web"
+    /// Where log lines go (any thread).
+    public var log: @Sendable (String) -> Void = { _ in }
+    /// Where the engine's own log lines go (verbose).
+    public var engineLog: @Sendable (String) -> Void = { _ in }
+
+    public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
+        self.stateDirectory = stateDirectory
+        self.downloadDirectory = downloadDirectory
+        self.listenAddress = listenAddress
+    }
+}
+
+/// Why the daemon could not start.
+public struct DaemonError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// `potluck daemon`: one engine for every torrent, the Transmission RPC over HTTP, the state folder,
+/// and the watch folder.
+///
+/// `run` serves until asked to stop, then stops every torrent cleanly (resume data saved, trackers
+/// told), saves the daemon's state and returns.
+public final class Daemon {
+    let configuration: DaemonConfiguration
+    let engine: Engine
+    let backend: EngineBackend
+    let state: StateFolder
+
+    /// Opens the state folder, starts the engine and restores every kept torrent.
+    public init(configuration: DaemonConfiguration) throws(DaemonError) {
+        self.configuration = configuration
+        do {
+            state = try StateFolder(root: configuration.stateDirectory)
+            try FileManager.default.createDirectory(
+                atPath: configuration.downloadDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw DaemonError(description: "\(error.localizedDescription)")
+        }
+        var options = EngineOptions()
+        if let reactors = configuration.reactors { options.reactors = reactors }
+        options.listenAddress = configuration.listenAddress
+        options.log = configuration.engineLog
+        let overrides = state.loadSessionSettings()
+        var session = EngineBackend.sessionSettings(
+            laying: overrides,
+            over: SessionSettings(
+                downloadDirectory: configuration.downloadDirectory,
+                configDirectory: configuration.stateDirectory))
+        // The engine takes its global limits when it is created: the kept session settings decide them.
+        options.maximumUploadRateBytesPerSecond =
+            session.speedLimitUpEnabled ? session.speedLimitUp * 1000 : 0
+        options.maximumDownloadRateBytesPerSecond =
+            session.speedLimitDownEnabled ? session.speedLimitDown * 1000 : 0
+        options.maximumConnections = session.peerLimitGlobal
+        do {
+            engine = try Engine(options: options)
+        } catch {
+            throw DaemonError(description: "\(error)")
+        }
+        session.peerPort = Int(engine.boundAddress?.port ?? configuration.listenAddress.port)
+        // What the engine does not do yet, so that clients do not show it as on.
+        session.dhtEnabled = false
+        session.pexEnabled = false
+        session.lpdEnabled = false
+        session.utpEnabled = false
+        session.portForwardingEnabled = false
+        backend = EngineBackend(
+            engine: engine, state: state, session: session, overrides: overrides, log: configuration.log)
+    }
+
+    /// Serves until `shouldStop` says so (polled every 100 ms) or a client sends session-close, then
+    /// shuts down. Throws when the RPC address cannot be served.
+    public func run(shouldStop: @escaping @Sendable () -> Bool) throws(DaemonError) {
+        let log = configuration.log
+        let started = Date()
+        let restored = backend.restore()
+        log(
+            "restored \(restored) torrents in \(String(format: "%.2f", Date().timeIntervalSince(started))) s; "
+                + "peers on \(engine.boundAddress.map { "\($0)" } ?? "?")")
+        let backend = self.backend
+        let events = Task.detached { await backend.followEngineEvents() }
+        let server = startServer()
+        var watch: WatchFolder?
+        if let path = configuration.watchDirectory {
+            do {
+                watch = try WatchFolder(path: path)
+            } catch {
+                log("cannot use the watch folder \(path): \(error.localizedDescription)")
+            }
+        }
+        var failure: String?
+        var lastBooks = Date.distantPast
+        while !shouldStop() && !backend.closeRequested.load(ordering: .relaxed) {
+            if let problem = server.failure.reason.withLock({ $0 }) {
+                failure = problem
+                break
+            }
+            if Date().timeIntervalSince(lastBooks) >= 1 {
+                lastBooks = Date()
+                backend.keepBooks()
+                for line in watch?.scan(into: backend) ?? [] { log(line) }
+            }
+            usleep(100_000)
+        }
+        log("stopping every torrent")
+        server.task.cancel()
+        engine.shutdown()
+        backend.saveAll()
+        _ = events
+        log("stopped")
+        if let failure { throw DaemonError(description: failure) }
+    }
+
+    /// The HTTP server, running on Swift's concurrency pool.
+    private struct Server {
+        let task: Task<Void, Never>
+        let failure: ServerFailure
+    }
+
+    /// Why the HTTP server stopped, if it failed.
+    private final class ServerFailure: Sendable {
+        let reason = Mutex<String?>(nil)
+    }
+
+    private func startServer() -> Server {
+        let policy = AccessPolicy(
+            credentials: configuration.credentials,
+            addressWhitelist: configuration.addressWhitelist.map(WildcardPattern.list))
+        let endpoint = RPCEndpoint(
+            policy: policy, backend: backend, identity: ServerIdentity(potluckVersion: potluckVersion))
+        let webFolder = configuration.webFolder.flatMap {
+            FileManager.default.fileExists(atPath: $0 + "/index.html") ? $0 : nil
+        }
+        // Hummingbird's own messages are left out: a failure to serve ends `run` and is reported by the
+        // daemon, and stopping the server by cancelling it would log an error otherwise.
+        var logger = Logger(label: "potluck.daemon.http")
+        logger.logLevel = .critical
+        let responder = RPCResponder(endpoint: endpoint, webFolder: webFolder, logger: logger)
+        let log = configuration.log
+        let host = configuration.rpcHost
+        let port = configuration.rpcPort
+        let application = Application(
+            responder: responder,
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" }
+                log(
+                    "RPC on http://\(address ?? "\(host):\(port)")/transmission/rpc"
+                        + (webFolder == nil ? "" : "; web client at /transmission/web/"))
+            },
+            logger: logger)
+        let failure = ServerFailure()
+        let task = Task.detached {
+            do {
+                try await application.run()
+            } catch {
+                failure.reason.withLock { $0 = "cannot serve the RPC on \(host):\(port): \(error)" }
+            }
+        }
+        return Server(task: task, failure: failure)
+    }
+}

@@ -1,0 +1,54 @@
+import Engine
+import Metainfo
+import Storage
+import TorrentModel
+
+/// One torrent of the daemon: the engine's handle, its metainfo, and what the daemon keeps about it.
+struct DaemonTorrent: Sendable {
+    let id: TorrentID
+    let metainfo: Metainfo
+    var settings: StoredTorrent
+    /// The engine's upload and download counters for the torrent's current run, as last seen; they
+    /// start again from zero at each run, so `settings` keeps the earlier runs' sum.
+    var runUploaded: Int64 = 0
+    var runDownloaded: Int64 = 0
+    /// When the torrent last started, Unix seconds (0 while stopped since the daemon started).
+    var startDate = 0
+    /// A verify of a paused torrent: pause it again once the check is over.
+    var pauseAfterCheck = false
+    /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
+    var restoredVerifiedBytes: Int64?
+
+    init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
+        self.id = id
+        self.metainfo = metainfo
+        self.settings = settings
+    }
+
+    var hash: InfoHash { metainfo.wireInfoHash }
+    var uploadedEver: Int64 { settings.uploadedEver + runUploaded }
+    var downloadedEver: Int64 { settings.downloadedEver + runDownloaded }
+
+    /// Takes in the engine's latest counters: a drop means a new run began, so the last run's
+    /// counters join the totals.
+    mutating func absorbCounters(uploaded: Int64, downloaded: Int64) {
+        if uploaded < runUploaded || downloaded < runDownloaded {
+            settings.uploadedEver += runUploaded
+            settings.downloadedEver += runDownloaded
+        }
+        runUploaded = uploaded
+        runDownloaded = downloaded
+    }
+
+    /// The bytes that resume data at `path` vouches for; nil without readable resume data. Only an
+    /// estimate until the engine checks the files' sizes and times against it.
+    static func verifiedBytes(in path: String, metainfo: Metainfo) -> Int64? {
+        guard
+            let resume = try? ResumeData.load(
+                from: path, infoHash: metainfo.wireInfoHash, layout: metainfo.layout)
+        else { return nil }
+        var bytes: Int64 = 0
+        resume.verified.forEach { bytes += Int64(metainfo.geometry.length(of: $0)) }
+        return bytes
+    }
+}

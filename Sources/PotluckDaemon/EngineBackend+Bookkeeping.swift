@@ -1,0 +1,77 @@
+import Engine
+import Synchronization
+import TorrentModel
+
+extension EngineBackend {
+    /// Called once a second: takes in the engine's counters and activity (totals over runs, seconds
+    /// downloading and seeding, activity and completion dates), pauses verified torrents that were
+    /// paused before their verify, and saves what must not wait.
+    public func keepBooks() {
+        let now = Self.now()
+        var checkedWhilePaused: [TorrentID] = []
+        registry.withLock { registry in
+            for (id, var torrent) in registry.torrents {
+                guard let snapshot = engine.snapshot(id) else { continue }
+                var completed = false
+                if let status = snapshot.status {
+                    torrent.absorbCounters(
+                        uploaded: status.uploadedPayloadBytes, downloaded: status.downloadedPayloadBytes)
+                    if status.uploadRateBytesPerSecond > 0 || status.downloadRateBytesPerSecond > 0 {
+                        torrent.settings.activityDate = now
+                    }
+                    if status.verifiedBytes == status.totalBytes && torrent.settings.doneDate == 0 {
+                        torrent.settings.doneDate = now
+                        completed = true
+                    }
+                }
+                switch snapshot.activity {
+                case .downloading:
+                    torrent.settings.secondsDownloading += 1
+                    if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
+                case .seeding:
+                    torrent.settings.secondsSeeding += 1
+                    if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
+                default: break
+                }
+                if completed {
+                    log("\(torrent.metainfo.name) (\(id)) is complete")
+                    try? state.save(savedSettings(of: torrent), hash: torrent.hash)
+                }
+                registry.torrents[id] = torrent
+            }
+            for id in checkedWhilePaused {
+                registry.torrents[id]?.pauseAfterCheck = false
+                try? engine.pause(id)
+            }
+        }
+    }
+
+    /// Saves every torrent's settings and the session's totals (at shutdown, once the engine stopped).
+    public func saveAll() {
+        let now = Self.now()
+        let (torrents, totals) = registry.withLock { registry in
+            var totals = registry.totals
+            for torrent in registry.torrents.values {
+                totals.uploadedBytes += torrent.runUploaded
+                totals.downloadedBytes += torrent.runDownloaded
+            }
+            totals.secondsActive += now - startedAt
+            return (registry.torrents.values.map { (savedSettings(of: $0), $0.hash) }, totals)
+        }
+        for problem in state.saveAll(torrents) { log(problem) }
+        do {
+            try state.saveTotals(totals)
+        } catch {
+            log("\(error)")
+        }
+    }
+
+    /// The settings to keep for a torrent: its totals include the current run's counters, since a
+    /// restarted torrent counts from zero again.
+    func savedSettings(of torrent: DaemonTorrent) -> StoredTorrent {
+        var settings = torrent.settings
+        settings.uploadedEver = torrent.uploadedEver
+        settings.downloadedEver = torrent.downloadedEver
+        return settings
+    }
+}

@@ -1,0 +1,102 @@
+import Engine
+import Foundation
+import Glibc
+import TransmissionRPC
+
+extension EngineBackend {
+    /// The session-set keys kept across restarts. The download folder and the peer port come from the
+    /// command line at each start; the rest (speed limits, ratio, peer limits among them) is laid over it.
+    static let persistedKeys = Set(SessionSettingKey.allCases.filter(\.isWritable)).subtracting(
+        [.downloadDirectory, .peerPort]
+    ).subtracting(unsupportedKeys)
+
+    /// Features the engine does not have yet: reported off, and setting them changes nothing.
+    static let unsupportedKeys: Set<SessionSettingKey> = [
+        .dhtEnabled, .pexEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled,
+    ]
+
+    /// `settings` with the kept session-set changes laid over them (those still kept, see `persistedKeys`).
+    static func sessionSettings(
+        laying overrides: [String: JSONValue], over settings: SessionSettings
+    )
+        -> SessionSettings
+    {
+        var changes = SessionChanges()
+        for (name, value) in overrides {
+            guard let key = SessionSettingKey(rawValue: name), persistedKeys.contains(key) else { continue }
+            try? changes.set(key, to: value)
+        }
+        return changes.applied(to: settings)
+    }
+
+    public func sessionSettings() async -> SessionSettings {
+        registry.withLock { $0.session }
+    }
+
+    /// Changes take effect as follows: `start-added-torrents` and ratio limits for the next torrent
+    /// started; the engine's global speed and peer limits at the next daemon start (the engine takes
+    /// them when it is created). Every change is kept in `session.json`.
+    public func updateSession(_ changes: SessionChanges) async throws {
+        try registry.withLock { registry throws in
+            var unchanged = SessionChanges()
+            for key in changes.keys.intersection(Self.unsupportedKeys) {
+                try? unchanged.set(key, to: key.value(in: registry.session))
+            }
+            let updated = unchanged.applied(to: changes.applied(to: registry.session))
+            if changes.keys.contains(.downloadDirectory) && !updated.downloadDirectory.hasPrefix("/") {
+                throw RPCFailure("download-dir must be an absolute path")
+            }
+            var overrides = registry.sessionOverrides
+            for key in changes.keys where Self.persistedKeys.contains(key) {
+                overrides[key.rawValue] = key.value(in: updated)
+            }
+            try state.saveSessionSettings(overrides)
+            registry.sessionOverrides = overrides
+            registry.session = updated
+        }
+    }
+
+    public func sessionStatistics() async -> SessionStatistics {
+        let summary = engine.summary()
+        let now = Self.now()
+        return registry.withLock { registry in
+            var statistics = SessionStatistics()
+            statistics.torrentCount = registry.torrents.count
+            statistics.pausedTorrentCount = registry.torrents.values.filter(\.settings.paused).count
+            statistics.activeTorrentCount = statistics.torrentCount - statistics.pausedTorrentCount
+            statistics.downloadSpeed = Int(summary.downloadRateBytesPerSecond)
+            statistics.uploadSpeed = Int(summary.uploadRateBytesPerSecond)
+            let uploaded = registry.torrents.values.reduce(Int64(0)) { $0 + $1.runUploaded }
+            let downloaded = registry.torrents.values.reduce(Int64(0)) { $0 + $1.runDownloaded }
+            statistics.current.uploadedBytes = Int(uploaded)
+            statistics.current.downloadedBytes = Int(downloaded)
+            statistics.current.filesAdded = registry.filesAdded
+            statistics.current.sessionCount = 1
+            statistics.current.secondsActive = now - startedAt
+            statistics.cumulative.uploadedBytes = Int(registry.totals.uploadedBytes + uploaded)
+            statistics.cumulative.downloadedBytes = Int(registry.totals.downloadedBytes + downloaded)
+            statistics.cumulative.filesAdded = registry.totals.filesAdded
+            statistics.cumulative.sessionCount = registry.totals.sessionCount
+            statistics.cumulative.secondsActive = registry.totals.secondsActive + now - startedAt
+            return statistics
+        }
+    }
+
+    public func freeSpace(at path: String) async throws -> DiskSpace {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else {
+            throw RPCFailure("\(path): \(String(cString: strerror(errno)))")
+        }
+        let unit = Int(info.f_frsize)
+        return DiskSpace(freeBytes: Int(info.f_bavail) * unit, totalBytes: Int(info.f_blocks) * unit)
+    }
+
+    public func testPort() async throws -> Bool {
+        throw RPCFailure("port-test is not supported: Potluck has no outside service to test the port from")
+    }
+
+    public func closeSession() async {
+        log("session-close asked for: shutting down")
+        closeRequested.store(true, ordering: .relaxed)
+    }
+}

@@ -1,0 +1,403 @@
+import Engine
+import Foundation
+import Metainfo
+import Synchronization
+import TorrentModel
+import TransmissionRPC
+
+/// The Transmission RPC over the engine: torrent ids are the engine's `TorrentID`s, and every change a
+/// client makes is written to the state folder before the reply, so a `kill -9` loses none of them.
+///
+/// Calls come from the HTTP server's tasks and the watch folder; the registry's lock keeps an add, a
+/// remove and a save of the same torrent from interleaving. Waiting for the engine (a torrent to stop
+/// before its resume data or files are deleted) happens outside the lock.
+public final class EngineBackend: TransmissionBackend, Sendable {
+    struct Registry: Sendable {
+        var torrents: [TorrentID: DaemonTorrent] = [:]
+        /// Ids removed lately, with when, for torrent-get's `recently-active`.
+        var removed: [(id: Int, at: Int)] = []
+        var session: SessionSettings
+        /// The session-set keys clients changed, as JSON, kept in `session.json`.
+        var sessionOverrides: [String: JSONValue]
+        var totals: StoredTotals
+        /// Added since the daemon started.
+        var filesAdded = 0
+        var nextOrder = 0
+    }
+
+    let engine: Engine
+    let state: StateFolder
+    let registry: Mutex<Registry>
+    /// Per torrent, how many runs have ended and whether the engine has removed it (from its events).
+    let engineEvents = Mutex<(ended: [TorrentID: Int], removed: Set<TorrentID>)>(([:], []))
+    let startedAt: Int
+    let log: @Sendable (String) -> Void
+    /// A client sent session-close.
+    let closeRequested = Atomic<Bool>(false)
+
+    /// A backend for `engine` keeping its state in `state`: `session` is the session's settings and
+    /// `overrides` the session-set changes kept in the state folder that are part of them.
+    public init(
+        engine: Engine, state: StateFolder, session: SessionSettings, overrides: [String: JSONValue],
+        log: @escaping @Sendable (String) -> Void
+    ) {
+        self.engine = engine
+        self.state = state
+        self.log = log
+        startedAt = Self.now()
+        var totals = state.loadTotals()
+        totals.sessionCount += 1
+        registry = Mutex(Registry(session: session, sessionOverrides: overrides, totals: totals))
+        try? state.saveTotals(totals)
+    }
+
+    static func now() -> Int { Int(Date().timeIntervalSince1970) }
+
+    /// Follows the engine's events until it shuts down: what `waitUntilEnded` and `waitUntilRemoved`
+    /// wait on.
+    public func followEngineEvents() async {
+        for await event in engine.events {
+            engineEvents.withLock { events in
+                switch event {
+                case .added: break
+                case .ended(let id, _, _): events.ended[id, default: 0] += 1
+                case .removed(let id): events.removed.insert(id)
+                }
+            }
+        }
+    }
+
+    // MARK: Restoring
+
+    /// Adds every torrent kept in the state folder to the engine, in the order they were first added;
+    /// paused ones are paused again at once. Returns how many were restored.
+    @discardableResult
+    public func restore() -> Int {
+        var restored = 0
+        for (settings, bytes) in state.storedTorrents(problem: log) {
+            let metainfo: Metainfo
+            do {
+                metainfo = try Metainfo(bytes: bytes)
+            } catch {
+                log("a kept torrent cannot be read (\(error)); it is left out")
+                continue
+            }
+            registry.withLock { registry in
+                registry.nextOrder = max(registry.nextOrder, settings.order + 1)
+                do {
+                    try start(metainfo, settings: settings, in: &registry)
+                    restored += 1
+                } catch {
+                    log("\(metainfo.name): \(error)")
+                }
+            }
+        }
+        return restored
+    }
+
+    // MARK: Adding
+
+    public func addTorrent(_ request: TorrentAddRequest) async throws -> TorrentAddOutcome {
+        let bytes: [UInt8]
+        switch request.source {
+        case .metainfo(let given): bytes = given
+        case .file(let path):
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw RPCFailure("cannot read the torrent file \(path)")
+            }
+            bytes = Array(data)
+        case .magnet: throw RPCFailure("magnet links are not supported yet")
+        case .url: throw RPCFailure("adding a torrent by URL is not supported yet; send its metainfo")
+        }
+        return try add(
+            bytes, downloadDirectory: request.downloadDirectory, paused: request.paused,
+            changes: request.changes)
+    }
+
+    /// Adds a torrent from its metainfo bytes, keeping it in the state folder before it reaches the
+    /// engine. nil `downloadDirectory` and `paused` follow the session's settings.
+    public func add(
+        _ bytes: [UInt8], downloadDirectory: String? = nil, paused: Bool? = nil,
+        changes: TorrentChanges = TorrentChanges()
+    ) throws -> TorrentAddOutcome {
+        let metainfo: Metainfo
+        do {
+            metainfo = try Metainfo(bytes: bytes)
+        } catch {
+            throw RPCFailure("invalid or corrupt torrent file")
+        }
+        return try registry.withLock { registry throws -> TorrentAddOutcome in
+            let identity = { (id: TorrentID) in
+                TorrentIdentity(id: id.value, name: metainfo.name, hash: metainfo.wireInfoHash)
+            }
+            if let existing = registry.torrents.values.first(where: { $0.hash == metainfo.wireInfoHash }) {
+                return .duplicate(identity(existing.id))
+            }
+            var settings = StoredTorrent(
+                downloadDirectory: downloadDirectory ?? registry.session.downloadDirectory,
+                addedDate: Self.now())
+            settings.order = registry.nextOrder
+            settings.paused = paused ?? !registry.session.startAddedTorrents
+            settings.peerLimit = registry.session.peerLimitPerTorrent
+            try Self.apply(changes, to: &settings, fileCount: metainfo.files.count)
+            try state.store(metainfo: bytes, settings: settings, hash: metainfo.wireInfoHash)
+            let id: TorrentID
+            do {
+                id = try start(metainfo, settings: settings, in: &registry)
+            } catch {
+                state.forget(metainfo.wireInfoHash)
+                throw error
+            }
+            registry.nextOrder += 1
+            registry.filesAdded += 1
+            registry.totals.filesAdded += 1
+            log("added \(metainfo.name) (\(id)) into \(settings.downloadDirectory)")
+            return .added(identity(id))
+        }
+    }
+
+    /// Puts a torrent into the engine with its kept settings, paused if they say so.
+    @discardableResult
+    private func start(
+        _ metainfo: Metainfo, settings: StoredTorrent, in registry: inout Registry
+    ) throws
+        -> TorrentID
+    {
+        let id = try engine.add(
+            metainfo, options: options(for: settings, hash: metainfo.wireInfoHash, registry))
+        if settings.paused { try? engine.pause(id) }
+        var torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
+        if settings.paused {
+            torrent.restoredVerifiedBytes = DaemonTorrent.verifiedBytes(
+                in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
+        } else {
+            torrent.startDate = Self.now()
+        }
+        registry.torrents[id] = torrent
+        return id
+    }
+
+    /// The engine's options for a torrent: its folder, resume data in the state folder, seeding once
+    /// complete, and its own limits.
+    func options(for settings: StoredTorrent, hash: InfoHash, _ registry: Registry) -> DownloadOptions {
+        var options = DownloadOptions(downloadDirectory: settings.downloadDirectory, peers: [])
+        options.resumePath = state.resumeFile(hash)
+        options.seedWhenComplete = true
+        options.maximumPeers = max(1, settings.peerLimit)
+        options.maximumUploadRateBytesPerSecond = settings.uploadLimited ? settings.uploadLimit * 1000 : 0
+        options.maximumDownloadRateBytesPerSecond =
+            settings.downloadLimited ? settings.downloadLimit * 1000 : 0
+        switch RatioLimitMode(rawValue: settings.seedRatioMode) ?? .global {
+        case .single: options.seedRatioLimit = settings.seedRatioLimit
+        case .global where registry.session.seedRatioLimited:
+            options.seedRatioLimit = registry.session.seedRatioLimit
+        case .global, .unlimited: options.seedRatioLimit = nil
+        }
+        return options
+    }
+
+    // MARK: Reading
+
+    public func torrents(_ selection: TorrentSelection, fields: Set<TorrentField>) async -> TorrentListing {
+        let now = Self.now()
+        return registry.withLock { registry in
+            let chosen = Self.resolve(selection, in: registry, now: now)
+            let torrents = chosen.map { torrent in
+                torrent.rpcSnapshot(
+                    engine: engine.snapshot(torrent.id), fields: fields,
+                    torrentFile: state.torrentFile(torrent.hash), now: now)
+            }
+            let removed =
+                selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []
+            return TorrentListing(torrents: torrents, removedIDs: removed)
+        }
+    }
+
+    /// The torrents a selection names, by id.
+    static func resolve(_ selection: TorrentSelection, in registry: Registry, now: Int) -> [DaemonTorrent] {
+        let all = registry.torrents.values.sorted { $0.id.value < $1.id.value }
+        switch selection {
+        case .all: return all
+        case .recentlyActive: return all.filter { now - $0.settings.activityDate <= 60 }
+        case .only: return all.filter { selection.names(id: $0.id.value, hash: $0.hash) }
+        }
+    }
+
+    // MARK: Changing
+
+    public func perform(_ action: TorrentAction, on selection: TorrentSelection) async throws {
+        let chosen = registry.withLock { Self.resolve(selection, in: $0, now: Self.now()) }
+        for torrent in chosen {
+            switch action {
+            case .start, .startNow: try setPaused(false, torrent.id)
+            case .stop: try setPaused(true, torrent.id)
+            case .verify: await verify(torrent.id)
+            case .reannounce:
+                throw RPCFailure(
+                    "reannouncing is not supported yet: the engine announces on its own schedule")
+            case .queueMoveTop, .queueMoveUp, .queueMoveDown, .queueMoveBottom:
+                throw RPCFailure("queues are not supported yet: every torrent runs at once")
+            }
+        }
+    }
+
+    /// Pauses or resumes a torrent in the engine and keeps the choice. Starting a torrent that is not
+    /// paused restarts it if it ended (after an error or its seed limit); the engine ignores a start
+    /// of a running torrent and a stop of a stopped one.
+    func setPaused(_ paused: Bool, _ id: TorrentID) throws {
+        try registry.withLock { registry throws in
+            guard var torrent = registry.torrents[id] else { return }
+            torrent.pauseAfterCheck = false
+            if torrent.settings.paused != paused {
+                torrent.settings.paused = paused
+                try state.save(savedSettings(of: torrent), hash: torrent.hash)
+                torrent.startDate = paused ? 0 : Self.now()
+            }
+            if paused {
+                try? engine.pause(id)
+            } else {
+                try? engine.resume(id)
+            }
+            registry.torrents[id] = torrent
+        }
+    }
+
+    /// The engine has no recheck of its own: the torrent is stopped, its resume data deleted and
+    /// started again, which checks every piece on disk. A paused torrent is paused again once checked.
+    func verify(_ id: TorrentID) async {
+        let (wasPaused, hash) = registry.withLock { registry -> (Bool, InfoHash?) in
+            guard let torrent = registry.torrents[id] else { return (false, nil) }
+            return (torrent.settings.paused, torrent.hash)
+        }
+        guard let hash else { return }
+        await stopInEngine(id)
+        unlink(state.resumeFile(hash))
+        registry.withLock { registry in
+            guard var torrent = registry.torrents[id] else { return }
+            torrent.pauseAfterCheck = wasPaused
+            torrent.restoredVerifiedBytes = nil
+            try? engine.resume(id)
+            registry.torrents[id] = torrent
+        }
+    }
+
+    /// Pauses a running torrent and waits (up to 15 s) until its session has ended, so that nothing it
+    /// does afterwards (saving resume data, writing) can race what the caller does next.
+    func stopInEngine(_ id: TorrentID) async {
+        guard let activity = engine.snapshot(id)?.activity else { return }
+        switch activity {
+        case .starting, .checking, .downloading, .seeding: break
+        case .paused, .finished, .failed: return
+        }
+        let before = engineEvents.withLock { $0.ended[id, default: 0] }
+        try? engine.pause(id)
+        await waitFor(seconds: 15) { engineEvents.withLock { $0.ended[id, default: 0] } > before }
+    }
+
+    private func waitFor(seconds: Int, _ condition: () -> Bool) async {
+        for _ in 0..<(seconds * 20) {
+            if condition() { return }
+            try? await Task.sleep(nanoseconds: 50_000_000)
+        }
+    }
+
+    public func change(_ selection: TorrentSelection, _ changes: TorrentChanges) async throws {
+        if changes.location != nil {
+            throw RPCFailure("changing a torrent's location is not supported yet")
+        }
+        if changes.trackerList != nil || changes.trackerAdd != nil || changes.trackerRemove != nil {
+            throw RPCFailure("editing trackers is not supported yet")
+        }
+        try registry.withLock { registry throws in
+            for torrent in Self.resolve(selection, in: registry, now: Self.now()) {
+                var changed = torrent
+                try Self.apply(changes, to: &changed.settings, fileCount: torrent.metainfo.files.count)
+                try state.save(savedSettings(of: changed), hash: torrent.hash)
+                registry.torrents[torrent.id] = changed
+            }
+        }
+    }
+
+    /// Lays torrent-set's (or torrent-add's) changes over kept settings. Rate and peer limits and the
+    /// seed ratio reach the engine the next time the torrent starts (the engine takes them at start).
+    static func apply(_ changes: TorrentChanges, to settings: inout StoredTorrent, fileCount: Int) throws {
+        for selection in [
+            changes.filesWanted, changes.filesUnwanted, changes.priorityHigh, changes.priorityNormal,
+            changes.priorityLow,
+        ] {
+            if case .indices(let indices) = selection,
+                indices.contains(where: { !(0..<fileCount).contains($0) })
+            {
+                throw RPCFailure("file index out of range")
+            }
+        }
+        func indices(_ selection: FileSelection) -> [Int] {
+            switch selection {
+            case .all: Array(0..<fileCount)
+            case .indices(let list): list
+            }
+        }
+        if let labels = changes.labels { settings.labels = labels }
+        if let value = changes.bandwidthPriority { settings.bandwidthPriority = value.rawValue }
+        if let value = changes.downloadLimit { settings.downloadLimit = value }
+        if let value = changes.downloadLimited { settings.downloadLimited = value }
+        if let value = changes.uploadLimit { settings.uploadLimit = value }
+        if let value = changes.uploadLimited { settings.uploadLimited = value }
+        if let value = changes.honorsSessionLimits { settings.honorsSessionLimits = value }
+        if let value = changes.peerLimit { settings.peerLimit = value }
+        if let value = changes.seedRatioLimit { settings.seedRatioLimit = value }
+        if let value = changes.seedRatioMode { settings.seedRatioMode = value.rawValue }
+        if let value = changes.seedIdleLimit { settings.seedIdleLimit = value }
+        if let value = changes.seedIdleMode { settings.seedIdleMode = value.rawValue }
+        if let value = changes.group { settings.group = value }
+        if let wanted = changes.filesWanted {
+            settings.unwantedFiles.removeAll { Set(indices(wanted)).contains($0) }
+        }
+        if let unwanted = changes.filesUnwanted {
+            settings.unwantedFiles = Array(Set(settings.unwantedFiles).union(indices(unwanted))).sorted()
+        }
+        for (selection, priority) in [
+            (changes.priorityHigh, Priority.high), (changes.priorityNormal, .normal),
+            (changes.priorityLow, .low),
+        ] {
+            guard let selection else { continue }
+            for index in indices(selection) {
+                settings.filePriorities[index] = priority == .normal ? nil : priority.rawValue
+            }
+        }
+    }
+
+    // MARK: Removing
+
+    public func remove(_ selection: TorrentSelection, deletingLocalData: Bool) async throws {
+        let chosen = registry.withLock { Self.resolve(selection, in: $0, now: Self.now()) }
+        var problems: [String] = []
+        for torrent in chosen {
+            // Forgotten first: a kill from here on does not bring the torrent back.
+            state.forget(torrent.hash)
+            try? engine.remove(torrent.id)
+            registry.withLock { registry in
+                registry.torrents[torrent.id] = nil
+                registry.removed.append((torrent.id.value, Self.now()))
+                registry.removed.removeAll { Self.now() - $0.at > 60 }
+            }
+            log("removed \(torrent.metainfo.name) (\(torrent.id))")
+            guard deletingLocalData else { continue }
+            // Its files are deleted only once the engine has let go of them.
+            await waitFor(seconds: 15) { engineEvents.withLock { $0.removed.contains(torrent.id) } }
+            problems += LocalDataRemoval.remove(
+                files: torrent.metainfo.files.map(\.path), beneath: torrent.settings.downloadDirectory)
+        }
+        if !problems.isEmpty {
+            throw RPCFailure("some files could not be deleted: " + problems.joined(separator: "; "))
+        }
+    }
+
+    public func setLocation(of selection: TorrentSelection, to location: String, move: Bool) async throws {
+        throw RPCFailure("moving torrents is not supported yet")
+    }
+
+    public func renamePath(inTorrent id: Int, from path: String, to name: String) async throws {
+        throw RPCFailure("renaming files is not supported yet")
+    }
+}

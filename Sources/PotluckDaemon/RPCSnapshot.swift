@@ -1,0 +1,158 @@
+import Engine
+import Foundation
+import Metainfo
+import TransmissionRPC
+
+/// The RPC's view of a torrent, as torrent-get reports it.
+typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
+
+extension DaemonTorrent {
+    /// What torrent-get reports about this torrent, from the engine's latest snapshot.
+    ///
+    /// Per-file progress is exact only for a complete torrent (the engine reports counts, not which
+    /// pieces it has): otherwise each file is credited with the torrent's share done. Peer lists are
+    /// empty for the same reason; connected peers are counted.
+    func rpcSnapshot(
+        engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String, now: Int
+    ) -> RPCTorrentSnapshot {
+        var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: metainfo.name)
+        let status = engine?.status
+        let total = metainfo.totalLength
+        let verified = status?.verifiedBytes ?? restoredVerifiedBytes ?? 0
+        snapshot.totalSize = Int(total)
+        snapshot.sizeWhenDone = Int(total)
+        snapshot.haveValid = Int(verified)
+        snapshot.leftUntilDone = Int(total - verified)
+        snapshot.percentDone = total > 0 ? Double(verified) / Double(total) : 1
+        snapshot.percentComplete = snapshot.percentDone
+        snapshot.pieceCount = metainfo.pieceCount
+        snapshot.pieceSize = metainfo.pieceLength
+
+        snapshot.status = Self.status(
+            engine?.activity, paused: settings.paused && !pauseAfterCheck, complete: verified == total)
+        if case .checking = engine?.activity, let status, total > 0 {
+            snapshot.recheckProgress = Double(status.checkedBytes) / Double(total)
+        }
+        if case .failed(let reason) = engine?.activity {
+            snapshot.error = .localError
+            snapshot.errorString = reason
+        } else if let tracker = status?.trackerState, tracker.hasPrefix("tracker: error") {
+            snapshot.error = .trackerError
+            snapshot.errorString = String(tracker.dropFirst("tracker: ".count))
+        }
+        let running = snapshot.status == .downloading || snapshot.status == .seeding
+        if running, let status {
+            snapshot.rateDownload = Int(status.downloadRateBytesPerSecond)
+            snapshot.rateUpload = Int(status.uploadRateBytesPerSecond)
+            snapshot.peersConnected = status.connectedPeers
+        }
+        snapshot.downloadedEver = Int(downloadedEver)
+        snapshot.uploadedEver = Int(uploadedEver)
+        // Transmission's ratio: uploaded over downloaded, or over what we have when nothing was downloaded.
+        let base = downloadedEver > 0 ? downloadedEver : verified
+        snapshot.uploadRatio = base > 0 ? Double(uploadedEver) / Double(base) : -1
+        snapshot.eta =
+            snapshot.status == .downloading && snapshot.rateDownload > 0
+            ? snapshot.leftUntilDone / snapshot.rateDownload : -1
+        snapshot.isFinished = verified == total && engine?.activity == .finished
+
+        snapshot.addedDate = settings.addedDate
+        snapshot.doneDate = settings.doneDate
+        snapshot.activityDate = settings.activityDate
+        snapshot.startDate = startDate
+        snapshot.dateCreated = Int(metainfo.creationDate ?? 0)
+        snapshot.secondsDownloading = settings.secondsDownloading
+        snapshot.secondsSeeding = settings.secondsSeeding
+
+        snapshot.comment = metainfo.comment ?? ""
+        snapshot.creator = metainfo.createdBy ?? ""
+        snapshot.source = metainfo.source ?? ""
+        snapshot.isPrivate = metainfo.isPrivate
+        snapshot.torrentFile = torrentFile
+        snapshot.webseeds = metainfo.webSeeds
+        if fields.contains(.magnetLink) { snapshot.magnetLink = metainfo.magnetLink.uri }
+        if !fields.isDisjoint(with: [.files, .fileStats, .fileCount, .priorities, .wanted]) {
+            snapshot.files = files(complete: verified == total, share: snapshot.percentDone)
+        }
+        if !fields.isDisjoint(with: [.trackers, .trackerStats, .trackerList]) {
+            snapshot.trackers = trackers(lastResult: status?.trackerState)
+        }
+
+        snapshot.downloadDir = settings.downloadDirectory
+        snapshot.labels = settings.labels
+        snapshot.group = settings.group
+        snapshot.bandwidthPriority = Priority(rawValue: settings.bandwidthPriority) ?? .normal
+        snapshot.queuePosition = id.value - 1
+        snapshot.downloadLimit = settings.downloadLimit
+        snapshot.downloadLimited = settings.downloadLimited
+        snapshot.uploadLimit = settings.uploadLimit
+        snapshot.uploadLimited = settings.uploadLimited
+        snapshot.honorsSessionLimits = settings.honorsSessionLimits
+        snapshot.peerLimit = settings.peerLimit
+        snapshot.seedRatioLimit = settings.seedRatioLimit
+        snapshot.seedRatioMode = RatioLimitMode(rawValue: settings.seedRatioMode) ?? .global
+        snapshot.seedIdleLimit = settings.seedIdleLimit
+        snapshot.seedIdleMode = IdleLimitMode(rawValue: settings.seedIdleMode) ?? .global
+        return snapshot
+    }
+
+    /// Transmission's status number for the engine's activity; a torrent the client paused is stopped
+    /// whatever the engine last said, and one starting up is queued to download or to seed.
+    static func status(_ activity: TorrentActivity?, paused: Bool, complete: Bool) -> TorrentStatus {
+        if paused { return .stopped }
+        switch activity {
+        case nil, .starting: return complete ? .seedWait : .downloadWait
+        case .checking: return .checking
+        case .downloading: return .downloading
+        case .seeding: return .seeding
+        case .paused, .finished, .failed: return .stopped
+        }
+    }
+
+    private func files(complete: Bool, share: Double) -> [FileSnapshot] {
+        let unwanted = Set(settings.unwantedFiles)
+        return metainfo.files.enumerated().map { index, file in
+            FileSnapshot(
+                name: file.path.joined(separator: "/"), length: Int(file.length),
+                bytesCompleted: complete ? Int(file.length) : Int(Double(file.length) * share),
+                wanted: !unwanted.contains(index),
+                priority: settings.filePriorities[index].flatMap(Priority.init(rawValue:)) ?? .normal)
+        }
+    }
+
+    /// The metainfo's announce list; the engine reports one outcome for all of them, shown on each
+    /// tracker of the first tier.
+    private func trackers(lastResult: String?) -> [TrackerSnapshot] {
+        var trackers: [TrackerSnapshot] = []
+        for (tier, urls) in metainfo.trackers.enumerated() {
+            for url in urls {
+                let host = URLComponents(string: url)?.host ?? ""
+                var tracker = TrackerSnapshot(
+                    id: trackers.count, announce: url, scrape: Self.scrapeURL(url),
+                    sitename: Self.siteName(host),
+                    tier: tier, host: host)
+                if tier == 0, let lastResult {
+                    tracker.hasAnnounced = true
+                    tracker.lastAnnounceResult = lastResult
+                    tracker.lastAnnounceSucceeded = lastResult.hasPrefix("tracker: ok")
+                }
+                trackers.append(tracker)
+            }
+        }
+        return trackers
+    }
+
+    /// The scrape URL by convention (BEP 48): `announce` in the last path component becomes `scrape`.
+    static func scrapeURL(_ announce: String) -> String {
+        guard let slash = announce.lastIndex(of: "/") else { return "" }
+        let last = announce[announce.index(after: slash)...]
+        guard last.hasPrefix("announce") else { return "" }
+        return announce[...slash] + "scrape" + last.dropFirst("announce".count)
+    }
+
+    /// `example` for `tracker.example.org`, as Transmission 4 shows it.
+    static func siteName(_ host: String) -> String {
+        let labels = host.split(separator: ".")
+        return labels.count >= 2 ? String(labels[labels.count - 2]) : host
+    }
+}

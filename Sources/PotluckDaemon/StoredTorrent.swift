@@ -1,0 +1,54 @@
+/// A torrent's settings and history as the state folder keeps them (`torrents/<infohash>.json`).
+///
+/// Limits, ratio and idle settings, peer limit and file choices are kept as torrent-set gave them
+/// (Transmission's units: kB/s, minutes). The rate limits, peer limit and seed ratio are applied each
+/// time the torrent starts in the engine; the rest is reported back to clients only.
+struct StoredTorrent: Codable, Sendable, Hashable {
+    var downloadDirectory: String
+    var labels: [String] = []
+    var paused = false
+    /// Unix seconds.
+    var addedDate: Int
+    /// Breaks ties between torrents added in the same second, so restoring keeps their order.
+    var order = 0
+    var doneDate = 0
+    var activityDate = 0
+    /// Payload bytes over every run before the current one.
+    var uploadedEver: Int64 = 0
+    var downloadedEver: Int64 = 0
+    var secondsDownloading = 0
+    var secondsSeeding = 0
+
+    var downloadLimit = 100
+    var downloadLimited = false
+    var uploadLimit = 100
+    var uploadLimited = false
+    var honorsSessionLimits = true
+    var peerLimit = 50
+    var bandwidthPriority = 0
+    var seedRatioLimit = 2.0
+    /// `RatioLimitMode`'s raw value.
+    var seedRatioMode = 0
+    var seedIdleLimit = 30
+    /// `IdleLimitMode`'s raw value.
+    var seedIdleMode = 0
+    /// Indices of files the client asked not to download.
+    var unwantedFiles: [Int] = []
+    /// `Priority` raw values by file index, for files not at normal priority.
+    var filePriorities: [Int: Int] = [:]
+    var group = ""
+
+    init(downloadDirectory: String, addedDate: Int) {
+        self.downloadDirectory = downloadDirectory
+        self.addedDate = addedDate
+    }
+}
+
+/// Transfer totals over every session of the daemon (`stats.json`), for session-stats.
+struct StoredTotals: Codable, Sendable, Hashable {
+    var uploadedBytes: Int64 = 0
+    var downloadedBytes: Int64 = 0
+    var filesAdded = 0
+    var sessionCount = 0
+    var secondsActive = 0
+}
