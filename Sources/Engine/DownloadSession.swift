@@ -1035,18 +1035,33 @@ public final class DownloadSession {
     /// protocol"); anything else is taken for the encryption exchange (MSE/PE), which ends with plain
     /// peer wire from then on (Potluck selects plaintext, so uploads stay zero-copy).
     private func receiveOpening(_ bytes: UnsafeRawBufferPointer, link: PeerLink, now: UInt64) {
-        if !link.openingSeen {
+        guard !link.openingSeen else { return advanceEncryption(bytes, link: link, now: now) }
+        // The first 20 bytes decide: a plain handshake's protocol name, or anything else (an MSE key,
+        // whose first byte alone is 19, like the name's length, once in 256 connections).
+        link.openingBytes.append(contentsOf: bytes)
+        let opening = link.openingBytes
+        switch HandshakePrefix.classify(opening) {
+        case .needMore where opening.count < 1 + Handshake.protocolName.count:
+            return
+        case .needMore, .infoHash:
             link.openingSeen = true
-            guard bytes.first != UInt8(Handshake.protocolName.count) else {
-                return parse(bytes, link: link, now: now)
-            }
+            link.openingBytes = []
+            opening.withUnsafeBytes { parse($0, link: link, now: now) }
+        case .notBitTorrent:
+            link.openingSeen = true
+            link.openingBytes = []
             var privateKey = [UInt8](repeating: 0, count: 20)
             for index in privateKey.indices { privateKey[index] = UInt8.random(in: 0...255) }
             let padding = (0..<Int.random(in: 0...64)).map { _ in UInt8.random(in: 0...255) }
             link.encryption = EncryptionHandshakeResponder(
                 knownInfoHashes: [metainfo.wireInfoHash], privateKey: privateKey, padding: padding)
+            advanceEncryption(opening, link: link, now: now)
         }
-        guard var exchange = link.encryption else { return parse(bytes, link: link, now: now) }
+    }
+
+    /// The peer's next bytes of its encryption exchange.
+    private func advanceEncryption(_ bytes: some Collection<UInt8>, link: PeerLink, now: UInt64) {
+        guard var exchange = link.encryption else { return }
         let step: EncryptionHandshakeResponder.Step
         do {
             step = try exchange.receive(bytes)

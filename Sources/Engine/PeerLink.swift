@@ -35,6 +35,9 @@ final class PeerLink {
     /// An incoming connection's first bytes decide between the plain handshake and an encrypted one
     /// (MSE/PE); until they arrive this is false. Outgoing connections always speak plain.
     var openingSeen: Bool
+    /// An incoming peer's first bytes, while too few have arrived to tell a plain handshake from an
+    /// encryption exchange.
+    var openingBytes: [UInt8] = []
     /// The encryption exchange in progress, for an incoming peer that opened with one.
     var encryption: EncryptionHandshakeResponder?
 

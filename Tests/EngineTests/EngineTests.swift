@@ -1,6 +1,8 @@
 import Foundation
+import Glibc
 import Hashing
 import Metainfo
+import PeerWire
 import Testing
 import TorrentModel
 import URing
@@ -130,5 +132,40 @@ import URing
             .filter { $0.hasSuffix(".potluck-resume") }
         #expect(resumeFiles.count == 1, "a clean stop saves resume data")
         #expect(throws: EngineError.self) { try engine.add(metainfo, options: options) }
+    }
+
+    /// An encryption exchange whose public key happens to start with 19 (the plain handshake's first
+    /// byte; one key in 256) is still taken for one: the seeder answers with its own key instead of
+    /// parsing the key as a malformed plain handshake.
+    @Test func anEncryptionKeyStartingLikeAPlainHandshakeIsAnswered() throws {
+        let directory = try Self.temporaryDirectory("mse")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let metainfo = try Self.makeTorrent(named: "m.bin", size: 50_000, seed: 3, in: directory)
+        let engine = try Engine(options: EngineOptions())
+        defer { engine.shutdown() }
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
+        options.seedWhenComplete = true
+        options.listenAddress = SocketAddress("127.0.0.1:0")
+        let id = try engine.add(metainfo, options: options)
+        #expect(Self.eventually { engine.snapshot(id)?.status?.listenAddress != nil })
+        let address = try #require(engine.snapshot(id)?.status?.listenAddress)
+
+        var key: [UInt8] = []
+        while key.first != 19 {
+            let privateKey = (0..<20).map { _ in UInt8.random(in: 0...255) }
+            key = StreamEncryptionKeyExchange.publicKey(privateKey: privateKey)
+        }
+        let fd = try Socket.makeTCP(family: address.family)
+        defer { close(fd) }
+        try Socket.connectBlocking(fd, to: address)
+        // In two parts, the first shorter than the protocol name: the seeder waits to decide.
+        _ = key.withUnsafeBytes { send(fd, $0.baseAddress, 10, 0) }
+        usleep(50_000)
+        _ = key.withUnsafeBytes { send(fd, $0.baseAddress! + 10, key.count - 10, 0) }
+        var answer = [UInt8](repeating: 0, count: key.count)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let count = answer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_WAITALL)) }
+        #expect(count == key.count, "the seeder answers with its own key (got \(count) bytes)")
     }
 }
