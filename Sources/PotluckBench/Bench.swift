@@ -15,6 +15,8 @@ public struct Bench: ParsableCommand {
             BenchRing.self,
             BenchCreate.self,
             BenchDownload.self,
+            BenchMany.self,
+            BenchReactors.self,
         ],
         defaultSubcommand: BenchQuick.self
     )

@@ -88,27 +88,7 @@ struct SwarmOptions: ParsableArguments {
 
     /// Root, the harness and a fresh run; throws with a clear message otherwise.
     func startRun(_ what: String) throws -> BenchRun {
-        guard getuid() == 0 else {
-            printError(
-                "potluck: \(what) needs root (network namespaces for Transmission, other clients' sockets)")
-            throw ExitCode(1)
-        }
-        let executable = ExternalCommand.currentExecutable()
-        guard let harness = harness ?? HarnessLocation.beside(executable: executable) else {
-            printError(
-                "potluck: cannot find the interop harness: no \(HarnessLocation.bundleName) (the build's copy of "
-                    + "Tests/Interop) beside \(executable); give --harness DIR")
-            throw ExitCode(1)
-        }
-        guard access("/usr/bin/python3", X_OK) == 0 else {
-            printError("potluck: \(what) needs /usr/bin/python3 (apt-get install python3)")
-            throw ExitCode(1)
-        }
-        let run = try BenchRun(directory: directory, harness: harness)
-        printError(
-            "run \(run.id): after a killed run, `\(harness)/netns.py cleanup --run \(run.id)` removes its leftovers"
-        )
-        return run
+        try BenchRun.start(what, needsRoot: true, directory: directory, harness: harness)
     }
 
     func fixture(_ run: BenchRun) throws -> SwarmFixture {

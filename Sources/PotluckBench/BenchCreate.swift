@@ -220,8 +220,9 @@ struct BenchCreate: ParsableCommand {
         }
     }
 
-    /// Pseudo-random content, written in 1 MiB blocks.
-    static func writePayload(_ path: String, bytes: Int) throws {
+    /// Pseudo-random content, written in 1 MiB blocks; a different (nonzero) `seed` gives different
+    /// content.
+    static func writePayload(_ path: String, bytes: Int, seed: UInt64 = 0x9E37_79B9_7F4A_7C15) throws {
         let fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
             printError("potluck: cannot write \(path): \(String(cString: strerror(errno)))")
@@ -229,7 +230,7 @@ struct BenchCreate: ParsableCommand {
         }
         defer { close(fd) }
         var block = [UInt64](repeating: 0, count: (1 << 20) / 8)
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var state = seed
         var written = 0
         while written < bytes {
             for i in block.indices {

@@ -126,6 +126,33 @@ final class BenchRun: @unchecked Sendable {
         Self.catchSignals()
     }
 
+    /// A fresh run in `directory` with the harness (`harness`, or the build's copy beside the binary),
+    /// root when `needsRoot`; says what is missing and throws otherwise.
+    static func start(_ what: String, needsRoot: Bool, directory: String, harness: String?) throws -> BenchRun
+    {
+        guard !needsRoot || getuid() == 0 else {
+            printError(
+                "potluck: \(what) needs root (network namespaces for Transmission, other clients' sockets)")
+            throw ExitCode(1)
+        }
+        let executable = ExternalCommand.currentExecutable()
+        guard let harness = harness ?? HarnessLocation.beside(executable: executable) else {
+            printError(
+                "potluck: cannot find the interop harness: no \(HarnessLocation.bundleName) (the build's copy of "
+                    + "Tests/Interop) beside \(executable); give --harness DIR")
+            throw ExitCode(1)
+        }
+        guard access("/usr/bin/python3", X_OK) == 0 else {
+            printError("potluck: \(what) needs /usr/bin/python3 (apt-get install python3)")
+            throw ExitCode(1)
+        }
+        let run = try BenchRun(directory: directory, harness: harness)
+        printError(
+            "run \(run.id): after a killed run, `\(harness)/netns.py cleanup --run \(run.id)` removes its leftovers"
+        )
+        return run
+    }
+
     /// What benchmarks killed with SIGKILL left behind: their scratch folders (named after a pid that
     /// no longer runs a potluck) and whatever the harness made for them.
     static func removeLeftovers(in directory: String, harness: String) {
@@ -463,8 +490,11 @@ final class SwarmFixture {
 
     /// Cold cache: the payload's pages are dropped (sync, then posix_fadvise DONTNEED on the payload
     /// file only, so the rest of a shared machine keeps its cache). Warm: it is read once instead.
-    func prepareCache() {
-        let fd = open(payload, O_RDONLY | O_CLOEXEC)
+    func prepareCache() { Self.prepareCache(payload, cold: coldCache) }
+
+    /// The same for any file.
+    static func prepareCache(_ path: String, cold coldCache: Bool) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return }
         defer { close(fd) }
         if coldCache {
@@ -477,9 +507,12 @@ final class SwarmFixture {
     }
 
     /// True when `path` holds exactly the payload's bytes.
-    func isPayload(_ path: String) -> Bool {
-        guard let first = FileHandle(forReadingAtPath: payload),
-            let second = FileHandle(forReadingAtPath: path)
+    func isPayload(_ path: String) -> Bool { Self.sameContents(payload, path) }
+
+    /// True when both files hold the same bytes.
+    static func sameContents(_ one: String, _ other: String) -> Bool {
+        guard let first = FileHandle(forReadingAtPath: one),
+            let second = FileHandle(forReadingAtPath: other)
         else {
             return false
         }

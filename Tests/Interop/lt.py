@@ -16,20 +16,30 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
        [--tracker URL]... [--seed-mode]
       → {"peers": ["ADDR:PORT", ...]} once every session is seeding; then runs until stdin closes or
         SIGTERM/SIGINT
-  download FILE OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
+  download FILE... OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
            [--count N] [--tracker URL]
       → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes", "sessions",
          "bytes_by_peer": {"ADDR:PORT": payload bytes received}}; exit 0 only when every piece is
         downloaded and passed its hash check.
         --count N runs N sessions at once (N leechers, for seeding benchmarks), session i saving into
         OUT_DIR/i (i = 1..N); "seconds" is until the last one completes and "bytes" their sum. Several
-        --bind addresses are shared out among the sessions in turn. --port fixes the listen port
-        (default: a free one; with --count, session i listens on P+i-1), so other leechers can be
-        pointed at this one. --tracker adds an announce URL (peers found there are used too; --peer is
+        FILEs run one session each (one leecher per torrent), all saving into OUT_DIR (their names must
+        differ); not with --count. Several --bind addresses are shared out among the sessions in turn.
+        --port fixes the listen port (default: a free one; with --count, session i listens on P+i-1),
+        so other leechers can be pointed at this one. --tracker adds an announce URL (peers found there are used too; --peer is
         then optional). --progress FILE appends a line "MONOTONIC_SECONDS VERIFIED_BYTES" (all
         sessions together) about every 100 ms. bytes_by_peer names each peer by the address of its
         connection (the listen address for peers we dialled, an ephemeral port for the others), summed
         over the sessions.
+
+  fetch FILE... OUT_DIR --peer HOST:PORT [--bind ADDR] [--timeout S]
+      → {"ready": true} once its session is up (start the peer after this line to time how soon it
+        serves), then {"complete": true, "finished": {"NAME": MONOTONIC_SECONDS, ...}}: when each
+        torrent was complete and verified, in one session saving into OUT_DIR. Exit 0 only when every
+        torrent completed. It dials in plaintext. A torrent whose connection to the peer fails (not
+        listening yet, or not serving that torrent yet) is removed and added again 0.1 s later:
+        libtorrent itself waits a second or more before it dials a failed peer again, and gives up
+        after a few tries. So the times are good to about 0.1 s.
 
 DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder (its "name").
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
@@ -214,12 +224,17 @@ def local_addresses_for(peers):
 
 
 def cmd_download(args):
-    ti = load(args.file)
-    common.check_torrent_endpoints(args.file)
+    infos = [load(path) for path in args.file]
+    for path in args.file:
+        common.check_torrent_endpoints(path)
     if not args.peer and not args.tracker:
         raise HarnessError("give --peer HOST:PORT (or --tracker URL)")
     if args.count < 1:
         raise HarnessError("--count must be at least 1")
+    if len(infos) > 1 and args.count > 1:
+        raise HarnessError("several torrents run one session each: --count goes with one torrent only")
+    if len({ti.name() for ti in infos}) < len(infos):
+        raise HarnessError("the torrents share a name, and would save into the same place")
     peers = [common.parse_hostport(p) for p in args.peer]
     for host, _ in peers:
         common.check_allowed_address(host)
@@ -236,7 +251,7 @@ def cmd_download(args):
     start = time.monotonic()
     cpu_start = resource.getrusage(resource.RUSAGE_SELF)
     leechers = []
-    for i in range(args.count):
+    for i in range(max(args.count, len(infos))):
         port = args.port + i if args.port else 0
         bind = binds[i % len(binds)].replace("{port}", str(port))
         # An explicit --bind is also the source of its connections (Transmission tells peers apart
@@ -245,7 +260,7 @@ def cmd_download(args):
                                outgoing=None if ":" in bind else bind)
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
-        handle = add(session, ti, out_dir)
+        handle = add(session, infos[min(i, len(infos) - 1)], out_dir)
         for tier, url in enumerate(args.tracker):
             handle.add_tracker({"url": url, "tier": tier})
         for peer in peers:
@@ -289,7 +304,7 @@ def cmd_download(args):
     except HarnessError:
         statuses = [handle.status() for _, handle, _ in leechers]
         common.emit({"complete": False, "pieces": sum(s.num_pieces for s in statuses),
-                     "piece_count": ti.num_pieces() * len(leechers),
+                     "piece_count": sum(h.torrent_file().num_pieces() for _, h, _ in leechers),
                      "peers_connected": sum(s.num_peers for s in statuses)})
         raise
     seconds = time.monotonic() - start
@@ -315,8 +330,64 @@ def cmd_download(args):
         "complete": True, "seconds": round(seconds, 3),
         "bytes": sum(s.total_payload_download for s in statuses),
         "cpu_seconds": round(cpu_end.ru_utime + cpu_end.ru_stime - cpu_start.ru_utime - cpu_start.ru_stime, 3),
-        "pieces": ti.num_pieces(), "failed_bytes": sum(s.total_failed_bytes for s in statuses),
+        "pieces": sum(ti.num_pieces() for ti in infos), "failed_bytes": sum(s.total_failed_bytes for s in statuses),
         "sessions": len(leechers), "bytes_by_peer": summed_by_peer})
+
+
+def cmd_fetch(args):
+    infos = [load(path) for path in args.file]
+    for path in args.file:
+        common.check_torrent_endpoints(path)
+    peer = common.parse_hostport(args.peer)
+    if args.bind:
+        common.check_allowed_address(args.bind)
+    session = make_session(f"{args.bind or common.source_address_for(peer[0])}:0", outgoing=args.bind)
+    # Dial at once (libtorrent's tick is 500 ms) and at any time again, in plaintext: Transmission 3.00
+    # closes libtorrent's encrypted opening, and the plaintext retry comes a second later.
+    session.apply_settings({"tick_interval": 50, "min_reconnect_time": 0,
+                            "out_enc_policy": lt.enc_policy.disabled,
+                            "alert_mask": ALERTS | lt.alert.category_t.connect_notification})
+    os.makedirs(args.out_dir, exist_ok=True)
+    # Per torrent not yet complete: its handle, when it was added, and when to add it again.
+    pending = {}
+
+    def start(index):
+        handle = add(session, infos[index], args.out_dir)
+        handle.connect_peer(peer)
+        pending[index] = [handle, time.monotonic(), None]
+
+    for index in range(len(infos)):
+        start(index)
+    common.emit({"ready": True})
+    finished = {}
+
+    def done():
+        dropped = []
+        for alert in session.pop_alerts():
+            if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert, lt.listen_failed_alert)):
+                raise HarnessError(alert.message())
+            if isinstance(alert, lt.peer_disconnected_alert):
+                dropped.append(alert.handle)
+        now = time.monotonic()
+        for index, entry in list(pending.items()):
+            handle, added, again = entry
+            status = handle.status()
+            if status.is_seeding:
+                finished[infos[index].name()] = round(now, 3)
+                del pending[index]
+            elif again is None and (handle in dropped or (status.num_peers == 0 and now - added > 5)):
+                entry[2] = now + 0.1
+            elif again is not None and now >= again:
+                session.remove_torrent(handle)
+                start(index)
+        return not pending
+
+    try:
+        common.wait_until(done, args.timeout, "the torrents to complete", interval=0.02)
+    except HarnessError:
+        common.emit({"complete": False, "finished": finished})
+        raise
+    common.emit({"complete": True, "finished": finished})
 
 
 def main():
@@ -370,7 +441,7 @@ def main():
 
     p = sub.add_parser("download", help="download from the given peers",
         description="download from the given peers; output and exit status: lt.py --help")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="+", help="one leecher session per torrent")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
@@ -387,6 +458,16 @@ def main():
     p.add_argument("--progress", metavar="FILE",
                    help="append 'MONOTONIC_SECONDS VERIFIED_BYTES' lines about every 100 ms")
     p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("fetch", help="time how soon a starting peer serves the torrents",
+        description="time how soon a starting peer serves the torrents; output and exit status: lt.py --help")
+    p.add_argument("file", metavar="FILE", nargs="+")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--peer", required=True, metavar="HOST:PORT")
+    p.add_argument("--bind", metavar="ADDR",
+                   help="listen on and connect from this address (default: the one routed to the peer)")
+    p.add_argument("--timeout", type=float, default=300, metavar="S")
+    p.set_defaults(func=cmd_fetch)
 
     args = parser.parse_args()
     return args.func(args)

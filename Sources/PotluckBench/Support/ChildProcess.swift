@@ -137,14 +137,30 @@ enum ProcFS {
     }
 
     /// Peak resident set size (VmHWM) in KiB.
-    static func peakResidentKiB(_ pid: pid_t) -> Int? {
+    static func peakResidentKiB(_ pid: pid_t) -> Int? { statusKiB(pid, "VmHWM") }
+
+    /// Resident anonymous memory (RssAnon) in KiB: the heap and stacks, without mapped files.
+    static func anonymousResidentKiB(_ pid: pid_t) -> Int? { statusKiB(pid, "RssAnon") }
+
+    /// A "NAME: N kB" field of /proc/PID/status.
+    private static func statusKiB(_ pid: pid_t, _ field: String) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else {
             return nil
         }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in status.split(separator: "\n") where line.hasPrefix(field + ":") {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
         }
         return nil
+    }
+
+    /// Threads of a live process.
+    static func threads(_ pid: pid_t) -> Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task"))?.count
+    }
+
+    /// Open descriptors of a live process.
+    static func descriptors(_ pid: pid_t) -> Int? {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd"))?.count
     }
 
     /// The short command name (at most 15 characters).
