@@ -1,0 +1,373 @@
+import Buffers
+import Glibc
+import Hashing
+import Metainfo
+import PeerWire
+import Storage
+import Swarm
+import TorrentModel
+import URing
+
+// Peer links: connecting, accepting, receiving, the encryption opening, parsing.
+extension DownloadSession {
+    // MARK: Connections
+
+    func connectToCandidates() {
+        let now = nowNanoseconds
+        let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        var budget = options.maximumPeers - connectedCount
+        for index in candidates.indices where budget > 0 {
+            guard !candidates[index].connected, !candidates[index].banned, candidates[index].retryAt <= now
+            else {
+                continue
+            }
+            if connect(to: index, now: now) { budget -= 1 }
+        }
+    }
+
+    func connect(to candidateIndex: Int, now: UInt64) -> Bool {
+        let address = candidates[candidateIndex].address
+        guard options.sharedConnectionBudget?.acquire() ?? true else { return false }
+        guard let fd = try? Socket.makeTCP(family: address.family) else {
+            options.sharedConnectionBudget?.release()
+            return false
+        }
+        let link = makeLink(fd: fd, address: address, initiatedLocally: true)
+        candidates[candidateIndex].connected = true
+        do {
+            try ring.enqueue(.connect(fd: fd, address: address), for: link.operationSlot, flags: .link)
+            try ring.enqueue(.linkTimeout(.seconds(10)), for: link.operationSlot)
+            link.connectInFlight = true
+        } catch {
+            failure = .io(error)
+        }
+        return true
+    }
+
+    /// A table entry for a new connection, reusing a free one (with a new generation).
+    func makeLink(fd: Int32, address: SocketAddress, initiatedLocally: Bool) -> PeerLink {
+        Socket.setNoDelay(fd)
+        let index = links.firstIndex { $0 == nil } ?? links.count
+        if index == links.count {
+            links.append(nil)
+            linkGenerations.append(0)
+        }
+        linkGenerations[index] &+= 1
+        let connection = PeerConnection(
+            geometry: geometry, infoHash: metainfo.wireInfoHash, localPeerID: localPeerID,
+            localPieces: verified,
+            initiatedLocally: initiatedLocally)
+        let link = PeerLink(
+            slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], tenant: tenant,
+            address: address,
+            fd: fd, connection: connection, initiatedLocally: initiatedLocally)
+        links[index] = link
+        return link
+    }
+
+    func armAccept() {
+        guard listenerFD >= 0 else { return }
+        do {
+            try ring.enqueue(
+                .accept(fd: listenerFD, multishot: ring.features.contains(.multishotAccept)),
+                for: OperationSlot(owner: Self.listenerOwner, tenant: tenant, index: 0, generation: 1))
+        } catch {
+            failure = .io(error)
+        }
+    }
+
+    func acceptCompleted(_ completion: Completion, now: UInt64) {
+        guard completion.result >= 0 else {
+            // Out of descriptors (or memory), a new accept would fail at once, again and again, while
+            // peers wait in the backlog: try again on a later tick, and say so once per reason.
+            let errno = Errno(rawValue: -completion.result)
+            if loggedAcceptErrors.insert(errno).inserted {
+                log("accept: \(errno); incoming peers wait until it clears (said once)")
+            }
+            if !completion.hasMore { acceptRetryAt = now + Self.acceptRetryNanoseconds }
+            return
+        }
+        if !completion.hasMore { armAccept() }
+        adoptIncoming(completion.result, now: now)
+    }
+
+    /// An incoming connection, accepted here or routed from an `IncomingRouter`: it starts by reading
+    /// the peer's handshake.
+    /// An accepted socket becomes a link. `plaintextRead`: the router already answered the peer's
+    /// encryption exchange and read these plain bytes from it.
+    func adoptIncoming(_ fd: Int32, plaintextRead: [UInt8]? = nil, now: UInt64) {
+        let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+        guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
+            log("refused an incoming connection: \(options.maximumPeers) peers already")
+            Glibc.close(fd)
+            return
+        }
+        guard options.sharedConnectionBudget?.acquire() ?? true else {
+            log(
+                "peer \(address): refused: \(options.sharedConnectionBudget?.limit ?? 0) connections already "
+                    + "across all torrents")
+            Glibc.close(fd)
+            return
+        }
+        let link = makeLink(fd: fd, address: address, initiatedLocally: false)
+        link.connected = true
+        link.connection.start(now: Instant(nanoseconds: now))
+        if let plaintextRead {
+            link.openingSeen = true
+            if !plaintextRead.isEmpty { plaintextRead.withUnsafeBytes { parse($0, link: link, now: now) } }
+        }
+        if !link.closing { armReceive(link) }
+    }
+
+    func link(for slot: OperationSlot) -> PeerLink? {
+        let index = Int(slot.index)
+        guard index < links.count, let link = links[index], link.generation == slot.generation else {
+            return nil
+        }
+        return link
+    }
+
+    func route(_ completion: Completion, now: UInt64) {
+        switch completion.slot.owner {
+        case Self.peerOwner:
+            peerCompleted(completion, now: now)
+        case Self.listenerOwner:
+            acceptCompleted(completion, now: now)
+        case TrackerClient.owner:
+            trackerCompleted(completion, now: now)
+        case PieceStore.completionOwner:
+            var events: [StorageEvent] = []
+            store.handle(completion, into: &events)
+            for event in events { storageEvent(event, now: now) }
+        default:
+            break
+        }
+    }
+
+    func peerCompleted(_ completion: Completion, now: UInt64) {
+        guard let link = link(for: completion.slot) else {
+            // A late completion for a closed link: only a provided buffer needs giving back.
+            if let id = completion.bufferID { providedBuffers?.recycle(id) }
+            return
+        }
+        switch completion.token.kind {
+        case .connect:
+            link.connectInFlight = false
+            guard completion.result == 0 else {
+                disconnect(link, reason: "connect: \(Errno(rawValue: -completion.result))", now: now)
+                return
+            }
+            link.connected = true
+            link.connection.start(now: Instant(nanoseconds: now))
+            armReceive(link)
+        case .linkTimeout:
+            break
+        case .receive:
+            receiveCompleted(completion, link: link, now: now)
+        case .send, .sendMessage:
+            sendCompleted(completion, link: link, now: now)
+        default:
+            break
+        }
+        if link.closing && !link.hasOperationsInFlight { release(link) }
+    }
+
+    func armReceive(_ link: PeerLink) {
+        guard !link.receiveInFlight, !link.closing else { return }
+        let operation: Operation
+        if let providedBuffers {
+            operation = .receiveProvided(fd: link.fd, group: providedBuffers.group, multishot: true)
+        } else {
+            if link.receiveBuffer == nil {
+                link.receiveBuffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
+            }
+            operation = .receive(fd: link.fd, into: link.receiveBuffer!)
+        }
+        do {
+            try ring.enqueue(operation, for: link.operationSlot)
+            link.receiveInFlight = true
+        } catch {
+            failure = .io(error)
+        }
+    }
+
+    func receiveCompleted(_ completion: Completion, link: PeerLink, now: UInt64) {
+        if !completion.hasMore { link.receiveInFlight = false }
+        if completion.result == -ENOBUFS {
+            // Every receive buffer is in use; they come back as peers' data is parsed.
+            armReceiveLater(link)
+            return
+        }
+        guard completion.result > 0 else {
+            if let id = completion.bufferID { providedBuffers?.recycle(id) }
+            disconnect(
+                link,
+                reason: completion.result == 0
+                    ? "closed by peer" : "recv: \(Errno(rawValue: -completion.result))", now: now)
+            return
+        }
+        let count = Int(completion.result)
+        let bytes: UnsafeRawBufferPointer
+        if let id = completion.bufferID, let providedBuffers {
+            bytes = providedBuffers.bytes(id, count: count)
+        } else if let buffer = link.receiveBuffer {
+            bytes = UnsafeRawBufferPointer(rebasing: buffer[..<count])
+        } else {
+            return
+        }
+        if link.openingSeen && link.encryption == nil {
+            parse(bytes, link: link, now: now)
+        } else {
+            receiveOpening(bytes, link: link, now: now)
+        }
+        if let id = completion.bufferID { providedBuffers?.recycle(id) }
+        if !link.receiveInFlight && !link.closing { armReceive(link) }
+    }
+
+    /// An incoming peer's first bytes: the plain handshake starts with 19 ("\u{13}BitTorrent
+    /// protocol"); anything else is taken for the encryption exchange (MSE/PE), which ends with plain
+    /// peer wire from then on (Potluck selects plaintext, so uploads stay zero-copy).
+    func receiveOpening(_ bytes: UnsafeRawBufferPointer, link: PeerLink, now: UInt64) {
+        guard !link.openingSeen else { return advanceEncryption(bytes, link: link, now: now) }
+        // The first 20 bytes decide: a plain handshake's protocol name, or anything else (an MSE key,
+        // whose first byte alone is 19, like the name's length, once in 256 connections).
+        link.openingBytes.append(contentsOf: bytes)
+        let opening = link.openingBytes
+        switch HandshakePrefix.classify(opening) {
+        case .needMore where opening.count < 1 + Handshake.protocolName.count:
+            return
+        case .needMore, .infoHash:
+            link.openingSeen = true
+            link.openingBytes = []
+            opening.withUnsafeBytes { parse($0, link: link, now: now) }
+        case .notBitTorrent:
+            link.openingSeen = true
+            link.openingBytes = []
+            var privateKey = [UInt8](repeating: 0, count: 20)
+            for index in privateKey.indices { privateKey[index] = UInt8.random(in: 0...255) }
+            let padding = (0..<Int.random(in: 0...64)).map { _ in UInt8.random(in: 0...255) }
+            link.encryption = EncryptionHandshakeResponder(
+                knownInfoHashes: [metainfo.wireInfoHash], privateKey: privateKey, padding: padding)
+            advanceEncryption(opening, link: link, now: now)
+        }
+    }
+
+    /// The peer's next bytes of its encryption exchange.
+    func advanceEncryption(_ bytes: some Collection<UInt8>, link: PeerLink, now: UInt64) {
+        guard var exchange = link.encryption else { return }
+        let step: EncryptionHandshakeResponder.Step
+        do {
+            step = try exchange.receive(bytes)
+        } catch {
+            link.encryption = nil
+            disconnect(link, reason: "encrypted handshake refused: \(error)", now: now)
+            return
+        }
+        link.connection.outbound += exchange.takeOutbound()
+        switch step {
+        case .needMoreBytes:
+            link.encryption = exchange
+        case .established(_, let plaintext):
+            link.encryption = nil
+            log("peer \(link.address): encrypted handshake (MSE/PE) done, plaintext selected")
+            plaintext.withUnsafeBytes { parse($0, link: link, now: now) }
+        }
+    }
+
+    func armReceiveLater(_ link: PeerLink) {
+        receivesToRearm.append(link)
+    }
+
+    /// Feeds received bytes to the connection; copies block payloads into their piece buffers on the way.
+    func parse(_ bytes: UnsafeRawBufferPointer, link: PeerLink, now: UInt64) {
+        pendingEvents.removeAll(keepingCapacity: true)
+        let time = Instant(nanoseconds: now)
+        do {
+            let span = Span<UInt8>(_unsafeBytes: bytes)
+            try link.connection.receive(span, now: time) { event in
+                switch event {
+                case .handshakeCompleted(_, let negotiated):
+                    pendingEvents.append(
+                        .handshake(extensionProtocol: negotiated.contains(.extensionProtocol)))
+                case .extended(let id, let payload) where id == 0:
+                    var bytes = [UInt8]()
+                    bytes.reserveCapacity(payload.count)
+                    for i in payload.indices { bytes.append(payload[i]) }
+                    pendingEvents.append(.extensionHandshake(bytes))
+                case .peerBitfield: pendingEvents.append(.bitfield)
+                case .peerHasAll: pendingEvents.append(.haveAll)
+                case .peerHasNone: pendingEvents.append(.haveNone)
+                case .peerHas(let piece): pendingEvents.append(.have(piece))
+                case .peerChokedUs: pendingEvents.append(.choked)
+                case .peerInterested: pendingEvents.append(.interested)
+                case .peerNotInterested: pendingEvents.append(.notInterested)
+                case .peerUnchokedUs: pendingEvents.append(.unchoked)
+                case .blockData(let block, let offsetInBlock, let payload):
+                    // A block whose first bytes found no buffer is dropped whole, or its later bytes
+                    // could land beside a gap.
+                    if offsetInBlock == 0 { link.droppingBlock = nil }
+                    var copied = false
+                    if link.droppingBlock != block {
+                        copied = copyBlockData(block, offsetInBlock: offsetInBlock, payload: payload)
+                        if !copied { link.droppingBlock = block }
+                    }
+                    if offsetInBlock + payload.count == Int(block.length) {
+                        pendingEvents.append(copied ? .blockComplete(block) : .blockUnused(block))
+                    }
+                case .requestRejected(let block): pendingEvents.append(.rejected(block))
+                case .requestReceived(let block): pendingEvents.append(.request(block))
+                default: break
+                }
+            }
+        } catch {
+            disconnect(link, reason: "protocol: \(error)", now: now)
+            return
+        }
+        let instant = Instant(nanoseconds: now)
+        actions.removeAll(keepingCapacity: true)
+        for event in pendingEvents {
+            switch event {
+            case .handshake(let extensionProtocol):
+                pipeline.peerConnected(link.slot)
+                choker.peerConnected(link.slot, at: instant)
+                if extensionProtocol {
+                    let ours = Self.extensionHandshake.encoded()
+                    _ = link.connection.sendExtended(id: 0, payload: ours.span)
+                }
+            case .extensionHandshake(let payload):
+                // BEP 10: `reqq` bounds how many requests the peer queues; more would be dropped.
+                if let theirs = try? ExtensionHandshake(decoding: payload),
+                    let length = theirs.requestQueueLength
+                {
+                    pipeline.peerAdvertisedRequestQueue(link.slot, length: length)
+                }
+            case .bitfield:
+                pipeline.peerBitfield(link.slot, link.connection.peerPieces, into: &actions)
+            case .haveAll:
+                pipeline.peerHaveAll(link.slot, into: &actions)
+            case .haveNone:
+                pipeline.peerHaveNone(link.slot, into: &actions)
+            case .have(let piece):
+                pipeline.peerHave(link.slot, piece, into: &actions)
+            case .choked:
+                pipeline.peerChokedUs(link.slot)
+            case .unchoked:
+                pipeline.peerUnchokedUs(link.slot, at: instant, into: &actions)
+            case .blockComplete(let block):
+                blockCompleted(block, from: link, now: now)
+            case .rejected(let block), .blockUnused(let block):
+                // Open again at once: waiting for a snub timeout would stall the piece for seconds.
+                pipeline.requestReturned(block, from: link.slot, at: instant, into: &actions)
+            case .request(let block):
+                enqueueUpload(block, for: link)
+            case .interested:
+                choker.peerInterested(link.slot, at: instant, into: &chokeActions)
+            case .notInterested:
+                choker.peerNotInterested(link.slot, at: instant, into: &chokeActions)
+            }
+        }
+        perform(actions)
+        performChokes()
+        serveUploads()
+    }
+}

@@ -1,0 +1,75 @@
+import Buffers
+import Glibc
+import Hashing
+import Metainfo
+import PeerWire
+import Storage
+import Swarm
+import TorrentModel
+import URing
+
+// MARK: Trackers
+
+extension DownloadSession {
+    /// The most peer addresses kept; trackers hand out at most a few hundred per announce.
+    static let maximumCandidates = 2000
+
+    /// Starts announcing, if the torrent has trackers and they are wanted. BEP 27: a private torrent's
+    /// peers come only from its trackers (and `--peer`); no other source (DHT, PEX, LSD) exists here.
+    func startTrackers() {
+        guard options.useTrackers, !metainfo.trackers.isEmpty else { return }
+        let totalBytes = UInt64(max(0, metainfo.totalLength))
+        trackers = TrackerAnnouncer(
+            ring: ring, tenant: tenant, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
+            infoHash: metainfo.wireInfoHash, peerID: localPeerID,
+            port: options.announcedPort ?? boundAddress?.port ?? 0,
+            seed: options.seed, extraCAFile: options.trackerCAFile,
+            totals: { [unowned self] in
+                var verifiedBytes: UInt64 = 0
+                for piece in verified.pieces { verifiedBytes += UInt64(geometry.length(of: piece)) }
+                return TrackerAnnouncer.Totals(
+                    uploadedBytes: UInt64(max(0, uploadedBytes)),
+                    downloadedBytes: UInt64(max(0, downloadedBytes)),
+                    leftBytes: totalBytes - min(totalBytes, verifiedBytes))
+            }, log: log)
+        trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
+        // `started` goes out now, not at the first timer tick.
+        trackers?.tick(now: nowNanoseconds)
+    }
+
+    /// A tracker's completion; the peers it brought are connected to at once, not at the next tick.
+    func trackerCompleted(_ completion: Completion, now: UInt64) {
+        guard let trackers else { return }
+        trackers.handle(completion, now: now)
+        let peers = trackers.takePeers()
+        guard !peers.isEmpty else { return }
+        addCandidates(peers)
+        connectToCandidates()
+    }
+
+    /// Peers from a tracker: new addresses become candidates (ourselves and duplicates excluded).
+    func addCandidates(_ addresses: [SocketAddress]) {
+        guard !addresses.isEmpty else { return }
+        var known = Set(candidates.map(\.address))
+        for address in addresses where candidates.count < Self.maximumCandidates {
+            if let boundAddress, address.port == boundAddress.port, address.isLoopbackOrSame(as: boundAddress)
+            {
+                continue
+            }
+            if known.insert(address).inserted { candidates.append(PeerCandidate(address: address)) }
+        }
+    }
+}
+
+extension SocketAddress {
+    /// Whether this is `other`'s address, or loopback while `other` is a wildcard or loopback address.
+    fileprivate func isLoopbackOrSame(as other: SocketAddress) -> Bool {
+        if self == other { return true }
+        switch (self, other) {
+        case (.ipv4(let address, _), .ipv4(let otherAddress, _)):
+            return address >> 24 == 127 && (otherAddress == 0 || otherAddress >> 24 == 127)
+        default:
+            return false
+        }
+    }
+}
