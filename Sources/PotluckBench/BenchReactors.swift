@@ -109,10 +109,11 @@ struct BenchReactors: ParsableCommand {
         let cacheDescription =
             cache == .cold
             ? "cold cache (payloads evicted with posix_fadvise before each transfer)" : "warm cache"
+        let what =
+            "\(torrents) torrents of \(Format.bytes(sizeMiB << 20)) (\(Format.bytes(pieceKiB << 10)) pieces)"
         print(
-            "Seeding \(torrents) torrents of \(Format.bytes(sizeMiB << 20)) (\(Format.bytes(pieceKiB << 10)) pieces) "
-                + "at once from one potluck seed, one libtorrent leecher each, loopback, \(cacheDescription), "
-                + "\(HashPool.coreCount) cores\n")
+            "Seeding \(what) at once from one potluck seed, one libtorrent leecher each, loopback, "
+                + "\(cacheDescription), \(HashPool.coreCount) cores\n")
         print(Self.runTable(results).rendered)
         print("\nMedians over \(runs) runs\n")
         print(Self.medianTable(results, order: reactors).rendered)
