@@ -17,10 +17,12 @@ struct BenchMany: ParsableCommand {
             libtorrent leecher downloads one torrent chosen at random. Restart: the client is stopped \
             cleanly (SIGTERM) and started again, --restarts times; each time a libtorrent leecher that \
             was ready beforehand downloads another random torrent, timed from the client's start until \
-            it has the torrent verified (to about 0.1 s). Threads (/proc/PID/task), anonymous memory \
-            (RssAnon) and CPU over 10 s (utime + stime) are read once the client has served and been \
-            idle for 5 s: after the first start and after the last restart. Transmission listens on \
-            a harness veth address (it ignores peers at 127.x), which needs root.
+            it has the torrent verified (to about 0.1 s when the cores are not busy). Threads \
+            (/proc/PID/task), anonymous memory (RssAnon), descriptors and CPU over --idle-seconds \
+            (utime + stime, per 10 s) are read once the client has served and been idle for 5 s: after \
+            the first start and after the last restart. Descriptors are also sampled during the first \
+            start. Transmission listens on a harness veth address (it ignores peers at 127.x), which \
+            needs root.
             """)
 
     @Option(help: "Torrents to make and seed.")
@@ -33,6 +35,10 @@ struct BenchMany: ParsableCommand {
 
     @Option(help: "Restarts, each timed with another random torrent.")
     var restarts = 3
+
+    @Option(
+        name: .customLong("idle-seconds"), help: "Seconds idle CPU is measured over (reported per 10 s).")
+    var idleSeconds = 10
 
     @Option(help: "Seconds a first start may take (Transmission verifies 10-20 torrents a second).")
     var timeout = 3600
@@ -49,9 +55,8 @@ struct BenchMany: ParsableCommand {
 
     /// Seconds a restarted client may take to serve a torrent.
     static let restartTimeoutSeconds = 300.0
-    /// Seconds of quiet before the idle readings, and the span idle CPU is measured over.
+    /// Seconds of quiet before the idle readings.
     static let settleSeconds: UInt32 = 5
-    static let idleSeconds: UInt32 = 10
 
     func validate() throws {
         guard (1...100_000).contains(torrents) else {
@@ -59,6 +64,9 @@ struct BenchMany: ParsableCommand {
         }
         guard (1...20).contains(restarts) else { throw ValidationError("--restarts must be in 1...20") }
         guard timeout >= 10 else { throw ValidationError("--timeout must be at least 10 seconds") }
+        guard (1...600).contains(idleSeconds) else {
+            throw ValidationError("--idle-seconds must be in 1...600")
+        }
         let kinds = try parseClients(clients, option: "--client")
         guard !kinds.isEmpty, kinds.allSatisfy({ $0 == .potluck || $0 == .transmission }) else {
             throw ValidationError(
@@ -90,8 +98,8 @@ struct BenchMany: ParsableCommand {
             results.append(measure(kind, set: set, run: run, chosen: chosen))
         }
         print(
-            "Many torrents: \(torrents) torrents of 16-64 KiB (16 KiB pieces) seeded by one process, data in the "
-                + "page cache, \(HashPool.coreCount) cores\n")
+            "Many torrents: \(torrents) torrents of 16-64 KiB (16 KiB pieces) seeded by one process, "
+                + "data in the page cache, \(HashPool.coreCount) cores\n")
         print(Self.table(results).rendered)
         print()
         for result in results {
@@ -135,8 +143,8 @@ struct BenchMany: ParsableCommand {
             result.firstStartSeconds = try waitUntilAllSeeding(
                 seeder, process, timeoutSeconds: Double(timeout), peakDescriptors: &result.peakDescriptors)
             printError(
-                "\(kind.rawValue): every torrent seeding after \(Format.fixed(result.firstStartSeconds ?? 0, 1)) s"
-            )
+                "\(kind.rawValue): every torrent seeding after "
+                    + "\(Format.fixed(result.firstStartSeconds ?? 0, 1)) s")
             let probe = try startProbe(chosen[0], seeder: seeder, run: run)
             result.firstLeecherServed = waitForProbe(probe, torrent: chosen[0], run: run) != nil
             result.afterFirstStart = idleReadings(process.pid)
@@ -245,9 +253,8 @@ struct BenchMany: ParsableCommand {
             if allSeeding == nil && seeder.client.seedingCount() >= seeder.set.count { allSeeding = elapsed }
             if process.reap() {
                 throw ExternalCommand.Failure(
-                    description:
-                        "it exited (status \(process.exitStatus ?? -1)) after a restart: \(lastLines(process))"
-                )
+                    description: "it exited (status \(process.exitStatus ?? -1)) after a restart: "
+                        + lastLines(process))
             }
             if elapsed > Self.restartTimeoutSeconds { break }
             run.stopIfInterrupted()
@@ -261,17 +268,17 @@ struct BenchMany: ParsableCommand {
             torrent: torrent, stopSeconds: stopSeconds, serveSeconds: serve, allSeedingSeconds: allSeeding)
     }
 
-    /// Threads, anonymous memory, descriptors and CPU over `idleSeconds`, after `settleSeconds` of quiet.
+    /// Threads, anonymous memory, descriptors and CPU over --idle-seconds, after `settleSeconds` of quiet.
     private func idleReadings(_ pid: pid_t) -> ManyResult.Idle? {
         sleep(Self.settleSeconds)
         guard let before = ProcFS.cpuSeconds(pid) else { return nil }
-        sleep(Self.idleSeconds)
+        sleep(UInt32(idleSeconds))
         guard let after = ProcFS.cpuSeconds(pid), let threads = ProcFS.threads(pid),
             let anonymous = ProcFS.anonymousResidentKiB(pid), let descriptors = ProcFS.descriptors(pid)
         else { return nil }
         return ManyResult.Idle(
             threads: threads, anonymousKiB: anonymous, descriptors: descriptors,
-            cpuSecondsPer10s: (after - before) * 10 / Double(Self.idleSeconds))
+            cpuSecondsPer10s: (after - before) * 10 / Double(idleSeconds))
     }
 
     /// The end of a child's log: the reason it gave, with its context.

@@ -109,10 +109,11 @@ struct BenchReactors: ParsableCommand {
         let cacheDescription =
             cache == .cold
             ? "cold cache (payloads evicted with posix_fadvise before each transfer)" : "warm cache"
+        let what =
+            "\(torrents) torrents of \(Format.bytes(sizeMiB << 20)) (\(Format.bytes(pieceKiB << 10)) pieces)"
         print(
-            "Seeding \(torrents) torrents of \(Format.bytes(sizeMiB << 20)) (\(Format.bytes(pieceKiB << 10)) pieces) "
-                + "at once from one potluck seed, one libtorrent leecher each, loopback, \(cacheDescription), "
-                + "\(HashPool.coreCount) cores\n")
+            "Seeding \(what) at once from one potluck seed, one libtorrent leecher each, loopback, "
+                + "\(cacheDescription), \(HashPool.coreCount) cores\n")
         print(Self.runTable(results).rendered)
         print("\nMedians over \(runs) runs\n")
         print(Self.medianTable(results, order: reactors).rendered)
@@ -142,35 +143,51 @@ struct BenchReactors: ParsableCommand {
             payloads.append(payload)
             torrentFiles.append(torrent)
         }
-        return Fixture(seedDirectory: seedDirectory, payloads: payloads, torrents: torrentFiles)
+        let fixture = Fixture(seedDirectory: seedDirectory, payloads: payloads, torrents: torrentFiles)
+        // The first seeder checks every payload and keeps more memory for it; this one, untimed, does
+        // that once, so every measured seeder starts alike, from resume data.
+        printError("checking the payloads once...")
+        let (seeder, _) = try startSeeder(fixture, reactors: nil, run: run)
+        seeder.stop()
+        run.release(seeder)
+        return fixture
+    }
+
+    /// `potluck seed` of every torrent and where it listens, once it says each one is seeding.
+    private func startSeeder(
+        _ fixture: Fixture, reactors: Int?, run: BenchRun
+    ) throws -> (process: ChildProcess, peer: String) {
+        let peer = "127.0.0.1:\(SwarmFixture.freePort(on: "127.0.0.1"))"
+        let seeder = try run.spawn(
+            ExternalCommand.currentExecutable(),
+            ["seed"] + fixture.torrents + [
+                "--data", fixture.seedDirectory, "--listen", peer, "--verbose", "--quiet",
+            ]
+                + (reactors.map { ["--reactors", "\($0)"] } ?? []), label: "potluck-seed")
+        let log = SeedingLog(path: seeder.logPath)
+        let ready = seeder.waitForLog(timeoutSeconds: Double(timeout)) { _ in
+            log.update() >= torrents ? true : nil
+        }
+        guard ready == true, !seeder.reap() else {
+            seeder.stop()
+            run.release(seeder)
+            throw ExternalCommand.Failure(description: "the seeder did not start: \(seeder.log.suffix(300))")
+        }
+        return (seeder, peer)
     }
 
     private func measure(_ count: Int, round: Int, fixture: Fixture, run: BenchRun) -> Measurement {
         var measurement = Measurement(run: round, reactors: count)
-        let peer = "127.0.0.1:\(SwarmFixture.freePort(on: "127.0.0.1"))"
         let target = run.workspace + "/download"
         defer { ExternalCommand.removeTree(target) }
         do {
             printError("run \(round): a seeder with --reactors \(count), \(torrents) leechers...")
-            let seeder = try run.spawn(
-                ExternalCommand.currentExecutable(),
-                ["seed"] + fixture.torrents + [
-                    "--data", fixture.seedDirectory, "--listen", peer, "--reactors", "\(count)", "--verbose",
-                    "--quiet",
-                ], label: "potluck-seed-\(count)")
+            let (seeder, peer) = try startSeeder(fixture, reactors: count, run: run)
             defer {
                 seeder.stop()
                 run.release(seeder)
             }
-            let log = SeedingLog(path: seeder.logPath)
-            let ready = seeder.waitForLog(timeoutSeconds: Double(timeout)) { _ in
-                log.update() >= torrents ? true : nil
-            }
-            guard ready == true, !seeder.reap() else {
-                throw ExternalCommand.Failure(
-                    description: "the seeder did not start: \(seeder.log.suffix(300))")
-            }
-            // After the seeder's own check, which reads the payloads.
+            // After the seeder's start, which may read the payloads.
             for payload in fixture.payloads { SwarmFixture.prepareCache(payload, cold: cache == .cold) }
             ExternalCommand.removeTree(target)
             mkdir(target, 0o700)

@@ -39,7 +39,8 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         torrent completed. It dials in plaintext. A torrent whose connection to the peer fails (not
         listening yet, or not serving that torrent yet) is removed and added again 0.1 s later:
         libtorrent itself waits a second or more before it dials a failed peer again, and gives up
-        after a few tries. So the times are good to about 0.1 s.
+        after a few tries. So the times are good to about 0.1 s on an idle machine (on a busy one,
+        libtorrent's next dial can come later).
 
 DATA_DIR / OUT_DIR is the directory that holds the torrent's top-level file or folder (its "name").
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.

@@ -419,6 +419,44 @@ class InteropHarnessTests(unittest.TestCase):
             self.assertSamePayload(os.path.join(self.out, str(i)))
         self.assertEqual(seeder.close(), 0)
 
+    def test_libtorrent_fetch_is_ready_first_and_gets_the_torrent_from_a_seeder_started_after(self):
+        port = common.free_tcp_udp_port()
+        fetch = self.start(tool("lt.py") + ["fetch", self.torrent, self.out, "--peer", f"127.0.0.1:{port}",
+                                            "--timeout", "60"])
+        self.assertEqual(fetch.info, {"ready": True})
+        # Refused until the seeder listens: the fetch keeps dialling.
+        time.sleep(0.5)
+        seeder_started = time.monotonic()
+        seeder = self.start(tool("lt.py") + ["seed", self.torrent, self.data, "--port-base", str(port)])
+        ready, _, _ = select.select([fetch.proc.stdout], [], [], 60)
+        result = json.loads(fetch.proc.stdout.readline()) if ready else {}
+        self.assertEqual(result.get("complete"), True, result)
+        self.assertGreater(result["finished"]["payload"], seeder_started)
+        self.assertEqual(fetch.proc.wait(10), 0)
+        self.assertSamePayload(self.out)
+        self.assertEqual(seeder.close(), 0)
+
+    def test_libtorrent_download_of_several_torrents_runs_a_leecher_each(self):
+        other = os.path.join(self.tmp, "other")
+        os.makedirs(os.path.join(other, "second"), exist_ok=True)
+        with open(os.path.join(other, "second", "x.bin"), "wb") as f:
+            f.write(os.urandom(300000))
+        second = os.path.join(self.tmp, "second.torrent")
+        status, _, err = run(tool("lt.py") + ["create", os.path.join(other, "second"), "-o", second, "--v1"])
+        self.assertEqual(status, 0, err)
+        first_seeder = self.start(tool("lt.py") + ["seed", self.torrent, self.data])
+        second_seeder = self.start(tool("lt.py") + ["seed", second, other])
+        status, result, err = run(tool("lt.py") + [
+            "download", self.torrent, second, self.out, "--peer", first_seeder.info["peers"][0],
+            "--peer", second_seeder.info["peers"][0], "--timeout", "60"])
+        self.assertEqual(status, 0, err)
+        self.assertEqual(result["sessions"], 2)
+        self.assertSamePayload(self.out)
+        self.assertTrue(filecmp.cmp(os.path.join(other, "second", "x.bin"),
+                                    os.path.join(self.out, "second", "x.bin"), shallow=False))
+        self.assertEqual(first_seeder.close(), 0)
+        self.assertEqual(second_seeder.close(), 0)
+
     def test_linknet_joins_shaped_peers_through_a_bridge_and_delete_removes_everything(self):
         status, links, err = run(tool("linknet.py") + ["create", "--peers", "2", "--rate", "200m",
                                                        "--rtt-ms", "4"])
