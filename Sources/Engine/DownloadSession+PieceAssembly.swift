@@ -161,7 +161,7 @@ extension DownloadSession {
     /// not: beyond that, blocks would arrive with nowhere to go and be dropped. Appends to `actions`.
     func limitPiecesToFreeBuffers(now: UInt64) {
         pipeline.limitPiecesInProgress(
-            to: pieceBuffers.slotCount - writing.count, at: Instant(nanoseconds: now), into: &actions)
+            to: pieceSlotCount - writing.count, at: Instant(nanoseconds: now), into: &actions)
     }
 
     func storageEvent(_ event: StorageEvent, now: UInt64) {

@@ -53,11 +53,14 @@ public final class DownloadSession {
     var pieceBuffers: BufferPool {
         if let pieceBufferStorage { return pieceBufferStorage }
         // No more slots than pieces: a torrent of three pieces never holds more than three.
-        let slotCount = max(
-            1, min(metainfo.pieceCount, max(8, options.pieceMemoryBytes / metainfo.pieceLength)))
-        let pool = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: slotCount)
+        let pool = BufferPool(slotSizeBytes: metainfo.pieceLength, slotCount: pieceSlotCount)
         pieceBufferStorage = pool
         return pool
+    }
+
+    /// No more slots than pieces: a torrent of three pieces never holds more than three.
+    var pieceSlotCount: Int {
+        max(1, min(metainfo.pieceCount, max(8, options.pieceMemoryBytes / metainfo.pieceLength)))
     }
 
     /// Where the torrent is in its life (the rules are pure: `TorrentLifecycle`).
@@ -70,6 +73,17 @@ public final class DownloadSession {
     var hashesInFlight = 0
     /// The check of the data on disk, until it has nothing in flight.
     var recheck: Recheck?
+    /// A check waiting for the reactor's turn (`Reactor.queueCheck`): the pieces to check (nil: all).
+    var pendingCheck: [PieceIndex]??
+    /// The torrent holds one of the reactor's check turns, counted there as this many bytes.
+    var holdsCheckTurn = false
+    var checkTurnCostBytes = 0
+    /// Verified pieces the resume data on disk vouches for (nil: unknown, save at the next chance):
+    /// unchanged data is not written again.
+    var resumeSavedPieceCount: Int?
+    /// What the latest save asked for vouches for, and how many saves are on their way.
+    var resumeSavingPieceCount: Int?
+    var resumeSavesInFlight = 0
     /// Called on the reactor about once a second (every 250 ms while checking).
     var statusHandler: ((DownloadStatus) -> Void)?
     /// Called on the reactor once, when the torrent has left it.
@@ -263,12 +277,10 @@ public final class DownloadSession {
         let now = nowNanoseconds
         do throws(DownloadError) {
             try setUp()
-            if let recheck = try restoreProgress() {
-                self.recheck = recheck
+            if let pieces = try restoreProgress() {
                 advance(.started(needsCheck: true, isComplete: false), now: now)
-                var events: [RecheckEvent] = []
-                recheck.start(into: &events)
-                checkProgressed(events, now: now)
+                pendingCheck = .some(pieces)
+                reactor.queueCheck(tenant, costBytes: checkCostBytes)
             } else {
                 advance(.started(needsCheck: false, isComplete: verified.isComplete), now: now)
             }
@@ -278,12 +290,53 @@ public final class DownloadSession {
         scheduleTick(now: now)
     }
 
+    /// The memory a check of this torrent keeps busy: its pieces in flight.
+    var checkCostBytes: Int { checkPiecesInFlight * metainfo.pieceLength }
+    var checkPiecesInFlight: Int { max(2, min(8, pieceSlotCount / 2)) }
+
+    /// The reactor offers a turn to check the data on disk; false: not waiting for one (declined).
+    /// A torrent that takes it holds it until its check ends (`releaseCheckTurn`).
+    func beginCheck(now: UInt64, costBytes: Int) -> Bool {
+        guard !holdsCheckTurn, case .some(let pieces) = pendingCheck else { return false }
+        holdsCheckTurn = true
+        checkTurnCostBytes = costBytes
+        pendingCheck = nil
+        guard lifecycle.stage == .checking, !lifecycle.stopRequestedWhileChecking else {
+            releaseCheckTurn()
+            return true
+        }
+        let recheck: Recheck
+        do {
+            recheck = try Recheck(
+                metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
+                pool: pieceBuffers, hashPool: hashers, pieces: pieces, maxPiecesInFlight: checkPiecesInFlight,
+                tenant: tenant)
+        } catch {
+            releaseCheckTurn()
+            fail(.storage(error))
+            return true
+        }
+        self.recheck = recheck
+        var events: [RecheckEvent] = []
+        recheck.start(into: &events)
+        checkProgressed(events, now: now)
+        reactor.touch(tenant)
+        return true
+    }
+
+    func releaseCheckTurn() {
+        guard holdsCheckTurn else { return }
+        holdsCheckTurn = false
+        reactor.checkEnded(costBytes: checkTurnCostBytes)
+    }
+
     /// Asks the torrent to stop cleanly: writes land, resume data is saved, trackers are told.
     func stop() {
         let now = nowNanoseconds
         advance(.stopRequested, now: now)
         if lifecycle.stage == .checking {
             recheck?.stop()
+            pendingCheck = nil
             checkProgressed([], now: now)
         }
     }
@@ -318,6 +371,7 @@ public final class DownloadSession {
             if ending == .completed && !trading { saveResumeData() }
             closeLinks()
         case .gone:
+            releaseCheckTurn()
             if listenerFD >= 0 {
                 Glibc.close(listenerFD)
                 listenerFD = -1
@@ -341,6 +395,8 @@ public final class DownloadSession {
                 tenant: tenant)
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
+            // Until there is something to read or write (a torrent may rest for days), no descriptor.
+            store.closeIdleFiles()
         } catch {
             throw .storage(error)
         }
@@ -425,7 +481,9 @@ public final class DownloadSession {
         case .closing:
             let linksOpen = links.contains { $0 != nil }
             let checking = recheck?.hasWorkInFlight ?? false
-            if !linksOpen && !checking && hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 {
+            let idle =
+                hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 && resumeSavesInFlight == 0
+            if !linksOpen && !checking && idle {
                 advance(.drained, now: now)
             }
         }
@@ -540,9 +598,9 @@ public final class DownloadSession {
         return nil
     }
 
-    /// Loads resume data; returns the check to run of whatever on disk it does not vouch for (nil:
-    /// nothing to check).
-    func restoreProgress() throws(DownloadError) -> Recheck? {
+    /// Loads resume data; returns the pieces to check of whatever on disk it does not vouch for (nil
+    /// inside: every piece; nil: nothing to check).
+    func restoreProgress() throws(DownloadError) -> [PieceIndex]?? {
         let current =
             (try? ResumeData.currentFileStatuses(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
@@ -552,6 +610,7 @@ public final class DownloadSession {
             from: resumePath, infoHash: metainfo.wireInfoHash, layout: metainfo.layout)
         {
             verified = resume.trustedPieces(current: current, layout: metainfo.layout)
+            if verified.count == resume.verified.count { resumeSavedPieceCount = verified.count }
             // Pieces written since the last save (a kill) are on disk but not vouched for: check them.
             let present = PresentPieces.find(
                 layout: metainfo.layout, downloadDirectory: options.downloadDirectory, excluding: verified)
@@ -565,20 +624,21 @@ public final class DownloadSession {
             // Data without (valid) resume data: check it before trusting any of it.
             log("no valid resume data; checking existing files")
         }
-        do {
-            return try Recheck(
-                metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
-                pool: pieceBuffers, hashPool: hashers, pieces: piecesToCheck,
-                maxPiecesInFlight: max(2, min(8, pieceBuffers.slotCount / 2)), tenant: tenant)
-        } catch {
-            throw .storage(error)
-        }
+        return .some(piecesToCheck)
     }
 
     /// The check moved on: count its bytes; when it is done, run; when it was stopped and has nothing
     /// left in flight, end (nothing is known yet, so nothing is saved).
     func checkProgressed(_ events: [RecheckEvent], now: UInt64) {
-        guard lifecycle.stage == .checking, let recheck else { return }
+        guard lifecycle.stage == .checking else { return }
+        guard let recheck else {
+            // Stopped while waiting for its turn: nothing was started.
+            if lifecycle.stopRequestedWhileChecking && pendingCheck == nil {
+                log("check interrupted")
+                advance(.checkDrained, now: now)
+            }
+            return
+        }
         for event in events {
             switch event {
             case .pieceChecked(let piece, _):
@@ -587,12 +647,18 @@ public final class DownloadSession {
                 result.forEach { verified.insert($0) }
                 log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
                 self.recheck = nil
+                releaseCheckTurn()
+                // A seed assembles no piece: the check's piece memory goes back at once.
+                if verified.isComplete && hashesInFlight == 0 && assembling.isEmpty {
+                    pieceBufferStorage = nil
+                }
                 advance(.checkFinished(isComplete: verified.isComplete), now: now)
                 return
             }
         }
         if lifecycle.stopRequestedWhileChecking && !recheck.hasWorkInFlight {
             log("check interrupted")
+            releaseCheckTurn()
             advance(.checkDrained, now: now)
         }
     }
@@ -646,16 +712,43 @@ public final class DownloadSession {
         }
     }
 
+    /// Saves resume data off the reactor's thread, unless what is on disk (or on its way) already says
+    /// as much. The torrent does not leave its reactor before the save is done.
     func saveResumeData() {
-        let current =
-            (try? ResumeData.currentFileStatuses(
-                layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
-        let resume = ResumeData(infoHash: metainfo.wireInfoHash, verified: verified, files: current)
-        do {
-            try resume.save(to: resumePath)
-        } catch {
-            log("could not save resume data: \(error)")
+        guard resumeSavedPieceCount != verified.count, resumeSavingPieceCount != verified.count else {
+            return
         }
+        let (infoHash, verified, layout) = (metainfo.wireInfoHash, self.verified, metainfo.layout)
+        let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
+        resumeSavingPieceCount = verified.count
+        resumeSavesInFlight += 1
+        reactor.runChore {
+            () -> Result<Int, StorageError> in
+            let current =
+                (try? ResumeData.currentFileStatuses(layout: layout, downloadDirectory: directory)) ?? []
+            do throws(StorageError) {
+                try ResumeData(infoHash: infoHash, verified: verified, files: current).save(to: path)
+                return .success(verified.count)
+            } catch {
+                return .failure(error)
+            }
+        } then: { reactor, result in
+            reactor.torrent(at: tenant)?.resumeSaveEnded(result)
+        }
+    }
+
+    /// On the reactor: a save asked for by `saveResumeData` is done.
+    func resumeSaveEnded(_ result: Result<Int, StorageError>) {
+        resumeSavesInFlight -= 1
+        switch result {
+        case .success(let count):
+            resumeSavedPieceCount = count
+        case .failure(let error):
+            log("could not save resume data: \(error)")
+            // Tried again at the next occasion.
+            resumeSavingPieceCount = nil
+        }
+        reactor.touch(tenant)
     }
 
     func reportStatus(now: UInt64) {
@@ -722,6 +815,7 @@ public final class DownloadSession {
         else { return }
         pieceBufferStorage = nil
         if !uploadLeases.contains(where: { $0 != nil }) { uploadBufferStorage = nil }
+        store.closeIdleFiles()
         if !pieceCacheRegistered, pieceCache?.isIdle ?? false {
             pieceCache = nil
             uncachedPieces.removeAll()

@@ -148,8 +148,64 @@ public final class Engine: Sendable {
         var run = 0
     }
 
+    /// The records, with running totals kept as each one changes: a summary over thousands of torrents,
+    /// asked for several times a second, costs nothing per torrent.
+    private struct RecordTable {
+        private var records: [TorrentID: Record] = [:]
+        private var totals = EngineSummary()
+        /// Failed torrents' reports, for the summary's first failure (few, unlike the torrents).
+        private var failures: [TorrentID: (report: String, exhausts: Bool)] = [:]
+
+        var values: Dictionary<TorrentID, Record>.Values { records.values }
+        var liveCount: Int { totals.live }
+
+        subscript(id: TorrentID) -> Record? {
+            get { records[id] }
+            set {
+                if let old = records[id] { count(old, sign: -1) }
+                records[id] = newValue
+                if let newValue { count(newValue, sign: 1) }
+            }
+        }
+
+        mutating func removeValue(forKey id: TorrentID) -> Record? {
+            let record = records[id]
+            self[id] = nil
+            return record
+        }
+
+        var summary: EngineSummary {
+            var summary = totals
+            // Sums of rates that went up and down may be a hair below zero.
+            summary.uploadRateBytesPerSecond = max(0, summary.uploadRateBytesPerSecond)
+            summary.downloadRateBytesPerSecond = max(0, summary.downloadRateBytesPerSecond)
+            if let first = failures.min(by: { $0.key.value < $1.key.value }) {
+                summary.firstFailure = first.value.report
+            }
+            summary.exhaustedProcessResources = failures.values.contains { $0.exhausts }
+            return summary
+        }
+
+        private mutating func count(_ record: Record, sign: Int) {
+            totals.torrents += sign
+            if record.live { totals.live += sign }
+            if let failure = record.failure {
+                totals.failed += sign
+                failures[record.id] =
+                    sign > 0
+                    ? ("\(record.metainfo.name): \(failure)", failure.exhaustsProcessResources) : nil
+            }
+            guard let status = record.status else { return }
+            totals.uploadedPayloadBytes += Int64(sign) * status.uploadedPayloadBytes
+            totals.downloadedPayloadBytes += Int64(sign) * status.downloadedPayloadBytes
+            totals.uploadRateBytesPerSecond += Double(sign) * status.uploadRateBytesPerSecond
+            totals.downloadRateBytesPerSecond += Double(sign) * status.downloadRateBytesPerSecond
+            totals.connectedPeers += sign * status.connectedPeers
+        }
+    }
+
     private struct State {
-        var records: [TorrentID: Record] = [:]
+        var records = RecordTable()
         var byInfoHash: [InfoHash: TorrentID] = [:]
         var nextID = 1
         var hosted: [Int]
@@ -352,34 +408,13 @@ public final class Engine: Sendable {
     /// All torrents at a glance, without a snapshot of each (a progress line over thousands).
     public func summary() -> EngineSummary {
         settleLostReactors()
-        return state.withLock { state in
-            var summary = EngineSummary()
-            for record in state.records.values {
-                summary.torrents += 1
-                if record.live { summary.live += 1 }
-                if let failure = record.failure {
-                    summary.failed += 1
-                    if summary.firstFailure == nil {
-                        summary.firstFailure = "\(record.metainfo.name): \(failure)"
-                    }
-                    summary.exhaustedProcessResources =
-                        summary.exhaustedProcessResources || failure.exhaustsProcessResources
-                }
-                guard let status = record.status else { continue }
-                summary.uploadedPayloadBytes += status.uploadedPayloadBytes
-                summary.downloadedPayloadBytes += status.downloadedPayloadBytes
-                summary.uploadRateBytesPerSecond += status.uploadRateBytesPerSecond
-                summary.downloadRateBytesPerSecond += status.downloadRateBytesPerSecond
-                summary.connectedPeers += status.connectedPeers
-            }
-            return summary
-        }
+        return state.withLock { $0.records.summary }
     }
 
     /// Whether any torrent is placed on a reactor and has not ended.
     public var hasLiveTorrents: Bool {
         settleLostReactors()
-        return state.withLock { $0.records.values.contains { $0.live } }
+        return state.withLock { $0.records.liveCount > 0 }
     }
 
     /// Ends, with its reactor's error, every torrent of a reactor whose loop failed; new torrents go

@@ -177,7 +177,9 @@ public final class PieceStore {
     /// The limits and behaviour the store was created with.
     public private(set) var options: Options
     private let ring: Ring
-    private let directory: BeneathDirectory
+    private let directoryPath: String
+    /// The download folder, open while any file is (see ``closeIdleFiles()``).
+    private var openDirectory: BeneathDirectory?
     private var operations: OperationTable<IOOperation>
     private var requests: OperationTable<Request>
     private var files: [FileState]
@@ -202,7 +204,8 @@ public final class PieceStore {
         self.layout = layout
         self.options = options
         self.ring = ring
-        directory = try BeneathDirectory.open(path: downloadDirectory)
+        directoryPath = downloadDirectory
+        openDirectory = try BeneathDirectory.open(path: downloadDirectory)
         operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner, tenant: tenant)
         requests = OperationTable(capacity: options.maxRequestsInFlight, owner: owner, tenant: tenant)
         files = Array(repeating: FileState(), count: layout.files.count)
@@ -217,7 +220,7 @@ public final class PieceStore {
             Glibc.close(files[index].fd)
             closeDirectDescriptor(index)
         }
-        Glibc.close(directory.fd)
+        if let openDirectory { Glibc.close(openDirectory.fd) }
     }
 
     /// The owner byte on this store's completion tokens.
@@ -230,6 +233,8 @@ public final class PieceStore {
     public var requestsInFlight: Int { requests.inUseCount }
     /// Descriptors open now (at most ``Options/maxOpenFiles``).
     public var openFileCount: Int { openFileIndices.count }
+    /// Whether the store holds any descriptor now (a file, or the download folder).
+    public var holdsDescriptors: Bool { openDirectory != nil || !openFileIndices.isEmpty }
 
     /// Writes in flight to one file (for tests of the per-file limit).
     func writesInFlight(toFile index: Int) -> Int { files[index].writesInFlight }
@@ -323,7 +328,7 @@ public final class PieceStore {
         guard !options.readOnly else { return }
         for file in layout.files
         where file.length == 0 && !file.isPadding && !file.attributes.contains(.symlink) {
-            let fd = try directory.openFile(file.path, flags: O_RDWR | O_CREAT)
+            let fd = try directory().openFile(file.path, flags: O_RDWR | O_CREAT)
             Glibc.close(fd)
         }
     }
@@ -649,7 +654,7 @@ public final class PieceStore {
         if create && !options.readOnly { flags |= O_CREAT }
         let fd: Int32
         do {
-            fd = try directory.openFile(entry.path, flags: flags)
+            fd = try directory().openFile(entry.path, flags: flags)
         } catch {
             return .failed(error)
         }
@@ -669,10 +674,32 @@ public final class PieceStore {
         if options.directWrites && !options.readOnly {
             // Any failure (EINVAL: no O_DIRECT on this file system) leaves the page cache for all writes.
             files[index].directFD =
-                (try? directory.openFile(entry.path, flags: O_RDWR | OpenFlags.direct)) ?? -1
+                (try? directory().openFile(entry.path, flags: O_RDWR | OpenFlags.direct)) ?? -1
         }
         openFileIndices.append(index)
         return .opened
+    }
+
+    /// The download folder, opened again if ``closeIdleFiles()`` closed it.
+    private func directory() throws(StorageError) -> BeneathDirectory {
+        if let openDirectory { return openDirectory }
+        let opened = try BeneathDirectory.open(path: directoryPath)
+        openDirectory = opened
+        return opened
+    }
+
+    /// Closes every file with nothing in flight or queued, and the download folder when no file stays
+    /// open, so that a torrent at rest holds no descriptor (thousands of them share the process's
+    /// limit). Whatever is used next opens again.
+    public func closeIdleFiles() {
+        for index in openFileIndices.reversed()
+        where files[index].operationsInFlight == 0 && !files[index].hasQueuedWork {
+            closeFile(index)
+        }
+        if openFileIndices.isEmpty, let openDirectory {
+            Glibc.close(openDirectory.fd)
+            self.openDirectory = nil
+        }
     }
 
     private func closeDirectDescriptor(_ index: Int) {

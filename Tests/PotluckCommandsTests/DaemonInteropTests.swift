@@ -121,8 +121,11 @@ import Testing
         #expect(daemon.waitForRow("payload") { $0?.contains("Stopped") == true }?.contains("Stopped") == true)
         // A stop is kept at once: after kill -9 the torrent comes back stopped.
         daemon.killHard()
+        // A new port: the old one is an ephemeral port number, which the connections of tests running
+        // in parallel may take while it is free.
         daemon = try DaemonProcess(
-            state: state, downloads: data.deletingLastPathComponent(), peerPort: peerPort, log: log)
+            state: state, downloads: data.deletingLastPathComponent(),
+            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"), log: log)
         let restored = daemon.listed("payload")
         #expect(restored?.contains("Stopped") == true, "\(restored ?? "not listed")\n\(daemon.logText)")
 
@@ -259,7 +262,9 @@ import Testing
         daemon.killHard()
         // The log file is shared by both runs: what the second wrote starts here.
         let firstRunBytes = daemon.logText.utf8.count
-        daemon = try DaemonProcess(state: state, downloads: downloads, peerPort: peerPort, log: log)
+        // A new port, as above.
+        let restartedPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        daemon = try DaemonProcess(state: state, downloads: downloads, peerPort: restartedPort, log: log)
         let back = daemon.waitForRow("payload") {
             $0?.contains("100%") == true && $0?.contains("Idle") == true
         }
@@ -274,7 +279,7 @@ import Testing
         let leeched = setup.root.appendingPathComponent("leecher")
         let leecher = try SeedInteropTests.harness(
             "lt.py",
-            ["download", torrent, leeched.path, "--peer", "127.0.0.1:\(peerPort)", "--timeout", "60"])
+            ["download", torrent, leeched.path, "--peer", "127.0.0.1:\(restartedPort)", "--timeout", "60"])
         #expect(leecher.status == 0, "\(leecher.json)\n\(daemon.logText)")
         #expect(Interop.sameContents(setup.data, leeched.appendingPathComponent("payload")))
         #expect(daemon.terminate().status == 0)

@@ -193,6 +193,37 @@ func writeAll(
         #expect(store.openFileCount <= 2)
     }
 
+    /// A store at rest gives back every descriptor, the download folder's too, and opens again
+    /// what it next needs (thousands of torrents at rest share one process's descriptor limit).
+    @Test func idleFilesAndTheFolderAreClosedAndReopenedWhenNeeded() throws {
+        let torrent = try crossingTorrent()
+        let directory = TemporaryDirectory()
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor)
+        #expect(store.openFileCount > 0)
+        store.closeIdleFiles()
+        #expect(!store.holdsDescriptors)
+
+        let slot = try #require(pool.lease())
+        store.readPiece(PieceIndex(1), into: slot, in: pool)
+        try reactor.runStore(store, events: reactor.storeEvents.count + 1)
+        #expect(reactor.storeEvents.last == .pieceRead(PieceIndex(1), slot))
+        #expect(
+            digest(pool.bytes(of: slot)[..<torrent.bytes(of: PieceIndex(1)).count])
+                == digest(torrent.bytes(of: PieceIndex(1))))
+        #expect(store.holdsDescriptors)
+        // Work in flight keeps its file open.
+        store.readPiece(PieceIndex(0), into: slot, in: pool)
+        store.closeIdleFiles()
+        #expect(store.holdsDescriptors)
+        try reactor.runStore(store, events: reactor.storeEvents.count + 1)
+        store.closeIdleFiles()
+        #expect(!store.holdsDescriptors)
+    }
+
     @Test func workWaitsForOperationSlotsAndRequestsBeyondTheLimitFail() throws {
         let files = (0..<5).map {
             (path: ["f\($0)"], content: patternBytes(count: 10_000, seed: UInt64(60 + $0)))

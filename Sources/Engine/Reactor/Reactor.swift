@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import Hashing
 import Synchronization
@@ -60,11 +61,21 @@ public final class Reactor {
     /// Timer deadlines: (when, tenant). A popped entry whose tenant has since moved its timer is ignored.
     private var timers = TimerHeap()
     private let inbox: ReactorInbox
+    /// Blocking chores (resume saves and their syncs) in the order asked, off the reactor's thread.
+    private let chores = DispatchQueue(label: "potluck.reactor.chores")
     private var commands: [@Sendable (Reactor) -> Void] = []
     /// The engine's listening socket, on the reactor that routes incoming peers (nil elsewhere).
     private var router: HandshakeRouter?
     private var routerTickAt: UInt64 = 0
     private var rangTenants: [UInt16] = []
+    /// Torrents waiting for their turn to check their data, oldest first (see `queueCheck`).
+    private var waitingChecks: [(tenant: UInt16, costBytes: Int)] = []
+    private var waitingChecksHead = 0
+    private var checksRunning = 0
+    /// The most checks that ran at once (for tests and reports).
+    private(set) var peakChecksRunning = 0
+    private var checkBytesRunning = 0
+    private var startingChecks = false
 
     /// Creates the ring and the hashing workers on the calling thread, which must be the one to run it.
     public init(options: ReactorOptions = ReactorOptions()) throws(DownloadError) {
@@ -160,11 +171,74 @@ public final class Reactor {
         inbox.submit(command)
     }
 
+    /// Runs `work` off the reactor's thread, after every chore asked for earlier, then `done` with its
+    /// result on the reactor: the loop never waits on a disk's sync.
+    func runChore<Result: Sendable>(
+        _ work: @escaping @Sendable () -> Result, then done: @escaping @Sendable (Reactor, Result) -> Void
+    ) {
+        let inbox = self.inbox
+        chores.async {
+            let result = work()
+            inbox.submit { reactor in done(reactor, result) }
+        }
+    }
+
+    /// The torrent numbered `tenant`, if one is hosted as that number.
+    func torrent(at tenant: UInt16) -> DownloadSession? { torrents[safe: tenant] }
+
     /// Accepts every torrent's peers on `listenerFD` (which the router now owns) and hands each to the
     /// torrent its handshake names, through `directory`.
     public func startRouting(listenerFD: Int32, directory: RouterDirectory, log: @escaping (String) -> Void) {
         router = HandshakeRouter(ring: ring, listenerFD: listenerFD, directory: directory, log: log)
         router?.start()
+    }
+
+    // MARK: Checking data on disk
+
+    /// Checks at once: thousands of torrents started together would otherwise each hold descriptors
+    /// and piece memory at the same time. A few in parallel keep the disk and the hashers busy.
+    static let concurrentChecks = 16
+    /// Piece memory that running checks may keep busy (one check always runs, however large).
+    static let checkMemoryBytes = 256 << 20
+
+    /// `tenant` wants to check its data: it is told to begin (`DownloadSession.beginCheck`) when a
+    /// turn is free, now or once an earlier check ends.
+    func queueCheck(_ tenant: UInt16, costBytes: Int) {
+        waitingChecks.append((tenant, costBytes))
+        startWaitingChecks()
+    }
+
+    /// A check that began has ended (finished, stopped, or its torrent failed).
+    func checkEnded(costBytes: Int) {
+        checksRunning -= 1
+        checkBytesRunning -= costBytes
+        startWaitingChecks()
+    }
+
+    private func startWaitingChecks() {
+        // A check may end as it begins (nothing to read): the outer loop goes on with the next.
+        guard !startingChecks else { return }
+        startingChecks = true
+        defer { startingChecks = false }
+        while waitingChecksHead < waitingChecks.count, checksRunning < Self.concurrentChecks {
+            let (tenant, cost) = waitingChecks[waitingChecksHead]
+            guard checksRunning == 0 || checkBytesRunning + cost <= Self.checkMemoryBytes else { break }
+            waitingChecksHead += 1
+            // A torrent that left while waiting is skipped; its tenant number may be someone else's
+            // now, who declines unless it waits too.
+            guard let torrent = torrents[safe: tenant] else { continue }
+            checksRunning += 1
+            checkBytesRunning += cost
+            peakChecksRunning = max(peakChecksRunning, checksRunning)
+            if !torrent.beginCheck(now: now, costBytes: cost) {
+                checksRunning -= 1
+                checkBytesRunning -= cost
+            }
+        }
+        if waitingChecksHead == waitingChecks.count {
+            waitingChecks.removeAll(keepingCapacity: true)
+            waitingChecksHead = 0
+        }
     }
 
     // MARK: The loop
