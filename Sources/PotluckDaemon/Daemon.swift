@@ -1,7 +1,7 @@
 import Engine
 import Foundation
 internal import Hummingbird
-internal import Logging
+public import Logging
 import Synchronization
 import TransmissionRPC
 import URing
@@ -27,10 +27,8 @@ public struct DaemonConfiguration: Sendable {
     public var reactors: Int?
     /// The Transmission web client's files; nil or a missing folder: no web client.
     public var webFolder: String? = "/usr/share/transmission/web"
-    /// Where log lines go (any thread).
-    public var log: @Sendable (String) -> Void = { _ in }
-    /// Where the engine's own log lines go (verbose).
-    public var engineLog: @Sendable (String) -> Void = { _ in }
+    /// The daemon's log; the engine's own lines (what it does for each torrent) go there at `debug`.
+    public var logger = Logger(label: "potluck.daemon") { _ in SwiftLogNoOpLogHandler() }
 
     public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
         self.stateDirectory = stateDirectory
@@ -54,6 +52,7 @@ public final class Daemon {
     let engine: Engine
     let backend: EngineBackend
     let state: StateFolder
+    let metrics = DaemonMetrics()
 
     /// Opens the state folder, starts the engine and restores every kept torrent.
     public init(configuration: DaemonConfiguration) throws(DaemonError) {
@@ -68,7 +67,8 @@ public final class Daemon {
         var options = EngineOptions()
         if let reactors = configuration.reactors { options.reactors = reactors }
         options.listenAddress = configuration.listenAddress
-        options.log = configuration.engineLog
+        let logger = configuration.logger
+        options.log = { logger.debug("\($0)") }
         let overrides = state.loadSessionSettings()
         var session = EngineBackend.sessionSettings(
             laying: overrides,
@@ -94,18 +94,20 @@ public final class Daemon {
         session.utpEnabled = false
         session.portForwardingEnabled = false
         backend = EngineBackend(
-            engine: engine, state: state, session: session, overrides: overrides, log: configuration.log)
+            engine: engine, state: state, session: session, overrides: overrides, metrics: metrics,
+            logger: configuration.logger)
     }
 
     /// Serves until `shouldStop` says so (polled every 100 ms) or a client sends session-close, then
     /// shuts down. Throws when the RPC address cannot be served.
     public func run(shouldStop: @escaping @Sendable () -> Bool) throws(DaemonError) {
-        let log = configuration.log
+        let logger = configuration.logger
         let started = Date()
         let restored = backend.restore()
-        log(
-            "restored \(restored) torrents in \(String(format: "%.2f", Date().timeIntervalSince(started))) s; "
-                + "peers on \(engine.boundAddress.map { "\($0)" } ?? "?")")
+        let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+        logger.notice(
+            "restored \(restored) torrents in \(seconds) s; peers on \(engine.boundAddress.map { "\($0)" } ?? "?")"
+        )
         let backend = self.backend
         let events = Task.detached { await backend.followEngineEvents() }
         let server = startServer()
@@ -114,7 +116,7 @@ public final class Daemon {
             do {
                 watch = try WatchFolder(path: path)
             } catch {
-                log("cannot use the watch folder \(path): \(error.localizedDescription)")
+                logger.error("cannot use the watch folder \(path): \(error.localizedDescription)")
             }
         }
         var failure: String?
@@ -127,16 +129,16 @@ public final class Daemon {
             if Date().timeIntervalSince(lastBooks) >= 1 {
                 lastBooks = Date()
                 backend.keepBooks()
-                for line in watch?.scan(into: backend) ?? [] { log(line) }
+                for line in watch?.scan(into: backend) ?? [] { logger.info("\(line)") }
             }
             usleep(100_000)
         }
-        log("stopping every torrent")
+        logger.notice("stopping every torrent")
         server.task.cancel()
         engine.shutdown()
         backend.saveAll()
         _ = events
-        log("stopped")
+        logger.notice("stopped")
         if let failure { throw DaemonError(description: failure) }
     }
 
@@ -155,17 +157,20 @@ public final class Daemon {
         let policy = AccessPolicy(
             credentials: configuration.credentials,
             addressWhitelist: configuration.addressWhitelist.map(WildcardPattern.list))
-        let endpoint = RPCEndpoint(
+        var endpoint = RPCEndpoint(
             policy: policy, backend: backend, identity: ServerIdentity(potluckVersion: potluckVersion))
+        let metrics = self.metrics
+        endpoint.callAnswered = { metrics.countCall(method: $0, succeeded: $1) }
         let webFolder = configuration.webFolder.flatMap {
             FileManager.default.fileExists(atPath: $0 + "/index.html") ? $0 : nil
         }
         // Hummingbird's own messages are left out: a failure to serve ends `run` and is reported by the
         // daemon, and stopping the server by cancelling it would log an error otherwise.
-        var logger = Logger(label: "potluck.daemon.http")
-        logger.logLevel = .critical
-        let responder = RPCResponder(endpoint: endpoint, webFolder: webFolder, logger: logger)
-        let log = configuration.log
+        var httpLogger = Logger(label: "potluck.daemon.http")
+        httpLogger.logLevel = .critical
+        let responder = RPCResponder(
+            endpoint: endpoint, metrics: metrics, webFolder: webFolder, logger: httpLogger)
+        let logger = configuration.logger
         let host = configuration.rpcHost
         let port = configuration.rpcPort
         let application = Application(
@@ -173,11 +178,10 @@ public final class Daemon {
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" }
-                log(
-                    "RPC on http://\(address ?? "\(host):\(port)")/transmission/rpc"
-                        + (webFolder == nil ? "" : "; web client at /transmission/web/"))
+                let web = webFolder == nil ? "" : "; web client at /transmission/web/"
+                logger.notice("RPC on http://\(address ?? "\(host):\(port)")/transmission/rpc\(web)")
             },
-            logger: logger)
+            logger: httpLogger)
         let failure = ServerFailure()
         let task = Task.detached {
             do {

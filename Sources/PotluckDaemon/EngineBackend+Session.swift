@@ -96,7 +96,7 @@ extension EngineBackend {
     }
 
     public func closeSession() async {
-        log("session-close asked for: shutting down")
+        logger.notice("session-close asked for: shutting down")
         closeRequested.store(true, ordering: .relaxed)
     }
 }

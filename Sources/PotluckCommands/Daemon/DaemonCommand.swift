@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import Logging
 import PotluckDaemon
 import TransmissionRPC
 import URing
@@ -63,7 +64,10 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Reactor threads that host the torrents (default: one per core).")
     var reactors: Int?
 
-    @Flag(help: "Log what the engine does for each torrent.")
+    @Option(help: "Log events at this level and above: trace, debug, info, notice, warning or error.")
+    var logLevel: String?
+
+    @Flag(help: "Log what the engine does for each torrent (--log-level debug).")
     var verbose = false
 
     func validate() throws {
@@ -78,6 +82,10 @@ struct DaemonCommand: ParsableCommand {
         }
         if let reactors, !(1...256).contains(reactors) {
             throw ValidationError("--reactors must be between 1 and 256")
+        }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError(
+                "--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
         }
     }
 
@@ -113,15 +121,16 @@ struct DaemonCommand: ParsableCommand {
             configuration.credentials = AccessPolicy.Credentials(
                 username: rpcUsername, password: String(password))
         }
-        configuration.log = { printError($0) }
-        if verbose { configuration.engineLog = { printError($0) } }
+        let threshold = DaemonLogHandler.Threshold(
+            logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (verbose ? .debug : .info))
+        configuration.logger = Logger(label: "potluck") { DaemonLogHandler(label: $0, threshold: threshold) }
 
         installStopSignals()
         do {
             let daemon = try Daemon(configuration: configuration)
             try daemon.run { stopRequested.load(ordering: .relaxed) }
         } catch {
-            printError("potluck: \(error)")
+            configuration.logger.critical("\(error)")
             throw ExitCode(1)
         }
     }
