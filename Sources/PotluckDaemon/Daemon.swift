@@ -17,18 +17,23 @@ public struct DaemonConfiguration: Sendable {
     public var rpcPort = 9091
     /// Where peers connect, for every torrent.
     public var listenAddress: SocketAddress
-    /// A folder whose `.torrent` files are added.
-    public var watchDirectory: String?
     /// When set, every HTTP request needs these.
     public var credentials: AccessPolicy.Credentials?
-    /// Client addresses served (`rpc-whitelist`: comma-separated, `*` wildcards); nil serves any.
-    public var addressWhitelist: String? = "127.0.0.1,::1"
     /// Reactor threads (nil: one per core).
     public var reactors: Int?
     /// The Transmission web client's files; nil or a missing folder: no web client.
     public var webFolder: String? = "/usr/share/transmission/web"
     /// The daemon's log; the engine's own lines (what it does for each torrent) go there at `debug`.
     public var logger = Logger(label: "potluck.daemon") { _ in SwiftLogNoOpLogHandler() }
+    /// The log's level, which a reloaded settings file may change.
+    public var logThreshold: DaemonLogHandler.Threshold?
+    /// What may change while the daemon runs (address whitelist, watch folder, log level, on-completion
+    /// script, the session's limits): the settings file's, with the command line's over them.
+    public var settings = DaemonSettings()
+    /// The settings file that SIGHUP reads again, and the command line's settings, which win over it
+    /// at every reload.
+    public var settingsFile: String?
+    public var commandLineSettings = DaemonSettings()
 
     public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
         self.stateDirectory = stateDirectory
@@ -53,6 +58,7 @@ public final class Daemon {
     let backend: EngineBackend
     let state: StateFolder
     let metrics = DaemonMetrics()
+    let live: LiveSettings
 
     /// Opens the state folder, starts the engine and restores every kept torrent.
     public init(configuration: DaemonConfiguration) throws(DaemonError) {
@@ -70,11 +76,13 @@ public final class Daemon {
         let logger = configuration.logger
         options.log = { logger.debug("\($0)") }
         let overrides = state.loadSessionSettings()
-        var session = EngineBackend.sessionSettings(
-            laying: overrides,
-            over: SessionSettings(
-                downloadDirectory: configuration.downloadDirectory,
-                configDirectory: configuration.stateDirectory))
+        // The operator's settings file has the last word over what clients set before.
+        var session = configuration.settings.sessionChanges.applied(
+            to: EngineBackend.sessionSettings(
+                laying: overrides,
+                over: SessionSettings(
+                    downloadDirectory: configuration.downloadDirectory,
+                    configDirectory: configuration.stateDirectory)))
         // The engine takes its global limits when it is created: the kept session settings decide them.
         options.maximumUploadRateBytesPerSecond =
             session.speedLimitUpEnabled ? session.speedLimitUp * 1000 : 0
@@ -96,11 +104,19 @@ public final class Daemon {
         backend = EngineBackend(
             engine: engine, state: state, session: session, overrides: overrides, metrics: metrics,
             logger: configuration.logger)
+        live = LiveSettings(
+            policy: AccessPolicy(
+                credentials: configuration.credentials,
+                addressWhitelist: configuration.settings.effectiveWhitelist.map(WildcardPattern.list)),
+            onCompleteScript: configuration.settings.effectiveOnCompleteScript)
     }
 
     /// Serves until `shouldStop` says so (polled every 100 ms) or a client sends session-close, then
-    /// shuts down. Throws when the RPC address cannot be served.
-    public func run(shouldStop: @escaping @Sendable () -> Bool) throws(DaemonError) {
+    /// shuts down; reads the settings file again whenever `shouldReload` says so. Throws when the RPC
+    /// address cannot be served.
+    public func run(
+        shouldStop: @escaping @Sendable () -> Bool, shouldReload: @escaping @Sendable () -> Bool = { false }
+    ) throws(DaemonError) {
         let logger = configuration.logger
         let started = Date()
         let restored = backend.restore()
@@ -111,14 +127,8 @@ public final class Daemon {
         let backend = self.backend
         let events = Task.detached { await backend.followEngineEvents() }
         let server = startServer()
-        var watch: WatchFolder?
-        if let path = configuration.watchDirectory {
-            do {
-                watch = try WatchFolder(path: path)
-            } catch {
-                logger.error("cannot use the watch folder \(path): \(error.localizedDescription)")
-            }
-        }
+        var applied = configuration.settings
+        var watch = openWatchFolder(applied.effectiveWatchDirectory)
         var failure: String?
         var lastBooks = Date.distantPast
         while !shouldStop() && !backend.closeRequested.load(ordering: .relaxed) {
@@ -126,6 +136,7 @@ public final class Daemon {
                 failure = problem
                 break
             }
+            if shouldReload() { reloadSettings(applied: &applied, watch: &watch) }
             if Date().timeIntervalSince(lastBooks) >= 1 {
                 lastBooks = Date()
                 backend.keepBooks()
@@ -154,11 +165,8 @@ public final class Daemon {
     }
 
     private func startServer() -> Server {
-        let policy = AccessPolicy(
-            credentials: configuration.credentials,
-            addressWhitelist: configuration.addressWhitelist.map(WildcardPattern.list))
         var endpoint = RPCEndpoint(
-            policy: policy, backend: backend, identity: ServerIdentity(potluckVersion: potluckVersion))
+            policy: live.policy, backend: backend, identity: ServerIdentity(potluckVersion: potluckVersion))
         let metrics = self.metrics
         endpoint.callAnswered = { metrics.countCall(method: $0, succeeded: $1) }
         let webFolder = configuration.webFolder.flatMap {
@@ -169,7 +177,7 @@ public final class Daemon {
         var httpLogger = Logger(label: "potluck.daemon.http")
         httpLogger.logLevel = .critical
         let responder = RPCResponder(
-            endpoint: endpoint, metrics: metrics, webFolder: webFolder, logger: httpLogger)
+            endpoint: endpoint, live: live, metrics: metrics, webFolder: webFolder, logger: httpLogger)
         let logger = configuration.logger
         let host = configuration.rpcHost
         let port = configuration.rpcPort

@@ -27,13 +27,18 @@ struct RPCResponder: HTTPResponder {
     static let webPath = "/transmission/web/"
     static let metricsPath = "/metrics"
 
+    /// Its access policy is replaced by the live one at each request.
     let endpoint: RPCEndpoint
+    let live: LiveSettings
     let metrics: DaemonMetrics
     /// The web client's files, when its folder exists.
     let webClient: FileMiddleware<DaemonRequestContext, LocalFileSystem>?
 
-    init(endpoint: RPCEndpoint, metrics: DaemonMetrics, webFolder: String?, logger: Logger) {
+    init(
+        endpoint: RPCEndpoint, live: LiveSettings, metrics: DaemonMetrics, webFolder: String?, logger: Logger
+    ) {
         self.endpoint = endpoint
+        self.live = live
         self.metrics = metrics
         webClient = webFolder.map {
             FileMiddleware($0, urlBasePath: "/transmission/web", searchForIndexHtml: true, logger: logger)
@@ -41,6 +46,8 @@ struct RPCResponder: HTTPResponder {
     }
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        var endpoint = self.endpoint
+        endpoint.gatekeeper.policy = live.policy
         let path = request.uri.path
         if webClient != nil, ["/", "/transmission", "/transmission/", "/transmission/web"].contains(path) {
             return Response(status: .movedPermanently, headers: [.location: Self.webPath])
