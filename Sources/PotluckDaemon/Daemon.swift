@@ -139,7 +139,11 @@ public final class Daemon {
             if shouldReload() { reloadSettings(applied: &applied, watch: &watch) }
             if Date().timeIntervalSince(lastBooks) >= 1 {
                 lastBooks = Date()
-                backend.keepBooks()
+                for torrent in backend.keepBooks() {
+                    if let program = live.onCompleteScript {
+                        CompletionScript.run(program, for: torrent, logger: logger)
+                    }
+                }
                 for line in watch?.scan(into: backend) ?? [] { logger.info("\(line)") }
             }
             usleep(100_000)

@@ -5,11 +5,14 @@ import TorrentModel
 extension EngineBackend {
     /// Called once a second: takes in the engine's counters and activity (totals over runs, seconds
     /// downloading and seeding, activity and completion dates), pauses verified torrents that were
-    /// paused before their verify, saves what must not wait, and updates the metrics.
-    public func keepBooks() {
+    /// paused before their verify, saves what must not wait, and updates the metrics. Returns the
+    /// torrents that have just finished downloading (not those found complete on disk).
+    @discardableResult
+    func keepBooks() -> [CompletedTorrent] {
         let now = Self.now()
         var checkedWhilePaused: [TorrentID] = []
         var sample = DaemonMetrics.Sample()
+        var finished: [CompletedTorrent] = []
         registry.withLock { registry in
             for (id, var torrent) in registry.torrents {
                 let snapshot = engine.snapshot(id)
@@ -41,6 +44,13 @@ extension EngineBackend {
                 if completed {
                     logger.info("\(torrent.metainfo.name) (\(id)) is complete")
                     try? state.save(savedSettings(of: torrent), hash: torrent.hash)
+                    if torrent.runDownloaded > 0 {
+                        finished.append(
+                            CompletedTorrent(
+                                id: id.value, hash: torrent.hash.hex, name: torrent.metainfo.name,
+                                directory: torrent.settings.downloadDirectory, labels: torrent.settings.labels
+                            ))
+                    }
                 }
                 registry.torrents[id] = torrent
             }
@@ -54,6 +64,7 @@ extension EngineBackend {
         sample.downloadRateBytesPerSecond = summary.downloadRateBytesPerSecond
         sample.connectedPeers = summary.connectedPeers
         metrics.record(sample)
+        return finished
     }
 
     /// Saves every torrent's settings and the session's totals (at shutdown, once the engine stopped).
