@@ -9,6 +9,7 @@ POTLUCK_PACKAGES=(
     aria2 transmission-daemon opentracker          # interop harness: real clients and a real tracker
     transmission-common curl python3-pip           # daemon tests: the web client, raw HTTP, a PyPI client
     prometheus                                     # daemon tests: promtool and a real server scrape /metrics
+    chromium                                       # daemon tests: the web client in a headless browser
 )
 
 # PyPI packages for Debian's Python (which has python3-libtorrent): module to import, then the package.
