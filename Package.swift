@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The daemon's /metrics in Prometheus' text format (its registry directly: HELP lines need it).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C at the edge: liburing and OpenSSL's libcrypto and libssl, found with pkg-config.
@@ -97,6 +99,7 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
         .target(
             name: "PotluckCommands",
@@ -105,6 +108,7 @@ let package = Package(
                 "Bencode",
                 "Metainfo", "TorrentModel", "PeerWire", "Swarm", "Tracker", "TransmissionRPC", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(name: "potluck", dependencies: ["PotluckCommands"]),
 

@@ -8,6 +8,8 @@ POTLUCK_PACKAGES=(
     iproute2 procps                                # system tests: sysctl, network namespaces
     aria2 transmission-daemon opentracker          # interop harness: real clients and a real tracker
     transmission-common curl python3-pip           # daemon tests: the web client, raw HTTP, a PyPI client
+    prometheus                                     # daemon tests: promtool and a real server scrape /metrics
+    chromium                                       # daemon tests: the web client in a headless browser
 )
 
 # PyPI packages for Debian's Python (which has python3-libtorrent): module to import, then the package.

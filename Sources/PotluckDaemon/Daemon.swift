@@ -1,7 +1,7 @@
 import Engine
 import Foundation
 internal import Hummingbird
-internal import Logging
+public import Logging
 import Synchronization
 import TransmissionRPC
 import URing
@@ -17,20 +17,23 @@ public struct DaemonConfiguration: Sendable {
     public var rpcPort = 9091
     /// Where peers connect, for every torrent.
     public var listenAddress: SocketAddress
-    /// A folder whose `.torrent` files are added.
-    public var watchDirectory: String?
     /// When set, every HTTP request needs these.
     public var credentials: AccessPolicy.Credentials?
-    /// Client addresses served (`rpc-whitelist`: comma-separated, `*` wildcards); nil serves any.
-    public var addressWhitelist: String? = "127.0.0.1,::1"
     /// Reactor threads (nil: one per core).
     public var reactors: Int?
     /// The Transmission web client's files; nil or a missing folder: no web client.
     public var webFolder: String? = "/usr/share/transmission/web"
-    /// Where log lines go (any thread).
-    public var log: @Sendable (String) -> Void = { _ in }
-    /// Where the engine's own log lines go (verbose).
-    public var engineLog: @Sendable (String) -> Void = { _ in }
+    /// The daemon's log; the engine's own lines (what it does for each torrent) go there at `debug`.
+    public var logger = Logger(label: "potluck.daemon") { _ in SwiftLogNoOpLogHandler() }
+    /// The log's level, which a reloaded settings file may change.
+    public var logThreshold: DaemonLogHandler.Threshold?
+    /// What may change while the daemon runs (address whitelist, watch folder, log level, on-completion
+    /// script, the session's limits): the settings file's, with the command line's over them.
+    public var settings = DaemonSettings()
+    /// The settings file that SIGHUP reads again, and the command line's settings, which win over it
+    /// at every reload.
+    public var settingsFile: String?
+    public var commandLineSettings = DaemonSettings()
 
     public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
         self.stateDirectory = stateDirectory
@@ -54,6 +57,8 @@ public final class Daemon {
     let engine: Engine
     let backend: EngineBackend
     let state: StateFolder
+    let metrics = DaemonMetrics()
+    let live: LiveSettings
 
     /// Opens the state folder, starts the engine and restores every kept torrent.
     public init(configuration: DaemonConfiguration) throws(DaemonError) {
@@ -68,13 +73,16 @@ public final class Daemon {
         var options = EngineOptions()
         if let reactors = configuration.reactors { options.reactors = reactors }
         options.listenAddress = configuration.listenAddress
-        options.log = configuration.engineLog
+        let logger = configuration.logger
+        options.log = { logger.debug("\($0)") }
         let overrides = state.loadSessionSettings()
-        var session = EngineBackend.sessionSettings(
-            laying: overrides,
-            over: SessionSettings(
-                downloadDirectory: configuration.downloadDirectory,
-                configDirectory: configuration.stateDirectory))
+        // The operator's settings file has the last word over what clients set before.
+        var session = configuration.settings.sessionChanges.applied(
+            to: EngineBackend.sessionSettings(
+                laying: overrides,
+                over: SessionSettings(
+                    downloadDirectory: configuration.downloadDirectory,
+                    configDirectory: configuration.stateDirectory)))
         // The engine takes its global limits when it is created: the kept session settings decide them.
         options.maximumUploadRateBytesPerSecond =
             session.speedLimitUpEnabled ? session.speedLimitUp * 1000 : 0
@@ -94,29 +102,33 @@ public final class Daemon {
         session.utpEnabled = false
         session.portForwardingEnabled = false
         backend = EngineBackend(
-            engine: engine, state: state, session: session, overrides: overrides, log: configuration.log)
+            engine: engine, state: state, session: session, overrides: overrides, metrics: metrics,
+            logger: configuration.logger)
+        live = LiveSettings(
+            policy: AccessPolicy(
+                credentials: configuration.credentials,
+                addressWhitelist: configuration.settings.effectiveWhitelist.map(WildcardPattern.list)),
+            onCompleteScript: configuration.settings.effectiveOnCompleteScript)
     }
 
     /// Serves until `shouldStop` says so (polled every 100 ms) or a client sends session-close, then
-    /// shuts down. Throws when the RPC address cannot be served.
-    public func run(shouldStop: @escaping @Sendable () -> Bool) throws(DaemonError) {
-        let log = configuration.log
+    /// shuts down; reads the settings file again whenever `shouldReload` says so. Throws when the RPC
+    /// address cannot be served.
+    public func run(
+        shouldStop: @escaping @Sendable () -> Bool, shouldReload: @escaping @Sendable () -> Bool = { false }
+    ) throws(DaemonError) {
+        let logger = configuration.logger
         let started = Date()
         let restored = backend.restore()
-        log(
-            "restored \(restored) torrents in \(String(format: "%.2f", Date().timeIntervalSince(started))) s; "
-                + "peers on \(engine.boundAddress.map { "\($0)" } ?? "?")")
+        let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
+        logger.notice(
+            "restored \(restored) torrents in \(seconds) s; peers on \(engine.boundAddress.map { "\($0)" } ?? "?")"
+        )
         let backend = self.backend
         let events = Task.detached { await backend.followEngineEvents() }
         let server = startServer()
-        var watch: WatchFolder?
-        if let path = configuration.watchDirectory {
-            do {
-                watch = try WatchFolder(path: path)
-            } catch {
-                log("cannot use the watch folder \(path): \(error.localizedDescription)")
-            }
-        }
+        var applied = configuration.settings
+        var watch = openWatchFolder(applied.effectiveWatchDirectory)
         var failure: String?
         var lastBooks = Date.distantPast
         while !shouldStop() && !backend.closeRequested.load(ordering: .relaxed) {
@@ -124,19 +136,24 @@ public final class Daemon {
                 failure = problem
                 break
             }
+            if shouldReload() { reloadSettings(applied: &applied, watch: &watch) }
             if Date().timeIntervalSince(lastBooks) >= 1 {
                 lastBooks = Date()
-                backend.keepBooks()
-                for line in watch?.scan(into: backend) ?? [] { log(line) }
+                for torrent in backend.keepBooks() {
+                    if let program = live.onCompleteScript {
+                        CompletionScript.run(program, for: torrent, logger: logger)
+                    }
+                }
+                for line in watch?.scan(into: backend) ?? [] { logger.info("\(line)") }
             }
             usleep(100_000)
         }
-        log("stopping every torrent")
+        logger.notice("stopping every torrent")
         server.task.cancel()
         engine.shutdown()
         backend.saveAll()
         _ = events
-        log("stopped")
+        logger.notice("stopped")
         if let failure { throw DaemonError(description: failure) }
     }
 
@@ -152,20 +169,20 @@ public final class Daemon {
     }
 
     private func startServer() -> Server {
-        let policy = AccessPolicy(
-            credentials: configuration.credentials,
-            addressWhitelist: configuration.addressWhitelist.map(WildcardPattern.list))
-        let endpoint = RPCEndpoint(
-            policy: policy, backend: backend, identity: ServerIdentity(potluckVersion: potluckVersion))
+        var endpoint = RPCEndpoint(
+            policy: live.policy, backend: backend, identity: ServerIdentity(potluckVersion: potluckVersion))
+        let metrics = self.metrics
+        endpoint.callAnswered = { metrics.countCall(method: $0, succeeded: $1) }
         let webFolder = configuration.webFolder.flatMap {
             FileManager.default.fileExists(atPath: $0 + "/index.html") ? $0 : nil
         }
         // Hummingbird's own messages are left out: a failure to serve ends `run` and is reported by the
         // daemon, and stopping the server by cancelling it would log an error otherwise.
-        var logger = Logger(label: "potluck.daemon.http")
-        logger.logLevel = .critical
-        let responder = RPCResponder(endpoint: endpoint, webFolder: webFolder, logger: logger)
-        let log = configuration.log
+        var httpLogger = Logger(label: "potluck.daemon.http")
+        httpLogger.logLevel = .critical
+        let responder = RPCResponder(
+            endpoint: endpoint, live: live, metrics: metrics, webFolder: webFolder, logger: httpLogger)
+        let logger = configuration.logger
         let host = configuration.rpcHost
         let port = configuration.rpcPort
         let application = Application(
@@ -173,11 +190,10 @@ public final class Daemon {
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in
                 let address = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" }
-                log(
-                    "RPC on http://\(address ?? "\(host):\(port)")/transmission/rpc"
-                        + (webFolder == nil ? "" : "; web client at /transmission/web/"))
+                let web = webFolder == nil ? "" : "; web client at /transmission/web/"
+                logger.notice("RPC on http://\(address ?? "\(host):\(port)")/transmission/rpc\(web)")
             },
-            logger: logger)
+            logger: httpLogger)
         let failure = ServerFailure()
         let task = Task.detached {
             do {

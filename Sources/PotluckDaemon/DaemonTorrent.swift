@@ -30,14 +30,18 @@ struct DaemonTorrent: Sendable {
     var downloadedEver: Int64 { settings.downloadedEver + runDownloaded }
 
     /// Takes in the engine's latest counters: a drop means a new run began, so the last run's
-    /// counters join the totals.
-    mutating func absorbCounters(uploaded: Int64, downloaded: Int64) {
+    /// counters join the totals. Returns the bytes moved since the last look.
+    @discardableResult
+    mutating func absorbCounters(uploaded: Int64, downloaded: Int64) -> (uploaded: Int64, downloaded: Int64) {
+        var since = (uploaded: uploaded - runUploaded, downloaded: downloaded - runDownloaded)
         if uploaded < runUploaded || downloaded < runDownloaded {
             settings.uploadedEver += runUploaded
             settings.downloadedEver += runDownloaded
+            since = (uploaded, downloaded)
         }
         runUploaded = uploaded
         runDownloaded = downloaded
+        return since
     }
 
     /// The bytes that resume data at `path` vouches for; nil without readable resume data. Only an

@@ -5,17 +5,25 @@ import TorrentModel
 extension EngineBackend {
     /// Called once a second: takes in the engine's counters and activity (totals over runs, seconds
     /// downloading and seeding, activity and completion dates), pauses verified torrents that were
-    /// paused before their verify, and saves what must not wait.
-    public func keepBooks() {
+    /// paused before their verify, saves what must not wait, and updates the metrics. Returns the
+    /// torrents that have just finished downloading (not those found complete on disk).
+    @discardableResult
+    func keepBooks() -> [CompletedTorrent] {
         let now = Self.now()
         var checkedWhilePaused: [TorrentID] = []
+        var sample = DaemonMetrics.Sample()
+        var finished: [CompletedTorrent] = []
         registry.withLock { registry in
             for (id, var torrent) in registry.torrents {
-                guard let snapshot = engine.snapshot(id) else { continue }
+                let snapshot = engine.snapshot(id)
+                sample.states[DaemonMetrics.TorrentState(snapshot?.activity), default: 0] += 1
+                guard let snapshot else { continue }
                 var completed = false
                 if let status = snapshot.status {
-                    torrent.absorbCounters(
+                    let since = torrent.absorbCounters(
                         uploaded: status.uploadedPayloadBytes, downloaded: status.downloadedPayloadBytes)
+                    sample.uploadedBytes += since.uploaded
+                    sample.downloadedBytes += since.downloaded
                     if status.uploadRateBytesPerSecond > 0 || status.downloadRateBytesPerSecond > 0 {
                         torrent.settings.activityDate = now
                     }
@@ -34,8 +42,15 @@ extension EngineBackend {
                 default: break
                 }
                 if completed {
-                    log("\(torrent.metainfo.name) (\(id)) is complete")
+                    logger.info("\(torrent.metainfo.name) (\(id)) is complete")
                     try? state.save(savedSettings(of: torrent), hash: torrent.hash)
+                    if torrent.runDownloaded > 0 {
+                        finished.append(
+                            CompletedTorrent(
+                                id: id.value, hash: torrent.hash.hex, name: torrent.metainfo.name,
+                                directory: torrent.settings.downloadDirectory, labels: torrent.settings.labels
+                            ))
+                    }
                 }
                 registry.torrents[id] = torrent
             }
@@ -44,6 +59,12 @@ extension EngineBackend {
                 try? engine.pause(id)
             }
         }
+        let summary = engine.summary()
+        sample.uploadRateBytesPerSecond = summary.uploadRateBytesPerSecond
+        sample.downloadRateBytesPerSecond = summary.downloadRateBytesPerSecond
+        sample.connectedPeers = summary.connectedPeers
+        metrics.record(sample)
+        return finished
     }
 
     /// Saves every torrent's settings and the session's totals (at shutdown, once the engine stopped).
@@ -58,11 +79,11 @@ extension EngineBackend {
             totals.secondsActive += now - startedAt
             return (registry.torrents.values.map { (savedSettings(of: $0), $0.hash) }, totals)
         }
-        for problem in state.saveAll(torrents) { log(problem) }
+        for problem in state.saveAll(torrents) { logger.error("\(problem)") }
         do {
             try state.saveTotals(totals)
         } catch {
-            log("\(error)")
+            logger.error("\(error)")
         }
     }
 

@@ -56,6 +56,12 @@ extension EngineBackend {
         }
     }
 
+    /// The operator's settings (from the settings file), laid over the session without being kept
+    /// in `session.json`: the file stays their home. Take effect as session-set's changes do.
+    func layOperatorSettings(_ changes: SessionChanges) {
+        registry.withLock { $0.session = changes.applied(to: $0.session) }
+    }
+
     public func sessionStatistics() async -> SessionStatistics {
         let summary = engine.summary()
         let now = Self.now()
@@ -96,7 +102,7 @@ extension EngineBackend {
     }
 
     public func closeSession() async {
-        log("session-close asked for: shutting down")
+        logger.notice("session-close asked for: shutting down")
         closeRequested.store(true, ordering: .relaxed)
     }
 }

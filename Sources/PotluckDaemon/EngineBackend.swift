@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+public import Logging
 import Metainfo
 import Synchronization
 import TorrentModel
@@ -31,7 +32,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     /// Per torrent, how many runs have ended and whether the engine has removed it (from its events).
     let engineEvents = Mutex<(ended: [TorrentID: Int], removed: Set<TorrentID>)>(([:], []))
     let startedAt: Int
-    let log: @Sendable (String) -> Void
+    let logger: Logger
+    let metrics: DaemonMetrics
     /// A client sent session-close.
     let closeRequested = Atomic<Bool>(false)
 
@@ -39,11 +41,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     /// `overrides` the session-set changes kept in the state folder that are part of them.
     public init(
         engine: Engine, state: StateFolder, session: SessionSettings, overrides: [String: JSONValue],
-        log: @escaping @Sendable (String) -> Void
+        metrics: DaemonMetrics = DaemonMetrics(), logger: Logger
     ) {
         self.engine = engine
         self.state = state
-        self.log = log
+        self.metrics = metrics
+        self.logger = logger
         startedAt = Self.now()
         var totals = state.loadTotals()
         totals.sessionCount += 1
@@ -74,12 +77,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     @discardableResult
     public func restore() -> Int {
         var restored = 0
-        for (settings, bytes) in state.storedTorrents(problem: log) {
+        for (settings, bytes) in state.storedTorrents(problem: { logger.warning("\($0)") }) {
             let metainfo: Metainfo
             do {
                 metainfo = try Metainfo(bytes: bytes)
             } catch {
-                log("a kept torrent cannot be read (\(error)); it is left out")
+                logger.warning("a kept torrent cannot be read (\(error)); it is left out")
                 continue
             }
             registry.withLock { registry in
@@ -88,7 +91,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                     try start(metainfo, settings: settings, in: &registry)
                     restored += 1
                 } catch {
-                    log("\(metainfo.name): \(error)")
+                    logger.error("\(metainfo.name): \(error)")
                 }
             }
         }
@@ -151,7 +154,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             registry.nextOrder += 1
             registry.filesAdded += 1
             registry.totals.filesAdded += 1
-            log("added \(metainfo.name) (\(id)) into \(settings.downloadDirectory)")
+            logger.info("added \(metainfo.name) (\(id)) into \(settings.downloadDirectory)")
             return .added(identity(id))
         }
     }
@@ -381,7 +384,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 registry.removed.append((torrent.id.value, Self.now()))
                 registry.removed.removeAll { Self.now() - $0.at > 60 }
             }
-            log("removed \(torrent.metainfo.name) (\(torrent.id))")
+            logger.info("removed \(torrent.metainfo.name) (\(torrent.id))")
             guard deletingLocalData else { continue }
             // Its files are deleted only once the engine has let go of them.
             await waitFor(seconds: 15) { engineEvents.withLock { $0.removed.contains(torrent.id) } }

@@ -19,23 +19,35 @@ struct DaemonRequestContext: RequestContext {
 /// The daemon's HTTP side: every request under `/transmission/` goes to the RPC endpoint, which does
 /// the gatekeeping (whitelists, password, the 409 session-id handshake); the Transmission web client
 /// is served from `/transmission/web/` behind the same whitelists and password; `/` leads there.
+/// `/metrics` is served to the whitelisted addresses without password or session id, as Prometheus
+/// scrapes: it tells how much, never what.
 struct RPCResponder: HTTPResponder {
     typealias Context = DaemonRequestContext
 
     static let webPath = "/transmission/web/"
+    static let metricsPath = "/metrics"
 
+    /// Its access policy is replaced by the live one at each request.
     let endpoint: RPCEndpoint
+    let live: LiveSettings
+    let metrics: DaemonMetrics
     /// The web client's files, when its folder exists.
     let webClient: FileMiddleware<DaemonRequestContext, LocalFileSystem>?
 
-    init(endpoint: RPCEndpoint, webFolder: String?, logger: Logger) {
+    init(
+        endpoint: RPCEndpoint, live: LiveSettings, metrics: DaemonMetrics, webFolder: String?, logger: Logger
+    ) {
         self.endpoint = endpoint
+        self.live = live
+        self.metrics = metrics
         webClient = webFolder.map {
             FileMiddleware($0, urlBasePath: "/transmission/web", searchForIndexHtml: true, logger: logger)
         }
     }
 
     func respond(to request: Request, context: Context) async throws -> Response {
+        var endpoint = self.endpoint
+        endpoint.gatekeeper.policy = live.policy
         let path = request.uri.path
         if webClient != nil, ["/", "/transmission", "/transmission/", "/transmission/web"].contains(path) {
             return Response(status: .movedPermanently, headers: [.location: Self.webPath])
@@ -46,6 +58,12 @@ struct RPCResponder: HTTPResponder {
         var call = RPCHTTPRequest(
             method: request.method.rawValue, target: request.uri.description, headers: headers,
             remoteAddress: context.remoteAddress)
+        if path == Self.metricsPath {
+            if let refusal = endpoint.gatekeeper.addressRefusal(for: call) { return Self.response(refusal) }
+            return Response(
+                status: .ok, headers: [.contentType: DaemonMetrics.contentType],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
+        }
         if let webClient, path.hasPrefix(Self.webPath) {
             // The RPC's gatekeeper passes the address and the password before it finds the path is not
             // the RPC's: past those, the page may be served.

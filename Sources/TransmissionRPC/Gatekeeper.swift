@@ -25,12 +25,7 @@ public struct Gatekeeper: Sendable {
 
     /// The response refusing `request`, or nil when it may go on to the RPC.
     public func refusal(for request: RPCHTTPRequest) -> RPCHTTPResponse? {
-        if let whitelist = policy.addressWhitelist, !isAllowed(address: request.remoteAddress, by: whitelist)
-        {
-            return .plainText(
-                status: 403, reason: "Forbidden",
-                explanation: "this address is not in the RPC whitelist (rpc-whitelist)")
-        }
+        if let refusal = addressRefusal(for: request) { return refusal }
         if let credentials = policy.credentials,
             !Self.authorization(request.headers["Authorization"], matches: credentials)
         {
@@ -70,6 +65,17 @@ public struct Gatekeeper: Sendable {
                 explanation: "the request body is over \(policy.maximumBodyBytes) bytes")
         }
         return nil
+    }
+
+    /// The 403 for a client outside the address whitelist, or nil: the one check that also guards what
+    /// the server shows beside the RPC without a password (`/metrics`).
+    public func addressRefusal(for request: RPCHTTPRequest) -> RPCHTTPResponse? {
+        guard let whitelist = policy.addressWhitelist,
+            !isAllowed(address: request.remoteAddress, by: whitelist)
+        else { return nil }
+        return .plainText(
+            status: 403, reason: "Forbidden",
+            explanation: "this address is not in the RPC whitelist (rpc-whitelist)")
     }
 
     private func isAllowed(address: String, by whitelist: [WildcardPattern]) -> Bool {

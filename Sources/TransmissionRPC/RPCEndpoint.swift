@@ -5,6 +5,9 @@
 public struct RPCEndpoint: Sendable {
     public var gatekeeper: Gatekeeper
     public var dispatcher: RPCDispatcher
+    /// Told of every call answered: its method (nil when the call named no known method or its
+    /// arguments did not decode) and whether it succeeded. For monitoring; it must not block.
+    public var callAnswered: @Sendable (_ method: String?, _ succeeded: Bool) -> Void = { _, _ in }
 
     public init(
         policy: AccessPolicy, backend: any TransmissionBackend, identity: ServerIdentity,
@@ -26,20 +29,24 @@ public struct RPCEndpoint: Sendable {
         let call = JSONValue(parsing: body)?.objectValue ?? [:]
         var reply: [String: JSONValue] = [:]
         if let tag = call["tag"] { reply["tag"] = tag }
+        var method: String?
         do throws(RPCFailure) {
-            guard let method = call["method"]?.stringValue else { throw RPCFailure("no method name") }
+            guard let name = call["method"]?.stringValue else { throw RPCFailure("no method name") }
             let arguments: [String: JSONValue]
             switch call["arguments"] {
             case nil, .null: arguments = [:]
             case .object(let object): arguments = object
             default: throw RPCFailure("'arguments' must be an object")
             }
-            let request = try RPCRequest(method: method, arguments: arguments)
+            let request = try RPCRequest(method: name, arguments: arguments)
+            method = request.methodName
             reply["arguments"] = .object(try await dispatcher.reply(to: request))
             reply["result"] = .string("success")
+            callAnswered(method, true)
         } catch {
             reply["arguments"] = .object([:])
             reply["result"] = .string(error.message)
+            callAnswered(method, false)
         }
         return .object(reply)
     }

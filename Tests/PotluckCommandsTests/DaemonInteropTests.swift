@@ -230,7 +230,8 @@ import Testing
     /// A download through the daemon from libtorrent seeders found through opentracker, byte for byte;
     /// then `kill -9`: restarted, the torrent is back and seeding from its resume data without a
     /// recheck, and a libtorrent leecher downloads it from the daemon. A .torrent dropped into the
-    /// watch folder is added and renamed.
+    /// watch folder is added and renamed. The on-completion program runs once, with Transmission's
+    /// variables, for the download and not for the restored torrent.
     @Test func downloadsFromLibtorrentAndSeedsAfterKill9() throws {
         let setup = try TrackerInteropTests.payloadAndTracker(sizes: [2_000_000, 500_001])
         defer {
@@ -250,21 +251,41 @@ import Testing
         let watch = setup.root.appendingPathComponent("watch")
         let log = setup.root.appendingPathComponent("daemon.log")
         let peerPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        let completions = setup.root.appendingPathComponent("completions.log")
+        let script = setup.root.appendingPathComponent("done.sh")
+        try Data(
+            """
+            #!/bin/sh
+            echo "$TR_TORRENT_ID|$TR_TORRENT_HASH|$TR_TORRENT_NAME|$TR_TORRENT_DIR|$TR_APP_VERSION" >> \(completions.path)
+
+            """.utf8
+        ).write(to: script)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let onComplete = ["--on-complete", script.path]
         var daemon = try DaemonProcess(
-            state: state, downloads: downloads, peerPort: peerPort, log: log, extra: ["--watch", watch.path])
+            state: state, downloads: downloads, peerPort: peerPort, log: log,
+            extra: ["--watch", watch.path] + onComplete)
         try FileManager.default.copyItem(
             atPath: torrent, toPath: watch.appendingPathComponent("t.torrent").path)
         let done = daemon.waitForRow("payload", seconds: 90) { $0?.contains("100%") == true }
         #expect(done?.contains("100%") == true, "\(done ?? "not listed")\n\(daemon.logText)")
         #expect(FileManager.default.fileExists(atPath: watch.appendingPathComponent("t.torrent.added").path))
         #expect(Interop.sameContents(setup.data, downloads.appendingPathComponent("payload")))
+        let hash = try TrackerInteropTests.infoHash(torrent)
+        let ran = "1|\(hash)|payload|\(downloads.path)|4.0.6\n"
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && (try? String(contentsOf: completions, encoding: .utf8)) != ran {
+            usleep(100_000)
+        }
+        #expect((try? String(contentsOf: completions, encoding: .utf8)) == ran, "\(daemon.logText)")
 
         daemon.killHard()
         // The log file is shared by both runs: what the second wrote starts here.
         let firstRunBytes = daemon.logText.utf8.count
         // A new port, as above.
         let restartedPort = SeedInteropTests.freePort(on: "127.0.0.1")
-        daemon = try DaemonProcess(state: state, downloads: downloads, peerPort: restartedPort, log: log)
+        daemon = try DaemonProcess(
+            state: state, downloads: downloads, peerPort: restartedPort, log: log, extra: onComplete)
         let back = daemon.waitForRow("payload") {
             $0?.contains("100%") == true && $0?.contains("Idle") == true
         }
@@ -283,5 +304,6 @@ import Testing
         #expect(leecher.status == 0, "\(leecher.json)\n\(daemon.logText)")
         #expect(Interop.sameContents(setup.data, leeched.appendingPathComponent("payload")))
         #expect(daemon.terminate().status == 0)
+        #expect((try? String(contentsOf: completions, encoding: .utf8)) == ran, "run once, not on restore")
     }
 }

@@ -1,9 +1,22 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import Logging
 import PotluckDaemon
+import Synchronization
 import TransmissionRPC
 import URing
+
+/// Set by SIGHUP: the daemon reads its settings file again.
+let reloadRequested = Atomic<Bool>(false)
+
+func installReloadSignal() {
+    signal(SIGHUP) { _ in reloadRequested.store(true, ordering: .relaxed) }
+    var reloadSignal = sigset_t()
+    sigemptyset(&reloadSignal)
+    sigaddset(&reloadSignal, SIGHUP)
+    pthread_sigmask(SIG_UNBLOCK, &reloadSignal, nil)
+}
 
 struct DaemonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -19,6 +32,12 @@ struct DaemonCommand: ParsableCommand {
             whole, then renamed) before the RPC answers, with its resume data beside them; at start every \
             torrent comes back as it was (paused ones stay paused) without checking what resume data \
             vouches for. SIGTERM or Ctrl-C saves resume data, tells trackers, and exits 0.
+
+            --config reads a JSON file with Transmission's settings.json key names (rpc-port, \
+            rpc-whitelist, download-dir, watch-dir, speed-limit-up, ...; see the README); flags win over \
+            it. SIGHUP reads it again and applies the whitelist, log level, watch folder, on-completion \
+            script and limits; a broken file is logged and changes nothing. GET /metrics serves \
+            Prometheus' text format to the whitelisted addresses.
 
             The RPC answers loopback clients only unless --rpc-whitelist says otherwise. When \
             /usr/share/transmission/web exists (Debian's transmission-common), a browser finds the \
@@ -36,17 +55,28 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "The folder for torrents, their settings and resume data (created if missing).")
     var state: String
 
-    @Option(help: "Where torrents' data goes unless torrent-add names another folder.")
-    var downloadDir: String
+    @Option(
+        help: "A JSON settings file, keys as in Transmission's settings.json (see README); SIGHUP reloads it."
+    )
+    var config: String?
 
-    @Option(help: "Serve the RPC and the web client on HOST:PORT.")
-    var rpc: String = "127.0.0.1:9091"
+    @Option(
+        help:
+            "Where torrents' data goes unless torrent-add names another folder (or download-dir in --config)."
+    )
+    var downloadDir: String?
 
-    @Option(help: "Accept peers on HOST:PORT, for every torrent.")
-    var listen: String = "0.0.0.0:51413"
+    @Option(help: "Serve the RPC and the web client on HOST:PORT (default: 127.0.0.1:9091).")
+    var rpc: String?
+
+    @Option(help: "Accept peers on HOST:PORT, for every torrent (default: 0.0.0.0:51413).")
+    var listen: String?
 
     @Option(help: "Add every .torrent file dropped into this folder (renamed .added once added).")
     var watch: String?
+
+    @Option(help: "Run this program (not through a shell) when a torrent finishes downloading.")
+    var onComplete: String?
 
     @Option(help: "Require HTTP Basic authentication with this user name (with --rpc-password-file).")
     var rpcUsername: String?
@@ -54,8 +84,11 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "A file whose first line is the RPC password.")
     var rpcPasswordFile: String?
 
-    @Option(help: "Client addresses the RPC serves: comma-separated, * as a wildcard ('*': anyone).")
-    var rpcWhitelist: String = "127.0.0.1,::1"
+    @Option(
+        help:
+            "Client addresses the RPC serves: comma-separated, * as a wildcard ('*': anyone; default: loopback)."
+    )
+    var rpcWhitelist: String?
 
     @Option(help: "The Transmission web client's folder.")
     var webUi: String = "/usr/share/transmission/web"
@@ -63,14 +96,20 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Reactor threads that host the torrents (default: one per core).")
     var reactors: Int?
 
-    @Flag(help: "Log what the engine does for each torrent.")
+    @Option(
+        help:
+            "Log events at this level and above: trace, debug, info, notice, warning or error (default: info)."
+    )
+    var logLevel: String?
+
+    @Flag(help: "Log what the engine does for each torrent (--log-level debug).")
     var verbose = false
 
     func validate() throws {
-        guard SocketAddress(listen) != nil else {
+        if let listen, Self.hostAndPort(listen).flatMap({ Self.socketAddress($0.host, $0.port) }) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
         }
-        guard Self.hostAndPort(rpc) != nil else {
+        if let rpc, Self.hostAndPort(rpc) == nil {
             throw ValidationError("--rpc \(rpc) is not HOST:PORT (such as 127.0.0.1:9091 or [::1]:9091)")
         }
         guard (rpcUsername == nil) == (rpcPasswordFile == nil) else {
@@ -79,6 +118,43 @@ struct DaemonCommand: ParsableCommand {
         if let reactors, !(1...256).contains(reactors) {
             throw ValidationError("--reactors must be between 1 and 256")
         }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError(
+                "--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
+        }
+    }
+
+    /// The settings given on the command line: they win over the settings file's, at start and at
+    /// every reload.
+    var commandLineSettings: DaemonSettings {
+        var settings = DaemonSettings()
+        if let rpc, let (host, port) = Self.hostAndPort(rpc) {
+            settings.rpcBindAddress = host
+            settings.rpcPort = port
+        }
+        if let listen, let (host, port) = Self.hostAndPort(listen) {
+            settings.bindAddress = host
+            settings.peerPort = port
+        }
+        settings.downloadDirectory = downloadDir.map(Self.absolute)
+        if let watch {
+            settings.watchDirectory = Self.absolute(watch)
+            settings.watchDirectoryEnabled = true
+        }
+        if let onComplete {
+            settings.onCompleteScript = Self.absolute(onComplete)
+            settings.onCompleteScriptEnabled = true
+        }
+        if let rpcWhitelist {
+            settings.rpcWhitelist = rpcWhitelist
+            settings.rpcWhitelistEnabled = true
+        }
+        settings.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? (verbose ? .debug : nil)
+        return settings
+    }
+
+    static func socketAddress(_ host: String, _ port: Int) -> SocketAddress? {
+        SocketAddress(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
     }
 
     /// `host:port` or `[v6]:port`.
@@ -92,16 +168,37 @@ struct DaemonCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (host, port) = Self.hostAndPort(rpc)!
+        var fileSettings = DaemonSettings()
+        if let config {
+            do {
+                fileSettings = try DaemonSettings.load(from: config)
+            } catch {
+                printError("potluck: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let settings = fileSettings.overlaid(by: commandLineSettings)
+        guard let downloadDirectory = settings.downloadDirectory else {
+            printError("potluck: give --download-dir, or download-dir in the --config file")
+            throw ExitCode(1)
+        }
+        guard
+            let listenAddress = Self.socketAddress(
+                settings.bindAddress ?? "0.0.0.0", settings.peerPort ?? 51413)
+        else {
+            printError("potluck: bind-address-ipv4 \(settings.bindAddress ?? "") is not a numeric address")
+            throw ExitCode(1)
+        }
         var configuration = DaemonConfiguration(
-            stateDirectory: Self.absolute(state), downloadDirectory: Self.absolute(downloadDir),
-            listenAddress: SocketAddress(listen)!)
-        configuration.rpcHost = host
-        configuration.rpcPort = port
-        configuration.watchDirectory = watch.map(Self.absolute)
+            stateDirectory: Self.absolute(state), downloadDirectory: downloadDirectory,
+            listenAddress: listenAddress)
+        configuration.rpcHost = settings.rpcBindAddress ?? "127.0.0.1"
+        configuration.rpcPort = settings.rpcPort ?? 9091
+        configuration.settings = settings
+        configuration.settingsFile = config.map(Self.absolute)
+        configuration.commandLineSettings = commandLineSettings
         configuration.reactors = reactors
         configuration.webFolder = webUi
-        configuration.addressWhitelist = rpcWhitelist == "*" ? nil : rpcWhitelist
         if let rpcUsername, let rpcPasswordFile {
             guard let text = try? String(contentsOfFile: rpcPasswordFile, encoding: .utf8),
                 let password = text.split(separator: "\n", omittingEmptySubsequences: false).first,
@@ -113,15 +210,23 @@ struct DaemonCommand: ParsableCommand {
             configuration.credentials = AccessPolicy.Credentials(
                 username: rpcUsername, password: String(password))
         }
-        configuration.log = { printError($0) }
-        if verbose { configuration.engineLog = { printError($0) } }
+        let threshold = DaemonLogHandler.Threshold(settings.effectiveLogLevel)
+        configuration.logThreshold = threshold
+        configuration.logger = Logger(label: "potluck") { DaemonLogHandler(label: $0, threshold: threshold) }
+        if let config, !fileSettings.ignoredKeys.isEmpty {
+            configuration.logger.notice(
+                "settings file \(config): ignoring \(fileSettings.ignoredKeys.joined(separator: ", "))")
+        }
 
         installStopSignals()
+        installReloadSignal()
         do {
             let daemon = try Daemon(configuration: configuration)
-            try daemon.run { stopRequested.load(ordering: .relaxed) }
+            try daemon.run(
+                shouldStop: { stopRequested.load(ordering: .relaxed) },
+                shouldReload: { reloadRequested.exchange(false, ordering: .relaxed) })
         } catch {
-            printError("potluck: \(error)")
+            configuration.logger.critical("\(error)")
             throw ExitCode(1)
         }
     }
