@@ -194,7 +194,12 @@ extension DownloadSession {
     func receiveCompleted(_ completion: Completion, link: PeerLink, now: UInt64) {
         if !completion.hasMore { link.receiveInFlight = false }
         if completion.result == -ENOBUFS {
-            // Every receive buffer is in use; they come back as peers' data is parsed.
+            // Every receive buffer handed out is in use: hand out more if there are, or wait for
+            // those to come back as peers' data is parsed.
+            if providedBuffers?.grow() == true {
+                armReceive(link)
+                return
+            }
             armReceiveLater(link)
             return
         }

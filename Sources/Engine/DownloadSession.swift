@@ -122,8 +122,10 @@ public final class DownloadSession {
     var uploadBufferStorage: BufferPool?
     var uploadBuffers: BufferPool {
         if let uploadBufferStorage { return uploadBufferStorage }
-        let pool = BufferPool(slotSizeBytes: Self.uploadBufferBytes, slotCount: uploadLeases.count)
+        let pool = BufferPool(
+            slotSizeBytes: Self.uploadBufferBytes, slotCount: max(1, options.uploadBufferCount))
         uploadBufferStorage = pool
+        uploadLeases = Array(repeating: nil, count: pool.slotCount)
         return pool
     }
     /// The lease of each upload buffer with a read in flight, by buffer index.
@@ -197,8 +199,12 @@ public final class DownloadSession {
         dataBlockCounts = metainfo.layout.dataBlockCounts()
         localPeerID = Self.makePeerID()
         verified = PieceSet(pieceCount: metainfo.pieceCount)
+        // A stand-in until trading starts (`startTrading` makes the real one from what the check
+        // found): as if every piece were here, it asks for nothing and holds no picker buckets, which
+        // are 56 KiB per torrent (thousands wait for their check at a first start).
         pipeline = RequestPipeline(
-            geometry: metainfo.geometry, seed: options.seed, dataBlockCounts: dataBlockCounts)
+            geometry: metainfo.geometry, have: PieceSet(pieceCount: metainfo.pieceCount, full: true),
+            seed: options.seed, dataBlockCounts: dataBlockCounts)
         candidates = options.peers.map { PeerCandidate(address: $0) }
         var chokerConfiguration = Choker.Configuration()
         chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
@@ -400,7 +406,6 @@ public final class DownloadSession {
         } catch {
             throw .storage(error)
         }
-        uploadLeases = Array(repeating: nil, count: max(1, options.uploadBufferCount))
         if let listenAddress = options.listenAddress {
             do {
                 listenerFD = try Socket.listenTCP(on: listenAddress)
@@ -814,7 +819,10 @@ public final class DownloadSession {
             assembling.isEmpty, recheck == nil
         else { return }
         pieceBufferStorage = nil
-        if !uploadLeases.contains(where: { $0 != nil }) { uploadBufferStorage = nil }
+        if !uploadLeases.contains(where: { $0 != nil }) {
+            uploadBufferStorage = nil
+            uploadLeases = []
+        }
         store.closeIdleFiles()
         if !pieceCacheRegistered, pieceCache?.isIdle ?? false {
             pieceCache = nil

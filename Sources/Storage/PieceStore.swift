@@ -212,7 +212,6 @@ public final class PieceStore {
         // Beyond every table index, so it never matches an operation's slot.
         wakeSlot = OperationSlot(
             owner: owner, tenant: tenant, index: OperationSlot.maximumIndex, generation: 0)
-        openFileIndices.reserveCapacity(options.maxOpenFiles)
     }
 
     deinit {

@@ -137,7 +137,7 @@ public struct OperationTable<Context> {
         self.owner = owner
         self.tenant = tenant
         self.capacity = capacity
-        grow(to: min(capacity, 8))
+        // Nothing until the first operation: thousands of torrents at rest hold a table each.
     }
 
     public var inUseCount: Int { contexts.count - freeIndices.count }
@@ -152,7 +152,9 @@ public struct OperationTable<Context> {
 
     /// Takes a free slot for `context`, or nil when every slot is in flight (the caller waits).
     public mutating func acquire(_ context: Context) -> OperationSlot? {
-        if freeIndices.isEmpty && contexts.count < capacity { grow(to: min(capacity, 2 * contexts.count)) }
+        if freeIndices.isEmpty && contexts.count < capacity {
+            grow(to: min(capacity, max(8, 2 * contexts.count)))
+        }
         guard let index = freeIndices.popLast() else { return nil }
         let i = Int(index)
         generations[i] &+= 1

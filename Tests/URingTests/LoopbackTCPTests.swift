@@ -95,6 +95,67 @@ import Testing
         }
     }
 
+    /// A buffer ring that starts with one buffer hands the kernel more each time receives run out
+    /// (doubling, up to its size), and what arrives is intact whichever buffers carried it.
+    @Test func providedBuffersGrowWhenTheyRunOut() throws {
+        let harness = try Harness()
+        let ring = harness.ring
+        try #require(ring.features.contains([.providedBufferRing, .multishotReceive]))
+        let buffers = try ProvidedBufferRing(
+            ring: ring, group: 1, bufferCount: 4, bufferSizeBytes: 4096, initialCount: 1)
+        #expect(buffers.providedCount == 1)
+        let listener = try Socket.listenTCP(on: SocketAddress(host: "127.0.0.1", port: 0)!)
+        defer { close(listener) }
+        let client = try Socket.makeTCP(family: AF_INET)
+        defer { close(client) }
+        let accept = try harness.enqueue(.accept(fd: listener, multishot: false))
+        #expect(
+            try harness.perform(.connect(fd: client, address: try Socket.localAddress(of: listener))).result
+                == 0)
+        let server = Int32(try harness.completion(of: accept).value())
+        defer { close(server) }
+
+        let data = patternBytes(count: 4 * 4096, seed: 9)
+        var received: [UInt8] = []
+        var held: [UInt16] = []
+        var exhaustions = 0
+        var receiveToken: CompletionToken?
+        var sent = 0
+        let deadline = ContinuousClock.now + .seconds(20)
+        while received.count < data.count && ContinuousClock.now < deadline {
+            // One buffer's worth at a time, so each receive fills one buffer.
+            if sent < data.count && sent <= received.count {
+                let chunk = data[sent..<sent + 4096]
+                #expect(chunk.withUnsafeBytes { Glibc.send(client, $0.baseAddress, $0.count, 0) } == 4096)
+                sent += 4096
+            }
+            if receiveToken == nil {
+                receiveToken = try harness.enqueue(
+                    .receiveProvided(fd: server, group: buffers.group, multishot: true))
+            }
+            try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(200))
+            try ring.drain { completion in
+                guard completion.token == receiveToken else { return }
+                if !completion.hasMore { receiveToken = nil }
+                if completion.result == -ENOBUFS {
+                    exhaustions += 1
+                    #expect(buffers.grow())
+                    return
+                }
+                let count = try completion.value()
+                let id = try #require(completion.bufferID)
+                #expect(Int(id) < buffers.providedCount)
+                received.append(contentsOf: buffers.bytes(id, count: count))
+                // Held, not recycled: only growing lets more data in.
+                held.append(id)
+            }
+        }
+        #expect(received == data)
+        #expect(exhaustions >= 2 && buffers.providedCount == 4, "\(exhaustions), \(buffers.providedCount)")
+        #expect(!buffers.grow(), "no more than its size")
+        #expect(Set(held).count == held.count, "each buffer carried data once")
+    }
+
     @Test func multishotAcceptTakesSeveralConnections() throws {
         let harness = try Harness()
         try #require(harness.ring.features.contains(.multishotAccept))

@@ -12,8 +12,10 @@ public struct ReactorOptions: Sendable {
     public var disabledRingFeatures: RingFeatures = []
     /// Hashing threads of this reactor (default: one per core).
     public var hashThreads = HashPool.coreCount
-    /// Receive buffers shared by every connection of every torrent on the reactor (64 KiB each).
+    /// Receive buffers shared by every connection of every torrent on the reactor (64 KiB each), at
+    /// most; the kernel is given `initialReceiveBufferCount` at first and more each time they run out.
     public var receiveBufferCount = 256
+    public var initialReceiveBufferCount = 16
 
     public init() {}
 }
@@ -98,7 +100,7 @@ public final class Reactor {
         if ring.features.contains([.providedBufferRing, .multishotReceive]) {
             providedBuffers = try? ProvidedBufferRing(
                 ring: ring, group: Self.receiveGroup, bufferCount: max(1, options.receiveBufferCount),
-                bufferSizeBytes: Self.receiveBufferBytes)
+                bufferSizeBytes: Self.receiveBufferBytes, initialCount: options.initialReceiveBufferCount)
         } else {
             providedBuffers = nil
         }
