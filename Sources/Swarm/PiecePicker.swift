@@ -151,8 +151,8 @@ public struct PiecePicker: Sendable {
     private var priorities: [UInt8]
     private var availabilities: [UInt32]
 
-    /// Made at the first insertion: 7,168 empty buckets are 56 KiB, which a seed (thousands of them in
-    /// one process) never uses.
+    /// Made at the first insertion, like `nonEmptyBuckets`: 7,168 empty buckets are 56 KiB (and their
+    /// bitmap almost 1 KiB), which a seed (thousands of them in one process) never uses.
     private var buckets: [[UInt32]]
     private var bucketOf: [Int32]
     private var positionInBucket: [Int32]
@@ -201,9 +201,8 @@ public struct PiecePicker: Sendable {
         states = [PieceState](repeating: .missing, count: count)
         priorities = [UInt8](repeating: PiecePriority.normal.value, count: count)
         availabilities = [UInt32](repeating: 0, count: count)
-        let bucketCount = Self.priorityLevels * Self.availabilityLevels
         buckets = []
-        nonEmptyBuckets = [UInt64](repeating: 0, count: (bucketCount + 63) / 64)
+        nonEmptyBuckets = []
         bucketOf = [Int32](repeating: -1, count: count)
         positionInBucket = [Int32](repeating: -1, count: count)
         recordOf = [Int32](repeating: Self.noRecord, count: count)
@@ -690,7 +689,9 @@ public struct PiecePicker: Sendable {
     private mutating func insertIntoBucket(_ index: Int) {
         let key = bucketKey(index)
         if buckets.isEmpty {
-            buckets = [[UInt32]](repeating: [], count: Self.priorityLevels * Self.availabilityLevels)
+            let bucketCount = Self.priorityLevels * Self.availabilityLevels
+            buckets = [[UInt32]](repeating: [], count: bucketCount)
+            nonEmptyBuckets = [UInt64](repeating: 0, count: (bucketCount + 63) / 64)
         }
         buckets[key].append(UInt32(index))
         let last = buckets[key].count - 1
