@@ -73,6 +73,8 @@ public final class DownloadSession {
     var hashesInFlight = 0
     /// The check of the data on disk, until it has nothing in flight.
     var recheck: Recheck?
+    /// `findProgress` is under way.
+    var findingProgress = false
     /// A check waiting for the reactor's turn (`Reactor.queueCheck`): the pieces to check (nil: all).
     var pendingCheck: [PieceIndex]??
     /// The torrent holds one of the reactor's check turns, counted there as this many bytes.
@@ -283,13 +285,9 @@ public final class DownloadSession {
         let now = nowNanoseconds
         do throws(DownloadError) {
             try setUp()
-            if let pieces = try restoreProgress() {
-                advance(.started(needsCheck: true, isComplete: false), now: now)
-                pendingCheck = .some(pieces)
-                reactor.queueCheck(tenant, costBytes: checkCostBytes)
-            } else {
-                advance(.started(needsCheck: false, isComplete: verified.isComplete), now: now)
-            }
+            // What is on disk is found first (off the reactor), then checked if need be.
+            advance(.started(needsCheck: true, isComplete: false), now: now)
+            findProgress()
         } catch {
             fail(error)
         }
@@ -488,6 +486,7 @@ public final class DownloadSession {
             let checking = recheck?.hasWorkInFlight ?? false
             let idle =
                 hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 && resumeSavesInFlight == 0
+                && !findingProgress
             if !linksOpen && !checking && idle {
                 advance(.drained, now: now)
             }
@@ -603,33 +602,39 @@ public final class DownloadSession {
         return nil
     }
 
-    /// Loads resume data; returns the pieces to check of whatever on disk it does not vouch for (nil
-    /// inside: every piece; nil: nothing to check).
-    func restoreProgress() throws(DownloadError) -> [PieceIndex]?? {
-        let current =
-            (try? ResumeData.currentFileStatuses(
-                layout: metainfo.layout, downloadDirectory: options.downloadDirectory)) ?? []
-        // Nil: check every piece.
-        var piecesToCheck: [PieceIndex]?
-        if let resume = try? ResumeData.load(
-            from: resumePath, infoHash: metainfo.wireInfoHash, layout: metainfo.layout)
-        {
-            verified = resume.trustedPieces(current: current, layout: metainfo.layout)
-            if verified.count == resume.verified.count { resumeSavedPieceCount = verified.count }
-            // Pieces written since the last save (a kill) are on disk but not vouched for: check them.
-            let present = PresentPieces.find(
-                layout: metainfo.layout, downloadDirectory: options.downloadDirectory, excluding: verified)
-            log(
-                "resume data: \(verified.count) of \(metainfo.pieceCount) pieces trusted"
-                    + (present.isEmpty ? "" : "; checking \(present.count) more found on disk"))
-            guard !present.isEmpty else { return nil }
-            piecesToCheck = present
-        } else {
-            guard current.contains(where: { ($0?.sizeBytes ?? 0) > 0 }) else { return nil }
-            // Data without (valid) resume data: check it before trusting any of it.
-            log("no valid resume data; checking existing files")
+    /// Finds out, off the reactor, what the download folder and resume data hold; the torrent is
+    /// checking meanwhile (`progressFound` goes on).
+    func findProgress() {
+        let (layout, infoHash) = (metainfo.layout, metainfo.wireInfoHash)
+        let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
+        findingProgress = true
+        reactor.runChore {
+            ProgressOnDisk.find(
+                layout: layout, infoHash: infoHash, downloadDirectory: directory, resumePath: path)
+        } then: { reactor, found in
+            reactor.torrent(at: tenant)?.progressFound(found)
         }
-        return .some(piecesToCheck)
+    }
+
+    /// On the reactor: what `findProgress` found. Trusts what resume data vouches for, then checks the
+    /// rest in the reactor's turn, or trades.
+    func progressFound(_ found: ProgressOnDisk) {
+        findingProgress = false
+        let now = nowNanoseconds
+        defer { reactor.touch(tenant) }
+        guard lifecycle.stage == .checking, !lifecycle.stopRequestedWhileChecking else {
+            checkProgressed([], now: now)
+            return
+        }
+        log(found.report)
+        verified = found.trusted
+        if found.resumeSaysTrusted { resumeSavedPieceCount = verified.count }
+        if case .some(let pieces) = found.piecesToCheck {
+            pendingCheck = .some(pieces)
+            reactor.queueCheck(tenant, costBytes: checkCostBytes)
+        } else {
+            advance(.checkFinished(isComplete: verified.isComplete), now: now)
+        }
     }
 
     /// The check moved on: count its bytes; when it is done, run; when it was stopped and has nothing
@@ -637,8 +642,8 @@ public final class DownloadSession {
     func checkProgressed(_ events: [RecheckEvent], now: UInt64) {
         guard lifecycle.stage == .checking else { return }
         guard let recheck else {
-            // Stopped while waiting for its turn: nothing was started.
-            if lifecycle.stopRequestedWhileChecking && pendingCheck == nil {
+            // Stopped while finding progress or waiting for its turn: nothing was started.
+            if lifecycle.stopRequestedWhileChecking && pendingCheck == nil && !findingProgress {
                 log("check interrupted")
                 advance(.checkDrained, now: now)
             }
