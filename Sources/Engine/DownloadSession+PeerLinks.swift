@@ -15,25 +15,19 @@ extension DownloadSession {
     func connectToCandidates() {
         let now = nowNanoseconds
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
-        var budget = options.maximumPeers - connectedCount
-        for index in candidates.indices where budget > 0 {
-            guard !candidates[index].connected, !candidates[index].banned, candidates[index].retryAt <= now
-            else {
-                continue
-            }
-            if connect(to: index, now: now) { budget -= 1 }
-        }
+        let chosen = peerDirectory.takeCandidates(
+            limit: options.maximumPeers - connectedCount, at: Instant(nanoseconds: now))
+        for address in chosen where !connect(to: address) { peerDirectory.untried(address) }
     }
 
-    func connect(to candidateIndex: Int, now: UInt64) -> Bool {
-        let address = candidates[candidateIndex].address
+    /// Starts connecting to `address`; false when no connection can be afforded now.
+    func connect(to address: SocketAddress) -> Bool {
         guard options.sharedConnectionBudget?.acquire() ?? true else { return false }
         guard let fd = try? Socket.makeTCP(family: address.family) else {
             options.sharedConnectionBudget?.release()
             return false
         }
         let link = makeLink(fd: fd, address: address, initiatedLocally: true)
-        candidates[candidateIndex].connected = true
         do {
             try ring.enqueue(.connect(fd: fd, address: address), for: link.operationSlot, flags: .link)
             try ring.enqueue(.linkTimeout(.seconds(10)), for: link.operationSlot)

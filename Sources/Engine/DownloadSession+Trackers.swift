@@ -11,9 +11,6 @@ import URing
 // MARK: Trackers
 
 extension DownloadSession {
-    /// The most peer addresses kept; trackers hand out at most a few hundred per announce.
-    static let maximumCandidates = 2000
-
     /// Starts announcing, if the torrent has trackers and they are wanted. BEP 27: a private torrent's
     /// peers come only from its trackers (and `--peer`); no other source (DHT, PEX, LSD) exists here.
     func startTrackers() {
@@ -47,17 +44,14 @@ extension DownloadSession {
         connectToCandidates()
     }
 
-    /// Peers from a tracker: new addresses become candidates (ourselves and duplicates excluded).
+    /// Peers from a tracker: new addresses become candidates (ourselves excluded).
     func addCandidates(_ addresses: [SocketAddress]) {
         guard !addresses.isEmpty else { return }
-        var known = Set(candidates.map(\.address))
-        for address in addresses where candidates.count < Self.maximumCandidates {
-            if let boundAddress, address.port == boundAddress.port, address.isLoopbackOrSame(as: boundAddress)
-            {
-                continue
-            }
-            if known.insert(address).inserted { candidates.append(PeerCandidate(address: address)) }
-        }
+        peerDirectory.add(
+            addresses.lazy.filter { [boundAddress] address in
+                guard let boundAddress else { return true }
+                return address.port != boundAddress.port || !address.isLoopbackOrSame(as: boundAddress)
+            })
     }
 }
 

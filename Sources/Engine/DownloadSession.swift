@@ -100,7 +100,8 @@ public final class DownloadSession {
     var verified: PieceSet
     var links: [PeerLink?] = []
     var linkGenerations: [UInt16] = []
-    var candidates: [PeerCandidate]
+    /// Known peers: whom to connect to, back-offs and bans.
+    var peerDirectory = PeerDirectory<SocketAddress>()
     /// Pieces being assembled or hashed or written: their buffer.
     var assembling: [PieceIndex: BufferSlot] = [:]
     var writing: Set<PieceIndex> = []
@@ -207,7 +208,7 @@ public final class DownloadSession {
         pipeline = RequestPipeline(
             geometry: metainfo.geometry, have: PieceSet(pieceCount: metainfo.pieceCount, full: true),
             seed: options.seed, dataBlockCounts: dataBlockCounts)
-        candidates = options.peers.map { PeerCandidate(address: $0) }
+        peerDirectory.add(options.peers)
         var chokerConfiguration = Choker.Configuration()
         chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
         choker = Choker(configuration: chokerConfiguration, seed: options.seed)
@@ -567,7 +568,7 @@ public final class DownloadSession {
 
     var isAtRest: Bool {
         guard isTrading, acceptRetryAt == nil else { return false }
-        return !links.contains { $0 != nil } && (verified.isComplete || candidates.isEmpty)
+        return !links.contains { $0 != nil } && (verified.isComplete || peerDirectory.isEmpty)
     }
 
     /// A rate limit held work back: be serviced again when it allows.
@@ -776,7 +777,7 @@ public final class DownloadSession {
             downloadRateBytesPerSecond: rate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
             uploadRateBytesPerSecond: uploadRate.rateBytesPerSecond(at: Instant(nanoseconds: now)),
             connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
-            knownPeers: candidates.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
+            knownPeers: peerDirectory.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
             listenAddress: boundAddress, trackerState: trackers?.state)
     }
 
@@ -837,9 +838,7 @@ public final class DownloadSession {
 
     func ban(_ peer: PeerSlot, reason: String, now: UInt64) {
         guard let link = links[Int(peer.value)] else { return }
-        if let index = candidates.firstIndex(where: { $0.address == link.address }) {
-            candidates[index].banned = true
-        }
+        peerDirectory.ban(link.address)
         disconnect(link, reason: "banned: \(reason)", now: now)
     }
 
@@ -853,13 +852,8 @@ public final class DownloadSession {
             choker.peerDisconnected(link.slot, at: Instant(nanoseconds: now), into: &chokeActions)
             performChokes()
         }
-        if let index = candidates.firstIndex(where: { $0.address == link.address }) {
-            candidates[index].connected = false
-            candidates[index].failures += 1
-            // Back off: 1 s, 2 s, 4 s … up to a minute.
-            let delaySeconds = UInt64(min(60, 1 << min(candidates[index].failures - 1, 6)))
-            candidates[index].retryAt = now + delaySeconds * 1_000_000_000
-        }
+        // Tried again after a back-off: 1 s, 2 s, 4 s … up to a minute.
+        peerDirectory.disconnected(link.address, at: Instant(nanoseconds: now))
         shutdown(link)
         if !link.hasOperationsInFlight { release(link) }
     }

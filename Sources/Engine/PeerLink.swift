@@ -95,10 +95,3 @@ struct QueuedPayload {
 }
 
 /// A peer address we may (re)connect to, with back-off after failures.
-struct PeerCandidate {
-    let address: SocketAddress
-    var failures = 0
-    var retryAt: UInt64 = 0
-    var connected = false
-    var banned = false
-}

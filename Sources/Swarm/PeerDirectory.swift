@@ -1,0 +1,98 @@
+import TorrentModel
+
+/// The peers a torrent knows of (from trackers, the command line, later the DHT and peer exchange),
+/// and for each whether it is connected, when it may be tried again, and whether it is banned. Pure:
+/// the engine asks it whom to connect to and tells it how connections went.
+///
+/// Invariants: each address is listed once, in the order it was first heard of (connections are tried
+/// in that order); at most `maximumCandidates` are listed; a banned address is never offered again.
+public struct PeerDirectory<Address: Hashable> {
+    public struct Configuration: Sendable {
+        /// Addresses kept at most: beyond, new ones are ignored (a torrent never needs thousands).
+        public var maximumCandidates = 2000
+        /// A failed peer waits this long before its next try, doubling with each failure in a row.
+        public var firstRetryDelay = Duration.seconds(1)
+        public var maximumRetryDelay = Duration.seconds(60)
+
+        public init() {}
+    }
+
+    private struct Entry {
+        var connected = false
+        var banned = false
+        var failures = 0
+        var retryAt = Instant(nanoseconds: 0)
+    }
+
+    public let configuration: Configuration
+    private var entries: [Address: Entry] = [:]
+    private var order: [Address] = []
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+    }
+
+    /// Addresses listed (connected, waiting or banned).
+    public var count: Int { order.count }
+    public var isEmpty: Bool { order.isEmpty }
+
+    /// Lists new addresses (those already listed and those beyond the limit are ignored); returns how
+    /// many were new.
+    @discardableResult
+    public mutating func add<S: Sequence<Address>>(_ addresses: S) -> Int {
+        var added = 0
+        for address in addresses where order.count < configuration.maximumCandidates {
+            guard entries[address] == nil else { continue }
+            entries[address] = Entry()
+            order.append(address)
+            added += 1
+        }
+        return added
+    }
+
+    /// Up to `limit` addresses to connect to now, in the order they were heard of, each marked connected
+    /// (tell `disconnected` if the connection fails or ends).
+    public mutating func takeCandidates(limit: Int, at now: Instant) -> [Address] {
+        guard limit > 0 else { return [] }
+        var taken: [Address] = []
+        for address in order {
+            guard var entry = entries[address], !entry.connected, !entry.banned, entry.retryAt <= now else {
+                continue
+            }
+            entry.connected = true
+            entries[address] = entry
+            taken.append(address)
+            if taken.count == limit { break }
+        }
+        return taken
+    }
+
+    /// The connection to `address` ended (or never came up): it is tried again after a back-off that
+    /// doubles with each failure in a row.
+    public mutating func disconnected(_ address: Address, at now: Instant) {
+        guard var entry = entries[address] else { return }
+        entry.connected = false
+        entry.failures += 1
+        let doublings = min(entry.failures - 1, 30)
+        let first = configuration.firstRetryDelay.components.seconds
+        let delaySeconds = min(configuration.maximumRetryDelay.components.seconds, first << doublings)
+        entry.retryAt = now.advanced(by: .seconds(delaySeconds))
+        entries[address] = entry
+    }
+
+    /// `address`, just taken, was not tried after all (no connection could be afforded): it is offered
+    /// again, with no failure counted.
+    public mutating func untried(_ address: Address) {
+        entries[address]?.connected = false
+    }
+
+    /// `address` sent bad data or broke the protocol: it is never offered again.
+    public mutating func ban(_ address: Address) {
+        guard var entry = entries[address] else { return }
+        entry.banned = true
+        entries[address] = entry
+    }
+
+    public func isBanned(_ address: Address) -> Bool { entries[address]?.banned ?? false }
+    public func isConnected(_ address: Address) -> Bool { entries[address]?.connected ?? false }
+}
