@@ -498,6 +498,11 @@ public final class Engine: Sendable {
         try changeLimits(id) { $0.maximumPeers = max(0, count) }
     }
 
+    /// All of the torrent's own limits at once (a front end that keeps them together).
+    public func setLimits(_ id: TorrentID, _ limits: TorrentLimits) throws(EngineError) {
+        try changeLimits(id) { $0 = limits }
+    }
+
     /// Changes the torrent's kept options, so that its next start has them, and a running session's.
     private func changeLimits(_ id: TorrentID, _ change: (inout TorrentLimits) -> Void) throws(EngineError) {
         let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in

@@ -10,6 +10,17 @@ public struct TorrentLimits: Sendable, Equatable {
     public var seedRatioLimit: Double?
     /// Seeding stops after this long.
     public var seedTimeLimitSeconds: Int?
+
+    public init(
+        uploadRateBytesPerSecond: Int, downloadRateBytesPerSecond: Int, maximumPeers: Int,
+        seedRatioLimit: Double?, seedTimeLimitSeconds: Int?
+    ) {
+        self.uploadRateBytesPerSecond = uploadRateBytesPerSecond
+        self.downloadRateBytesPerSecond = downloadRateBytesPerSecond
+        self.maximumPeers = maximumPeers
+        self.seedRatioLimit = seedRatioLimit
+        self.seedTimeLimitSeconds = seedTimeLimitSeconds
+    }
 }
 
 extension DownloadOptions {
