@@ -35,7 +35,7 @@ public final class DownloadSession {
     static let maximumQueuedPayloadsPerLink = 64
 
     public let metainfo: Metainfo
-    public let options: DownloadOptions
+    public internal(set) var options: DownloadOptions
     let geometry: PieceGeometry
     /// Pieces that end in padding, with the blocks before it: only those are asked for.
     let dataBlockCounts: [PieceIndex: Int]
@@ -596,7 +596,7 @@ public final class DownloadSession {
             return "uploaded \(uploadedBytes) bytes, ratio \(ratio) reached"
         }
         if let limit = options.seedTimeLimitSeconds, let since = seedingSince,
-            now - since >= UInt64(max(0, limit)) * 1_000_000_000
+            now >= since + UInt64(max(0, limit)) * 1_000_000_000
         {
             return "seeded for \(limit) s"
         }

@@ -63,6 +63,8 @@ public struct TorrentSnapshot: Sendable {
     public var ended: Result<DownloadOutcome, DownloadError>?
     /// Whether it is placed on a reactor and has not ended.
     public var isLive: Bool
+    /// Its own limits as last set; a paused torrent starts again with them.
+    public var limits: TorrentLimits
 
     /// Why it stopped, when an error stopped it.
     public var failure: DownloadError? {
@@ -452,13 +454,79 @@ public final class Engine: Sendable {
         continuation.finish()
     }
 
+    // MARK: Limits
+
+    /// Payload bytes per second for all torrents together (0: no limit), from now on.
+    public func setGlobalRates(uploadBytesPerSecond: Int, downloadBytesPerSecond: Int) {
+        uploadLimiter.setRate(uploadBytesPerSecond)
+        downloadLimiter.setRate(downloadBytesPerSecond)
+    }
+
+    /// The limits for all torrents together in force now (0: none).
+    public var globalUploadRateBytesPerSecond: Int { uploadLimiter.rateBytesPerSecond }
+    public var globalDownloadRateBytesPerSecond: Int { downloadLimiter.rateBytesPerSecond }
+
+    /// Connections at once across all torrents. A lower limit closes none: new ones are refused until
+    /// enough have ended.
+    public func setMaximumConnections(_ count: Int) { connections.setLimit(count) }
+
+    public var maximumConnections: Int { connections.limit }
+
+    /// The torrent's own payload rates (0: none of its own; the engine's still apply).
+    public func setRates(
+        _ id: TorrentID, uploadBytesPerSecond: Int, downloadBytesPerSecond: Int
+    )
+        throws(EngineError)
+    {
+        try changeLimits(id) { limits in
+            limits.uploadRateBytesPerSecond = max(0, uploadBytesPerSecond)
+            limits.downloadRateBytesPerSecond = max(0, downloadBytesPerSecond)
+        }
+    }
+
+    /// When the torrent stops seeding (nil: no such limit); one already reached stops it at once.
+    public func setSeedLimits(_ id: TorrentID, ratio: Double?, timeSeconds: Int?) throws(EngineError) {
+        try changeLimits(id) { limits in
+            limits.seedRatioLimit = ratio
+            limits.seedTimeLimitSeconds = timeSeconds
+        }
+    }
+
+    /// The torrent's connections at once. A lower limit closes none: new ones are refused until
+    /// enough have ended.
+    public func setMaximumPeers(_ id: TorrentID, _ count: Int) throws(EngineError) {
+        try changeLimits(id) { $0.maximumPeers = max(0, count) }
+    }
+
+    /// All of the torrent's own limits at once (a front end that keeps them together).
+    public func setLimits(_ id: TorrentID, _ limits: TorrentLimits) throws(EngineError) {
+        try changeLimits(id) { $0 = limits }
+    }
+
+    /// Changes the torrent's kept options, so that its next start has them, and a running session's.
+    private func changeLimits(_ id: TorrentID, _ change: (inout TorrentLimits) -> Void) throws(EngineError) {
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            change(&record.options.limits)
+            state.records[id] = record
+            return record.live ? (record.reactor, record.run) : nil
+        }
+        guard let (reactor, run) = target else { return }
+        inboxes[reactor].submit { [self] reactor in
+            // The limits as they are when the command runs: of two changes on two threads, whichever
+            // reaches the reactor last still applies both.
+            guard let limits = state.withLock({ $0.records[id]?.options.limits }) else { return }
+            reactor.torrent(with: HostKey(id: id, run: run))?.apply(limits)
+        }
+    }
+
     // MARK: On the reactors
 
     private static func snapshot(_ record: Record) -> TorrentSnapshot {
         TorrentSnapshot(
             id: record.id, name: record.metainfo.name, infoHash: record.metainfo.wireInfoHash,
             activity: record.activity, status: record.status, statusReports: record.statusReports,
-            ended: record.ended, isLive: record.live)
+            ended: record.ended, isLive: record.live, limits: record.options.limits)
     }
 
     private func forget(_ id: TorrentID, in state: inout State) {
@@ -489,6 +557,10 @@ public final class Engine: Sendable {
         let namesTorrents = namesTorrentsInLog
         let name = metainfo.name
         inboxes[reactor].submit { [self] reactor in
+            // Limits changed since the record was read: their command may have reached the reactor
+            // before this one, and found no session to change.
+            var options = options
+            if let limits = state.withLock({ $0.records[id]?.options.limits }) { options.limits = limits }
             let session = DownloadSession(metainfo: metainfo, options: options) { message in
                 log(namesTorrents ? "\(name): \(message)" : message)
             }

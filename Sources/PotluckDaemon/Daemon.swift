@@ -83,11 +83,9 @@ public final class Daemon {
                 over: SessionSettings(
                     downloadDirectory: configuration.downloadDirectory,
                     configDirectory: configuration.stateDirectory)))
-        // The engine takes its global limits when it is created: the kept session settings decide them.
-        options.maximumUploadRateBytesPerSecond =
-            session.speedLimitUpEnabled ? session.speedLimitUp * 1000 : 0
-        options.maximumDownloadRateBytesPerSecond =
-            session.speedLimitDownEnabled ? session.speedLimitDown * 1000 : 0
+        // The engine starts with the kept session's limits; session-set and a reload change them later.
+        options.maximumUploadRateBytesPerSecond = session.uploadRateBytesPerSecond
+        options.maximumDownloadRateBytesPerSecond = session.downloadRateBytesPerSecond
         options.maximumConnections = session.peerLimitGlobal
         do {
             engine = try Engine(options: options)

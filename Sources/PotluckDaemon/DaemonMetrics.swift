@@ -31,6 +31,9 @@ public final class DaemonMetrics: Sendable {
     private let uploadRate: Gauge
     private let downloadRate: Gauge
     private let connectedPeers: Gauge
+    private let uploadLimit: Gauge
+    private let downloadLimit: Gauge
+    private let connectionLimit: Gauge
 
     public init(version: String = potluckVersion, startedAt: Date = Date()) {
         var torrents: [TorrentState: Gauge] = [:]
@@ -56,6 +59,14 @@ public final class DaemonMetrics: Sendable {
         connectedPeers = registry.makeGauge(
             descriptor: Self.named("potluck_peers", "Peers by connection state."),
             labels: [("state", "connected")])
+        let rateLimit = Self.named(
+            "potluck_rate_limit_bytes",
+            "Payload rate limit for all torrents together, bytes per second (0: none).")
+        uploadLimit = registry.makeGauge(descriptor: rateLimit, labels: [("direction", "upload")])
+        downloadLimit = registry.makeGauge(descriptor: rateLimit, labels: [("direction", "download")])
+        connectionLimit = registry.makeGauge(
+            descriptor: Self.named(
+                "potluck_connection_limit", "Peer connections allowed at once, all torrents together."))
         registry.makeGauge(
             descriptor: Self.named("potluck_build_info", "Always 1; the version in a label."),
             labels: [("version", version)]
@@ -75,6 +86,10 @@ public final class DaemonMetrics: Sendable {
         var uploadRateBytesPerSecond = 0.0
         var downloadRateBytesPerSecond = 0.0
         var connectedPeers = 0
+        /// The engine's limits in force (0: none).
+        var uploadLimitBytesPerSecond = 0
+        var downloadLimitBytesPerSecond = 0
+        var connectionLimit = 0
     }
 
     func record(_ sample: Sample) {
@@ -84,6 +99,9 @@ public final class DaemonMetrics: Sendable {
         uploadRate.set(sample.uploadRateBytesPerSecond)
         downloadRate.set(sample.downloadRateBytesPerSecond)
         connectedPeers.set(Int64(sample.connectedPeers))
+        uploadLimit.set(Int64(sample.uploadLimitBytesPerSecond))
+        downloadLimit.set(Int64(sample.downloadLimitBytesPerSecond))
+        connectionLimit.set(Int64(sample.connectionLimit))
     }
 
     /// Counts an answered RPC call: `method` nil (no known method, or arguments that did not decode)

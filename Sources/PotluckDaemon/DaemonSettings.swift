@@ -33,6 +33,7 @@ public struct DaemonSettings: Sendable, Equatable {
     public static let sessionKeys: [String: SessionSettingKey] = [
         "speed-limit-up": .speedLimitUp, "speed-limit-up-enabled": .speedLimitUpEnabled,
         "speed-limit-down": .speedLimitDown, "speed-limit-down-enabled": .speedLimitDownEnabled,
+        "alt-speed-up": .altSpeedUp, "alt-speed-down": .altSpeedDown, "alt-speed-enabled": .altSpeedEnabled,
         "peer-limit-global": .peerLimitGlobal, "peer-limit-per-torrent": .peerLimitPerTorrent,
         "ratio-limit": .seedRatioLimit, "ratio-limit-enabled": .seedRatioLimited,
         "idle-seeding-limit": .idleSeedingLimit, "idle-seeding-limit-enabled": .idleSeedingLimitEnabled,

@@ -63,6 +63,9 @@ extension EngineBackend {
         sample.uploadRateBytesPerSecond = summary.uploadRateBytesPerSecond
         sample.downloadRateBytesPerSecond = summary.downloadRateBytesPerSecond
         sample.connectedPeers = summary.connectedPeers
+        sample.uploadLimitBytesPerSecond = engine.globalUploadRateBytesPerSecond
+        sample.downloadLimitBytesPerSecond = engine.globalDownloadRateBytesPerSecond
+        sample.connectionLimit = engine.maximumConnections
         metrics.record(sample)
         return finished
     }

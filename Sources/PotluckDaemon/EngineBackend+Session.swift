@@ -33,9 +33,9 @@ extension EngineBackend {
         registry.withLock { $0.session }
     }
 
-    /// Changes take effect as follows: `start-added-torrents` and ratio limits for the next torrent
-    /// started; the engine's global speed and peer limits at the next daemon start (the engine takes
-    /// them when it is created). Every change is kept in `session.json`.
+    /// Changes take effect at once: `start-added-torrents` for the next torrent added; speed limits
+    /// (the alternative ones while on), the global peer limit and the ratio limit in the engine
+    /// (`applySessionLimits`). Every change is kept in `session.json`.
     public func updateSession(_ changes: SessionChanges) async throws {
         try registry.withLock { registry throws in
             var unchanged = SessionChanges()
@@ -53,13 +53,17 @@ extension EngineBackend {
             try state.saveSessionSettings(overrides)
             registry.sessionOverrides = overrides
             registry.session = updated
+            applySessionLimits(changed: changes.keys, in: registry)
         }
     }
 
     /// The operator's settings (from the settings file), laid over the session without being kept
     /// in `session.json`: the file stays their home. Take effect as session-set's changes do.
     func layOperatorSettings(_ changes: SessionChanges) {
-        registry.withLock { $0.session = changes.applied(to: $0.session) }
+        registry.withLock { registry in
+            registry.session = changes.applied(to: registry.session)
+            applySessionLimits(changed: changes.keys, in: registry)
+        }
     }
 
     public func sessionStatistics() async -> SessionStatistics {

@@ -317,12 +317,14 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 try Self.apply(changes, to: &changed.settings, fileCount: torrent.metainfo.files.count)
                 try state.save(savedSettings(of: changed), hash: torrent.hash)
                 registry.torrents[torrent.id] = changed
+                applyLimits(of: changed, in: registry)
             }
         }
     }
 
-    /// Lays torrent-set's (or torrent-add's) changes over kept settings. Rate and peer limits and the
-    /// seed ratio reach the engine the next time the torrent starts (the engine takes them at start).
+    /// Lays torrent-set's (or torrent-add's) changes over kept settings. `change` hands the rate and
+    /// peer limits and the seed ratio to the engine at once; the idle limit is kept but not applied (the
+    /// engine has no idle limit).
     static func apply(_ changes: TorrentChanges, to settings: inout StoredTorrent, fileCount: Int) throws {
         for selection in [
             changes.filesWanted, changes.filesUnwanted, changes.priorityHigh, changes.priorityNormal,

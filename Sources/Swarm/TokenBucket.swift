@@ -10,8 +10,8 @@ import TorrentModel
 /// Invariants: `balanceBytes <= burstBytes`; a rate of 0 means unlimited and then every transfer is
 /// allowed and nothing is tracked.
 public struct TokenBucket: Sendable {
-    public let rateBytesPerSecond: Int
-    public let burstBytes: Int
+    public private(set) var rateBytesPerSecond: Int
+    public private(set) var burstBytes: Int
     /// Tokens available now (negative: a debt from the last transfer).
     public private(set) var balanceBytes: Double
     private var updatedAt: Instant?
@@ -28,6 +28,18 @@ public struct TokenBucket: Sendable {
     }
 
     public var isUnlimited: Bool { rateBytesPerSecond == 0 }
+
+    /// Changes the rate from `now` on: tokens earned so far count at the old rate. The burst follows
+    /// the new rate as in `init`; a balance above it is cut to it, and a debt is kept, so a lowered
+    /// limit applies at once. A bucket that was unlimited tracked nothing and starts full.
+    public mutating func setRate(_ rateBytesPerSecond: Int, burstBytes: Int? = nil, at now: Instant) {
+        precondition(rateBytesPerSecond >= 0, "a negative rate")
+        let wasUnlimited = isUnlimited
+        if wasUnlimited { updatedAt = now } else { refill(at: now) }
+        self.rateBytesPerSecond = rateBytesPerSecond
+        self.burstBytes = max(1, burstBytes ?? max(16_384, rateBytesPerSecond / 10))
+        balanceBytes = wasUnlimited ? Double(self.burstBytes) : min(balanceBytes, Double(self.burstBytes))
+    }
 
     /// Whether a transfer may start now.
     public mutating func allows(at now: Instant) -> Bool {

@@ -79,6 +79,12 @@ import Testing
 
         var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
+        /// What `/metrics` serves now ("" if it cannot be read).
+        var metrics: String {
+            (try? CreateInteropTests.run("/usr/bin/curl", ["-s", "http://127.0.0.1:\(rpcPort)/metrics"])
+                .output) ?? ""
+        }
+
         deinit {
             if process.isRunning { killHard() }
         }
@@ -116,6 +122,19 @@ import Testing
         let hash = try TrackerInteropTests.infoHash(torrent)
         #expect(details.contains("Hash: \(hash)"), "\(details)")
         #expect(try daemon.remote(["-si"]).output.contains("Potluck"))
+        // A speed limit set by a client reaches the engine at once (its limit is in /metrics).
+        #expect(try daemon.remote(["-u", "100"]).status == 0)
+        let limited = try daemon.remote(["-si"]).output
+        #expect(limited.contains("Upload speed limit: 100 kB/s"), "\(limited)")
+        #expect(
+            DaemonSettingsReloadTests.waitFor {
+                daemon.metrics.contains(#"potluck_rate_limit_bytes{direction="upload"} 100000.0"#)
+            }, "\(daemon.metrics)")
+        #expect(try daemon.remote(["-U"]).status == 0)
+        #expect(
+            DaemonSettingsReloadTests.waitFor {
+                daemon.metrics.contains(#"potluck_rate_limit_bytes{direction="upload"} 0.0"#)
+            })
 
         #expect(try daemon.remote(["-t", "1", "-S"]).status == 0)
         #expect(daemon.waitForRow("payload") { $0?.contains("Stopped") == true }?.contains("Stopped") == true)

@@ -35,6 +35,11 @@ import Testing
         ).write(to: config)
         kill(daemon.process.processIdentifier, SIGHUP)
         #expect(Self.waitFor { (try? daemon.remote(["-si"]).output)?.contains("250 kB/s") == true })
+        // The engine's limit changed with it (sampled into /metrics once a second).
+        #expect(
+            Self.waitFor {
+                daemon.metrics.contains(#"potluck_rate_limit_bytes{direction="upload"} 250000.0"#)
+            })
         #expect(daemon.logText.contains("reloaded \(config.path)"), "\(daemon.logText)")
         try FileManager.default.copyItem(
             atPath: torrent, toPath: watch.appendingPathComponent("dropped.torrent").path)
@@ -45,6 +50,8 @@ import Testing
         #expect(
             Self.waitFor { daemon.logText.contains("the settings in force are kept") }, "\(daemon.logText)")
         #expect(try daemon.remote(["-si"]).output.contains("250 kB/s"))
+
+        #expect(daemon.metrics.contains(#"potluck_rate_limit_bytes{direction="upload"} 250000.0"#))
 
         try Data(#"{"rpc-whitelist": "10.9.9.9"}"#.utf8).write(to: config)
         kill(daemon.process.processIdentifier, SIGHUP)

@@ -34,6 +34,8 @@ import Testing
         sample.downloadedBytes = 24
         sample.uploadRateBytesPerSecond = 512
         sample.connectedPeers = 4
+        sample.uploadLimitBytesPerSecond = 100_000
+        sample.connectionLimit = 200
         metrics.record(sample)
         sample.states = [.seeding: 2]
         sample.uploadedBytes = 500
@@ -46,6 +48,9 @@ import Testing
         #expect(lines.contains("potluck_downloaded_bytes_total 24"))
         #expect(lines.contains("potluck_upload_rate_bytes 512.0"), "\(lines)")
         #expect(lines.contains(#"potluck_peers{state="connected"} 4.0"#))
+        #expect(lines.contains(#"potluck_rate_limit_bytes{direction="upload"} 100000.0"#), "\(lines)")
+        #expect(lines.contains(#"potluck_rate_limit_bytes{direction="download"} 0.0"#))
+        #expect(lines.contains("potluck_connection_limit 200.0"))
     }
 
     @Test func rpcCallsAreCountedByMethodAndResult() {

@@ -57,4 +57,42 @@ import TorrentModel
         for _ in 0..<1000 where bucket.take(1 << 20, at: .zero) { allowed += 1 }
         #expect(allowed == 1000 && bucket.nanosecondsUntilAllowed(at: .zero) == 0)
     }
+
+    @Test func aRaisedRatePaysADebtBackSooner() {
+        var bucket = TokenBucket(rateBytesPerSecond: 10_000, burstBytes: 16_384)
+        bucket.spend(50_000, at: .zero)
+        // At 10 kB/s the debt is paid back after 3.4 s; at 1 MB/s from the first second on, within 30 ms.
+        bucket.setRate(1_000_000, at: .seconds(1))
+        let atOnce = bucket.allows(at: .seconds(1))
+        let soon = bucket.allows(at: .seconds(1.03))
+        #expect(!atOnce && soon)
+        #expect(bucket.rateBytesPerSecond == 1_000_000 && bucket.burstBytes == 100_000)
+    }
+
+    @Test func aLoweredRateCutsTheBurstAtOnce() {
+        var bucket = TokenBucket(rateBytesPerSecond: 1_000_000)
+        _ = bucket.allows(at: .zero)
+        bucket.setRate(10_000, at: .zero)
+        #expect(bucket.balanceBytes == 16_384)
+        let first = bucket.take(16_384, at: .zero)
+        let second = bucket.take(16_384, at: .seconds(0.001))
+        // The debt of the second block is paid back at 10 kB/s: after 1.64 s.
+        let tooSoon = bucket.allows(at: .seconds(1.6))
+        let later = bucket.allows(at: .seconds(1.7))
+        #expect(first && second && !tooSoon && later)
+    }
+
+    @Test func switchingBetweenUnlimitedAndLimited() {
+        var bucket = TokenBucket(rateBytesPerSecond: 0)
+        bucket.spend(1 << 30, at: .zero)
+        // Unlimited tracked nothing: a limit starts with a full burst.
+        bucket.setRate(100_000, burstBytes: 20_000, at: .seconds(5))
+        let first = bucket.take(16_384, at: .seconds(5))
+        let second = bucket.take(16_384, at: .seconds(5))
+        let third = bucket.take(16_384, at: .seconds(5))
+        #expect(first && second && !third)
+        bucket.setRate(0, at: .seconds(5))
+        #expect(bucket.isUnlimited && bucket.take(1 << 30, at: .seconds(5)))
+        #expect(bucket.nanosecondsUntilAllowed(at: .seconds(5)) == 0)
+    }
 }

@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import Testing
+import TransmissionRPC
+
+@testable import Engine
+@testable import PotluckDaemon
+
+/// session-set, torrent-set and a reload's settings reach the engine's limits at once.
+@Suite struct DaemonLimitsTests {
+    /// A backend over a one-reactor engine, its state in a scratch folder.
+    final class Fixture {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("potluck-limits-\(UUID())")
+        let engine: Engine
+        let backend: EngineBackend
+
+        init() throws {
+            try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+            var options = EngineOptions()
+            options.reactors = 1
+            engine = try Engine(options: options)
+            let state = try StateFolder(root: root.appendingPathComponent("state").path)
+            backend = EngineBackend(
+                engine: engine, state: state,
+                session: SessionSettings(downloadDirectory: root.path, configDirectory: state.root),
+                overrides: [:], logger: Logger(label: "test"))
+        }
+
+        /// Adds a one-piece torrent whose data is not there (it waits for peers that never come).
+        func addTorrent() throws -> TorrentID {
+            let info = "d6:lengthi1000e4:name5:x.bin12:piece lengthi16384e6:pieces20:"
+            let bytes = Array("d4:info\(info)".utf8) + Array(repeating: 0, count: 20) + Array("ee".utf8)
+            guard case .added(let identity) = try backend.add(bytes) else {
+                throw RPCFailure("not added")
+            }
+            return TorrentID(value: identity.id)
+        }
+
+        deinit {
+            engine.shutdown()
+            try? FileManager.default.removeItem(at: root)
+        }
+    }
+
+    static func changes(_ values: [SessionSettingKey: JSONValue]) throws -> SessionChanges {
+        var changes = SessionChanges()
+        for (key, value) in values { try changes.set(key, to: value) }
+        return changes
+    }
+
+    @Test func sessionSetChangesTheEnginesGlobalLimits() async throws {
+        let fixture = try Fixture()
+        try await fixture.backend.updateSession(
+            Self.changes([
+                .speedLimitUp: .integer(100), .speedLimitUpEnabled: .bool(true),
+                .speedLimitDown: .integer(300),
+                .peerLimitGlobal: .integer(42),
+            ]))
+        // The download limit is not enabled: none.
+        #expect(fixture.engine.globalUploadRateBytesPerSecond == 100_000)
+        #expect(fixture.engine.globalDownloadRateBytesPerSecond == 0)
+        #expect(fixture.engine.maximumConnections == 42)
+
+        // The alternative speeds replace both while they are on.
+        try await fixture.backend.updateSession(
+            Self.changes([
+                .altSpeedEnabled: .bool(true), .altSpeedUp: .integer(5), .altSpeedDown: .integer(7),
+            ]))
+        #expect(fixture.engine.globalUploadRateBytesPerSecond == 5_000)
+        #expect(fixture.engine.globalDownloadRateBytesPerSecond == 7_000)
+        try await fixture.backend.updateSession(Self.changes([.altSpeedEnabled: .bool(false)]))
+        #expect(fixture.engine.globalUploadRateBytesPerSecond == 100_000)
+    }
+
+    @Test func torrentSetChangesTheTorrentsLimitsInTheEngine() async throws {
+        let fixture = try Fixture()
+        let id = try fixture.addTorrent()
+        var changes = TorrentChanges()
+        changes.uploadLimit = 50
+        changes.uploadLimited = true
+        changes.downloadLimit = 80
+        changes.peerLimit = 7
+        changes.seedRatioLimit = 1.5
+        changes.seedRatioMode = .single
+        try await fixture.backend.change(.only([.id(id.value)]), changes)
+        // downloadLimited is off: the torrent has no download limit of its own.
+        let limits = fixture.engine.snapshot(id)?.limits
+        #expect(
+            limits
+                == TorrentLimits(
+                    uploadRateBytesPerSecond: 50_000, downloadRateBytesPerSecond: 0, maximumPeers: 7,
+                    seedRatioLimit: 1.5, seedTimeLimitSeconds: nil))
+
+        // Following the session's ratio: a session-set of the ratio reaches the torrent.
+        changes = TorrentChanges()
+        changes.seedRatioMode = .global
+        changes.uploadLimited = false
+        try await fixture.backend.change(.only([.id(id.value)]), changes)
+        #expect(fixture.engine.snapshot(id)?.limits.seedRatioLimit == nil)
+        try await fixture.backend.updateSession(
+            Self.changes([.seedRatioLimit: .real(3), .seedRatioLimited: .bool(true)]))
+        #expect(fixture.engine.snapshot(id)?.limits.seedRatioLimit == 3)
+        #expect(fixture.engine.snapshot(id)?.limits.uploadRateBytesPerSecond == 0)
+    }
+
+    /// What a reload lays over the session (`Daemon.reloadSettings` hands the file's session keys here).
+    @Test func reloadedSettingsChangeTheEnginesLimits() throws {
+        let fixture = try Fixture()
+        var settings = try DaemonSettings(
+            parsing: Array(
+                #"{"speed-limit-down": 20, "speed-limit-down-enabled": true, "peer-limit-global": 9}"#.utf8))
+        fixture.backend.layOperatorSettings(settings.sessionChanges)
+        #expect(fixture.engine.globalDownloadRateBytesPerSecond == 20_000)
+        #expect(fixture.engine.maximumConnections == 9)
+        settings = try DaemonSettings(parsing: Array(#"{"alt-speed-enabled": true, "alt-speed-up": 1}"#.utf8))
+        fixture.backend.layOperatorSettings(settings.sessionChanges)
+        #expect(fixture.engine.globalUploadRateBytesPerSecond == 1_000)
+    }
+}
