@@ -195,6 +195,8 @@ private struct Parser {
         var expectsKey: Bool
         /// For a dictionary: the payload range of the previous key, to check ordering.
         var previousKey: Range<Int>?
+        /// Where this dictionary's keys start in `unsortedKeys` (when keys may come in any order).
+        var firstUnsortedKey = 0
     }
 
     let bytes: [UInt8]
@@ -202,6 +204,8 @@ private struct Parser {
     var position = 0
     var tokens: [BencodeToken] = []
     var stack: [Frame] = []
+    /// The keys of the open dictionaries, innermost last, when keys may come in any order.
+    var unsortedKeys: [Range<Int>] = []
 
     init(bytes: [UInt8], limits: BencodeLimits) {
         self.bytes = bytes
@@ -258,7 +262,7 @@ private struct Parser {
             stack.append(
                 Frame(
                     token: tokens.count - 1, isDictionary: kind == .dictionary, expectsKey: true,
-                    previousKey: nil))
+                    previousKey: nil, firstUnsortedKey: unsortedKeys.count))
             position += 1
         default:
             throw .unexpectedByte(offset: position, found: byte, expected: .value)
@@ -273,9 +277,16 @@ private struct Parser {
         let keyStart = position
         let key = try parseString()
         let keyPayload = key.payloadStart..<key.end
-        if let previous = stack[stack.count - 1].previousKey {
+        let keyBytes = bytes[keyPayload]
+        if limits.allowsUnsortedKeys {
+            // Quadratic in the keys of one dictionary, which `maxElementCount` bounds.
+            let ownKeys = unsortedKeys[stack[stack.count - 1].firstUnsortedKey...]
+            if ownKeys.contains(where: { bytes[$0].elementsEqual(keyBytes) }) {
+                throw .duplicateKey(offset: keyStart)
+            }
+            unsortedKeys.append(keyPayload)
+        } else if let previous = stack[stack.count - 1].previousKey {
             let previousBytes = bytes[previous]
-            let keyBytes = bytes[keyPayload]
             if previousBytes.elementsEqual(keyBytes) { throw .duplicateKey(offset: keyStart) }
             guard previousBytes.lexicographicallyPrecedes(keyBytes) else {
                 throw .unsortedKey(offset: keyStart)
@@ -306,6 +317,9 @@ private struct Parser {
 
     mutating func closeContainer() {
         let frame = stack.removeLast()
+        if frame.isDictionary && limits.allowsUnsortedKeys {
+            unsortedKeys.removeSubrange(frame.firstUnsortedKey...)
+        }
         position += 1
         tokens[frame.token].end = position
         tokens[frame.token].subtreeEnd = tokens.count

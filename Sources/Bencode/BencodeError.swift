@@ -7,6 +7,9 @@ public struct BencodeLimits: Hashable, Sendable {
     public var maxElementCount: Int
     /// The largest input, in bytes.
     public var maxInputBytes: Int
+    /// Accept dictionary keys out of order, as some DHT clients send them (BEP 3 wants them sorted, and
+    /// metainfo must be, or its info hash would not be reproducible). Repeated keys are refused anyway.
+    public var allowsUnsortedKeys = false
 
     /// - Parameters:
     ///   - maxDepth: libtorrent uses 100 too; real torrents nest fewer than 10 levels deep.

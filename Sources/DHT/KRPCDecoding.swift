@@ -76,8 +76,10 @@ extension KRPCMessage {
                 .datagramTooLarge(byteCount: datagram.count, limit: limits.maxDatagramBytes))
         }
         // The deepest KRPC value is a string in `values` or `want`: top, `r`/`a`, list, string.
-        let bencodeLimits = BencodeLimits(
+        var bencodeLimits = BencodeLimits(
             maxDepth: 4, maxElementCount: limits.maxValues + 64, maxInputBytes: limits.maxDatagramBytes)
+        // Some clients send keys out of order; a datagram is read, never re-hashed, so order does not matter.
+        bencodeLimits.allowsUnsortedKeys = true
         let document: BencodeDocument
         do {
             document = try BencodeDocument(bytes: datagram, limits: bencodeLimits)

@@ -77,6 +77,25 @@ private func rejection(_ text: String, limits: BencodeLimits = BencodeLimits()) 
     @Test func keysMustBeUnique() {
         #expect(rejection("d3:cow3:moo3:cow3:mooe") == .duplicateKey(offset: 11))
     }
+
+    /// For datagrams from clients that do not sort: any order, still no repeats, nested too.
+    @Test func unsortedKeysWhenAllowed() throws {
+        var lenient = BencodeLimits()
+        lenient.allowsUnsortedKeys = true
+        let document = try BencodeDocument(
+            bytes: Array("d4:spam4:eggs3:cow3:moo1:dd1:b0:1:a0:ee".utf8), limits: lenient)
+        #expect(document.root["cow"]?.string == "moo")
+        #expect(document.root["spam"]?.string == "eggs")
+        #expect(document.root["d"]?.count == 2)
+        #expect(throws: BencodeError.duplicateKey(offset: 23)) {
+            try BencodeDocument(bytes: Array("d4:spam4:eggs3:cow3:moo4:spam0:e".utf8), limits: lenient)
+        }
+        #expect(throws: BencodeError.duplicateKey(offset: 15)) {
+            try BencodeDocument(bytes: Array("d1:ad1:b0:1:a0:1:b0:ee".utf8), limits: lenient)
+        }
+        // The default stays strict.
+        #expect(rejection("d4:spam4:eggs3:cow3:mooe") == .unsortedKey(offset: 13))
+    }
 }
 
 @Suite struct RejectionTests {

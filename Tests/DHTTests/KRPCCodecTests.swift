@@ -24,6 +24,16 @@ import TorrentModel
             KRPCMessage(transactionID: ascii("aa"), body: .response(KRPCResponse(sender: Self.target))))
     }
 
+    /// Keys out of order, as some clients send them, are read all the same.
+    @Test func unsortedKeysAreAccepted() {
+        #expect(
+            (try? KRPCMessage.decode(ascii("d1:y1:q1:t2:aa1:q4:ping1:ad2:id20:abcdefghij0123456789ee")))
+                == KRPCMessage(transactionID: ascii("aa"), body: .query(.ping(sender: Self.querier))))
+        #expect(
+            (try? KRPCMessage.decode(ascii("d1:y1:q1:t2:aa1:q4:ping1:t2:bb1:ad2:id20:abcdefghij0123456789ee")))
+                == nil)
+    }
+
     @Test func findNodeQuery() {
         Self.roundTrip(
             "d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe",
