@@ -119,7 +119,7 @@ extension DownloadSession {
         if passed {
             let digests = pipeline.needsBlockDigests(toPass: piece) ? blockDigests(piece, in: slot) : nil
             let banned = pipeline.pieceHashPassed(piece, blockDigests: digests, at: instant, into: &actions)
-            for peer in banned { ban(peer, reason: "sent corrupt data", now: now) }
+            for peer in banned { ban(peer, reason: "sent corrupt data (block digests prove it)", now: now) }
             writing.insert(piece)
             store.writePiece(piece, from: slot, in: pieceBuffers)
             limitPiecesToFreeBuffers(now: now)
@@ -139,7 +139,10 @@ extension DownloadSession {
             } else {
                 log("\(piece) failed its hash check; sent by peers \(senders)")
             }
-            for peer in report.peersToBan { ban(peer, reason: "sent corrupt data repeatedly", now: now) }
+            // Alone the sender of a piece before any of its data passed, or past the suspicion thresholds.
+            for peer in report.peersToBan {
+                ban(peer, reason: "sent pieces that failed their hash", now: now)
+            }
         }
     }
 

@@ -16,8 +16,9 @@ public enum RequestAction: Hashable, Sendable {
 public struct HashFailureReport: Hashable, Sendable {
     /// Every peer that sent a block of the failed piece, in slot order.
     public var contributors: [PeerSlot]
-    /// The contributors that crossed the ban threshold with this failure: disconnect them and refuse
-    /// their address. Each is reported once.
+    /// The contributors that crossed the ban threshold with this failure, or that alone sent the whole
+    /// piece before anything they sent passed: disconnect them and refuse their address. Each is
+    /// reported once.
     public var peersToBan: [PeerSlot]
     /// Whether the failure is more likely ours than the peers' (our hash check, our memory), so nobody
     /// was charged for it: the piece failed `presumeLocalFaultAfterPieceFailures` times without passing
@@ -82,6 +83,12 @@ public struct RequestPipeline: Sendable {
         /// found, not a whole pipeline of them (which was six pieces with two honest seeders). Never fewer
         /// blocks than `minimumQueueLength`; 0 turns probation off.
         public var probationPieces = 2
+        /// How many pieces a peer out of probation may have sent part of that await their hash check before
+        /// it gets no more requests. A peer that turns liar after earning trust then spoils at most these,
+        /// plus the pieces it had started, before its first failure puts it under suspicion. A check takes
+        /// milliseconds while a queue holds seconds of requests, so an honest peer does not notice it.
+        /// 0 turns the cap off.
+        public var maximumPiecesAwaitingHash = 4
         /// How long a peer under suspicion (it sent part of a piece that failed, and that piece has not
         /// passed since) gets no requests. Usually another peer delivers the piece first and digests then
         /// convict or clear it; when nobody else has the piece, it is asked again after this.
@@ -360,7 +367,7 @@ public struct RequestPipeline: Sendable {
     ) -> [PeerSlot] {
         let verdict = picker.pieceHashPassed(piece, blockDigests: blockDigests)
         failuresByPiece[piece] = nil
-        hashResolved(piece)
+        let releasedFromCap = hashResolved(piece)
         var leftProbation: [PeerSlot] = []
         for contribution in verdict.contributions where isConnected(contribution.peer) {
             if peers[contribution.peer.index].goodBlocks == 0 { leftProbation.append(contribution.peer) }
@@ -380,18 +387,22 @@ public struct RequestPipeline: Sendable {
                 banned.append(culprit.peer)
             }
         }
-        // Peers that waited on this piece (on probation, or under suspicion) may be asked again.
-        for peer in leftProbation + clearSuspicion(of: piece) where !peers[peer.index].isBanned {
+        // Peers that waited on this piece (on probation, at the awaiting-hash cap, or under suspicion) may
+        // be asked again.
+        for peer in leftProbation + releasedFromCap + clearSuspicion(of: piece)
+        where !peers[peer.index].isBanned {
             fillRequests(for: peer, at: now, into: &actions)
         }
         return banned
     }
 
-    /// The piece failed its hash: it is requested again from scratch. With block digests for every block
-    /// the culprits are named later by `pieceHashPassed`; without, the contributors are charged on
-    /// suspicion: one is banned once it took part in `banAfterHashFailures` failed pieces and at least
-    /// `banSuspectBlockFraction` of the blocks it sent were in failed pieces. A banned peer gets no more
-    /// requests and its outstanding ones are cancelled. Other peers' queues are refilled.
+    /// The piece failed its hash: it is requested again from scratch. A peer that sent every block of it
+    /// alone, while nothing it sent has passed yet, is banned at once. Otherwise, with block digests for
+    /// every block the culprits are named later by `pieceHashPassed`; without, the contributors are
+    /// charged on suspicion: one is banned once it took part in `banAfterHashFailures` failed pieces and
+    /// at least `banSuspectBlockFraction` of the blocks it sent were in failed pieces. A banned peer gets
+    /// no more requests, its outstanding ones are cancelled and its blocks in unfinished pieces are
+    /// fetched again. Other peers' queues are refilled.
     ///
     /// Nobody is charged when the failure is likely ours: `isLocalFault` (the caller had no hash to check
     /// the piece against), or the piece failing for the `presumeLocalFaultAfterPieceFailures`-th time.
@@ -415,7 +426,7 @@ public struct RequestPipeline: Sendable {
                 && verdict.contributions.allSatisfy { contribution in
                     isConnected(contribution.peer) && peers[contribution.peer.index].goodBlocks > 0
                 })
-        let banned = isLikelyLocalFault ? [] : charge(verdict, into: &actions)
+        let banned = isLikelyLocalFault ? [] : charge(verdict, of: piece, into: &actions)
         if isLikelyLocalFault {
             clearSuspicion(of: piece)
         } else if verdict.culpritsWillBeIdentified {
@@ -432,12 +443,23 @@ public struct RequestPipeline: Sendable {
     }
 
     /// Charges the senders of a failed piece on suspicion and bans those past the thresholds.
-    private mutating func charge(_ verdict: PieceVerdict, into actions: inout [RequestAction]) -> [PeerSlot] {
+    private mutating func charge(
+        _ verdict: PieceVerdict, of piece: PieceIndex, into actions: inout [RequestAction]
+    ) -> [PeerSlot] {
         var banned: [PeerSlot] = []
+        let blockCount = picker.dataBlockCounts[piece] ?? picker.geometry.blockCount(of: piece)
         for contribution in verdict.contributions where isConnected(contribution.peer) {
             let peer = contribution.peer
             guard !peers[peer.index].isBanned else { continue }
             peers[peer.index].hashFailures += 1
+            // Nobody shares the blame and nothing speaks for it: digests could only confirm what is known,
+            // while waiting for them lets it spoil more. A peer with verified data keeps the benefit of the
+            // doubt, so a piece our check wrongly rejects does not cost us its only source.
+            if contribution.blockCount == blockCount && peers[peer.index].goodBlocks == 0 {
+                ban(peer, into: &actions)
+                banned.append(peer)
+                continue
+            }
             guard !verdict.culpritsWillBeIdentified else { continue }
             peers[peer.index].suspectBlocks += contribution.blockCount
             let state = peers[peer.index]
@@ -502,6 +524,10 @@ public struct RequestPipeline: Sendable {
             let probationBlocks =
                 configuration.probationPieces * picker.geometry.blockCount(of: PieceIndex(0))
             target = min(target, max(configuration.minimumQueueLength, probationBlocks))
+        } else if configuration.maximumPiecesAwaitingHash > 0
+            && peers[peer.index].piecesAwaitingHash >= configuration.maximumPiecesAwaitingHash
+        {
+            return
         }
         let deficit = target - peers[peer.index].outstanding.count
         guard deficit > 0 else { return }
@@ -534,11 +560,18 @@ public struct RequestPipeline: Sendable {
         }
     }
 
-    /// The piece's hash is known: its senders no longer wait on it.
-    private mutating func hashResolved(_ piece: PieceIndex) {
+    /// The piece's hash is known: its senders no longer wait on it. Returns those it held at
+    /// `maximumPiecesAwaitingHash`, which may be asked again.
+    @discardableResult
+    private mutating func hashResolved(_ piece: PieceIndex) -> [PeerSlot] {
+        var released: [PeerSlot] = []
         for sender in awaitingHashSenders.removeValue(forKey: piece) ?? [] where isConnected(sender) {
+            if peers[sender.index].piecesAwaitingHash == configuration.maximumPiecesAwaitingHash {
+                released.append(sender)
+            }
             peers[sender.index].piecesAwaitingHash -= 1
         }
+        return released
     }
 
     /// Puts `peer` under suspicion for `piece`: no requests until it is cleared, and its unchecked
@@ -566,9 +599,12 @@ public struct RequestPipeline: Sendable {
         return cleared
     }
 
+    /// Its unchecked blocks in unfinished pieces go too: kept, they would fail those pieces and have
+    /// honest peers charged for them.
     private mutating func ban(_ peer: PeerSlot, into actions: inout [RequestAction]) {
         peers[peer.index].isBanned = true
         releaseAll(peer, sendingCancels: true, into: &actions)
+        picker.discardBlocks(from: peer)
     }
 
     private mutating func fillAll(at now: Instant, into actions: inout [RequestAction]) {

@@ -90,11 +90,14 @@ import TorrentModel
         #expect(harness.pipeline.hashFailures(of: honest) == 0)
     }
 
-    /// A liar corrupting distinct pieces is still banned: each piece fails once, so each is charged.
+    /// A liar corrupting distinct pieces after one good one is still banned: each piece fails once, so
+    /// each is charged. (Without the good piece, its first failure would get it banned at once.)
     @Test func aLiarCorruptingManyPiecesIsStillBanned() {
         var harness = PipelineHarness(pieceCount: 8, pieceLength: 32 * 1024)
         let liar = PeerSlot(5)
         harness.connectUnchokingSeed(liar)
+        let good = completeNextPiece(&harness, from: liar, at: .seconds(0))
+        harness.pipeline.pieceHashPassed(good, at: .seconds(0), into: &harness.actions)
         var failed: Set<PieceIndex> = []
         var banned: [PeerSlot] = []
         var time = 0.0

@@ -8,11 +8,12 @@ struct PipelineHarness {
     var pipeline: RequestPipeline
     var actions: [RequestAction] = []
 
-    /// Probation is off by default: these tests play peers that never hear a hash verdict, which
-    /// probation would hold at a piece or two (`probationHoldsANewPeerToTwoPieces` tests it).
+    /// Probation and the awaiting-hash cap are off by default: these tests play peers that never hear a
+    /// hash verdict, which those would hold at a few pieces (`probationHoldsANewPeerToTwoPieces` and
+    /// `aTrustedPeerGetsNothingNewWhileTooManyOfItsPiecesAwaitTheirCheck` test them).
     init(
         pieceCount: Int, pieceLength: Int = 256 * 1024,
-        configuration: RequestPipeline.Configuration = .withoutProbation
+        configuration: RequestPipeline.Configuration = .withoutTrustLimits
     ) {
         let geometry = PieceGeometry(totalLength: Int64(pieceCount * pieceLength), pieceLength: pieceLength)
         pipeline = RequestPipeline(geometry: geometry, seed: 42, configuration: configuration)
@@ -54,9 +55,10 @@ struct PipelineHarness {
 }
 
 extension RequestPipeline.Configuration {
-    static var withoutProbation: Self {
+    static var withoutTrustLimits: Self {
         var configuration = Self()
         configuration.probationPieces = 0
+        configuration.maximumPiecesAwaitingHash = 0
         return configuration
     }
 }
@@ -181,9 +183,14 @@ extension RequestPipeline.Configuration {
         #expect(harness.pipeline.outstandingRequests(of: other).isEmpty)
     }
 
+    /// A peer with one good piece to its name: charged for each failure, banned at the third.
     @Test func aPeerWhosePiecesFailIsBanned() {
         var harness = PipelineHarness(pieceCount: 8, pieceLength: 32 * 1024)
         harness.connectUnchokingSeed(fast)
+        let good = harness.pipeline.outstandingRequests(of: fast)[0].piece
+        harness.deliverOldest(from: fast, at: .zero)
+        harness.deliverOldest(from: fast, at: .zero)
+        harness.pipeline.pieceHashPassed(good, at: .zero, into: &harness.actions)
         var reports: [HashFailureReport] = []
         for round in 1...3 {
             let time = Instant.seconds(Double(round))
@@ -282,14 +289,19 @@ extension RequestPipeline.Configuration {
             harness.pipeline.outstandingRequests(of: fast).count > 4, "trusted: the queue follows the rate")
     }
 
-    /// A liar among honest peers: once a piece it sent fails, it gets nothing while an honest peer can
-    /// serve, its blocks in unfinished pieces are fetched again, and the pass of the spoiled piece from
-    /// an honest peer proves it lied.
+    /// A liar among honest peers, after a piece it sent passed: once a piece it sent fails, it gets
+    /// nothing while an honest peer can serve, its blocks in unfinished pieces are fetched again, and the
+    /// pass of the spoiled piece from an honest peer proves it lied.
     @Test func aSuspectSitsOutWhileAnHonestPeerServesAndIsConvictedByThePass() {
         var harness = PipelineHarness(pieceCount: 64, pieceLength: 32 * 1024)
         let liar = PeerSlot(3)
         harness.connectUnchokingSeed(liar)
         var actions: [RequestAction] = []
+        let good = harness.pipeline.outstandingRequests(of: liar)[0].piece
+        for block in harness.pipeline.outstandingRequests(of: liar) where block.piece == good {
+            _ = harness.pipeline.blockReceived(block, from: liar, at: .seconds(1), into: &actions)
+        }
+        harness.pipeline.pieceHashPassed(good, at: .seconds(1), into: &actions)
         let requested = harness.pipeline.outstandingRequests(of: liar)
         let spoiled = requested[0].piece
         for block in requested where block.piece == spoiled {
@@ -328,6 +340,73 @@ extension RequestPipeline.Configuration {
         let banned = harness.pipeline.pieceHashPassed(
             spoiled, blockDigests: [1, 2], at: .seconds(time), into: &actions)
         #expect(banned == [liar])
+    }
+
+    /// A peer that alone sent every block of a failed piece, with nothing it sent passed yet, is banned
+    /// on that failure, digests or not: nobody shares the blame, so waiting for a pass to convict it
+    /// would only let it spoil more. Its unchecked blocks of other pieces are fetched again.
+    @Test(arguments: [true, false])
+    func aPeerThatAloneSentAFailedPieceBeforeAnyPassedIsBannedAtOnce(withDigests: Bool) {
+        var harness = PipelineHarness(pieceCount: 64, pieceLength: 32 * 1024)
+        let liar = PeerSlot(3)
+        harness.connectUnchokingSeed(liar)
+        harness.connectUnchokingSeed(fast)
+        var actions: [RequestAction] = []
+        let requested = harness.pipeline.outstandingRequests(of: liar)
+        let spoiled = requested[0].piece
+        for block in requested where block.piece == spoiled {
+            _ = harness.pipeline.blockReceived(block, from: liar, at: .seconds(1), into: &actions)
+        }
+        let unfinished = requested.first { $0.piece != spoiled }!
+        _ = harness.pipeline.blockReceived(unfinished, from: liar, at: .seconds(1), into: &actions)
+        let report = harness.pipeline.pieceHashFailed(
+            spoiled, blockDigests: withDigests ? [6, 66] : nil, at: .seconds(1), into: &actions)
+        #expect(report.contributors == [liar] && report.peersToBan == [liar])
+        #expect(harness.pipeline.isBanned(liar) && !harness.pipeline.isBanned(fast))
+        #expect(harness.pipeline.outstandingRequests(of: liar).isEmpty)
+        #expect(
+            harness.pipeline.picker.blockState(of: unfinished) != .received,
+            "its unchecked block is refetched")
+    }
+
+    /// Sharing the piece spares a peer the instant ban: the other sender may be the liar.
+    @Test func aPeerThatSharedAFailedPieceIsNotBannedAtOnce() {
+        var harness = PipelineHarness(pieceCount: 1, pieceLength: 32 * 1024)
+        harness.connectUnchokingSeed(fast)
+        harness.connectUnchokingSeed(other)
+        let blocks = harness.requests(to: fast)
+        var actions: [RequestAction] = []
+        _ = harness.pipeline.blockReceived(blocks[0], from: fast, at: .seconds(1), into: &actions)
+        _ = harness.pipeline.blockReceived(blocks[1], from: other, at: .seconds(1), into: &actions)
+        let report = harness.pipeline.pieceHashFailed(
+            PieceIndex(0), blockDigests: [6, 66], at: .seconds(1), into: &actions)
+        #expect(report.contributors == [fast, other] && report.peersToBan.isEmpty)
+    }
+
+    /// A peer out of probation gets nothing new while `maximumPiecesAwaitingHash` of the pieces it sent
+    /// wait for their check (a liar that earned trust spoils no more than those), and is asked again as
+    /// soon as one passes.
+    @Test func aTrustedPeerGetsNothingNewWhileTooManyOfItsPiecesAwaitTheirCheck() {
+        var configuration = RequestPipeline.Configuration.withoutTrustLimits
+        configuration.maximumPiecesAwaitingHash = 2
+        var harness = PipelineHarness(pieceCount: 64, pieceLength: 32 * 1024, configuration: configuration)
+        harness.connectUnchokingSeed(fast)
+        var completed: [PieceIndex] = []
+        var time = 1.0
+        while completed.count < 2 {
+            let block = harness.pipeline.outstandingRequests(of: fast)[0]
+            if harness.deliverOldest(from: fast, at: .seconds(time)) == .accepted(pieceComplete: true) {
+                completed.append(block.piece)
+            }
+            time += 0.01
+        }
+        let heldQueueLength = harness.pipeline.outstandingRequests(of: fast).count
+        harness.actions.removeAll()
+        harness.deliverOldest(from: fast, at: .seconds(time))
+        #expect(harness.requests(to: fast).isEmpty, "nothing new at the cap")
+        #expect(harness.pipeline.outstandingRequests(of: fast).count == heldQueueLength - 1)
+        harness.pipeline.pieceHashPassed(completed[0], at: .seconds(time), into: &harness.actions)
+        #expect(!harness.requests(to: fast).isEmpty, "asked again once one passes")
     }
 
     @Test func interestIsAnnouncedWhenItChanges() {

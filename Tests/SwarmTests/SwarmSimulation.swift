@@ -33,6 +33,11 @@ struct SwarmSimulation {
         var maximumPiecesInProgress: Int?
         /// `RequestPipeline.Configuration.probationPieces` (0: off).
         var probationPieces = RequestPipeline.Configuration().probationPieces
+        /// `RequestPipeline.Configuration.maximumPiecesAwaitingHash` (0: off).
+        var maximumPiecesAwaitingHash = RequestPipeline.Configuration().maximumPiecesAwaitingHash
+        /// How long a complete piece waits for its hash check; 0 checks it the moment it completes. The
+        /// engine's checks run off the reactor, and a peer's queue keeps flowing meanwhile.
+        var hashSeconds = 0.0
     }
 
     struct Result {
@@ -91,6 +96,7 @@ struct SwarmSimulation {
         case unchoke(Int, epoch: Int)
         case choke(Int, epoch: Int)
         case deliver(Int, BlockRange, epoch: Int, sendStart: Double, corrupt: Bool)
+        case hashed(PieceIndex)
         case tick
     }
 
@@ -126,6 +132,7 @@ struct SwarmSimulation {
         var configuration = RequestPipeline.Configuration()
         configuration.maximumRequestersPerBlock = parameters.maximumRequestersPerBlock
         configuration.probationPieces = parameters.probationPieces
+        configuration.maximumPiecesAwaitingHash = parameters.maximumPiecesAwaitingHash
         pipeline = RequestPipeline(
             geometry: geometry, seed: parameters.seed &+ 1, configuration: configuration)
         pipeline.setSequential(parameters.sequential)
@@ -233,6 +240,9 @@ struct SwarmSimulation {
                 return
             }
             deliver(block, from: index, corrupt: corrupt)
+        case .hashed(let piece):
+            finishPiece(piece)
+            sendActions()
         case .tick:
             pipeline.tick(at: instant, into: &actions)
             sendActions()
@@ -257,7 +267,13 @@ struct SwarmSimulation {
             if firstAcceptedAt == nil { firstAcceptedAt = now }
             bytesAccepted += Int(block.length)
             if corrupt { corruptBlocks.insert(block) } else { corruptBlocks.remove(block) }
-            if pieceComplete { finishPiece(block.piece) }
+            if pieceComplete {
+                if parameters.hashSeconds > 0 {
+                    schedule(.hashed(block.piece), after: parameters.hashSeconds)
+                } else {
+                    finishPiece(block.piece)
+                }
+            }
         }
         result.mostPiecesInProgress = max(result.mostPiecesInProgress, pipeline.picker.inProgressCount)
         sendActions()
