@@ -293,6 +293,11 @@ extension DownloadSession {
                     bytes.reserveCapacity(payload.count)
                     for i in payload.indices { bytes.append(payload[i]) }
                     pendingEvents.append(.extensionHandshake(bytes))
+                case .extended(let id, let payload) where id == Self.metadataExtensionID:
+                    var bytes = [UInt8]()
+                    bytes.reserveCapacity(payload.count)
+                    for i in payload.indices { bytes.append(payload[i]) }
+                    pendingEvents.append(.metadataMessage(bytes))
                 case .peerBitfield: pendingEvents.append(.bitfield)
                 case .peerHasAll: pendingEvents.append(.haveAll)
                 case .peerHasNone: pendingEvents.append(.haveNone)
@@ -330,16 +335,18 @@ extension DownloadSession {
                 pipeline.peerConnected(link.slot)
                 choker.peerConnected(link.slot, at: instant)
                 if extensionProtocol {
-                    let ours = Self.extensionHandshake.encoded()
-                    _ = link.connection.sendExtended(id: 0, payload: ours.span)
+                    _ = link.connection.sendExtended(id: 0, payload: localExtensionHandshake().span)
                 }
             case .extensionHandshake(let payload):
                 // BEP 10: `reqq` bounds how many requests the peer queues; more would be dropped.
-                if let theirs = try? ExtensionHandshake(decoding: payload),
-                    let length = theirs.requestQueueLength
-                {
-                    pipeline.peerAdvertisedRequestQueue(link.slot, length: length)
+                if let theirs = try? ExtensionHandshake(decoding: payload) {
+                    if let length = theirs.requestQueueLength {
+                        pipeline.peerAdvertisedRequestQueue(link.slot, length: length)
+                    }
+                    peerExtensionsKnown(theirs, link: link)
                 }
+            case .metadataMessage(let payload):
+                metadataMessageReceived(payload, link: link, now: now)
             case .bitfield:
                 pipeline.peerBitfield(link.slot, link.connection.peerPieces, into: &actions)
             case .haveAll:

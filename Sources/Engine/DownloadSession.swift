@@ -100,6 +100,12 @@ public final class DownloadSession {
     var verified: PieceSet
     var links: [PeerLink?] = []
     var linkGenerations: [UInt16] = []
+    /// The info dictionary, served to peers that ask (nil for a private torrent); made at first use,
+    /// each connection's allowance is a copy that shares its bytes.
+    lazy var metadataServer: MetadataServer? =
+        metainfo.isPrivate ? nil : MetadataServer(infoDictionary: Array(metainfo.infoBytes))
+    /// `localExtensionHandshake()`, encoded once.
+    var extensionHandshakeBytes: [UInt8]?
     /// Known peers: whom to connect to, back-offs and bans.
     var peerDirectory = PeerDirectory<SocketAddress>()
     /// Pieces being assembled or hashed or written: their buffer.
@@ -173,6 +179,7 @@ public final class DownloadSession {
     enum PendingEvent {
         case handshake(extensionProtocol: Bool)
         case extensionHandshake([UInt8])
+        case metadataMessage([UInt8])
         case bitfield
         case haveAll
         case haveNone

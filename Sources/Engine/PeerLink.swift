@@ -32,6 +32,10 @@ final class PeerLink {
     /// The block whose payload is being dropped (its first bytes found no piece buffer).
     var droppingBlock: BlockRange?
     var closing = false
+    /// The number the peer wants on our `ut_metadata` messages (nil: it does not take them).
+    var peerMetadataExtensionID: UInt8?
+    /// What this peer may still fetch of the info dictionary (made at its first request).
+    var metadataServer: MetadataServer?
     /// An incoming connection's first bytes decide between the plain handshake and an encrypted one
     /// (MSE/PE); until they arrive this is false. Outgoing connections always speak plain.
     var openingSeen: Bool

@@ -158,6 +158,15 @@ def add(session, ti, save_path, flags=0):
     return session.add_torrent(params)
 
 
+def add_magnet(session, ti, save_path):
+    """Adds the torrent by its magnet link only: the info dictionary must come from the peers (BEP 9)."""
+    params = lt.parse_magnet_uri(lt.make_magnet_uri(ti))
+    params.save_path = os.path.abspath(save_path)
+    params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | \
+        lt.torrent_flags.disable_pex
+    return session.add_torrent(params)
+
+
 def cmd_verify(args):
     ti = load(args.file)
     session = make_session("127.0.0.1:0")
@@ -261,7 +270,8 @@ def cmd_download(args):
                                outgoing=None if ":" in bind else bind)
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
-        handle = add(session, infos[min(i, len(infos) - 1)], out_dir)
+        info = infos[min(i, len(infos) - 1)]
+        handle = add_magnet(session, info, out_dir) if args.magnet else add(session, info, out_dir)
         for tier, url in enumerate(args.tracker):
             handle.add_tracker({"url": url, "tier": tier})
         for peer in peers:
@@ -305,7 +315,7 @@ def cmd_download(args):
     except HarnessError:
         statuses = [handle.status() for _, handle, _ in leechers]
         common.emit({"complete": False, "pieces": sum(s.num_pieces for s in statuses),
-                     "piece_count": sum(h.torrent_file().num_pieces() for _, h, _ in leechers),
+                     "piece_count": sum(h.torrent_file().num_pieces() if h.torrent_file() else 0 for _, h, _ in leechers),
                      "peers_connected": sum(s.num_peers for s in statuses)})
         raise
     seconds = time.monotonic() - start
@@ -452,6 +462,8 @@ def main():
     p.add_argument("--port", type=int, default=0, metavar="P",
                    help="listen port (default: a free one; session i of --count gets P+i-1)")
     p.add_argument("--recheck", action="store_true", help="hash-check everything again at the end")
+    p.add_argument("--magnet", action="store_true",
+                   help="start from the torrent's magnet link: fetch the info dictionary from the peers")
     p.add_argument("--count", type=int, default=1, metavar="N",
                    help="N leecher sessions at once, session i in OUT_DIR/i (default 1: OUT_DIR itself)")
     p.add_argument("--tracker", action="append", default=[], metavar="URL",
