@@ -90,6 +90,19 @@ import Testing
         }
     }
 
+    /// A daemon with a fresh state folder, and one small torrent added with transmission-remote; the
+    /// caller removes `root`.
+    static func daemonSeedingOneTorrent() throws -> (root: URL, daemon: DaemonProcess) {
+        let (root, data) = try Interop.makePayload(sizes: [300_001])
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        let daemon = try DaemonProcess(
+            state: root.appendingPathComponent("state"), downloads: data.deletingLastPathComponent(),
+            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
+            log: root.appendingPathComponent("daemon.log"))
+        #expect(try daemon.remote(["-a", torrent]).status == 0)
+        return (root, daemon)
+    }
+
     static func scratch() throws -> URL {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("potluck-daemon-\(UUID())")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)

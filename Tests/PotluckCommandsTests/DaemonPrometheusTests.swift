@@ -36,14 +36,8 @@ import Testing
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.prometheus),
             "Debian's prometheus is needed (scripts/lib.sh installs it)")
-        let (root, data) = try Interop.makePayload(sizes: [300_001])
+        let (root, daemon) = try DaemonInteropTests.daemonSeedingOneTorrent()
         defer { try? FileManager.default.removeItem(at: root) }
-        let torrent = try Interop.create(data, pieceSize: "32K")
-        let daemon = try DaemonInteropTests.DaemonProcess(
-            state: root.appendingPathComponent("state"), downloads: data.deletingLastPathComponent(),
-            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
-            log: root.appendingPathComponent("daemon.log"))
-        #expect(try daemon.remote(["-a", torrent]).status == 0)
         let target = "127.0.0.1:\(daemon.rpcPort)"
 
         let text = try CreateInteropTests.run("/usr/bin/curl", ["-s", "http://\(target)/metrics"]).output

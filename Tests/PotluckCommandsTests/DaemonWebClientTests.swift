@@ -21,14 +21,8 @@ import Testing
         try #require(
             FileManager.default.fileExists(atPath: Self.webClient),
             "Debian's transmission-common is needed (scripts/lib.sh installs it)")
-        let (root, data) = try Interop.makePayload(sizes: [300_001])
+        let (root, daemon) = try DaemonInteropTests.daemonSeedingOneTorrent()
         defer { try? FileManager.default.removeItem(at: root) }
-        let torrent = try Interop.create(data, pieceSize: "32K")
-        let daemon = try DaemonInteropTests.DaemonProcess(
-            state: root.appendingPathComponent("state"), downloads: data.deletingLastPathComponent(),
-            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
-            log: root.appendingPathComponent("daemon.log"))
-        #expect(try daemon.remote(["-a", torrent]).status == 0)
         let page = "http://127.0.0.1:\(daemon.rpcPort)/transmission/web/"
         // Root may not use Chromium's sandbox; the profile is fresh so no other browser is disturbed.
         // Virtual time lets the page's timers (its first refresh) run before the DOM is taken.
