@@ -63,7 +63,8 @@ public final class Reactor {
     /// Timer deadlines: (when, tenant). A popped entry whose tenant has since moved its timer is ignored.
     private var timers = TimerHeap()
     private let inbox: ReactorInbox
-    /// Blocking chores (resume saves and their syncs) in the order asked, off the reactor's thread.
+    /// Blocking chores (reading and saving resume data, looking at files) in the order asked, off the
+    /// reactor's thread.
     private let chores = DispatchQueue(label: "potluck.reactor.chores")
     private var commands: [@Sendable (Reactor) -> Void] = []
     /// The engine's listening socket, on the reactor that routes incoming peers (nil elsewhere).
