@@ -356,14 +356,7 @@ struct BenchMany: ParsableCommand {
                 ]
             },
         ]
-        guard
-            let data = try? JSONSerialization.data(
-                withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
-            FileManager.default.createFile(atPath: path, contents: data)
-        else {
-            printError("potluck: cannot write \(path)")
-            return
-        }
+        writeJSONReport(object, to: path)
     }
 }
 

@@ -163,14 +163,7 @@ enum BenchReport {
         object["seeders"] = seeders.map { json($0, among: seeders) }
         // `results` is the leecher list under the name `bench download` always used.
         object["results"] = object["leechers"]
-        guard
-            let data = try? JSONSerialization.data(
-                withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
-            FileManager.default.createFile(atPath: path, contents: data)
-        else {
-            printError("potluck: cannot write \(path)")
-            return
-        }
+        writeJSONReport(object, to: path)
     }
 
     // MARK: Plot
@@ -280,5 +273,18 @@ enum BenchReport {
         if !FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) {
             printError("potluck: cannot write \(path)")
         }
+    }
+}
+
+/// Writes a benchmark's `--json` report (keys sorted, so runs diff cleanly); says so on standard error
+/// if it cannot.
+func writeJSONReport(_ object: [String: Any], to path: String) {
+    guard
+        let data = try? JSONSerialization.data(
+            withJSONObject: object, options: [.prettyPrinted, .sortedKeys]),
+        FileManager.default.createFile(atPath: path, contents: data)
+    else {
+        printError("potluck: cannot write \(path)")
+        return
     }
 }

@@ -18,6 +18,7 @@ public struct PeerDirectory<Address: Hashable> {
     }
 
     private struct Entry {
+        let address: Address
         var connected = false
         var banned = false
         var failures = 0
@@ -25,26 +26,28 @@ public struct PeerDirectory<Address: Hashable> {
     }
 
     public let configuration: Configuration
-    private var entries: [Address: Entry] = [:]
-    private var order: [Address] = []
+    /// In the order heard of; `positions` finds an address's entry. Choosing whom to connect to walks
+    /// the array without hashing an address.
+    private var entries: [Entry] = []
+    private var positions: [Address: Int] = [:]
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
     }
 
     /// Addresses listed (connected, waiting or banned).
-    public var count: Int { order.count }
-    public var isEmpty: Bool { order.isEmpty }
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
 
     /// Lists new addresses (those already listed and those beyond the limit are ignored); returns how
     /// many were new.
     @discardableResult
     public mutating func add<S: Sequence<Address>>(_ addresses: S) -> Int {
         var added = 0
-        for address in addresses where order.count < configuration.maximumCandidates {
-            guard entries[address] == nil else { continue }
-            entries[address] = Entry()
-            order.append(address)
+        for address in addresses where entries.count < configuration.maximumCandidates {
+            guard positions[address] == nil else { continue }
+            positions[address] = entries.count
+            entries.append(Entry(address: address))
             added += 1
         }
         return added
@@ -55,13 +58,12 @@ public struct PeerDirectory<Address: Hashable> {
     public mutating func takeCandidates(limit: Int, at now: Instant) -> [Address] {
         guard limit > 0 else { return [] }
         var taken: [Address] = []
-        for address in order {
-            guard var entry = entries[address], !entry.connected, !entry.banned, entry.retryAt <= now else {
+        for index in entries.indices {
+            guard !entries[index].connected, !entries[index].banned, entries[index].retryAt <= now else {
                 continue
             }
-            entry.connected = true
-            entries[address] = entry
-            taken.append(address)
+            entries[index].connected = true
+            taken.append(entries[index].address)
             if taken.count == limit { break }
         }
         return taken
@@ -70,29 +72,32 @@ public struct PeerDirectory<Address: Hashable> {
     /// The connection to `address` ended (or never came up): it is tried again after a back-off that
     /// doubles with each failure in a row.
     public mutating func disconnected(_ address: Address, at now: Instant) {
-        guard var entry = entries[address] else { return }
-        entry.connected = false
-        entry.failures += 1
-        let doublings = min(entry.failures - 1, 30)
+        guard let index = positions[address] else { return }
+        entries[index].connected = false
+        entries[index].failures += 1
+        let doublings = min(entries[index].failures - 1, 30)
         let first = configuration.firstRetryDelay.components.seconds
         let delaySeconds = min(configuration.maximumRetryDelay.components.seconds, first << doublings)
-        entry.retryAt = now.advanced(by: .seconds(delaySeconds))
-        entries[address] = entry
+        entries[index].retryAt = now.advanced(by: .seconds(delaySeconds))
     }
 
     /// `address`, just taken, was not tried after all (no connection could be afforded): it is offered
     /// again, with no failure counted.
     public mutating func untried(_ address: Address) {
-        entries[address]?.connected = false
+        guard let index = positions[address] else { return }
+        entries[index].connected = false
     }
 
     /// `address` sent bad data or broke the protocol: it is never offered again.
     public mutating func ban(_ address: Address) {
-        guard var entry = entries[address] else { return }
-        entry.banned = true
-        entries[address] = entry
+        guard let index = positions[address] else { return }
+        entries[index].banned = true
     }
 
-    public func isBanned(_ address: Address) -> Bool { entries[address]?.banned ?? false }
-    public func isConnected(_ address: Address) -> Bool { entries[address]?.connected ?? false }
+    public func isBanned(_ address: Address) -> Bool {
+        positions[address].map { entries[$0].banned } ?? false
+    }
+    public func isConnected(_ address: Address) -> Bool {
+        positions[address].map { entries[$0].connected } ?? false
+    }
 }
