@@ -115,6 +115,8 @@ public enum DownloadError: Error, CustomStringConvertible {
     case threads(HashPoolError)
     /// The reactor already hosts as many torrents as its tokens can name.
     case reactorFull
+    /// A magnet link's metadata could not be had or used.
+    case metadata(String)
 
     public var description: String {
         switch self {
@@ -124,6 +126,7 @@ public enum DownloadError: Error, CustomStringConvertible {
         case .storage(let error): "storage: \(error)"
         case .io(let error): "\(error)"
         case .threads(let error): "\(error)"
+        case .metadata(let reason): "metadata: \(reason)"
         }
     }
 
@@ -136,7 +139,7 @@ public enum DownloadError: Error, CustomStringConvertible {
         case .listen(let error): return exhausted.contains(error.errno)
         case .io(let error): return exhausted.contains(error.errno)
         case .threads: return true
-        case .reactorFull: return false
+        case .reactorFull, .metadata: return false
         case .storage(let error):
             guard case .system(let errno) = error.reason else { return false }
             return exhausted.contains(errno)

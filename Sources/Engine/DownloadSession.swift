@@ -25,7 +25,7 @@ import URing
 /// fails its hash); a buffer is never released while lent to the hasher or the store; every verified
 /// piece is in `verified` only after it was written; the torrent leaves its reactor only once nothing
 /// of it is in flight on the ring or the hashers (their memory is its own).
-public final class DownloadSession {
+public final class DownloadSession: ReactorTenant {
     static var peerOwner: UInt8 { Reactor.peerOwner }
     static var listenerOwner: UInt8 { Reactor.listenerOwner }
     /// The largest block a peer may ask for (`PieceGeometry.maximumRequestLength`): one upload buffer.

@@ -38,6 +38,8 @@ public struct TorrentID: Hashable, Sendable, CustomStringConvertible {
 public enum TorrentActivity: Sendable, Equatable {
     /// Placed on a reactor, not yet reporting.
     case starting
+    /// A magnet link's torrent, fetching its info dictionary from peers.
+    case fetchingMetadata
     case checking
     case downloading
     case seeding
@@ -65,6 +67,10 @@ public struct TorrentSnapshot: Sendable {
     public var isLive: Bool
     /// Its own limits as last set; a paused torrent starts again with them.
     public var limits: TorrentLimits
+    /// While a magnet link's metadata is being fetched: how that goes.
+    public var metadataFetch: MetadataFetchStatus?
+    /// Whether its metainfo is known (always, except for a magnet link before its metadata arrives).
+    public var hasMetadata: Bool
 
     /// Why it stopped, when an error stopped it.
     public var failure: DownloadError? {
@@ -104,6 +110,7 @@ public enum EngineError: Error, CustomStringConvertible {
     case shuttingDown
     case startFailed(DownloadError)
     case threads(SyscallError)
+    case unsupportedMagnet(String)
 
     public var description: String {
         switch self {
@@ -111,6 +118,7 @@ public enum EngineError: Error, CustomStringConvertible {
         case .unknownTorrent(let id): "no torrent \(id)"
         case .shuttingDown: "the engine is shutting down"
         case .startFailed(let error): "\(error)"
+        case .unsupportedMagnet(let reason): "cannot download this magnet link: \(reason)"
         case .threads(let error):
             "cannot start a reactor thread: \(error.errno); the thread limit is reached (`ulimit -u`, a pids "
                 + "cgroup, kernel.threads-max)"
@@ -132,11 +140,16 @@ public final class Engine: Sendable {
 
     private struct Record {
         let id: TorrentID
-        let metainfo: Metainfo
+        /// Nil for a magnet link until its metadata arrives.
+        var metainfo: Metainfo?
+        /// The link a torrent was added by, if it was.
+        var magnet: MagnetLink?
+        let infoHash: InfoHash
         var options: DownloadOptions
         var reactor: Int
         var activity: TorrentActivity = .starting
         var status: DownloadStatus?
+        var metadataFetch: MetadataFetchStatus?
         var statusReports = 0
         var ended: Result<DownloadOutcome, DownloadError>?
         var failure: DownloadError? {
@@ -148,6 +161,8 @@ public final class Engine: Sendable {
         var removing = false
         /// Bumped at each start, so the commands and reports of an earlier run are told apart.
         var run = 0
+
+        var name: String { metainfo?.name ?? magnet?.displayName ?? infoHash.hex }
     }
 
     /// The records, with running totals kept as each one changes: a summary over thousands of torrents,
@@ -206,7 +221,7 @@ public final class Engine: Sendable {
                 totals.failed += sign
                 failures[record.id] =
                     sign > 0
-                    ? ("\(record.metainfo.name): \(failure)", failure.exhaustsProcessResources) : nil
+                    ? ("\(record.name): \(failure)", failure.exhaustsProcessResources) : nil
             }
             guard let status = record.status else { return }
             totals.uploadedPayloadBytes += Int64(sign) * status.uploadedPayloadBytes
@@ -337,11 +352,7 @@ public final class Engine: Sendable {
     /// torrent that wants a port of its own.
     @discardableResult
     public func add(_ metainfo: Metainfo, options: DownloadOptions) throws(EngineError) -> TorrentID {
-        var options = options
-        options.sharedConnectionBudget = connections
-        options.sharedUploadLimiter = uploadLimiter
-        options.sharedDownloadLimiter = downloadLimiter
-        if let boundAddress, options.announcedPort == nil { options.announcedPort = boundAddress.port }
+        let options = shared(options)
         let id: TorrentID = try state.withLock { (state) throws(EngineError) -> TorrentID in
             guard !state.shuttingDown else { throw .shuttingDown }
             if let existing = state.byInfoHash[metainfo.wireInfoHash] { throw .duplicate(existing) }
@@ -349,13 +360,49 @@ public final class Engine: Sendable {
             state.nextID += 1
             let reactor = state.hosted.indices.min { state.hosted[$0] < state.hosted[$1] }!
             state.hosted[reactor] += 1
-            state.records[id] = Record(id: id, metainfo: metainfo, options: options, reactor: reactor)
+            state.records[id] = Record(
+                id: id, metainfo: metainfo, infoHash: metainfo.wireInfoHash, options: options,
+                reactor: reactor)
             state.byInfoHash[metainfo.wireInfoHash] = id
             return id
         }
         continuation.yield(.added(id))
         start(id)
         return id
+    }
+
+    /// Adds a torrent by its magnet link: its info dictionary is fetched from peers (the link's `x.pe`,
+    /// `options.peers`, the link's trackers), checked against the infohash, and the torrent then starts
+    /// as `add(_:options:)` would (with the peers heard so far). `metainfo(of:)` has it from then on.
+    @discardableResult
+    public func add(magnet: MagnetLink, options: DownloadOptions) throws(EngineError) -> TorrentID {
+        guard let infoHash = magnet.infoHashV1 else {
+            // The pieces of a v2-only torrent are checked against piece layers, which come with a
+            // .torrent file or from peers by BEP 52 hash requests (not implemented).
+            throw .unsupportedMagnet(
+                "a v2-only link (urn:btmh without urn:btih): piece layers cannot be fetched yet")
+        }
+        let options = shared(options)
+        let id: TorrentID = try state.withLock { (state) throws(EngineError) -> TorrentID in
+            guard !state.shuttingDown else { throw .shuttingDown }
+            if let existing = state.byInfoHash[infoHash] { throw .duplicate(existing) }
+            let id = TorrentID(value: state.nextID)
+            state.nextID += 1
+            let reactor = state.hosted.indices.min { state.hosted[$0] < state.hosted[$1] }!
+            state.hosted[reactor] += 1
+            state.records[id] = Record(
+                id: id, metainfo: nil, magnet: magnet, infoHash: infoHash, options: options, reactor: reactor)
+            state.byInfoHash[infoHash] = id
+            return id
+        }
+        continuation.yield(.added(id))
+        start(id)
+        return id
+    }
+
+    /// The torrent's metainfo: nil for a magnet link whose metadata has not arrived (or no such torrent).
+    public func metainfo(of id: TorrentID) -> Metainfo? {
+        state.withLock { $0.records[id]?.metainfo }
     }
 
     /// Stops a torrent cleanly (writes land, resume data is saved, trackers are told); it stays in
@@ -520,39 +567,56 @@ public final class Engine: Sendable {
         }
     }
 
+    /// `options` with what every torrent of the engine shares.
+    private func shared(_ options: DownloadOptions) -> DownloadOptions {
+        var options = options
+        options.sharedConnectionBudget = connections
+        options.sharedUploadLimiter = uploadLimiter
+        options.sharedDownloadLimiter = downloadLimiter
+        if let boundAddress, options.announcedPort == nil { options.announcedPort = boundAddress.port }
+        return options
+    }
+
     // MARK: On the reactors
 
     private static func snapshot(_ record: Record) -> TorrentSnapshot {
         TorrentSnapshot(
-            id: record.id, name: record.metainfo.name, infoHash: record.metainfo.wireInfoHash,
+            id: record.id, name: record.name, infoHash: record.infoHash,
             activity: record.activity, status: record.status, statusReports: record.statusReports,
-            ended: record.ended, isLive: record.live, limits: record.options.limits)
+            ended: record.ended, isLive: record.live, limits: record.options.limits,
+            metadataFetch: record.metadataFetch, hasMetadata: record.metainfo != nil)
     }
 
     private func forget(_ id: TorrentID, in state: inout State) {
         guard let record = state.records.removeValue(forKey: id) else { return }
-        state.byInfoHash[record.metainfo.wireInfoHash] = nil
+        state.byInfoHash[record.infoHash] = nil
         state.hosted[record.reactor] -= 1
-        router?.unregister(record.metainfo.wireInfoHash)
+        router?.unregister(record.infoHash)
     }
 
     /// Places a new session for the torrent on its reactor.
     private func start(_ id: TorrentID) {
         guard
-            let (metainfo, options, reactor, run) = state.withLock({
-                state -> (Metainfo, DownloadOptions, Int, Int)? in
+            let (known, options, reactor, run) = state.withLock({
+                state -> (Metainfo?, DownloadOptions, Int, Int)? in
                 guard var record = state.records[id] else { return nil }
                 record.run += 1
                 record.live = true
-                if let router {
+                if record.metainfo == nil {
+                    record.activity = .fetchingMetadata
+                } else if let router {
                     let inbox = IncomingInbox()
                     record.options.incomingInbox = inbox
-                    router.register(record.metainfo.wireInfoHash, inbox: inbox)
+                    router.register(record.infoHash, inbox: inbox)
                 }
                 state.records[id] = record
                 return (record.metainfo, record.options, record.reactor, record.run)
             })
         else { return }
+        guard let metainfo = known else {
+            fetchMetadata(id, options: options, reactor: reactor, run: run)
+            return
+        }
         let log = self.log
         let namesTorrents = namesTorrentsInLog
         let name = metainfo.name
@@ -587,9 +651,80 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Places the fetch of a magnet link's metadata on the torrent's reactor; once it has the
+    /// metadata, the torrent starts again as any other, with the peers the fetch heard of.
+    private func fetchMetadata(_ id: TorrentID, options: DownloadOptions, reactor: Int, run: Int) {
+        guard let magnet = state.withLock({ $0.records[id]?.magnet }) else { return }
+        let log = self.log
+        let namesTorrents = namesTorrentsInLog
+        let name = magnet.displayName ?? magnet.infoHashV1?.hex ?? "magnet"
+        inboxes[reactor].submit { [self] reactor in
+            let prefixed: (String) -> Void = { message in log(namesTorrents ? "\(name): \(message)" : message)
+            }
+            guard let fetch = MetadataFetchSession(magnet: magnet, options: options, log: prefixed) else {
+                ended(id, run: run, outcome: .failure(.metadata("the magnet link names no infohash")))
+                return
+            }
+            fetch.hostKey = HostKey(id: id, run: run)
+            fetch.statusHandler = { [self] status in
+                state.withLock { state in
+                    guard var record = state.records[id], record.run == run, record.live else { return }
+                    record.metadataFetch = status
+                    record.statusReports += 1
+                    state.records[id] = record
+                }
+            }
+            fetch.endHandler = { [self, unowned fetch] result in
+                switch result {
+                case .success(let info?):
+                    metadataFetched(
+                        id, run: run, infoDictionary: info, peers: fetch.peersHeard, magnet: magnet)
+                case .success(nil):
+                    ended(id, run: run, outcome: .success(.interrupted))
+                case .failure(let error):
+                    ended(id, run: run, outcome: .failure(error))
+                }
+            }
+            if !reactor.host(fetch) { ended(id, run: run, outcome: .failure(.reactorFull)) }
+        }
+    }
+
+    /// On the reactor: a magnet link's info dictionary arrived and matched. It becomes the torrent's
+    /// metainfo (with the link's trackers and web seeds), and the torrent starts downloading.
+    private func metadataFetched(
+        _ id: TorrentID, run: Int, infoDictionary: [UInt8], peers: [SocketAddress], magnet: MagnetLink
+    ) {
+        let metainfo: Metainfo
+        do {
+            metainfo = try Metainfo(bytes: magnet.torrentFile(infoDictionary: infoDictionary))
+        } catch {
+            ended(id, run: run, outcome: .failure(.metadata("the info dictionary is not usable: \(error)")))
+            return
+        }
+        let restart = state.withLock { state -> Bool in
+            guard var record = state.records[id], record.run == run else { return false }
+            record.metainfo = metainfo
+            record.metadataFetch = nil
+            record.live = false
+            var known = Set(record.options.peers)
+            record.options.peers += peers.filter { known.insert($0).inserted }
+            state.records[id] = record
+            // Paused or removed while the metadata arrived: it stays (or goes) as asked.
+            guard record.activity == .fetchingMetadata, !record.removing else { return false }
+            record.activity = .starting
+            state.records[id] = record
+            return true
+        }
+        if restart {
+            start(id)
+        } else {
+            ended(id, run: run, outcome: .success(.interrupted))
+        }
+    }
+
     private func stopOnReactor(_ id: TorrentID, run: Int, reactor: Int) {
         inboxes[reactor].submit { reactor in
-            reactor.torrent(with: HostKey(id: id, run: run))?.stop()
+            reactor.tenant(with: HostKey(id: id, run: run))?.stop()
         }
     }
 
@@ -605,7 +740,7 @@ public final class Engine: Sendable {
             }
             record.ended = outcome
             state.records[id] = record
-            router?.unregister(record.metainfo.wireInfoHash)
+            router?.unregister(record.infoHash)
             guard record.removing else { return false }
             forget(id, in: &state)
             return true

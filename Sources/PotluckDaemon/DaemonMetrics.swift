@@ -16,7 +16,7 @@ public final class DaemonMetrics: Sendable {
             switch activity {
             case nil, .starting: self = .starting
             case .checking: self = .checking
-            case .downloading: self = .downloading
+            case .downloading, .fetchingMetadata: self = .downloading
             case .seeding: self = .seeding
             case .paused, .finished: self = .stopped
             case .failed: self = .error

@@ -289,7 +289,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     func stopInEngine(_ id: TorrentID) async {
         guard let activity = engine.snapshot(id)?.activity else { return }
         switch activity {
-        case .starting, .checking, .downloading, .seeding: break
+        case .starting, .fetchingMetadata, .checking, .downloading, .seeding: break
         case .paused, .finished, .failed: return
         }
         let before = engineEvents.withLock { $0.ended[id, default: 0] }

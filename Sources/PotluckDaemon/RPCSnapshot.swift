@@ -103,7 +103,7 @@ extension DaemonTorrent {
         switch activity {
         case nil, .starting: return complete ? .seedWait : .downloadWait
         case .checking: return .checking
-        case .downloading: return .downloading
+        case .downloading, .fetchingMetadata: return .downloading
         case .seeding: return .seeding
         case .paused, .finished, .failed: return .stopped
         }

@@ -49,7 +49,7 @@ public final class Reactor {
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
 
-    private var torrents: [DownloadSession?] = [nil]
+    private var torrents: [(any ReactorTenant)?] = [nil]
     /// Engine torrents by their key, for commands.
     private var tenantsByKey: [HostKey: UInt16] = [:]
     /// Every torrent is being stopped: one that arrives now stops at once.
@@ -129,7 +129,7 @@ public final class Reactor {
 
     /// Places `session` on this reactor and starts it; false when every tenant number is taken.
     @discardableResult
-    func host(_ session: DownloadSession) -> Bool {
+    func host(_ session: any ReactorTenant) -> Bool {
         let tenant: UInt16
         if freeTenantsHead < freeTenants.count {
             tenant = freeTenants[freeTenantsHead]
@@ -152,8 +152,13 @@ public final class Reactor {
         return true
     }
 
-    /// The engine torrent's session on this reactor, if it is here.
+    /// The engine torrent's session on this reactor, if it is here and past its metadata.
     func torrent(with key: HostKey) -> DownloadSession? {
+        tenant(with: key) as? DownloadSession
+    }
+
+    /// Whatever runs the engine torrent on this reactor (its session, or its metadata fetch).
+    func tenant(with key: HostKey) -> (any ReactorTenant)? {
         tenantsByKey[key].flatMap { torrents[safe: $0] }
     }
 
@@ -187,7 +192,7 @@ public final class Reactor {
     }
 
     /// The torrent numbered `tenant`, if one is hosted as that number.
-    func torrent(at tenant: UInt16) -> DownloadSession? { torrents[safe: tenant] }
+    func torrent(at tenant: UInt16) -> DownloadSession? { torrents[safe: tenant] as? DownloadSession }
 
     /// Accepts every torrent's peers on `listenerFD` (which the router now owns) and hands each to the
     /// torrent its handshake names, through `directory`.
@@ -229,7 +234,7 @@ public final class Reactor {
             waitingChecksHead += 1
             // A torrent that left while waiting is skipped; its tenant number may be someone else's
             // now, who declines unless it waits too.
-            guard let torrent = torrents[safe: tenant] else { continue }
+            guard let torrent = torrents[safe: tenant] as? DownloadSession else { continue }
             checksRunning += 1
             checkBytesRunning += cost
             peakChecksRunning = max(peakChecksRunning, checksRunning)
@@ -357,8 +362,32 @@ public final class Reactor {
     }
 }
 
-extension Array where Element == DownloadSession? {
-    fileprivate subscript(safe tenant: UInt16) -> DownloadSession? {
+/// What a reactor hosts as a tenant: a torrent's session, or the fetch of a magnet link's metadata
+/// before it. Everything is called on the reactor's thread.
+protocol ReactorTenant: AnyObject {
+    /// The engine's name for it, by which commands find it (nil when run alone).
+    var hostKey: HostKey? { get }
+    /// When its timer is due (a popped timer for another deadline is stale).
+    var tickDeadline: UInt64 { get }
+    /// Whether pieces are being downloaded (the reactor batches completions then).
+    var isDownloading: Bool { get }
+    /// Whether it has left the reactor: nothing of it is in flight any more.
+    var hasLeftReactor: Bool { get }
+    /// Taken by `reactor` as `tenant`: starts.
+    func attach(to reactor: Reactor, tenant: UInt16)
+    /// A completion whose token names this tenant.
+    func handle(_ completion: Completion, now: UInt64)
+    /// A hash result whose token names this tenant.
+    func hashCompleted(_ result: HashResult, now: UInt64)
+    func tick(now: UInt64)
+    /// After the completions of a loop: act on what changed.
+    func service(now: UInt64)
+    /// Finish cleanly, then leave.
+    func stop()
+}
+
+extension Array where Element == (any ReactorTenant)? {
+    fileprivate subscript(safe tenant: UInt16) -> (any ReactorTenant)? {
         let index = Int(tenant)
         return index > 0 && index < count ? self[index] : nil
     }

@@ -25,17 +25,27 @@ func installStopSignals() {
 
 struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Download a torrent from peers.",
+        abstract: "Download a torrent (a .torrent file or a magnet link) from peers.",
         discussion: """
-            Announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and connects to the peers they \
+            A magnet link's info dictionary is fetched first from the peers it names (x.pe), those given \
+            with --peer and those its trackers (tr) name, and checked against its infohash (v1 and hybrid \
+            links; a v2-only link is refused): potluck download 'magnet:?xt=urn:btih:…&x.pe=10.0.0.2:6881' \
+            -o ~/Downloads --save-torrent t.torrent. Then, as for a file: \
+            announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and connects to the peers they \
             name and to every peer given with --peer, all at once; downloads rarest pieces first, verifies \
             every piece before writing it, and exits 0 once all pieces are verified on disk. Ctrl-C saves \
             resume data and exits; running the same command again resumes. Existing files without resume \
             data are checked first. A private torrent gets peers only from its trackers and --peer.
             """)
 
-    @Argument(help: "The .torrent file.", completion: .file(extensions: ["torrent"]))
+    @Argument(
+        help: "The .torrent file, or a magnet link (quote it).", completion: .file(extensions: ["torrent"]))
     var torrent: String
+
+    @Option(
+        name: .customLong("save-torrent"),
+        help: "For a magnet link: write the .torrent file here once its metadata has arrived.")
+    var saveTorrent: String?
 
     @Option(name: .shortAndLong, help: "Download folder (default: the current folder).")
     var output: String = "."
@@ -87,16 +97,37 @@ struct Download: ParsableCommand {
         }
     }
 
-    func run() throws {
+    /// What is to be downloaded: a torrent's metainfo, or a magnet link to fetch it by.
+    enum Source {
+        case metainfo(Metainfo)
+        case magnet(MagnetLink)
+    }
+
+    func readSource() throws -> Source {
+        if torrent.lowercased().hasPrefix("magnet:") {
+            do {
+                return .magnet(try MagnetLink(parsing: torrent))
+            } catch {
+                printError("potluck: not a usable magnet link: \(error)")
+                throw ExitCode(1)
+            }
+        }
         guard let data = FileManager.default.contents(atPath: torrent) else {
             printError("potluck: cannot read \(torrent)")
             throw ExitCode(1)
         }
-        let metainfo: Metainfo
         do {
-            metainfo = try Metainfo(bytes: Array(data))
+            return .metainfo(try Metainfo(bytes: Array(data)))
         } catch {
             printError("potluck: \(torrent) is not a valid torrent: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    func run() throws {
+        let source = try readSource()
+        if saveTorrent != nil, case .metainfo = source {
+            printError("potluck: --save-torrent applies to a magnet link")
             throw ExitCode(1)
         }
         var options = DownloadOptions(
@@ -106,12 +137,21 @@ struct Download: ParsableCommand {
         options.seedWhenComplete = seed
         options.preallocateFiles = preallocate
         sharing.apply(to: &options)
-        let hasTrackers = !sharing.noTrackers && !metainfo.trackers.isEmpty
+        let hasTrackers: Bool
+        let hasLinkPeers: Bool
+        switch source {
+        case .metainfo(let metainfo):
+            hasTrackers = !sharing.noTrackers && !metainfo.trackers.isEmpty
+            hasLinkPeers = false
+        case .magnet(let magnet):
+            hasTrackers = !sharing.noTrackers && !magnet.trackers.isEmpty
+            hasLinkPeers = !magnet.peers.isEmpty
+        }
         if hasTrackers && options.listenAddress == nil {
             // Trackers hand our address to other peers: announce a port that is really open.
             options.listenAddress = SocketAddress("0.0.0.0:0")
         }
-        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers {
+        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers && !hasLinkPeers {
             printError(
                 "potluck: no peers: the torrent names no tracker (or --no-trackers was given); give at "
                     + "least one peer with --peer HOST:PORT, or --listen for incoming ones")
@@ -130,12 +170,18 @@ struct Download: ParsableCommand {
         let id: TorrentID
         do {
             engine = try Engine(options: engineOptions)
-            id = try engine.add(metainfo, options: options)
+            switch source {
+            case .metainfo(let metainfo): id = try engine.add(metainfo, options: options)
+            case .magnet(let magnet): id = try engine.add(magnet: magnet, options: options)
+            }
         } catch {
             printError("potluck: \(error)")
             throw ExitCode(1)
         }
         var progress = ProgressLine(label: "downloading", quiet: sharing.quiet)
+        var fetching = ProgressLine(label: "fetching metadata", quiet: sharing.quiet)
+        var metadataAnnounced: Bool
+        if case .magnet = source { metadataAnnounced = false } else { metadataAnnounced = true }
         var checking = ProgressLine(label: "checking", quiet: sharing.quiet)
         let started = ContinuousClock.now
         var announcedListening = false
@@ -146,6 +192,21 @@ struct Download: ParsableCommand {
             if !stopping && stopRequested.load(ordering: .relaxed) {
                 stopping = true
                 try? engine.pause(id)
+            }
+            if !metadataAnnounced, current.hasMetadata, let metainfo = engine.metainfo(of: id) {
+                metadataAnnounced = true
+                fetching.finish()
+                announceMetadata(metainfo)
+            }
+            if current.status == nil, let fetch = current.metadataFetch,
+                current.statusReports != statusesDrawn
+            {
+                statusesDrawn = current.statusReports
+                fetching.update(
+                    done: 0, total: 1, rateBytesPerSecond: 0,
+                    extra:
+                        "peers \(fetch.connectedPeers)/\(fetch.knownPeers), \(fetch.offeringPeers) offering it"
+                        + (fetch.trackerState.map { "  " + Self.short($0) } ?? ""))
             }
             if let status = current.status, current.statusReports != statusesDrawn {
                 statusesDrawn = current.statusReports
@@ -177,6 +238,7 @@ struct Download: ParsableCommand {
             usleep(100_000)
             snapshot = engine.snapshot(id)
         }
+        let name = engine.metainfo(of: id)?.name ?? snapshot?.name ?? torrent
         engine.shutdown()
         let outcome: DownloadOutcome
         switch snapshot?.ended {
@@ -188,16 +250,29 @@ struct Download: ParsableCommand {
         case nil:
             outcome = .interrupted
         }
+        fetching.finish()
         progress.finish()
         let elapsed = seconds(ContinuousClock.now - started)
         switch outcome {
         case .completed:
-            print(
-                "completed \(metainfo.name): \(Format.size(metainfo.totalLength)) in \(Format.fixed(elapsed, 1)) s"
-            )
+            let size = engine.metainfo(of: id).map { Format.size($0.totalLength) } ?? "?"
+            print("completed \(name): \(size) in \(Format.fixed(elapsed, 1)) s")
         case .interrupted:
             printError("stopped; resume data saved. Run the same command again to continue.")
             throw ExitCode(130)
+        }
+    }
+
+    /// A magnet link's metadata arrived: say what the torrent is, and save it if asked.
+    func announceMetadata(_ metainfo: Metainfo) {
+        printError(
+            "metadata received: \(metainfo.name), \(metainfo.files.count) files, \(Format.size(metainfo.totalLength))"
+        )
+        guard let saveTorrent else { return }
+        if FileManager.default.createFile(atPath: saveTorrent, contents: Data(metainfo.bytes)) {
+            printError("saved \(saveTorrent)")
+        } else {
+            printError("potluck: cannot write \(saveTorrent); the download goes on")
         }
     }
 
