@@ -8,6 +8,9 @@ It claims every piece (BEP 3 bitfield), unchokes at once, and answers requests a
   corrupt      every block with the right length and wrong bytes (a liar to be banned)
   unrequested  blocks nobody asked for (a protocol violation to be dropped for)
   oversized    a message longer than any block (a length to be refused)
+  metadata-liar   offers the info dictionary (BEP 9) and answers every ut_metadata request with
+                  wrong bytes of the right length (for a magnet link's fetch to catch)
+  metadata-huge   offers an info dictionary of 4 GiB (a size to be refused)
 
   hostile_peer.py FILE request-MODE --connect HOST:PORT [--fast] [--piece N] [--count N]
       → {"disconnected": bool, "blocks": n, "rejects": n, "unchoked": bool} once done; exits.
@@ -65,10 +68,13 @@ def info_hash_and_pieces(path):
     at = info.index(marker) + len(marker)
     global PIECE_LENGTH
     PIECE_LENGTH = int(info[at:info.index(b"e", at)])
+    global INFO
+    INFO = info
     return hashlib.sha1(info).digest(), pieces
 
 
 PIECE_LENGTH = 0
+INFO = b""
 
 
 def request_mode(args, info_hash, piece_count):
@@ -123,12 +129,43 @@ def request_mode(args, info_hash, piece_count):
     return 0
 
 
+def extended(ext_id, payload):
+    return struct.pack(">IBB", 2 + len(payload), 20, ext_id) + payload
+
+
+def serve_metadata(conn, mode):
+    """BEP 10 and 9 only: an extension handshake offering metadata, then wrong answers."""
+    size = 4 << 30 if mode == "metadata-huge" else len(INFO)
+    conn.sendall(extended(0, b"d1:md11:ut_metadatai3ee13:metadata_sizei%dee" % size))
+    their_id = None
+    while True:
+        length = struct.unpack(">I", read_exactly(conn, 4))[0]
+        body = read_exactly(conn, length) if length else b""
+        if len(body) < 2 or body[0] != 20:
+            continue
+        if body[1] == 0:
+            marker = b"11:ut_metadatai"
+            at = body.find(marker)
+            if at >= 0:
+                their_id = int(body[at + len(marker):body.index(b"e", at + len(marker))])
+        elif body[1] == 3 and their_id is not None:
+            marker = b"5:piecei"
+            at = body.index(marker) + len(marker)
+            piece = int(body[at:body.index(b"e", at)])
+            chunk = INFO[piece * 16384:(piece + 1) * 16384]
+            header = b"d8:msg_typei1e5:piecei%de10:total_sizei%dee" % (piece, len(INFO))
+            conn.sendall(extended(their_id, header + bytes(b ^ 0x5a for b in chunk)))
+
+
 def serve(conn, info_hash, piece_count, mode):
     try:
         handshake = read_exactly(conn, 68)
         if handshake[28:48] != info_hash:
             return
-        conn.sendall(b"\x13BitTorrent protocol" + bytes(8) + info_hash + b"-HO0001-" + os.urandom(12))
+        reserved = bytes([0, 0, 0, 0, 0, 0x10, 0, 0]) if mode.startswith("metadata-") else bytes(8)
+        conn.sendall(b"\x13BitTorrent protocol" + reserved + info_hash + b"-HO0001-" + os.urandom(12))
+        if mode.startswith("metadata-"):
+            return serve_metadata(conn, mode)
         bitfield = bytearray((piece_count + 7) // 8)
         for piece in range(piece_count):
             bitfield[piece // 8] |= 0x80 >> (piece % 8)
@@ -155,8 +192,9 @@ def serve(conn, info_hash, piece_count, mode):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("torrent")
-    parser.add_argument("mode", choices=["corrupt", "unrequested", "oversized", "request-lacking",
-                                         "request-oversized", "request-range", "request-flood"])
+    parser.add_argument("mode", choices=["corrupt", "unrequested", "oversized", "metadata-liar",
+                                         "metadata-huge", "request-lacking", "request-oversized",
+                                         "request-range", "request-flood"])
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--connect", metavar="HOST:PORT", help="the seeder, for the request modes")
     parser.add_argument("--fast", action="store_true", help="set the BEP 6 fast extension bit")
