@@ -6,7 +6,11 @@ import TorrentModel
 /// One torrent of the daemon: the engine's handle, its metainfo, and what the daemon keeps about it.
 struct DaemonTorrent: Sendable {
     let id: TorrentID
-    let metainfo: Metainfo
+    /// Nil for a torrent added by magnet link until its metadata arrives.
+    var metainfo: Metainfo?
+    /// The link it was added by, if it was.
+    let magnet: MagnetLink?
+    let hash: InfoHash
     var settings: StoredTorrent
     /// The engine's upload and download counters for the torrent's current run, as last seen; they
     /// start again from zero at each run, so `settings` keeps the earlier runs' sum.
@@ -22,10 +26,21 @@ struct DaemonTorrent: Sendable {
     init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
         self.id = id
         self.metainfo = metainfo
+        self.magnet = nil
+        self.hash = metainfo.wireInfoHash
         self.settings = settings
     }
 
-    var hash: InfoHash { metainfo.wireInfoHash }
+    init(id: TorrentID, magnet: MagnetLink, hash: InfoHash, settings: StoredTorrent) {
+        self.id = id
+        self.metainfo = nil
+        self.magnet = magnet
+        self.hash = hash
+        self.settings = settings
+    }
+
+    /// The torrent's name, or until its metadata arrives the link's `dn` (else its infohash).
+    var name: String { metainfo?.name ?? magnet?.displayName ?? hash.hex }
     var uploadedEver: Int64 { settings.uploadedEver + runUploaded }
     var downloadedEver: Int64 { settings.downloadedEver + runDownloaded }
 
@@ -54,5 +69,26 @@ struct DaemonTorrent: Sendable {
         var bytes: Int64 = 0
         resume.verified.forEach { bytes += Int64(metainfo.geometry.length(of: $0)) }
         return bytes
+    }
+}
+
+/// What a torrent is added from: its metainfo, or a magnet link to fetch that by.
+enum TorrentSource {
+    case metainfo(Metainfo)
+    case magnet(MagnetLink)
+
+    var name: String {
+        switch self {
+        case .metainfo(let metainfo): metainfo.name
+        case .magnet(let magnet): magnet.displayName ?? magnet.infoHashV1?.hex ?? "magnet"
+        }
+    }
+
+    /// Files known now (none for a magnet link: its files come with the metadata).
+    var fileCount: Int {
+        switch self {
+        case .metainfo(let metainfo): metainfo.files.count
+        case .magnet: 0
+        }
     }
 }

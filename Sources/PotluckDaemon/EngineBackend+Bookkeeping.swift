@@ -1,4 +1,5 @@
 import Engine
+import Metainfo
 import Synchronization
 import TorrentModel
 
@@ -18,6 +19,9 @@ extension EngineBackend {
                 let snapshot = engine.snapshot(id)
                 sample.states[DaemonMetrics.TorrentState(snapshot?.activity), default: 0] += 1
                 guard let snapshot else { continue }
+                if torrent.metainfo == nil, snapshot.hasMetadata, let metainfo = engine.metainfo(of: id) {
+                    keepFetched(metainfo, of: &torrent)
+                }
                 var completed = false
                 if let status = snapshot.status {
                     let since = torrent.absorbCounters(
@@ -42,12 +46,12 @@ extension EngineBackend {
                 default: break
                 }
                 if completed {
-                    logger.info("\(torrent.metainfo.name) (\(id)) is complete")
+                    logger.info("\(torrent.name) (\(id)) is complete")
                     try? state.save(savedSettings(of: torrent), hash: torrent.hash)
                     if torrent.runDownloaded > 0 {
                         finished.append(
                             CompletedTorrent(
-                                id: id.value, hash: torrent.hash.hex, name: torrent.metainfo.name,
+                                id: id.value, hash: torrent.hash.hex, name: torrent.name,
                                 directory: torrent.settings.downloadDirectory, labels: torrent.settings.labels
                             ))
                     }
@@ -68,6 +72,18 @@ extension EngineBackend {
         sample.connectionLimit = engine.maximumConnections
         metrics.record(sample)
         return finished
+    }
+
+    /// A magnet link's metadata arrived: the torrent is kept by its .torrent from now on.
+    private func keepFetched(_ metainfo: Metainfo, of torrent: inout DaemonTorrent) {
+        torrent.metainfo = metainfo
+        do {
+            try state.storeFetched(metainfo: metainfo.bytes, hash: torrent.hash)
+            logger.info("\(metainfo.name) (\(torrent.id)): metadata received and kept")
+        } catch {
+            // The link stays kept: a restart fetches the metadata again.
+            logger.warning("\(metainfo.name) (\(torrent.id)): its metadata cannot be kept: \(error)")
+        }
     }
 
     /// Saves every torrent's settings and the session's totals (at shutdown, once the engine stopped).

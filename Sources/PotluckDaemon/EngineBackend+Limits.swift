@@ -34,7 +34,7 @@ extension EngineBackend {
         do {
             try engine.setLimits(torrent.id, limits)
         } catch {
-            logger.warning("\(torrent.metainfo.name): its limits could not be changed: \(error)")
+            logger.warning("\(torrent.name): its limits could not be changed: \(error)")
         }
     }
 }

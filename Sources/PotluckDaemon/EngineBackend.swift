@@ -77,10 +77,13 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     @discardableResult
     public func restore() -> Int {
         var restored = 0
-        for (settings, bytes) in state.storedTorrents(problem: { logger.warning("\($0)") }) {
-            let metainfo: Metainfo
+        for (settings, source) in state.storedTorrents(problem: { logger.warning("\($0)") }) {
+            let torrent: TorrentSource
             do {
-                metainfo = try Metainfo(bytes: bytes)
+                switch source {
+                case .metainfo(let bytes): torrent = .metainfo(try Metainfo(bytes: bytes))
+                case .magnet(let link): torrent = .magnet(try MagnetLink(parsing: link))
+                }
             } catch {
                 logger.warning("a kept torrent cannot be read (\(error)); it is left out")
                 continue
@@ -88,10 +91,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             registry.withLock { registry in
                 registry.nextOrder = max(registry.nextOrder, settings.order + 1)
                 do {
-                    try start(metainfo, settings: settings, in: &registry)
+                    try start(torrent, settings: settings, in: &registry)
                     restored += 1
                 } catch {
-                    logger.error("\(metainfo.name): \(error)")
+                    logger.error("\(torrent.name): \(error)")
                 }
             }
         }
@@ -109,12 +112,38 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 throw RPCFailure("cannot read the torrent file \(path)")
             }
             bytes = Array(data)
-        case .magnet: throw RPCFailure("magnet links are not supported yet")
+        case .magnet(let link):
+            return try add(
+                magnet: link, downloadDirectory: request.downloadDirectory, paused: request.paused,
+                changes: request.changes)
         case .url: throw RPCFailure("adding a torrent by URL is not supported yet; send its metainfo")
         }
         return try add(
             bytes, downloadDirectory: request.downloadDirectory, paused: request.paused,
             changes: request.changes)
+    }
+
+    /// Adds a torrent by its magnet link, kept in the state folder (as the link, until the metadata
+    /// arrives and its .torrent is kept instead) before it reaches the engine.
+    public func add(
+        magnet text: String, downloadDirectory: String? = nil, paused: Bool? = nil,
+        changes: TorrentChanges = TorrentChanges()
+    ) throws -> TorrentAddOutcome {
+        let magnet: MagnetLink
+        do {
+            magnet = try MagnetLink(parsing: text)
+        } catch {
+            throw RPCFailure("invalid magnet link: \(error)")
+        }
+        guard let hash = magnet.infoHashV1 else {
+            throw RPCFailure("a v2-only magnet link (no urn:btih) cannot be downloaded yet")
+        }
+        let source = TorrentSource.magnet(magnet)
+        return try add(
+            source, hash: hash, downloadDirectory: downloadDirectory, paused: paused, changes: changes
+        ) {
+            settings throws in try state.store(magnet: text, settings: settings, hash: hash)
+        }
     }
 
     /// Adds a torrent from its metainfo bytes, keeping it in the state folder before it reaches the
@@ -129,11 +158,23 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         } catch {
             throw RPCFailure("invalid or corrupt torrent file")
         }
-        return try registry.withLock { registry throws -> TorrentAddOutcome in
-            let identity = { (id: TorrentID) in
-                TorrentIdentity(id: id.value, name: metainfo.name, hash: metainfo.wireInfoHash)
-            }
-            if let existing = registry.torrents.values.first(where: { $0.hash == metainfo.wireInfoHash }) {
+        return try add(
+            .metainfo(metainfo), hash: metainfo.wireInfoHash, downloadDirectory: downloadDirectory,
+            paused: paused,
+            changes: changes
+        ) { settings throws in
+            try state.store(metainfo: bytes, settings: settings, hash: metainfo.wireInfoHash)
+        }
+    }
+
+    private func add(
+        _ source: TorrentSource, hash: InfoHash, downloadDirectory: String?, paused: Bool?,
+        changes: TorrentChanges,
+        keep: (StoredTorrent) throws -> Void
+    ) throws -> TorrentAddOutcome {
+        try registry.withLock { registry throws -> TorrentAddOutcome in
+            let identity = { (id: TorrentID) in TorrentIdentity(id: id.value, name: source.name, hash: hash) }
+            if let existing = registry.torrents.values.first(where: { $0.hash == hash }) {
                 return .duplicate(identity(existing.id))
             }
             var settings = StoredTorrent(
@@ -142,19 +183,19 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             settings.order = registry.nextOrder
             settings.paused = paused ?? !registry.session.startAddedTorrents
             settings.peerLimit = registry.session.peerLimitPerTorrent
-            try Self.apply(changes, to: &settings, fileCount: metainfo.files.count)
-            try state.store(metainfo: bytes, settings: settings, hash: metainfo.wireInfoHash)
+            try Self.apply(changes, to: &settings, fileCount: source.fileCount)
+            try keep(settings)
             let id: TorrentID
             do {
-                id = try start(metainfo, settings: settings, in: &registry)
+                id = try start(source, settings: settings, in: &registry)
             } catch {
-                state.forget(metainfo.wireInfoHash)
+                state.forget(hash)
                 throw error
             }
             registry.nextOrder += 1
             registry.filesAdded += 1
             registry.totals.filesAdded += 1
-            logger.info("added \(metainfo.name) (\(id)) into \(settings.downloadDirectory)")
+            logger.info("added \(source.name) (\(id)) into \(settings.downloadDirectory)")
             return .added(identity(id))
         }
     }
@@ -162,18 +203,27 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     /// Puts a torrent into the engine with its kept settings, paused if they say so.
     @discardableResult
     private func start(
-        _ metainfo: Metainfo, settings: StoredTorrent, in registry: inout Registry
+        _ source: TorrentSource, settings: StoredTorrent, in registry: inout Registry
     ) throws
         -> TorrentID
     {
-        let id = try engine.add(
-            metainfo, options: options(for: settings, hash: metainfo.wireInfoHash, registry))
+        var torrent: DaemonTorrent
+        switch source {
+        case .metainfo(let metainfo):
+            let id = try engine.add(
+                metainfo, options: options(for: settings, hash: metainfo.wireInfoHash, registry))
+            torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
+        case .magnet(let magnet):
+            let hash = magnet.infoHashV1!  // checked when added
+            let id = try engine.add(magnet: magnet, options: options(for: settings, hash: hash, registry))
+            torrent = DaemonTorrent(id: id, magnet: magnet, hash: hash, settings: settings)
+        }
+        let id = torrent.id
         if settings.paused { try? engine.pause(id) }
-        var torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
-        if settings.paused {
+        if settings.paused, let metainfo = torrent.metainfo {
             torrent.restoredVerifiedBytes = DaemonTorrent.verifiedBytes(
                 in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
-        } else {
+        } else if !settings.paused {
             torrent.startDate = Self.now()
         }
         registry.torrents[id] = torrent
@@ -314,7 +364,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         try registry.withLock { registry throws in
             for torrent in Self.resolve(selection, in: registry, now: Self.now()) {
                 var changed = torrent
-                try Self.apply(changes, to: &changed.settings, fileCount: torrent.metainfo.files.count)
+                try Self.apply(changes, to: &changed.settings, fileCount: torrent.metainfo?.files.count ?? 0)
                 try state.save(savedSettings(of: changed), hash: torrent.hash)
                 registry.torrents[torrent.id] = changed
                 applyLimits(of: changed, in: registry)
@@ -386,12 +436,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 registry.removed.append((torrent.id.value, Self.now()))
                 registry.removed.removeAll { Self.now() - $0.at > 60 }
             }
-            logger.info("removed \(torrent.metainfo.name) (\(torrent.id))")
+            logger.info("removed \(torrent.name) (\(torrent.id))")
             guard deletingLocalData else { continue }
             // Its files are deleted only once the engine has let go of them.
             await waitFor(seconds: 15) { engineEvents.withLock { $0.removed.contains(torrent.id) } }
             problems += LocalDataRemoval.remove(
-                files: torrent.metainfo.files.map(\.path), beneath: torrent.settings.downloadDirectory)
+                files: torrent.metainfo?.files.map(\.path) ?? [], beneath: torrent.settings.downloadDirectory)
         }
         if !problems.isEmpty {
             throw RPCFailure("some files could not be deleted: " + problems.joined(separator: "; "))

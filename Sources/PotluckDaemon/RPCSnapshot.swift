@@ -15,21 +15,24 @@ extension DaemonTorrent {
     func rpcSnapshot(
         engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String, now: Int
     ) -> RPCTorrentSnapshot {
-        var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: metainfo.name)
+        var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: name)
         let status = engine?.status
-        let total = metainfo.totalLength
+        // Until a magnet link's metadata arrives its size is unknown: 0, and nothing is done.
+        let total = metainfo?.totalLength ?? 0
         let verified = status?.verifiedBytes ?? restoredVerifiedBytes ?? 0
+        let complete = metainfo != nil && verified == total
         snapshot.totalSize = Int(total)
         snapshot.sizeWhenDone = Int(total)
         snapshot.haveValid = Int(verified)
         snapshot.leftUntilDone = Int(total - verified)
-        snapshot.percentDone = total > 0 ? Double(verified) / Double(total) : 1
+        snapshot.percentDone = total > 0 ? Double(verified) / Double(total) : (complete ? 1 : 0)
         snapshot.percentComplete = snapshot.percentDone
-        snapshot.pieceCount = metainfo.pieceCount
-        snapshot.pieceSize = metainfo.pieceLength
+        snapshot.metadataPercentComplete = metainfo == nil ? 0 : 1
+        snapshot.pieceCount = metainfo?.pieceCount ?? 0
+        snapshot.pieceSize = metainfo?.pieceLength ?? 0
 
         snapshot.status = Self.status(
-            engine?.activity, paused: settings.paused && !pauseAfterCheck, complete: verified == total)
+            engine?.activity, paused: settings.paused && !pauseAfterCheck, complete: complete)
         if case .checking = engine?.activity, let status, total > 0 {
             snapshot.recheckProgress = Double(status.checkedBytes) / Double(total)
         }
@@ -51,28 +54,32 @@ extension DaemonTorrent {
         // Transmission's ratio: uploaded over downloaded, or over what we have when nothing was downloaded.
         let base = downloadedEver > 0 ? downloadedEver : verified
         snapshot.uploadRatio = base > 0 ? Double(uploadedEver) / Double(base) : -1
-        snapshot.eta =
-            snapshot.status == .downloading && snapshot.rateDownload > 0
-            ? snapshot.leftUntilDone / snapshot.rateDownload : -1
-        snapshot.isFinished = verified == total && engine?.activity == .finished
+        // Transmission's -1 is "not available" (not downloading), -2 "unknown" (downloading, no rate):
+        // clients print the first as done.
+        if snapshot.status == .downloading {
+            snapshot.eta = snapshot.rateDownload > 0 ? snapshot.leftUntilDone / snapshot.rateDownload : -2
+        } else {
+            snapshot.eta = -1
+        }
+        snapshot.isFinished = complete && engine?.activity == .finished
 
         snapshot.addedDate = settings.addedDate
         snapshot.doneDate = settings.doneDate
         snapshot.activityDate = settings.activityDate
         snapshot.startDate = startDate
-        snapshot.dateCreated = Int(metainfo.creationDate ?? 0)
+        snapshot.dateCreated = Int(metainfo?.creationDate ?? 0)
         snapshot.secondsDownloading = settings.secondsDownloading
         snapshot.secondsSeeding = settings.secondsSeeding
 
-        snapshot.comment = metainfo.comment ?? ""
-        snapshot.creator = metainfo.createdBy ?? ""
-        snapshot.source = metainfo.source ?? ""
-        snapshot.isPrivate = metainfo.isPrivate
-        snapshot.torrentFile = torrentFile
-        snapshot.webseeds = metainfo.webSeeds
-        if fields.contains(.magnetLink) { snapshot.magnetLink = metainfo.magnetLink.uri }
+        snapshot.comment = metainfo?.comment ?? ""
+        snapshot.creator = metainfo?.createdBy ?? ""
+        snapshot.source = metainfo?.source ?? ""
+        snapshot.isPrivate = metainfo?.isPrivate ?? false
+        snapshot.torrentFile = metainfo == nil ? "" : torrentFile
+        snapshot.webseeds = metainfo?.webSeeds ?? magnet?.webSeeds ?? []
+        if fields.contains(.magnetLink) { snapshot.magnetLink = (metainfo?.magnetLink ?? magnet)?.uri ?? "" }
         if !fields.isDisjoint(with: [.files, .fileStats, .fileCount, .priorities, .wanted]) {
-            snapshot.files = files(complete: verified == total, share: snapshot.percentDone)
+            snapshot.files = files(complete: complete, share: snapshot.percentDone)
         }
         if !fields.isDisjoint(with: [.trackers, .trackerStats, .trackerList]) {
             snapshot.trackers = trackers(lastResult: status?.trackerState)
@@ -111,7 +118,7 @@ extension DaemonTorrent {
 
     private func files(complete: Bool, share: Double) -> [FileSnapshot] {
         let unwanted = Set(settings.unwantedFiles)
-        return metainfo.files.enumerated().map { index, file in
+        return (metainfo?.files ?? []).enumerated().map { index, file in
             FileSnapshot(
                 name: file.path.joined(separator: "/"), length: Int(file.length),
                 bytesCompleted: complete ? Int(file.length) : Int(Double(file.length) * share),
@@ -124,7 +131,7 @@ extension DaemonTorrent {
     /// tracker of the first tier.
     private func trackers(lastResult: String?) -> [TrackerSnapshot] {
         var trackers: [TrackerSnapshot] = []
-        for (tier, urls) in metainfo.trackers.enumerated() {
+        for (tier, urls) in (metainfo?.trackers ?? magnet?.trackers.map { [$0] } ?? []).enumerated() {
             for url in urls {
                 let host = URLComponents(string: url)?.host ?? ""
                 var tracker = TrackerSnapshot(

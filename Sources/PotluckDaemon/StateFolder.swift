@@ -7,7 +7,8 @@ import TransmissionRPC
 /// the resume data the engine writes, and the session's settings and totals.
 ///
 /// Layout under the root:
-/// - `torrents/<infohash>.torrent` and `torrents/<infohash>.json` (``StoredTorrent``),
+/// - `torrents/<infohash>.torrent` and `torrents/<infohash>.json` (``StoredTorrent``); a torrent added
+///   by magnet link has `torrents/<infohash>.magnet` (the link's text) until its metadata arrives,
 /// - `resume/<infohash>.resume` (written by the engine),
 /// - `session.json` (the session-set keys changed over RPC) and `stats.json` (``StoredTotals``).
 ///
@@ -27,6 +28,7 @@ public struct StateFolder: Sendable {
     public func torrentFile(_ hash: InfoHash) -> String { "\(root)/torrents/\(hash.hex).torrent" }
     public func settingsFile(_ hash: InfoHash) -> String { "\(root)/torrents/\(hash.hex).json" }
     public func resumeFile(_ hash: InfoHash) -> String { "\(root)/resume/\(hash.hex).resume" }
+    public func magnetFile(_ hash: InfoHash) -> String { "\(root)/torrents/\(hash.hex).magnet" }
     var sessionFile: String { root + "/session.json" }
     var totalsFile: String { root + "/stats.json" }
 
@@ -35,6 +37,18 @@ public struct StateFolder: Sendable {
     func store(metainfo bytes: [UInt8], settings: StoredTorrent, hash: InfoHash) throws {
         try Self.writeAtomically(bytes, to: torrentFile(hash))
         try save(settings, hash: hash)
+    }
+
+    /// Keeps a torrent added by magnet link: the link first, then its settings.
+    func store(magnet link: String, settings: StoredTorrent, hash: InfoHash) throws {
+        try Self.writeAtomically(Array(link.utf8), to: magnetFile(hash))
+        try save(settings, hash: hash)
+    }
+
+    /// A magnet link's metadata arrived: its .torrent is kept, then the link is no longer needed.
+    func storeFetched(metainfo bytes: [UInt8], hash: InfoHash) throws {
+        try Self.writeAtomically(bytes, to: torrentFile(hash))
+        unlink(magnetFile(hash))
     }
 
     func save(_ settings: StoredTorrent, hash: InfoHash) throws {
@@ -59,16 +73,25 @@ public struct StateFolder: Sendable {
 
     /// Forgets a torrent: its settings first (what restoring looks for), then its bytes and resume data.
     func forget(_ hash: InfoHash) {
-        for path in [settingsFile(hash), torrentFile(hash), resumeFile(hash)] { unlink(path) }
+        for path in [settingsFile(hash), torrentFile(hash), magnetFile(hash), resumeFile(hash)] {
+            unlink(path)
+        }
         Self.syncFolder(root + "/torrents")
     }
 
-    /// Every kept torrent that has both its settings and its metainfo, oldest added first; files that
-    /// cannot be read are reported through `problem` and skipped.
-    func storedTorrents(problem: (String) -> Void) -> [(settings: StoredTorrent, metainfo: [UInt8])] {
+    /// What a kept torrent was added from.
+    enum StoredSource {
+        case metainfo([UInt8])
+        /// A magnet link whose metadata had not arrived.
+        case magnet(String)
+    }
+
+    /// Every kept torrent that has both its settings and its metainfo (or magnet link), oldest added
+    /// first; files that cannot be read are reported through `problem` and skipped.
+    func storedTorrents(problem: (String) -> Void) -> [(settings: StoredTorrent, source: StoredSource)] {
         let folder = root + "/torrents"
         let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
-        var found: [(settings: StoredTorrent, metainfo: [UInt8])] = []
+        var found: [(settings: StoredTorrent, source: StoredSource)] = []
         for name in names where name.hasSuffix(".json") {
             let stem = String(name.dropLast(".json".count))
             guard let hash = InfoHash(hex: stem) else { continue }
@@ -78,11 +101,13 @@ public struct StateFolder: Sendable {
                 problem("cannot read \(settingsFile(hash)); that torrent is left out")
                 continue
             }
-            guard let bytes = FileManager.default.contents(atPath: torrentFile(hash)) else {
+            if let bytes = FileManager.default.contents(atPath: torrentFile(hash)) {
+                found.append((settings, .metainfo(Array(bytes))))
+            } else if let link = FileManager.default.contents(atPath: magnetFile(hash)) {
+                found.append((settings, .magnet(String(decoding: link, as: UTF8.self))))
+            } else {
                 problem("\(torrentFile(hash)) is missing; that torrent is left out")
-                continue
             }
-            found.append((settings, Array(bytes)))
         }
         return found.sorted {
             ($0.settings.addedDate, $0.settings.order) < ($1.settings.addedDate, $1.settings.order)

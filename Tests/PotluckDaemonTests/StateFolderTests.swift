@@ -24,7 +24,11 @@ import TorrentModel
         var problems: [String] = []
         let stored = state.storedTorrents { problems.append($0) }
         #expect(stored.map(\.settings.downloadDirectory) == ["/data/2", "/data/0"])
-        #expect(stored.map(\.metainfo) == [[2], [0]])
+        #expect(
+            stored.map { stored -> [UInt8] in
+                if case .metainfo(let bytes) = stored.source { return bytes }
+                return []
+            } == [[2], [0]])
         #expect(stored.first?.settings.labels == ["label 2"])
         #expect(problems.count == 1)
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: root.path + "/torrents")

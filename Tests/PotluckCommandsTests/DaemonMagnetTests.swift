@@ -1,0 +1,73 @@
+import Foundation
+import Glibc
+import Testing
+
+@testable import PotluckBench
+
+/// The daemon takes magnet links from `transmission-remote -a`, as Sonarr and Radarr send them.
+@Suite(.serialized) struct DaemonMagnetTests {
+    /// Added while no peer answers, the link survives `kill -9` (kept as the link, shown by its `dn`);
+    /// once its seeder is up the metadata arrives, the .torrent is kept in its place, and the download
+    /// completes byte-identical.
+    @Test func aMagnetLinkSurvivesKill9BeforeItsMetadataAndThenDownloads() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_200_000, 77])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "16K")
+        let hash = try TrackerInteropTests.infoHash(torrent)
+        // The seeder's port is chosen now and named in the link; the seeder starts later.
+        let seederPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        let link = "magnet:?xt=urn:btih:\(hash)&dn=payload&x.pe=127.0.0.1:\(seederPort)"
+        let state = root.appendingPathComponent("state")
+        let downloads = root.appendingPathComponent("downloads")
+        let log = root.appendingPathComponent("daemon.log")
+        var daemon = try DaemonInteropTests.DaemonProcess(
+            state: state, downloads: downloads, peerPort: SeedInteropTests.freePort(on: "127.0.0.1"), log: log
+        )
+        let added = try daemon.remote(["-a", link])
+        #expect(added.status == 0 && added.output.contains("success"), "\(added.output)")
+        let waiting = daemon.waitForRow("payload", seconds: 5) { $0 != nil }
+        // transmission-remote: no size yet (n/a), no peers (Idle), and not done.
+        #expect(
+            waiting?.contains("n/a") == true && waiting?.contains("Unknown") == true,
+            "\(waiting ?? "not listed")")
+        let magnetFile = state.appendingPathComponent("torrents/\(hash).magnet").path
+        #expect(FileManager.default.fileExists(atPath: magnetFile))
+        let info = try daemon.remote(["-t", "1", "-i"])
+        #expect(info.output.contains("Magnet: magnet:?xt=urn:btih:\(hash)"), "\(info.output)")
+
+        daemon.killHard()
+        daemon = try DaemonInteropTests.DaemonProcess(
+            state: state, downloads: downloads, peerPort: SeedInteropTests.freePort(on: "127.0.0.1"), log: log
+        )
+        #expect(daemon.listed("payload") != nil, "\(daemon.logText)")
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--bind",
+            "127.0.0.1",
+            "--port-base", "\(seederPort)",
+        ])
+        defer { seeder.stop() }
+        // The fetch retries the peer with a back-off of at most a minute.
+        let done = daemon.waitForRow("payload", seconds: 90) { $0?.contains("100%") == true }
+        #expect(done?.contains("100%") == true, "\(done ?? "not listed")\n\(daemon.logText)")
+        #expect(Interop.sameContents(data, downloads.appendingPathComponent("payload")))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: state.appendingPathComponent("torrents/\(hash).torrent").path))
+        #expect(!FileManager.default.fileExists(atPath: magnetFile))
+        #expect(daemon.logText.contains("metadata received and kept"), "\(daemon.logText)")
+    }
+
+    @Test func aMalformedOrV2OnlyLinkIsRefusedWithTheReason() throws {
+        let root = try DaemonInteropTests.scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let daemon = try DaemonInteropTests.DaemonProcess(
+            state: root.appendingPathComponent("state"), downloads: root.appendingPathComponent("downloads"),
+            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
+            log: root.appendingPathComponent("daemon.log"))
+        let malformed = try daemon.remote(["-a", "magnet:?xt=urn:btih:1234"])
+        #expect(malformed.output.contains("invalid magnet link"), "\(malformed.output)")
+        let v2 = try daemon.remote(["-a", "magnet:?xt=urn:btmh:1220\(String(repeating: "ab", count: 32))"])
+        #expect(v2.output.contains("v2-only"), "\(v2.output)")
+        #expect((try daemon.remote(["-l"]).output).contains("Sum:"))
+    }
+}
