@@ -26,6 +26,7 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
     /// Not an operation: `io_uring_register`, when registering buffers, files or buffer rings fails.
     case register
     case sendMessage
+    case receiveMessage
 
     public var description: String {
         switch self {
@@ -35,6 +36,7 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
         case .receive: "recv"
         case .send: "send"
         case .sendMessage: "sendmsg"
+        case .receiveMessage: "recvmsg"
         case .sendZeroCopy: "send_zc"
         case .read: "read"
         case .write: "write"

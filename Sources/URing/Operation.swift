@@ -16,6 +16,10 @@ public enum Operation {
     /// Sends the ranges of `vector` as one stream (sendmsg with an iovec): a header and a payload from
     /// different buffers, without copying them together. `vector` must not change until completion.
     case sendMessage(fd: Int32, vector: SendVector)
+    /// Sends one datagram to the address it names (sendmsg on an unconnected UDP socket).
+    case sendDatagram(fd: Int32, Datagram)
+    /// Receives one datagram and its source (recvmsg); the completion's result is its length.
+    case receiveDatagram(fd: Int32, Datagram)
     /// A zero-copy send: a second completion (a notification) says when the buffer may be reused.
     case sendZeroCopy(fd: Int32, bytes: UnsafeRawBufferPointer)
     case read(fd: Int32, into: UnsafeMutableRawBufferPointer, offset: UInt64)
@@ -45,7 +49,8 @@ public enum Operation {
         case .connect: .connect
         case .receive, .receiveProvided: .receive
         case .send: .send
-        case .sendMessage: .sendMessage
+        case .sendMessage, .sendDatagram: .sendMessage
+        case .receiveDatagram: .receiveMessage
         case .sendZeroCopy: .sendZeroCopy
         case .read: .read
         case .write: .write

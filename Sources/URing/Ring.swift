@@ -281,6 +281,11 @@ public final class Ring {
         case .sendMessage(let fd, let vector):
             vector.prepareHeader()
             io_uring_prep_sendmsg(sqe, fd, vector.message, UInt32(MSG_NOSIGNAL))
+        case .sendDatagram(let fd, let datagram):
+            io_uring_prep_sendmsg(sqe, fd, datagram.message, UInt32(MSG_NOSIGNAL))
+        case .receiveDatagram(let fd, let datagram):
+            datagram.prepareReceive()
+            io_uring_prep_recvmsg(sqe, fd, datagram.message, 0)
         case .sendZeroCopy(let fd, let bytes):
             io_uring_prep_send_zc(sqe, fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), 0)
         case .read(let fd, let buffer, let offset):
