@@ -73,7 +73,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
-                "Tracker", "TLS",
+                "Tracker", "TLS", "DHT",
             ]),
 
         // Front ends.

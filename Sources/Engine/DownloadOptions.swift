@@ -64,6 +64,8 @@ public struct DownloadOptions: Sendable {
     /// The port trackers are told, when another component listens for this torrent (an
     /// `IncomingRouter` serving several torrents on one port); default: `listenAddress`'s.
     public var announcedPort: UInt16?
+    /// The engine's DHT (nil: none); set by the engine.
+    public var dht: DHTHandle?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory

@@ -44,6 +44,30 @@ extension DownloadSession {
         connectToCandidates()
     }
 
+    /// Looks the torrent up in the engine's DHT, and announces it there when we accept connections.
+    /// BEP 27: never for a private torrent.
+    func startDHT() {
+        guard let dht = options.dht, let hostKey, !metainfo.isPrivate, !dhtSubscribed else { return }
+        dhtSubscribed = true
+        dht.subscribe(
+            metainfo.wireInfoHash, key: hostKey, reply: reactor.doorbell,
+            announcePort: options.announcedPort ?? boundAddress?.port)
+    }
+
+    func stopDHT() {
+        guard dhtSubscribed, let dht = options.dht, let hostKey else { return }
+        dhtSubscribed = false
+        dht.unsubscribe(metainfo.wireInfoHash, key: hostKey)
+    }
+
+    /// Peers found by the DHT: candidates, connected to at once.
+    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {
+        guard isTrading, !stopping else { return }
+        addCandidates(peers)
+        connectToCandidates()
+        reactor.touch(tenant)
+    }
+
     /// Peers from a tracker: new addresses become candidates (ourselves excluded).
     func addCandidates(_ addresses: [SocketAddress]) {
         guard !addresses.isEmpty else { return }

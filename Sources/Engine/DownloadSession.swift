@@ -174,6 +174,8 @@ public final class DownloadSession: ReactorTenant {
     var log: (String) -> Void
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
     var trackers: TrackerAnnouncer?
+    /// Subscribed to the engine's DHT for this torrent.
+    var dhtSubscribed = false
 
     /// What a receive produced, kept until the connection has finished parsing.
     enum PendingEvent {
@@ -374,11 +376,13 @@ public final class DownloadSession: ReactorTenant {
             // Requests are no longer served; what is queued is still sent.
             stopping = true
         case .stoppingTrackers(let ending):
+            stopDHT()
             recheck?.stop()
             closeLinks()
             trackers?.beginShutdown(now: now, completed: ending == .completed)
             trackers?.tick(now: now)
         case .closing(let ending):
+            stopDHT()
             // Complete before trading began: nothing to tell anyone, but the check's findings are kept.
             if ending == .completed && !trading { saveResumeData() }
             closeLinks()
@@ -692,6 +696,7 @@ public final class DownloadSession: ReactorTenant {
         lastResumeSaveNanoseconds = now
         armAccept()
         startTrackers()
+        startDHT()
         connectToCandidates()
         reportStatus(now: now)
     }

@@ -1,3 +1,4 @@
+import DHT
 import Dispatch
 import Glibc
 import Hashing
@@ -24,6 +25,8 @@ public struct EngineOptions: Sendable {
     public var log: @Sendable (String) -> Void = { _ in }
     /// Start each torrent's log lines with its name (off for a front end with one torrent).
     public var namesTorrentsInLog = true
+    /// The DHT (nil: none). Its socket takes the listening port when it asks for port 0.
+    public var dht: DHTOptions?
 
     public init() {}
 }
@@ -254,6 +257,9 @@ public final class Engine: Sendable {
     private let downloadLimiter: RateLimiter
     private let log: @Sendable (String) -> Void
     private let namesTorrentsInLog: Bool
+    /// How torrents reach the DHT (nil: no DHT).
+    public let dht: DHTHandle?
+    private let dhtStatePath: String?
 
     /// Starts the reactor threads (each creates its ring on itself) and the router.
     public init(options: EngineOptions = EngineOptions()) throws(EngineError) {
@@ -333,6 +339,12 @@ public final class Engine: Sendable {
         }
         self.inboxes = inboxes
         self.threads = threads
+        dhtStatePath = options.dht?.statePath
+        if let dhtOptions = options.dht {
+            dht = Self.startDHT(dhtOptions, listening: boundAddress, on: inboxes[0], log: options.log)
+        } else {
+            dht = nil
+        }
         if let router {
             // The first reactor accepts and routes every torrent's peers on its ring.
             let log = options.log
@@ -340,6 +352,72 @@ public final class Engine: Sendable {
                 reactor.startRouting(listenerFD: listenerFD, directory: router, log: log)
             }
         }
+    }
+
+    /// Binds the DHT's socket and places its node on the first reactor; the saved table is loaded here
+    /// and the routers' names are resolved in the background. Nil (logged) when the socket cannot be had.
+    private static func startDHT(
+        _ options: DHTOptions, listening: SocketAddress?, on inbox: ReactorInbox,
+        log: @escaping @Sendable (String) -> Void
+    ) -> DHTHandle? {
+        var address = options.bindAddress
+        if address.port == 0, let listening { address = address.with(port: listening.port) }
+        let fd: Int32
+        do {
+            fd = try Socket.bindUDP(on: address)
+        } catch {
+            do {
+                // The listening port is taken for UDP: any port will do for the DHT.
+                fd = try Socket.bindUDP(on: address.with(port: 0))
+            } catch {
+                log("dht: off: \(error)")
+                return nil
+            }
+        }
+        guard let bound = try? Socket.localAddress(of: fd) else {
+            Glibc.close(fd)
+            return nil
+        }
+        let saved = options.statePath.flatMap { path in
+            Self.smallFile(at: path).flatMap { try? DHTSavedState(decoding: $0) }
+        }
+        var generator = SystemRandomNumberGenerator()
+        let id = saved?.id ?? NodeID((0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) })!
+        let configuration = options.configuration
+        let handle = DHTHandle(inbox: inbox, boundAddress: bound)
+        // Tokens and transaction ids come from this: it must not be predictable.
+        let seed = generator.next()
+        inbox.submit { reactor in
+            let node = DHTNode(
+                id: id, configuration: configuration, random: SeededRandom(seed: seed),
+                now: Instant(nanoseconds: reactor.now))
+            let service = DHTService(node: node, fd: fd, log: log)
+            if let saved { service.addSavedNodes(saved.nodes) }
+            if !reactor.host(service) { Glibc.close(fd) }
+        }
+        log("dht: on \(bound), \(saved?.nodes.count ?? 0) nodes kept from the last run")
+        let routers = options.bootstrap
+        DispatchQueue.global().async {
+            var endpoints: [SocketAddress] = []
+            for router in routers {
+                guard let colon = router.lastIndex(of: ":"),
+                    let port = UInt16(router[router.index(after: colon)...])
+                else {
+                    log("dht: bootstrap \(router) is not HOST:PORT")
+                    continue
+                }
+                let host = String(router[..<colon].filter { $0 != "[" && $0 != "]" })
+                if let numeric = SocketAddress(host: host, port: port) {
+                    endpoints.append(numeric)
+                } else if case .resolved(let resolved) = HostResolver.resolve(host) {
+                    endpoints.append(resolved.with(port: port))
+                } else {
+                    log("dht: bootstrap \(router) does not resolve")
+                }
+            }
+            inbox.submit { [endpoints] reactor in reactor.dht?.addBootstrap(endpoints) }
+        }
+        return handle
     }
 
     /// Reactor threads (for tests and reports).
@@ -495,6 +573,7 @@ public final class Engine: Sendable {
     /// longer be added.
     public func shutdown() {
         state.withLock { $0.shuttingDown = true }
+        saveDHTState()
         stopRequested.set()
         for inbox in inboxes { inbox.submit { _ in } }
         for thread in threads { thread.join() }
@@ -567,6 +646,56 @@ public final class Engine: Sendable {
         }
     }
 
+    /// A file of at most 1 MiB, whole (nil: missing, unreadable or larger).
+    private static func smallFile(at path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 1 << 20)
+        var count = 0
+        while count < bytes.count {
+            let got = bytes.withUnsafeMutableBytes {
+                Glibc.read(fd, $0.baseAddress! + count, $0.count - count)
+            }
+            guard got > 0 else { break }
+            count += got
+        }
+        return count < bytes.count ? Array(bytes.prefix(count)) : nil
+    }
+
+    /// Keeps the DHT's table for the next run (asked of its reactor; at most 2 s).
+    private func saveDHTState() {
+        guard let dht, let path = dhtStatePath else { return }
+        let saved = Mutex<[UInt8]?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        dht.inbox.submit { reactor in
+            saved.withLock { $0 = reactor.dht?.savedState.encoded() }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + 2) == .success, let bytes = saved.withLock({ $0 }) else { return }
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !directory.isEmpty { mkdir(directory, 0o755) }
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        Glibc.close(fd)
+        if written == bytes.count { rename(temporary, path) } else { unlink(temporary) }
+    }
+
+    /// The DHT's routing table size now (nil: no DHT); asks its reactor and waits (tests, reports).
+    public func dhtNodeCount() -> Int? {
+        guard let dht else { return nil }
+        let count = Mutex<Int?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        dht.inbox.submit { reactor in
+            count.withLock { $0 = reactor.dht?.routingTableNodeCount }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + 2) == .success else { return nil }
+        return count.withLock { $0 }
+    }
+
     /// `options` with what every torrent of the engine shares.
     private func shared(_ options: DownloadOptions) -> DownloadOptions {
         var options = options
@@ -574,6 +703,7 @@ public final class Engine: Sendable {
         options.sharedUploadLimiter = uploadLimiter
         options.sharedDownloadLimiter = downloadLimiter
         if let boundAddress, options.announcedPort == nil { options.announcedPort = boundAddress.port }
+        options.dht = dht
         return options
     }
 
@@ -806,7 +936,7 @@ private final class ReactorStartup: Sendable {
 }
 
 /// Which engine torrent, and which of its runs, a session on a reactor is.
-struct HostKey: Hashable {
+struct HostKey: Hashable, Sendable {
     let id: TorrentID
     let run: Int
 }

@@ -89,6 +89,8 @@ final class MetadataFetchSession: ReactorTenant {
     private var heard: Set<SocketAddress> = []
     private var trackers: TrackerAnnouncer?
     private var ending: Result<[UInt8]?, DownloadError>?
+    /// Trackers and the DHT are no longer asked for peers (the fetch is ending).
+    private var sourcesClosed = false
     private var lastStatus: UInt64 = 0
 
     /// Nil when the link names no hash peers could know the torrent by.
@@ -131,6 +133,9 @@ final class MetadataFetchSession: ReactorTenant {
                 log: log)
             trackers?.start(now: now, isComplete: false)
             trackers?.tick(now: now)
+        }
+        if let dht = options.dht, let hostKey {
+            dht.subscribe(infoHash, key: hostKey, reply: reactor.doorbell, announcePort: nil)
         }
         log("fetching metadata for \(infoHash.hex) from \(peersHeard.count) peers known")
         connectToCandidates(now: now)
@@ -177,9 +182,11 @@ final class MetadataFetchSession: ReactorTenant {
             startSend(link)
         }
         guard ending != nil, !hasLeftReactor else { return }
-        if let trackers {
-            trackers.close()
-            self.trackers = nil
+        if !sourcesClosed {
+            sourcesClosed = true
+            trackers?.close()
+            trackers = nil
+            if let dht = options.dht, let hostKey { dht.unsubscribe(infoHash, key: hostKey) }
         }
         for case let link? in links { close(link) }
         guard !links.contains(where: { $0 != nil }) else { return }
@@ -196,6 +203,13 @@ final class MetadataFetchSession: ReactorTenant {
             new.append(address)
         }
         directory.add(new)
+    }
+
+    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {
+        guard ending == nil else { return }
+        hear(peers)
+        connectToCandidates(now: now)
+        reactor.touch(tenant)
     }
 
     private func takeTrackerPeers(now: UInt64) {

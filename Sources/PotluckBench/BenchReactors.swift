@@ -161,7 +161,7 @@ struct BenchReactors: ParsableCommand {
         let seeder = try run.spawn(
             ExternalCommand.currentExecutable(),
             ["seed"] + fixture.torrents + [
-                "--data", fixture.seedDirectory, "--listen", peer, "--verbose", "--quiet",
+                "--data", fixture.seedDirectory, "--listen", peer, "--verbose", "--quiet", "--no-dht",
             ]
                 + (reactors.map { ["--reactors", "\($0)"] } ?? []), label: "potluck-seed")
         let log = SeedingLog(path: seeder.logPath)

@@ -557,7 +557,8 @@ final class SwarmFixture {
             let started = Date()
             let process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["seed", torrent, "--data", seedDirectory, "--listen", peer], label: "potluck-seed",
+                ["seed", torrent, "--data", seedDirectory, "--listen", peer, "--no-dht"],
+                label: "potluck-seed",
                 netns: netns)
             // Ready once its data is checked: it says it is seeding, or it has just saved resume data.
             let ready = process.waitForLog(timeoutSeconds: timeoutSeconds) { log -> Bool? in
@@ -685,7 +686,7 @@ final class SwarmFixture {
         case .potluck:
             process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["download", "--quiet", torrent, "-o", target] + peerArguments
+                ["download", "--quiet", "--no-dht", torrent, "-o", target] + peerArguments
                     + (listen.map { ["--listen", "\($0):0"] } ?? []), label: label, netns: netns)
         case .libtorrent:
             process = try run.python(

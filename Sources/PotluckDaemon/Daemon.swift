@@ -33,6 +33,8 @@ public struct DaemonConfiguration: Sendable {
     /// The settings file that SIGHUP reads again, and the command line's settings, which win over it
     /// at every reload.
     public var settingsFile: String?
+    /// The DHT (nil: off); its table is kept in the state folder unless `statePath` says otherwise.
+    public var dht: DHTOptions?
     public var commandLineSettings = DaemonSettings()
 
     public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
@@ -87,6 +89,10 @@ public final class Daemon {
         options.maximumUploadRateBytesPerSecond = session.uploadRateBytesPerSecond
         options.maximumDownloadRateBytesPerSecond = session.downloadRateBytesPerSecond
         options.maximumConnections = session.peerLimitGlobal
+        options.dht = configuration.dht
+        if options.dht != nil && options.dht?.statePath == nil {
+            options.dht?.statePath = configuration.stateDirectory + "/dht.dat"
+        }
         do {
             engine = try Engine(options: options)
         } catch {
@@ -94,7 +100,7 @@ public final class Daemon {
         }
         session.peerPort = Int(engine.boundAddress?.port ?? configuration.listenAddress.port)
         // What the engine does not do yet, so that clients do not show it as on.
-        session.dhtEnabled = false
+        session.dhtEnabled = engine.dht != nil
         session.pexEnabled = false
         session.lpdEnabled = false
         session.utpEnabled = false

@@ -10,7 +10,8 @@ extension EngineBackend {
         [.downloadDirectory, .peerPort]
     ).subtracting(unsupportedKeys)
 
-    /// Features the engine does not have yet: reported off, and setting them changes nothing.
+    /// Features the engine does not have yet (reported off), or that only the command line turns on or
+    /// off (`dht-enabled`: `--no-dht`): setting them changes nothing.
     static let unsupportedKeys: Set<SessionSettingKey> = [
         .dhtEnabled, .pexEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled,
     ]

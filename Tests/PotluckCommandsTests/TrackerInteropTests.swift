@@ -362,8 +362,10 @@ import Testing
         ])
         #expect(result.status == 0, "\(result.error)")
         #expect(!result.error.contains("tracker"), "\(result.error)")
-        // And without --peer there is nobody to ask.
-        let alone = try runPotluck(["download", "-q", "--no-trackers", torrent, "-o", target.path + "2"])
+        // And without --peer (or the DHT) there is nobody to ask.
+        let alone = try runPotluck([
+            "download", "-q", "--no-trackers", "--no-dht", torrent, "-o", target.path + "2",
+        ])
         #expect(alone.status == 1)
         #expect(alone.error.contains("no peers"), "\(alone.error)")
     }

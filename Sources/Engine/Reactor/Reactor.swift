@@ -71,6 +71,8 @@ public final class Reactor {
     private var router: HandshakeRouter?
     private var routerTickAt: UInt64 = 0
     private var rangTenants: [UInt16] = []
+    /// The engine's DHT node, on the reactor that hosts it (nil elsewhere).
+    var dht: DHTService?
     /// Torrents waiting for their turn to check their data, oldest first (see `queueCheck`).
     private var waitingChecks: [(tenant: UInt16, costBytes: Int)] = []
     private var waitingChecksHead = 0
@@ -384,6 +386,8 @@ protocol ReactorTenant: AnyObject {
     func service(now: UInt64)
     /// Finish cleanly, then leave.
     func stop()
+    /// Peers found for it elsewhere (the DHT).
+    func peersDiscovered(_ peers: [SocketAddress], now: UInt64)
 }
 
 extension Array where Element == (any ReactorTenant)? {

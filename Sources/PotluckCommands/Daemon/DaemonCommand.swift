@@ -96,6 +96,8 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Reactor threads that host the torrents (default: one per core).")
     var reactors: Int?
 
+    @OptionGroup var dht: DHTCommandOptions
+
     @Option(
         help:
             "Log events at this level and above: trace, debug, info, notice, warning or error (default: info)."
@@ -198,6 +200,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.settingsFile = config.map(Self.absolute)
         configuration.commandLineSettings = commandLineSettings
         configuration.reactors = reactors
+        configuration.dht = dht.engineOptions(statePath: Self.absolute(state) + "/dht.dat")
         configuration.webFolder = webUi
         if let rpcUsername, let rpcPasswordFile {
             guard let text = try? String(contentsOfFile: rpcPasswordFile, encoding: .utf8),

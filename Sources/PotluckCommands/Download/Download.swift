@@ -82,6 +82,8 @@ struct Download: ParsableCommand {
 
     @OptionGroup var sharing: SharingOptions
 
+    @OptionGroup var dht: DHTCommandOptions
+
     func validate() throws {
         if let listen, SocketAddress(listen) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
@@ -101,6 +103,12 @@ struct Download: ParsableCommand {
     enum Source {
         case metainfo(Metainfo)
         case magnet(MagnetLink)
+
+        /// BEP 27: a private torrent's peers come only from its trackers.
+        var isPrivate: Bool {
+            if case .metainfo(let metainfo) = self { return metainfo.isPrivate }
+            return false
+        }
     }
 
     func readSource() throws -> Source {
@@ -151,10 +159,12 @@ struct Download: ParsableCommand {
             // Trackers hand our address to other peers: announce a port that is really open.
             options.listenAddress = SocketAddress("0.0.0.0:0")
         }
-        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers && !hasLinkPeers {
+        let hasDHT = !dht.noDHT && !(source.isPrivate)
+        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers && !hasLinkPeers && !hasDHT {
             printError(
-                "potluck: no peers: the torrent names no tracker (or --no-trackers was given); give at "
-                    + "least one peer with --peer HOST:PORT, or --listen for incoming ones")
+                "potluck: no peers: the torrent names no tracker (or --no-trackers was given) and the DHT is "
+                    + "off (--no-dht, or a private torrent); give at least one peer with --peer HOST:PORT, or "
+                    + "--listen for incoming ones")
             throw ExitCode(1)
         }
 
@@ -165,6 +175,7 @@ struct Download: ParsableCommand {
         // One torrent: one reactor, with every core's hashing worker.
         engineOptions.reactors = 1
         engineOptions.namesTorrentsInLog = false
+        engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
         engineOptions.log = { message in if verbose { printError(message) } }
         let engine: Engine
         let id: TorrentID

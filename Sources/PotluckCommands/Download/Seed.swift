@@ -36,6 +36,8 @@ struct Seed: ParsableCommand {
 
     @OptionGroup var sharing: SharingOptions
 
+    @OptionGroup var dht: DHTCommandOptions
+
     @Option(help: "Upload limit for each torrent, within --max-upload-rate (0: none).")
     var maxUploadRatePerTorrent: String = "0"
 
@@ -114,7 +116,7 @@ struct Seed: ParsableCommand {
         forwarded.maxPeers = min(sharing.maxPeers, maxConnections)
         let arguments =
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
-            + forwarded.arguments
+            + forwarded.arguments + dht.arguments
         let download = try Download.parse(arguments)
         try download.run()
     }
@@ -144,6 +146,7 @@ struct Seed: ParsableCommand {
         var engineOptions = EngineOptions()
         if let reactors { engineOptions.reactors = reactors }
         engineOptions.listenAddress = SocketAddress(listen)
+        engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
         engineOptions.maximumConnections = maxConnections
         engineOptions.maximumUploadRateBytesPerSecond =
             LimitParsing.rateBytesPerSecond(sharing.maxUploadRate) ?? 0

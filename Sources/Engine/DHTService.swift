@@ -1,0 +1,349 @@
+import DHT
+import Dispatch
+import Glibc
+import Hashing
+import Synchronization
+import TorrentModel
+import URing
+
+/// How an engine runs its DHT (BEP 5): one UDP socket for every torrent.
+public struct DHTOptions: Sendable {
+    /// Where the socket is bound (port 0: any free port; the engine's listening port by default).
+    public var bindAddress: SocketAddress
+    /// Routers to join through, as HOST:PORT (names resolved off the reactor threads).
+    public var bootstrap: [String]
+    /// Where the routing table is kept between runs (nil: not kept).
+    public var statePath: String?
+    /// The node's settings (tests shorten timers).
+    public var configuration = DHTConfiguration()
+
+    /// The routers every client knows.
+    public static let publicRouters = [
+        "router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881",
+        "dht.libtorrent.org:25401",
+    ]
+
+    public init(
+        bindAddress: SocketAddress, bootstrap: [String] = Self.publicRouters, statePath: String? = nil
+    ) {
+        self.bindAddress = bindAddress
+        self.bootstrap = bootstrap
+        self.statePath = statePath
+    }
+}
+
+/// What torrents on any reactor use to reach the DHT, which lives on the engine's first reactor: they
+/// subscribe to an infohash and peers found for it come back to them as commands on their own reactor.
+public final class DHTHandle: Sendable {
+    let inbox: ReactorInbox
+    /// Where the socket is bound (for reports and tests).
+    public let boundAddress: SocketAddress
+
+    init(inbox: ReactorInbox, boundAddress: SocketAddress) {
+        self.inbox = inbox
+        self.boundAddress = boundAddress
+    }
+
+    /// Looks up peers for `infoHash` now and every few minutes, handing them to the tenant `key` on the
+    /// reactor behind `reply`; with `announcePort`, also announces us there (and again every 30 min).
+    func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
+        let deliver: @Sendable ([SocketAddress]) -> Void = { peers in
+            reply.submit { reactor in reactor.tenant(with: key)?.peersDiscovered(peers, now: reactor.now) }
+        }
+        inbox.submit { reactor in
+            reactor.dht?.subscribe(infoHash, key: key, announcePort: announcePort, deliver: deliver)
+        }
+    }
+
+    func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
+        inbox.submit { reactor in reactor.dht?.unsubscribe(infoHash, key: key) }
+    }
+}
+
+/// The engine's DHT node on a reactor: the pure `DHTNode` decides; this carries its datagrams on the
+/// ring through one unconnected UDP socket, runs its timer, and hands peers to subscribed torrents.
+///
+/// Invariants: every datagram buffer with an operation in flight stays in `receiving` or `sendsInFlight`
+/// until its completion; the service leaves its reactor only once none is in flight and the socket is
+/// closed.
+final class DHTService: ReactorTenant {
+    static let owner: UInt8 = 6
+    static let receiveCount = 4
+    /// Datagrams on the ring at once; more wait in `queued`, up to `maximumQueued` (then dropped).
+    static let maximumSendsInFlight = 64
+    static let maximumQueued = 4096
+    static let tickNanoseconds: UInt64 = 250_000_000
+    /// How often a subscribed infohash is looked up again while nothing announces it.
+    static let relookupNanoseconds: UInt64 = 5 * 60 * 1_000_000_000
+    /// While the table holds fewer nodes than a bucket, lookups (and announces) found too few nodes to
+    /// trust: they are repeated this often.
+    static let unsettledRelookupNanoseconds: UInt64 = 5_000_000_000
+
+    private struct Subscription {
+        var deliver: [HostKey: @Sendable ([SocketAddress]) -> Void] = [:]
+        var announcePort: UInt16?
+        /// Nil: due at the next tick.
+        var lastLookup: UInt64?
+    }
+
+    var hostKey: HostKey? { nil }
+    private(set) var tickDeadline: UInt64 = 0
+    var isDownloading: Bool { false }
+    private(set) var hasLeftReactor = false
+
+    private var node: DHTNode
+    private let fd: Int32
+    private let log: (String) -> Void
+    private unowned(unsafe) var reactor: Reactor!
+    private var tenant: UInt16 = 0
+    private var output = DHTOutput()
+    private var receiving: [Datagram] = []
+    private var receivesInFlight = 0
+    private var sendsInFlight: [Datagram?] = []
+    private var freeSends: [Datagram] = []
+    private var queued: [DHTDatagram] = []
+    private var queuedHead = 0
+    private var droppedSends = 0
+    private var subscriptions: [InfoHash: Subscription] = [:]
+    private var stopping = false
+    private var loggedReceiveErrors: Set<Errno> = []
+
+    init(node: DHTNode, fd: Int32, log: @escaping (String) -> Void) {
+        self.node = node
+        self.fd = fd
+        self.log = log
+    }
+
+    /// What to keep for the next run: our id and the table's nodes.
+    var savedState: DHTSavedState { node.savedState(now: Instant(nanoseconds: reactor.now)) }
+
+    var routingTableNodeCount: Int { node.routingTableNodeCount }
+
+    func attach(to reactor: Reactor, tenant: UInt16) {
+        self.reactor = reactor
+        self.tenant = tenant
+        reactor.dht = self
+        for index in 0..<Self.receiveCount {
+            receiving.append(Datagram(capacity: 1500))
+            armReceive(index)
+        }
+        let now = reactor.now
+        node.bootstrap(now: Instant(nanoseconds: now), into: &output)
+        scheduleTick(now: now)
+        reactor.touch(tenant)
+    }
+
+    func addBootstrap(_ endpoints: [SocketAddress]) {
+        node.addBootstrapEndpoints(endpoints.compactMap(\.dhtEndpoint))
+        node.bootstrap(now: Instant(nanoseconds: reactor.now), into: &output)
+        // Lookups made before the routers were known reached no one: the next tick repeats them.
+        for infoHash in subscriptions.keys { subscriptions[infoHash]?.lastLookup = nil }
+        reactor.touch(tenant)
+    }
+
+    func addSavedNodes(_ nodes: [DHTNodeInfo]) { node.addSavedNodes(nodes) }
+
+    // MARK: Subscriptions
+
+    func subscribe(
+        _ infoHash: InfoHash, key: HostKey, announcePort: UInt16?,
+        deliver: @escaping @Sendable ([SocketAddress]) -> Void
+    ) {
+        guard !stopping else { return }
+        let now = reactor.now
+        var subscription = subscriptions[infoHash] ?? Subscription()
+        subscription.deliver[key] = deliver
+        if let announcePort, subscription.announcePort != announcePort {
+            subscription.announcePort = announcePort
+            node.startAnnouncing(infoHash, port: announcePort, now: Instant(nanoseconds: now), into: &output)
+        } else {
+            node.findPeers(for: infoHash, now: Instant(nanoseconds: now), into: &output)
+        }
+        subscription.lastLookup = now
+        subscriptions[infoHash] = subscription
+        reactor.touch(tenant)
+    }
+
+    func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
+        guard var subscription = subscriptions[infoHash] else { return }
+        subscription.deliver[key] = nil
+        if subscription.deliver.isEmpty {
+            subscriptions[infoHash] = nil
+            node.stopAnnouncing(infoHash)
+        } else {
+            subscriptions[infoHash] = subscription
+        }
+    }
+
+    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {}
+
+    // MARK: The reactor's calls
+
+    func hashCompleted(_ result: HashResult, now: UInt64) {
+        preconditionFailure("the DHT submits no hash jobs")
+    }
+
+    func stop() {
+        guard !stopping else { return }
+        stopping = true
+        // The receives in flight end with errors once the socket is shut down; the socket is closed
+        // when the last operation has completed.
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        reactor.touch(tenant)
+    }
+
+    func tick(now: UInt64) {
+        if !stopping {
+            let instant = Instant(nanoseconds: now)
+            node.tick(now: instant, into: &output)
+            let settled = node.routingTableNodeCount >= node.configuration.routing.bucketSize
+            let interval = settled ? Self.relookupNanoseconds : Self.unsettledRelookupNanoseconds
+            for (infoHash, var subscription) in subscriptions
+            where subscription.lastLookup.map({ now - $0 >= interval }) ?? true {
+                subscription.lastLookup = now
+                subscriptions[infoHash] = subscription
+                if let port = subscription.announcePort {
+                    // Settled, the node re-announces on its own every 30 minutes (with a lookup).
+                    if !settled { node.announce(infoHash, port: port, now: instant, into: &output) }
+                } else {
+                    node.findPeers(for: infoHash, now: instant, into: &output)
+                }
+            }
+        }
+        scheduleTick(now: now)
+    }
+
+    private func scheduleTick(now: UInt64) {
+        guard !hasLeftReactor else { return }
+        tickDeadline = now + Self.tickNanoseconds
+        reactor.schedule(tenant, at: tickDeadline)
+    }
+
+    func service(now: UInt64) {
+        if !stopping { perform() }
+        guard stopping, !hasLeftReactor else { return }
+        queued.removeAll()
+        queuedHead = 0
+        guard receivesInFlight == 0, !sendsInFlight.contains(where: { $0 != nil }) else { return }
+        Glibc.close(fd)
+        reactor.dht = nil
+        hasLeftReactor = true
+    }
+
+    func handle(_ completion: Completion, now: UInt64) {
+        guard completion.slot.owner == Self.owner else { return }
+        let index = Int(completion.slot.index)
+        switch completion.token.kind {
+        case .receiveMessage:
+            receivesInFlight -= 1
+            guard !stopping else { return }
+            if completion.result >= 0, index < receiving.count {
+                let datagram = receiving[index]
+                datagram.received(completion.result)
+                // A datagram cut short is not KRPC we can read (nodes send well under 1,500 bytes).
+                if !datagram.wasTruncated, let source = datagram.peer?.dhtEndpoint {
+                    node.received(
+                        Array(datagram.bytes), from: source, now: Instant(nanoseconds: now), into: &output)
+                }
+            } else if completion.result < 0 {
+                let errno = Errno(rawValue: -completion.result)
+                if loggedReceiveErrors.insert(errno).inserted { log("dht: receive: \(errno) (said once)") }
+            }
+            armReceive(index)
+        case .sendMessage:
+            if index < sendsInFlight.count, let datagram = sendsInFlight[index] {
+                sendsInFlight[index] = nil
+                freeSends.append(datagram)
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: Datagrams
+
+    /// Carries out the node's output: datagrams go on the ring (or wait), found peers go to their torrents.
+    private func perform() {
+        for event in output.events {
+            guard case .peersFound(_, let infoHash, let peers) = event,
+                let subscription = subscriptions[infoHash]
+            else { continue }
+            let addresses = peers.map(\.socketAddress)
+            for deliver in subscription.deliver.values { deliver(addresses) }
+        }
+        for datagram in output.datagrams {
+            guard queued.count - queuedHead < Self.maximumQueued else {
+                droppedSends += 1
+                if droppedSends == 1 { log("dht: the send queue is full; datagrams are dropped") }
+                continue
+            }
+            queued.append(datagram)
+        }
+        output.removeAll()
+        sendQueued()
+    }
+
+    private func sendQueued() {
+        while queuedHead < queued.count {
+            guard let index = freeSendIndex() else { return }
+            let next = queued[queuedHead]
+            queuedHead += 1
+            let datagram = freeSends.popLast() ?? Datagram(capacity: 1500)
+            guard datagram.set(next.bytes, to: next.destination.socketAddress) else {
+                freeSends.append(datagram)
+                continue
+            }
+            do {
+                try reactor.ring.enqueue(
+                    .sendDatagram(fd: fd, datagram),
+                    for: OperationSlot(owner: Self.owner, tenant: tenant, index: UInt32(index), generation: 1)
+                )
+                sendsInFlight[index] = datagram
+            } catch {
+                freeSends.append(datagram)
+                return
+            }
+        }
+        queued.removeAll(keepingCapacity: true)
+        queuedHead = 0
+    }
+
+    private func freeSendIndex() -> Int? {
+        if let index = sendsInFlight.firstIndex(where: { $0 == nil }) { return index }
+        guard sendsInFlight.count < Self.maximumSendsInFlight else { return nil }
+        sendsInFlight.append(nil)
+        return sendsInFlight.count - 1
+    }
+
+    private func armReceive(_ index: Int) {
+        guard !stopping else { return }
+        do {
+            try reactor.ring.enqueue(
+                .receiveDatagram(fd: fd, receiving[index]),
+                // Told from sends by the operation kind in the token.
+                for: OperationSlot(owner: Self.owner, tenant: tenant, index: UInt32(index), generation: 1))
+            receivesInFlight += 1
+        } catch {
+            log("dht: cannot arm a receive: \(error)")
+        }
+    }
+}
+
+extension SocketAddress {
+    var dhtEndpoint: DHTEndpoint? {
+        switch self {
+        case .ipv4(let address, let port): DHTEndpoint(address: .v4(address), port: port)
+        case .ipv6(let address, let port):
+            DHTIPAddress(bytes: address).map { DHTEndpoint(address: $0, port: port) }
+        }
+    }
+}
+
+extension DHTEndpoint {
+    var socketAddress: SocketAddress {
+        switch address {
+        case .v4(let value): .ipv4(address: value, port: port)
+        case .v6: .ipv6(address: address.bytes, port: port)
+        }
+    }
+}
