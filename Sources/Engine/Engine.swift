@@ -310,7 +310,7 @@ public final class Engine: Sendable {
                         do throws(DownloadError) {
                             try reactor.run(
                                 shouldStop: { stop.isSet },
-                                until: { stop.isSet && reactor.torrentCount == 0 })
+                                until: { stop.isSet && reactor.tenantCount == 0 })
                         } catch {
                             options.log("reactor \(index) stopped: \(error)")
                             lost.record(index, error)

@@ -124,8 +124,11 @@ public final class Reactor {
     /// What other threads use to reach this reactor.
     public var doorbell: ReactorInbox { inbox }
 
-    /// Torrents hosted now.
-    public var torrentCount: Int { torrents.count - 1 - (freeTenants.count - freeTenantsHead) }
+    /// Tenants hosted now: torrents, and the DHT on the reactor that has it.
+    public var tenantCount: Int { torrents.count - 1 - (freeTenants.count - freeTenantsHead) }
+
+    /// Torrents hosted now (their sessions or metadata fetches).
+    public var torrentCount: Int { tenantCount - (dht == nil ? 0 : 1) }
 
     // MARK: Hosting
 

@@ -176,6 +176,8 @@ struct Download: ParsableCommand {
         engineOptions.reactors = 1
         engineOptions.namesTorrentsInLog = false
         engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
+        // The DHT's socket shares the peers' address and port, as other clients do.
+        if let listenAddress = options.listenAddress { engineOptions.dht?.bindAddress = listenAddress }
         engineOptions.log = { message in if verbose { printError(message) } }
         let engine: Engine
         let id: TorrentID
