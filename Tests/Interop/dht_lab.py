@@ -39,6 +39,7 @@ import os
 import sys
 import time
 import urllib.parse
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -64,6 +65,8 @@ def lab_settings(listen):
     return {
         # One address and port per node: TCP for peers, UDP for the DHT (and uTP, off below).
         "listen_interfaces": listen,
+        # Peer connections from that address too (else the kernel picks 127.0.0.1 for every node).
+        "outgoing_interfaces": listen.rpartition(":")[0],
         "enable_dht": True,
         # Default "dht.libtorrent.org:25401": the lab must never leave loopback. Besides, libtorrent
         # never puts its routers in its routing table, so nodes are introduced with add_dht_node.
@@ -107,28 +110,42 @@ def lab_settings(listen):
     }
 
 
-def loopback_only_filter():
+def peer_filter(own_address=None):
     """Peer connections only to and from loopback (the DHT lookups return only lab addresses, but a
-    node under test could hand out anything)."""
+    node under test could hand out anything); and, for the leecher, not to itself: it announces
+    itself in the DHT like any libtorrent client, then finds itself and dials itself."""
     f = lt.ip_filter()
     f.add_rule("0.0.0.0", "255.255.255.255", 1)
     f.add_rule("127.0.0.0", "127.255.255.255", 0)
+    if own_address:
+        f.add_rule(own_address, own_address, 1)
     return f
 
 
 class Node:
     """One libtorrent session with the DHT on, and what its alerts told us."""
 
-    def __init__(self, address, port):
+    def __init__(self, address, port, extra_alerts=0, leecher=False):
         self.address, self.port = address, port
         self.endpoint = f"{address}:{port}"
-        self.session = lt.session(lab_settings(self.endpoint))
-        self.session.set_ip_filter(loopback_only_filter())
+        settings = lab_settings(self.endpoint)
+        settings["alert_mask"] |= extra_alerts
+        self.session = lt.session(settings)
+        self.session.set_ip_filter(peer_filter(address if leecher else None))
         self.table_size = 0        # nodes in the routing table, from the last dht_stats_alert
         self.stats_pending = False
         self.found = {}            # info hash (hex) -> set of "ip:port" from get_peers replies
-        self.announced = set()     # info hashes someone announced to this node
+        self.announced = set()     # (info hash, "ip:port") announce_peer messages this node took
         self.metadata_at = None
+        self.connected = {}        # "ip:port" of each peer connection -> when it was made
+
+    def node_id(self):
+        """The DHT node id (hex); random per run, and stable on loopback (no external address is
+        ever voted in, so no BEP 42 id replaces it)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # save_state: the only way in Python
+            ids = self.session.save_state().get(b"dht state", {}).get(b"node-id", [])
+        return ids[0][:20].hex() if ids else None
 
     def pump(self):
         for alert in self.session.pop_alerts():
@@ -141,9 +158,11 @@ class Node:
                 peers = self.found.setdefault(str(alert.info_hash), set())
                 peers.update(f"{ip}:{port}" for ip, port in alert.peers())
             elif isinstance(alert, lt.dht_announce_alert):
-                self.announced.add(str(alert.info_hash))
+                self.announced.add((str(alert.info_hash), f"{alert.ip}:{alert.port}"))
             elif isinstance(alert, lt.metadata_received_alert) and self.metadata_at is None:
                 self.metadata_at = time.monotonic()
+            elif isinstance(alert, lt.peer_connect_alert):
+                self.connected.setdefault(f"{alert.endpoint[0]}:{alert.endpoint[1]}", time.monotonic())
             elif isinstance(alert, lt.hash_failed_alert):
                 common.log(f"{self.endpoint}: {alert.message()}")
 
@@ -153,8 +172,23 @@ class Node:
             self.session.post_dht_stats()
 
     def check_listening(self):
-        if not self.session.is_listening():
+        if not self.session.is_listening() or self.session.listen_port() != self.port:
             raise HarnessError(f"{self.endpoint}: not listening (address or port taken?)")
+
+
+def claim_port(address, port):
+    """A free TCP+UDP port on address: the one asked for, checked, or any. libtorrent binds with
+    SO_REUSEADDR, so a UDP port another lab already holds would be shared silently (each datagram
+    going to one of the two), not refused; these probes bind without it and are refused."""
+    if not port:
+        return common.free_tcp_udp_port(address)
+    for kind in (common.socket.SOCK_STREAM, common.socket.SOCK_DGRAM):
+        with common.socket.socket(common.socket.AF_INET, kind) as probe:
+            try:
+                probe.bind((address, port))
+            except OSError as error:
+                raise HarnessError(f"{address}:{port} is taken: {error.strerror}") from None
+    return port
 
 
 def node_addresses(base, count):
@@ -203,8 +237,7 @@ def cmd_start(args):
     started = time.monotonic()
     nodes = []
     for address in addresses:
-        port = args.port or common.free_tcp_udp_port(address)
-        nodes.append(Node(address, port))
+        nodes.append(Node(address, claim_port(address, args.port)))
 
     def pump_all():
         for node in nodes:
@@ -287,18 +320,19 @@ def cmd_start(args):
                 last_announce[0] = now
             return False
         try:
-            common.wait_until(found, args.timeout, "a get_peers lookup to return the seeder", interval=0.05)
+            common.wait_until(found, args.timeout, "a get_peers lookup to return the seeder", interval=0.02)
         except HarnessError as error:
             common.emit({"error": str(error), "nodes": [n.endpoint for n in nodes], "seeder": seeder,
-                         "stored_on": [n.endpoint for n in nodes if infohash in n.announced]})
+                         "stored_on": [n.endpoint for n in nodes if (infohash, seeder) in n.announced]})
             raise
         announce_seconds = time.monotonic() - announce_started
         pump_all()
-        stored_on = [n.endpoint for n in nodes if infohash in n.announced]
+        stored_on = [n.endpoint for n in nodes if (infohash, seeder) in n.announced]
         common.log(f"seeder {seeder} found by {probe.endpoint} after {announce_seconds:.2f} s; "
                    f"stored on {len(stored_on)} nodes")
 
-    common.emit({"nodes": [n.endpoint for n in nodes], "seeder": seeder, "infohash": infohash,
+    common.emit({"nodes": [n.endpoint for n in nodes], "node_ids": [n.node_id() for n in nodes],
+                 "seeder": seeder, "infohash": infohash,
                  "magnet": magnet, "stored_on": stored_on, "bootstrap_seconds": round(bootstrap_seconds, 3),
                  "announce_seconds": None if announce_seconds is None else round(announce_seconds, 3)})
 
@@ -331,17 +365,21 @@ def cmd_fetch(args):
     addr = ipaddress.ip_address(bind) if bind.replace(".", "").isdigit() else None
     if addr is None or not addr.is_loopback:
         raise HarnessError(f"--bind {bind} is not a loopback IPv4 address")
-    node = Node(bind, args.port or common.free_tcp_udp_port(bind))
+    # connect_notification: which peers it reached, and when.
+    node = Node(bind, claim_port(bind, args.port), extra_alerts=CAT.connect_notification, leecher=True)
     os.makedirs(args.out_dir, exist_ok=True)
     result = {"ok": False, "seconds": None, "metadata_seconds": None, "bootstrap_seconds": None,
               "first_peer_seconds": None, "peers": [], "bytes": 0}
     deadline = started + args.timeout
 
-    def remaining(what):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise HarnessError(f"timed out after {args.timeout:g} s waiting for {what}")
-        return left
+    def wait(predicate, what, interval):
+        """wait_until against the overall --timeout."""
+        try:
+            common.wait_until(predicate, max(0.0, deadline - time.monotonic()), what, interval=interval)
+        except HarnessError as error:
+            if str(error).startswith("timed out"):
+                raise HarnessError(f"timed out after {args.timeout:g} s waiting for {what}") from None
+            raise
 
     last_ping = [0.0]
 
@@ -356,8 +394,7 @@ def cmd_fetch(args):
         node.ask_stats()
         return False
     try:
-        common.wait_until(bootstrapped, remaining("the bootstrap node"),
-                          f"{args.bootstrap} to answer and enter the routing table", interval=0.05)
+        wait(bootstrapped, f"{args.bootstrap} to answer and enter the routing table", 0.05)
         result["bootstrap_seconds"] = round(time.monotonic() - started, 3)
         params.save_path = os.path.abspath(args.out_dir)
         params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | \
@@ -366,27 +403,25 @@ def cmd_fetch(args):
         handle = node.session.add_torrent(params)
         handle.force_dht_announce()
         last_lookup = [added]
-        peers = set()
 
         def complete():
             node.pump()
             status = handle.status()
             now = time.monotonic()
-            for info in handle.get_peer_info():
-                peers.add(f"{info.ip[0]}:{info.ip[1]}")
-            if peers and result["first_peer_seconds"] is None:
-                result["first_peer_seconds"] = round(now - added, 3)
             if status.num_peers == 0 and now - last_lookup[0] >= 3:
                 # Nothing found (yet): look again rather than wait for dht_announce_interval.
                 handle.force_dht_announce()
                 last_lookup[0] = now
             return status.is_seeding
         try:
-            common.wait_until(complete, remaining("the download"), "the download to complete", interval=0.05)
+            wait(complete, "the download to complete", 0.01)
         finally:
+            node.pump()
             if node.metadata_at is not None:
                 result["metadata_seconds"] = round(node.metadata_at - added, 3)
-            result["peers"] = sorted(peers)
+            result["peers"] = sorted(node.connected)
+            if node.connected:
+                result["first_peer_seconds"] = round(min(node.connected.values()) - added, 3)
         result["seconds"] = round(time.monotonic() - added, 3)
         handle.flush_cache()
         result["bytes"] = handle.status().total_wanted_done
