@@ -457,6 +457,38 @@ class InteropHarnessTests(unittest.TestCase):
         self.assertEqual(first_seeder.close(), 0)
         self.assertEqual(second_seeder.close(), 0)
 
+    # --- DHT lab ---
+
+    def test_dht_lab_leads_a_leecher_from_a_magnet_and_one_node_to_the_seeder(self):
+        started = time.monotonic()
+        lab = self.start(tool("dht_lab.py") + ["start", "--nodes", "16", "--seed", self.torrent, self.data],
+                         timeout=90)
+        info = lab.info
+        self.assertEqual(len(info["nodes"]), 16)
+        # A /24 each (libtorrent keeps one node per /24 by default).
+        self.assertEqual(len({node.split(":")[0].rsplit(".", 1)[0] for node in info["nodes"]}), 16)
+        self.assertEqual(len(set(info["node_ids"])), 16)
+        self.assertEqual(info["seeder"], info["nodes"][0])
+        self.assertEqual(info["infohash"], self.created["infohash_v1"])
+        # Nothing in the link but the hash and the name: only the DHT can lead to the seeder.
+        self.assertEqual(info["magnet"], f"magnet:?xt=urn:btih:{info['infohash']}&dn=payload")
+        self.assertTrue(info["stored_on"])
+        # Bootstrapped from one node that neither seeds nor (necessarily) stores the announce.
+        status, result, err = run(tool("dht_lab.py") + ["fetch", info["magnet"], self.out, "--bootstrap",
+                                                        info["nodes"][7], "--timeout", "60"], timeout=90)
+        self.assertEqual(status, 0, err)
+        self.assertTrue(result["ok"])
+        self.assertIn(info["seeder"], result["peers"])
+        self.assertIsNotNone(result["metadata_seconds"])
+        self.assertSamePayload(self.out)
+        # A hash nobody announced: the leecher gives up at its timeout, and says so.
+        unknown = "magnet:?xt=urn:btih:" + "ab" * 20
+        status, result, _ = run(tool("dht_lab.py") + ["fetch", unknown, tempfile.mkdtemp(dir=self.tmp),
+                                                      "--bootstrap", info["nodes"][3], "--timeout", "3"])
+        self.assertEqual((status, result["ok"], result["metadata_seconds"]), (1, False, None))
+        self.assertEqual(lab.close(), 0)
+        self.assertLess(time.monotonic() - started, 60)
+
     def test_linknet_joins_shaped_peers_through_a_bridge_and_delete_removes_everything(self):
         status, links, err = run(tool("linknet.py") + ["create", "--peers", "2", "--rate", "200m",
                                                        "--rtt-ms", "4"])
