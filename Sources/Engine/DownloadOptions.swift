@@ -64,6 +64,10 @@ public struct DownloadOptions: Sendable {
     /// The port trackers are told, when another component listens for this torrent (an
     /// `IncomingRouter` serving several torrents on one port); default: `listenAddress`'s.
     public var announcedPort: UInt16?
+    /// Fetch from the web seeds the torrent lists (BEP 19 `url-list`).
+    public var useTorrentWebSeeds = true
+    /// Web seed URLs to fetch from besides the torrent's own (used even without `useTorrentWebSeeds`).
+    public var extraWebSeeds: [String] = []
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory

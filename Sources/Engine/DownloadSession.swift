@@ -174,6 +174,8 @@ public final class DownloadSession {
     var log: (String) -> Void
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
     var trackers: TrackerAnnouncer?
+    /// The web seeds (BEP 19) in use; nil when there are none.
+    var webSeedPool: WebSeedPool?
 
     /// What a receive produced, kept until the connection has finished parsing.
     enum PendingEvent {
@@ -490,7 +492,7 @@ public final class DownloadSession {
                 advance(.trackersDone, now: now)
             }
         case .closing:
-            let linksOpen = links.contains { $0 != nil }
+            let linksOpen = links.contains { $0 != nil } || webSeedPool?.hasOperationsInFlight == true
             let checking = recheck?.hasWorkInFlight ?? false
             let idle =
                 hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 && resumeSavesInFlight == 0
@@ -574,7 +576,7 @@ public final class DownloadSession {
     }
 
     var isAtRest: Bool {
-        guard isTrading, acceptRetryAt == nil else { return false }
+        guard isTrading, acceptRetryAt == nil, !hasWebSeedWork else { return false }
         return !links.contains { $0 != nil } && (verified.isComplete || peerDirectory.isEmpty)
     }
 
@@ -692,6 +694,7 @@ public final class DownloadSession {
         lastResumeSaveNanoseconds = now
         armAccept()
         startTrackers()
+        startWebSeeds(now: now)
         connectToCandidates()
         reportStatus(now: now)
     }
@@ -715,6 +718,7 @@ public final class DownloadSession {
     /// Shuts every connection (without the disconnect bookkeeping: the torrent is leaving); each link
     /// is released once its operations have completed.
     func closeLinks() {
+        closeWebSeeds()
         for case let link? in links {
             if !link.closing { logTotals(link) }
             link.closing = true
@@ -820,6 +824,7 @@ public final class DownloadSession {
             trackers.tick(now: now)
             addCandidates(trackers.takePeers())
         }
+        tickWebSeeds(now: now)
         connectToCandidates()
     }
 
