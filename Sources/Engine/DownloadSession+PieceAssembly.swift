@@ -47,7 +47,8 @@ extension DownloadSession {
     /// piece is complete, the piece is hashed. False when the pipeline did not want it.
     @discardableResult
     func blockAccepted(_ block: BlockRange, from sender: PeerSlot, now: UInt64) -> Bool {
-        let receipt = pipeline.blockReceived(block, from: sender, at: Instant(nanoseconds: now), into: &actions)
+        let receipt = pipeline.blockReceived(
+            block, from: sender, at: Instant(nanoseconds: now), into: &actions)
         guard case .accepted(let pieceComplete) = receipt else { return false }
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))

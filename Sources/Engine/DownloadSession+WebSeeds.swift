@@ -98,7 +98,8 @@ extension DownloadSession {
                 seed.retryAt = nil
                 openWebSeedConnection(seed, to: seed.queued.first?.url ?? seed.baseURL, now: now)
             } else if !seed.sent.isEmpty && now - seed.lastProgress >= WebSeedPool.stallNanoseconds {
-                backOff(seed, reason: "no data for \(WebSeedPool.stallNanoseconds / 1_000_000_000) s", now: now)
+                backOff(
+                    seed, reason: "no data for \(WebSeedPool.stallNanoseconds / 1_000_000_000) s", now: now)
             }
         }
     }
@@ -133,7 +134,8 @@ extension DownloadSession {
                 seed.queued.removeFirst()
                 if seed.sent.isEmpty { seed.lastProgress = now }
                 seed.sent.append(fetch)
-                request += RangeRequest.get(fetch.url, range: fetch.plan.fileRange, userAgent: webSeedPool.userAgent)
+                request += RangeRequest.get(
+                    fetch.url, range: fetch.plan.fileRange, userAgent: webSeedPool.userAgent)
             }
             guard !request.isEmpty else { continue }
             connection.sending = request
@@ -260,7 +262,8 @@ extension DownloadSession {
             connection.connectInFlight = false
             guard !connection.closing else { return }
             guard result == 0 else {
-                let reason = result == -ECANCELED ? "connect timed out" : "connect: \(Errno(rawValue: -result))"
+                let reason =
+                    result == -ECANCELED ? "connect timed out" : "connect: \(Errno(rawValue: -result))"
                 closeWebSeedConnection(seed)
                 backOff(seed, reason: reason, now: now)
                 return
@@ -327,17 +330,21 @@ extension DownloadSession {
     // MARK: Answers
 
     /// Feeds received bytes to the answers in order; false when the connection is no longer used.
-    private func receiveWebSeedBytes(_ bytes: UnsafeRawBufferPointer, from seed: WebSeedLink, now: UInt64) -> Bool {
+    private func receiveWebSeedBytes(
+        _ bytes: UnsafeRawBufferPointer, from seed: WebSeedLink, now: UInt64
+    ) -> Bool {
         var rest = bytes
         while !rest.isEmpty {
             guard let fetch = seed.sent.first else {
                 closeWebSeedConnection(seed)
-                webSeedFailed(seed, .status(code: 0, reason: "sent \(rest.count) bytes nobody asked for"), now: now)
+                webSeedFailed(
+                    seed, .status(code: 0, reason: "sent \(rest.count) bytes nobody asked for"), now: now)
                 return false
             }
             var parser =
                 seed.parser
-                ?? RangeResponseParser(range: fetch.plan.fileRange, fileLength: metainfo.files[fetch.plan.fileIndex].length)
+                ?? RangeResponseParser(
+                    range: fetch.plan.fileRange, fileLength: metainfo.files[fetch.plan.fileIndex].length)
             let start = fetch.plan.payloadOffset - fetch.plan.fileRange.lowerBound
             let consumed: Int
             let outcome: RangeResponseParser.Outcome
@@ -370,7 +377,8 @@ extension DownloadSession {
             case .redirect(let location):
                 let next: TrackerURL
                 do {
-                    next = try WebSeedURL.redirect(from: fetch.url, to: location, redirectsSoFar: fetch.redirects)
+                    next = try WebSeedURL.redirect(
+                        from: fetch.url, to: location, redirectsSoFar: fetch.redirects)
                 } catch {
                     closeWebSeedConnection(seed)
                     webSeedFailed(seed, error, now: now)
@@ -399,7 +407,9 @@ extension DownloadSession {
 
     /// Copies body bytes that start at `payloadOffset` into their blocks' piece buffers; a block whose
     /// bytes are all in goes to the pipeline like a peer's.
-    private func deliver(_ bytes: UnsafeRawBufferPointer, at payloadOffset: Int64, from seed: WebSeedLink, now: UInt64) {
+    private func deliver(
+        _ bytes: UnsafeRawBufferPointer, at payloadOffset: Int64, from seed: WebSeedLink, now: UInt64
+    ) {
         // A seed dropped while its answer is read (its piece failed) delivers nothing more.
         guard !seed.dropped else { return }
         seed.lastProgress = now
@@ -423,7 +433,8 @@ extension DownloadSession {
             } else {
                 seed.blockBytes[block] = nil
                 if seed.unusableBlocks.remove(block) != nil {
-                    pipeline.requestReturned(block, from: seed.slot, at: Instant(nanoseconds: now), into: &actions)
+                    pipeline.requestReturned(
+                        block, from: seed.slot, at: Instant(nanoseconds: now), into: &actions)
                 } else {
                     blockAccepted(block, from: seed.slot, now: now)
                 }

@@ -18,7 +18,9 @@ public struct PlannedFetch: Hashable, Sendable {
 /// file, BEP 19).
 public enum FetchPlan {
     /// The fetches for `blocks` (in any order, none twice), in payload order.
-    public static func fetches(for blocks: [BlockRange], layout: FileLayout, maxFetchBytes: Int) -> [PlannedFetch] {
+    public static func fetches(
+        for blocks: [BlockRange], layout: FileLayout, maxFetchBytes: Int
+    ) -> [PlannedFetch] {
         precondition(maxFetchBytes > 0)
         let geometry = layout.geometry
         let sorted = blocks.map { geometry.offset(of: $0.piece) + Int64($0.offset) }

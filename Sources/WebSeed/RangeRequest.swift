@@ -10,7 +10,8 @@ public enum RangeRequest {
         precondition(!range.isEmpty && range.lowerBound >= 0, "a range request asks for at least one byte")
         let agent = String(decoding: userAgent.utf8.filter { $0 >= 0x20 && $0 < 0x7f }, as: UTF8.self)
         let text =
-            "GET \(url.requestTarget) HTTP/1.1\r\n" + "Host: \(url.hostHeader)\r\n" + "User-Agent: \(agent)\r\n"
+            "GET \(url.requestTarget) HTTP/1.1\r\n" + "Host: \(url.hostHeader)\r\n"
+            + "User-Agent: \(agent)\r\n"
             + "Range: bytes=\(range.lowerBound)-\(range.upperBound - 1)\r\n" + "Accept-Encoding: identity\r\n"
             + "Connection: keep-alive\r\n" + "\r\n"
         return Array(text.utf8)

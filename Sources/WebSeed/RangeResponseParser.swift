@@ -80,7 +80,9 @@ public struct RangeResponseParser: Sendable {
             case .body(let remaining, let reusable):
                 guard index < bytes.count else { return (index, .needMoreBytes) }
                 let take = Int(min(remaining, Int64(bytes.count - index)))
-                body(range.lowerBound + bodyBytesReceived, UnsafeRawBufferPointer(rebasing: bytes[index..<index + take]))
+                body(
+                    range.lowerBound + bodyBytesReceived,
+                    UnsafeRawBufferPointer(rebasing: bytes[index..<index + take]))
                 index += take
                 bodyBytesReceived += Int64(take)
                 phase =
@@ -113,7 +115,9 @@ public struct RangeResponseParser: Sendable {
 
     private mutating func headerByte(_ byte: UInt8) throws(WebSeedError) {
         headerBytes += 1
-        guard headerBytes <= limits.maxHeaderBytes else { throw .headersTooLarge(limit: limits.maxHeaderBytes) }
+        guard headerBytes <= limits.maxHeaderBytes else {
+            throw .headersTooLarge(limit: limits.maxHeaderBytes)
+        }
         guard byte == UInt8(ascii: "\n") else {
             line.append(byte)
             return
@@ -149,12 +153,17 @@ public struct RangeResponseParser: Sendable {
         guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0,
             line[..<colon].allSatisfy(isTokenByte)
         else { throw .malformedHeaderLine }
-        guard headers.count < limits.maxHeaderCount else { throw .tooManyHeaders(limit: limits.maxHeaderCount) }
+        guard headers.count < limits.maxHeaderCount else {
+            throw .tooManyHeaders(limit: limits.maxHeaderCount)
+        }
         var value = line[(colon + 1)...]
         while let first = value.first, first == 0x20 || first == 0x09 { value.removeFirst() }
         while let last = value.last, last == 0x20 || last == 0x09 { value.removeLast() }
         headers.append(
-            (String(decoding: line[..<colon], as: UTF8.self).lowercased(), String(decoding: value, as: UTF8.self)))
+            (
+                String(decoding: line[..<colon], as: UTF8.self).lowercased(),
+                String(decoding: value, as: UTF8.self)
+            ))
     }
 
     private func values(_ name: String) -> [String] { headers.filter { $0.name == name }.map(\.value) }
@@ -178,7 +187,9 @@ public struct RangeResponseParser: Sendable {
             }
             try startBody(length: Int64(range.count))
         case 200:
-            guard range == 0..<fileLength else { throw .rangeIgnored(requested: range, fileLength: fileLength) }
+            guard range == 0..<fileLength else {
+                throw .rangeIgnored(requested: range, fileLength: fileLength)
+            }
             try checkCodings()
             try startBody(length: fileLength)
         case 301, 302, 303, 307, 308:
@@ -238,8 +249,10 @@ struct ContentRange: Hashable {
     init?(_ text: String) {
         let bytes = Array(text.utf8)
         guard bytes.count <= 100, bytes.starts(with: "bytes ".utf8),
-            let dash = bytes.firstIndex(of: UInt8(ascii: "-")), let slash = bytes.firstIndex(of: UInt8(ascii: "/")),
-            dash < slash, let first = Self.number(bytes[6..<dash]), let last = Self.number(bytes[(dash + 1)..<slash]),
+            let dash = bytes.firstIndex(of: UInt8(ascii: "-")),
+            let slash = bytes.firstIndex(of: UInt8(ascii: "/")),
+            dash < slash, let first = Self.number(bytes[6..<dash]),
+            let last = Self.number(bytes[(dash + 1)..<slash]),
             first <= last
         else { return nil }
         let complete = bytes[(slash + 1)...]
@@ -254,7 +267,9 @@ struct ContentRange: Hashable {
     }
 
     private static func number(_ digits: ArraySlice<UInt8>) -> Int64? {
-        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        guard !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+            return nil
+        }
         return digits.reduce(Int64(0)) { $0 * 10 + Int64($1 - 0x30) }
     }
 }

@@ -11,7 +11,8 @@ import Testing
         let torrent = data.deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("t.torrent").path
         let made = try runPotluck([
-            "create", "-q", "--force", "--\(format)", "--piece-size", "64K", "--web-seed", webSeed, "-o", torrent,
+            "create", "-q", "--force", "--\(format)", "--piece-size", "64K", "--web-seed", webSeed, "-o",
+            torrent,
             data.path,
         ])
         #expect(made.status == 0, "\(made.error)")
@@ -24,7 +25,8 @@ import Testing
         _ torrent: String, into directory: URL, extra: [String] = []
     ) throws -> (status: Int32, output: String, error: String) {
         try runPotluck(
-            ["120", potluckExecutable().path, "download", "-q", "--verbose", torrent, "-o", directory.path] + extra,
+            ["120", potluckExecutable().path, "download", "-q", "--verbose", torrent, "-o", directory.path]
+                + extra,
             executable: URL(fileURLWithPath: "/usr/bin/timeout"))
     }
 
@@ -47,7 +49,9 @@ import Testing
         let target = root.appendingPathComponent("download")
         let result = try Self.download(torrent, into: target)
         #expect(result.status == 0, "\(result.error)")
-        #expect(FileManager.default.contentsEqual(atPath: file.path, andPath: target.appendingPathComponent("single.bin").path))
+        #expect(
+            FileManager.default.contentsEqual(
+                atPath: file.path, andPath: target.appendingPathComponent("single.bin").path))
         #expect(!result.error.contains(": dropped:"), "\(result.error)")
     }
 
@@ -74,7 +78,9 @@ import Testing
         let (server, url) = try Self.nginx(serving: data.deletingLastPathComponent())
         defer { server.stop() }
         let torrent = try Self.create(data, webSeed: url)
-        let seeder = try harnessProcess([Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path])
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path,
+        ])
         defer { seeder.stop() }
         let peers = seeder.ready?["peers"] as? [String] ?? []
         #expect(peers.count == 1)
@@ -96,7 +102,9 @@ import Testing
     func flakyServerIsRetried(mode: String, logged: String) throws {
         let (root, data) = try Interop.makePayload(sizes: [1_000_000, 300_000])
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try harnessProcess([Interop.tool("odd_webseed.py"), mode, data.deletingLastPathComponent().path])
+        let server = try harnessProcess([
+            Interop.tool("odd_webseed.py"), mode, data.deletingLastPathComponent().path,
+        ])
         defer { server.stop() }
         let url = server.ready?["url"] as? String ?? ""
         let torrent = try Self.create(data, webSeed: "http://127.0.0.1:1/")
@@ -117,18 +125,24 @@ import Testing
     func badServerIsDropped(mode: String, logged: String) throws {
         let (root, data) = try Interop.makePayload(sizes: [8_000_000, 300_000])
         defer { try? FileManager.default.removeItem(at: root) }
-        let server = try harnessProcess([Interop.tool("odd_webseed.py"), mode, data.deletingLastPathComponent().path])
+        let server = try harnessProcess([
+            Interop.tool("odd_webseed.py"), mode, data.deletingLastPathComponent().path,
+        ])
         defer { server.stop() }
         let url = server.ready?["url"] as? String ?? ""
         let torrent = try Self.create(data, webSeed: url)
-        let seeder = try harnessProcess([Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path])
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path,
+        ])
         defer { seeder.stop() }
         let peers = seeder.ready?["peers"] as? [String] ?? []
         let target = root.appendingPathComponent("download")
         let result = try Self.download(torrent, into: target, extra: peers.flatMap { ["--peer", $0] })
         #expect(result.status == 0, "\(result.error)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
-        let drops = result.error.components(separatedBy: "\n").filter { $0.contains("web seed \(url): dropped") }
+        let drops = result.error.components(separatedBy: "\n").filter {
+            $0.contains("web seed \(url): dropped")
+        }
         #expect(drops.count == 1, "\(result.error)")
         #expect(drops.first?.contains(logged) == true, "\(result.error)")
     }

@@ -67,7 +67,9 @@ private func parse(
 
     @Test func aDifferentRangeOrFileLengthIsRefused() {
         let expected = "bytes 10-14/100"
-        for contentRange in ["bytes 11-15/100", "bytes 10-14/99", "bytes 10-13/100", "bytes=10-14/100", "junk"] {
+        for contentRange in [
+            "bytes 11-15/100", "bytes 10-14/99", "bytes 10-13/100", "bytes=10-14/100", "junk",
+        ] {
             let answer = "HTTP/1.1 206 OK\r\nContent-Range: \(contentRange)\r\nContent-Length: 5\r\n\r\nhello"
             #expect(throws: WebSeedError.contentRangeMismatch(expected: expected, received: contentRange)) {
                 try parse(answer, range: 10..<15, fileLength: 100, byteAtATime: false)
@@ -77,14 +79,16 @@ private func parse(
         #expect(throws: WebSeedError.contentRangeMismatch(expected: expected, received: "none")) {
             try parse(multipart, range: 10..<15, fileLength: 100, byteAtATime: false)
         }
-        let wrongLength = "HTTP/1.1 206 OK\r\nContent-Range: bytes 10-14/100\r\nContent-Length: 6\r\n\r\nhello!"
+        let wrongLength =
+            "HTTP/1.1 206 OK\r\nContent-Range: bytes 10-14/100\r\nContent-Length: 6\r\n\r\nhello!"
         #expect(throws: WebSeedError.contentLengthMismatch(expected: 5, received: 6)) {
             try parse(wrongLength, range: 10..<15, fileLength: 100, byteAtATime: false)
         }
     }
 
     @Test func codingsAreRefused() {
-        let chunked = "HTTP/1.1 206 OK\r\nContent-Range: bytes 0-4/5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello"
+        let chunked =
+            "HTTP/1.1 206 OK\r\nContent-Range: bytes 0-4/5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello"
         #expect(throws: WebSeedError.unsupportedTransferEncoding("chunked")) {
             try parse(chunked, range: 0..<5, fileLength: 5, byteAtATime: false)
         }
@@ -100,9 +104,13 @@ private func parse(
             try parse(redirect, range: 0..<5, fileLength: 5, byteAtATime: true).outcome
                 == .redirect(location: "/elsewhere/a.bin"))
         let busy = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\n\r\n"
-        #expect(try parse(busy, range: 0..<5, fileLength: 5, byteAtATime: false).outcome == .busy(retryAfterSeconds: 7))
+        #expect(
+            try parse(busy, range: 0..<5, fileLength: 5, byteAtATime: false).outcome
+                == .busy(retryAfterSeconds: 7))
         let busyDate = "HTTP/1.1 503 Busy\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n"
-        #expect(try parse(busyDate, range: 0..<5, fileLength: 5, byteAtATime: false).outcome == .busy(retryAfterSeconds: nil))
+        #expect(
+            try parse(busyDate, range: 0..<5, fileLength: 5, byteAtATime: false).outcome
+                == .busy(retryAfterSeconds: nil))
         #expect(throws: WebSeedError.redirectWithoutLocation(code: 301)) {
             try parse("HTTP/1.1 301 Moved\r\n\r\n", range: 0..<5, fileLength: 5, byteAtATime: false)
         }
@@ -124,10 +132,12 @@ private func parse(
             }
         }
         #expect(throws: WebSeedError.malformedHeaderLine) {
-            try parse("HTTP/1.1 206 OK\r\nBad Header: x\r\n\r\n", range: 0..<5, fileLength: 5, byteAtATime: false)
+            try parse(
+                "HTTP/1.1 206 OK\r\nBad Header: x\r\n\r\n", range: 0..<5, fileLength: 5, byteAtATime: false)
         }
         #expect(throws: WebSeedError.malformedHeaderLine) {
-            try parse("HTTP/1.1 206 OK\r\nA: x\r\n folded\r\n\r\n", range: 0..<5, fileLength: 5, byteAtATime: false)
+            try parse(
+                "HTTP/1.1 206 OK\r\nA: x\r\n folded\r\n\r\n", range: 0..<5, fileLength: 5, byteAtATime: false)
         }
         let huge = "HTTP/1.1 206 OK\r\nX: " + String(repeating: "a", count: 20_000) + "\r\n\r\n"
         #expect(throws: WebSeedError.headersTooLarge(limit: 16 * 1024)) {

@@ -16,10 +16,12 @@ import Tracker
             WebSeedURL.fileURL(base: "http://mirror.com/pub/", path: ["file.exe"], isSingleFile: true)
                 == "http://mirror.com/pub/file.exe")
         #expect(
-            WebSeedURL.fileURL(base: "http://mirror.com/pub/", path: ["michael", "Readme.txt"], isSingleFile: false)
+            WebSeedURL.fileURL(
+                base: "http://mirror.com/pub/", path: ["michael", "Readme.txt"], isSingleFile: false)
                 == "http://mirror.com/pub/michael/Readme.txt")
         #expect(
-            WebSeedURL.fileURL(base: "http://mirror.com/pub", path: ["a b", "ü/", "c%d"], isSingleFile: false)
+            WebSeedURL.fileURL(
+                base: "http://mirror.com/pub", path: ["a b", "ü/", "c%d"], isSingleFile: false)
                 == "http://mirror.com/pub/a%20b/%C3%BC%2F/c%25d")
     }
 
@@ -34,19 +36,26 @@ import Tracker
 
     @Test func redirectsAreBoundedAndStayOnHTTP() throws {
         let url = try TrackerURL("http://a.example/pub/x.bin")
-        #expect(try WebSeedURL.redirect(from: url, to: "/other/x.bin", redirectsSoFar: 0).description == "http://a.example/other/x.bin")
+        #expect(
+            try WebSeedURL.redirect(from: url, to: "/other/x.bin", redirectsSoFar: 0).description
+                == "http://a.example/other/x.bin")
         #expect(try WebSeedURL.redirect(from: url, to: "http://b.example:81/y", redirectsSoFar: 4).port == 81)
         #expect(throws: WebSeedError.tooManyRedirects(limit: 5)) {
             try WebSeedURL.redirect(from: url, to: "/again", redirectsSoFar: 5)
         }
-        #expect(throws: WebSeedError.invalidRedirect(location: "https://b.example/", reason: "https is not supported")) {
+        #expect(
+            throws: WebSeedError.invalidRedirect(
+                location: "https://b.example/", reason: "https is not supported")
+        ) {
             try WebSeedURL.redirect(from: url, to: "https://b.example/", redirectsSoFar: 0)
         }
     }
 
     @Test func requestAsksForTheInclusiveRange() throws {
         let url = try TrackerURL("http://127.0.0.1:8080/pub/a%20b")
-        let text = String(decoding: RangeRequest.get(url, range: 16384..<32768, userAgent: "Potluck/1\r\nX: y"), as: UTF8.self)
+        let text = String(
+            decoding: RangeRequest.get(url, range: 16384..<32768, userAgent: "Potluck/1\r\nX: y"),
+            as: UTF8.self)
         #expect(
             text
                 == "GET /pub/a%20b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Potluck/1X: y\r\n"
@@ -76,20 +85,26 @@ import Tracker
 
     @Test func adjacentBlocksJoinAndFilesSplitThem() {
         let geometry = Self.layout.geometry
-        let blocks = [geometry.block(1, of: PieceIndex(1)), geometry.block(0, of: PieceIndex(0)), geometry.block(1, of: PieceIndex(0))]
+        let blocks = [
+            geometry.block(1, of: PieceIndex(1)), geometry.block(0, of: PieceIndex(0)),
+            geometry.block(1, of: PieceIndex(0)),
+        ]
         let fetches = FetchPlan.fetches(for: blocks, layout: Self.layout, maxFetchBytes: 1 << 20)
         #expect(
             fetches == [
                 PlannedFetch(fileIndex: 0, fileRange: 0..<20_480, payloadOffset: 0, isPadding: false),
                 PlannedFetch(fileIndex: 1, fileRange: 0..<4096, payloadOffset: 20_480, isPadding: true),
                 PlannedFetch(fileIndex: 2, fileRange: 0..<8192, payloadOffset: 24_576, isPadding: false),
-                PlannedFetch(fileIndex: 2, fileRange: 24_576..<40_960, payloadOffset: 49_152, isPadding: false),
+                PlannedFetch(
+                    fileIndex: 2, fileRange: 24_576..<40_960, payloadOffset: 49_152, isPadding: false),
             ])
     }
 
     @Test func runsStopAtTheFetchSize() {
         let geometry = Self.layout.geometry
-        let blocks = (0..<2).flatMap { piece in (0..<2).map { geometry.block($0, of: PieceIndex(UInt32(piece))) } }
+        let blocks = (0..<2).flatMap { piece in
+            (0..<2).map { geometry.block($0, of: PieceIndex(UInt32(piece))) }
+        }
         let fetches = FetchPlan.fetches(for: blocks, layout: Self.layout, maxFetchBytes: 32_768)
         #expect(fetches.map(\.payloadOffset) == [0, 20_480, 24_576, 32_768])
         #expect(fetches.map(\.fileRange.count) == [20_480, 4096, 8192, 32_768])
