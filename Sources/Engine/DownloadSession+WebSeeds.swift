@@ -77,6 +77,7 @@ extension DownloadSession {
     /// The torrent is leaving: every web seed connection ends.
     func closeWebSeeds() {
         for seed in webSeedPool?.seeds ?? [] {
+            if !seed.dropped { logTotals(seed) }
             seed.connection?.close()
             seed.connection = nil
             seed.retryAt = nil
@@ -435,8 +436,8 @@ extension DownloadSession {
                 if seed.unusableBlocks.remove(block) != nil {
                     pipeline.requestReturned(
                         block, from: seed.slot, at: Instant(nanoseconds: now), into: &actions)
-                } else {
-                    blockAccepted(block, from: seed.slot, now: now)
+                } else if blockAccepted(block, from: seed.slot, now: now) {
+                    seed.receivedBytes += Int64(block.length)
                 }
             }
             position += Int64(take)
@@ -473,11 +474,18 @@ extension DownloadSession {
     func dropWebSeed(_ seed: WebSeedLink, reason: String, now: UInt64) {
         guard !seed.dropped else { return }
         log("web seed \(seed.name): dropped: \(reason)")
+        logTotals(seed)
         closeWebSeedConnection(seed)
         seed.clearWork()
         seed.retryAt = nil
         if pipeline.isConnected(seed.slot) { pipeline.peerDisconnected(seed.slot) }
         seed.dropped = true
+    }
+
+    /// One line per seed with its payload total, like peers' (tests tell from these who sent what).
+    private func logTotals(_ seed: WebSeedLink) {
+        guard seed.receivedBytes > 0 else { return }
+        log("web seed \(seed.name) totals: received \(seed.receivedBytes) payload bytes")
     }
 
     /// BEP 19: a seed that sent a piece failing its hash check is discarded.

@@ -46,6 +46,8 @@ final class WebSeedLink {
     var earlyCloses = 0
     /// When a byte of a body last arrived (or the first request went out).
     var lastProgress: UInt64 = 0
+    /// Payload bytes of blocks it sent that the pipeline took.
+    var receivedBytes: Int64 = 0
     /// Where each file is served, once a redirect moved it.
     var fileURLs: [Int: TrackerURL] = [:]
 
