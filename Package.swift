@@ -15,7 +15,7 @@ let package = Package(
                 "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT", "Storage",
                 "URing",
                 "Hashing",
-                "Buffers", "TLS",
+                "Buffers", "TLS", "WebSeed",
             ]),
     ],
     dependencies: [
@@ -58,6 +58,9 @@ let package = Package(
         .target(name: "PeerWire", dependencies: ["TorrentModel", "Bencode", "Hashing"]),
         .target(name: "Swarm", dependencies: ["TorrentModel"]),
         .target(name: "Tracker", dependencies: ["Bencode", "TorrentModel"]),
+        // Web seeds (BEP 19): file URLs, range requests and a strict range-answer parser; HTTP URLs as
+        // the tracker client parses them.
+        .target(name: "WebSeed", dependencies: ["Metainfo", "Tracker", "TorrentModel"]),
         // The Transmission RPC protocol: HTTP requests in, calls on a backend protocol, HTTP responses out.
         .target(name: "TransmissionRPC", dependencies: ["TorrentModel"]),
         // The mainline DHT (BEP 5, 32, 42): KRPC, routing table, lookups and serving over one UDP socket.
@@ -73,7 +76,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
-                "Tracker", "TLS", "DHT",
+                "Tracker", "TLS", "DHT", "WebSeed",
             ]),
 
         // Front ends.
@@ -126,6 +129,7 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode", "Hashing"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(name: "WebSeedTests", dependencies: ["WebSeed", "Metainfo", "Tracker", "TorrentModel"]),
         .testTarget(name: "TransmissionRPCTests", dependencies: ["TransmissionRPC", "TorrentModel"]),
         .testTarget(name: "DHTTests", dependencies: ["DHT", "Bencode", "TorrentModel"]),
         .testTarget(

@@ -10,6 +10,7 @@ POTLUCK_PACKAGES=(
     transmission-common curl python3-pip           # daemon tests: the web client, raw HTTP, a PyPI client
     prometheus                                     # daemon tests: promtool and a real server scrape /metrics
     chromium                                       # daemon tests: the web client in a headless browser
+    nginx-light                                    # web seed tests: a real HTTP file server
 )
 
 # PyPI packages for Debian's Python (which has python3-libtorrent): module to import, then the package.

@@ -41,7 +41,7 @@ extension DownloadSession {
     /// A table entry for a new connection, reusing a free one (with a new generation).
     func makeLink(fd: Int32, address: SocketAddress, initiatedLocally: Bool) -> PeerLink {
         Socket.setNoDelay(fd)
-        let index = links.firstIndex { $0 == nil } ?? links.count
+        let index = links.indices.first { links[$0] == nil && !isWebSeedSlot($0) } ?? links.count
         if index == links.count {
             links.append(nil)
             linkGenerations.append(0)
@@ -129,6 +129,8 @@ extension DownloadSession {
             acceptCompleted(completion, now: now)
         case TrackerClient.owner:
             trackerCompleted(completion, now: now)
+        case WebSeedPool.owner:
+            webSeedCompleted(completion, now: now)
         case PieceStore.completionOwner:
             var events: [StorageEvent] = []
             store.handle(completion, into: &events)

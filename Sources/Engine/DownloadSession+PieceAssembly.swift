@@ -39,13 +39,20 @@ extension DownloadSession {
     }
 
     func blockCompleted(_ block: BlockRange, from link: PeerLink, now: UInt64) {
+        guard blockAccepted(block, from: link.slot, now: now) else { return }
+        choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
+    }
+
+    /// A block whose bytes are all in its piece buffer, from a peer or a web seed: counted, and once its
+    /// piece is complete, the piece is hashed. False when the pipeline did not want it.
+    @discardableResult
+    func blockAccepted(_ block: BlockRange, from sender: PeerSlot, now: UInt64) -> Bool {
         let receipt = pipeline.blockReceived(
-            block, from: link.slot, at: Instant(nanoseconds: now), into: &actions)
-        guard case .accepted(let pieceComplete) = receipt else { return }
+            block, from: sender, at: Instant(nanoseconds: now), into: &actions)
+        guard case .accepted(let pieceComplete) = receipt else { return false }
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
-        choker.receivedPayload(from: link.slot, bytes: Int(block.length), at: Instant(nanoseconds: now))
-        guard pieceComplete, let slot = assembling[block.piece] else { return }
+        guard pieceComplete, let slot = assembling[block.piece] else { return true }
         if metainfo.infoHashV1 != nil {
             // SHA-1 covers the whole piece, padding included: the zeros nobody was asked for go in here.
             if let dataBlocks = dataBlockCounts[block.piece] {
@@ -64,6 +71,7 @@ extension DownloadSession {
             // Nothing to check it against (a piece layer we lack): the piece cannot pass, by no peer's fault.
             pieceChecked(block.piece, in: slot, passed: false, isLocalFault: true, now: now)
         }
+        return true
     }
 
     /// Pieces are read into the upload cache with fixed-buffer reads when the kernel lets us register
@@ -143,6 +151,7 @@ extension DownloadSession {
             for peer in report.peersToBan {
                 ban(peer, reason: "sent pieces that failed their hash", now: now)
             }
+            if !isLocalFault { dropWebSeeds(amongSenders: report.contributors, of: piece, now: now) }
         }
     }
 
@@ -226,7 +235,9 @@ extension DownloadSession {
                     unsent.append((peer, block))
                     continue
                 }
-                if let link = links[Int(peer.value)], !link.connection.request(block) {
+                if let seed = webSeed(at: peer) {
+                    seed.blocks.append(block)
+                } else if let link = links[Int(peer.value)], !link.connection.request(block) {
                     unsent.append((peer, block))
                 }
             case .cancel(let peer, let block):
@@ -242,6 +253,7 @@ extension DownloadSession {
             pipeline.requestReturned(
                 block, from: peer, at: Instant(nanoseconds: nowNanoseconds), refill: false, into: &none)
         }
+        sendWebSeedRequests()
     }
 
     /// Tops up every peer's request queue (after the download limit held requests back).

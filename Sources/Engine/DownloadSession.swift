@@ -176,6 +176,8 @@ public final class DownloadSession: ReactorTenant {
     var trackers: TrackerAnnouncer?
     /// Subscribed to the engine's DHT for this torrent.
     var dhtSubscribed = false
+    /// The web seeds (BEP 19) in use; nil when there are none.
+    var webSeedPool: WebSeedPool?
 
     /// What a receive produced, kept until the connection has finished parsing.
     enum PendingEvent {
@@ -494,7 +496,7 @@ public final class DownloadSession: ReactorTenant {
                 advance(.trackersDone, now: now)
             }
         case .closing:
-            let linksOpen = links.contains { $0 != nil }
+            let linksOpen = links.contains { $0 != nil } || webSeedPool?.hasOperationsInFlight == true
             let checking = recheck?.hasWorkInFlight ?? false
             let idle =
                 hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 && resumeSavesInFlight == 0
@@ -578,7 +580,7 @@ public final class DownloadSession: ReactorTenant {
     }
 
     var isAtRest: Bool {
-        guard isTrading, acceptRetryAt == nil else { return false }
+        guard isTrading, acceptRetryAt == nil, !hasWebSeedWork else { return false }
         return !links.contains { $0 != nil } && (verified.isComplete || peerDirectory.isEmpty)
     }
 
@@ -697,6 +699,7 @@ public final class DownloadSession: ReactorTenant {
         armAccept()
         startTrackers()
         startDHT()
+        startWebSeeds(now: now)
         connectToCandidates()
         reportStatus(now: now)
     }
@@ -720,6 +723,7 @@ public final class DownloadSession: ReactorTenant {
     /// Shuts every connection (without the disconnect bookkeeping: the torrent is leaving); each link
     /// is released once its operations have completed.
     func closeLinks() {
+        closeWebSeeds()
         for case let link? in links {
             if !link.closing { logTotals(link) }
             link.closing = true
@@ -825,6 +829,7 @@ public final class DownloadSession: ReactorTenant {
             trackers.tick(now: now)
             addCandidates(trackers.takePeers())
         }
+        tickWebSeeds(now: now)
         connectToCandidates()
     }
 

@@ -45,10 +45,12 @@ declare -A harness_modules=(
     [KRPCFuzz]="TorrentModel Bencode Buffers Hashing DHT"
     [MetadataMessageFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [PexFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [WebSeedResponseFuzz]="TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
-    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz PexFuzz)
-module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker PeerWire DHT)
+    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz PexFuzz
+    WebSeedResponseFuzz)
+module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed PeerWire DHT)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
 for harness in "${harnesses[@]}"; do
@@ -280,6 +282,29 @@ cat >"$out/pex.dict" <<'DICT'
 "8:dropped6"
 DICT
 
+# Web seed answers: three bytes choose the range (start, length - 1, file length beyond its end), then
+# the server's answer to it.
+seed "$corpus/WebSeedResponseFuzz/partial" \
+    '\012\004\001HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 10-14/16\r\nContent-Length: 5\r\n\r\nhello'
+seed "$corpus/WebSeedResponseFuzz/whole-file" '\000\003\000HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd'
+seed "$corpus/WebSeedResponseFuzz/redirect" '\000\000\000HTTP/1.1 302 Found\r\nLocation: ../other/f.bin\r\n\r\n'
+seed "$corpus/WebSeedResponseFuzz/busy" '\000\000\000HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 503 Busy\nRetry-After: 7\n\n'
+cat >"$out/webseed.dict" <<'DICT'
+"HTTP/1.1 206 "
+"HTTP/1.1 200 "
+"HTTP/1.0 "
+"\x0d\x0a"
+"Content-Range: bytes "
+"Content-Length: "
+"Transfer-Encoding: chunked"
+"Content-Encoding: gzip"
+"Connection: close"
+"Connection: keep-alive"
+"Location: "
+"Retry-After: "
+"/*"
+DICT
+
 failed=0
 summary="$out/long-run.md"
 for harness in "${harnesses[@]}"; do
@@ -293,6 +318,7 @@ for harness in "${harnesses[@]}"; do
         KRPCFuzz) options+=(-dict="$out/krpc.dict") ;;
         MetadataMessageFuzz) options+=(-dict="$out/metadata.dict") ;;
         PexFuzz) options+=(-dict="$out/pex.dict") ;;
+        WebSeedResponseFuzz) options+=(-dict="$out/webseed.dict") ;;
     esac
     if [[ -n "$runs" ]]; then
         echo "== fuzzing $harness for $runs executions"

@@ -36,6 +36,13 @@ struct Download: ParsableCommand {
             every piece before writing it, and exits 0 once all pieces are verified on disk. Ctrl-C saves \
             resume data and exits; running the same command again resumes. Existing files without resume \
             data are checked first. A private torrent gets peers only from its trackers and --peer.
+
+            Web seeds (BEP 19): the HTTP servers the torrent lists in its url-list are used like seeds \
+            unless --no-web-seeds is given; --web-seed adds more (plain http only). Their pieces are \
+            checked like any other; one that sends a bad piece or ignores byte ranges is dropped, one \
+            that is busy or drops the connection is asked again later. For example:
+
+              potluck download linux.torrent --web-seed http://mirror.example/pub/
             """)
 
     @Argument(
@@ -80,6 +87,18 @@ struct Download: ParsableCommand {
             """)
     var preallocate = false
 
+    @Flag(help: "Do not fetch from the web seeds the torrent lists (its url-list).")
+    var noWebSeeds = false
+
+    @Option(
+        name: .customLong("web-seed"),
+        help: """
+            An http URL serving the torrent's files, besides the torrent's own web seeds: the file \
+            itself for a single-file torrent, the folder holding the torrent's folder otherwise (a URL \
+            ending in / gets the torrent's name added); repeatable.
+            """)
+    var webSeeds: [String] = []
+
     @OptionGroup var sharing: SharingOptions
 
     @OptionGroup var dht: DHTCommandOptions
@@ -87,6 +106,9 @@ struct Download: ParsableCommand {
     func validate() throws {
         if let listen, SocketAddress(listen) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
+        }
+        for url in webSeeds where !url.lowercased().hasPrefix("http://") {
+            throw ValidationError("--web-seed \(url) is not an http:// URL (https is not supported yet)")
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
@@ -144,6 +166,8 @@ struct Download: ParsableCommand {
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
         options.preallocateFiles = preallocate
+        options.useTorrentWebSeeds = !noWebSeeds
+        options.extraWebSeeds = webSeeds
         sharing.apply(to: &options)
         let hasTrackers: Bool
         let hasLinkPeers: Bool
@@ -159,12 +183,19 @@ struct Download: ParsableCommand {
             // Trackers hand our address to other peers: announce a port that is really open.
             options.listenAddress = SocketAddress("0.0.0.0:0")
         }
-        let hasDHT = !dht.noDHT && !(source.isPrivate)
-        if options.peers.isEmpty && options.listenAddress == nil && !hasTrackers && !hasLinkPeers && !hasDHT {
+        let hasDHT = !dht.noDHT && !source.isPrivate
+        let torrentWebSeeds: [String]
+        switch source {
+        case .metainfo(let metainfo): torrentWebSeeds = metainfo.webSeeds
+        case .magnet(let magnet): torrentWebSeeds = magnet.webSeeds
+        }
+        let hasWebSeeds = !webSeeds.isEmpty || (!noWebSeeds && !torrentWebSeeds.isEmpty)
+        let hasSource = hasTrackers || hasLinkPeers || hasDHT || hasWebSeeds
+        if options.peers.isEmpty && options.listenAddress == nil && !hasSource {
             printError(
-                "potluck: no peers: the torrent names no tracker (or --no-trackers was given) and the DHT is "
-                    + "off (--no-dht, or a private torrent); give at least one peer with --peer HOST:PORT, or "
-                    + "--listen for incoming ones")
+                "potluck: no peers: the torrent names no tracker and no web seed (or they were turned off) and "
+                    + "the DHT is off (--no-dht, or a private torrent); give at least one peer with --peer "
+                    + "HOST:PORT, or --listen for incoming ones")
             throw ExitCode(1)
         }
 
