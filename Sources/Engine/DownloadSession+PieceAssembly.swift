@@ -179,6 +179,7 @@ extension DownloadSession {
             }
             actions.removeAll(keepingCapacity: true)
             limitPiecesToFreeBuffers(now: now)
+            advanceStreamingWindow()
             perform(actions)
         case .flushed:
             flushed = true

@@ -503,6 +503,25 @@ public final class Engine: Sendable {
         try changeLimits(id) { $0 = limits }
     }
 
+    /// How much each file of the torrent is wanted (one priority per `Metainfo.files` entry, by index),
+    /// from now on and at its next start: newly wanted files are fetched (a seed downloads again),
+    /// skipped ones no longer asked for; nothing verified is lost. Kept in its resume data.
+    public func setFilePriorities(_ id: TorrentID, _ priorities: [FilePriority]) throws(EngineError) {
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            precondition(priorities.count == record.metainfo.files.count, "one priority per file")
+            record.options.filePriorities = priorities
+            state.records[id] = record
+            return record.live ? (record.reactor, record.run) : nil
+        }
+        guard let (reactor, run) = target else { return }
+        inboxes[reactor].submit { [self] reactor in
+            // As they are when the command runs: of two changes, the last to reach the reactor wins.
+            guard let latest = state.withLock({ $0.records[id]?.options.filePriorities }) else { return }
+            reactor.torrent(with: HostKey(id: id, run: run))?.setFilePriorities(latest)
+        }
+    }
+
     /// Changes the torrent's kept options, so that its next start has them, and a running session's.
     private func changeLimits(_ id: TorrentID, _ change: (inout TorrentLimits) -> Void) throws(EngineError) {
         let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in

@@ -32,7 +32,8 @@ struct Download: ParsableCommand {
             every piece before writing it, and exits 0 once all pieces are verified on disk. Ctrl-C saves \
             resume data and exits; running the same command again resumes. Existing files without resume \
             data are checked first. A private torrent gets peers only from its trackers and --peer.
-            """)
+
+            """ + FileSelectionOptions.discussion)
 
     @Argument(help: "The .torrent file.", completion: .file(extensions: ["torrent"]))
     var torrent: String
@@ -72,6 +73,8 @@ struct Download: ParsableCommand {
 
     @OptionGroup var sharing: SharingOptions
 
+    @OptionGroup(title: "Files and order") var selection: FileSelectionOptions
+
     func validate() throws {
         if let listen, SocketAddress(listen) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
@@ -105,6 +108,7 @@ struct Download: ParsableCommand {
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
         options.preallocateFiles = preallocate
+        try selection.apply(to: &options, metainfo: metainfo)
         sharing.apply(to: &options)
         let hasTrackers = !sharing.noTrackers && !metainfo.trackers.isEmpty
         if hasTrackers && options.listenAddress == nil {
@@ -168,7 +172,7 @@ struct Download: ParsableCommand {
                             + (status.trackerState.map { ", " + Self.short($0) } ?? ""))
                 case .downloading:
                     progress.update(
-                        done: status.verifiedBytes, total: status.totalBytes,
+                        done: status.verifiedWantedBytes, total: status.wantedBytes,
                         rateBytesPerSecond: status.downloadRateBytesPerSecond,
                         extra: "peers \(status.connectedPeers)/\(status.knownPeers)"
                             + (status.trackerState.map { "  " + Self.short($0) } ?? ""))
