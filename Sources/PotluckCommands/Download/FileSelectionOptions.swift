@@ -18,25 +18,34 @@ struct FileSelectionOptions: ParsableArguments {
         Examples:
           potluck download show.torrent --only '*.mkv' --skip '*sample*'
           potluck download show.torrent --files 0,2-4 --priority high:2
-          potluck download album.torrent --priority low:'*.flac' --priority skip:'extras/*'
-          potluck download film.torrent --stream-window 32      (play while it downloads)
+          potluck download album.torrent --priority low:'*.flac' --skip 'extras/*'
+          potluck download film.torrent --stream-window 32   # play while it downloads
         """
 
-    @Option(name: .customLong("only"), help: "Download only the files whose path matches GLOB; repeatable.")
+    @Option(
+        name: .customLong("only"),
+        help: ArgumentHelp("Download only the files whose path matches GLOB; repeatable.", valueName: "glob"))
     var onlyGlobs: [String] = []
 
     @Option(
         name: .customLong("files"),
-        help: "Download only the files with these indices (as `potluck info` shows), e.g. 0,2-4; repeatable.")
+        help: ArgumentHelp(
+            "Download only the files with these indices (as `potluck info` shows), e.g. 0,2-4; repeatable.",
+            valueName: "list"))
     var onlyIndices: [String] = []
 
-    @Option(name: .customLong("skip"), help: "Do not download the files whose path matches GLOB; repeatable.")
+    @Option(
+        name: .customLong("skip"),
+        help: ArgumentHelp(
+            "Do not download the files whose path matches GLOB; repeatable.", valueName: "glob"))
     var skipGlobs: [String] = []
 
     @Option(
         name: .customLong("priority"),
-        help:
-            "LEVEL:FILES, LEVEL one of skip, low, normal, high; FILES indices (1,3-5) or a glob; repeatable.")
+        help: ArgumentHelp(
+            "Give the files FILES names (indices such as 1,3-5, or a glob) a LEVEL: skip, low, normal or "
+                + "high; repeatable.",
+            valueName: "level:files"))
     var priorityRules: [String] = []
 
     @Flag(help: "Fetch pieces in order, from the first (to play or read while downloading).")
@@ -44,10 +53,10 @@ struct FileSelectionOptions: ParsableArguments {
 
     @Option(
         name: .customLong("stream-window"),
-        help: """
-            Streaming: the next MIB mebibytes from the first missing piece come before everything else, \
-            the rest rarest first; the window moves on as pieces arrive.
-            """)
+        help: ArgumentHelp(
+            "Streaming: the next MIB mebibytes from the first missing piece come before everything else, "
+                + "the rest rarest first; the window moves on as pieces arrive.",
+            valueName: "mib"))
     var streamWindowMiB: Int?
 
     /// Whether any file was chosen or given a priority (else the resume data's choice stands).
