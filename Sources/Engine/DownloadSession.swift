@@ -215,7 +215,10 @@ public final class DownloadSession {
         dataBlockCounts = metainfo.layout.dataBlockCounts()
         localPeerID = Self.makePeerID()
         verified = PieceSet(pieceCount: metainfo.pieceCount)
-        filePriorities = FilePriorities(fileCount: metainfo.files.count)
+        // The options' choice, if any, from the start: it decides which empty files `setUp` creates.
+        filePriorities =
+            options.filePriorities.flatMap { $0.count == metainfo.files.count ? FilePriorities($0) : nil }
+            ?? FilePriorities(fileCount: metainfo.files.count)
         // A stand-in until trading starts (`startTrading` makes the real one from what the check
         // found): as if every piece were here, it asks for nothing and holds no picker buckets, which
         // are 56 KiB per torrent (thousands wait for their check at a first start).

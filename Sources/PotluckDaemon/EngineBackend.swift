@@ -166,8 +166,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     ) throws
         -> TorrentID
     {
-        let id = try engine.add(
-            metainfo, options: options(for: settings, hash: metainfo.wireInfoHash, registry))
+        var options = options(for: settings, hash: metainfo.wireInfoHash, registry)
+        options.filePriorities = settings.enginePriorities(fileCount: metainfo.files.count)
+        let id = try engine.add(metainfo, options: options)
         if settings.paused { try? engine.pause(id) }
         var torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
         if settings.paused {
@@ -318,6 +319,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 try state.save(savedSettings(of: changed), hash: torrent.hash)
                 registry.torrents[torrent.id] = changed
                 applyLimits(of: changed, in: registry)
+                let priorities = changed.settings.enginePriorities(fileCount: torrent.metainfo.files.count)
+                if priorities != torrent.settings.enginePriorities(fileCount: torrent.metainfo.files.count) {
+                    try? engine.setFilePriorities(torrent.id, priorities)
+                }
             }
         }
     }
