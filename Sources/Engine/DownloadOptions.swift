@@ -1,5 +1,6 @@
 import Hashing
 import Storage
+import TorrentModel
 import URing
 
 /// How a download is set up.
@@ -71,6 +72,15 @@ public struct DownloadOptions: Sendable {
     /// Web seed URLs to fetch from besides the torrent's own (used even without `useTorrentWebSeeds`).
     public var extraWebSeeds: [String] = []
 
+    /// Per file of the torrent (`Metainfo.files`, by index), how much it is wanted; nil: as the resume
+    /// data remembers, else every file at normal priority. See `FilePriorities`.
+    public var filePriorities: [FilePriority]?
+    /// Ask for pieces in index order (for playing while downloading) instead of rarest first.
+    public var sequential = false
+    /// Streaming: this many bytes from the first missing wanted piece on go before everything else,
+    /// the rest rarest first; the window moves on as pieces are verified (0: none).
+    public var streamWindowBytes = 0
+
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
         self.peers = peers
@@ -96,6 +106,10 @@ public struct DownloadStatus: Sendable {
     public var listenAddress: SocketAddress?
     /// The last tracker outcome for the progress line ("tracker: ok 3 peers"), nil without trackers.
     public var trackerState: String? = nil
+    /// Bytes of the pieces wanted (the selected files' pieces; every piece without a selection), and
+    /// how many of them are verified: the progress of a download that skips files.
+    public var wantedBytes: Int64 = 0
+    public var verifiedWantedBytes: Int64 = 0
 
     public enum Phase: Sendable {
         case checking

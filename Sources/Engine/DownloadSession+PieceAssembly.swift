@@ -188,6 +188,7 @@ extension DownloadSession {
             }
             actions.removeAll(keepingCapacity: true)
             limitPiecesToFreeBuffers(now: now)
+            advanceStreamingWindow()
             perform(actions)
         case .flushed:
             flushed = true

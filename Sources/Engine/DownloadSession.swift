@@ -98,6 +98,12 @@ public final class DownloadSession: ReactorTenant {
 
     var pipeline: RequestPipeline
     var verified: PieceSet
+    /// What the user wants of each file, and the pieces that follow (nil: every piece); see
+    /// `DownloadSession+FilePriorities.swift`.
+    var filePriorities: FilePriorities
+    var wantedPieces: PieceSet?
+    /// With `options.streamWindowBytes`: the pieces a player needs next, raised above the rest.
+    var streamingWindow: StreamingWindow?
     var links: [PeerLink?] = []
     var linkGenerations: [UInt16] = []
     /// The info dictionary, served to peers that ask (nil for a private torrent); made at first use,
@@ -213,6 +219,10 @@ public final class DownloadSession: ReactorTenant {
         dataBlockCounts = metainfo.layout.dataBlockCounts()
         localPeerID = Self.makePeerID()
         verified = PieceSet(pieceCount: metainfo.pieceCount)
+        // The options' choice, if any, from the start: it decides which empty files `setUp` creates.
+        filePriorities =
+            options.filePriorities.flatMap { $0.count == metainfo.files.count ? FilePriorities($0) : nil }
+            ?? FilePriorities(fileCount: metainfo.files.count)
         // A stand-in until trading starts (`startTrading` makes the real one from what the check
         // found): as if every piece were here, it asks for nothing and holds no picker buckets, which
         // are 56 KiB per torrent (thousands wait for their check at a first start).
@@ -411,6 +421,7 @@ public final class DownloadSession: ReactorTenant {
                 options: PieceStore.Options(
                     preallocate: options.preallocateFiles, directWrites: options.directWrites),
                 tenant: tenant)
+            store.setWantedFiles(filePriorities.wantedFiles(in: metainfo.layout))
             // Empty files get no piece, so no write would ever create them.
             try store.createEmptyFiles()
             // Until there is something to read or write (a torrent may rest for days), no descriptor.
@@ -508,7 +519,7 @@ public final class DownloadSession: ReactorTenant {
     }
 
     func serviceTrading(now: UInt64) {
-        if verified.isComplete && writing.isEmpty {
+        if hasEverythingWanted && writing.isEmpty {
             advance(.allPiecesWritten, now: now)
             if lifecycle.stage == .seeding, let reason = seedLimitReached(now: now) {
                 log("stopping: \(reason)")
@@ -581,7 +592,7 @@ public final class DownloadSession: ReactorTenant {
 
     var isAtRest: Bool {
         guard isTrading, acceptRetryAt == nil, !hasWebSeedWork else { return false }
-        return !links.contains { $0 != nil } && (verified.isComplete || peerDirectory.isEmpty)
+        return !links.contains { $0 != nil } && (hasEverythingWanted || peerDirectory.isEmpty)
     }
 
     /// A rate limit held work back: be serviced again when it allows.
@@ -643,11 +654,12 @@ public final class DownloadSession: ReactorTenant {
         log(found.report)
         verified = found.trusted
         if found.resumeSaysTrusted { resumeSavedPieceCount = verified.count }
+        adoptSelection(rememberedPriorities: found.filePriorities)
         if case .some(let pieces) = found.piecesToCheck {
             pendingCheck = .some(pieces)
             reactor.queueCheck(tenant, costBytes: checkCostBytes)
         } else {
-            advance(.checkFinished(isComplete: verified.isComplete), now: now)
+            advance(.checkFinished(isComplete: hasEverythingWanted), now: now)
         }
     }
 
@@ -673,10 +685,10 @@ public final class DownloadSession: ReactorTenant {
                 self.recheck = nil
                 releaseCheckTurn()
                 // A seed assembles no piece: the check's piece memory goes back at once.
-                if verified.isComplete && hashesInFlight == 0 && assembling.isEmpty {
+                if hasEverythingWanted && hashesInFlight == 0 && assembling.isEmpty {
                     pieceBufferStorage = nil
                 }
-                advance(.checkFinished(isComplete: verified.isComplete), now: now)
+                advance(.checkFinished(isComplete: hasEverythingWanted), now: now)
                 return
             }
         }
@@ -694,6 +706,7 @@ public final class DownloadSession: ReactorTenant {
         pipeline = RequestPipeline(
             geometry: geometry, have: verified, seed: options.seed, dataBlockCounts: dataBlockCounts)
         actions.removeAll(keepingCapacity: true)
+        applySelectionToPicker()
         limitPiecesToFreeBuffers(now: now)
         lastResumeSaveNanoseconds = now
         armAccept()
@@ -746,6 +759,7 @@ public final class DownloadSession: ReactorTenant {
             return
         }
         let (infoHash, verified, layout) = (metainfo.wireInfoHash, self.verified, metainfo.layout)
+        let priorities = filePriorities.values
         let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
         resumeSavingPieceCount = verified.count
         resumeSavesInFlight += 1
@@ -754,7 +768,9 @@ public final class DownloadSession: ReactorTenant {
             let current =
                 (try? ResumeData.currentFileStatuses(layout: layout, downloadDirectory: directory)) ?? []
             do throws(StorageError) {
-                try ResumeData(infoHash: infoHash, verified: verified, files: current).save(to: path)
+                try ResumeData(
+                    infoHash: infoHash, verified: verified, files: current, filePriorities: priorities
+                ).save(to: path)
                 return .success(verified.count)
             } catch {
                 return .failure(error)
@@ -780,13 +796,13 @@ public final class DownloadSession: ReactorTenant {
 
     func reportStatus(now: UInt64) {
         lastStatus = now
-        statusHandler?(currentStatus(phase: verified.isComplete ? .seeding : .downloading, now: now))
+        statusHandler?(currentStatus(phase: hasEverythingWanted ? .seeding : .downloading, now: now))
     }
 
     func currentStatus(phase: DownloadStatus.Phase, now: UInt64) -> DownloadStatus {
         var verifiedBytes: Int64 = 0
         for piece in verified.pieces { verifiedBytes += Int64(geometry.length(of: piece)) }
-        return DownloadStatus(
+        var status = DownloadStatus(
             phase: phase, verifiedPieces: verified.count, pieceCount: metainfo.pieceCount,
             verifiedBytes: verifiedBytes, totalBytes: metainfo.totalLength,
             downloadedPayloadBytes: downloadedBytes,
@@ -795,6 +811,8 @@ public final class DownloadSession: ReactorTenant {
             connectedPeers: links.reduce(0) { $0 + ($1?.connected == true ? 1 : 0) },
             knownPeers: peerDirectory.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
             listenAddress: boundAddress, trackerState: trackers?.state)
+        (status.wantedBytes, status.verifiedWantedBytes) = wantedProgressBytes()
+        return status
     }
 
     // MARK: Timers and endings
@@ -820,7 +838,7 @@ public final class DownloadSession: ReactorTenant {
         performChokes()
         serveUploads()
         if let trackers {
-            if verified.isComplete {
+            if hasEverythingWanted {
                 trackers.downloadCompleted(now: now)
             } else if !links.contains(where: { $0 != nil }) {
                 // Nobody to download from: ask again as soon as `min interval` allows.
@@ -838,7 +856,7 @@ public final class DownloadSession: ReactorTenant {
     /// torrent at rest costs a few KiB.
     func restIfIdle(now: UInt64) {
         if links.contains(where: { $0 != nil }) { lastBusy = now }
-        guard now - lastBusy >= 30_000_000_000, verified.isComplete, writing.isEmpty, hashesInFlight == 0,
+        guard now - lastBusy >= 30_000_000_000, hasEverythingWanted, writing.isEmpty, hashesInFlight == 0,
             assembling.isEmpty, recheck == nil
         else { return }
         pieceBufferStorage = nil

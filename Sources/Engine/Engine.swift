@@ -114,6 +114,8 @@ public enum EngineError: Error, CustomStringConvertible {
     case startFailed(DownloadError)
     case threads(SyscallError)
     case unsupportedMagnet(String)
+    /// What was asked needs the torrent's files, and its magnet link's metadata has not arrived.
+    case metadataNotYetKnown(TorrentID)
 
     public var description: String {
         switch self {
@@ -122,6 +124,7 @@ public enum EngineError: Error, CustomStringConvertible {
         case .shuttingDown: "the engine is shutting down"
         case .startFailed(let error): "\(error)"
         case .unsupportedMagnet(let reason): "cannot download this magnet link: \(reason)"
+        case .metadataNotYetKnown(let id): "the files of \(id) are not known until its metadata arrives"
         case .threads(let error):
             "cannot start a reactor thread: \(error.errno); the thread limit is reached (`ulimit -u`, a pids "
                 + "cgroup, kernel.threads-max)"
@@ -627,6 +630,26 @@ public final class Engine: Sendable {
     /// All of the torrent's own limits at once (a front end that keeps them together).
     public func setLimits(_ id: TorrentID, _ limits: TorrentLimits) throws(EngineError) {
         try changeLimits(id) { $0 = limits }
+    }
+
+    /// How much each file of the torrent is wanted (one priority per `Metainfo.files` entry, by index),
+    /// from now on and at its next start: newly wanted files are fetched (a seed downloads again),
+    /// skipped ones no longer asked for; nothing verified is lost. Kept in its resume data.
+    public func setFilePriorities(_ id: TorrentID, _ priorities: [FilePriority]) throws(EngineError) {
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            guard let metainfo = record.metainfo else { throw .metadataNotYetKnown(id) }
+            precondition(priorities.count == metainfo.files.count, "one priority per file")
+            record.options.filePriorities = priorities
+            state.records[id] = record
+            return record.live ? (record.reactor, record.run) : nil
+        }
+        guard let (reactor, run) = target else { return }
+        inboxes[reactor].submit { [self] reactor in
+            // As they are when the command runs: of two changes, the last to reach the reactor wins.
+            guard let latest = state.withLock({ $0.records[id]?.options.filePriorities }) else { return }
+            reactor.torrent(with: HostKey(id: id, run: run))?.setFilePriorities(latest)
+        }
     }
 
     /// Changes the torrent's kept options, so that its next start has them, and a running session's.

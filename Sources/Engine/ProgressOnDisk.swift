@@ -14,6 +14,8 @@ struct ProgressOnDisk: Sendable {
     var resumeSaysTrusted: Bool
     /// What was found, for the torrent's log.
     var report: String
+    /// The file priorities the resume data remembers, if any.
+    var filePriorities: [FilePriority]? = nil
 
     static func find(
         layout: FileLayout, infoHash: InfoHash, downloadDirectory: String, resumePath: String
@@ -41,6 +43,7 @@ struct ProgressOnDisk: Sendable {
             trusted: trusted, piecesToCheck: present.isEmpty ? nil : .some(present),
             resumeSaysTrusted: trusted.count == resume.verified.count,
             report: "resume data: \(trusted.count) of \(pieceCount) pieces trusted"
-                + (present.isEmpty ? "" : "; checking \(present.count) more found on disk"))
+                + (present.isEmpty ? "" : "; checking \(present.count) more found on disk"),
+            filePriorities: resume.filePriorities)
     }
 }

@@ -22,6 +22,13 @@ struct SwarmOptions: ParsableArguments {
         help: "Drop the payload's pages from the page cache before each transfer (default), or read it once.")
     var cache: CacheMode = .cold
 
+    @Flag(
+        help: """
+            Potluck leechers fetch pieces in order (download --sequential): what streaming order costs \
+            against rarest first, measured by running the same case with and without it.
+            """)
+    var sequential = false
+
     @Option(help: "Directory for the payload and downloads (removed afterwards).")
     var directory: String = "/var/tmp"
 
@@ -92,10 +99,12 @@ struct SwarmOptions: ParsableArguments {
     }
 
     func fixture(_ run: BenchRun) throws -> SwarmFixture {
-        try SwarmFixture(
+        let fixture = try SwarmFixture(
             run: run, payloadBytes: sizeMiB << 20, pieceBytes: pieceKiB << 10,
             timeoutSeconds: Double(timeout),
             coldCache: cache == .cold)
+        if sequential { fixture.potluckDownloadArguments = ["--sequential"] }
+        return fixture
     }
 
     var cacheDescription: String {

@@ -343,6 +343,8 @@ final class SwarmFixture {
     let infoHash: String
     let timeoutSeconds: Double
     let coldCache: Bool
+    /// Extra `potluck download` arguments for Potluck leechers (`--sequential`).
+    var potluckDownloadArguments: [String] = []
     private var installed: [ClientKind: Bool] = [:]
     private var versions: [ClientKind: String] = [:]
 
@@ -687,6 +689,7 @@ final class SwarmFixture {
             process = try run.spawn(
                 ExternalCommand.currentExecutable(),
                 ["download", "--quiet", "--no-dht", torrent, "-o", target] + peerArguments
+                    + potluckDownloadArguments
                     + (listen.map { ["--listen", "\($0):0"] } ?? []), label: label, netns: netns)
         case .libtorrent:
             process = try run.python(

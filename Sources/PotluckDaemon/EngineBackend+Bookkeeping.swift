@@ -31,7 +31,8 @@ extension EngineBackend {
                     if status.uploadRateBytesPerSecond > 0 || status.downloadRateBytesPerSecond > 0 {
                         torrent.settings.activityDate = now
                     }
-                    if status.verifiedBytes == status.totalBytes && torrent.settings.doneDate == 0 {
+                    // Done once the wanted files are: a torrent with skipped files is never whole.
+                    if status.verifiedWantedBytes == status.wantedBytes && torrent.settings.doneDate == 0 {
                         torrent.settings.doneDate = now
                         completed = true
                     }

@@ -210,8 +210,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         var torrent: DaemonTorrent
         switch source {
         case .metainfo(let metainfo):
-            let id = try engine.add(
-                metainfo, options: options(for: settings, hash: metainfo.wireInfoHash, registry))
+            var options = options(for: settings, hash: metainfo.wireInfoHash, registry)
+            options.filePriorities = settings.enginePriorities(fileCount: metainfo.files.count)
+            let id = try engine.add(metainfo, options: options)
             torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
         case .magnet(let magnet):
             let hash = magnet.infoHashV1!  // checked when added
@@ -368,6 +369,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 try state.save(savedSettings(of: changed), hash: torrent.hash)
                 registry.torrents[torrent.id] = changed
                 applyLimits(of: changed, in: registry)
+                // A magnet link's torrent has no files to choose from until its metadata arrives.
+                guard let fileCount = torrent.metainfo?.files.count else { continue }
+                let priorities = changed.settings.enginePriorities(fileCount: fileCount)
+                if priorities != torrent.settings.enginePriorities(fileCount: fileCount) {
+                    try? engine.setFilePriorities(torrent.id, priorities)
+                }
             }
         }
     }

@@ -183,6 +183,8 @@ public final class PieceStore {
     private var operations: OperationTable<IOOperation>
     private var requests: OperationTable<Request>
     private var files: [FileState]
+    /// Per file, whether the user wants it (see ``setWantedFiles(_:)``).
+    private var fileWanted: [Bool]
     private var openFileIndices: [Int] = []
     private var dirtyFileIndices: [Int] = []
     /// Files with queued work that could not start (no descriptor or no operation slot free).
@@ -209,6 +211,7 @@ public final class PieceStore {
         operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner, tenant: tenant)
         requests = OperationTable(capacity: options.maxRequestsInFlight, owner: owner, tenant: tenant)
         files = Array(repeating: FileState(), count: layout.files.count)
+        fileWanted = Array(repeating: true, count: layout.files.count)
         // Beyond every table index, so it never matches an operation's slot.
         wakeSlot = OperationSlot(
             owner: owner, tenant: tenant, index: OperationSlot.maximumIndex, generation: 0)
@@ -321,12 +324,25 @@ public final class PieceStore {
         for index in flushed { pump(index) }
     }
 
-    /// Creates the torrent's empty files, which no piece ever writes (symbolic-link entries are never
-    /// created). Blocking, like every open; call it once a download starts or completes.
+    /// Which files the user wants, one flag per file of the layout (all, until this is called).
+    ///
+    /// An unwanted file is still written where a piece of a wanted file straddles into it (pieces are
+    /// verified whole), but nothing more: it is never preallocated, so it stays sparse, created by the
+    /// first such write and holding data only in those bytes; and an empty one is not created. This
+    /// keeps the edges in the files themselves rather than in a separate partfile (libtorrent's way):
+    /// widening the selection later needs no moving of bytes, and a recheck finds them where they belong.
+    public func setWantedFiles(_ wanted: [Bool]) {
+        precondition(wanted.count == layout.files.count, "one flag per file of the torrent")
+        fileWanted = wanted
+    }
+
+    /// Creates the torrent's wanted empty files, which no piece ever writes (symbolic-link entries are
+    /// never created). Blocking, like every open; call it once a download starts or completes.
     public func createEmptyFiles() throws(StorageError) {
         guard !options.readOnly else { return }
-        for file in layout.files
-        where file.length == 0 && !file.isPadding && !file.attributes.contains(.symlink) {
+        for (index, file) in layout.files.enumerated()
+        where file.length == 0 && !file.isPadding && !file.attributes.contains(.symlink) && fileWanted[index]
+        {
             let fd = try directory().openFile(file.path, flags: O_RDWR | O_CREAT)
             Glibc.close(fd)
         }
@@ -657,7 +673,7 @@ public final class PieceStore {
         } catch {
             return .failed(error)
         }
-        if options.preallocate && !files[index].isPreallocated && entry.length > 0,
+        if options.preallocate && fileWanted[index] && !files[index].isPreallocated && entry.length > 0,
             let first = files[index].queuedWrites.first, var request = requests.context(for: first.request)
         {
             // Charged to the first queued request: it is the one that needs the space first.

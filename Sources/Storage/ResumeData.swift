@@ -10,7 +10,8 @@ import URing
 ///
 /// The file is bencoded: `info hash`, `piece count`, `verified` (a BEP 3 bitfield), `files` (one
 /// dictionary per file of the layout, padding included: `size` and `mtime ns`, or empty when the file
-/// did not exist), a `version`, and `sha1` over the canonical encoding of the rest, so a torn or
+/// did not exist), optionally `file priorities` (one `FilePriority` raw value per file: the selection
+/// the user made, kept for the next run), a `version`, and `sha1` over the canonical encoding of the rest, so a torn or
 /// damaged file is rejected instead of trusted.
 ///
 /// Invariants: `verified.pieceCount == pieceCount`; `files` has one entry per file of the torrent.
@@ -26,16 +27,21 @@ public struct ResumeData: Hashable, Sendable {
     public var verified: PieceSet
     /// Per file of the layout, its status when saved; nil for padding and for files that did not exist.
     public var files: [FileStatus?]
+    /// Per file of the layout, the priority chosen when saved; nil when none was ever chosen (all normal).
+    public var filePriorities: [FilePriority]?
 
     /// The number of pieces of the torrent.
     public var pieceCount: Int { verified.pieceCount }
 
     /// Resume data to save: `files` from ``currentFileStatuses(layout:downloadDirectory:)`` taken after
     /// a flush, so the statuses describe the data the bitfield vouches for.
-    public init(infoHash: InfoHash, verified: PieceSet, files: [FileStatus?]) {
+    public init(
+        infoHash: InfoHash, verified: PieceSet, files: [FileStatus?], filePriorities: [FilePriority]? = nil
+    ) {
         self.infoHash = infoHash
         self.verified = verified
         self.files = files
+        self.filePriorities = filePriorities
     }
 
     // MARK: Trust
@@ -83,13 +89,17 @@ public struct ResumeData: Hashable, Sendable {
                 "size": .integer(status.sizeBytes), "mtime ns": .integer(status.modificationTimeNanoseconds),
             ]
         }
-        return [
+        var fields: [BencodeKey: BencodeValue] = [
             "version": .integer(Self.formatVersion),
             "info hash": .bytes(infoHash.bytes),
             "piece count": .integer(Int64(pieceCount)),
             "verified": .bytes(verified.wireBytes),
             "files": .list(fileEntries),
         ]
+        if let filePriorities {
+            fields["file priorities"] = .list(filePriorities.map { .integer(Int64($0.rawValue)) })
+        }
+        return fields
     }
 
     /// Decodes and checks resume data for the torrent with `infoHash` and `layout`. Anything torn,
@@ -143,7 +153,19 @@ public struct ResumeData: Hashable, Sendable {
             }
             files.append(FileStatus(sizeBytes: size, modificationTimeNanoseconds: mtime))
         }
-        self.init(infoHash: infoHash, verified: verified, files: files)
+        var filePriorities: [FilePriority]?
+        if let entries = fields["file priorities"] {
+            guard let list = entries.list, list.count == layout.files.count else {
+                throw invalid("its file priorities do not match the torrent's \(layout.files.count) files")
+            }
+            filePriorities = try list.map { (entry) throws(StorageError) -> FilePriority in
+                guard let value = entry.integer,
+                    let priority = UInt8(exactly: value).flatMap(FilePriority.init)
+                else { throw invalid("a file priority is not one of 0 to 3") }
+                return priority
+            }
+        }
+        self.init(infoHash: infoHash, verified: verified, files: files, filePriorities: filePriorities)
     }
 
     // MARK: Files

@@ -55,6 +55,8 @@ public struct TorrentLifecycle: Sendable, Equatable {
         case allPiecesWritten
         /// A seed ratio or time limit was reached.
         case seedLimitReached
+        /// Pieces not verified are wanted again (the file selection grew while seeding).
+        case moreWanted
         /// No write is in flight any more and the files are flushed.
         case writesLanded
         /// Nothing queued for peers is left to send.
@@ -132,6 +134,8 @@ public struct TorrentLifecycle: Sendable, Equatable {
                 ? .seeding : .finishingWrites(.completed, deadline: now.advanced(by: Self.writesDeadline))
         case (.downloading, .stopRequested), (.seeding, .stopRequested):
             return .finishingWrites(.interrupted, deadline: now.advanced(by: Self.writesDeadline))
+        case (.seeding, .moreWanted):
+            return .downloading
         case (.seeding, .seedLimitReached):
             return .finishingWrites(.completed, deadline: now.advanced(by: Self.writesDeadline))
         case (.finishingWrites(let ending, _), .writesLanded):

@@ -125,6 +125,13 @@ public struct PieceSet: Hashable, Sendable {
         return false
     }
 
+    /// Whether every piece of this set is in `other`; a word at a time.
+    public func isSubset(of other: PieceSet) -> Bool {
+        precondition(other.pieceCount == pieceCount, "piece sets of different torrents")
+        for index in words.indices where words[index] & ~other.words[index] != 0 { return false }
+        return true
+    }
+
     /// Calls `body` with each piece in the set, in index order.
     public func forEach(_ body: (PieceIndex) -> Void) {
         for (index, word) in words.enumerated() {

@@ -34,6 +34,15 @@ import TorrentModel
         #expect(life.handle(.seedLimitReached, now: at(1)) == .finishingWrites(.completed, deadline: at(31)))
     }
 
+    @Test func aSeedWhoseFileSelectionGrowsDownloadsAgain() {
+        var life = TorrentLifecycle(seedsWhenComplete: true)
+        life.handle(.started(needsCheck: false, isComplete: false), now: start)
+        life.handle(.allPiecesWritten, now: start)
+        #expect(life.handle(.moreWanted, now: at(1)) == .downloading)
+        #expect(life.handle(.moreWanted, now: at(1)) == nil, "only a seed goes back")
+        #expect(life.handle(.allPiecesWritten, now: at(2)) == .seeding)
+    }
+
     @Test func aCompleteTorrentThatIsNotToSeedHasNothingToDo() {
         var life = TorrentLifecycle(seedsWhenComplete: false)
         #expect(

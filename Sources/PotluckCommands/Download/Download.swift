@@ -28,10 +28,11 @@ struct Download: ParsableCommand {
         abstract: "Download a torrent (a .torrent file or a magnet link) from peers.",
         discussion: """
             A magnet link's info dictionary is fetched first from the peers it names (x.pe), those given \
-            with --peer and those its trackers (tr) name, and checked against its infohash (v1 and hybrid \
+            with --peer, its trackers (tr) name and the DHT finds, and checked against its infohash (v1 and hybrid \
             links; a v2-only link is refused): potluck download 'magnet:?xt=urn:btih:…&x.pe=10.0.0.2:6881' \
             -o ~/Downloads --save-torrent t.torrent. Then, as for a file: \
-            announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and connects to the peers they \
+            announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and the DHT (BEP 5; --no-dht \
+            turns it off, --dht-bootstrap names the nodes to join through) and connects to the peers they \
             name and to every peer given with --peer, all at once; downloads rarest pieces first, verifies \
             every piece before writing it, and exits 0 once all pieces are verified on disk. Ctrl-C saves \
             resume data and exits; running the same command again resumes. Existing files without resume \
@@ -43,7 +44,7 @@ struct Download: ParsableCommand {
             that is busy or drops the connection is asked again later. For example:
 
               potluck download linux.torrent --web-seed http://mirror.example/pub/
-            """)
+            """ + FileSelectionOptions.discussion)
 
     @Argument(
         help: "The .torrent file, or a magnet link (quote it).", completion: .file(extensions: ["torrent"]))
@@ -102,6 +103,8 @@ struct Download: ParsableCommand {
     @OptionGroup var sharing: SharingOptions
 
     @OptionGroup var dht: DHTCommandOptions
+
+    @OptionGroup(title: "Files and order") var selection: FileSelectionOptions
 
     func validate() throws {
         if let listen, SocketAddress(listen) == nil {
@@ -168,6 +171,20 @@ struct Download: ParsableCommand {
         options.preallocateFiles = preallocate
         options.useTorrentWebSeeds = !noWebSeeds
         options.extraWebSeeds = webSeeds
+        switch source {
+        case .metainfo(let metainfo):
+            try selection.apply(to: &options, metainfo: metainfo)
+        case .magnet:
+            // The files are known only once the metadata has arrived.
+            guard !selection.choosesFiles else {
+                printError(
+                    "potluck: --only, --skip, --files and --priority need the torrent's file list: fetch it "
+                        + "first with --save-torrent, then download the .torrent with them")
+                throw ExitCode(1)
+            }
+            options.sequential = selection.sequential
+            options.streamWindowBytes = (selection.streamWindowMiB ?? 0) << 20
+        }
         sharing.apply(to: &options)
         let hasTrackers: Bool
         let hasLinkPeers: Bool
@@ -273,7 +290,7 @@ struct Download: ParsableCommand {
                             + (status.trackerState.map { ", " + Self.short($0) } ?? ""))
                 case .downloading:
                     progress.update(
-                        done: status.verifiedBytes, total: status.totalBytes,
+                        done: status.verifiedWantedBytes, total: status.wantedBytes,
                         rateBytesPerSecond: status.downloadRateBytesPerSecond,
                         extra: "peers \(status.connectedPeers)/\(status.knownPeers)"
                             + (status.trackerState.map { "  " + Self.short($0) } ?? ""))

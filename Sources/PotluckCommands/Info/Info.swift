@@ -111,8 +111,10 @@ struct Info: ParsableCommand {
         fields.append(
             (
                 "files",
-                torrent.files.filter { !$0.isPadding }.map {
-                    ["path": $0.path.joined(separator: "/"), "size": $0.length]
+                // The index is the file's place in the torrent (padding files count, unshown): what
+                // `download --files` and `--priority` take.
+                torrent.files.enumerated().filter { !$0.element.isPadding }.map { index, file in
+                    ["index": index, "path": file.path.joined(separator: "/"), "size": file.length]
                 }
             ))
         fields.append(("magnet", torrent.magnetLink.uri))
@@ -202,7 +204,10 @@ struct Info: ParsableCommand {
                 lines.append(label(key) + "\(files.count)")
                 for file in files {
                     let size = (file["size"] as? Int64).map { Format.size($0) } ?? ""
-                    lines.append("  \(file["path"] ?? "")  (\(size))")
+                    let index = file["index"].map { "\($0)" } ?? ""
+                    lines.append(
+                        "  " + String(repeating: " ", count: max(0, 4 - index.count)) + index
+                            + "  \(file["path"] ?? "")  (\(size))")
                 }
             default:
                 lines.append(label(key) + "\(value)")
