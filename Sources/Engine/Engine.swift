@@ -696,8 +696,13 @@ public final class Engine: Sendable {
             done.signal()
         }
         guard done.wait(timeout: .now() + 2) == .success, let bytes = saved.withLock({ $0 }) else { return }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !directory.isEmpty { mkdir(directory, 0o755) }
+        // Its folder, and any folder above it that is missing (`mkdir -p`).
+        var folder = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+        where !part.isEmpty {
+            folder += "/" + part
+            mkdir(folder, 0o755)
+        }
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return }

@@ -5,20 +5,34 @@ import Testing
 
 @testable import PotluckCommands
 
-/// The built `potluck` binary, which SwiftPM puts beside the test bundle.
+/// The built `potluck` binary, which SwiftPM puts beside the test bundle. Every `potluck` the tests run
+/// keeps its DHT table in a cache folder of this test process (see `isolatedCache`).
 func potluckExecutable() -> URL {
-    URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    _ = isolatedCache
+    return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         .appendingPathComponent("potluck")
 }
+
+/// Children inherit it: the DHT tables they keep stay out of the user's cache, and one run's loopback
+/// nodes are not asked by the next.
+private let isolatedCache: Void = {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+        "potluck-tests-cache-\(getpid())")
+    setenv("XDG_CACHE_HOME", folder.path, 1)
+}()
 
 /// Runs the built `potluck` binary, or another copy of it, from the test's working directory or
 /// `workingDirectory`.
 func runPotluck(
-    _ arguments: [String], executable: URL = potluckExecutable(), workingDirectory: URL? = nil
+    _ arguments: [String], executable: URL = potluckExecutable(), workingDirectory: URL? = nil,
+    environment: [String: String] = [:]
 ) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     let output = Pipe()
     let error = Pipe()
