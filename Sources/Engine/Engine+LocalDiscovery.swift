@@ -3,15 +3,20 @@ import LocalDiscovery
 import URing
 
 extension Engine {
-    /// Joins the LSD multicast group and places the service on the first reactor. Nil (logged) when the
-    /// socket cannot be had: no interface routes the group, say, as in a network namespace with neither
-    /// a default route nor one for 239.0.0.0/8.
+    /// Joins the LSD multicast group and places the service on the first reactor. Listening on one IPv4
+    /// address, it joins and announces on that address's interface: the peers it tells must see that
+    /// address as the source (an interface may have several). Otherwise the routing table picks the
+    /// interface. Nil (logged) when the socket cannot be had: listening on every address in a network
+    /// namespace with neither a default route nor one for 239.0.0.0/8, say.
     static func startLocalDiscovery(
-        on inbox: ReactorInbox, log: @escaping @Sendable (String) -> Void
+        listening: SocketAddress?, on inbox: ReactorInbox, log: @escaping @Sendable (String) -> Void
     ) -> LocalDiscoveryHandle? {
+        var interfaceAddress: UInt32 = 0
+        if case .ipv4(let address, _)? = listening { interfaceAddress = address }
         let fd: Int32
         do {
-            fd = try Socket.joinMulticastUDP(group: LocalDiscoveryService.group)
+            fd = try Socket.joinMulticastUDP(
+                group: LocalDiscoveryService.group, interfaceAddress: interfaceAddress)
         } catch {
             log("lsd: off: \(error)")
             return nil

@@ -29,6 +29,9 @@ public struct EngineOptions: Sendable {
     public var dht: DHTOptions?
     /// Local Service Discovery (BEP 14): find peers on the LAN by multicast, and be found.
     public var localDiscovery = false
+    /// The IPv4 address whose interface local discovery joins and announces on (default: the
+    /// listening address; a wildcard one: the interface the routing table picks).
+    public var localDiscoveryAddress: SocketAddress?
 
     public init() {}
 }
@@ -353,7 +356,10 @@ public final class Engine: Sendable {
             dht = nil
         }
         localDiscovery =
-            options.localDiscovery ? Self.startLocalDiscovery(on: inboxes[0], log: options.log) : nil
+            options.localDiscovery
+            ? Self.startLocalDiscovery(
+                listening: options.localDiscoveryAddress ?? boundAddress, on: inboxes[0], log: options.log)
+            : nil
         if let router {
             // The first reactor accepts and routes every torrent's peers on its ring.
             let log = options.log

@@ -230,6 +230,7 @@ struct Download: ParsableCommand {
         // The DHT's socket shares the peers' address and port, as other clients do.
         if let listenAddress = options.listenAddress { engineOptions.dht?.bindAddress = listenAddress }
         engineOptions.localDiscovery = hasLocalDiscovery
+        engineOptions.localDiscoveryAddress = options.listenAddress
         engineOptions.log = { message in if verbose { printError(message) } }
         let engine: Engine
         let id: TorrentID
