@@ -104,6 +104,8 @@ struct Download: ParsableCommand {
 
     @OptionGroup var dht: DHTCommandOptions
 
+    @OptionGroup var lsd: LocalDiscoveryCommandOptions
+
     @OptionGroup(title: "Files and order") var selection: FileSelectionOptions
 
     func validate() throws {
@@ -196,8 +198,9 @@ struct Download: ParsableCommand {
             hasTrackers = !sharing.noTrackers && !magnet.trackers.isEmpty
             hasLinkPeers = !magnet.peers.isEmpty
         }
-        if hasTrackers && options.listenAddress == nil {
-            // Trackers hand our address to other peers: announce a port that is really open.
+        let hasLocalDiscovery = !lsd.noLSD && !source.isPrivate
+        if (hasTrackers || hasLocalDiscovery) && options.listenAddress == nil {
+            // Trackers and LAN announces hand our address to other peers: announce a port really open.
             options.listenAddress = SocketAddress("0.0.0.0:0")
         }
         let hasDHT = !dht.noDHT && !source.isPrivate
@@ -226,6 +229,8 @@ struct Download: ParsableCommand {
         engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
         // The DHT's socket shares the peers' address and port, as other clients do.
         if let listenAddress = options.listenAddress { engineOptions.dht?.bindAddress = listenAddress }
+        engineOptions.localDiscovery = hasLocalDiscovery
+        engineOptions.localDiscoveryAddress = options.listenAddress
         engineOptions.log = { message in if verbose { printError(message) } }
         let engine: Engine
         let id: TorrentID
