@@ -200,8 +200,12 @@ extension DownloadSession {
             cachedPieceRead(piece)
         case .failed(let request, let error):
             if case .readBlock(let token, let block) = request {
-                log("upload read failed: \(error)")
                 uploadReadFailed(token: token, block: block)
+                // Busy: the block is refused and asked again. Anything else (the file truncated, removed
+                // or replaced, the device failing) means the data we vouched for is gone: the torrent
+                // stops with the error (as Transmission's and libtorrent's do), rather than refusing the
+                // peers' requests for it again and again; a check on its next start finds what is left.
+                if error.reason != .overloaded { failure = .storage(error) }
                 return
             }
             if case .readPiece(let piece, _) = request {

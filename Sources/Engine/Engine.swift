@@ -918,7 +918,12 @@ public final class Engine: Sendable {
         }
         switch outcome {
         case .success(let value): continuation.yield(.ended(id, value, nil))
-        case .failure(let error): continuation.yield(.ended(id, nil, error))
+        case .failure(let error):
+            // Said once, where the torrent's other lines go: a seeding server's operator reads it there.
+            if let name = state.withLock({ $0.records[id]?.name }) {
+                log(namesTorrentsInLog ? "\(name): stopped: \(error)" : "stopped: \(error)")
+            }
+            continuation.yield(.ended(id, nil, error))
         }
         if removed { continuation.yield(.removed(id)) }
     }

@@ -299,3 +299,76 @@ import Testing
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
     }
 }
+
+/// Storage faults under a seeding process: the torrent whose data went away stops with a clear error,
+/// the others go on, and what is still on disk is found again at the next start.
+@Suite(.serialized) struct SeedingStorageFaultTests {
+    @Test func aFileTruncatedUnderASeedingTorrentStopsItAndTheOthersGoOn() throws {
+        let (root, data) = try Interop.makePayload(sizes: [2_000_000, 500_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "64K")
+        let otherData = root.appendingPathComponent("seed/other.bin")
+        try Data((0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: otherData)
+        let other = root.appendingPathComponent("other.torrent").path
+        #expect(try runPotluck(["create", "-q", "--v1", "-o", other, otherData.path]).status == 0)
+        let port = SeedInteropTests.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
+        var seeder: SeedInteropTests.PotluckSeeder? = try SeedInteropTests.PotluckSeeder(
+            torrents: [torrent, other], data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            extra: ["--no-dht", "--no-lsd"], logFile: log)
+        seeder?.waitUntilListening(host: "127.0.0.1", port: port)
+        // Both torrents are seeding once their checks are done (each saves resume data then).
+        let first = data.appendingPathComponent(
+            try FileManager.default.contentsOfDirectory(atPath: data.path).sorted()[0])
+        #expect(Self.eventually(20) { Self.text(log).components(separatedBy: "seeding ").count > 2 })
+        try FileHandle(forWritingTo: first).truncate(atOffset: 300_000)
+
+        let broken = try SeedInteropTests.harness(
+            "lt.py",
+            [
+                "download", torrent, root.appendingPathComponent("lt").path, "--peer", "127.0.0.1:\(port)",
+                "--timeout", "8",
+            ])
+        #expect(broken.status != 0)
+        let fine = try SeedInteropTests.harness(
+            "lt.py",
+            [
+                "download", other, root.appendingPathComponent("lt2").path, "--peer", "127.0.0.1:\(port)",
+                "--timeout", "30",
+            ])
+        #expect(fine.status == 0, "\(fine.json)")
+        let seederLog = Self.text(log)
+        #expect(seederLog.contains("payload: stopped: storage: cannot read"), "\(seederLog)")
+        #expect(seederLog.contains("shorter than the torrent says"))
+        // Said once or twice, not once per refused request.
+        #expect(
+            seederLog.components(separatedBy: "upload read failed").count <= 3, "\(seederLog.suffix(2000))")
+        seeder = nil
+
+        // Started again: resume data vouches for what was not touched; the truncated file is checked,
+        // and what it still holds is kept.
+        let againLog = root.appendingPathComponent("again.log")
+        let again = try SeedInteropTests.PotluckSeeder(
+            torrents: [torrent], data: data.deletingLastPathComponent(),
+            listen: "127.0.0.1:\(SeedInteropTests.freePort(on: "127.0.0.1"))",
+            extra: ["--no-dht", "--no-lsd"],
+            logFile: againLog)
+        #expect(Self.eventually(20) { Self.text(againLog).contains("check found") }, "\(Self.text(againLog))")
+        _ = again
+        let found = Self.text(againLog).components(separatedBy: "check found ").dropFirst().first?
+            .prefix { $0.isNumber }
+        let pieces = Int(found ?? "") ?? -1
+        #expect(pieces > 0 && pieces < 39, "\(Self.text(againLog))")
+    }
+
+    static func text(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+
+    static func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
+    }
+}
