@@ -16,8 +16,9 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
        [--tracker URL]... [--seed-mode] [--pex] [--peer HOST:PORT]...
       → {"peers": ["ADDR:PORT", ...]} once every session is seeding (and connected to every --peer);
         then runs until stdin closes or SIGTERM/SIGINT.
-        --pex turns peer exchange (ut_pex) on and keeps connections between seeds (libtorrent closes
-        them by default), so seeders joined with --peer have one another to tell a leecher about.
+        --pex turns peer exchange (ut_pex) on. With --pex or --peer, connections between seeds stay
+        open (libtorrent closes them by default), so that seeders joined with --peer have one another
+        to tell a leecher about.
   download FILE... OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
            [--count N] [--tracker URL] [--pex]
       → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes", "sessions",
@@ -69,10 +70,10 @@ ALERTS = lt.alert.category_t.error_notification | lt.alert.category_t.status_not
     lt.alert.category_t.storage_notification
 
 
-def make_session(listen, upload_rate=0, outgoing=None, pex=False):
+def make_session(listen, upload_rate=0, outgoing=None, keep_seed_connections=False):
     """A session that talks only to the peers it is given: no DHT, LSD, UPnP, NAT-PMP or uTP.
-    `outgoing` (an address) makes its connections come from that address. With `pex`, connections
-    between seeds stay open, so that they appear in peer exchange."""
+    `outgoing` (an address) makes its connections come from that address. `keep_seed_connections`
+    keeps connections between seeds open, so that they appear in peer exchange."""
     settings = {
         "listen_interfaces": listen,
         "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
@@ -90,7 +91,7 @@ def make_session(listen, upload_rate=0, outgoing=None, pex=False):
     }
     if outgoing:
         settings["outgoing_interfaces"] = outgoing
-    if pex:
+    if keep_seed_connections:
         settings["close_redundant_connections"] = False
     session = lt.session(settings)
     if upload_rate:
@@ -205,7 +206,8 @@ def cmd_seed(args):
     sessions = []
     for i in range(args.count):
         port = args.port_base + i if args.port_base else common.free_tcp_udp_port(args.bind)
-        session = make_session(f"{args.bind}:{port}", args.upload_rate, pex=args.pex)
+        session = make_session(f"{args.bind}:{port}", args.upload_rate,
+                               keep_seed_connections=args.pex or bool(peers))
         handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0,
                      pex=args.pex)
         for tier, url in enumerate(args.tracker):
@@ -289,7 +291,7 @@ def cmd_download(args):
         # An explicit --bind is also the source of its connections (Transmission tells peers apart
         # by address alone).
         session = make_session(bind if ":" in bind else f"{bind}:{port}",
-                               outgoing=None if ":" in bind else bind, pex=args.pex)
+                               outgoing=None if ":" in bind else bind)
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
         info = infos[min(i, len(infos) - 1)]
