@@ -12,7 +12,9 @@ let package = Package(
         .library(
             name: "PotluckCore",
             targets: [
-                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT", "Storage",
+                "TorrentModel", "Bencode", "Metainfo", "PeerWire", "Swarm", "Tracker", "DHT",
+                "LocalDiscovery",
+                "Storage",
                 "URing",
                 "Hashing",
                 "Buffers", "TLS", "WebSeed",
@@ -65,6 +67,8 @@ let package = Package(
         .target(name: "TransmissionRPC", dependencies: ["TorrentModel"]),
         // The mainline DHT (BEP 5, 32, 42): KRPC, routing table, lookups and serving over one UDP socket.
         .target(name: "DHT", dependencies: ["Bencode", "TorrentModel", "Hashing"]),
+        // Local Service Discovery (BEP 14): multicast announces, their schedule and what is heard.
+        .target(name: "LocalDiscovery", dependencies: ["TorrentModel"]),
 
         // Storage: pieces onto files through the ring, resume data.
         .target(
@@ -76,7 +80,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
-                "Tracker", "TLS", "DHT", "WebSeed",
+                "Tracker", "TLS", "DHT", "WebSeed", "LocalDiscovery",
             ]),
 
         // Front ends.
@@ -132,6 +136,7 @@ let package = Package(
         .testTarget(name: "WebSeedTests", dependencies: ["WebSeed", "Metainfo", "Tracker", "TorrentModel"]),
         .testTarget(name: "TransmissionRPCTests", dependencies: ["TransmissionRPC", "TorrentModel"]),
         .testTarget(name: "DHTTests", dependencies: ["DHT", "Bencode", "TorrentModel"]),
+        .testTarget(name: "LocalDiscoveryTests", dependencies: ["LocalDiscovery", "TorrentModel"]),
         .testTarget(
             name: "EngineTests",
             dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing"]),

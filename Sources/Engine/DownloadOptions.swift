@@ -67,6 +67,8 @@ public struct DownloadOptions: Sendable {
     public var announcedPort: UInt16?
     /// The engine's DHT (nil: none); set by the engine.
     public var dht: DHTHandle?
+    /// The engine's Local Service Discovery (nil: none); set by the engine.
+    public var localDiscovery: LocalDiscoveryHandle?
     /// Fetch from the web seeds the torrent lists (BEP 19 `url-list`).
     public var useTorrentWebSeeds = true
     /// Web seed URLs to fetch from besides the torrent's own (used even without `useTorrentWebSeeds`).

@@ -392,12 +392,14 @@ public final class DownloadSession: ReactorTenant {
             stopping = true
         case .stoppingTrackers(let ending):
             stopDHT()
+            stopLocalDiscovery()
             recheck?.stop()
             closeLinks()
             trackers?.beginShutdown(now: now, completed: ending == .completed)
             trackers?.tick(now: now)
         case .closing(let ending):
             stopDHT()
+            stopLocalDiscovery()
             // Complete before trading began: nothing to tell anyone, but the check's findings are kept.
             if ending == .completed && !trading { saveResumeData() }
             closeLinks()
@@ -715,6 +717,7 @@ public final class DownloadSession: ReactorTenant {
         armAccept()
         startTrackers()
         startDHT()
+        startLocalDiscovery()
         startWebSeeds(now: now)
         connectToCandidates()
         reportStatus(now: now)

@@ -27,6 +27,11 @@ public struct EngineOptions: Sendable {
     public var namesTorrentsInLog = true
     /// The DHT (nil: none). Its socket takes the listening port when it asks for port 0.
     public var dht: DHTOptions?
+    /// Local Service Discovery (BEP 14): find peers on the LAN by multicast, and be found.
+    public var localDiscovery = false
+    /// The IPv4 address whose interface local discovery joins and announces on (default: the
+    /// listening address; a wildcard one: the interface the routing table picks).
+    public var localDiscoveryAddress: SocketAddress?
 
     public init() {}
 }
@@ -263,6 +268,8 @@ public final class Engine: Sendable {
     /// How torrents reach the DHT (nil: no DHT).
     public let dht: DHTHandle?
     private let dhtStatePath: String?
+    /// How torrents reach Local Service Discovery (nil: off, or its socket could not be had).
+    public let localDiscovery: LocalDiscoveryHandle?
 
     /// Starts the reactor threads (each creates its ring on itself) and the router.
     public init(options: EngineOptions = EngineOptions()) throws(EngineError) {
@@ -348,6 +355,11 @@ public final class Engine: Sendable {
         } else {
             dht = nil
         }
+        localDiscovery =
+            options.localDiscovery
+            ? Self.startLocalDiscovery(
+                listening: options.localDiscoveryAddress ?? boundAddress, on: inboxes[0], log: options.log)
+            : nil
         if let router {
             // The first reactor accepts and routes every torrent's peers on its ring.
             let log = options.log
@@ -732,6 +744,7 @@ public final class Engine: Sendable {
         options.sharedDownloadLimiter = downloadLimiter
         if let boundAddress, options.announcedPort == nil { options.announcedPort = boundAddress.port }
         options.dht = dht
+        options.localDiscovery = localDiscovery
         return options
     }
 

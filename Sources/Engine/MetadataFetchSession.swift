@@ -137,6 +137,9 @@ final class MetadataFetchSession: ReactorTenant {
         if let dht = options.dht, let hostKey {
             dht.subscribe(infoHash, key: hostKey, reply: reactor.doorbell, announcePort: nil)
         }
+        if let localDiscovery = options.localDiscovery, let hostKey {
+            localDiscovery.subscribe(infoHash, key: hostKey, reply: reactor.doorbell, announcePort: nil)
+        }
         log("fetching metadata for \(infoHash.hex) from \(peersHeard.count) peers known")
         connectToCandidates(now: now)
         scheduleTick(now: now)
@@ -187,6 +190,9 @@ final class MetadataFetchSession: ReactorTenant {
             trackers?.close()
             trackers = nil
             if let dht = options.dht, let hostKey { dht.unsubscribe(infoHash, key: hostKey) }
+            if let localDiscovery = options.localDiscovery, let hostKey {
+                localDiscovery.unsubscribe(infoHash, key: hostKey)
+            }
         }
         for case let link? in links { close(link) }
         guard !links.contains(where: { $0 != nil }) else { return }

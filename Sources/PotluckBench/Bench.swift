@@ -17,6 +17,7 @@ public struct Bench: ParsableCommand {
             BenchDownload.self,
             BenchMany.self,
             BenchReactors.self,
+            BenchMagnet.self,
         ],
         defaultSubcommand: BenchQuick.self
     )

@@ -479,7 +479,10 @@ final class PotluckManyClient: ManyClient {
     func launch() throws -> ChildProcess {
         let process = try run.spawn(
             ExternalCommand.currentExecutable(),
-            ["seed", set.torrents, "--data", set.data, "--listen", peer, "--verbose", "--quiet", "--no-dht"],
+            [
+                "seed", set.torrents, "--data", set.data, "--listen", peer, "--verbose", "--quiet",
+                "--no-dht", "--no-lsd",
+            ],
             label: "potluck-seed")
         log = SeedingLog(path: process.logPath)
         return process

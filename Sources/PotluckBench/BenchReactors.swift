@@ -162,6 +162,7 @@ struct BenchReactors: ParsableCommand {
             ExternalCommand.currentExecutable(),
             ["seed"] + fixture.torrents + [
                 "--data", fixture.seedDirectory, "--listen", peer, "--verbose", "--quiet", "--no-dht",
+                "--no-lsd",
             ]
                 + (reactors.map { ["--reactors", "\($0)"] } ?? []), label: "potluck-seed")
         let log = SeedingLog(path: seeder.logPath)

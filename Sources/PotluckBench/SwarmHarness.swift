@@ -559,7 +559,7 @@ final class SwarmFixture {
             let started = Date()
             let process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["seed", torrent, "--data", seedDirectory, "--listen", peer, "--no-dht"],
+                ["seed", torrent, "--data", seedDirectory, "--listen", peer, "--no-dht", "--no-lsd"],
                 label: "potluck-seed",
                 netns: netns)
             // Ready once its data is checked: it says it is seeding, or it has just saved resume data.
@@ -688,7 +688,7 @@ final class SwarmFixture {
         case .potluck:
             process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["download", "--quiet", "--no-dht", torrent, "-o", target] + peerArguments
+                ["download", "--quiet", "--no-dht", "--no-lsd", torrent, "-o", target] + peerArguments
                     + potluckDownloadArguments
                     + (listen.map { ["--listen", "\($0):0"] } ?? []), label: label, netns: netns)
         case .libtorrent:

@@ -35,6 +35,8 @@ public struct DaemonConfiguration: Sendable {
     public var settingsFile: String?
     /// The DHT (nil: off); its table is kept in the state folder unless `statePath` says otherwise.
     public var dht: DHTOptions?
+    /// Local Service Discovery (BEP 14) for the public torrents.
+    public var localDiscovery = false
     public var commandLineSettings = DaemonSettings()
 
     public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
@@ -90,6 +92,7 @@ public final class Daemon {
         options.maximumDownloadRateBytesPerSecond = session.downloadRateBytesPerSecond
         options.maximumConnections = session.peerLimitGlobal
         options.dht = configuration.dht
+        options.localDiscovery = configuration.localDiscovery
         if options.dht != nil && options.dht?.statePath == nil {
             options.dht?.statePath = configuration.stateDirectory + "/dht.dat"
         }
@@ -102,7 +105,7 @@ public final class Daemon {
         // What the engine does not do yet, so that clients do not show it as on.
         session.dhtEnabled = engine.dht != nil
         session.pexEnabled = false
-        session.lpdEnabled = false
+        session.lpdEnabled = engine.localDiscovery != nil
         session.utpEnabled = false
         session.portForwardingEnabled = false
         backend = EngineBackend(

@@ -73,7 +73,7 @@ struct DaemonTorrent: Sendable {
 }
 
 /// What a torrent is added from: its metainfo, or a magnet link to fetch that by.
-enum TorrentSource {
+enum TorrentOrigin {
     case metainfo(Metainfo)
     case magnet(MagnetLink)
 

@@ -11,7 +11,7 @@ extension EngineBackend {
     ).subtracting(unsupportedKeys)
 
     /// Features the engine does not have yet (reported off), or that only the command line turns on or
-    /// off (`dht-enabled`: `--no-dht`): setting them changes nothing.
+    /// off (`dht-enabled`: `--no-dht`, `lpd-enabled`: `--no-lsd`): setting them changes nothing.
     static let unsupportedKeys: Set<SessionSettingKey> = [
         .dhtEnabled, .pexEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled,
     ]

@@ -78,7 +78,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     public func restore() -> Int {
         var restored = 0
         for (settings, source) in state.storedTorrents(problem: { logger.warning("\($0)") }) {
-            let torrent: TorrentSource
+            let torrent: TorrentOrigin
             do {
                 switch source {
                 case .metainfo(let bytes): torrent = .metainfo(try Metainfo(bytes: bytes))
@@ -116,7 +116,14 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             return try add(
                 magnet: link, downloadDirectory: request.downloadDirectory, paused: request.paused,
                 changes: request.changes)
-        case .url: throw RPCFailure("adding a torrent by URL is not supported yet; send its metainfo")
+        case .url(let url):
+            switch try await TorrentURLFetcher.fetch(url) {
+            case .metainfo(let fetched): bytes = fetched
+            case .magnet(let link):
+                return try add(
+                    magnet: link, downloadDirectory: request.downloadDirectory, paused: request.paused,
+                    changes: request.changes)
+            }
         }
         return try add(
             bytes, downloadDirectory: request.downloadDirectory, paused: request.paused,
@@ -138,7 +145,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         guard let hash = magnet.infoHashV1 else {
             throw RPCFailure("a v2-only magnet link (no urn:btih) cannot be downloaded yet")
         }
-        let source = TorrentSource.magnet(magnet)
+        let source = TorrentOrigin.magnet(magnet)
         return try add(
             source, hash: hash, downloadDirectory: downloadDirectory, paused: paused, changes: changes
         ) {
@@ -168,7 +175,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     }
 
     private func add(
-        _ source: TorrentSource, hash: InfoHash, downloadDirectory: String?, paused: Bool?,
+        _ source: TorrentOrigin, hash: InfoHash, downloadDirectory: String?, paused: Bool?,
         changes: TorrentChanges,
         keep: (StoredTorrent) throws -> Void
     ) throws -> TorrentAddOutcome {
@@ -203,7 +210,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     /// Puts a torrent into the engine with its kept settings, paused if they say so.
     @discardableResult
     private func start(
-        _ source: TorrentSource, settings: StoredTorrent, in registry: inout Registry
+        _ source: TorrentOrigin, settings: StoredTorrent, in registry: inout Registry
     ) throws
         -> TorrentID
     {

@@ -59,7 +59,7 @@ public enum StorageEvent: Hashable, Sendable {
 ///
 /// Invariants:
 /// - Used from one thread only (the reactor's).
-/// - At most ``maxWritesInFlightPerFile`` writes and syncs are in flight per file; the rest wait in the
+/// - At most ``writesInFlightPerFile`` writes and syncs are in flight per file; the rest wait in the
 ///   file's queue (ext4 serialises buffered writes on the inode lock, so more only burn CPU).
 /// - A file's descriptor is closed only when no operation on it is in flight.
 /// - Every request ends in exactly one event, and every buffer lent to the store comes back in it.
@@ -72,6 +72,14 @@ public final class PieceStore {
     /// sequential write benchmark). Four, not two: in a 1 GiB download two left pieces queueing in memory
     /// behind the disk, and four measured faster (2.1–3.1 s against 2.5–4.8 s on this machine).
     public static let maxWritesInFlightPerFile = 4
+    /// Small pieces are written one by one, and four of them in flight (64 KiB of 16 KiB pieces) held a
+    /// download from one libtorrent seeder to 13 MB/s (1.3 s for 16 MiB; 0.4 s with 32 in flight): a file
+    /// takes more writes while together they stay within this, up to `maxSmallWritesInFlightPerFile`.
+    public static let smallWriteBytesInFlightPerFile = 1 << 20
+    public static let maxSmallWritesInFlightPerFile = 64
+
+    /// Writes and syncs in flight per file, for this torrent's piece length.
+    public let writesInFlightPerFile: Int
     /// How often an operation interrupted by `EINTR`/`EAGAIN` is tried again before it fails.
     static let maxRetries: UInt8 = 8
 
@@ -148,7 +156,7 @@ public final class PieceStore {
         /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
         var directFD: Int32 = -1
         var operationsInFlight = 0
-        /// Writes and syncs in flight: at most `maxWritesInFlightPerFile`.
+        /// Writes and syncs in flight: at most `writesInFlightPerFile`.
         var writesInFlight = 0
         /// Writes and syncs in the order they were asked for.
         var queuedWrites: [IOOperation] = []
@@ -206,6 +214,11 @@ public final class PieceStore {
         self.layout = layout
         self.options = options
         self.ring = ring
+        writesInFlightPerFile = min(
+            Self.maxSmallWritesInFlightPerFile,
+            max(
+                Self.maxWritesInFlightPerFile,
+                Self.smallWriteBytesInFlightPerFile / max(1, layout.geometry.pieceLength)))
         directoryPath = downloadDirectory
         openDirectory = try BeneathDirectory.open(path: downloadDirectory)
         operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner, tenant: tenant)
@@ -552,7 +565,7 @@ public final class PieceStore {
             guard issue(operation) else { return markStalled(index) }
             files[index].queuedReads.removeFirst()
         }
-        while files[index].writesInFlight < Self.maxWritesInFlightPerFile, !files[index].isPreallocating,
+        while files[index].writesInFlight < writesInFlightPerFile, !files[index].isPreallocating,
             let operation = files[index].queuedWrites.first
         {
             guard issue(operation) else { return markStalled(index) }

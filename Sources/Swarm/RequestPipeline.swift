@@ -89,6 +89,10 @@ public struct RequestPipeline: Sendable {
         /// milliseconds while a queue holds seconds of requests, so an honest peer does not notice it.
         /// 0 turns the cap off.
         public var maximumPiecesAwaitingHash = 4
+        /// The cap's floor in bytes: small pieces are checked one by one, each check a round trip to the
+        /// hashing workers (and back through the reactor's batching of completions), so four 16 KiB pieces
+        /// held a libtorrent seeder to 16 MB/s. A liar turned late spoils at most this much data instead.
+        public var minimumBytesAwaitingHash = 4 << 20
         /// How long a peer under suspicion (it sent part of a piece that failed, and that piece has not
         /// passed since) gets no requests. Usually another peer delivers the piece first and digests then
         /// convict or clear it; when nobody else has the piece, it is asked again after this.
@@ -525,7 +529,7 @@ public struct RequestPipeline: Sendable {
                 configuration.probationPieces * picker.geometry.blockCount(of: PieceIndex(0))
             target = min(target, max(configuration.minimumQueueLength, probationBlocks))
         } else if configuration.maximumPiecesAwaitingHash > 0
-            && peers[peer.index].piecesAwaitingHash >= configuration.maximumPiecesAwaitingHash
+            && peers[peer.index].piecesAwaitingHash >= piecesAwaitingHashLimit
         {
             return
         }
@@ -560,13 +564,21 @@ public struct RequestPipeline: Sendable {
         }
     }
 
+    /// How many of a trusted peer's pieces may await their check: `maximumPiecesAwaitingHash`, or more
+    /// for small pieces (`minimumBytesAwaitingHash`).
+    var piecesAwaitingHashLimit: Int {
+        max(
+            configuration.maximumPiecesAwaitingHash,
+            configuration.minimumBytesAwaitingHash / max(1, picker.geometry.pieceLength))
+    }
+
     /// The piece's hash is known: its senders no longer wait on it. Returns those it held at
-    /// `maximumPiecesAwaitingHash`, which may be asked again.
+    /// `piecesAwaitingHashLimit`, which may be asked again.
     @discardableResult
     private mutating func hashResolved(_ piece: PieceIndex) -> [PeerSlot] {
         var released: [PeerSlot] = []
         for sender in awaitingHashSenders.removeValue(forKey: piece) ?? [] where isConnected(sender) {
-            if peers[sender.index].piecesAwaitingHash == configuration.maximumPiecesAwaitingHash {
+            if peers[sender.index].piecesAwaitingHash == piecesAwaitingHashLimit {
                 released.append(sender)
             }
             peers[sender.index].piecesAwaitingHash -= 1

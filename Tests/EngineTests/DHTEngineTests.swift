@@ -1,5 +1,6 @@
 import DHT
 import Foundation
+import Glibc
 import Metainfo
 import Testing
 import TorrentModel
@@ -81,5 +82,45 @@ import URing
         let again = try Self.engine(subnet: 22, listen: false, bootstrap: [], statePath: statePath)
         defer { again.shutdown() }
         #expect(EngineTests.eventually { (again.dhtNodeCount() ?? 0) >= 1 })
+    }
+
+    /// Thousands of datagrams of garbage and a flood of queries from one address: the node drops what it
+    /// cannot read, answers within its rate limit, and goes on working for everyone else.
+    @Test func garbageAndFloodsLeaveTheNodeWorking() throws {
+        let node = try Self.engine(subnet: 31, listen: false, bootstrap: [])
+        defer { node.shutdown() }
+        let target = try #require(node.dht?.boundAddress)
+        let attacker = try Socket.bindUDP(on: SocketAddress("127.0.32.1:0")!)
+        defer { close(attacker) }
+        var generator = SeededRandom(seed: 42)
+        var garbage: [[UInt8]] = (0..<3_000).map { index in
+            (0..<(1 + index % 1400)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        }
+        // Well-formed pings, far more than any node answers from one address.
+        garbage += (0..<2_000).map { index in
+            Array(
+                "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:\(String(format: "%02x", index % 256))1:y1:qe"
+                    .utf8)
+        }
+        var answers = 0
+        target.withSocketAddress { address, length in
+            for datagram in garbage {
+                _ = datagram.withUnsafeBytes {
+                    sendto(attacker, $0.baseAddress, $0.count, 0, address, length)
+                }
+            }
+        }
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(attacker, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        while buffer.withUnsafeMutableBytes({ recv(attacker, $0.baseAddress, $0.count, 0) }) > 0 {
+            answers += 1
+        }
+        #expect(answers > 0 && answers < 200, "\(answers) answers to 2,000 pings from one address")
+
+        // Someone else joins through it at once.
+        let newcomer = try Self.engine(subnet: 33, listen: false, bootstrap: [target])
+        defer { newcomer.shutdown() }
+        #expect(EngineTests.eventually { (newcomer.dhtNodeCount() ?? 0) >= 1 })
     }
 }

@@ -13,8 +13,9 @@ import URing
 /// behind one port, another downloads them; pause, resume, remove and duplicates behave as documented.
 @Suite struct EngineTests {
     /// A torrent of `size` pseudo-random bytes written into `directory`.
-    static func makeTorrent(named name: String, size: Int, seed: UInt8, in directory: URL) throws -> Metainfo
-    {
+    static func makeTorrent(
+        named name: String, size: Int, seed: UInt8, in directory: URL, isPrivate: Bool = false
+    ) throws -> Metainfo {
         let pieceLength = 16 * 1024
         var generator = SeededRandom(seed: UInt64(seed) + 1)
         let payload = (0..<size).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -22,6 +23,7 @@ import URing
         var builder = TorrentBuilder(
             name: name, files: [TorrentBuilder.File(path: [name], length: Int64(size))],
             pieceLength: pieceLength, format: .v1)
+        builder.isPrivate = isPrivate
         builder.pieceHashesV1 = stride(from: 0, to: size, by: pieceLength).map {
             SHA1.hash(payload[$0..<min($0 + pieceLength, size)])
         }

@@ -46,11 +46,12 @@ declare -A harness_modules=(
     [MetadataMessageFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [PexFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [WebSeedResponseFuzz]="TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed"
+    [LocalDiscoveryFuzz]="TorrentModel LocalDiscovery"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
     PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz PexFuzz
-    WebSeedResponseFuzz)
-module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed PeerWire DHT)
+    WebSeedResponseFuzz LocalDiscoveryFuzz)
+module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed PeerWire DHT LocalDiscovery)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")
 for harness in "${harnesses[@]}"; do
@@ -305,6 +306,23 @@ cat >"$out/webseed.dict" <<'DICT'
 "/*"
 DICT
 
+# BEP 14 announces: a zero first byte for a datagram heard, an odd one for a subscription script (see the
+# harness: 0 subscribe, 1 unsubscribe, 2/3 let time pass).
+seed "$corpus/LocalDiscoveryFuzz/announce" \
+    "\000BT-SEARCH * HTTP/1.1\r\nHost: 239.192.152.143:6771\r\nPort: 6881\r\nInfohash: ${hash20//a/01}\r\ncookie: 1f\r\n\r\n\r\n"
+seed "$corpus/LocalDiscoveryFuzz/two-torrents-bare-lf" \
+    "\000BT-SEARCH * HTTP/1.1\nPORT:1\nINFOHASH: ${hash20//a/02}\ninfohash: ${hash20//a/03}\n\n"
+seed "$corpus/LocalDiscoveryFuzz/schedule" '\001\000\001\004\002\010\003\002\377\011\377\003\377\376\005\002\100'
+cat >"$out/lsd.dict" <<'DICT'
+"BT-SEARCH * HTTP/1.1"
+"\x0d\x0a"
+"Host: 239.192.152.143:6771"
+"Port: "
+"Infohash: "
+"cookie: "
+"0123456789abcdef0123456789abcdef01234567"
+DICT
+
 failed=0
 summary="$out/long-run.md"
 for harness in "${harnesses[@]}"; do
@@ -319,6 +337,7 @@ for harness in "${harnesses[@]}"; do
         MetadataMessageFuzz) options+=(-dict="$out/metadata.dict") ;;
         PexFuzz) options+=(-dict="$out/pex.dict") ;;
         WebSeedResponseFuzz) options+=(-dict="$out/webseed.dict") ;;
+        LocalDiscoveryFuzz) options+=(-dict="$out/lsd.dict") ;;
     esac
     if [[ -n "$runs" ]]; then
         echo "== fuzzing $harness for $runs executions"

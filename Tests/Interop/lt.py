@@ -70,13 +70,15 @@ ALERTS = lt.alert.category_t.error_notification | lt.alert.category_t.status_not
     lt.alert.category_t.storage_notification
 
 
-def make_session(listen, upload_rate=0, outgoing=None, keep_seed_connections=False):
+def make_session(listen, upload_rate=0, outgoing=None, lsd=False, keep_seed_connections=False):
     """A session that talks only to the peers it is given: no DHT, LSD, UPnP, NAT-PMP or uTP.
-    `outgoing` (an address) makes its connections come from that address. `keep_seed_connections`
-    keeps connections between seeds open, so that they appear in peer exchange."""
+    `outgoing` (an address) makes its connections come from that address. `lsd` turns Local Service
+    Discovery (BEP 14) on: multicast announces on the listening interface's LAN, and peers heard there
+    (libtorrent takes only those from its listening address's subnet). `keep_seed_connections` keeps
+    connections between seeds open, so that they appear in peer exchange."""
     settings = {
         "listen_interfaces": listen,
-        "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+        "enable_dht": False, "enable_lsd": lsd, "enable_upnp": False, "enable_natpmp": False,
         # TCP only: the same transport Transmission and aria2 use here, and cheaper on 2 cores.
         "enable_outgoing_utp": False, "enable_incoming_utp": False,
         # Local test swarms put several peers on one address.
@@ -206,7 +208,7 @@ def cmd_seed(args):
     sessions = []
     for i in range(args.count):
         port = args.port_base + i if args.port_base else common.free_tcp_udp_port(args.bind)
-        session = make_session(f"{args.bind}:{port}", args.upload_rate,
+        session = make_session(f"{args.bind}:{port}", args.upload_rate, lsd=args.lsd,
                                keep_seed_connections=args.pex or bool(peers))
         handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0,
                      pex=args.pex)
@@ -261,8 +263,10 @@ def cmd_download(args):
     infos = [load(path) for path in args.file]
     for path in args.file:
         common.check_torrent_endpoints(path)
-    if not args.peer and not args.tracker:
-        raise HarnessError("give --peer HOST:PORT (or --tracker URL)")
+    if not args.peer and not args.tracker and not args.lsd:
+        raise HarnessError("give --peer HOST:PORT (or --tracker URL, or --lsd with --bind)")
+    if args.lsd and not args.peer and not args.tracker and not args.bind:
+        raise HarnessError("--lsd alone needs --bind ADDR: the LAN to announce on")
     if args.count < 1:
         raise HarnessError("--count must be at least 1")
     if len(infos) > 1 and args.count > 1:
@@ -291,7 +295,7 @@ def cmd_download(args):
         # An explicit --bind is also the source of its connections (Transmission tells peers apart
         # by address alone).
         session = make_session(bind if ":" in bind else f"{bind}:{port}",
-                               outgoing=None if ":" in bind else bind)
+                               outgoing=None if ":" in bind else bind, lsd=args.lsd)
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
         info = infos[min(i, len(infos) - 1)]
@@ -469,6 +473,8 @@ def main():
                    help="per-session upload limit, applied to loopback peers too (default: none)")
     p.add_argument("--tracker", action="append", default=[], metavar="URL",
                    help="also announce to this tracker (repeatable)")
+    p.add_argument("--lsd", action="store_true",
+                   help="Local Service Discovery on (BEP 14): announce on --bind's LAN, take peers heard there")
     p.add_argument("--seed-mode", action="store_true",
                    help="trust the data instead of hash-checking it first (large payloads)")
     p.add_argument("--timeout", type=float, default=600, metavar="S", help="limit for the initial check")
@@ -490,6 +496,8 @@ def main():
     p.add_argument("--port", type=int, default=0, metavar="P",
                    help="listen port (default: a free one; session i of --count gets P+i-1)")
     p.add_argument("--recheck", action="store_true", help="hash-check everything again at the end")
+    p.add_argument("--lsd", action="store_true",
+                   help="Local Service Discovery on (BEP 14): find peers on --bind's LAN, with or without --peer")
     p.add_argument("--magnet", action="store_true",
                    help="start from the torrent's magnet link: fetch the info dictionary from the peers")
     p.add_argument("--count", type=int, default=1, metavar="N",

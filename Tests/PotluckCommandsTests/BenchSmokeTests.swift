@@ -47,4 +47,17 @@ import Testing
         let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
         #expect((object?["results"] as? [[String: Any]])?.count == 4)
     }
+
+    @Test func benchMagnetFindsTheSeederThroughTheDHTWithEveryClient() throws {
+        let result = try runPotluck([
+            "bench", "magnet", "--nodes", "8", "--size-mib", "4", "--runs", "1", "--directory",
+            NSTemporaryDirectory(),
+        ])
+        #expect(result.status == 0, "\(result.error)")
+        let rows = Self.tableRows(result.output).filter { $0.first == "1" }
+        #expect(rows.map { $0[1] } == ["potluck", "libtorrent"], "\(result.output)")
+        for row in rows {
+            #expect(row[2] == "ok", "\(row[1]) did not download the payload intact: \(row)\n\(result.error)")
+        }
+    }
 }

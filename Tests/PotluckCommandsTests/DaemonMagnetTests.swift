@@ -70,4 +70,32 @@ import Testing
         #expect(v2.output.contains("v2-only"), "\(v2.output)")
         #expect((try daemon.remote(["-l"]).output).contains("Sum:"))
     }
+
+    /// torrent-add with a URL, as indexers serve them: a .torrent is fetched and added, a redirect to a
+    /// magnet link adds the link, and a missing or oversized answer is refused with the reason.
+    @Test func torrentsAreAddedByURL() throws {
+        let (root, data) = try Interop.makePayload(sizes: [100_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "16K")
+        let other = String(repeating: "cd", count: 20)
+        let server = try harnessProcess([
+            Interop.tool("torrent_url_server.py"), torrent, "magnet:?xt=urn:btih:\(other)&dn=via-redirect",
+        ])
+        defer { server.stop() }
+        let url = try #require(server.ready?["url"] as? String)
+        let daemon = try DaemonInteropTests.DaemonProcess(
+            state: root.appendingPathComponent("state"), downloads: root.appendingPathComponent("downloads"),
+            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
+            log: root.appendingPathComponent("daemon.log"))
+        let file = try daemon.remote(["-a", url + "/file.torrent"])
+        #expect(file.output.contains("success"), "\(file.output)\n\(daemon.logText)")
+        #expect(daemon.listed("payload") != nil)
+        let redirect = try daemon.remote(["-a", url + "/magnet"])
+        #expect(redirect.output.contains("success"), "\(redirect.output)\n\(daemon.logText)")
+        #expect(daemon.listed("via-redirect") != nil)
+        #expect(try daemon.remote(["-a", url + "/missing"]).output.contains("HTTP 404"))
+        #expect(try daemon.remote(["-a", url + "/huge"]).output.contains("more than 16 MiB"))
+        #expect(
+            try daemon.remote(["-a", "ftp://127.0.0.1/x.torrent"]).output.contains("only http and https"))
+    }
 }

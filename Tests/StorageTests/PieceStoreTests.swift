@@ -256,14 +256,15 @@ func writeAll(
     }
 
     @Test func writesInFlightPerFileAreCapped() throws {
-        let content = patternBytes(count: 8 * 16 * 1024, seed: 20)
-        let torrent = try TestTorrent(name: "one", files: [(["one"], content)], pieceLength: 16 * 1024)
+        let content = patternBytes(count: 8 * 512 * 1024, seed: 20)
+        let torrent = try TestTorrent(name: "one", files: [(["one"], content)], pieceLength: 512 * 1024)
         let directory = TemporaryDirectory()
         let reactor = try Reactor()
         let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
         let store = try PieceStore(
             layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
-        let cap = PieceStore.maxWritesInFlightPerFile
+        let cap = store.writesInFlightPerFile
+        #expect(cap == PieceStore.maxWritesInFlightPerFile, "512 KiB pieces: the plain cap")
         #expect(cap < 8, "the test needs more pieces than the cap")
         var peak = 0
         reactor.afterEach = { peak = max(peak, store.writesInFlight(toFile: 0)) }
@@ -277,6 +278,21 @@ func writeAll(
         try reactor.runStore(store, events: 8)
         #expect(peak <= cap)
         #expect(fileDigest(directory.path + "/one") == digest(content))
+    }
+
+    /// Small pieces: as many writes in flight as fit in `smallWriteBytesInFlightPerFile`, bounded.
+    @Test func smallPiecesGetMoreWritesInFlight() throws {
+        let directory = TemporaryDirectory()
+        let reactor = try Reactor()
+        for (pieceLength, expected) in [(16 * 1024, 64), (64 * 1024, 16), (256 * 1024, 4), (4 << 20, 4)] {
+            let torrent = try TestTorrent(
+                name: "p\(pieceLength)",
+                files: [(["p\(pieceLength)"], patternBytes(count: pieceLength, seed: 3))],
+                pieceLength: pieceLength)
+            let store = try PieceStore(
+                layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
+            #expect(store.writesInFlightPerFile == expected, "\(pieceLength)-byte pieces")
+        }
     }
 
     @Test func shortWritesAreCompleted() throws {

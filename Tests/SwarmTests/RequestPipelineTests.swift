@@ -389,6 +389,7 @@ extension RequestPipeline.Configuration {
     @Test func aTrustedPeerGetsNothingNewWhileTooManyOfItsPiecesAwaitTheirCheck() {
         var configuration = RequestPipeline.Configuration.withoutTrustLimits
         configuration.maximumPiecesAwaitingHash = 2
+        configuration.minimumBytesAwaitingHash = 0
         var harness = PipelineHarness(pieceCount: 64, pieceLength: 32 * 1024, configuration: configuration)
         harness.connectUnchokingSeed(fast)
         var completed: [PieceIndex] = []
@@ -407,6 +408,33 @@ extension RequestPipeline.Configuration {
         #expect(harness.pipeline.outstandingRequests(of: fast).count == heldQueueLength - 1)
         harness.pipeline.pieceHashPassed(completed[0], at: .seconds(time), into: &harness.actions)
         #expect(!harness.requests(to: fast).isEmpty, "asked again once one passes")
+    }
+
+    /// Small pieces are checked one by one: the cap holds at least `minimumBytesAwaitingHash` of them,
+    /// so a fast peer's queue never waits on the hashing workers' round trips.
+    @Test func theCapOnPiecesAwaitingTheirCheckCountsBytesForSmallPieces() {
+        var configuration = RequestPipeline.Configuration.withoutTrustLimits
+        configuration.maximumPiecesAwaitingHash = 4
+        configuration.minimumBytesAwaitingHash = 256 * 1024
+        var harness = PipelineHarness(pieceCount: 256, pieceLength: 16 * 1024, configuration: configuration)
+        #expect(harness.pipeline.piecesAwaitingHashLimit == 16)
+        harness.connectUnchokingSeed(fast)
+        var completed = 0
+        var time = 1.0
+        while completed < 14 {
+            if harness.deliverOldest(from: fast, at: .seconds(time)) == .accepted(pieceComplete: true) {
+                completed += 1
+            }
+            time += 0.01
+        }
+        // The fifteenth piece unchecked (far past the four a piece count alone allows): still asked.
+        harness.actions.removeAll()
+        harness.deliverOldest(from: fast, at: .seconds(time))
+        #expect(!harness.requests(to: fast).isEmpty, "asked again below the cap")
+        // The sixteenth: 256 KiB await their check, the cap.
+        harness.actions.removeAll()
+        harness.deliverOldest(from: fast, at: .seconds(time))
+        #expect(harness.requests(to: fast).isEmpty, "nothing new at sixteen")
     }
 
     @Test func interestIsAnnouncedWhenItChanges() {

@@ -73,6 +73,8 @@ public final class Reactor {
     private var rangTenants: [UInt16] = []
     /// The engine's DHT node, on the reactor that hosts it (nil elsewhere).
     var dht: DHTService?
+    /// The engine's Local Service Discovery, on the reactor that hosts it (nil elsewhere).
+    var localDiscovery: LocalDiscoveryService?
     /// Torrents waiting for their turn to check their data, oldest first (see `queueCheck`).
     private var waitingChecks: [(tenant: UInt16, costBytes: Int)] = []
     private var waitingChecksHead = 0
@@ -124,11 +126,11 @@ public final class Reactor {
     /// What other threads use to reach this reactor.
     public var doorbell: ReactorInbox { inbox }
 
-    /// Tenants hosted now: torrents, and the DHT on the reactor that has it.
+    /// Tenants hosted now: torrents, and the DHT and local discovery on the reactor that has them.
     public var tenantCount: Int { torrents.count - 1 - (freeTenants.count - freeTenantsHead) }
 
     /// Torrents hosted now (their sessions or metadata fetches).
-    public var torrentCount: Int { tenantCount - (dht == nil ? 0 : 1) }
+    public var torrentCount: Int { tenantCount - (dht == nil ? 0 : 1) - (localDiscovery == nil ? 0 : 1) }
 
     // MARK: Hosting
 

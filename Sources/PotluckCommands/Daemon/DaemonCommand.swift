@@ -98,6 +98,8 @@ struct DaemonCommand: ParsableCommand {
 
     @OptionGroup var dht: DHTCommandOptions
 
+    @OptionGroup var lsd: LocalDiscoveryCommandOptions
+
     @Option(
         help:
             "Log events at this level and above: trace, debug, info, notice, warning or error (default: info)."
@@ -201,6 +203,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.commandLineSettings = commandLineSettings
         configuration.reactors = reactors
         configuration.dht = dht.engineOptions(statePath: Self.absolute(state) + "/dht.dat")
+        configuration.localDiscovery = !lsd.noLSD
         configuration.webFolder = webUi
         if let rpcUsername, let rpcPasswordFile {
             guard let text = try? String(contentsOfFile: rpcPasswordFile, encoding: .utf8),

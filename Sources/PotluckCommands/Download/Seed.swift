@@ -38,6 +38,8 @@ struct Seed: ParsableCommand {
 
     @OptionGroup var dht: DHTCommandOptions
 
+    @OptionGroup var lsd: LocalDiscoveryCommandOptions
+
     @Option(help: "Upload limit for each torrent, within --max-upload-rate (0: none).")
     var maxUploadRatePerTorrent: String = "0"
 
@@ -116,7 +118,7 @@ struct Seed: ParsableCommand {
         forwarded.maxPeers = min(sharing.maxPeers, maxConnections)
         let arguments =
             [torrent, "-o", data, "--listen", listen, "--seed"] + peers.flatMap { ["--peer", $0] }
-            + forwarded.arguments + dht.arguments
+            + forwarded.arguments + dht.arguments + lsd.arguments
         let download = try Download.parse(arguments)
         try download.run()
     }
@@ -147,6 +149,7 @@ struct Seed: ParsableCommand {
         if let reactors { engineOptions.reactors = reactors }
         engineOptions.listenAddress = SocketAddress(listen)
         engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
+        engineOptions.localDiscovery = !lsd.noLSD
         engineOptions.maximumConnections = maxConnections
         engineOptions.maximumUploadRateBytesPerSecond =
             LimitParsing.rateBytesPerSecond(sharing.maxUploadRate) ?? 0

@@ -1,0 +1,200 @@
+import Glibc
+import Hashing
+import LocalDiscovery
+import TorrentModel
+import URing
+
+/// What torrents on any reactor use to reach Local Service Discovery (BEP 14), which lives on the
+/// engine's first reactor: they subscribe to an infohash, and peers heard on the LAN for it come back
+/// to them as commands on their own reactor.
+public final class LocalDiscoveryHandle: Sendable {
+    let inbox: ReactorInbox
+
+    init(inbox: ReactorInbox) {
+        self.inbox = inbox
+    }
+
+    /// Passes peers heard for `infoHash` to the tenant `key` on the reactor behind `reply`; with
+    /// `announcePort` (we take connections), announces us on the LAN now and every 5 minutes.
+    func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
+        let deliver: @Sendable ([SocketAddress]) -> Void = { peers in
+            reply.submit { reactor in reactor.tenant(with: key)?.peersDiscovered(peers, now: reactor.now) }
+        }
+        inbox.submit { reactor in
+            reactor.localDiscovery?.subscribe(
+                infoHash, key: key, announcePort: announcePort, deliver: deliver)
+        }
+    }
+
+    func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
+        inbox.submit { reactor in reactor.localDiscovery?.unsubscribe(infoHash, key: key) }
+    }
+}
+
+/// The engine's Local Service Discovery on a reactor: the pure `LocalDiscovery` decides what to announce
+/// and which peers to pass on; this carries its datagrams on the ring through the multicast socket.
+///
+/// Invariants: a datagram with an operation in flight is not touched until its completion; at most one
+/// send is in flight (announces leave at most once a second); the service leaves its reactor only once
+/// no operation is in flight and the socket is closed.
+final class LocalDiscoveryService: ReactorTenant {
+    static let owner: UInt8 = 8
+    static let receiveCount = 2
+    /// Receives use indexes below this; the one send uses this index.
+    static let sendIndex = UInt32(receiveCount)
+    static let tickNanoseconds: UInt64 = 500_000_000
+    static let group = SocketAddress.ipv4(address: 0xEFC0_988F, port: LocalDiscoveryAnnounce.groupPort)
+
+    var hostKey: HostKey? { nil }
+    private(set) var tickDeadline: UInt64 = 0
+    var isDownloading: Bool { false }
+    private(set) var hasLeftReactor = false
+
+    private var discovery: LocalDiscovery
+    private let fd: Int32
+    private let log: (String) -> Void
+    private unowned(unsafe) var reactor: Reactor!
+    private var tenant: UInt16 = 0
+    private var receiving: [Datagram] = []
+    private var receivesInFlight = 0
+    private let sending = Datagram(capacity: LocalDiscoveryAnnounce.maximumEncodedBytes)
+    private var sendInFlight = false
+    private var deliver: [InfoHash: [HostKey: @Sendable ([SocketAddress]) -> Void]] = [:]
+    private var stopping = false
+    private var loggedErrors: Set<Errno> = []
+
+    init(discovery: LocalDiscovery, fd: Int32, log: @escaping (String) -> Void) {
+        self.discovery = discovery
+        self.fd = fd
+        self.log = log
+    }
+
+    func attach(to reactor: Reactor, tenant: UInt16) {
+        self.reactor = reactor
+        self.tenant = tenant
+        reactor.localDiscovery = self
+        for index in 0..<Self.receiveCount {
+            receiving.append(Datagram(capacity: LocalDiscoveryAnnounce.maximumDecodedBytes + 1))
+            armReceive(index)
+        }
+        scheduleTick(now: reactor.now)
+    }
+
+    // MARK: Subscriptions
+
+    func subscribe(
+        _ infoHash: InfoHash, key: HostKey, announcePort: UInt16?,
+        deliver: @escaping @Sendable ([SocketAddress]) -> Void
+    ) {
+        guard !stopping else { return }
+        self.deliver[infoHash, default: [:]][key] = deliver
+        discovery.subscribe(infoHash, announcePort: announcePort, now: reactor.now)
+        reactor.touch(tenant)
+    }
+
+    func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
+        deliver[infoHash]?[key] = nil
+        guard deliver[infoHash]?.isEmpty ?? false else { return }
+        deliver[infoHash] = nil
+        discovery.unsubscribe(infoHash)
+    }
+
+    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {}
+
+    // MARK: The reactor's calls
+
+    func hashCompleted(_ result: HashResult, now: UInt64) {
+        preconditionFailure("local discovery submits no hash jobs")
+    }
+
+    func stop() {
+        guard !stopping else { return }
+        stopping = true
+        // The receives in flight end with errors once the socket is shut down.
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        reactor.touch(tenant)
+    }
+
+    func tick(now: UInt64) {
+        scheduleTick(now: now)
+    }
+
+    private func scheduleTick(now: UInt64) {
+        guard !hasLeftReactor else { return }
+        tickDeadline = now + Self.tickNanoseconds
+        reactor.schedule(tenant, at: tickDeadline)
+    }
+
+    func service(now: UInt64) {
+        if !stopping { sendDueAnnounce(now: now) }
+        guard stopping, !hasLeftReactor, receivesInFlight == 0, !sendInFlight else { return }
+        Glibc.close(fd)
+        reactor.localDiscovery = nil
+        hasLeftReactor = true
+    }
+
+    func handle(_ completion: Completion, now: UInt64) {
+        guard completion.slot.owner == Self.owner else { return }
+        switch completion.token.kind {
+        case .receiveMessage:
+            receivesInFlight -= 1
+            let index = Int(completion.slot.index)
+            guard !stopping, index < receiving.count else { return }
+            if completion.result >= 0 {
+                received(receiving[index], result: completion.result, now: now)
+            } else {
+                logOnce("receive", Errno(rawValue: -completion.result))
+            }
+            armReceive(index)
+        case .sendMessage:
+            sendInFlight = false
+            if completion.result < 0 { logOnce("send", Errno(rawValue: -completion.result)) }
+        default:
+            break
+        }
+    }
+
+    // MARK: Datagrams
+
+    private func received(_ datagram: Datagram, result: Int32, now: UInt64) {
+        datagram.received(result)
+        guard !datagram.wasTruncated, case .ipv4(let source, _)? = datagram.peer else { return }
+        var byTorrent: [InfoHash: [SocketAddress]] = [:]
+        for peer in discovery.received(datagram.bytes, from: source, now: now) {
+            byTorrent[peer.infoHash, default: []].append(.ipv4(address: peer.address, port: peer.port))
+        }
+        for (infoHash, peers) in byTorrent {
+            for deliver in deliver[infoHash].map({ Array($0.values) }) ?? [] { deliver(peers) }
+        }
+    }
+
+    private func sendDueAnnounce(now: UInt64) {
+        guard !sendInFlight, let announce = discovery.nextAnnounce(now: now),
+            sending.set(announce.encoded(), to: Self.group)
+        else { return }
+        do {
+            try reactor.ring.enqueue(
+                .sendDatagram(fd: fd, sending),
+                for: OperationSlot(owner: Self.owner, tenant: tenant, index: Self.sendIndex, generation: 1))
+            sendInFlight = true
+        } catch {
+            log("lsd: cannot send an announce: \(error)")
+        }
+    }
+
+    private func armReceive(_ index: Int) {
+        guard !stopping else { return }
+        do {
+            try reactor.ring.enqueue(
+                .receiveDatagram(fd: fd, receiving[index]),
+                for: OperationSlot(owner: Self.owner, tenant: tenant, index: UInt32(index), generation: 1))
+            receivesInFlight += 1
+        } catch {
+            log("lsd: cannot arm a receive: \(error)")
+        }
+    }
+
+    private func logOnce(_ call: String, _ errno: Errno) {
+        if loggedErrors.insert(errno).inserted { log("lsd: \(call): \(errno) (said once)") }
+    }
+}

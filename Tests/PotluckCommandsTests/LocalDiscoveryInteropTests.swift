@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+
+@testable import PotluckBench
+
+/// Peers that know nothing of each other but a torrent find each other by Local Service Discovery
+/// (BEP 14) alone: each in a network namespace of its own, all on one bridge (`linknet.py`), with no
+/// tracker, no DHT and no peer given. Potluck with Potluck, and with libtorrent both ways.
+///
+/// The namespaces have only their /24 routes. A peer listening on one address needs no more: Potluck,
+/// like libtorrent, joins the group and sends on that address's interface (without one, joining fails
+/// with ENODEV, and a veth holding two addresses would send from the other one, which peers cannot
+/// reach). A peer listening on every address leaves the choice to the routing table, so its namespace
+/// gets a route for 239.0.0.0/8 with the bridge's address as source, as a LAN's default route would do.
+@Suite(.serialized) struct LocalDiscoveryInteropTests {
+    struct Peer {
+        let netns: String
+        let address: String
+        let veth: String
+    }
+
+    /// Three namespaces on one bridge, deleted when `body` returns.
+    static func withLAN(_ body: ([Peer]) throws -> Void) throws {
+        let created = try SeedInteropTests.harness("linknet.py", ["create", "--peers", "3", "--rate", "1g"])
+        let hub = try #require(created.json["hub"] as? String, "\(created.json)")
+        let peers = try #require(created.json["peers"] as? [[String: String]]).compactMap { peer in
+            peer["netns"].flatMap { netns in
+                peer["address"].flatMap { address in
+                    peer["veth"].map { Peer(netns: netns, address: address, veth: $0) }
+                }
+            }
+        }
+        defer { _ = try? SeedInteropTests.harness("linknet.py", ["delete", hub] + peers.map(\.netns)) }
+        try #require(peers.count == 3)
+        try body(peers)
+    }
+
+    /// `potluck ARGUMENTS` inside `peer`'s namespace, stopped after `seconds`.
+    static func potluck(
+        in peer: Peer, _ arguments: [String], seconds: Int = 60
+    ) throws -> (
+        status: Int32, output: String, error: String
+    ) {
+        try runPotluck(
+            ["netns", "exec", peer.netns, "timeout", "\(seconds)", potluckExecutable().path] + arguments,
+            executable: URL(fileURLWithPath: "/usr/sbin/ip"))
+    }
+
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    static func eventually(_ seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+
+    static func potluckSeeder(in peer: Peer, torrent: String, data: URL, log: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        process.arguments = [
+            "netns", "exec", peer.netns, potluckExecutable().path, "seed", torrent, "--data", data.path,
+            "--listen", "\(peer.address):6881", "--no-dht", "--verbose", "--quiet",
+        ]
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    static func stop(_ process: Process) {
+        process.interrupt()
+        process.waitUntilExit()
+    }
+
+    static func contents(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
+
+    /// A Potluck seeder, then a Potluck leecher given only the torrent: it announces, the seeder hears
+    /// it and connects.
+    @Test func twoPotluckPeersFindEachOther() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_000_000, 200_001])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        try Self.withLAN { peers in
+            let log = root.appendingPathComponent("seeder.log")
+            let seeder = try Self.potluckSeeder(
+                in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log)
+            defer { Self.stop(seeder) }
+            #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
+            let target = root.appendingPathComponent("download")
+            let result = try Self.potluck(
+                in: peers[1],
+                [
+                    "download", torrent, "-o", target.path, "--no-dht", "--listen",
+                    "\(peers[1].address):6881", "-q",
+                ])
+            #expect(result.status == 0, "\(result.error)\n\(Self.contents(log))")
+            #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+            #expect(Self.contents(log).contains("lsd: on"))
+            #expect(Self.contents(log).contains("peer \(peers[1].address):6881"), "\(Self.contents(log))")
+        }
+    }
+
+    /// A libtorrent leecher with LSD on finds the Potluck seeder.
+    @Test func aLibtorrentLeecherFindsAPotluckSeeder() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_500_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        try Self.withLAN { peers in
+            let log = root.appendingPathComponent("seeder.log")
+            let seeder = try Self.potluckSeeder(
+                in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log)
+            defer { Self.stop(seeder) }
+            #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
+            let fetched = root.appendingPathComponent("libtorrent")
+            let leecher = try CreateInteropTests.run(
+                "/usr/sbin/ip",
+                [
+                    "netns", "exec", peers[2].netns, "/usr/bin/python3", Interop.tool("lt.py"), "download",
+                    torrent,
+                    fetched.path, "--bind", peers[2].address, "--lsd", "--timeout", "60",
+                ])
+            #expect(leecher.status == 0, "\(leecher.output)\n\(Self.contents(log))")
+            #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
+            #expect(Self.contents(log).contains("peer \(peers[2].address):"), "\(Self.contents(log))")
+        }
+    }
+
+    /// A libtorrent seeder with LSD on; Potluck, listening on every address (so its namespace routes the
+    /// group), announces and is found.
+    @Test func potluckFindsALibtorrentSeeder() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_500_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        try Self.withLAN { peers in
+            let seeder = try BackgroundProcess(
+                "/usr/sbin/ip",
+                [
+                    "netns", "exec", peers[2].netns, "/usr/bin/python3", Interop.tool("lt.py"), "seed",
+                    torrent,
+                    data.deletingLastPathComponent().path, "--bind", peers[2].address, "--lsd",
+                ], timeoutSeconds: 60)
+            defer { seeder.stop() }
+            try #require((seeder.ready?["peers"] as? [String])?.isEmpty == false, "no seeder")
+            let route = try CreateInteropTests.run(
+                "/usr/sbin/ip",
+                [
+                    "-n", peers[1].netns, "route", "add", "239.0.0.0/8", "dev", peers[1].veth, "src",
+                    peers[1].address,
+                ])
+            #expect(route.status == 0, "\(route.output)")
+            let target = root.appendingPathComponent("download")
+            let result = try Self.potluck(
+                in: peers[1], ["download", torrent, "-o", target.path, "--no-dht", "--verbose"])
+            #expect(result.status == 0, "\(result.error)")
+            #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+            // Whichever dialled (libtorrent, hearing Potluck's announce, usually does), the payload came from it.
+            let fromSeeder = result.error.split(separator: "\n").contains {
+                $0.hasPrefix("peer \(peers[2].address):") && $0.contains("received 1500000 ")
+            }
+            #expect(fromSeeder, "\(result.error)")
+        }
+    }
+}
