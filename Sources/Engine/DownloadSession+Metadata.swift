@@ -9,8 +9,9 @@ extension DownloadSession {
     static let metadataExtensionID: UInt8 = 2
 
     /// Our BEP 10 handshake. It offers `ut_metadata`, so that a peer that came from a magnet link can
-    /// fetch the info dictionary from us, unless the torrent is private (BEP 27: its metadata comes
-    /// only with the .torrent file).
+    /// fetch the info dictionary from us, and `ut_pex`, unless the torrent is private (BEP 27: its
+    /// metadata comes only with the .torrent file, its peers only from its trackers). `p` lets a peer we
+    /// dialled pass our listening port on to others.
     func localExtensionHandshake() -> [UInt8] {
         if let extensionHandshakeBytes { return extensionHandshakeBytes }
         var handshake = Self.extensionHandshake
@@ -18,6 +19,8 @@ extension DownloadSession {
             handshake.extensions["ut_metadata"] = Self.metadataExtensionID
             handshake.metadataSize = metadataServer.metadataSize
         }
+        if offersPeerExchange { handshake.extensions["ut_pex"] = Self.peerExchangeExtensionID }
+        handshake.listenPort = options.announcedPort ?? boundAddress?.port
         let bytes = handshake.encoded()
         extensionHandshakeBytes = bytes
         return bytes

@@ -300,6 +300,8 @@ extension DownloadSession {
                     bytes.reserveCapacity(payload.count)
                     for i in payload.indices { bytes.append(payload[i]) }
                     pendingEvents.append(.metadataMessage(bytes))
+                case .extended(let id, let payload) where id == Self.peerExchangeExtensionID:
+                    pendingEvents.append(.peerExchangeMessage([UInt8](copying: payload)))
                 case .peerBitfield: pendingEvents.append(.bitfield)
                 case .peerHasAll: pendingEvents.append(.haveAll)
                 case .peerHasNone: pendingEvents.append(.haveNone)
@@ -346,9 +348,12 @@ extension DownloadSession {
                         pipeline.peerAdvertisedRequestQueue(link.slot, length: length)
                     }
                     peerExtensionsKnown(theirs, link: link)
+                    peerExchangeKnown(theirs, link: link)
                 }
             case .metadataMessage(let payload):
                 metadataMessageReceived(payload, link: link, now: now)
+            case .peerExchangeMessage(let payload):
+                peerExchangeMessageReceived(payload, link: link, now: now)
             case .bitfield:
                 pipeline.peerBitfield(link.slot, link.connection.peerPieces, into: &actions)
             case .haveAll:

@@ -184,12 +184,15 @@ public final class DownloadSession: ReactorTenant {
     var dhtSubscribed = false
     /// The web seeds (BEP 19) in use; nil when there are none.
     var webSeedPool: WebSeedPool?
+    /// When `exchangePeers` looks for PEX messages due next.
+    var nextPeerExchangeCheck: UInt64 = 0
 
     /// What a receive produced, kept until the connection has finished parsing.
     enum PendingEvent {
         case handshake(extensionProtocol: Bool)
         case extensionHandshake([UInt8])
         case metadataMessage([UInt8])
+        case peerExchangeMessage([UInt8])
         case bitfield
         case haveAll
         case haveNone
@@ -851,6 +854,7 @@ public final class DownloadSession: ReactorTenant {
             addCandidates(trackers.takePeers())
         }
         tickWebSeeds(now: now)
+        exchangePeers(now: now)
         connectToCandidates()
     }
 

@@ -36,6 +36,8 @@ final class PeerLink {
     var peerMetadataExtensionID: UInt8?
     /// What this peer may still fetch of the info dictionary (made at its first request).
     var metadataServer: MetadataServer?
+    /// BEP 11 peer exchange with this peer.
+    var exchange = PeerExchangeLink()
     /// An incoming connection's first bytes decide between the plain handshake and an encrypted one
     /// (MSE/PE); until they arrive this is false. Outgoing connections always speak plain.
     var openingSeen: Bool

@@ -24,10 +24,14 @@ public struct ExtensionHandshake: Hashable, Sendable {
     /// The size of the info dictionary, for BEP 9 (`metadata_size`); a size of zero or above
     /// `MetadataMessage.maximumMetadataSize` is ignored.
     public var metadataSize: Int?
+    /// Whether the sender prefers encrypted connections (`e`, from the MSE/PE convention); BEP 11 passes
+    /// it on to other peers in its flags.
+    public var prefersEncryption: Bool
 
     public init(
         extensions: [String: UInt8] = [:], clientName: String? = nil, requestQueueLength: Int? = nil,
-        listenPort: UInt16? = nil, yourAddress: [UInt8]? = nil, metadataSize: Int? = nil
+        listenPort: UInt16? = nil, yourAddress: [UInt8]? = nil, metadataSize: Int? = nil,
+        prefersEncryption: Bool = false
     ) {
         self.extensions = extensions
         self.clientName = clientName
@@ -35,6 +39,7 @@ public struct ExtensionHandshake: Hashable, Sendable {
         self.listenPort = listenPort
         self.yourAddress = yourAddress
         self.metadataSize = metadataSize
+        self.prefersEncryption = prefersEncryption
     }
 
     /// Why a peer's extension handshake was refused.
@@ -74,6 +79,7 @@ public struct ExtensionHandshake: Hashable, Sendable {
         {
             metadataSize = Int(size)
         }
+        prefersEncryption = dictionary["e"]?.integer == 1
     }
 
     /// The peer's client name, at most `maximumClientNameBytes` of UTF-8. It is cut again after decoding
@@ -97,6 +103,7 @@ public struct ExtensionHandshake: Hashable, Sendable {
         if let listenPort { dictionary["p"] = .integer(Int64(listenPort)) }
         if let yourAddress { dictionary["yourip"] = .bytes(yourAddress) }
         if let metadataSize { dictionary["metadata_size"] = .integer(Int64(metadataSize)) }
+        if prefersEncryption { dictionary["e"] = .integer(1) }
         return BencodeValue.dictionary(dictionary).encoded()
     }
 }

@@ -13,11 +13,14 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
   verify FILE DATA_DIR
       → {"pieces": n, "verified": n}; exit 0 only if every piece passes libtorrent's hash check
   seed FILE DATA_DIR [--count N] [--bind ADDR] [--port-base P] [--upload-rate BYTES/S]
-       [--tracker URL]... [--seed-mode]
-      → {"peers": ["ADDR:PORT", ...]} once every session is seeding; then runs until stdin closes or
-        SIGTERM/SIGINT
+       [--tracker URL]... [--seed-mode] [--pex] [--peer HOST:PORT]...
+      → {"peers": ["ADDR:PORT", ...]} once every session is seeding (and connected to every --peer);
+        then runs until stdin closes or SIGTERM/SIGINT.
+        --pex turns peer exchange (ut_pex) on. With --pex or --peer, connections between seeds stay
+        open (libtorrent closes them by default), so that seeders joined with --peer have one another
+        to tell a leecher about.
   download FILE... OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
-           [--count N] [--tracker URL]
+           [--count N] [--tracker URL] [--pex]
       → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes", "sessions",
          "bytes_by_peer": {"ADDR:PORT": payload bytes received}}; exit 0 only when every piece is
         downloaded and passed its hash check.
@@ -30,7 +33,8 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         then optional). --progress FILE appends a line "MONOTONIC_SECONDS VERIFIED_BYTES" (all
         sessions together) about every 100 ms. bytes_by_peer names each peer by the address of its
         connection (the listen address for peers we dialled, an ephemeral port for the others), summed
-        over the sessions.
+        over the sessions. --pex turns peer exchange (ut_pex) on: the leechers learn peers from
+        their peers too.
 
   fetch FILE... OUT_DIR --peer HOST:PORT [--bind ADDR] [--timeout S]
       → {"ready": true} once its session is up (start the peer after this line to time how soon it
@@ -66,11 +70,12 @@ ALERTS = lt.alert.category_t.error_notification | lt.alert.category_t.status_not
     lt.alert.category_t.storage_notification
 
 
-def make_session(listen, upload_rate=0, outgoing=None, lsd=False):
+def make_session(listen, upload_rate=0, outgoing=None, lsd=False, keep_seed_connections=False):
     """A session that talks only to the peers it is given: no DHT, LSD, UPnP, NAT-PMP or uTP.
     `outgoing` (an address) makes its connections come from that address. `lsd` turns Local Service
     Discovery (BEP 14) on: multicast announces on the listening interface's LAN, and peers heard there
-    (libtorrent takes only those from its listening address's subnet)."""
+    (libtorrent takes only those from its listening address's subnet). `keep_seed_connections` keeps
+    connections between seeds open, so that they appear in peer exchange."""
     settings = {
         "listen_interfaces": listen,
         "enable_dht": False, "enable_lsd": lsd, "enable_upnp": False, "enable_natpmp": False,
@@ -88,6 +93,8 @@ def make_session(listen, upload_rate=0, outgoing=None, lsd=False):
     }
     if outgoing:
         settings["outgoing_interfaces"] = outgoing
+    if keep_seed_connections:
+        settings["close_redundant_connections"] = False
     session = lt.session(settings)
     if upload_rate:
         # Loopback peers fall in libtorrent's "local" class, which ignores rate limits; put every
@@ -149,14 +156,14 @@ def cmd_info(args):
                  "trackers": [t.url for t in ti.trackers()]})
 
 
-def add(session, ti, save_path, flags=0):
+def add(session, ti, save_path, flags=0, pex=False):
     params = lt.add_torrent_params()
     params.ti = ti
     params.save_path = os.path.abspath(save_path)
-    # No peer exchange: a session meets only the peers it is given (or a tracker names), so a seeding
-    # benchmark's leechers do not trade among themselves.
+    # No peer exchange unless asked: a session meets only the peers it is given (or a tracker names),
+    # so a seeding benchmark's leechers do not trade among themselves.
     params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | flags | \
-        lt.torrent_flags.disable_pex
+        (0 if pex else lt.torrent_flags.disable_pex)
     return session.add_torrent(params)
 
 
@@ -195,11 +202,16 @@ def cmd_seed(args):
     ti = load(args.file)
     common.check_torrent_endpoints(args.file)
     common.check_allowed_address(args.bind)
+    peers = [common.parse_hostport(p) for p in args.peer]
+    for host, _ in peers:
+        common.check_allowed_address(host)
     sessions = []
     for i in range(args.count):
         port = args.port_base + i if args.port_base else common.free_tcp_udp_port(args.bind)
-        session = make_session(f"{args.bind}:{port}", args.upload_rate, lsd=args.lsd)
-        handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0)
+        session = make_session(f"{args.bind}:{port}", args.upload_rate, lsd=args.lsd,
+                               keep_seed_connections=args.pex or bool(peers))
+        handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0,
+                     pex=args.pex)
         for tier, url in enumerate(args.tracker):
             handle.add_tracker({"url": url, "tier": tier})
         sessions.append((session, handle))
@@ -215,13 +227,25 @@ def cmd_seed(args):
                                    f"({sum(status.pieces)}/{ti.num_pieces()} pieces verified)")
         return True
     common.wait_until(all_seeding, args.timeout, "the seeders to finish checking")
-    peers = []
+
+    def connected_to_peers():
+        for session, handle in sessions:
+            drain_errors(session)
+            # Past the handshake: num_peers counts connections still being made, which may fail.
+            pending = lt.peer_info.connecting | lt.peer_info.handshake
+            if sum(1 for info in handle.get_peer_info() if not info.flags & pending) < len(peers):
+                for peer in peers:
+                    handle.connect_peer(peer)
+                return False
+        return True
+    common.wait_until(connected_to_peers, args.timeout, "the seeders to connect to their --peer", interval=0.5)
+    listening = []
     for session, _ in sessions:
         # The port actually bound (a fixed --port-base may have been taken: then this fails loudly).
         if not session.is_listening():
             raise HarnessError("a seeding session is not listening")
-        peers.append(f"{args.bind}:{session.listen_port()}")
-    common.emit({"peers": peers})
+        listening.append(f"{args.bind}:{session.listen_port()}")
+    common.emit({"peers": listening})
 
     def healthy():
         for session, _ in sessions:
@@ -275,7 +299,7 @@ def cmd_download(args):
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
         info = infos[min(i, len(infos) - 1)]
-        handle = add_magnet(session, info, out_dir) if args.magnet else add(session, info, out_dir)
+        handle = add_magnet(session, info, out_dir) if args.magnet else add(session, info, out_dir, pex=args.pex)
         for tier, url in enumerate(args.tracker):
             handle.add_tracker({"url": url, "tier": tier})
         for peer in peers:
@@ -454,6 +478,10 @@ def main():
     p.add_argument("--seed-mode", action="store_true",
                    help="trust the data instead of hash-checking it first (large payloads)")
     p.add_argument("--timeout", type=float, default=600, metavar="S", help="limit for the initial check")
+    p.add_argument("--pex", action="store_true",
+                   help="peer exchange on, and connections between seeds kept (default: off)")
+    p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT",
+                   help="dial this peer and be ready only once connected (repeatable)")
     p.set_defaults(func=cmd_seed)
 
     p = sub.add_parser("download", help="download from the given peers",
@@ -478,6 +506,7 @@ def main():
                    help="also announce to this tracker and use the peers it returns (repeatable)")
     p.add_argument("--progress", metavar="FILE",
                    help="append 'MONOTONIC_SECONDS VERIFIED_BYTES' lines about every 100 ms")
+    p.add_argument("--pex", action="store_true", help="peer exchange on: learn peers from peers (default: off)")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("fetch", help="time how soon a starting peer serves the torrents",

@@ -16,6 +16,10 @@ import TorrentModel
         #expect(handshake.requestQueueLength == 255)
         #expect(handshake.clientName == "uTorrent 1.2")
         #expect(handshake.yourAddress == [127, 0, 0, 1])
+        #expect(!handshake.prefersEncryption)
+        let encrypted = try ExtensionHandshake(decoding: Array("d1:ei1e1:md6:ut_pexi1eee".utf8))
+        #expect(encrypted.prefersEncryption && encrypted.extensions == ["ut_pex": 1])
+        #expect(try ExtensionHandshake(decoding: encrypted.encoded()) == encrypted)
     }
 
     @Test func roundTripsCanonically() throws {
