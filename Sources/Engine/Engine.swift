@@ -79,6 +79,8 @@ public struct TorrentSnapshot: Sendable {
     public var metadataFetch: MetadataFetchStatus?
     /// Whether its metainfo is known (always, except for a magnet link before its metadata arrives).
     public var hasMetadata: Bool
+    /// When a magnet link's metadata arrived (nil for a torrent added with its metainfo).
+    public var metadataReceivedAt: ContinuousClock.Instant?
 
     /// Why it stopped, when an error stopped it.
     public var failure: DownloadError? {
@@ -161,6 +163,7 @@ public final class Engine: Sendable {
         var activity: TorrentActivity = .starting
         var status: DownloadStatus?
         var metadataFetch: MetadataFetchStatus?
+        var metadataReceivedAt: ContinuousClock.Instant?
         var statusReports = 0
         var ended: Result<DownloadOutcome, DownloadError>?
         var failure: DownloadError? {
@@ -755,7 +758,8 @@ public final class Engine: Sendable {
             id: record.id, name: record.name, infoHash: record.infoHash,
             activity: record.activity, status: record.status, statusReports: record.statusReports,
             ended: record.ended, isLive: record.live, limits: record.options.limits,
-            metadataFetch: record.metadataFetch, hasMetadata: record.metainfo != nil)
+            metadataFetch: record.metadataFetch, hasMetadata: record.metainfo != nil,
+            metadataReceivedAt: record.metadataReceivedAt)
     }
 
     private func forget(_ id: TorrentID, in state: inout State) {
@@ -876,7 +880,8 @@ public final class Engine: Sendable {
             guard var record = state.records[id], record.run == run else { return false }
             record.metainfo = metainfo
             record.metadataFetch = nil
-            record.live = false
+            record.metadataReceivedAt = .now
+            // Still live: its session starts at once (a snapshot in between must not see it ended).
             var known = Set(record.options.peers)
             record.options.peers += peers.filter { known.insert($0).inserted }
             state.records[id] = record

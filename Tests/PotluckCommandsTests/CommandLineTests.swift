@@ -22,10 +22,11 @@ private let isolatedCache: Void = {
 }()
 
 /// Runs the built `potluck` binary, or another copy of it, from the test's working directory or
-/// `workingDirectory`.
+/// `workingDirectory`. One that runs longer than `timeoutSeconds` is killed (SIGKILL), so that a
+/// download waiting for peers that never come fails its test instead of stalling the suite.
 func runPotluck(
     _ arguments: [String], executable: URL = potluckExecutable(), workingDirectory: URL? = nil,
-    environment: [String: String] = [:]
+    environment: [String: String] = [:], timeoutSeconds: Double = 600
 ) throws -> (status: Int32, output: String, error: String) {
     let process = Process()
     process.executableURL = executable
@@ -39,6 +40,10 @@ func runPotluck(
     process.standardOutput = output
     process.standardError = error
     try process.run()
+    let pid = process.processIdentifier
+    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+    DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds, execute: watchdog)
+    defer { watchdog.cancel() }
     // Both at once: a child blocked on a full standard-error pipe would never close standard output.
     let errorData = BackgroundRead(error.fileHandleForReading)
     let outputData = readAll(output.fileHandleForReading)

@@ -362,9 +362,9 @@ import Testing
         ])
         #expect(result.status == 0, "\(result.error)")
         #expect(!result.error.contains("tracker"), "\(result.error)")
-        // And without --peer (or the DHT) there is nobody to ask.
+        // And without --peer (or the DHT, or local discovery) there is nobody to ask.
         let alone = try runPotluck([
-            "download", "-q", "--no-trackers", "--no-dht", torrent, "-o", target.path + "2",
+            "download", "-q", "--no-trackers", "--no-dht", "--no-lsd", torrent, "-o", target.path + "2",
         ])
         #expect(alone.status == 1)
         #expect(alone.error.contains("no peers"), "\(alone.error)")

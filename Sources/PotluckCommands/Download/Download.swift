@@ -250,8 +250,7 @@ struct Download: ParsableCommand {
         if case .magnet = source { metadataAnnounced = false } else { metadataAnnounced = true }
         var checking = ProgressLine(label: "checking", quiet: sharing.quiet)
         let started = ContinuousClock.now
-        /// For a magnet link: when its metadata had arrived (seen within 100 ms).
-        var metadataSeconds: Double?
+
         var announcedListening = false
         var statusesDrawn = 0
         var stopping = false
@@ -263,7 +262,6 @@ struct Download: ParsableCommand {
             }
             if !metadataAnnounced, current.hasMetadata, let metainfo = engine.metainfo(of: id) {
                 metadataAnnounced = true
-                metadataSeconds = seconds(ContinuousClock.now - started)
                 fetching.finish()
                 announceMetadata(metainfo)
             }
@@ -307,6 +305,12 @@ struct Download: ParsableCommand {
             usleep(100_000)
             snapshot = engine.snapshot(id)
         }
+        // A small torrent may arrive whole between two looks at its snapshot.
+        if !metadataAnnounced, let metainfo = engine.metainfo(of: id) {
+            fetching.finish()
+            announceMetadata(metainfo)
+        }
+        let metadataSeconds = snapshot?.metadataReceivedAt.map { seconds($0 - started) }
         let name = engine.metainfo(of: id)?.name ?? snapshot?.name ?? torrent
         engine.shutdown()
         let outcome: DownloadOutcome
