@@ -189,7 +189,7 @@ struct BenchMagnet: ParsableCommand {
                 continue
             }
             table.add(
-                "\(result.run)", result.client, "ok", Format.fixed(result.metadataSeconds, 2),
+                "\(result.run)", result.client, "ok", Format.fixed(result.metadataSeconds, 3),
                 Format.fixed(result.seconds, 2))
         }
         return table
@@ -211,7 +211,7 @@ struct BenchMagnet: ParsableCommand {
                 continue
             }
             table.add(
-                client, "\(ok.count)/\(mine.count)", Format.fixed(metadata, 2), Format.fixed(total, 2),
+                client, "\(ok.count)/\(mine.count)", Format.fixed(metadata, 3), Format.fixed(total, 2),
                 BenchReport.ratio(metadata, baseMetadata), BenchReport.ratio(total, baseTotal))
         }
         return table

@@ -330,7 +330,7 @@ struct Download: ParsableCommand {
         case .completed:
             let size = engine.metainfo(of: id).map { Format.size($0.totalLength) } ?? "?"
             // `potluck bench magnet` reads the metadata's time from this line.
-            let metadata = metadataSeconds.map { " (metadata after \(Format.fixed($0, 2)) s)" } ?? ""
+            let metadata = metadataSeconds.map { " (metadata after \(Format.fixed($0, 3)) s)" } ?? ""
             print("completed \(name): \(size) in \(Format.fixed(elapsed, 2)) s\(metadata)")
         case .interrupted:
             printError("stopped; resume data saved. Run the same command again to continue.")
