@@ -66,7 +66,7 @@ public final class DHTHandle: Sendable {
 /// Invariants: every datagram buffer with an operation in flight stays in `receiving` or `sendsInFlight`
 /// until its completion; the service leaves its reactor only once none is in flight and the socket is
 /// closed.
-final class DHTService: ReactorTenant {
+final class DHTService: ReactorService {
     static let owner: UInt8 = 6
     static let receiveCount = 4
     /// Datagrams on the ring at once; more wait in `queued`, up to `maximumQueued` (then dropped).
@@ -86,9 +86,7 @@ final class DHTService: ReactorTenant {
         var lastLookup: UInt64?
     }
 
-    var hostKey: HostKey? { nil }
     private(set) var tickDeadline: UInt64 = 0
-    var isDownloading: Bool { false }
     private(set) var hasLeftReactor = false
 
     private var node: DHTNode
@@ -175,13 +173,7 @@ final class DHTService: ReactorTenant {
         }
     }
 
-    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {}
-
     // MARK: The reactor's calls
-
-    func hashCompleted(_ result: HashResult, now: UInt64) {
-        preconditionFailure("the DHT submits no hash jobs")
-    }
 
     func stop() {
         guard !stopping else { return }

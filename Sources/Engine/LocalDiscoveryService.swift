@@ -37,7 +37,7 @@ public final class LocalDiscoveryHandle: Sendable {
 /// Invariants: a datagram with an operation in flight is not touched until its completion; at most one
 /// send is in flight (announces leave at most once a second); the service leaves its reactor only once
 /// no operation is in flight and the socket is closed.
-final class LocalDiscoveryService: ReactorTenant {
+final class LocalDiscoveryService: ReactorService {
     static let owner: UInt8 = 8
     static let receiveCount = 2
     /// Receives use indexes below this; the one send uses this index.
@@ -45,9 +45,7 @@ final class LocalDiscoveryService: ReactorTenant {
     static let tickNanoseconds: UInt64 = 500_000_000
     static let group = SocketAddress.ipv4(address: 0xEFC0_988F, port: LocalDiscoveryAnnounce.groupPort)
 
-    var hostKey: HostKey? { nil }
     private(set) var tickDeadline: UInt64 = 0
-    var isDownloading: Bool { false }
     private(set) var hasLeftReactor = false
 
     private var discovery: LocalDiscovery
@@ -99,13 +97,7 @@ final class LocalDiscoveryService: ReactorTenant {
         discovery.unsubscribe(infoHash)
     }
 
-    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {}
-
     // MARK: The reactor's calls
-
-    func hashCompleted(_ result: HashResult, now: UInt64) {
-        preconditionFailure("local discovery submits no hash jobs")
-    }
 
     func stop() {
         guard !stopping else { return }

@@ -77,6 +77,16 @@ private struct FarPeer {
     }
 }
 
+/// A fetch for `hash` with peer 0 connected (its opening already sent).
+private func fetchConnected(_ hash: InfoHash) -> MetadataFetch<Int> {
+    var fetch = MetadataFetch<Int>(
+        infoHash: hash, hashes: InfoDictionaryHashes(v1: hash, v2: nil)!,
+        localPeerID: PeerID(Array(repeating: 1, count: 20))!, clientName: "test")
+    var opening: [MetadataFetch<Int>.Action] = []
+    fetch.connected(0, into: &opening)
+    return fetch
+}
+
 private func metadata(size: Int, seed: UInt8) -> [UInt8] {
     (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed)) }
 }
@@ -183,15 +193,11 @@ private struct Exchange {
     @Test func anOversizedMessageEndsTheConnectionWithoutBeingBuffered() {
         let info = metadata(size: 1000, seed: 4)
         let hash = InfoHash(v1Digest: SHA1.hash(info))
-        var fetch = MetadataFetch<Int>(
-            infoHash: hash, hashes: InfoDictionaryHashes(v1: hash, v2: nil)!,
-            localPeerID: PeerID(Array(repeating: 1, count: 20))!, clientName: "test")
+        var fetch = fetchConnected(hash)
         var actions: [MetadataFetch<Int>.Action] = []
-        fetch.connected(0, into: &actions)
         var bytes = FarPeer(infoHash: hash, metadata: info).opening()
         // A 4 GiB message header.
         bytes += [0xff, 0xff, 0xff, 0xff, 20]
-        actions.removeAll()
         bytes.withUnsafeBytes { fetch.received($0, from: 0, now: Instant(nanoseconds: 0), into: &actions) }
         #expect(
             actions.contains {
@@ -204,16 +210,12 @@ private struct Exchange {
     @Test func aRequestFromThePeerIsRejectedWhileWeHaveNoMetadata() {
         let info = metadata(size: 1000, seed: 5)
         let hash = InfoHash(v1Digest: SHA1.hash(info))
-        var fetch = MetadataFetch<Int>(
-            infoHash: hash, hashes: InfoDictionaryHashes(v1: hash, v2: nil)!,
-            localPeerID: PeerID(Array(repeating: 1, count: 20))!, clientName: "test")
+        var fetch = fetchConnected(hash)
         var actions: [MetadataFetch<Int>.Action] = []
-        fetch.connected(0, into: &actions)
         let peer = FarPeer(infoHash: hash, metadata: info)
         var bytes = peer.opening()
         bytes += FarPeer.extended(
             id: MetadataFetch<Int>.metadataExtensionID, MetadataMessage.request(piece: 0).encoded())
-        actions.removeAll()
         bytes.withUnsafeBytes { fetch.received($0, from: 0, now: Instant(nanoseconds: 0), into: &actions) }
         let reject = FarPeer.extended(id: peer.theirMetadataID, MetadataMessage.reject(piece: 0).encoded())
         #expect(actions.contains(.send(reject, to: 0)))

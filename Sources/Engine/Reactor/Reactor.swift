@@ -395,6 +395,21 @@ protocol ReactorTenant: AnyObject {
     func peersDiscovered(_ peers: [SocketAddress], now: UInt64)
 }
 
+/// An engine-wide service a reactor hosts beside the torrents (the DHT, local discovery): no engine
+/// torrent's key, no pieces, no hash jobs, and no peers to be handed.
+protocol ReactorService: ReactorTenant {}
+
+extension ReactorService {
+    var hostKey: HostKey? { nil }
+    var isDownloading: Bool { false }
+
+    func hashCompleted(_ result: HashResult, now: UInt64) {
+        preconditionFailure("\(Self.self) submits no hash jobs")
+    }
+
+    func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {}
+}
+
 extension Array where Element == (any ReactorTenant)? {
     fileprivate subscript(safe tenant: UInt16) -> (any ReactorTenant)? {
         let index = Int(tenant)
