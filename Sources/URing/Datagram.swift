@@ -41,7 +41,7 @@ public final class Datagram {
     /// Sets what to send and where; false when `payload` does not fit.
     public func set(_ payload: some Collection<UInt8>, to destination: SocketAddress) -> Bool {
         guard payload.count <= capacity else { return false }
-        _ = UnsafeMutableRawBufferPointer(rebasing: storage[..<payload.count]).copyBytes(from: payload)
+        UnsafeMutableRawBufferPointer(rebasing: storage[..<payload.count]).copyBytes(from: payload)
         count = payload.count
         let length = destination.write(to: address)
         prepare(length: count, addressLength: length)
