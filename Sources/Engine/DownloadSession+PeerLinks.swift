@@ -384,3 +384,54 @@ extension DownloadSession {
         serveUploads()
     }
 }
+
+// MARK: Ending connections
+
+extension DownloadSession {
+    func ban(_ peer: PeerSlot, reason: String, now: UInt64) {
+        guard let link = links[Int(peer.value)] else { return }
+        peerDirectory.ban(link.address)
+        disconnect(link, reason: "banned: \(reason)", now: now)
+    }
+
+    func disconnect(_ link: PeerLink, reason: String, now: UInt64) {
+        guard !link.closing else { return }
+        log("peer \(link.address): \(reason)")
+        logTotals(link)
+        link.closing = true
+        if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
+        if choker.isConnected(link.slot) {
+            choker.peerDisconnected(link.slot, at: Instant(nanoseconds: now), into: &chokeActions)
+            performChokes()
+        }
+        // Tried again after a back-off: 1 s, 2 s, 4 s … up to a minute.
+        peerDirectory.disconnected(link.address, at: Instant(nanoseconds: now))
+        shutdown(link)
+        if !link.hasOperationsInFlight { release(link) }
+    }
+
+    /// One line per connection with its payload totals (tests tell from these who traded with whom).
+    func logTotals(_ link: PeerLink) {
+        let connection = link.connection
+        guard connection.downloadedPayloadBytes > 0 || connection.uploadedPayloadBytes > 0 else { return }
+        log(
+            "peer \(link.address) totals: received \(connection.downloadedPayloadBytes) sent \(connection.uploadedPayloadBytes) payload bytes"
+        )
+    }
+
+    /// Ends the socket; operations still in flight complete with errors and then the link is released.
+    func shutdown(_ link: PeerLink) {
+        Glibc.shutdown(link.fd, Int32(SHUT_RDWR))
+    }
+
+    func release(_ link: PeerLink) {
+        let index = Int(link.slot.value)
+        guard index < links.count, links[index] === link else { return }
+        Glibc.close(link.fd)
+        releasePayloads(&link.payloads)
+        releasePayloads(&link.sendingPayloads)
+        links[index] = nil
+        // Every link took one connection from the shared budget when it was made.
+        options.sharedConnectionBudget?.release()
+    }
+}

@@ -319,46 +319,6 @@ public final class DownloadSession: ReactorTenant {
         scheduleTick(now: now)
     }
 
-    /// The memory a check of this torrent keeps busy: its pieces in flight.
-    var checkCostBytes: Int { checkPiecesInFlight * metainfo.pieceLength }
-    var checkPiecesInFlight: Int { max(2, min(8, pieceSlotCount / 2)) }
-
-    /// The reactor offers a turn to check the data on disk; false: not waiting for one (declined).
-    /// A torrent that takes it holds it until its check ends (`releaseCheckTurn`).
-    func beginCheck(now: UInt64, costBytes: Int) -> Bool {
-        guard !holdsCheckTurn, case .some(let pieces) = pendingCheck else { return false }
-        holdsCheckTurn = true
-        checkTurnCostBytes = costBytes
-        pendingCheck = nil
-        guard lifecycle.stage == .checking, !lifecycle.stopRequestedWhileChecking else {
-            releaseCheckTurn()
-            return true
-        }
-        let recheck: Recheck
-        do {
-            recheck = try Recheck(
-                metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
-                pool: pieceBuffers, hashPool: hashers, pieces: pieces, maxPiecesInFlight: checkPiecesInFlight,
-                tenant: tenant)
-        } catch {
-            releaseCheckTurn()
-            fail(.storage(error))
-            return true
-        }
-        self.recheck = recheck
-        var events: [RecheckEvent] = []
-        recheck.start(into: &events)
-        checkProgressed(events, now: now)
-        reactor.touch(tenant)
-        return true
-    }
-
-    func releaseCheckTurn() {
-        guard holdsCheckTurn else { return }
-        holdsCheckTurn = false
-        reactor.checkEnded(costBytes: checkTurnCostBytes)
-    }
-
     /// Asks the torrent to stop cleanly: writes land, resume data is saved, trackers are told.
     func stop() {
         let now = nowNanoseconds
@@ -632,78 +592,6 @@ public final class DownloadSession: ReactorTenant {
         return nil
     }
 
-    /// Finds out, off the reactor, what the download folder and resume data hold; the torrent is
-    /// checking meanwhile (`progressFound` goes on).
-    func findProgress() {
-        let (layout, infoHash) = (metainfo.layout, metainfo.wireInfoHash)
-        let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
-        findingProgress = true
-        reactor.runChore {
-            ProgressOnDisk.find(
-                layout: layout, infoHash: infoHash, downloadDirectory: directory, resumePath: path)
-        } then: { reactor, found in
-            reactor.torrent(at: tenant)?.progressFound(found)
-        }
-    }
-
-    /// On the reactor: what `findProgress` found. Trusts what resume data vouches for, then checks the
-    /// rest in the reactor's turn, or trades.
-    func progressFound(_ found: ProgressOnDisk) {
-        findingProgress = false
-        let now = nowNanoseconds
-        defer { reactor.touch(tenant) }
-        guard lifecycle.stage == .checking, !lifecycle.stopRequestedWhileChecking else {
-            checkProgressed([], now: now)
-            return
-        }
-        log(found.report)
-        verified = found.trusted
-        if found.resumeSaysTrusted { resumeSavedPieceCount = verified.count }
-        adoptSelection(rememberedPriorities: found.filePriorities)
-        if case .some(let pieces) = found.piecesToCheck {
-            pendingCheck = .some(pieces)
-            reactor.queueCheck(tenant, costBytes: checkCostBytes)
-        } else {
-            advance(.checkFinished(isComplete: hasEverythingWanted), now: now)
-        }
-    }
-
-    /// The check moved on: count its bytes; when it is done, run; when it was stopped and has nothing
-    /// left in flight, end (nothing is known yet, so nothing is saved).
-    func checkProgressed(_ events: [RecheckEvent], now: UInt64) {
-        guard lifecycle.stage == .checking else { return }
-        guard let recheck else {
-            // Stopped while finding progress or waiting for its turn: nothing was started.
-            if lifecycle.stopRequestedWhileChecking && pendingCheck == nil && !findingProgress {
-                log("check interrupted")
-                advance(.checkDrained, now: now)
-            }
-            return
-        }
-        for event in events {
-            switch event {
-            case .pieceChecked(let piece, _):
-                checkedBytes += Int64(geometry.length(of: piece))
-            case .finished(let result):
-                result.forEach { verified.insert($0) }
-                log("check found \(verified.count) of \(metainfo.pieceCount) pieces on disk")
-                self.recheck = nil
-                releaseCheckTurn()
-                // A seed assembles no piece: the check's piece memory goes back at once.
-                if hasEverythingWanted && hashesInFlight == 0 && assembling.isEmpty {
-                    pieceBufferStorage = nil
-                }
-                advance(.checkFinished(isComplete: hasEverythingWanted), now: now)
-                return
-            }
-        }
-        if lifecycle.stopRequestedWhileChecking && !recheck.hasWorkInFlight {
-            log("check interrupted")
-            releaseCheckTurn()
-            advance(.checkDrained, now: now)
-        }
-    }
-
     /// Data on disk is known: start trading (once).
     func startTrading(now: UInt64) {
         guard !trading else { return }
@@ -756,48 +644,6 @@ public final class DownloadSession: ReactorTenant {
             shutdown(link)
             if !link.hasOperationsInFlight { release(link) }
         }
-    }
-
-    /// Saves resume data off the reactor's thread, unless what is on disk (or on its way) already says
-    /// as much. The torrent does not leave its reactor before the save is done.
-    func saveResumeData() {
-        guard resumeSavedPieceCount != verified.count, resumeSavingPieceCount != verified.count else {
-            return
-        }
-        let (infoHash, verified, layout) = (metainfo.wireInfoHash, self.verified, metainfo.layout)
-        let priorities = filePriorities.values
-        let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
-        resumeSavingPieceCount = verified.count
-        resumeSavesInFlight += 1
-        reactor.runChore {
-            () -> Result<Int, StorageError> in
-            let current =
-                (try? ResumeData.currentFileStatuses(layout: layout, downloadDirectory: directory)) ?? []
-            do throws(StorageError) {
-                try ResumeData(
-                    infoHash: infoHash, verified: verified, files: current, filePriorities: priorities
-                ).save(to: path)
-                return .success(verified.count)
-            } catch {
-                return .failure(error)
-            }
-        } then: { reactor, result in
-            reactor.torrent(at: tenant)?.resumeSaveEnded(result)
-        }
-    }
-
-    /// On the reactor: a save asked for by `saveResumeData` is done.
-    func resumeSaveEnded(_ result: Result<Int, StorageError>) {
-        resumeSavesInFlight -= 1
-        switch result {
-        case .success(let count):
-            resumeSavedPieceCount = count
-        case .failure(let error):
-            log("could not save resume data: \(error)")
-            // Tried again at the next occasion.
-            resumeSavingPieceCount = nil
-        }
-        reactor.touch(tenant)
     }
 
     func reportStatus(now: UInt64) {
@@ -876,52 +722,5 @@ public final class DownloadSession: ReactorTenant {
             pieceCache = nil
             uncachedPieces.removeAll()
         }
-    }
-
-    func ban(_ peer: PeerSlot, reason: String, now: UInt64) {
-        guard let link = links[Int(peer.value)] else { return }
-        peerDirectory.ban(link.address)
-        disconnect(link, reason: "banned: \(reason)", now: now)
-    }
-
-    func disconnect(_ link: PeerLink, reason: String, now: UInt64) {
-        guard !link.closing else { return }
-        log("peer \(link.address): \(reason)")
-        logTotals(link)
-        link.closing = true
-        if pipeline.isConnected(link.slot) { pipeline.peerDisconnected(link.slot) }
-        if choker.isConnected(link.slot) {
-            choker.peerDisconnected(link.slot, at: Instant(nanoseconds: now), into: &chokeActions)
-            performChokes()
-        }
-        // Tried again after a back-off: 1 s, 2 s, 4 s … up to a minute.
-        peerDirectory.disconnected(link.address, at: Instant(nanoseconds: now))
-        shutdown(link)
-        if !link.hasOperationsInFlight { release(link) }
-    }
-
-    /// One line per connection with its payload totals (tests tell from these who traded with whom).
-    func logTotals(_ link: PeerLink) {
-        let connection = link.connection
-        guard connection.downloadedPayloadBytes > 0 || connection.uploadedPayloadBytes > 0 else { return }
-        log(
-            "peer \(link.address) totals: received \(connection.downloadedPayloadBytes) sent \(connection.uploadedPayloadBytes) payload bytes"
-        )
-    }
-
-    /// Ends the socket; operations still in flight complete with errors and then the link is released.
-    func shutdown(_ link: PeerLink) {
-        Glibc.shutdown(link.fd, Int32(SHUT_RDWR))
-    }
-
-    func release(_ link: PeerLink) {
-        let index = Int(link.slot.value)
-        guard index < links.count, links[index] === link else { return }
-        Glibc.close(link.fd)
-        releasePayloads(&link.payloads)
-        releasePayloads(&link.sendingPayloads)
-        links[index] = nil
-        // Every link took one connection from the shared budget when it was made.
-        options.sharedConnectionBudget?.release()
     }
 }

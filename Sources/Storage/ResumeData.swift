@@ -170,50 +170,9 @@ public struct ResumeData: Hashable, Sendable {
 
     // MARK: Files
 
-    /// Writes the data to `path` atomically: a temporary file in the same directory, synced, renamed
-    /// over `path`, then the directory synced so the rename itself survives a crash. Blocking.
+    /// Writes the data to `path` atomically (see `SmallFile.writeAtomically`). Blocking.
     public func save(to path: String) throws(StorageError) {
-        let temporaryPath = path + ".tmp"
-        let bytes = encoded()
-        let fd = retryingInterrupts { open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
-        guard fd >= 0 else {
-            throw StorageError(.open, path: temporaryPath, errno: Errno(rawValue: Glibc.errno))
-        }
-        var written = 0
-        var failure: StorageError?
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
-            }
-            if count < 0 && Glibc.errno == EINTR { continue }
-            guard count > 0 else {
-                failure = StorageError(
-                    .write, path: temporaryPath,
-                    reason: count < 0 ? .system(Errno(rawValue: Glibc.errno)) : .noProgress)
-                break
-            }
-            written += count
-        }
-        if failure == nil && fsync(fd) != 0 {
-            failure = StorageError(.sync, path: temporaryPath, errno: Errno(rawValue: Glibc.errno))
-        }
-        Glibc.close(fd)
-        if failure == nil && rename(temporaryPath, path) != 0 {
-            failure = StorageError(.rename, path: path, errno: Errno(rawValue: Glibc.errno))
-        }
-        if let failure {
-            unlink(temporaryPath)
-            throw failure
-        }
-        let directoryPath = Self.directory(of: path)
-        let directoryFD = retryingInterrupts { open(directoryPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        guard directoryFD >= 0 else {
-            throw StorageError(.openDirectory, path: directoryPath, errno: Errno(rawValue: Glibc.errno))
-        }
-        defer { Glibc.close(directoryFD) }
-        guard fsync(directoryFD) == 0 else {
-            throw StorageError(.sync, path: directoryPath, errno: Errno(rawValue: Glibc.errno))
-        }
+        try SmallFile.writeAtomically(encoded(), to: path)
     }
 
     /// Reads and checks the resume data at `path` for a torrent (see ``init(decoding:infoHash:layout:path:)``).
@@ -221,40 +180,10 @@ public struct ResumeData: Hashable, Sendable {
     public static func load(
         from path: String, infoHash: InfoHash, layout: FileLayout
     ) throws(StorageError) -> ResumeData {
-        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else { throw StorageError(.open, path: path, errno: Errno(rawValue: Glibc.errno)) }
-        defer { Glibc.close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw StorageError(.stat, path: path, errno: Errno(rawValue: Glibc.errno))
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw StorageError(.open, path: path, reason: .notARegularFile)
-        }
-        guard info.st_size <= Self.maxFileBytes else {
+        guard let bytes = try SmallFile.read(path, maximumBytes: Self.maxFileBytes) else {
             throw StorageError(
                 .decode, path: path, reason: .invalidResumeData("it is larger than any resume file"))
         }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        var filled = 0
-        while filled < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { raw in
-                Glibc.read(fd, raw.baseAddress! + filled, raw.count - filled)
-            }
-            if count < 0 && Glibc.errno == EINTR { continue }
-            guard count >= 0 else {
-                throw StorageError(.read, path: path, errno: Errno(rawValue: Glibc.errno))
-            }
-            // The file shrank while being read: what was read is judged by the checksum below.
-            if count == 0 { break }
-            filled += count
-        }
-        return try ResumeData(
-            decoding: Array(bytes[..<filled]), infoHash: infoHash, layout: layout, path: path)
-    }
-
-    private static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        return slash == path.startIndex ? "/" : String(path[..<slash])
+        return try ResumeData(decoding: bytes, infoHash: infoHash, layout: layout, path: path)
     }
 }

@@ -1,0 +1,106 @@
+import DHT
+import Dispatch
+import Glibc
+import Hashing
+import Metainfo
+import Synchronization
+import TorrentModel
+import URing
+
+// What the engine keeps about each torrent, and the running totals over all of them.
+extension Engine {
+    struct Record {
+        let id: TorrentID
+        /// Nil for a magnet link until its metadata arrives.
+        var metainfo: Metainfo?
+        /// The link a torrent was added by, if it was.
+        var magnet: MagnetLink?
+        let infoHash: InfoHash
+        var options: DownloadOptions
+        var reactor: Int
+        var activity: TorrentActivity = .starting
+        var status: DownloadStatus?
+        var metadataFetch: MetadataFetchStatus?
+        var metadataReceivedAt: ContinuousClock.Instant?
+        var statusReports = 0
+        var ended: Result<DownloadOutcome, DownloadError>?
+        var failure: DownloadError? {
+            if case .failure(let error) = ended { return error }
+            return nil
+        }
+        /// Placed on its reactor and not yet ended.
+        var live = false
+        var removing = false
+        /// Bumped at each start, so the commands and reports of an earlier run are told apart.
+        var run = 0
+
+        var name: String { metainfo?.name ?? magnet?.displayName ?? infoHash.hex }
+    }
+
+    /// The records, with running totals kept as each one changes: a summary over thousands of torrents,
+    /// asked for several times a second, costs nothing per torrent.
+    struct RecordTable {
+        /// Boxed: a dictionary keeps spare room, which for records of about 750 bytes each was half of
+        /// what the engine held per torrent at rest.
+        fileprivate final class RecordBox {
+            var record: Record
+            init(_ record: Record) { self.record = record }
+        }
+
+        private var records: [TorrentID: RecordBox] = [:]
+        private var totals = EngineSummary()
+        /// Failed torrents' reports, for the summary's first failure (few, unlike the torrents).
+        private var failures: [TorrentID: (report: String, exhausts: Bool)] = [:]
+
+        var values: [Record] { records.values.map(\.record) }
+        var liveCount: Int { totals.live }
+
+        subscript(id: TorrentID) -> Record? {
+            get { records[id]?.record }
+            set {
+                if let box = records[id] {
+                    count(box.record, sign: -1)
+                    if let newValue { box.record = newValue } else { records[id] = nil }
+                } else if let newValue {
+                    records[id] = RecordBox(newValue)
+                }
+                if let newValue { count(newValue, sign: 1) }
+            }
+        }
+
+        mutating func removeValue(forKey id: TorrentID) -> Record? {
+            let record = records[id]?.record
+            self[id] = nil
+            return record
+        }
+
+        var summary: EngineSummary {
+            var summary = totals
+            // Sums of rates that went up and down may be a hair below zero.
+            summary.uploadRateBytesPerSecond = max(0, summary.uploadRateBytesPerSecond)
+            summary.downloadRateBytesPerSecond = max(0, summary.downloadRateBytesPerSecond)
+            if let first = failures.min(by: { $0.key.value < $1.key.value }) {
+                summary.firstFailure = first.value.report
+            }
+            summary.exhaustedProcessResources = failures.values.contains { $0.exhausts }
+            return summary
+        }
+
+        private mutating func count(_ record: Record, sign: Int) {
+            totals.torrents += sign
+            if record.live { totals.live += sign }
+            if let failure = record.failure {
+                totals.failed += sign
+                failures[record.id] =
+                    sign > 0
+                    ? ("\(record.name): \(failure)", failure.exhaustsProcessResources) : nil
+            }
+            guard let status = record.status else { return }
+            totals.uploadedPayloadBytes += Int64(sign) * status.uploadedPayloadBytes
+            totals.downloadedPayloadBytes += Int64(sign) * status.downloadedPayloadBytes
+            totals.uploadRateBytesPerSecond += Double(sign) * status.uploadRateBytesPerSecond
+            totals.downloadRateBytesPerSecond += Double(sign) * status.downloadRateBytesPerSecond
+            totals.connectedPeers += sign * status.connectedPeers
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import DHT
+import Dispatch
+import Glibc
+import Hashing
+import Metainfo
+import Synchronization
+import TorrentModel
+import URing
+
+/// How an engine is set up: the process-wide parts every torrent shares.
+public struct EngineOptions: Sendable {
+    /// Reactor threads (default: one per core). Each torrent lives on one; see the README's
+    /// "one reactor per core" for why.
+    public var reactors = HashPool.coreCount
+    /// Optional io_uring features to leave unused.
+    public var disabledRingFeatures: RingFeatures = []
+    /// One port for every torrent's incoming peers (nil: outgoing connections only).
+    public var listenAddress: SocketAddress?
+    /// Connections at once across all torrents.
+    public var maximumConnections = 500
+    /// Payload bytes per second for all torrents together; 0 for no limit.
+    public var maximumUploadRateBytesPerSecond = 0
+    public var maximumDownloadRateBytesPerSecond = 0
+    /// Where the engine's log lines go (any thread).
+    public var log: @Sendable (String) -> Void = { _ in }
+    /// Start each torrent's log lines with its name (off for a front end with one torrent).
+    public var namesTorrentsInLog = true
+    /// The DHT (nil: none). Its socket takes the listening port when it asks for port 0.
+    public var dht: DHTOptions?
+    /// Local Service Discovery (BEP 14): find peers on the LAN by multicast, and be found.
+    public var localDiscovery = false
+    /// The IPv4 address whose interface local discovery joins and announces on (default: the
+    /// listening address; a wildcard one: the interface the routing table picks).
+    public var localDiscoveryAddress: SocketAddress?
+
+    public init() {}
+}
+
+/// A torrent's handle in an engine.
+public struct TorrentID: Hashable, Sendable, CustomStringConvertible {
+    public let value: Int
+    public var description: String { "#\(value)" }
+}
+
+/// What a torrent is doing, as the engine last heard.
+public enum TorrentActivity: Sendable, Equatable {
+    /// Placed on a reactor, not yet reporting.
+    case starting
+    /// A magnet link's torrent, fetching its info dictionary from peers.
+    case fetchingMetadata
+    case checking
+    case downloading
+    case seeding
+    /// Stopped on request (`pause`); `resume` starts it again.
+    case paused
+    /// Complete, and not seeding.
+    case finished
+    /// Stopped by an error.
+    case failed(String)
+}
+
+/// A torrent as the engine sees it now.
+public struct TorrentSnapshot: Sendable {
+    public let id: TorrentID
+    public let name: String
+    public let infoHash: InfoHash
+    public var activity: TorrentActivity
+    /// The torrent's latest status report (nil before its first).
+    public var status: DownloadStatus?
+    /// How many status reports have arrived: a front end draws a line when this moves.
+    public var statusReports: Int
+    /// How its last run ended (nil while it runs, and before it first ends).
+    public var ended: Result<DownloadOutcome, DownloadError>?
+    /// Whether it is placed on a reactor and has not ended.
+    public var isLive: Bool
+    /// Its own limits as last set; a paused torrent starts again with them.
+    public var limits: TorrentLimits
+    /// While a magnet link's metadata is being fetched: how that goes.
+    public var metadataFetch: MetadataFetchStatus?
+    /// Whether its metainfo is known (always, except for a magnet link before its metadata arrives).
+    public var hasMetadata: Bool
+    /// When a magnet link's metadata arrived (nil for a torrent added with its metainfo).
+    public var metadataReceivedAt: ContinuousClock.Instant?
+
+    /// Why it stopped, when an error stopped it.
+    public var failure: DownloadError? {
+        if case .failure(let error) = ended { return error }
+        return nil
+    }
+}
+
+/// Totals over every torrent of an engine.
+public struct EngineSummary: Sendable {
+    public var torrents = 0
+    /// Placed on a reactor and not ended.
+    public var live = 0
+    public var failed = 0
+    /// One failure in full (the first met), for a report that does not repeat thousands alike.
+    public var firstFailure: String?
+    /// A failure was the process running out of what every torrent shares.
+    public var exhaustedProcessResources = false
+    public var uploadedPayloadBytes: Int64 = 0
+    public var downloadedPayloadBytes: Int64 = 0
+    public var uploadRateBytesPerSecond = 0.0
+    public var downloadRateBytesPerSecond = 0.0
+    public var connectedPeers = 0
+}
+
+/// What happens to torrents, in order, for a front end that waits on them.
+public enum EngineEvent: Sendable {
+    case added(TorrentID)
+    /// The torrent left its reactor: finished, paused, removed or failed (see its activity).
+    case ended(TorrentID, DownloadOutcome?, DownloadError?)
+    case removed(TorrentID)
+}
+
+public enum EngineError: Error, CustomStringConvertible {
+    case duplicate(TorrentID)
+    case unknownTorrent(TorrentID)
+    case shuttingDown
+    case startFailed(DownloadError)
+    case threads(SyscallError)
+    case unsupportedMagnet(String)
+    /// What was asked needs the torrent's files, and its magnet link's metadata has not arrived.
+    case metadataNotYetKnown(TorrentID)
+
+    public var description: String {
+        switch self {
+        case .duplicate(let id): "the torrent is already added (\(id))"
+        case .unknownTorrent(let id): "no torrent \(id)"
+        case .shuttingDown: "the engine is shutting down"
+        case .startFailed(let error): "\(error)"
+        case .unsupportedMagnet(let reason): "cannot download this magnet link: \(reason)"
+        case .metadataNotYetKnown(let id): "the files of \(id) are not known until its metadata arrives"
+        case .threads(let error):
+            "cannot start a reactor thread: \(error.errno); the thread limit is reached (`ulimit -u`, a pids "
+                + "cgroup, kernel.threads-max)"
+        }
+    }
+}
+
+/// Which engine torrent, and which of its runs, a session on a reactor is.
+struct HostKey: Hashable, Sendable {
+    let id: TorrentID
+    let run: Int
+}
