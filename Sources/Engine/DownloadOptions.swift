@@ -11,6 +11,9 @@ public struct DownloadOptions: Sendable {
     public var peers: [SocketAddress]
     /// Where resume data lives; default `<download directory>/.<infohash>.potluck-resume`.
     public var resumePath: String?
+    /// Where the files go once every wanted piece is verified, when `downloadDirectory` is an
+    /// incomplete folder (nil: they stay). See `Engine.move`.
+    public var completedDirectory: String?
     /// Memory for pieces being assembled, hashed and written (at least 8 pieces). It caps the pieces
     /// in progress; 64 MiB still lets 4 loopback peers fill their request queues, and measured faster
     /// than 256 MiB (1 GiB from 4 seeders: 1.5-1.7 s against 1.9-2.1 s, a third of the memory).
@@ -86,6 +89,11 @@ public struct DownloadOptions: Sendable {
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory
         self.peers = peers
+    }
+
+    /// Where the resume data of the torrent with `infoHash` lives.
+    public func resumeDataPath(infoHash: InfoHash) -> String {
+        resumePath ?? downloadDirectory + "/.\(infoHash.hex).potluck-resume"
     }
 }
 

@@ -253,7 +253,7 @@ public final class DownloadSession: ReactorTenant {
     var nowNanoseconds: UInt64 { reactor.now }
 
     var resumePath: String {
-        options.resumePath ?? options.downloadDirectory + "/.\(metainfo.wireInfoHash.hex).potluck-resume"
+        options.resumeDataPath(infoHash: metainfo.wireInfoHash)
     }
 
     // MARK: Running alone

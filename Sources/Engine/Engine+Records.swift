@@ -33,6 +33,8 @@ extension Engine {
         var removing = false
         /// Bumped at each start, so the commands and reports of an earlier run are told apart.
         var run = 0
+        /// A move of its files, decided or running.
+        var move: PendingMove?
 
         var name: String { metainfo?.name ?? magnet?.displayName ?? infoHash.hex }
     }

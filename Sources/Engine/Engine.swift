@@ -35,11 +35,13 @@ public final class Engine: Sendable {
     private let stopRequested = StopFlag()
     /// Reactors whose loop failed (their ring stopped working): their torrents end with the error.
     private let lostReactors = LostReactors()
-    private let continuation: AsyncStream<EngineEvent>.Continuation
+    let continuation: AsyncStream<EngineEvent>.Continuation
     private let connections: ConnectionBudget
     private let uploadLimiter: RateLimiter
     private let downloadLimiter: RateLimiter
     let log: @Sendable (String) -> Void
+    let onMoved: @Sendable (TorrentID, String) -> Void
+    let moves = MoveThreads()
     let namesTorrentsInLog: Bool
     /// How torrents reach the DHT (nil: no DHT).
     public let dht: DHTHandle?
@@ -51,6 +53,7 @@ public final class Engine: Sendable {
     public init(options: EngineOptions = EngineOptions()) throws(EngineError) {
         let reactorCount = max(1, options.reactors)
         log = options.log
+        onMoved = options.onMoved
         namesTorrentsInLog = options.namesTorrentsInLog
         connections = ConnectionBudget(limit: options.maximumConnections)
         uploadLimiter = RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
@@ -180,7 +183,7 @@ public final class Engine: Sendable {
             return id
         }
         continuation.yield(.added(id))
-        start(id)
+        if !finishInterruptedMove(id) { start(id) }
         return id
     }
 
@@ -189,6 +192,13 @@ public final class Engine: Sendable {
     public func pause(_ id: TorrentID) throws(EngineError) {
         let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
             guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            if record.move != nil {
+                // It stays paused once its files are moved.
+                record.move?.restart = false
+                record.move?.activityAfter = .paused
+                record.move?.heldEnd = nil
+                state.records[id] = record
+            }
             guard record.live else { return nil }
             record.activity = .paused
             state.records[id] = record
@@ -202,13 +212,17 @@ public final class Engine: Sendable {
         let restart = try state.withLock { (state) throws(EngineError) -> Bool in
             guard !state.shuttingDown else { throw .shuttingDown }
             guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            if record.move != nil {
+                record.move?.restart = true
+                return false
+            }
             guard !record.live, !record.removing else { return false }
             record.activity = .starting
             record.ended = nil
             state.records[id] = record
             return true
         }
-        if restart { start(id) }
+        if restart && !finishInterruptedMove(id) { start(id) }
     }
 
     /// Stops a torrent (if running) and forgets it; its data and resume data stay on disk.
@@ -278,6 +292,7 @@ public final class Engine: Sendable {
         stopRequested.set()
         for inbox in inboxes { inbox.submit { _ in } }
         for thread in threads { thread.join() }
+        moves.joinAll()
         continuation.finish()
     }
 
@@ -396,7 +411,8 @@ public final class Engine: Sendable {
             activity: record.activity, status: record.status, statusReports: record.statusReports,
             ended: record.ended, isLive: record.live, limits: record.options.limits,
             metadataFetch: record.metadataFetch, hasMetadata: record.metainfo != nil,
-            metadataReceivedAt: record.metadataReceivedAt)
+            metadataReceivedAt: record.metadataReceivedAt, downloadDirectory: record.options.downloadDirectory
+        )
     }
 
     private func forget(_ id: TorrentID, in state: inout State) {
@@ -432,6 +448,7 @@ public final class Engine: Sendable {
         let log = self.log
         let namesTorrents = namesTorrentsInLog
         let name = metainfo.name
+        let reactorIndex = reactor
         inboxes[reactor].submit { [self] reactor in
             // Limits changed since the record was read: their command may have reached the reactor
             // before this one, and found no session to change.
@@ -442,8 +459,8 @@ public final class Engine: Sendable {
             }
             session.hostKey = HostKey(id: id, run: run)
             session.statusHandler = { [self] status in
-                state.withLock { state in
-                    guard var record = state.records[id], record.run == run, record.live else { return }
+                let complete = state.withLock { state -> Bool in
+                    guard var record = state.records[id], record.run == run, record.live else { return false }
                     record.status = status
                     record.statusReports += 1
                     if record.activity != .paused {
@@ -453,8 +470,15 @@ public final class Engine: Sendable {
                         case .seeding: record.activity = .seeding
                         }
                     }
+                    // A seed moves out of its incomplete folder now; a download that ends at
+                    // completion moves once it has ended.
+                    let moving =
+                        status.phase == .seeding && record.options.seedWhenComplete
+                        && moveWhenComplete(&record)
                     state.records[id] = record
+                    return moving
                 }
+                if complete { stopForMove(id, run: run, reactor: reactorIndex) }
             }
             session.endHandler = { [self] outcome in ended(id, run: run, outcome: outcome) }
             if !reactor.host(session) {
@@ -471,9 +495,14 @@ public final class Engine: Sendable {
 
     /// On the reactor thread: the torrent's session left it.
     func ended(_ id: TorrentID, run: Int, outcome: Result<DownloadOutcome, DownloadError>) {
-        let removed = state.withLock { state -> Bool in
-            guard var record = state.records[id], record.run == run else { return false }
+        let (removed, moving) = state.withLock { state -> (Bool, Bool) in
+            guard var record = state.records[id], record.run == run else { return (false, false) }
             record.live = false
+            if moveAfterEnd(&record, outcome: outcome) {
+                state.records[id] = record
+                router?.unregister(record.infoHash)
+                return (false, true)
+            }
             switch outcome {
             case .success(.completed): if record.activity != .paused { record.activity = .finished }
             case .success(.interrupted): record.activity = .paused
@@ -482,9 +511,13 @@ public final class Engine: Sendable {
             record.ended = outcome
             state.records[id] = record
             router?.unregister(record.infoHash)
-            guard record.removing else { return false }
+            guard record.removing else { return (false, false) }
             forget(id, in: &state)
-            return true
+            return (true, false)
+        }
+        if moving {
+            runMove(id)
+            return
         }
         switch outcome {
         case .success(let value): continuation.yield(.ended(id, value, nil))

@@ -23,6 +23,10 @@ public struct EngineOptions: Sendable {
     public var maximumDownloadRateBytesPerSecond = 0
     /// Where the engine's log lines go (any thread).
     public var log: @Sendable (String) -> Void = { _ in }
+    /// Called on the moving thread once a torrent's files are all in their new folder, before the
+    /// move's journal is removed: a front end that keeps each torrent's folder saves it here, so that
+    /// no crash finds the files gone from the folder it remembers.
+    public var onMoved: @Sendable (TorrentID, String) -> Void = { _, _ in }
     /// Start each torrent's log lines with its name (off for a front end with one torrent).
     public var namesTorrentsInLog = true
     /// The DHT (nil: none). Its socket takes the listening port when it asks for port 0.
@@ -57,6 +61,9 @@ public enum TorrentActivity: Sendable, Equatable {
     case finished
     /// Stopped by an error.
     case failed(String)
+    /// Its files are moving to another folder (`Engine.move`, or on completion out of an incomplete
+    /// folder); it starts again there if it was running.
+    case moving
 }
 
 /// A torrent as the engine sees it now.
@@ -81,6 +88,8 @@ public struct TorrentSnapshot: Sendable {
     public var hasMetadata: Bool
     /// When a magnet link's metadata arrived (nil for a torrent added with its metainfo).
     public var metadataReceivedAt: ContinuousClock.Instant?
+    /// The folder its files are in now (a move changes it once the files are there).
+    public var downloadDirectory: String
 
     /// Why it stopped, when an error stopped it.
     public var failure: DownloadError? {
@@ -123,6 +132,8 @@ public enum EngineError: Error, CustomStringConvertible {
     case unsupportedMagnet(String)
     /// What was asked needs the torrent's files, and its magnet link's metadata has not arrived.
     case metadataNotYetKnown(TorrentID)
+    /// Its files are being moved; another move waits until this one is done.
+    case moving(TorrentID)
 
     public var description: String {
         switch self {
@@ -132,6 +143,7 @@ public enum EngineError: Error, CustomStringConvertible {
         case .startFailed(let error): "\(error)"
         case .unsupportedMagnet(let reason): "cannot download this magnet link: \(reason)"
         case .metadataNotYetKnown(let id): "the files of \(id) are not known until its metadata arrives"
+        case .moving(let id): "the files of \(id) are being moved; try again once they are"
         case .threads(let error):
             "cannot start a reactor thread: \(error.errno); the thread limit is reached (`ulimit -u`, a pids "
                 + "cgroup, kernel.threads-max)"

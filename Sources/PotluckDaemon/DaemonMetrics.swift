@@ -14,7 +14,7 @@ public final class DaemonMetrics: Sendable {
 
         init(_ activity: TorrentActivity?) {
             switch activity {
-            case nil, .starting: self = .starting
+            case nil, .starting, .moving: self = .starting
             case .checking: self = .checking
             case .downloading, .fetchingMetadata: self = .downloading
             case .seeding: self = .seeding

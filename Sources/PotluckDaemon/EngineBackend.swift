@@ -349,6 +349,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         switch activity {
         case .starting, .fetchingMetadata, .checking, .downloading, .seeding: break
         case .paused, .finished, .failed: return
+        case .moving:
+            // No session to wait for: it stays stopped once its files are moved.
+            try? engine.pause(id)
+            return
         }
         let before = engineEvents.withLock { $0.ended[id, default: 0] }
         try? engine.pause(id)

@@ -108,7 +108,8 @@ extension DaemonTorrent {
     static func status(_ activity: TorrentActivity?, paused: Bool, complete: Bool) -> TorrentStatus {
         if paused { return .stopped }
         switch activity {
-        case nil, .starting: return complete ? .seedWait : .downloadWait
+        // Moving files waits to go on where they land.
+        case nil, .starting, .moving: return complete ? .seedWait : .downloadWait
         case .checking: return .checking
         case .downloading, .fetchingMetadata: return .downloading
         case .seeding: return .seeding

@@ -16,6 +16,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case sync = "sync to disk"
         case stat = "examine"
         case rename = "rename"
+        case move = "move"
+        case remove = "remove"
         case encode = "encode"
         case decode = "decode"
     }
@@ -43,6 +45,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case overloaded
         /// A resume file that is torn, corrupt or for another torrent; the text says what is wrong.
         case invalidResumeData(String)
+        /// A file of the engine's own that is not what it should be; the text says what is wrong.
+        case damaged(String)
     }
 
     /// The step that failed.
@@ -100,6 +104,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(subject): too many storage requests are in flight"
         case .invalidResumeData(let detail):
             return "\(subject): the resume data is not usable (\(detail)); the data will be rechecked"
+        case .damaged(let detail):
+            return "\(subject): \(detail)"
         }
     }
 

@@ -27,6 +27,8 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
     case register
     case sendMessage
     case receiveMessage
+    case renameat
+    case unlinkat
 
     public var description: String {
         switch self {
@@ -55,6 +57,8 @@ public enum OperationKind: UInt8, Sendable, CustomStringConvertible {
         case .wake: "wake"
         case .enter: "io_uring_enter"
         case .register: "io_uring_register"
+        case .renameat: "renameat"
+        case .unlinkat: "unlinkat"
         }
     }
 }

@@ -30,6 +30,10 @@ public enum Operation {
     case fsync(fd: Int32, dataOnly: Bool)
     case openat(directory: Int32, path: String, flags: Int32, mode: mode_t)
     case close(fd: Int32)
+    /// `renameat2(from, to, flags)`: both paths relative to their directory descriptors.
+    case renameat(fromDirectory: Int32, from: String, toDirectory: Int32, to: String, flags: UInt32)
+    /// `unlinkat(path, flags)`; `AT_REMOVEDIR` removes an empty directory.
+    case unlinkat(directory: Int32, path: String, flags: Int32)
     /// Writes into `into`, which must stay valid until completion.
     case statx(directory: Int32, path: String, flags: Int32, mask: UInt32, into: UnsafeMutablePointer<statx>)
     case fallocate(fd: Int32, mode: Int32, offset: UInt64, length: UInt64)
@@ -59,6 +63,8 @@ public enum Operation {
         case .fsync(_, let dataOnly): dataOnly ? .fdatasync : .fsync
         case .openat: .openat
         case .close: .close
+        case .renameat: .renameat
+        case .unlinkat: .unlinkat
         case .statx: .statx
         case .fallocate: .fallocate
         case .timeout: .timeout

@@ -66,7 +66,7 @@ public struct RingOptions: Sendable {
 ///   the ring's own wake-up completions filtered out.
 /// - Small arguments (socket addresses, timeouts, paths) live in per-entry scratch space until the kernel
 ///   has consumed the entry, which `IORING_FEAT_SUBMIT_STABLE` guarantees happens at submit time.
-/// - Nothing is allocated per operation except the path of `openat`/`statx`.
+/// - Nothing is allocated per operation except the paths of `openat`, `statx`, `renameat` and `unlinkat`.
 public final class Ring {
     /// The features in use: what the kernel has, less `RingOptions.disabledFeatures`.
     public let features: RingFeatures
@@ -305,6 +305,19 @@ public final class Ring {
             }
         case .close(let fd):
             io_uring_prep_close(sqe, fd)
+        case .renameat(let fromDirectory, let from, let toDirectory, let to, let flags):
+            // Both names in the entry's one scratch array, one after the other.
+            let fromBytes = Array(from.utf8CString)
+            paths[entry] = fromBytes + Array(to.utf8CString)
+            paths[entry].withUnsafeBufferPointer {
+                io_uring_prep_renameat(
+                    sqe, fromDirectory, $0.baseAddress, toDirectory, $0.baseAddress! + fromBytes.count, flags)
+            }
+        case .unlinkat(let directory, let path, let flags):
+            paths[entry] = Array(path.utf8CString)
+            paths[entry].withUnsafeBufferPointer {
+                io_uring_prep_unlinkat(sqe, directory, $0.baseAddress, flags)
+            }
         case .statx(let directory, let path, let flags, let mask, let into):
             paths[entry] = Array(path.utf8CString)
             paths[entry].withUnsafeBufferPointer {

@@ -4,6 +4,7 @@ import Engine
 import Foundation
 import Metainfo
 import Synchronization
+import TorrentModel
 import URing
 
 /// Set from the signal handler; the reactor looks at it on every pass (at least ten times a second).
@@ -57,6 +58,16 @@ struct Download: ParsableCommand {
 
     @Option(name: .shortAndLong, help: "Download folder (default: the current folder).")
     var output: String = "."
+
+    @Option(
+        name: .customLong("incomplete-dir"),
+        help: """
+            Download into this folder, and move the files to the download folder (-o) once every \
+            wanted piece is verified (a seed goes on seeding from there). A rename on one file system, \
+            a copy across two; a move cut short is finished by the same command run again. Example: \
+            potluck download t.torrent --incomplete-dir /srv/partial -o /srv/media
+            """)
+    var incompleteDirectory: String?
 
     @Option(
         name: .customLong("peer"),
@@ -166,7 +177,8 @@ struct Download: ParsableCommand {
             throw ExitCode(1)
         }
         var options = DownloadOptions(
-            downloadDirectory: output, peers: peers.compactMap { SocketAddress($0) })
+            downloadDirectory: startDirectory(for: source), peers: peers.compactMap { SocketAddress($0) })
+        if incompleteDirectory != nil { options.completedDirectory = output }
         options.pieceMemoryBytes = pieceMemoryMiB << 20
         options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.seedWhenComplete = seed
@@ -255,7 +267,14 @@ struct Download: ParsableCommand {
         var statusesDrawn = 0
         var stopping = false
         var snapshot = engine.snapshot(id)
-        while let current = snapshot, current.isLive {
+        var moveAnnounced = false
+        // Between its session's end and its restart in the new folder, a moving torrent is not live.
+        while let current = snapshot, current.isLive || current.activity == .moving {
+            if current.activity == .moving && !moveAnnounced {
+                moveAnnounced = true
+                progress.finish()
+                printError("moving the files to \(output)")
+            }
             if !stopping && stopRequested.load(ordering: .relaxed) {
                 stopping = true
                 try? engine.pause(id)
@@ -336,6 +355,21 @@ struct Download: ParsableCommand {
             printError("stopped; resume data saved. Run the same command again to continue.")
             throw ExitCode(130)
         }
+    }
+
+    /// Where the download starts: the incomplete folder, unless an earlier run already moved the files
+    /// out of it (their resume data went with them; a move cut short is finished by the engine).
+    func startDirectory(for source: Source) -> String {
+        guard let incompleteDirectory else { return output }
+        let infoHash: InfoHash?
+        switch source {
+        case .metainfo(let metainfo): infoHash = metainfo.wireInfoHash
+        case .magnet(let magnet): infoHash = magnet.infoHashV1
+        }
+        guard let infoHash else { return incompleteDirectory }
+        let completed = DownloadOptions(downloadDirectory: output, peers: [])
+        return FileManager.default.fileExists(atPath: completed.resumeDataPath(infoHash: infoHash))
+            ? output : incompleteDirectory
     }
 
     /// A magnet link's metadata arrived: say what the torrent is, and save it if asked.

@@ -1,0 +1,321 @@
+import Glibc
+import URing
+
+/// Moves a torrent's files from one download folder to another, file by file, on an io_uring of its
+/// own: it runs on a thread of its own, because a copy across file systems takes as long as the data.
+///
+/// Each file is renamed when both folders are on one file system. Otherwise it is copied to a
+/// `.potluck-part` file beside its new place (only the data extents, so a sparse file stays sparse),
+/// synced, given the source's modification time (resume data vouches for files by size and time),
+/// renamed into place, and only then removed at the source. So at every moment a file is whole in one
+/// place or the other, and the same move run again after a crash finishes it: a file already gone from
+/// the source is skipped. Folders the torrent's files leave empty are removed.
+///
+/// Paths are the torrent's (validated by the metainfo parser, checked again here) and are walked one
+/// component at a time without following symbolic links, in both folders.
+public final class FileMove {
+    /// A file to move besides the torrent's own (such as resume data kept beside them), by full path.
+    public struct ExtraFile: Sendable {
+        public let from: String
+        public let to: String
+        public init(from: String, to: String) {
+            self.from = from
+            self.to = to
+        }
+    }
+
+    /// Bytes copied at once, and copies in flight, when the folders are on different file systems.
+    static let chunkBytes = 1 << 20
+    static let chunksInFlight = 4
+    /// What a file being copied is called beside its new place until it is whole.
+    static let partSuffix = ".potluck-part"
+    /// `lseek` whences that Glibc declares only under `_GNU_SOURCE` (Linux's values).
+    private static let seekData: Int32 = 3
+    private static let seekHole: Int32 = 4
+
+    private let files: [[String]]
+    private let source: String
+    private let target: String
+    private let extraFiles: [ExtraFile]
+    private var ring: Ring?
+    private let buffer: UnsafeMutableRawBufferPointer
+
+    public init(files: [[String]], from source: String, to target: String, extraFiles: [ExtraFile] = []) {
+        self.files = files
+        self.source = source
+        self.target = target
+        self.extraFiles = extraFiles
+        buffer = .allocate(byteCount: Self.chunkBytes * Self.chunksInFlight, alignment: 4096)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// Moves every file. On a failure the files already moved are moved back (as far as they can be)
+    /// and the first error is thrown: the torrent is then whole where it was.
+    public func run() throws(StorageError) {
+        let ring: Ring
+        do {
+            ring = try Ring(options: RingOptions(entries: 16))
+        } catch {
+            throw StorageError(.move, path: target, errno: error.errno)
+        }
+        self.ring = ring
+        defer { self.ring = nil }
+        let sourceDirectory = try BeneathDirectory.open(path: source)
+        defer { Glibc.close(sourceDirectory.fd) }
+        try makeDirectory(target)
+        let targetDirectory = try BeneathDirectory.open(path: target)
+        defer { Glibc.close(targetDirectory.fd) }
+
+        var moved: [[String]] = []
+        for path in files {
+            do {
+                if try move(path, from: sourceDirectory, to: targetDirectory) { moved.append(path) }
+            } catch {
+                for path in moved.reversed() {
+                    _ = try? move(path, from: targetDirectory, to: sourceDirectory)
+                }
+                throw error
+            }
+        }
+        for extra in extraFiles {
+            try moveExtra(extra)
+        }
+        removeEmptiedFolders(in: sourceDirectory)
+    }
+
+    // MARK: One file
+
+    /// Moves the file at `path` if it is in `from`; false when it is not (never created, or already
+    /// moved by an earlier run).
+    private func move(
+        _ path: [String], from: BeneathDirectory, to: BeneathDirectory
+    ) throws(StorageError)
+        -> Bool
+    {
+        let display = BeneathDirectory.display(path)
+        let name = path[path.count - 1]
+        let sourceParent: Int32
+        do {
+            sourceParent = try from.openParent(of: path, create: false)
+        } catch {
+            if error.errno == .noSuchFile { return false }
+            throw error
+        }
+        defer { if sourceParent != from.fd { Glibc.close(sourceParent) } }
+        var info = stat()
+        guard fstatat(sourceParent, name, &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            let errno = Errno(rawValue: Glibc.errno)
+            if errno == .noSuchFile { return false }
+            throw StorageError(.stat, path: display, errno: errno)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            let reason: StorageError.Reason =
+                info.st_mode & S_IFMT == S_IFLNK ? .symlinkRefused : .notARegularFile
+            throw StorageError(.stat, path: display, reason: reason)
+        }
+        let targetParent = try to.openParent(of: path, create: true)
+        defer { if targetParent != to.fd { Glibc.close(targetParent) } }
+        // A copy cut short by a crash: this run starts over.
+        _ = perform(.unlinkat(directory: targetParent, path: name + Self.partSuffix, flags: 0))
+
+        let renamed = perform(
+            .renameat(fromDirectory: sourceParent, from: name, toDirectory: targetParent, to: name, flags: 0))
+        if renamed >= 0 { return true }
+        guard Errno(rawValue: -renamed) == Errno(rawValue: EXDEV) else {
+            throw StorageError(.move, path: display, errno: Errno(rawValue: -renamed))
+        }
+        try copy(name, display: display, from: sourceParent, to: targetParent, info: info)
+        let removed = perform(.unlinkat(directory: sourceParent, path: name, flags: 0))
+        guard removed >= 0 else {
+            throw StorageError(.remove, path: display, errno: Errno(rawValue: -removed))
+        }
+        return true
+    }
+
+    /// Copies the regular file `name` across file systems: into a part file, synced, dated as the
+    /// source, then renamed into place.
+    private func copy(
+        _ name: String, display: String, from sourceParent: Int32, to targetParent: Int32, info: stat
+    ) throws(StorageError) {
+        let partName = name + Self.partSuffix
+        let input = openat(sourceParent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard input >= 0 else {
+            throw StorageError(.open, path: display, errno: Errno(rawValue: Glibc.errno))
+        }
+        defer { Glibc.close(input) }
+        let output = openat(
+            targetParent, partName, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+            BeneathDirectory.fileMode)
+        guard output >= 0 else {
+            throw StorageError(.open, path: display + Self.partSuffix, errno: Errno(rawValue: Glibc.errno))
+        }
+        var closed = false
+        defer { if !closed { Glibc.close(output) } }
+        do throws(StorageError) {
+            try copyData(from: input, to: output, size: Int64(info.st_size), display: display)
+            guard ftruncate(output, off_t(info.st_size)) == 0 else {
+                throw StorageError(.write, path: display, errno: Errno(rawValue: Glibc.errno))
+            }
+            let synced = perform(.fsync(fd: output, dataOnly: false))
+            guard synced >= 0 else {
+                throw StorageError(.sync, path: display, errno: Errno(rawValue: -synced))
+            }
+            var times = [info.st_atim, info.st_mtim]
+            guard futimens(output, &times) == 0 else {
+                throw StorageError(.write, path: display, errno: Errno(rawValue: Glibc.errno))
+            }
+            Glibc.close(output)
+            closed = true
+            let renamed = perform(
+                .renameat(
+                    fromDirectory: targetParent, from: partName, toDirectory: targetParent, to: name, flags: 0
+                ))
+            guard renamed >= 0 else {
+                throw StorageError(.rename, path: display, errno: Errno(rawValue: -renamed))
+            }
+        } catch {
+            unlinkat(targetParent, partName, 0)
+            throw error
+        }
+    }
+
+    /// Copies the data extents of `input` (holes are skipped: the part file is sized at the end).
+    private func copyData(
+        from input: Int32, to output: Int32, size: Int64, display: String
+    ) throws(StorageError) {
+        var offset: Int64 = 0
+        while offset < size {
+            let dataStart = lseek(input, off_t(offset), Self.seekData)
+            if dataStart < 0 {
+                if Glibc.errno == ENXIO { return }  // nothing but a hole from here on
+                throw StorageError(.read, path: display, errno: Errno(rawValue: Glibc.errno))
+            }
+            let holeStart = lseek(input, dataStart, Self.seekHole)
+            let extentEnd = holeStart < 0 ? size : min(size, Int64(holeStart))
+            var position = Int64(dataStart)
+            while position < extentEnd {
+                position = try copyChunks(
+                    from: input, to: output, at: position, end: extentEnd, display: display)
+            }
+            offset = extentEnd
+        }
+    }
+
+    /// Reads up to `chunksInFlight` chunks at once, then writes them at once; returns where it stopped.
+    private func copyChunks(
+        from input: Int32, to output: Int32, at start: Int64, end: Int64, display: String
+    )
+        throws(StorageError) -> Int64
+    {
+        var lengths: [Int] = []
+        var position = start
+        while position < end && lengths.count < Self.chunksInFlight {
+            let length = Int(min(Int64(Self.chunkBytes), end - position))
+            lengths.append(length)
+            position += Int64(length)
+        }
+        let readResults = performAll(
+            lengths.indices.map { index in
+                let chunk = UnsafeMutableRawBufferPointer(
+                    rebasing: buffer[(index * Self.chunkBytes)...].prefix(lengths[index]))
+                return .read(fd: input, into: chunk, offset: UInt64(start) + UInt64(index * Self.chunkBytes))
+            })
+        for (index, result) in readResults.enumerated() {
+            guard result >= 0 else {
+                throw StorageError(.read, path: display, errno: Errno(rawValue: -result))
+            }
+            guard Int(result) == lengths[index] else {
+                throw StorageError(.read, path: display, reason: .unexpectedEndOfFile)
+            }
+        }
+        let writeResults = performAll(
+            lengths.indices.map { index in
+                let chunk = UnsafeRawBufferPointer(
+                    rebasing: buffer[(index * Self.chunkBytes)...].prefix(lengths[index]))
+                return .write(
+                    fd: output, bytes: chunk, offset: UInt64(start) + UInt64(index * Self.chunkBytes))
+            })
+        for (index, result) in writeResults.enumerated() {
+            guard result >= 0 else {
+                throw StorageError(.write, path: display, errno: Errno(rawValue: -result))
+            }
+            guard Int(result) == lengths[index] else {
+                throw StorageError(.write, path: display, reason: .noProgress)
+            }
+        }
+        return position
+    }
+
+    // MARK: Around the files
+
+    /// Moves a file named by full paths (no torrent path rules: the engine chose both).
+    private func moveExtra(_ extra: ExtraFile) throws(StorageError) {
+        guard access(extra.from, F_OK) == 0 else { return }
+        let renamed = perform(
+            .renameat(
+                fromDirectory: AT_FDCWD, from: extra.from, toDirectory: AT_FDCWD, to: extra.to, flags: 0))
+        if renamed >= 0 { return }
+        guard Errno(rawValue: -renamed) == Errno(rawValue: EXDEV) else {
+            throw StorageError(.move, path: extra.from, errno: Errno(rawValue: -renamed))
+        }
+        guard let bytes = try SmallFile.read(extra.from, maximumBytes: 64 << 20) else {
+            throw StorageError(.read, path: extra.from, reason: .outOfRange)
+        }
+        try SmallFile.writeAtomically(bytes, to: extra.to)
+        unlink(extra.from)
+    }
+
+    /// Creates `path` and its missing parents (the user chose it: links in it are followed).
+    private func makeDirectory(_ path: String) throws(StorageError) {
+        var built = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            built += "/" + component
+            if mkdir(built, BeneathDirectory.directoryMode) != 0 && Glibc.errno != EEXIST {
+                throw StorageError(.createDirectory, path: built, errno: Errno(rawValue: Glibc.errno))
+            }
+        }
+    }
+
+    /// Removes the folders of the torrent's files that are now empty, deepest first; a folder that
+    /// still holds anything (a file of the user's) stays.
+    private func removeEmptiedFolders(in directory: BeneathDirectory) {
+        var folders = Set<[String]>()
+        for path in files {
+            for depth in stride(from: path.count - 1, to: 0, by: -1) { folders.insert(Array(path[..<depth])) }
+        }
+        for folder in folders.sorted(by: { $0.count > $1.count }) {
+            guard let parent = try? directory.openParent(of: folder, create: false) else { continue }
+            _ = perform(.unlinkat(directory: parent, path: folder[folder.count - 1], flags: AT_REMOVEDIR))
+            if parent != directory.fd { Glibc.close(parent) }
+        }
+    }
+
+    // MARK: The ring
+
+    /// Runs one operation and returns its result (negative: `-errno`).
+    private func perform(_ operation: URing.Operation) -> Int32 {
+        performAll([operation])[0]
+    }
+
+    /// Runs operations together and returns their results in order.
+    private func performAll(_ operations: [URing.Operation]) -> [Int32] {
+        var results = [Int32?](repeating: nil, count: operations.count)
+        guard let ring else { return results.map { _ in -EBADF } }
+        do {
+            for (index, operation) in operations.enumerated() {
+                _ = try ring.enqueue(operation, for: OperationSlot(index: UInt32(index), generation: 0))
+            }
+            var pending = operations.count
+            while pending > 0 {
+                try ring.submitAndWait(minimumCompletions: 1)
+                pending -= ring.drain { completion in results[Int(completion.slot.index)] = completion.result
+                }
+            }
+        } catch {
+            // The ring itself failed; whatever did not complete fails with its error.
+            return results.map { $0 ?? -error.errno.rawValue }
+        }
+        return results.map { $0! }
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+import Glibc
+import Hashing
+import Metainfo
+import Storage
+import Synchronization
+import Testing
+import TorrentModel
+
+@testable import Engine
+
+/// `Engine.move` and a move interrupted by a crash, on real files: on one file system (renames) and
+/// across two (/tmp and the /dev/shm tmpfs: copies through the ring).
+@Suite struct MoveTests {
+    static let files: [(path: [String], size: Int)] = [
+        (["a.bin"], 300_000), (["sub", "b.bin"], 70_000), (["sub", "deeper", "c.bin"], 1_500_000),
+    ]
+
+    /// A multi-file torrent "moving" of pseudo-random files written under `directory`.
+    static func makeTorrent(in directory: URL) throws -> Metainfo {
+        let pieceLength = 32 * 1024
+        var generator = SeededRandom(seed: 77)
+        var payload: [UInt8] = []
+        for file in files {
+            let bytes = (0..<file.size).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let url = directory.appendingPathComponent((["moving"] + file.path).joined(separator: "/"))
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(bytes).write(to: url)
+            payload += bytes
+        }
+        var builder = TorrentBuilder(
+            name: "moving",
+            files: files.map { TorrentBuilder.File(path: $0.path, length: Int64($0.size)) },
+            pieceLength: pieceLength, format: .v1)
+        builder.pieceHashesV1 = stride(from: 0, to: payload.count, by: pieceLength).map {
+            SHA1.hash(payload[$0..<min($0 + pieceLength, payload.count)])
+        }
+        return try Metainfo(bytes: builder.build())
+    }
+
+    static func folder(_ label: String, under base: String = NSTemporaryDirectory()) throws -> URL {
+        let url = URL(fileURLWithPath: base).appendingPathComponent(
+            "potluck-move-\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// Each file's bytes under `directory`, nil where one is missing.
+    static func contents(in directory: URL) -> [Data?] {
+        files.map {
+            FileManager.default.contents(atPath: directory.path + "/moving/" + $0.path.joined(separator: "/"))
+        }
+    }
+
+    static func seedingEngine(
+        _ metainfo: Metainfo, in directory: URL,
+        onMoved: @escaping @Sendable (TorrentID, String) -> Void = { _, _ in }
+    ) throws -> (Engine, TorrentID) {
+        var engineOptions = EngineOptions()
+        engineOptions.reactors = 1
+        engineOptions.onMoved = onMoved
+        let engine = try Engine(options: engineOptions)
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
+        options.seedWhenComplete = true
+        let id = try engine.add(metainfo, options: options)
+        return (engine, id)
+    }
+
+    @Test(arguments: [false, true])
+    func aSeedMovesItsFilesAndSeedsOnFromTheNewFolder(acrossFileSystems: Bool) throws {
+        let source = try Self.folder("source")
+        let target = try Self.folder("target", under: acrossFileSystems ? "/dev/shm" : NSTemporaryDirectory())
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let before = Self.contents(in: source)
+        let firstModified =
+            try FileManager.default.attributesOfItem(atPath: source.path + "/moving/a.bin")[
+                .modificationDate] as? Date
+        let moved = MovedTargets()
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source) { _, target in
+            moved.list.withLock { $0.append(target) }
+        }
+        defer { engine.shutdown() }
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+
+        let destination = target.appendingPathComponent("completed").path
+        try engine.move(id, to: destination)
+        #expect(
+            EngineTests.eventually {
+                engine.snapshot(id)?.activity == .seeding
+                    && engine.snapshot(id)?.downloadDirectory == destination
+            }, "\(String(describing: engine.snapshot(id)?.activity))")
+        #expect(moved.list.withLock { $0 } == [destination])
+        #expect(Self.contents(in: URL(fileURLWithPath: destination)) == before)
+        // Nothing of the torrent's is left behind: not its files, folders or resume data.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: source.path) == [])
+        let resume = metainfo.wireInfoHash.hex + ".potluck-resume"
+        #expect(FileManager.default.fileExists(atPath: destination + "/." + resume))
+        // A copy keeps the modification time that resume data vouches for files by.
+        let movedModified =
+            try FileManager.default.attributesOfItem(atPath: destination + "/moving/a.bin")[
+                .modificationDate] as? Date
+        #expect(firstModified == movedModified)
+        // It seeds on from its resume data, without checking the files again.
+        #expect(engine.snapshot(id)?.status?.checkedBytes == 0)
+    }
+
+    @Test func aPausedTorrentMovesAndStaysPaused() throws {
+        let source = try Self.folder("paused-source")
+        let target = try Self.folder("paused-target")
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source)
+        defer { engine.shutdown() }
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+        try engine.pause(id)
+        #expect(EngineTests.eventually { engine.snapshot(id)?.isLive == false })
+        try engine.move(id, to: target.path)
+        #expect(EngineTests.eventually { engine.snapshot(id)?.downloadDirectory == target.path })
+        #expect(engine.snapshot(id)?.activity == .paused)
+        #expect(Self.contents(in: target).allSatisfy { $0 != nil })
+        try engine.resume(id)
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+    }
+
+    /// The third file cannot go (a file of the same name as its folder is in the way): the two moved
+    /// go back, and the torrent stops with the reason and seeds again where it was when resumed.
+    @Test func aFailedMoveLeavesEveryFileWhereItWas() throws {
+        let source = try Self.folder("failing-source")
+        let target = try Self.folder("failing-target")
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let before = Self.contents(in: source)
+        try FileManager.default.createDirectory(
+            at: target.appendingPathComponent("moving/sub"), withIntermediateDirectories: true)
+        try Data("in the way".utf8).write(to: target.appendingPathComponent("moving/sub/deeper"))
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source)
+        defer { engine.shutdown() }
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+
+        try engine.move(id, to: target.path)
+        #expect(
+            EngineTests.eventually {
+                if case .failed = engine.snapshot(id)?.activity { return true }
+                return false
+            })
+        guard case .failed(let reason) = engine.snapshot(id)?.activity else { return }
+        #expect(reason.contains("moving/sub/deeper"), "\(reason)")
+        #expect(Self.contents(in: source) == before)
+        #expect(!FileManager.default.fileExists(atPath: target.path + "/moving/a.bin"))
+        #expect(engine.snapshot(id)?.downloadDirectory == source.path)
+        try engine.resume(id)
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+    }
+
+    /// A crash in the middle of a move: one file already moved, one half copied. The next start finds
+    /// the journal, finishes the move, and seeds from the new folder.
+    @Test func aMoveCutShortIsFinishedAtTheNextStart() throws {
+        let source = try Self.folder("crash-source")
+        let target = try Self.folder("crash-target")
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let before = Self.contents(in: source)
+        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
+            .resumeDataPath(infoHash: metainfo.wireInfoHash)
+        try MoveJournal(source: source.path, target: target.path)
+            .save(to: MoveJournal.path(forResumeData: resumePath))
+        try FileManager.default.createDirectory(
+            at: target.appendingPathComponent("moving/sub/deeper"), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(
+            at: source.appendingPathComponent("moving/a.bin"),
+            to: target.appendingPathComponent("moving/a.bin"))
+        try Data(repeating: 1, count: 1000).write(
+            to: target.appendingPathComponent("moving/sub/deeper/c.bin.potluck-part"))
+
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source)
+        defer { engine.shutdown() }
+        #expect(
+            EngineTests.eventually {
+                engine.snapshot(id)?.activity == .seeding
+                    && engine.snapshot(id)?.downloadDirectory == target.path
+            }, "\(String(describing: engine.snapshot(id)?.activity))")
+        #expect(Self.contents(in: target) == before)
+        #expect(
+            !FileManager.default.fileExists(atPath: target.path + "/moving/sub/deeper/c.bin.potluck-part"))
+        #expect(!FileManager.default.fileExists(atPath: MoveJournal.path(forResumeData: resumePath)))
+    }
+}
+
+/// Where `onMoved` said the files went, in order.
+private final class MovedTargets: Sendable {
+    let list = Mutex<[String]>([])
+}
