@@ -139,7 +139,9 @@ let package = Package(
         .testTarget(name: "LocalDiscoveryTests", dependencies: ["LocalDiscovery", "TorrentModel"]),
         .testTarget(
             name: "EngineTests",
-            dependencies: ["Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing", "Storage"]),
+            dependencies: [
+                "Engine", "Tracker", "URing", "TorrentModel", "PeerWire", "Metainfo", "Hashing", "Storage",
+            ]),
         .testTarget(
             name: "StorageTests",
             dependencies: ["Storage", "URing", "Buffers", "Hashing", "Metainfo", "TorrentModel"]),
