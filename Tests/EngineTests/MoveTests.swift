@@ -6,6 +6,7 @@ import Storage
 import Synchronization
 import Testing
 import TorrentModel
+import URing
 
 @testable import Engine
 
@@ -59,6 +60,7 @@ import TorrentModel
     ) throws -> (Engine, TorrentID) {
         var engineOptions = EngineOptions()
         engineOptions.reactors = 1
+        engineOptions.listenAddress = SocketAddress("127.0.0.1:0")
         engineOptions.onMoved = onMoved
         let engine = try Engine(options: engineOptions)
         var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
@@ -107,6 +109,41 @@ import TorrentModel
         #expect(firstModified == movedModified)
         // It seeds on from its resume data, without checking the files again.
         #expect(engine.snapshot(id)?.status?.checkedBytes == 0)
+    }
+
+    /// A download into an incomplete folder that seeds once complete: its files go to the completed
+    /// folder as its last piece is verified, and it seeds on from there.
+    @Test func aCompletedDownloadLeavesTheIncompleteFolderAndSeedsFromTheCompletedOne() throws {
+        let seedFolder = try Self.folder("origin")
+        let partial = try Self.folder("partial")
+        let completed = try Self.folder("completed", under: "/dev/shm")
+        defer {
+            for folder in [seedFolder, partial, completed] { try? FileManager.default.removeItem(at: folder) }
+        }
+        let metainfo = try Self.makeTorrent(in: seedFolder)
+        let (seeder, _) = try Self.seedingEngine(metainfo, in: seedFolder)
+        defer { seeder.shutdown() }
+        let port = try #require(seeder.boundAddress).port
+
+        let moved = MovedTargets()
+        var engineOptions = EngineOptions()
+        engineOptions.reactors = 1
+        engineOptions.onMoved = { _, target in moved.list.withLock { $0.append(target) } }
+        let leecher = try Engine(options: engineOptions)
+        defer { leecher.shutdown() }
+        var options = DownloadOptions(
+            downloadDirectory: partial.path, peers: [SocketAddress("127.0.0.1:\(port)")!])
+        options.completedDirectory = completed.path
+        options.seedWhenComplete = true
+        let id = try leecher.add(metainfo, options: options)
+        #expect(
+            EngineTests.eventually {
+                leecher.snapshot(id)?.activity == .seeding
+                    && leecher.snapshot(id)?.downloadDirectory == completed.path
+            }, "\(String(describing: leecher.snapshot(id)?.activity))")
+        #expect(Self.contents(in: completed) == Self.contents(in: seedFolder))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: partial.path) == [])
+        #expect(moved.list.withLock { $0 } == [completed.path])
     }
 
     @Test func aPausedTorrentMovesAndStaysPaused() throws {

@@ -329,6 +329,13 @@ struct Download: ParsableCommand {
             fetching.finish()
             announceMetadata(metainfo)
         }
+        // A small torrent's move may start and end between two looks too.
+        if !moveAnnounced, incompleteDirectory != nil, snapshot?.downloadDirectory == output,
+            options.downloadDirectory != output
+        {
+            progress.finish()
+            printError("moved the files to \(output)")
+        }
         let metadataSeconds = snapshot?.metadataReceivedAt.map { seconds($0 - started) }
         let name = engine.metainfo(of: id)?.name ?? snapshot?.name ?? torrent
         engine.shutdown()
