@@ -16,6 +16,9 @@ extension Engine {
     /// A move decided, waiting for the session to stop or running.
     struct PendingMove {
         let journal: MoveJournal
+        /// False when the files are already in the new folder (put there by someone else): only the
+        /// torrent's folder changes.
+        var movesFiles = true
         /// Start the torrent again once its files are moved (it was running).
         var restart: Bool
         /// What the torrent shows once moved, when it does not start again.
@@ -28,8 +31,9 @@ extension Engine {
     /// Moves the torrent's files to `directory`, its download folder from then on. A running torrent
     /// stops, moves and starts again (from its resume data: nothing is checked again); a paused or
     /// finished one moves and stays as it was. A magnet link's torrent without metadata has no files
-    /// yet: the folder just changes.
-    public func move(_ id: TorrentID, to directory: String) throws(EngineError) {
+    /// yet: the folder just changes. With `movingFiles` false the files are taken to be in `directory`
+    /// already (Transmission's set-location without `move`): the torrent only looks for them there.
+    public func move(_ id: TorrentID, to directory: String, movingFiles: Bool = true) throws(EngineError) {
         let stop = try state.withLock { (state) throws(EngineError) -> (reactor: Int, run: Int)?? in
             guard var record = state.records[id] else { throw .unknownTorrent(id) }
             guard record.move == nil else { throw .moving(id) }
@@ -42,7 +46,7 @@ extension Engine {
             let running = record.live && record.activity != .paused
             record.move = PendingMove(
                 journal: MoveJournal(source: record.options.downloadDirectory, target: directory),
-                restart: running, activityAfter: record.activity, heldEnd: nil)
+                movesFiles: movingFiles, restart: running, activityAfter: record.activity, heldEnd: nil)
             state.records[id] = record
             return record.live ? (record.reactor, record.run) : .some(nil)
         }
@@ -124,15 +128,16 @@ extension Engine {
     /// Moves the files on a thread of its own, then settles the torrent.
     func runMove(_ id: TorrentID) {
         guard
-            let (metainfo, options, journal) = state.withLock({
-                state -> (Metainfo, DownloadOptions, MoveJournal)? in
+            let (metainfo, options, move) = state.withLock({
+                state -> (Metainfo, DownloadOptions, PendingMove)? in
                 guard var record = state.records[id], let metainfo = record.metainfo, let move = record.move
                 else { return nil }
                 record.activity = .moving
                 state.records[id] = record
-                return (metainfo, record.options, move.journal)
+                return (metainfo, record.options, move)
             })
         else { return }
+        let journal = move.journal
         let resumePath = options.resumeDataPath(infoHash: metainfo.wireInfoHash)
         let journalPath = MoveJournal.path(forResumeData: resumePath)
         // Resume data kept beside the files (the default) goes with them.
@@ -141,7 +146,7 @@ extension Engine {
         let extras: [FileMove.ExtraFile] =
             options.resumePath == nil
             ? [.init(from: resumePath, to: movedOptions.resumeDataPath(infoHash: metainfo.wireInfoHash))] : []
-        let files = metainfo.files.filter { !$0.isPadding }.map(\.path)
+        let files = move.movesFiles ? metainfo.files.filter { !$0.isPadding }.map(\.path) : []
         let onMoved = self.onMoved
         let body: @Sendable () -> Void = { [self] in
             do throws(StorageError) {
@@ -167,6 +172,8 @@ extension Engine {
         let (restart, end) = state.withLock { state -> (Bool, DownloadOutcome?) in
             guard var record = state.records[id], let move = record.move else { return (false, nil) }
             record.options.downloadDirectory = move.journal.target
+            // Where it is now is where it stays: a completed folder no longer applies.
+            record.options.completedDirectory = nil
             record.move = nil
             let restart = move.restart && !record.removing && !state.shuttingDown
             record.activity = restart ? .starting : move.activityAfter

@@ -38,6 +38,8 @@ public struct DaemonConfiguration: Sendable {
     /// Local Service Discovery (BEP 14) for the public torrents.
     public var localDiscovery = false
     public var commandLineSettings = DaemonSettings()
+    /// Where clients may put data (empty: anywhere).
+    public var allowedFolders = AllowedFolders()
 
     public init(stateDirectory: String, downloadDirectory: String, listenAddress: SocketAddress) {
         self.stateDirectory = stateDirectory
@@ -79,6 +81,9 @@ public final class Daemon {
         options.listenAddress = configuration.listenAddress
         let logger = configuration.logger
         options.log = { logger.debug("\($0)") }
+        // The backend is made after the engine; moves reach it through this.
+        let movedFiles = MovedFilesRelay()
+        options.onMoved = { id, target in movedFiles.backend?.filesMoved(id, to: target) }
         let overrides = state.loadSessionSettings()
         // The operator's settings file has the last word over what clients set before.
         var session = configuration.settings.sessionChanges.applied(
@@ -110,7 +115,8 @@ public final class Daemon {
         session.portForwardingEnabled = false
         backend = EngineBackend(
             engine: engine, state: state, session: session, overrides: overrides, metrics: metrics,
-            logger: configuration.logger)
+            allowedFolders: configuration.allowedFolders, logger: configuration.logger)
+        movedFiles.backend = backend
         live = LiveSettings(
             policy: AccessPolicy(
                 credentials: configuration.credentials,
@@ -210,5 +216,15 @@ public final class Daemon {
             }
         }
         return Server(task: task, failure: failure)
+    }
+}
+
+/// Hands the engine's "files moved" calls to the backend, which exists only after the engine.
+private final class MovedFilesRelay: Sendable {
+    private let target = Mutex<EngineBackend?>(nil)
+
+    var backend: EngineBackend? {
+        get { target.withLock { $0 } }
+        set { target.withLock { $0 = newValue } }
     }
 }

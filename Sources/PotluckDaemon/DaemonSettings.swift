@@ -38,6 +38,7 @@ public struct DaemonSettings: Sendable, Equatable {
         "ratio-limit": .seedRatioLimit, "ratio-limit-enabled": .seedRatioLimited,
         "idle-seeding-limit": .idleSeedingLimit, "idle-seeding-limit-enabled": .idleSeedingLimitEnabled,
         "start-added-torrents": .startAddedTorrents,
+        "incomplete-dir": .incompleteDirectory, "incomplete-dir-enabled": .incompleteDirectoryEnabled,
     ]
 
     public init() {}

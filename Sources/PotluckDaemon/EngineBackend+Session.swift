@@ -44,8 +44,11 @@ extension EngineBackend {
                 try? unchanged.set(key, to: key.value(in: registry.session))
             }
             let updated = unchanged.applied(to: changes.applied(to: registry.session))
-            if changes.keys.contains(.downloadDirectory) && !updated.downloadDirectory.hasPrefix("/") {
-                throw RPCFailure("download-dir must be an absolute path")
+            if changes.keys.contains(.downloadDirectory) {
+                try checkAllowed(updated.downloadDirectory, as: "download-dir")
+            }
+            if changes.keys.contains(.incompleteDirectory) && !updated.incompleteDirectory.isEmpty {
+                try checkAllowed(updated.incompleteDirectory, as: "incomplete-dir")
             }
             var overrides = registry.sessionOverrides
             for key in changes.keys where Self.persistedKeys.contains(key) {

@@ -36,14 +36,18 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     let metrics: DaemonMetrics
     /// A client sent session-close.
     let closeRequested = Atomic<Bool>(false)
+    /// Where clients may put data.
+    let allowedFolders: AllowedFolders
 
     /// A backend for `engine` keeping its state in `state`: `session` is the session's settings and
     /// `overrides` the session-set changes kept in the state folder that are part of them.
     public init(
         engine: Engine, state: StateFolder, session: SessionSettings, overrides: [String: JSONValue],
-        metrics: DaemonMetrics = DaemonMetrics(), logger: Logger
+        metrics: DaemonMetrics = DaemonMetrics(), allowedFolders: AllowedFolders = AllowedFolders(),
+        logger: Logger
     ) {
         self.engine = engine
+        self.allowedFolders = allowedFolders
         self.state = state
         self.metrics = metrics
         self.logger = logger
@@ -179,7 +183,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         changes: TorrentChanges,
         keep: (StoredTorrent) throws -> Void
     ) throws -> TorrentAddOutcome {
-        try registry.withLock { registry throws -> TorrentAddOutcome in
+        if let downloadDirectory { try checkAllowed(downloadDirectory, as: "download-dir") }
+        return try registry.withLock { registry throws -> TorrentAddOutcome in
             let identity = { (id: TorrentID) in TorrentIdentity(id: id.value, name: source.name, hash: hash) }
             if let existing = registry.torrents.values.first(where: { $0.hash == hash }) {
                 return .duplicate(identity(existing.id))
@@ -187,6 +192,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             var settings = StoredTorrent(
                 downloadDirectory: downloadDirectory ?? registry.session.downloadDirectory,
                 addedDate: Self.now())
+            settings.incompleteDirectory = Self.incompleteDirectory(
+                for: source, downloadDirectory: settings.downloadDirectory, session: registry.session)
             settings.order = registry.nextOrder
             settings.paused = paused ?? !registry.session.startAddedTorrents
             settings.peerLimit = registry.session.peerLimitPerTorrent
@@ -241,7 +248,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     /// The engine's options for a torrent: its folder, resume data in the state folder, seeding once
     /// complete, and its own limits.
     func options(for settings: StoredTorrent, hash: InfoHash, _ registry: Registry) -> DownloadOptions {
-        var options = DownloadOptions(downloadDirectory: settings.downloadDirectory, peers: [])
+        var options = DownloadOptions(
+            downloadDirectory: settings.incompleteDirectory ?? settings.downloadDirectory, peers: [])
+        if settings.incompleteDirectory != nil { options.completedDirectory = settings.downloadDirectory }
         options.resumePath = state.resumeFile(hash)
         options.seedWhenComplete = true
         options.maximumPeers = max(1, settings.peerLimit)
@@ -367,8 +376,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     }
 
     public func change(_ selection: TorrentSelection, _ changes: TorrentChanges) async throws {
-        if changes.location != nil {
-            throw RPCFailure("changing a torrent's location is not supported yet")
+        if let location = changes.location {
+            try await setLocation(of: selection, to: location, move: false)
         }
         if changes.trackerList != nil || changes.trackerAdd != nil || changes.trackerRemove != nil {
             throw RPCFailure("editing trackers is not supported yet")
@@ -459,15 +468,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             // Its files are deleted only once the engine has let go of them.
             await waitFor(seconds: 15) { engineEvents.withLock { $0.removed.contains(torrent.id) } }
             problems += LocalDataRemoval.remove(
-                files: torrent.metainfo?.files.map(\.path) ?? [], beneath: torrent.settings.downloadDirectory)
+                files: torrent.metainfo?.files.map(\.path) ?? [],
+                beneath: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
         }
         if !problems.isEmpty {
             throw RPCFailure("some files could not be deleted: " + problems.joined(separator: "; "))
         }
-    }
-
-    public func setLocation(of selection: TorrentSelection, to location: String, move: Bool) async throws {
-        throw RPCFailure("moving torrents is not supported yet")
     }
 
     public func renamePath(inTorrent id: Int, from path: String, to name: String) async throws {

@@ -4,7 +4,11 @@
 /// (Transmission's units: kB/s, minutes). The rate limits, peer limit and seed ratio are applied each
 /// time the torrent starts in the engine; the rest is reported back to clients only.
 struct StoredTorrent: Codable, Sendable, Hashable {
+    /// Where the files go (Transmission's `downloadDir`).
     var downloadDirectory: String
+    /// Where the files are until complete, when the session's incomplete folder was on at its add
+    /// (nil: in `downloadDirectory`). Cleared once the engine has moved them.
+    var incompleteDirectory: String?
     var labels: [String] = []
     var paused = false
     /// Unix seconds.

@@ -102,6 +102,9 @@ import URing
                 "d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:\(String(format: "%02x", index % 256))1:y1:qe"
                     .utf8)
         }
+        // Mixed, so that pings still arrive when a busy machine lets the node's receive queue overflow
+        // with garbage (all garbage first once left no ping to answer under load).
+        garbage.shuffle(using: &generator)
         var answers = 0
         target.withSocketAddress { address, length in
             for datagram in garbage {

@@ -45,6 +45,7 @@ struct DaemonCommand: ParsableCommand {
 
             Examples:
               potluck daemon --state ~/.potluck --download-dir ~/Downloads
+              potluck daemon --state ~/.potluck --download-dir /srv/media --incomplete-dir /srv/partial
               transmission-remote 9091 -a movie.torrent     (then -l to list, -t 1 -i)
               potluck daemon --state /var/lib/potluck --download-dir /srv/torrents \\
                   --rpc 0.0.0.0:9091 --rpc-whitelist '192.168.1.*' \\
@@ -65,6 +66,23 @@ struct DaemonCommand: ParsableCommand {
             "Where torrents' data goes unless torrent-add names another folder (or download-dir in --config)."
     )
     var downloadDir: String?
+
+    @Option(
+        help: """
+            Download into this folder and move each torrent's files to its download folder once \
+            complete (Transmission's incomplete-dir; session-set can change or turn it off). A torrent \
+            added with its files already in its download folder seeds them from there.
+            """)
+    var incompleteDir: String?
+
+    @Option(
+        name: .customLong("allowed-dirs"),
+        help: """
+            Comma-separated folders that clients may put data in (torrent-add's download-dir, session-set's \
+            download-dir and incomplete-dir, torrent-set-location), inside them included; anything else \
+            is refused. Default: anywhere. Example: --allowed-dirs /srv/media,/srv/partial
+            """)
+    var allowedDirs: String?
 
     @Option(help: "Serve the RPC and the web client on HOST:PORT (default: 127.0.0.1:9091).")
     var rpc: String?
@@ -141,6 +159,10 @@ struct DaemonCommand: ParsableCommand {
             settings.peerPort = port
         }
         settings.downloadDirectory = downloadDir.map(Self.absolute)
+        if let incompleteDir {
+            settings.session[.incompleteDirectory] = .string(Self.absolute(incompleteDir))
+            settings.session[.incompleteDirectoryEnabled] = .bool(true)
+        }
         if let watch {
             settings.watchDirectory = Self.absolute(watch)
             settings.watchDirectoryEnabled = true
@@ -202,6 +224,15 @@ struct DaemonCommand: ParsableCommand {
         configuration.settingsFile = config.map(Self.absolute)
         configuration.commandLineSettings = commandLineSettings
         configuration.reactors = reactors
+        if let allowedDirs {
+            // The operator's own folders are allowed whatever the list says.
+            var folders = allowedDirs.split(separator: ",").map { Self.absolute(String($0)) }
+            folders.append(downloadDirectory)
+            if let incomplete = settings.session[.incompleteDirectory]?.stringValue {
+                folders.append(incomplete)
+            }
+            configuration.allowedFolders = AllowedFolders(folders)
+        }
         configuration.dht = dht.engineOptions(statePath: Self.absolute(state) + "/dht.dat")
         configuration.localDiscovery = !lsd.noLSD
         configuration.webFolder = webUi
