@@ -120,6 +120,9 @@ public struct DownloadStatus: Sendable {
     /// how many of them are verified: the progress of a download that skips files.
     public var wantedBytes: Int64 = 0
     public var verifiedWantedBytes: Int64 = 0
+    /// Which pieces are verified, while some are missing (nil once all are: no copy of a full set).
+    /// For per-file progress and the pieces a front end draws.
+    public var verified: PieceSet? = nil
 
     public enum Phase: Sendable {
         case checking

@@ -664,6 +664,7 @@ public final class DownloadSession: ReactorTenant {
             knownPeers: peerDirectory.count, checkedBytes: 0, uploadedPayloadBytes: uploadedBytes,
             listenAddress: boundAddress, trackerState: trackers?.state)
         (status.wantedBytes, status.verifiedWantedBytes) = wantedProgressBytes()
+        if !verified.isComplete { status.verified = verified }
         return status
     }
 

@@ -21,7 +21,7 @@ struct DaemonTorrent: Sendable {
     /// A verify of a paused torrent: pause it again once the check is over.
     var pauseAfterCheck = false
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
-    var restoredVerifiedBytes: Int64?
+    var restoredVerified: PieceSet?
 
     init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
         self.id = id
@@ -61,13 +61,14 @@ struct DaemonTorrent: Sendable {
 
     /// The bytes that resume data at `path` vouches for; nil without readable resume data. Only an
     /// estimate until the engine checks the files' sizes and times against it.
-    static func verifiedBytes(in path: String, metainfo: Metainfo) -> Int64? {
-        guard
-            let resume = try? ResumeData.load(
-                from: path, infoHash: metainfo.wireInfoHash, layout: metainfo.layout)
-        else { return nil }
+    static func verifiedPieces(in path: String, metainfo: Metainfo) -> PieceSet? {
+        try? ResumeData.load(from: path, infoHash: metainfo.wireInfoHash, layout: metainfo.layout).verified
+    }
+
+    /// The bytes of `pieces`.
+    static func bytes(of pieces: PieceSet, in metainfo: Metainfo) -> Int64 {
         var bytes: Int64 = 0
-        resume.verified.forEach { bytes += Int64(metainfo.geometry.length(of: $0)) }
+        pieces.forEach { bytes += Int64(metainfo.geometry.length(of: $0)) }
         return bytes
     }
 }

@@ -236,7 +236,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         let id = torrent.id
         if settings.paused { try? engine.pause(id) }
         if settings.paused, let metainfo = torrent.metainfo {
-            torrent.restoredVerifiedBytes = DaemonTorrent.verifiedBytes(
+            torrent.restoredVerified = DaemonTorrent.verifiedPieces(
                 in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
         } else if !settings.paused {
             torrent.startDate = Self.now()
@@ -345,7 +345,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         registry.withLock { registry in
             guard var torrent = registry.torrents[id] else { return }
             torrent.pauseAfterCheck = wasPaused
-            torrent.restoredVerifiedBytes = nil
+            torrent.restoredVerified = nil
             try? engine.resume(id)
             registry.torrents[id] = torrent
         }

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Metainfo
+import TorrentModel
 import TransmissionRPC
 
 /// The RPC's view of a torrent, as torrent-get reports it.
@@ -9,9 +10,9 @@ typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
 extension DaemonTorrent {
     /// What torrent-get reports about this torrent, from the engine's latest snapshot.
     ///
-    /// Per-file progress is exact only for a complete torrent (the engine reports counts, not which
-    /// pieces it has): otherwise each file is credited with the torrent's share done. Peer lists are
-    /// empty for the same reason; connected peers are counted.
+    /// Per-file progress and the pieces come from the engine's latest report of which pieces are
+    /// verified (or, for a torrent restored paused, from its resume data). Peer lists are empty (the
+    /// engine reports counts); connected peers are counted.
     func rpcSnapshot(
         engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String, now: Int
     ) -> RPCTorrentSnapshot {
@@ -19,14 +20,28 @@ extension DaemonTorrent {
         let status = engine?.status
         // Until a magnet link's metadata arrives its size is unknown: 0, and nothing is done.
         let total = metainfo?.totalLength ?? 0
-        let verified = status?.verifiedBytes ?? restoredVerifiedBytes ?? 0
-        let complete = metainfo != nil && verified == total
+        let restoredBytes = metainfo.flatMap { metainfo in
+            restoredVerified.map { Self.bytes(of: $0, in: metainfo) }
+        }
+        let verified = status?.verifiedBytes ?? restoredBytes ?? 0
+        let allVerified = metainfo != nil && verified == total
+        // Skipped files do not count: done is every wanted piece verified (as the engine reports it).
+        let wanted = status.map { $0.wantedBytes } ?? total
+        let verifiedWanted = status.map { $0.verifiedWantedBytes } ?? verified
+        let complete = metainfo != nil && verifiedWanted == wanted
+        // Which pieces: nil in a report means all of them.
+        let verifiedPieces = metainfo.map { metainfo in
+            allVerified
+                ? PieceSet(pieceCount: metainfo.pieceCount, full: true)
+                : status.map { $0.verified ?? PieceSet(pieceCount: metainfo.pieceCount, full: true) }
+                    ?? restoredVerified ?? PieceSet(pieceCount: metainfo.pieceCount)
+        }
         snapshot.totalSize = Int(total)
-        snapshot.sizeWhenDone = Int(total)
+        snapshot.sizeWhenDone = Int(wanted)
         snapshot.haveValid = Int(verified)
-        snapshot.leftUntilDone = Int(total - verified)
-        snapshot.percentDone = total > 0 ? Double(verified) / Double(total) : (complete ? 1 : 0)
-        snapshot.percentComplete = snapshot.percentDone
+        snapshot.leftUntilDone = Int(wanted - verifiedWanted)
+        snapshot.percentDone = wanted > 0 ? Double(verifiedWanted) / Double(wanted) : (complete ? 1 : 0)
+        snapshot.percentComplete = total > 0 ? Double(verified) / Double(total) : (allVerified ? 1 : 0)
         snapshot.metadataPercentComplete = metainfo == nil ? 0 : 1
         snapshot.pieceCount = metainfo?.pieceCount ?? 0
         snapshot.pieceSize = metainfo?.pieceLength ?? 0
@@ -77,9 +92,10 @@ extension DaemonTorrent {
         snapshot.isPrivate = metainfo?.isPrivate ?? false
         snapshot.torrentFile = metainfo == nil ? "" : torrentFile
         snapshot.webseeds = metainfo?.webSeeds ?? magnet?.webSeeds ?? []
+        if fields.contains(.pieces) { snapshot.pieces = verifiedPieces?.wireBytes ?? [] }
         if fields.contains(.magnetLink) { snapshot.magnetLink = (metainfo?.magnetLink ?? magnet)?.uri ?? "" }
         if !fields.isDisjoint(with: [.files, .fileStats, .fileCount, .priorities, .wanted]) {
-            snapshot.files = files(complete: complete, share: snapshot.percentDone)
+            snapshot.files = files(verified: verifiedPieces)
         }
         if !fields.isDisjoint(with: [.trackers, .trackerStats, .trackerList]) {
             snapshot.trackers = trackers(lastResult: status?.trackerState)
@@ -117,12 +133,14 @@ extension DaemonTorrent {
         }
     }
 
-    private func files(complete: Bool, share: Double) -> [FileSnapshot] {
+    private func files(verified: PieceSet?) -> [FileSnapshot] {
+        guard let metainfo, let verified else { return [] }
         let unwanted = Set(settings.unwantedFiles)
-        return (metainfo?.files ?? []).enumerated().map { index, file in
+        return metainfo.files.enumerated().map { index, file in
             FileSnapshot(
                 name: file.path.joined(separator: "/"), length: Int(file.length),
-                bytesCompleted: complete ? Int(file.length) : Int(Double(file.length) * share),
+                bytesCompleted: Int(
+                    Self.verifiedBytes(of: file, in: verified, pieceLength: metainfo.pieceLength)),
                 wanted: !unwanted.contains(index),
                 priority: settings.filePriorities[index].flatMap(Priority.init(rawValue:)) ?? .normal)
         }
@@ -162,5 +180,21 @@ extension DaemonTorrent {
     static func siteName(_ host: String) -> String {
         let labels = host.split(separator: ".")
         return labels.count >= 2 ? String(labels[labels.count - 2]) : host
+    }
+}
+
+extension DaemonTorrent {
+    /// The bytes of `file` that lie in verified pieces.
+    static func verifiedBytes(of file: FileEntry, in verified: PieceSet, pieceLength: Int) -> Int64 {
+        guard file.length > 0 else { return 0 }
+        let length = Int64(pieceLength)
+        let end = file.offset + file.length
+        var bytes: Int64 = 0
+        for piece in Int(file.offset / length)...Int((end - 1) / length)
+        where verified.contains(PieceIndex(UInt32(piece))) {
+            let start = Int64(piece) * length
+            bytes += min(end, start + length) - max(file.offset, start)
+        }
+        return bytes
     }
 }
