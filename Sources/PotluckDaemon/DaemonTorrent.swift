@@ -20,6 +20,10 @@ struct DaemonTorrent: Sendable {
     var startDate = 0
     /// A verify of a paused torrent: pause it again once the check is over.
     var pauseAfterCheck = false
+    /// Started by a client but held in the queue until a slot is free; stopped in the engine meanwhile.
+    var waiting = false
+    /// Its seed idle limit stopped it (as a reached ratio does: stopped, not paused by a client).
+    var idleLimitReached = false
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
     var restoredVerifiedBytes: Int64?
 

@@ -36,7 +36,8 @@ extension EngineBackend {
 
     /// Changes take effect at once: `start-added-torrents` for the next torrent added; speed limits
     /// (the alternative ones while on), the global peer limit and the ratio limit in the engine
-    /// (`applySessionLimits`). Every change is kept in `session.json`.
+    /// (`applySessionLimits`); larger queues start waiting torrents (a smaller one stops none). Every
+    /// change is kept in `session.json`.
     public func updateSession(_ changes: SessionChanges) async throws {
         try registry.withLock { registry throws in
             var unchanged = SessionChanges()
@@ -55,6 +56,7 @@ extension EngineBackend {
             registry.sessionOverrides = overrides
             registry.session = updated
             applySessionLimits(changed: changes.keys, in: registry)
+            startQueuedTorrents(in: &registry)
         }
     }
 
@@ -64,6 +66,7 @@ extension EngineBackend {
         registry.withLock { registry in
             registry.session = changes.applied(to: registry.session)
             applySessionLimits(changed: changes.keys, in: registry)
+            startQueuedTorrents(in: &registry)
         }
     }
 

@@ -9,11 +9,14 @@ typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
 extension DaemonTorrent {
     /// What torrent-get reports about this torrent, from the engine's latest snapshot.
     ///
+    /// `idleLimit` is the seed idle limit that applies to it, for `etaIdle`.
+    ///
     /// Per-file progress is exact only for a complete torrent (the engine reports counts, not which
     /// pieces it has): otherwise each file is credited with the torrent's share done. Peer lists are
     /// empty for the same reason; connected peers are counted.
     func rpcSnapshot(
-        engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String, now: Int
+        engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String,
+        idleLimit: SeedIdleLimit?, now: Int
     ) -> RPCTorrentSnapshot {
         var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: name)
         let status = engine?.status
@@ -31,8 +34,11 @@ extension DaemonTorrent {
         snapshot.pieceCount = metainfo?.pieceCount ?? 0
         snapshot.pieceSize = metainfo?.pieceLength ?? 0
 
-        snapshot.status = Self.status(
-            engine?.activity, paused: settings.paused && !pauseAfterCheck, complete: complete)
+        // A waiting torrent being verified shows its check.
+        snapshot.status =
+            waiting && !pauseAfterCheck
+            ? (queueDirection(engine) == .seed ? .seedWait : .downloadWait)
+            : Self.status(engine?.activity, paused: settings.paused && !pauseAfterCheck)
         if case .checking = engine?.activity, let status, total > 0 {
             snapshot.recheckProgress = Double(status.checkedBytes) / Double(total)
         }
@@ -61,7 +67,11 @@ extension DaemonTorrent {
         } else {
             snapshot.eta = -1
         }
-        snapshot.isFinished = complete && engine?.activity == .finished
+        snapshot.isFinished = complete && (engine?.activity == .finished || idleLimitReached)
+        if snapshot.status == .seeding, let idleLimit {
+            snapshot.etaIdle = idleLimit.secondsLeft(
+                startDate: startDate, activityDate: settings.activityDate, now: now)
+        }
 
         snapshot.addedDate = settings.addedDate
         snapshot.doneDate = settings.doneDate
@@ -89,7 +99,7 @@ extension DaemonTorrent {
         snapshot.labels = settings.labels
         snapshot.group = settings.group
         snapshot.bandwidthPriority = Priority(rawValue: settings.bandwidthPriority) ?? .normal
-        snapshot.queuePosition = id.value - 1
+        snapshot.queuePosition = settings.queuePosition ?? 0
         snapshot.downloadLimit = settings.downloadLimit
         snapshot.downloadLimited = settings.downloadLimited
         snapshot.uploadLimit = settings.uploadLimit
@@ -104,11 +114,12 @@ extension DaemonTorrent {
     }
 
     /// Transmission's status number for the engine's activity; a torrent the client paused is stopped
-    /// whatever the engine last said, and one starting up is queued to download or to seed.
-    static func status(_ activity: TorrentActivity?, paused: Bool, complete: Bool) -> TorrentStatus {
+    /// whatever the engine last said, and one starting up is about to check its data. (Waiting to
+    /// download or seed is said only of a torrent waiting in the queue.)
+    static func status(_ activity: TorrentActivity?, paused: Bool) -> TorrentStatus {
         if paused { return .stopped }
         switch activity {
-        case nil, .starting: return complete ? .seedWait : .downloadWait
+        case nil, .starting: return .checkWait
         case .checking: return .checking
         case .downloading, .fetchingMetadata: return .downloading
         case .seeding: return .seeding
