@@ -38,6 +38,9 @@ public struct DaemonSettings: Sendable, Equatable {
         "ratio-limit": .seedRatioLimit, "ratio-limit-enabled": .seedRatioLimited,
         "idle-seeding-limit": .idleSeedingLimit, "idle-seeding-limit-enabled": .idleSeedingLimitEnabled,
         "start-added-torrents": .startAddedTorrents,
+        "download-queue-enabled": .downloadQueueEnabled, "download-queue-size": .downloadQueueSize,
+        "seed-queue-enabled": .seedQueueEnabled, "seed-queue-size": .seedQueueSize,
+        "queue-stalled-enabled": .queueStalledEnabled, "queue-stalled-minutes": .queueStalledMinutes,
     ]
 
     public init() {}

@@ -164,7 +164,12 @@ import TransmissionRPC
         let fixture = try Fixture()
         let idle = try fixture.addTorrent("idle", data: Array(repeating: 1, count: 3000))
         let kept = try fixture.addTorrent("kept", data: Array(repeating: 2, count: 3000))
+        let patient = try fixture.addTorrent("patient", data: Array(repeating: 3, count: 3000))
         var changes = TorrentChanges()
+        changes.seedIdleMode = .single
+        changes.seedIdleLimit = 10
+        try await fixture.backend.change(.only([.id(patient)]), changes)
+        changes = TorrentChanges()
         changes.seedIdleMode = .single
         changes.seedIdleLimit = 0
         try await fixture.backend.change(.only([.id(idle)]), changes)
@@ -175,10 +180,16 @@ import TransmissionRPC
         changes.seedIdleMode = .unlimited
         try await fixture.backend.change(.only([.id(kept)]), changes)
         #expect(await fixture.keepBooks { await fixture.listing()["idle"]!.status == .stopped })
-        let torrents = await fixture.backend.torrents(.all, fields: [.name, .status, .isFinished]).torrents
+        #expect(await fixture.keepBooks { await fixture.listing()["patient"]!.status == .seeding })
+        let torrents = await fixture.backend.torrents(.all, fields: [.name, .status, .isFinished, .etaIdle])
+            .torrents
         let stopped = try #require(torrents.first { $0.name == "idle" })
         #expect(stopped.isFinished)
         #expect(torrents.first { $0.name == "kept" }?.status == .seeding)
+        #expect(torrents.first { $0.name == "kept" }?.etaIdle == -1)
+        // Ten minutes from its start, less the seconds this test has taken.
+        let eta = try #require(torrents.first { $0.name == "patient" }?.etaIdle)
+        #expect((540...600).contains(eta), "\(eta)")
         // Nothing is kept as paused: a restart seeds it again (until the limit stops it once more).
         #expect(
             !(fixture.backend.registry.withLock { $0.torrents[TorrentID(value: idle)]?.settings.paused }
