@@ -22,6 +22,9 @@ struct DaemonTorrent: Sendable {
     var pauseAfterCheck = false
     /// Started by a client but held in the queue until a slot is free; stopped in the engine meanwhile.
     var waiting = false
+    /// Waiting only for the engine to finish stopping it, to start whatever the queue says
+    /// (torrent-start-now).
+    var bypassesQueue = false
     /// Its seed idle limit stopped it (as a reached ratio does: stopped, not paused by a client).
     var idleLimitReached = false
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.

@@ -18,16 +18,24 @@ extension EngineBackend {
     func enlist(_ torrent: DaemonTorrent, in registry: inout Registry) -> Bool {
         registry.queue.append(torrent.id)
         guard !torrent.settings.paused else { return false }
-        var standings = self.standings(in: registry, now: Self.now())
-        standings[torrent.id] = .waiting(torrent.queueDirection(engine.snapshot(torrent.id)))
-        return !registry.queue.toStart(standings, limits: Self.queueLimits(registry.session)).contains(
-            torrent.id)
+        let now = Self.now()
+        let stalledAfter = Self.stalledAfterSeconds(registry.session)
+        let others = registry.torrents.lazy.map { id, other in
+            other.standing(self.engine.snapshot(id), now: now, stalledAfterSeconds: stalledAfter)
+        }
+        return !Queue.admitsNewcomer(
+            torrent.queueDirection(engine.snapshot(torrent.id)), among: others,
+            limits: Self.queueLimits(registry.session))
+    }
+
+    /// After how long without data a download counts as stalled (nil: never).
+    static func stalledAfterSeconds(_ session: SessionSettings) -> Int? {
+        session.queueStalledEnabled ? session.queueStalledMinutes * 60 : nil
     }
 
     /// What every torrent of the registry is doing, for the queue.
     func standings(in registry: Registry, now: Int) -> [TorrentID: Queue.Standing] {
-        let stalledAfter =
-            registry.session.queueStalledEnabled ? registry.session.queueStalledMinutes * 60 : nil
+        let stalledAfter = Self.stalledAfterSeconds(registry.session)
         var standings: [TorrentID: Queue.Standing] = [:]
         for (id, torrent) in registry.torrents {
             standings[id] = torrent.standing(engine.snapshot(id), now: now, stalledAfterSeconds: stalledAfter)
@@ -35,27 +43,36 @@ extension EngineBackend {
         return standings
     }
 
-    /// Starts the waiting torrents the queue now has room for, first in the queue first. One the
-    /// engine is still stopping (held a moment ago) keeps its turn until the next look.
+    /// Starts the torrents started now (torrent-start-now) and the waiting torrents the queue now has
+    /// room for, first in the queue first. One the engine is still stopping (stopped a moment ago, when
+    /// a start would be lost) keeps its turn until the next look.
     func startQueuedTorrents(in registry: inout Registry) {
         let now = Self.now()
         let chosen = registry.queue.toStart(
             standings(in: registry, now: now), limits: Self.queueLimits(registry.session))
-        for id in chosen {
+        let startingNow = registry.torrents.values.filter { $0.waiting && $0.bypassesQueue }.map(\.id)
+        for id in startingNow + chosen {
             guard var torrent = registry.torrents[id], engine.snapshot(id)?.isLive != true else { continue }
             torrent.waiting = false
+            torrent.bypassesQueue = false
             torrent.startDate = now
             registry.torrents[id] = torrent
             try? engine.resume(id)
-            logger.info("\(torrent.name) (\(id)): its turn in the queue came; started")
+            logger.info("\(torrent.name) (\(id)): started")
         }
     }
 
-    /// torrent-start: a stopped torrent waits for its turn (which may be at once); one running goes on.
-    func startQueued(_ torrent: inout DaemonTorrent) {
+    /// torrent-start: a stopped torrent waits for its turn (which may be at once), or with
+    /// `bypassingQueue` (torrent-start-now) only for the engine to have stopped it; one running goes on.
+    /// `startQueuedTorrents` starts it.
+    func startQueued(_ torrent: inout DaemonTorrent, bypassingQueue: Bool) {
         switch engine.snapshot(torrent.id)?.activity {
-        case .starting, .fetchingMetadata, .checking, .downloading, .seeding: return
-        case nil, .paused, .finished, .failed: torrent.waiting = true
+        case .starting, .fetchingMetadata, .checking, .downloading, .seeding:
+            torrent.waiting = false
+            torrent.bypassesQueue = false
+        case nil, .paused, .finished, .failed:
+            torrent.waiting = true
+            torrent.bypassesQueue = torrent.bypassesQueue || bypassingQueue
         }
     }
 
@@ -131,6 +148,8 @@ extension DaemonTorrent {
         -> TorrentQueue<TorrentID>.Standing
     {
         let direction = queueDirection(snapshot)
+        // One started now holds a slot from the moment it is asked for.
+        if waiting && bypassesQueue { return .running(direction, stalled: false) }
         if waiting { return .waiting(direction) }
         if settings.paused { return .inactive }
         switch snapshot?.activity {

@@ -336,13 +336,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             }
             if paused {
                 torrent.waiting = false
+                torrent.bypassesQueue = false
                 try? engine.pause(id)
-            } else if bypassingQueue {
-                torrent.waiting = false
-                torrent.startDate = Self.now()
-                try? engine.resume(id)
             } else {
-                startQueued(&torrent)
+                startQueued(&torrent, bypassingQueue: bypassingQueue)
             }
             registry.torrents[id] = torrent
             startQueuedTorrents(in: &registry)

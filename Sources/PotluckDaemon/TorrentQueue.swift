@@ -94,6 +94,24 @@ struct TorrentQueue<ID: Hashable & Sendable>: Sendable, Equatable {
         }
     }
 
+    /// Whether a torrent joining last in the queue may start at once (what `toStart` would say of it):
+    /// only while the running (not stalled) and waiting torrents of its direction leave a slot. Looks
+    /// no further than it must, so that restoring thousands of torrents does not look at each for each.
+    static func admitsNewcomer(
+        _ direction: Direction, among others: some Sequence<Standing>, limits: Limits
+    ) -> Bool {
+        guard let slots = limits.slots(direction) else { return true }
+        var taken = 0
+        for standing in others {
+            guard standing == .waiting(direction) || standing == .running(direction, stalled: false) else {
+                continue
+            }
+            taken += 1
+            if taken >= slots { return false }
+        }
+        return taken < slots
+    }
+
     /// The waiting torrents to start now, first in the queue first: as many of each direction as its
     /// limit leaves free after those running (stalled ones not counted). Running torrents are never
     /// asked to stop, even when a lowered limit leaves more running than it allows.

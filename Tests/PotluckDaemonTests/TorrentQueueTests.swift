@@ -100,6 +100,26 @@ import Testing
         #expect(queue.toStart(standings, limits: .init(downloads: 2, seeds: 0)) == ["b"])
     }
 
+    /// A newcomer (last in the queue) starts only when the running and waiting torrents of its direction
+    /// leave a slot, as `toStart` would decide with it waiting last.
+    @Test func aNewcomerStartsOnlyWhenItsDirectionHasRoom() {
+        let others: [Queue.Standing] = [
+            .running(.download, stalled: false), .waiting(.download), .running(.download, stalled: true),
+            .running(.seed, stalled: false), .inactive,
+        ]
+        for downloads in 0...4 {
+            let limits = Queue.Limits(downloads: downloads, seeds: 1)
+            let admitted = Queue.admitsNewcomer(.download, among: others, limits: limits)
+            var standings = Dictionary(uniqueKeysWithValues: others.enumerated().map { ("\($0)", $1) })
+            standings["new"] = .waiting(.download)
+            let queue = Queue(order: (0..<others.count).map { "\($0)" } + ["new"])
+            #expect(admitted == queue.toStart(standings, limits: limits).contains("new"), "\(downloads)")
+            #expect(admitted == (downloads > 2))
+        }
+        #expect(!Queue.admitsNewcomer(.seed, among: others, limits: .init(downloads: nil, seeds: 1)))
+        #expect(Queue.admitsNewcomer(.seed, among: others, limits: .init(downloads: 0, seeds: nil)))
+    }
+
     /// A torrent the order does not know of (never appended) is never started by it.
     @Test func onlyTorrentsInTheOrderStart() {
         let queue = Queue(order: ["a"])
