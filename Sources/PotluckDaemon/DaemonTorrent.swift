@@ -29,6 +29,8 @@ struct DaemonTorrent: Sendable {
     var idleLimitReached = false
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
     var restoredVerifiedBytes: Int64?
+    /// Without resume data: whether its files are on disk at their full sizes (see `queueDirection`).
+    var dataLooksComplete = false
 
     init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
         self.id = id

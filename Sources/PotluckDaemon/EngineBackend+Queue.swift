@@ -1,4 +1,6 @@
 import Engine
+import Glibc
+import Metainfo
 import TransmissionRPC
 
 /// The queue as the backend keeps it: `TorrentQueue` decides, this applies its decisions to the engine
@@ -13,17 +15,22 @@ extension EngineBackend {
             seeds: session.seedQueueEnabled ? session.seedQueueSize : nil)
     }
 
-    /// Puts a torrent about to join the registry last in the queue, and says whether it must wait
-    /// for a slot (a paused one never waits: it is not started at all).
-    func enlist(_ torrent: DaemonTorrent, in registry: inout Registry) -> Bool {
+    /// Puts a torrent about to join the registry last in the queue, and marks it waiting when it must
+    /// wait for a slot (a paused one never waits: it is not started at all).
+    func enlist(_ torrent: inout DaemonTorrent, in registry: inout Registry) {
         registry.queue.append(torrent.id)
-        guard !torrent.settings.paused else { return false }
+        if let metainfo = torrent.metainfo, torrent.restoredVerifiedBytes == nil {
+            torrent.dataLooksComplete = DaemonTorrent.filesLookComplete(
+                metainfo, in: torrent.settings.downloadDirectory)
+        }
+        torrent.waiting = false
+        guard !torrent.settings.paused else { return }
         let now = Self.now()
         let stalledAfter = Self.stalledAfterSeconds(registry.session)
         let others = registry.torrents.lazy.map { id, other in
             other.standing(self.engine.snapshot(id), now: now, stalledAfterSeconds: stalledAfter)
         }
-        return !Queue.admitsNewcomer(
+        torrent.waiting = !Queue.admitsNewcomer(
             torrent.queueDirection(engine.snapshot(torrent.id)), among: others,
             limits: Self.queueLimits(registry.session))
     }
@@ -131,13 +138,28 @@ extension TorrentAction {
 }
 
 extension DaemonTorrent {
-    /// Whether it downloads or seeds once started: the engine's last word, else its resume data.
+    /// Whether every file (padding aside) is in `directory` at its full size: most likely complete,
+    /// though only the check that follows its start can say. Paths come checked from the metainfo.
+    static func filesLookComplete(_ metainfo: Metainfo, in directory: String) -> Bool {
+        metainfo.files.allSatisfy { file in
+            guard !file.isPadding else { return true }
+            var info = stat()
+            let path = directory + "/" + file.path.joined(separator: "/")
+            return stat(path, &info) == 0 && Int64(info.st_size) == file.length
+        }
+    }
+
+    /// Whether it downloads or seeds once started: the engine's last word, else its resume data (with
+    /// files skipped it is never whole there, so being done when last seen counts), else whether its
+    /// files are on disk at their full sizes (a torrent added to seed what is there).
     func queueDirection(_ snapshot: EngineTorrentSnapshot?) -> TorrentQueue<TorrentID>.Direction {
         if let status = snapshot?.status {
             return status.verifiedWantedBytes == status.wantedBytes ? .seed : .download
         }
-        guard let metainfo, let restoredVerifiedBytes else { return .download }
-        return restoredVerifiedBytes == metainfo.totalLength ? .seed : .download
+        guard let metainfo else { return .download }
+        guard let restoredVerifiedBytes else { return dataLooksComplete ? .seed : .download }
+        let whole = restoredVerifiedBytes == metainfo.totalLength
+        return whole || (!settings.unwantedFiles.isEmpty && settings.doneDate != 0) ? .seed : .download
     }
 
     /// What it is doing, for the queue: a download that moved nothing for `stalledAfterSeconds` since

@@ -245,7 +245,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             torrent.restoredVerifiedBytes = DaemonTorrent.verifiedBytes(
                 in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
         }
-        torrent.waiting = enlist(torrent, in: &registry)
+        enlist(&torrent, in: &registry)
         if settings.paused || torrent.waiting {
             try? engine.pause(id)
         } else {

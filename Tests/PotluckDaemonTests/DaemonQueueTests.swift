@@ -158,6 +158,32 @@ import TransmissionRPC
         #expect(listing["c"]!.status == .downloadWait && listing["a"]!.status == .downloadWait, "\(listing)")
     }
 
+    /// Seeds have a queue of their own (off by default): a full download queue holds back neither a
+    /// torrent added with its data there nor, after a restart, one whose resume data says complete.
+    @Test func theDownloadQueueHoldsNoSeed() async throws {
+        let fixture = try Fixture()
+        try await fixture.backend.updateSession(Self.session([.downloadQueueSize: .integer(1)]))
+        try fixture.addTorrent("a")
+        try fixture.addTorrent("b")
+        try fixture.addTorrent("s1", data: Array(repeating: 4, count: 5000))
+        try fixture.addTorrent("s2", data: Array(repeating: 5, count: 5000))
+        func settled() async -> Bool {
+            let listing = await fixture.listing()
+            return listing["s1"]!.status == .seeding && listing["s2"]!.status == .seeding
+                && listing["a"]!.status == .downloading
+        }
+        var didSettle = await fixture.keepBooks(until: settled)
+        var listing = await fixture.listing()
+        #expect(didSettle, "\(listing)")
+        #expect(listing["b"]!.status == .downloadWait)
+
+        try fixture.restart()
+        didSettle = await fixture.keepBooks(until: settled)
+        listing = await fixture.listing()
+        #expect(didSettle, "\(listing)")
+        #expect(listing["b"]!.status == .downloadWait)
+    }
+
     /// A seed idle limit of 0 minutes stops a seed at once: stopped (not paused) and finished, like a
     /// reached ratio; unlimited, it seeds on.
     @Test func anIdleSeedStopsAtItsLimit() async throws {
