@@ -76,8 +76,12 @@ extension EngineBackend {
         return registry.withLock { registry in
             var statistics = SessionStatistics()
             statistics.torrentCount = registry.torrents.count
-            statistics.pausedTorrentCount = registry.torrents.values.filter(\.settings.paused).count
-            statistics.activeTorrentCount = statistics.torrentCount - statistics.pausedTorrentCount
+            // As Transmission counts them: a torrent waiting in the queue is not running.
+            statistics.activeTorrentCount =
+                registry.torrents.values.filter {
+                    !$0.settings.paused && !$0.waiting
+                }.count
+            statistics.pausedTorrentCount = statistics.torrentCount - statistics.activeTorrentCount
             statistics.downloadSpeed = Int(summary.downloadRateBytesPerSecond)
             statistics.uploadSpeed = Int(summary.uploadRateBytesPerSecond)
             let uploaded = registry.torrents.values.reduce(Int64(0)) { $0 + $1.runUploaded }

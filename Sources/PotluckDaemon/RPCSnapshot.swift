@@ -9,14 +9,14 @@ typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
 extension DaemonTorrent {
     /// What torrent-get reports about this torrent, from the engine's latest snapshot.
     ///
-    /// `idleLimit` is the seed idle limit that applies to it, for `etaIdle`.
+    /// `session` gives the seed idle limit (for `etaIdle`) and when a download is stalled.
     ///
     /// Per-file progress is exact only for a complete torrent (the engine reports counts, not which
     /// pieces it has): otherwise each file is credited with the torrent's share done. Peer lists are
     /// empty for the same reason; connected peers are counted.
     func rpcSnapshot(
         engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String,
-        idleLimit: SeedIdleLimit?, now: Int
+        session: SessionSettings, now: Int
     ) -> RPCTorrentSnapshot {
         var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: name)
         let status = engine?.status
@@ -68,7 +68,10 @@ extension DaemonTorrent {
             snapshot.eta = -1
         }
         snapshot.isFinished = complete && (engine?.activity == .finished || idleLimitReached)
-        if snapshot.status == .seeding, let idleLimit {
+        let standing = standing(
+            engine, now: now, stalledAfterSeconds: EngineBackend.stalledAfterSeconds(session))
+        snapshot.isStalled = standing == .running(.download, stalled: true)
+        if snapshot.status == .seeding, let idleLimit = seedIdleLimit(session) {
             snapshot.etaIdle = idleLimit.secondsLeft(
                 startDate: startDate, activityDate: settings.activityDate, now: now)
         }

@@ -158,6 +158,24 @@ import TransmissionRPC
         #expect(listing["c"]!.status == .downloadWait && listing["a"]!.status == .downloadWait, "\(listing)")
     }
 
+    /// A download that moved no data for `queue-stalled-minutes` (here 0) is stalled and takes no slot;
+    /// session-stats counts a waiting torrent as not running, as Transmission does.
+    @Test func aStalledDownloadTakesNoSlot() async throws {
+        let fixture = try Fixture()
+        try await fixture.backend.updateSession(Self.session([.downloadQueueSize: .integer(1)]))
+        let a = try fixture.addTorrent("a")
+        try fixture.addTorrent("b")
+        #expect(await fixture.listing()["b"]!.status == .downloadWait)
+        let statistics = await fixture.backend.sessionStatistics()
+        #expect(statistics.activeTorrentCount == 1 && statistics.pausedTorrentCount == 1)
+
+        try await fixture.backend.updateSession(Self.session([.queueStalledMinutes: .integer(0)]))
+        #expect(await fixture.keepBooks { await Self.running.contains(fixture.listing()["b"]!.status) })
+        let stalled = await fixture.backend.torrents(.only([.id(a)]), fields: [.isStalled]).torrents
+        #expect(stalled.first?.isStalled == true)
+        #expect(await fixture.backend.sessionStatistics().activeTorrentCount == 2)
+    }
+
     /// Seeds have a queue of their own (off by default): a full download queue holds back neither a
     /// torrent added with its data there nor, after a restart, one whose resume data says complete.
     @Test func theDownloadQueueHoldsNoSeed() async throws {
