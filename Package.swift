@@ -148,7 +148,9 @@ let package = Package(
         .testTarget(name: "CommandSupportTests", dependencies: ["CommandSupport"]),
         .testTarget(
             name: "PotluckDaemonTests",
-            dependencies: ["PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel"]),
+            dependencies: [
+                "PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel", "Hashing",
+            ]),
         .testTarget(name: "PotluckBenchTests", dependencies: ["PotluckBench", "CommandSupport", "URing"]),
         .testTarget(
             name: "PotluckCommandsTests",

@@ -190,8 +190,10 @@ final class DHTService: ReactorService {
             node.tick(now: instant, into: &output)
             let settled = node.routingTableNodeCount >= node.configuration.routing.bucketSize
             let interval = settled ? Self.relookupNanoseconds : Self.unsettledRelookupNanoseconds
+            // A subscription made during this pass read a later clock than `now`: it is not due (and
+            // the unsigned difference would trap; it took a daemon down once).
             for (infoHash, var subscription) in subscriptions
-            where subscription.lastLookup.map({ now - $0 >= interval }) ?? true {
+            where subscription.lastLookup.map({ now >= $0 && now - $0 >= interval }) ?? true {
                 subscription.lastLookup = now
                 subscriptions[infoHash] = subscription
                 if let port = subscription.announcePort {

@@ -52,6 +52,9 @@ public struct DownloadOptions: Sendable {
     /// `maximumUploadRateBytesPerSecond` / `maximumDownloadRateBytesPerSecond` apply within them.
     public var sharedUploadLimiter: RateLimiter?
     public var sharedDownloadLimiter: RateLimiter?
+    /// Whether `sharedUploadLimiter` and `sharedDownloadLimiter` apply; without, only this torrent's
+    /// own rates do (Transmission's `honorsSessionLimits`).
+    public var honorsSharedRates = true
     /// Connections at once across every session sharing it (each link takes one), besides this
     /// torrent's own `maximumPeers`.
     public var sharedConnectionBudget: ConnectionBudget?

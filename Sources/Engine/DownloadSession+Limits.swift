@@ -6,6 +6,8 @@ extension DownloadSession {
         options.limits = limits
         uploadLimiter.setRate(limits.uploadRateBytesPerSecond)
         downloadLimiter.setRate(limits.downloadRateBytesPerSecond)
+        uploadLimiter.setFollowsParent(limits.honorsSharedRates)
+        downloadLimiter.setFollowsParent(limits.honorsSharedRates)
         scheduleTick(now: nowNanoseconds)
         reactor.touch(tenant)
     }

@@ -34,6 +34,23 @@ extension DownloadSession {
         trackers?.tick(now: nowNanoseconds)
     }
 
+    /// The shortest gap between two announces a client asks for: more often would hammer the trackers.
+    static let reannounceGapNanoseconds: UInt64 = 60_000_000_000
+
+    /// A client asked to announce now (Transmission's torrent-reannounce): the trackers are asked at
+    /// once, within their own `min interval`; asked again within a minute, nothing is done.
+    func reannounce(now: UInt64) {
+        guard let trackers, isTrading, !stopping else { return }
+        if let last = lastReannounceNanoseconds, now < last || now - last < Self.reannounceGapNanoseconds {
+            log("reannounce ignored: the last one was \((max(now, last) - last) / 1_000_000_000) s ago")
+            return
+        }
+        lastReannounceNanoseconds = now
+        trackers.announceNow(now: now)
+        trackers.tick(now: now)
+        reactor.touch(tenant)
+    }
+
     /// A tracker's completion; the peers it brought are connected to at once, not at the next tick.
     func trackerCompleted(_ completion: Completion, now: UInt64) {
         guard let trackers else { return }

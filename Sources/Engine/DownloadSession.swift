@@ -180,6 +180,8 @@ public final class DownloadSession: ReactorTenant {
     var log: (String) -> Void
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
     var trackers: TrackerAnnouncer?
+    /// When a client last had the trackers announce at once (`reannounce`), to refuse another soon after.
+    var lastReannounceNanoseconds: UInt64?
     /// Subscribed to the engine's DHT for this torrent.
     var dhtSubscribed = false
     /// The web seeds (BEP 19) in use; nil when there are none.
@@ -241,6 +243,8 @@ public final class DownloadSession: ReactorTenant {
         downloadLimiter = RateLimiter(
             rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond,
             within: options.sharedDownloadLimiter)
+        uploadLimiter.setFollowsParent(options.honorsSharedRates)
+        downloadLimiter.setFollowsParent(options.honorsSharedRates)
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.

@@ -244,6 +244,20 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Has a running torrent announce to its trackers now instead of at their next interval; ignored
+    /// within a minute of the last time (see `DownloadSession.reannounce`), and for a stopped torrent.
+    public func reannounce(_ id: TorrentID) throws(EngineError) {
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
+            guard let record = state.records[id] else { throw .unknownTorrent(id) }
+            return record.live ? (record.reactor, record.run) : nil
+        }
+        guard let (reactor, run) = target else { return }
+        inboxes[reactor].submit { reactor in
+            guard let session = reactor.torrent(with: HostKey(id: id, run: run)) else { return }
+            session.reannounce(now: session.nowNanoseconds)
+        }
+    }
+
     /// The torrent's snapshot, or nil if it is not in the engine.
     public func snapshot(_ id: TorrentID) -> TorrentSnapshot? {
         settleLostReactors()

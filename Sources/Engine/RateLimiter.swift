@@ -15,6 +15,8 @@ public final class RateLimiter: Sendable {
     private let bucket: Mutex<TokenBucket>
     private let clock: @Sendable () -> Instant
     private let parent: RateLimiter?
+    /// Whether `parent` applies now; a torrent may be exempted from the process-wide limit and back.
+    private let followsParent = Atomic<Bool>(true)
 
     /// - Parameters:
     ///   - rateBytesPerSecond: the limit; 0 for none.
@@ -50,20 +52,27 @@ public final class RateLimiter: Sendable {
         }
     }
 
+    /// Whether the limit this one lives within applies (by default it does). While it does not, this
+    /// one's transfers are not charged to it either: an exempt torrent does not eat the others' share.
+    public func setFollowsParent(_ follows: Bool) { followsParent.store(follows, ordering: .relaxed) }
+
+    /// The parent limiter, while it applies.
+    private var activeParent: RateLimiter? { followsParent.load(ordering: .relaxed) ? parent : nil }
+
     /// Neither this limiter nor its parent limits anything.
-    public var isUnlimited: Bool { ownIsUnlimited && (parent?.isUnlimited ?? true) }
+    public var isUnlimited: Bool { ownIsUnlimited && (activeParent?.isUnlimited ?? true) }
 
     private var ownIsUnlimited: Bool { rateBytesPerSecond == 0 }
 
     public func allows() -> Bool {
-        if let parent, !parent.allows() { return false }
+        if let activeParent, !activeParent.allows() { return false }
         guard !ownIsUnlimited else { return true }
         let now = clock()
         return bucket.withLock { $0.allows(at: now) }
     }
 
     public func spend(_ bytes: Int) {
-        parent?.spend(bytes)
+        activeParent?.spend(bytes)
         guard !ownIsUnlimited else { return }
         let now = clock()
         bucket.withLock { $0.spend(bytes, at: now) }
@@ -77,7 +86,7 @@ public final class RateLimiter: Sendable {
     }
 
     public func nanosecondsUntilAllowed() -> UInt64 {
-        let parentWait = parent?.nanosecondsUntilAllowed() ?? 0
+        let parentWait = activeParent?.nanosecondsUntilAllowed() ?? 0
         guard !ownIsUnlimited else { return parentWait }
         let now = clock()
         return max(parentWait, bucket.withLock { $0.nanosecondsUntilAllowed(at: now) })

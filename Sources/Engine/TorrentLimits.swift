@@ -10,11 +10,14 @@ public struct TorrentLimits: Sendable, Equatable {
     public var seedRatioLimit: Double?
     /// Seeding stops after this long.
     public var seedTimeLimitSeconds: Int?
+    /// Whether the limits shared with other torrents apply besides the rates above.
+    public var honorsSharedRates: Bool
 
     public init(
         uploadRateBytesPerSecond: Int, downloadRateBytesPerSecond: Int, maximumPeers: Int,
-        seedRatioLimit: Double?, seedTimeLimitSeconds: Int?
+        seedRatioLimit: Double?, seedTimeLimitSeconds: Int?, honorsSharedRates: Bool = true
     ) {
+        self.honorsSharedRates = honorsSharedRates
         self.uploadRateBytesPerSecond = uploadRateBytesPerSecond
         self.downloadRateBytesPerSecond = downloadRateBytesPerSecond
         self.maximumPeers = maximumPeers
@@ -30,7 +33,8 @@ extension DownloadOptions {
             TorrentLimits(
                 uploadRateBytesPerSecond: maximumUploadRateBytesPerSecond,
                 downloadRateBytesPerSecond: maximumDownloadRateBytesPerSecond, maximumPeers: maximumPeers,
-                seedRatioLimit: seedRatioLimit, seedTimeLimitSeconds: seedTimeLimitSeconds)
+                seedRatioLimit: seedRatioLimit, seedTimeLimitSeconds: seedTimeLimitSeconds,
+                honorsSharedRates: honorsSharedRates)
         }
         set {
             maximumUploadRateBytesPerSecond = newValue.uploadRateBytesPerSecond
@@ -38,6 +42,7 @@ extension DownloadOptions {
             maximumPeers = newValue.maximumPeers
             seedRatioLimit = newValue.seedRatioLimit
             seedTimeLimitSeconds = newValue.seedTimeLimitSeconds
+            honorsSharedRates = newValue.honorsSharedRates
         }
     }
 }

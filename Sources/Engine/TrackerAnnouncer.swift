@@ -105,6 +105,11 @@ final class TrackerAnnouncer {
         scheduler.requestAnnounce(now: Instant(nanoseconds: now))
     }
 
+    /// A client asked to announce now: see ``AnnounceScheduler/announceNow(now:)``.
+    func announceNow(now: UInt64) {
+        scheduler.announceNow(now: Instant(nanoseconds: now))
+    }
+
     /// A completion whose token carries ``TrackerClient/owner``.
     func handle(_ completion: Completion, now: UInt64) {
         client.handle(completion, now: now)

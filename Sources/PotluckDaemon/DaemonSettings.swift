@@ -39,6 +39,9 @@ public struct DaemonSettings: Sendable, Equatable {
         "idle-seeding-limit": .idleSeedingLimit, "idle-seeding-limit-enabled": .idleSeedingLimitEnabled,
         "start-added-torrents": .startAddedTorrents,
         "incomplete-dir": .incompleteDirectory, "incomplete-dir-enabled": .incompleteDirectoryEnabled,
+        "download-queue-enabled": .downloadQueueEnabled, "download-queue-size": .downloadQueueSize,
+        "seed-queue-enabled": .seedQueueEnabled, "seed-queue-size": .seedQueueSize,
+        "queue-stalled-enabled": .queueStalledEnabled, "queue-stalled-minutes": .queueStalledMinutes,
     ]
 
     public init() {}

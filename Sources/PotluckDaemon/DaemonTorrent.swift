@@ -20,8 +20,17 @@ struct DaemonTorrent: Sendable {
     var startDate = 0
     /// A verify of a paused torrent: pause it again once the check is over.
     var pauseAfterCheck = false
+    /// Started by a client but held in the queue until a slot is free; stopped in the engine meanwhile.
+    var waiting = false
+    /// Waiting only for the engine to finish stopping it, to start whatever the queue says
+    /// (torrent-start-now).
+    var bypassesQueue = false
+    /// Its seed idle limit stopped it (as a reached ratio does: stopped, not paused by a client).
+    var idleLimitReached = false
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
     var restoredVerified: PieceSet?
+    /// Without resume data: whether its files are on disk at their full sizes (see `queueDirection`).
+    var dataLooksComplete = false
 
     init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
         self.id = id

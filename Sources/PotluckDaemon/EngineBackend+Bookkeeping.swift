@@ -6,8 +6,9 @@ import TorrentModel
 extension EngineBackend {
     /// Called once a second: takes in the engine's counters and activity (totals over runs, seconds
     /// downloading and seeding, activity and completion dates), pauses verified torrents that were
-    /// paused before their verify, saves what must not wait, and updates the metrics. Returns the
-    /// torrents that have just finished downloading (not those found complete on disk).
+    /// paused before their verify, stops idle seeds, starts queued torrents whose turn came, saves what
+    /// must not wait, and updates the metrics. Returns the torrents that have just finished
+    /// downloading (not those found complete on disk).
     @discardableResult
     func keepBooks() -> [CompletedTorrent] {
         let now = Self.now()
@@ -63,6 +64,8 @@ extension EngineBackend {
                 registry.torrents[id]?.pauseAfterCheck = false
                 try? engine.pause(id)
             }
+            stopIdleSeeds(in: &registry, now: now)
+            startQueuedTorrents(in: &registry)
         }
         let summary = engine.summary()
         sample.uploadRateBytesPerSecond = summary.uploadRateBytesPerSecond

@@ -36,7 +36,8 @@ extension EngineBackend {
 
     /// Changes take effect at once: `start-added-torrents` for the next torrent added; speed limits
     /// (the alternative ones while on), the global peer limit and the ratio limit in the engine
-    /// (`applySessionLimits`). Every change is kept in `session.json`.
+    /// (`applySessionLimits`); larger queues start waiting torrents (a smaller one stops none). Every
+    /// change is kept in `session.json`.
     public func updateSession(_ changes: SessionChanges) async throws {
         try registry.withLock { registry throws in
             var unchanged = SessionChanges()
@@ -58,6 +59,7 @@ extension EngineBackend {
             registry.sessionOverrides = overrides
             registry.session = updated
             applySessionLimits(changed: changes.keys, in: registry)
+            startQueuedTorrents(in: &registry)
         }
     }
 
@@ -67,6 +69,7 @@ extension EngineBackend {
         registry.withLock { registry in
             registry.session = changes.applied(to: registry.session)
             applySessionLimits(changed: changes.keys, in: registry)
+            startQueuedTorrents(in: &registry)
         }
     }
 
@@ -76,8 +79,12 @@ extension EngineBackend {
         return registry.withLock { registry in
             var statistics = SessionStatistics()
             statistics.torrentCount = registry.torrents.count
-            statistics.pausedTorrentCount = registry.torrents.values.filter(\.settings.paused).count
-            statistics.activeTorrentCount = statistics.torrentCount - statistics.pausedTorrentCount
+            // As Transmission counts them: a torrent waiting in the queue is not running.
+            statistics.activeTorrentCount =
+                registry.torrents.values.filter {
+                    !$0.settings.paused && !$0.waiting
+                }.count
+            statistics.pausedTorrentCount = statistics.torrentCount - statistics.activeTorrentCount
             statistics.downloadSpeed = Int(summary.downloadRateBytesPerSecond)
             statistics.uploadSpeed = Int(summary.uploadRateBytesPerSecond)
             let uploaded = registry.torrents.values.reduce(Int64(0)) { $0 + $1.runUploaded }

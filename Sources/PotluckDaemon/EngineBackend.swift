@@ -24,6 +24,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         /// Added since the daemon started.
         var filesAdded = 0
         var nextOrder = 0
+        var queue = TorrentQueue<TorrentID>()
     }
 
     let engine: Engine
@@ -76,12 +77,17 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     // MARK: Restoring
 
-    /// Adds every torrent kept in the state folder to the engine, in the order they were first added;
-    /// paused ones are paused again at once. Returns how many were restored.
+    /// Adds every torrent kept in the state folder to the engine in queue order (torrents kept before
+    /// queues existed last, in the order they were first added), so that the first in the queue take
+    /// its slots; paused ones are paused again at once. Returns how many were restored.
     @discardableResult
     public func restore() -> Int {
         var restored = 0
-        for (settings, source) in state.storedTorrents(problem: { logger.warning("\($0)") }) {
+        let kept = state.storedTorrents(problem: { logger.warning("\($0)") }).enumerated().sorted {
+            ($0.element.settings.queuePosition ?? Int.max, $0.offset)
+                < ($1.element.settings.queuePosition ?? Int.max, $1.offset)
+        }.map(\.element)
+        for (settings, source) in kept {
             let torrent: TorrentOrigin
             do {
                 switch source {
@@ -100,6 +106,13 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 } catch {
                     logger.error("\(torrent.name): \(error)")
                 }
+            }
+        }
+        registry.withLock { registry in
+            do {
+                try keepQueuePositions(in: &registry)
+            } catch {
+                logger.warning("queue positions could not be kept: \(error)")
             }
         }
         return restored
@@ -195,6 +208,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             settings.incompleteDirectory = Self.incompleteDirectory(
                 for: source, downloadDirectory: settings.downloadDirectory, session: registry.session)
             settings.order = registry.nextOrder
+            settings.queuePosition = registry.torrents.count
             settings.paused = paused ?? !registry.session.startAddedTorrents
             settings.peerLimit = registry.session.peerLimitPerTorrent
             try Self.apply(changes, to: &settings, fileCount: source.fileCount)
@@ -234,11 +248,14 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             torrent = DaemonTorrent(id: id, magnet: magnet, hash: hash, settings: settings)
         }
         let id = torrent.id
-        if settings.paused { try? engine.pause(id) }
-        if settings.paused, let metainfo = torrent.metainfo {
+        if let metainfo = torrent.metainfo {
             torrent.restoredVerified = DaemonTorrent.verifiedPieces(
                 in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
-        } else if !settings.paused {
+        }
+        enlist(&torrent, in: &registry)
+        if settings.paused || torrent.waiting {
+            try? engine.pause(id)
+        } else {
             torrent.startDate = Self.now()
         }
         registry.torrents[id] = torrent
@@ -246,7 +263,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     }
 
     /// The engine's options for a torrent: its folder, resume data in the state folder, seeding once
-    /// complete, and its own limits.
+    /// complete, and its own limits (the session's rates apply too unless it does not honour them).
     func options(for settings: StoredTorrent, hash: InfoHash, _ registry: Registry) -> DownloadOptions {
         var options = DownloadOptions(
             downloadDirectory: settings.incompleteDirectory ?? settings.downloadDirectory, peers: [])
@@ -257,6 +274,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         options.maximumUploadRateBytesPerSecond = settings.uploadLimited ? settings.uploadLimit * 1000 : 0
         options.maximumDownloadRateBytesPerSecond =
             settings.downloadLimited ? settings.downloadLimit * 1000 : 0
+        options.honorsSharedRates = settings.honorsSessionLimits
         switch RatioLimitMode(rawValue: settings.seedRatioMode) ?? .global {
         case .single: options.seedRatioLimit = settings.seedRatioLimit
         case .global where registry.session.seedRatioLimited:
@@ -275,7 +293,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             let torrents = chosen.map { torrent in
                 torrent.rpcSnapshot(
                     engine: engine.snapshot(torrent.id), fields: fields,
-                    torrentFile: state.torrentFile(torrent.hash), now: now)
+                    torrentFile: state.torrentFile(torrent.hash), session: registry.session, now: now)
             }
             let removed =
                 selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []
@@ -297,47 +315,52 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     public func perform(_ action: TorrentAction, on selection: TorrentSelection) async throws {
         let chosen = registry.withLock { Self.resolve(selection, in: $0, now: Self.now()) }
+        if let move = action.queueMove { return try self.move(chosen.map(\.id), move) }
         for torrent in chosen {
             switch action {
-            case .start, .startNow: try setPaused(false, torrent.id)
+            case .start: try setPaused(false, torrent.id)
+            case .startNow: try setPaused(false, torrent.id, bypassingQueue: true)
             case .stop: try setPaused(true, torrent.id)
             case .verify: await verify(torrent.id)
-            case .reannounce:
-                throw RPCFailure(
-                    "reannouncing is not supported yet: the engine announces on its own schedule")
-            case .queueMoveTop, .queueMoveUp, .queueMoveDown, .queueMoveBottom:
-                throw RPCFailure("queues are not supported yet: every torrent runs at once")
+            // A stopped torrent has nobody to announce; the engine ignores it, as Transmission does.
+            case .reannounce: try? engine.reannounce(torrent.id)
+            case .queueMoveTop, .queueMoveUp, .queueMoveDown, .queueMoveBottom: break
             }
         }
     }
 
-    /// Pauses or resumes a torrent in the engine and keeps the choice. Starting a torrent that is not
-    /// paused restarts it if it ended (after an error or its seed limit); the engine ignores a start
-    /// of a running torrent and a stop of a stopped one.
-    func setPaused(_ paused: Bool, _ id: TorrentID) throws {
+    /// Pauses or starts a torrent and keeps the choice. Starting a torrent that is not paused restarts
+    /// it if it ended (after an error or its seed limit); a start waits for the torrent's turn in the
+    /// queue unless `bypassingQueue` (torrent-start-now); a running torrent just goes on.
+    func setPaused(_ paused: Bool, _ id: TorrentID, bypassingQueue: Bool = false) throws {
         try registry.withLock { registry throws in
             guard var torrent = registry.torrents[id] else { return }
             torrent.pauseAfterCheck = false
+            torrent.idleLimitReached = false
             if torrent.settings.paused != paused {
                 torrent.settings.paused = paused
                 try state.save(savedSettings(of: torrent), hash: torrent.hash)
-                torrent.startDate = paused ? 0 : Self.now()
+                if paused { torrent.startDate = 0 }
             }
             if paused {
+                torrent.waiting = false
+                torrent.bypassesQueue = false
                 try? engine.pause(id)
             } else {
-                try? engine.resume(id)
+                startQueued(&torrent, bypassingQueue: bypassingQueue)
             }
             registry.torrents[id] = torrent
+            startQueuedTorrents(in: &registry)
         }
     }
 
     /// The engine has no recheck of its own: the torrent is stopped, its resume data deleted and
-    /// started again, which checks every piece on disk. A paused torrent is paused again once checked.
+    /// started again, which checks every piece on disk. A paused torrent is paused again once checked,
+    /// and one waiting in the queue goes on waiting.
     func verify(_ id: TorrentID) async {
         let (wasPaused, hash) = registry.withLock { registry -> (Bool, InfoHash?) in
             guard let torrent = registry.torrents[id] else { return (false, nil) }
-            return (torrent.settings.paused, torrent.hash)
+            return (torrent.settings.paused || torrent.waiting, torrent.hash)
         }
         guard let hash else { return }
         await stopInEngine(id)
@@ -396,12 +419,17 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                     try? engine.setFilePriorities(torrent.id, priorities)
                 }
             }
+            if let position = changes.queuePosition {
+                try place(
+                    Self.resolve(selection, in: registry, now: Self.now()).map(\.id), at: position,
+                    in: &registry)
+            }
         }
     }
 
     /// Lays torrent-set's (or torrent-add's) changes over kept settings. `change` hands the rate and
-    /// peer limits and the seed ratio to the engine at once; the idle limit is kept but not applied (the
-    /// engine has no idle limit).
+    /// peer limits and the seed ratio to the engine at once; the idle limit is the daemon's own
+    /// (`stopIdleSeeds`), and the queue position `change` applies to the whole queue.
     static func apply(_ changes: TorrentChanges, to settings: inout StoredTorrent, fileCount: Int) throws {
         for selection in [
             changes.filesWanted, changes.filesUnwanted, changes.priorityHigh, changes.priorityNormal,
@@ -460,6 +488,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             try? engine.remove(torrent.id)
             registry.withLock { registry in
                 registry.torrents[torrent.id] = nil
+                leaveQueue(torrent.id, in: &registry)
                 registry.removed.append((torrent.id.value, Self.now()))
                 registry.removed.removeAll { Self.now() - $0.at > 60 }
             }

@@ -10,11 +10,14 @@ typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
 extension DaemonTorrent {
     /// What torrent-get reports about this torrent, from the engine's latest snapshot.
     ///
+    /// `session` gives the seed idle limit (for `etaIdle`) and when a download is stalled.
+    ///
     /// Per-file progress and the pieces come from the engine's latest report of which pieces are
     /// verified (or, for a torrent restored paused, from its resume data). Peer lists are empty (the
     /// engine reports counts); connected peers are counted.
     func rpcSnapshot(
-        engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String, now: Int
+        engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String,
+        session: SessionSettings, now: Int
     ) -> RPCTorrentSnapshot {
         var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: name)
         let status = engine?.status
@@ -26,8 +29,8 @@ extension DaemonTorrent {
         let verified = status?.verifiedBytes ?? restoredBytes ?? 0
         let allVerified = metainfo != nil && verified == total
         // Skipped files do not count: done is every wanted piece verified (as the engine reports it).
-        let wanted = status.map { $0.wantedBytes } ?? total
-        let verifiedWanted = status.map { $0.verifiedWantedBytes } ?? verified
+        let wanted = metainfo == nil ? 0 : status.map { $0.wantedBytes } ?? total
+        let verifiedWanted = metainfo == nil ? 0 : status.map { $0.verifiedWantedBytes } ?? verified
         let complete = metainfo != nil && verifiedWanted == wanted
         // Which pieces: nil in a report means all of them.
         let verifiedPieces = metainfo.map { metainfo in
@@ -46,8 +49,11 @@ extension DaemonTorrent {
         snapshot.pieceCount = metainfo?.pieceCount ?? 0
         snapshot.pieceSize = metainfo?.pieceLength ?? 0
 
-        snapshot.status = Self.status(
-            engine?.activity, paused: settings.paused && !pauseAfterCheck, complete: complete)
+        // A waiting torrent being verified shows its check.
+        snapshot.status =
+            waiting && !pauseAfterCheck
+            ? (queueDirection(engine) == .seed ? .seedWait : .downloadWait)
+            : Self.status(engine?.activity, paused: settings.paused && !pauseAfterCheck)
         if case .checking = engine?.activity, let status, total > 0 {
             snapshot.recheckProgress = Double(status.checkedBytes) / Double(total)
         }
@@ -76,7 +82,14 @@ extension DaemonTorrent {
         } else {
             snapshot.eta = -1
         }
-        snapshot.isFinished = complete && engine?.activity == .finished
+        snapshot.isFinished = complete && (engine?.activity == .finished || idleLimitReached)
+        let standing = standing(
+            engine, now: now, stalledAfterSeconds: EngineBackend.stalledAfterSeconds(session))
+        snapshot.isStalled = standing == .running(.download, stalled: true)
+        if snapshot.status == .seeding, let idleLimit = seedIdleLimit(session) {
+            snapshot.etaIdle = idleLimit.secondsLeft(
+                startDate: startDate, activityDate: settings.activityDate, now: now)
+        }
 
         snapshot.addedDate = settings.addedDate
         snapshot.doneDate = settings.doneDate
@@ -105,7 +118,7 @@ extension DaemonTorrent {
         snapshot.labels = settings.labels
         snapshot.group = settings.group
         snapshot.bandwidthPriority = Priority(rawValue: settings.bandwidthPriority) ?? .normal
-        snapshot.queuePosition = id.value - 1
+        snapshot.queuePosition = settings.queuePosition ?? 0
         snapshot.downloadLimit = settings.downloadLimit
         snapshot.downloadLimited = settings.downloadLimited
         snapshot.uploadLimit = settings.uploadLimit
@@ -120,12 +133,13 @@ extension DaemonTorrent {
     }
 
     /// Transmission's status number for the engine's activity; a torrent the client paused is stopped
-    /// whatever the engine last said, and one starting up is queued to download or to seed.
-    static func status(_ activity: TorrentActivity?, paused: Bool, complete: Bool) -> TorrentStatus {
+    /// whatever the engine last said, and one starting up is about to check its data. (Waiting to
+    /// download or seed is said only of a torrent waiting in the queue.)
+    static func status(_ activity: TorrentActivity?, paused: Bool) -> TorrentStatus {
         if paused { return .stopped }
         switch activity {
-        // Moving files waits to go on where they land.
-        case nil, .starting, .moving: return complete ? .seedWait : .downloadWait
+        // Starting up, or moving its files: about to check (or find) its data.
+        case nil, .starting, .moving: return .checkWait
         case .checking: return .checking
         case .downloading, .fetchingMetadata: return .downloading
         case .seeding: return .seeding

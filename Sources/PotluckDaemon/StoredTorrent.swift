@@ -2,7 +2,8 @@
 ///
 /// Limits, ratio and idle settings, peer limit and file choices are kept as torrent-set gave them
 /// (Transmission's units: kB/s, minutes). The rate limits, peer limit and seed ratio are applied each
-/// time the torrent starts in the engine; the rest is reported back to clients only.
+/// time the torrent starts in the engine, the idle limit and queue position by the daemon; labels,
+/// group and bandwidth priority are reported back to clients only.
 struct StoredTorrent: Codable, Sendable, Hashable {
     /// Where the files go (Transmission's `downloadDir`).
     var downloadDirectory: String
@@ -15,6 +16,8 @@ struct StoredTorrent: Codable, Sendable, Hashable {
     var addedDate: Int
     /// Breaks ties between torrents added in the same second, so restoring keeps their order.
     var order = 0
+    /// Its place in the queue, 0 first (`TorrentQueue`); nil in state kept before queues existed.
+    var queuePosition: Int?
     var doneDate = 0
     var activityDate = 0
     /// Payload bytes over every run before the current one.

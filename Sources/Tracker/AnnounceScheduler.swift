@@ -168,6 +168,15 @@ public struct AnnounceScheduler: Sendable {
         nextAnnounceAt = min(nextAnnounceAt, earliest)
     }
 
+    /// A client asked to announce now (a manual reannounce): due at once, whether or not the tracker
+    /// is failing, but never sooner after the last success than the tracker's own `min interval`.
+    /// Unlike ``requestAnnounce(now:)`` no default gap applies: the caller limits how often it asks.
+    public mutating func announceNow(now: Instant) {
+        guard phase == .running else { return }
+        let gap = startedAcknowledged ? minimumIntervalSeconds ?? 0 : 0
+        nextAnnounceAt = min(nextAnnounceAt, max(now, lastSuccessAt.map { $0.adding(seconds: gap) } ?? now))
+    }
+
     /// Shutdown: `stopped` becomes due at once (after any announce in flight), if the tracker ever
     /// acknowledged `started`.
     public mutating func stop() {

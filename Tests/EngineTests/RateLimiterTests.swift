@@ -61,6 +61,22 @@ import TorrentModel
         #expect(torrent.isUnlimited && torrent.take(16_384))
     }
 
+    /// A torrent exempted from the shared limit (`honorsSessionLimits` false) keeps only its own, and
+    /// its transfers do not use up the others' share; it can be put back under the shared limit.
+    @Test func anExemptLimiterIgnoresTheSharedOne() {
+        let clock = HandClock()
+        let shared = Self.limiter(10_000, clock: clock)
+        let exempt = Self.limiter(0, within: shared, clock: clock)
+        let other = Self.limiter(0, within: shared, clock: clock)
+        exempt.setFollowsParent(false)
+        #expect(exempt.isUnlimited)
+        for _ in 0..<10 { #expect(exempt.take(16_384)) }
+        #expect(other.take(16_384))
+        exempt.setFollowsParent(true)
+        #expect(!exempt.isUnlimited && !exempt.take(16_384))
+        #expect(exempt.nanosecondsUntilAllowed() > 0)
+    }
+
     /// Users on several threads while another switches the limit on and off: no lost update of the
     /// rate, and the limiter ends with the last one set.
     @Test func rateChangesRaceTransfersSafely() {

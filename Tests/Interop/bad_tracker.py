@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A deliberately misbehaving BitTorrent tracker for tests (stdlib only), on loopback.
 
-  bad_tracker.py MODE [--bind ADDR] [--named-peer NAME:PORT]...
+  bad_tracker.py MODE [--bind ADDR] [--named-peer NAME:PORT]... [--requests FILE]
       → {"http": "http://ADDR:P/announce", "udp": "udp://ADDR:Q/announce", "mode": MODE} once
         listening; serves until stdin closes or SIGTERM/SIGINT.
 
@@ -15,6 +15,9 @@ Every HTTP request and every UDP datagram is answered according to MODE:
   wrong-txn    HTTP: like garbage; UDP: answers with the wrong transaction id
   named        not misbehaving: an HTTP announce whose peers are in BEP 3's dictionary form with a DNS
                name as "ip" (each --named-peer, and one name that does not resolve); UDP: silent
+  plain        not misbehaving: an HTTP announce with no peers and an interval of 30 minutes; UDP: silent
+With --requests, the request line of every HTTP request is appended to FILE as it arrives, so that
+tests can count announces and read their parameters.
 The reason a client gives for each can be checked against the mode name in tests.
 Exit status: 0 success, 1 failure, 2 usage error, 128+N signal N.
 """
@@ -29,7 +32,7 @@ import threading
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-MODES = ["garbage", "oversized", "failure", "silent", "peers", "wrong-txn", "named"]
+MODES = ["garbage", "oversized", "failure", "silent", "peers", "wrong-txn", "named", "plain"]
 UNRESOLVABLE = "no-such-peer.invalid"  # RFC 2606: never resolves
 FAILURE = b"d14:failure reason33:this tracker refuses you politelye"
 
@@ -47,13 +50,20 @@ def http_body(mode, named_peers):
         return b"d8:intervali1800e5:peersl" + entries + b"ee"
     if mode == "failure":
         return FAILURE
+    if mode == "plain":
+        return b"d8:intervali1800e5:peers0:e"
     if mode == "peers":
         blob = b"".join(struct.pack(">IH", 0x7F000001, 1 + i) for i in range(5000))
         return b"d8:intervali1800e5:peers" + str(len(blob)).encode() + b":" + blob + b"e"
     return b"<html>this is not bencode</html>"
 
 
-def serve_http(conn, mode, named_peers):
+def record_request(path, request):
+    with open(path, "ab") as log:
+        log.write(request.split(b"\r\n", 1)[0] + b"\n")
+
+
+def serve_http(conn, mode, named_peers, requests):
     with conn:
         conn.settimeout(60)
         try:
@@ -63,6 +73,8 @@ def serve_http(conn, mode, named_peers):
                 if not chunk:
                     return
                 request += chunk
+            if requests:
+                record_request(requests, request)
             if mode == "silent":
                 while conn.recv(4096):
                     pass
@@ -80,17 +92,17 @@ def serve_http(conn, mode, named_peers):
             pass
 
 
-def http_loop(listener, mode, named_peers):
+def http_loop(listener, mode, named_peers, requests):
     while True:
         try:
             conn, _ = listener.accept()
         except OSError:
             return
-        threading.Thread(target=serve_http, args=(conn, mode, named_peers), daemon=True).start()
+        threading.Thread(target=serve_http, args=(conn, mode, named_peers, requests), daemon=True).start()
 
 
 def udp_reply(datagram, mode):
-    if len(datagram) < 16 or mode in ("silent", "named"):
+    if len(datagram) < 16 or mode in ("silent", "named", "plain"):
         return None
     action, txn = struct.unpack(">II", datagram[8:16])
     if mode == "garbage":
@@ -130,6 +142,7 @@ def main():
     parser.add_argument("--bind", default="127.0.0.1", metavar="ADDR", help="loopback address to listen on")
     parser.add_argument("--named-peer", action="append", default=[], metavar="NAME:PORT",
                         help="a peer to list by name in mode named (the name must resolve to loopback)")
+    parser.add_argument("--requests", metavar="FILE", help="append each HTTP request line to FILE")
     args = parser.parse_args()
     common.check_allowed_address(args.bind)
     for peer in args.named_peer:
@@ -143,7 +156,8 @@ def main():
     listener.listen(64)
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind((args.bind, 0))
-    threading.Thread(target=http_loop, args=(listener, args.mode, args.named_peer), daemon=True).start()
+    threading.Thread(target=http_loop, args=(listener, args.mode, args.named_peer, args.requests),
+                     daemon=True).start()
     threading.Thread(target=udp_loop, args=(udp, args.mode), daemon=True).start()
     common.emit({"http": f"http://{args.bind}:{listener.getsockname()[1]}/announce",
                  "udp": f"udp://{args.bind}:{udp.getsockname()[1]}/announce", "mode": args.mode})

@@ -123,8 +123,8 @@ import Testing
 
         let added = try daemon.remote(["-a", torrent])
         #expect(added.status == 0 && added.output.contains("success"), "\(added.output)")
-        // An engine torrent at rest (no peers, no trackers) first reports after 30 s: until then it is
-        // listed as queued.
+        // An engine torrent at rest (no peers, no trackers) may first report after 30 s: until then it
+        // is listed as about to verify.
         let seeding = daemon.waitForRow("payload", seconds: 45) {
             $0?.contains("100%") == true && $0?.contains("Idle") == true
         }

@@ -103,6 +103,23 @@ import TransmissionRPC
         #expect(fixture.engine.snapshot(id)?.limits.uploadRateBytesPerSecond == 0)
     }
 
+    /// honorsSessionLimits false exempts the torrent from the session's rates in the engine (its own
+    /// still apply); true puts it back under them.
+    @Test func aTorrentThatDoesNotHonourSessionLimitsIsExemptFromThem() async throws {
+        let fixture = try Fixture()
+        let id = try fixture.addTorrent()
+        #expect(fixture.engine.snapshot(id)?.limits.honorsSharedRates == true)
+        var changes = TorrentChanges()
+        changes.honorsSessionLimits = false
+        try await fixture.backend.change(.only([.id(id.value)]), changes)
+        #expect(fixture.engine.snapshot(id)?.limits.honorsSharedRates == false)
+        let listed = await fixture.backend.torrents(.all, fields: [.honorsSessionLimits]).torrents
+        #expect(listed.first?.honorsSessionLimits == false)
+        changes.honorsSessionLimits = true
+        try await fixture.backend.change(.only([.id(id.value)]), changes)
+        #expect(fixture.engine.snapshot(id)?.limits.honorsSharedRates == true)
+    }
+
     /// What a reload lays over the session (`Daemon.reloadSettings` hands the file's session keys here).
     @Test func reloadedSettingsChangeTheEnginesLimits() throws {
         let fixture = try Fixture()

@@ -18,6 +18,7 @@ import TransmissionRPC
              "peer-port": 51500, "script-torrent-done-filename": "/usr/local/bin/done",
              "script-torrent-done-enabled": true, "log-level": "debug",
              "speed-limit-up": 500, "speed-limit-up-enabled": true, "ratio-limit": 2.5,
+             "download-queue-size": 2, "seed-queue-enabled": true, "queue-stalled-minutes": 7,
              "encryption": 1, "rpc-authentication-required": false}
             """)
         #expect(settings.rpcBindAddress == "0.0.0.0")
@@ -33,6 +34,8 @@ import TransmissionRPC
             to: SessionSettings(downloadDirectory: "/d", configDirectory: "/c"))
         #expect(session.speedLimitUp == 500 && session.speedLimitUpEnabled)
         #expect(session.seedRatioLimit == 2.5)
+        #expect(
+            session.downloadQueueSize == 2 && session.seedQueueEnabled && session.queueStalledMinutes == 7)
     }
 
     @Test func badValuesAreClearErrorsNamingTheKey() {

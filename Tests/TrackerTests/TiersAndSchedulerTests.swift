@@ -238,4 +238,23 @@ import TorrentModel
         scheduler.requestAnnounce(now: .seconds(1000))
         #expect(scheduler.poll(now: .seconds(1000)) == .announce(.none))
     }
+
+    /// A manual reannounce skips the regular interval and a failing tracker's back-off, but not the
+    /// tracker's own `min interval`.
+    @Test func announcesAskedForNowHonourOnlyTheTrackersMinimumInterval() {
+        var scheduler = AnnounceScheduler()
+        scheduler.start(now: .seconds(0), isComplete: false)
+        _ = scheduler.poll(now: .seconds(0))
+        scheduler.announceSucceeded(Self.response(interval: 1800), now: .seconds(0))
+        scheduler.announceNow(now: .seconds(10))
+        #expect(scheduler.poll(now: .seconds(10)) == .announce(.none))
+        scheduler.announceSucceeded(Self.response(interval: 1800, minimum: 300), now: .seconds(10))
+        scheduler.announceNow(now: .seconds(20))
+        #expect(scheduler.poll(now: .seconds(20)) == .waitUntil(.seconds(310)))
+        #expect(scheduler.poll(now: .seconds(310)) == .announce(.none))
+        scheduler.announceFailed(now: .seconds(310))
+        #expect(scheduler.poll(now: .seconds(311)) == .waitUntil(.seconds(340)))
+        scheduler.announceNow(now: .seconds(311))
+        #expect(scheduler.poll(now: .seconds(311)) == .announce(.none))
+    }
 }

@@ -1,0 +1,32 @@
+import Engine
+import TransmissionRPC
+
+/// The seed idle limit, which the engine does not know of: the daemon stops a seed that nobody has
+/// downloaded from for too long, looking once a second.
+extension DaemonTorrent {
+    /// The idle limit that applies to it under the session's settings, if any.
+    func seedIdleLimit(_ session: SessionSettings) -> SeedIdleLimit? {
+        SeedIdleLimit(
+            mode: IdleLimitMode(rawValue: settings.seedIdleMode) ?? .global,
+            torrentMinutes: settings.seedIdleLimit, sessionEnabled: session.idleSeedingLimitEnabled,
+            sessionMinutes: session.idleSeedingLimit)
+    }
+}
+
+extension EngineBackend {
+    /// Stops every seeding torrent whose idle limit is reached. Like a reached ratio it is stopped,
+    /// not paused: nothing is kept, and torrent-start starts it again.
+    func stopIdleSeeds(in registry: inout Registry, now: Int) {
+        for (id, var torrent) in registry.torrents where !torrent.settings.paused && !torrent.waiting {
+            guard engine.snapshot(id)?.activity == .seeding,
+                let limit = torrent.seedIdleLimit(registry.session),
+                limit.isReached(
+                    startDate: torrent.startDate, activityDate: torrent.settings.activityDate, now: now)
+            else { continue }
+            torrent.idleLimitReached = true
+            registry.torrents[id] = torrent
+            try? engine.pause(id)
+            logger.info("\(torrent.name) (\(id)): idle for \(limit.minutes) minutes; seeding stopped")
+        }
+    }
+}
