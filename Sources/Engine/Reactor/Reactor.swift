@@ -311,12 +311,15 @@ public final class Reactor {
             rangTenants.removeAll(keepingCapacity: true)
             for command in commands { command(self) }
             commands.removeAll(keepingCapacity: true)
-            fireTimers(now: now)
-            if let router, now >= routerTickAt {
-                routerTickAt = now + Self.routerTickNanoseconds
-                router.tick(now: now)
+            // Commands read the clock themselves (`self.now`), later than this pass's `now`: what they
+            // stamped must not lie in the future of the timers and services that follow.
+            let later = self.now
+            fireTimers(now: later)
+            if let router, later >= routerTickAt {
+                routerTickAt = later + Self.routerTickNanoseconds
+                router.tick(now: later)
             }
-            serviceTouched(now: now)
+            serviceTouched(now: later)
         }
     }
 
