@@ -199,22 +199,26 @@ def cmd_verify(args):
 
 
 def cmd_seed(args):
-    ti = load(args.file)
-    common.check_torrent_endpoints(args.file)
+    torrents = [load(path) for path in args.file]
+    for path in args.file:
+        common.check_torrent_endpoints(path)
     common.check_allowed_address(args.bind)
     peers = [common.parse_hostport(p) for p in args.peer]
     for host, _ in peers:
         common.check_allowed_address(host)
-    sessions = []
+    sessions = []  # (session, handle) for every torrent of every session
+    made = []
     for i in range(args.count):
         port = args.port_base + i if args.port_base else common.free_tcp_udp_port(args.bind)
         session = make_session(f"{args.bind}:{port}", args.upload_rate, lsd=args.lsd,
                                keep_seed_connections=args.pex or bool(peers))
-        handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0,
-                     pex=args.pex)
-        for tier, url in enumerate(args.tracker):
-            handle.add_tracker({"url": url, "tier": tier})
-        sessions.append((session, handle))
+        made.append(session)
+        for ti in torrents:
+            handle = add(session, ti, args.data_dir, lt.torrent_flags.seed_mode if args.seed_mode else 0,
+                         pex=args.pex)
+            for tier, url in enumerate(args.tracker):
+                handle.add_tracker({"url": url, "tier": tier})
+            sessions.append((session, handle))
 
     def all_seeding():
         for session, handle in sessions:
@@ -223,8 +227,8 @@ def cmd_seed(args):
             if status.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
                 return False
             if not status.is_seeding:
-                raise HarnessError(f"data in {args.data_dir} is incomplete "
-                                   f"({sum(status.pieces)}/{ti.num_pieces()} pieces verified)")
+                raise HarnessError(f"data in {args.data_dir} for {status.name} is incomplete "
+                                   f"({sum(status.pieces)}/{len(status.pieces)} pieces verified)")
         return True
     common.wait_until(all_seeding, args.timeout, "the seeders to finish checking")
 
@@ -240,7 +244,7 @@ def cmd_seed(args):
         return True
     common.wait_until(connected_to_peers, args.timeout, "the seeders to connect to their --peer", interval=0.5)
     listening = []
-    for session, _ in sessions:
+    for session in made:
         # The port actually bound (a fixed --port-base may have been taken: then this fails loudly).
         if not session.is_listening():
             raise HarnessError("a seeding session is not listening")
@@ -462,7 +466,7 @@ def main():
 
     p = sub.add_parser("seed", help="seed from N libtorrent sessions until stdin closes",
         description="seed from N libtorrent sessions until stdin closes; output and exit status: lt.py --help")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", nargs="+", help="torrents, each seeded by every session")
     p.add_argument("data_dir", metavar="DATA_DIR")
     p.add_argument("--count", type=int, default=1, metavar="N", help="sessions, each a peer (default 1)")
     p.add_argument("--bind", default="127.0.0.1", metavar="ADDR",
