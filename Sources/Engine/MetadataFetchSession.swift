@@ -14,6 +14,8 @@ public struct MetadataFetchStatus: Sendable, Equatable {
     public var connectedPeers: Int
     public var offeringPeers: Int
     public var trackerState: String?
+    /// How much of the metadata has arrived, 0 to 1 (Transmission's `metadataPercentComplete`).
+    public var fractionReceived: Double = 0
 }
 
 /// A magnet link's first stage on a reactor: connects to the peers it can find (the link's `x.pe`,
@@ -167,7 +169,8 @@ final class MetadataFetchSession: ReactorTenant {
                 statusHandler?(
                     MetadataFetchStatus(
                         knownPeers: peersHeard.count, connectedPeers: fetch.connectedCount,
-                        offeringPeers: fetch.offeringCount, trackerState: trackers?.state))
+                        offeringPeers: fetch.offeringCount, trackerState: trackers?.state,
+                        fractionReceived: fetch.fractionReceived))
             }
         }
         scheduleTick(now: now)

@@ -129,6 +129,13 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
     /// Whether the metadata is complete and verified.
     public var isComplete: Bool { infoDictionary != nil }
 
+    /// How much of the metadata has arrived, 0 to 1 (1 once verified; a failed check starts over).
+    public var fractionReceived: Double {
+        if isComplete { return 1 }
+        guard let attempt, !attempt.pieces.isEmpty else { return 0 }
+        return Double(attempt.storedCount) / Double(attempt.pieces.count)
+    }
+
     /// Adds a peer that offers metadata of `metadataSize` bytes (its handshake's `metadata_size`), or
     /// updates its size. Returns false, and ignores the peer, for a size of zero or above
     /// `MetadataMessage.maximumMetadataSize`.

@@ -72,6 +72,9 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
     /// The verified info dictionary, once it is.
     public var infoDictionary: [UInt8]? { assembler.infoDictionary }
 
+    /// How much of the metadata has arrived, 0 to 1.
+    public var fractionReceived: Double { assembler.fractionReceived }
+
     /// Peers connected now.
     public var connectedCount: Int { streams.count }
 

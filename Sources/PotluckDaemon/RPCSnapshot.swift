@@ -45,7 +45,7 @@ extension DaemonTorrent {
         snapshot.leftUntilDone = Int(wanted - verifiedWanted)
         snapshot.percentDone = wanted > 0 ? Double(verifiedWanted) / Double(wanted) : (complete ? 1 : 0)
         snapshot.percentComplete = total > 0 ? Double(verified) / Double(total) : (allVerified ? 1 : 0)
-        snapshot.metadataPercentComplete = metainfo == nil ? 0 : 1
+        snapshot.metadataPercentComplete = metainfo == nil ? engine?.metadataFetch?.fractionReceived ?? 0 : 1
         snapshot.pieceCount = metainfo?.pieceCount ?? 0
         snapshot.pieceSize = metainfo?.pieceLength ?? 0
 

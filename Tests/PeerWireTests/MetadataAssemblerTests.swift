@@ -47,6 +47,7 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
         var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: Self.metadata))
         let added = assembler.addPeer(1, metadataSize: Self.metadata.count)
         #expect(added)
+        #expect(assembler.fractionReceived == 0)
         #expect(assembler.nextRequests(now: .zero) == [.init(peer: 1, piece: 0), .init(peer: 1, piece: 1)])
         #expect(assembler.nextRequests(now: .zero).isEmpty, "two requests are already outstanding")
         #expect(
@@ -56,10 +57,12 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
         #expect(
             assembler.receive(answer(2, of: Self.metadata, .honest), from: 1, now: .zero) == .stored(piece: 2)
         )
+        #expect(assembler.fractionReceived == 2.0 / 3.0, "two of three pieces")
         #expect(
             assembler.receive(answer(1, of: Self.metadata, .honest), from: 1, now: .zero)
                 == .completed(infoDictionary: Self.metadata, newlyFlagged: []))
         #expect(assembler.infoDictionary == Self.metadata)
+        #expect(assembler.fractionReceived == 1)
         #expect(assembler.nextRequests(now: .zero).isEmpty)
         #expect(assembler.receive(answer(0, of: Self.metadata, .honest), from: 1, now: .zero) == .ignored)
     }
