@@ -75,6 +75,8 @@ public struct DownloadOptions: Sendable {
     public var dht: DHTHandle?
     /// The engine's Local Service Discovery (nil: none); set by the engine.
     public var localDiscovery: LocalDiscoveryHandle?
+    /// Trade peers with peers (BEP 11 `ut_pex`); never for a private torrent.
+    public var usePeerExchange = true
     /// Fetch from the web seeds the torrent lists (BEP 19 `url-list`).
     public var useTorrentWebSeeds = true
     /// Web seed URLs to fetch from besides the torrent's own (used even without `useTorrentWebSeeds`).

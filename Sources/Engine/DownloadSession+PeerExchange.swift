@@ -24,8 +24,9 @@ extension DownloadSession {
     /// How often the links are looked at for a message due; `PexState` paces each link to a minute.
     static let peerExchangeCheckNanoseconds: UInt64 = 1_000_000_000
 
-    /// BEP 27: a private torrent's peers come only from its trackers, so it neither offers nor takes PEX.
-    var offersPeerExchange: Bool { !metainfo.isPrivate }
+    /// BEP 27: a private torrent's peers come only from its trackers, so it neither offers nor takes PEX;
+    /// nor does one whose user turned it off (`--no-pex`, the daemon's `pex-enabled`).
+    var offersPeerExchange: Bool { options.usePeerExchange && !metainfo.isPrivate }
 
     /// The peer's extension handshake: whether it takes `ut_pex`, and how others can reach it.
     func peerExchangeKnown(_ handshake: ExtensionHandshake, link: PeerLink) {

@@ -107,9 +107,9 @@ public final class Daemon {
             throw DaemonError(description: "\(error)")
         }
         session.peerPort = Int(engine.boundAddress?.port ?? configuration.listenAddress.port)
-        // What the engine does not do yet, so that clients do not show it as on.
+        // What the engine does not do yet, so that clients do not show it as on, and what only the
+        // command line turns on or off.
         session.dhtEnabled = engine.dht != nil
-        session.pexEnabled = false
         session.lpdEnabled = engine.localDiscovery != nil
         session.utpEnabled = false
         session.portForwardingEnabled = false

@@ -13,7 +13,7 @@ extension EngineBackend {
     /// Features the engine does not have yet (reported off), or that only the command line turns on or
     /// off (`dht-enabled`: `--no-dht`, `lpd-enabled`: `--no-lsd`): setting them changes nothing.
     static let unsupportedKeys: Set<SessionSettingKey> = [
-        .dhtEnabled, .pexEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled,
+        .dhtEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled,
     ]
 
     /// `settings` with the kept session-set changes laid over them (those still kept, see `persistedKeys`).

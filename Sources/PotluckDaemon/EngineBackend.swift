@@ -270,6 +270,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         if settings.incompleteDirectory != nil { options.completedDirectory = settings.downloadDirectory }
         options.resumePath = state.resumeFile(hash)
         options.seedWhenComplete = true
+        // pex-enabled applies from each torrent's next start.
+        options.usePeerExchange = registry.session.pexEnabled
         options.maximumPeers = max(1, settings.peerLimit)
         options.maximumUploadRateBytesPerSecond = settings.uploadLimited ? settings.uploadLimit * 1000 : 0
         options.maximumDownloadRateBytesPerSecond =

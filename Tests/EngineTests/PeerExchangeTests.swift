@@ -160,4 +160,15 @@ import URing
             try ExtensionHandshake(decoding: refused.localExtensionHandshake()).extensions["ut_pex"] == nil)
         #expect(!refused.offersPeerExchange)
     }
+
+    /// `--no-pex` (and the daemon's pex-enabled false): a public torrent that neither offers nor takes it.
+    @Test func peerExchangeTurnedOffIsNeitherOfferedNorTaken() throws {
+        var options = DownloadOptions(downloadDirectory: "/", peers: [])
+        options.usePeerExchange = false
+        let session = DownloadSession(
+            metainfo: try MetadataServingTests.metainfo(isPrivate: false), options: options)
+        #expect(
+            try ExtensionHandshake(decoding: session.localExtensionHandshake()).extensions["ut_pex"] == nil)
+        #expect(!session.offersPeerExchange)
+    }
 }

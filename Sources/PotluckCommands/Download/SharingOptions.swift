@@ -25,6 +25,11 @@ struct SharingOptions: ParsableArguments {
     @Flag(help: "Do not announce to the torrent's trackers; use only --peer and --listen.")
     var noTrackers = false
 
+    @Flag(
+        name: .customLong("no-pex"),
+        help: "Do not trade peers with peers (BEP 11 peer exchange; private torrents never do).")
+    var noPeerExchange = false
+
     @Option(
         name: .customLong("tracker-ca"),
         help: "A PEM file of CA certificates to trust for HTTPS trackers, besides the system's.")
@@ -78,6 +83,7 @@ struct SharingOptions: ParsableArguments {
         options.maximumUploadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxUploadRate) ?? 0
         options.maximumDownloadRateBytesPerSecond = LimitParsing.rateBytesPerSecond(maxDownloadRate) ?? 0
         options.uploadSlots = uploadSlots
+        options.usePeerExchange = !noPeerExchange
         options.maximumPeers = maxPeers
         options.useTrackers = !noTrackers
         options.trackerCAFile = trackerCAFile
@@ -93,6 +99,7 @@ struct SharingOptions: ParsableArguments {
         if let seedRatio { arguments += ["--seed-ratio", "\(seedRatio)"] }
         if let seedTime { arguments += ["--seed-time", seedTime] }
         if noTrackers { arguments.append("--no-trackers") }
+        if noPeerExchange { arguments.append("--no-pex") }
         if let trackerCAFile { arguments += ["--tracker-ca", trackerCAFile] }
         if quiet { arguments.append("--quiet") }
         if verbose { arguments.append("--verbose") }
