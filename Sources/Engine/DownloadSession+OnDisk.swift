@@ -47,6 +47,27 @@ extension DownloadSession {
         reactor.checkEnded(costBytes: checkTurnCostBytes)
     }
 
+    /// A download that cannot write (a read-only file system, no permission) stops before asking anyone
+    /// for anything, naming the folder; seeding what is complete needs no write, so only downloads ask.
+    func downloadFolderIsWritable() -> Bool {
+        do {
+            try store.requireWritableFolder()
+            return true
+        } catch {
+            fail(.storage(error))
+            return false
+        }
+    }
+
+    /// Once a second while downloading: a file being written that someone removed or replaced (by a
+    /// directory, a symbolic link) stops the torrent, instead of writes going on into a file no path
+    /// reaches and the download "completing" without it. The store's flush looks once more at the end.
+    func checkFilesInPlace(now: UInt64) {
+        guard now - lastFilesInPlaceCheckNanoseconds >= 1_000_000_000 else { return }
+        lastFilesInPlaceCheckNanoseconds = now
+        if let error = store.findReplacedFile() { fail(.storage(error)) }
+    }
+
     /// Finds out, off the reactor, what the download folder and resume data hold; the torrent is
     /// checking meanwhile (`progressFound` goes on).
     func findProgress() {

@@ -127,6 +127,8 @@ public final class DownloadSession: ReactorTenant {
     var flushRequested = false
     var flushed = false
     var lastResumeSaveNanoseconds: UInt64 = 0
+    /// When `checkFilesInPlace` last looked.
+    var lastFilesInPlaceCheckNanoseconds: UInt64 = 0
     var droppedBlocks = 0
     var completionSaved = false
 
@@ -337,7 +339,7 @@ public final class DownloadSession: ReactorTenant {
         case .idle, .checking:
             break
         case .downloading:
-            startTrading(now: now)
+            if downloadFolderIsWritable() { startTrading(now: now) }
         case .seeding:
             startTrading(now: now)
             becomeSeed(now: now)
@@ -518,6 +520,7 @@ public final class DownloadSession: ReactorTenant {
         switch lifecycle.stage {
         case .downloading, .seeding:
             runningTick(now: now)
+            if lifecycle.stage == .downloading { checkFilesInPlace(now: now) }
             // At rest the next tick is far off: report now, so the last word is not a stale rate.
             if now - lastStatus >= 1_000_000_000 || isAtRest { reportStatus(now: now) }
             if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {
