@@ -158,6 +158,8 @@ public final class PieceStore {
         /// The file `fd` is open on, to notice it being replaced under the store (see
         /// ``replacedFileError(among:)``).
         var identity: FileIdentity?
+        /// Written since ``findReplacedFile()`` last looked: a file nobody writes to costs it nothing.
+        var writtenSinceLook = false
         /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
         var directFD: Int32 = -1
         var operationsInFlight = 0
@@ -347,13 +349,15 @@ public final class PieceStore {
         for index in flushed { pump(index) }
     }
 
-    /// The first open file (of those open to write) whose path no longer names the file the store
-    /// writes to: someone removed, moved or replaced it (by a directory, a symbolic link, another file).
-    /// Writes would go on landing in a file no path reaches, and the download would "complete" without
-    /// it, so the engine asks this from time to time while downloading, and ``flush()`` before syncing.
-    /// Blocking, like an open: a few system calls per open file.
+    /// The first file written since the last look whose path no longer names the file the store writes
+    /// to: someone removed, moved or replaced it (by a directory, a symbolic link, another file). Writes
+    /// would go on landing in a file no path reaches, and the download would "complete" without it, so
+    /// the engine asks this from time to time while downloading, and ``flush()`` looks at every file
+    /// written before syncing. Blocking, like an open: a few system calls per file written.
     public func findReplacedFile() -> StorageError? {
-        options.readOnly ? nil : replacedFileError(among: openFileIndices)
+        let written = openFileIndices.filter { files[$0].writtenSinceLook }
+        for index in written { files[index].writtenSinceLook = false }
+        return replacedFileError(among: written)
     }
 
     private func replacedFileError(among indices: [Int]) -> StorageError? {
@@ -448,7 +452,10 @@ public final class PieceStore {
             return finish(operation, slot: slot, error: error(for: operation, reason: .system(errno)))
         }
         let count = Int(result)
-        if operation.kind == .write && count > 0 { markDirty(operation.fileIndex) }
+        if operation.kind == .write && count > 0 {
+            markDirty(operation.fileIndex)
+            files[operation.fileIndex].writtenSinceLook = true
+        }
         if operation.kind == .sync || count >= operation.remainingBytes {
             return finish(operation, slot: slot, error: nil)
         }

@@ -23,8 +23,16 @@ import URing
 
         #expect(unlink(directory.path + "/t/b") == 0 && mkdir(directory.path + "/t/b", 0o755) == 0)
         let replaced = StorageError(.write, path: "t/b", reason: .replacedWhileWriting(now: "a directory"))
+        // Nothing was written since the last look, so it does not look again; the flush does.
+        #expect(store.findReplacedFile() == nil)
+        var before = reactor.storeEvents.count
+        store.flush()
+        try reactor.runStore(store, events: before + 1)
+        #expect(reactor.storeEvents.last == .failed(.flush, replaced))
+        // A write to it since is noticed by the next look.
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(1)])
         #expect(store.findReplacedFile() == replaced)
-        let before = reactor.storeEvents.count
+        before = reactor.storeEvents.count
         store.flush()
         try reactor.runStore(store, events: before + 1)
         #expect(reactor.storeEvents.last == .failed(.flush, replaced))
