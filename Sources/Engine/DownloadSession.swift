@@ -86,6 +86,9 @@ public final class DownloadSession: ReactorTenant {
     /// What the latest save asked for vouches for, and how many saves are on their way.
     var resumeSavingPieceCount: Int?
     var resumeSavesInFlight = 0
+    /// A save in flight describes pieces since forgotten (`forgetPiecesOfReplacedFile`): save again
+    /// once it ends.
+    var resumeSaveOutdated = false
     /// Called on the reactor about once a second (every 250 ms while checking).
     var statusHandler: ((DownloadStatus) -> Void)?
     /// Called on the reactor once, when the torrent has left it.

@@ -169,10 +169,14 @@ import Testing
     // MARK: A file replaced mid-download
 
     enum Replacement: String, CaseIterable, Sendable {
-        case directory
-        case symbolicLink = "symbolic link"
+        case directory = "a directory"
+        case symbolicLink = "a symbolic link"
+        /// Bytes that are not the torrent's, in a file of the right size.
+        case anotherFile = "another file"
     }
 
+    /// With resume data saved every second, saves also land between the replacement and its discovery;
+    /// none may vouch for the replacing file's bytes.
     @Test(arguments: Replacement.allCases)
     func aFileReplacedMidDownloadStopsItAndTheOtherFilesAreKept(by replacement: Replacement) throws {
         let swarm = try Swarm()
@@ -190,15 +194,21 @@ import Testing
         let outsideBytes = Data("not to be overwritten\n".utf8)
         try outsideBytes.write(to: outside)
 
-        let failed = try Self.runWithFault(
-            swarm.arguments(into: target), once: { Self.writing(victim, andAnyOf: others) }
-        ) {
-            try FileManager.default.removeItem(at: victim)
+        let arguments = swarm.arguments(into: target) + ["--resume-save-interval", "1"]
+        // Another file takes the victim's place in one rename, as an editor saves one.
+        let otherFile = swarm.root.appendingPathComponent("other.bin")
+        let victimSize = swarm.files.first { $0.path == victimPath }?.size ?? 0
+        try Data((0..<victimSize).map { _ in UInt8.random(in: 0...255) }).write(to: otherFile)
+        let failed = try Self.runWithFault(arguments, once: { Self.writing(victim, andAnyOf: others) }) {
             switch replacement {
             case .directory:
+                try FileManager.default.removeItem(at: victim)
                 try FileManager.default.createDirectory(at: victim, withIntermediateDirectories: false)
             case .symbolicLink:
+                try FileManager.default.removeItem(at: victim)
                 try FileManager.default.createSymbolicLink(at: victim, withDestinationURL: outside)
+            case .anotherFile:
+                try #require(rename(otherFile.path, victim.path) == 0)
             }
         }
         try #require(failed.faulted, "the download ended before the fault: \(failed.error)")
@@ -206,22 +216,24 @@ import Testing
         #expect(
             failed.error.contains("potluck: storage: cannot write \"payload/\(victimPath)\"")
                 && failed.error.contains(
-                    "replaced or removed while being written (it is now a \(replacement.rawValue))"),
+                    "replaced or removed while being written (it is now \(replacement.rawValue))"),
             "\(failed.error)")
         #expect(try Data(contentsOf: outside) == outsideBytes)
         let intact = try swarm.intactPieces(in: payload, excluding: victimPath)
         #expect(intact > 0)
 
-        // The fault stays: the next run refuses the path again, and still writes nothing through it.
-        let refused = try runPotluck(swarm.arguments(into: target))
-        #expect(refused.status == 1)
-        #expect(refused.error.contains("\"payload/\(victimPath)\""), "\(refused.error)")
-        #expect(try Data(contentsOf: outside) == outsideBytes)
-
-        try FileManager.default.removeItem(at: victim)
-        let resumed = try runPotluck(swarm.arguments(into: target))
+        if replacement != .anotherFile {
+            // The fault stays: the next run refuses the path again, and still writes nothing through it.
+            let refused = try runPotluck(arguments)
+            #expect(refused.status == 1)
+            #expect(refused.error.contains("\"payload/\(victimPath)\""), "\(refused.error)")
+            #expect(try Data(contentsOf: outside) == outsideBytes)
+            try FileManager.default.removeItem(at: victim)
+        }
+        // A replacing file stays: only a check of its bytes, never resume data, may vouch for them.
+        let resumed = try runPotluck(arguments)
         #expect(resumed.status == 0, "\(resumed.error)")
-        let kept = try #require(DiskFullTests.piecesKept(in: resumed.error), "\(resumed.error)")
+        let kept = try #require(KilledDownloadTests.piecesKept(in: resumed.error), "\(resumed.error)")
         #expect(kept >= intact, "\(intact) pieces of the other files were on disk, \(kept) kept")
         #expect(Interop.sameContents(swarm.data, payload))
         #expect(try Data(contentsOf: outside) == outsideBytes)
@@ -336,7 +348,7 @@ import Testing
         #expect(intact > 0)
         let resumed = try runPotluck(swarm.arguments(into: disk.directory))
         #expect(resumed.status == 0, "\(resumed.error)")
-        let kept = try #require(DiskFullTests.piecesKept(in: resumed.error), "\(resumed.error)")
+        let kept = try #require(KilledDownloadTests.piecesKept(in: resumed.error), "\(resumed.error)")
         #expect(kept >= intact, "\(intact) pieces were on disk, \(kept) kept")
         #expect(Interop.sameContents(swarm.data, payload))
     }
