@@ -145,6 +145,14 @@ import Testing
 
     // MARK: A read-only folder
 
+    static func remount(_ directory: URL, _ mode: String) throws {
+        let result = try ExternalCommand.run(
+            "/usr/bin/mount", ["-o", "remount,\(mode)", directory.path], mergeStandardError: true)
+        try #require(result.status == 0, "remount: \(result.standardOutput)")
+    }
+
+    /// A download into a read-only folder is refused before any peer is asked for anything; one whose
+    /// data is all there needs no write, and still completes.
     @Test func aReadOnlyFolderIsRefusedAtOnceNamingIt() throws {
         let swarm = try Swarm()
         defer { swarm.stop() }
@@ -152,9 +160,7 @@ import Testing
         // Root ignores permission bits: only a read-only mount stops it.
         try DiskFullTests.mountTmpfs(at: target, sizeMiB: 16)
         defer { DiskFullTests.unmount(target) }
-        let remount = try ExternalCommand.run(
-            "/usr/bin/mount", ["-o", "remount,ro", target.path], mergeStandardError: true)
-        try #require(remount.status == 0, "remount: \(remount.standardOutput)")
+        try Self.remount(target, "ro")
 
         let result = try runPotluck(swarm.arguments(into: target))
         #expect(result.status == 1)
@@ -164,6 +170,13 @@ import Testing
         // At once: before any peer was asked for a block.
         #expect(!result.error.contains("totals: received"), "\(result.error)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: target.path).isEmpty)
+
+        try Self.remount(target, "rw")
+        try FileManager.default.copyItem(at: swarm.data, to: target.appendingPathComponent("payload"))
+        try Self.remount(target, "ro")
+        let complete = try runPotluck(swarm.arguments(into: target))
+        #expect(complete.status == 0, "\(complete.error)")
+        #expect(complete.error.contains("check found 96 of 96 pieces"), "\(complete.error)")
     }
 
     // MARK: A file replaced mid-download
