@@ -5,11 +5,11 @@ import Testing
 @testable import PotluckBench
 
 /// Storage faults under a real download (the `potluck` binary, libtorrent seeders): a read-only
-/// folder, a file replaced mid-download by a directory or by a symbolic link, a file system turned
-/// read-only, an I/O error from the file system. Each stops the torrent with a message naming the
-/// file or folder and the cause, never writes through a symbolic link, and keeps what was verified:
-/// the same command, once the fault is gone, starts from it and finishes byte-identical. A fault in
-/// one torrent stops only that torrent.
+/// folder, a file replaced mid-download by a directory, a symbolic link or another file, a file system
+/// turned read-only, an I/O error from the file system. Each stops the torrent with a message naming
+/// the file or folder and the cause, never writes through a symbolic link, and keeps what was
+/// verified: the same command, once the fault is gone, starts from it and finishes byte-identical. A
+/// fault in one torrent stops only that torrent.
 ///
 /// This kernel has no device-mapper (no `error` target), so I/O errors come from an ext4 file system
 /// on a loop device shut down with `FS_IOC_SHUTDOWN` (the call xfstests use to simulate a dying
@@ -118,7 +118,13 @@ import Testing
         var faulted = false
         while process.isRunning && Date().timeIntervalSince(start) < 60 {
             if ready() {
-                try fault()
+                do {
+                    try fault()
+                } catch {
+                    kill(process.processIdentifier, SIGKILL)
+                    process.waitUntilExit()
+                    throw error
+                }
                 faulted = true
                 break
             }
@@ -273,7 +279,12 @@ import Testing
                 "/usr/sbin/losetup", ["-f", "--show", image.path], mergeStandardError: true)
             try #require(attached.status == 0, "losetup: \(attached.standardOutput)")
             device = attached.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
-            try mount()
+            do {
+                try mount()
+            } catch {
+                detach()
+                throw error
+            }
         }
 
         /// `errors=remount-ro`: an error found in the file system turns it read-only.
