@@ -47,6 +47,51 @@ extension DownloadSession {
         reactor.checkEnded(costBytes: checkTurnCostBytes)
     }
 
+    /// A download that cannot write (a read-only file system, no permission) stops before asking anyone
+    /// for anything, naming the folder; seeding what is complete needs no write, so only downloads ask.
+    func downloadFolderIsWritable() -> Bool {
+        do {
+            try store.requireWritableFolder()
+            return true
+        } catch {
+            fail(.storage(error))
+            return false
+        }
+    }
+
+    /// Once a second while downloading: a file being written that someone removed or replaced (by a
+    /// directory, a symbolic link) stops the torrent, instead of writes going on into a file no path
+    /// reaches and the download "completing" without it. The store's flush looks once more at the end.
+    func checkFilesInPlace(now: UInt64) {
+        guard now - lastFilesInPlaceCheckNanoseconds >= 1_000_000_000 else { return }
+        lastFilesInPlaceCheckNanoseconds = now
+        if let error = store.findReplacedFile() {
+            forgetPiecesOfReplacedFile(error)
+            fail(.storage(error))
+        }
+    }
+
+    /// A file replaced under the torrent took the pieces written to it along: they are verified no more,
+    /// and resume data is saved again at once, since a save made after the replacement may describe
+    /// the replacing file, and the next start would trust it.
+    func forgetPiecesOfReplacedFile(_ error: StorageError) {
+        guard case .replacedWhileWriting = error.reason,
+            let index = metainfo.layout.files.firstIndex(where: {
+                $0.path.joined(separator: "/") == error.path
+            })
+        else { return }
+        for piece in metainfo.layout.pieceRange(ofFile: index) { verified.remove(PieceIndex(piece)) }
+        // Whatever was saved no longer stands; a save in flight might land after a new one, so the new
+        // one waits for it.
+        resumeSavedPieceCount = nil
+        resumeSavingPieceCount = nil
+        if resumeSavesInFlight > 0 {
+            resumeSaveOutdated = true
+        } else {
+            saveResumeData()
+        }
+    }
+
     /// Finds out, off the reactor, what the download folder and resume data hold; the torrent is
     /// checking meanwhile (`progressFound` goes on).
     func findProgress() {
@@ -157,6 +202,11 @@ extension DownloadSession {
             log("could not save resume data: \(error)")
             // Tried again at the next occasion.
             resumeSavingPieceCount = nil
+        }
+        if resumeSaveOutdated && resumeSavesInFlight == 0 {
+            resumeSaveOutdated = false
+            (resumeSavedPieceCount, resumeSavingPieceCount) = (nil, nil)
+            saveResumeData()
         }
         reactor.touch(tenant)
     }

@@ -222,6 +222,7 @@ extension DownloadSession {
                 assembling[piece] = nil
                 pieceBuffers.release(slot)
             }
+            forgetPiecesOfReplacedFile(error)
             failure = .storage(error)
         }
     }

@@ -86,6 +86,9 @@ public final class DownloadSession: ReactorTenant {
     /// What the latest save asked for vouches for, and how many saves are on their way.
     var resumeSavingPieceCount: Int?
     var resumeSavesInFlight = 0
+    /// A save in flight describes pieces since forgotten (`forgetPiecesOfReplacedFile`): save again
+    /// once it ends.
+    var resumeSaveOutdated = false
     /// Called on the reactor about once a second (every 250 ms while checking).
     var statusHandler: ((DownloadStatus) -> Void)?
     /// Called on the reactor once, when the torrent has left it.
@@ -127,6 +130,8 @@ public final class DownloadSession: ReactorTenant {
     var flushRequested = false
     var flushed = false
     var lastResumeSaveNanoseconds: UInt64 = 0
+    /// When `checkFilesInPlace` last looked.
+    var lastFilesInPlaceCheckNanoseconds: UInt64 = 0
     var droppedBlocks = 0
     var completionSaved = false
 
@@ -341,7 +346,7 @@ public final class DownloadSession: ReactorTenant {
         case .idle, .checking:
             break
         case .downloading:
-            startTrading(now: now)
+            if downloadFolderIsWritable() { startTrading(now: now) }
         case .seeding:
             startTrading(now: now)
             becomeSeed(now: now)
@@ -522,6 +527,7 @@ public final class DownloadSession: ReactorTenant {
         switch lifecycle.stage {
         case .downloading, .seeding:
             runningTick(now: now)
+            if lifecycle.stage == .downloading { checkFilesInPlace(now: now) }
             // At rest the next tick is far off: report now, so the last word is not a stale rate.
             if now - lastStatus >= 1_000_000_000 || isAtRest { reportStatus(now: now) }
             if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {

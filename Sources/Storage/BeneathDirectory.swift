@@ -21,6 +21,39 @@ public struct FileStatus: Hashable, Sendable {
     }
 }
 
+/// Which file an open descriptor or a path names: the same pair means the same file.
+struct FileIdentity: Hashable {
+    let device: UInt64
+    let inode: UInt64
+
+    init(_ info: stat) {
+        device = UInt64(info.st_dev)
+        inode = UInt64(info.st_ino)
+    }
+}
+
+/// What a torrent path names now, symbolic links not followed.
+enum PathEntry: Equatable {
+    case file(FileIdentity)
+    case directory
+    case symlink
+    /// A FIFO, a device, a socket.
+    case other
+    /// Nothing, or a folder on the way is missing or not a folder.
+    case missing
+
+    /// In the words of an error message ("it is now …").
+    var description: String {
+        switch self {
+        case .file: "another file"
+        case .directory: "a directory"
+        case .symlink: "a symbolic link"
+        case .other: "neither a file nor a directory"
+        case .missing: "missing"
+        }
+    }
+}
+
 /// Opens torrent paths beneath a directory descriptor, one component at a time, never following a
 /// symbolic link: a torrent's paths and whatever someone planted in the download folder cannot make
 /// the engine read or write outside it.
@@ -101,6 +134,34 @@ struct BeneathDirectory {
             throw StorageError(.stat, path: Self.display(path), reason: reason)
         }
         return FileStatus(info)
+    }
+
+    /// What `path` names now, walking beneath the directory as ``openFile(_:flags:)`` does: a few
+    /// system calls, like an open.
+    func entry(at path: [String]) -> PathEntry {
+        let parent: Int32
+        do {
+            parent = try openParent(of: path, create: false)
+        } catch {
+            return error.reason == .symlinkRefused ? .symlink : .missing
+        }
+        defer { if parent != fd { Glibc.close(parent) } }
+        var info = stat()
+        guard fstatat(parent, path[path.count - 1], &info, AT_SYMLINK_NOFOLLOW) == 0 else { return .missing }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return .file(FileIdentity(info))
+        case S_IFDIR: return .directory
+        case S_IFLNK: return .symlink
+        default: return .other
+        }
+    }
+
+    /// Throws unless the process may create and write files in the directory itself: a read-only file
+    /// system (even for root) or a missing permission.
+    func requireWritable(path: String) throws(StorageError) {
+        guard faccessat(fd, ".", W_OK, AT_EACCESS) == 0 else {
+            throw StorageError(.writeInFolder, path: path, errno: Errno(rawValue: Glibc.errno))
+        }
     }
 
     /// Opens the directory holding `path`'s last component, creating missing directories if asked.

@@ -55,7 +55,9 @@ public enum StorageEvent: Hashable, Sendable {
 /// The store issues its operations on the ring with tokens whose owner is ``completionOwner`` (or the
 /// owner given at creation); the reactor hands every such completion to ``handle(_:into:)``, which
 /// returns what finished. The store never submits, waits or blocks on the ring itself: the only
-/// blocking calls are opening files (rare, and capped by ``Options/maxOpenFiles``).
+/// blocking calls are opening files (rare, and capped by ``Options/maxOpenFiles``) and looking whether
+/// the open ones are still where their paths lead (``findReplacedFile()``, ``flush()``), which costs
+/// about as much.
 ///
 /// Invariants:
 /// - Used from one thread only (the reactor's).
@@ -153,6 +155,11 @@ public final class PieceStore {
 
     private struct FileState {
         var fd: Int32 = -1
+        /// The file `fd` is open on, to notice it being replaced under the store (see
+        /// ``replacedFileError(among:)``).
+        var identity: FileIdentity?
+        /// Written since ``findReplacedFile()`` last looked: a file nobody writes to costs it nothing.
+        var writtenSinceLook = false
         /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
         var directFD: Int32 = -1
         var operationsInFlight = 0
@@ -322,8 +329,13 @@ public final class PieceStore {
 
     /// Syncs (`fdatasync`) every file written since the last flush. Ends in `.flushed` or `.failed`; the
     /// engine calls it before saving resume data, so that what the data claims is on disk.
+    /// A file that was written and then replaced fails the flush: syncing the descriptor would only
+    /// make durable what nobody can see any more.
     public func flush() {
         defer { scheduleDeliveryIfNeeded() }
+        if let error = replacedFileError(among: dirtyFileIndices) {
+            return readyEvents.append(.failed(.flush, error))
+        }
         guard let request = beginRequest(.flush, operationCount: dirtyFileIndices.count) else { return }
         let flushed = dirtyFileIndices
         dirtyFileIndices.removeAll(keepingCapacity: true)
@@ -335,6 +347,43 @@ public final class PieceStore {
                     remainingBytes: 0, fixedBufferIndex: nil))
         }
         for index in flushed { pump(index) }
+    }
+
+    /// The first file written since the last look whose path no longer names the file the store writes
+    /// to: someone removed, moved or replaced it (by a directory, a symbolic link, another file). Writes
+    /// would go on landing in a file no path reaches, and the download would "complete" without it, so
+    /// the engine asks this from time to time while downloading, and ``flush()`` looks at every file
+    /// written before syncing. Blocking, like an open: a few system calls per file written.
+    public func findReplacedFile() -> StorageError? {
+        let written = openFileIndices.filter { files[$0].writtenSinceLook }
+        for index in written { files[index].writtenSinceLook = false }
+        return replacedFileError(among: written)
+    }
+
+    private func replacedFileError(among indices: [Int]) -> StorageError? {
+        guard !indices.isEmpty else { return nil }
+        let directory: BeneathDirectory
+        do {
+            directory = try self.directory()
+        } catch {
+            return error
+        }
+        for index in indices where files[index].fd >= 0 {
+            let path = layout.files[index].path
+            let entry = directory.entry(at: path)
+            if case .file(let identity) = entry, identity == files[index].identity { continue }
+            return StorageError(
+                .write, path: BeneathDirectory.display(path),
+                reason: .replacedWhileWriting(now: entry.description))
+        }
+        return nil
+    }
+
+    /// Throws unless files can be created and written in the download folder (a read-only file system,
+    /// a folder without write permission): a download then stops at once, naming the folder, rather
+    /// than at its first piece naming a file. Blocking.
+    public func requireWritableFolder() throws(StorageError) {
+        try directory().requireWritable(path: directoryPath)
     }
 
     /// Which files the user wants, one flag per file of the layout (all, until this is called).
@@ -403,7 +452,10 @@ public final class PieceStore {
             return finish(operation, slot: slot, error: error(for: operation, reason: .system(errno)))
         }
         let count = Int(result)
-        if operation.kind == .write && count > 0 { markDirty(operation.fileIndex) }
+        if operation.kind == .write && count > 0 {
+            markDirty(operation.fileIndex)
+            files[operation.fileIndex].writtenSinceLook = true
+        }
         if operation.kind == .sync || count >= operation.remainingBytes {
             return finish(operation, slot: slot, error: nil)
         }
@@ -699,6 +751,8 @@ public final class PieceStore {
             files[index].isPreallocated = true
         }
         files[index].fd = fd
+        var info = stat()
+        files[index].identity = fstat(fd, &info) == 0 ? FileIdentity(info) : nil
         if options.directWrites && !options.readOnly {
             // Any failure (EINVAL: no O_DIRECT on this file system) leaves the page cache for all writes.
             files[index].directFD =
@@ -761,6 +815,7 @@ public final class PieceStore {
         // A close of a regular file does not flush, so it cannot block on the disk.
         Glibc.close(files[index].fd)
         files[index].fd = -1
+        files[index].identity = nil
         closeDirectDescriptor(index)
         if let position = openFileIndices.firstIndex(of: index) { openFileIndices.remove(at: position) }
         if files[index].hasQueuedWork { markStalled(index) }

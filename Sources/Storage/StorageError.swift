@@ -1,3 +1,4 @@
+import Glibc
 import URing
 
 /// A failed storage operation: what was being done, to which file, and why, in words a user can act on.
@@ -9,6 +10,7 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Operation: String, Hashable, Sendable {
         case openDirectory = "open the directory"
         case createDirectory = "create the directory"
+        case writeInFolder = "write in the download folder"
         case open = "open"
         case preallocate = "preallocate"
         case read = "read"
@@ -37,6 +39,9 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case unexpectedEndOfFile
         /// A write made no progress (0 bytes) though the kernel reported no error.
         case noProgress
+        /// The file being written was removed, moved or replaced (by what `now` names: a directory, a
+        /// symbolic link, another file, nothing) by someone else; what went to it since is lost.
+        case replacedWhileWriting(now: String)
         /// The piece's buffer is smaller than the piece.
         case bufferTooSmall(requiredBytes: Int, availableBytes: Int)
         /// The request lies outside the torrent (a piece or block out of range).
@@ -96,6 +101,9 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(subject): the file is shorter than the torrent says (it was not fully downloaded)"
         case .noProgress:
             return "\(subject): the kernel accepted no bytes"
+        case .replacedWhileWriting(let now):
+            return "\(subject): it was replaced or removed while being written (it is now \(now)); "
+                + "what was written to it is lost, and nothing is written through what replaced it"
         case .bufferTooSmall(let required, let available):
             return "\(subject): the buffer holds \(available) bytes but the piece needs \(required)"
         case .outOfRange:
@@ -117,6 +125,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case .permissionDenied, .notPermitted: "permission denied (\(errno.name ?? "EACCES"))"
         case .ioError: "the disk reported an I/O error (EIO); it may be failing"
         case .noSuchFile: "it does not exist (ENOENT)"
+        case Errno(rawValue: EROFS): "the file system is read-only (EROFS)"
+        case Errno(rawValue: EISDIR): "it is a directory (EISDIR)"
         default: "\(errno)"
         }
     }

@@ -1,0 +1,76 @@
+import Buffers
+import Glibc
+import Testing
+import TorrentModel
+import URing
+
+@testable import Storage
+
+/// A file the store writes, replaced behind its back: writes on the open descriptor would land in a file
+/// no path reaches, so the store notices, and refuses to write through what replaced it.
+@Suite struct ReplacedFileTests {
+    @Test func aFileReplacedWhileOpenIsFoundAndFailsTheFlush() throws {
+        let torrent = try crossingTorrent()
+        let directory = TemporaryDirectory()
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
+        // Pieces 0 and 1 open `a`, `b` and `dir/c`.
+        try writeAll(
+            torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(0), PieceIndex(1)])
+        #expect(store.findReplacedFile() == nil)
+
+        #expect(unlink(directory.path + "/t/b") == 0 && mkdir(directory.path + "/t/b", 0o755) == 0)
+        let replaced = StorageError(.write, path: "t/b", reason: .replacedWhileWriting(now: "a directory"))
+        // Nothing was written since the last look, so it does not look again; the flush does.
+        #expect(store.findReplacedFile() == nil)
+        var before = reactor.storeEvents.count
+        store.flush()
+        try reactor.runStore(store, events: before + 1)
+        #expect(reactor.storeEvents.last == .failed(.flush, replaced))
+        // A write to it since is noticed by the next look.
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(1)])
+        #expect(store.findReplacedFile() == replaced)
+        before = reactor.storeEvents.count
+        store.flush()
+        try reactor.runStore(store, events: before + 1)
+        #expect(reactor.storeEvents.last == .failed(.flush, replaced))
+        #expect(replaced.description.contains("cannot write \"t/b\": it was replaced or removed"))
+    }
+
+    @Test func aFileReplacedByASymbolicLinkIsNeverWrittenThrough() throws {
+        let torrent = try crossingTorrent()
+        let directory = TemporaryDirectory()
+        let outside = TemporaryDirectory()
+        let target = outside.path + "/target"
+        let original: [UInt8] = Array("outside the download folder".utf8)
+        writeFile(target, original)
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(1)])
+
+        let path = directory.path + "/t/dir/c"
+        #expect(unlink(path) == 0 && symlink(target, path) == 0)
+        #expect(
+            store.findReplacedFile()
+                == StorageError(
+                    .write, path: "t/dir/c", reason: .replacedWhileWriting(now: "a symbolic link")))
+        // The open descriptor still names the file that was unlinked: the write lands there, not in the
+        // link's target.
+        try writeAll(torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(2)])
+        #expect(readFile(target) == original)
+        // Opened again, the path is refused.
+        store.closeIdleFiles()
+        let events = try writeAll(
+            torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(2)])
+        guard case .failed(_, let error) = events.first else {
+            Issue.record("the write through a symbolic link did not fail: \(events)")
+            return
+        }
+        #expect(error.reason == .symlinkRefused && error.path == "t/dir/c")
+        #expect(readFile(target) == original)
+    }
+}
