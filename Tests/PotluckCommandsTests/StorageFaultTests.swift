@@ -295,6 +295,15 @@ import Testing
             try #require(mounted.status == 0, "mount: \(mounted.standardOutput)")
         }
 
+        /// e2fsck, as an operator would before mounting again: clears the error the fault left recorded,
+        /// which could otherwise turn the file system read-only again at once.
+        func repair() throws {
+            let checked = try ExternalCommand.run(
+                "/usr/sbin/e2fsck", ["-fy", device], mergeStandardError: true)
+            // 0: clean, 1: errors corrected.
+            try #require(checked.status <= 1, "e2fsck: \(checked.standardOutput)")
+        }
+
         func unmount() throws {
             let result = try ExternalCommand.run(
                 "/usr/bin/umount", [directory.path], mergeStandardError: true)
@@ -367,6 +376,7 @@ import Testing
         // The disk comes back (mounted again, as after a repair): the same command goes on from what
         // reached it.
         try disk.unmount()
+        try disk.repair()
         try disk.mount()
         let intact = try swarm.intactPieces(in: payload, excluding: nil)
         #expect(intact > 0)
