@@ -30,36 +30,13 @@ struct BenchDaemon: ParsableCommand {
     @Option(help: "Small torrents to make and seed.")
     var torrents = 1_000
 
-    @Option(
-        name: .customLong("client"), parsing: .upToNextOption,
-        help: "Daemons to measure, in order (potluck, transmission).")
-    var clients: [String] = ["potluck", "transmission"]
-
-    @Option(help: "Restarts, each timed with another random torrent.")
-    var restarts = 3
-
-    @Option(
-        name: .customLong("idle-seconds"), help: "Seconds idle CPU is measured over (reported per 10 s).")
-    var idleSeconds = 10
+    @OptionGroup var options: ManyOptions
 
     @Option(help: "torrent-get calls timed idle, and again while seeding.")
     var samples = 50
 
     @Option(name: .customLong("load-mib"), help: "Size of the torrent leechers download while sampling.")
     var loadMiB = 256
-
-    @Option(help: "Seconds a first start may take (Transmission verifies 10-20 torrents a second).")
-    var timeout = 3600
-
-    @Option(help: "Directory for the torrents and their data (removed afterwards).")
-    var directory = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
 
     /// What `transmission-remote -l` asks torrent-get for (remote.c, 3.00), and the web client's
     /// percentDone and peersConnected.
@@ -78,24 +55,12 @@ struct BenchDaemon: ParsableCommand {
         guard (1...100_000).contains(torrents) else {
             throw ValidationError("--torrents must be in 1...100000")
         }
-        guard (1...20).contains(restarts) else { throw ValidationError("--restarts must be in 1...20") }
         guard (1...10_000).contains(samples) else { throw ValidationError("--samples must be in 1...10000") }
         guard (1...4096).contains(loadMiB) else { throw ValidationError("--load-mib must be in 1...4096") }
-        guard timeout >= 10 else { throw ValidationError("--timeout must be at least 10 seconds") }
-        guard (1...600).contains(idleSeconds) else {
-            throw ValidationError("--idle-seconds must be in 1...600")
-        }
-        let kinds = try parseClients(clients, option: "--client")
-        guard !kinds.isEmpty, kinds.allSatisfy({ $0 == .potluck || $0 == .transmission }) else {
-            throw ValidationError("--client: potluck or transmission (the daemons with Transmission's RPC)")
-        }
     }
 
     func run() throws {
-        let kinds = try parseClients(clients, option: "--client")
-        let run = try BenchRun.start(
-            "bench daemon with Transmission", needsRoot: kinds.contains(.transmission), directory: directory,
-            harness: harness)
+        let run = try options.startRun("bench daemon with Transmission")
         defer { run.cleanup() }
         let set = ManyTorrents(folder: run.workspace + "/many", count: torrents)
         let load = ManyTorrents(folder: run.workspace + "/load", count: 1)
@@ -107,11 +72,9 @@ struct BenchDaemon: ParsableCommand {
             printError("potluck: \(error)")
             throw ExitCode(1)
         }
-        // One torrent for the leecher after the first start, one more for each restart.
-        let picks = Array((0..<torrents).shuffled().prefix(restarts + 1))
-        let chosen = (0...restarts).map { set.name(picks[$0 % picks.count]) }
+        let chosen = options.chosenTorrents(of: set)
         var results: [DaemonResult] = []
-        for kind in kinds {
+        for kind in options.kinds {
             results.append(measure(kind, set: set, load: load, run: run, chosen: chosen))
         }
         print(
@@ -123,15 +86,17 @@ struct BenchDaemon: ParsableCommand {
         print()
         for result in results {
             if let note = result.note { print("\(result.client.rawValue): \(note)") }
-            guard !result.restarts.isEmpty else { continue }
-            let each = result.restarts.map { restart in
-                "\(restart.timing.torrent) \(Self.secondsCell(restart.servingSeconds))"
+            guard !result.life.restarts.isEmpty else { continue }
+            let each = result.life.restarts.map { restart in
+                "\(restart.torrent) \(Table.seconds(restart.servingSeconds))"
             }
             print(
                 "\(result.client.rawValue) restarts, RPC answering and serving (s): \(each.joined(separator: ", "))"
             )
         }
-        if let json { Self.writeJSON(json, torrents: torrents, loadMiB: loadMiB, results: results) }
+        if let json = options.json {
+            Self.writeJSON(json, torrents: torrents, loadMiB: loadMiB, results: results)
+        }
     }
 
     // MARK: One daemon
@@ -163,34 +128,15 @@ struct BenchDaemon: ParsableCommand {
         defer { seeder.stop() }
         let expected = additions.count
         do {
-            printError("\(kind.rawValue): first start, adding \(expected) torrents to verify...")
-            let process = try seeder.start()
-            result.firstStartSeconds = try seeder.waitUntilAllSeeding(
-                process, expected: expected, timeoutSeconds: Double(timeout),
-                peakDescriptors: &result.peakDescriptors)
-            printError(
-                "\(kind.rawValue): every torrent seeding after "
-                    + "\(Format.fixed(result.firstStartSeconds ?? 0, 1)) s")
-            let probe = try seeder.startProbe(chosen[0])
-            result.firstLeecherServed = seeder.waitForProbe(probe, torrent: chosen[0]) != nil
-            result.afterFirstStart = seeder.idleReadings(idleSeconds: idleSeconds)
-            for (index, torrent) in chosen.dropFirst().enumerated() {
-                printError(
-                    "\(kind.rawValue): restart \(index + 1) of \(restarts), a leecher waits for \(torrent)")
-                let timing = try seeder.restart(torrent: torrent, expected: expected)
-                result.restarts.append(
-                    DaemonResult.Restart(timing: timing, answerSeconds: client.answeredSeconds))
-            }
-            result.afterRestart = seeder.idleReadings(idleSeconds: idleSeconds)
+            try seeder.measureLife(
+                kind.rawValue, expected: expected, chosen: chosen, options: options, into: &result.life)
             printError("\(kind.rawValue): timing torrent-get of \(expected) torrents, idle...")
             result.idleLatency = try sampleTorrentGet(client, count: samples)
             printError("\(kind.rawValue): timing torrent-get while leechers download \(loadMiB) MiB...")
             try sampleUnderLoad(
                 client, seeder: seeder, torrent: load.torrentPath(load.name(0)), binds: loadBinds,
                 into: &result)
-            let complete =
-                result.restarts.allSatisfy { $0.servingSeconds != nil } && result.firstLeecherServed == true
-                && result.loadLatency != nil
+            let complete = result.life.served && result.loadLatency != nil
             result.status = complete ? "ok" : "failed"
         } catch {
             printError("\(kind.rawValue): \(error)")
@@ -241,7 +187,8 @@ struct BenchDaemon: ParsableCommand {
     /// Times torrent-get while libtorrent leechers download `torrent` from the daemon, one after
     /// another (each from the next of `binds`). Samples are taken only while a leecher's verified bytes
     /// grew in the last 0.3 s: a new leecher may wait for an unchoke first (Transmission unchokes every
-    /// 10 s). Also the leechers' download rate over the samples, and the daemon's RssAnon at the end.
+    /// 10 s). Also the leechers' download rate (from each one's first verified piece to its last), and
+    /// the daemon's RssAnon at the end.
     private func sampleUnderLoad(
         _ client: RPCDaemonClient, seeder: ManySeeder, torrent: String, binds: [String?],
         into result: inout DaemonResult
@@ -253,8 +200,11 @@ struct BenchDaemon: ParsableCommand {
         defer { if let leecher { seeder.finish(leecher.process) } }
         var movedBytes = 0.0
         var movedSeconds = 0.0
-        // The leecher's progress at the previous sample, while it has been downloading since.
-        var previous: (seconds: Double, bytes: Double)?
+        func account(_ leecher: LoadLeecher) {
+            guard let transfer = leecher.transfer() else { return }
+            movedBytes += transfer.bytes
+            movedSeconds += transfer.seconds
+        }
         while latencies.count < samples {
             if leecher == nil || leecher?.process.reap() == true || leecher?.stalled == true {
                 if let done = leecher {
@@ -265,15 +215,14 @@ struct BenchDaemon: ParsableCommand {
                             "  a leecher of the large torrent failed: \(ManySeeder.lastLines(done.process))")
                     }
                     seeder.finish(done.process)
+                    account(done)
                     leecher = nil
-                    previous = nil
                 }
                 guard let bind = next.next() else { break }
                 leecher = try LoadLeecher(
                     torrent, peer: client.peer, bind: bind, run: seeder.run, number: result.loadDownloads)
             }
             guard let current = leecher, current.progress() != nil, current.downloading else {
-                previous = nil
                 seeder.run.stopIfInterrupted()
                 usleep(20_000)
                 continue
@@ -281,15 +230,10 @@ struct BenchDaemon: ParsableCommand {
             let reply = try client.rpc.call("torrent-get", ["fields": Self.listFields])
             latencies.append(reply.seconds)
             result.answerBytes = reply.bytes
-            let now = current.progress()
-            if let previous, let now {
-                movedBytes += now.bytes - previous.bytes
-                movedSeconds += now.seconds - previous.seconds
-            }
-            previous = now
             usleep(Self.sampleGapMicroseconds)
         }
         result.loadAnonymousKiB = ProcFS.anonymousResidentKiB(pid)
+        if let leecher { account(leecher) }
         result.leecherMegabytesPerSecond = movedSeconds > 0 ? movedBytes / movedSeconds / 1e6 : nil
         result.loadLatency = LatencySummary(seconds: latencies)
         if latencies.count < samples {
@@ -300,20 +244,14 @@ struct BenchDaemon: ParsableCommand {
 
     // MARK: Report
 
-    static func secondsCell(_ value: Double?) -> String { value.map { Format.fixed($0, 2) } ?? "-" }
-
-    static func millisecondsCell(_ value: Double?) -> String {
-        value.map { Format.fixed($0 * 1000, 1) } ?? "-"
-    }
-
-    static func mebibytes(_ kib: Int?) -> String { kib.map { Format.fixed(Double($0) / 1024, 1) } ?? "-" }
+    static func milliseconds(_ value: Double?) -> String { value.map { Format.fixed($0 * 1000, 1) } ?? "-" }
 
     static func clientTable(_ results: [DaemonResult]) -> Table {
         var table = Table("client", "version", "result", "torrents", "leecher after first start")
         for result in results {
             table.add(
                 result.client.rawValue, result.version, result.status, "\(result.torrents)",
-                result.firstLeecherServed.map { $0 ? "ok" : "failed" } ?? "-")
+                result.life.firstLeecherServed.map { $0 ? "ok" : "failed" } ?? "-")
         }
         return table
     }
@@ -336,27 +274,25 @@ struct BenchDaemon: ParsableCommand {
         }
         let count: (Double?) -> String = { $0.map { "\(Int($0))" } ?? "-" }
         let cpu: (Double?) -> String = { $0.map { Format.fixed($0, 2) } ?? "-" }
-        let mib: (Double?) -> String = { mebibytes($0.map { Int($0) }) }
-        row("first start: every torrent seeding, s", { $0.firstStartSeconds }, secondsCell)
-        row("restart: RPC answers, s", { median($0.restarts.compactMap(\.answerSeconds)) }, secondsCell)
-        row("restart: a leecher has a random torrent, s", { $0.medianServeSeconds }, secondsCell)
+        let mib: (Double?) -> String = { Table.mebibytes(kib: $0.map { Int($0) }) }
+        row("first start: every torrent seeding, s", { $0.life.firstStartSeconds }, Table.seconds)
+        row("restart: RPC answers, s", { $0.life.median(\.answerSeconds) }, Table.seconds)
+        row("restart: a leecher has a random torrent, s", { $0.life.median(\.serveSeconds) }, Table.seconds)
         row(
-            "restart: RPC answers and serves, s", target: "≤ 0.1× transmission", { $0.medianServingSeconds },
-            secondsCell)
+            "restart: RPC answers and serves, s", target: "≤ 0.1× transmission",
+            { $0.life.median(\.servingSeconds) }, Table.seconds)
+        row("restart: every torrent seeding, s", { $0.life.median(\.allSeedingSeconds) }, Table.seconds)
+        row("threads", { $0.life.afterRestart.map { Double($0.threads) } }, count)
         row(
-            "restart: every torrent seeding, s",
-            { median($0.restarts.compactMap(\.timing.allSeedingSeconds)) },
-            secondsCell)
-        row("threads", { $0.afterRestart.map { Double($0.threads) } }, count)
-        row(
-            "RssAnon, MiB", target: "≤ transmission", { $0.afterRestart.map { Double($0.anonymousKiB) } }, mib
-        )
-        row("descriptors", { $0.afterRestart.map { Double($0.descriptors) } }, count)
-        row("idle CPU, s per 10 s", { $0.afterRestart?.cpuSecondsPer10s }, cpu)
-        row("torrent-get p50 idle, ms", { $0.idleLatency?.p50 }, millisecondsCell)
-        row("torrent-get p99 idle, ms", { $0.idleLatency?.p99 }, millisecondsCell)
-        row("torrent-get p50 seeding, ms", { $0.loadLatency?.p50 }, millisecondsCell)
-        row("torrent-get p99 seeding, ms", target: "≤ 50 ms", { $0.loadLatency?.p99 }, millisecondsCell)
+            "RssAnon, MiB", target: "≤ transmission",
+            { $0.life.afterRestart.map { Double($0.anonymousKiB) } },
+            mib)
+        row("descriptors", { $0.life.afterRestart.map { Double($0.descriptors) } }, count)
+        row("idle CPU, s per 10 s", { $0.life.afterRestart?.cpuSecondsPer10s }, cpu)
+        row("torrent-get p50 idle, ms", { $0.idleLatency?.p50 }, milliseconds)
+        row("torrent-get p99 idle, ms", { $0.idleLatency?.p99 }, milliseconds)
+        row("torrent-get p50 seeding, ms", { $0.loadLatency?.p50 }, milliseconds)
+        row("torrent-get p99 seeding, ms", target: "≤ 50 ms", { $0.loadLatency?.p99 }, milliseconds)
         row(
             "torrent-get answer, KiB", { $0.answerBytes.map { Double($0) / 1024 } },
             { $0.map { Format.fixed($0, 0) } ?? "-" })
@@ -373,21 +309,9 @@ struct BenchDaemon: ParsableCommand {
             "cores": HashPool.coreCount, "torrents": torrents, "load_mib": loadMiB,
             "torrent_get_fields": listFields,
             "results": results.map { result -> [String: Any] in
-                [
+                result.life.json.merging([
                     "client": result.client.rawValue, "version": result.version, "result": result.status,
                     "note": result.note ?? NSNull(),
-                    "first_start_seconds": result.firstStartSeconds ?? NSNull(),
-                    "first_start_peak_descriptors": result.peakDescriptors,
-                    "leecher_after_first_start": result.firstLeecherServed ?? NSNull(),
-                    "after_first_start": result.afterFirstStart?.json ?? NSNull(),
-                    "restarts": result.restarts.map { restart -> [String: Any] in
-                        var row = restart.timing.json
-                        row["rpc_answer_seconds"] = restart.answerSeconds ?? NSNull()
-                        row["serving_seconds"] = restart.servingSeconds ?? NSNull()
-                        return row
-                    },
-                    "restart_serving_median_seconds": result.medianServingSeconds ?? NSNull(),
-                    "after_restart": result.afterRestart?.json ?? NSNull(),
                     "torrent_get_idle": result.idleLatency?.json ?? NSNull(),
                     "torrent_get_seeding": result.loadLatency?.json ?? NSNull(),
                     "torrent_get_answer_bytes": result.answerBytes ?? NSNull(),
@@ -395,7 +319,7 @@ struct BenchDaemon: ParsableCommand {
                         ?? NSNull(),
                     "large_torrent_downloads_while_sampling": result.loadDownloads,
                     "rss_anon_kib_while_seeding": result.loadAnonymousKiB ?? NSNull(),
-                ]
+                ]) { _, daemon in daemon }
             },
         ]
         writeJSONReport(object, to: path)
@@ -404,29 +328,12 @@ struct BenchDaemon: ParsableCommand {
 
 /// What `bench daemon` measured of one daemon.
 struct DaemonResult {
-    struct Restart {
-        let timing: RestartTiming
-        /// Seconds from the start until the RPC answered.
-        let answerSeconds: Double?
-
-        /// Seconds until the RPC answered and the leecher had its torrent, whichever came later.
-        var servingSeconds: Double? {
-            guard let answerSeconds, let serve = timing.serveSeconds else { return nil }
-            return max(answerSeconds, serve)
-        }
-    }
-
     let client: ClientKind
     let version: String
     var status = "failed"
     var note: String?
     var torrents = 0
-    var firstStartSeconds: Double?
-    var peakDescriptors = 0
-    var firstLeecherServed: Bool?
-    var afterFirstStart: IdleReadings?
-    var restarts: [Restart] = []
-    var afterRestart: IdleReadings?
+    var life = SeederLife()
     var idleLatency: LatencySummary?
     var loadLatency: LatencySummary?
     /// The size of the last torrent-get answer.
@@ -438,14 +345,5 @@ struct DaemonResult {
     init(client: ClientKind, version: String) {
         self.client = client
         self.version = version
-    }
-
-    var medianServeSeconds: Double? {
-        restarts.contains { $0.timing.serveSeconds == nil }
-            ? nil : median(restarts.compactMap(\.timing.serveSeconds))
-    }
-
-    var medianServingSeconds: Double? {
-        restarts.contains { $0.servingSeconds == nil } ? nil : median(restarts.compactMap(\.servingSeconds))
     }
 }

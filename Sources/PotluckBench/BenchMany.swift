@@ -28,52 +28,16 @@ struct BenchMany: ParsableCommand {
     @Option(help: "Torrents to make and seed.")
     var torrents = 10_000
 
-    @Option(
-        name: .customLong("client"), parsing: .upToNextOption,
-        help: "Clients to measure, in order (potluck, transmission).")
-    var clients: [String] = ["potluck", "transmission"]
-
-    @Option(help: "Restarts, each timed with another random torrent.")
-    var restarts = 3
-
-    @Option(
-        name: .customLong("idle-seconds"), help: "Seconds idle CPU is measured over (reported per 10 s).")
-    var idleSeconds = 10
-
-    @Option(help: "Seconds a first start may take (Transmission verifies 10-20 torrents a second).")
-    var timeout = 3600
-
-    @Option(help: "Directory for the torrents and their data (removed afterwards).")
-    var directory = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
+    @OptionGroup var options: ManyOptions
 
     func validate() throws {
         guard (1...100_000).contains(torrents) else {
             throw ValidationError("--torrents must be in 1...100000")
         }
-        guard (1...20).contains(restarts) else { throw ValidationError("--restarts must be in 1...20") }
-        guard timeout >= 10 else { throw ValidationError("--timeout must be at least 10 seconds") }
-        guard (1...600).contains(idleSeconds) else {
-            throw ValidationError("--idle-seconds must be in 1...600")
-        }
-        let kinds = try parseClients(clients, option: "--client")
-        guard !kinds.isEmpty, kinds.allSatisfy({ $0 == .potluck || $0 == .transmission }) else {
-            throw ValidationError(
-                "--client: potluck or transmission (the clients measured holding many torrents)")
-        }
     }
 
     func run() throws {
-        let kinds = try parseClients(clients, option: "--client")
-        let run = try BenchRun.start(
-            "bench many with Transmission", needsRoot: kinds.contains(.transmission), directory: directory,
-            harness: harness)
+        let run = try options.startRun("bench many with Transmission")
         defer { run.cleanup() }
         let set = ManyTorrents(folder: run.workspace + "/many", count: torrents)
         printError("making \(torrents) torrents of 16-64 KiB and their data...")
@@ -83,11 +47,9 @@ struct BenchMany: ParsableCommand {
             printError("potluck: \(error)")
             throw ExitCode(1)
         }
-        // One torrent for the leecher after the first start, one more for each restart.
-        let picks = Array((0..<torrents).shuffled().prefix(restarts + 1))
-        let chosen = (0...restarts).map { set.name(picks[$0 % picks.count]) }
+        let chosen = options.chosenTorrents(of: set)
         var results: [ManyResult] = []
-        for kind in kinds {
+        for kind in options.kinds {
             results.append(measure(kind, set: set, run: run, chosen: chosen))
         }
         print(
@@ -97,15 +59,15 @@ struct BenchMany: ParsableCommand {
         print()
         for result in results {
             if let note = result.note { print("\(result.client.rawValue): \(note)") }
-            guard !result.restarts.isEmpty else { continue }
-            let each = result.restarts.map { restart in
+            guard !result.life.restarts.isEmpty else { continue }
+            let each = result.life.restarts.map { restart in
                 "\(restart.torrent) \(restart.serveSeconds.map { Format.fixed($0, 2) + " s" } ?? "-")"
             }
             print("\(result.client.rawValue) restarts, serving: \(each.joined(separator: ", "))")
         }
         print("\nAfter the first start (every torrent verified), idle:\n")
         print(Self.firstStartTable(results).rendered)
-        if let json { Self.writeJSON(json, torrents: torrents, results: results) }
+        if let json = options.json { Self.writeJSON(json, torrents: torrents, results: results) }
     }
 
     // MARK: One client
@@ -131,24 +93,9 @@ struct BenchMany: ParsableCommand {
         }
         defer { seeder.stop() }
         do {
-            printError("\(kind.rawValue): first start with \(set.count) torrents to verify...")
-            let process = try seeder.start()
-            result.firstStartSeconds = try seeder.waitUntilAllSeeding(
-                process, expected: set.count, timeoutSeconds: Double(timeout),
-                peakDescriptors: &result.peakDescriptors)
-            printError(
-                "\(kind.rawValue): every torrent seeding after "
-                    + "\(Format.fixed(result.firstStartSeconds ?? 0, 1)) s")
-            let probe = try seeder.startProbe(chosen[0])
-            result.firstLeecherServed = seeder.waitForProbe(probe, torrent: chosen[0]) != nil
-            result.afterFirstStart = seeder.idleReadings(idleSeconds: idleSeconds)
-            for (index, torrent) in chosen.dropFirst().enumerated() {
-                printError(
-                    "\(kind.rawValue): restart \(index + 1) of \(restarts), a leecher waits for \(torrent)")
-                result.restarts.append(try seeder.restart(torrent: torrent, expected: set.count))
-            }
-            result.afterRestart = seeder.idleReadings(idleSeconds: idleSeconds)
-            result.status = result.restarts.allSatisfy { $0.serveSeconds != nil } ? "ok" : "failed"
+            try seeder.measureLife(
+                kind.rawValue, expected: set.count, chosen: chosen, options: options, into: &result.life)
+            result.status = result.life.served ? "ok" : "failed"
         } catch {
             printError("\(kind.rawValue): \(error)")
             result.note = "\(error)"
@@ -158,21 +105,18 @@ struct BenchMany: ParsableCommand {
 
     // MARK: Report
 
-    static func secondsCell(_ value: Double?) -> String { value.map { Format.fixed($0, 2) } ?? "-" }
-
-    static func mebibytes(_ kib: Int?) -> String { kib.map { Format.fixed(Double($0) / 1024, 1) } ?? "-" }
-
     static func table(_ results: [ManyResult]) -> Table {
         var table = Table(
             "client", "version", "result", "torrents", "first start s", "restart to serve s",
             "restart to all seeding s", "threads", "RssAnon MiB", "idle CPU s/10 s")
         for result in results {
-            let idle = result.afterRestart
+            let life = result.life
+            let idle = life.afterRestart
             table.add(
                 result.client.rawValue, result.version, result.status, "\(result.torrents)",
-                secondsCell(result.firstStartSeconds), secondsCell(result.medianServeSeconds),
-                secondsCell(median(result.restarts.compactMap(\.allSeedingSeconds))),
-                idle.map { "\($0.threads)" } ?? "-", mebibytes(idle?.anonymousKiB),
+                Table.seconds(life.firstStartSeconds), Table.seconds(life.median(\.serveSeconds)),
+                Table.seconds(CommandSupport.median(life.restarts.compactMap(\.allSeedingSeconds))),
+                idle.map { "\($0.threads)" } ?? "-", Table.mebibytes(kib: idle?.anonymousKiB),
                 idle.map { Format.fixed($0.cpuSecondsPer10s, 2) } ?? "-")
         }
         return table
@@ -183,13 +127,14 @@ struct BenchMany: ParsableCommand {
             "client", "leecher", "peak descriptors", "descriptors", "threads", "RssAnon MiB",
             "idle CPU s/10 s")
         for result in results {
-            let idle = result.afterFirstStart
-            let leecher = result.firstLeecherServed.map { $0 ? "ok" : "failed" } ?? "-"
+            let idle = result.life.afterFirstStart
+            let leecher = result.life.firstLeecherServed.map { $0 ? "ok" : "failed" } ?? "-"
+            let peak = result.life.peakDescriptors
             table.add(
-                result.client.rawValue, leecher,
-                result.peakDescriptors > 0 ? "\(result.peakDescriptors)" : "-",
+                result.client.rawValue, leecher, peak > 0 ? "\(peak)" : "-",
                 idle.map { "\($0.descriptors)" } ?? "-", idle.map { "\($0.threads)" } ?? "-",
-                mebibytes(idle?.anonymousKiB), idle.map { Format.fixed($0.cpuSecondsPer10s, 2) } ?? "-")
+                Table.mebibytes(kib: idle?.anonymousKiB),
+                idle.map { Format.fixed($0.cpuSecondsPer10s, 2) } ?? "-")
         }
         return table
     }
@@ -199,17 +144,12 @@ struct BenchMany: ParsableCommand {
             "benchmark": "many", "date": ISO8601DateFormatter().string(from: Date()),
             "cores": HashPool.coreCount, "torrents": torrents,
             "results": results.map { result -> [String: Any] in
-                [
-                    "client": result.client.rawValue, "version": result.version, "result": result.status,
-                    "note": result.note ?? NSNull(),
-                    "first_start_seconds": result.firstStartSeconds ?? NSNull(),
-                    "leecher_after_first_start": result.firstLeecherServed ?? NSNull(),
-                    "first_start_peak_descriptors": result.peakDescriptors,
-                    "after_first_start": result.afterFirstStart?.json ?? NSNull(),
-                    "restarts": result.restarts.map(\.json),
-                    "restart_to_serve_median_seconds": result.medianServeSeconds ?? NSNull(),
-                    "after_restart": result.afterRestart?.json ?? NSNull(),
-                ]
+                result.life.json.merging(
+                    [
+                        "client": result.client.rawValue, "version": result.version, "result": result.status,
+                        "note": result.note ?? NSNull(),
+                    ]
+                ) { _, header in header }
             },
         ]
         writeJSONReport(object, to: path)
@@ -223,22 +163,11 @@ struct ManyResult {
     var status = "failed"
     var note: String?
     var torrents = 0
-    var firstStartSeconds: Double?
-    /// The most descriptors it held during its first start (sampled).
-    var peakDescriptors = 0
-    /// Whether a leecher got a random torrent after the first start.
-    var firstLeecherServed: Bool?
-    var afterFirstStart: IdleReadings?
-    var restarts: [RestartTiming] = []
-    var afterRestart: IdleReadings?
+    var life = SeederLife()
 
     init(client: ClientKind, version: String) {
         self.client = client
         self.version = version
-    }
-
-    var medianServeSeconds: Double? {
-        restarts.contains { $0.serveSeconds == nil } ? nil : median(restarts.compactMap(\.serveSeconds))
     }
 }
 

@@ -25,20 +25,36 @@ final class LoadLeecher {
             label: "load-\(number)")
     }
 
-    /// The latest "MONOTONIC_SECONDS VERIFIED_BYTES" line of its progress file.
-    func progress() -> (seconds: Double, bytes: Double)? {
-        guard let text = try? String(contentsOfFile: progressPath, encoding: .utf8),
-            let line = text.split(separator: "\n").last
-        else { return nil }
-        let fields = line.split(separator: " ")
-        guard fields.count == 2, let seconds = Double(fields[0]), let bytes = Double(fields[1]) else {
-            return nil
+    /// Its progress file's "MONOTONIC_SECONDS VERIFIED_BYTES" lines.
+    private func readings() -> [(seconds: Double, bytes: Double)] {
+        let text = (try? String(contentsOfFile: progressPath, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count == 2, let seconds = Double(fields[0]), let bytes = Double(fields[1]) else {
+                return nil
+            }
+            return (seconds, bytes)
         }
-        if bytes != lastBytes {
-            lastBytes = bytes
+    }
+
+    /// The latest reading; notes when the verified bytes last grew.
+    func progress() -> (seconds: Double, bytes: Double)? {
+        guard let last = readings().last else { return nil }
+        if last.bytes != lastBytes {
+            lastBytes = last.bytes
             lastGrowth = ContinuousClock.now
         }
-        return (seconds, bytes)
+        return last
+    }
+
+    /// Bytes verified since its first verified piece, and the seconds that took; nil until two
+    /// readings apart in time show data.
+    func transfer() -> (bytes: Double, seconds: Double)? {
+        let lines = readings()
+        guard let first = lines.first(where: { $0.bytes > 0 }), let last = lines.last,
+            last.seconds > first.seconds
+        else { return nil }
+        return (last.bytes - first.bytes, last.seconds - first.seconds)
     }
 
     /// Whether its verified bytes grew within the last 0.3 s (as of the latest `progress()`).

@@ -43,6 +43,12 @@ protocol ManyClient: AnyObject {
     func launch() throws -> ChildProcess
     /// Torrents verified and seeding now.
     func seedingCount() -> Int
+    /// Seconds from the latest start until its RPC answered, for clients whose RPC is timed.
+    var answeredSeconds: Double? { get }
+}
+
+extension ManyClient {
+    var answeredSeconds: Double? { nil }
 }
 
 /// Threads, anonymous memory, descriptors and CPU of a client that has been idle for a while.
@@ -68,11 +74,56 @@ struct RestartTiming {
     /// Seconds from the client's start until the leecher had the torrent; nil when it did not.
     let serveSeconds: Double?
     let allSeedingSeconds: Double?
+    /// Seconds from the client's start until its RPC answered, when that is timed.
+    let answerSeconds: Double?
+
+    /// Seconds until the client served the leecher and (when timed) answered its RPC.
+    var servingSeconds: Double? {
+        guard let serveSeconds else { return nil }
+        return max(serveSeconds, answerSeconds ?? 0)
+    }
+
+    var json: [String: Any] {
+        var row: [String: Any] = [
+            "torrent": torrent, "stop_seconds": stopSeconds ?? NSNull(),
+            "serve_seconds": serveSeconds ?? NSNull(), "all_seeding_seconds": allSeedingSeconds ?? NSNull(),
+        ]
+        if let answerSeconds {
+            row["rpc_answer_seconds"] = answerSeconds
+            row["serving_seconds"] = servingSeconds ?? NSNull()
+        }
+        return row
+    }
+}
+
+/// What `bench many` and `bench daemon` measure of a client from its first start through its restarts.
+struct SeederLife {
+    var firstStartSeconds: Double?
+    /// The most descriptors it held during its first start (sampled).
+    var peakDescriptors = 0
+    /// Whether a leecher got a random torrent after the first start.
+    var firstLeecherServed: Bool?
+    var afterFirstStart: IdleReadings?
+    var restarts: [RestartTiming] = []
+    var afterRestart: IdleReadings?
+
+    /// Whether every leecher was served.
+    var served: Bool { firstLeecherServed == true && restarts.allSatisfy { $0.serveSeconds != nil } }
+
+    /// The median over the restarts of `value`; nil if any restart lacks it.
+    func median(_ value: (RestartTiming) -> Double?) -> Double? {
+        let values = restarts.compactMap(value)
+        return values.count < restarts.count ? nil : CommandSupport.median(values)
+    }
 
     var json: [String: Any] {
         [
-            "torrent": torrent, "stop_seconds": stopSeconds ?? NSNull(),
-            "serve_seconds": serveSeconds ?? NSNull(), "all_seeding_seconds": allSeedingSeconds ?? NSNull(),
+            "first_start_seconds": firstStartSeconds ?? NSNull(),
+            "leecher_after_first_start": firstLeecherServed ?? NSNull(),
+            "first_start_peak_descriptors": peakDescriptors,
+            "after_first_start": afterFirstStart?.json ?? NSNull(), "restarts": restarts.map(\.json),
+            "restart_to_serve_median_seconds": median(\.serveSeconds) ?? NSNull(),
+            "after_restart": afterRestart?.json ?? NSNull(),
         ]
     }
 }
@@ -222,7 +273,30 @@ final class ManySeeder {
                 + "\(allSeeding.map { Format.fixed($0, 2) + " s" } ?? "-") (stopping took "
                 + "\(stopSeconds.map { Format.fixed($0, 2) + " s" } ?? "a SIGKILL"))")
         return RestartTiming(
-            torrent: torrent, stopSeconds: stopSeconds, serveSeconds: serve, allSeedingSeconds: allSeeding)
+            torrent: torrent, stopSeconds: stopSeconds, serveSeconds: serve, allSeedingSeconds: allSeeding,
+            answerSeconds: client.answeredSeconds)
+    }
+
+    /// The first start until `expected` torrents are seeding, a leecher for `chosen[0]`, idle readings,
+    /// a restart for each further torrent of `chosen`, idle readings again; `life` keeps what was
+    /// measured before a failure.
+    func measureLife(
+        _ name: String, expected: Int, chosen: [String], options: ManyOptions, into life: inout SeederLife
+    ) throws {
+        printError("\(name): first start with \(expected) torrents to verify...")
+        let process = try start()
+        life.firstStartSeconds = try waitUntilAllSeeding(
+            process, expected: expected, timeoutSeconds: Double(options.timeout),
+            peakDescriptors: &life.peakDescriptors)
+        printError("\(name): every torrent seeding after \(Format.fixed(life.firstStartSeconds ?? 0, 1)) s")
+        let probe = try startProbe(chosen[0])
+        life.firstLeecherServed = waitForProbe(probe, torrent: chosen[0]) != nil
+        life.afterFirstStart = idleReadings(idleSeconds: options.idleSeconds)
+        for (index, torrent) in chosen.dropFirst().enumerated() {
+            printError("\(name): restart \(index + 1) of \(options.restarts), a leecher waits for \(torrent)")
+            life.restarts.append(try restart(torrent: torrent, expected: expected))
+        }
+        life.afterRestart = idleReadings(idleSeconds: options.idleSeconds)
     }
 
     /// Threads, anonymous memory, descriptors and CPU over `idleSeconds`, after `settleSeconds` of quiet.

@@ -15,6 +15,9 @@ import os
 import random
 
 
+CHUNK = 64 << 20
+
+
 def bencode(value):
     if isinstance(value, int):
         return b"i%de" % value
@@ -44,7 +47,11 @@ def main():
     os.makedirs(torrent_dir, exist_ok=True)
     for index in range(args.count):
         name = f"t{index:05d}.bin"
-        payload = generator.randbytes(generator.randint(args.min_bytes, args.max_bytes))
+        size = generator.randint(args.min_bytes, args.max_bytes)
+        # randbytes takes at most 2**31 - 1 bits at once; smaller payloads stay one call (same bytes).
+        payload = b"".join(
+            generator.randbytes(min(CHUNK, size - offset)) for offset in range(0, size, CHUNK)
+        )
         pieces = b"".join(
             hashlib.sha1(payload[offset : offset + args.piece_bytes]).digest()
             for offset in range(0, len(payload), args.piece_bytes)

@@ -13,7 +13,7 @@ import Testing
         let (status, output) = try BenchManySmokeTests.run(
             [
                 "bench", "daemon", "--torrents", "20", "--restarts", "1", "--idle-seconds", "1", "--samples",
-                "5", "--load-mib", "8", "--directory", NSTemporaryDirectory(), "--json", json, "--client",
+                "5", "--load-mib", "64", "--directory", NSTemporaryDirectory(), "--json", json, "--client",
             ] + clients)
         #expect(status == 0, "\(output)")
         // client, version, result, torrents, leecher after first start
