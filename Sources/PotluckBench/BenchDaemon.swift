@@ -85,13 +85,13 @@ struct BenchDaemon: ParsableCommand {
         print(Self.table(results).rendered)
         print()
         for result in results {
-            if let note = result.note { print("\(result.client.rawValue): \(note)") }
-            guard !result.life.restarts.isEmpty else { continue }
-            let each = result.life.restarts.map { restart in
+            if let note = result.common.note { print("\(result.common.client.rawValue): \(note)") }
+            guard !result.common.life.restarts.isEmpty else { continue }
+            let each = result.common.life.restarts.map { restart in
                 "\(restart.torrent) \(Table.seconds(restart.servingSeconds))"
             }
             print(
-                "\(result.client.rawValue) restarts, RPC answering and serving (s): \(each.joined(separator: ", "))"
+                "\(result.common.client.rawValue) restarts, RPC answering and serving (s): \(each.joined(separator: ", "))"
             )
         }
         if let json = options.json {
@@ -105,9 +105,9 @@ struct BenchDaemon: ParsableCommand {
         _ kind: ClientKind, set: ManyTorrents, load: ManyTorrents, run: BenchRun, chosen: [String]
     ) -> DaemonResult {
         var result = DaemonResult(client: kind, version: kind.isInstalled ? kind.version : "-")
-        result.torrents = set.count
+        result.common.torrents = set.count
         guard kind.isInstalled else {
-            result.status = "not installed (apt-get install \(kind.debianPackage))"
+            result.common.status = "not installed (apt-get install \(kind.debianPackage))"
             return result
         }
         let additions =
@@ -121,7 +121,7 @@ struct BenchDaemon: ParsableCommand {
             client = made.client
             loadBinds = made.loadBinds
         } catch {
-            result.note = "\(error)"
+            result.common.note = "\(error)"
             return result
         }
         let seeder = ManySeeder(client, run: run, set: set)
@@ -129,18 +129,19 @@ struct BenchDaemon: ParsableCommand {
         let expected = additions.count
         do {
             try seeder.measureLife(
-                kind.rawValue, expected: expected, chosen: chosen, options: options, into: &result.life)
+                kind.rawValue, expected: expected, chosen: chosen, options: options, into: &result.common.life
+            )
             printError("\(kind.rawValue): timing torrent-get of \(expected) torrents, idle...")
             result.idleLatency = try sampleTorrentGet(client, count: samples)
             printError("\(kind.rawValue): timing torrent-get while leechers download \(loadMiB) MiB...")
             try sampleUnderLoad(
                 client, seeder: seeder, torrent: load.torrentPath(load.name(0)), binds: loadBinds,
                 into: &result)
-            let complete = result.life.served && result.loadLatency != nil
-            result.status = complete ? "ok" : "failed"
+            let complete = result.common.life.served && result.loadLatency != nil
+            result.common.status = complete ? "ok" : "failed"
         } catch {
             printError("\(kind.rawValue): \(error)")
-            result.note = "\(error)"
+            result.common.note = "\(error)"
         }
         return result
     }
@@ -237,7 +238,7 @@ struct BenchDaemon: ParsableCommand {
         result.leecherMegabytesPerSecond = movedSeconds > 0 ? movedBytes / movedSeconds / 1e6 : nil
         result.loadLatency = LatencySummary(seconds: latencies)
         if latencies.count < samples {
-            result.note =
+            result.common.note =
                 "\(latencies.count) of \(samples) torrent-get samples under load: the leechers' addresses ran out"
         }
     }
@@ -250,19 +251,21 @@ struct BenchDaemon: ParsableCommand {
         var table = Table("client", "version", "result", "torrents", "leecher after first start")
         for result in results {
             table.add(
-                result.client.rawValue, result.version, result.status, "\(result.torrents)",
-                result.life.firstLeecherServed.map { $0 ? "ok" : "failed" } ?? "-")
+                result.common.client.rawValue, result.common.version, result.common.status,
+                "\(result.common.torrents)",
+                result.common.life.firstLeecherServed.map { $0 ? "ok" : "failed" } ?? "-")
         }
         return table
     }
 
     /// One row per measure, one column per daemon, then Potluck's over Transmission's and the target.
     static func table(_ results: [DaemonResult]) -> Table {
-        let potluck = results.first { $0.client == .potluck }
-        let transmission = results.first { $0.client == .transmission }
+        let potluck = results.first { $0.common.client == .potluck }
+        let transmission = results.first { $0.common.client == .transmission }
         let both = potluck != nil && transmission != nil
         var table = Table(
-            headers: ["measure"] + results.map(\.client.rawValue) + (both ? ["potluck ÷ transmission"] : [])
+            headers: ["measure"] + results.map(\.common.client.rawValue)
+                + (both ? ["potluck ÷ transmission"] : [])
                 + ["target"])
         func row(
             _ name: String, target: String = "", _ value: (DaemonResult) -> Double?,
@@ -275,20 +278,24 @@ struct BenchDaemon: ParsableCommand {
         let count: (Double?) -> String = { $0.map { "\(Int($0))" } ?? "-" }
         let cpu: (Double?) -> String = { $0.map { Format.fixed($0, 2) } ?? "-" }
         let mib: (Double?) -> String = { Table.mebibytes(kib: $0.map { Int($0) }) }
-        row("first start: every torrent seeding, s", { $0.life.firstStartSeconds }, Table.seconds)
-        row("restart: RPC answers, s", { $0.life.median(\.answerSeconds) }, Table.seconds)
-        row("restart: a leecher has a random torrent, s", { $0.life.median(\.serveSeconds) }, Table.seconds)
+        row("first start: every torrent seeding, s", { $0.common.life.firstStartSeconds }, Table.seconds)
+        row("restart: RPC answers, s", { $0.common.life.median(\.answerSeconds) }, Table.seconds)
+        row(
+            "restart: a leecher has a random torrent, s", { $0.common.life.median(\.serveSeconds) },
+            Table.seconds)
         row(
             "restart: RPC answers and serves, s", target: "≤ 0.1× transmission",
-            { $0.life.median(\.servingSeconds) }, Table.seconds)
-        row("restart: every torrent seeding, s", { $0.life.median(\.allSeedingSeconds) }, Table.seconds)
-        row("threads", { $0.life.afterRestart.map { Double($0.threads) } }, count)
+            { $0.common.life.median(\.servingSeconds) }, Table.seconds)
+        row(
+            "restart: every torrent seeding, s", { $0.common.life.median(\.allSeedingSeconds) }, Table.seconds
+        )
+        row("threads", { $0.common.life.afterRestart.map { Double($0.threads) } }, count)
         row(
             "RssAnon, MiB", target: "≤ transmission",
-            { $0.life.afterRestart.map { Double($0.anonymousKiB) } },
+            { $0.common.life.afterRestart.map { Double($0.anonymousKiB) } },
             mib)
-        row("descriptors", { $0.life.afterRestart.map { Double($0.descriptors) } }, count)
-        row("idle CPU, s per 10 s", { $0.life.afterRestart?.cpuSecondsPer10s }, cpu)
+        row("descriptors", { $0.common.life.afterRestart.map { Double($0.descriptors) } }, count)
+        row("idle CPU, s per 10 s", { $0.common.life.afterRestart?.cpuSecondsPer10s }, cpu)
         row("torrent-get p50 idle, ms", { $0.idleLatency?.p50 }, milliseconds)
         row("torrent-get p99 idle, ms", { $0.idleLatency?.p99 }, milliseconds)
         row("torrent-get p50 seeding, ms", { $0.loadLatency?.p50 }, milliseconds)
@@ -309,9 +316,10 @@ struct BenchDaemon: ParsableCommand {
             "cores": HashPool.coreCount, "torrents": torrents, "load_mib": loadMiB,
             "torrent_get_fields": listFields,
             "results": results.map { result -> [String: Any] in
-                result.life.json.merging([
-                    "client": result.client.rawValue, "version": result.version, "result": result.status,
-                    "note": result.note ?? NSNull(),
+                result.common.life.json.merging([
+                    "client": result.common.client.rawValue, "version": result.common.version,
+                    "result": result.common.status,
+                    "note": result.common.note ?? NSNull(),
                     "torrent_get_idle": result.idleLatency?.json ?? NSNull(),
                     "torrent_get_seeding": result.loadLatency?.json ?? NSNull(),
                     "torrent_get_answer_bytes": result.answerBytes ?? NSNull(),
@@ -328,12 +336,8 @@ struct BenchDaemon: ParsableCommand {
 
 /// What `bench daemon` measured of one daemon.
 struct DaemonResult {
-    let client: ClientKind
-    let version: String
-    var status = "failed"
-    var note: String?
-    var torrents = 0
-    var life = SeederLife()
+    /// What `bench many` measures too.
+    var common: ManyResult
     var idleLatency: LatencySummary?
     var loadLatency: LatencySummary?
     /// The size of the last torrent-get answer.
@@ -342,8 +346,5 @@ struct DaemonResult {
     var loadDownloads = 0
     var loadAnonymousKiB: Int?
 
-    init(client: ClientKind, version: String) {
-        self.client = client
-        self.version = version
-    }
+    init(client: ClientKind, version: String) { common = ManyResult(client: client, version: version) }
 }
