@@ -23,7 +23,8 @@ struct BenchDaemon: ParsableCommand {
             the last restart. Then torrent-get of every torrent with the fields `transmission-remote -l` \
             asks for (plus percentDone and peersConnected) is timed --samples times from this process, \
             first idle, then while libtorrent leechers download the large torrent from the daemon one \
-            after another at full speed (samples are taken only while one is downloading). Transmission \
+            after another at full speed (samples are taken only while one is downloading, past the \
+            first quarter of the torrent, by when the rate has stopped climbing). Transmission \
             listens on a harness veth address (it ignores peers at 127.x), which needs root.
             """)
 
@@ -186,10 +187,10 @@ struct BenchDaemon: ParsableCommand {
     }
 
     /// Times torrent-get while libtorrent leechers download `torrent` from the daemon, one after
-    /// another (each from the next of `binds`). Samples are taken only while a leecher's verified bytes
-    /// grew in the last 0.3 s: a new leecher may wait for an unchoke first (Transmission unchokes every
-    /// 10 s). Also the leechers' download rate (from each one's first verified piece to its last), and
-    /// the daemon's RssAnon at the end.
+    /// another (each from the next of `binds`). Samples are taken only while a leecher is past the
+    /// first quarter of the torrent and its verified bytes grew in the last 0.3 s: a new leecher may
+    /// wait for an unchoke first (Transmission unchokes every 10 s), then the rate climbs. Also the
+    /// leechers' download rate over those stretches, and the daemon's RssAnon at the end.
     private func sampleUnderLoad(
         _ client: RPCDaemonClient, seeder: ManySeeder, torrent: String, binds: [String?],
         into result: inout DaemonResult
@@ -221,7 +222,8 @@ struct BenchDaemon: ParsableCommand {
                 }
                 guard let bind = next.next() else { break }
                 leecher = try LoadLeecher(
-                    torrent, peer: client.peer, bind: bind, run: seeder.run, number: result.loadDownloads)
+                    torrent, bytes: loadMiB << 20, peer: client.peer, bind: bind, run: seeder.run,
+                    number: result.loadDownloads)
             }
             guard let current = leecher, current.progress() != nil, current.downloading else {
                 seeder.run.stopIfInterrupted()

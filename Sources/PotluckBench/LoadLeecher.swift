@@ -3,10 +3,13 @@ import Foundation
 import Glibc
 
 /// A libtorrent leecher (`lt.py download --progress`) that keeps a daemon seeding at full speed while
-/// `bench daemon` times torrent-get, and tells whether it is receiving data right now.
+/// `bench daemon` times torrent-get, and tells whether it is receiving data at its steady rate now.
 final class LoadLeecher {
     let process: ChildProcess
     private let progressPath: String
+    /// Verified bytes past which it is taken to be at full speed: a seeder's rate climbs over the first
+    /// seconds (Transmission's over about 5 s), so the first quarter of the torrent is left out.
+    private let warmBytes: Double
     private let started = ContinuousClock.now
     private var lastBytes = -1.0
     private var lastGrowth: ContinuousClock.Instant?
@@ -14,7 +17,8 @@ final class LoadLeecher {
     /// Seconds a leecher may wait for its first piece; Transmission unchokes a new peer within 10 s.
     static let startTimeoutSeconds = 120.0
 
-    init(_ torrent: String, peer: String, bind: String?, run: BenchRun, number: Int) throws {
+    init(_ torrent: String, bytes: Int, peer: String, bind: String?, run: BenchRun, number: Int) throws {
+        warmBytes = Double(bytes) / 4
         let out = run.workspace + "/load-\(number)"
         ExternalCommand.removeTree(out)
         progressPath = out + ".progress"
@@ -47,19 +51,20 @@ final class LoadLeecher {
         return last
     }
 
-    /// Bytes verified since its first verified piece, and the seconds that took; nil until two
-    /// readings apart in time show data.
+    /// Bytes verified since it was at full speed, and the seconds that took; nil until two readings
+    /// apart in time show that.
     func transfer() -> (bytes: Double, seconds: Double)? {
         let lines = readings()
-        guard let first = lines.first(where: { $0.bytes > 0 }), let last = lines.last,
+        guard let first = lines.first(where: { $0.bytes >= warmBytes }), let last = lines.last,
             last.seconds > first.seconds
         else { return nil }
         return (last.bytes - first.bytes, last.seconds - first.seconds)
     }
 
-    /// Whether its verified bytes grew within the last 0.3 s (as of the latest `progress()`).
+    /// Whether it is past its first quarter and its verified bytes grew within the last 0.3 s (as of
+    /// the latest `progress()`).
     var downloading: Bool {
-        guard let lastGrowth, lastBytes > 0 else { return false }
+        guard let lastGrowth, lastBytes >= warmBytes else { return false }
         return ContinuousClock.now - lastGrowth < .milliseconds(300)
     }
 
