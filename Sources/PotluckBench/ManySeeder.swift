@@ -313,8 +313,11 @@ final class ManySeeder {
             cpuSecondsPer10s: (after - before) * 10 / Double(idleSeconds))
     }
 
-    /// The end of a child's log: the reason it gave, with its context.
+    /// The end of a child's log: the reason it gave, with its context. A Swift crash ends its log with
+    /// a backtrace, so the runtime's own lines about it come first.
     static func lastLines(_ process: ChildProcess) -> String {
-        process.log.split(separator: "\n").suffix(2).joined(separator: " / ")
+        let lines = process.log.split(separator: "\n")
+        let crash = lines.filter { $0.contains("Fatal error") || $0.contains("Program crashed") }.prefix(2)
+        return (crash + lines.suffix(2)).joined(separator: " / ")
     }
 }
