@@ -16,6 +16,7 @@ public struct Bench: ParsableCommand {
             BenchCreate.self,
             BenchDownload.self,
             BenchMany.self,
+            BenchDaemon.self,
             BenchReactors.self,
             BenchMagnet.self,
         ],

@@ -16,6 +16,9 @@ import os
 import random
 
 
+CHUNK = 64 << 20
+
+
 def bencode(value):
     if isinstance(value, int):
         return b"i%de" % value
@@ -47,7 +50,11 @@ def main():
     hashes = []
     for index in range(args.count):
         name = f"t{index:05d}.bin"
-        payload = generator.randbytes(generator.randint(args.min_bytes, args.max_bytes))
+        size = generator.randint(args.min_bytes, args.max_bytes)
+        # randbytes takes at most 2**31 - 1 bits at once; smaller payloads stay one call (same bytes).
+        payload = b"".join(
+            generator.randbytes(min(CHUNK, size - offset)) for offset in range(0, size, CHUNK)
+        )
         pieces = b"".join(
             hashlib.sha1(payload[offset : offset + args.piece_bytes]).digest()
             for offset in range(0, len(payload), args.piece_bytes)

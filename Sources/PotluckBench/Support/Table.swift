@@ -1,3 +1,5 @@
+import CommandSupport
+
 /// A plain-text table with aligned columns, for benchmark reports that people read and paste.
 struct Table {
     let headers: [String]
@@ -28,4 +30,12 @@ struct Table {
         let rule = "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"
         return ([line(headers), rule] + rows.map(line)).joined(separator: "\n")
     }
+}
+
+extension Table {
+    /// Seconds to the hundredth, "-" for none.
+    static func seconds(_ value: Double?) -> String { value.map { Format.fixed($0, 2) } ?? "-" }
+
+    /// KiB shown as MiB to the tenth, "-" for none.
+    static func mebibytes(kib: Int?) -> String { kib.map { Format.fixed(Double($0) / 1024, 1) } ?? "-" }
 }

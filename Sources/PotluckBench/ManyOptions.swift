@@ -1,0 +1,59 @@
+import ArgumentParser
+import CommandSupport
+
+/// What `bench many` and `bench daemon` share on the command line: the clients, the restarts, the idle
+/// readings' length, the limits and where things go.
+struct ManyOptions: ParsableArguments {
+    @Option(
+        name: .customLong("client"), parsing: .upToNextOption,
+        help: "Clients to measure, in order (potluck, transmission).")
+    var clients: [String] = ["potluck", "transmission"]
+
+    @Option(help: "Restarts, each timed with another random torrent.")
+    var restarts = 3
+
+    @Option(
+        name: .customLong("idle-seconds"), help: "Seconds idle CPU is measured over (reported per 10 s).")
+    var idleSeconds = 10
+
+    @Option(help: "Seconds a first start may take (Transmission verifies 10-20 torrents a second).")
+    var timeout = 3600
+
+    @Option(help: "Directory for the torrents and their data (removed afterwards).")
+    var directory = "/var/tmp"
+
+    @Option(
+        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
+    var harness: String?
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    func validate() throws {
+        guard (1...20).contains(restarts) else { throw ValidationError("--restarts must be in 1...20") }
+        guard timeout >= 10 else { throw ValidationError("--timeout must be at least 10 seconds") }
+        guard (1...600).contains(idleSeconds) else {
+            throw ValidationError("--idle-seconds must be in 1...600")
+        }
+        let kinds = try parseClients(clients, option: "--client")
+        guard !kinds.isEmpty, kinds.allSatisfy({ $0 == .potluck || $0 == .transmission }) else {
+            throw ValidationError(
+                "--client: potluck or transmission (the clients measured holding many torrents)")
+        }
+    }
+
+    var kinds: [ClientKind] { (try? parseClients(clients, option: "--client")) ?? [] }
+
+    /// A run in --directory, root when Transmission is measured.
+    func startRun(_ what: String) throws -> BenchRun {
+        try BenchRun.start(
+            what, needsRoot: kinds.contains(.transmission), directory: directory, harness: harness)
+    }
+
+    /// The set's torrents the leechers ask for, chosen at random: one after the first start, then one
+    /// for each restart.
+    func chosenTorrents(of set: ManyTorrents) -> [String] {
+        let picks = Array((0..<set.count).shuffled().prefix(restarts + 1))
+        return (0...restarts).map { set.name(picks[$0 % picks.count]) }
+    }
+}
