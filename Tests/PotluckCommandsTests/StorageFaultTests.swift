@@ -298,8 +298,15 @@ import Testing
         /// e2fsck, as an operator would before mounting again: clears the error the fault left recorded,
         /// which could otherwise turn the file system read-only again at once.
         func repair() throws {
-            let checked = try ExternalCommand.run(
+            // 8 (an operational error) while the kernel has not yet let go of the unmounted file
+            // system on a busy machine: asked again shortly.
+            var checked = try ExternalCommand.run(
                 "/usr/sbin/e2fsck", ["-fy", device], mergeStandardError: true)
+            for _ in 0..<40 where checked.status > 1 {
+                usleep(250_000)
+                checked = try ExternalCommand.run(
+                    "/usr/sbin/e2fsck", ["-fy", device], mergeStandardError: true)
+            }
             // 0: clean, 1: errors corrected.
             try #require(checked.status <= 1, "e2fsck: \(checked.standardOutput)")
         }
