@@ -248,12 +248,20 @@ struct Download: ParsableCommand {
         let id: TorrentID
         do {
             engine = try Engine(options: engineOptions)
+        } catch {
+            printError("potluck: \(error)")
+            throw ExitCode(1)
+        }
+        do {
             switch source {
             case .metainfo(let metainfo): id = try engine.add(metainfo, options: options)
             case .magnet(let magnet): id = try engine.add(magnet: magnet, options: options)
             }
         } catch {
             printError("potluck: \(error)")
+            // Its threads end before the process does: exiting under a running reactor or DHT
+            // service crashed it now and then (SIGSEGV in the exit-time teardown).
+            engine.shutdown()
             throw ExitCode(1)
         }
         var progress = ProgressLine(label: "downloading", quiet: sharing.quiet)
