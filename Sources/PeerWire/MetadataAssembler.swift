@@ -24,10 +24,12 @@ public struct MetadataAssemblerOptions: Hashable, Sendable {
 /// How the metadata is fetched:
 /// - The first attempt asks every peer that advertises the size most peers agree on, at most
 ///   `maximumRequestsPerPeer` requests each; a piece whose request is rejected or times out is asked of
-///   another peer, and the peer is paused for `pauseAfterRefusal`.
+///   another peer, and the peer is paused for `pauseAfterRefusal`. Only the peers that refused least
+///   vote on the size, and whenever nothing is pending the vote is taken again: peers that claim a size
+///   and never serve it cannot hold back one that answers.
 /// - If the assembled metadata fails the hash check and one peer supplied it all, that peer lied. If
 ///   several did, they become suspects, and from then on each attempt fetches the whole metadata from a
-///   single peer (peers that are not suspects first), using that peer's own `metadata_size`: each failed
+///   single peer (peers that are not suspects first, then those that refused least), using that peer's own `metadata_size`: each failed
 ///   attempt now proves its one peer a liar, so the right metadata is found while one honest peer remains.
 /// - The SHA-1 of every piece each peer sent is kept; once the metadata verifies, every peer that sent a
 ///   piece unlike it is flagged, suspects included. Flagged peers are never asked again.
@@ -70,6 +72,8 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         /// When the peer was added, relative to the others: earlier peers are preferred on ties.
         let order: Int
         var pausedUntil: Instant?
+        /// Requests it rejected or let time out: among suspects, the most responsive is asked first.
+        var refusals = 0
         var isSuspect = false
     }
 
@@ -165,6 +169,15 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         guard infoDictionary == nil else { return [] }
         expireRequests(now: now)
         if let current = attempt, !canContinue(current) { attempt = nil }
+        if let current = attempt, current.pending.isEmpty,
+            current.source == nil || isStalled(current, now: now),
+            let other = startAttempt(now: now),
+            other.metadataSize != current.metadataSize || other.source != current.source
+        {
+            // Nobody is asked for this attempt and the most responsive peers would fetch another (or its
+            // one source is paused): peers that do not answer must not hold back those that would.
+            attempt = other
+        }
         if attempt == nil { attempt = startAttempt(now: now) }
         guard var current = attempt else { return [] }
         attempt = nil  // so the copy being changed is the only one, and its arrays are not copied
@@ -275,9 +288,18 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// A new attempt: before any failed check, for the size most available peers advertise (the earliest
-    /// peer's on a tie); after one, from the one available peer that is not a suspect, or else the
-    /// earliest suspect.
+    /// Whether an attempt waits on nobody and nobody can be asked for it now (its peers are paused).
+    private func isStalled(_ current: Attempt, now: Instant) -> Bool {
+        current.pending.isEmpty
+            && !peers.contains { peer, state in
+                isAvailable(state, now: now) && !peersWithWrongData.contains(peer)
+                    && state.metadataSize == current.metadataSize && current.accepts(from: peer)
+            }
+    }
+
+    /// A new attempt: before any failed check, for the size advertised by most of the available peers
+    /// that refused least (the earliest peer's on a tie); after one, from the one available peer that is not a suspect, or else the
+    /// suspect that refused least (the earliest on ties).
     private func startAttempt(now: Instant) -> Attempt? {
         let candidates = peers.filter {
             isAvailable($0.value, now: now) && !peersWithWrongData.contains($0.key)
@@ -285,15 +307,18 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         if fetchesFromSinglePeer {
             guard
                 let source = candidates.min(by: {
-                    ($0.value.isSuspect ? 1 : 0, $0.value.order) < (
-                        $1.value.isSuspect ? 1 : 0, $1.value.order
+                    ($0.value.isSuspect ? 1 : 0, $0.value.refusals, $0.value.order) < (
+                        $1.value.isSuspect ? 1 : 0, $1.value.refusals, $1.value.order
                     )
                 })
             else { return nil }
             return Attempt(metadataSize: source.value.metadataSize, source: source.key)
         }
+        // Only the most responsive peers vote, so that peers claiming a size they never serve lose their
+        // say as their refusals add up.
+        let fewestRefusals = candidates.values.map(\.refusals).min() ?? 0
         var votes: [Int: (count: Int, earliest: Int)] = [:]
-        for state in candidates.values {
+        for state in candidates.values where state.refusals == fewestRefusals {
             let vote = votes[state.metadataSize] ?? (0, state.order)
             votes[state.metadataSize] = (vote.count + 1, min(vote.earliest, state.order))
         }
@@ -309,16 +334,20 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
     private mutating func expireRequests(now: Instant) {
         guard let pending = attempt?.pending else { return }
         let timeout = options.requestTimeout.nanosecondCount
+        var silent: Set<Peer> = []
         for (piece, request) in pending where now.nanoseconds(since: request.sentAt) >= timeout {
             attempt?.pending[piece] = nil
-            refused(by: request.peer, now: now)
+            silent.insert(request.peer)
         }
+        // One refusal per peer, however many of its requests lapsed together.
+        for peer in silent { refused(by: peer, now: now) }
     }
 
     /// Pauses a peer that rejected or ignored a request. A single-source attempt ends with its source.
     private mutating func refused(by peer: Peer, now: Instant) {
         let resumeAt = now.advanced(by: options.pauseAfterRefusal)
         peers[peer]?.pausedUntil = resumeAt
+        peers[peer]?.refusals += 1
         if attempt?.source == peer { attempt = nil }
     }
 

@@ -165,6 +165,107 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
         #expect(outcomes.last == .completed(infoDictionary: metadata, newlyFlagged: [1, 2]))
     }
 
+    /// Found by the MetadataFetch fuzzer: a peer that claims another size and then says nothing won the
+    /// tie of sizes and kept the attempt to itself, so the honest peer was never asked.
+    @Test func aSilentPeerOfAnotherSizeDoesNotHoldBackAnHonestOne() {
+        let metadata = randomMetadata(size: 40_000, seed: 8)
+        var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))
+        assembler.addPeer(1, metadataSize: 19_940)
+        assembler.addPeer(2, metadataSize: metadata.count)
+        #expect(assembler.nextRequests(now: .zero) == [.init(peer: 1, piece: 0), .init(peer: 1, piece: 1)])
+        var received: MetadataAssembler<Int>.Outcome?
+        for request in assembler.nextRequests(now: seconds(20)) {
+            #expect(request.peer == 2, "peer 1 let its requests time out")
+            received = assembler.receive(
+                answer(request.piece, of: metadata, .honest), from: 2, now: seconds(20))
+        }
+        for request in assembler.nextRequests(now: seconds(20)) {
+            received = assembler.receive(
+                answer(request.piece, of: metadata, .honest), from: 2, now: seconds(20))
+        }
+        #expect(received == .completed(infoDictionary: metadata, newlyFlagged: []))
+    }
+
+    /// Found by the MetadataFetch fuzzer: after a failed check, two silent peers took turns as the single
+    /// source, each free again just as the other timed out, and the honest suspect was never asked.
+    @Test func silentPeersDoNotTakeTurnsAheadOfAnAnsweringSuspect() {
+        let metadata = randomMetadata(size: 40_000, seed: 9)
+        var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))
+        assembler.addPeer(1, metadataSize: metadata.count)
+        assembler.addPeer(2, metadataSize: 104_685)
+        assembler.addPeer(3, metadataSize: metadata.count)
+        var now = Instant.zero
+        // Peer 1 answers its first requests wrongly and then says nothing; peer 2 never answers; peer 3
+        // answers everything at once.
+        var peer1Answered = false
+        var outcomes: [MetadataAssembler<Int>.Outcome] = []
+        for _ in 0..<12 where assembler.infoDictionary == nil {
+            var requests = assembler.nextRequests(now: now)
+            while let request = requests.popLast() {
+                if request.peer == 3 {
+                    outcomes.append(
+                        assembler.receive(answer(request.piece, of: metadata, .honest), from: 3, now: now))
+                } else if request.peer == 1 && !peer1Answered {
+                    outcomes.append(
+                        assembler.receive(answer(request.piece, of: metadata, .corrupts), from: 1, now: now))
+                } else {
+                    continue
+                }
+                requests += assembler.nextRequests(now: now)
+            }
+            peer1Answered = true
+            now = now.adding(seconds: 61)
+        }
+        #expect(outcomes.contains(.verificationFailed(suppliers: [1, 3], newlyFlagged: [])))
+        #expect(outcomes.last == .completed(infoDictionary: metadata, newlyFlagged: [1]))
+    }
+
+    /// Found by the MetadataFetch fuzzer: three sizes with one peer each; the two silent peers' sizes won
+    /// the tie in turn, each peer free again just as the other timed out.
+    @Test func silentPeersOfOtherSizesDoNotTakeTurnsAheadOfAnAnsweringOne() {
+        let metadata = randomMetadata(size: 40_000, seed: 10)
+        var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))
+        assembler.addPeer(1, metadataSize: 104_685)
+        assembler.addPeer(2, metadataSize: 2_991)
+        assembler.addPeer(3, metadataSize: metadata.count)
+        var now = Instant.zero
+        var outcome: MetadataAssembler<Int>.Outcome?
+        for _ in 0..<12 where assembler.infoDictionary == nil {
+            var requests = assembler.nextRequests(now: now)
+            while let request = requests.popLast() {
+                guard request.peer == 3 else { continue }
+                outcome = assembler.receive(answer(request.piece, of: metadata, .honest), from: 3, now: now)
+                requests += assembler.nextRequests(now: now)
+            }
+            now = now.adding(seconds: 61)
+        }
+        #expect(outcome == .completed(infoDictionary: metadata, newlyFlagged: []))
+    }
+
+    /// Found by the MetadataFetch fuzzer: two silent peers outvoted an honest one that had been slow once,
+    /// and took turns with each other for ever.
+    @Test func aPairOfSilentPeersLosesItsVoteToAnAnsweringPeer() {
+        let metadata = randomMetadata(size: 40_000, seed: 11)
+        var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))
+        assembler.addPeer(1, metadataSize: metadata.count)
+        #expect(assembler.nextRequests(now: .zero).count == 2)
+        var now = seconds(247)
+        #expect(assembler.nextRequests(now: now).isEmpty, "peer 1 let both requests lapse and is paused")
+        assembler.addPeer(2, metadataSize: 2_991)
+        assembler.addPeer(3, metadataSize: 2_991)
+        var outcome: MetadataAssembler<Int>.Outcome?
+        for _ in 0..<12 where assembler.infoDictionary == nil {
+            var requests = assembler.nextRequests(now: now)
+            while let request = requests.popLast() {
+                guard request.peer == 1 else { continue }
+                outcome = assembler.receive(answer(request.piece, of: metadata, .honest), from: 1, now: now)
+                requests += assembler.nextRequests(now: now)
+            }
+            now = now.adding(seconds: 61)
+        }
+        #expect(outcome == .completed(infoDictionary: metadata, newlyFlagged: []))
+    }
+
     @Test func v2AndHybridHashesAreChecked() {
         let metadata = randomMetadata(size: 20_000, seed: 7)
         let v2 = InfoDictionaryHashes(v1: nil, v2: SHA256.hash(metadata))!
