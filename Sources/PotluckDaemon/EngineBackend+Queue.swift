@@ -21,7 +21,8 @@ extension EngineBackend {
         registry.queue.append(torrent.id)
         if let metainfo = torrent.metainfo, torrent.restoredVerified == nil {
             torrent.dataLooksComplete = DaemonTorrent.filesLookComplete(
-                metainfo, in: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
+                metainfo, at: torrent.filePaths,
+                in: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
         }
         torrent.waiting = false
         guard !torrent.settings.paused else { return }
@@ -138,13 +139,14 @@ extension TorrentAction {
 }
 
 extension DaemonTorrent {
-    /// Whether every file (padding aside) is in `directory` at its full size: most likely complete,
-    /// though only the check that follows its start can say. Paths come checked from the metainfo.
-    static func filesLookComplete(_ metainfo: Metainfo, in directory: String) -> Bool {
-        metainfo.files.allSatisfy { file in
+    /// Whether every file (padding aside) is in `directory` at its full size, at `paths` (one per
+    /// file): most likely complete, though only the check that follows its start can say. Paths come
+    /// checked from the metainfo or a rename.
+    static func filesLookComplete(_ metainfo: Metainfo, at paths: [[String]], in directory: String) -> Bool {
+        zip(metainfo.files, paths).allSatisfy { file, filePath in
             guard !file.isPadding else { return true }
             var info = stat()
-            let path = directory + "/" + file.path.joined(separator: "/")
+            let path = directory + "/" + filePath.joined(separator: "/")
             return stat(path, &info) == 0 && Int64(info.st_size) == file.length
         }
     }

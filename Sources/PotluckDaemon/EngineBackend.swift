@@ -240,8 +240,11 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         case .metainfo(let metainfo):
             var options = options(for: settings, hash: metainfo.wireInfoHash, registry)
             options.filePriorities = settings.enginePriorities(fileCount: metainfo.files.count)
+            let renamedPaths = finishRenames(of: metainfo, settings: settings)
+            options.filePaths = renamedPaths
             let id = try engine.add(metainfo, options: options)
             torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
+            torrent.renamedPaths = renamedPaths
         case .magnet(let magnet):
             let hash = magnet.infoHashV1!  // checked when added
             let id = try engine.add(magnet: magnet, options: options(for: settings, hash: hash, registry))
@@ -269,6 +272,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             downloadDirectory: settings.incompleteDirectory ?? settings.downloadDirectory, peers: [])
         if settings.incompleteDirectory != nil { options.completedDirectory = settings.downloadDirectory }
         options.resumePath = state.resumeFile(hash)
+        options.trackers = settings.announceList?.tiers
         options.seedWhenComplete = true
         // pex-enabled applies from each torrent's next start.
         options.usePeerExchange = registry.session.pexEnabled
@@ -404,9 +408,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         if let location = changes.location {
             try await setLocation(of: selection, to: location, move: false)
         }
-        if changes.trackerList != nil || changes.trackerAdd != nil || changes.trackerRemove != nil {
-            throw RPCFailure("editing trackers is not supported yet")
-        }
+        if changes.editsTrackers { try editTrackers(of: selection, changes) }
         try registry.withLock { registry throws in
             for torrent in Self.resolve(selection, in: registry, now: Self.now()) {
                 var changed = torrent
@@ -499,7 +501,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             // Its files are deleted only once the engine has let go of them.
             await waitFor(seconds: 15) { engineEvents.withLock { $0.removed.contains(torrent.id) } }
             problems += LocalDataRemoval.remove(
-                files: torrent.metainfo?.files.map(\.path) ?? [],
+                files: torrent.filePaths,
                 beneath: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
         }
         if !problems.isEmpty {
@@ -507,7 +509,4 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         }
     }
 
-    public func renamePath(inTorrent id: Int, from path: String, to name: String) async throws {
-        throw RPCFailure("renaming files is not supported yet")
-    }
 }
