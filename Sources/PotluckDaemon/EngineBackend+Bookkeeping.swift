@@ -6,8 +6,8 @@ import TorrentModel
 extension EngineBackend {
     /// Called once a second: takes in the engine's counters and activity (totals over runs, seconds
     /// downloading and seeding, activity and completion dates), pauses verified torrents that were
-    /// paused before their verify, stops idle seeds, starts queued torrents whose turn came, saves what
-    /// must not wait, and updates the metrics. Returns the torrents that have just finished
+    /// paused before their verify, stops idle seeds, follows the alternative-speed schedule, starts
+    /// queued torrents whose turn came, saves what must not wait, and updates the metrics. Returns the torrents that have just finished
     /// downloading (not those found complete on disk).
     @discardableResult
     func keepBooks() -> [CompletedTorrent] {
@@ -65,6 +65,7 @@ extension EngineBackend {
                 try? engine.pause(id)
             }
             stopIdleSeeds(in: &registry, now: now)
+            followAltSpeedSchedule(at: LocalTime(unixSeconds: now), in: &registry)
             startQueuedTorrents(in: &registry)
         }
         let summary = engine.summary()

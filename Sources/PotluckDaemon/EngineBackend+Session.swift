@@ -59,6 +59,7 @@ extension EngineBackend {
             registry.sessionOverrides = overrides
             registry.session = updated
             applySessionLimits(changed: changes.keys, in: registry)
+            restartAltSpeedSchedule(ifChanged: changes.keys, in: &registry)
             startQueuedTorrents(in: &registry)
         }
     }
@@ -69,6 +70,7 @@ extension EngineBackend {
         registry.withLock { registry in
             registry.session = changes.applied(to: registry.session)
             applySessionLimits(changed: changes.keys, in: registry)
+            restartAltSpeedSchedule(ifChanged: changes.keys, in: &registry)
             startQueuedTorrents(in: &registry)
         }
     }

@@ -25,6 +25,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         var filesAdded = 0
         var nextOrder = 0
         var queue = TorrentQueue<TorrentID>()
+        var altSpeedClock = AltSpeedClock()
     }
 
     let engine: Engine
