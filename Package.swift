@@ -149,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "PotluckDaemonTests",
             dependencies: [
-                "PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel", "Hashing",
+                "PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel", "Hashing", "URing",
             ]),
         .testTarget(name: "PotluckBenchTests", dependencies: ["PotluckBench", "CommandSupport", "URing"]),
         .testTarget(

@@ -15,6 +15,7 @@ extension EngineBackend {
         var checkedWhilePaused: [TorrentID] = []
         var sample = DaemonMetrics.Sample()
         var finished: [CompletedTorrent] = []
+        var downloaded: [TorrentID] = []
         registry.withLock { registry in
             for (id, var torrent) in registry.torrents {
                 let snapshot = engine.snapshot(id)
@@ -38,6 +39,11 @@ extension EngineBackend {
                         completed = true
                     }
                 }
+                // The engine ends a seed at its ratio limit: stopped so, across restarts too.
+                if snapshot.activity == .finished, !torrent.isStopped, !torrent.waiting {
+                    keepSeedLimitReached(&torrent)
+                    logger.info("\(torrent.name) (\(id)): its seed ratio limit stopped it")
+                }
                 switch snapshot.activity {
                 case .downloading:
                     torrent.settings.secondsDownloading += 1
@@ -51,6 +57,7 @@ extension EngineBackend {
                     logger.info("\(torrent.name) (\(id)) is complete")
                     try? state.save(savedSettings(of: torrent), hash: torrent.hash)
                     if torrent.runDownloaded > 0 {
+                        downloaded.append(id)
                         finished.append(
                             CompletedTorrent(
                                 id: id.value, hash: torrent.hash.hex, name: torrent.name,
@@ -64,6 +71,7 @@ extension EngineBackend {
                 registry.torrents[id]?.pauseAfterCheck = false
                 try? engine.pause(id)
             }
+            queueFinishedDownloads(downloaded, in: &registry, now: now)
             stopIdleSeeds(in: &registry, now: now)
             followAltSpeedSchedule(at: LocalTime(unixSeconds: now), in: &registry)
             startQueuedTorrents(in: &registry)

@@ -84,7 +84,7 @@ extension EngineBackend {
             // As Transmission counts them: a torrent waiting in the queue is not running.
             statistics.activeTorrentCount =
                 registry.torrents.values.filter {
-                    !$0.settings.paused && !$0.waiting
+                    !$0.isStopped && !$0.waiting
                 }.count
             statistics.pausedTorrentCount = statistics.torrentCount - statistics.activeTorrentCount
             statistics.downloadSpeed = Int(summary.downloadRateBytesPerSecond)

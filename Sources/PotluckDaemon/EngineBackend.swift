@@ -257,7 +257,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
         }
         enlist(&torrent, in: &registry)
-        if settings.paused || torrent.waiting {
+        if torrent.isStopped || torrent.waiting {
             try? engine.pause(id)
         } else {
             torrent.startDate = Self.now()
@@ -343,9 +343,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         try registry.withLock { registry throws in
             guard var torrent = registry.torrents[id] else { return }
             torrent.pauseAfterCheck = false
-            torrent.idleLimitReached = false
-            if torrent.settings.paused != paused {
+            if torrent.settings.paused != paused || torrent.settings.seedLimitReached != nil {
                 torrent.settings.paused = paused
+                torrent.settings.seedLimitReached = nil
                 try state.save(savedSettings(of: torrent), hash: torrent.hash)
                 if paused { torrent.startDate = 0 }
             }
@@ -367,7 +367,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     func verify(_ id: TorrentID) async {
         let (wasPaused, hash) = registry.withLock { registry -> (Bool, InfoHash?) in
             guard let torrent = registry.torrents[id] else { return (false, nil) }
-            return (torrent.settings.paused || torrent.waiting, torrent.hash)
+            return (torrent.isStopped || torrent.waiting, torrent.hash)
         }
         guard let hash else { return }
         await stopInEngine(id)

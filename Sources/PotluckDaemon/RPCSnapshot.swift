@@ -82,7 +82,7 @@ extension DaemonTorrent {
         } else {
             snapshot.eta = -1
         }
-        snapshot.isFinished = complete && (engine?.activity == .finished || idleLimitReached)
+        snapshot.isFinished = complete && (engine?.activity == .finished || settings.seedLimitReached == true)
         let standing = standing(
             engine, now: now, stalledAfterSeconds: EngineBackend.stalledAfterSeconds(session))
         snapshot.isStalled = standing == .running(.download, stalled: true)
