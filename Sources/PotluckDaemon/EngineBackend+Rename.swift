@@ -29,16 +29,26 @@ extension EngineBackend {
         let folder = engine.snapshot(engineID)?.downloadDirectory ?? torrent.settings.downloadDirectory
         try registry.withLock { registry throws in
             guard var current = registry.torrents[engineID] else { throw RPCFailure("no torrent \(id)") }
+            let before = current
             // Kept first: a kill between here and the rename is finished at the next start.
             current.settings.renames = (current.settings.renames ?? []) + [rename]
             try state.save(savedSettings(of: current), hash: current.hash)
+            func undo(_ error: any Error) -> RPCFailure {
+                try? state.save(savedSettings(of: before), hash: before.hash)
+                if wasRunning { try? engine.resume(engineID) }
+                return RPCFailure("cannot rename \(path) to \(name): \(error)")
+            }
             do {
-                _ = try FileMove(files: [], from: folder, to: folder).rename(rename.components, to: name)
+                // Refused while the torrent still runs (it did not stop in time) or moves its files.
                 try engine.setFilePaths(engineID, paths)
             } catch {
-                try? state.save(savedSettings(of: registry.torrents[engineID] ?? current), hash: current.hash)
-                if wasRunning { try? engine.resume(engineID) }
-                throw RPCFailure("cannot rename \(path) to \(name): \(error)")
+                throw undo(error)
+            }
+            do {
+                _ = try FileMove(files: [], from: folder, to: folder).rename(rename.components, to: name)
+            } catch {
+                try? engine.setFilePaths(engineID, before.renamedPaths)
+                throw undo(error)
             }
             current.renamedPaths = paths
             registry.torrents[engineID] = current

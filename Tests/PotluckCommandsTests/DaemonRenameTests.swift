@@ -97,5 +97,21 @@ import Testing
             print(json.dumps({"files": sorted(f.name for f in client.get_torrent(1).get_files())}))
             """, port: daemon.rpcPort)
         #expect(files["files"] as? [String] == ["show/extras/file1.bin", "show/file0.bin"])
+
+        // --move takes the renamed files along.
+        let moved = root.appendingPathComponent("moved")
+        #expect(try daemon.remote(["-t", "1", "--move", moved.path]).status == 0)
+        let arrived = LocalDiscoveryInteropTests.eventually(15) {
+            FileManager.default.fileExists(atPath: moved.appendingPathComponent("show/extras/file1.bin").path)
+        }
+        #expect(arrived, "\(daemon.logText)")
+        for (was, now) in [("file0.bin", "show/file0.bin"), ("sub/file1.bin", "show/extras/file1.bin")] {
+            #expect(
+                FileManager.default.contentsEqual(
+                    atPath: original.appendingPathComponent(was).path,
+                    andPath: moved.appendingPathComponent(now).path), "\(now)")
+        }
+        let seedsThere = daemon.waitForRow("show", seconds: 30) { $0?.contains("100%") == true }
+        #expect(seedsThere?.contains("100%") == true, "\(seedsThere ?? "not listed")\n\(daemon.logText)")
     }
 }
