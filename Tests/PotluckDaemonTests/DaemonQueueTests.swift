@@ -38,6 +38,8 @@ import URing
                     laying: overrides,
                     over: SessionSettings(downloadDirectory: root.path, configDirectory: state.root)),
                 overrides: overrides, logger: Logger(label: "test"))
+            // As the daemon does: what waits for a torrent to stop hears of it (ends with the engine).
+            Task.detached { await backend.followEngineEvents() }
             return (engine, backend)
         }
 
