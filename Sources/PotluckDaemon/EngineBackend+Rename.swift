@@ -29,6 +29,8 @@ extension EngineBackend {
         let folder = engine.snapshot(engineID)?.downloadDirectory ?? torrent.settings.downloadDirectory
         try registry.withLock { registry throws in
             guard var current = registry.torrents[engineID] else { throw RPCFailure("no torrent \(id)") }
+            // Again: another rename may have come first while this one waited.
+            let paths = try rename.applied(to: current.filePaths)
             let before = current
             // Kept first: a kill between here and the rename is finished at the next start.
             current.settings.renames = (current.settings.renames ?? []) + [rename]
