@@ -10,7 +10,8 @@ import Testing
 @Suite(.serialized) struct DaemonRenameTests {
     /// Runs `calls` (Python, with `client` connected and `call(f, *args)` giving the result or the
     /// error's text) and returns the JSON object it prints.
-    static func python(_ calls: String, port: UInt16) throws -> [String: Any] {
+    /// `arguments` follow the port in `sys.argv`.
+    static func python(_ calls: String, port: UInt16, arguments: [String] = []) throws -> [String: Any] {
         let script = """
             import json, sys, transmission_rpc
             client = transmission_rpc.Client(host="127.0.0.1", port=int(sys.argv[1]))
@@ -21,7 +22,7 @@ import Testing
                     return "error: " + str(error)
             \(calls)
             """
-        let result = try CreateInteropTests.run("/usr/bin/python3", ["-c", script, "\(port)"])
+        let result = try CreateInteropTests.run("/usr/bin/python3", ["-c", script, "\(port)"] + arguments)
         #expect(result.status == 0, "\(result.output)")
         let line = result.output.split(separator: "\n").last { $0.hasPrefix("{") }
         return try #require(

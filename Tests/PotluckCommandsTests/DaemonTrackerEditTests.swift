@@ -61,6 +61,25 @@ import Testing
         let kept = try daemon.remote(["-t", "1", "-it"]).output
         #expect(kept.contains(shown), "\(kept)")
 
+        // 4.0's trackerList (as the transmission-rpc client sends it): the tracker still listed keeps
+        // its id; setting the list back drops the other.
+        let edited = try DaemonRenameTests.python(
+            """
+            def listed():
+                fields = client.get_torrent(1, arguments=["id", "trackers", "trackerList"]).fields
+                return {"ids": [t["id"] for t in fields["trackers"]], "tiers": [t["tier"] for t in fields["trackers"]],
+                    "text": fields["trackerList"]}
+            client.change_torrent(1, tracker_list=[[sys.argv[2]], [sys.argv[3]]])
+            both = listed()
+            client.change_torrent(1, tracker_list=[[sys.argv[2]]])
+            print(json.dumps({"both": both, "one": listed()}))
+            """, port: daemon.rpcPort, arguments: [setup.http, setup.udp])
+        let both = edited["both"] as? [String: Any]
+        #expect(both?["ids"] as? [Int] == [0, 1], "\(edited)")
+        #expect(both?["tiers"] as? [Int] == [0, 1], "\(edited)")
+        #expect(both?["text"] as? String == "\(setup.http)\n\n\(setup.udp)\n", "\(edited)")
+        #expect((edited["one"] as? [String: Any])?["ids"] as? [Int] == [0], "\(edited)")
+
         // Seeding, it is counted by the tracker beside the libtorrent seeder...
         #expect(try TrackerInteropTests.waitForSeeders(2, torrent: announced).first?["seeders"] as? Int == 2)
         let unknown = try daemon.remote(["-t", "1", "--tracker-remove", "7"])
