@@ -39,11 +39,6 @@ extension EngineBackend {
                         completed = true
                     }
                 }
-                // The engine ends a seed at its ratio limit: stopped so, across restarts too.
-                if snapshot.activity == .finished, !torrent.isStopped, !torrent.waiting {
-                    keepSeedLimitReached(&torrent)
-                    logger.info("\(torrent.name) (\(id)): its seed ratio limit stopped it")
-                }
                 switch snapshot.activity {
                 case .downloading:
                     torrent.settings.secondsDownloading += 1

@@ -31,6 +31,19 @@ extension EngineBackend {
         }
     }
 
+    /// The engine ended a torrent as complete: a seed it ended at its ratio limit (every daemon torrent
+    /// seeds once complete) stays stopped so, across restarts too. Kept as soon as the engine says so.
+    func keepSeedLimitStop(_ id: TorrentID) {
+        registry.withLock { registry in
+            guard var torrent = registry.torrents[id], !torrent.isStopped, !torrent.waiting,
+                engine.snapshot(id)?.activity == .finished
+            else { return }
+            keepSeedLimitReached(&torrent)
+            registry.torrents[id] = torrent
+            logger.info("\(torrent.name) (\(id)): its seed ratio limit stopped it")
+        }
+    }
+
     /// A seed limit stopped the torrent: kept before anything else, so that a kill does not start it.
     func keepSeedLimitReached(_ torrent: inout DaemonTorrent) {
         torrent.settings.seedLimitReached = true

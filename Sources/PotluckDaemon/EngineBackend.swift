@@ -62,8 +62,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     static func now() -> Int { Int(Date().timeIntervalSince1970) }
 
-    /// Follows the engine's events until it shuts down: what `waitUntilEnded` and `waitUntilRemoved`
-    /// wait on.
+    /// Follows the engine's events until it shuts down: what `stopInEngine` and `remove` wait on, and
+    /// the moment a seed limit ends a torrent (`keepSeedLimitStop`).
     public func followEngineEvents() async {
         for await event in engine.events {
             engineEvents.withLock { events in
@@ -73,6 +73,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 case .removed(let id): events.removed.insert(id)
                 }
             }
+            if case .ended(let id, .completed?, _) = event { keepSeedLimitStop(id) }
         }
     }
 
