@@ -120,7 +120,9 @@ final class TrackerAnnouncer {
             client.abandon(current.id)
             _ = client.takeFinished()
         }
-        if startedAnswered, let lastAnswered, !client.needsResolution(lastAnswered) {
+        if startedAnswered, let lastAnswered, !kept.contains(lastAnswered),
+            !client.needsResolution(lastAnswered)
+        {
             // Unwatched: `collect` ignores every exchange but the one in flight.
             log("tracker \(lastAnswered): removed; announcing stopped")
             _ = client.begin(.announce(request(.stopped)), url: lastAnswered, now: now)
