@@ -29,16 +29,21 @@ extension EngineBackend {
         let folder = engine.snapshot(engineID)?.downloadDirectory ?? torrent.settings.downloadDirectory
         try registry.withLock { registry throws in
             guard var current = registry.torrents[engineID] else { throw RPCFailure("no torrent \(id)") }
-            // Again: another rename may have come first while this one waited.
-            let paths = try rename.applied(to: current.filePaths)
             let before = current
-            // Kept first: a kill between here and the rename is finished at the next start.
-            current.settings.renames = (current.settings.renames ?? []) + [rename]
-            try state.save(savedSettings(of: current), hash: current.hash)
-            func undo(_ error: any Error) -> RPCFailure {
+            func undo(_ error: any Error) -> any Error {
                 try? state.save(savedSettings(of: before), hash: before.hash)
                 if wasRunning { try? engine.resume(engineID) }
-                return RPCFailure("cannot rename \(path) to \(name): \(error)")
+                return error is RPCFailure ? error : RPCFailure("cannot rename \(path) to \(name): \(error)")
+            }
+            let paths: [[String]]
+            do {
+                // Again: another rename may have come first while this one waited.
+                paths = try rename.applied(to: current.filePaths)
+                // Kept first: a kill between here and the rename is finished at the next start.
+                current.settings.renames = (current.settings.renames ?? []) + [rename]
+                try state.save(savedSettings(of: current), hash: current.hash)
+            } catch {
+                throw undo(error)
             }
             do {
                 // Refused while the torrent still runs (it did not stop in time) or moves its files.
