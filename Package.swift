@@ -102,7 +102,7 @@ let package = Package(
         .target(
             name: "PotluckDaemon",
             dependencies: [
-                "Engine", "TransmissionRPC", "Metainfo", "Storage", "TorrentModel", "URing",
+                "Engine", "TransmissionRPC", "Metainfo", "Storage", "TorrentModel", "Tracker", "URing",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -149,7 +149,7 @@ let package = Package(
         .testTarget(
             name: "PotluckDaemonTests",
             dependencies: [
-                "PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel", "Hashing",
+                "PotluckDaemon", "Engine", "TransmissionRPC", "Metainfo", "TorrentModel", "Hashing", "URing",
             ]),
         .testTarget(name: "PotluckBenchTests", dependencies: ["PotluckBench", "CommandSupport", "URing"]),
         .testTarget(

@@ -68,6 +68,9 @@ public struct DownloadOptions: Sendable {
     public var useTrackers = true
     /// A PEM file of CAs trusted for HTTPS trackers besides the system store.
     public var trackerCAFile: String?
+    /// Announce tiers to use instead of the torrent's own (a front end's edited list; BEP 12 order);
+    /// nil: the metainfo's, or a magnet link's.
+    public var trackers: [[String]]?
     /// The port trackers are told, when another component listens for this torrent (an
     /// `IncomingRouter` serving several torrents on one port); default: `listenAddress`'s.
     public var announcedPort: UInt16?
@@ -82,6 +85,10 @@ public struct DownloadOptions: Sendable {
     /// Web seed URLs to fetch from besides the torrent's own (used even without `useTorrentWebSeeds`).
     public var extraWebSeeds: [String] = []
 
+    /// Per file of the torrent (`Metainfo.files`, by index, padding included), its path under the
+    /// download folder where a front end renamed files or folders; nil: the metainfo's paths. The
+    /// front end checks them as the metainfo's are checked (see `FileLayout.renamed(to:)`).
+    public var filePaths: [[String]]?
     /// Per file of the torrent (`Metainfo.files`, by index), how much it is wanted; nil: as the resume
     /// data remembers, else every file at normal priority. See `FilePriorities`.
     public var filePriorities: [FilePriority]?

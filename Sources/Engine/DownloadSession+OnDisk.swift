@@ -25,7 +25,8 @@ extension DownloadSession {
         let recheck: Recheck
         do {
             recheck = try Recheck(
-                metainfo: metainfo, downloadDirectory: options.downloadDirectory, ring: ring,
+                metainfo: metainfo, layout: diskLayout, downloadDirectory: options.downloadDirectory,
+                ring: ring,
                 pool: pieceBuffers, hashPool: hashers, pieces: pieces, maxPiecesInFlight: checkPiecesInFlight,
                 tenant: tenant)
         } catch {
@@ -76,7 +77,7 @@ extension DownloadSession {
     /// the replacing file, and the next start would trust it.
     func forgetPiecesOfReplacedFile(_ error: StorageError) {
         guard case .replacedWhileWriting = error.reason,
-            let index = metainfo.layout.files.firstIndex(where: {
+            let index = diskLayout.files.firstIndex(where: {
                 $0.path.joined(separator: "/") == error.path
             })
         else { return }
@@ -95,7 +96,7 @@ extension DownloadSession {
     /// Finds out, off the reactor, what the download folder and resume data hold; the torrent is
     /// checking meanwhile (`progressFound` goes on).
     func findProgress() {
-        let (layout, infoHash) = (metainfo.layout, metainfo.wireInfoHash)
+        let (layout, infoHash) = (diskLayout, metainfo.wireInfoHash)
         let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
         findingProgress = true
         reactor.runChore {
@@ -170,7 +171,7 @@ extension DownloadSession {
         guard resumeSavedPieceCount != verified.count, resumeSavingPieceCount != verified.count else {
             return
         }
-        let (infoHash, verified, layout) = (metainfo.wireInfoHash, self.verified, metainfo.layout)
+        let (infoHash, verified, layout) = (metainfo.wireInfoHash, self.verified, diskLayout)
         let priorities = filePriorities.values
         let (directory, path, tenant) = (options.downloadDirectory, resumePath, tenant)
         resumeSavingPieceCount = verified.count

@@ -14,10 +14,10 @@ extension DownloadSession {
     /// Starts announcing, if the torrent has trackers and they are wanted. BEP 27: a private torrent's
     /// peers come only from its trackers (and `--peer`); no other source (DHT, PEX, LSD) exists here.
     func startTrackers() {
-        guard options.useTrackers, !metainfo.trackers.isEmpty else { return }
+        guard options.useTrackers, !announceTiers.isEmpty else { return }
         let totalBytes = UInt64(max(0, metainfo.totalLength))
         trackers = TrackerAnnouncer(
-            ring: ring, tenant: tenant, trackers: metainfo.trackers, isPrivate: metainfo.isPrivate,
+            ring: ring, tenant: tenant, trackers: announceTiers, isPrivate: metainfo.isPrivate,
             infoHash: metainfo.wireInfoHash, peerID: localPeerID,
             port: options.announcedPort ?? boundAddress?.port ?? 0,
             seed: options.seed, extraCAFile: options.trackerCAFile,
@@ -32,6 +32,24 @@ extension DownloadSession {
         trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
         // `started` goes out now, not at the first timer tick.
         trackers?.tick(now: nowNanoseconds)
+    }
+
+    /// The tiers announced to: a front end's edited list, else the metainfo's.
+    var announceTiers: [[String]] { options.trackers ?? metainfo.trackers }
+
+    /// A front end edited the announce list: a running torrent announces to the new tiers at once (see
+    /// `TrackerAnnouncer.replaceTrackers`); one not trading yet starts with them.
+    func replaceTrackers(_ tiers: [[String]]) {
+        options.trackers = tiers
+        guard isTrading, !stopping, options.useTrackers else { return }
+        let now = nowNanoseconds
+        if let trackers {
+            trackers.replaceTrackers(tiers, isComplete: verified.isComplete, now: now)
+            trackers.tick(now: now)
+        } else {
+            startTrackers()
+        }
+        reactor.touch(tenant)
     }
 
     /// The shortest gap between two announces a client asks for: more often would hammer the trackers.

@@ -35,6 +35,9 @@ public final class DownloadSession: ReactorTenant {
     static let maximumQueuedPayloadsPerLink = 64
 
     public let metainfo: Metainfo
+    /// Where the files are under the download folder: the metainfo's paths unless a front end renamed
+    /// some (`DownloadOptions.filePaths`).
+    let diskLayout: FileLayout
     public internal(set) var options: DownloadOptions
     let geometry: PieceGeometry
     /// Pieces that end in padding, with the blocks before it: only those are asked for.
@@ -224,6 +227,7 @@ public final class DownloadSession: ReactorTenant {
         self.metainfo = metainfo
         self.options = options
         self.log = log
+        diskLayout = metainfo.layout.renamed(to: options.filePaths)
         lifecycle = TorrentLifecycle(seedsWhenComplete: options.seedWhenComplete)
         geometry = metainfo.geometry
         dataBlockCounts = metainfo.layout.dataBlockCounts()
@@ -391,7 +395,7 @@ public final class DownloadSession: ReactorTenant {
         }
         do {
             store = try PieceStore(
-                layout: metainfo.layout, downloadDirectory: options.downloadDirectory, ring: ring,
+                layout: diskLayout, downloadDirectory: options.downloadDirectory, ring: ring,
                 options: PieceStore.Options(
                     preallocate: options.preallocateFiles, directWrites: options.directWrites),
                 tenant: tenant)

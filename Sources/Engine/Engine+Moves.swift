@@ -146,7 +146,8 @@ extension Engine {
         let extras: [FileMove.ExtraFile] =
             options.resumePath == nil
             ? [.init(from: resumePath, to: movedOptions.resumeDataPath(infoHash: metainfo.wireInfoHash))] : []
-        let files = move.movesFiles ? metainfo.files.filter { !$0.isPadding }.map(\.path) : []
+        let onDisk = metainfo.layout.renamed(to: options.filePaths)
+        let files = move.movesFiles ? onDisk.files.filter { !$0.isPadding }.map(\.path) : []
         let onMoved = self.onMoved
         let body: @Sendable () -> Void = { [self] in
             do throws(StorageError) {

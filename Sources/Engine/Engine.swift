@@ -372,6 +372,38 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Replaces the torrent's announce tiers (BEP 12 order; empty: no trackers), from now on and at
+    /// its next start: a running torrent announces to the new set at once (see
+    /// `TrackerAnnouncer.replaceTrackers`). A magnet link's torrent still fetching its metadata uses
+    /// them from its next start.
+    public func setTrackers(_ id: TorrentID, _ tiers: [[String]]) throws(EngineError) {
+        try changeOptions(id) { record in
+            record.options.trackers = tiers
+        } then: { session, options in
+            session.replaceTrackers(options.trackers ?? [])
+        }
+    }
+
+    /// Where the torrent's files are under its download folder, one path per file (nil: the
+    /// metainfo's), for a torrent that is not running: a front end that renamed files on disk
+    /// (torrent-rename-path) tells the engine before starting it again. Resume data still vouches for
+    /// the renamed files, which keep their sizes and times.
+    public func setFilePaths(_ id: TorrentID, _ paths: [[String]]?) throws(EngineError) {
+        try state.withLock { (state) throws(EngineError) in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
+            guard let metainfo = record.metainfo else { throw .metadataNotYetKnown(id) }
+            guard record.move == nil else { throw .moving(id) }
+            guard !record.live else { throw .running(id) }
+            if let paths {
+                guard paths.count == metainfo.files.count,
+                    paths.allSatisfy({ !$0.isEmpty && $0.allSatisfy(FileEntry.isValidPathComponent) })
+                else { throw .invalidFilePaths(id) }
+            }
+            record.options.filePaths = paths
+            state.records[id] = record
+        }
+    }
+
     /// Changes the torrent's own limits (see `changeOptions`).
     private func changeLimits(
         _ id: TorrentID, _ change: @escaping (inout TorrentLimits) -> Void

@@ -134,6 +134,10 @@ public enum EngineError: Error, CustomStringConvertible {
     case metadataNotYetKnown(TorrentID)
     /// Its files are being moved; another move waits until this one is done.
     case moving(TorrentID)
+    /// What was asked needs the torrent stopped (its files closed) first.
+    case running(TorrentID)
+    /// File paths that are not one valid relative path per file of the torrent.
+    case invalidFilePaths(TorrentID)
 
     public var description: String {
         switch self {
@@ -144,6 +148,8 @@ public enum EngineError: Error, CustomStringConvertible {
         case .unsupportedMagnet(let reason): "cannot download this magnet link: \(reason)"
         case .metadataNotYetKnown(let id): "the files of \(id) are not known until its metadata arrives"
         case .moving(let id): "the files of \(id) are being moved; try again once they are"
+        case .running(let id): "\(id) must be stopped first"
+        case .invalidFilePaths(let id): "the file paths given for \(id) are not one valid path per file"
         case .threads(let error):
             "cannot start a reactor thread: \(error.errno); the thread limit is reached (`ulimit -u`, a pids "
                 + "cgroup, kernel.threads-max)"

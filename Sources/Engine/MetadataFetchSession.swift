@@ -124,10 +124,11 @@ final class MetadataFetchSession: ReactorTenant {
         self.reactor = reactor
         self.tenant = tenant
         let now = reactor.now
-        if options.useTrackers && !magnet.trackers.isEmpty {
-            // BEP 12 tiers: each `tr` is a tier of its own, tried in order.
+        // BEP 12 tiers: each `tr` is a tier of its own, tried in order (unless a front end edited them).
+        let tiers = options.trackers ?? magnet.trackers.map { [$0] }
+        if options.useTrackers && !tiers.isEmpty {
             trackers = TrackerAnnouncer(
-                ring: ring, tenant: tenant, trackers: magnet.trackers.map { [$0] }, isPrivate: false,
+                ring: ring, tenant: tenant, trackers: tiers, isPrivate: false,
                 infoHash: infoHash, peerID: DownloadSession.makePeerID(),
                 port: options.announcedPort ?? 0, seed: options.seed, extraCAFile: options.trackerCAFile,
                 // Nothing is known of the size yet; any amount left says we are a leecher.

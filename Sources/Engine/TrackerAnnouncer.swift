@@ -37,6 +37,8 @@ final class TrackerAnnouncer {
     private let client: TrackerClient
     private var tiers: TrackerTiers
     private var scheduler = AnnounceScheduler()
+    /// Shuffles the tiers of an edited announce list.
+    private var random: SeededRandom
     private let infoHash: InfoHash
     private let peerID: PeerID
     private let key: UInt32
@@ -71,6 +73,7 @@ final class TrackerAnnouncer {
             announce: nil, announceList: trackers, isPrivate: isPrivate, random: &random)
         for rejected in tiers.rejectedURLs { log("tracker ignored: \(rejected)") }
         guard !tiers.allTrackers.isEmpty else { return nil }
+        self.random = random
         self.infoHash = infoHash
         self.peerID = peerID
         self.key = PeerIdentity.makeKey(using: &random)
@@ -98,6 +101,39 @@ final class TrackerAnnouncer {
     /// The download finished: `completed` is due (once).
     func downloadCompleted(now: UInt64) {
         scheduler.downloadCompleted(now: Instant(nanoseconds: now))
+    }
+
+    /// The announce list was edited. While the tracker that counts us stays (and none removed is being
+    /// asked), the schedule goes on and the next announce walks the new tiers. Otherwise the swarm is
+    /// joined afresh: `started` goes to the new tiers at once, and the tracker left behind is told
+    /// `stopped` without waiting for its answer. An empty list stops announcing until trackers return.
+    func replaceTrackers(_ trackers: [[String]], isComplete: Bool, now: UInt64) {
+        tiers = TrackerTiers(
+            announce: nil, announceList: trackers, isPrivate: tiers.isPrivate, random: &random)
+        for rejected in tiers.rejectedURLs { log("tracker ignored: \(rejected)") }
+        guard case .running = shutdown else { return }
+        let kept = Set(tiers.allTrackers)
+        let askingRemoved = inFlight.map { !kept.contains($0.url) } ?? false
+        if let lastAnswered, kept.contains(lastAnswered), !askingRemoved { return }
+        if let current = inFlight {
+            inFlight = nil
+            client.abandon(current.id)
+            _ = client.takeFinished()
+        }
+        if startedAnswered, let lastAnswered, !kept.contains(lastAnswered),
+            !client.needsResolution(lastAnswered)
+        {
+            // Unwatched: `collect` ignores every exchange but the one in flight.
+            log("tracker \(lastAnswered): removed; announcing stopped")
+            _ = client.begin(.announce(request(.stopped)), url: lastAnswered, now: now)
+        }
+        retryEvent = nil
+        startedAnswered = false
+        lastAnswered = nil
+        scheduler = AnnounceScheduler()
+        scheduler.start(now: Instant(nanoseconds: now), isComplete: isComplete)
+        state = "tracker: starting"
+        log("trackers edited: announcing to \(tiers.allTrackers.count) trackers")
     }
 
     /// Ask for more peers as soon as `min interval` allows (say, when every known peer is gone).
@@ -134,7 +170,8 @@ final class TrackerAnnouncer {
         case .stopping:
             break
         }
-        guard inFlight == nil else { return }
+        // Without trackers (all removed) nothing is asked, and nothing is left waiting for an answer.
+        guard inFlight == nil, !tiers.allTrackers.isEmpty else { return }
         if let event = retryEvent, let url = tiers.current {
             retryEvent = nil
             announce(event, to: url, now: now)
@@ -207,13 +244,16 @@ final class TrackerAnnouncer {
             retryEvent = event
             return
         }
+        log("tracker \(url): announcing \(event)")
+        inFlight = (client.begin(.announce(request(event)), url: url, now: now), url, event)
+    }
+
+    private func request(_ event: AnnounceEvent) -> AnnounceRequest {
         let current = totals()
-        let request = AnnounceRequest(
+        return AnnounceRequest(
             infoHash: infoHash, peerID: peerID, port: port, uploadedBytes: current.uploadedBytes,
             downloadedBytes: current.downloadedBytes, leftBytes: current.leftBytes, event: event,
             numberWanted: event == .stopped ? 0 : Self.numberWanted, key: key, trackerID: scheduler.trackerID)
-        log("tracker \(url): announcing \(event)")
-        inFlight = (client.begin(.announce(request), url: url, now: now), url, event)
     }
 
     private func collect(now: UInt64) {

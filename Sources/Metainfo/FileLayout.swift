@@ -109,6 +109,19 @@ public struct FileLayout: Sendable {
         self.geometry = geometry
     }
 
+    /// The same files under other paths, one per file in order (where a front end renamed them on
+    /// disk); nil, or a list that does not have one path per file: unchanged. The caller checks the
+    /// paths as the metainfo's are checked.
+    public func renamed(to paths: [[String]]?) -> FileLayout {
+        guard let paths, paths.count == files.count else { return self }
+        let renamedFiles = zip(files, paths).map { file, path in
+            FileEntry(
+                path: path, length: file.length, offset: file.offset, attributes: file.attributes,
+                symlinkTarget: file.symlinkTarget, piecesRoot: file.piecesRoot)
+        }
+        return FileLayout(files: renamedFiles, geometry: geometry)
+    }
+
     /// The index of the first file with bytes at or after `offset`.
     func firstFile(endingAfter offset: Int64) -> Int {
         var low = 0

@@ -50,3 +50,11 @@ enum PathValidator {
         }
     }
 }
+
+extension FileEntry {
+    /// Whether `component` may be one component of a file's path by the metainfo's rules (not empty,
+    /// `.` or `..`; no `/` or NUL; at most 255 bytes): for names a front end gives files.
+    public static func isValidPathComponent(_ component: String) -> Bool {
+        (try? PathValidator.component(Array(component.utf8), isFirst: false, field: "", path: [])) != nil
+    }
+}

@@ -34,6 +34,8 @@ public struct DaemonSettings: Sendable, Equatable {
         "speed-limit-up": .speedLimitUp, "speed-limit-up-enabled": .speedLimitUpEnabled,
         "speed-limit-down": .speedLimitDown, "speed-limit-down-enabled": .speedLimitDownEnabled,
         "alt-speed-up": .altSpeedUp, "alt-speed-down": .altSpeedDown, "alt-speed-enabled": .altSpeedEnabled,
+        "alt-speed-time-enabled": .altSpeedTimeEnabled, "alt-speed-time-begin": .altSpeedTimeBegin,
+        "alt-speed-time-end": .altSpeedTimeEnd, "alt-speed-time-day": .altSpeedTimeDay,
         "peer-limit-global": .peerLimitGlobal, "peer-limit-per-torrent": .peerLimitPerTorrent,
         "ratio-limit": .seedRatioLimit, "ratio-limit-enabled": .seedRatioLimited,
         "idle-seeding-limit": .idleSeedingLimit, "idle-seeding-limit-enabled": .idleSeedingLimitEnabled,

@@ -25,12 +25,12 @@ struct DaemonTorrent: Sendable {
     /// Waiting only for the engine to finish stopping it, to start whatever the queue says
     /// (torrent-start-now).
     var bypassesQueue = false
-    /// Its seed idle limit stopped it (as a reached ratio does: stopped, not paused by a client).
-    var idleLimitReached = false
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
     var restoredVerified: PieceSet?
     /// Without resume data: whether its files are on disk at their full sizes (see `queueDirection`).
     var dataLooksComplete = false
+    /// Its files' paths once a client renamed some (torrent-rename-path); nil: the metainfo's.
+    var renamedPaths: [[String]]?
 
     init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
         self.id = id
@@ -48,8 +48,15 @@ struct DaemonTorrent: Sendable {
         self.settings = settings
     }
 
-    /// The torrent's name, or until its metadata arrives the link's `dn` (else its infohash).
-    var name: String { metainfo?.name ?? magnet?.displayName ?? hash.hex }
+    /// The torrent's name (its top folder's or single file's, renamed or not), or until its metadata
+    /// arrives the link's `dn` (else its infohash).
+    /// Stopped by a seed limit, or by a client (`settings.paused`): not started, not waiting.
+    var isStopped: Bool { settings.paused || settings.seedLimitReached == true }
+
+    var name: String { renamedPaths?.first?.first ?? metainfo?.name ?? magnet?.displayName ?? hash.hex }
+
+    /// Where each file is under the download folder: renamed, else the metainfo's paths.
+    var filePaths: [[String]] { renamedPaths ?? metainfo?.files.map(\.path) ?? [] }
     var uploadedEver: Int64 { settings.uploadedEver + runUploaded }
     var downloadedEver: Int64 { settings.downloadedEver + runDownloaded }
 

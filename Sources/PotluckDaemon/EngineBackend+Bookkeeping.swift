@@ -6,8 +6,8 @@ import TorrentModel
 extension EngineBackend {
     /// Called once a second: takes in the engine's counters and activity (totals over runs, seconds
     /// downloading and seeding, activity and completion dates), pauses verified torrents that were
-    /// paused before their verify, stops idle seeds, starts queued torrents whose turn came, saves what
-    /// must not wait, and updates the metrics. Returns the torrents that have just finished
+    /// paused before their verify, stops idle seeds, follows the alternative-speed schedule, starts
+    /// queued torrents whose turn came, saves what must not wait, and updates the metrics. Returns the torrents that have just finished
     /// downloading (not those found complete on disk).
     @discardableResult
     func keepBooks() -> [CompletedTorrent] {
@@ -15,6 +15,7 @@ extension EngineBackend {
         var checkedWhilePaused: [TorrentID] = []
         var sample = DaemonMetrics.Sample()
         var finished: [CompletedTorrent] = []
+        var downloaded: [TorrentID] = []
         registry.withLock { registry in
             for (id, var torrent) in registry.torrents {
                 let snapshot = engine.snapshot(id)
@@ -51,6 +52,7 @@ extension EngineBackend {
                     logger.info("\(torrent.name) (\(id)) is complete")
                     try? state.save(savedSettings(of: torrent), hash: torrent.hash)
                     if torrent.runDownloaded > 0 {
+                        downloaded.append(id)
                         finished.append(
                             CompletedTorrent(
                                 id: id.value, hash: torrent.hash.hex, name: torrent.name,
@@ -64,7 +66,9 @@ extension EngineBackend {
                 registry.torrents[id]?.pauseAfterCheck = false
                 try? engine.pause(id)
             }
+            queueFinishedDownloads(downloaded, in: &registry, now: now)
             stopIdleSeeds(in: &registry, now: now)
+            followAltSpeedSchedule(at: LocalTime(unixSeconds: now), in: &registry)
             startQueuedTorrents(in: &registry)
         }
         let summary = engine.summary()

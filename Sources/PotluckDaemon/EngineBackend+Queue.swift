@@ -21,10 +21,11 @@ extension EngineBackend {
         registry.queue.append(torrent.id)
         if let metainfo = torrent.metainfo, torrent.restoredVerified == nil {
             torrent.dataLooksComplete = DaemonTorrent.filesLookComplete(
-                metainfo, in: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
+                metainfo, at: torrent.filePaths,
+                in: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
         }
         torrent.waiting = false
-        guard !torrent.settings.paused else { return }
+        guard !torrent.isStopped else { return }
         let now = Self.now()
         let stalledAfter = Self.stalledAfterSeconds(registry.session)
         let others = registry.torrents.lazy.map { id, other in
@@ -66,6 +67,24 @@ extension EngineBackend {
             registry.torrents[id] = torrent
             try? engine.resume(id)
             logger.info("\(torrent.name) (\(id)): started")
+        }
+    }
+
+    /// Downloads that just finished are seeds now, under the seed queue's rules: one keeps running only
+    /// while the other running seeds (stalled ones aside) leave it a slot, else it stops and waits for
+    /// its turn to seed, which `startQueuedTorrents` gives it by queue position.
+    func queueFinishedDownloads(_ ids: [TorrentID], in registry: inout Registry, now: Int) {
+        guard !ids.isEmpty, let slots = Self.queueLimits(registry.session).seeds else { return }
+        var standings = standings(in: registry, now: now)
+        for id in ids {
+            guard var torrent = registry.torrents[id], !torrent.isStopped, !torrent.waiting else { continue }
+            let seeding = standings.filter { $0.key != id && $0.value == .running(.seed, stalled: false) }
+            guard seeding.count >= slots else { continue }
+            torrent.waiting = true
+            registry.torrents[id] = torrent
+            standings[id] = .waiting(.seed)
+            try? engine.pause(id)
+            logger.info("\(torrent.name) (\(id)): downloaded; waits for a slot in the seed queue")
         }
     }
 
@@ -138,13 +157,14 @@ extension TorrentAction {
 }
 
 extension DaemonTorrent {
-    /// Whether every file (padding aside) is in `directory` at its full size: most likely complete,
-    /// though only the check that follows its start can say. Paths come checked from the metainfo.
-    static func filesLookComplete(_ metainfo: Metainfo, in directory: String) -> Bool {
-        metainfo.files.allSatisfy { file in
+    /// Whether every file (padding aside) is in `directory` at its full size, at `paths` (one per
+    /// file): most likely complete, though only the check that follows its start can say. Paths come
+    /// checked from the metainfo or a rename.
+    static func filesLookComplete(_ metainfo: Metainfo, at paths: [[String]], in directory: String) -> Bool {
+        zip(metainfo.files, paths).allSatisfy { file, filePath in
             guard !file.isPadding else { return true }
             var info = stat()
-            let path = directory + "/" + file.path.joined(separator: "/")
+            let path = directory + "/" + filePath.joined(separator: "/")
             return stat(path, &info) == 0 && Int64(info.st_size) == file.length
         }
     }
@@ -173,7 +193,7 @@ extension DaemonTorrent {
         // One started now holds a slot from the moment it is asked for.
         if waiting && bypassesQueue { return .running(direction, stalled: false) }
         if waiting { return .waiting(direction) }
-        if settings.paused { return .inactive }
+        if isStopped { return .inactive }
         switch snapshot?.activity {
         case nil, .starting, .fetchingMetadata, .checking, .downloading, .seeding, .moving:
             let idleSeconds = now - max(startDate, settings.activityDate)

@@ -59,6 +59,7 @@ extension EngineBackend {
             registry.sessionOverrides = overrides
             registry.session = updated
             applySessionLimits(changed: changes.keys, in: registry)
+            restartAltSpeedSchedule(ifChanged: changes.keys, in: &registry)
             startQueuedTorrents(in: &registry)
         }
     }
@@ -69,6 +70,7 @@ extension EngineBackend {
         registry.withLock { registry in
             registry.session = changes.applied(to: registry.session)
             applySessionLimits(changed: changes.keys, in: registry)
+            restartAltSpeedSchedule(ifChanged: changes.keys, in: &registry)
             startQueuedTorrents(in: &registry)
         }
     }
@@ -82,7 +84,7 @@ extension EngineBackend {
             // As Transmission counts them: a torrent waiting in the queue is not running.
             statistics.activeTorrentCount =
                 registry.torrents.values.filter {
-                    !$0.settings.paused && !$0.waiting
+                    !$0.isStopped && !$0.waiting
                 }.count
             statistics.pausedTorrentCount = statistics.torrentCount - statistics.activeTorrentCount
             statistics.downloadSpeed = Int(summary.downloadRateBytesPerSecond)

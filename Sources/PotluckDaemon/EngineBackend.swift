@@ -25,6 +25,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         var filesAdded = 0
         var nextOrder = 0
         var queue = TorrentQueue<TorrentID>()
+        var altSpeedClock = AltSpeedClock()
     }
 
     let engine: Engine
@@ -61,8 +62,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     static func now() -> Int { Int(Date().timeIntervalSince1970) }
 
-    /// Follows the engine's events until it shuts down: what `waitUntilEnded` and `waitUntilRemoved`
-    /// wait on.
+    /// Follows the engine's events until it shuts down: what `stopInEngine` and `remove` wait on, and
+    /// the moment a seed limit ends a torrent (`keepSeedLimitStop`).
     public func followEngineEvents() async {
         for await event in engine.events {
             engineEvents.withLock { events in
@@ -72,6 +73,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 case .removed(let id): events.removed.insert(id)
                 }
             }
+            if case .ended(let id, .completed?, _) = event { keepSeedLimitStop(id) }
         }
     }
 
@@ -240,8 +242,11 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         case .metainfo(let metainfo):
             var options = options(for: settings, hash: metainfo.wireInfoHash, registry)
             options.filePriorities = settings.enginePriorities(fileCount: metainfo.files.count)
+            let renamedPaths = finishRenames(of: metainfo, settings: settings)
+            options.filePaths = renamedPaths
             let id = try engine.add(metainfo, options: options)
             torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
+            torrent.renamedPaths = renamedPaths
         case .magnet(let magnet):
             let hash = magnet.infoHashV1!  // checked when added
             let id = try engine.add(magnet: magnet, options: options(for: settings, hash: hash, registry))
@@ -253,7 +258,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
         }
         enlist(&torrent, in: &registry)
-        if settings.paused || torrent.waiting {
+        if torrent.isStopped || torrent.waiting {
             try? engine.pause(id)
         } else {
             torrent.startDate = Self.now()
@@ -269,6 +274,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             downloadDirectory: settings.incompleteDirectory ?? settings.downloadDirectory, peers: [])
         if settings.incompleteDirectory != nil { options.completedDirectory = settings.downloadDirectory }
         options.resumePath = state.resumeFile(hash)
+        options.trackers = settings.announceList?.tiers
         options.seedWhenComplete = true
         // pex-enabled applies from each torrent's next start.
         options.usePeerExchange = registry.session.pexEnabled
@@ -338,9 +344,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         try registry.withLock { registry throws in
             guard var torrent = registry.torrents[id] else { return }
             torrent.pauseAfterCheck = false
-            torrent.idleLimitReached = false
-            if torrent.settings.paused != paused {
+            if torrent.settings.paused != paused || torrent.settings.seedLimitReached != nil {
                 torrent.settings.paused = paused
+                torrent.settings.seedLimitReached = nil
                 try state.save(savedSettings(of: torrent), hash: torrent.hash)
                 if paused { torrent.startDate = 0 }
             }
@@ -362,7 +368,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     func verify(_ id: TorrentID) async {
         let (wasPaused, hash) = registry.withLock { registry -> (Bool, InfoHash?) in
             guard let torrent = registry.torrents[id] else { return (false, nil) }
-            return (torrent.settings.paused || torrent.waiting, torrent.hash)
+            return (torrent.isStopped || torrent.waiting, torrent.hash)
         }
         guard let hash else { return }
         await stopInEngine(id)
@@ -404,9 +410,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         if let location = changes.location {
             try await setLocation(of: selection, to: location, move: false)
         }
-        if changes.trackerList != nil || changes.trackerAdd != nil || changes.trackerRemove != nil {
-            throw RPCFailure("editing trackers is not supported yet")
-        }
+        if changes.editsTrackers { try editTrackers(of: selection, changes) }
         try registry.withLock { registry throws in
             for torrent in Self.resolve(selection, in: registry, now: Self.now()) {
                 var changed = torrent
@@ -499,7 +503,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             // Its files are deleted only once the engine has let go of them.
             await waitFor(seconds: 15) { engineEvents.withLock { $0.removed.contains(torrent.id) } }
             problems += LocalDataRemoval.remove(
-                files: torrent.metainfo?.files.map(\.path) ?? [],
+                files: torrent.filePaths,
                 beneath: torrent.settings.incompleteDirectory ?? torrent.settings.downloadDirectory)
         }
         if !problems.isEmpty {
@@ -507,7 +511,4 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         }
     }
 
-    public func renamePath(inTorrent id: Int, from path: String, to name: String) async throws {
-        throw RPCFailure("renaming files is not supported yet")
-    }
 }

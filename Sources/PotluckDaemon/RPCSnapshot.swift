@@ -82,7 +82,7 @@ extension DaemonTorrent {
         } else {
             snapshot.eta = -1
         }
-        snapshot.isFinished = complete && (engine?.activity == .finished || idleLimitReached)
+        snapshot.isFinished = complete && (engine?.activity == .finished || settings.seedLimitReached == true)
         let standing = standing(
             engine, now: now, stalledAfterSeconds: EngineBackend.stalledAfterSeconds(session))
         snapshot.isStalled = standing == .running(.download, stalled: true)
@@ -150,9 +150,10 @@ extension DaemonTorrent {
     private func files(verified: PieceSet?) -> [FileSnapshot] {
         guard let metainfo, let verified else { return [] }
         let unwanted = Set(settings.unwantedFiles)
+        let paths = filePaths
         return metainfo.files.enumerated().map { index, file in
             FileSnapshot(
-                name: file.path.joined(separator: "/"), length: Int(file.length),
+                name: paths[index].joined(separator: "/"), length: Int(file.length),
                 bytesCompleted: Int(
                     Self.verifiedBytes(of: file, in: verified, pieceLength: metainfo.pieceLength)),
                 wanted: !unwanted.contains(index),
@@ -160,26 +161,22 @@ extension DaemonTorrent {
         }
     }
 
-    /// The metainfo's announce list; the engine reports one outcome for all of them, shown on each
-    /// tracker of the first tier.
+    /// The announce list (as edited, with its ids); the engine reports one outcome for all of them,
+    /// shown on each tracker of the first tier.
     private func trackers(lastResult: String?) -> [TrackerSnapshot] {
-        var trackers: [TrackerSnapshot] = []
-        for (tier, urls) in (metainfo?.trackers ?? magnet?.trackers.map { [$0] } ?? []).enumerated() {
-            for url in urls {
-                let host = URLComponents(string: url)?.host ?? ""
-                var tracker = TrackerSnapshot(
-                    id: trackers.count, announce: url, scrape: Self.scrapeURL(url),
-                    sitename: Self.siteName(host),
-                    tier: tier, host: host)
-                if tier == 0, let lastResult {
-                    tracker.hasAnnounced = true
-                    tracker.lastAnnounceResult = lastResult
-                    tracker.lastAnnounceSucceeded = lastResult.hasPrefix("tracker: ok")
-                }
-                trackers.append(tracker)
+        announceList.trackers.map { listed in
+            let url = listed.announce
+            let host = URLComponents(string: url)?.host ?? ""
+            var tracker = TrackerSnapshot(
+                id: listed.id, announce: url, scrape: Self.scrapeURL(url), sitename: Self.siteName(host),
+                tier: listed.tier, host: host)
+            if listed.tier == 0, let lastResult {
+                tracker.hasAnnounced = true
+                tracker.lastAnnounceResult = lastResult
+                tracker.lastAnnounceSucceeded = lastResult.hasPrefix("tracker: ok")
             }
+            return tracker
         }
-        return trackers
     }
 
     /// The scrape URL by convention (BEP 48): `announce` in the last path component becomes `scrape`.

@@ -44,6 +44,14 @@ struct StoredTorrent: Codable, Sendable, Hashable {
     /// `Priority` raw values by file index, for files not at normal priority.
     var filePriorities: [Int: Int] = [:]
     var group = ""
+    /// The trackers once a client edited them (nil: the torrent's own).
+    var announceList: AnnounceList?
+    /// Its seed ratio or idle limit stopped it (Transmission's "finished"): it stays stopped, across
+    /// restarts too, until a client starts it (nil: not stopped so).
+    var seedLimitReached: Bool?
+    /// torrent-rename-path's renames, in order (nil: none). Only the last may be unfinished on disk
+    /// after a kill: each is kept before its rename is made.
+    var renames: [PathRename]?
 
     init(downloadDirectory: String, addedDate: Int) {
         self.downloadDirectory = downloadDirectory

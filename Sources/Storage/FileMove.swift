@@ -53,14 +53,8 @@ public final class FileMove {
     /// Moves every file. On a failure the files already moved are moved back (as far as they can be)
     /// and the first error is thrown: the torrent is then whole where it was.
     public func run() throws(StorageError) {
-        let ring: Ring
-        do {
-            ring = try Ring(options: RingOptions(entries: 16))
-        } catch {
-            throw StorageError(.move, path: target, errno: error.errno)
-        }
-        self.ring = ring
-        defer { self.ring = nil }
+        try openRing()
+        defer { ring = nil }
         let sourceDirectory = try BeneathDirectory.open(path: source)
         defer { Glibc.close(sourceDirectory.fd) }
         try makeDirectory(target)
@@ -82,6 +76,62 @@ public final class FileMove {
             try moveExtra(extra)
         }
         removeEmptiedFolders(in: sourceDirectory)
+    }
+
+    /// Renames the file or folder at `path` beneath the source folder to `name`, where it is
+    /// (torrent-rename-path): one rename, never over anything already at the new name. False when
+    /// nothing is at `path` (not downloaded yet, or renamed by an earlier run cut short by a crash).
+    public func rename(_ path: [String], to name: String) throws(StorageError) -> Bool {
+        let display = BeneathDirectory.display(path)
+        guard BeneathDirectory.isSafeComponent(name) else {
+            throw StorageError(.rename, path: display, reason: .unsafePath)
+        }
+        try openRing()
+        defer { ring = nil }
+        let directory: BeneathDirectory
+        do {
+            directory = try BeneathDirectory.open(path: source)
+        } catch {
+            if error.errno == .noSuchFile { return false }
+            throw error
+        }
+        defer { Glibc.close(directory.fd) }
+        let parent: Int32
+        do {
+            parent = try directory.openParent(of: path, create: false)
+        } catch {
+            if error.errno == .noSuchFile { return false }
+            throw error
+        }
+        defer { if parent != directory.fd { Glibc.close(parent) } }
+        var info = stat()
+        guard fstatat(parent, path[path.count - 1], &info, AT_SYMLINK_NOFOLLOW) == 0 else {
+            let errno = Errno(rawValue: Glibc.errno)
+            if errno == .noSuchFile { return false }
+            throw StorageError(.stat, path: display, errno: errno)
+        }
+        guard info.st_mode & S_IFMT != S_IFLNK else {
+            throw StorageError(.rename, path: display, reason: .symlinkRefused)
+        }
+        let renamed = perform(
+            .renameat(
+                fromDirectory: parent, from: path[path.count - 1], toDirectory: parent, to: name,
+                flags: Self.renameNoReplace))
+        guard renamed >= 0 else {
+            throw StorageError(.rename, path: display, errno: Errno(rawValue: -renamed))
+        }
+        return true
+    }
+
+    /// `RENAME_NOREPLACE` (Linux's value; Glibc declares it only under `_GNU_SOURCE`).
+    private static let renameNoReplace: UInt32 = 1
+
+    private func openRing() throws(StorageError) {
+        do {
+            ring = try Ring(options: RingOptions(entries: 16))
+        } catch {
+            throw StorageError(.move, path: target, errno: error.errno)
+        }
     }
 
     // MARK: One file

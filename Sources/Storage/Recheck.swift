@@ -62,10 +62,12 @@ public final class Recheck {
     private let maxPiecesInFlight: Int
     private var storeEvents: [StorageEvent] = []
 
-    /// Prepares a recheck of `pieces` (all by default) of the torrent stored under `downloadDirectory`.
-    /// Pool slots must hold a whole piece.
+    /// Prepares a recheck of `pieces` (all by default) of the torrent stored under `downloadDirectory`
+    /// (its files where `layout` says, by default the metainfo's paths). Pool slots must hold a whole
+    /// piece.
     public init(
-        metainfo: Metainfo, downloadDirectory: String, ring: Ring, pool: BufferPool, hashPool: HashPool,
+        metainfo: Metainfo, layout: FileLayout? = nil, downloadDirectory: String, ring: Ring,
+        pool: BufferPool, hashPool: HashPool,
         pieces: [PieceIndex]? = nil, maxPiecesInFlight: Int = 4, owner: UInt8 = Recheck.completionOwner,
         tenant: UInt16 = 0,
         storeOptions: PieceStore.Options = PieceStore.Options(maxOpenFiles: 16, readOnly: true)
@@ -80,7 +82,8 @@ public final class Recheck {
         var options = storeOptions
         options.readOnly = true
         store = try PieceStore(
-            layout: metainfo.layout, downloadDirectory: downloadDirectory, ring: ring, options: options,
+            layout: layout ?? metainfo.layout, downloadDirectory: downloadDirectory, ring: ring,
+            options: options,
             owner: owner, tenant: tenant)
         self.metainfo = metainfo
         self.pool = pool

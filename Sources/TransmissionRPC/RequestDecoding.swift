@@ -154,8 +154,24 @@ extension RPCRequest {
         changes.trackerList = try reader.string("trackerList")
         changes.trackerAdd = try reader.strings("trackerAdd")
         changes.trackerRemove = try reader.integers("trackerRemove")
+        changes.trackerReplace = try trackerReplacements(reader)
         changes.group = try reader.string("group")
         return changes
+    }
+
+    /// `trackerReplace`: tracker ids and their new announce URLs, alternating in one list.
+    private static func trackerReplacements(
+        _ reader: ArgumentReader
+    ) throws(RPCFailure) -> [TrackerReplacement]? {
+        guard let value = reader.arguments["trackerReplace"], value != .null else { return nil }
+        let failure = RPCFailure("argument 'trackerReplace' must be a list of tracker ids and announce URLs")
+        guard let list = value.arrayValue, list.count % 2 == 0 else { throw failure }
+        return try stride(from: 0, to: list.count, by: 2).map { index throws(RPCFailure) in
+            guard let id = list[index].integerValue, let announce = list[index + 1].stringValue else {
+                throw failure
+            }
+            return TrackerReplacement(id: id, announce: announce)
+        }
     }
 
     private static func fileSelection(

@@ -66,10 +66,23 @@ public struct TorrentChanges: Sendable, Hashable {
     public var trackerAdd: [String]?
     /// Tracker ids, from `trackers[].id`, to remove (`trackerRemove`).
     public var trackerRemove: [Int]?
+    /// New announce URLs for trackers named by id (`trackerReplace`, deprecated in 4.0).
+    public var trackerReplace: [TrackerReplacement]?
     /// Bandwidth group name.
     public var group: String?
 
     public init() {}
+}
+
+/// One `trackerReplace` pair: the tracker with this id (from `trackers[].id`) gets this announce URL.
+public struct TrackerReplacement: Sendable, Hashable {
+    public var id: Int
+    public var announce: String
+
+    public init(id: Int, announce: String) {
+        self.id = id
+        self.announce = announce
+    }
 }
 
 /// Where torrent-add takes the torrent from.

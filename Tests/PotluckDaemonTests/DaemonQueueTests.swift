@@ -1,8 +1,10 @@
 import Foundation
 import Hashing
 import Logging
+import Metainfo
 import Testing
 import TransmissionRPC
+import URing
 
 @testable import Engine
 @testable import PotluckDaemon
@@ -17,14 +19,16 @@ import TransmissionRPC
         private(set) var engine: Engine
         private(set) var backend: EngineBackend
 
-        init() throws {
+        /// `listening`: the engine accepts peers on a loopback port (`engine.boundAddress`).
+        init(listening: Bool = false) throws {
             try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-            (engine, backend) = try Self.open(root)
+            (engine, backend) = try Self.open(root, listening: listening)
         }
 
-        private static func open(_ root: URL) throws -> (Engine, EngineBackend) {
+        private static func open(_ root: URL, listening: Bool = false) throws -> (Engine, EngineBackend) {
             var options = EngineOptions()
             options.reactors = 1
+            if listening { options.listenAddress = SocketAddress("127.0.0.1:0") }
             let engine = try Engine(options: options)
             let state = try StateFolder(root: root.appendingPathComponent("state").path)
             let overrides = state.loadSessionSettings()
@@ -34,12 +38,15 @@ import TransmissionRPC
                     laying: overrides,
                     over: SessionSettings(downloadDirectory: root.path, configDirectory: state.root)),
                 overrides: overrides, logger: Logger(label: "test"))
+            // As the daemon does: what waits for a torrent to stop hears of it (ends with the engine).
+            Task.detached { await backend.followEngineEvents() }
             return (engine, backend)
         }
 
-        func restart() throws {
+        /// Without `saving`, as after a `kill -9`: only what was kept at once is found again.
+        func restart(saving: Bool = true) throws {
             engine.shutdown()
-            backend.saveAll()
+            if saving { backend.saveAll() }
             (engine, backend) = try Self.open(root)
             backend.restore()
         }
@@ -48,19 +55,23 @@ import TransmissionRPC
         /// else it is missing (and the torrent waits for peers that never come).
         @discardableResult
         func addTorrent(_ name: String, data: [UInt8]? = nil) throws -> Int {
-            let content = data ?? Array(name.utf8) + Array(repeating: 7, count: 1000)
             if let data { try Data(data).write(to: root.appendingPathComponent(name)) }
+            guard case .added(let identity) = try backend.add(Self.torrent(name, content: data)) else {
+                throw RPCFailure("not added")
+            }
+            return identity.id
+        }
+
+        /// A one-piece torrent of `content` (by default some bytes from `name`) named `name`.
+        static func torrent(_ name: String, content: [UInt8]? = nil) -> [UInt8] {
+            let content = content ?? Array(name.utf8) + Array(repeating: 7, count: 1000)
             let pieceHash = SHA1.hash(content).bytes
             let info =
                 Array(
                     "d6:lengthi\(content.count)e4:name\(name.utf8.count):\(name)12:piece lengthi16384e6:pieces20:"
                         .utf8)
                 + pieceHash + Array("e".utf8)
-            guard case .added(let identity) = try backend.add(Array("d4:info".utf8) + info + Array("e".utf8))
-            else {
-                throw RPCFailure("not added")
-            }
-            return identity.id
+            return Array("d4:info".utf8) + info + Array("e".utf8)
         }
 
         /// Each torrent's status and queue position by name.
@@ -234,9 +245,94 @@ import TransmissionRPC
         // Ten minutes from its start, less the seconds this test has taken (minutes on a loaded machine).
         let eta = try #require(torrents.first { $0.name == "patient" }?.etaIdle)
         #expect((1...600).contains(eta), "\(eta)")
-        // Nothing is kept as paused: a restart seeds it again (until the limit stops it once more).
+        // Not paused by a client: torrent-start starts it again.
         #expect(
             !(fixture.backend.registry.withLock { $0.torrents[TorrentID(value: idle)]?.settings.paused }
                 ?? true))
+    }
+
+    /// A seed stopped by its idle or ratio limit stays stopped (and finished) after a kill and a
+    /// restart, even once the limit no longer applies; torrent-start seeds it again.
+    @Test func aSeedStoppedByItsLimitStaysStoppedAfterAKill() async throws {
+        let fixture = try Fixture()
+        let idle = try fixture.addTorrent("idle", data: Array(repeating: 1, count: 3000))
+        let ratio = try fixture.addTorrent("ratio", data: Array(repeating: 2, count: 3000))
+        let other = try fixture.addTorrent("other", data: Array(repeating: 3, count: 3000))
+        var changes = TorrentChanges()
+        changes.seedIdleMode = .single
+        changes.seedIdleLimit = 0
+        try await fixture.backend.change(.only([.id(idle)]), changes)
+        changes = TorrentChanges()
+        changes.seedRatioMode = .single
+        changes.seedRatioLimit = 0
+        try await fixture.backend.change(.only([.id(ratio)]), changes)
+        let bothStopped = {
+            let torrents = await fixture.backend.torrents(.all, fields: [.name, .status, .isFinished])
+                .torrents
+            return ["idle", "ratio"].allSatisfy { name in
+                torrents.contains { $0.name == name && $0.status == .stopped && $0.isFinished }
+            }
+        }
+        #expect(await fixture.keepBooks(until: bothStopped))
+        #expect(await fixture.keepBooks { await fixture.listing()["other"]!.status == .seeding })
+        // Neither limit would stop them any more; they stay stopped all the same.
+        changes = TorrentChanges()
+        changes.seedIdleMode = .unlimited
+        changes.seedRatioMode = .unlimited
+        try await fixture.backend.change(.only([.id(idle), .id(ratio)]), changes)
+
+        try fixture.restart(saving: false)
+        #expect(await fixture.keepBooks { await fixture.listing()["other"]!.status == .seeding })
+        for _ in 0..<5 { fixture.backend.keepBooks() }
+        #expect(await bothStopped())
+        for id in [idle, ratio] {
+            #expect(fixture.engine.snapshot(TorrentID(value: id))?.activity == .paused)
+        }
+        let statistics = await fixture.backend.sessionStatistics()
+        #expect(statistics.activeTorrentCount == 1 && statistics.pausedTorrentCount == 2)
+
+        try await fixture.backend.perform(.start, on: .only([.id(idle)]))
+        #expect(await fixture.keepBooks { await fixture.listing()["idle"]!.status == .seeding })
+        try fixture.restart(saving: false)
+        #expect(await fixture.keepBooks { await fixture.listing()["idle"]!.status == .seeding })
+        #expect(await fixture.listing()["ratio"]!.status == .stopped)
+    }
+
+    /// With a seed queue of one already taken, a download that finishes waits to seed (status 5)
+    /// instead of seeding; once the other seed stops, it seeds. Its data comes from a second engine,
+    /// seeding on loopback, that connects to the daemon's.
+    @Test func aFinishedDownloadWaitsForASlotInTheSeedQueue() async throws {
+        let fixture = try Fixture(listening: true)
+        try await fixture.backend.updateSession(
+            Self.session([.seedQueueEnabled: .bool(true), .seedQueueSize: .integer(1)]))
+        let seed = try fixture.addTorrent("seed", data: Array(repeating: 4, count: 3000))
+        #expect(await fixture.keepBooks { await fixture.listing()["seed"]!.status == .seeding })
+        let content = (0..<5000).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        let bytes = Fixture.torrent("fetched", content: content)
+        guard case .added = try fixture.backend.add(bytes) else { throw RPCFailure("not added") }
+        #expect(await Self.running.contains(fixture.listing()["fetched"]!.status))
+
+        let elsewhere = fixture.root.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        try Data(content).write(to: elsewhere.appendingPathComponent("fetched"))
+        var options = EngineOptions()
+        options.reactors = 1
+        let seeder = try Engine(options: options)
+        defer { seeder.shutdown() }
+        var seeding = DownloadOptions(
+            downloadDirectory: elsewhere.path, peers: [try #require(fixture.engine.boundAddress)])
+        seeding.seedWhenComplete = true
+        try seeder.add(try Metainfo(bytes: bytes), options: seeding)
+
+        let waits = await fixture.keepBooks { await fixture.listing()["fetched"]!.status == .seedWait }
+        let listing = await fixture.listing()
+        #expect(waits, "\(listing)")
+        #expect(listing["seed"]!.status == .seeding)
+        #expect(
+            FileManager.default.contents(atPath: fixture.root.appendingPathComponent("fetched").path)
+                == Data(content))
+        try await fixture.backend.perform(.stop, on: .only([.id(seed)]))
+        #expect(await fixture.keepBooks { await fixture.listing()["fetched"]!.status == .seeding })
+        #expect(await fixture.listing()["seed"]!.status == .stopped)
     }
 }

@@ -19,7 +19,8 @@ import TransmissionRPC
              "script-torrent-done-enabled": true, "log-level": "debug",
              "speed-limit-up": 500, "speed-limit-up-enabled": true, "ratio-limit": 2.5,
              "download-queue-size": 2, "seed-queue-enabled": true, "queue-stalled-minutes": 7,
-             "encryption": 1, "rpc-authentication-required": false}
+             "alt-speed-time-enabled": true, "alt-speed-time-begin": 1320, "alt-speed-time-end": 360,
+             "alt-speed-time-day": 65, "encryption": 1, "rpc-authentication-required": false}
             """)
         #expect(settings.rpcBindAddress == "0.0.0.0")
         #expect(settings.rpcPort == 9092)
@@ -36,6 +37,8 @@ import TransmissionRPC
         #expect(session.seedRatioLimit == 2.5)
         #expect(
             session.downloadQueueSize == 2 && session.seedQueueEnabled && session.queueStalledMinutes == 7)
+        #expect(session.altSpeedTimeEnabled && session.altSpeedTimeDay == 65)
+        #expect(session.altSpeedTimeBegin == 1320 && session.altSpeedTimeEnd == 360)
     }
 
     @Test func badValuesAreClearErrorsNamingTheKey() {

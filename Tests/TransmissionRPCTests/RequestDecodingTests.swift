@@ -114,7 +114,8 @@ import TransmissionRPC
                 + #""downloadLimit":70,"downloadLimited":false,"seedRatioLimit":1.5,"seedRatioMode":1,"#
                 + #""seedIdleLimit":10,"seedIdleMode":2,"location":"/new","honorsSessionLimits":false,"#
                 + #""peer-limit":9,"queuePosition":0,"bandwidthPriority":-1,"trackerAdd":["udp://t"],"#
-                + #""trackerRemove":[3],"trackerList":"a\n\nb","group":"slow"}"#)
+                + #""trackerRemove":[3],"trackerList":"a\n\nb","group":"slow","trackerReplace":[2,"http://n/a"]}"#
+        )
         var expected = TorrentChanges()
         expected.labels = ["a"]
         expected.filesWanted = .indices([0, 1])
@@ -138,9 +139,20 @@ import TransmissionRPC
         expected.trackerAdd = ["udp://t"]
         expected.trackerRemove = [3]
         expected.trackerList = "a\n\nb"
+        expected.trackerReplace = [TrackerReplacement(id: 2, announce: "http://n/a")]
         expected.group = "slow"
         #expect(request == .torrentSet(.only([.id(4)]), expected))
         #expect(try decode("torrent-set", #"{"seedRatioLimit":2}"#) == .torrentSet(.all, changesWithRatio(2)))
+    }
+
+    /// `trackerReplace` alternates ids and URLs; anything else is refused with the argument named.
+    @Test func trackerReplaceTakesIdAndURLPairs() {
+        for arguments in [
+            #"{"trackerReplace":[1]}"#, #"{"trackerReplace":["http://a/announce",1]}"#,
+            #"{"trackerReplace":{"1":"x"}}"#,
+        ] {
+            #expect(failure("torrent-set", arguments)?.contains("'trackerReplace'") == true, "\(arguments)")
+        }
     }
 
     private func changesWithRatio(_ ratio: Double) -> TorrentChanges {
