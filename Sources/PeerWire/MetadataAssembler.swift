@@ -29,8 +29,9 @@ public struct MetadataAssemblerOptions: Hashable, Sendable {
 ///   and never serve it cannot hold back one that answers.
 /// - If the assembled metadata fails the hash check and one peer supplied it all, that peer lied. If
 ///   several did, they become suspects, and from then on each attempt fetches the whole metadata from a
-///   single peer (peers that are not suspects first, then those that refused least), using that peer's own `metadata_size`: each failed
-///   attempt now proves its one peer a liar, so the right metadata is found while one honest peer remains.
+///   single peer (those that refused least first, then those that are not suspects), using that peer's
+///   own `metadata_size`: each failed attempt now proves its one peer a liar, so the right metadata is
+///   found while one honest peer remains.
 /// - The SHA-1 of every piece each peer sent is kept; once the metadata verifies, every peer that sent a
 ///   piece unlike it is flagged, suspects included. Flagged peers are never asked again.
 ///
@@ -298,8 +299,8 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
     }
 
     /// A new attempt: before any failed check, for the size advertised by most of the available peers
-    /// that refused least (the earliest peer's on a tie); after one, from the one available peer that is not a suspect, or else the
-    /// suspect that refused least (the earliest on ties).
+    /// that refused least (the earliest peer's on a tie); after one, from the one available peer that
+    /// refused least, one that is not a suspect on a tie, then the earliest.
     private func startAttempt(now: Instant) -> Attempt? {
         let candidates = peers.filter {
             isAvailable($0.value, now: now) && !peersWithWrongData.contains($0.key)
@@ -307,8 +308,8 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         if fetchesFromSinglePeer {
             guard
                 let source = candidates.min(by: {
-                    ($0.value.isSuspect ? 1 : 0, $0.value.refusals, $0.value.order) < (
-                        $1.value.isSuspect ? 1 : 0, $1.value.refusals, $1.value.order
+                    ($0.value.refusals, $0.value.isSuspect ? 1 : 0, $0.value.order) < (
+                        $1.value.refusals, $1.value.isSuspect ? 1 : 0, $1.value.order
                     )
                 })
             else { return nil }

@@ -44,12 +44,13 @@ declare -A harness_modules=(
     [ExtensionHandshakeFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [KRPCFuzz]="TorrentModel Bencode Buffers Hashing DHT"
     [MetadataMessageFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
+    [MetadataFetchFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [PexFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [WebSeedResponseFuzz]="TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed"
     [LocalDiscoveryFuzz]="TorrentModel LocalDiscovery"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
-    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz PexFuzz
+    PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz MetadataFetchFuzz PexFuzz
     WebSeedResponseFuzz LocalDiscoveryFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed PeerWire DHT LocalDiscovery)
 harnesses=("$@")
@@ -258,6 +259,10 @@ seed "$corpus/MetadataMessageFuzz/honest-and-liar" \
     '\001\100\000\000\001\003\000\000\000\002\002\000\003\000\003\001\002\000\003\000\003\001\005\100\002\000\003\000\003\000'
 seed "$corpus/MetadataMessageFuzz/claims-size" \
     '\001\000\200\000\000\001\000\001\001\377\000\002\003\002\000\003\000\003\000\002\000\004\000\005\200\002\000'
+# Metadata stage scripts: the size (index), then operations (low 3 bits the kind, the next two the peer).
+seed "$corpus/MetadataFetchFuzz/one-honest-peer" '\002\000\003\000\001\004\000\001'
+seed "$corpus/MetadataFetchFuzz/liar-then-honest" \
+    '\004\010\013\000\001\015\000\005\011\001\000\003\000\001\004\000\001\002\036\004\000\001\017\003\001'
 cat >"$out/metadata.dict" <<'DICT'
 "8:msg_type"
 "5:piece"
@@ -334,7 +339,7 @@ for harness in "${harnesses[@]}"; do
         ExtensionHandshakeFuzz) options+=(-dict="$out/extension.dict") ;;
         WireDecoderFuzz) options+=(-dict="$out/wire.dict") ;;
         KRPCFuzz) options+=(-dict="$out/krpc.dict") ;;
-        MetadataMessageFuzz) options+=(-dict="$out/metadata.dict") ;;
+        MetadataMessageFuzz | MetadataFetchFuzz) options+=(-dict="$out/metadata.dict") ;;
         PexFuzz) options+=(-dict="$out/pex.dict") ;;
         WebSeedResponseFuzz) options+=(-dict="$out/webseed.dict") ;;
         LocalDiscoveryFuzz) options+=(-dict="$out/lsd.dict") ;;
