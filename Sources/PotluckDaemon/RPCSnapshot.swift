@@ -108,10 +108,10 @@ extension DaemonTorrent {
         snapshot.webseeds = metainfo?.webSeeds ?? magnet?.webSeeds ?? []
         if fields.contains(.pieces) { snapshot.pieces = verifiedPieces()?.wireBytes ?? [] }
         if fields.contains(.magnetLink) { snapshot.magnetLink = (metainfo?.magnetLink ?? magnet)?.uri ?? "" }
-        if !fields.isDisjoint(with: [.files, .fileStats, .fileCount, .priorities, .wanted]) {
+        if !fields.isDisjoint(with: Self.fileFields) {
             snapshot.files = files(verified: verifiedPieces())
         }
-        if !fields.isDisjoint(with: [.trackers, .trackerStats, .trackerList]) {
+        if !fields.isDisjoint(with: Self.trackerFields) {
             snapshot.trackers = trackers(lastResult: status?.trackerState)
         }
 
@@ -132,6 +132,10 @@ extension DaemonTorrent {
         snapshot.seedIdleMode = IdleLimitMode(rawValue: settings.seedIdleMode) ?? .global
         return snapshot
     }
+
+    /// The fields that need the file list, and those that need the trackers' (made once, not per torrent).
+    private static let fileFields: Set<TorrentField> = [.files, .fileStats, .fileCount, .priorities, .wanted]
+    private static let trackerFields: Set<TorrentField> = [.trackers, .trackerStats, .trackerList]
 
     /// Transmission's status number for the engine's activity; a torrent the client paused is stopped
     /// whatever the engine last said, and one starting up is about to check its data. (Waiting to
