@@ -7,10 +7,6 @@
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
 
-    init(reservingCapacity capacity: Int = 0) {
-        bytes.reserveCapacity(capacity)
-    }
-
     mutating func write(_ value: JSONValue) {
         switch value {
         case .null: append("null")
