@@ -47,6 +47,21 @@ extension Engine {
         fileprivate final class RecordBox {
             var record: Record
             init(_ record: Record) { self.record = record }
+
+            /// Read stored field by stored field where the record lies: a computed property of the
+            /// record, or the record passed on, copies all of it first (a dozen references), which
+            /// cost more than the snapshot; the daemon takes one of every torrent each second.
+            var snapshot: TorrentSnapshot {
+                let metainfoName = record.metainfo?.name
+                return TorrentSnapshot(
+                    id: record.id, name: metainfoName ?? record.magnet?.displayName ?? record.infoHash.hex,
+                    infoHash: record.infoHash,
+                    activity: record.activity, status: record.status, statusReports: record.statusReports,
+                    ended: record.ended, isLive: record.live, limits: record.options.limits,
+                    metadataFetch: record.metadataFetch, hasMetadata: metainfoName != nil,
+                    metadataReceivedAt: record.metadataReceivedAt,
+                    downloadDirectory: record.options.downloadDirectory)
+            }
         }
 
         private var records: [TorrentID: RecordBox] = [:]
@@ -69,6 +84,10 @@ extension Engine {
                 if let newValue { count(newValue, sign: 1) }
             }
         }
+
+        func snapshot(of id: TorrentID) -> TorrentSnapshot? { records[id]?.snapshot }
+
+        var snapshots: [TorrentSnapshot] { records.values.map(\.snapshot) }
 
         mutating func removeValue(forKey id: TorrentID) -> Record? {
             let record = records[id]?.record

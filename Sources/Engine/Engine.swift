@@ -261,14 +261,14 @@ public final class Engine: Sendable {
     /// The torrent's snapshot, or nil if it is not in the engine.
     public func snapshot(_ id: TorrentID) -> TorrentSnapshot? {
         settleLostReactors()
-        return state.withLock { state in state.records[id].map(Self.snapshot) }
+        return state.withLock { state in state.records.snapshot(of: id) }
     }
 
     /// Every torrent's snapshot, by id.
     public func snapshots() -> [TorrentSnapshot] {
         settleLostReactors()
         return state.withLock { state in
-            state.records.values.sorted { $0.id.value < $1.id.value }.map(Self.snapshot)
+            state.records.snapshots.sorted { $0.id.value < $1.id.value }
         }
     }
 
@@ -450,16 +450,6 @@ public final class Engine: Sendable {
     }
 
     // MARK: On the reactors
-
-    private static func snapshot(_ record: Record) -> TorrentSnapshot {
-        TorrentSnapshot(
-            id: record.id, name: record.name, infoHash: record.infoHash,
-            activity: record.activity, status: record.status, statusReports: record.statusReports,
-            ended: record.ended, isLive: record.live, limits: record.options.limits,
-            metadataFetch: record.metadataFetch, hasMetadata: record.metainfo != nil,
-            metadataReceivedAt: record.metadataReceivedAt, downloadDirectory: record.options.downloadDirectory
-        )
-    }
 
     private func forget(_ id: TorrentID, in state: inout State) {
         guard let record = state.records.removeValue(forKey: id) else { return }

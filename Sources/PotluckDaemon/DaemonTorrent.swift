@@ -4,55 +4,123 @@ import Storage
 import TorrentModel
 
 /// One torrent of the daemon: the engine's handle, its metainfo, and what the daemon keeps about it.
+///
+/// A value whose fields live in one shared box, copied on write: the registry's dictionary keeps
+/// room for a third more entries than it holds, and with the fields inline (about 700 bytes) that
+/// room alone was a megabyte per 1,000 torrents; a snapshot of every torrent copies a reference each.
 struct DaemonTorrent: Sendable {
-    let id: TorrentID
+    /// Only ever changed while uniquely referenced (`fields`), so never by two threads at once.
+    private final class Box: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    struct Fields {
+        let id: TorrentID
+        var metainfo: Metainfo?
+        let magnet: MagnetLink?
+        let hash: InfoHash
+        var settings: StoredTorrent
+        var runUploaded: Int64 = 0
+        var runDownloaded: Int64 = 0
+        var startDate = 0
+        var pauseAfterCheck = false
+        var waiting = false
+        var bypassesQueue = false
+        var restoredVerified: PieceSet?
+        var dataLooksComplete = false
+        var renamedPaths: [[String]]?
+    }
+
+    private var box: Box
+
+    /// The fields to change, copied first when the box is shared. (Reads go to `box.fields.name`:
+    /// a getter returning all the fields would copy them all for each one read; the larger ones are
+    /// lent, not copied.)
+    private var fields: Fields {
+        get { box.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+            yield &box.fields
+        }
+    }
+
+    var id: TorrentID { box.fields.id }
     /// Nil for a torrent added by magnet link until its metadata arrives.
-    var metainfo: Metainfo?
+    var metainfo: Metainfo? {
+        _read { yield box.fields.metainfo }
+        set { fields.metainfo = newValue }
+    }
     /// The link it was added by, if it was.
-    let magnet: MagnetLink?
-    let hash: InfoHash
-    var settings: StoredTorrent
+    var magnet: MagnetLink? {
+        _read { yield box.fields.magnet }
+    }
+    var hash: InfoHash { box.fields.hash }
+    var settings: StoredTorrent {
+        _read { yield box.fields.settings }
+        _modify { yield &fields.settings }
+    }
     /// The engine's upload and download counters for the torrent's current run, as last seen; they
     /// start again from zero at each run, so `settings` keeps the earlier runs' sum.
-    var runUploaded: Int64 = 0
-    var runDownloaded: Int64 = 0
+    var runUploaded: Int64 {
+        get { box.fields.runUploaded }
+        set { fields.runUploaded = newValue }
+    }
+    var runDownloaded: Int64 {
+        get { box.fields.runDownloaded }
+        set { fields.runDownloaded = newValue }
+    }
     /// When the torrent last started, Unix seconds (0 while stopped since the daemon started).
-    var startDate = 0
+    var startDate: Int {
+        get { box.fields.startDate }
+        set { fields.startDate = newValue }
+    }
     /// A verify of a paused torrent: pause it again once the check is over.
-    var pauseAfterCheck = false
+    var pauseAfterCheck: Bool {
+        get { box.fields.pauseAfterCheck }
+        set { fields.pauseAfterCheck = newValue }
+    }
     /// Started by a client but held in the queue until a slot is free; stopped in the engine meanwhile.
-    var waiting = false
+    var waiting: Bool {
+        get { box.fields.waiting }
+        set { fields.waiting = newValue }
+    }
     /// Waiting only for the engine to finish stopping it, to start whatever the queue says
     /// (torrent-start-now).
-    var bypassesQueue = false
+    var bypassesQueue: Bool {
+        get { box.fields.bypassesQueue }
+        set { fields.bypassesQueue = newValue }
+    }
     /// Verified bytes read from resume data, for a torrent the engine has not reported on yet.
-    var restoredVerified: PieceSet?
+    var restoredVerified: PieceSet? {
+        _read { yield box.fields.restoredVerified }
+        set { fields.restoredVerified = newValue }
+    }
     /// Without resume data: whether its files are on disk at their full sizes (see `queueDirection`).
-    var dataLooksComplete = false
+    var dataLooksComplete: Bool {
+        get { box.fields.dataLooksComplete }
+        set { fields.dataLooksComplete = newValue }
+    }
     /// Its files' paths once a client renamed some (torrent-rename-path); nil: the metainfo's.
-    var renamedPaths: [[String]]?
+    var renamedPaths: [[String]]? {
+        _read { yield box.fields.renamedPaths }
+        set { fields.renamedPaths = newValue }
+    }
 
     init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
-        self.id = id
-        self.metainfo = metainfo
-        self.magnet = nil
-        self.hash = metainfo.wireInfoHash
-        self.settings = settings
+        box = Box(
+            Fields(id: id, metainfo: metainfo, magnet: nil, hash: metainfo.wireInfoHash, settings: settings))
     }
 
     init(id: TorrentID, magnet: MagnetLink, hash: InfoHash, settings: StoredTorrent) {
-        self.id = id
-        self.metainfo = nil
-        self.magnet = magnet
-        self.hash = hash
-        self.settings = settings
+        box = Box(Fields(id: id, metainfo: nil, magnet: magnet, hash: hash, settings: settings))
     }
 
-    /// The torrent's name (its top folder's or single file's, renamed or not), or until its metadata
-    /// arrives the link's `dn` (else its infohash).
     /// Stopped by a seed limit, or by a client (`settings.paused`): not started, not waiting.
     var isStopped: Bool { settings.paused || settings.seedLimitReached == true }
 
+    /// The torrent's name (its top folder's or single file's, renamed or not), or until its metadata
+    /// arrives the link's `dn` (else its infohash).
     var name: String { renamedPaths?.first?.first ?? metainfo?.name ?? magnet?.displayName ?? hash.hex }
 
     /// Where each file is under the download folder: renamed, else the metainfo's paths.

@@ -17,50 +17,15 @@ extension EngineBackend {
         var finished: [CompletedTorrent] = []
         var downloaded: [TorrentID] = []
         registry.withLock { registry in
-            for (id, var torrent) in registry.torrents {
-                let snapshot = engine.snapshot(id)
-                sample.states[DaemonMetrics.TorrentState(snapshot?.activity), default: 0] += 1
-                guard let snapshot else { continue }
-                if torrent.metainfo == nil, snapshot.hasMetadata, let metainfo = engine.metainfo(of: id) {
-                    keepFetched(metainfo, of: &torrent)
-                }
-                var completed = false
-                if let status = snapshot.status {
-                    let since = torrent.absorbCounters(
-                        uploaded: status.uploadedPayloadBytes, downloaded: status.downloadedPayloadBytes)
-                    sample.uploadedBytes += since.uploaded
-                    sample.downloadedBytes += since.downloaded
-                    if status.uploadRateBytesPerSecond > 0 || status.downloadRateBytesPerSecond > 0 {
-                        torrent.settings.activityDate = now
-                    }
-                    // Done once the wanted files are: a torrent with skipped files is never whole.
-                    if status.verifiedWantedBytes == status.wantedBytes && torrent.settings.doneDate == 0 {
-                        torrent.settings.doneDate = now
-                        completed = true
-                    }
-                }
-                switch snapshot.activity {
-                case .downloading:
-                    torrent.settings.secondsDownloading += 1
-                    if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
-                case .seeding:
-                    torrent.settings.secondsSeeding += 1
-                    if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
-                default: break
-                }
-                if completed {
-                    logger.info("\(torrent.name) (\(id)) is complete")
-                    try? state.save(savedSettings(of: torrent), hash: torrent.hash)
-                    if torrent.runDownloaded > 0 {
-                        downloaded.append(id)
-                        finished.append(
-                            CompletedTorrent(
-                                id: id.value, hash: torrent.hash.hex, name: torrent.name,
-                                directory: torrent.settings.downloadDirectory, labels: torrent.settings.labels
-                            ))
-                    }
-                }
-                registry.torrents[id] = torrent
+            // Each torrent changed where it lies: a loop over a copy of the dictionary that writes
+            // each torrent back made the whole table be copied every second.
+            var index = registry.torrents.startIndex
+            while index != registry.torrents.endIndex {
+                let id = registry.torrents.keys[index]
+                keepBooks(
+                    of: &registry.torrents.values[index], id: id, now: now, sample: &sample,
+                    finished: &finished, downloaded: &downloaded, checkedWhilePaused: &checkedWhilePaused)
+                registry.torrents.formIndex(after: &index)
             }
             for id in checkedWhilePaused {
                 registry.torrents[id]?.pauseAfterCheck = false
@@ -80,6 +45,54 @@ extension EngineBackend {
         sample.connectionLimit = engine.maximumConnections
         metrics.record(sample)
         return finished
+    }
+
+    /// One torrent's part of `keepBooks`.
+    private func keepBooks(
+        of torrent: inout DaemonTorrent, id: TorrentID, now: Int, sample: inout DaemonMetrics.Sample,
+        finished: inout [CompletedTorrent], downloaded: inout [TorrentID],
+        checkedWhilePaused: inout [TorrentID]
+    ) {
+        let snapshot = engine.snapshot(id)
+        sample.states[DaemonMetrics.TorrentState(snapshot?.activity), default: 0] += 1
+        guard let snapshot else { return }
+        if torrent.metainfo == nil, snapshot.hasMetadata, let metainfo = engine.metainfo(of: id) {
+            keepFetched(metainfo, of: &torrent)
+        }
+        var completed = false
+        if let status = snapshot.status {
+            let since = torrent.absorbCounters(
+                uploaded: status.uploadedPayloadBytes, downloaded: status.downloadedPayloadBytes)
+            sample.uploadedBytes += since.uploaded
+            sample.downloadedBytes += since.downloaded
+            if status.uploadRateBytesPerSecond > 0 || status.downloadRateBytesPerSecond > 0 {
+                torrent.settings.activityDate = now
+            }
+            // Done once the wanted files are: a torrent with skipped files is never whole.
+            if status.verifiedWantedBytes == status.wantedBytes && torrent.settings.doneDate == 0 {
+                torrent.settings.doneDate = now
+                completed = true
+            }
+        }
+        switch snapshot.activity {
+        case .downloading:
+            torrent.settings.secondsDownloading += 1
+            if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
+        case .seeding:
+            torrent.settings.secondsSeeding += 1
+            if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
+        default: break
+        }
+        guard completed else { return }
+        logger.info("\(torrent.name) (\(id)) is complete")
+        try? state.save(savedSettings(of: torrent), hash: torrent.hash)
+        if torrent.runDownloaded > 0 {
+            downloaded.append(id)
+            finished.append(
+                CompletedTorrent(
+                    id: id.value, hash: torrent.hash.hex, name: torrent.name,
+                    directory: torrent.settings.downloadDirectory, labels: torrent.settings.labels))
+        }
     }
 
     /// A magnet link's metadata arrived: the torrent is kept by its .torrent from now on.

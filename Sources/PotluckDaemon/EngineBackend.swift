@@ -301,7 +301,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             let torrents = chosen.map { torrent in
                 torrent.rpcSnapshot(
                     engine: engine.snapshot(torrent.id), fields: fields,
-                    torrentFile: state.torrentFile(torrent.hash), session: registry.session, now: now)
+                    torrentFile: fields.contains(.torrentFile) ? state.torrentFile(torrent.hash) : "",
+                    session: registry.session, now: now)
             }
             let removed =
                 selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []

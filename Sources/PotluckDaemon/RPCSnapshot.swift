@@ -23,21 +23,22 @@ extension DaemonTorrent {
         let status = engine?.status
         // Until a magnet link's metadata arrives its size is unknown: 0, and nothing is done.
         let total = metainfo?.totalLength ?? 0
-        let restoredBytes = metainfo.flatMap { metainfo in
-            restoredVerified.map { Self.bytes(of: $0, in: metainfo) }
-        }
-        let verified = status?.verifiedBytes ?? restoredBytes ?? 0
+        let verified =
+            status?.verifiedBytes
+            ?? metainfo.flatMap { metainfo in restoredVerified.map { Self.bytes(of: $0, in: metainfo) } } ?? 0
         let allVerified = metainfo != nil && verified == total
         // Skipped files do not count: done is every wanted piece verified (as the engine reports it).
         let wanted = metainfo == nil ? 0 : status.map { $0.wantedBytes } ?? total
         let verifiedWanted = metainfo == nil ? 0 : status.map { $0.verifiedWantedBytes } ?? verified
         let complete = metainfo != nil && verifiedWanted == wanted
-        // Which pieces: nil in a report means all of them.
-        let verifiedPieces = metainfo.map { metainfo in
-            allVerified
-                ? PieceSet(pieceCount: metainfo.pieceCount, full: true)
-                : status.map { $0.verified ?? PieceSet(pieceCount: metainfo.pieceCount, full: true) }
-                    ?? restoredVerified ?? PieceSet(pieceCount: metainfo.pieceCount)
+        // Which pieces: nil in a report means all of them. Made only for the fields that show them.
+        func verifiedPieces() -> PieceSet? {
+            metainfo.map { metainfo in
+                allVerified
+                    ? PieceSet(pieceCount: metainfo.pieceCount, full: true)
+                    : status.map { $0.verified ?? PieceSet(pieceCount: metainfo.pieceCount, full: true) }
+                        ?? restoredVerified ?? PieceSet(pieceCount: metainfo.pieceCount)
+            }
         }
         snapshot.totalSize = Int(total)
         snapshot.sizeWhenDone = Int(wanted)
@@ -105,12 +106,12 @@ extension DaemonTorrent {
         snapshot.isPrivate = metainfo?.isPrivate ?? false
         snapshot.torrentFile = metainfo == nil ? "" : torrentFile
         snapshot.webseeds = metainfo?.webSeeds ?? magnet?.webSeeds ?? []
-        if fields.contains(.pieces) { snapshot.pieces = verifiedPieces?.wireBytes ?? [] }
+        if fields.contains(.pieces) { snapshot.pieces = verifiedPieces()?.wireBytes ?? [] }
         if fields.contains(.magnetLink) { snapshot.magnetLink = (metainfo?.magnetLink ?? magnet)?.uri ?? "" }
-        if !fields.isDisjoint(with: [.files, .fileStats, .fileCount, .priorities, .wanted]) {
-            snapshot.files = files(verified: verifiedPieces)
+        if !fields.isDisjoint(with: Self.fileFields) {
+            snapshot.files = files(verified: verifiedPieces())
         }
-        if !fields.isDisjoint(with: [.trackers, .trackerStats, .trackerList]) {
+        if !fields.isDisjoint(with: Self.trackerFields) {
             snapshot.trackers = trackers(lastResult: status?.trackerState)
         }
 
@@ -131,6 +132,10 @@ extension DaemonTorrent {
         snapshot.seedIdleMode = IdleLimitMode(rawValue: settings.seedIdleMode) ?? .global
         return snapshot
     }
+
+    /// The fields that need the file list, and those that need the trackers' (made once, not per torrent).
+    private static let fileFields: Set<TorrentField> = [.files, .fileStats, .fileCount, .priorities, .wanted]
+    private static let trackerFields: Set<TorrentField> = [.trackers, .trackerStats, .trackerList]
 
     /// Transmission's status number for the engine's activity; a torrent the client paused is stopped
     /// whatever the engine last said, and one starting up is about to check its data. (Waiting to

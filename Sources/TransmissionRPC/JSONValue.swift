@@ -60,10 +60,9 @@ extension JSONValue {
     /// Compact UTF-8 JSON with keys sorted, as Transmission writes them, and slashes left unescaped so
     /// that paths read as paths.
     public var serialized: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Encoding can only fail on non-finite reals, which `encode(to:)` writes as null.
-        return Array(try! encoder.encode(self))
+        var writer = JSONWriter()
+        writer.write(self)
+        return writer.bytes
     }
 
     /// The value as an integer: a JSON integer, or a real with no fractional part.
