@@ -94,7 +94,8 @@ import Testing
         #expect(hugeLines.allSatisfy { $0.contains("offers no metadata_size") }, "\(result.error)")
         let liarLines = lines.filter { $0.contains("peer \(liarPeer):") }
         #expect(liarLines.allSatisfy { $0.contains("sent wrong metadata") }, "\(result.error)")
-        print("metadata liars: \(hugeLines.first ?? "huge not heard"); \(liarLines.first ?? "liar not asked")")
+        print(
+            "metadata liars: \(hugeLines.first ?? "huge not heard"); \(liarLines.first ?? "liar not asked")")
     }
 
     /// Potluck serves metadata to Potluck.
