@@ -8,9 +8,10 @@ import URing
 import WebSeed
 
 // Web seeds (BEP 19): HTTP(S) servers holding the torrent's files, each a permanently unchoking seed in
-// the request pipeline. Its blocks become ranged GETs (joined when adjacent, one per file), pipelined
-// on a keep-alive connection (TLS through memory buffers for `https`, its bytes on the ring like
-// plain ones); the bytes go through the same piece buffers and hash checks as peers'.
+// the request pipeline, which gives it blocks in runs from the largest gaps
+// (`RequestPipeline.peerServesRanges`). Its blocks become ranged GETs (joined when adjacent, one per
+// file), pipelined on a keep-alive connection (TLS through memory buffers for `https`, its bytes on the
+// ring like plain ones); the bytes go through the same piece buffers and hash checks as peers'.
 // A seed that breaks the protocol, ignores ranges or sends a piece that fails its hash is dropped; one
 // that is busy or loses its connection rests (`WebSeedBackoff`) and is asked again.
 extension DownloadSession {
@@ -52,6 +53,7 @@ extension DownloadSession {
             let seed = WebSeedLink(slot: PeerSlot(UInt32(index)), name: text, baseURL: url)
             pool.seeds.append(seed)
             pipeline.peerConnected(seed.slot)
+            pipeline.peerServesRanges(seed.slot)
             pipeline.peerAdvertisedRequestQueue(seed.slot, length: WebSeedPool.requestQueueBlocks)
             var none: [RequestAction] = []
             pipeline.peerHaveAll(seed.slot, into: &none)
