@@ -39,12 +39,14 @@ struct Download: ParsableCommand {
             resume data and exits; running the same command again resumes. Existing files without resume \
             data are checked first. A private torrent gets peers only from its trackers and --peer.
 
-            Web seeds (BEP 19): the HTTP servers the torrent lists in its url-list are used like seeds \
-            unless --no-web-seeds is given; --web-seed adds more (plain http only). Their pieces are \
-            checked like any other; one that sends a bad piece or ignores byte ranges is dropped, one \
-            that is busy or drops the connection is asked again later. For example:
+            Web seeds (BEP 19): the HTTP(S) servers the torrent lists in its url-list are used like \
+            seeds unless --no-web-seeds is given; --web-seed adds more. Their pieces are checked like \
+            any other; one that sends a bad piece, ignores byte ranges or shows an https certificate \
+            that cannot be trusted for its host is dropped, one that is busy or drops the connection is \
+            asked again later. For example:
 
               potluck download linux.torrent --web-seed http://mirror.example/pub/
+              potluck download linux.torrent --web-seed https://10.0.0.5/pub/ --web-seed-ca my-ca.pem
             """ + FileSelectionOptions.discussion)
 
     @Argument(
