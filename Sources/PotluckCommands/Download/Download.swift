@@ -46,7 +46,7 @@ struct Download: ParsableCommand {
             asked again later. For example:
 
               potluck download linux.torrent --web-seed http://mirror.example/pub/
-              potluck download linux.torrent --web-seed https://10.0.0.5/pub/ --web-seed-ca my-ca.pem
+              potluck download a.torrent --web-seed https://10.0.0.5/ --web-seed-ca ca.pem
             """ + FileSelectionOptions.discussion)
 
     @Argument(
