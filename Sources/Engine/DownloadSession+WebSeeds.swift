@@ -32,7 +32,8 @@ extension DownloadSession {
         let urls = webSeedURLs
         guard !urls.isEmpty, webSeedPool == nil, !verified.isComplete else { return }
         let pool = WebSeedPool(
-            tenant: tenant, resolver: HostResolver(waker: ring.waker), extraCAFile: options.webSeedCAFile)
+            tenant: tenant, resolver: HostResolver(waker: ring.waker),
+            tlsContexts: TLSContextLoader(extraCAFile: options.webSeedCAFile, waker: ring.waker))
         webSeedPool = pool
         for (position, text) in urls.enumerated() {
             guard position < WebSeedPool.maxSeeds else {
@@ -102,6 +103,7 @@ extension DownloadSession {
             }
             if let retryAt = seed.retryAt, now >= retryAt {
                 seed.retryAt = nil
+                seed.waitingForTLSContext = false
                 openWebSeedConnection(seed, to: seed.queued.first?.url ?? seed.baseURL, now: now)
             } else if !seed.sent.isEmpty && now - seed.lastProgress >= WebSeedPool.stallNanoseconds {
                 backOff(
@@ -116,6 +118,12 @@ extension DownloadSession {
     func sendWebSeedRequests() {
         guard let webSeedPool else { return }
         let now = nowNanoseconds
+        for seed in webSeedPool.seeds
+        where seed.waitingForTLSContext && !seed.dropped && webSeedPool.tlsContexts.isLoaded {
+            seed.waitingForTLSContext = false
+            seed.retryAt = nil
+            openWebSeedConnection(seed, to: seed.queued.first?.url ?? seed.baseURL, now: now)
+        }
         for seed in webSeedPool.seeds where !seed.dropped && seed.retryAt == nil {
             planFetches(seed, now: now)
             guard let next = seed.queued.first else { continue }
@@ -209,6 +217,13 @@ extension DownloadSession {
                 tls = try webSeedPool.makeTLS(for: url)
             } catch {
                 webSeedFailed(seed, .tls(origin: url.connectionOrigin, reason: error.description), now: now)
+                return
+            }
+            guard tls != nil else {
+                // The certificate store loads off the reactor: asked again once it has (or at the next
+                // tick).
+                seed.waitingForTLSContext = true
+                seed.retryAt = now + 200_000_000
                 return
             }
         }

@@ -41,6 +41,8 @@ final class WebSeedLink {
     var backoff = WebSeedBackoff()
     /// Resting after a failure until then (nanoseconds on the reactor's clock).
     var retryAt: UInt64?
+    /// Its `https` connection waits for the certificate store to load: tried again as soon as it has.
+    var waitingForTLSContext = false
     var unchoked = false
     var dropped = false
     /// Connections closed by the server before answering anything, in a row.
@@ -187,30 +189,23 @@ final class WebSeedPool {
     var table: OperationTable<Operation>
     let resolver: HostResolver
     let userAgent = "Potluck/\(potluckVersion)"
-    /// A CA file trusted for `https` seeds besides the system store.
-    let extraCAFile: String?
-    /// Made for the first `https` seed.
-    private var tlsContext: Result<TLSContext, TLSError>?
+    /// Whom `https` seeds must be trusted by: the system store and a CA file given, loaded for the
+    /// first `https` seed.
+    let tlsContexts: TLSContextLoader
 
-    init(tenant: UInt16, resolver: HostResolver, extraCAFile: String?) {
+    init(tenant: UInt16, resolver: HostResolver, tlsContexts: TLSContextLoader) {
         // Each seed has at most a connect, a send and a receive in flight, plus those of a connection
         // that is closing.
         table = OperationTable(capacity: Self.maxSeeds * 6 + 2, owner: Self.owner, tenant: tenant)
         self.resolver = resolver
-        self.extraCAFile = extraCAFile
+        self.tlsContexts = tlsContexts
     }
 
-    /// The TLS client for a connection to `url`, checking the server's certificate against the
-    /// system store and `extraCAFile`.
-    func makeTLS(for url: TrackerURL) throws(TLSError) -> TLSConnection {
-        if tlsContext == nil {
-            do throws(TLSError) {
-                tlsContext = .success(try TLSContext(extraCAFile: extraCAFile))
-            } catch {
-                tlsContext = .failure(error)
-            }
-        }
-        return try TLSConnection(context: tlsContext!.get(), for: url)
+    /// The TLS client for a connection to `url`, checking the server's certificate; nil while the
+    /// certificate store loads (off the reactor).
+    func makeTLS(for url: TrackerURL) throws(TLSError) -> TLSConnection? {
+        guard let context = tlsContexts.context() else { return nil }
+        return try TLSConnection(context: context.get(), for: url)
     }
 
     /// The seed that owns pipeline slot `slot`, if it is still in use.

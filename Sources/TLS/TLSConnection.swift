@@ -22,8 +22,9 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// Whom a TLS client believes: the system's certificate store, and optionally one more CA file (a
 /// private tracker's own CA, or a test's self-signed certificate). Shared by the connections made with
-/// it; used from one thread.
-public final class TLSContext {
+/// it. Sendable: it is not changed once made, and OpenSSL lets threads share a configured `SSL_CTX`
+/// (so it may be made on one thread and used on another).
+public final class TLSContext: @unchecked Sendable {
     fileprivate let context: OpaquePointer
 
     /// Verifies servers against the system store (OpenSSL's default paths) and `extraCAFile` (PEM),

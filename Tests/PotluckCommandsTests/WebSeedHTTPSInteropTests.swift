@@ -106,7 +106,9 @@ import Testing
 
     /// nginx over https and a libtorrent seeder serve one download together: each sends part of it.
     @Test func togetherWithLibtorrent() throws {
-        let (root, data) = try Interop.makePayload(sizes: [12_000_000, 3_000_000])
+        // Large enough for the https seed, which starts once its certificate store has loaded (off the
+        // reactor), to join a libtorrent seeder that starts at once.
+        let (root, data) = try Interop.makePayload(sizes: [40_000_000, 8_000_000])
         defer { try? FileManager.default.removeItem(at: root) }
         let certificates = try Certificates(in: root, names: "IP:127.0.0.1")
         let (server, url, _, _) = try Self.nginx(
@@ -165,8 +167,11 @@ import Testing
             serving: data.deletingLastPathComponent(), certificates: certificates)
         defer { server.stop() }
         let torrent = try WebSeedInteropTests.create(data, webSeed: url)
+        // A peer at 4 MB/s leaves the https seed (whose certificate store loads off the reactor
+        // first) time to take part.
         let seeder = try harnessProcess([
-            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path,
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path, "--upload-rate",
+            "4000000",
         ])
         defer { seeder.stop() }
         let peers = seeder.ready?["peers"] as? [String] ?? []
