@@ -84,6 +84,8 @@ public struct DownloadOptions: Sendable {
     public var useTorrentWebSeeds = true
     /// Web seed URLs to fetch from besides the torrent's own (used even without `useTorrentWebSeeds`).
     public var extraWebSeeds: [String] = []
+    /// A PEM file of CAs trusted for `https` web seeds besides the system store.
+    public var webSeedCAFile: String?
 
     /// Per file of the torrent (`Metainfo.files`, by index, padding included), its path under the
     /// download folder where a front end renamed files or folders; nil: the metainfo's paths. The

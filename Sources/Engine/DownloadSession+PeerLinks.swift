@@ -48,9 +48,9 @@ extension DownloadSession {
         }
         linkGenerations[index] &+= 1
         let connection = PeerConnection(
-            geometry: geometry, infoHash: metainfo.wireInfoHash, localPeerID: localPeerID,
-            localPieces: verified,
-            initiatedLocally: initiatedLocally)
+            geometry: geometry, infoHash: metainfo.wireInfoHash,
+            alternativeInfoHash: metainfo.hybridV2WireInfoHash, localPeerID: localPeerID,
+            localPieces: verified, initiatedLocally: initiatedLocally)
         let link = PeerLink(
             slot: PeerSlot(UInt32(index)), generation: linkGenerations[index], tenant: tenant,
             address: address,
@@ -248,7 +248,8 @@ extension DownloadSession {
             for index in privateKey.indices { privateKey[index] = UInt8.random(in: 0...255) }
             let padding = (0..<Int.random(in: 0...64)).map { _ in UInt8.random(in: 0...255) }
             link.encryption = EncryptionHandshakeResponder(
-                knownInfoHashes: [metainfo.wireInfoHash], privateKey: privateKey, padding: padding)
+                knownInfoHashes: [metainfo.wireInfoHash] + (metainfo.hybridV2WireInfoHash.map { [$0] } ?? []),
+                privateKey: privateKey, padding: padding)
             advanceEncryption(opening, link: link, now: now)
         }
     }

@@ -1,14 +1,17 @@
 import Glibc
 import Metainfo
 import Swarm
+import TLS
 import TorrentModel
 import Tracker
 import URing
 import WebSeed
 
-// Web seeds (BEP 19): HTTP servers holding the torrent's files, each a permanently unchoking seed in
-// the request pipeline. Its blocks become ranged GETs (joined when adjacent, one per file), pipelined
-// on a keep-alive connection; the bytes go through the same piece buffers and hash checks as peers'.
+// Web seeds (BEP 19): HTTP(S) servers holding the torrent's files, each a permanently unchoking seed in
+// the request pipeline, which gives it blocks in runs from the largest gaps
+// (`RequestPipeline.peerServesRanges`). Its blocks become ranged GETs (joined when adjacent, one per
+// file), pipelined on a keep-alive connection (TLS through memory buffers for `https`, its bytes on the
+// ring like plain ones); the bytes go through the same piece buffers and hash checks as peers'.
 // A seed that breaks the protocol, ignores ranges or sends a piece that fails its hash is dropped; one
 // that is busy or loses its connection rests (`WebSeedBackoff`) and is asked again.
 extension DownloadSession {
@@ -28,7 +31,9 @@ extension DownloadSession {
     func startWebSeeds(now: UInt64) {
         let urls = webSeedURLs
         guard !urls.isEmpty, webSeedPool == nil, !verified.isComplete else { return }
-        let pool = WebSeedPool(tenant: tenant, resolver: HostResolver(waker: ring.waker))
+        let pool = WebSeedPool(
+            tenant: tenant, resolver: HostResolver(waker: ring.waker),
+            tlsContexts: TLSContextLoader(extraCAFile: options.webSeedCAFile, waker: ring.waker))
         webSeedPool = pool
         for (position, text) in urls.enumerated() {
             guard position < WebSeedPool.maxSeeds else {
@@ -49,6 +54,7 @@ extension DownloadSession {
             let seed = WebSeedLink(slot: PeerSlot(UInt32(index)), name: text, baseURL: url)
             pool.seeds.append(seed)
             pipeline.peerConnected(seed.slot)
+            pipeline.peerServesRanges(seed.slot)
             pipeline.peerAdvertisedRequestQueue(seed.slot, length: WebSeedPool.requestQueueBlocks)
             var none: [RequestAction] = []
             pipeline.peerHaveAll(seed.slot, into: &none)
@@ -97,6 +103,7 @@ extension DownloadSession {
             }
             if let retryAt = seed.retryAt, now >= retryAt {
                 seed.retryAt = nil
+                seed.waitingForTLSContext = false
                 openWebSeedConnection(seed, to: seed.queued.first?.url ?? seed.baseURL, now: now)
             } else if !seed.sent.isEmpty && now - seed.lastProgress >= WebSeedPool.stallNanoseconds {
                 backOff(
@@ -111,6 +118,12 @@ extension DownloadSession {
     func sendWebSeedRequests() {
         guard let webSeedPool else { return }
         let now = nowNanoseconds
+        for seed in webSeedPool.seeds
+        where seed.waitingForTLSContext && !seed.dropped && webSeedPool.tlsContexts.isLoaded {
+            seed.waitingForTLSContext = false
+            seed.retryAt = nil
+            openWebSeedConnection(seed, to: seed.queued.first?.url ?? seed.baseURL, now: now)
+        }
         for seed in webSeedPool.seeds where !seed.dropped && seed.retryAt == nil {
             planFetches(seed, now: now)
             guard let next = seed.queued.first else { continue }
@@ -139,9 +152,13 @@ extension DownloadSession {
                     fetch.url, range: fetch.plan.fileRange, userAgent: webSeedPool.userAgent)
             }
             guard !request.isEmpty else { continue }
-            connection.sending = request
-            connection.sendOffset = 0
-            submitWebSeedSend(seed, connection)
+            do throws(TLSError) {
+                try connection.write(request)
+            } catch {
+                tlsFailed(seed, connection, error, now: now)
+                continue
+            }
+            sendNextWebSeedBytes(seed, connection)
         }
     }
 
@@ -194,11 +211,27 @@ extension DownloadSession {
                 return
             }
         }
+        var tls: TLSConnection?
+        if url.requiresTLS {
+            do throws(TLSError) {
+                tls = try webSeedPool.makeTLS(for: url)
+            } catch {
+                webSeedFailed(seed, .tls(origin: url.connectionOrigin, reason: error.description), now: now)
+                return
+            }
+            guard tls != nil else {
+                // The certificate store loads off the reactor: asked again once it has (or at the next
+                // tick).
+                seed.waitingForTLSContext = true
+                seed.retryAt = now + 200_000_000
+                return
+            }
+        }
         guard let fd = try? Socket.makeTCP(family: address.family) else {
             backOff(seed, reason: "socket: \(Errno(rawValue: errno))", now: now)
             return
         }
-        let connection = WebSeedConnection(fd: fd, origin: url.connectionOrigin)
+        let connection = WebSeedConnection(fd: fd, origin: url.connectionOrigin, tls: tls)
         seed.connection = connection
         guard let slot = webSeedPool.table.acquire(.init(seed: seed, connection: connection)) else {
             connection.close()
@@ -214,6 +247,11 @@ extension DownloadSession {
             webSeedPool.table.release(slot)
             failure = .io(error)
         }
+    }
+
+    /// Sends what the connection has queued, unless a send is in flight (its completion comes back here).
+    private func sendNextWebSeedBytes(_ seed: WebSeedLink, _ connection: WebSeedConnection) {
+        if connection.takeNextSend() { submitWebSeedSend(seed, connection) }
     }
 
     private func submitWebSeedSend(_ seed: WebSeedLink, _ connection: WebSeedConnection) {
@@ -270,6 +308,13 @@ extension DownloadSession {
                 return
             }
             connection.connected = true
+            do throws(TLSError) {
+                try connection.startTLS()
+            } catch {
+                tlsFailed(seed, connection, error, now: now)
+                return
+            }
+            sendNextWebSeedBytes(seed, connection)
             armWebSeedReceive(seed, connection)
             if !seed.unchoked {
                 seed.unchoked = true
@@ -285,6 +330,8 @@ extension DownloadSession {
             connection.sendOffset += Int(result)
             if connection.sendOffset < connection.sending.count {
                 submitWebSeedSend(seed, connection)
+            } else {
+                sendNextWebSeedBytes(seed, connection)
             }
         case .receive:
             connection.receiveInFlight = false
@@ -295,12 +342,36 @@ extension DownloadSession {
                 return
             }
             let bytes = UnsafeRawBufferPointer(rebasing: connection.buffer[..<Int(result)])
-            if receiveWebSeedBytes(bytes, from: seed, now: now), seed.connection === connection {
+            let plaintext: [UInt8]?
+            do throws(TLSError) {
+                plaintext = try connection.decrypt(bytes)
+            } catch {
+                tlsFailed(seed, connection, error, now: now)
+                return
+            }
+            sendNextWebSeedBytes(seed, connection)
+            let reading =
+                plaintext.map { text in
+                    text.isEmpty || text.withUnsafeBytes { receiveWebSeedBytes($0, from: seed, now: now) }
+                } ?? receiveWebSeedBytes(bytes, from: seed, now: now)
+            guard reading, seed.connection === connection else { return }
+            if connection.tls?.closed == true {
+                // The server ended the TLS session (close_notify): as a closed connection.
+                webSeedConnectionEnded(seed, reason: "connection closed", now: now)
+            } else {
                 armWebSeedReceive(seed, connection)
             }
         default:
             break
         }
+    }
+
+    /// TLS failed (a certificate not trusted for the host, a broken session): said with its reason.
+    private func tlsFailed(
+        _ seed: WebSeedLink, _ connection: WebSeedConnection, _ error: TLSError, now: UInt64
+    ) {
+        closeWebSeedConnection(seed)
+        webSeedFailed(seed, .tls(origin: connection.origin, reason: error.description), now: now)
     }
 
     private func closeWebSeedConnection(_ seed: WebSeedLink) {

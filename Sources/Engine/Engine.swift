@@ -471,7 +471,8 @@ public final class Engine: Sendable {
                 } else if let router {
                     let inbox = IncomingInbox()
                     record.options.incomingInbox = inbox
-                    router.register(record.infoHash, inbox: inbox)
+                    router.register(
+                        record.infoHash, alias: record.metainfo?.hybridV2WireInfoHash, inbox: inbox)
                 }
                 state.records[id] = record
                 return (record.metainfo, record.options, record.reactor, record.run)

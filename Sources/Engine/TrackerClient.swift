@@ -357,14 +357,7 @@ final class TrackerClient {
                 tlsContext = .failure(error)
             }
         }
-        let context = try tlsContext!.get()
-        switch url.host {
-        case .name(let name): return try TLSConnection(context: context, host: name, hostIsAddress: false)
-        case .ipv4(let address):
-            return try TLSConnection(context: context, host: address.description, hostIsAddress: true)
-        case .ipv6(let address):
-            return try TLSConnection(context: context, host: address.description, hostIsAddress: true)
-        }
+        return try TLSConnection(context: tlsContext!.get(), for: url)
     }
 
     /// Moves a TLS session along: plaintext to the HTTP parser, ciphertext out, or more to read.

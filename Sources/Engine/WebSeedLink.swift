@@ -1,6 +1,7 @@
 import Glibc
 import Hashing
 import Swarm
+import TLS
 import TorrentModel
 import Tracker
 import URing
@@ -40,6 +41,8 @@ final class WebSeedLink {
     var backoff = WebSeedBackoff()
     /// Resting after a failure until then (nanoseconds on the reactor's clock).
     var retryAt: UInt64?
+    /// Its `https` connection waits for the certificate store to load: tried again as soon as it has.
+    var waitingForTLSContext = false
     var unchoked = false
     var dropped = false
     /// Connections closed by the server before answering anything, in a row.
@@ -68,18 +71,22 @@ final class WebSeedLink {
     }
 }
 
-/// One HTTP connection to a web seed: its socket, the request bytes being sent and the buffer it reads
-/// into.
+/// One HTTP or HTTPS connection to a web seed: its socket, its TLS session for `https`, the bytes
+/// being sent and the buffer it reads into.
 ///
-/// Invariants: at most one connect, one send and one receive are in flight; the socket is closed and
-/// the buffer freed only once none is (until then the kernel may still write to the buffer).
+/// Invariants: at most one connect, one send and one receive are in flight; `sending[sendOffset...]`
+/// is what the send in flight carries, and `outgoing` what waits for it to complete (for `https`,
+/// ciphertext: requests are written into `tls`); the socket is closed and the buffer freed only once
+/// nothing is in flight (until then the kernel may still write to the buffer).
 final class WebSeedConnection {
     /// Bytes read per receive.
     static let receiveBufferBytes = 256 * 1024
 
     let fd: Int32
-    /// `host:port` this connection reaches: requests to another origin need another connection.
+    /// `scheme://host:port` this connection reaches: requests to another origin need another connection.
     let origin: String
+    /// The TLS session of an `https` connection.
+    let tls: TLSConnection?
     let buffer: UnsafeMutableRawBufferPointer
     var connected = false
     var connectInFlight = false
@@ -87,16 +94,55 @@ final class WebSeedConnection {
     var receiveInFlight = false
     var sending: [UInt8] = []
     var sendOffset = 0
+    var outgoing: [UInt8] = []
     var closing = false
     private var released = false
 
-    init(fd: Int32, origin: String) {
+    init(fd: Int32, origin: String, tls: TLSConnection?) {
         self.fd = fd
         self.origin = origin
+        self.tls = tls
         buffer = .allocate(byteCount: Self.receiveBufferBytes, alignment: 64)
     }
 
     var hasOperationsInFlight: Bool { connectInFlight || sendInFlight || receiveInFlight }
+
+    /// Queues request bytes to send: as they are, or encrypted once the handshake allows.
+    func write(_ request: [UInt8]) throws(TLSError) {
+        guard let tls else {
+            outgoing += request
+            return
+        }
+        tls.write(request)
+        try tls.encryptPending()
+        outgoing += tls.takeOutput()
+    }
+
+    /// The plaintext in received bytes (the bytes themselves without TLS); what TLS wants to answer
+    /// (handshake messages) is queued to send.
+    func decrypt(_ received: UnsafeRawBufferPointer) throws(TLSError) -> [UInt8]? {
+        guard let tls else { return nil }
+        try tls.receive(received)
+        let plaintext = try tls.advance()
+        outgoing += tls.takeOutput()
+        return plaintext
+    }
+
+    /// Starts the TLS handshake once connected: its first message is queued to send.
+    func startTLS() throws(TLSError) {
+        guard let tls else { return }
+        try tls.encryptPending()
+        outgoing += tls.takeOutput()
+    }
+
+    /// Moves the queued bytes into `sending` when no send is in flight; whether there is one to submit.
+    func takeNextSend() -> Bool {
+        guard !sendInFlight, !closing, !outgoing.isEmpty else { return false }
+        swap(&sending, &outgoing)
+        outgoing.removeAll(keepingCapacity: true)
+        sendOffset = 0
+        return true
+    }
 
     /// Ends the connection: operations in flight complete (with errors) and then it is released.
     func close() {
@@ -114,8 +160,8 @@ final class WebSeedConnection {
 }
 
 extension TrackerURL {
-    /// `host:port`, the connection a request to this URL travels on.
-    var connectionOrigin: String { "\(host):\(port)" }
+    /// `scheme://host:port`, the connection a request to this URL travels on.
+    var connectionOrigin: String { "\(scheme.rawValue)://\(host):\(port)" }
 }
 
 /// The torrent's web seeds and what they share: their ring operations' table and the host lookups.
@@ -143,12 +189,23 @@ final class WebSeedPool {
     var table: OperationTable<Operation>
     let resolver: HostResolver
     let userAgent = "Potluck/\(potluckVersion)"
+    /// Whom `https` seeds must be trusted by: the system store and a CA file given, loaded for the
+    /// first `https` seed.
+    let tlsContexts: TLSContextLoader
 
-    init(tenant: UInt16, resolver: HostResolver) {
+    init(tenant: UInt16, resolver: HostResolver, tlsContexts: TLSContextLoader) {
         // Each seed has at most a connect, a send and a receive in flight, plus those of a connection
         // that is closing.
         table = OperationTable(capacity: Self.maxSeeds * 6 + 2, owner: Self.owner, tenant: tenant)
         self.resolver = resolver
+        self.tlsContexts = tlsContexts
+    }
+
+    /// The TLS client for a connection to `url`, checking the server's certificate; nil while the
+    /// certificate store loads (off the reactor).
+    func makeTLS(for url: TrackerURL) throws(TLSError) -> TLSConnection? {
+        guard let context = tlsContexts.context() else { return nil }
+        return try TLSConnection(context: context.get(), for: url)
     }
 
     /// The seed that owns pipeline slot `slot`, if it is still in use.

@@ -222,6 +222,10 @@ public struct Metainfo: Sendable {
         preconditionFailure("a parsed torrent has at least one infohash")
     }
 
+    /// A hybrid torrent's other 20-byte id, the truncated v2 infohash: peers that joined its v2 swarm
+    /// give it in their handshakes (BEP 52), and are the same swarm. Nil for v1-only and v2-only torrents.
+    public var hybridV2WireInfoHash: InfoHash? { infoHashV1 == nil ? nil : truncatedInfoHashV2 }
+
     /// The concatenated v1 SHA-1 piece hashes, 20 bytes per piece, as a slice of ``bytes``.
     public var v1PieceHashBytes: ArraySlice<UInt8>? { piecesRange.map { bytes[$0] } }
 

@@ -80,7 +80,11 @@ public struct PeerConnection: Sendable {
     }
 
     public let geometry: PieceGeometry
-    public let infoHash: InfoHash
+    /// The torrent's id in handshakes: the one given, or the alternative a peer that dialled us used.
+    public private(set) var infoHash: InfoHash
+    /// A hybrid torrent's other id (its truncated v2 infohash, BEP 52), accepted from a peer that
+    /// dials us with it; our handshake then answers with it.
+    public let alternativeInfoHash: InfoHash?
     public let localPeerID: PeerID
     /// Whether we dialled the peer (and so send our handshake first).
     public let initiatedLocally: Bool
@@ -137,11 +141,14 @@ public struct PeerConnection: Sendable {
     private var latestTime = Instant(nanoseconds: 0)
 
     /// - Parameters:
+    ///   - alternativeInfoHash: a hybrid torrent's truncated v2 infohash (see ``alternativeInfoHash``).
     ///   - localPieces: the pieces we have now; pieces completed later are added with `sendHave`.
     ///   - initiatedLocally: whether we dialled the peer.
     public init(
-        geometry: PieceGeometry, infoHash: InfoHash, localPeerID: PeerID, localPieces: PieceSet,
-        initiatedLocally: Bool, options: PeerConnectionOptions = PeerConnectionOptions()
+        geometry: PieceGeometry, infoHash: InfoHash, alternativeInfoHash: InfoHash? = nil,
+        localPeerID: PeerID,
+        localPieces: PieceSet, initiatedLocally: Bool,
+        options: PeerConnectionOptions = PeerConnectionOptions()
     ) {
         precondition(localPieces.pieceCount == geometry.pieceCount, "bitfield does not match the torrent")
         precondition(
@@ -150,6 +157,7 @@ public struct PeerConnection: Sendable {
             "invalid peer connection limits")
         self.geometry = geometry
         self.infoHash = infoHash
+        self.alternativeInfoHash = alternativeInfoHash
         self.localPeerID = localPeerID
         self.localPieces = localPieces
         self.initiatedLocally = initiatedLocally
@@ -472,8 +480,12 @@ public struct PeerConnection: Sendable {
     private mutating func acceptHandshake(
         _ handshake: Handshake, onEvent: (borrowing PeerEvent) -> Void
     ) throws(DisconnectReason) {
-        guard handshake.infoHash == infoHash else {
-            throw .infoHashMismatch(expected: infoHash, received: handshake.infoHash)
+        if handshake.infoHash != infoHash {
+            // Only a peer that dialled us may pick the id: ours, once sent, is the one it must echo.
+            guard !handshakeSent, let alternativeInfoHash, handshake.infoHash == alternativeInfoHash else {
+                throw .infoHashMismatch(expected: infoHash, received: handshake.infoHash)
+            }
+            infoHash = alternativeInfoHash
         }
         guard handshake.peerID != localPeerID else { throw .connectedToSelf }
         if let expected = options.expectedPeerID, expected != handshake.peerID {

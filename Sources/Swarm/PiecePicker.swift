@@ -100,6 +100,9 @@ public enum BlockReceipt: Hashable, Sendable {
 ///   successive picks cost about the blocks they take; a peer that can duplicate nothing costs one pass,
 ///   O(in-progress pieces × blocks per piece). Endgame only covers the last pieces.
 /// - Sequential mode scans forward from a cursor below which nothing is pickable.
+/// - Runs for a web seed (`PiecePicker+Runs.swift`, which shares the state below within the module) go
+///   on from the last block given, and look for the largest gap, one pass over the pieces, only when
+///   a run ends.
 /// - Per-piece block state lives in pooled records reused across pieces: no allocation per block, and none
 ///   per piece once the pool has grown to the number of pieces in flight.
 ///
@@ -147,8 +150,8 @@ public struct PiecePicker: Sendable {
     private var startHeldBack = false
 
     private var random: SeededRandom
-    private var states: [PieceState]
-    private var priorities: [UInt8]
+    var states: [PieceState]
+    var priorities: [UInt8]
     private var availabilities: [UInt32]
 
     /// Made at the first insertion, like `nonEmptyBuckets`: 7,168 empty buckets are 56 KiB (and their
@@ -160,8 +163,8 @@ public struct PiecePicker: Sendable {
     /// How many pieces are in buckets (missing and wanted).
     private var bucketedCount = 0
 
-    private var records: [DownloadingPiece] = []
-    private var table: BlockTable
+    var records: [DownloadingPiece] = []
+    var table: BlockTable
     private var freeRecords: [Int32] = []
     private var recordOf: [Int32]
     private var partials: [UInt32] = []
@@ -322,7 +325,7 @@ public struct PiecePicker: Sendable {
     }
 
     /// Whether another piece may start now; remembers a refusal for ``setMaximumPiecesInProgress(_:)``.
-    private mutating func mayStartPiece() -> Bool {
+    mutating func mayStartPiece() -> Bool {
         guard inProgressCount < maximumPiecesInProgress else {
             startHeldBack = true
             return false
@@ -467,7 +470,7 @@ public struct PiecePicker: Sendable {
     }
 
     /// Marks up to `limit` open blocks of a record requested by `peer`; returns how many.
-    private mutating func takeOpenBlocks(
+    mutating func takeOpenBlocks(
         _ record: Int, _ peer: PeerSlot, _ limit: Int, _ blocks: inout [BlockRange]
     ) -> Int {
         let piece = PieceIndex(records[record].piece)
@@ -671,7 +674,7 @@ public struct PiecePicker: Sendable {
 
     // MARK: - Internals
 
-    private func locate(_ block: BlockRange) -> (record: Int, block: Int)? {
+    func locate(_ block: BlockRange) -> (record: Int, block: Int)? {
         guard geometry.isStandardBlock(block) else { return nil }
         let record = recordOf[block.piece.int]
         guard record != Self.noRecord else { return nil }
@@ -729,7 +732,7 @@ public struct PiecePicker: Sendable {
         insertIntoBucket(index)
     }
 
-    private func nextNonEmptyBucket(atOrAfter key: Int) -> Int? {
+    func nextNonEmptyBucket(atOrAfter key: Int) -> Int? {
         var word = key >> 6
         guard word < nonEmptyBuckets.count else { return nil }
         var bits = nonEmptyBuckets[word] & (~0 << UInt64(key & 63))
@@ -757,7 +760,7 @@ public struct PiecePicker: Sendable {
     }
 
     /// Moves a missing piece to `downloading` with a fresh record; returns the record.
-    private mutating func startDownloading(_ index: Int) -> Int {
+    mutating func startDownloading(_ index: Int) -> Int {
         precondition(states[index] == .missing)
         if bucketOf[index] >= 0 { removeFromBucket(index) }
         let blockCount = dataBlockCounts[PieceIndex(index)] ?? geometry.blockCount(of: PieceIndex(index))

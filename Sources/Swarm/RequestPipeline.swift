@@ -283,6 +283,14 @@ public struct RequestPipeline: Sendable {
         return true
     }
 
+    /// The peer serves long byte ranges best (a web seed, BEP 19): its blocks are picked in payload
+    /// order from the largest gaps (``PiecePicker/pickRun(for:peerHas:maximumCount:after:into:)``), and
+    /// its queue is topped up only once half empty, so that each top-up is one long run.
+    public mutating func peerServesRanges(_ peer: PeerSlot) {
+        precondition(isConnected(peer), "\(peer) is not connected")
+        peers[peer.index].servesRanges = true
+    }
+
     /// The peer's advertised request queue length (`reqq` from BEP 10); out-of-range values are clamped.
     public mutating func peerAdvertisedRequestQueue(_ peer: PeerSlot, length: Int) {
         precondition(isConnected(peer), "\(peer) is not connected")
@@ -536,8 +544,16 @@ public struct RequestPipeline: Sendable {
         let deficit = target - peers[peer.index].outstanding.count
         guard deficit > 0 else { return }
         scratchBlocks.removeAll(keepingCapacity: true)
-        picker.pickBlocks(
-            for: peer, peerHas: peers[peer.index].has, maximumCount: deficit, into: &scratchBlocks)
+        if peers[peer.index].servesRanges {
+            guard deficit * 2 >= target else { return }
+            picker.pickRun(
+                for: peer, peerHas: peers[peer.index].has, maximumCount: deficit,
+                after: peers[peer.index].lastPicked, into: &scratchBlocks)
+            peers[peer.index].lastPicked = scratchBlocks.last ?? peers[peer.index].lastPicked
+        } else {
+            picker.pickBlocks(
+                for: peer, peerHas: peers[peer.index].has, maximumCount: deficit, into: &scratchBlocks)
+        }
         guard !scratchBlocks.isEmpty else { return }
         if peers[peer.index].outstanding.isEmpty { peers[peer.index].waitingSince = now }
         for block in scratchBlocks {
@@ -666,6 +682,10 @@ struct PeerState: Sendable {
     var amInterested = false
     var isSnubbed = false
     var isBanned = false
+    /// A web seed: picked for in runs (see `RequestPipeline.peerServesRanges`).
+    var servesRanges = false
+    /// The last block picked for a peer that serves ranges: where its run goes on.
+    var lastPicked: BlockRange?
     var requestQueueLimit = 1
     var outstanding = RequestQueue()
     var rate = RateMeter()
@@ -693,6 +713,8 @@ struct PeerState: Sendable {
         amInterested = false
         isSnubbed = false
         isBanned = false
+        servesRanges = false
+        lastPicked = nil
         self.requestQueueLimit = requestQueueLimit
         outstanding.removeAll()
         rate = RateMeter(window: rateWindow)

@@ -22,8 +22,9 @@ public struct TLSError: Error, Hashable, Sendable, CustomStringConvertible {
 
 /// Whom a TLS client believes: the system's certificate store, and optionally one more CA file (a
 /// private tracker's own CA, or a test's self-signed certificate). Shared by the connections made with
-/// it; used from one thread.
-public final class TLSContext {
+/// it. Sendable: it is not changed once made, and OpenSSL lets threads share a configured `SSL_CTX`
+/// (so it may be made on one thread and used on another).
+public final class TLSContext: @unchecked Sendable {
     fileprivate let context: OpaquePointer
 
     /// Verifies servers against the system store (OpenSSL's default paths) and `extraCAFile` (PEM),
@@ -111,13 +112,38 @@ public final class TLSConnection {
     /// reads. Returns the plaintext that arrived (possibly none); throws when the session failed,
     /// including a certificate that could not be verified.
     public func advance() throws(TLSError) -> [UInt8] {
+        try encryptPending()
+        guard isEstablished else { return [] }
+        var plaintext: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: Self.readChunkBytes)
+        while !closed {
+            let read = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
+            if read > 0 {
+                plaintext += chunk[..<Int(read)]
+                continue
+            }
+            let error = SSL_get_error(ssl, read)
+            if error == SSL_ERROR_ZERO_RETURN {
+                closed = true
+            } else if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE {
+                break
+            } else {
+                throw .openSSL("TLS read")
+            }
+        }
+        return plaintext
+    }
+
+    /// Moves the handshake along and encrypts the plaintext written so far once it allows, without
+    /// reading: what a sender calls after ``write(_:)`` when nothing new was received.
+    public func encryptPending() throws(TLSError) {
         if !isEstablished {
             let result = SSL_do_handshake(ssl)
             if result == 1 {
                 isEstablished = true
             } else {
                 let error = SSL_get_error(ssl, result)
-                if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return [] }
+                if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { return }
                 let verify = SSL_get_verify_result(ssl)
                 if verify != X509_V_OK {
                     ERR_clear_error()
@@ -139,24 +165,6 @@ public final class TLSConnection {
             if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE { break }
             throw .openSSL("TLS write")
         }
-        var plaintext: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: Self.readChunkBytes)
-        while !closed {
-            let read = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
-            if read > 0 {
-                plaintext += chunk[..<Int(read)]
-                continue
-            }
-            let error = SSL_get_error(ssl, read)
-            if error == SSL_ERROR_ZERO_RETURN {
-                closed = true
-            } else if error == SSL_ERROR_WANT_READ || error == SSL_ERROR_WANT_WRITE {
-                break
-            } else {
-                throw .openSSL("TLS read")
-            }
-        }
-        return plaintext
     }
 
     /// Ciphertext the session wants sent (handshake messages, encrypted writes), emptied by the call.

@@ -22,6 +22,9 @@ public enum WebSeedError: Error, Hashable, Sendable, CustomStringConvertible {
     case tooManyRedirects(limit: Int)
     /// The connection ended before the whole body arrived.
     case truncated(receivedBytes: Int64, expectedBytes: Int64)
+    /// TLS with an `https` seed failed: a certificate that cannot be verified for its host, a broken
+    /// session. Trying again would meet the same certificate.
+    case tls(origin: String, reason: String)
 
     /// Whether the seed is of no use (it breaks the protocol, lacks the file, ignores ranges) and is
     /// dropped, rather than tried again after a back-off (a dropped connection, a server error).
@@ -55,6 +58,7 @@ public enum WebSeedError: Error, Hashable, Sendable, CustomStringConvertible {
         case .tooManyRedirects(let limit): "more than \(limit) redirects"
         case .truncated(let received, let expected):
             "connection closed after \(received) of \(expected) body bytes"
+        case .tls(let origin, let reason): "TLS with \(origin): \(reason)"
         }
     }
 }

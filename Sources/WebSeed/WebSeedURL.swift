@@ -15,7 +15,7 @@ public enum WebSeedURL {
         return folder + path.map(percentEncode).joined(separator: "/")
     }
 
-    /// Parses a seed's URL: only plain `http` is fetched (`https` and others are refused with the reason).
+    /// Parses a seed's URL: `http` or `https` (other schemes are refused with the reason).
     public static func parse(_ text: String) -> Result<TrackerURL, WebSeedURLProblem> {
         let url: TrackerURL
         do {
@@ -24,8 +24,7 @@ public enum WebSeedURL {
             return .failure(.invalid("\(error)"))
         }
         switch url.scheme {
-        case .http: return .success(url)
-        case .https: return .failure(.httpsUnsupported)
+        case .http, .https: return .success(url)
         case .udp: return .failure(.invalid("not an http URL"))
         }
     }
@@ -51,7 +50,8 @@ public enum WebSeedURL {
     }
 
     /// Follows a `Location` answer from `url`, the `redirectsSoFar`-th in a row; at most
-    /// ``maxRedirects`` are followed, and only to plain `http`.
+    /// ``maxRedirects`` are followed, to `http` or `https` (either way: the pieces' hashes, not the
+    /// transport, vouch for the bytes).
     public static func redirect(
         from url: TrackerURL, to location: String, redirectsSoFar: Int
     ) throws(WebSeedError) -> TrackerURL {
@@ -62,7 +62,7 @@ public enum WebSeedURL {
         } catch {
             throw .invalidRedirect(location: String(location.prefix(200)), reason: "\(error)")
         }
-        guard next.scheme == .http else {
+        guard next.scheme == .http || next.scheme == .https else {
             throw .invalidRedirect(
                 location: String(location.prefix(200)), reason: "\(next.scheme.rawValue) is not supported")
         }
@@ -75,12 +75,10 @@ public enum WebSeedURL {
 
 /// Why a web seed URL is not used.
 public enum WebSeedURLProblem: Error, Hashable, Sendable, CustomStringConvertible {
-    case httpsUnsupported
     case invalid(String)
 
     public var description: String {
         switch self {
-        case .httpsUnsupported: "https web seeds are not supported yet (only http)"
         case .invalid(let reason): reason
         }
     }

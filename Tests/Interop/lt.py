@@ -20,7 +20,7 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         open (libtorrent closes them by default), so that seeders joined with --peer have one another
         to tell a leecher about.
   download FILE... OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
-           [--count N] [--tracker URL] [--pex]
+           [--count N] [--tracker URL] [--pex] [--magnet | --magnet-v2]
       → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes", "sessions",
          "bytes_by_peer": {"ADDR:PORT": payload bytes received}}; exit 0 only when every piece is
         downloaded and passed its hash check.
@@ -34,7 +34,8 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         sessions together) about every 100 ms. bytes_by_peer names each peer by the address of its
         connection (the listen address for peers we dialled, an ephemeral port for the others), summed
         over the sessions. --pex turns peer exchange (ut_pex) on: the leechers learn peers from
-        their peers too.
+        their peers too. --magnet starts from the magnet link (the info dictionary comes from the
+        peers); --magnet-v2 from one naming only the v2 infohash, joining a hybrid's v2 swarm.
 
   fetch FILE... OUT_DIR --peer HOST:PORT [--bind ADDR] [--timeout S]
       → {"ready": true} once its session is up (start the peer after this line to time how soon it
@@ -167,9 +168,12 @@ def add(session, ti, save_path, flags=0, pex=False):
     return session.add_torrent(params)
 
 
-def add_magnet(session, ti, save_path):
-    """Adds the torrent by its magnet link only: the info dictionary must come from the peers (BEP 9)."""
-    params = lt.parse_magnet_uri(lt.make_magnet_uri(ti))
+def add_magnet(session, ti, save_path, v2_only=False):
+    """Adds the torrent by its magnet link only: the info dictionary must come from the peers (BEP 9).
+    With v2_only the link names only the v2 infohash (urn:btmh): a hybrid is then joined through its
+    v2 swarm, with handshakes that carry the truncated v2 infohash (BEP 52)."""
+    uri = f"magnet:?xt=urn:btmh:1220{ti.info_hashes().v2}" if v2_only else lt.make_magnet_uri(ti)
+    params = lt.parse_magnet_uri(uri)
     params.save_path = os.path.abspath(save_path)
     params.flags = (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused) | \
         lt.torrent_flags.disable_pex
@@ -303,7 +307,10 @@ def cmd_download(args):
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
         info = infos[min(i, len(infos) - 1)]
-        handle = add_magnet(session, info, out_dir) if args.magnet else add(session, info, out_dir, pex=args.pex)
+        if args.magnet or args.magnet_v2:
+            handle = add_magnet(session, info, out_dir, v2_only=args.magnet_v2)
+        else:
+            handle = add(session, info, out_dir, pex=args.pex)
         for tier, url in enumerate(args.tracker):
             handle.add_tracker({"url": url, "tier": tier})
         for peer in peers:
@@ -504,6 +511,8 @@ def main():
                    help="Local Service Discovery on (BEP 14): find peers on --bind's LAN, with or without --peer")
     p.add_argument("--magnet", action="store_true",
                    help="start from the torrent's magnet link: fetch the info dictionary from the peers")
+    p.add_argument("--magnet-v2", action="store_true",
+                   help="as --magnet, with a link naming only the v2 infohash (a hybrid's v2 swarm)")
     p.add_argument("--count", type=int, default=1, metavar="N",
                    help="N leecher sessions at once, session i in OUT_DIR/i (default 1: OUT_DIR itself)")
     p.add_argument("--tracker", action="append", default=[], metavar="URL",

@@ -58,6 +58,30 @@ let lastBlock = testGeometry.block(0, of: PieceIndex(5))
         #expect(connection.sendInterested() == false)
     }
 
+    /// BEP 52: a hybrid torrent is one swarm under two ids. A peer that dials us with the truncated v2
+    /// infohash is answered with it; a peer we dialled must echo the id we sent.
+    @Test func aHybridTorrentAnswersAPeerThatDialsWithItsOtherID() throws {
+        let v2: InfoHash = id20(0xcc)
+        var incoming = PeerConnection(
+            geometry: testGeometry, infoHash: localInfoHash, alternativeInfoHash: v2, localPeerID: ourPeerID,
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: false)
+        incoming.start(now: seconds(0))
+        let events = try incoming.feed(handshakeBytes(reserved: [], infoHash: v2))
+        #expect(events == [.handshakeCompleted(peerID: remotePeerID, negotiated: [])])
+        #expect(incoming.infoHash == v2)
+        #expect(
+            incoming.takeOutbound().starts(
+                with: handshakeBytes(
+                    reserved: [.fastExtension, .extensionProtocol], infoHash: v2, peerID: ourPeerID)))
+
+        var outgoing = PeerConnection(
+            geometry: testGeometry, infoHash: localInfoHash, alternativeInfoHash: v2, localPeerID: ourPeerID,
+            localPieces: PieceSet(pieceCount: 6), initiatedLocally: true)
+        outgoing.start(now: seconds(0))
+        let reason = disconnectReason { _ = try outgoing.feed(handshakeBytes(reserved: [], infoHash: v2)) }
+        #expect(reason == .infoHashMismatch(expected: localInfoHash, received: v2))
+    }
+
     @Test func ourOwnPeerIDAndAnUnexpectedPeerIDAreRefused() {
         var connection = PeerConnection(
             geometry: testGeometry, infoHash: localInfoHash, localPeerID: ourPeerID,

@@ -11,6 +11,9 @@ import Testing
 /// of exactly one piece; an empty file; nested folders (issue #19).
 @Suite(.serialized) struct V2InteropTests {
     static let pieceLengths = [16 * 1024, 64 * 1024, 4 * 1024 * 1024]
+    /// What Potluck seeds to libtorrent: v2 in every piece length, hybrid in the smallest and largest.
+    static let seededFormats: [(String, Int)] =
+        pieceLengths.map { ("v2", $0) } + [("hybrid", 16 * 1024), ("hybrid", 4 * 1024 * 1024)]
 
     /// A folder `payload` of random files of every shape for `pieceLength`, in a fresh scratch folder.
     static func makeShapes(pieceLength: Int) throws -> (root: URL, data: URL) {
@@ -144,15 +147,16 @@ import Testing
         return rest.split(separator: " ").first.flatMap { Int($0) }
     }
 
-    /// A Potluck v2 torrent seeded by `potluck seed` (which rechecks the data first) to a libtorrent
-    /// leecher, which verifies every piece against the torrent's hashes.
-    @Test(arguments: pieceLengths)
-    func libtorrentDownloadsAPotluckV2TorrentFromAPotluckSeeder(pieceLength: Int) throws {
+    /// A Potluck v2 or hybrid torrent seeded by `potluck seed` (which rechecks the data first) to a
+    /// libtorrent leecher, which verifies every piece against the torrent's hashes (a hybrid's SHA-1
+    /// pieces, padding included, and its SHA-256 trees).
+    @Test(arguments: seededFormats)
+    func libtorrentDownloadsAPotluckTorrentFromAPotluckSeeder(format: String, pieceLength: Int) throws {
         let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
         defer { try? FileManager.default.removeItem(at: root) }
-        let torrent = root.appendingPathComponent("v2.torrent").path
+        let torrent = root.appendingPathComponent("\(format).torrent").path
         let created = try runPotluck([
-            "create", "-q", "--v2", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
+            "create", "-q", "--\(format)", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
         ])
         #expect(created.status == 0, "\(created.error)")
         let port = SeedInteropTests.freePort(on: "127.0.0.1")
@@ -162,9 +166,44 @@ import Testing
 
         let target = root.appendingPathComponent("libtorrent")
         let libtorrent = try SeedInteropTests.harness(
-            "lt.py", ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60"])
+            "lt.py",
+            ["download", torrent, target.path, "--peer", "127.0.0.1:\(port)", "--timeout", "60", "--recheck"])
         #expect(libtorrent.status == 0, "\(libtorrent.json)")
         #expect(libtorrent.json["failed_bytes"] as? Int == 0, "\(libtorrent.json)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+    }
+
+    /// A libtorrent leecher that knows a Potluck hybrid only by its v2 infohash (a `urn:btmh` magnet
+    /// link) dials with the truncated v2 infohash (BEP 52): the seeder takes it as the same swarm,
+    /// serves the info dictionary and the pieces, and libtorrent verifies them all.
+    @Test func libtorrentJoinsAPotluckHybridThroughItsV2Swarm() throws {
+        let pieceLength = 64 * 1024
+        let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = root.appendingPathComponent("hybrid.torrent").path
+        let created = try runPotluck([
+            "create", "-q", "--hybrid", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
+        ])
+        #expect(created.status == 0, "\(created.error)")
+        let port = SeedInteropTests.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
+        let seeder = try SeedInteropTests.PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            logFile: log)
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        let target = root.appendingPathComponent("libtorrent")
+        let libtorrent = try SeedInteropTests.harness(
+            "lt.py",
+            [
+                "download", torrent, target.path, "--magnet-v2", "--peer", "127.0.0.1:\(port)", "--timeout",
+                "60",
+                "--recheck",
+            ])
+        #expect(libtorrent.status == 0, "\(libtorrent.json)")
+        #expect(libtorrent.json["failed_bytes"] as? Int == 0, "\(libtorrent.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(!seederLog.contains("protocol: infohash"), "\(seederLog)")
     }
 }

@@ -25,8 +25,8 @@ import Tracker
                 == "http://mirror.com/pub/a%20b/%C3%BC%2F/c%25d")
     }
 
-    @Test func onlyPlainHTTPIsUsed() {
-        #expect(WebSeedURL.parse("https://mirror.com/a") == .failure(.httpsUnsupported))
+    @Test func httpAndHTTPSAreUsed() {
+        #expect((try? WebSeedURL.parse("https://mirror.com/a").get())?.port == 443)
         #expect((try? WebSeedURL.parse("http://mirror.com:8080/a").get())?.port == 8080)
         guard case .failure(.invalid) = WebSeedURL.parse("ftp://mirror.com/a") else {
             Issue.record("ftp accepted")
@@ -34,7 +34,7 @@ import Tracker
         }
     }
 
-    @Test func redirectsAreBoundedAndStayOnHTTP() throws {
+    @Test func redirectsAreBoundedAndStayOnHTTPOrHTTPS() throws {
         let url = try TrackerURL("http://a.example/pub/x.bin")
         #expect(
             try WebSeedURL.redirect(from: url, to: "/other/x.bin", redirectsSoFar: 0).description
@@ -43,11 +43,16 @@ import Tracker
         #expect(throws: WebSeedError.tooManyRedirects(limit: 5)) {
             try WebSeedURL.redirect(from: url, to: "/again", redirectsSoFar: 5)
         }
+        let secure = try WebSeedURL.redirect(from: url, to: "https://b.example/x.bin", redirectsSoFar: 0)
+        #expect(secure.scheme == .https && secure.port == 443)
+        #expect(
+            try WebSeedURL.redirect(from: secure, to: "/y.bin", redirectsSoFar: 1).description
+                == "https://b.example/y.bin")
         #expect(
             throws: WebSeedError.invalidRedirect(
-                location: "https://b.example/", reason: "https is not supported")
+                location: "udp://b.example:80/", reason: "udp is not supported")
         ) {
-            try WebSeedURL.redirect(from: url, to: "https://b.example/", redirectsSoFar: 0)
+            try WebSeedURL.redirect(from: url, to: "udp://b.example:80/", redirectsSoFar: 0)
         }
     }
 
@@ -60,6 +65,11 @@ import Tracker
             text
                 == "GET /pub/a%20b HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: Potluck/1X: y\r\n"
                 + "Range: bytes=16384-32767\r\nAccept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n")
+        // The scheme's own port is left out of Host, as for https on 443.
+        let secure = String(
+            decoding: RangeRequest.get(try TrackerURL("https://m.example/a"), range: 0..<1, userAgent: "P"),
+            as: UTF8.self)
+        #expect(secure.hasPrefix("GET /a HTTP/1.1\r\nHost: m.example\r\n"))
     }
 
     @Test func backoffDoublesAndHonoursRetryAfter() {

@@ -7,21 +7,37 @@ import URing
 /// Which torrent's inbox takes a peer whose handshake names an info hash: registered from any thread
 /// as torrents come and go, read by the router on its reactor.
 public final class RouterDirectory: Sendable {
-    private let inboxes = Mutex<[InfoHash: IncomingInbox]>([:])
+    private struct Entries {
+        var inboxes: [InfoHash: IncomingInbox] = [:]
+        /// A torrent's second id (a hybrid's truncated v2 infohash), by its first.
+        var aliases: [InfoHash: InfoHash] = [:]
+    }
+
+    private let entries = Mutex(Entries())
 
     public init() {}
 
-    public func register(_ infoHash: InfoHash, inbox: IncomingInbox) {
-        inboxes.withLock { $0[infoHash] = inbox }
+    /// Peers naming `infoHash`, or `alias` (a hybrid torrent's other id), go to `inbox`.
+    public func register(_ infoHash: InfoHash, alias: InfoHash? = nil, inbox: IncomingInbox) {
+        entries.withLock {
+            $0.inboxes[infoHash] = inbox
+            if let alias {
+                $0.inboxes[alias] = inbox
+                $0.aliases[infoHash] = alias
+            }
+        }
     }
 
     public func unregister(_ infoHash: InfoHash) {
-        inboxes.withLock { _ = $0.removeValue(forKey: infoHash) }
+        entries.withLock {
+            $0.inboxes[infoHash] = nil
+            if let alias = $0.aliases.removeValue(forKey: infoHash) { $0.inboxes[alias] = nil }
+        }
     }
 
-    func inbox(for infoHash: InfoHash) -> IncomingInbox? { inboxes.withLock { $0[infoHash] } }
+    func inbox(for infoHash: InfoHash) -> IncomingInbox? { entries.withLock { $0.inboxes[infoHash] } }
 
-    var infoHashes: [InfoHash] { inboxes.withLock { Array($0.keys) } }
+    var infoHashes: [InfoHash] { entries.withLock { Array($0.inboxes.keys) } }
 }
 
 /// One listening socket for every torrent of an engine, on a reactor's ring: accepts peers, reads each

@@ -39,12 +39,15 @@ struct Download: ParsableCommand {
             resume data and exits; running the same command again resumes. Existing files without resume \
             data are checked first. A private torrent gets peers only from its trackers and --peer.
 
-            Web seeds (BEP 19): the HTTP servers the torrent lists in its url-list are used like seeds \
-            unless --no-web-seeds is given; --web-seed adds more (plain http only). Their pieces are \
-            checked like any other; one that sends a bad piece or ignores byte ranges is dropped, one \
-            that is busy or drops the connection is asked again later. For example:
+            Web seeds (BEP 19): the HTTP(S) servers the torrent lists in its url-list are used like \
+            seeds unless --no-web-seeds is given; --web-seed adds more. Their pieces are checked like \
+            any other; one that sends a bad piece, ignores byte ranges or shows an https certificate \
+            that cannot be trusted for its host is dropped, one that is busy or drops the connection is \
+            asked again later. For example:
 
               potluck download linux.torrent --web-seed http://mirror.example/pub/
+              potluck download a.torrent --web-seed https://10.0.0.5/ --web-seed-ca ca.pem
+
             """ + FileSelectionOptions.discussion)
 
     @Argument(
@@ -105,11 +108,16 @@ struct Download: ParsableCommand {
     @Option(
         name: .customLong("web-seed"),
         help: """
-            An http URL serving the torrent's files, besides the torrent's own web seeds: the file \
-            itself for a single-file torrent, the folder holding the torrent's folder otherwise (a URL \
-            ending in / gets the torrent's name added); repeatable.
+            An http or https URL serving the torrent's files, besides the torrent's own web seeds: \
+            the file itself for a single-file torrent, the folder holding the torrent's folder \
+            otherwise (a URL ending in / gets the torrent's name added); repeatable.
             """)
     var webSeeds: [String] = []
+
+    @Option(
+        name: .customLong("web-seed-ca"),
+        help: "A PEM file of CA certificates to trust for https web seeds, besides the system's.")
+    var webSeedCAFile: String?
 
     @OptionGroup var sharing: SharingOptions
 
@@ -123,8 +131,9 @@ struct Download: ParsableCommand {
         if let listen, SocketAddress(listen) == nil {
             throw ValidationError("--listen \(listen) is not HOST:PORT with a numeric address")
         }
-        for url in webSeeds where !url.lowercased().hasPrefix("http://") {
-            throw ValidationError("--web-seed \(url) is not an http:// URL (https is not supported yet)")
+        for url in webSeeds
+        where !url.lowercased().hasPrefix("http://") && !url.lowercased().hasPrefix("https://") {
+            throw ValidationError("--web-seed \(url) is not an http:// or https:// URL")
         }
         for peer in peers where SocketAddress(peer) == nil {
             throw ValidationError("--peer \(peer) is not HOST:PORT with a numeric IPv4 or [IPv6] address")
@@ -185,6 +194,7 @@ struct Download: ParsableCommand {
         options.preallocateFiles = preallocate
         options.useTorrentWebSeeds = !noWebSeeds
         options.extraWebSeeds = webSeeds
+        options.webSeedCAFile = webSeedCAFile
         switch source {
         case .metainfo(let metainfo):
             try selection.apply(to: &options, metainfo: metainfo)
