@@ -40,6 +40,28 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
     }
 }
 
+/// Plays up to 12 rounds a minute apart from `start`: in each, every request `behaviour` answers for is
+/// answered at once (and the requests that follow), the others are left to lapse. Returns the outcomes.
+private func playMinutes(
+    of assembler: inout MetadataAssembler<Int>, metadata: [UInt8], from start: Instant,
+    behaviour: (_ peer: Int, _ round: Int) -> Behaviour?
+) -> [MetadataAssembler<Int>.Outcome] {
+    var now = start
+    var outcomes: [MetadataAssembler<Int>.Outcome] = []
+    for round in 0..<12 where assembler.infoDictionary == nil {
+        var requests = assembler.nextRequests(now: now)
+        while let request = requests.popLast() {
+            guard let answering = behaviour(request.peer, round) else { continue }
+            outcomes.append(
+                assembler.receive(
+                    answer(request.piece, of: metadata, answering), from: request.peer, now: now))
+            requests += assembler.nextRequests(now: now)
+        }
+        now = now.adding(seconds: 61)
+    }
+    return outcomes
+}
+
 @Suite struct MetadataAssemblerTests {
     static let metadata = randomMetadata(size: 40_000, seed: 1)
 
@@ -194,27 +216,10 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
         assembler.addPeer(1, metadataSize: metadata.count)
         assembler.addPeer(2, metadataSize: 104_685)
         assembler.addPeer(3, metadataSize: metadata.count)
-        var now = Instant.zero
         // Peer 1 answers its first requests wrongly and then says nothing; peer 2 never answers; peer 3
         // answers everything at once.
-        var peer1Answered = false
-        var outcomes: [MetadataAssembler<Int>.Outcome] = []
-        for _ in 0..<12 where assembler.infoDictionary == nil {
-            var requests = assembler.nextRequests(now: now)
-            while let request = requests.popLast() {
-                if request.peer == 3 {
-                    outcomes.append(
-                        assembler.receive(answer(request.piece, of: metadata, .honest), from: 3, now: now))
-                } else if request.peer == 1 && !peer1Answered {
-                    outcomes.append(
-                        assembler.receive(answer(request.piece, of: metadata, .corrupts), from: 1, now: now))
-                } else {
-                    continue
-                }
-                requests += assembler.nextRequests(now: now)
-            }
-            peer1Answered = true
-            now = now.adding(seconds: 61)
+        let outcomes = playMinutes(of: &assembler, metadata: metadata, from: .zero) { peer, round in
+            peer == 3 ? .honest : peer == 1 && round == 0 ? .corrupts : nil
         }
         #expect(outcomes.contains(.verificationFailed(suppliers: [1, 3], newlyFlagged: [])))
         #expect(outcomes.last == .completed(infoDictionary: metadata, newlyFlagged: [1]))
@@ -228,18 +233,10 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
         assembler.addPeer(1, metadataSize: 104_685)
         assembler.addPeer(2, metadataSize: 2_991)
         assembler.addPeer(3, metadataSize: metadata.count)
-        var now = Instant.zero
-        var outcome: MetadataAssembler<Int>.Outcome?
-        for _ in 0..<12 where assembler.infoDictionary == nil {
-            var requests = assembler.nextRequests(now: now)
-            while let request = requests.popLast() {
-                guard request.peer == 3 else { continue }
-                outcome = assembler.receive(answer(request.piece, of: metadata, .honest), from: 3, now: now)
-                requests += assembler.nextRequests(now: now)
-            }
-            now = now.adding(seconds: 61)
+        let outcomes = playMinutes(of: &assembler, metadata: metadata, from: .zero) { peer, _ in
+            peer == 3 ? .honest : nil
         }
-        #expect(outcome == .completed(infoDictionary: metadata, newlyFlagged: []))
+        #expect(outcomes.last == .completed(infoDictionary: metadata, newlyFlagged: []))
     }
 
     /// Found by the MetadataFetch fuzzer: two silent peers outvoted an honest one that had been slow once,
@@ -249,21 +246,13 @@ private func answer(_ piece: Int, of metadata: [UInt8], _ behaviour: Behaviour) 
         var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))
         assembler.addPeer(1, metadataSize: metadata.count)
         #expect(assembler.nextRequests(now: .zero).count == 2)
-        var now = seconds(247)
-        #expect(assembler.nextRequests(now: now).isEmpty, "peer 1 let both requests lapse and is paused")
+        #expect(assembler.nextRequests(now: seconds(247)).isEmpty, "peer 1 let both requests lapse, paused")
         assembler.addPeer(2, metadataSize: 2_991)
         assembler.addPeer(3, metadataSize: 2_991)
-        var outcome: MetadataAssembler<Int>.Outcome?
-        for _ in 0..<12 where assembler.infoDictionary == nil {
-            var requests = assembler.nextRequests(now: now)
-            while let request = requests.popLast() {
-                guard request.peer == 1 else { continue }
-                outcome = assembler.receive(answer(request.piece, of: metadata, .honest), from: 1, now: now)
-                requests += assembler.nextRequests(now: now)
-            }
-            now = now.adding(seconds: 61)
+        let outcomes = playMinutes(of: &assembler, metadata: metadata, from: seconds(247)) { peer, _ in
+            peer == 1 ? .honest : nil
         }
-        #expect(outcome == .completed(infoDictionary: metadata, newlyFlagged: []))
+        #expect(outcomes.last == .completed(infoDictionary: metadata, newlyFlagged: []))
     }
 
     @Test func v2AndHybridHashesAreChecked() {
