@@ -48,6 +48,7 @@ struct Download: ParsableCommand {
               potluck download linux.torrent --web-seed http://mirror.example/pub/
               potluck download a.torrent --web-seed https://10.0.0.5/ --web-seed-ca ca.pem
 
+
             """ + FileSelectionOptions.discussion)
 
     @Argument(
