@@ -35,13 +35,18 @@ struct DHTSimulation {
         self.latencyMilliseconds = latencyMilliseconds
     }
 
-    /// Adds a node on a public address of its own /24 with a BEP 42 id for it.
+    /// Adds a node on a public address of its own /24 with a BEP 42 id for it, or with a random id that
+    /// it must replace once it learns its address.
     @discardableResult
-    mutating func addNode(configuration: DHTConfiguration = DHTConfiguration()) -> Int {
+    mutating func addNode(
+        configuration: DHTConfiguration = DHTConfiguration(), conformingID: Bool = true
+    )
+        -> Int
+    {
         let index = nodes.count
         let address = DHTIPAddress.v4(0x2a00_0001 | UInt32(index) << 8)
         let endpoint = DHTEndpoint(address: address, port: 6881)
-        let id = NodeIDSecurity.nodeID(for: address, using: &random)
+        let id = conformingID ? NodeIDSecurity.nodeID(for: address, using: &random) : randomID(&random)
         nodes.append(
             DHTNode(id: id, configuration: configuration, random: SeededRandom(seed: random.next()), now: now)
         )
