@@ -26,7 +26,7 @@ public struct DHTStatistics: Hashable, Sendable {
 ///
 /// Invariants: every query in `pending` was sent to its endpoint less than the hard timeout ago (as of
 /// the last tick) and has a unique 2-byte transaction id; only an answer from that endpoint with that id
-/// resolves it; each lookup sends at most one query per endpoint; at most `maxConcurrentLookups` run.
+/// resolves it; each lookup sends at most two queries per endpoint (one retry); at most `maxConcurrentLookups` run.
 public struct DHTNode: Sendable {
     /// Why a query of ours is in flight.
     enum QueryPurpose: Hashable, Sendable {

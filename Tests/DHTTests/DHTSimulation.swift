@@ -21,7 +21,9 @@ struct DHTSimulation {
     var now = Instant.zero
     let lossPercent: UInt64
     let latencyMilliseconds: ClosedRange<UInt64>
-    let tickNanoseconds: UInt64 = 200_000_000
+    let tickNanoseconds: UInt64
+    /// False for nodes that left the network: they are neither ticked nor reached.
+    private(set) var isAlive: [Bool] = []
     private var nextTickAt = Instant.zero
     /// Sorted by delivery time, then send order.
     private var inFlight: [InFlight] = []
@@ -29,8 +31,12 @@ struct DHTSimulation {
     private(set) var datagramsSent = 0
     private(set) var datagramsLost = 0
 
-    init(seed: UInt64, lossPercent: UInt64, latencyMilliseconds: ClosedRange<UInt64> = 10...150) {
+    init(
+        seed: UInt64, lossPercent: UInt64, latencyMilliseconds: ClosedRange<UInt64> = 10...150,
+        tickNanoseconds: UInt64 = 200_000_000
+    ) {
         random = SeededRandom(seed: seed)
+        self.tickNanoseconds = tickNanoseconds
         self.lossPercent = lossPercent
         self.latencyMilliseconds = latencyMilliseconds
     }
@@ -53,7 +59,14 @@ struct DHTSimulation {
         endpoints.append(endpoint)
         indexByEndpoint[endpoint] = index
         events.append([])
+        isAlive.append(true)
         return index
+    }
+
+    /// Node `index` leaves: what is sent to it is lost from now on.
+    mutating func removeNode(_ index: Int) {
+        isAlive[index] = false
+        indexByEndpoint[endpoints[index]] = nil
     }
 
     /// Runs `body` against node `index` and delivers what it produced.
@@ -77,7 +90,7 @@ struct DHTSimulation {
             } else {
                 now = max(now, nextTickAt)
                 nextTickAt = nextTickAt.advanced(byNanoseconds: tickNanoseconds)
-                for index in nodes.indices {
+                for index in nodes.indices where isAlive[index] {
                     var output = DHTOutput()
                     nodes[index].tick(now: now, into: &output)
                     dispatch(output, from: index)
