@@ -95,10 +95,21 @@ extension DHTNode {
             return
         }
         pending[transactionID] = nil
+        if let reported = message.requesterEndpoint {
+            learnExternalAddress(reported.address, from: source.address, now: now, into: &output)
+        }
         guard case .response(let response) = message.body,
             query.expectedID == nil || query.expectedID == response.sender
         else {
             // An error answer, or another node at that address: alive, but no use to a lookup.
+            if case .response(let response) = message.body, !message.isReadOnly {
+                // The node we knew there is gone (or took a new id, as BEP 42 asks): the old entry fails,
+                // and once it is bad the answering id may take its place.
+                table.queryFailed(source, now: now)
+                _ = table.nodeResponded(
+                    DHTNodeInfo(id: response.sender, endpoint: source),
+                    isVerified: NodeIDSecurity.isValid(response.sender, for: source.address), now: now)
+            }
             lookupQueryFailed(query, now: now, into: &output)
             return
         }

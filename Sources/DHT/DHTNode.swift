@@ -26,7 +26,7 @@ public struct DHTStatistics: Hashable, Sendable {
 ///
 /// Invariants: every query in `pending` was sent to its endpoint less than the hard timeout ago (as of
 /// the last tick) and has a unique 2-byte transaction id; only an answer from that endpoint with that id
-/// resolves it; each lookup sends at most one query per endpoint; at most `maxConcurrentLookups` run.
+/// resolves it; each lookup sends at most two queries per endpoint (one retry); at most `maxConcurrentLookups` run.
 public struct DHTNode: Sendable {
     /// Why a query of ours is in flight.
     enum QueryPurpose: Hashable, Sendable {
@@ -53,12 +53,16 @@ public struct DHTNode: Sendable {
         var nextAt: Instant
     }
 
-    /// Our node id (a BEP 42 one from ``NodeIDSecurity/nodeID(for:using:)`` once the external IP is known).
-    public let id: NodeID
+    /// Our node id. Once answering nodes agree on our external address and this id does not satisfy
+    /// BEP 42 for it, it is replaced by one from ``NodeIDSecurity/nodeID(for:using:)``.
+    public private(set) var id: NodeID
+    /// Our external address as answering nodes' votes decided it (BEP 42), once they have.
+    public private(set) var externalAddress: DHTIPAddress?
     public let configuration: DHTConfiguration
     public internal(set) var statistics = DHTStatistics()
     var random: SeededRandom
     var table: RoutingTable
+    var addressVotes = ExternalAddressVotes()
     var tokens: WriteTokens
     var store: PeerStore
     var sourceLimiter: SourceRateLimiter
@@ -295,6 +299,23 @@ public struct DHTNode: Sendable {
             startLookup(
                 target: key.nodeID, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
         }
+    }
+
+    /// Counts an answering node's view of our address; when the votes settle on an address our id does
+    /// not satisfy BEP 42 for, takes a BEP 42 id for it, re-buckets the table under it and looks it up.
+    mutating func learnExternalAddress(
+        _ reported: DHTIPAddress, from voter: DHTIPAddress, now: Instant, into output: inout DHTOutput
+    ) {
+        addressVotes.record(reported, from: voter)
+        guard let decided = addressVotes.decided, decided != externalAddress else { return }
+        externalAddress = decided
+        guard !NodeIDSecurity.isValid(id, for: decided) else { return }
+        let oldID = id
+        id = NodeIDSecurity.nodeID(for: decided, using: &random)
+        table = table.rebucketed(ownID: id, now: now)
+        output.events.append(.nodeIDChanged(from: oldID, to: id, externalAddress: decided))
+        // Our new neighbourhood has not heard of us, nor we of it.
+        startLookup(target: id, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
     }
 
     // MARK: - Sending

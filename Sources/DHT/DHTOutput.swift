@@ -17,6 +17,9 @@ public enum DHTEvent: Hashable, Sendable {
     case peersFound(LookupID, infoHash: InfoHash, peers: [DHTEndpoint])
     /// A lookup the caller started has ended (announces, if any, are sent).
     case lookupFinished(LookupID, LookupResult)
+    /// Answering nodes agree our external address is `externalAddress` and our id did not satisfy BEP 42
+    /// for it: the node now uses `to` (the routing table keeps its nodes). Save the state to keep it.
+    case nodeIDChanged(from: NodeID, to: NodeID, externalAddress: DHTIPAddress)
 }
 
 /// What one call into a ``DHTNode`` produced. Reuse one value across calls (``removeAll()`` after

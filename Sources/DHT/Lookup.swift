@@ -57,6 +57,8 @@ struct Lookup: Sendable {
         var state: CandidateState = .fresh
         var token: [UInt8]?
         var isVerified = false
+        /// Whether a query to it already failed once: a lost datagram gets one more try.
+        var hasFailedOnce = false
     }
 
     static let maxCandidates = 128
@@ -207,7 +209,11 @@ struct Lookup: Sendable {
         return fresh
     }
 
-    mutating func failed(at index: Int) { candidates[index].state = .failed }
+    /// A query timed out or was refused: asked once more (UDP loses datagrams), then given up on.
+    mutating func failed(at index: Int) {
+        candidates[index].state = candidates[index].hasFailedOnce ? .failed : .fresh
+        candidates[index].hasFailedOnce = true
+    }
 
     /// Puts a query that could not be sent back, to be asked on a later tick.
     mutating func deferQuery(at index: Int) { candidates[index].state = .fresh }

@@ -121,7 +121,7 @@ struct RoutingTable: Sendable {
     mutating func nodeResponded(_ info: DHTNodeInfo, isVerified: Bool, now: Instant) -> Insertion {
         let key = DHTKey(info.id)
         guard key != ownKey else { return .refused }
-        var bucketIndex = bucketIndex(for: key)
+        let bucketIndex = bucketIndex(for: key)
         if let position = buckets[bucketIndex].nodes.firstIndex(where: { $0.info.id == info.id }) {
             // The same id from a new address is more likely a spoofer than a move: keep the old one.
             guard buckets[bucketIndex].nodes[position].info.endpoint == info.endpoint else { return .refused }
@@ -134,9 +134,30 @@ struct RoutingTable: Sendable {
         if let holder = idByAddress[info.endpoint.address] {
             guard status(of: holder, now: now) == .bad else { return .refused }
             remove(holder)
-            bucketIndex = self.bucketIndex(for: key)
         }
-        let newcomer = RoutingEntry(info: info, isVerified: isVerified, lastResponse: now)
+        return place(RoutingEntry(info: info, isVerified: isVerified, lastResponse: now), now: now)
+    }
+
+    /// The same nodes under a new own id (after a BEP 42 id change), each placed as it would be had it
+    /// just answered, keeping its history; those that no longer fit wait as replacements.
+    func rebucketed(ownID newID: NodeID, now: Instant) -> RoutingTable {
+        var table = RoutingTable(ownID: newID, options: options, now: now)
+        for entry in buckets.flatMap(\.nodes) where table.idByAddress[entry.info.endpoint.address] == nil {
+            _ = table.place(entry, now: now)
+        }
+        for entry in buckets.flatMap(\.replacements) where DHTKey(entry.info.id) != table.ownKey {
+            table.addReplacement(entry, to: table.bucketIndex(for: entry.key))
+        }
+        return table
+    }
+
+    /// Puts a node not yet in the table (and whose address is free) into its bucket, splitting, evicting
+    /// a bad or (for a verified newcomer) an unverified member, or keeping it as a replacement.
+    private mutating func place(_ newcomer: RoutingEntry, now: Instant) -> Insertion {
+        let info = newcomer.info
+        let key = newcomer.key
+        guard key != ownKey else { return .refused }
+        var bucketIndex = bucketIndex(for: key)
         while true {
             if options.oneNodePerSubnetPerBucket
                 && buckets[bucketIndex].nodes.contains(where: {
@@ -160,7 +181,7 @@ struct RoutingTable: Sendable {
                 continue
             }
             // BEP 42: a verified newcomer displaces the longest-idle unverified member.
-            if isVerified,
+            if newcomer.isVerified,
                 let unverified = nodes.indices.filter({ !nodes[$0].isVerified })
                     .min(by: { nodes[$0].lastActivity < nodes[$1].lastActivity })
             {

@@ -259,6 +259,11 @@ final class DHTService: ReactorService {
     /// Carries out the node's output: datagrams go on the ring (or wait), found peers go to their torrents.
     private func perform() {
         for event in output.events {
+            if case .nodeIDChanged(let old, let new, let address) = event {
+                log(
+                    "dht: our external address is \(address); node id \(old.hex) -> \(new.hex) (BEP 42), table kept"
+                )
+            }
             guard case .peersFound(_, let infoHash, let peers) = event,
                 let subscription = subscriptions[infoHash]
             else { continue }

@@ -21,7 +21,9 @@ struct DHTSimulation {
     var now = Instant.zero
     let lossPercent: UInt64
     let latencyMilliseconds: ClosedRange<UInt64>
-    let tickNanoseconds: UInt64 = 200_000_000
+    let tickNanoseconds: UInt64
+    /// False for nodes that left the network: they are neither ticked nor reached.
+    private(set) var isAlive: [Bool] = []
     private var nextTickAt = Instant.zero
     /// Sorted by delivery time, then send order.
     private var inFlight: [InFlight] = []
@@ -29,26 +31,42 @@ struct DHTSimulation {
     private(set) var datagramsSent = 0
     private(set) var datagramsLost = 0
 
-    init(seed: UInt64, lossPercent: UInt64, latencyMilliseconds: ClosedRange<UInt64> = 10...150) {
+    init(
+        seed: UInt64, lossPercent: UInt64, latencyMilliseconds: ClosedRange<UInt64> = 10...150,
+        tickNanoseconds: UInt64 = 200_000_000
+    ) {
         random = SeededRandom(seed: seed)
+        self.tickNanoseconds = tickNanoseconds
         self.lossPercent = lossPercent
         self.latencyMilliseconds = latencyMilliseconds
     }
 
-    /// Adds a node on a public address of its own /24 with a BEP 42 id for it.
+    /// Adds a node on a public address of its own /24 with a BEP 42 id for it, or with a random id that
+    /// it must replace once it learns its address.
     @discardableResult
-    mutating func addNode(configuration: DHTConfiguration = DHTConfiguration()) -> Int {
+    mutating func addNode(
+        configuration: DHTConfiguration = DHTConfiguration(), conformingID: Bool = true
+    )
+        -> Int
+    {
         let index = nodes.count
         let address = DHTIPAddress.v4(0x2a00_0001 | UInt32(index) << 8)
         let endpoint = DHTEndpoint(address: address, port: 6881)
-        let id = NodeIDSecurity.nodeID(for: address, using: &random)
+        let id = conformingID ? NodeIDSecurity.nodeID(for: address, using: &random) : randomID(&random)
         nodes.append(
             DHTNode(id: id, configuration: configuration, random: SeededRandom(seed: random.next()), now: now)
         )
         endpoints.append(endpoint)
         indexByEndpoint[endpoint] = index
         events.append([])
+        isAlive.append(true)
         return index
+    }
+
+    /// Node `index` leaves: what is sent to it is lost from now on.
+    mutating func removeNode(_ index: Int) {
+        isAlive[index] = false
+        indexByEndpoint[endpoints[index]] = nil
     }
 
     /// Runs `body` against node `index` and delivers what it produced.
@@ -72,7 +90,7 @@ struct DHTSimulation {
             } else {
                 now = max(now, nextTickAt)
                 nextTickAt = nextTickAt.advanced(byNanoseconds: tickNanoseconds)
-                for index in nodes.indices {
+                for index in nodes.indices where isAlive[index] {
                     var output = DHTOutput()
                     nodes[index].tick(now: now, into: &output)
                     dispatch(output, from: index)

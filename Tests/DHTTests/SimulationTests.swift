@@ -6,9 +6,11 @@ import TorrentModel
 /// Whole networks of simulated nodes. Each run replays exactly from its seed, printed on failure.
 @Suite struct SimulationTests {
     /// Brings up `count` nodes, each bootstrapping from node 0 a little after the one before.
-    static func network(seed: UInt64, count: Int, lossPercent: UInt64) -> DHTSimulation {
+    static func network(
+        seed: UInt64, count: Int, lossPercent: UInt64, conformingIDs: Bool = true
+    ) -> DHTSimulation {
         var simulation = DHTSimulation(seed: seed, lossPercent: lossPercent)
-        for _ in 0..<count { simulation.addNode() }
+        for _ in 0..<count { simulation.addNode(conformingID: conformingIDs) }
         let router = simulation.endpoints[0]
         for index in 1..<count {
             simulation.run(until: simulation.now.advanced(byNanoseconds: 50_000_000))
