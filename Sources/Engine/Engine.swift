@@ -5,6 +5,7 @@ import Hashing
 import Metainfo
 import Synchronization
 import TorrentModel
+import Tracker
 import URing
 
 /// One process's BitTorrent engine: reactor threads that host every torrent, one listening port
@@ -264,6 +265,14 @@ public final class Engine: Sendable {
         return state.withLock { state in state.records.snapshot(of: id) }
     }
 
+    /// What each tracker of the torrent last did and will do next, in announce-list order: asked
+    /// apart from `snapshot(_:)`, which would otherwise copy these for every torrent. Empty for a
+    /// torrent that has not announced since it was added.
+    public func trackerStatus(of id: TorrentID) -> [TrackerStatus] {
+        let board = state.withLock { $0.records[id]?.options.trackerBoard }
+        return board?.statuses ?? []
+    }
+
     /// Every torrent's snapshot, by id.
     public func snapshots() -> [TorrentSnapshot] {
         settleLostReactors()
@@ -471,6 +480,9 @@ public final class Engine: Sendable {
                 } else if let router {
                     let inbox = IncomingInbox()
                     record.options.incomingInbox = inbox
+                    if record.options.trackerBoard == nil {
+                        record.options.trackerBoard = TrackerStatusBoard()
+                    }
                     router.register(
                         record.infoHash, alias: record.metainfo?.hybridV2WireInfoHash, inbox: inbox)
                 }
