@@ -120,6 +120,8 @@ final class TrackerAnnouncer {
     /// The download finished: `completed` is due (once).
     func downloadCompleted(now: UInt64) {
         scheduler.downloadCompleted(now: Instant(nanoseconds: now))
+
+        publishSchedule(now: now)
     }
 
     /// The announce list was edited. While the tracker that counts us stays (and none removed is being
@@ -162,11 +164,15 @@ final class TrackerAnnouncer {
     /// Ask for more peers as soon as `min interval` allows (say, when every known peer is gone).
     func wantMorePeers(now: UInt64) {
         scheduler.requestAnnounce(now: Instant(nanoseconds: now))
+
+        publishSchedule(now: now)
     }
 
     /// A client asked to announce now: see ``AnnounceScheduler/announceNow(now:)``.
     func announceNow(now: UInt64) {
         scheduler.announceNow(now: Instant(nanoseconds: now))
+
+        publishSchedule(now: now)
     }
 
     /// A completion whose token carries ``TrackerClient/owner``.
