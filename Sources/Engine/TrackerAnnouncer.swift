@@ -145,7 +145,7 @@ final class TrackerAnnouncer {
             board?.update { $0.announceAbandoned(current.url) }
         }
         if startedAnswered, let lastAnswered, !kept.contains(lastAnswered),
-            !client.needsResolution(lastAnswered)
+            !client.mustWait(for: lastAnswered)
         {
             // Unwatched: `collect` ignores every exchange but the one in flight.
             log("tracker \(lastAnswered): removed; announcing stopped")
@@ -271,8 +271,9 @@ final class TrackerAnnouncer {
     func close() { client.closeAll() }
 
     private func announce(_ event: AnnounceEvent, to url: TrackerURL, now: UInt64) {
-        if client.needsResolution(url) {
-            // Ask again at the next tick; the lookup runs off the reactor thread.
+        if client.mustWait(for: url) {
+            // Ask again at the next tick; the lookup (or the certificate store) loads off the reactor
+            // thread.
             if retryEvent == nil {
                 let wall = wallClock()
                 board?.update { [tiers] in
@@ -396,7 +397,7 @@ final class TrackerAnnouncer {
         guard !scrapesWaiting.isEmpty else { return }
         let wall = wallClock()
         scrapesWaiting.removeAll { url in
-            if client.needsResolution(url) { return false }
+            if client.mustWait(for: url) { return false }
             scrapesInFlight[client.begin(.scrape([infoHash]), url: url, now: now)] = url
             board.update { $0.scrapeStarted(url, now: wall) }
             return true
