@@ -74,6 +74,8 @@ public struct DownloadOptions: Sendable {
     /// The port trackers are told, when another component listens for this torrent (an
     /// `IncomingRouter` serving several torrents on one port); default: `listenAddress`'s.
     public var announcedPort: UInt16?
+    /// Where the announcer reports each tracker's outcome; set by the engine.
+    var trackerBoard: TrackerStatusBoard?
     /// The engine's DHT (nil: none); set by the engine.
     public var dht: DHTHandle?
     /// The engine's Local Service Discovery (nil: none); set by the engine.

@@ -20,7 +20,7 @@ extension DownloadSession {
             ring: ring, tenant: tenant, trackers: announceTiers, isPrivate: metainfo.isPrivate,
             infoHash: metainfo.wireInfoHash, peerID: localPeerID,
             port: options.announcedPort ?? boundAddress?.port ?? 0,
-            seed: options.seed, extraCAFile: options.trackerCAFile,
+            seed: options.seed, extraCAFile: options.trackerCAFile, board: options.trackerBoard,
             totals: { [unowned self] in
                 var verifiedBytes: UInt64 = 0
                 for piece in verified.pieces { verifiedBytes += UInt64(geometry.length(of: piece)) }

@@ -5,6 +5,7 @@ import Hashing
 import Metainfo
 import Synchronization
 import TorrentModel
+import Tracker
 import URing
 
 /// One process's BitTorrent engine: reactor threads that host every torrent, one listening port
@@ -264,6 +265,14 @@ public final class Engine: Sendable {
         return state.withLock { state in state.records.snapshot(of: id) }
     }
 
+    /// What each tracker of the torrent last did and will do next, in announce-list order: asked
+    /// apart from `snapshot(_:)`, which would otherwise copy these for every torrent. Empty for a
+    /// torrent that has not announced since it was added.
+    public func trackerStatus(of id: TorrentID) -> [TrackerStatus] {
+        let board = state.withLock { $0.records[id]?.options.trackerBoard }
+        return board?.statuses ?? []
+    }
+
     /// Every torrent's snapshot, by id.
     public func snapshots() -> [TorrentSnapshot] {
         settleLostReactors()
@@ -374,13 +383,22 @@ public final class Engine: Sendable {
 
     /// Replaces the torrent's announce tiers (BEP 12 order; empty: no trackers), from now on and at
     /// its next start: a running torrent announces to the new set at once (see
-    /// `TrackerAnnouncer.replaceTrackers`). A magnet link's torrent still fetching its metadata uses
-    /// them from its next start.
+    /// `TrackerAnnouncer.replaceTrackers`), and so does a magnet link's torrent still fetching its
+    /// metadata.
     public func setTrackers(_ id: TorrentID, _ tiers: [[String]]) throws(EngineError) {
-        try changeOptions(id) { record in
+        let target = try state.withLock { (state) throws(EngineError) -> (Int, Int)? in
+            guard var record = state.records[id] else { throw .unknownTorrent(id) }
             record.options.trackers = tiers
-        } then: { session, options in
-            session.replaceTrackers(options.trackers ?? [])
+            state.records[id] = record
+            return record.live ? (record.reactor, record.run) : nil
+        }
+        guard let (reactor, run) = target else { return }
+        inboxes[reactor].submit { reactor in
+            switch reactor.tenant(with: HostKey(id: id, run: run)) {
+            case let session as DownloadSession: session.replaceTrackers(tiers)
+            case let fetch as MetadataFetchSession: fetch.replaceTrackers(tiers)
+            default: break
+            }
         }
     }
 
@@ -466,6 +484,7 @@ public final class Engine: Sendable {
                 guard var record = state.records[id] else { return nil }
                 record.run += 1
                 record.live = true
+                if record.options.trackerBoard == nil { record.options.trackerBoard = TrackerStatusBoard() }
                 if record.metainfo == nil {
                     record.activity = .fetchingMetadata
                 } else if let router {

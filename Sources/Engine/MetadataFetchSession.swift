@@ -124,19 +124,7 @@ final class MetadataFetchSession: ReactorTenant {
         self.reactor = reactor
         self.tenant = tenant
         let now = reactor.now
-        // BEP 12 tiers: each `tr` is a tier of its own, tried in order (unless a front end edited them).
-        let tiers = options.trackers ?? magnet.trackers.map { [$0] }
-        if options.useTrackers && !tiers.isEmpty {
-            trackers = TrackerAnnouncer(
-                ring: ring, tenant: tenant, trackers: tiers, isPrivate: false,
-                infoHash: infoHash, peerID: DownloadSession.makePeerID(),
-                port: options.announcedPort ?? 0, seed: options.seed, extraCAFile: options.trackerCAFile,
-                // Nothing is known of the size yet; any amount left says we are a leecher.
-                totals: { TrackerAnnouncer.Totals(uploadedBytes: 0, downloadedBytes: 0, leftBytes: 1) },
-                log: log)
-            trackers?.start(now: now, isComplete: false)
-            trackers?.tick(now: now)
-        }
+        startTrackers(now: now)
         if let dht = options.dht, let hostKey {
             dht.subscribe(infoHash, key: hostKey, reply: reactor.doorbell, announcePort: nil)
         }
@@ -181,6 +169,38 @@ final class MetadataFetchSession: ReactorTenant {
         guard !hasLeftReactor else { return }
         tickDeadline = now + Self.tickNanoseconds
         reactor.schedule(tenant, at: tickDeadline)
+    }
+
+    /// Announces to the trackers, if there are some and they are wanted. BEP 12 tiers: each `tr` is a
+    /// tier of its own, tried in order (unless a front end edited them).
+    private func startTrackers(now: UInt64) {
+        let tiers = options.trackers ?? magnet.trackers.map { [$0] }
+        guard options.useTrackers, !tiers.isEmpty else { return }
+        trackers = TrackerAnnouncer(
+            ring: ring, tenant: tenant, trackers: tiers, isPrivate: false,
+            infoHash: infoHash, peerID: DownloadSession.makePeerID(),
+            port: options.announcedPort ?? 0, seed: options.seed, extraCAFile: options.trackerCAFile,
+            board: options.trackerBoard,
+            // Nothing is known of the size yet; any amount left says we are a leecher.
+            totals: { TrackerAnnouncer.Totals(uploadedBytes: 0, downloadedBytes: 0, leftBytes: 1) },
+            log: log)
+        trackers?.start(now: now, isComplete: false)
+        trackers?.tick(now: now)
+    }
+
+    /// A front end edited the announce list: the fetch announces to the new tiers at once, as a
+    /// download would (see `TrackerAnnouncer.replaceTrackers`).
+    func replaceTrackers(_ tiers: [[String]]) {
+        options.trackers = tiers
+        guard options.useTrackers, !sourcesClosed, ending == nil, let reactor else { return }
+        let now = reactor.now
+        if let trackers {
+            trackers.replaceTrackers(tiers, isComplete: false, now: now)
+            trackers.tick(now: now)
+        } else {
+            startTrackers(now: now)
+        }
+        reactor.touch(tenant)
     }
 
     func service(now: UInt64) {

@@ -24,6 +24,11 @@ final class TrackerAnnouncer {
     /// Dictionary-form peers given by DNS name (BEP 3) waiting for their lookup at once: a tracker
     /// cannot make us resolve hundreds of names.
     static let maximumNamedPeers = 16
+    /// How often a watched torrent's trackers are scraped for their swarm counts (Transmission's
+    /// period), the first time once the first announce round is over.
+    static let scrapeIntervalSeconds: UInt64 = 1800
+    /// The most trackers scraped in one round: an announce list is the torrent's to choose.
+    static let maximumScrapedTrackers = 32
     /// The longest a clean exit waits for `completed` and `stopped` to be answered.
     static let shutdownWaitSeconds: UInt64 = 10
 
@@ -60,12 +65,22 @@ final class TrackerAnnouncer {
     private var lastAnswered: TrackerURL?
     /// For the progress line.
     private(set) var state = "tracker: starting"
+    /// Each tracker's last outcome and schedule, for front ends.
+    private let board: TrackerStatusBoard?
+    /// Unix seconds, for the board's times.
+    private let wallClock: () -> Int64
+    /// When the next scrape round is due (nil: the first announce round is not over).
+    private var nextScrapeAt: UInt64?
+    /// Trackers of the scrape round not asked yet (their host names are being resolved).
+    private var scrapesWaiting: [TrackerURL] = []
+    private var scrapesInFlight: [TrackerClient.ExchangeID: TrackerURL] = [:]
 
     /// Nil when the torrent names no usable tracker (the reasons are logged).
     init?(
         ring: Ring, tenant: UInt16, trackers: [[String]], isPrivate: Bool, infoHash: InfoHash, peerID: PeerID,
         port: UInt16,
-        seed: UInt64, extraCAFile: String? = nil, totals: @escaping () -> Totals,
+        seed: UInt64, extraCAFile: String? = nil, board: TrackerStatusBoard? = nil,
+        wallClock: @escaping () -> Int64 = TrackerStatusBoard.wallClock, totals: @escaping () -> Totals,
         log: @escaping (String) -> Void
     ) {
         var random = SeededRandom(seed: seed ^ 0x7472_6163_6b65_7273)
@@ -80,6 +95,9 @@ final class TrackerAnnouncer {
         self.port = port
         self.totals = totals
         self.log = log
+        self.board = board
+        self.wallClock = wallClock
+        board?.update { [tiers] in $0.replaceTrackers(tiers.allTrackers) }
         peerNameResolver = HostResolver(waker: ring.waker)
         client = TrackerClient(
             ring: ring, tenant: tenant, seed: random.next(), resolver: HostResolver(waker: ring.waker),
@@ -90,6 +108,7 @@ final class TrackerAnnouncer {
     /// Begins the session: `started` goes out at the next ``tick(now:)``.
     func start(now: UInt64, isComplete: Bool) {
         scheduler.start(now: Instant(nanoseconds: now), isComplete: isComplete)
+        publishSchedule(now: now)
     }
 
     /// Peers learnt since the last call.
@@ -101,6 +120,8 @@ final class TrackerAnnouncer {
     /// The download finished: `completed` is due (once).
     func downloadCompleted(now: UInt64) {
         scheduler.downloadCompleted(now: Instant(nanoseconds: now))
+
+        publishSchedule(now: now)
     }
 
     /// The announce list was edited. While the tracker that counts us stays (and none removed is being
@@ -111,17 +132,20 @@ final class TrackerAnnouncer {
         tiers = TrackerTiers(
             announce: nil, announceList: trackers, isPrivate: tiers.isPrivate, random: &random)
         for rejected in tiers.rejectedURLs { log("tracker ignored: \(rejected)") }
+        board?.update { [tiers] in $0.replaceTrackers(tiers.allTrackers) }
         guard case .running = shutdown else { return }
         let kept = Set(tiers.allTrackers)
+        scrapesWaiting.removeAll { !kept.contains($0) }
         let askingRemoved = inFlight.map { !kept.contains($0.url) } ?? false
         if let lastAnswered, kept.contains(lastAnswered), !askingRemoved { return }
         if let current = inFlight {
             inFlight = nil
             client.abandon(current.id)
             _ = client.takeFinished()
+            board?.update { $0.announceAbandoned(current.url) }
         }
         if startedAnswered, let lastAnswered, !kept.contains(lastAnswered),
-            !client.needsResolution(lastAnswered)
+            !client.mustWait(for: lastAnswered)
         {
             // Unwatched: `collect` ignores every exchange but the one in flight.
             log("tracker \(lastAnswered): removed; announcing stopped")
@@ -133,17 +157,22 @@ final class TrackerAnnouncer {
         scheduler = AnnounceScheduler()
         scheduler.start(now: Instant(nanoseconds: now), isComplete: isComplete)
         state = "tracker: starting"
+        publishSchedule(now: now)
         log("trackers edited: announcing to \(tiers.allTrackers.count) trackers")
     }
 
     /// Ask for more peers as soon as `min interval` allows (say, when every known peer is gone).
     func wantMorePeers(now: UInt64) {
         scheduler.requestAnnounce(now: Instant(nanoseconds: now))
+
+        publishSchedule(now: now)
     }
 
     /// A client asked to announce now: see ``AnnounceScheduler/announceNow(now:)``.
     func announceNow(now: UInt64) {
         scheduler.announceNow(now: Instant(nanoseconds: now))
+
+        publishSchedule(now: now)
     }
 
     /// A completion whose token carries ``TrackerClient/owner``.
@@ -157,6 +186,7 @@ final class TrackerAnnouncer {
         client.tick(now: now)
         collect(now: now)
         resolveNamedPeers()
+        scrapeIfDue(now: now)
         let instant = Instant(nanoseconds: now)
         switch shutdown {
         case .running:
@@ -203,6 +233,7 @@ final class TrackerAnnouncer {
                 client.abandon(current.id)
                 _ = client.takeFinished()
                 scheduler.announceFailed(now: Instant(nanoseconds: now))
+                board?.update { $0.announceAbandoned(current.url) }
             }
             scheduler.stop()
             shutdown = .stopping(deadline: now)
@@ -214,6 +245,7 @@ final class TrackerAnnouncer {
             client.abandon(current.id)
             _ = client.takeFinished()
             scheduler.announceFailed(now: Instant(nanoseconds: now))
+            board?.update { $0.announceAbandoned(current.url) }
         }
         let deadline = now + Self.shutdownWaitSeconds * 1_000_000_000
         if completed {
@@ -239,13 +271,22 @@ final class TrackerAnnouncer {
     func close() { client.closeAll() }
 
     private func announce(_ event: AnnounceEvent, to url: TrackerURL, now: UInt64) {
-        if client.needsResolution(url) {
-            // Ask again at the next tick; the lookup runs off the reactor thread.
+        if client.mustWait(for: url) {
+            // Ask again at the next tick; the lookup (or the certificate store) loads off the reactor
+            // thread.
+            if retryEvent == nil {
+                let wall = wallClock()
+                board?.update { [tiers] in
+                    $0.schedule(trying: tiers.allTrackers, through: url, dueTime: wall, queued: true)
+                }
+            }
             retryEvent = event
             return
         }
         log("tracker \(url): announcing \(event)")
         inFlight = (client.begin(.announce(request(event)), url: url, now: now), url, event)
+        let wall = wallClock()
+        board?.update { $0.announceStarted(url, now: wall) }
     }
 
     private func request(_ event: AnnounceEvent) -> AnnounceRequest {
@@ -258,6 +299,10 @@ final class TrackerAnnouncer {
 
     private func collect(now: UInt64) {
         for (id, reply) in client.takeFinished() {
+            if let url = scrapesInFlight.removeValue(forKey: id) {
+                scraped(url, reply)
+                continue
+            }
             guard let current = inFlight, current.id == id else { continue }
             inFlight = nil
             let instant = Instant(nanoseconds: now)
@@ -290,6 +335,12 @@ final class TrackerAnnouncer {
                     "tracker \(current.url): \(current.event) answered: \(added) peers, "
                         + "next in \(response.intervalSeconds) s")
                 state = "tracker: ok \(added) peers"
+                let wall = wallClock()
+                board?.update {
+                    $0.announceSucceeded(
+                        current.url, peerCount: response.peers.count, seeders: response.seederCount,
+                        leechers: response.leecherCount, warning: response.warningMessage, now: wall)
+                }
             case .failed(let failure):
                 log("tracker \(current.url): \(current.event) failed: \(failure)")
                 state = "tracker: error \(failure)"
@@ -299,9 +350,81 @@ final class TrackerAnnouncer {
                     scheduler.announceFailed(now: instant)
                     tiers.restart()
                 }
+                let wall = wallClock()
+                var timedOut = false
+                if case .timedOut = failure { timedOut = true }
+                board?.update {
+                    $0.announceFailed(current.url, reason: failure.description, timedOut: timedOut, now: wall)
+                }
             default:
                 break
             }
+            if nextScrapeAt == nil, retryEvent == nil { nextScrapeAt = now }
+            publishSchedule(now: now)
+        }
+    }
+
+    /// Tells the board which trackers the coming round asks, and when: a retry goes on to the next
+    /// tracker at once; after an answer the next round walks again up to the one that answered;
+    /// after a round that failed everywhere, or before any answer, it walks them all.
+    private func publishSchedule(now: UInt64) {
+        guard let board else { return }
+        let wall = wallClock()
+        let trying = tiers.allTrackers
+        let last: TrackerURL?
+        if scheduler.phase != .running {
+            last = nil
+        } else if retryEvent != nil {
+            last = tiers.current
+        } else if scheduler.consecutiveFailures == 0, let lastAnswered {
+            last = lastAnswered
+        } else {
+            last = trying.last
+        }
+        let due = scheduler.nextAnnounceAt.nanoseconds
+        let dueTime = retryEvent != nil || due <= now ? wall : wall + Int64((due - now) / 1_000_000_000)
+        board.update { $0.schedule(trying: trying, through: last, dueTime: dueTime) }
+    }
+
+    /// Starts a scrape round when one is due (only for a torrent whose figures someone reads), and
+    /// sends the scrapes whose tracker's host name is now known.
+    private func scrapeIfDue(now: UInt64) {
+        guard let board, case .running = shutdown, let due = nextScrapeAt else { return }
+        if now >= due, scrapesWaiting.isEmpty, scrapesInFlight.isEmpty {
+            nextScrapeAt = now + Self.scrapeIntervalSeconds * 1_000_000_000
+            scrapesWaiting = Array(tiers.allTrackers.prefix(Self.maximumScrapedTrackers))
+        }
+        guard !scrapesWaiting.isEmpty else { return }
+        let wall = wallClock()
+        scrapesWaiting.removeAll { url in
+            if client.mustWait(for: url) { return false }
+            scrapesInFlight[client.begin(.scrape([infoHash]), url: url, now: now)] = url
+            board.update { $0.scrapeStarted(url, now: wall) }
+            return true
+        }
+    }
+
+    private func scraped(_ url: TrackerURL, _ reply: TrackerClient.Reply) {
+        let wall = wallClock()
+        let nextTime = wall + Int64(Self.scrapeIntervalSeconds)
+        switch reply {
+        case .scraped(let entries):
+            // A tracker that does not know the torrent leaves it out: zeros, as BEP 48 has it.
+            let entry = entries.first { $0.infoHash == infoHash }
+            board?.update {
+                $0.scrapeSucceeded(
+                    url, seeders: entry?.seederCount ?? 0, leechers: entry?.leecherCount ?? 0,
+                    downloads: entry?.completedCount ?? 0, nextTime: nextTime, now: wall)
+            }
+        case .failed(let failure):
+            var timedOut = false
+            if case .timedOut = failure { timedOut = true }
+            board?.update {
+                $0.scrapeFailed(
+                    url, reason: failure.description, timedOut: timedOut, nextTime: nextTime, now: wall)
+            }
+        case .announced:
+            break
         }
     }
 

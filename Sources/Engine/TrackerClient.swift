@@ -97,10 +97,9 @@ final class TrackerClient {
     private let ring: Ring
     private let userAgent: String
     private let resolver: HostResolver
-    /// A CA file trusted besides the system store, for `https` trackers.
-    private let extraCAFile: String?
-    /// Made at the first `https` exchange.
-    private var tlsContext: Result<TLSContext, TLSError>?
+    /// The context of `https` trackers (the system store and any extra CA file), loaded off the
+    /// reactor thread at the first `https` exchange.
+    private let tlsContexts: TLSContextLoader
     private var table: OperationTable<SlotOwner>
     private var nextID: ExchangeID = 1
     private var http: [ExchangeID: HTTPExchange] = [:]
@@ -115,7 +114,7 @@ final class TrackerClient {
         log: @escaping (String) -> Void
     ) {
         self.ring = ring
-        self.extraCAFile = extraCAFile
+        tlsContexts = TLSContextLoader(extraCAFile: extraCAFile, waker: ring.waker)
         self.limits = limits
         self.resolver = resolver
         self.userAgent = "Potluck/\(potluckVersion)"
@@ -272,8 +271,11 @@ final class TrackerClient {
         }
     }
 
-    /// Whether `url`'s host still needs a DNS lookup (started now if so; ask again later).
-    func needsResolution(_ url: TrackerURL) -> Bool {
+    /// Whether an exchange with `url` must wait: its host needs a DNS lookup, or (`https`) the
+    /// certificate store is loading. Both are started now if so, off the reactor thread, and wake
+    /// the ring when done; ask again later.
+    func mustWait(for url: TrackerURL) -> Bool {
+        if url.requiresTLS, tlsContexts.context() == nil { return true }
         guard case .name(let name) = url.host else { return false }
         if case .pending = resolver.lookup(name) { return true }
         return false
@@ -349,15 +351,12 @@ final class TrackerClient {
         }
     }
 
+    /// Callers wait for the context first (``mustWait(for:)``); one begun before it loaded fails.
     private func makeTLS(for url: TrackerURL) throws(TLSError) -> TLSConnection {
-        if tlsContext == nil {
-            do throws(TLSError) {
-                tlsContext = .success(try TLSContext(extraCAFile: extraCAFile))
-            } catch {
-                tlsContext = .failure(error)
-            }
+        guard let context = tlsContexts.context() else {
+            throw TLSError("the certificate store is still loading")
         }
-        return try TLSConnection(context: tlsContext!.get(), for: url)
+        return try TLSConnection(context: context.get(), for: url)
     }
 
     /// Moves a TLS session along: plaintext to the HTTP parser, ciphertext out, or more to read.

@@ -57,9 +57,10 @@ public enum TrackerScraper {
         }
         var running: [TrackerClient.ExchangeID: String] = [:]
         while now() < deadline && (!pending.isEmpty || !running.isEmpty) {
-            // Trackers whose host name is still being resolved wait here.
+            // Trackers whose host name is being resolved (or, `https`, whose certificates are loading)
+            // wait here.
             pending.removeAll { entry in
-                if client.needsResolution(entry.url) { return false }
+                if client.mustWait(for: entry.url) { return false }
                 running[client.begin(.scrape([infoHash]), url: entry.url, now: now())] = entry.text
                 return true
             }

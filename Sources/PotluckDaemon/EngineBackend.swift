@@ -302,7 +302,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 torrent.rpcSnapshot(
                     engine: engine.snapshot(torrent.id), fields: fields,
                     torrentFile: fields.contains(.torrentFile) ? state.torrentFile(torrent.hash) : "",
-                    session: registry.session, now: now)
+                    session: registry.session, now: now,
+                    trackerStatus: fields.contains(.trackerStats) ? engine.trackerStatus(of: torrent.id) : [])
             }
             let removed =
                 selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []

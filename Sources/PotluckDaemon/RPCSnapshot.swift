@@ -2,6 +2,7 @@ import Engine
 import Foundation
 import Metainfo
 import TorrentModel
+import Tracker
 import TransmissionRPC
 
 /// The RPC's view of a torrent, as torrent-get reports it.
@@ -10,14 +11,15 @@ typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
 extension DaemonTorrent {
     /// What torrent-get reports about this torrent, from the engine's latest snapshot.
     ///
-    /// `session` gives the seed idle limit (for `etaIdle`) and when a download is stalled.
+    /// `session` gives the seed idle limit (for `etaIdle`) and when a download is stalled;
+    /// `trackerStatus` what each tracker last did (asked of the engine only for `trackerStats`).
     ///
     /// Per-file progress and the pieces come from the engine's latest report of which pieces are
     /// verified (or, for a torrent restored paused, from its resume data). Peer lists are empty (the
     /// engine reports counts); connected peers are counted.
     func rpcSnapshot(
         engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String,
-        session: SessionSettings, now: Int
+        session: SessionSettings, now: Int, trackerStatus: [TrackerStatus] = []
     ) -> RPCTorrentSnapshot {
         var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: name)
         let status = engine?.status
@@ -112,7 +114,7 @@ extension DaemonTorrent {
             snapshot.files = files(verified: verifiedPieces())
         }
         if !fields.isDisjoint(with: Self.trackerFields) {
-            snapshot.trackers = trackers(lastResult: status?.trackerState)
+            snapshot.trackers = trackers(trackerStatus)
         }
 
         snapshot.downloadDir = settings.downloadDirectory
@@ -166,21 +168,53 @@ extension DaemonTorrent {
         }
     }
 
-    /// The announce list (as edited, with its ids); the engine reports one outcome for all of them,
-    /// shown on each tracker of the first tier.
-    private func trackers(lastResult: String?) -> [TrackerSnapshot] {
-        announceList.trackers.map { listed in
+    /// The announce list (as edited, with its ids), each with what the engine says of its tracker.
+    private func trackers(_ statuses: [TrackerStatus]) -> [TrackerSnapshot] {
+        let byURL = Dictionary(statuses.map { ($0.announce, $0) }, uniquingKeysWith: { first, _ in first })
+        return announceList.trackers.map { listed in
             let url = listed.announce
             let host = URLComponents(string: url)?.host ?? ""
             var tracker = TrackerSnapshot(
                 id: listed.id, announce: url, scrape: Self.scrapeURL(url), sitename: Self.siteName(host),
                 tier: listed.tier, host: host)
-            if listed.tier == 0, let lastResult {
-                tracker.hasAnnounced = true
-                tracker.lastAnnounceResult = lastResult
-                tracker.lastAnnounceSucceeded = lastResult.hasPrefix("tracker: ok")
+            // The engine names a tracker by its parsed URL.
+            if let status = (try? TrackerURL(url)).flatMap({ byURL[$0.description] }) {
+                Self.fill(&tracker, from: status)
             }
             return tracker
+        }
+    }
+
+    private static func fill(_ tracker: inout TrackerSnapshot, from status: TrackerStatus) {
+        tracker.isBackup = status.isBackup
+        tracker.announceState = state(status.announceState)
+        tracker.hasAnnounced = status.hasAnnounced
+        tracker.lastAnnounceStartTime = Int(status.lastAnnounceStartTime)
+        tracker.lastAnnounceTime = Int(status.lastAnnounceTime)
+        tracker.lastAnnounceSucceeded = status.lastAnnounceSucceeded
+        tracker.lastAnnounceTimedOut = status.lastAnnounceTimedOut
+        tracker.lastAnnounceResult = status.lastAnnounceResult
+        tracker.lastAnnouncePeerCount = status.lastAnnouncePeerCount
+        tracker.nextAnnounceTime = Int(status.nextAnnounceTime)
+        tracker.scrapeState = state(status.scrapeState)
+        tracker.hasScraped = status.hasScraped
+        tracker.lastScrapeStartTime = Int(status.lastScrapeStartTime)
+        tracker.lastScrapeTime = Int(status.lastScrapeTime)
+        tracker.lastScrapeSucceeded = status.lastScrapeSucceeded
+        tracker.lastScrapeTimedOut = status.lastScrapeTimedOut
+        tracker.lastScrapeResult = status.lastScrapeResult
+        tracker.nextScrapeTime = Int(status.nextScrapeTime)
+        tracker.seederCount = status.seederCount.map { Int($0) } ?? -1
+        tracker.leecherCount = status.leecherCount.map { Int($0) } ?? -1
+        tracker.downloadCount = status.downloadCount.map { Int($0) } ?? -1
+    }
+
+    private static func state(_ state: TrackerStatus.State) -> TrackerSnapshot.State {
+        switch state {
+        case .inactive: .inactive
+        case .waiting: .waiting
+        case .queued: .queued
+        case .active: .active
         }
     }
 

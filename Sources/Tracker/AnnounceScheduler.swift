@@ -74,7 +74,8 @@ public struct AnnounceScheduler: Sendable {
     public private(set) var completedSettled = false
     private var startedAcknowledged = false
     private var completedPending = false
-    private var nextAnnounceAt = Instant.zero
+    /// When the next announce is due (while running, and none is in flight).
+    public private(set) var nextAnnounceAt = Instant.zero
     private var lastSuccessAt: Instant?
     private var minimumIntervalSeconds: UInt64?
 

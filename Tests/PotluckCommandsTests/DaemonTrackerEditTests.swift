@@ -94,4 +94,38 @@ import Testing
         let gone = try daemon.remote(["-t", "1", "-it"]).output
         #expect(!gone.contains("Tracker"), "\(gone)")
     }
+
+    /// A magnet link without trackers waits for its metadata with nobody to ask; a tracker added
+    /// meanwhile is announced to at once, and the seeder it names delivers the metadata and the files.
+    @Test func aTrackerAddedWhileFetchingMetadataIsAnnouncedTo() throws {
+        let setup = try TrackerInteropTests.payloadAndTracker(sizes: [300_000])
+        defer {
+            setup.tracker.stop()
+            try? FileManager.default.removeItem(at: setup.root)
+        }
+        let bare = setup.root.appendingPathComponent("bare.torrent").path
+        let announced = try TrackerInteropTests.create(setup.data, trackers: [setup.http], name: "t.torrent")
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", announced, setup.data.deletingLastPathComponent().path,
+        ])
+        defer { seeder.stop() }
+        #expect(try TrackerInteropTests.waitForSeeders(1, torrent: announced).count == 1)
+
+        let downloads = setup.root.appendingPathComponent("downloads")
+        let daemon = try DaemonInteropTests.DaemonProcess(
+            state: setup.root.appendingPathComponent("state"), downloads: downloads,
+            peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
+            log: setup.root.appendingPathComponent("daemon.log"), extra: ["--no-dht", "--no-lsd"])
+        defer { _ = daemon.terminate() }
+        let magnet = "magnet:?xt=urn:btih:\(try TrackerInteropTests.infoHash(bare))&dn=payload"
+        #expect(try daemon.remote(["-a", magnet]).status == 0)
+        // The fetch is under way, with nobody to ask.
+        sleep(2)
+
+        let added = try daemon.remote(["-t", "1", "--tracker-add", setup.http])
+        #expect(added.status == 0 && added.output.contains("success"), "\(added.output)")
+        let done = daemon.waitForRow("payload", seconds: 60) { $0?.contains("100%") == true }
+        #expect(done?.contains("100%") == true, "\(done ?? "not listed")\n\(daemon.logText)")
+        #expect(Interop.sameContents(setup.data, downloads.appendingPathComponent("payload")))
+    }
 }

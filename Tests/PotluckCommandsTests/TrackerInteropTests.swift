@@ -238,8 +238,12 @@ import Testing
 
         let peer = try #require((seeders.ready?["peers"] as? [String])?.first)
         let refused = setup.root.appendingPathComponent("download-untrusted")
+        // Seeding a moment: from the peer the download may end before the certificate store (loaded off
+        // the reactor) lets the first announce go.
         let fallback = try runPotluck([
-            "download", "-q", "--verbose", torrent, "-o", refused.path, "--peer", peer,
+            "download", "-q", "--verbose", torrent, "-o", refused.path, "--peer", peer, "--seed",
+            "--seed-time",
+            "3s",
         ])
         #expect(fallback.status == 0, "\(fallback.error)")
         #expect(
