@@ -211,7 +211,11 @@ extension DownloadSession {
             if case .readPiece(let piece, _) = request {
                 pieceCache?.loadFailed(piece)
                 if error.reason != .overloaded {
-                    log("upload read failed: \(error); serving \(piece) block by block")
+                    // Said for the first such piece only: a pipeline of requests into a truncated file
+                    // fails one load per piece, and the block reads that follow stop the torrent anyway.
+                    if uncachedPieces.isEmpty {
+                        log("upload read failed: \(error); serving \(piece) block by block")
+                    }
                     uncachedPieces.insert(piece)
                 }
                 serveUploads()

@@ -39,11 +39,13 @@ extension Socket {
         return fd
     }
 
-    private static func setOption<Value>(
+    private static func setOption<Value: BitwiseCopyable>(
         _ fd: Int32, _ level: Int32, _ name: Int32, _ value: Value, _ call: String
     ) throws(SyscallError) {
-        var value = value
-        guard setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Value>.size)) == 0 else {
+        let result = withUnsafeBytes(of: value) { bytes in
+            setsockopt(fd, level, name, bytes.baseAddress, socklen_t(bytes.count))
+        }
+        guard result == 0 else {
             throw .last("setsockopt \(call)")
         }
     }

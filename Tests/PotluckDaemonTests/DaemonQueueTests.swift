@@ -257,7 +257,7 @@ import URing
         let fixture = try Fixture()
         let idle = try fixture.addTorrent("idle", data: Array(repeating: 1, count: 3000))
         let ratio = try fixture.addTorrent("ratio", data: Array(repeating: 2, count: 3000))
-        let other = try fixture.addTorrent("other", data: Array(repeating: 3, count: 3000))
+        _ = try fixture.addTorrent("other", data: Array(repeating: 3, count: 3000))
         var changes = TorrentChanges()
         changes.seedIdleMode = .single
         changes.seedIdleLimit = 0
