@@ -74,28 +74,6 @@ extension DownloadSession {
         return true
     }
 
-    /// Pieces are read into the upload cache with fixed-buffer reads when the kernel lets us register
-    /// it (no page pinning per read); without, plain reads do the same job. Registered on the first
-    /// read rather than at start: registering pins all of the cache's memory, 64 MiB that a leecher
-    /// nobody asks for pieces would otherwise carry.
-    func registerPieceCache() {
-        pieceCacheRegistrationTried = true
-        // Registering with operations in flight is safe from Linux 6.0 (which multishot receive dates);
-        // older kernels quiesce the ring, waiting for receives that may never complete.
-        // A ring registers one table of buffers: it is for a torrent alone on its reactor (`download`).
-        guard let pool = pieceCache?.pool, reactor.torrentCount == 1,
-            ring.features.isSuperset(of: [.registeredBuffers, .multishotReceive])
-        else { return }
-        do {
-            try ring.registerBuffers(pool)
-            store.useRegisteredPool(pool)
-            pieceCacheRegistered = true
-            log("piece cache: \(pool.slotCount) pieces registered for fixed-buffer reads")
-        } catch {
-            log("piece cache not registered with the ring (\(error)); plain reads instead")
-        }
-    }
-
     func pieceHashed(_ result: HashResult, now: UInt64) {
         hashesInFlight -= 1
         guard let slot = result.slot else { preconditionFailure("the session hashes only its piece buffers") }

@@ -20,6 +20,7 @@ extension DownloadSession {
             }
         }
         chokeActions.removeAll(keepingCapacity: true)
+        limitUploadCache()
     }
 
     /// Serves waiting requests, one per peer in turn (so a peer that queues many requests does not
@@ -77,6 +78,7 @@ extension DownloadSession {
             pieceCache = PieceCache(
                 pieceLength: metainfo.pieceLength,
                 capacity: min(1024, metainfo.pieceCount, options.uploadCacheBytes / metainfo.pieceLength))
+            limitUploadCache()
         }
         // In place (`pieceCache!`): a copy of the cache would copy its table on every request.
         if pieceCache != nil, !uncachedPieces.contains(block.piece) {
@@ -96,7 +98,6 @@ extension DownloadSession {
                 return .waiting
             case .absent:
                 if let slot = pieceCache!.beginLoad(block.piece) {
-                    if !pieceCacheRegistrationTried { registerPieceCache() }
                     store.readPiece(block.piece, into: slot, in: pieceCache!.pool)
                     return .waiting
                 }
@@ -111,6 +112,22 @@ extension DownloadSession {
         let token = UInt64(link.slot.value) | UInt64(link.generation) << 32 | UInt64(buffer.index) << 48
         store.readBlock(block, into: buffer, in: uploadBuffers, token: token)
         return .served
+    }
+
+    /// The upload cache's share per peer being served: the piece being sent, the next one loading, and
+    /// room for requests that straddle pieces. A seed serving one peer then holds 4 MiB of cache, not
+    /// `uploadCacheBytes`, which stays the ceiling for many.
+    static let uploadCacheBytesPerServedPeer = 4 << 20
+
+    /// Sizes the upload cache to the peers we unchoked that want data (at least one).
+    func limitUploadCache() {
+        guard pieceCache != nil else { return }
+        var served = 0
+        for case let link? in links where !link.connection.amChoking && link.connection.peerInterested {
+            served += 1
+        }
+        let piecesPerPeer = max(2, Self.uploadCacheBytesPerServedPeer / metainfo.pieceLength)
+        pieceCache!.setLimit(max(1, served) * piecesPerPeer)
     }
 
     /// Queues a request the connection accepted. The connection holds at most its request limit, but

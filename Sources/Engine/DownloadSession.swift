@@ -156,11 +156,8 @@ public final class DownloadSession: ReactorTenant {
     /// Whole pieces read for uploading, shared by all peers: made at the first request served, given
     /// back when the torrent rests (nil then, and when pieces are too large for the budget).
     var pieceCache: PieceCache?
-    /// Whether the cache is registered with the ring (then it stays: the kernel holds its pages).
-    var pieceCacheRegistered = false
     /// When the torrent last had a peer (for `restIfIdle`).
     var lastBusy: UInt64 = 0
-    var pieceCacheRegistrationTried = false
     /// Pieces whose whole-piece read failed: served block by block.
     var uncachedPieces: Set<PieceIndex> = []
     /// The link `serveUploads` looked at last (it serves links in turn).
@@ -733,7 +730,7 @@ public final class DownloadSession: ReactorTenant {
             uploadLeases = []
         }
         store.closeIdleFiles()
-        if !pieceCacheRegistered, pieceCache?.isIdle ?? false {
+        if pieceCache?.isIdle ?? false {
             pieceCache = nil
             uncachedPieces.removeAll()
         }

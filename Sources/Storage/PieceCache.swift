@@ -8,6 +8,10 @@ import TorrentModel
 /// Invariants: at most `capacity` pieces are cached or loading (each holds one pool slot); a pinned piece
 /// (blocks of it queued for sending) is never evicted, so its memory stays valid until unpinned; eviction
 /// takes the least recently used ready, unpinned piece. Nothing is allocated after `init`.
+///
+/// Memory follows `limit`, not `capacity`: past `limit` pieces a load evicts rather than taking a new
+/// slot (it goes past only when every piece is pinned or loading, rather than stall), and the pool hands
+/// out the slot freed last, so only about `limit` slots' pages are ever touched.
 public struct PieceCache {
     public enum Lookup: Equatable {
         /// In memory: its bytes are `pool.bytes(of: slot)`.
@@ -32,11 +36,17 @@ public struct PieceCache {
     public init(pieceLength: Int, capacity: Int) {
         precondition(pieceLength > 0 && capacity > 0, "an empty cache")
         pool = BufferPool(slotSizeBytes: pieceLength, slotCount: capacity)
+        limit = capacity
         entries.reserveCapacity(capacity)
     }
 
     public var capacity: Int { pool.slotCount }
     public var count: Int { entries.count }
+    /// How many pieces may be cached or loading before loads evict: in `1...capacity`.
+    public private(set) var limit: Int
+
+    /// Sets `limit`, clamped to `1...capacity`. Lowering it evicts nothing at once: loads evict from then on.
+    public mutating func setLimit(_ pieces: Int) { limit = min(capacity, max(1, pieces)) }
 
     /// Where the piece is; a hit counts as a use.
     public mutating func lookup(_ piece: PieceIndex) -> Lookup {
@@ -48,20 +58,21 @@ public struct PieceCache {
         return .ready(entry.slot)
     }
 
-    /// A slot to read `piece` into, evicting the least recently used unpinned piece if the pool is full;
-    /// nil when every slot is loading or pinned. The piece is `loading` until `loadCompleted`/`loadFailed`.
+    /// A slot to read `piece` into: a free one while fewer than `limit` pieces are held, else the least
+    /// recently used unpinned piece's (a free one if there is none); nil when every slot is loading or
+    /// pinned. The piece is `loading` until `loadCompleted`/`loadFailed`.
     public mutating func beginLoad(_ piece: PieceIndex) -> BufferSlot? {
         precondition(entries[piece] == nil, "\(piece) is already cached or loading")
-        var slot = pool.lease()
+        var slot = entries.count < limit ? pool.lease() : nil
         if slot == nil {
             var victim: (piece: PieceIndex, lastUse: UInt64)?
             for (candidate, entry) in entries where entry.ready && entry.pins == 0 {
                 if victim == nil || entry.lastUse < victim!.lastUse { victim = (candidate, entry.lastUse) }
             }
-            guard let victim else { return nil }
-            slot = entries.removeValue(forKey: victim.piece)!.slot
+            slot = victim.map { entries.removeValue(forKey: $0.piece)!.slot } ?? pool.lease()
         }
-        entries[piece] = Entry(slot: slot!, ready: false, pins: 0, lastUse: 0)
+        guard let slot else { return nil }
+        entries[piece] = Entry(slot: slot, ready: false, pins: 0, lastUse: 0)
         return slot
     }
 

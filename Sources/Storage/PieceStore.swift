@@ -61,8 +61,9 @@ public enum StorageEvent: Hashable, Sendable {
 ///
 /// Invariants:
 /// - Used from one thread only (the reactor's).
-/// - At most ``writesInFlightPerFile`` writes and syncs are in flight per file; the rest wait in the
-///   file's queue (ext4 serialises buffered writes on the inode lock, so more only burn CPU).
+/// - At most ``writesInFlightPerFile`` writes and syncs are in flight per file (``directWritesInFlightPerFile``
+///   for a file with its `O_DIRECT` descriptor); the rest wait in the file's queue (ext4 serialises
+///   buffered writes on the inode lock, so more only burn CPU).
 /// - A file's descriptor is closed only when no operation on it is in flight.
 /// - Every request ends in exactly one event, and every buffer lent to the store comes back in it.
 /// - Nothing is written outside the download directory: paths are opened beneath its descriptor,
@@ -80,8 +81,17 @@ public final class PieceStore {
     public static let smallWriteBytesInFlightPerFile = 1 << 20
     public static let maxSmallWritesInFlightPerFile = 64
 
+    /// `O_DIRECT` writes skip the page-cache copy that made buffered ones contend, and more of them in
+    /// flight keep the device busy. Measured (1 GiB in 1 MiB pieces from four Potluck seeders on
+    /// loopback, runs alternated): with 4 in flight 55–60 of the 64 piece buffers waited for the disk
+    /// and the download took 2.11–2.93 s; with 32, 1.82–2.68 s, each run faster than its pair. `fio`
+    /// writes 1 MiB at random offsets of a new file here at 1.2 GB/s at depth 4, 1.6 GB/s at 16.
+    public static let directWriteBytesInFlightPerFile = 32 << 20
+
     /// Writes and syncs in flight per file, for this torrent's piece length.
     public let writesInFlightPerFile: Int
+    /// The same for a file written with `O_DIRECT`: never fewer than `writesInFlightPerFile`.
+    public let directWritesInFlightPerFile: Int
     /// How often an operation interrupted by `EINTR`/`EAGAIN` is tried again before it fails.
     static let maxRetries: UInt8 = 8
 
@@ -163,7 +173,8 @@ public final class PieceStore {
         /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
         var directFD: Int32 = -1
         var operationsInFlight = 0
-        /// Writes and syncs in flight: at most `writesInFlightPerFile`.
+        /// Writes and syncs in flight: at most `writesInFlightPerFile` (`directWritesInFlightPerFile`
+        /// while the file has its `O_DIRECT` descriptor).
         var writesInFlight = 0
         /// Writes and syncs in the order they were asked for.
         var queuedWrites: [IOOperation] = []
@@ -190,7 +201,7 @@ public final class PieceStore {
     /// The torrent's files and piece arithmetic.
     public let layout: FileLayout
     /// The limits and behaviour the store was created with.
-    public private(set) var options: Options
+    public let options: Options
     private let ring: Ring
     private let directoryPath: String
     /// The download folder, open while any file is (see ``closeIdleFiles()``).
@@ -221,11 +232,13 @@ public final class PieceStore {
         self.layout = layout
         self.options = options
         self.ring = ring
+        let pieceLength = max(1, layout.geometry.pieceLength)
         writesInFlightPerFile = min(
             Self.maxSmallWritesInFlightPerFile,
-            max(
-                Self.maxWritesInFlightPerFile,
-                Self.smallWriteBytesInFlightPerFile / max(1, layout.geometry.pieceLength)))
+            max(Self.maxWritesInFlightPerFile, Self.smallWriteBytesInFlightPerFile / pieceLength))
+        directWritesInFlightPerFile = min(
+            Self.maxSmallWritesInFlightPerFile,
+            max(writesInFlightPerFile, Self.directWriteBytesInFlightPerFile / pieceLength))
         directoryPath = downloadDirectory
         openDirectory = try BeneathDirectory.open(path: downloadDirectory)
         operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner, tenant: tenant)
@@ -279,10 +292,6 @@ public final class PieceStore {
 
     /// Reads a whole piece into `slot` (padding regions as zeros, without I/O). Ends in
     /// `.pieceRead(piece, slot)` or `.failed`; a file that does not exist is a failure.
-    /// From now on, slots of `pool` are read and written with fixed-buffer operations; call once the
-    /// pool is registered with the ring (`Ring.registerBuffers`).
-    public func useRegisteredPool(_ pool: BufferPool) { options.registeredPool = pool }
-
     public func readPiece(_ piece: PieceIndex, into slot: BufferSlot, in pool: BufferPool) {
         let kind = StorageRequest.readPiece(piece, slot)
         defer { scheduleDeliveryIfNeeded() }
@@ -617,7 +626,8 @@ public final class PieceStore {
             guard issue(operation) else { return markStalled(index) }
             files[index].queuedReads.removeFirst()
         }
-        while files[index].writesInFlight < writesInFlightPerFile, !files[index].isPreallocating,
+        let writeCap = files[index].directFD >= 0 ? directWritesInFlightPerFile : writesInFlightPerFile
+        while files[index].writesInFlight < writeCap, !files[index].isPreallocating,
             let operation = files[index].queuedWrites.first
         {
             guard issue(operation) else { return markStalled(index) }

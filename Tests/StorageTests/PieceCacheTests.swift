@@ -50,4 +50,28 @@ import TorrentModel
         #expect(cache.lookup(PieceIndex(4)) == .absent)
         #expect(cache.beginLoad(PieceIndex(5)) != nil)
     }
+
+    /// Under a limit, loads reuse the least recently used piece's slot, so the same few slots (and
+    /// their pages) serve; past it only while everything held is pinned or loading.
+    @Test func theLimitBoundsTheSlotsInUse() {
+        var cache = PieceCache(pieceLength: 16_384, capacity: 8)
+        cache.setLimit(2)
+        var slots: Set<Int32> = []
+        for piece in 0..<6 {
+            let slot = cache.beginLoad(PieceIndex(piece))
+            slots.insert(slot!.index)
+            cache.loadCompleted(PieceIndex(piece))
+        }
+        #expect(cache.count == 2 && slots.count == 2)
+        #expect(cache.lookup(PieceIndex(5)) != .absent && cache.lookup(PieceIndex(4)) != .absent)
+
+        cache.pin(PieceIndex(4))
+        cache.pin(PieceIndex(5))
+        #expect(cache.beginLoad(PieceIndex(6)) != nil, "everything held is pinned: past the limit")
+        #expect(cache.count == 3)
+        cache.setLimit(100)
+        #expect(cache.limit == 8)
+        cache.setLimit(0)
+        #expect(cache.limit == 1)
+    }
 }

@@ -569,6 +569,42 @@ func supportsDirectIO(_ directory: String) -> Bool {
         #expect(reactor.storeEvents.last == .flushed)
     }
 
+    /// `O_DIRECT` writes get `directWriteBytesInFlightPerFile` in flight, never fewer than buffered ones.
+    @Test func directWritesGetMoreInFlight() throws {
+        let directory = TemporaryDirectory()
+        try #require(supportsDirectIO(directory.path), "the scratch folder's file system has no O_DIRECT")
+        let reactor = try Reactor()
+        for (pieceLength, plain, direct) in [
+            (16 * 1024, 64, 64), (512 * 1024, 4, 64), (1 << 20, 4, 32), (4 << 20, 4, 8), (64 << 20, 4, 4),
+        ] {
+            let torrent = try TestTorrent(
+                name: "d\(pieceLength)", files: [(["d\(pieceLength)"], patternBytes(count: 1024, seed: 4))],
+                pieceLength: pieceLength)
+            let store = try PieceStore(
+                layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring,
+                options: PieceStore.Options(directWrites: true))
+            #expect(store.writesInFlightPerFile == plain, "\(pieceLength)-byte pieces")
+            #expect(store.directWritesInFlightPerFile == direct, "\(pieceLength)-byte pieces")
+        }
+
+        // Twelve 512 KiB pieces asked for at once: all on the ring (buffered, four would be).
+        let pieceLength = 512 * 1024
+        let content = patternBytes(count: 12 * pieceLength, seed: 21)
+        let torrent = try TestTorrent(name: "many", files: [(["many"], content)], pieceLength: pieceLength)
+        let pool = BufferPool(slotSizeBytes: pieceLength, slotCount: 12)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring,
+            options: PieceStore.Options(directWrites: true))
+        for piece in 0..<12 {
+            let slot = try #require(pool.lease())
+            pool.bytes(of: slot).copyBytes(from: torrent.bytes(of: PieceIndex(piece)))
+            store.writePiece(PieceIndex(piece), from: slot, in: pool)
+        }
+        #expect(store.operationsInFlight == 12)
+        try reactor.runStore(store, events: 12)
+        #expect(fileDigest(directory.path + "/many") == digest(content))
+    }
+
     @Test func filesStartingMidBlockAreWrittenThroughTheCache() throws {
         let directory = TemporaryDirectory()
         try #require(supportsDirectIO(directory.path), "the scratch folder's file system has no O_DIRECT")
