@@ -55,6 +55,9 @@ extension EngineBackend {
     /// room for, first in the queue first. One the engine is still stopping (stopped a moment ago, when
     /// a start would be lost) keeps its turn until the next look.
     func startQueuedTorrents(in registry: inout Registry) {
+        // Only waiting torrents start (`toStart` picks waiting ones, torrent-start-now marks them
+        // waiting too): without any, the standings of every torrent need not be taken.
+        guard registry.torrents.values.contains(where: \.waiting) else { return }
         let now = Self.now()
         let chosen = registry.queue.toStart(
             standings(in: registry, now: now), limits: Self.queueLimits(registry.session))

@@ -19,10 +19,11 @@ extension EngineBackend {
     /// torrent-start starts it again.
     func stopIdleSeeds(in registry: inout Registry, now: Int) {
         for (id, var torrent) in registry.torrents where !torrent.isStopped && !torrent.waiting {
-            guard engine.snapshot(id)?.activity == .seeding,
-                let limit = torrent.seedIdleLimit(registry.session),
+            // The engine's snapshot last: most torrents have no idle limit, or have not reached it.
+            guard let limit = torrent.seedIdleLimit(registry.session),
                 limit.isReached(
-                    startDate: torrent.startDate, activityDate: torrent.settings.activityDate, now: now)
+                    startDate: torrent.startDate, activityDate: torrent.settings.activityDate, now: now),
+                engine.snapshot(id)?.activity == .seeding
             else { continue }
             keepSeedLimitReached(&torrent)
             registry.torrents[id] = torrent

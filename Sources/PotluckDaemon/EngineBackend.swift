@@ -296,14 +296,15 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     public func torrents(_ selection: TorrentSelection, fields: Set<TorrentField>) async -> TorrentListing {
         let now = Self.now()
+        let parts = RPCSnapshotParts(fields)
         return registry.withLock { registry in
             let chosen = Self.resolve(selection, in: registry, now: now)
             let torrents = chosen.map { torrent in
                 torrent.rpcSnapshot(
-                    engine: engine.snapshot(torrent.id), fields: fields,
-                    torrentFile: fields.contains(.torrentFile) ? state.torrentFile(torrent.hash) : "",
+                    engine: engine.snapshot(torrent.id), parts: parts,
+                    torrentFile: parts.torrentFile ? state.torrentFile(torrent.hash) : "",
                     session: registry.session, now: now,
-                    trackerStatus: fields.contains(.trackerStats) ? engine.trackerStatus(of: torrent.id) : [])
+                    trackerStatus: parts.trackerStats ? engine.trackerStatus(of: torrent.id) : [])
             }
             let removed =
                 selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []
@@ -313,7 +314,11 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     /// The torrents a selection names, by id.
     static func resolve(_ selection: TorrentSelection, in registry: Registry, now: Int) -> [DaemonTorrent] {
-        let all = registry.torrents.values.sorted { $0.id.value < $1.id.value }
+        // Sorted by the ids the dictionary holds beside each torrent: comparing `$0.id.value` read each
+        // torrent's box, and moving torrents retained them, a tenth of a torrent-get of 10,000.
+        var byID = registry.torrents.map { ($0.key.value, $0.value) }
+        byID.sort { $0.0 < $1.0 }
+        let all = byID.map(\.1)
         switch selection {
         case .all: return all
         case .recentlyActive: return all.filter { now - $0.settings.activityDate <= 60 }

@@ -8,6 +8,26 @@ import TransmissionRPC
 /// The RPC's view of a torrent, as torrent-get reports it.
 typealias RPCTorrentSnapshot = TransmissionRPC.TorrentSnapshot
 
+/// Which costly parts of a snapshot a torrent-get asked for: worked out once per call, not looked up
+/// in its set of fields for each torrent (several hashes per torrent, a few percent at 10,000).
+struct RPCSnapshotParts: Sendable {
+    var pieces: Bool
+    var magnetLink: Bool
+    var files: Bool
+    var trackers: Bool
+    var torrentFile: Bool
+    var trackerStats: Bool
+
+    init(_ fields: Set<TorrentField>) {
+        pieces = fields.contains(.pieces)
+        magnetLink = fields.contains(.magnetLink)
+        files = !fields.isDisjoint(with: [.files, .fileStats, .fileCount, .priorities, .wanted])
+        trackers = !fields.isDisjoint(with: [.trackers, .trackerStats, .trackerList])
+        torrentFile = fields.contains(.torrentFile)
+        trackerStats = fields.contains(.trackerStats)
+    }
+}
+
 extension DaemonTorrent {
     /// What torrent-get reports about this torrent, from the engine's latest snapshot.
     ///
@@ -18,7 +38,7 @@ extension DaemonTorrent {
     /// verified (or, for a torrent restored paused, from its resume data). Peer lists are empty (the
     /// engine reports counts); connected peers are counted.
     func rpcSnapshot(
-        engine: EngineTorrentSnapshot?, fields: Set<TorrentField>, torrentFile: String,
+        engine: EngineTorrentSnapshot?, parts: RPCSnapshotParts, torrentFile: String,
         session: SessionSettings, now: Int, trackerStatus: [TrackerStatus] = []
     ) -> RPCTorrentSnapshot {
         var snapshot = RPCTorrentSnapshot(id: id.value, hash: hash, name: name)
@@ -108,14 +128,10 @@ extension DaemonTorrent {
         snapshot.isPrivate = metainfo?.isPrivate ?? false
         snapshot.torrentFile = metainfo == nil ? "" : torrentFile
         snapshot.webseeds = metainfo?.webSeeds ?? magnet?.webSeeds ?? []
-        if fields.contains(.pieces) { snapshot.pieces = verifiedPieces()?.wireBytes ?? [] }
-        if fields.contains(.magnetLink) { snapshot.magnetLink = (metainfo?.magnetLink ?? magnet)?.uri ?? "" }
-        if !fields.isDisjoint(with: Self.fileFields) {
-            snapshot.files = files(verified: verifiedPieces())
-        }
-        if !fields.isDisjoint(with: Self.trackerFields) {
-            snapshot.trackers = trackers(trackerStatus)
-        }
+        if parts.pieces { snapshot.pieces = verifiedPieces()?.wireBytes ?? [] }
+        if parts.magnetLink { snapshot.magnetLink = (metainfo?.magnetLink ?? magnet)?.uri ?? "" }
+        if parts.files { snapshot.files = files(verified: verifiedPieces()) }
+        if parts.trackers { snapshot.trackers = trackers(trackerStatus) }
 
         snapshot.downloadDir = settings.downloadDirectory
         snapshot.labels = settings.labels
@@ -134,10 +150,6 @@ extension DaemonTorrent {
         snapshot.seedIdleMode = IdleLimitMode(rawValue: settings.seedIdleMode) ?? .global
         return snapshot
     }
-
-    /// The fields that need the file list, and those that need the trackers' (made once, not per torrent).
-    private static let fileFields: Set<TorrentField> = [.files, .fileStats, .fileCount, .priorities, .wanted]
-    private static let trackerFields: Set<TorrentField> = [.trackers, .trackerStats, .trackerList]
 
     /// Transmission's status number for the engine's activity; a torrent the client paused is stopped
     /// whatever the engine last said, and one starting up is about to check its data. (Waiting to

@@ -74,10 +74,11 @@ public struct RPCHTTPResponse: Sendable, Hashable {
             body: Array("\(status) \(reason): \(explanation)\n".utf8))
     }
 
-    /// A 200 carrying an RPC reply; RPC-level failures travel in its `result`, never in the status.
-    static func json(_ value: JSONValue) -> RPCHTTPResponse {
+    /// A 200 carrying an RPC reply, written as JSON; RPC-level failures travel in its `result`, never in
+    /// the status.
+    static func json(_ body: [UInt8]) -> RPCHTTPResponse {
         RPCHTTPResponse(
             status: 200, reason: "OK", headers: ["Content-Type": "application/json; charset=UTF-8"],
-            body: value.serialized)
+            body: body)
     }
 }

@@ -11,7 +11,7 @@ struct JSONWriter {
         switch value {
         case .null: append("null")
         case .bool(let value): append(value ? "true" : "false")
-        case .integer(let value): append(String(value))
+        case .integer(let value): writeInteger(value)
         case .real(let value) where !value.isFinite: append("null")
         case .real(let value): writeReal(value)
         case .string(let value): writeString(value)
@@ -36,8 +36,49 @@ struct JSONWriter {
         }
     }
 
-    private mutating func append(_ text: String) {
+    mutating func append(_ text: String) {
         bytes.append(contentsOf: text.utf8)
+    }
+
+    /// Text already written as JSON, such as a key with its colon.
+    mutating func append(_ written: [UInt8]) {
+        bytes.append(contentsOf: written)
+    }
+
+    mutating func append(byte: UInt8) {
+        bytes.append(byte)
+    }
+
+    mutating func reserveCapacity(_ count: Int) {
+        bytes.reserveCapacity(count)
+    }
+
+    /// Decimal digits, as `String(value)` writes them, without making that string.
+    mutating func writeInteger(_ value: Int) {
+        if value >= 0 && value < 10 {
+            bytes.append(UInt8(ascii: "0") + UInt8(value))
+            return
+        }
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = digits.count
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
+    }
+
+    mutating func writeBool(_ value: Bool) {
+        append(value ? "true" : "false")
+    }
+
+    /// A real as `write(.real(value))` writes it: non-finite ones as `null`.
+    mutating func writeFiniteOrNull(_ value: Double) {
+        if value.isFinite { writeReal(value) } else { append("null") }
     }
 
     /// Swift's shortest text that reads back as the same value, as `JSONEncoder` writes it: `2`, not `2.0`.
@@ -50,7 +91,7 @@ struct JSONWriter {
         }
     }
 
-    private mutating func writeString(_ text: String) {
+    mutating func writeString(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         // Most strings need no escape: copied whole, straight from their UTF-8 storage when it is
         // contiguous (a native string's always is).

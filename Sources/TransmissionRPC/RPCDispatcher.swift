@@ -13,12 +13,36 @@ public struct RPCDispatcher: Sendable {
 
     /// The reply's `arguments`, or the failure whose message becomes its `result`.
     public func reply(to request: RPCRequest) async throws(RPCFailure) -> [String: JSONValue] {
+        switch try await arguments(for: request) {
+        case .object(let arguments): arguments
+        case .torrents(let list): list.value
+        }
+    }
+
+    /// The reply's `arguments` as the endpoint writes them: torrent-get's straight from the snapshots.
+    func arguments(for request: RPCRequest) async throws(RPCFailure) -> ReplyArguments {
         do {
-            return try await perform(request)
+            if case .torrentGet(let fields, let selection, let format) = request {
+                return .torrents(await torrentList(fields, of: selection, format: format))
+            }
+            return .object(try await perform(request))
         } catch let failure as RPCFailure {
             throw failure
         } catch {
             throw RPCFailure(String(describing: error))
+        }
+    }
+
+    /// A reply's `arguments`: an object, or torrent-get's list, written without making it an object.
+    enum ReplyArguments: Sendable {
+        case object([String: JSONValue])
+        case torrents(TorrentList)
+
+        func write(into writer: inout JSONWriter) {
+            switch self {
+            case .object(let arguments): writer.write(.object(arguments))
+            case .torrents(let list): list.write(into: &writer)
+            }
         }
     }
 
@@ -48,7 +72,7 @@ public struct RPCDispatcher: Sendable {
             case .duplicate(let torrent): return ["torrent-duplicate": Self.identityObject(torrent)]
             }
         case .torrentGet(let fields, let selection, let format):
-            return await torrentFields(fields, of: selection, format: format)
+            return await torrentList(fields, of: selection, format: format).value
         case .torrentSet(let selection, let changes):
             try await backend.change(selection, changes)
         case .torrentAction(let action, let selection):
@@ -88,26 +112,12 @@ public struct RPCDispatcher: Sendable {
         return all.filter { fields.contains($0.key) }
     }
 
-    private func torrentFields(
+    private func torrentList(
         _ fields: [TorrentField], of selection: TorrentSelection, format: TorrentGetFormat
-    ) async -> [String: JSONValue] {
-        let listing = await backend.torrents(selection, fields: Set(fields))
-        let torrents: [JSONValue]
-        switch format {
-        case .objects:
-            torrents = listing.torrents.map { torrent in
-                .object(Dictionary(fields.map { ($0.rawValue, $0.value(of: torrent)) }) { first, _ in first })
-            }
-        case .table:
-            let header = JSONValue.array(fields.map { .string($0.rawValue) })
-            torrents =
-                [header] + listing.torrents.map { torrent in .array(fields.map { $0.value(of: torrent) }) }
-        }
-        var arguments: [String: JSONValue] = ["torrents": .array(torrents)]
-        if selection == .recentlyActive {
-            arguments["removed"] = .array(listing.removedIDs.map(JSONValue.integer))
-        }
-        return arguments
+    ) async -> TorrentList {
+        TorrentList(
+            listing: await backend.torrents(selection, fields: Set(fields)), fields: fields, format: format,
+            reportsRemoved: selection == .recentlyActive)
     }
 
     private static func identityObject(_ torrent: TorrentIdentity) -> JSONValue {

@@ -19,16 +19,40 @@ public struct RPCEndpoint: Sendable {
 
     public func respond(to request: RPCHTTPRequest) async -> RPCHTTPResponse {
         if let refusal = gatekeeper.refusal(for: request) { return refusal }
-        return .json(await reply(toBody: request.body))
+        let reply = await answer(toBody: request.body)
+        // The keys in order: arguments, result, tag.
+        var writer = JSONWriter()
+        writer.append(#"{"arguments":"#)
+        reply.arguments.write(into: &writer)
+        writer.append(#","result":"#)
+        writer.writeString(reply.result)
+        if let tag = reply.tag {
+            writer.append(#","tag":"#)
+            writer.write(tag)
+        }
+        writer.append(byte: UInt8(ascii: "}"))
+        return .json(writer.bytes)
     }
 
     /// The JSON reply to a request body. It always has `result` and `arguments`, and echoes `tag`
     /// whenever the body has one, since transmission-remote picks how to print a reply by its tag.
     public func reply(toBody body: [UInt8]) async -> JSONValue {
+        let reply = await answer(toBody: body)
+        var object: [String: JSONValue] = ["result": .string(reply.result)]
+        switch reply.arguments {
+        case .object(let arguments): object["arguments"] = .object(arguments)
+        case .torrents(let list): object["arguments"] = .object(list.value)
+        }
+        if let tag = reply.tag { object["tag"] = tag }
+        return .object(object)
+    }
+
+    private func answer(
+        toBody body: [UInt8]
+    ) async -> (tag: JSONValue?, result: String, arguments: RPCDispatcher.ReplyArguments) {
         // Transmission treats a body that is not JSON like one without a method.
         let call = JSONValue(parsing: body)?.objectValue ?? [:]
-        var reply: [String: JSONValue] = [:]
-        if let tag = call["tag"] { reply["tag"] = tag }
+        let tag = call["tag"]
         var method: String?
         do throws(RPCFailure) {
             guard let name = call["method"]?.stringValue else { throw RPCFailure("no method name") }
@@ -40,14 +64,12 @@ public struct RPCEndpoint: Sendable {
             }
             let request = try RPCRequest(method: name, arguments: arguments)
             method = request.methodName
-            reply["arguments"] = .object(try await dispatcher.reply(to: request))
-            reply["result"] = .string("success")
+            let replyArguments = try await dispatcher.arguments(for: request)
             callAnswered(method, true)
+            return (tag, "success", replyArguments)
         } catch {
-            reply["arguments"] = .object([:])
-            reply["result"] = .string(error.message)
             callAnswered(method, false)
+            return (tag, error.message, .object([:]))
         }
-        return .object(reply)
     }
 }
