@@ -52,6 +52,13 @@ extension DHTNode {
     /// Ends a lookup: announces to the closest nodes that gave tokens, if asked, and reports the result.
     mutating func finishLookup(at index: Int, now: Instant, into output: inout DHTOutput) {
         let lookup = lookups.remove(at: index)
+        if lookup.target == id, lookup.purpose == .findNode {
+            // Kademlia's join: after finding our neighbours, fill the buckets farther away.
+            for key in table.sparseFarBucketsToRefresh(now: now, random: &random) {
+                startLookup(
+                    target: key.nodeID, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
+            }
+        }
         let responders = lookup.closestResponders
         var announcedTo = 0
         if case .getPeers(let announcement?) = lookup.purpose {

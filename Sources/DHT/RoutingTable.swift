@@ -263,13 +263,30 @@ struct RoutingTable: Sendable {
         var keys: [DHTKey] = []
         for index in buckets.indices where now.nanoseconds(since: buckets[index].lastChanged) >= interval {
             buckets[index].lastChanged = now
-            let randomKey = DHTKey.random(using: &random)
-            keys.append(
-                index == buckets.count - 1
-                    ? ownKey.keepingPrefix(index, randomBits: randomKey)
-                    : ownKey.flipping(bit: index).keepingPrefix(index + 1, randomBits: randomKey))
+            keys.append(randomKey(inBucket: index, random: &random))
         }
         return keys
+    }
+
+    /// Buckets short of K nodes, other than the last (which holds our closest neighbours), each with a
+    /// random key inside it to look up; marks them changed. A lookup of our own id meets few nodes far
+    /// from us, and the nodes there rarely query us: without this, those buckets would stay nearly empty
+    /// until the 15-minute refresh, and lookups for targets there would end in the wrong region.
+    mutating func sparseFarBucketsToRefresh(now: Instant, random: inout SeededRandom) -> [DHTKey] {
+        var keys: [DHTKey] = []
+        for index in buckets.indices.dropLast() where buckets[index].nodes.count < options.bucketSize {
+            buckets[index].lastChanged = now
+            keys.append(randomKey(inBucket: index, random: &random))
+        }
+        return keys
+    }
+
+    /// A random key that falls in bucket `index`.
+    private func randomKey(inBucket index: Int, random: inout SeededRandom) -> DHTKey {
+        let randomKey = DHTKey.random(using: &random)
+        return index == buckets.count - 1
+            ? ownKey.keepingPrefix(index, randomBits: randomKey)
+            : ownKey.flipping(bit: index).keepingPrefix(index + 1, randomBits: randomKey)
     }
 
     /// Every node in the table, good ones first, for saving.

@@ -6,7 +6,7 @@ import TorrentModel
 
 /// A large network with churn and loss: lookups must still find the true closest 8 nodes (checked by
 /// brute force) and announced peers. Runs only when `DHT_SIMULATION_NODES` gives the node count (see the
-/// README's DHT section): some lookups still end in the wrong region, a bug under investigation.
+/// README's DHT section).
 @Suite struct ScaleSimulationTests {
     @Test(.enabled(if: ProcessInfo.processInfo.environment["DHT_SIMULATION_NODES"] != nil))
     func lookupsFindTheTrueClosestNodesUnderChurnAndLoss() throws {

@@ -1,0 +1,84 @@
+import Testing
+import TorrentModel
+
+@testable import DHT
+
+/// One node's lookups against scripted answers.
+@Suite struct LookupTests {
+    static let ownKey = DHTKey(high: 0x1234_5678_9abc_def0, middle: 0x0fed_cba9_8765_4321, low: 0x1357_9bdf)
+    static let router = endpoint(42, 1, 0, 1)
+
+    /// Answers every `find_node` in `datagrams` sent to one of `nodes` with an empty node list, as that
+    /// node; returns what the node sent meanwhile (the datagrams given included) and its events.
+    static func answerAll(
+        _ datagrams: [DHTDatagram], as nodes: [DHTEndpoint: NodeID], node: inout DHTNode, now: Instant
+    ) -> (sent: [DHTDatagram], events: [DHTEvent]) {
+        var sent: [DHTDatagram] = []
+        var events: [DHTEvent] = []
+        var queue = datagrams
+        while !queue.isEmpty {
+            let datagram = queue.removeFirst()
+            sent.append(datagram)
+            guard let id = nodes[datagram.destination], let message = try? KRPCMessage.decode(datagram.bytes),
+                case .query(.findNode) = message.body
+            else { continue }
+            var output = DHTOutput()
+            let answer = KRPCMessage(
+                transactionID: message.transactionID, body: .response(KRPCResponse(sender: id)))
+            node.received(answer.encoded(), from: datagram.destination, now: now, into: &output)
+            queue += output.datagrams
+            events += output.events
+        }
+        return (sent, events)
+    }
+
+    /// The target of a `find_node` datagram.
+    static func findNodeTarget(_ datagram: DHTDatagram) -> DHTKey? {
+        guard case .query(.findNode(_, let target, _))? = try? KRPCMessage.decode(datagram.bytes).body else {
+            return nil
+        }
+        return DHTKey(target)
+    }
+
+    /// The bug behind lookups that ended in the wrong region of the id space: a lookup of our own id meets
+    /// our neighbours and hardly anyone far away, and far nodes rarely query us, so the far buckets stayed
+    /// near empty until the 15-minute refresh; a lookup for a target there could then only reach nodes
+    /// that knew nobody closer. Now, once the lookup of our own id ends, each far bucket short of K nodes
+    /// is looked up (Kademlia's join).
+    @Test func aLookupOfOurOwnIDIsFollowedByLookupsInTheSparseFarBuckets() throws {
+        var node = DHTNode(id: Self.ownKey.nodeID, random: SeededRandom(seed: 1), now: .zero)
+        node.addBootstrapEndpoints([Self.router])
+        var output = DHTOutput()
+        let bootstrap = try #require(node.bootstrap(now: .zero, into: &output))
+        let query = try #require(onlyMessage(in: output, to: Self.router))
+
+        // The router sits in the far half (bucket 0) and knows 8 of our neighbours (sharing 40+ bits).
+        let routerID = Self.ownKey.flipping(bit: 0).nodeID
+        let neighbours = (0..<8).map { index in
+            DHTNodeInfo(
+                id: Self.ownKey.flipping(bit: 40 + index).nodeID, endpoint: endpoint(42, 2, UInt32(index), 1))
+        }
+        let routerAnswer = KRPCMessage(
+            transactionID: query.transactionID,
+            body: .response(KRPCResponse(sender: routerID, nodes: neighbours)))
+        output.removeAll()
+        node.received(routerAnswer.encoded(), from: Self.router, now: .zero, into: &output)
+        var ids = Dictionary(uniqueKeysWithValues: neighbours.map { ($0.endpoint, $0.id) })
+        ids[Self.router] = routerID
+        let (sent, events) = Self.answerAll(output.datagrams, as: ids, node: &node, now: .zero)
+
+        let finished = events.firstIndex { event in
+            if case .lookupFinished(bootstrap, _) = event { return true }
+            return false
+        }
+        #expect(finished != nil, "the bootstrap lookup did not finish")
+        #expect(node.routingTableBucketCount == 2, "bucket 0 holds the router, bucket 1 the neighbours")
+        let ownIDQueries = sent.filter { Self.findNodeTarget($0) == Self.ownKey }
+        let farQueries = sent.filter { datagram in
+            Self.findNodeTarget(datagram).map { ($0 ^ Self.ownKey).leadingZeroBitCount == 0 } ?? false
+        }
+        #expect(ownIDQueries.count == 8, "each neighbour asked once for our id")
+        #expect(farQueries.contains { $0.destination == Self.router }, "bucket 0 was not looked up")
+        #expect(farQueries.count + ownIDQueries.count == sent.count, "only bucket 0 is short and far")
+    }
+}
