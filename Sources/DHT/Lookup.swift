@@ -16,10 +16,15 @@ public struct LookupResult: Hashable, Sendable {
     public var peerCount: Int
     /// How many nodes were sent an `announce_peer`.
     public var announcedTo: Int
+    /// The longest chain of answers that led to one of `closestNodes`: 1 when our table held it, one
+    /// more for each answer on the way. Kademlia bounds it by about log2 of the network's size.
+    public var rounds: Int
 }
 
 /// An iterative Kademlia lookup (`find_node` or `get_peers`): a candidate list sorted by distance to the
 /// target, of which the closest unasked ones are queried, `alpha` at a time.
+///
+/// A node answering under another id than the one it was named with counts under the id it gave.
 ///
 /// A query that has not answered after the soft timeout stops counting against `alpha`, so the lookup
 /// widens past a slow node, but a late answer is still used; after the hard timeout the node has
@@ -59,6 +64,9 @@ struct Lookup: Sendable {
         var isVerified = false
         /// Whether a query to it already failed once: a lost datagram gets one more try.
         var hasFailedOnce = false
+        /// 1 for a node from our table or a bootstrap endpoint, else 1 + the round of the first node
+        /// that named it.
+        var round = 1
     }
 
     static let maxCandidates = 128
@@ -95,10 +103,14 @@ struct Lookup: Sendable {
         if case .getPeers = purpose { InfoHash(reinterpreting: target) } else { nil }
     }
 
-    /// Adds nodes to ask; ignores endpoints seen before and trims the farthest unasked ones past the cap.
-    mutating func add(_ nodes: [DHTNodeInfo], ownID: NodeID) {
+    /// Adds nodes to ask, learned in an answer of round `round - 1` (1: from our table); ignores
+    /// endpoints seen before and trims the farthest unasked ones past the cap.
+    mutating func add(_ nodes: [DHTNodeInfo], round: Int = 1, ownID: NodeID) {
         for node in nodes where node.id != ownID {
-            add(Candidate(id: node.id, endpoint: node.endpoint, distance: node.id.distance(to: target)))
+            add(
+                Candidate(
+                    id: node.id, endpoint: node.endpoint, distance: node.id.distance(to: target), round: round
+                ))
         }
     }
 
@@ -190,8 +202,10 @@ struct Lookup: Sendable {
         candidate.state = .responded
         candidate.isVerified = isVerified
         candidate.token = response.token
-        if candidate.id == nil {
-            // A bootstrap endpoint: now that its id is known, it takes its place by distance.
+        if candidate.id != response.sender {
+            // A bootstrap endpoint, or a node named under another id (a stale entry, or a lie meant to
+            // keep the real node out of the lookup, as endpoints are asked once): its answer is genuine,
+            // so it takes its place by the id it answers with.
             candidates.remove(at: index)
             candidate.id = response.sender
             candidate.distance = response.sender.distance(to: target)
@@ -200,7 +214,7 @@ struct Lookup: Sendable {
         } else {
             candidates[index] = candidate
         }
-        add(family == .ipv4 ? response.nodes : response.nodes6, ownID: ownID)
+        add(family == .ipv4 ? response.nodes : response.nodes6, round: candidate.round + 1, ownID: ownID)
         guard case .getPeers = purpose else { return [] }
         var fresh: [DHTEndpoint] = []
         for peer in response.values where peer.family == family && peers.count < Self.maxPeers {

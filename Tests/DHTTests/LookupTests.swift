@@ -81,4 +81,33 @@ import TorrentModel
         #expect(farQueries.contains { $0.destination == Self.router }, "bucket 0 was not looked up")
         #expect(farQueries.count + ownIDQueries.count == sent.count, "only bucket 0 is short and far")
     }
+
+    /// Endpoints are asked once per lookup, so a node named under a made-up id close to the target (a
+    /// lie, or a stale entry) would keep the real node at that endpoint out of the lookup if its answer,
+    /// under its real id, were refused. It counts under the id it answers with.
+    @Test func aNodeNamedUnderAnotherIDCountsUnderTheIDItAnswersWith() throws {
+        var node = DHTNode(id: Self.ownKey.nodeID, random: SeededRandom(seed: 2), now: .zero)
+        node.addBootstrapEndpoints([Self.router])
+        var output = DHTOutput()
+        let bootstrap = try #require(node.bootstrap(now: .zero, into: &output))
+        let query = try #require(onlyMessage(in: output, to: Self.router))
+
+        let routerID = Self.ownKey.flipping(bit: 0).nodeID
+        let real = DHTNodeInfo(id: Self.ownKey.flipping(bit: 30).nodeID, endpoint: endpoint(42, 3, 0, 1))
+        let madeUp = DHTNodeInfo(id: Self.ownKey.flipping(bit: 150).nodeID, endpoint: real.endpoint)
+        let routerAnswer = KRPCMessage(
+            transactionID: query.transactionID,
+            body: .response(KRPCResponse(sender: routerID, nodes: [madeUp])))
+        output.removeAll()
+        node.received(routerAnswer.encoded(), from: Self.router, now: .zero, into: &output)
+        let (_, events) = Self.answerAll(
+            output.datagrams, as: [real.endpoint: real.id, Self.router: routerID], node: &node, now: .zero)
+
+        let result = events.lazy.compactMap { event -> LookupResult? in
+            if case .lookupFinished(bootstrap, let result) = event { return result }
+            return nil
+        }.first
+        #expect(result?.closestNodes == [real, DHTNodeInfo(id: routerID, endpoint: Self.router)])
+        #expect(result?.rounds == 2, "the router from the bootstrap list, then the node it named")
+    }
 }
