@@ -109,7 +109,8 @@ public struct ScaleScenario: Sendable {
             }
             simulation.run(until: simulation.now.advanced(byNanoseconds: 1_000_000_000))
         }
-        simulation.run(until: simulation.now.advanced(byNanoseconds: 60_000_000_000))
+        // Time for the last joiners' lookups of their far buckets.
+        simulation.run(until: simulation.now.advanced(byNanoseconds: 30_000_000_000))
 
         // A tenth leave at once; the lookups start before the tables notice.
         var leaving = Set<Int>()
