@@ -28,8 +28,8 @@ public struct LookupResult: Hashable, Sendable {
 ///
 /// A query that has not answered after the soft timeout stops counting against `alpha`, so the lookup
 /// widens past a slow node, but a late answer is still used; after the hard timeout the node has
-/// failed. The lookup is done when the K closest candidates that have not failed have all answered, or
-/// nothing is left to ask.
+/// failed. The lookup is done when the K closest candidates that have not failed (and one more for each
+/// that failed among them, up to K / 2) have all answered, or nothing is left to ask.
 ///
 /// Invariants: `candidates` is sorted by distance (nodes of unknown id, the bootstrap endpoints, last);
 /// no endpoint appears twice; at most `maxCandidates` are kept; every endpoint is asked at most once.
@@ -148,6 +148,23 @@ struct Lookup: Sendable {
             && !(requiresVerifiedIDs && candidate.state == .responded && !candidate.isVerified)
     }
 
+    /// Failed candidates closer than the K-th that counts. Each took the place of a live node in the
+    /// answers that named it, so one more node is asked for each: the nodes just past the K closest may
+    /// name the live nodes the dead ones crowded out. At most K / 2.
+    private var failedAmongClosest: Int {
+        var counted = 0
+        var failed = 0
+        for candidate in candidates where counted < bucketSize {
+            if counts(candidate) {
+                counted += 1
+            } else if candidate.state == .failed {
+                failed += 1
+            }
+        }
+        // Bounded, so that a liar naming K made-up nodes cannot make a lookup ask on and on.
+        return min(failed, bucketSize / 2)
+    }
+
     /// The indices of the candidates to query now, marked in flight. Only candidates among the K closest
     /// that count (widened by one for each slow query) are worth asking.
     mutating func nextQueries(alpha: Int, now: Instant) -> [Int] {
@@ -158,7 +175,7 @@ struct Lookup: Sendable {
             if candidate.state == .slow { slow += 1 }
         }
         var chosen: [Int] = []
-        var window = bucketSize + slow
+        var window = bucketSize + slow + failedAmongClosest
         for index in candidates.indices where inFlight + chosen.count < alpha && window > 0 {
             guard counts(candidates[index]) else { continue }
             window -= 1
@@ -174,7 +191,9 @@ struct Lookup: Sendable {
     /// is nothing in flight and nothing left worth asking.
     var isFinished: Bool {
         let counting = candidates.lazy.filter(counts)
-        if counting.prefix(bucketSize).allSatisfy({ $0.state == .responded }) { return true }
+        if counting.prefix(bucketSize + failedAmongClosest).allSatisfy({ $0.state == .responded }) {
+            return true
+        }
         return !counting.contains { candidate in
             switch candidate.state {
             case .fresh, .inFlight, .slow: true

@@ -8,10 +8,12 @@ import TorrentModel
     static let ownKey = DHTKey(high: 0x1234_5678_9abc_def0, middle: 0x0fed_cba9_8765_4321, low: 0x1357_9bdf)
     static let router = endpoint(42, 1, 0, 1)
 
-    /// Answers every `find_node` in `datagrams` sent to one of `nodes` with an empty node list, as that
-    /// node; returns what the node sent meanwhile (the datagrams given included) and its events.
+    /// Answers every `find_node` in `datagrams` sent to one of `nodes`, as that node, with the nodes
+    /// `named` gives for it (none by default); returns what the node sent meanwhile (the datagrams given included) and its events.
     static func answerAll(
-        _ datagrams: [DHTDatagram], as nodes: [DHTEndpoint: NodeID], node: inout DHTNode, now: Instant
+        _ datagrams: [DHTDatagram], as nodes: [DHTEndpoint: NodeID],
+        naming named: [DHTEndpoint: [DHTNodeInfo]] = [:],
+        node: inout DHTNode, now: Instant
     ) -> (sent: [DHTDatagram], events: [DHTEvent]) {
         var sent: [DHTDatagram] = []
         var events: [DHTEvent] = []
@@ -24,7 +26,8 @@ import TorrentModel
             else { continue }
             var output = DHTOutput()
             let answer = KRPCMessage(
-                transactionID: message.transactionID, body: .response(KRPCResponse(sender: id)))
+                transactionID: message.transactionID,
+                body: .response(KRPCResponse(sender: id, nodes: named[datagram.destination] ?? [])))
             node.received(answer.encoded(), from: datagram.destination, now: now, into: &output)
             queue += output.datagrams
             events += output.events
@@ -109,5 +112,54 @@ import TorrentModel
         }.first
         #expect(result?.closestNodes == [real, DHTNodeInfo(id: routerID, endpoint: Self.router)])
         #expect(result?.rounds == 2, "the router from the bootstrap list, then the node it named")
+    }
+
+    /// Each dead node among the closest took a live node's place in the answers that named it, so the
+    /// lookup asks one node more for each: here the only node that knows X, which is closer than the
+    /// 8th live node named. Asking only the 8 closest live nodes ended without X.
+    @Test func aDeadNodeAmongTheClosestWidensTheLookupByOne() throws {
+        var node = DHTNode(id: Self.ownKey.nodeID, random: SeededRandom(seed: 3), now: .zero)
+        node.addBootstrapEndpoints([Self.router])
+        var output = DHTOutput()
+        let bootstrap = try #require(node.bootstrap(now: .zero, into: &output))
+        let query = try #require(onlyMessage(in: output, to: Self.router))
+
+        let routerID = Self.ownKey.flipping(bit: 0).nodeID
+        // n[0] is the closest and dead; n[i] is farther as i grows.
+        let named = (0..<10).map { index in
+            DHTNodeInfo(
+                id: Self.ownKey.flipping(bit: 150 - index).nodeID, endpoint: endpoint(42, 2, UInt32(index), 1)
+            )
+        }
+        // Just farther than n[5].
+        let x = DHTNodeInfo(
+            id: Self.ownKey.flipping(bit: 145).flipping(bit: 159).nodeID, endpoint: endpoint(42, 3, 0, 1))
+        var ids = Dictionary(uniqueKeysWithValues: named.dropFirst().map { ($0.endpoint, $0.id) })
+        ids[x.endpoint] = x.id
+        ids[Self.router] = routerID
+        let routerAnswer = KRPCMessage(
+            transactionID: query.transactionID, body: .response(KRPCResponse(sender: routerID, nodes: named)))
+        output.removeAll()
+        node.received(routerAnswer.encoded(), from: Self.router, now: .zero, into: &output)
+        var (sent, events) = Self.answerAll(
+            output.datagrams, as: ids, naming: [named[9].endpoint: [x]], node: &node, now: .zero)
+        for second in 1...12 {
+            let now = Instant.zero.advanced(byNanoseconds: UInt64(second) * 1_000_000_000)
+            output.removeAll()
+            node.tick(now: now, into: &output)
+            events += output.events
+            let answered = Self.answerAll(
+                output.datagrams, as: ids, naming: [named[9].endpoint: [x]], node: &node, now: now)
+            sent += answered.sent
+            events += answered.events
+        }
+
+        let result = events.lazy.compactMap { event -> LookupResult? in
+            if case .lookupFinished(bootstrap, let result) = event { return result }
+            return nil
+        }.first
+        #expect(
+            sent.contains { $0.destination == named[9].endpoint && Self.findNodeTarget($0) == Self.ownKey })
+        #expect(result?.closestNodes == Array(named[1...5]) + [x] + Array(named[6...7]))
     }
 }
