@@ -135,7 +135,12 @@ let package = Package(
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
         .testTarget(name: "WebSeedTests", dependencies: ["WebSeed", "Metainfo", "Tracker", "TorrentModel"]),
         .testTarget(name: "TransmissionRPCTests", dependencies: ["TransmissionRPC", "TorrentModel"]),
-        .testTarget(name: "DHTTests", dependencies: ["DHT", "Bencode", "TorrentModel"]),
+        .testTarget(name: "DHTTests", dependencies: ["DHT", "DHTSimulation", "Bencode", "TorrentModel"]),
+        // Simulated DHT networks on virtual time, and issue #15's scale scenario; its 10,000-node run is
+        // an executable that scripts/test builds in release (a debug build takes minutes).
+        .target(name: "DHTSimulation", dependencies: ["DHT", "TorrentModel"], path: "Tests/DHTSimulation"),
+        .executableTarget(
+            name: "potluck-dht-simulation", dependencies: ["DHTSimulation"], path: "Tests/DHTScaleSimulation"),
         .testTarget(name: "LocalDiscoveryTests", dependencies: ["LocalDiscovery", "TorrentModel"]),
         .testTarget(
             name: "EngineTests",

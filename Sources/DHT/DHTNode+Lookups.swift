@@ -52,6 +52,13 @@ extension DHTNode {
     /// Ends a lookup: announces to the closest nodes that gave tokens, if asked, and reports the result.
     mutating func finishLookup(at index: Int, now: Instant, into output: inout DHTOutput) {
         let lookup = lookups.remove(at: index)
+        if lookup.target == id, lookup.purpose == .findNode {
+            // Kademlia's join: after finding our neighbours, fill the buckets farther away.
+            for key in table.sparseFarBucketsToRefresh(now: now, random: &random) {
+                startLookup(
+                    target: key.nodeID, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
+            }
+        }
         let responders = lookup.closestResponders
         var announcedTo = 0
         if case .getPeers(let announcement?) = lookup.purpose {
@@ -77,7 +84,7 @@ extension DHTNode {
                 lookup.id,
                 LookupResult(
                     target: lookup.target, closestNodes: closest, peerCount: lookup.peers.count,
-                    announcedTo: announcedTo)))
+                    announcedTo: announcedTo, rounds: responders.map(\.round).max() ?? 0)))
     }
 
     /// A response or error: resolves the matching query in flight, if the transaction id and the
@@ -98,23 +105,18 @@ extension DHTNode {
         if let reported = message.requesterEndpoint {
             learnExternalAddress(reported.address, from: source.address, now: now, into: &output)
         }
-        guard case .response(let response) = message.body,
-            query.expectedID == nil || query.expectedID == response.sender
-        else {
-            // An error answer, or another node at that address: alive, but no use to a lookup.
-            if case .response(let response) = message.body, !message.isReadOnly {
-                // The node we knew there is gone (or took a new id, as BEP 42 asks): the old entry fails,
-                // and once it is bad the answering id may take its place.
-                table.queryFailed(source, now: now)
-                _ = table.nodeResponded(
-                    DHTNodeInfo(id: response.sender, endpoint: source),
-                    isVerified: NodeIDSecurity.isValid(response.sender, for: source.address), now: now)
-            }
+        guard case .response(let response) = message.body else {
+            // An error answer: alive, but no use to a lookup.
             lookupQueryFailed(query, now: now, into: &output)
             return
         }
         let isVerified = NodeIDSecurity.isValid(response.sender, for: source.address)
         if !message.isReadOnly {
+            if let expectedID = query.expectedID, expectedID != response.sender {
+                // Another node at that address: the one we knew there is gone (or took a new id, as BEP 42
+                // asks), so the old entry fails, and once it is bad the answering id may take its place.
+                table.queryFailed(source, now: now)
+            }
             _ = table.nodeResponded(
                 DHTNodeInfo(id: response.sender, endpoint: source), isVerified: isVerified, now: now)
         }

@@ -16,15 +16,20 @@ public struct LookupResult: Hashable, Sendable {
     public var peerCount: Int
     /// How many nodes were sent an `announce_peer`.
     public var announcedTo: Int
+    /// The longest chain of answers that led to one of `closestNodes`: 1 when our table held it, one
+    /// more for each answer on the way. Kademlia bounds it by about log2 of the network's size.
+    public var rounds: Int
 }
 
 /// An iterative Kademlia lookup (`find_node` or `get_peers`): a candidate list sorted by distance to the
 /// target, of which the closest unasked ones are queried, `alpha` at a time.
 ///
+/// A node answering under another id than the one it was named with counts under the id it gave.
+///
 /// A query that has not answered after the soft timeout stops counting against `alpha`, so the lookup
 /// widens past a slow node, but a late answer is still used; after the hard timeout the node has
-/// failed. The lookup is done when the K closest candidates that have not failed have all answered, or
-/// nothing is left to ask.
+/// failed. The lookup is done when the K closest candidates that have not failed (and one more for each
+/// that failed among them, up to K / 2) have all answered, or nothing is left to ask.
 ///
 /// Invariants: `candidates` is sorted by distance (nodes of unknown id, the bootstrap endpoints, last);
 /// no endpoint appears twice; at most `maxCandidates` are kept; every endpoint is asked at most once.
@@ -59,6 +64,9 @@ struct Lookup: Sendable {
         var isVerified = false
         /// Whether a query to it already failed once: a lost datagram gets one more try.
         var hasFailedOnce = false
+        /// 1 for a node from our table or a bootstrap endpoint, else 1 + the round of the first node
+        /// that named it.
+        var round = 1
     }
 
     static let maxCandidates = 128
@@ -95,10 +103,14 @@ struct Lookup: Sendable {
         if case .getPeers = purpose { InfoHash(reinterpreting: target) } else { nil }
     }
 
-    /// Adds nodes to ask; ignores endpoints seen before and trims the farthest unasked ones past the cap.
-    mutating func add(_ nodes: [DHTNodeInfo], ownID: NodeID) {
+    /// Adds nodes to ask, learned in an answer of round `round - 1` (1: from our table); ignores
+    /// endpoints seen before and trims the farthest unasked ones past the cap.
+    mutating func add(_ nodes: [DHTNodeInfo], round: Int = 1, ownID: NodeID) {
         for node in nodes where node.id != ownID {
-            add(Candidate(id: node.id, endpoint: node.endpoint, distance: node.id.distance(to: target)))
+            add(
+                Candidate(
+                    id: node.id, endpoint: node.endpoint, distance: node.id.distance(to: target), round: round
+                ))
         }
     }
 
@@ -136,6 +148,23 @@ struct Lookup: Sendable {
             && !(requiresVerifiedIDs && candidate.state == .responded && !candidate.isVerified)
     }
 
+    /// Failed candidates closer than the K-th that counts. Each took the place of a live node in the
+    /// answers that named it, so one more node is asked for each: the nodes just past the K closest may
+    /// name the live nodes the dead ones crowded out. At most K / 2.
+    private var failedAmongClosest: Int {
+        var counted = 0
+        var failed = 0
+        for candidate in candidates where counted < bucketSize {
+            if counts(candidate) {
+                counted += 1
+            } else if candidate.state == .failed {
+                failed += 1
+            }
+        }
+        // Bounded, so that a liar naming K made-up nodes cannot make a lookup ask on and on.
+        return min(failed, bucketSize / 2)
+    }
+
     /// The indices of the candidates to query now, marked in flight. Only candidates among the K closest
     /// that count (widened by one for each slow query) are worth asking.
     mutating func nextQueries(alpha: Int, now: Instant) -> [Int] {
@@ -146,7 +175,7 @@ struct Lookup: Sendable {
             if candidate.state == .slow { slow += 1 }
         }
         var chosen: [Int] = []
-        var window = bucketSize + slow
+        var window = bucketSize + slow + failedAmongClosest
         for index in candidates.indices where inFlight + chosen.count < alpha && window > 0 {
             guard counts(candidates[index]) else { continue }
             window -= 1
@@ -162,7 +191,9 @@ struct Lookup: Sendable {
     /// is nothing in flight and nothing left worth asking.
     var isFinished: Bool {
         let counting = candidates.lazy.filter(counts)
-        if counting.prefix(bucketSize).allSatisfy({ $0.state == .responded }) { return true }
+        if counting.prefix(bucketSize + failedAmongClosest).allSatisfy({ $0.state == .responded }) {
+            return true
+        }
         return !counting.contains { candidate in
             switch candidate.state {
             case .fresh, .inFlight, .slow: true
@@ -190,8 +221,10 @@ struct Lookup: Sendable {
         candidate.state = .responded
         candidate.isVerified = isVerified
         candidate.token = response.token
-        if candidate.id == nil {
-            // A bootstrap endpoint: now that its id is known, it takes its place by distance.
+        if candidate.id != response.sender {
+            // A bootstrap endpoint, or a node named under another id (a stale entry, or a lie meant to
+            // keep the real node out of the lookup, as endpoints are asked once): its answer is genuine,
+            // so it takes its place by the id it answers with.
             candidates.remove(at: index)
             candidate.id = response.sender
             candidate.distance = response.sender.distance(to: target)
@@ -200,7 +233,7 @@ struct Lookup: Sendable {
         } else {
             candidates[index] = candidate
         }
-        add(family == .ipv4 ? response.nodes : response.nodes6, ownID: ownID)
+        add(family == .ipv4 ? response.nodes : response.nodes6, round: candidate.round + 1, ownID: ownID)
         guard case .getPeers = purpose else { return [] }
         var fresh: [DHTEndpoint] = []
         for peer in response.values where peer.family == family && peers.count < Self.maxPeers {

@@ -1,3 +1,4 @@
+import DHTSimulation
 import Testing
 import TorrentModel
 
