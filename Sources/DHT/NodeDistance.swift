@@ -2,10 +2,10 @@ import TorrentModel
 
 /// A point of the 160-bit DHT key space (a node id or an infohash) as three big-endian words, so that XOR
 /// distances compare as unsigned integers with two or three word comparisons.
-struct DHTKey: Hashable, Comparable, Sendable {
-    var high: UInt64
-    var middle: UInt64
-    var low: UInt32
+public struct DHTKey: Hashable, Comparable, Sendable {
+    public var high: UInt64
+    public var middle: UInt64
+    public var low: UInt32
 
     init(high: UInt64, middle: UInt64, low: UInt32) {
         self.high = high
@@ -13,7 +13,7 @@ struct DHTKey: Hashable, Comparable, Sendable {
         self.low = low
     }
 
-    init<Kind>(_ id: Bytes20<Kind>) {
+    public init<Kind>(_ id: Bytes20<Kind>) {
         (high, middle, low) = id.withUnsafeBytes { raw in
             var high: UInt64 = 0
             var middle: UInt64 = 0
@@ -42,17 +42,17 @@ struct DHTKey: Hashable, Comparable, Sendable {
         return NodeID(bytes)!
     }
 
-    static func ^ (a: DHTKey, b: DHTKey) -> DHTKey {
+    public static func ^ (a: DHTKey, b: DHTKey) -> DHTKey {
         DHTKey(high: a.high ^ b.high, middle: a.middle ^ b.middle, low: a.low ^ b.low)
     }
 
-    static func < (a: DHTKey, b: DHTKey) -> Bool {
+    public static func < (a: DHTKey, b: DHTKey) -> Bool {
         (a.high, a.middle, a.low) < (b.high, b.middle, b.low)
     }
 
     /// The number of leading zero bits (160 for zero): for a distance, the length of the prefix the two
     /// keys share, which is the routing-table bucket a node falls in.
-    var leadingZeroBitCount: Int {
+    public var leadingZeroBitCount: Int {
         if high != 0 { return high.leadingZeroBitCount }
         if middle != 0 { return 64 + middle.leadingZeroBitCount }
         return 128 + min(32, low.leadingZeroBitCount)

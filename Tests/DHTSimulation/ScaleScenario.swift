@@ -149,13 +149,13 @@ public struct ScaleScenario: Sendable {
         {
             simulation.run(until: simulation.now.advanced(byNanoseconds: 1_000_000_000))
         }
-        let keys = simulation.nodes.map { Key($0.id) }
+        let keys = simulation.nodes.map { DHTKey($0.id) }
         for lookup in started {
             guard let finished = simulation.finished(lookup.lookup, at: lookup.seeker) else {
                 report.unfinished += 1
                 continue
             }
-            let target = Key(lookup.target)
+            let target = DHTKey(lookup.target)
             let truth = answering.filter { $0 != lookup.seeker }
                 .sorted { keys[$0] ^ target < keys[$1] ^ target }
                 .prefix(8).map { simulation.nodes[$0].id }
@@ -163,7 +163,7 @@ public struct ScaleScenario: Sendable {
             if found.map(\.id) == Array(truth) {
                 report.exact += 1
             } else {
-                let bits = { (ids: [NodeID]) in ids.map { (Key($0) ^ target).leadingZeroBitCount } }
+                let bits = { (ids: [NodeID]) in ids.map { (DHTKey($0) ^ target).leadingZeroBitCount } }
                 let missing = answering.filter { truth.contains(simulation.nodes[$0].id) }
                     .filter { index in !found.contains { $0.id == simulation.nodes[index].id } }
                     .map { "\(simulation.behaviours[$0])" }
@@ -218,38 +218,5 @@ public struct ScaleScenario: Sendable {
         report.datagramsSent = simulation.datagramsSent
         report.datagramsLost = simulation.datagramsLost
         return report
-    }
-}
-
-/// A node id as three big-endian words, so that XOR distances compare as integers.
-struct Key: Comparable {
-    var high: UInt64
-    var middle: UInt64
-    var low: UInt32
-
-    init(high: UInt64, middle: UInt64, low: UInt32) {
-        self.high = high
-        self.middle = middle
-        self.low = low
-    }
-
-    init(_ id: NodeID) {
-        let bytes = id.bytes
-        high = bytes[0..<8].reduce(0) { $0 << 8 | UInt64($1) }
-        middle = bytes[8..<16].reduce(0) { $0 << 8 | UInt64($1) }
-        low = bytes[16..<20].reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
-    static func ^ (a: Key, b: Key) -> Key {
-        Key(high: a.high ^ b.high, middle: a.middle ^ b.middle, low: a.low ^ b.low)
-    }
-
-    static func < (a: Key, b: Key) -> Bool { (a.high, a.middle, a.low) < (b.high, b.middle, b.low) }
-
-    /// For a distance: the bits the two ids share.
-    var leadingZeroBitCount: Int {
-        high != 0
-            ? high.leadingZeroBitCount
-            : middle != 0 ? 64 + middle.leadingZeroBitCount : 128 + low.leadingZeroBitCount
     }
 }
