@@ -1,5 +1,10 @@
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/errqueue.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -74,4 +79,44 @@ int potluck_is_huge_mapped(int pagemap_fd, const void *address) {
     };
     int found = ioctl(pagemap_fd, POTLUCK_PAGEMAP_SCAN, &arg);
     return found < 0 ? -1 : found > 0;
+}
+
+int potluck_udp_queue_errors(int fd, int ipv6) {
+    int on = 1;
+    return ipv6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVERR, &on, sizeof on)
+                : setsockopt(fd, IPPROTO_IP, IP_RECVERR, &on, sizeof on);
+}
+
+int potluck_udp_take_error(int fd, struct sockaddr_storage *destination) {
+    char control[512];
+    char payload[1];
+    struct iovec vector = {.iov_base = payload, .iov_len = sizeof payload};
+    struct msghdr message = {
+        .msg_name = destination,
+        .msg_namelen = sizeof *destination,
+        .msg_iov = &vector,
+        .msg_iovlen = 1,
+        .msg_control = control,
+        .msg_controllen = sizeof control,
+    };
+    if (recvmsg(fd, &message, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+        // The queue is empty, but the socket's pending error stays set (and polls as POLLERR, and fails
+        // the next send) until it is read.
+        int pending = 0;
+        socklen_t length = sizeof pending;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &pending, &length);
+        return 0;
+    }
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+        int ipv4 = header->cmsg_level == IPPROTO_IP && header->cmsg_type == IP_RECVERR;
+        int ipv6 = header->cmsg_level == IPPROTO_IPV6 && header->cmsg_type == IPV6_RECVERR;
+        if (ipv4 || ipv6) {
+            struct sock_extended_err error;
+            memcpy(&error, CMSG_DATA(header), sizeof error);
+            if (error.ee_errno != 0) return (int)error.ee_errno;
+        }
+    }
+    // An entry without an extended error (not expected): report it as a refusal of that destination.
+    return ECONNREFUSED;
 }

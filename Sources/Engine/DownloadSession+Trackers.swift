@@ -17,7 +17,8 @@ extension DownloadSession {
         guard options.useTrackers, !announceTiers.isEmpty else { return }
         let totalBytes = UInt64(max(0, metainfo.totalLength))
         trackers = TrackerAnnouncer(
-            ring: ring, tenant: tenant, trackers: announceTiers, isPrivate: metainfo.isPrivate,
+            ring: ring, tenant: tenant, udp: reactor.udpTrackers, trackers: announceTiers,
+            isPrivate: metainfo.isPrivate,
             infoHash: metainfo.wireInfoHash, peerID: localPeerID,
             port: options.announcedPort ?? boundAddress?.port ?? 0,
             seed: options.seed, extraCAFile: options.trackerCAFile, board: options.trackerBoard,
@@ -29,6 +30,10 @@ extension DownloadSession {
                     downloadedBytes: UInt64(max(0, downloadedBytes)),
                     leftBytes: totalBytes - min(totalBytes, verifiedBytes))
             }, log: log)
+        trackers?.trackerAnswered = { [unowned self] now in
+            takeTrackerPeers()
+            reactor.touch(tenant)
+        }
         trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
         // `started` goes out now, not at the first timer tick.
         trackers?.tick(now: nowNanoseconds)
@@ -73,8 +78,11 @@ extension DownloadSession {
     func trackerCompleted(_ completion: Completion, now: UInt64) {
         guard let trackers else { return }
         trackers.handle(completion, now: now)
-        let peers = trackers.takePeers()
-        guard !peers.isEmpty else { return }
+        takeTrackerPeers()
+    }
+
+    private func takeTrackerPeers() {
+        guard let peers = trackers?.takePeers(), !peers.isEmpty else { return }
         addCandidates(peers)
         connectToCandidates()
     }

@@ -79,6 +79,7 @@ public final class Engine: Sendable {
 
         var reactorOptions = ReactorOptions()
         reactorOptions.disabledRingFeatures = options.disabledRingFeatures
+        reactorOptions.log = options.log
         // The cores are shared by the reactors and the hashing workers: together about one per core.
         reactorOptions.hashThreads = max(1, HashPool.coreCount / reactorCount)
         let started = ReactorStartup(count: reactorCount)

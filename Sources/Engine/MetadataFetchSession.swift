@@ -177,13 +177,17 @@ final class MetadataFetchSession: ReactorTenant {
         let tiers = options.trackers ?? magnet.trackers.map { [$0] }
         guard options.useTrackers, !tiers.isEmpty else { return }
         trackers = TrackerAnnouncer(
-            ring: ring, tenant: tenant, trackers: tiers, isPrivate: false,
+            ring: ring, tenant: tenant, udp: reactor.udpTrackers, trackers: tiers, isPrivate: false,
             infoHash: infoHash, peerID: DownloadSession.makePeerID(),
             port: options.announcedPort ?? 0, seed: options.seed, extraCAFile: options.trackerCAFile,
             board: options.trackerBoard,
             // Nothing is known of the size yet; any amount left says we are a leecher.
             totals: { TrackerAnnouncer.Totals(uploadedBytes: 0, downloadedBytes: 0, leftBytes: 1) },
             log: log)
+        trackers?.trackerAnswered = { [unowned self] now in
+            takeTrackerPeers(now: now)
+            reactor.touch(tenant)
+        }
         trackers?.start(now: now, isComplete: false)
         trackers?.tick(now: now)
     }

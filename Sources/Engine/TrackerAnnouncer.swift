@@ -75,10 +75,14 @@ final class TrackerAnnouncer {
     private var scrapesWaiting: [TrackerURL] = []
     private var scrapesInFlight: [TrackerClient.ExchangeID: TrackerURL] = [:]
 
+    /// Called when a tracker answered outside ``handle(_:now:)`` and ``tick(now:)`` (over the reactor's
+    /// shared UDP socket): ``takePeers()`` may have news.
+    var trackerAnswered: ((UInt64) -> Void)?
+
     /// Nil when the torrent names no usable tracker (the reasons are logged).
     init?(
-        ring: Ring, tenant: UInt16, trackers: [[String]], isPrivate: Bool, infoHash: InfoHash, peerID: PeerID,
-        port: UInt16,
+        ring: Ring, tenant: UInt16, udp: UDPTrackerTransport?, trackers: [[String]], isPrivate: Bool,
+        infoHash: InfoHash, peerID: PeerID, port: UInt16,
         seed: UInt64, extraCAFile: String? = nil, board: TrackerStatusBoard? = nil,
         wallClock: @escaping () -> Int64 = TrackerStatusBoard.wallClock, totals: @escaping () -> Totals,
         log: @escaping (String) -> Void
@@ -101,8 +105,11 @@ final class TrackerAnnouncer {
         peerNameResolver = HostResolver(waker: ring.waker)
         client = TrackerClient(
             ring: ring, tenant: tenant, seed: random.next(), resolver: HostResolver(waker: ring.waker),
-            extraCAFile: extraCAFile,
-            log: log)
+            udpTransport: udp, extraCAFile: extraCAFile, log: log)
+        client.udpExchangeEnded = { [unowned self] now in
+            collect(now: now)
+            trackerAnswered?(now)
+        }
     }
 
     /// Begins the session: `started` goes out at the next ``tick(now:)``.

@@ -42,13 +42,14 @@ public enum TrackerFailure: Error, Hashable, Sendable, CustomStringConvertible {
 /// reactor routes its completions here with one comparison. An HTTP exchange is bounded as a whole by
 /// ``Limits/httpTimeoutSeconds`` (each connect, send and receive is linked to a timeout for what is left
 /// of it), and its response by the parser's limits. UDP exchanges use BEP 15's retransmission timers,
-/// which ``tick(now:)`` checks.
+/// which ``tick(now:)`` checks, over the reactor's shared ``UDPTrackerTransport`` (or one of its own
+/// when run alone).
 ///
 /// Invariants: at most one operation per HTTP exchange is in flight (connect, send or receive; each with
 /// its linked timeout), and its buffers live in the exchange until that operation completes; per UDP
-/// tracker address there is one connected socket, at most one receive and one send in flight, and at
-/// most one exchange active (others wait in `waiting`); a slot's context is released when its main
-/// operation completes, so a linked timeout's completion arriving later is recognised as stale.
+/// tracker address at most one exchange is active (others wait in `waiting`), and only its current
+/// transaction id is routed to it; a slot's context is released when its main operation completes, so
+/// a linked timeout's completion arriving later is recognised as stale.
 final class TrackerClient {
     /// The owner byte in completion tokens (peers 1, storage 2, recheck 3, listener 4).
     static let owner: UInt8 = 5
@@ -63,8 +64,6 @@ final class TrackerClient {
         var connectTimeoutSeconds: UInt64 = 10
         /// Bytes read per receive from an HTTP tracker; the parser bounds the total.
         var httpReceiveBufferBytes = 16 * 1024
-        /// Larger than any UDP datagram, so a reply is never silently cut.
-        var udpReceiveBufferBytes = 65_536
         /// Exchanges in flight at once (a torrent has one; `info --scrape` one per tracker).
         var maxExchanges = 64
         /// Limits on what trackers send.
@@ -88,10 +87,9 @@ final class TrackerClient {
 
     typealias ExchangeID = Int
 
-    private enum SlotOwner {
-        case http(ExchangeID)
-        case udp(SocketAddress)
-    }
+    /// A UDP exchange restarts with a new transaction id when another client waits for the one it drew;
+    /// this many times in a row means something is wrong.
+    static let maximumTransactionIDDraws = 8
 
     let limits: Limits
     private let ring: Ring
@@ -100,17 +98,24 @@ final class TrackerClient {
     /// The context of `https` trackers (the system store and any extra CA file), loaded off the
     /// reactor thread at the first `https` exchange.
     private let tlsContexts: TLSContextLoader
-    private var table: OperationTable<SlotOwner>
+    private var table: OperationTable<ExchangeID>
+    private let udpTransport: UDPTrackerTransport
+    /// The transport is this client's own (run alone): its completions come through ``handle(_:now:)``.
+    private let ownsUDPTransport: Bool
     private var nextID: ExchangeID = 1
     private var http: [ExchangeID: HTTPExchange] = [:]
-    private var udp: [SocketAddress: UDPEndpoint] = [:]
+    private var udp: [SocketAddress: UDPTrackerEndpoint] = [:]
     private var finished: [(ExchangeID, Reply)] = []
     private var random: SeededRandom
     private let log: (String) -> Void
+    /// Called when a UDP answer or error ended an exchange outside ``handle(_:now:)`` and ``tick(now:)``
+    /// (the shared transport delivered it): ``takeFinished()`` has news.
+    var udpExchangeEnded: ((UInt64) -> Void)?
 
+    /// - Parameter udpTransport: the reactor's shared socket; nil makes one for this client alone.
     init(
         ring: Ring, tenant: UInt16 = 0, limits: Limits = Limits(), seed: UInt64, resolver: HostResolver,
-        extraCAFile: String? = nil,
+        udpTransport: UDPTrackerTransport? = nil, extraCAFile: String? = nil,
         log: @escaping (String) -> Void
     ) {
         self.ring = ring
@@ -120,7 +125,9 @@ final class TrackerClient {
         self.userAgent = "Potluck/\(potluckVersion)"
         self.random = SeededRandom(seed: seed)
         self.log = log
-        // Each exchange has at most two operations in flight (a UDP receive and send).
+        self.udpTransport = udpTransport ?? UDPTrackerTransport(ring: ring, tenant: tenant, log: log)
+        ownsUDPTransport = udpTransport == nil
+        // One operation per HTTP exchange, and its linked timeout's slot until it completes.
         table = OperationTable(capacity: limits.maxExchanges * 2 + 2, owner: Self.owner, tenant: tenant)
     }
 
@@ -204,8 +211,12 @@ final class TrackerClient {
             exchange.fd = -1
         }
         http.removeAll()
-        for endpoint in udp.values { endpoint.close() }
+        for endpoint in udp.values { unroute(endpoint) }
         udp.removeAll()
+        if ownsUDPTransport {
+            udpTransport.shutDown()
+            udpTransport.closeSockets()
+        }
     }
 
     /// Time passed: BEP 15 retransmissions and give-ups.
@@ -220,34 +231,28 @@ final class TrackerClient {
         }
     }
 
-    /// A completion whose token carries ``owner``.
+    /// A completion whose token carries ``owner`` (or, for a client run alone, its transport's owner).
     func handle(_ completion: Completion, now: UInt64) {
+        if completion.slot.owner == UDPTrackerTransport.owner {
+            if ownsUDPTransport { udpTransport.handle(completion, now: now) }
+            return
+        }
         // A linked timeout's own completion says nothing the operation's completion will not.
         guard completion.token.kind != .linkTimeout else { return }
         guard let owner = table.context(for: completion.slot) else { return }
         table.release(completion.slot)
-        switch owner {
-        case .http(let id):
-            guard let exchange = http[id] else { return }
-            httpCompleted(completion, exchange: exchange, now: now)
-        case .udp(let address):
-            guard let endpoint = udp[address] else { return }
-            udpCompleted(completion, endpoint: endpoint, now: now)
-        }
+        guard let exchange = http[owner] else { return }
+        httpCompleted(completion, exchange: exchange, now: now)
     }
 
     // MARK: Submitting
 
-    /// Queues `operation`, bounded by `timeoutNanoseconds` when given; false if no slot or no room.
-    private func submit(_ operation: Operation, for owner: SlotOwner, timeoutNanoseconds: UInt64?) -> Bool {
-        guard let slot = table.acquire(owner) else { return false }
+    /// Queues `operation`, bounded by `timeoutNanoseconds`; false if no slot or no room.
+    private func submit(_ operation: Operation, for id: ExchangeID, timeoutNanoseconds: UInt64) -> Bool {
+        guard let slot = table.acquire(id) else { return false }
         do {
-            if let timeoutNanoseconds {
-                try ring.enqueue(operation, for: slot, flags: .link)
-                try ring.enqueue(.linkTimeout(.nanoseconds(Int64(timeoutNanoseconds))), for: slot)
-            } else {
-                try ring.enqueue(operation, for: slot)
-            }
+            try ring.enqueue(operation, for: slot, flags: .link)
+            try ring.enqueue(.linkTimeout(.nanoseconds(Int64(timeoutNanoseconds))), for: slot)
             return true
         } catch {
             table.release(slot)
@@ -343,8 +348,7 @@ final class TrackerClient {
     private var httpSeconds: Int { Int(limits.httpTimeoutSeconds) }
 
     private func submitHTTP(_ operation: Operation, _ exchange: HTTPExchange, timeoutNanoseconds: UInt64) {
-        if submit(operation, for: .http(exchange.id), timeoutNanoseconds: max(1_000_000, timeoutNanoseconds))
-        {
+        if submit(operation, for: exchange.id, timeoutNanoseconds: max(1_000_000, timeoutNanoseconds)) {
             exchange.operationInFlight = true
         } else {
             finishHTTP(exchange, .failed(.tooManyExchanges(limit: limits.maxExchanges)))
@@ -486,41 +490,32 @@ final class TrackerClient {
             finished.append((id, .failed(failure)))
             return
         }
-        let endpoint: UDPEndpoint
-        if let existing = udp[address], !existing.broken {
-            endpoint = existing
-        } else {
-            if let old = udp[address] {
-                // A socket that failed: its operations have completed or will be ignored as stale.
-                guard !old.operationsInFlight else {
-                    finished.append(
-                        (id, .failed(.system(call: "UDP socket to \(address)", errno: .resourceBusy))))
-                    return
-                }
-                old.close()
-            }
-            do throws(TrackerFailure) {
-                endpoint = try UDPEndpoint(
-                    address: address, bufferBytes: limits.udpReceiveBufferBytes,
-                    client: UDPTrackerClient(
-                        family: address.family == AF_INET6 ? .ipv6 : .ipv4,
-                        random: SeededRandom(seed: random.next()), options: limits.udp, limits: limits.tracker
-                    ))
-            } catch {
-                finished.append((id, .failed(error)))
-                return
-            }
-            udp[address] = endpoint
-            armReceive(endpoint)
-        }
+        let endpoint =
+            udp[address]
+            ?? UDPTrackerEndpoint(
+                address: address, owner: self,
+                client: UDPTrackerClient(
+                    family: address.family == AF_INET6 ? .ipv6 : .ipv4,
+                    random: SeededRandom(seed: random.next()), options: limits.udp, limits: limits.tracker))
+        udp[address] = endpoint
         endpoint.waiting.append((id, query, url))
         startWaiting(endpoint, now: now)
     }
 
-    private func startWaiting(_ endpoint: UDPEndpoint, now: UInt64) {
+    private func startWaiting(_ endpoint: UDPTrackerEndpoint, now: UInt64) {
         guard endpoint.active == nil, !endpoint.waiting.isEmpty else { return }
         let (id, query, url) = endpoint.waiting.removeFirst()
-        endpoint.active = (id, url)
+        endpoint.active = (id, query, url)
+        endpoint.transactionIDDraws = 0
+        start(endpoint, query: query, now: now)
+    }
+
+    /// (Re)starts the active exchange, with a connection id another torrent got from this tracker if
+    /// it is newer than ours.
+    private func start(_ endpoint: UDPTrackerEndpoint, query: Query, now: UInt64) {
+        if let grant = udpTransport.connectionGrant(for: endpoint.address) {
+            endpoint.client.adoptConnection(id: grant.id, receivedAt: grant.receivedAt)
+        }
         let request: UDPTrackerClient.Request =
             switch query {
             case .announce(let announce): .announce(announce)
@@ -529,12 +524,22 @@ final class TrackerClient {
         perform(endpoint.client.start(request, now: Instant(nanoseconds: now)), on: endpoint, now: now)
     }
 
-    private func perform(_ actions: [UDPTrackerClient.Action], on endpoint: UDPEndpoint, now: UInt64) {
+    private func perform(_ actions: [UDPTrackerClient.Action], on endpoint: UDPTrackerEndpoint, now: UInt64) {
+        var redraw = false
         for action in actions {
             switch action {
             case .send(let datagram):
-                endpoint.queuedSends.append(datagram)
-                sendNext(endpoint)
+                guard route(endpoint) else {
+                    redraw = true
+                    continue
+                }
+                do throws(TrackerFailure) {
+                    try udpTransport.send(datagram, to: endpoint.address)
+                } catch {
+                    endpoint.client.cancel()
+                    finishUDP(endpoint, .failed(error), now: now)
+                    return
+                }
             case .nextTimeout(let at):
                 endpoint.retryAt = at
             case .announced(let response):
@@ -551,74 +556,70 @@ final class TrackerClient {
                 log("tracker \(name): ignored a datagram: \(reason)")
             }
         }
+        guard redraw, let active = endpoint.active else { return }
+        // Another torrent waits for an answer with the id this exchange drew: it draws again.
+        endpoint.transactionIDDraws += 1
+        guard endpoint.transactionIDDraws < Self.maximumTransactionIDDraws else {
+            endpoint.client.cancel()
+            finishUDP(
+                endpoint, .failed(.system(call: "udp://\(endpoint.address)", errno: .resourceBusy)), now: now)
+            return
+        }
+        start(endpoint, query: active.query, now: now)
     }
 
-    private func finishUDP(_ endpoint: UDPEndpoint, _ reply: Reply, now: UInt64?) {
-        guard let (id, _) = endpoint.active else { return }
+    /// Routes the answers to the endpoint's current transaction id to it (and no longer its last one);
+    /// false when another client waits for that id from the same tracker.
+    private func route(_ endpoint: UDPTrackerEndpoint) -> Bool {
+        guard let transactionID = endpoint.client.transactionID else { return false }
+        if endpoint.routedTransactionID == transactionID { return true }
+        unroute(endpoint)
+        guard udpTransport.route(endpoint, from: endpoint.address, transactionID: transactionID) else {
+            return false
+        }
+        endpoint.routedTransactionID = transactionID
+        return true
+    }
+
+    private func unroute(_ endpoint: UDPTrackerEndpoint) {
+        guard let routed = endpoint.routedTransactionID else { return }
+        endpoint.routedTransactionID = nil
+        udpTransport.unroute(from: endpoint.address, transactionID: routed)
+    }
+
+    private func finishUDP(_ endpoint: UDPTrackerEndpoint, _ reply: Reply, now: UInt64?) {
+        guard let (id, _, _) = endpoint.active else { return }
         endpoint.active = nil
         endpoint.retryAt = nil
+        unroute(endpoint)
         finished.append((id, reply))
         if let now { startWaiting(endpoint, now: now) }
     }
 
-    private func sendNext(_ endpoint: UDPEndpoint) {
-        guard !endpoint.sendInFlight, !endpoint.broken, !endpoint.queuedSends.isEmpty else { return }
-        endpoint.sending = endpoint.queuedSends.removeFirst()
-        let bytes = endpoint.sending.withUnsafeBytes { UnsafeRawBufferPointer($0) }
-        if submit(.send(fd: endpoint.fd, bytes: bytes), for: .udp(endpoint.address), timeoutNanoseconds: nil)
-        {
-            endpoint.sendInFlight = true
+    /// The tracker's answer to the endpoint's current transaction id, from the transport.
+    fileprivate func udpDatagram(
+        _ datagram: UnsafeRawBufferPointer, for endpoint: UDPTrackerEndpoint, now: UInt64
+    ) {
+        let before = finished.count
+        perform(
+            endpoint.client.receive(datagram: datagram, now: Instant(nanoseconds: now)), on: endpoint,
+            now: now)
+        if let grant = endpoint.client.connectionGrant {
+            udpTransport.recordGrant(grant, for: endpoint.address)
         }
-        // Not queued: the retransmission timer sends again.
+        if finished.count > before { udpExchangeEnded?(now) }
     }
 
-    private func armReceive(_ endpoint: UDPEndpoint) {
-        guard !endpoint.receiveInFlight, !endpoint.broken else { return }
-        if submit(
-            .receive(fd: endpoint.fd, into: endpoint.buffer), for: .udp(endpoint.address),
-            timeoutNanoseconds: nil)
-        {
-            endpoint.receiveInFlight = true
-        }
-    }
-
-    private func udpCompleted(_ completion: Completion, endpoint: UDPEndpoint, now: UInt64) {
-        let result = completion.result
-        switch completion.token.kind {
-        case .send:
-            endpoint.sendInFlight = false
-            if result < 0 { udpFailed(endpoint, call: "send to", result: result, now: now) }
-            sendNext(endpoint)
-        case .receive:
-            endpoint.receiveInFlight = false
-            guard result >= 0 else {
-                udpFailed(endpoint, call: "recv from", result: result, now: now)
-                armReceive(endpoint)
-                return
-            }
-            let datagram = UnsafeRawBufferPointer(rebasing: endpoint.buffer[..<Int(result)])
-            perform(
-                endpoint.client.receive(datagram: datagram, now: Instant(nanoseconds: now)),
-                on: endpoint,
-                now: now)
-            armReceive(endpoint)
-        default:
-            break
-        }
-    }
-
-    /// ICMP "port unreachable" shows up as ECONNREFUSED on a connected UDP socket: nobody is there, so
-    /// the exchange fails now rather than after BEP 15's hour of retransmissions. Other errors end the
-    /// socket; the next exchange opens a new one.
-    private func udpFailed(_ endpoint: UDPEndpoint, call: String, result: Int32, now: UInt64) {
-        let errno = Errno(rawValue: -result)
-        if result != -ECONNREFUSED && result != -EINTR && result != -EAGAIN {
-            endpoint.broken = true
-        }
+    /// ICMP "port unreachable" (or a failed send): nobody is there, so the exchange fails now rather
+    /// than after BEP 15's hour of retransmissions.
+    fileprivate func udpFailed(_ endpoint: UDPTrackerEndpoint, errno: Errno, call: String, now: UInt64) {
+        // The transport has dropped the route.
+        endpoint.routedTransactionID = nil
         guard endpoint.active != nil else { return }
         endpoint.client.cancel()
         finishUDP(
             endpoint, .failed(.system(call: "\(call) udp://\(endpoint.address)", errno: errno)), now: now)
+        udpExchangeEnded?(now)
     }
 }
 
@@ -676,52 +677,33 @@ private final class HTTPExchange {
     }
 }
 
-/// The connected UDP socket for one tracker address and its BEP 15 client.
-private final class UDPEndpoint {
+/// One tracker address's exchanges of one client: its BEP 15 client, the exchange asked now and those
+/// waiting. Datagrams reach it through the transport, routed by its current transaction id.
+private final class UDPTrackerEndpoint: UDPTrackerReceiver {
     let address: SocketAddress
-    let fd: Int32
+    weak var owner: TrackerClient?
     var client: UDPTrackerClient
-    let buffer: UnsafeMutableRawBufferPointer
-    var active: (id: TrackerClient.ExchangeID, url: TrackerURL)?
+    var active: (id: TrackerClient.ExchangeID, query: TrackerClient.Query, url: TrackerURL)?
     var waiting: [(id: TrackerClient.ExchangeID, query: TrackerClient.Query, url: TrackerURL)] = []
     var retryAt: Instant?
-    var sending: [UInt8] = []
-    var queuedSends: [[UInt8]] = []
-    var sendInFlight = false
-    var receiveInFlight = false
-    /// Datagrams ignored so far (wrong transaction id, unexpected action, too short).
+    /// The transaction id the transport routes here (nil: none).
+    var routedTransactionID: UInt32?
+    /// Transaction ids drawn in a row for the active exchange that another client already waited for.
+    var transactionIDDraws = 0
+    /// Datagrams ignored so far (unexpected action, too short).
     var ignoredCount = 0
-    /// The socket failed; a new one is opened for the next exchange.
-    var broken = false
-    private var closed = false
 
-    init(address: SocketAddress, bufferBytes: Int, client: UDPTrackerClient) throws(TrackerFailure) {
-        let fd = Glibc.socket(address.family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .system(call: "socket", errno: Errno(rawValue: errno)) }
-        // Connected: the kernel then drops datagrams from any other address, and reports ICMP errors.
-        do {
-            try Socket.connectBlocking(fd, to: address)
-        } catch {
-            Glibc.close(fd)
-            throw .system(call: "connect udp://\(address)", errno: error.errno)
-        }
+    init(address: SocketAddress, owner: TrackerClient, client: UDPTrackerClient) {
         self.address = address
-        self.fd = fd
+        self.owner = owner
         self.client = client
-        self.buffer = .allocate(byteCount: bufferBytes, alignment: 16)
     }
 
-    var operationsInFlight: Bool { sendInFlight || receiveInFlight }
-
-    func close() {
-        guard !closed else { return }
-        closed = true
-        broken = true
-        Glibc.close(fd)
+    func udpDatagram(_ datagram: UnsafeRawBufferPointer, now: UInt64) {
+        owner?.udpDatagram(datagram, for: self, now: now)
     }
 
-    deinit {
-        close()
-        if !receiveInFlight { buffer.deallocate() }
+    func udpFailed(_ errno: Errno, call: String, now: UInt64) {
+        owner?.udpFailed(self, errno: errno, call: call, now: now)
     }
 }

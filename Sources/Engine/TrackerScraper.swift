@@ -89,7 +89,9 @@ public enum TrackerScraper {
             }
             let current = now()
             ring.drain { completion in
-                if completion.slot.owner == TrackerClient.owner { client.handle(completion, now: current) }
+                if [TrackerClient.owner, UDPTrackerTransport.owner].contains(completion.slot.owner) {
+                    client.handle(completion, now: current)
+                }
             }
             client.tick(now: current)
         }

@@ -102,6 +102,21 @@ public struct UDPTrackerClient: Sendable {
     /// Whether an exchange is in flight.
     public var isBusy: Bool { exchange != nil }
 
+    /// The transaction id the tracker's answer must carry (nil: no exchange in flight). A socket shared
+    /// by many clients routes datagrams by it.
+    public var transactionID: UInt32? { exchange?.transactionID }
+
+    /// The connection id the tracker gave and when: the tracker grants it to our address, so every
+    /// client on the same socket may use it (see ``adoptConnection(id:receivedAt:)``).
+    public var connectionGrant: (id: UInt64, receivedAt: Instant)? { connection }
+
+    /// Takes a connection id another client on the same socket got from this tracker, if it is newer than
+    /// ours: the next exchange skips the connect round trip.
+    public mutating func adoptConnection(id: UInt64, receivedAt: Instant) {
+        if let connection, connection.receivedAt >= receivedAt { return }
+        connection = (id, receivedAt)
+    }
+
     /// The connection id we may still use at `now`, if any.
     public func usableConnectionID(now: Instant) -> UInt64? {
         guard let connection,

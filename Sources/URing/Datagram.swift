@@ -1,4 +1,5 @@
 import CLibUring
+import CLinux
 import Glibc
 
 /// One UDP datagram's memory for the ring: its bytes, its peer's address and the `msghdr` that names
@@ -85,5 +86,27 @@ extension Socket {
             throw error
         }
         return fd
+    }
+
+    /// Has the kernel queue ICMP errors (port unreachable and the like) for datagrams sent from `fd`, so
+    /// that an unconnected socket learns which destination refused (see `takeQueuedError`).
+    public static func queueErrors(_ fd: Int32, family: Int32) throws(SyscallError) {
+        guard potluck_udp_queue_errors(fd, family == AF_INET6 ? 1 : 0) == 0 else {
+            throw .last("setsockopt IP_RECVERR")
+        }
+    }
+
+    /// The oldest error queued on `fd` and the destination it concerns; nil when none is queued. Never
+    /// waits.
+    public static func takeQueuedError(
+        _ fd: Int32
+    ) throws(SyscallError) -> (
+        destination: SocketAddress, errno: Errno
+    )? {
+        var storage = sockaddr_storage()
+        let result = potluck_udp_take_error(fd, &storage)
+        guard result >= 0 else { throw .last("recvmsg MSG_ERRQUEUE") }
+        guard result > 0, let destination = SocketAddress(reading: &storage) else { return nil }
+        return (destination, Errno(rawValue: result))
     }
 }

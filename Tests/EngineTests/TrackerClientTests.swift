@@ -20,7 +20,9 @@ import URing
         repeat {
             try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(10))
             ring.drain { completion in
-                if completion.slot.owner == TrackerClient.owner { client.handle(completion, now: now) }
+                if [TrackerClient.owner, UDPTrackerTransport.owner].contains(completion.slot.owner) {
+                    client.handle(completion, now: now)
+                }
             }
         } while ContinuousClock.now < deadline
     }

@@ -18,3 +18,15 @@ int potluck_is_huge_mapped(int pagemap_fd, const void *address);
 
 /// SEEK_DATA: `lseek` to the next byte at or after an offset that is data rather than a hole.
 int potluck_seek_data(void);
+
+struct sockaddr_storage;
+
+/// Asks the kernel to queue ICMP errors for datagrams sent from UDP socket `fd` (IP_RECVERR, or
+/// IPV6_RECVERR when `ipv6`), so that an unconnected socket learns which destination refused. 0, or -1
+/// with errno.
+int potluck_udp_queue_errors(int fd, int ipv6);
+
+/// Takes the oldest error queued on `fd` without waiting: writes the destination of the datagram that
+/// caused it to `destination` and returns the error number it carries; 0 when none is queued (the
+/// socket's pending error is then cleared too), -1 with errno when reading failed.
+int potluck_udp_take_error(int fd, struct sockaddr_storage *destination);

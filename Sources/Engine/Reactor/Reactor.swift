@@ -16,6 +16,8 @@ public struct ReactorOptions: Sendable {
     /// most; the kernel is given `initialReceiveBufferCount` at first and more each time they run out.
     public var receiveBufferCount = 256
     public var initialReceiveBufferCount = 16
+    /// Where the reactor's own services (the shared UDP tracker socket) say what went wrong.
+    public var log: @Sendable (String) -> Void = { _ in }
 
     public init() {}
 }
@@ -71,6 +73,9 @@ public final class Reactor {
     private var router: HandshakeRouter?
     private var routerTickAt: UInt64 = 0
     private var rangTenants: [UInt16] = []
+    /// BEP 15 for every torrent here, made at first use.
+    private var udpTrackerStorage: UDPTrackerTransport?
+    private let log: @Sendable (String) -> Void
     /// The engine's DHT node, on the reactor that hosts it (nil elsewhere).
     var dht: DHTService?
     /// The engine's Local Service Discovery, on the reactor that hosts it (nil elsewhere).
@@ -110,6 +115,7 @@ public final class Reactor {
             providedBuffers = nil
         }
         started = clock.now
+        log = options.log
     }
 
     deinit {
@@ -179,6 +185,14 @@ public final class Reactor {
         guard Int(tenant) < isTouched.count, !isTouched[Int(tenant)] else { return }
         isTouched[Int(tenant)] = true
         touched.append(tenant)
+    }
+
+    /// The one UDP socket (per address family) through which every torrent here asks its UDP trackers.
+    var udpTrackers: UDPTrackerTransport {
+        if let udpTrackerStorage { return udpTrackerStorage }
+        let transport = UDPTrackerTransport(ring: ring, log: log)
+        udpTrackerStorage = transport
+        return transport
     }
 
     /// Runs `command` on the reactor thread at its next loop. Any thread.
@@ -283,8 +297,12 @@ public final class Reactor {
             var downloading = false
             let handled = ring.drain { completion in
                 let tenant = completion.slot.tenant
-                if tenant == 0 && completion.slot.owner == HandshakeRouter.owner {
-                    router?.handle(completion, now: now)
+                if tenant == 0 {
+                    switch completion.slot.owner {
+                    case HandshakeRouter.owner: router?.handle(completion, now: now)
+                    case UDPTrackerTransport.owner: udpTrackerStorage?.handle(completion, now: now)
+                    default: break
+                    }
                     return
                 }
                 guard let torrent = torrents[safe: tenant] else {
@@ -321,6 +339,33 @@ public final class Reactor {
             }
             serviceTouched(now: later)
         }
+        closeUDPTrackers()
+    }
+
+    /// Once the torrents are gone (a caller may run the reactor again while some stay), the shared
+    /// tracker socket closes when its receives have come back: at most a second's wait; a kernel that
+    /// never answered would leave their buffers unfreed, not reused.
+    private func closeUDPTrackers() {
+        guard let transport = udpTrackerStorage, tenantCount == 0 else { return }
+        transport.shutDown()
+        let deadline = now + 1_000_000_000
+        while transport.operationsInFlight > 0, now < deadline {
+            do {
+                try ring.submitAndWait(minimumCompletions: 1, timeout: .milliseconds(10))
+            } catch {
+                break
+            }
+            let now = self.now
+            ring.drain { completion in
+                if completion.slot.tenant == 0 && completion.slot.owner == UDPTrackerTransport.owner {
+                    transport.handle(completion, now: now)
+                } else if let id = completion.bufferID {
+                    providedBuffers?.recycle(id)
+                }
+            }
+        }
+        transport.closeSockets()
+        udpTrackerStorage = nil
     }
 
     /// While a download is under way, the loop waits for this many completions (or the wait below)
