@@ -13,30 +13,87 @@ extension Engine {
         let id: TorrentID
         /// Nil for a magnet link until its metadata arrives.
         var metainfo: Metainfo?
-        /// The link a torrent was added by, if it was.
-        var magnet: MagnetLink?
         let infoHash: InfoHash
         var options: DownloadOptions
         var reactor: Int
         var activity: TorrentActivity = .starting
         var status: DownloadStatus?
-        var metadataFetch: MetadataFetchStatus?
-        var metadataReceivedAt: ContinuousClock.Instant?
         var statusReports = 0
-        var ended: Result<DownloadOutcome, DownloadError>?
-        var failure: DownloadError? {
-            if case .failure(let error) = ended { return error }
-            return nil
-        }
         /// Placed on its reactor and not yet ended.
         var live = false
         var removing = false
         /// Bumped at each start, so the commands and reports of an earlier run are told apart.
         var run = 0
+        /// What most torrents at rest do not have, out of line (see `Occasional`).
+        private var occasional: Occasional?
+
+        init(
+            id: TorrentID, metainfo: Metainfo?, magnet: MagnetLink? = nil, infoHash: InfoHash,
+            options: DownloadOptions, reactor: Int
+        ) {
+            self.id = id
+            self.metainfo = metainfo
+            self.infoHash = infoHash
+            self.options = options
+            self.reactor = reactor
+            self.magnet = magnet
+        }
+
+        /// The link a torrent was added by, if it was.
+        var magnet: MagnetLink? {
+            get { occasional?.fields.magnet }
+            set { updateOccasional(clearing: newValue == nil) { $0.magnet = newValue } }
+        }
+        var metadataFetch: MetadataFetchStatus? {
+            get { occasional?.fields.metadataFetch }
+            set { updateOccasional(clearing: newValue == nil) { $0.metadataFetch = newValue } }
+        }
+        var metadataReceivedAt: ContinuousClock.Instant? {
+            get { occasional?.fields.metadataReceivedAt }
+            set { updateOccasional(clearing: newValue == nil) { $0.metadataReceivedAt = newValue } }
+        }
+        var ended: Result<DownloadOutcome, DownloadError>? {
+            get { occasional?.fields.ended }
+            set { updateOccasional(clearing: newValue == nil) { $0.ended = newValue } }
+        }
         /// A move of its files, decided or running.
-        var move: PendingMove?
+        var move: PendingMove? {
+            get { occasional?.fields.move }
+            set { updateOccasional(clearing: newValue == nil) { $0.move = newValue } }
+        }
+
+        var failure: DownloadError? {
+            if case .failure(let error) = ended { return error }
+            return nil
+        }
 
         var name: String { metainfo?.name ?? magnet?.displayName ?? infoHash.hex }
+
+        /// A magnet link and its fetch, an ending, a move: about 280 bytes that most of 10,000 torrents at
+        /// rest never use, shared between copies of a record until one changes them.
+        private final class Occasional {
+            struct Fields {
+                var magnet: MagnetLink?
+                var metadataFetch: MetadataFetchStatus?
+                var metadataReceivedAt: ContinuousClock.Instant?
+                var ended: Result<DownloadOutcome, DownloadError>?
+                var move: PendingMove?
+            }
+            var fields: Fields
+            init(_ fields: Fields) { self.fields = fields }
+        }
+
+        /// Changes the out-of-line fields, copying them first if another record shares them; clearing a
+        /// field no record has set makes no box.
+        private mutating func updateOccasional(clearing: Bool, _ change: (inout Occasional.Fields) -> Void) {
+            if occasional == nil {
+                if clearing { return }
+                occasional = Occasional(Occasional.Fields())
+            } else if !isKnownUniquelyReferenced(&occasional) {
+                occasional = Occasional(occasional!.fields)
+            }
+            change(&occasional!.fields)
+        }
     }
 
     /// The records, with running totals kept as each one changes: a summary over thousands of torrents,

@@ -22,41 +22,70 @@ public struct Metainfo: Sendable {
         case hybrid
     }
 
+    /// What parsing found, boxed: a torrent's metainfo is held by the engine's record, its session and
+    /// the front end's list, and 10,000 torrents held three copies of 280 bytes each inline.
+    private let parsed: Parsed
+
+    private final class Parsed: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+
+        struct Fields: Sendable {
+            let bytes: [UInt8]
+            let infoRange: Range<Int>
+            let version: Version
+            let name: String
+            let infoHashV1: InfoHash?
+            let infoHashV2: SHA256Digest?
+            let layout: FileLayout
+            let piecesRange: Range<Int>?
+            let pieceLayerRanges: [Int: Range<Int>]
+            let hasPieceLayers: Bool
+            let trackers: [[String]]
+            let webSeeds: [String]
+            let isPrivate: Bool
+            let comment: String?
+            let createdBy: String?
+            let creationDate: Int64?
+            let source: String?
+        }
+    }
+
     /// The whole input (the .torrent file, or just the info dictionary for metadata fetched from peers).
-    public let bytes: [UInt8]
+    public var bytes: [UInt8] { parsed.fields.bytes }
     /// Where the info dictionary lies in ``bytes``: the infohashes are computed over exactly this range.
-    public let infoRange: Range<Int>
+    public var infoRange: Range<Int> { parsed.fields.infoRange }
     /// Whether this is a v1, v2 or hybrid torrent.
-    public let version: Version
+    public var version: Version { parsed.fields.version }
     /// The suggested name: the file name of a single-file torrent, the top folder of a multi-file one.
-    public let name: String
+    public var name: String { parsed.fields.name }
     /// SHA-1 of the info dictionary, for v1 and hybrid torrents.
-    public let infoHashV1: InfoHash?
+    public var infoHashV1: InfoHash? { parsed.fields.infoHashV1 }
     /// SHA-256 of the info dictionary, for v2 and hybrid torrents.
-    public let infoHashV2: SHA256Digest?
+    public var infoHashV2: SHA256Digest? { parsed.fields.infoHashV2 }
     /// Files and piece arithmetic.
-    public let layout: FileLayout
+    public var layout: FileLayout { parsed.fields.layout }
     /// Where the concatenated v1 SHA-1 piece hashes lie in ``bytes``.
-    let piecesRange: Range<Int>?
+    var piecesRange: Range<Int>? { parsed.fields.piecesRange }
     /// For files with a v2 piece layer: where the layer's hashes lie in ``bytes``, by file index.
-    let pieceLayerRanges: [Int: Range<Int>]
+    var pieceLayerRanges: [Int: Range<Int>] { parsed.fields.pieceLayerRanges }
     /// Whether v2 piece layers were present and verified (false for metadata without `piece layers`).
-    public let hasPieceLayers: Bool
+    public var hasPieceLayers: Bool { parsed.fields.hasPieceLayers }
     /// Tracker tiers (BEP 12), each a list of announce URLs; from `announce` alone when there is no
     /// `announce-list`.
-    public let trackers: [[String]]
+    public var trackers: [[String]] { parsed.fields.trackers }
     /// Web seed URLs (BEP 19 `url-list`).
-    public let webSeeds: [String]
+    public var webSeeds: [String] { parsed.fields.webSeeds }
     /// BEP 27: only the torrent's trackers may be used to find peers.
-    public let isPrivate: Bool
+    public var isPrivate: Bool { parsed.fields.isPrivate }
     /// Free-form text from the creator (invalid UTF-8 replaced).
-    public let comment: String?
+    public var comment: String? { parsed.fields.comment }
     /// The program that made the torrent (invalid UTF-8 replaced).
-    public let createdBy: String?
+    public var createdBy: String? { parsed.fields.createdBy }
     /// Seconds since the Unix epoch.
-    public let creationDate: Int64?
+    public var creationDate: Int64? { parsed.fields.creationDate }
     /// The `source` tag private trackers put in the info dictionary.
-    public let source: String?
+    public var source: String? { parsed.fields.source }
 
     /// The info dictionary's exact bytes.
     public var infoBytes: ArraySlice<UInt8> { bytes[infoRange] }
@@ -181,37 +210,42 @@ public struct Metainfo: Sendable {
             hasPieceLayers = true
         }
 
-        self.bytes = bytes
-        self.infoRange = infoNode.range
-        self.version = v1 != nil ? (v2 != nil ? .hybrid : .v1) : .v2
-        self.name = name
-        self.infoHashV1 = v1 != nil ? InfoHash(v1Digest: SHA1.hash(bytes[infoNode.range])) : nil
-        self.infoHashV2 = v2 != nil ? SHA256.hash(bytes[infoNode.range]) : nil
-        self.layout = FileLayout(files: files, geometry: geometry)
-        self.piecesRange = v1?.piecesRange
-        self.pieceLayerRanges = pieceLayerRanges
-        self.hasPieceLayers = hasPieceLayers
-        self.isPrivate = try info.optional("private", .integer)?.integer == 1
-        self.source = try info.optional("source", .byteString)?.byteString.map {
-            String(decoding: $0, as: UTF8.self)
-        }
+        let trackers: [[String]]
+        let webSeeds: [String]
+        let comment: String?
+        let createdBy: String?
+        let creationDate: Int64?
         if let top {
-            self.trackers = try Self.parseTrackers(top)
-            self.webSeeds = try Self.parseWebSeeds(top)
-            self.comment = try top.optional("comment", .byteString)?.byteString.map {
+            trackers = try Self.parseTrackers(top)
+            webSeeds = try Self.parseWebSeeds(top)
+            comment = try top.optional("comment", .byteString)?.byteString.map {
                 String(decoding: $0, as: UTF8.self)
             }
-            self.createdBy = try top.optional("created by", .byteString)?.byteString.map {
+            createdBy = try top.optional("created by", .byteString)?.byteString.map {
                 String(decoding: $0, as: UTF8.self)
             }
-            self.creationDate = try top.optional("creation date", .integer)?.integer
+            creationDate = try top.optional("creation date", .integer)?.integer
         } else {
-            self.trackers = []
-            self.webSeeds = []
-            self.comment = nil
-            self.createdBy = nil
-            self.creationDate = nil
+            trackers = []
+            webSeeds = []
+            comment = nil
+            createdBy = nil
+            creationDate = nil
         }
+        let infoHashV1 = v1 != nil ? InfoHash(v1Digest: SHA1.hash(bytes[infoNode.range])) : nil
+        let infoHashV2 = v2 != nil ? SHA256.hash(bytes[infoNode.range]) : nil
+        parsed = Parsed(
+            Parsed.Fields(
+                bytes: bytes, infoRange: infoNode.range,
+                version: v1 != nil ? (v2 != nil ? .hybrid : .v1) : .v2, name: name,
+                infoHashV1: infoHashV1, infoHashV2: infoHashV2,
+                layout: FileLayout(files: files, geometry: geometry), piecesRange: v1?.piecesRange,
+                pieceLayerRanges: pieceLayerRanges, hasPieceLayers: hasPieceLayers, trackers: trackers,
+                webSeeds: webSeeds, isPrivate: try info.optional("private", .integer)?.integer == 1,
+                comment: comment, createdBy: createdBy, creationDate: creationDate,
+                source: try info.optional("source", .byteString)?.byteString.map {
+                    String(decoding: $0, as: UTF8.self)
+                }))
     }
 
     /// The 20-byte id used in handshakes and tracker requests: the v1 infohash, or the truncated v2
