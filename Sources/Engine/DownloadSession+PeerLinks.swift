@@ -92,15 +92,13 @@ extension DownloadSession {
     func adoptIncoming(_ fd: Int32, plaintextRead: [UInt8]? = nil, now: UInt64) {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
-            log("refused an incoming connection: \(options.maximumPeers) peers already")
-            Glibc.close(fd)
+            refuseIncoming(fd, reason: "\(options.maximumPeers) peers already", now: now)
             return
         }
         guard options.sharedConnectionBudget?.acquire() ?? true else {
-            log(
-                "peer \(address): refused: \(options.sharedConnectionBudget?.limit ?? 0) connections already "
-                    + "across all torrents")
-            Glibc.close(fd)
+            refuseIncoming(
+                fd, reason: "\(options.sharedConnectionBudget?.limit ?? 0) connections already across all torrents",
+                now: now)
             return
         }
         let link = makeLink(fd: fd, address: address, initiatedLocally: false)
@@ -111,6 +109,27 @@ extension DownloadSession {
             if !plaintextRead.isEmpty { plaintextRead.withUnsafeBytes { parse($0, link: link, now: now) } }
         }
         if !link.closing { armReceive(link) }
+    }
+
+    /// Closes a connection we cannot hold. A flood of thousands is said in a line a second at most: the
+    /// first refusal, then how many more and why (`sumUpRefusals`).
+    func refuseIncoming(_ fd: Int32, reason: String, now: UInt64) {
+        Glibc.close(fd)
+        if reason != lastRefusalReason { sumUpRefusals(now: now, force: true) }
+        lastRefusalReason = reason
+        if now >= lastRefusalLogNanoseconds + 1_000_000_000 {
+            lastRefusalLogNanoseconds = now
+            log("refused an incoming connection: \(reason)")
+        } else {
+            unsaidRefusals += 1
+        }
+    }
+
+    func sumUpRefusals(now: UInt64, force: Bool = false) {
+        guard unsaidRefusals > 0, force || now >= lastRefusalLogNanoseconds + 1_000_000_000 else { return }
+        lastRefusalLogNanoseconds = now
+        log("refused \(unsaidRefusals) more incoming connections: \(lastRefusalReason)")
+        unsaidRefusals = 0
     }
 
     func link(for slot: OperationSlot) -> PeerLink? {

@@ -180,6 +180,10 @@ public final class DownloadSession: ReactorTenant {
     /// When to arm accepting again after it failed (nil: armed, or no listener).
     var acceptRetryAt: UInt64?
     var loggedAcceptErrors: Set<Errno> = []
+    /// Incoming connections refused since the last was logged, and why (see `refuseIncoming`).
+    var unsaidRefusals = 0
+    var lastRefusalReason = ""
+    var lastRefusalLogNanoseconds: UInt64 = 0
     static let acceptRetryNanoseconds: UInt64 = 250_000_000
     var boundAddress: SocketAddress?
     var log: (String) -> Void
@@ -683,6 +687,7 @@ public final class DownloadSession: ReactorTenant {
 
     func runningTick(now: UInt64) {
         restIfIdle(now: now)
+        sumUpRefusals(now: now)
         let time = Instant(nanoseconds: now)
         if let retryAt = acceptRetryAt, now >= retryAt {
             acceptRetryAt = nil
