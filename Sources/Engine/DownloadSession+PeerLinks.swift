@@ -96,9 +96,8 @@ extension DownloadSession {
             return
         }
         guard options.sharedConnectionBudget?.acquire() ?? true else {
-            refuseIncoming(
-                fd, reason: "\(options.sharedConnectionBudget?.limit ?? 0) connections already across all torrents",
-                now: now)
+            let limit = options.sharedConnectionBudget?.limit ?? 0
+            refuseIncoming(fd, reason: "\(limit) connections already across all torrents", now: now)
             return
         }
         let link = makeLink(fd: fd, address: address, initiatedLocally: false)

@@ -17,7 +17,9 @@ extension DownloadSession {
         guard options.useTrackers, !announceTiers.isEmpty else { return }
         let totalBytes = UInt64(max(0, metainfo.totalLength))
         trackers = TrackerAnnouncer(
-            ring: ring, tenant: tenant, udp: reactor.udpTrackers, trackers: announceTiers,
+            ring: ring, tenant: tenant, udp: reactor.udpTrackers,
+            // Only a torrent whose figures someone reads is scraped.
+            scrapes: options.trackerBoard == nil ? nil : reactor.scrapes, trackers: announceTiers,
             isPrivate: metainfo.isPrivate,
             infoHash: metainfo.wireInfoHash, peerID: localPeerID,
             port: options.announcedPort ?? boundAddress?.port ?? 0,

@@ -177,7 +177,8 @@ final class MetadataFetchSession: ReactorTenant {
         let tiers = options.trackers ?? magnet.trackers.map { [$0] }
         guard options.useTrackers, !tiers.isEmpty else { return }
         trackers = TrackerAnnouncer(
-            ring: ring, tenant: tenant, udp: reactor.udpTrackers, trackers: tiers, isPrivate: false,
+            ring: ring, tenant: tenant, udp: reactor.udpTrackers,
+            scrapes: options.trackerBoard == nil ? nil : reactor.scrapes, trackers: tiers, isPrivate: false,
             infoHash: infoHash, peerID: DownloadSession.makePeerID(),
             port: options.announcedPort ?? 0, seed: options.seed, extraCAFile: options.trackerCAFile,
             board: options.trackerBoard,

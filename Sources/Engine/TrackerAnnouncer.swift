@@ -71,9 +71,10 @@ final class TrackerAnnouncer {
     private let wallClock: () -> Int64
     /// When the next scrape round is due (nil: the first announce round is not over).
     private var nextScrapeAt: UInt64?
-    /// Trackers of the scrape round not asked yet (their host names are being resolved).
-    private var scrapesWaiting: [TrackerURL] = []
-    private var scrapesInFlight: [TrackerClient.ExchangeID: TrackerURL] = [:]
+    /// Where scrapes go, to be asked together with other torrents' (nil: this torrent is not scraped).
+    private let scrapes: ScrapeBatcher?
+    /// Trackers of the scrape round not answered yet.
+    private var scrapesInFlight: Set<TrackerURL> = []
 
     /// Called when a tracker answered outside ``handle(_:now:)`` and ``tick(now:)`` (over the reactor's
     /// shared UDP socket): ``takePeers()`` may have news.
@@ -81,7 +82,8 @@ final class TrackerAnnouncer {
 
     /// Nil when the torrent names no usable tracker (the reasons are logged).
     init?(
-        ring: Ring, tenant: UInt16, udp: UDPTrackerTransport?, trackers: [[String]], isPrivate: Bool,
+        ring: Ring, tenant: UInt16, udp: UDPTrackerTransport?, scrapes: ScrapeBatcher?, trackers: [[String]],
+        isPrivate: Bool,
         infoHash: InfoHash, peerID: PeerID, port: UInt16,
         seed: UInt64, extraCAFile: String? = nil, board: TrackerStatusBoard? = nil,
         wallClock: @escaping () -> Int64 = TrackerStatusBoard.wallClock, totals: @escaping () -> Totals,
@@ -100,6 +102,7 @@ final class TrackerAnnouncer {
         self.totals = totals
         self.log = log
         self.board = board
+        self.scrapes = scrapes
         self.wallClock = wallClock
         board?.update { [tiers] in $0.replaceTrackers(tiers.allTrackers) }
         peerNameResolver = HostResolver(waker: ring.waker)
@@ -142,7 +145,6 @@ final class TrackerAnnouncer {
         board?.update { [tiers] in $0.replaceTrackers(tiers.allTrackers) }
         guard case .running = shutdown else { return }
         let kept = Set(tiers.allTrackers)
-        scrapesWaiting.removeAll { !kept.contains($0) }
         let askingRemoved = inFlight.map { !kept.contains($0.url) } ?? false
         if let lastAnswered, kept.contains(lastAnswered), !askingRemoved { return }
         if let current = inFlight {
@@ -306,10 +308,6 @@ final class TrackerAnnouncer {
 
     private func collect(now: UInt64) {
         for (id, reply) in client.takeFinished() {
-            if let url = scrapesInFlight.removeValue(forKey: id) {
-                scraped(url, reply)
-                continue
-            }
             guard let current = inFlight, current.id == id else { continue }
             inFlight = nil
             let instant = Instant(nanoseconds: now)
@@ -396,22 +394,20 @@ final class TrackerAnnouncer {
     /// Starts a scrape round when one is due (only for a torrent whose figures someone reads), and
     /// sends the scrapes whose tracker's host name is now known.
     private func scrapeIfDue(now: UInt64) {
-        guard let board, case .running = shutdown, let due = nextScrapeAt else { return }
-        if now >= due, scrapesWaiting.isEmpty, scrapesInFlight.isEmpty {
-            nextScrapeAt = now + Self.scrapeIntervalSeconds * 1_000_000_000
-            scrapesWaiting = Array(tiers.allTrackers.prefix(Self.maximumScrapedTrackers))
-        }
-        guard !scrapesWaiting.isEmpty else { return }
+        guard let board, let scrapes, case .running = shutdown, let due = nextScrapeAt, now >= due,
+            scrapesInFlight.isEmpty
+        else { return }
+        nextScrapeAt = now + Self.scrapeIntervalSeconds * 1_000_000_000
         let wall = wallClock()
-        scrapesWaiting.removeAll { url in
-            if client.mustWait(for: url) { return false }
-            scrapesInFlight[client.begin(.scrape([infoHash]), url: url, now: now)] = url
+        for url in tiers.allTrackers.prefix(Self.maximumScrapedTrackers) {
+            scrapesInFlight.insert(url)
             board.update { $0.scrapeStarted(url, now: wall) }
-            return true
+            scrapes.scrape(infoHash, at: url, now: now) { [weak self] reply in self?.scraped(url, reply) }
         }
     }
 
     private func scraped(_ url: TrackerURL, _ reply: TrackerClient.Reply) {
+        scrapesInFlight.remove(url)
         let wall = wallClock()
         let nextTime = wall + Int64(Self.scrapeIntervalSeconds)
         switch reply {

@@ -75,6 +75,9 @@ public final class Reactor {
     private var rangTenants: [UInt16] = []
     /// BEP 15 for every torrent here, made at first use.
     private var udpTrackerStorage: UDPTrackerTransport?
+    /// Scrapes for every torrent here, gathered per tracker; made at first use.
+    private var scrapeStorage: ScrapeBatcher?
+    private var scrapeTickAt: UInt64 = 0
     private let log: @Sendable (String) -> Void
     /// The engine's DHT node, on the reactor that hosts it (nil elsewhere).
     var dht: DHTService?
@@ -195,6 +198,16 @@ public final class Reactor {
         return transport
     }
 
+    /// Where every torrent here sends its scrapes, to go out together with the others' for the same
+    /// tracker.
+    var scrapes: ScrapeBatcher {
+        if let scrapeStorage { return scrapeStorage }
+        let batcher = ScrapeBatcher(
+            ring: ring, udp: udpTrackers, seed: UInt64.random(in: 0...UInt64.max), log: log)
+        scrapeStorage = batcher
+        return batcher
+    }
+
     /// Runs `command` on the reactor thread at its next loop. Any thread.
     public func submit(_ command: @escaping @Sendable (Reactor) -> Void) {
         inbox.submit(command)
@@ -301,6 +314,7 @@ public final class Reactor {
                     switch completion.slot.owner {
                     case HandshakeRouter.owner: router?.handle(completion, now: now)
                     case UDPTrackerTransport.owner: udpTrackerStorage?.handle(completion, now: now)
+                    case TrackerClient.owner: scrapeStorage?.handle(completion, now: now)
                     default: break
                     }
                     return
@@ -337,6 +351,10 @@ public final class Reactor {
                 routerTickAt = later + Self.routerTickNanoseconds
                 router.tick(now: later)
             }
+            if let scrapeStorage, scrapeStorage.isBusy, later >= scrapeTickAt {
+                scrapeTickAt = later + ScrapeBatcher.tickNanoseconds
+                scrapeStorage.tick(now: later)
+            }
             serviceTouched(now: later)
         }
         closeUDPTrackers()
@@ -346,7 +364,10 @@ public final class Reactor {
     /// tracker socket closes when its receives have come back: at most a second's wait; a kernel that
     /// never answered would leave their buffers unfreed, not reused.
     private func closeUDPTrackers() {
-        guard let transport = udpTrackerStorage, tenantCount == 0 else { return }
+        guard tenantCount == 0 else { return }
+        scrapeStorage?.close()
+        scrapeStorage = nil
+        guard let transport = udpTrackerStorage else { return }
         transport.shutDown()
         let deadline = now + 1_000_000_000
         while transport.operationsInFlight > 0, now < deadline {
@@ -385,6 +406,7 @@ public final class Reactor {
         let now = self.now
         if let next = timers.earliest { wait = min(wait, next > now ? next - now : 0) }
         if router != nil { wait = min(wait, routerTickAt > now ? routerTickAt - now : 0) }
+        if scrapeStorage?.isBusy == true { wait = min(wait, scrapeTickAt > now ? scrapeTickAt - now : 0) }
         return Int64(max(wait, 1_000_000))
     }
 
