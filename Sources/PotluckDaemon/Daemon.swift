@@ -23,6 +23,8 @@ public struct DaemonConfiguration: Sendable {
     public var reactors: Int?
     /// The Transmission web client's files; nil or a missing folder: no web client.
     public var webFolder: String? = "/usr/share/transmission/web"
+    /// What `port-test` asks, `{port}` replaced by the peer port (see `PortCheck`); nil: refused.
+    public var portTestURL: String? = PortCheck.defaultURL
     /// The daemon's log; the engine's own lines (what it does for each torrent) go there at `debug`.
     public var logger = Logger(label: "potluck.daemon") { _ in SwiftLogNoOpLogHandler() }
     /// The log's level, which a reloaded settings file may change.
@@ -115,7 +117,8 @@ public final class Daemon {
         session.portForwardingEnabled = false
         backend = EngineBackend(
             engine: engine, state: state, session: session, overrides: overrides, metrics: metrics,
-            allowedFolders: configuration.allowedFolders, logger: configuration.logger)
+            allowedFolders: configuration.allowedFolders, portTestURL: configuration.portTestURL,
+            logger: configuration.logger)
         movedFiles.backend = backend
         live = LiveSettings(
             policy: AccessPolicy(

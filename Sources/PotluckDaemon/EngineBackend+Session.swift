@@ -114,8 +114,13 @@ extension EngineBackend {
         return DiskSpace(freeBytes: Int(info.f_bavail) * unit, totalBytes: Int(info.f_blocks) * unit)
     }
 
+    /// Asks the outside service (`--port-test-url`) whether the peer port is reachable.
     public func testPort() async throws -> Bool {
-        throw RPCFailure("port-test is not supported: Potluck has no outside service to test the port from")
+        guard let portTestURL else {
+            throw RPCFailure("port-test is turned off (--port-test-url is empty)")
+        }
+        let port = registry.withLock { $0.session.peerPort }
+        return try await PortCheck.isOpen(port: port, template: portTestURL)
     }
 
     public func closeSession() async {

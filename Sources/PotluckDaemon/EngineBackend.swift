@@ -40,16 +40,19 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     let closeRequested = Atomic<Bool>(false)
     /// Where clients may put data.
     let allowedFolders: AllowedFolders
+    /// What `port-test` asks (see `PortCheck`); nil: it is refused.
+    let portTestURL: String?
 
     /// A backend for `engine` keeping its state in `state`: `session` is the session's settings and
     /// `overrides` the session-set changes kept in the state folder that are part of them.
     public init(
         engine: Engine, state: StateFolder, session: SessionSettings, overrides: [String: JSONValue],
         metrics: DaemonMetrics = DaemonMetrics(), allowedFolders: AllowedFolders = AllowedFolders(),
-        logger: Logger
+        portTestURL: String? = PortCheck.defaultURL, logger: Logger
     ) {
         self.engine = engine
         self.allowedFolders = allowedFolders
+        self.portTestURL = portTestURL
         self.state = state
         self.metrics = metrics
         self.logger = logger

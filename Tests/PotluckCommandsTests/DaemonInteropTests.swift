@@ -215,6 +215,47 @@ import Testing
         #expect(page.output.contains("<html"), "\(page.output.prefix(200))")
     }
 
+    /// `transmission-remote --port-test`: the daemon asks the outside service (here a local web server
+    /// standing in for Transmission's) about its peer port, and says what it answered, or why not.
+    @Test func portTestAsksTheOutsideService() throws {
+        let root = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: root) }
+        let peerPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        let service = root.appendingPathComponent("service")
+        try FileManager.default.createDirectory(at: service, withIntermediateDirectories: true)
+        let answer = service.appendingPathComponent("\(peerPort)")
+        try Data("1\n".utf8).write(to: answer)
+        let webPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        let web = Process()
+        web.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        web.arguments = [
+            "-m", "http.server", "\(webPort)", "--bind", "127.0.0.1", "--directory", service.path,
+        ]
+        web.standardOutput = FileHandle.nullDevice
+        web.standardError = FileHandle.nullDevice
+        try web.run()
+        defer { web.terminate() }
+        let daemon = try DaemonProcess(
+            state: root.appendingPathComponent("state"), downloads: root.appendingPathComponent("downloads"),
+            peerPort: peerPort, log: root.appendingPathComponent("daemon.log"),
+            extra: ["--port-test-url", "http://127.0.0.1:\(webPort)/{port}"])
+        var open = try daemon.remote(["--port-test"])
+        let deadline = Date().addingTimeInterval(10)
+        while !open.output.contains("Port is open") && Date() < deadline {
+            // The web server may not listen yet.
+            usleep(200_000)
+            open = try daemon.remote(["--port-test"])
+        }
+        #expect(open.output.contains("Port is open: Yes"), "\(open.output)")
+        try Data("0".utf8).write(to: answer)
+        let closed = try daemon.remote(["--port-test"])
+        #expect(closed.output.contains("Port is open: No"), "\(closed.output)")
+        try FileManager.default.removeItem(at: answer)
+        let failed = try daemon.remote(["--port-test"])
+        #expect(failed.output.contains("answered HTTP 404"), "\(failed.output)")
+        #expect(daemon.terminate().status == 0)
+    }
+
     /// The `transmission-rpc` library adds a torrent paused with a folder and labels, reads it back,
     /// and removes it with its data; the data is gone, the folder outside it untouched.
     @Test func pythonClientAddsReadsAndRemovesWithData() throws {

@@ -111,6 +111,13 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "The Transmission web client's folder.")
     var webUi: String = "/usr/share/transmission/web"
 
+    @Option(
+        help: ArgumentHelp(
+            "What port-test asks whether the peer port is reachable from outside: a URL whose {port} is "
+                + "replaced by the port, answering 1 or 0 (empty: port-test is refused).",
+            valueName: "url"))
+    var portTestUrl: String = PortCheck.defaultURL
+
     @Option(help: "Reactor threads that host the torrents (default: one per core).")
     var reactors: Int?
 
@@ -236,6 +243,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.dht = dht.engineOptions(statePath: Self.absolute(state) + "/dht.dat")
         configuration.localDiscovery = !lsd.noLSD
         configuration.webFolder = webUi
+        configuration.portTestURL = portTestUrl.isEmpty ? nil : portTestUrl
         if let rpcUsername, let rpcPasswordFile {
             guard let text = try? String(contentsOfFile: rpcPasswordFile, encoding: .utf8),
                 let password = text.split(separator: "\n", omittingEmptySubsequences: false).first,
