@@ -83,9 +83,8 @@ final class TrackerAnnouncer {
     /// Nil when the torrent names no usable tracker (the reasons are logged).
     init?(
         ring: Ring, tenant: UInt16, udp: UDPTrackerTransport?, scrapes: ScrapeBatcher?, trackers: [[String]],
-        isPrivate: Bool,
-        infoHash: InfoHash, peerID: PeerID, port: UInt16,
-        seed: UInt64, extraCAFile: String? = nil, board: TrackerStatusBoard? = nil,
+        isPrivate: Bool, infoHash: InfoHash, peerID: PeerID, port: UInt16, seed: UInt64,
+        extraCAFile: String? = nil, board: TrackerStatusBoard? = nil,
         wallClock: @escaping () -> Int64 = TrackerStatusBoard.wallClock, totals: @escaping () -> Totals,
         log: @escaping (String) -> Void
     ) {
@@ -391,8 +390,8 @@ final class TrackerAnnouncer {
         board.update { $0.schedule(trying: trying, through: last, dueTime: dueTime) }
     }
 
-    /// Starts a scrape round when one is due (only for a torrent whose figures someone reads), and
-    /// sends the scrapes whose tracker's host name is now known.
+    /// Starts a scrape round when one is due (only for a torrent whose figures someone reads): each
+    /// tracker is asked through the reactor's `ScrapeBatcher`, with other torrents' scrapes.
     private func scrapeIfDue(now: UInt64) {
         guard let board, let scrapes, case .running = shutdown, let due = nextScrapeAt, now >= due,
             scrapesInFlight.isEmpty
