@@ -63,15 +63,12 @@ public final class DHTHandle: Sendable {
 /// The engine's DHT node on a reactor: the pure `DHTNode` decides; this carries its datagrams on the
 /// ring through one unconnected UDP socket, runs its timer, and hands peers to subscribed torrents.
 ///
-/// Invariants: every datagram buffer with an operation in flight stays in `receiving` or `sendsInFlight`
-/// until its completion; the service leaves its reactor only once none is in flight and the socket is
+/// Invariants: every datagram buffer with an operation in flight stays in `receiving` or `sends` until
+/// its completion; the service leaves its reactor only once none is in flight and the socket is
 /// closed.
 final class DHTService: ReactorService {
     static let owner: UInt8 = 6
     static let receiveCount = 4
-    /// Datagrams on the ring at once; more wait in `queued`, up to `maximumQueued` (then dropped).
-    static let maximumSendsInFlight = 64
-    static let maximumQueued = 4096
     static let tickNanoseconds: UInt64 = 250_000_000
     /// How often a subscribed infohash is looked up again while nothing announces it.
     static let relookupNanoseconds: UInt64 = 5 * 60 * 1_000_000_000
@@ -97,10 +94,8 @@ final class DHTService: ReactorService {
     private var output = DHTOutput()
     private var receiving: [Datagram] = []
     private var receivesInFlight = 0
-    private var sendsInFlight: [Datagram?] = []
-    private var freeSends: [Datagram] = []
-    private var queued: [DHTDatagram] = []
-    private var queuedHead = 0
+    /// KRPC messages stay well under 1,500 bytes.
+    private var sends = DatagramSendQueue<Void>(datagramCapacity: 1500)
     private var droppedSends = 0
     private var subscriptions: [InfoHash: Subscription] = [:]
     private var stopping = false
@@ -216,9 +211,8 @@ final class DHTService: ReactorService {
     func service(now: UInt64) {
         if !stopping { perform() }
         guard stopping, !hasLeftReactor else { return }
-        queued.removeAll()
-        queuedHead = 0
-        guard receivesInFlight == 0, !sendsInFlight.contains(where: { $0 != nil }) else { return }
+        sends.removeQueued()
+        guard receivesInFlight == 0, sends.inFlightCount == 0 else { return }
         Glibc.close(fd)
         reactor.dht = nil
         hasLeftReactor = true
@@ -245,10 +239,9 @@ final class DHTService: ReactorService {
             }
             armReceive(index)
         case .sendMessage:
-            if index < sendsInFlight.count, let datagram = sendsInFlight[index] {
-                sendsInFlight[index] = nil
-                freeSends.append(datagram)
-            }
+            _ = sends.completed(index)
+            // What waited for a free slot goes now.
+            if !stopping { sendQueued() }
         default:
             break
         }
@@ -271,47 +264,20 @@ final class DHTService: ReactorService {
             for deliver in subscription.deliver.values { deliver(addresses) }
         }
         for datagram in output.datagrams {
-            guard queued.count - queuedHead < Self.maximumQueued else {
+            guard sends.append(datagram.bytes, to: datagram.destination.socketAddress, tag: ()) else {
                 droppedSends += 1
                 if droppedSends == 1 { log("dht: the send queue is full; datagrams are dropped") }
                 continue
             }
-            queued.append(datagram)
         }
         output.removeAll()
         sendQueued()
     }
 
     private func sendQueued() {
-        while queuedHead < queued.count {
-            guard let index = freeSendIndex() else { return }
-            let next = queued[queuedHead]
-            queuedHead += 1
-            let datagram = freeSends.popLast() ?? Datagram(capacity: 1500)
-            guard datagram.set(next.bytes, to: next.destination.socketAddress) else {
-                freeSends.append(datagram)
-                continue
-            }
-            do {
-                try reactor.ring.enqueue(
-                    .sendDatagram(fd: fd, datagram),
-                    for: OperationSlot(owner: Self.owner, tenant: tenant, index: UInt32(index), generation: 1)
-                )
-                sendsInFlight[index] = datagram
-            } catch {
-                freeSends.append(datagram)
-                return
-            }
-        }
-        queued.removeAll(keepingCapacity: true)
-        queuedHead = 0
-    }
-
-    private func freeSendIndex() -> Int? {
-        if let index = sendsInFlight.firstIndex(where: { $0 == nil }) { return index }
-        guard sendsInFlight.count < Self.maximumSendsInFlight else { return nil }
-        sendsInFlight.append(nil)
-        return sendsInFlight.count - 1
+        sends.send(
+            on: reactor.ring, fd: { _ in fd },
+            slot: { OperationSlot(owner: Self.owner, tenant: tenant, index: UInt32($0), generation: 1) })
     }
 
     private func armReceive(_ index: Int) {

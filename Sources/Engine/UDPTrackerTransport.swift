@@ -25,8 +25,8 @@ protocol UDPTrackerReceiver: AnyObject {
 /// retransmitting for an hour. (A receive in flight is not woken by the error: io_uring retries it
 /// only for readable data.)
 ///
-/// Invariants: a datagram buffer with an operation in flight stays in `receiving` or `sendsInFlight`
-/// until its completion; a socket is closed only once none of its operations is in flight (or, when
+/// Invariants: a datagram buffer with an operation in flight stays in `receiving` or `sends` until its
+/// completion; a socket is closed only once none of its operations is in flight (or, when
 /// the transport is dropped with some in flight, its buffers are never freed).
 final class UDPTrackerTransport {
     /// The owner byte in completion tokens (peers 1, storage 2, recheck 3, listener 4, tracker HTTP 5,
@@ -35,9 +35,6 @@ final class UDPTrackerTransport {
     static let receivesPerSocket = 4
     /// Announce answers carry at most a few hundred peers; a longer datagram is not one we asked for.
     static let datagramCapacity = 16 * 1024
-    /// Datagrams on the ring at once; more wait in `queued`, up to `maximumQueued`.
-    static let maximumSendsInFlight = 64
-    static let maximumQueued = 4096
     /// Log lines about datagrams no exchange waits for.
     static let maxStrayDatagramsLogged = 10
 
@@ -75,10 +72,8 @@ final class UDPTrackerTransport {
     private var sockets: [Int32: FamilySocket] = [:]
     private var routes: [RouteKey: Route] = [:]
     private var connectionGrants: [SocketAddress: (id: UInt64, receivedAt: Instant)] = [:]
-    private var sendsInFlight: [(datagram: Datagram, destination: SocketAddress, resent: Bool)?] = []
-    private var freeSends: [Datagram] = []
-    private var queued: [(bytes: [UInt8], destination: SocketAddress, resent: Bool)] = []
-    private var queuedHead = 0
+    /// Tagged with whether the datagram is being sent a second time (see `sendFailed`).
+    private var sends = DatagramSendQueue<Bool>(datagramCapacity: UDPTrackerTransport.datagramCapacity)
     private var strayCount = 0
     private var droppedSends = 0
     private var loggedErrors: Set<Errno> = []
@@ -98,7 +93,7 @@ final class UDPTrackerTransport {
             }
             Glibc.close(socket.fd)
         }
-        for case let entry? in sendsInFlight { _ = Unmanaged.passRetained(entry.datagram) }
+        for datagram in sends.buffersInFlight { _ = Unmanaged.passRetained(datagram) }
     }
 
     /// Sockets open now (for tests and reports).
@@ -107,7 +102,7 @@ final class UDPTrackerTransport {
     /// Operations on the ring not yet completed.
     var operationsInFlight: Int {
         sockets.values.reduce(0) { $0 + $1.receivesInFlight + ($1.errorPollInFlight ? 1 : 0) }
-            + sendsInFlight.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
+            + sends.inFlightCount
     }
 
     // MARK: Routes
@@ -143,13 +138,12 @@ final class UDPTrackerTransport {
     func send(_ bytes: [UInt8], to destination: SocketAddress) throws(TrackerFailure) {
         guard !closing else { throw .abandoned }
         _ = try socket(for: destination.family)
-        guard queued.count - queuedHead < Self.maximumQueued else {
+        guard sends.append(bytes, to: destination, tag: false) else {
             droppedSends += 1
             // BEP 15's retransmission sends it again later.
             if droppedSends == 1 { log("udp trackers: the send queue is full; datagrams are dropped") }
             return
         }
-        queued.append((bytes, destination, false))
         sendQueued()
     }
 
@@ -182,35 +176,7 @@ final class UDPTrackerTransport {
     }
 
     private func sendQueued() {
-        while queuedHead < queued.count {
-            guard let index = freeSendIndex() else { return }
-            let (bytes, destination, resent) = queued[queuedHead]
-            queuedHead += 1
-            guard let socket = sockets[destination.family] else { continue }
-            let datagram = freeSends.popLast() ?? Datagram(capacity: Self.datagramCapacity)
-            guard datagram.set(bytes, to: destination) else {
-                freeSends.append(datagram)
-                continue
-            }
-            do {
-                try ring.enqueue(.sendDatagram(fd: socket.fd, datagram), for: slot(UInt32(index)))
-                sendsInFlight[index] = (datagram, destination, resent)
-            } catch {
-                // The ring is full: the rest go at the next completion.
-                freeSends.append(datagram)
-                queuedHead -= 1
-                return
-            }
-        }
-        queued.removeAll(keepingCapacity: true)
-        queuedHead = 0
-    }
-
-    private func freeSendIndex() -> Int? {
-        if let index = sendsInFlight.firstIndex(where: { $0 == nil }) { return index }
-        guard sendsInFlight.count < Self.maximumSendsInFlight else { return nil }
-        sendsInFlight.append(nil)
-        return sendsInFlight.count - 1
+        sends.send(on: ring, fd: { sockets[$0.family]?.fd }, slot: { slot(UInt32($0)) })
     }
 
     private func slot(_ index: UInt32) -> OperationSlot {
@@ -276,12 +242,10 @@ final class UDPTrackerTransport {
                 armReceive(socket, receiveIndex)
             }
         case .sendMessage:
-            guard index < sendsInFlight.count, let entry = sendsInFlight[index] else { return }
-            sendsInFlight[index] = nil
+            guard let sent = sends.completed(index) else { return }
             if completion.result < 0 {
-                sendFailed(entry, errno: Errno(rawValue: -completion.result), now: now)
+                sendFailed(sent, errno: Errno(rawValue: -completion.result), now: now)
             }
-            freeSends.append(entry.datagram)
             sendQueued()
         default:
             break
@@ -331,14 +295,15 @@ final class UDPTrackerTransport {
     /// A send failed. An ICMP error from any tracker is reported by the next send from the socket,
     /// whatever its destination (the queued errors say whom it concerns): such a send goes again, once.
     private func sendFailed(
-        _ entry: (datagram: Datagram, destination: SocketAddress, resent: Bool), errno: Errno, now: UInt64
+        _ sent: (destination: SocketAddress, tag: Bool, datagram: Datagram), errno: Errno, now: UInt64
     ) {
-        if let socket = sockets[entry.destination.family] { takeQueuedErrors(socket, now: now) }
-        if Self.icmpErrors.contains(errno), !entry.resent, !closing {
-            queued.append((Array(entry.datagram.bytes), entry.destination, true))
+        if let socket = sockets[sent.destination.family] { takeQueuedErrors(socket, now: now) }
+        if Self.icmpErrors.contains(errno), !sent.tag, !closing,
+            sends.append(Array(sent.datagram.bytes), to: sent.destination, tag: true)
+        {
             return
         }
-        fail(entry.destination, errno: errno, call: "send to", now: now)
+        fail(sent.destination, errno: errno, call: "send to", now: now)
     }
 
     /// What ICMP errors become (a UDP send on its own never fails with these).
@@ -372,8 +337,7 @@ final class UDPTrackerTransport {
     /// Stops receiving; call ``closeSockets()`` once ``operationsInFlight`` is 0.
     func shutDown() {
         closing = true
-        queued.removeAll()
-        queuedHead = 0
+        sends.removeQueued()
         routes.removeAll()
         for socket in sockets.values where !socket.shutDown {
             socket.shutDown = true
