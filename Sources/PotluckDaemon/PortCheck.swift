@@ -14,13 +14,8 @@ public enum PortCheck {
 
     static func isOpen(port: Int, template: String) async throws -> Bool {
         let text = template.replacingOccurrences(of: "{port}", with: String(port))
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
-            ["http", "https"].contains(scheme)
-        else { throw RPCFailure("port-test: \(text) is not an http or https URL") }
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeoutSeconds
-        configuration.timeoutIntervalForResource = timeoutSeconds
-        let session = URLSession(configuration: configuration)
+        let url = try OutgoingHTTP.url(text, refusal: "port-test: \(text) is not an http or https URL")
+        let session = URLSession(configuration: OutgoingHTTP.configuration(timeoutSeconds: timeoutSeconds))
         defer { session.finishTasksAndInvalidate() }
         let data: Data
         let response: URLResponse

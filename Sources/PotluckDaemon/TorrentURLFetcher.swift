@@ -19,14 +19,12 @@ enum TorrentURLFetcher {
     static let timeoutSeconds = 30.0
 
     static func fetch(_ text: String) async throws -> Fetched {
-        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(),
-            ["http", "https"].contains(scheme)
-        else { throw RPCFailure("cannot add \(text): only http and https URLs are fetched") }
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeoutSeconds
-        configuration.timeoutIntervalForResource = timeoutSeconds
+        let url = try OutgoingHTTP.url(
+            text, refusal: "cannot add \(text): only http and https URLs are fetched")
         let delegate = Delegate()
-        let session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
+        let session = URLSession(
+            configuration: OutgoingHTTP.configuration(timeoutSeconds: timeoutSeconds), delegate: delegate,
+            delegateQueue: nil)
         defer { session.finishTasksAndInvalidate() }
         return try await withCheckedThrowingContinuation { continuation in
             delegate.start(session.dataTask(with: url), continuation: continuation, url: text)
