@@ -18,7 +18,7 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         then runs until stdin closes or SIGTERM/SIGINT.
         --pex turns peer exchange (ut_pex) on. With --pex or --peer, connections between seeds stay
         open (libtorrent closes them by default), so that seeders joined with --peer have one another
-        to tell a leecher about.
+        to tell a leecher about; a --peer connection that drops is dialled again.
   download FILE... OUT_DIR --peer HOST:PORT... [--timeout S] [--bind ADDR]... [--port P] [--recheck]
            [--count N] [--tracker URL] [--pex] [--magnet | --magnet-v2]
       → {"complete": true, "seconds", "bytes", "cpu_seconds", "pieces", "failed_bytes", "sessions",
@@ -76,7 +76,7 @@ def make_session(listen, upload_rate=0, outgoing=None, lsd=False, keep_seed_conn
     `outgoing` (an address) makes its connections come from that address. `lsd` turns Local Service
     Discovery (BEP 14) on: multicast announces on the listening interface's LAN, and peers heard there
     (libtorrent takes only those from its listening address's subnet). `keep_seed_connections` keeps
-    connections between seeds open, so that they appear in peer exchange."""
+    connections between seeds open."""
     settings = {
         "listen_interfaces": listen,
         "enable_dht": False, "enable_lsd": lsd, "enable_upnp": False, "enable_natpmp": False,
@@ -256,8 +256,15 @@ def cmd_seed(args):
     common.emit({"peers": listening})
 
     def healthy():
-        for session, _ in sessions:
+        for session, handle in sessions:
             drain_errors(session)
+            # A --peer connection that dropped is dialled again: the tests that name a peer rely on it
+            # staying connected (to be named in that peer's PEX messages, for one).
+            connected = {info.ip for info in handle.get_peer_info()}
+            for peer in peers:
+                if peer not in connected:
+                    common.log(f"{peer[0]}:{peer[1]} is not connected; dialling it again")
+                    handle.connect_peer(peer)
     common.serve_until_stdin_closes(check=healthy)
     common.log("stdin closed; stopping")
 
@@ -302,8 +309,11 @@ def cmd_download(args):
         bind = binds[i % len(binds)].replace("{port}", str(port))
         # An explicit --bind is also the source of its connections (Transmission tells peers apart
         # by address alone).
+        # Connections to seeds stay open once complete, so that the last sample of bytes_by_peer still
+        # sees them (a fast peer can deliver the rest and be dropped between two samples).
         session = make_session(bind if ":" in bind else f"{bind}:{port}",
-                               outgoing=None if ":" in bind else bind, lsd=args.lsd)
+                               outgoing=None if ":" in bind else bind, lsd=args.lsd,
+                               keep_seed_connections=True)
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
         info = infos[min(i, len(infos) - 1)]
@@ -358,6 +368,8 @@ def cmd_download(args):
                      "peers_connected": sum(s.num_peers for s in statuses)})
         raise
     seconds = time.monotonic() - start
+    for index, (_, handle, _) in enumerate(leechers):
+        record_peers(index, handle)
     cpu_end = resource.getrusage(resource.RUSAGE_SELF)
     statuses = [handle.status() for _, handle, _ in leechers]
     summed_by_peer = {}

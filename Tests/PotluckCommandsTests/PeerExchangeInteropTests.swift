@@ -136,6 +136,10 @@ import Testing
         let byPeer = json["bytes_by_peer"] as? [String: Int] ?? [:]
         #expect(
             byPeer[otherPeer] ?? 0 > 0,
-            "nothing from \(otherPeer): \(byPeer)\n\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
+            """
+            nothing from \(otherPeer): \(byPeer)
+            leecher: \(result.error.suffix(2000))
+            Potluck: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")
+            """)
     }
 }
