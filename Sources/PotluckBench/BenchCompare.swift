@@ -43,6 +43,14 @@ struct SwarmOptions: ParsableArguments {
     var plot: String?
 
     @Option(
+        name: .customLong("keep-logs"),
+        help: ArgumentHelp(
+            "Copy every client's log into this folder at the end (numbered in start order); Potluck's with "
+                + "--verbose (what each peer did), to find out why a run was slow.",
+            valueName: "dir"))
+    var keepLogs: String?
+
+    @Option(
         help: ArgumentHelp(
             "Put every peer in its own network namespace, linked through a bridge at RATE bits/s (1g, 100m) "
                 + "with RTT ms of delay where the kernel has netem: RATE[,RTT].",
@@ -95,7 +103,9 @@ struct SwarmOptions: ParsableArguments {
 
     /// Root, the harness and a fresh run; throws with a clear message otherwise.
     func startRun(_ what: String) throws -> BenchRun {
-        try BenchRun.start(what, needsRoot: true, directory: directory, harness: harness)
+        let run = try BenchRun.start(what, needsRoot: true, directory: directory, harness: harness)
+        run.keepLogsIn = keepLogs
+        return run
     }
 
     func fixture(_ run: BenchRun) throws -> SwarmFixture {
@@ -104,6 +114,10 @@ struct SwarmOptions: ParsableArguments {
             timeoutSeconds: Double(timeout),
             coldCache: cache == .cold)
         if sequential { fixture.potluckDownloadArguments = ["--sequential"] }
+        if keepLogs != nil {
+            fixture.potluckDownloadArguments.append("--verbose")
+            fixture.potluckSeedArguments.append("--verbose")
+        }
         return fixture
     }
 

@@ -108,6 +108,8 @@ final class BenchRun: @unchecked Sendable {
     private var namespaces: [String] = []
     private var closed = false
     private var logCount = 0
+    /// Where the clients' logs are copied when the run ends (nil: they go with the workspace).
+    var keepLogsIn: String?
 
     /// The run a signal should clean up.
     private static let active = ActiveRun()
@@ -273,8 +275,24 @@ final class BenchRun: @unchecked Sendable {
         // Anything a tool made for this run that its own teardown missed.
         _ = try? ExternalCommand.run(
             "/usr/bin/python3", [harness + "/netns.py", "cleanup", "--run", id], timeoutSeconds: 120)
+        if let keepLogsIn { keepLogs(in: keepLogsIn) }
         ExternalCommand.removeTree(workspace)
         Self.active.set(nil)
+    }
+
+    private func keepLogs(in folder: String) {
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            for name in try manager.contentsOfDirectory(atPath: workspace + "/logs") {
+                let target = folder + "/" + name
+                try? manager.removeItem(atPath: target)
+                try manager.copyItem(atPath: workspace + "/logs/" + name, toPath: target)
+            }
+            printError("potluck: the clients' logs are in \(folder)")
+        } catch {
+            printError("potluck: cannot keep the logs in \(folder): \(error)")
+        }
     }
 
     /// Ctrl-C, SIGTERM or SIGHUP: clean up on a thread of our own, then exit 130 (or 128+N).
@@ -343,8 +361,10 @@ final class SwarmFixture {
     let infoHash: String
     let timeoutSeconds: Double
     let coldCache: Bool
-    /// Extra `potluck download` arguments for Potluck leechers (`--sequential`).
+    /// Extra `potluck download` arguments for Potluck leechers (`--sequential`, `--verbose`).
     var potluckDownloadArguments: [String] = []
+    /// Extra `potluck seed` arguments for Potluck seeders (`--verbose`).
+    var potluckSeedArguments: [String] = []
     private var installed: [ClientKind: Bool] = [:]
     private var versions: [ClientKind: String] = [:]
 
@@ -559,7 +579,8 @@ final class SwarmFixture {
             let started = Date()
             let process = try run.spawn(
                 ExternalCommand.currentExecutable(),
-                ["seed", torrent, "--data", seedDirectory, "--listen", peer, "--no-dht", "--no-lsd"],
+                ["seed", torrent, "--data", seedDirectory, "--listen", peer, "--no-dht", "--no-lsd"]
+                    + potluckSeedArguments,
                 label: "potluck-seed",
                 netns: netns)
             // Ready once its data is checked: it says it is seeding, or it has just saved resume data.
