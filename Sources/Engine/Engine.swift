@@ -282,6 +282,12 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Operations the reactors' rings have in flight (sockets, files, timers), as of each reactor's
+    /// last pass: steady under a steady load, so growth without bound is a leak.
+    public var ringOperationsInFlight: Int {
+        inboxes.reduce(0) { $0 + $1.operationsInFlight.load(ordering: .relaxed) }
+    }
+
     /// All torrents at a glance, without a snapshot of each (a progress line over thousands).
     public func summary() -> EngineSummary {
         settleLostReactors()

@@ -34,6 +34,7 @@ public final class DaemonMetrics: Sendable {
     private let uploadLimit: Gauge
     private let downloadLimit: Gauge
     private let connectionLimit: Gauge
+    private let ringOperations: Gauge
 
     public init(version: String = potluckVersion, startedAt: Date = Date()) {
         var torrents: [TorrentState: Gauge] = [:]
@@ -67,6 +68,10 @@ public final class DaemonMetrics: Sendable {
         connectionLimit = registry.makeGauge(
             descriptor: Self.named(
                 "potluck_connection_limit", "Peer connections allowed at once, all torrents together."))
+        ringOperations = registry.makeGauge(
+            descriptor: Self.named(
+                "potluck_ring_operations_in_flight",
+                "io_uring operations submitted and not yet completed, all reactors together."))
         registry.makeGauge(
             descriptor: Self.named("potluck_build_info", "Always 1; the version in a label."),
             labels: [("version", version)]
@@ -90,6 +95,7 @@ public final class DaemonMetrics: Sendable {
         var uploadLimitBytesPerSecond = 0
         var downloadLimitBytesPerSecond = 0
         var connectionLimit = 0
+        var ringOperationsInFlight = 0
     }
 
     func record(_ sample: Sample) {
@@ -102,6 +108,7 @@ public final class DaemonMetrics: Sendable {
         uploadLimit.set(Int64(sample.uploadLimitBytesPerSecond))
         downloadLimit.set(Int64(sample.downloadLimitBytesPerSecond))
         connectionLimit.set(Int64(sample.connectionLimit))
+        ringOperations.set(Int64(sample.ringOperationsInFlight))
     }
 
     /// Counts an answered RPC call: `method` nil (no known method, or arguments that did not decode)

@@ -49,6 +49,7 @@ extension EngineBackend {
         sample.uploadLimitBytesPerSecond = engine.globalUploadRateBytesPerSecond
         sample.downloadLimitBytesPerSecond = engine.globalDownloadRateBytesPerSecond
         sample.connectionLimit = engine.maximumConnections
+        sample.ringOperationsInFlight = engine.ringOperationsInFlight
         metrics.record(sample)
         return finished
     }

@@ -88,8 +88,6 @@ public struct SubmissionFlags: OptionSet, Sendable {
     public static let hardLink = SubmissionFlags(rawValue: UInt8(1 << IOSQE_IO_HARDLINK_BIT))
     /// Runs only after everything submitted before it completed.
     public static let drain = SubmissionFlags(rawValue: UInt8(1 << IOSQE_IO_DRAIN_BIT))
-    /// Skips the completion when the operation succeeds (failures still complete).
-    public static let skipSuccess = SubmissionFlags(rawValue: UInt8(1 << IOSQE_CQE_SKIP_SUCCESS_BIT))
 }
 
 /// One completion: whose operation it was, the kernel's result and flags.

@@ -84,6 +84,11 @@ public final class Ring {
     private let wakeValue: UnsafeMutablePointer<UInt64>
     private var wakeArmed = false
     private var registeredBufferCount = 0
+    /// Operations handed to the kernel (or queued for it) whose last completion has not been drained:
+    /// one that grows without bound is a leak (a soak test watches it). A multishot operation counts
+    /// once until its final completion, a zero-copy send until its notification; the read armed on the
+    /// wake-up eventfd counts too.
+    public private(set) var operationsInFlight = 0
 
     /// Probes the kernel and sets up a ring; throws a `RingUnavailableError` that tells the user why
     /// io_uring cannot be used and how to fix it.
@@ -240,6 +245,8 @@ public final class Ring {
         prepare(sqe, entry: sqe - ring.pointee.sq.sqes, operation)
         io_uring_sqe_set_data64(sqe, token.rawValue)
         sqe.pointee.flags |= flags.rawValue
+        // Every entry ends in one completion without IORING_CQE_F_MORE (none skips its success).
+        operationsInFlight += 1
     }
 
     private func nextSubmissionEntry() throws(IOError) -> UnsafeMutablePointer<io_uring_sqe> {
@@ -392,6 +399,7 @@ public final class Ring {
             defer { io_uring_cq_advance(ring, count) }
             for i in 0..<Int(count) {
                 let cqe = completionBatch[i]!.pointee
+                if cqe.flags & IORING_CQE_F_MORE == 0 { operationsInFlight -= 1 }
                 let completion = Completion(
                     token: CompletionToken(rawValue: cqe.user_data), result: cqe.res, flags: cqe.flags)
                 if completion.token.kind == .wake {

@@ -234,7 +234,12 @@ import Testing
         web.standardOutput = FileHandle.nullDevice
         web.standardError = FileHandle.nullDevice
         try web.run()
-        defer { web.terminate() }
+        defer {
+            // SIGKILL: a child spawned from a thread that ran a benchmark in this process inherits its
+            // blocked SIGTERM, and Python's server would outlive the test.
+            kill(web.processIdentifier, SIGKILL)
+            web.waitUntilExit()
+        }
         let daemon = try DaemonProcess(
             state: root.appendingPathComponent("state"), downloads: root.appendingPathComponent("downloads"),
             peerPort: peerPort, log: root.appendingPathComponent("daemon.log"),

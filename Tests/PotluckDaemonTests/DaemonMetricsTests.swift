@@ -36,6 +36,7 @@ import Testing
         sample.connectedPeers = 4
         sample.uploadLimitBytesPerSecond = 100_000
         sample.connectionLimit = 200
+        sample.ringOperationsInFlight = 17
         metrics.record(sample)
         sample.states = [.seeding: 2]
         sample.uploadedBytes = 500
@@ -51,6 +52,7 @@ import Testing
         #expect(lines.contains(#"potluck_rate_limit_bytes{direction="upload"} 100000.0"#), "\(lines)")
         #expect(lines.contains(#"potluck_rate_limit_bytes{direction="download"} 0.0"#))
         #expect(lines.contains("potluck_connection_limit 200.0"))
+        #expect(lines.contains("potluck_ring_operations_in_flight 17.0"))
     }
 
     @Test func rpcCallsAreCountedByMethodAndResult() {

@@ -77,6 +77,27 @@ let featureSets: [RingOptions] = [RingOptions(), RingOptions(disabledFeatures: .
         }
     }
 
+    @Test func operationsInFlightCountEachUntilItsLastCompletion() throws {
+        let harness = try Harness()
+        let (a, b) = try Socket.makeStreamPair()
+        defer { [a, b].forEach { close($0) } }
+        for _ in 0..<3 { try harness.enqueue(.nop) }
+        let poll = try harness.enqueue(.pollAdd(fd: a, events: UInt32(POLLIN), multishot: true))
+        #expect(harness.ring.operationsInFlight == 4)
+        var byte: UInt8 = 1
+        #expect(write(b, &byte, 1) == 1)
+        let first = try harness.completion(of: poll)
+        #expect(first.hasMore)
+        // The nops are done; the multishot poll stays armed and counted once, beside the read the
+        // ring keeps armed on its wake-up eventfd.
+        #expect(harness.ring.operationsInFlight == 2)
+        let cancel = try harness.enqueue(.cancel(poll, all: false))
+        #expect(try harness.completion(of: cancel).result == 0)
+        var last = try harness.completion(of: poll)
+        while last.hasMore { last = try harness.completion(of: poll) }
+        #expect(harness.ring.operationsInFlight == 1)
+    }
+
     @Test func errorsCarryOperationAndErrno() throws {
         let harness = try Harness()
         var buffer = [UInt8](repeating: 0, count: 8)

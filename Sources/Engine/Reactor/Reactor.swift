@@ -338,6 +338,7 @@ public final class Reactor {
                 touch(tenant)
             }
             providedBuffers?.publishRecycled()
+            inbox.operationsInFlight.store(ring.operationsInFlight, ordering: .relaxed)
             inbox.take(commands: &commands, rang: &rangTenants)
             for tenant in rangTenants { touch(tenant) }
             rangTenants.removeAll(keepingCapacity: true)
@@ -497,6 +498,8 @@ public final class ReactorInbox: Sendable {
 
     private let state = Mutex(State())
     private let waker: RingWaker
+    /// The reactor's `Ring.operationsInFlight`, as of its last pass, for other threads to read.
+    let operationsInFlight = Atomic<Int>(0)
 
     init(waker: RingWaker) { self.waker = waker }
 
