@@ -19,6 +19,7 @@ public struct Bench: ParsableCommand {
             BenchDaemon.self,
             BenchReactors.self,
             BenchMagnet.self,
+            BenchSoak.self,
         ],
         defaultSubcommand: BenchQuick.self
     )
