@@ -19,7 +19,8 @@ public struct MetadataFetchStatus: Sendable, Equatable {
 }
 
 /// A magnet link's first stage on a reactor: connects to the peers it can find (the link's `x.pe`,
-/// `options.peers`, the link's trackers), fetches the info dictionary with `ut_metadata` through the
+/// `options.peers`, the link's trackers, the DHT, and what connected peers name by `ut_pex` — before
+/// the metadata says whether the torrent is private, as libtorrent does too), fetches the info dictionary with `ut_metadata` through the
 /// pure ``MetadataFetch``, and leaves with it (the engine then starts the torrent's `DownloadSession`
 /// with the peers heard here). Stopped before that, it leaves with nothing.
 ///
@@ -106,7 +107,7 @@ final class MetadataFetchSession: ReactorTenant {
         self.log = log
         fetch = MetadataFetch(
             infoHash: infoHash, hashes: hashes, localPeerID: DownloadSession.makePeerID(),
-            clientName: "Potluck \(potluckVersion)")
+            clientName: "Potluck \(potluckVersion)", peerExchange: options.usePeerExchange)
         var addresses = options.peers
         for peer in magnet.peers {
             if let address = SocketAddress("\(peer)") {
@@ -359,6 +360,10 @@ final class MetadataFetchSession: ReactorTenant {
                         directory.ban(link.address)
                         drop(link, reason: reason, now: now)
                     }
+                case .peersLearned(let peers, let key):
+                    if let link = link(for: key) { log("pex: \(peers.count) peers from \(link.address)") }
+                    hear(peers.map(SocketAddress.init))
+                    connectToCandidates(now: now)
                 case .completed(let infoDictionary):
                     log("metadata received: \(infoDictionary.count) bytes, verified against the infohash")
                     if ending == nil { ending = .success(infoDictionary) }

@@ -6,8 +6,10 @@ import TorrentModel
 /// whom to ask for which piece. Bytes, connections and time come in; bytes to send, peers to drop and
 /// the verified info dictionary come out. `Peer` names a connection for the caller.
 ///
-/// Every other message a peer sends (bitfield, have, choke …) is skipped without being kept: there are
-/// no pieces to talk about yet. The connections are dropped once the metadata is known; the download
+/// With `peerExchange`, BEP 11 `ut_pex` is offered too, and the peers a peer names become candidates
+/// (at most one message each per ``PexState/minimumReceiveInterval``): a magnet link's first peers are
+/// often few. Every other message a peer sends (bitfield, have, choke …) is skipped without being kept:
+/// there are no pieces to talk about yet. The connections are dropped once the metadata is known; the download
 /// connects again with the full protocol (a few round trips, against a much simpler stage here).
 ///
 /// Invariants: a peer's bytes are parsed only after `connected`; at most `maximumMessageBytes` of any
@@ -20,10 +22,14 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         case disconnect(Peer, reason: String)
         /// The verified info dictionary (once).
         case completed(infoDictionary: [UInt8])
+        /// Peers a peer's `ut_pex` message named, worth trying.
+        case peersLearned([PeerAddress], from: Peer)
     }
 
     /// The number peers put on the `ut_metadata` messages they send us.
     public static var metadataExtensionID: UInt8 { 2 }
+    /// The number peers put on the `ut_pex` messages they send us.
+    public static var peerExchangeExtensionID: UInt8 { 3 }
     /// The longest message skipped unread (a bitfield of 8 million pieces); longer ones end the link.
     public static var maximumMessageBytes: Int { 1 << 20 }
     /// The longest extension message kept: a metadata piece and its dictionary, or a handshake.
@@ -42,6 +48,8 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         var payload: [UInt8] = []
         /// The number the peer wants on our `ut_metadata` messages.
         var metadataID: UInt8?
+        /// What the peer told us by `ut_pex`, once it has.
+        var peerExchange: PexState?
     }
 
     public let infoHash: InfoHash
@@ -50,21 +58,23 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
     private var streams: [Peer: PeerStream] = [:]
     private let openingBytes: [UInt8]
     private var completedReported = false
+    private let peerExchange: Bool
 
     /// `infoHash` is the one peers know the torrent by (the v1 hash, or a v2 hash truncated).
     public init(
         infoHash: InfoHash, hashes: InfoDictionaryHashes, localPeerID: PeerID, clientName: String,
-        options: MetadataAssemblerOptions = MetadataAssemblerOptions()
+        options: MetadataAssemblerOptions = MetadataAssemblerOptions(), peerExchange: Bool = false
     ) {
         self.infoHash = infoHash
         self.localPeerID = localPeerID
+        self.peerExchange = peerExchange
         assembler = MetadataAssembler(hashes: hashes, options: options)
         var opening: [UInt8] = []
         Handshake(reserved: .extensionProtocol, infoHash: infoHash, peerID: localPeerID).encode(
             into: &opening)
-        let extensions = ExtensionHandshake(
-            extensions: ["ut_metadata": Self.metadataExtensionID], clientName: clientName
-        ).encoded()
+        var offered = ["ut_metadata": Self.metadataExtensionID]
+        if peerExchange { offered["ut_pex"] = Self.peerExchangeExtensionID }
+        let extensions = ExtensionHandshake(extensions: offered, clientName: clientName).encoded()
         Self.appendExtended(id: 0, payload: extensions, into: &opening)
         openingBytes = opening
     }
@@ -205,6 +215,9 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
             assembler.addPeer(peer, metadataSize: size)
             return nil
         }
+        if id == Self.peerExchangeExtensionID && peerExchange {
+            return peerExchangeMessage(body, stream: &stream, from: peer, now: now, into: &actions)
+        }
         guard id == Self.metadataExtensionID else { return nil }  // an extension we did not offer
         let message: MetadataMessage
         do {
@@ -237,6 +250,25 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
             }
             return liars.contains(peer) ? "sent wrong metadata" : nil
         }
+    }
+
+    /// A `ut_pex` message: its peers are handed on, unless it came too soon after the last.
+    private func peerExchangeMessage(
+        _ body: [UInt8], stream: inout PeerStream, from peer: Peer, now: Instant, into actions: inout [Action]
+    ) -> String? {
+        let message: PexMessage
+        do {
+            message = try PexMessage(decoding: body)
+        } catch {
+            return "ut_pex: \(error)"
+        }
+        var state = stream.peerExchange ?? PexState()
+        let receipt = state.receive(message, now: now)
+        stream.peerExchange = state
+        if case .accepted(let candidates, _) = receipt, !candidates.isEmpty {
+            actions.append(.peersLearned(candidates.map(\.address), from: peer))
+        }
+        return nil
     }
 
     private mutating func askForPieces(now: Instant, into actions: inout [Action]) {

@@ -239,6 +239,8 @@ private struct FetchScript {
                 precondition(!peers[peer].isHonest, "an honest peer was dropped: \(reason)")
                 peers[peer].isClosing = true
                 closing.append(peer)
+            case .peersLearned:
+                preconditionFailure("peers learned by ut_pex, which this fetch does not offer")
             case .completed(let infoDictionary):
                 precondition(!completed, "completed twice")
                 precondition(infoDictionary == metadata, "completed with other metadata")

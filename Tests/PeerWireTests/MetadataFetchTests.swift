@@ -131,6 +131,8 @@ private struct Exchange {
                 case .completed(let info):
                     #expect(completed == nil, "completed twice")
                     completed = info
+                case .peersLearned:
+                    break
                 }
             }
             actions.removeAll()
@@ -205,6 +207,74 @@ private struct Exchange {
                 return false
             })
         #expect(fetch.connectedCount == 0)
+    }
+
+    /// A fetch with `ut_pex` on and peer 0 connected; its opening's extension handshake.
+    private func fetchWithPeerExchange(_ hash: InfoHash) -> (MetadataFetch<Int>, ExtensionHandshake?) {
+        var fetch = MetadataFetch<Int>(
+            infoHash: hash, hashes: InfoDictionaryHashes(v1: hash, v2: nil)!,
+            localPeerID: PeerID(Array(repeating: 1, count: 20))!, clientName: "test", peerExchange: true)
+        var opening: [MetadataFetch<Int>.Action] = []
+        fetch.connected(0, into: &opening)
+        guard case .send(let bytes, _)? = opening.first else { return (fetch, nil) }
+        // The handshake, then the extension message's length, id 20 and extension id 0.
+        let handshake = try? ExtensionHandshake(decoding: Array(bytes.dropFirst(Handshake.byteCount + 6)))
+        return (fetch, handshake)
+    }
+
+    static let learned = [
+        PeerAddress(host: .ipv4(0x0A01_0203), port: 6881), PeerAddress(host: .ipv4(0x0A01_0204), port: 6882),
+    ]
+
+    static func pex(_ addresses: [PeerAddress]) -> [UInt8] {
+        FarPeer.extended(
+            id: MetadataFetch<Int>.peerExchangeExtensionID,
+            PexMessage(added: addresses.map { PexPeer(address: $0, flags: [.seed]) }, dropped: []).encoded())
+    }
+
+    @Test func peersNamedByUtPexAreHandedOnAtTheBEPsPace() throws {
+        let info = metadata(size: 1000, seed: 5)
+        let hash = InfoHash(v1Digest: SHA1.hash(info))
+        var (fetch, offered) = fetchWithPeerExchange(hash)
+        #expect(offered?.extensions["ut_pex"] == MetadataFetch<Int>.peerExchangeExtensionID)
+        var actions: [MetadataFetch<Int>.Action] = []
+        let bytes = FarPeer(infoHash: hash, metadata: info).opening() + Self.pex(Self.learned)
+        bytes.withUnsafeBytes { fetch.received($0, from: 0, now: .seconds(1), into: &actions) }
+        #expect(actions.contains(.peersLearned(Self.learned, from: 0)), "\(actions)")
+        // BEP 11: one message a minute; one 10 s later is ignored, one 40 s later taken.
+        let later = [PeerAddress(host: .ipv4(0x0A01_0205), port: 6883)]
+        actions = []
+        Self.pex(later).withUnsafeBytes { fetch.received($0, from: 0, now: .seconds(11), into: &actions) }
+        #expect(!actions.contains { if case .peersLearned = $0 { true } else { false } })
+        Self.pex(later).withUnsafeBytes { fetch.received($0, from: 0, now: .seconds(41), into: &actions) }
+        #expect(actions.contains(.peersLearned(later, from: 0)), "\(actions)")
+        #expect(fetch.connectedCount == 1)
+    }
+
+    @Test func aMalformedUtPexEndsTheConnection() {
+        let info = metadata(size: 1000, seed: 5)
+        let hash = InfoHash(v1Digest: SHA1.hash(info))
+        var (fetch, _) = fetchWithPeerExchange(hash)
+        var actions: [MetadataFetch<Int>.Action] = []
+        let garbage = FarPeer.extended(
+            id: MetadataFetch<Int>.peerExchangeExtensionID, Array("d5:added3:abce".utf8))
+        let bytes = FarPeer(infoHash: hash, metadata: info).opening() + garbage
+        bytes.withUnsafeBytes { fetch.received($0, from: 0, now: .seconds(1), into: &actions) }
+        #expect(
+            actions.contains {
+                if case .disconnect(0, let reason) = $0 { reason.hasPrefix("ut_pex") } else { false }
+            }, "\(actions)")
+    }
+
+    @Test func withoutPeerExchangeUtPexIsNeitherOfferedNorRead() {
+        let info = metadata(size: 1000, seed: 5)
+        let hash = InfoHash(v1Digest: SHA1.hash(info))
+        var fetch = fetchConnected(hash)
+        var actions: [MetadataFetch<Int>.Action] = []
+        let bytes = FarPeer(infoHash: hash, metadata: info).opening() + Self.pex(Self.learned)
+        bytes.withUnsafeBytes { fetch.received($0, from: 0, now: .seconds(1), into: &actions) }
+        #expect(!actions.contains { if case .peersLearned = $0 { true } else { false } })
+        #expect(fetch.connectedCount == 1)
     }
 
     @Test func aRequestFromThePeerIsRejectedWhileWeHaveNoMetadata() {
