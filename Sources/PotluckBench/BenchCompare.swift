@@ -29,15 +29,7 @@ struct SwarmOptions: ParsableArguments {
             """)
     var sequential = false
 
-    @Option(help: "Directory for the payload and downloads (removed afterwards).")
-    var directory: String = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
+    @OptionGroup var placement: BenchPlacement
 
     @Option(help: "Draw throughput over time per client to this SVG file.")
     var plot: String?
@@ -103,7 +95,7 @@ struct SwarmOptions: ParsableArguments {
 
     /// Root, the harness and a fresh run; throws with a clear message otherwise.
     func startRun(_ what: String) throws -> BenchRun {
-        let run = try BenchRun.start(what, needsRoot: true, directory: directory, harness: harness)
+        let run = try placement.startRun(what, needsRoot: true)
         run.keepLogsIn = keepLogs
         return run
     }
@@ -247,7 +239,7 @@ struct BenchCompare: ParsableCommand {
                 ]
             } ?? "loopback",
         ]
-        if let json = options.json {
+        if let json = options.placement.json {
             BenchReport.writeJSON(json, header: header, leechers: leecherResults, seeders: seederResults)
         }
         if let plot = options.plot {

@@ -95,7 +95,7 @@ struct BenchDaemon: ParsableCommand {
                 "\(result.common.client.rawValue) restarts, RPC answering and serving (s): \(each.joined(separator: ", "))"
             )
         }
-        if let json = options.json {
+        if let json = options.placement.json {
             Self.writeJSON(json, torrents: torrents, loadMiB: loadMiB, results: results)
         }
     }

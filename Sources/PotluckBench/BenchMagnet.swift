@@ -31,15 +31,7 @@ struct BenchMagnet: ParsableCommand {
     @Option(help: "Seconds each download may take.")
     var timeout = 120
 
-    @Option(help: "Directory for the payload and downloads (removed afterwards).")
-    var directory = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
+    @OptionGroup var placement: BenchPlacement
 
     func validate() throws {
         guard (4...128).contains(nodes) else { throw ValidationError("--nodes must be in 4...128") }
@@ -64,7 +56,7 @@ struct BenchMagnet: ParsableCommand {
             printError("potluck: bench magnet needs libtorrent (apt-get install python3-libtorrent)")
             throw ExitCode(1)
         }
-        let run = try BenchRun.start("bench magnet", needsRoot: false, directory: directory, harness: harness)
+        let run = try placement.startRun("bench magnet", needsRoot: false)
         defer { run.cleanup() }
         let seedDirectory = run.workspace + "/seed"
         mkdir(seedDirectory, 0o700)
@@ -105,7 +97,7 @@ struct BenchMagnet: ParsableCommand {
         print(Self.runTable(results).rendered)
         print("\nMedians over \(runs) runs\n")
         print(Self.medianTable(results).rendered)
-        if let json { writeJSON(json, results) }
+        if let json = placement.json { writeJSON(json, results) }
     }
 
     private func measure(

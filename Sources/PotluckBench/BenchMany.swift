@@ -67,7 +67,7 @@ struct BenchMany: ParsableCommand {
         }
         print("\nAfter the first start (every torrent verified), idle:\n")
         print(Self.firstStartTable(results).rendered)
-        if let json = options.json { Self.writeJSON(json, torrents: torrents, results: results) }
+        if let json = options.placement.json { Self.writeJSON(json, torrents: torrents, results: results) }
     }
 
     // MARK: One client

@@ -41,15 +41,7 @@ struct BenchReactors: ParsableCommand {
             "Drop the payloads' pages from the page cache before each transfer (default), or read them once.")
     var cache: SwarmOptions.CacheMode = .cold
 
-    @Option(help: "Directory for the payloads and downloads (removed afterwards).")
-    var directory = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
+    @OptionGroup var placement: BenchPlacement
 
     func validate() throws {
         guard (1...64).contains(torrents) else { throw ValidationError("--torrents must be in 1...64") }
@@ -95,8 +87,7 @@ struct BenchReactors: ParsableCommand {
                 "potluck: bench reactors needs libtorrent's leechers (apt-get install python3-libtorrent)")
             throw ExitCode(1)
         }
-        let run = try BenchRun.start(
-            "bench reactors", needsRoot: false, directory: directory, harness: harness)
+        let run = try placement.startRun("bench reactors", needsRoot: false)
         defer { run.cleanup() }
         let fixture = try makeFixture(run)
         var results: [Measurement] = []
@@ -117,7 +108,7 @@ struct BenchReactors: ParsableCommand {
         print(Self.runTable(results).rendered)
         print("\nMedians over \(runs) runs\n")
         print(Self.medianTable(results, order: reactors).rendered)
-        if let json { writeJSON(json, results) }
+        if let json = placement.json { writeJSON(json, results) }
     }
 
     private func makeFixture(_ run: BenchRun) throws -> Fixture {

@@ -38,15 +38,7 @@ struct BenchSoak: ParsableCommand {
     @Option(name: .customLong("sample-seconds"), help: "Seconds between two readings of the daemon.")
     var sampleSeconds: Double = 5
 
-    @Option(help: "Directory for the payload and the daemon's state (removed afterwards).")
-    var directory: String = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
+    @OptionGroup var placement: BenchPlacement
 
     func validate() throws {
         guard minutes >= 0.5 && minutes <= 24 * 60 else {
@@ -58,13 +50,13 @@ struct BenchSoak: ParsableCommand {
     }
 
     func run() throws {
-        let run = try BenchRun.start("bench soak", needsRoot: true, directory: directory, harness: harness)
+        let run = try placement.startRun("bench soak", needsRoot: true)
         defer { run.cleanup() }
         let soak = try SoakRun(run: run, torrents: torrents, bytes: sizeMiB << 20)
         defer { soak.tearDown() }
         let report = try soak.run(seconds: minutes * 60, sampleSeconds: sampleSeconds)
         print(report.rendered)
-        if let json {
+        if let json = placement.json {
             let data = try JSONSerialization.data(
                 withJSONObject: report.json, options: [.prettyPrinted, .sortedKeys])
             if !FileManager.default.createFile(atPath: json, contents: data) {

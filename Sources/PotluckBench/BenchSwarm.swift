@@ -126,7 +126,7 @@ struct BenchSwarm: ParsableCommand {
             print("Medians over \(runs) runs, per client (of its leechers that succeeded)\n")
             print(BenchReport.summaryTable(summary).rendered)
         }
-        if let json = options.json {
+        if let json = options.placement.json {
             let object: [String: Any] = [
                 "benchmark": "swarm", "date": ISO8601DateFormatter().string(from: Date()),
                 "cores": HashPool.coreCount, "payload_bytes": options.sizeMiB << 20,

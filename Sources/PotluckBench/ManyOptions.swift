@@ -19,15 +19,7 @@ struct ManyOptions: ParsableArguments {
     @Option(help: "Seconds a first start may take (Transmission verifies 10-20 torrents a second).")
     var timeout = 3600
 
-    @Option(help: "Directory for the torrents and their data (removed afterwards).")
-    var directory = "/var/tmp"
-
-    @Option(
-        help: "The interop harness folder (default: the build's copy of Tests/Interop beside the binary).")
-    var harness: String?
-
-    @Option(help: "Write the results as JSON to this file.")
-    var json: String?
+    @OptionGroup var placement: BenchPlacement
 
     func validate() throws {
         guard (1...20).contains(restarts) else { throw ValidationError("--restarts must be in 1...20") }
@@ -46,8 +38,7 @@ struct ManyOptions: ParsableArguments {
 
     /// A run in --directory, root when Transmission is measured.
     func startRun(_ what: String) throws -> BenchRun {
-        try BenchRun.start(
-            what, needsRoot: kinds.contains(.transmission), directory: directory, harness: harness)
+        try placement.startRun(what, needsRoot: kinds.contains(.transmission))
     }
 
     /// The set's torrents the leechers ask for, chosen at random: one after the first start, then one
