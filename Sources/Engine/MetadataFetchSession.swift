@@ -20,9 +20,10 @@ public struct MetadataFetchStatus: Sendable, Equatable {
 
 /// A magnet link's first stage on a reactor: connects to the peers it can find (the link's `x.pe`,
 /// `options.peers`, the link's trackers, the DHT, and what connected peers name by `ut_pex` — before
-/// the metadata says whether the torrent is private, as libtorrent does too), fetches the info dictionary with `ut_metadata` through the
-/// pure ``MetadataFetch``, and leaves with it (the engine then starts the torrent's `DownloadSession`
-/// with the peers heard here). Stopped before that, it leaves with nothing.
+/// the metadata says whether the torrent is private, as libtorrent does too), fetches the info
+/// dictionary with `ut_metadata` through the pure ``MetadataFetch``, and leaves with it (the engine
+/// then starts the torrent's `DownloadSession` with the peers heard here). Stopped before that, it
+/// leaves with nothing.
 ///
 /// Invariants: at most one connect, one receive and one send are in flight per link; a link's receive
 /// buffer lives until its last completion; the fetch leaves its reactor only when no link is left and

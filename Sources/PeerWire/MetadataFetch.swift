@@ -8,9 +8,10 @@ import TorrentModel
 ///
 /// With `peerExchange`, BEP 11 `ut_pex` is offered too, and the peers a peer names become candidates
 /// (at most one message each per ``PexState/minimumReceiveInterval``): a magnet link's first peers are
-/// often few. Every other message a peer sends (bitfield, have, choke …) is skipped without being kept:
-/// there are no pieces to talk about yet. The connections are dropped once the metadata is known; the download
-/// connects again with the full protocol (a few round trips, against a much simpler stage here).
+/// often few. Every other message a peer sends (bitfield, have, choke …) is skipped without being
+/// kept: there are no pieces to talk about yet. The connections are dropped once the metadata is
+/// known; the download connects again with the full protocol (a few round trips, against a much
+/// simpler stage here).
 ///
 /// Invariants: a peer's bytes are parsed only after `connected`; at most `maximumMessageBytes` of any
 /// one message and `maximumExtendedPayloadBytes` of an extension message are accepted; a peer is asked
