@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """A deliberately misbehaving BitTorrent seeder for tests (stdlib only).
 
-  hostile_peer.py FILE MODE [--bind ADDR]
+  hostile_peer.py FILE MODE [--bind ADDR] [--tell HOST:PORT]
       → {"peer": "ADDR:PORT"} once listening; serves until stdin closes or SIGTERM.
 
 It claims every piece (BEP 3 bitfield), unchokes at once, and answers requests according to MODE:
@@ -11,6 +11,8 @@ It claims every piece (BEP 3 bitfield), unchokes at once, and answers requests a
   metadata-liar   offers the info dictionary (BEP 9) and answers every ut_metadata request with
                   wrong bytes of the right length (for a magnet link's fetch to catch)
   metadata-huge   offers an info dictionary of 4 GiB (a size to be refused)
+  metadata-pex    offers the info dictionary but refuses every piece of it, and names --tell HOST:PORT
+                  in a ut_pex message (BEP 11): the peer to learn of while fetching metadata
 
   hostile_peer.py FILE request-MODE --connect HOST:PORT [--fast] [--piece N] [--count N]
       → {"disconnected": bool, "blocks": n, "rejects": n, "unchoked": bool} once done; exits.
@@ -133,10 +135,20 @@ def extended(ext_id, payload):
     return struct.pack(">IBB", 2 + len(payload), 20, ext_id) + payload
 
 
-def serve_metadata(conn, mode):
-    """BEP 10 and 9 only: an extension handshake offering metadata, then wrong answers."""
+def extension_id(handshake, name):
+    marker = b"%d:%si" % (len(name), name)
+    at = handshake.find(marker)
+    return int(handshake[at + len(marker):handshake.index(b"e", at + len(marker))]) if at >= 0 else None
+
+
+def serve_metadata(conn, mode, tell):
+    """BEP 10 and 9 only: an extension handshake offering metadata, then wrong answers (or, with
+    metadata-pex, refusals and a ut_pex message naming `tell`)."""
     size = 4 << 30 if mode == "metadata-huge" else len(INFO)
-    conn.sendall(extended(0, b"d1:md11:ut_metadatai3ee13:metadata_sizei%dee" % size))
+    if mode == "metadata-pex":
+        conn.sendall(extended(0, b"d1:md11:ut_metadatai3e6:ut_pexi1ee13:metadata_sizei%dee" % size))
+    else:
+        conn.sendall(extended(0, b"d1:md11:ut_metadatai3ee13:metadata_sizei%dee" % size))
     their_id = None
     while True:
         length = struct.unpack(">I", read_exactly(conn, 4))[0]
@@ -144,20 +156,25 @@ def serve_metadata(conn, mode):
         if len(body) < 2 or body[0] != 20:
             continue
         if body[1] == 0:
-            marker = b"11:ut_metadatai"
-            at = body.find(marker)
-            if at >= 0:
-                their_id = int(body[at + len(marker):body.index(b"e", at + len(marker))])
+            their_id = extension_id(body, b"ut_metadata")
+            their_pex = extension_id(body, b"ut_pex")
+            if mode == "metadata-pex" and their_pex:
+                host, port = tell
+                added = socket.inet_aton(host) + struct.pack(">H", port)
+                conn.sendall(extended(their_pex, b"d5:added6:" + added + b"7:added.f1:\x02e"))
         elif body[1] == 3 and their_id is not None:
             marker = b"5:piecei"
             at = body.index(marker) + len(marker)
             piece = int(body[at:body.index(b"e", at)])
+            if mode == "metadata-pex":
+                conn.sendall(extended(their_id, b"d8:msg_typei2e5:piecei%dee" % piece))
+                continue
             chunk = INFO[piece * 16384:(piece + 1) * 16384]
             header = b"d8:msg_typei1e5:piecei%de10:total_sizei%dee" % (piece, len(INFO))
             conn.sendall(extended(their_id, header + bytes(b ^ 0x5a for b in chunk)))
 
 
-def serve(conn, info_hash, piece_count, mode):
+def serve(conn, info_hash, piece_count, mode, tell):
     try:
         handshake = read_exactly(conn, 68)
         if handshake[28:48] != info_hash:
@@ -165,7 +182,7 @@ def serve(conn, info_hash, piece_count, mode):
         reserved = bytes([0, 0, 0, 0, 0, 0x10, 0, 0]) if mode.startswith("metadata-") else bytes(8)
         conn.sendall(b"\x13BitTorrent protocol" + reserved + info_hash + b"-HO0001-" + os.urandom(12))
         if mode.startswith("metadata-"):
-            return serve_metadata(conn, mode)
+            return serve_metadata(conn, mode, tell)
         bitfield = bytearray((piece_count + 7) // 8)
         for piece in range(piece_count):
             bitfield[piece // 8] |= 0x80 >> (piece % 8)
@@ -193,14 +210,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("torrent")
     parser.add_argument("mode", choices=["corrupt", "unrequested", "oversized", "metadata-liar",
-                                         "metadata-huge", "request-lacking", "request-oversized",
+                                         "metadata-huge", "metadata-pex", "request-lacking", "request-oversized",
                                          "request-range", "request-flood"])
     parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--connect", metavar="HOST:PORT", help="the seeder, for the request modes")
     parser.add_argument("--fast", action="store_true", help="set the BEP 6 fast extension bit")
     parser.add_argument("--piece", type=int, default=0, help="the piece for request-lacking")
     parser.add_argument("--count", type=int, default=700, help="requests for request-flood")
+    parser.add_argument("--tell", metavar="HOST:PORT", help="the peer metadata-pex names (loopback)")
     args = parser.parse_args()
+    tell = None
+    if args.mode == "metadata-pex":
+        host, _, port = (args.tell or "").rpartition(":")
+        if not host.startswith("127.") or not port.isdigit():
+            parser.error("metadata-pex needs --tell with a loopback HOST:PORT")
+        tell = (host, int(port))
     info_hash, piece_count = info_hash_and_pieces(args.torrent)
     if args.mode.startswith("request-"):
         if not args.connect or not args.connect.startswith("127."):
@@ -215,7 +239,7 @@ def main():
     threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=serve, args=(conn, info_hash, piece_count, args.mode), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, info_hash, piece_count, args.mode, tell), daemon=True).start()
 
 
 if __name__ == "__main__":

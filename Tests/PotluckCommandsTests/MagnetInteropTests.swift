@@ -60,6 +60,36 @@ import Testing
         #expect(result.error.contains("tracker \(setup.http): started answered"), "\(result.error)")
     }
 
+    /// The link names one peer, which offers the metadata but refuses every piece of it and names a
+    /// libtorrent seeder in a `ut_pex` message: the metadata stage learns of the seeder that way, and
+    /// the metadata and the payload come from it.
+    @Test func theMetadataStageLearnsASeederByPeerExchange() throws {
+        let (root, data) = try Interop.makePayload(sizes: [300_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "16K")
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path,
+        ])
+        defer { seeder.stop() }
+        let seederPeer = try #require(
+            (seeder.ready?["peers"] as? [String])?.first, "the seeder did not start")
+        let teller = try harnessProcess([
+            Interop.tool("hostile_peer.py"), torrent, "metadata-pex", "--tell", seederPeer,
+        ])
+        defer { teller.stop() }
+        let tellerPeer = try #require(teller.ready?["peer"] as? String)
+        let target = root.appendingPathComponent("download")
+        let result = try runPotluck(
+            [
+                "download", "--verbose", "--no-dht", "--no-lsd",
+                try Self.magnet(torrent, peers: [tellerPeer]),
+                "-o", target.path,
+            ], timeoutSeconds: 120)  // without peer exchange here it would wait for peers forever
+        #expect(result.status == 0, "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        #expect(result.error.contains("pex: 1 peers from \(tellerPeer)"), "\(result.error)")
+    }
+
     /// A peer that sends wrong metadata and one that claims 4 GiB of it are dropped, each with its
     /// reason; the honest seeder supplies the metadata.
     @Test func liarsAboutTheMetadataAreDroppedAndAnHonestPeerSuppliesIt() throws {
