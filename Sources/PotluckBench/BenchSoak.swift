@@ -202,7 +202,6 @@ final class SoakRun {
     private struct Tally {
         var identicalCopies = 0
         var differingCopies: [String] = []
-        var removalsAndAdditions = 0
         var leechersJoined = 0
         var hostile: [String: Int] = [:]
         var fills = 0
@@ -365,7 +364,6 @@ final class SoakRun {
         for (index, due) in readdAt where now >= due {
             try add(torrentPaths[index])
             readdAt[index] = nil
-            tally.removalsAndAdditions += 1
         }
         guard
             let reply = try? rpc.call(
