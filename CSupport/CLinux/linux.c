@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -120,3 +121,5 @@ int potluck_udp_take_error(int fd, struct sockaddr_storage *destination) {
     // An entry without an extended error (not expected): report it as a refusal of that destination.
     return ECONNREFUSED;
 }
+
+int potluck_release_free_memory(void) { return malloc_trim(0); }

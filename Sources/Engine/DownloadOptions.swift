@@ -101,6 +101,9 @@ public struct DownloadOptions: Sendable {
     /// Streaming: this many bytes from the first missing wanted piece on go before everything else,
     /// the rest rarest first; the window moves on as pieces are verified (0: none).
     public var streamWindowBytes = 0
+    /// A seed without peers for this long, with nothing only a session can do, leaves its reactor to
+    /// rest (see `DownloadSession+Rest.swift`); nil: never. Set by the engine, which can wake it.
+    var restAfterIdleSeconds: Int?
 
     public init(downloadDirectory: String, peers: [SocketAddress]) {
         self.downloadDirectory = downloadDirectory

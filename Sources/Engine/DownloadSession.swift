@@ -96,6 +96,9 @@ public final class DownloadSession: ReactorTenant {
     var statusHandler: ((DownloadStatus) -> Void)?
     /// Called on the reactor once, when the torrent has left it.
     var endHandler: ((Result<DownloadOutcome, DownloadError>) -> Void)?
+    /// Called on the reactor instead of `endHandler` when a seed left it to rest (`restIfUnneeded`):
+    /// whoever set it places a stand-in that wakes the torrent. Without it the torrent never rests.
+    var restHandler: ((Reactor, RestCarry) -> Void)?
     /// The engine's name for this session, by which commands find it on its reactor.
     var hostKey: HostKey?
     var lastStatus: UInt64 = 0
@@ -158,6 +161,8 @@ public final class DownloadSession: ReactorTenant {
     var pieceCache: PieceCache?
     /// When the torrent last had a peer (for `restIfIdle`).
     var lastBusy: UInt64 = 0
+    /// When trading began (a seed rests only after as long without a peer, see `restIfUnneeded`).
+    var tradingSince: UInt64 = 0
     /// Pieces whose whole-piece read failed: served block by block.
     var uncachedPieces: Set<PieceIndex> = []
     /// The link `serveUploads` looked at last (it serves links in turn).
@@ -172,6 +177,8 @@ public final class DownloadSession: ReactorTenant {
     var downloadThrottled = false
     /// When seeding began (for `seedTimeLimitSeconds`).
     var seedingSince: UInt64?
+    /// When seeding began, for a session that takes over from one that rested (see `resume(from:)`).
+    var restedSeedingSince: UInt64?
     /// Finishing: requests are no longer served (what is queued is still sent).
     var stopping = false
     /// Sockets taken from `options.incomingInbox`, reused.
@@ -303,6 +310,7 @@ public final class DownloadSession: ReactorTenant {
         case .completed: .success(.completed)
         case .interrupted: .success(.interrupted)
         case .failed: .failure(failure ?? .io(IOError(.enter, errno: .ioError)))
+        case .rested: nil
         }
     }
 
@@ -372,8 +380,11 @@ public final class DownloadSession: ReactorTenant {
             trackers?.beginShutdown(now: now, completed: ending == .completed)
             trackers?.tick(now: now)
         case .closing(let ending):
-            stopDHT()
-            stopLocalDiscovery()
+            // A resting seed stays known to the DHT and local discovery under the same key.
+            if ending != .rested {
+                stopDHT()
+                stopLocalDiscovery()
+            }
             // Complete before trading began: nothing to tell anyone, but the check's findings are kept.
             if ending == .completed && !trading { saveResumeData() }
             closeLinks()
@@ -383,8 +394,13 @@ public final class DownloadSession: ReactorTenant {
                 Glibc.close(listenerFD)
                 listenerFD = -1
             }
-            options.incomingInbox?.close()
-            if let outcome { endHandler?(outcome) }
+            if lifecycle.ending == .rested {
+                // Its stand-in takes the inbox over: peers that arrive wake the torrent.
+                restHandler?(reactor, restCarry)
+            } else {
+                options.incomingInbox?.close()
+                if let outcome { endHandler?(outcome) }
+            }
         }
         reactor.touch(tenant)
     }
@@ -539,6 +555,7 @@ public final class DownloadSession: ReactorTenant {
                 lastResumeSaveNanoseconds = now
                 saveResumeData()
             }
+            restIfUnneeded(now: now)
         case .checking:
             if now - lastStatus >= 250_000_000 {
                 lastStatus = now
@@ -562,6 +579,9 @@ public final class DownloadSession: ReactorTenant {
         if lifecycle.ending != nil { return }
         var interval: UInt64 = 250_000_000
         if isAtRest { interval = trackers == nil ? 30_000_000_000 : 5_000_000_000 }
+        if let restAt = restDeadline, isAtRest {
+            interval = min(interval, restAt > now ? restAt - now : 1_000_000)
+        }
         if let limit = options.seedTimeLimitSeconds, let since = seedingSince {
             let end = since + UInt64(max(0, limit)) * 1_000_000_000
             interval = min(interval, end > now ? end - now : 1_000_000)
@@ -617,6 +637,7 @@ public final class DownloadSession: ReactorTenant {
         applySelectionToPicker()
         limitPiecesToFreeBuffers(now: now)
         lastResumeSaveNanoseconds = now
+        tradingSince = now
         armAccept()
         startTrackers()
         startDHT()
@@ -630,7 +651,7 @@ public final class DownloadSession: ReactorTenant {
     func becomeSeed(now: UInt64) {
         guard !completionSaved else { return }
         completionSaved = true
-        seedingSince = now
+        seedingSince = restedSeedingSince ?? now
         if !flushRequested {
             flushRequested = true
             store.flush()
@@ -638,7 +659,7 @@ public final class DownloadSession: ReactorTenant {
         chokeActions.removeAll(keepingCapacity: true)
         choker.setSeeding(true, at: Instant(nanoseconds: now), into: &chokeActions)
         performChokes()
-        log("seeding \(metainfo.name)")
+        if restedSeedingSince == nil { log("seeding \(metainfo.name)") }
         reportStatus(now: now)
     }
 

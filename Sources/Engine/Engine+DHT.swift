@@ -2,9 +2,9 @@ import DHT
 import Dispatch
 import Glibc
 import Hashing
+import Locking
 import Metainfo
 import Storage
-import Synchronization
 import TorrentModel
 import URing
 
@@ -101,7 +101,7 @@ extension Engine {
     /// `question` answered by the DHT on its reactor, waited for at most 2 s (nil: no DHT, or no answer).
     private func askDHT<Answer: Sendable>(_ question: @escaping @Sendable (DHTService) -> Answer) -> Answer? {
         guard let dht else { return nil }
-        let answer = Mutex<Answer?>(nil)
+        let answer = Lock<Answer?>(nil)
         let done = DispatchSemaphore(value: 0)
         dht.inbox.submit { reactor in
             answer.withLock { $0 = reactor.dht.map(question) }

@@ -1,7 +1,7 @@
 import Glibc
+import Locking
 import Metainfo
 import Storage
-import Synchronization
 import TorrentModel
 import URing
 
@@ -212,7 +212,7 @@ extension Engine {
 
 /// The threads moving files, joined at shutdown so that no move is cut short by a clean exit.
 final class MoveThreads: Sendable {
-    private let threads = Mutex<[JoinableThread]>([])
+    private let threads = Lock<[JoinableThread]>([])
 
     func start(_ body: @escaping @Sendable () -> Void) throws(SyscallError) {
         let thread = try JoinableThread(body)

@@ -21,6 +21,8 @@ extension Engine {
         var statusReports = 0
         /// Placed on its reactor and not yet ended.
         var live = false
+        /// Live, but left its reactor to rest: a stand-in wakes it when needed (`RestingTorrent`).
+        var resting = false
         var removing = false
         /// Bumped at each start, so the commands and reports of an earlier run are told apart.
         var run = 0
@@ -114,7 +116,8 @@ extension Engine {
                     id: record.id, name: metainfoName ?? record.magnet?.displayName ?? record.infoHash.hex,
                     infoHash: record.infoHash,
                     activity: record.activity, status: record.status, statusReports: record.statusReports,
-                    ended: record.ended, isLive: record.live, limits: record.options.limits,
+                    ended: record.ended, isLive: record.live, isResting: record.resting,
+                    limits: record.options.limits,
                     metadataFetch: record.metadataFetch, hasMetadata: metainfoName != nil,
                     metadataReceivedAt: record.metadataReceivedAt,
                     downloadDirectory: record.options.downloadDirectory)
@@ -167,6 +170,7 @@ extension Engine {
         private mutating func count(_ record: Record, sign: Int) {
             totals.torrents += sign
             if record.live { totals.live += sign }
+            if record.resting { totals.resting += sign }
             if let failure = record.failure {
                 totals.failed += sign
                 failures[record.id] =

@@ -2,6 +2,7 @@ import DHT
 import Dispatch
 import Glibc
 import Hashing
+import Locking
 import Metainfo
 import Synchronization
 import TorrentModel
@@ -28,7 +29,7 @@ public final class Engine: Sendable {
         var shuttingDown = false
     }
 
-    let state: Mutex<State>
+    let state: Lock<State>
     let inboxes: [ReactorInbox]
     private let threads: [JoinableThread]
     /// Where the router on the first reactor finds each torrent's inbox (nil: not listening).
@@ -49,6 +50,7 @@ public final class Engine: Sendable {
     let dhtStatePath: String?
     /// How torrents reach Local Service Discovery (nil: off, or its socket could not be had).
     public let localDiscovery: LocalDiscoveryHandle?
+    private let restIdleSeedsAfterSeconds: Int?
 
     /// Starts the reactor threads (each creates its ring on itself) and the router.
     public init(options: EngineOptions = EngineOptions()) throws(EngineError) {
@@ -56,11 +58,12 @@ public final class Engine: Sendable {
         log = options.log
         onMoved = options.onMoved
         namesTorrentsInLog = options.namesTorrentsInLog
+        restIdleSeedsAfterSeconds = options.restIdleSeedsAfterSeconds
         connections = ConnectionBudget(limit: options.maximumConnections)
         uploadLimiter = RateLimiter(rateBytesPerSecond: options.maximumUploadRateBytesPerSecond)
         downloadLimiter = RateLimiter(rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond)
         (events, continuation) = AsyncStream.makeStream(bufferingPolicy: .unbounded)
-        state = Mutex(State(hosted: Array(repeating: 0, count: reactorCount)))
+        state = Lock(State(hosted: Array(repeating: 0, count: reactorCount)))
         // The listener is made here, so that a port in use fails `init` and the bound port is known.
         var listenerFD: Int32 = -1
         if let listenAddress = options.listenAddress {
@@ -404,6 +407,7 @@ public final class Engine: Sendable {
             switch reactor.tenant(with: HostKey(id: id, run: run)) {
             case let session as DownloadSession: session.replaceTrackers(tiers)
             case let fetch as MetadataFetchSession: fetch.replaceTrackers(tiers)
+            case let resting as RestingTorrent: resting.wakeUp()
             default: break
             }
         }
@@ -455,8 +459,11 @@ public final class Engine: Sendable {
         }
         guard let (reactor, run) = target else { return }
         inboxes[reactor].submit { [self] reactor in
+            let tenant = reactor.tenant(with: HostKey(id: id, run: run))
+            // A resting torrent's next session starts with the options as they are.
+            if let resting = tenant as? RestingTorrent { return resting.wakeUp() }
             guard let options = state.withLock({ $0.records[id]?.options }),
-                let session = reactor.torrent(with: HostKey(id: id, run: run))
+                let session = tenant as? DownloadSession
             else { return }
             apply(session, options)
         }
@@ -471,6 +478,7 @@ public final class Engine: Sendable {
         if let boundAddress, options.announcedPort == nil { options.announcedPort = boundAddress.port }
         options.dht = dht
         options.localDiscovery = localDiscovery
+        options.restAfterIdleSeconds = restIdleSeedsAfterSeconds
         return options
     }
 
@@ -508,46 +516,117 @@ public final class Engine: Sendable {
             fetchMetadata(id, options: options, reactor: reactor, run: run)
             return
         }
-        let log = self.log
-        let namesTorrents = namesTorrentsInLog
-        let name = metainfo.name
-        let reactorIndex = reactor
+        let standIn = makeStandIn(id, run: run, options: options, infoHash: metainfo.wireInfoHash)
         inboxes[reactor].submit { [self] reactor in
             // Limits changed since the record was read: their command may have reached the reactor
             // before this one, and found no session to change.
             var options = options
             if let limits = state.withLock({ $0.records[id]?.options.limits }) { options.limits = limits }
-            let session = DownloadSession(metainfo: metainfo, options: options) { message in
-                log(namesTorrents ? "\(name): \(message)" : message)
-            }
-            session.hostKey = HostKey(id: id, run: run)
-            session.statusHandler = { [self] status in
-                let complete = state.withLock { state -> Bool in
-                    guard var record = state.records[id], record.run == run, record.live else { return false }
-                    record.status = status
-                    record.statusReports += 1
-                    if record.activity != .paused {
-                        switch status.phase {
-                        case .checking: record.activity = .checking
-                        case .downloading: record.activity = .downloading
-                        case .seeding: record.activity = .seeding
-                        }
+            place(id, run: run, metainfo: metainfo, options: options, on: reactor, standIn: standIn)
+        }
+    }
+
+    /// What stands in for the torrent's sessions of run `run` while they rest. Made here, on the
+    /// caller's thread, not when a session rests: on the reactor's thread it would sit in the malloc
+    /// arena between sessions' memory and keep those pages from going back to the kernel.
+    private func makeStandIn(
+        _ id: TorrentID, run: Int, options: DownloadOptions, infoHash: InfoHash
+    )
+        -> RestingTorrent
+    {
+        let key = HostKey(id: id, run: run)
+        return RestingTorrent(
+            key: key, inbox: options.incomingInbox,
+            wake: { [self] standIn, reactor in wake(id, run: run, standIn: standIn, on: reactor) },
+            end: { [self] outcome in ended(id, run: run, outcome: outcome) },
+            unsubscribe: { [dht = options.dht, localDiscovery = options.localDiscovery] in
+                dht?.unsubscribe(infoHash, key: key)
+                localDiscovery?.unsubscribe(infoHash, key: key)
+            })
+    }
+
+    /// On the reactor thread: hosts a session for the torrent's run `run` (taking over from one that
+    /// rested, when `standIn` holds what it carried).
+    private func place(
+        _ id: TorrentID, run: Int, metainfo: Metainfo, options: DownloadOptions, on reactor: Reactor,
+        standIn: RestingTorrent
+    ) {
+        let log = self.log
+        let namesTorrents = namesTorrentsInLog
+        let name = metainfo.name
+        let session = DownloadSession(metainfo: metainfo, options: options) { message in
+            log(namesTorrents ? "\(name): \(message)" : message)
+        }
+        if let carry = standIn.carry { session.resume(from: carry) }
+        session.hostKey = HostKey(id: id, run: run)
+        session.statusHandler = { [self] status in
+            let complete = state.withLock { state -> (Bool, Int)? in
+                guard var record = state.records[id], record.run == run, record.live else { return nil }
+                record.status = status
+                record.statusReports += 1
+                if record.activity != .paused {
+                    switch status.phase {
+                    case .checking: record.activity = .checking
+                    case .downloading: record.activity = .downloading
+                    case .seeding: record.activity = .seeding
                     }
-                    // A seed moves out of its incomplete folder now; a download that ends at
-                    // completion moves once it has ended.
-                    let moving =
-                        status.phase == .seeding && record.options.seedWhenComplete
-                        && moveWhenComplete(&record)
-                    state.records[id] = record
-                    return moving
                 }
-                if complete { stopForMove(id, run: run, reactor: reactorIndex) }
+                // A seed moves out of its incomplete folder now; a download that ends at
+                // completion moves once it has ended.
+                let moving =
+                    status.phase == .seeding && record.options.seedWhenComplete && moveWhenComplete(&record)
+                state.records[id] = record
+                return (moving, record.reactor)
             }
-            session.endHandler = { [self] outcome in ended(id, run: run, outcome: outcome) }
-            if !reactor.host(session) {
-                ended(id, run: run, outcome: .failure(.reactorFull))
+            if let (moving, reactorIndex) = complete, moving {
+                stopForMove(id, run: run, reactor: reactorIndex)
             }
         }
+        session.endHandler = { [self] outcome in ended(id, run: run, outcome: outcome) }
+        session.restHandler = { [self] reactor, carry in
+            rest(id, run: run, standIn: standIn, carry: carry, on: reactor)
+        }
+        if !reactor.host(session) {
+            ended(id, run: run, outcome: .failure(.reactorFull))
+        }
+    }
+
+    /// On the reactor thread: the torrent's session rested; its stand-in takes its place until a peer
+    /// or a command wakes it, and the torrent reads as seeding with no peers and no rates meanwhile.
+    private func rest(
+        _ id: TorrentID, run: Int, standIn: RestingTorrent, carry: RestCarry, on reactor: Reactor
+    ) {
+        state.withLock { state in
+            guard var record = state.records[id], record.run == run, record.live else { return }
+            record.resting = true
+            if var status = record.status {
+                status.uploadRateBytesPerSecond = 0
+                status.downloadRateBytesPerSecond = 0
+                status.connectedPeers = 0
+                record.status = status
+                record.statusReports += 1
+            }
+            state.records[id] = record
+        }
+        standIn.carry = carry
+        if !reactor.host(standIn) {
+            ended(id, run: run, outcome: .failure(.reactorFull))
+        }
+        reactor.memoryFreed()
+    }
+
+    /// On the reactor thread: a resting torrent is needed; a new session of the same run takes over.
+    private func wake(_ id: TorrentID, run: Int, standIn: RestingTorrent, on reactor: Reactor) {
+        let found = state.withLock { state -> (Metainfo, DownloadOptions)? in
+            guard var record = state.records[id], record.run == run, record.live,
+                let metainfo = record.metainfo
+            else { return nil }
+            record.resting = false
+            state.records[id] = record
+            return (metainfo, record.options)
+        }
+        guard let (metainfo, options) = found else { return }
+        place(id, run: run, metainfo: metainfo, options: options, on: reactor, standIn: standIn)
     }
 
     private func stopOnReactor(_ id: TorrentID, run: Int, reactor: Int) {
@@ -561,6 +640,7 @@ public final class Engine: Sendable {
         let (removed, moving) = state.withLock { state -> (Bool, Bool) in
             guard var record = state.records[id], record.run == run else { return (false, false) }
             record.live = false
+            record.resting = false
             if moveAfterEnd(&record, outcome: outcome) {
                 state.records[id] = record
                 router?.unregister(record.infoHash)
@@ -597,7 +677,7 @@ public final class Engine: Sendable {
 
 /// Reactors whose loop failed, reported from their threads.
 private final class LostReactors: Sendable {
-    private let failures = Mutex<[(Int, DownloadError)]>([])
+    private let failures = Lock<[(Int, DownloadError)]>([])
 
     func record(_ reactor: Int, _ error: DownloadError) { failures.withLock { $0.append((reactor, error)) } }
 
@@ -618,10 +698,10 @@ private final class StopFlag: Sendable {
 
 /// Where reactor threads report whether they started, for `Engine.init` to wait on.
 private final class ReactorStartup: Sendable {
-    private let results: Mutex<[Result<ReactorInbox, DownloadError>?]>
+    private let results: Lock<[Result<ReactorInbox, DownloadError>?]>
     private let reported = DispatchSemaphore(value: 0)
 
-    init(count: Int) { results = Mutex(Array(repeating: nil, count: count)) }
+    init(count: Int) { results = Lock(Array(repeating: nil, count: count)) }
 
     func report(_ index: Int, _ result: Result<ReactorInbox, DownloadError>) {
         results.withLock { $0[index] = result }

@@ -36,6 +36,11 @@ public struct EngineOptions: Sendable {
     /// The IPv4 address whose interface local discovery joins and announces on (default: the
     /// listening address; a wildcard one: the interface the routing table picks).
     public var localDiscoveryAddress: SocketAddress?
+    /// A seed with no peer for this long, and nothing that needs a running session (trackers to
+    /// announce to, web seeds, a port of its own, a seed time limit), rests: its session leaves the
+    /// reactor and a stand-in of a few dozen bytes wakes it when a peer connects or a command needs it.
+    /// nil: torrents never rest.
+    public var restIdleSeedsAfterSeconds: Int? = 30
 
     public init() {}
 }
@@ -80,6 +85,9 @@ public struct TorrentSnapshot: Sendable {
     public var ended: Result<DownloadOutcome, DownloadError>?
     /// Whether it is placed on a reactor and has not ended.
     public var isLive: Bool
+    /// Live, seeding, but resting off its reactor until a peer or a command needs it (no session,
+    /// no rates, no peers; see `EngineOptions.restIdleSeedsAfterSeconds`).
+    public var isResting: Bool
     /// Its own limits as last set; a paused torrent starts again with them.
     public var limits: TorrentLimits
     /// While a magnet link's metadata is being fetched: how that goes.
@@ -113,6 +121,8 @@ public struct EngineSummary: Sendable {
     public var uploadRateBytesPerSecond = 0.0
     public var downloadRateBytesPerSecond = 0.0
     public var connectedPeers = 0
+    /// Live seeds resting off their reactors.
+    public var resting = 0
 }
 
 /// What happens to torrents, in order, for a front end that waits on them.

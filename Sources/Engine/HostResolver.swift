@@ -1,6 +1,6 @@
 import Dispatch
 import Glibc
-import Synchronization
+import Locking
 import URing
 
 /// DNS lookups for host names: trackers', and peers a tracker names (BEP 3's dictionary form).
@@ -22,7 +22,7 @@ final class HostResolver: Sendable {
     /// announcer keeps at most 16 named peers waiting).
     static let maxNames = 64
 
-    private let results = Mutex<[String: Lookup]>([:])
+    private let results = Lock<[String: Lookup]>([:])
     private let waker: RingWaker?
 
     init(waker: RingWaker?) { self.waker = waker }

@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import Locking
 
 /// A socket the `HandshakeRouter` hands to a session, with the plain peer-wire bytes the router has
 /// already read from it (the start of its handshake, or what followed an encryption exchange).
@@ -18,7 +18,7 @@ public final class IncomingInbox: Sendable {
         var closed = false
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
 
     public init() {}
 
@@ -43,6 +43,9 @@ public final class IncomingInbox: Sendable {
         }
         if pending { doorbell.ring(tenant) }
     }
+
+    /// Whether a connection waits to be taken.
+    var hasWaiting: Bool { state.withLock { !$0.descriptors.isEmpty } }
 
     func take(into descriptors: inout [RoutedConnection]) {
         state.withLock { state in

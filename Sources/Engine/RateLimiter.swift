@@ -1,3 +1,4 @@
+import Locking
 import Swarm
 import Synchronization
 import TorrentModel
@@ -12,7 +13,7 @@ public final class RateLimiter: Sendable {
     /// the lock, after the bucket has, so a user that sees a limit finds the bucket already set for it.
     /// A transfer that saw no limit just before one was set goes uncharged: one block, once.
     private let rate: Atomic<Int>
-    private let bucket: Mutex<TokenBucket>
+    private let bucket: Lock<TokenBucket>
     private let clock: @Sendable () -> Instant
     private let parent: RateLimiter?
     /// Whether `parent` applies now; a torrent may be exempted from the process-wide limit and back.
@@ -34,7 +35,7 @@ public final class RateLimiter: Sendable {
     /// A limiter reading the time from `clock` (tests pass one they move by hand).
     init(rateBytesPerSecond: Int, within parent: RateLimiter?, clock: @escaping @Sendable () -> Instant) {
         rate = Atomic(max(0, rateBytesPerSecond))
-        bucket = Mutex(TokenBucket(rateBytesPerSecond: max(0, rateBytesPerSecond)))
+        bucket = Lock(TokenBucket(rateBytesPerSecond: max(0, rateBytesPerSecond)))
         self.clock = clock
         self.parent = parent
     }
@@ -96,9 +97,9 @@ public final class RateLimiter: Sendable {
 /// Connections allowed at once across every torrent of a process (each session takes one per link),
 /// so that many torrents cannot add up to more sockets than the operator allows.
 public final class ConnectionBudget: Sendable {
-    private let state: Mutex<(inUse: Int, limit: Int)>
+    private let state: Lock<(inUse: Int, limit: Int)>
 
-    public init(limit: Int) { state = Mutex((0, max(0, limit))) }
+    public init(limit: Int) { state = Lock((0, max(0, limit))) }
 
     public var limit: Int { state.withLock { $0.limit } }
 

@@ -1,5 +1,5 @@
 import Dispatch
-import Synchronization
+import Locking
 import TLS
 import URing
 
@@ -67,5 +67,5 @@ final class TLSContextLoader: Sendable {
 final class TLSContextCache: Sendable {
     static let shared = TLSContextCache()
 
-    fileprivate let states = Mutex<[String: TLSContextLoader.State]>([:])
+    fileprivate let states = Lock<[String: TLSContextLoader.State]>([:])
 }

@@ -1,11 +1,11 @@
 import Glibc
-import Synchronization
+import Locking
 import Tracker
 
 /// A torrent's ``TrackerStatusBook``, written by its announcer on the reactor when an exchange starts
 /// or ends, and read by front ends (`Engine.trackerStatus(of:)`) only when they ask.
 final class TrackerStatusBoard: Sendable {
-    private let book = Mutex(TrackerStatusBook())
+    private let book = Lock(TrackerStatusBook())
 
     var statuses: [TrackerStatus] { book.withLock { $0.statuses } }
 

@@ -19,7 +19,7 @@ struct BenchDaemon: ParsableCommand {
             (SIGTERM) and started again while a libtorrent leecher, ready beforehand, waits for a random \
             small torrent; timed from the start until the RPC answers, until the leecher has the torrent \
             verified, and until every torrent is seeding again. Threads, RssAnon, descriptors and CPU \
-            over --idle-seconds (per 10 s) are read after 5 s of quiet, after the first start and after \
+            over --idle-seconds (per 10 s) are read after --settle-seconds of quiet, after the first start and after \
             the last restart. Then torrent-get of every torrent with the fields `transmission-remote -l` \
             asks for (plus percentDone and peersConnected) is timed --samples times from this process, \
             first idle, then while libtorrent leechers download the large torrent from the daemon one \

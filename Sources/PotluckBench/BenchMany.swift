@@ -19,7 +19,7 @@ struct BenchMany: ParsableCommand {
             was ready beforehand downloads another random torrent, timed from the client's start until \
             it has the torrent verified (to about 0.1 s when the cores are not busy). Threads \
             (/proc/PID/task), anonymous memory (RssAnon), descriptors and CPU over --idle-seconds \
-            (utime + stime, per 10 s) are read once the client has served and been idle for 5 s: after \
+            (utime + stime, per 10 s) are read once the client has served and been idle for --settle-seconds: after \
             the first start and after the last restart. Descriptors are also sampled during the first \
             start. Transmission listens on a harness veth address (it ignores peers at 127.x), which \
             needs root.

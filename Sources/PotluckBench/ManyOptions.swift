@@ -16,6 +16,14 @@ struct ManyOptions: ParsableArguments {
         name: .customLong("idle-seconds"), help: "Seconds idle CPU is measured over (reported per 10 s).")
     var idleSeconds = 10
 
+    @Option(
+        name: .customLong("settle-seconds"),
+        help: """
+            Seconds of quiet, once the client has served, before the idle readings: long enough for \
+            Potluck's seeds to rest (they leave their reactor after 30 s without a peer).
+            """)
+    var settleSeconds = 40
+
     @Option(help: "Seconds a first start may take (Transmission verifies 10-20 torrents a second).")
     var timeout = 3600
 
@@ -26,6 +34,9 @@ struct ManyOptions: ParsableArguments {
         guard timeout >= 10 else { throw ValidationError("--timeout must be at least 10 seconds") }
         guard (1...600).contains(idleSeconds) else {
             throw ValidationError("--idle-seconds must be in 1...600")
+        }
+        guard (0...600).contains(settleSeconds) else {
+            throw ValidationError("--settle-seconds must be in 0...600")
         }
         let kinds = try parseClients(clients, option: "--client")
         guard !kinds.isEmpty, kinds.allSatisfy({ $0 == .potluck || $0 == .transmission }) else {

@@ -138,9 +138,6 @@ final class ManySeeder {
 
     /// Seconds a restarted client may take to serve a torrent.
     static let restartTimeoutSeconds = 300.0
-    /// Seconds of quiet before the idle readings.
-    static let settleSeconds: UInt32 = 5
-
     init(_ client: ManyClient, run: BenchRun, set: ManyTorrents) {
         self.client = client
         self.run = run
@@ -291,18 +288,20 @@ final class ManySeeder {
         printError("\(name): every torrent seeding after \(Format.fixed(life.firstStartSeconds ?? 0, 1)) s")
         let probe = try startProbe(chosen[0])
         life.firstLeecherServed = waitForProbe(probe, torrent: chosen[0]) != nil
-        life.afterFirstStart = idleReadings(idleSeconds: options.idleSeconds)
+        life.afterFirstStart = idleReadings(
+            idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds)
         for (index, torrent) in chosen.dropFirst().enumerated() {
             printError("\(name): restart \(index + 1) of \(options.restarts), a leecher waits for \(torrent)")
             life.restarts.append(try restart(torrent: torrent, expected: expected))
         }
-        life.afterRestart = idleReadings(idleSeconds: options.idleSeconds)
+        life.afterRestart = idleReadings(
+            idleSeconds: options.idleSeconds, settleSeconds: options.settleSeconds)
     }
 
     /// Threads, anonymous memory, descriptors and CPU over `idleSeconds`, after `settleSeconds` of quiet.
-    func idleReadings(idleSeconds: Int) -> IdleReadings? {
+    func idleReadings(idleSeconds: Int, settleSeconds: Int) -> IdleReadings? {
         guard let pid = process?.pid else { return nil }
-        sleep(Self.settleSeconds)
+        sleep(UInt32(settleSeconds))
         guard let before = ProcFS.cpuSeconds(pid) else { return nil }
         sleep(UInt32(idleSeconds))
         guard let after = ProcFS.cpuSeconds(pid), let threads = ProcFS.threads(pid),

@@ -1,8 +1,8 @@
 import Engine
 import Foundation
 internal import Hummingbird
+import Locking
 public import Logging
-import Synchronization
 import TransmissionRPC
 import URing
 
@@ -21,6 +21,8 @@ public struct DaemonConfiguration: Sendable {
     public var credentials: AccessPolicy.Credentials?
     /// Reactor threads (nil: one per core).
     public var reactors: Int?
+    /// Seeds without a peer for this long rest (see `EngineOptions.restIdleSeedsAfterSeconds`); nil: never.
+    public var restIdleSeedsAfterSeconds: Int? = 30
     /// The Transmission web client's files; nil or a missing folder: no web client.
     public var webFolder: String? = "/usr/share/transmission/web"
     /// What `port-test` asks, `{port}` replaced by the peer port (see `PortCheck`); nil: refused.
@@ -80,6 +82,7 @@ public final class Daemon {
         }
         var options = EngineOptions()
         if let reactors = configuration.reactors { options.reactors = reactors }
+        options.restIdleSeedsAfterSeconds = configuration.restIdleSeedsAfterSeconds
         options.listenAddress = configuration.listenAddress
         let logger = configuration.logger
         options.log = { logger.debug("\($0)") }
@@ -181,7 +184,7 @@ public final class Daemon {
 
     /// Why the HTTP server stopped, if it failed.
     private final class ServerFailure: Sendable {
-        let reason = Mutex<String?>(nil)
+        let reason = Lock<String?>(nil)
     }
 
     private func startServer() -> Server {
@@ -224,7 +227,7 @@ public final class Daemon {
 
 /// Hands the engine's "files moved" calls to the backend, which exists only after the engine.
 private final class MovedFilesRelay: Sendable {
-    private let target = Mutex<EngineBackend?>(nil)
+    private let target = Lock<EngineBackend?>(nil)
 
     var backend: EngineBackend? {
         get { target.withLock { $0 } }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import Locking
 public import Logging
 import Metainfo
 import Synchronization
@@ -30,9 +31,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     let engine: Engine
     let state: StateFolder
-    let registry: Mutex<Registry>
+    let registry: Lock<Registry>
     /// Per torrent, how many runs have ended and whether the engine has removed it (from its events).
-    let engineEvents = Mutex<(ended: [TorrentID: Int], removed: Set<TorrentID>)>(([:], []))
+    let engineEvents = Lock<(ended: [TorrentID: Int], removed: Set<TorrentID>)>(([:], []))
     let startedAt: Int
     let logger: Logger
     let metrics: DaemonMetrics
@@ -59,7 +60,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         startedAt = Self.now()
         var totals = state.loadTotals()
         totals.sessionCount += 1
-        registry = Mutex(Registry(session: session, sessionOverrides: overrides, totals: totals))
+        registry = Lock(Registry(session: session, sessionOverrides: overrides, totals: totals))
         try? state.saveTotals(totals)
     }
 

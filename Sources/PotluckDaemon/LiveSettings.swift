@@ -1,13 +1,13 @@
-import Synchronization
+import Locking
 import TransmissionRPC
 
 /// The settings that other threads read while a reload may change them: the HTTP server reads the
 /// access policy at each request, the completion watcher the script at each completion.
 final class LiveSettings: Sendable {
-    private let state: Mutex<(policy: AccessPolicy, onCompleteScript: String?)>
+    private let state: Lock<(policy: AccessPolicy, onCompleteScript: String?)>
 
     init(policy: AccessPolicy, onCompleteScript: String?) {
-        state = Mutex((policy, onCompleteScript))
+        state = Lock((policy, onCompleteScript))
     }
 
     var policy: AccessPolicy {

@@ -21,6 +21,9 @@ public struct TorrentLifecycle: Sendable, Equatable {
         case interrupted
         /// An error stopped it (the engine keeps which).
         case failed
+        /// A seed nobody needed left its reactor to rest; the engine keeps it seeding and starts it
+        /// again when a peer or a command needs it. Not an end: nothing is told to trackers or the DHT.
+        case rested
     }
 
     public enum Stage: Sendable, Equatable {
@@ -55,6 +58,8 @@ public struct TorrentLifecycle: Sendable, Equatable {
         case allPiecesWritten
         /// A seed ratio or time limit was reached.
         case seedLimitReached
+        /// A seed with nothing to do leaves its reactor to rest (see `Ending.rested`).
+        case restRequested
         /// Pieces not verified are wanted again (the file selection grew while seeding).
         case moreWanted
         /// No write is in flight any more and the files are flushed.
@@ -138,6 +143,9 @@ public struct TorrentLifecycle: Sendable, Equatable {
             return .downloading
         case (.seeding, .seedLimitReached):
             return .finishingWrites(.completed, deadline: now.advanced(by: Self.writesDeadline))
+        case (.seeding, .restRequested):
+            // A seed writes nothing and, with no peer, sends nothing: only what is in flight remains.
+            return .closing(.rested)
         case (.finishingWrites(let ending, _), .writesLanded):
             return .drainingSends(ending, deadline: now.advanced(by: Self.sendsDeadline))
         case (.finishingWrites(let ending, let deadline), .tick) where now >= deadline:

@@ -1,9 +1,9 @@
 import Foundation
 import Glibc
 import Hashing
+import Locking
 import Metainfo
 import Storage
-import Synchronization
 import Testing
 import TorrentModel
 import URing
@@ -239,5 +239,5 @@ import URing
 
 /// Where `onMoved` said the files went, in order.
 private final class MovedTargets: Sendable {
-    let list = Mutex<[String]>([])
+    let list = Lock<[String]>([])
 }

@@ -1,8 +1,8 @@
 import Foundation
 import Glibc
+import Locking
 import Metainfo
 import PeerWire
-import Synchronization
 import Testing
 import TorrentModel
 import URing
@@ -13,7 +13,7 @@ import URing
 /// receiver takes one candidate per host), and with a hand-written peer that misbehaves.
 @Suite struct PeerExchangeTests {
     final class LogLines: Sendable {
-        let lines = Mutex<[String]>([])
+        let lines = Lock<[String]>([])
     }
 
     /// An engine running one torrent, with its log kept.

@@ -1,5 +1,5 @@
 import Dispatch
-import Synchronization
+import Locking
 import Testing
 import TorrentModel
 
@@ -9,7 +9,7 @@ import TorrentModel
 @Suite struct RateLimiterTests {
     /// Time that moves only when a test says so.
     final class HandClock: Sendable {
-        private let nanoseconds = Mutex<UInt64>(0)
+        private let nanoseconds = Lock<UInt64>(0)
         var now: Instant { Instant(nanoseconds: nanoseconds.withLock { $0 }) }
         func advance(milliseconds: UInt64) { nanoseconds.withLock { $0 += milliseconds * 1_000_000 } }
     }

@@ -1,7 +1,7 @@
 import Dispatch
 import Foundation
 import Glibc
-import Synchronization
+import Locking
 import Testing
 
 @testable import PotluckBench
@@ -192,7 +192,7 @@ import Testing
         // torrent would let both finish in about 3 s.
         let downloads = [(firstTorrent, "payload", first), (secondTorrent, "second", second)]
         // Status and seconds of each download (JSON dictionaries are not Sendable).
-        let results = Mutex<[Int: (status: Int32, seconds: Double, json: String)]>([:])
+        let results = Lock<[Int: (status: Int32, seconds: Double, json: String)]>([:])
         DispatchQueue.concurrentPerform(iterations: downloads.count) { index in
             let (torrent, name, _) = downloads[index]
             let target = root.appendingPathComponent("download-\(name)")
@@ -254,7 +254,7 @@ import Testing
         seeder.waitUntilListening(host: "127.0.0.1", port: port)
 
         let downloads = [(firstTorrent, "payload", first), (secondTorrent, "second", second)]
-        let statuses = Mutex<[Int: Int32]>([:])
+        let statuses = Lock<[Int: Int32]>([:])
         DispatchQueue.concurrentPerform(iterations: downloads.count) { index in
             let (torrent, name, _) = downloads[index]
             let target = root.appendingPathComponent("download-\(name)")

@@ -1,6 +1,6 @@
 import Foundation
+import Locking
 import Logging
-import Synchronization
 import Testing
 
 @testable import PotluckDaemon
@@ -9,7 +9,7 @@ import Testing
 /// the daemon runs.
 @Suite struct DaemonLogHandlerTests {
     final class Lines: Sendable {
-        let written = Mutex<[String]>([])
+        let written = Lock<[String]>([])
         var all: [String] { written.withLock { $0 } }
     }
 

@@ -34,6 +34,21 @@ import TorrentModel
         #expect(life.handle(.seedLimitReached, now: at(1)) == .finishingWrites(.completed, deadline: at(31)))
     }
 
+    @Test func onlyASeedRestsAndRestingTellsNoTracker() {
+        var life = TorrentLifecycle(seedsWhenComplete: true)
+        life.handle(.started(needsCheck: false, isComplete: false), now: start)
+        #expect(life.handle(.restRequested, now: start) == nil, "a download has work to do")
+        life.handle(.allPiecesWritten, now: start)
+        #expect(life.handle(.restRequested, now: at(30)) == .closing(.rested), "no tracker is told")
+        #expect(life.ending == nil)
+        #expect(life.handle(.drained, now: at(30)) == .gone(.rested))
+        #expect(life.ending == .rested)
+        var stopping = TorrentLifecycle(seedsWhenComplete: true)
+        stopping.handle(.started(needsCheck: false, isComplete: true), now: start)
+        stopping.handle(.stopRequested, now: start)
+        #expect(stopping.handle(.restRequested, now: start) == nil, "an ending torrent ends")
+    }
+
     @Test func aSeedWhoseFileSelectionGrowsDownloadsAgain() {
         var life = TorrentLifecycle(seedsWhenComplete: true)
         life.handle(.started(needsCheck: false, isComplete: false), now: start)

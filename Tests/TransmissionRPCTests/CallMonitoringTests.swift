@@ -1,4 +1,4 @@
-import Synchronization
+import Locking
 import Testing
 import TransmissionRPC
 
@@ -6,7 +6,7 @@ import TransmissionRPC
 /// cannot invent labels, and whether the call succeeded.
 @Suite struct CallMonitoringTests {
     final class Calls: Sendable {
-        let seen = Mutex<[String]>([])
+        let seen = Lock<[String]>([])
     }
 
     @Test func everyAnsweredCallIsReportedWithAKnownMethodOrNone() async throws {

@@ -30,3 +30,7 @@ int potluck_udp_queue_errors(int fd, int ipv6);
 /// caused it to `destination` and returns the error number it carries; 0 when none is queued (the
 /// socket's pending error is then cleared too), -1 with errno when reading failed.
 int potluck_udp_take_error(int fd, struct sockaddr_storage *destination);
+
+/// Gives the free pages of every malloc arena back to the kernel (glibc's malloc_trim(0), declared in
+/// <malloc.h>, which Swift's Glibc module leaves out). 1 if memory was released, 0 if not.
+int potluck_release_free_memory(void);

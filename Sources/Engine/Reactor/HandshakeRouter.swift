@@ -1,6 +1,6 @@
 import Glibc
+import Locking
 import PeerWire
-import Synchronization
 import TorrentModel
 import URing
 
@@ -13,7 +13,7 @@ public final class RouterDirectory: Sendable {
         var aliases: [InfoHash: InfoHash] = [:]
     }
 
-    private let entries = Mutex(Entries())
+    private let entries = Lock(Entries())
 
     public init() {}
 

@@ -1,6 +1,8 @@
+import CLinux
 import Dispatch
 import Glibc
 import Hashing
+import Locking
 import Synchronization
 import URing
 
@@ -91,6 +93,8 @@ public final class Reactor {
     private(set) var peakChecksRunning = 0
     private var checkBytesRunning = 0
     private var startingChecks = false
+    /// When to give freed pages back to the kernel (see `memoryFreed`).
+    private var trimDueAt: UInt64?
 
     /// Creates the ring and the hashing workers on the calling thread, which must be the one to run it.
     public init(options: ReactorOptions = ReactorOptions()) throws(DownloadError) {
@@ -283,6 +287,24 @@ public final class Reactor {
         }
     }
 
+    // MARK: Memory
+
+    /// A torrent here gave a session's memory back (a seed rested). malloc keeps freed memory for
+    /// reuse: thousands of seeds resting together free tens of MiB that would stay in the process. A
+    /// moment later, once the others have followed, the free pages go back to the kernel, off the
+    /// reactor's thread.
+    func memoryFreed() {
+        if trimDueAt == nil { trimDueAt = now + Self.trimDelayNanoseconds }
+    }
+
+    private static let trimDelayNanoseconds: UInt64 = 2_000_000_000
+
+    private func trimIfDue(now: UInt64) {
+        guard let due = trimDueAt, now >= due else { return }
+        trimDueAt = nil
+        chores.async { _ = potluck_release_free_memory() }
+    }
+
     // MARK: The loop
 
     /// Runs until `shouldExit` says so (checked every loop). `shouldStop` asks every torrent to stop
@@ -348,6 +370,7 @@ public final class Reactor {
             // stamped must not lie in the future of the timers and services that follow.
             let later = self.now
             fireTimers(now: later)
+            trimIfDue(now: later)
             if let router, later >= routerTickAt {
                 routerTickAt = later + Self.routerTickNanoseconds
                 router.tick(now: later)
@@ -432,7 +455,8 @@ public final class Reactor {
             torrent.service(now: now)
             if torrent.hasLeftReactor {
                 torrents[Int(tenant)] = nil
-                if let key = torrent.hostKey { tenantsByKey[key] = nil }
+                // A torrent that rested, or woke, has already been succeeded under its key.
+                if let key = torrent.hostKey, tenantsByKey[key] == tenant { tenantsByKey[key] = nil }
                 freeTenants.append(tenant)
             }
         }
@@ -496,7 +520,7 @@ public final class ReactorInbox: Sendable {
         var rang: [UInt16] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Lock(State())
     private let waker: RingWaker
     /// The reactor's `Ring.operationsInFlight`, as of its last pass, for other threads to read.
     let operationsInFlight = Atomic<Int>(0)

@@ -121,6 +121,17 @@ struct DaemonCommand: ParsableCommand {
     @Option(help: "Reactor threads that host the torrents (default: one per core).")
     var reactors: Int?
 
+    @Option(
+        name: .customLong("rest-after"),
+        help: ArgumentHelp(
+            "Seconds without a peer after which a seed rests (0: never).",
+            discussion: """
+                A resting seed gives its session back and keeps its place: a peer that connects wakes \
+                it. Seeds that announce to trackers stay awake.
+                """,
+            valueName: "seconds"))
+    var restAfter = 30
+
     @OptionGroup var dht: DHTCommandOptions
 
     @OptionGroup var lsd: LocalDiscoveryCommandOptions
@@ -147,6 +158,7 @@ struct DaemonCommand: ParsableCommand {
         if let reactors, !(1...256).contains(reactors) {
             throw ValidationError("--reactors must be between 1 and 256")
         }
+        guard restAfter >= 0 else { throw ValidationError("--rest-after must be 0 or more seconds") }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError(
                 "--log-level \(logLevel) is not one of trace, debug, info, notice, warning, error")
@@ -231,6 +243,7 @@ struct DaemonCommand: ParsableCommand {
         configuration.settingsFile = config.map(Self.absolute)
         configuration.commandLineSettings = commandLineSettings
         configuration.reactors = reactors
+        configuration.restIdleSeedsAfterSeconds = restAfter > 0 ? restAfter : nil
         if let allowedDirs {
             // The operator's own folders are allowed whatever the list says.
             var folders = allowedDirs.split(separator: ",").map { Self.absolute(String($0)) }

@@ -2,8 +2,8 @@ import ArgumentParser
 import CommandSupport
 import Engine
 import Foundation
+import Locking
 import Metainfo
-import Synchronization
 import URing
 
 struct Seed: ParsableCommand {
@@ -56,6 +56,18 @@ struct Seed: ParsableCommand {
                 "Each torrent lives on one reactor; a reactor drives its ring for all of its torrents."))
     var reactors: Int?
 
+    @Option(
+        name: .customLong("rest-after"),
+        help: ArgumentHelp(
+            "Seconds without a peer after which a seed rests (0: never).",
+            discussion: """
+                A resting seed gives its session back (a few KiB each, which adds up over thousands of \
+                torrents) and keeps its place: a peer that connects wakes it. Seeds that announce to \
+                trackers stay awake.
+                """,
+            valueName: "seconds"))
+    var restAfter = 30
+
     func validate() throws {
         guard !torrents.isEmpty else { throw ValidationError("give at least one .torrent file") }
         guard SocketAddress(listen) != nil else {
@@ -67,6 +79,7 @@ struct Seed: ParsableCommand {
         if let reactors, !(1...256).contains(reactors) {
             throw ValidationError("--reactors must be between 1 and 256")
         }
+        guard restAfter >= 0 else { throw ValidationError("--rest-after must be 0 or more seconds") }
         guard (1...100_000).contains(maxConnections) else {
             throw ValidationError("--max-connections must be between 1 and 100000")
         }
@@ -144,9 +157,10 @@ struct Seed: ParsableCommand {
         }
         installStopSignals()
         let verbose = sharing.verbose
-        let logLock = Mutex(())
+        let logLock = Lock(())
         var engineOptions = EngineOptions()
         if let reactors { engineOptions.reactors = reactors }
+        engineOptions.restIdleSeedsAfterSeconds = restAfter > 0 ? restAfter : nil
         engineOptions.listenAddress = SocketAddress(listen)
         engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
         engineOptions.localDiscovery = !lsd.noLSD
@@ -202,7 +216,9 @@ struct Seed: ParsableCommand {
             progress.update(
                 done: summary.uploadedPayloadBytes, total: max(summary.uploadedPayloadBytes, 1),
                 rateBytesPerSecond: summary.uploadRateBytesPerSecond,
-                extra: "\(count) torrents, uploaded, peers \(summary.connectedPeers)")
+                extra:
+                    "\(count) torrents (\(summary.resting) resting), uploaded, peers \(summary.connectedPeers)"
+            )
             usleep(250_000)
             summary = engine.summary()
         }
