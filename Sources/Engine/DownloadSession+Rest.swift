@@ -1,8 +1,11 @@
+import TorrentModel
+
 // MARK: Resting
 
 /// What a seed that rests hands to its next session (the engine places one on the same reactor, under
 /// the same `HostKey`, when it is needed again): its totals and clocks, so that nothing a front end
-/// reads starts again from zero.
+/// reads starts again from zero, and where it stood with its trackers, so that they hear from it on
+/// their schedule and as the same peer.
 struct RestCarry {
     var uploadedBytes: Int64
     var downloadedBytes: Int64
@@ -10,6 +13,13 @@ struct RestCarry {
     var seedingSince: UInt64?
     /// Still subscribed to the DHT: the next session does not look its peers up again.
     var dhtSubscribed: Bool
+    /// Trackers know us by it.
+    var peerID: PeerID
+    /// Where the announcer stood with the trackers (nil: none); the torrent wakes when it is due.
+    var trackers: TrackerAnnouncer.Memory?
+
+    /// When the stand-in wakes the torrent by itself (nil: only a peer or a command does).
+    var wakeAt: UInt64? { trackers?.wakeAt }
 }
 
 extension DownloadSession {
@@ -17,12 +27,21 @@ extension DownloadSession {
     /// costs kilobytes (its pipeline, choker, meters, picker arrays, store). A seed that had no peer for
     /// `options.restAfterIdleSeconds`, with nothing in flight and nothing that only a session does,
     /// leaves its reactor; the engine keeps a stand-in (`RestingTorrent`) that wakes it when a peer
-    /// connects or a command needs it. Trackers are not told (it is still seeding), and the DHT and local
-    /// discovery keep announcing it.
+    /// connects, a command needs it, or its trackers' next announce is due. Trackers are not told (it
+    /// is still seeding), and the DHT and local discovery keep announcing it.
     func restIfUnneeded(now: UInt64) {
         guard let deadline = restDeadline, now >= deadline, isAtRest, hasNothingOnlyASessionDoes else {
             return
         }
+        var trackerMemory: TrackerAnnouncer.Memory?
+        if let trackers {
+            // Between announces only, and not for less time than it waited to rest.
+            guard
+                let memory = trackers.memoryForRest(now: now, margin: deadline - max(lastBusy, tradingSince))
+            else { return }
+            trackerMemory = memory
+        }
+        restingTrackers = trackerMemory
         log("resting: no peer for \(options.restAfterIdleSeconds ?? 0) s")
         reportStatus(now: now)
         advance(.restRequested, now: now)
@@ -37,12 +56,11 @@ extension DownloadSession {
         return max(lastBusy, tradingSince) + UInt64(max(0, seconds)) * 1_000_000_000
     }
 
-    /// Nothing in flight, resume data that vouches for every piece, and no schedule of its own:
-    /// announcing to trackers, a port of its own and a seed time limit need a running session.
+    /// Nothing in flight, resume data that vouches for every piece, and nothing a stand-in cannot keep
+    /// up: a port of its own, web seeds and a seed time limit need a running session (trackers do not:
+    /// the stand-in wakes the torrent for its next announce).
     private var hasNothingOnlyASessionDoes: Bool {
-        guard trackers == nil, listenerFD < 0, options.seedTimeLimitSeconds == nil, webSeedPool == nil else {
-            return false
-        }
+        guard listenerFD < 0, options.seedTimeLimitSeconds == nil, webSeedPool == nil else { return false }
         let saved = resumeSavedPieceCount == verified.count && resumeSavesInFlight == 0 && !resumeSaveOutdated
         return saved && writing.isEmpty && assembling.isEmpty && hashesInFlight == 0 && recheck == nil
             && !findingProgress && (store?.operationsInFlight ?? 0) == 0
@@ -53,7 +71,7 @@ extension DownloadSession {
     var restCarry: RestCarry {
         RestCarry(
             uploadedBytes: uploadedBytes, downloadedBytes: downloadedBytes, seedingSince: seedingSince,
-            dhtSubscribed: dhtSubscribed)
+            dhtSubscribed: dhtSubscribed, peerID: localPeerID, trackers: restingTrackers)
     }
 
     /// Takes over from a session that rested: before the reactor hosts this one.
@@ -62,5 +80,7 @@ extension DownloadSession {
         downloadedBytes = carry.downloadedBytes
         dhtSubscribed = carry.dhtSubscribed
         restedSeedingSince = carry.seedingSince
+        localPeerID = carry.peerID
+        restedTrackers = carry.trackers
     }
 }

@@ -36,8 +36,12 @@ extension DownloadSession {
             takeTrackerPeers()
             reactor.touch(tenant)
         }
-        trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
-        // `started` goes out now, not at the first timer tick.
+        // A session taking over from one that rested announces on its schedule; others send `started`.
+        let rested = restedTrackers.take()
+        if rested.map({ trackers?.resume($0, now: nowNanoseconds) == true }) != true {
+            trackers?.start(now: nowNanoseconds, isComplete: verified.isComplete)
+        }
+        // `started` (or an announce that fell due while resting) goes out now, not at the first tick.
         trackers?.tick(now: nowNanoseconds)
     }
 

@@ -42,7 +42,8 @@ public final class DownloadSession: ReactorTenant {
     let geometry: PieceGeometry
     /// Pieces that end in padding, with the blocks before it: only those are asked for.
     let dataBlockCounts: [PieceIndex: Int]
-    let localPeerID: PeerID
+    /// Random per torrent, kept across a rest (see `resume(from:)`).
+    var localPeerID: PeerID
 
     // Set when a reactor takes the torrent.
     unowned(unsafe) var reactor: Reactor!
@@ -179,6 +180,10 @@ public final class DownloadSession: ReactorTenant {
     var seedingSince: UInt64?
     /// When seeding began, for a session that takes over from one that rested (see `resume(from:)`).
     var restedSeedingSince: UInt64?
+    /// The announcer a rest put away (see `restIfUnneeded`), and the one a session that takes over
+    /// resumes (`startTrackers`).
+    var restingTrackers: TrackerAnnouncer.Memory?
+    var restedTrackers: TrackerAnnouncer.Memory?
     /// Finishing: requests are no longer served (what is queued is still sent).
     var stopping = false
     /// Sockets taken from `options.incomingInbox`, reused.

@@ -258,8 +258,11 @@ public final class Engine: Sendable {
         }
         guard let (reactor, run) = target else { return }
         inboxes[reactor].submit { reactor in
-            guard let session = reactor.torrent(with: HostKey(id: id, run: run)) else { return }
-            session.reannounce(now: session.nowNanoseconds)
+            switch reactor.tenant(with: HostKey(id: id, run: run)) {
+            case let session as DownloadSession: session.reannounce(now: session.nowNanoseconds)
+            case let resting as RestingTorrent: resting.wakeToReannounce()
+            default: break
+            }
         }
     }
 

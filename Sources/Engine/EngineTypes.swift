@@ -36,10 +36,10 @@ public struct EngineOptions: Sendable {
     /// The IPv4 address whose interface local discovery joins and announces on (default: the
     /// listening address; a wildcard one: the interface the routing table picks).
     public var localDiscoveryAddress: SocketAddress?
-    /// A seed with no peer for this long, and nothing that needs a running session (trackers to
-    /// announce to, web seeds, a port of its own, a seed time limit), rests: its session leaves the
-    /// reactor and a stand-in of a few dozen bytes wakes it when a peer connects or a command needs it.
-    /// nil: torrents never rest.
+    /// A seed with no peer for this long, and nothing that needs a running session (web seeds, a port
+    /// of its own, a seed time limit, a tracker exchange under way), rests: its session leaves the
+    /// reactor and a stand-in of a few dozen bytes wakes it when a peer connects, a command needs it or
+    /// its trackers' next announce is due. nil: torrents never rest.
     public var restIdleSeedsAfterSeconds: Int? = 30
 
     public init() {}

@@ -3,8 +3,8 @@ import URing
 
 /// Stands in on its reactor for a seed that rested (see `DownloadSession+Rest.swift`): a few dozen
 /// bytes instead of a session. It keeps the torrent's `HostKey`, so commands, the DHT and local
-/// discovery still find it, and its inbox of routed peers. A peer that arrives, or a command that needs
-/// a session, wakes it: the engine places a new session from the torrent's record, which takes over
+/// discovery still find it, and its inbox of routed peers. A peer that arrives, a command that needs
+/// a session, or its trackers' next announce wakes it: the engine places a new session from the torrent's record, which takes over
 /// the inbox and the totals. A stop ends the torrent as a session's stop would (it has nothing to
 /// finish: its resume data vouched for every piece when it rested).
 ///
@@ -38,14 +38,16 @@ final class RestingTorrent: ReactorTenant, @unchecked Sendable {
         self.unsubscribe = unsubscribe
     }
 
-    /// It has no timer: any deadline popped for its number was someone else's.
-    var tickDeadline: UInt64 { .max }
+    /// Its one timer: its trackers' next announce (any other deadline popped for its number was
+    /// someone else's).
+    var tickDeadline: UInt64 { carry?.wakeAt ?? .max }
     var isDownloading: Bool { false }
 
     func attach(to reactor: Reactor, tenant: UInt16) {
         self.reactor = reactor
         self.tenant = tenant
         hasLeftReactor = false
+        if let wakeAt = carry?.wakeAt { reactor.schedule(tenant, at: wakeAt) }
         // Rings at once if a peer arrived while the session was leaving.
         inbox?.attach(reactor.doorbell, tenant: tenant)
     }
@@ -59,7 +61,10 @@ final class RestingTorrent: ReactorTenant, @unchecked Sendable {
         preconditionFailure("a resting torrent submits no hash jobs")
     }
 
-    func tick(now: UInt64) {}
+    /// The trackers' next announce is due.
+    func tick(now: UInt64) {
+        if let wakeAt = carry?.wakeAt, now >= wakeAt { wakeUp() }
+    }
 
     /// Touched by its inbox's doorbell (or when placed): a peer waiting wakes the torrent.
     func service(now: UInt64) {
@@ -73,6 +78,14 @@ final class RestingTorrent: ReactorTenant, @unchecked Sendable {
         hasLeftReactor = true
         reactor.touch(tenant)
         wake(self, reactor)
+    }
+
+    /// A client asked for an announce now (see `DownloadSession.reannounce`): the torrent wakes with
+    /// its announce due (within the tracker's `min interval`). Without trackers there is nothing to do.
+    func wakeToReannounce() {
+        guard !hasLeftReactor, carry?.trackers != nil else { return }
+        carry?.trackers?.announceNow(now: reactor.now)
+        wakeUp()
     }
 
     func stop() {

@@ -46,7 +46,7 @@ final class TrackerAnnouncer {
     private var random: SeededRandom
     private let infoHash: InfoHash
     private let peerID: PeerID
-    private let key: UInt32
+    private var key: UInt32
     private let port: UInt16
     private let totals: () -> Totals
     private let log: (String) -> Void
@@ -112,6 +112,54 @@ final class TrackerAnnouncer {
             collect(now: now)
             trackerAnswered?(now)
         }
+    }
+
+    /// What a seed that rests keeps of its announcer for the next session on the same reactor: where it
+    /// stands with its trackers, so that the next one announces when this one would have (no `started`
+    /// again, the same key, the tracker that counts us).
+    struct Memory {
+        fileprivate var scheduler: AnnounceScheduler
+        fileprivate var tiers: TrackerTiers
+        fileprivate var random: SeededRandom
+        fileprivate var key: UInt32
+        fileprivate var lastAnswered: TrackerURL?
+        fileprivate var nextScrapeAt: UInt64?
+        fileprivate var state: String
+        /// When the next announce (or scrape) is due, in reactor time: the resting torrent wakes then.
+        let wakeAt: UInt64
+
+        /// A client asked for an announce now (see `TrackerAnnouncer.announceNow`).
+        mutating func announceNow(now: UInt64) { scheduler.announceNow(now: Instant(nanoseconds: now)) }
+    }
+
+    /// The announcer put away for a rest (see ``Memory``), or nil while anything is under way: an
+    /// exchange, a retry, a name lookup, a scrape, peers not yet taken, `started` not yet answered, or
+    /// an announce due within `margin` nanoseconds.
+    func memoryForRest(now: UInt64, margin: UInt64) -> Memory? {
+        guard case .running = shutdown, scheduler.phase == .running, startedAnswered, inFlight == nil,
+            retryEvent == nil, namedPeers.isEmpty, scrapesInFlight.isEmpty, discovered.isEmpty, client.isIdle
+        else { return nil }
+        let wakeAt = min(scheduler.nextAnnounceAt.nanoseconds, nextScrapeAt ?? .max)
+        guard wakeAt > now + margin else { return nil }
+        return Memory(
+            scheduler: scheduler, tiers: tiers, random: random, key: key, lastAnswered: lastAnswered,
+            nextScrapeAt: nextScrapeAt, state: state, wakeAt: wakeAt)
+    }
+
+    /// Takes over from the announcer of a session that rested, in place of ``start(now:isComplete:)``;
+    /// false when the announce list changed meanwhile (then start afresh).
+    func resume(_ memory: Memory, now: UInt64) -> Bool {
+        guard memory.tiers.allTrackers == tiers.allTrackers else { return false }
+        scheduler = memory.scheduler
+        tiers = memory.tiers
+        random = memory.random
+        key = memory.key
+        lastAnswered = memory.lastAnswered
+        nextScrapeAt = memory.nextScrapeAt
+        startedAnswered = true
+        state = memory.state
+        publishSchedule(now: now)
+        return true
     }
 
     /// Begins the session: `started` goes out at the next ``tick(now:)``.

@@ -204,6 +204,12 @@ final class TrackerClient {
         }
     }
 
+    /// Whether nothing is asked, waiting or unread: the client may be dropped without a socket or a
+    /// buffer left in the kernel's hands.
+    var isIdle: Bool {
+        http.isEmpty && finished.isEmpty && udp.values.allSatisfy { $0.active == nil && $0.waiting.isEmpty }
+    }
+
     /// Closes every socket. Exchanges still running are dropped without a reply.
     func closeAll() {
         for exchange in http.values where exchange.fd >= 0 {

@@ -88,7 +88,36 @@ import URing
         #expect(seeder.summary().resting == 2 && seeder.summary().live == 2)
     }
 
-    @Test func aSeedWithTrackersOrWithoutTheOptionStaysAwake() throws {
+    @Test func aRestingSeedWakesForItsTrackersNextAnnounceAsTheSamePeer() throws {
+        let directory = try EngineTests.temporaryDirectory("rest-tracker")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // 60 s: the shortest interval a tracker may set (`TrackerLimits`), so this test takes a minute.
+        let tracker = try TinyHTTPTracker(intervalSeconds: 60)
+        defer { tracker.stop() }
+        let metainfo = try EngineTests.makeTorrent(named: "t.bin", size: 40_000, seed: 83, in: directory)
+        let seeder = try Self.engine(restAfterSeconds: 1)
+        defer { seeder.shutdown() }
+        var options = ManyTorrentsTests.seedingOptions(directory)
+        options.trackers = [["http://127.0.0.1:\(tracker.port)/announce"]]
+        let id = try seeder.add(metainfo, options: options)
+        #expect(EngineTests.eventually { seeder.snapshot(id)?.isResting == true }, "it rests after `started`")
+        #expect(tracker.announces.count == 1)
+        // A client's reannounce wakes it to announce now (the tracker set no `min interval`).
+        try seeder.reannounce(id)
+        #expect(EngineTests.eventually { tracker.announces.count == 2 })
+        #expect(EngineTests.eventually { seeder.snapshot(id)?.isResting == true })
+        // Woken when the next announce is due, it announces (no `started` again) and rests once more.
+        #expect(EngineTests.eventually(80) { tracker.announces.count >= 3 })
+        #expect(EngineTests.eventually { seeder.snapshot(id)?.isResting == true })
+        let announces = tracker.announces
+        #expect(announces.map(\.event) == ["started"] + Array(repeating: "", count: announces.count - 1))
+        #expect(Set(announces.map(\.peerID)).count == 1, "the same peer id each time")
+        #expect(Set(announces.map(\.key)).count == 1, "the same key each time")
+        let statuses = seeder.trackerStatus(of: id)
+        #expect(statuses.first?.lastAnnounceSucceeded == true, "\(statuses)")
+    }
+
+    @Test func aSeedWhoseTrackerNeverAnsweredOrWithoutTheOptionStaysAwake() throws {
         let directory = try EngineTests.temporaryDirectory("awake")
         defer { try? FileManager.default.removeItem(at: directory) }
         let announcing = try EngineTests.makeTorrent(named: "a.bin", size: 40_000, seed: 81, in: directory)
@@ -104,7 +133,92 @@ import URing
         #expect(EngineTests.eventually { seeder.snapshot(id)?.activity == .seeding })
         #expect(EngineTests.eventually { never.snapshot(other)?.activity == .seeding })
         sleep(3)
-        #expect(seeder.snapshot(id)?.isResting == false, "its trackers need a running session")
+        #expect(seeder.snapshot(id)?.isResting == false, "`started` is still to be answered")
         #expect(never.snapshot(other)?.isResting == false)
+    }
+}
+
+/// An HTTP tracker on 127.0.0.1 that answers every announce with no peers and `interval`, and keeps
+/// what each announce said.
+final class TinyHTTPTracker: @unchecked Sendable {
+    struct Announce: Equatable {
+        var event: String
+        var peerID: String
+        var key: String
+    }
+
+    let port: UInt16
+    private let listener: Int32
+    private let lock = NSLock()
+    private var received: [Announce] = []
+    private var thread: Thread?
+
+    init(intervalSeconds: Int) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+            }
+        }
+        guard bound, listen(fd, 16) == 0 else {
+            close(fd)
+            throw FakeTrackerError.cannotBind
+        }
+        listener = fd
+        port = UInt16(bigEndian: address.sin_port)
+        let body = Array("d8:intervali\(intervalSeconds)e5:peers0:e".utf8)
+        thread = Thread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                var request: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !request.ends(with: Array("\r\n\r\n".utf8)) {
+                    let count = recv(client, &buffer, buffer.count, 0)
+                    guard count > 0 else { break }
+                    request += buffer[..<count]
+                }
+                record(String(decoding: request, as: UTF8.self))
+                let reply =
+                    Array(
+                        "HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+                    + body
+                _ = send(client, reply, reply.count, Int32(MSG_NOSIGNAL))
+                close(client)
+            }
+        }
+        thread?.start()
+    }
+
+    var announces: [Announce] { lock.withLock { received } }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+    }
+
+    private func record(_ request: String) {
+        // Scrapes (`/scrape?`) are answered but not kept.
+        guard let line = request.split(separator: "\r\n").first, line.contains("/announce?"),
+            let query = line.split(separator: "?").dropFirst().first
+        else { return }
+        var fields: [String: String] = [:]
+        for pair in query.split(separator: " ").first?.split(separator: "&") ?? [] {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            fields[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
+        }
+        let announce = Announce(
+            event: fields["event"] ?? "", peerID: fields["peer_id"] ?? "", key: fields["key"] ?? "")
+        lock.withLock { received.append(announce) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
     }
 }

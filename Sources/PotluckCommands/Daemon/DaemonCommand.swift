@@ -127,7 +127,7 @@ struct DaemonCommand: ParsableCommand {
             "Seconds without a peer after which a seed rests (0: never).",
             discussion: """
                 A resting seed gives its session back and keeps its place: a peer that connects wakes \
-                it. Seeds that announce to trackers stay awake.
+                it, and so do its trackers' next announce and any command that needs it.
                 """,
             valueName: "seconds"))
     var restAfter = 30

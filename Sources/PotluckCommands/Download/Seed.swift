@@ -62,8 +62,8 @@ struct Seed: ParsableCommand {
             "Seconds without a peer after which a seed rests (0: never).",
             discussion: """
                 A resting seed gives its session back (a few KiB each, which adds up over thousands of \
-                torrents) and keeps its place: a peer that connects wakes it. Seeds that announce to \
-                trackers stay awake.
+                torrents) and keeps its place: a peer that connects wakes it, and so does its trackers' \
+                next announce.
                 """,
             valueName: "seconds"))
     var restAfter = 30
