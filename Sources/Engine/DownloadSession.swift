@@ -19,7 +19,9 @@ import URing
 ///
 /// The torrent moves through stages the reactor drives: checking the data on disk, running
 /// (downloading, then seeding), finishing (writes land, resume data is saved, queued sends drain,
-/// trackers are told), closing (every operation on the ring for it completes), and gone.
+/// trackers are told), closing (every operation on the ring for it completes), and gone. A seed nobody
+/// needs may instead rest: it closes and leaves without telling anyone, and a stand-in wakes it
+/// (`DownloadSession+Rest.swift`).
 ///
 /// Invariants: a piece has a buffer from the moment its first block arrives until it is written (or
 /// fails its hash); a buffer is never released while lent to the hasher or the store; every verified

@@ -1,6 +1,7 @@
 import CommandSupport
 import Foundation
 import Glibc
+import Locking
 
 /// A child started in its own process group, with its output going to a log file and a pipe on its
 /// standard input that stays open until `stop()` (the harness tools run until their stdin closes).
@@ -19,9 +20,16 @@ final class ChildProcess: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return seconds(now)
     }()
-    private var inputWrite: Int32
-    private(set) var exitStatus: Int32?
-    private(set) var usage = rusage()
+    /// Shared by the thread that watches the child and the one that stops every child on a signal
+    /// (`BenchRun.catchSignals`): both reap and stop.
+    private struct Shared {
+        var inputWrite: Int32
+        var exitStatus: Int32?
+        var usage = rusage()
+    }
+    private let shared: Lock<Shared>
+    var exitStatus: Int32? { shared.withLock { $0.exitStatus } }
+    var usage: rusage { shared.withLock { $0.usage } }
 
     init(_ executable: String, _ arguments: [String], logPath: String) throws {
         self.logPath = logPath
@@ -50,7 +58,7 @@ final class ChildProcess: @unchecked Sendable {
             throw ExternalCommand.Failure(description: "cannot run \(executable): errno \(spawned)")
         }
         self.pid = pid
-        inputWrite = pipeEnds[1]
+        shared = Lock(Shared(inputWrite: pipeEnds[1]))
     }
 
     private static let setpriv: String? = access("/usr/bin/setpriv", X_OK) == 0 ? "/usr/bin/setpriv" : nil
@@ -85,14 +93,14 @@ final class ChildProcess: @unchecked Sendable {
     /// Collects the exit status and resource usage if the child has exited; true once it has.
     @discardableResult
     func reap() -> Bool {
-        if exitStatus != nil { return true }
-        var status: Int32 = 0
-        var usage = rusage()
-        let result = wait4(pid, &status, WNOHANG, &usage)
-        guard result == pid else { return result < 0 && errno == ECHILD }
-        self.usage = usage
-        exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return true
+        shared.withLock { shared in
+            if shared.exitStatus != nil { return true }
+            var status: Int32 = 0
+            let result = wait4(pid, &status, WNOHANG, &shared.usage)
+            guard result == pid else { return result < 0 && errno == ECHILD }
+            shared.exitStatus = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            return true
+        }
     }
 
     /// User + system CPU seconds from the reaped child's rusage (its waited-for descendants included).
@@ -101,9 +109,11 @@ final class ChildProcess: @unchecked Sendable {
     /// Asks the child to stop (stdin closed, then SIGTERM), waits up to `graceSeconds`, then kills
     /// its whole process group.
     func stop(graceSeconds: Double = 10) {
-        if inputWrite >= 0 {
-            close(inputWrite)
-            inputWrite = -1
+        shared.withLock { shared in
+            if shared.inputWrite >= 0 {
+                close(shared.inputWrite)
+                shared.inputWrite = -1
+            }
         }
         if !reap() {
             kill(pid, SIGTERM)
@@ -114,7 +124,7 @@ final class ChildProcess: @unchecked Sendable {
         if !reap() {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
-            exitStatus = exitStatus ?? 137
+            shared.withLock { $0.exitStatus = $0.exitStatus ?? 137 }
         }
     }
 
@@ -123,7 +133,7 @@ final class ChildProcess: @unchecked Sendable {
 
     deinit {
         if exitStatus == nil { stop(graceSeconds: 2) }
-        if inputWrite >= 0 { close(inputWrite) }
+        shared.withLock { if $0.inputWrite >= 0 { close($0.inputWrite) } }
     }
 }
 
