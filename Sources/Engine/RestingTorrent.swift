@@ -4,9 +4,10 @@ import URing
 /// Stands in on its reactor for a seed that rested (see `DownloadSession+Rest.swift`): a few dozen
 /// bytes instead of a session. It keeps the torrent's `HostKey`, so commands, the DHT and local
 /// discovery still find it, and its inbox of routed peers. A peer that arrives, a command that needs
-/// a session, or its trackers' next announce wakes it: the engine places a new session from the torrent's record, which takes over
-/// the inbox and the totals. A stop ends the torrent as a session's stop would (it has nothing to
-/// finish: its resume data vouched for every piece when it rested).
+/// a session, or its trackers' next announce wakes it: the engine places a new session from the
+/// torrent's record, which takes over the inbox, the totals and the announce schedule. A stop ends
+/// the torrent as a session's stop would (it has nothing to finish: its resume data vouched for every
+/// piece when it rested).
 ///
 /// One stand-in serves every rest of a run: the engine makes it when the run starts (see
 /// `Engine.makeStandIn`), and it is hosted each time a session rests and leaves each time one wakes.
