@@ -38,7 +38,7 @@ public struct EngineOptions: Sendable {
     public var localDiscoveryAddress: SocketAddress?
     /// A seed with no peer for this long, and nothing that needs a running session (web seeds, a port
     /// of its own, a seed time limit, a tracker exchange under way), rests: its session leaves the
-    /// reactor and a stand-in of a few dozen bytes wakes it when a peer connects, a command needs it or
+    /// reactor and a small stand-in wakes it when a peer connects, a command needs it or
     /// its trackers' next announce is due. nil: torrents never rest.
     public var restIdleSeedsAfterSeconds: Int? = 30
 

@@ -1,8 +1,8 @@
 import Hashing
 import URing
 
-/// Stands in on its reactor for a seed that rested (see `DownloadSession+Rest.swift`): a few dozen
-/// bytes instead of a session. It keeps the torrent's `HostKey`, so commands, the DHT and local
+/// Stands in on its reactor for a seed that rested (see `DownloadSession+Rest.swift`): a small object
+/// instead of a session. It keeps the torrent's `HostKey`, so commands, the DHT and local
 /// discovery still find it, and its inbox of routed peers. A peer that arrives, a command that needs
 /// a session, or its trackers' next announce wakes it: the engine places a new session from the
 /// torrent's record, which takes over the inbox, the totals and the announce schedule. A stop ends
