@@ -154,22 +154,13 @@ final class TinyHTTPTracker: @unchecked Sendable {
     private var thread: Thread?
 
     init(intervalSeconds: Int) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound, listen(fd, 16) == 0 else {
+        let (fd, port) = try loopbackSocket(SOCK_STREAM)
+        guard listen(fd, 16) == 0 else {
             close(fd)
             throw FakeTrackerError.cannotBind
         }
         listener = fd
-        port = UInt16(bigEndian: address.sin_port)
+        self.port = port
         let body = Array("d8:intervali\(intervalSeconds)e5:peers0:e".utf8)
         thread = Thread { [self] in
             while true {
@@ -214,11 +205,5 @@ final class TinyHTTPTracker: @unchecked Sendable {
         let announce = Announce(
             event: fields["event"] ?? "", peerID: fields["peer_id"] ?? "", key: fields["key"] ?? "")
         lock.withLock { received.append(announce) }
-    }
-}
-
-extension Array where Element == UInt8 {
-    fileprivate func ends(with suffix: [UInt8]) -> Bool {
-        count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
     }
 }

@@ -209,9 +209,29 @@ import URing
 }
 
 extension Array where Element == UInt8 {
-    fileprivate func ends(with suffix: [UInt8]) -> Bool {
+    func ends(with suffix: [UInt8]) -> Bool {
         count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix
     }
+}
+
+/// A socket of `type` bound to 127.0.0.1 on a port the kernel picks, and that port: for the trackers
+/// tests play.
+func loopbackSocket(_ type: __socket_type) throws -> (fd: Int32, port: UInt16) {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else {
+        close(fd)
+        throw FakeTrackerError.cannotBind
+    }
+    return (fd, UInt16(bigEndian: address.sin_port))
 }
 
 /// A datagram socket on 127.0.0.1 playing the tracker; every wait on it is bounded.
@@ -220,24 +240,7 @@ final class FakeUDPTracker {
     let port: UInt16
     var client: (address: sockaddr_in, length: socklen_t)?
 
-    init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else {
-            close(fd)
-            throw FakeTrackerError.cannotBind
-        }
-        self.fd = fd
-        port = UInt16(bigEndian: address.sin_port)
-    }
+    init() throws { (fd, port) = try loopbackSocket(SOCK_DGRAM) }
 
     deinit { close(fd) }
 
