@@ -2,22 +2,38 @@ import Bencode
 import TorrentModel
 
 /// What a node saves between runs (BEP 5: "the routing table should be saved"): its id and its table's
-/// nodes, bencoded as `{"id": <20 bytes>, "nodes": <compact IPv4>, "nodes6": <compact IPv6>}`.
+/// nodes, bencoded as `{"id": <20 bytes>, "nodes": <compact IPv4>, "nodes6": <compact IPv6>}`, plus
+/// `"id6"` when the IPv6 node's id is another (BEP 32 prefers one id for both DHTs, but BEP 42 derives
+/// each from that family's external address).
 public struct DHTSavedState: Hashable, Sendable {
     /// Why saved bytes could not be read.
     public enum DecodingError: Error, Hashable, Sendable {
         case bencode(BencodeError)
         case missingID
+        /// An `id6` that is not a 20-byte string.
+        case malformedIPv6ID
         /// A node list whose length is not a whole number of entries, or of the wrong type.
         case malformedNodes
     }
 
     public var id: NodeID
+    /// The IPv6 node's id when it is not `id`.
+    public var ipv6ID: NodeID?
     public var nodes: [DHTNodeInfo]
 
-    public init(id: NodeID, nodes: [DHTNodeInfo]) {
+    public init(id: NodeID, ipv6ID: NodeID? = nil, nodes: [DHTNodeInfo]) {
         self.id = id
+        self.ipv6ID = ipv6ID == id ? nil : ipv6ID
         self.nodes = nodes
+    }
+
+    /// The id the node of `family` takes.
+    public func id(for family: DHTAddressFamily) -> NodeID { family == .ipv6 ? ipv6ID ?? id : id }
+
+    /// One state for both families' nodes: this one's id and the other's as `ipv6ID` (or `id`, when this
+    /// one is the IPv6 node's), and the nodes of both tables.
+    public func merged(withIPv6 other: DHTSavedState) -> DHTSavedState {
+        DHTSavedState(id: id, ipv6ID: other.id, nodes: nodes + other.nodes)
     }
 
     /// Reads bytes from ``encoded()``.
@@ -40,7 +56,12 @@ public struct DHTSavedState: Hashable, Sendable {
             else { throw .malformedNodes }
             nodes += decoded
         }
-        self.init(id: id, nodes: nodes)
+        var ipv6ID: NodeID?
+        if let value = document.root["id6"] {
+            guard let bytes = value.byteString, let id6 = NodeID(bytes) else { throw .malformedIPv6ID }
+            ipv6ID = id6
+        }
+        self.init(id: id, ipv6ID: ipv6ID, nodes: nodes)
     }
 
     /// The bencoded form.
@@ -55,6 +76,7 @@ public struct DHTSavedState: Hashable, Sendable {
             }
         }
         var dictionary: [BencodeKey: BencodeValue] = ["id": .bytes(id.bytes)]
+        if let ipv6ID { dictionary["id6"] = .bytes(ipv6ID.bytes) }
         if !ipv4.isEmpty { dictionary["nodes"] = .bytes(ipv4) }
         if !ipv6.isEmpty { dictionary["nodes6"] = .bytes(ipv6) }
         return BencodeValue.dictionary(dictionary).encoded()

@@ -6,10 +6,12 @@ import Synchronization
 import TorrentModel
 import URing
 
-/// How an engine runs its DHT (BEP 5): one UDP socket for every torrent.
+/// How an engine runs its DHT (BEP 5): one UDP socket for every torrent, per address family (BEP 32
+/// keeps an IPv4 and an IPv6 DHT apart).
 public struct DHTOptions: Sendable {
-    /// Where the socket is bound (port 0: any free port; the engine's listening port by default).
-    public var bindAddress: SocketAddress
+    /// Where each family's socket is bound, at most one address per family (port 0: the engine's
+    /// listening port, or any free port when that is taken).
+    public private(set) var bindAddresses: [SocketAddress]
     /// Routers to join through, as HOST:PORT (names resolved off the reactor threads).
     public var bootstrap: [String]
     /// Where the routing table is kept between runs (nil: not kept).
@@ -24,24 +26,32 @@ public struct DHTOptions: Sendable {
     ]
 
     public init(
-        bindAddress: SocketAddress, bootstrap: [String] = Self.publicRouters, statePath: String? = nil
+        bindAddresses: [SocketAddress], bootstrap: [String] = Self.publicRouters, statePath: String? = nil
     ) {
-        self.bindAddress = bindAddress
+        self.bindAddresses = []
         self.bootstrap = bootstrap
         self.statePath = statePath
+        for address in bindAddresses { bind(address) }
+    }
+
+    /// Binds the DHT of `address`'s family there, in place of the address it had.
+    public mutating func bind(_ address: SocketAddress) {
+        bindAddresses.removeAll { $0.family == address.family }
+        bindAddresses.append(address)
     }
 }
 
 /// What torrents on any reactor use to reach the DHT, which lives on the engine's first reactor: they
-/// subscribe to an infohash and peers found for it come back to them as commands on their own reactor.
+/// subscribe to an infohash and peers found for it (in either family's DHT) come back to them as
+/// commands on their own reactor.
 public final class DHTHandle: Sendable {
     let inbox: ReactorInbox
-    /// Where the socket is bound (for reports and tests).
-    public let boundAddress: SocketAddress
+    /// Where the sockets are bound, one per family (for reports and tests).
+    public let boundAddresses: [SocketAddress]
 
-    init(inbox: ReactorInbox, boundAddress: SocketAddress) {
+    init(inbox: ReactorInbox, boundAddresses: [SocketAddress]) {
         self.inbox = inbox
-        self.boundAddress = boundAddress
+        self.boundAddresses = boundAddresses
     }
 
     /// Looks up peers for `infoHash` now and every few minutes, handing them to the tenant `key` on the
@@ -51,12 +61,16 @@ public final class DHTHandle: Sendable {
             reply.submit { reactor in reactor.tenant(with: key)?.peersDiscovered(peers, now: reactor.now) }
         }
         inbox.submit { reactor in
-            reactor.dht?.subscribe(infoHash, key: key, announcePort: announcePort, deliver: deliver)
+            for dht in reactor.dhtServices {
+                dht.subscribe(infoHash, key: key, announcePort: announcePort, deliver: deliver)
+            }
         }
     }
 
     func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
-        inbox.submit { reactor in reactor.dht?.unsubscribe(infoHash, key: key) }
+        inbox.submit { reactor in
+            for dht in reactor.dhtServices { dht.unsubscribe(infoHash, key: key) }
+        }
     }
 }
 
@@ -110,12 +124,14 @@ final class DHTService: ReactorService {
     /// What to keep for the next run: our id and the table's nodes.
     var savedState: DHTSavedState { node.savedState(now: Instant(nanoseconds: reactor.now)) }
 
+    var family: DHTAddressFamily { node.configuration.family }
+
     var routingTableNodeCount: Int { node.routingTableNodeCount }
 
     func attach(to reactor: Reactor, tenant: UInt16) {
         self.reactor = reactor
         self.tenant = tenant
-        reactor.dht = self
+        reactor.dhtServices.append(self)
         for index in 0..<Self.receiveCount {
             receiving.append(Datagram(capacity: 1500))
             armReceive(index)
@@ -126,6 +142,7 @@ final class DHTService: ReactorService {
         reactor.touch(tenant)
     }
 
+    /// Routers of the other family are left out.
     func addBootstrap(_ endpoints: [SocketAddress]) {
         node.addBootstrapEndpoints(endpoints.compactMap(\.dhtEndpoint))
         node.bootstrap(now: Instant(nanoseconds: reactor.now), into: &output)
@@ -214,7 +231,7 @@ final class DHTService: ReactorService {
         sends.removeQueued()
         guard receivesInFlight == 0, sends.inFlightCount == 0 else { return }
         Glibc.close(fd)
-        reactor.dht = nil
+        reactor.dhtServices.removeAll { $0 === self }
         hasLeftReactor = true
     }
 

@@ -52,21 +52,36 @@ final class HostResolver: Sendable {
 
     /// Blocks in `getaddrinfo`; IPv4 answers are preferred (most trackers and peers still use IPv4).
     static func resolve(_ name: String) -> Lookup {
+        switch addresses(of: name) {
+        case .success(let addresses): .resolved(addresses[0])
+        case .failure(let failure): .failed(failure.reason)
+        }
+    }
+
+    /// Why a name did not resolve.
+    struct Failure: Error {
+        let reason: String
+    }
+
+    /// Blocks in `getaddrinfo`: the first IPv4 and the first IPv6 address of `name` (port 0), in that
+    /// order, whichever it has; never empty.
+    static func addresses(of name: String) -> Result<[SocketAddress], Failure> {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(name, nil, &hints, &list)
-        guard status == 0 else { return .failed(String(cString: gai_strerror(status))) }
+        guard status == 0 else { return .failure(Failure(reason: String(cString: gai_strerror(status)))) }
         defer { freeaddrinfo(list) }
+        var v4: SocketAddress?
         var v6: SocketAddress?
         var entry = list
         while let current = entry {
             if let address = current.pointee.ai_addr {
                 switch Int32(address.pointee.sa_family) {
-                case AF_INET:
+                case AF_INET where v4 == nil:
                     let sin = UnsafeRawPointer(address).load(as: sockaddr_in.self)
-                    return .resolved(.ipv4(address: UInt32(bigEndian: sin.sin_addr.s_addr), port: 0))
+                    v4 = .ipv4(address: UInt32(bigEndian: sin.sin_addr.s_addr), port: 0)
                 case AF_INET6 where v6 == nil:
                     let sin6 = UnsafeRawPointer(address).load(as: sockaddr_in6.self)
                     v6 = .ipv6(address: withUnsafeBytes(of: sin6.sin6_addr) { Array($0) }, port: 0)
@@ -76,6 +91,7 @@ final class HostResolver: Sendable {
             }
             entry = current.pointee.ai_next
         }
-        return v6.map { .resolved($0) } ?? .failed("no IPv4 or IPv6 address")
+        let found = [v4, v6].compactMap { $0 }
+        return found.isEmpty ? .failure(Failure(reason: "no IPv4 or IPv6 address")) : .success(found)
     }
 }

@@ -79,6 +79,12 @@ extension Socket {
     public static func bindUDP(on address: SocketAddress) throws(SyscallError) -> Int32 {
         let fd = Glibc.socket(address.family, potluck_sock_dgram() | potluck_sock_cloexec(), 0)
         guard fd >= 0 else { throw .last("socket") }
+        if address.family == AF_INET6 {
+            // One socket per family: an IPv6 one bound to `::` must not also take (or be refused) the
+            // IPv4 port the other family's socket holds.
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         let bound = address.withSocketAddress { Glibc.bind(fd, $0, $1) }
         guard bound == 0 else {
             let error = SyscallError.last("bind \(address) (UDP)")

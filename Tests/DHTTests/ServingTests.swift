@@ -184,5 +184,33 @@ import TorrentModel
         #expect(throws: DHTSavedState.DecodingError.malformedNodes) {
             try DHTSavedState(decoding: ascii("d2:id20:abcdefghij01234567895:nodes3:abce"))
         }
+        #expect(throws: DHTSavedState.DecodingError.malformedIPv6ID) {
+            try DHTSavedState(decoding: ascii("d2:id20:abcdefghij01234567893:id62:abe"))
+        }
+    }
+
+    /// BEP 32 prefers one id for both DHTs; when BEP 42 gave the IPv6 node another, both are kept.
+    @Test func bothFamiliesNodesAndIDsAreKeptInOneState() throws {
+        var random = SeededRandom(seed: 15)
+        let ipv4 = DHTSavedState(
+            id: randomID(&random), nodes: [DHTNodeInfo(id: randomID(&random), endpoint: endpoint(1, 2, 3, 4))]
+        )
+        let sameID = DHTSavedState(
+            id: ipv4.id,
+            nodes: [
+                DHTNodeInfo(
+                    id: randomID(&random), endpoint: DHTEndpoint(address: .v6(high: 1, low: 2), port: 3))
+            ])
+        let merged = ipv4.merged(withIPv6: sameID)
+        #expect(merged.ipv6ID == nil)
+        #expect(!String(decoding: merged.encoded(), as: UTF8.self).contains("3:id6"))
+        #expect(merged.nodes == ipv4.nodes + sameID.nodes)
+        #expect(merged.id(for: .ipv6) == ipv4.id)
+
+        let otherID = DHTSavedState(id: randomID(&random), nodes: sameID.nodes)
+        let both = try DHTSavedState(decoding: ipv4.merged(withIPv6: otherID).encoded())
+        #expect(both.id(for: .ipv4) == ipv4.id)
+        #expect(both.id(for: .ipv6) == otherID.id)
+        #expect(both.nodes.count == 2)
     }
 }

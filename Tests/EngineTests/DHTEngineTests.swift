@@ -22,7 +22,7 @@ import URing
         options.reactors = 1
         if listen { options.listenAddress = SocketAddress("127.0.\(subnet).1:0") }
         options.dht = DHTOptions(
-            bindAddress: SocketAddress("127.0.\(subnet).1:0")!, bootstrap: bootstrap.map { "\($0)" },
+            bindAddresses: [SocketAddress("127.0.\(subnet).1:0")!], bootstrap: bootstrap.map { "\($0)" },
             statePath: statePath)
         return try Engine(options: options)
     }
@@ -36,7 +36,7 @@ import URing
         }
         let first = try Self.engine(subnet: 11, listen: false, bootstrap: [])
         defer { first.shutdown() }
-        let entry = try #require(first.dht?.boundAddress)
+        let entry = try #require(first.dht?.boundAddresses.first)
         let others = try (12..<16).map { try Self.engine(subnet: $0, listen: false, bootstrap: [entry]) }
         defer { others.forEach { $0.shutdown() } }
 
@@ -50,7 +50,7 @@ import URing
 
         // The leecher knows one node, not the one the others joined through.
         let leecher = try Self.engine(
-            subnet: 17, listen: false, bootstrap: [try #require(others[2].dht?.boundAddress)])
+            subnet: 17, listen: false, bootstrap: [try #require(others[2].dht?.boundAddresses.first)])
         defer { leecher.shutdown() }
         let magnet = try MagnetLink(parsing: "magnet:?xt=urn:btih:\(metainfo.wireInfoHash.hex)&dn=d.bin")
         let id = try leecher.add(
@@ -71,7 +71,7 @@ import URing
         defer { try? FileManager.default.removeItem(at: directory) }
         let first = try Self.engine(subnet: 21, listen: false, bootstrap: [])
         defer { first.shutdown() }
-        let entry = try #require(first.dht?.boundAddress)
+        let entry = try #require(first.dht?.boundAddresses.first)
         let statePath = directory.appendingPathComponent("dht.dat").path
         let node = try Self.engine(subnet: 22, listen: false, bootstrap: [entry], statePath: statePath)
         #expect(EngineTests.eventually { (node.dhtNodeCount() ?? 0) >= 1 })
@@ -89,7 +89,7 @@ import URing
     @Test func garbageAndFloodsLeaveTheNodeWorking() throws {
         let node = try Self.engine(subnet: 31, listen: false, bootstrap: [])
         defer { node.shutdown() }
-        let target = try #require(node.dht?.boundAddress)
+        let target = try #require(node.dht?.boundAddresses.first)
         let attacker = try Socket.bindUDP(on: SocketAddress("127.0.32.1:0")!)
         defer { close(attacker) }
         var generator = SeededRandom(seed: 42)

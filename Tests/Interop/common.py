@@ -186,14 +186,17 @@ def parse_hostport(text):
 
 
 def check_allowed_address(host):
-    """The harness talks only to loopback and to the 10.77.x.y addresses of its own namespaces."""
+    """The harness talks only to loopback, to the 10.77.x.y addresses of its own namespaces, and to
+    unique-local IPv6 addresses (fd00::/8, never routed beyond a site: the IPv6 DHT lab's)."""
     try:
         addr = ipaddress.ip_address(host or "")
     except ValueError:
         raise HarnessError(f"{host!r} is not an IP address (names are not resolved here)") from None
-    if addr.is_loopback or addr in ipaddress.ip_network(f"{SUBNET}.0.0/16"):
+    if addr.is_loopback or addr in ipaddress.ip_network(f"{SUBNET}.0.0/16") or \
+            addr in ipaddress.ip_network("fd00::/8"):
         return
-    raise HarnessError(f"{host} is neither loopback nor a harness namespace address ({SUBNET}.x.y)")
+    raise HarnessError(f"{host} is neither loopback, a harness namespace address ({SUBNET}.x.y) "
+                       f"nor unique-local IPv6")
 
 
 def free_port(host="127.0.0.1", kind=socket.SOCK_STREAM):

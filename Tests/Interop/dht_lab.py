@@ -5,7 +5,7 @@ python3-libtorrent), and a libtorrent leecher that finds a seeder through it fro
 Must run under Debian's /usr/bin/python3: that is the interpreter that sees python3-libtorrent.
 Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
 
-  start --nodes N [--seed TORRENT DATA_DIR] [--base 127.0.1.1] [--port P] [--timeout S]
+  start --nodes N [--seed TORRENT DATA_DIR] [--base 127.0.1.1|fd00:0:1::1] [--port P] [--timeout S]
       → {"nodes": ["127.0.1.1:PORT", "127.0.2.1:PORT", ...], "node_ids": [hex, ...],
          "seeder": "127.0.1.1:PORT"|null, "infohash": hex|null, "magnet": "magnet:?xt=urn:btih:..."|null,
          "stored_on": [...], "bootstrap_seconds": s, "announce_seconds": s|null}
@@ -13,7 +13,10 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         first node seeds TORRENT from DATA_DIR and another node's get_peers lookup returned the
         seeder's address. Then runs until stdin closes or SIGTERM/SIGINT.
         Node i (i = 0..N-1) listens on the base address with i added to its third byte (127.0.1.1,
-        127.0.2.1, ...): a /24 each, since libtorrent keeps one node per /24 by default. TCP (peers)
+        127.0.2.1, ...): a /24 each, since libtorrent keeps one node per /24 by default. With an IPv6
+        base (unique-local, fd00::/8; the caller adds the addresses to a namespace's loopback) the lab
+        is an IPv6 DHT (BEP 32) instead, node i adding i to the third group (fd00:0:1::1,
+        fd00:0:2::1, ...: a /48 each), and endpoints are written [ADDR]:PORT. TCP (peers)
         and UDP (DHT) share one port: --port P for every node, or by default a free port each.
         "magnet" has the info hash and name only (no trackers, no peers): the DHT must find the seeder.
         "stored_on" lists the nodes that accepted the seeder's announce_peer (libtorrent may count the
@@ -31,7 +34,7 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         returned, stale entries included). Exit 0 only when the download completed and passed its
         hash check within --timeout (default 60); otherwise {"ok": false, "error": "...", ...} and 1.
 
-All addresses must be loopback. The sessions never contact libtorrent's default DHT routers, and
+All addresses must be loopback (or, for IPv6, unique-local addresses in a namespace of the caller's). The sessions never contact libtorrent's default DHT routers, and
 run no LSD, UPnP, NAT-PMP, uTP or peer exchange.
 Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N killed by signal N.
 """
@@ -71,7 +74,7 @@ def lab_settings(listen):
         # One address and port per node: TCP for peers, UDP for the DHT (and uTP, off below).
         "listen_interfaces": listen,
         # Peer connections from that address too (else the kernel picks 127.0.0.1 for every node).
-        "outgoing_interfaces": listen.rpartition(":")[0],
+        "outgoing_interfaces": listen.rpartition(":")[0].strip("[]"),
         "enable_dht": True,
         # Default "dht.libtorrent.org:25401": the lab must never leave loopback. Besides, libtorrent
         # never puts its routers in its routing table, so nodes are introduced with add_dht_node.
@@ -128,6 +131,9 @@ def peer_filter(own_address=None):
     f = lt.ip_filter()
     f.add_rule("0.0.0.0", "255.255.255.255", 1)
     f.add_rule("127.0.0.0", "127.255.255.255", 0)
+    f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1)
+    f.add_rule("::1", "::1", 0)
+    f.add_rule("fd00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 0)
     if own_address:
         f.add_rule(own_address, own_address, 1)
     return f
@@ -138,7 +144,7 @@ class Node:
 
     def __init__(self, address, port, extra_alerts=0, leecher=False):
         self.address, self.port = address, port
-        self.endpoint = f"{address}:{port}"
+        self.endpoint = endpoint_text(address, port)
         settings = lab_settings(self.endpoint)
         settings["alert_mask"] |= extra_alerts
         self.session = lt.session(settings)
@@ -167,13 +173,13 @@ class Node:
                 self.stats_pending = False
             elif isinstance(alert, lt.dht_get_peers_reply_alert):
                 peers = self.found.setdefault(str(alert.info_hash), set())
-                peers.update(f"{ip}:{port}" for ip, port in alert.peers())
+                peers.update(endpoint_text(ip, port) for ip, port in alert.peers())
             elif isinstance(alert, lt.dht_announce_alert):
-                self.announced.add((str(alert.info_hash), f"{alert.ip}:{alert.port}"))
+                self.announced.add((str(alert.info_hash), endpoint_text(alert.ip, alert.port)))
             elif isinstance(alert, lt.metadata_received_alert) and self.metadata_at is None:
                 self.metadata_at = time.monotonic()
             elif isinstance(alert, lt.peer_connect_alert):
-                self.connected.setdefault(f"{alert.endpoint[0]}:{alert.endpoint[1]}", time.monotonic())
+                self.connected.setdefault(endpoint_text(*alert.endpoint), time.monotonic())
             elif isinstance(alert, lt.hash_failed_alert):
                 common.log(f"{self.endpoint}: {alert.message()}")
 
@@ -187,14 +193,38 @@ class Node:
             raise HarnessError(f"{self.endpoint}: not listening (address or port taken?)")
 
 
+def endpoint_text(address, port):
+    """ADDR:PORT, or [ADDR]:PORT for IPv6."""
+    address = str(address)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def free_ipv6_port(address):
+    """A port free for both TCP and UDP on an IPv6 address (common.free_tcp_udp_port is IPv4)."""
+    for _ in range(50):
+        with common.socket.socket(common.socket.AF_INET6, common.socket.SOCK_STREAM) as tcp:
+            tcp.bind((address, 0))
+            port = tcp.getsockname()[1]
+            with common.socket.socket(common.socket.AF_INET6, common.socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((address, port))
+                    return port
+                except OSError:
+                    continue
+    raise HarnessError(f"no free TCP+UDP port on {address}")
+
+
 def claim_port(address, port):
     """A free TCP+UDP port on address: the one asked for, checked, or any. libtorrent binds with
     SO_REUSEADDR, so a UDP port another lab already holds would be shared silently (each datagram
     going to one of the two), not refused; these probes bind without it and are refused."""
+    family = common.socket.AF_INET6 if ":" in address else common.socket.AF_INET
     if not port:
+        if family == common.socket.AF_INET6:
+            return free_ipv6_port(address)
         return common.free_tcp_udp_port(address)
     for kind in (common.socket.SOCK_STREAM, common.socket.SOCK_DGRAM):
-        with common.socket.socket(common.socket.AF_INET, kind) as probe:
+        with common.socket.socket(family, kind) as probe:
             try:
                 probe.bind((address, port))
             except OSError as error:
@@ -203,11 +233,20 @@ def claim_port(address, port):
 
 
 def node_addresses(base, count):
-    """base, then its third byte + 1, + 2, ...: one /24 per node."""
+    """base, then its third byte + 1, + 2, ...: one /24 per node (IPv6: its third group, a /48 each)."""
     try:
-        addr = ipaddress.IPv4Address(base)
+        addr = ipaddress.ip_address(base)
     except ValueError:
-        raise HarnessError(f"--base must be an IPv4 address, got {base!r}") from None
+        raise HarnessError(f"--base must be an IP address, got {base!r}") from None
+    if addr.version == 6:
+        if addr not in ipaddress.ip_network("fd00::/8"):
+            raise HarnessError(f"--base {base} is not a unique-local IPv6 address (fd00::/8)")
+        groups = list(addr.exploded.split(":"))
+        third = int(groups[2], 16)
+        if third + count - 1 > 0xffff:
+            raise HarnessError(f"--base {base} leaves no room for {count} /48s")
+        return [str(ipaddress.IPv6Address(":".join(groups[:2] + [f"{third + i:x}"] + groups[3:])))
+                for i in range(count)]
     if not addr.is_loopback:
         raise HarnessError(f"--base {base} is not a loopback address")
     a, b, c, d = addr.packed
@@ -373,9 +412,14 @@ def cmd_fetch(args):
     check_magnet(params)
     bootstrap = common.parse_hostport(args.bootstrap)
     bind = args.bind
-    addr = ipaddress.ip_address(bind) if bind.replace(".", "").isdigit() else None
-    if addr is None or not addr.is_loopback:
-        raise HarnessError(f"--bind {bind} is not a loopback IPv4 address")
+    try:
+        addr = ipaddress.ip_address(bind)
+    except ValueError:
+        addr = None
+    local = addr is not None and (addr.version == 4 and addr.is_loopback
+                                  or addr in ipaddress.ip_network("fd00::/8"))
+    if not local:
+        raise HarnessError(f"--bind {bind} is neither a loopback IPv4 address nor a unique-local IPv6 one")
     # connect_notification: which peers it reached, and when.
     node = Node(bind, claim_port(bind, args.port), extra_alerts=CAT.connect_notification, leecher=True)
     os.makedirs(args.out_dir, exist_ok=True)
@@ -457,7 +501,8 @@ def main():
     p.add_argument("--seed", nargs=2, metavar=("TORRENT", "DATA_DIR"),
                    help="the first node seeds TORRENT from DATA_DIR and announces it in the DHT")
     p.add_argument("--base", default="127.0.1.1", metavar="ADDR",
-                   help="first node's address; node i adds i to the third byte (default 127.0.1.1)")
+                   help="first node's address; node i adds i to the third byte (default 127.0.1.1), "
+                        "or, for an IPv6 lab, to the third group of a unique-local address")
     p.add_argument("--port", type=int, default=0, metavar="P",
                    help="TCP+UDP port of every node (default: a free port for each)")
     p.add_argument("--timeout", type=float, default=60, metavar="S",
@@ -471,7 +516,8 @@ def main():
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--bootstrap", required=True, metavar="IP:PORT", help="the only node it is told of")
     p.add_argument("--bind", default="127.0.200.1", metavar="IP",
-                   help="loopback address to listen on, its own /24 (default 127.0.200.1)")
+                   help="loopback address to listen on, its own /24 (default 127.0.200.1); a unique-local "
+                        "IPv6 address for an IPv6 lab")
     p.add_argument("--port", type=int, default=0, metavar="P", help="TCP+UDP port (default: a free one)")
     p.add_argument("--timeout", type=float, default=60, metavar="S", help="overall limit (default 60)")
     p.set_defaults(func=cmd_fetch)

@@ -66,4 +66,88 @@ import Testing
             (leecher.json["peers"] as? [String])?.contains("127.0.50.1:\(port)") == true, "\(leecher.json)")
         #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
     }
+
+    /// The same over IPv6 (BEP 32), both ways, in a network namespace whose loopback holds a
+    /// unique-local address per lab node (a /48 each) and two for the peers under test: libtorrent's
+    /// lab runs an IPv6 DHT, and Potluck's IPv6 node (`--dht-ipv6 ADDRESS`) joins it through one node,
+    /// finds a libtorrent seeder from a bare magnet link, then seeds and is found by a libtorrent
+    /// leecher. Nothing reaches the IPv4 DHT, which Potluck also runs.
+    @Test func theIPv6DHTLeadsBothWays() throws {
+        let created = try SeedInteropTests.harness("netns.py", ["create"])
+        let netns = try #require(created.json["netns"] as? String, "\(created.json)")
+        defer { _ = try? SeedInteropTests.harness("netns.py", ["delete", netns]) }
+        let ip = URL(fileURLWithPath: "/usr/sbin/ip")
+        #expect(try CreateInteropTests.run(ip.path, ["-n", netns, "link", "set", "lo", "up"]).status == 0)
+        for group in Array(1...16) + [0x64, 0x65] {
+            let address = "fd00:0:\(String(group, radix: 16))::1/128"
+            let added = try CreateInteropTests.run(
+                ip.path, ["-n", netns, "addr", "add", address, "dev", "lo"])
+            try #require(added.status == 0, "ip addr add \(address) in \(netns)")
+        }
+        let (root, data) = try Interop.makePayload(sizes: [1_500_000, 300_001])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        let lab = try BackgroundProcess(
+            ip.path,
+            [
+                "netns", "exec", netns, "/usr/bin/python3", Interop.tool("dht_lab.py"), "start", "--nodes",
+                "16",
+                "--base", "fd00:0:1::1", "--seed", torrent, data.deletingLastPathComponent().path,
+            ],
+            timeoutSeconds: 120)
+        defer { lab.stop() }
+        let nodes = try #require(lab.ready?["nodes"] as? [String], "the lab did not start")
+        #expect(nodes.allSatisfy { $0.hasPrefix("[fd00:") })
+        let magnet = try #require(lab.ready?["magnet"] as? String)
+
+        let target = root.appendingPathComponent("download")
+        let cache = root.appendingPathComponent("cache")
+        let download = try runPotluck(
+            [
+                "netns", "exec", netns, "timeout", "60", potluckExecutable().path, "download", "--verbose",
+                magnet, "-o", target.path, "--dht-bootstrap", nodes[7], "--dht-ipv6", "fd00:0:64::1",
+            ], executable: ip, environment: ["XDG_CACHE_HOME": cache.path])
+        #expect(download.status == 0, "\(download.error)")
+        #expect(download.error.contains("dht: on [fd00:0:64::1]"), "\(download.error)")
+        #expect(download.error.contains("peer [fd00:0:1::1]"), "\(download.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        // The IPv6 table is kept beside the IPv4 one.
+        let saved = try Data(contentsOf: cache.appendingPathComponent("potluck/dht.dat"))
+        #expect(String(decoding: saved, as: UTF8.self).contains("6:nodes6"))
+
+        // Another torrent, which only Potluck has (the lab seeds the first, and the download announced it).
+        let (seedRoot, seedData) = try Interop.makePayload(sizes: [1_200_000])
+        defer { try? FileManager.default.removeItem(at: seedRoot) }
+        let seedTorrent = try Interop.create(seedData, pieceSize: "32K")
+        let log = root.appendingPathComponent("seeder.log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let seeder = Process()
+        seeder.executableURL = ip
+        seeder.arguments = [
+            "netns", "exec", netns, potluckExecutable().path, "seed", seedTorrent, "--data",
+            seedData.deletingLastPathComponent().path, "--listen", "[fd00:0:64::1]:6881", "--dht-bootstrap",
+            nodes[2],
+            "--dht-ipv6", "fd00:0:64::1", "--verbose", "--quiet",
+        ]
+        seeder.standardError = try FileHandle(forWritingTo: log)
+        seeder.standardOutput = FileHandle.nullDevice
+        try seeder.run()
+        defer {
+            seeder.interrupt()
+            seeder.waitUntilExit()
+        }
+        let hash = try TrackerInteropTests.infoHash(seedTorrent)
+        let fetched = root.appendingPathComponent("libtorrent")
+        let leecher = try CreateInteropTests.run(
+            ip.path,
+            [
+                "netns", "exec", netns, "/usr/bin/python3", Interop.tool("dht_lab.py"), "fetch",
+                "magnet:?xt=urn:btih:\(hash)&dn=payload", fetched.path, "--bootstrap", nodes[11], "--bind",
+                "fd00:0:65::1", "--timeout", "60",
+            ])
+        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(leecher.status == 0, "\(leecher.output)\n\(seederLog)")
+        #expect(leecher.output.contains("[fd00:0:64::1]:6881"), "\(leecher.output)")
+        #expect(Interop.sameContents(seedData, fetched.appendingPathComponent("payload")))
+    }
 }

@@ -81,8 +81,9 @@ public final class Reactor {
     private var scrapeStorage: ScrapeBatcher?
     private var scrapeTickAt: UInt64 = 0
     private let log: @Sendable (String) -> Void
-    /// The engine's DHT node, on the reactor that hosts it (nil elsewhere).
-    var dht: DHTService?
+    /// The engine's DHT nodes, one per address family (BEP 32), on the reactor that hosts them (none
+    /// elsewhere).
+    var dhtServices: [DHTService] = []
     /// The engine's Local Service Discovery, on the reactor that hosts it (nil elsewhere).
     var localDiscovery: LocalDiscoveryService?
     /// Torrents waiting for their turn to check their data, oldest first (see `queueCheck`).
@@ -143,7 +144,7 @@ public final class Reactor {
     public var tenantCount: Int { torrents.count - 1 - (freeTenants.count - freeTenantsHead) }
 
     /// Torrents hosted now (their sessions or metadata fetches).
-    public var torrentCount: Int { tenantCount - (dht == nil ? 0 : 1) - (localDiscovery == nil ? 0 : 1) }
+    public var torrentCount: Int { tenantCount - dhtServices.count - (localDiscovery == nil ? 0 : 1) }
 
     // MARK: Hosting
 

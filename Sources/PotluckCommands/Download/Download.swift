@@ -251,7 +251,7 @@ struct Download: ParsableCommand {
         engineOptions.namesTorrentsInLog = false
         engineOptions.dht = dht.engineOptions(statePath: DHTCommandOptions.cacheStatePath)
         // The DHT's socket shares the peers' address and port, as other clients do.
-        if let listenAddress = options.listenAddress { engineOptions.dht?.bindAddress = listenAddress }
+        if let listenAddress = options.listenAddress { engineOptions.dht?.bind(listenAddress) }
         engineOptions.localDiscovery = hasLocalDiscovery
         engineOptions.localDiscoveryAddress = options.listenAddress
         engineOptions.log = { message in if verbose { printError(message) } }
