@@ -32,13 +32,15 @@ extension DHTNode {
     mutating func advanceLookup(at index: Int, now: Instant, into output: inout DHTOutput) -> Bool {
         lookups[index].applySoftTimeout(now: now, softTimeout: configuration.softTimeoutNanoseconds)
         let lookup = lookups[index]
+        // BEP 32: a plain query unless the other family's table needs nodes.
+        let want: KRPCWant = wantsOtherFamilyNodes ? [.ipv4, .ipv6] : []
         for candidateIndex in lookups[index].nextQueries(alpha: configuration.alpha, now: now) {
             let candidate = lookups[index].candidates[candidateIndex]
             let query: KRPCQuery =
                 switch lookup.purpose {
-                case .findNode: .findNode(sender: id, target: lookup.target, want: [])
+                case .findNode: .findNode(sender: id, target: lookup.target, want: want)
                 case .getPeers:
-                    .getPeers(sender: id, infoHash: InfoHash(reinterpreting: lookup.target), want: [])
+                    .getPeers(sender: id, infoHash: InfoHash(reinterpreting: lookup.target), want: want)
                 }
             let sent = sendQuery(
                 query, to: candidate.endpoint, expectedID: candidate.id, purpose: .lookup(lookup.id),
@@ -119,6 +121,10 @@ extension DHTNode {
             }
             _ = table.nodeResponded(
                 DHTNodeInfo(id: response.sender, endpoint: source), isVerified: isVerified, now: now)
+        }
+        if wantsOtherFamilyNodes {
+            let other = configuration.family == .ipv4 ? response.nodes6 : response.nodes
+            if !other.isEmpty { output.events.append(.otherFamilyNodes(other)) }
         }
         guard case .lookup(let lookupID) = query.purpose,
             let index = lookups.firstIndex(where: { $0.id == lookupID }),

@@ -3,8 +3,8 @@ import TorrentModel
 extension DHTNode {
     /// Answers a query (BEP 5), within the per-source rate limit. Every answer carries BEP 42's `ip`.
     mutating func handleQuery(
-        _ query: KRPCQuery, in message: KRPCMessage, from source: DHTEndpoint, now: Instant,
-        into output: inout DHTOutput
+        _ query: KRPCQuery, in message: KRPCMessage, from source: DHTEndpoint, alongside: DHTNode?,
+        now: Instant, into output: inout DHTOutput
     ) {
         guard sourceLimiter.allows(source.address, now: now) else {
             statistics.queriesRateLimited += 1
@@ -20,14 +20,18 @@ extension DHTNode {
             body = .response(KRPCResponse(sender: id))
         case .findNode(_, let target, let want):
             body = .response(
-                withNodes(KRPCResponse(sender: id), closestTo: DHTKey(target), want: want, now: now))
+                withNodes(
+                    KRPCResponse(sender: id), closestTo: DHTKey(target), want: want, alongside: alongside,
+                    now: now))
         case .getPeers(_, let infoHash, let want):
             var response = KRPCResponse(sender: id, token: tokens.token(for: source.address))
             response.values = store.peers(
                 for: infoHash, family: configuration.family, limit: configuration.maxValuesPerResponse,
                 random: &random)
             // BEP 32: nodes come with values too, so the asker keeps converging.
-            body = .response(withNodes(response, closestTo: DHTKey(infoHash), want: want, now: now))
+            body = .response(
+                withNodes(
+                    response, closestTo: DHTKey(infoHash), want: want, alongside: alongside, now: now))
         case .announcePeer(_, let infoHash, let port, let impliedPort, let token):
             guard tokens.isValid(token, for: source.address) else {
                 body = .error(code: KRPCErrorCode.protocolError, message: Array("bad token".utf8))
@@ -47,16 +51,20 @@ extension DHTNode {
             now: now, into: &output)
     }
 
-    /// Fills the node list the asker wants from our table. With one table per family, a `want` naming only
-    /// the other family gets no list.
+    /// Fills the node lists the asker wants (BEP 32): with no `want`, our family's; each family `want`
+    /// names from that family's table, the other's only when a node of it runs `alongside` us.
     private func withNodes(
-        _ response: KRPCResponse, closestTo key: DHTKey, want: KRPCWant, now: Instant
+        _ response: KRPCResponse, closestTo key: DHTKey, want: KRPCWant, alongside: DHTNode?, now: Instant
     ) -> KRPCResponse {
-        let ownFamily: KRPCWant = configuration.family == .ipv4 ? .ipv4 : .ipv6
-        guard want.isEmpty || want.contains(ownFamily) else { return response }
         var response = response
-        let nodes = table.closest(to: key, count: configuration.routing.bucketSize, now: now)
-        if configuration.family == .ipv4 { response.nodes = nodes } else { response.nodes6 = nodes }
+        for node in [self, alongside].compactMap({ $0 }) {
+            let family: KRPCWant = node.configuration.family == .ipv4 ? .ipv4 : .ipv6
+            let wanted =
+                want.isEmpty ? node.configuration.family == configuration.family : want.contains(family)
+            guard wanted else { continue }
+            let nodes = node.table.closest(to: key, count: node.configuration.routing.bucketSize, now: now)
+            if family == .ipv4 { response.nodes = nodes } else { response.nodes6 = nodes }
+        }
         return response
     }
 

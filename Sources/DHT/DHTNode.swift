@@ -75,6 +75,15 @@ public struct DHTNode: Sendable {
     var recurringAnnouncements: [RecurringAnnouncement] = []
     var lastBootstrapAt: Instant?
     var lastSweepAt: Instant
+    /// Set by a dual-stack caller while the other family's table is thin (BEP 32's bootstrap): our
+    /// lookups then ask for both families' nodes and hand the other family's on in
+    /// ``DHTEvent/otherFamilyNodes(_:)``.
+    public var wantsOtherFamilyNodes = false {
+        // The lookups already under way asked for our family only: the next tick looks up our own id
+        // once more, whatever our own table holds.
+        didSet { if wantsOtherFamilyNodes && !oldValue { otherFamilyLookupDue = true } }
+    }
+    var otherFamilyLookupDue = false
 
     /// How often stored peers and idle rate-limit entries are swept: 10 s.
     static let sweepIntervalNanoseconds: UInt64 = 10_000_000_000
@@ -148,6 +157,17 @@ public struct DHTNode: Sendable {
         }
     }
 
+    /// Nodes of our family that the other family's DHT heard of (BEP 32's "leaking" between the two): kept
+    /// as bootstrap nodes, and while the table is thin the next ``tick(now:into:)`` bootstraps through
+    /// them rather than waiting for `rebootstrapNanoseconds`.
+    public mutating func learnNodes(_ nodes: [DHTNodeInfo]) {
+        let before = savedNodes.count
+        addSavedNodes(nodes)
+        if savedNodes.count > before && table.nodeCount < configuration.routing.bucketSize {
+            lastBootstrapAt = nil
+        }
+    }
+
     /// Looks up our own id to fill the table (BEP 5's start-up). Also done by ``tick(now:into:)`` while
     /// the table has fewer than K nodes. Nil when `maxConcurrentLookups` are already running.
     @discardableResult
@@ -214,9 +234,12 @@ public struct DHTNode: Sendable {
 
     // MARK: - Input
 
-    /// One datagram from the DHT socket. Never traps, whatever the bytes.
+    /// One datagram from the DHT socket. Never traps, whatever the bytes. `alongside` is the other
+    /// family's node when the caller runs both (BEP 32): a `find_node` or `get_peers` whose `want` names
+    /// its family is answered with its table's nodes too.
     public mutating func received(
-        _ datagram: [UInt8], from source: DHTEndpoint, now: Instant, into output: inout DHTOutput
+        _ datagram: [UInt8], from source: DHTEndpoint, now: Instant, into output: inout DHTOutput,
+        alongside: DHTNode? = nil
     ) {
         statistics.datagramsReceived += 1
         guard source.family == configuration.family, source.port != 0 else {
@@ -241,7 +264,7 @@ public struct DHTNode: Sendable {
         }
         switch message.body {
         case .query(let query):
-            handleQuery(query, in: message, from: source, now: now, into: &output)
+            handleQuery(query, in: message, from: source, alongside: alongside, now: now, into: &output)
         case .response, .error:
             handleAnswer(message, from: source, now: now, into: &output)
         }
@@ -288,7 +311,11 @@ public struct DHTNode: Sendable {
         let canBootstrap = !bootstrapEndpoints.isEmpty || !savedNodes.isEmpty
         let bootstrapDue =
             lastBootstrapAt.map { now.nanoseconds(since: $0) >= configuration.rebootstrapNanoseconds } ?? true
-        if table.nodeCount < configuration.routing.bucketSize && canBootstrap && bootstrapDue {
+        if otherFamilyLookupDue && (canBootstrap || table.nodeCount > 0) {
+            otherFamilyLookupDue = false
+            lastBootstrapAt = now
+            startLookup(target: id, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
+        } else if table.nodeCount < configuration.routing.bucketSize && canBootstrap && bootstrapDue {
             lastBootstrapAt = now
             startLookup(target: id, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
         }

@@ -20,6 +20,9 @@ public enum DHTEvent: Hashable, Sendable {
     /// Answering nodes agree our external address is `externalAddress` and our id did not satisfy BEP 42
     /// for it: the node now uses `to` (the routing table keeps its nodes). Save the state to keep it.
     case nodeIDChanged(from: NodeID, to: NodeID, externalAddress: DHTIPAddress)
+    /// An answer carried nodes of the other family, asked for while ``DHTNode/wantsOtherFamilyNodes``:
+    /// give them to that family's node (``DHTNode/learnNodes(_:)``).
+    case otherFamilyNodes([DHTNodeInfo])
 }
 
 /// What one call into a ``DHTNode`` produced. Reuse one value across calls (``removeAll()`` after

@@ -153,6 +153,9 @@ final class DHTService: ReactorService {
 
     func addSavedNodes(_ nodes: [DHTNodeInfo]) { node.addSavedNodes(nodes) }
 
+    /// The other family's node on this reactor, if the engine runs both (BEP 32).
+    private var sibling: DHTService? { reactor.dhtServices.first { $0 !== self } }
+
     // MARK: Subscriptions
 
     func subscribe(
@@ -199,6 +202,11 @@ final class DHTService: ReactorService {
     func tick(now: UInt64) {
         if !stopping {
             let instant = Instant(nanoseconds: now)
+            // BEP 32: while the other family's table is thin, our lookups fetch nodes for it.
+            node.wantsOtherFamilyNodes =
+                sibling.map {
+                    $0.node.routingTableNodeCount < $0.node.configuration.routing.bucketSize
+                } ?? false
             node.tick(now: instant, into: &output)
             let settled = node.routingTableNodeCount >= node.configuration.routing.bucketSize
             let interval = settled ? Self.relookupNanoseconds : Self.unsettledRelookupNanoseconds
@@ -248,7 +256,8 @@ final class DHTService: ReactorService {
                 // A datagram cut short is not KRPC we can read (nodes send well under 1,500 bytes).
                 if !datagram.wasTruncated, let source = datagram.peer?.dhtEndpoint {
                     node.received(
-                        Array(datagram.bytes), from: source, now: Instant(nanoseconds: now), into: &output)
+                        Array(datagram.bytes), from: source, now: Instant(nanoseconds: now), into: &output,
+                        alongside: sibling?.node)
                 }
             } else if completion.result < 0 {
                 let errno = Errno(rawValue: -completion.result)
@@ -273,6 +282,10 @@ final class DHTService: ReactorService {
                 log(
                     "dht: our external address is \(address); node id \(old.hex) -> \(new.hex) (BEP 42), table kept"
                 )
+            }
+            if case .otherFamilyNodes(let nodes) = event {
+                sibling?.node.learnNodes(nodes)
+                continue
             }
             guard case .peersFound(_, let infoHash, let peers) = event,
                 let subscription = subscriptions[infoHash]

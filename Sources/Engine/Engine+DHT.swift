@@ -124,9 +124,15 @@ extension Engine {
         }
     }
 
-    /// The DHTs' routing table sizes now, both families together (nil: no DHT); asks their reactor and
-    /// waits (tests, reports).
-    public func dhtNodeCount() -> Int? { askDHT { $0.reduce(0) { $0 + $1.routingTableNodeCount } } }
+    /// The DHTs' routing table sizes now, both families together or `family`'s (nil: no DHT); asks their
+    /// reactor and waits (tests, reports).
+    public func dhtNodeCount(family: DHTAddressFamily? = nil) -> Int? {
+        askDHT { services in
+            services.filter { family == nil || $0.family == family }.reduce(0) {
+                $0 + $1.routingTableNodeCount
+            }
+        }
+    }
 
     /// `question` answered by the DHT nodes on their reactor (IPv4's first), waited for at most 2 s
     /// (nil: no DHT, or no answer).

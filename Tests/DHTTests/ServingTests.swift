@@ -112,11 +112,10 @@ import TorrentModel
         #expect(store.infoHashCount == 0)
     }
 
-    @Test func findNodeReturnsClosestNodesForTheWantedFamily() {
-        var node = Self.node()
-        // The table learns nodes from answers to its own queries; feed one through a probe.
+    /// Puts `other` in `node`'s table the only way the table learns nodes: it queries us, is probed with
+    /// a ping, and answers.
+    static func admit(_ other: DHTNodeInfo, to node: inout DHTNode) {
         var output = DHTOutput()
-        let other = DHTNodeInfo(id: asciiID("zzzzzzzzzzzzzzzzzzzz"), endpoint: endpoint(42, 0, 20, 1))
         node.received(
             KRPCMessage(transactionID: ascii("q1"), body: .query(.ping(sender: other.id))).encoded(),
             from: other.endpoint, now: .zero, into: &output)
@@ -133,6 +132,12 @@ import TorrentModel
             KRPCMessage(transactionID: probe.transactionID, body: .response(KRPCResponse(sender: other.id)))
                 .encoded(),
             from: other.endpoint, now: .zero, into: &output)
+    }
+
+    @Test func findNodeReturnsClosestNodesForTheWantedFamily() {
+        var node = Self.node()
+        let other = DHTNodeInfo(id: asciiID("zzzzzzzzzzzzzzzzzzzz"), endpoint: endpoint(42, 0, 20, 1))
+        Self.admit(other, to: &node)
         #expect(node.routingTableNodeCount == 1)
         let nodes = response(Self.ask(&node, .findNode(sender: Self.askerID, target: other.id, want: [])))?
             .nodes
@@ -140,6 +145,90 @@ import TorrentModel
         let v6Only = response(
             Self.ask(&node, .findNode(sender: Self.askerID, target: other.id, want: [.ipv6])))
         #expect(v6Only?.nodes == [] && v6Only?.nodes6 == [])
+    }
+
+    /// BEP 32, dual stack: the IPv4 node answers a `want` naming IPv6 from the IPv6 node's table beside
+    /// it, and without a `want` only with its own family's nodes.
+    @Test func aDualStackNodeAnswersWantWithBothTables() {
+        var ipv4 = Self.node()
+        var random = SeededRandom(seed: 16)
+        var ipv6 = DHTNode(
+            id: ipv4.id, configuration: DHTConfiguration(family: .ipv6), random: random, now: .zero)
+        let near4 = DHTNodeInfo(id: randomID(&random), endpoint: endpoint(42, 0, 20, 1))
+        let near6 = DHTNodeInfo(
+            id: randomID(&random), endpoint: DHTEndpoint(address: .v6(high: 0x2a00 << 48, low: 7), port: 6881)
+        )
+        Self.admit(near4, to: &ipv4)
+        Self.admit(near6, to: &ipv6)
+        #expect(ipv6.routingTableNodeCount == 1)
+
+        func ask(_ want: KRPCWant, alongside: DHTNode?) -> KRPCResponse? {
+            var output = DHTOutput()
+            ipv4.received(
+                KRPCMessage(
+                    transactionID: ascii("tx"),
+                    body: .query(.findNode(sender: Self.askerID, target: near4.id, want: want))
+                ).encoded(), from: Self.asker, now: .zero, into: &output, alongside: alongside)
+            return response(
+                output.datagrams.lazy.compactMap { try? KRPCMessage.decode($0.bytes) }
+                    .first { $0.transactionID == ascii("tx") })
+        }
+        let both = ask([.ipv4, .ipv6], alongside: ipv6)
+        #expect(both?.nodes == [near4] && both?.nodes6 == [near6])
+        let sixOnly = ask([.ipv6], alongside: ipv6)
+        #expect(sixOnly?.nodes == [] && sixOnly?.nodes6 == [near6])
+        let plain = ask([], alongside: ipv6)
+        #expect(plain?.nodes == [near4] && plain?.nodes6 == [])
+        let single = ask([.ipv4, .ipv6], alongside: nil)
+        #expect(single?.nodes == [near4] && single?.nodes6 == [])
+    }
+
+    /// BEP 32's bootstrap: while the other family's table is thin, lookups ask for both families and
+    /// hand the other's nodes on; its node then bootstraps through them at its next tick.
+    @Test func aDualStackNodeFetchesNodesForTheOtherFamilyWhileItsTableIsThin() throws {
+        var random = SeededRandom(seed: 17)
+        var ipv4 = DHTNode(id: randomID(&random), random: random, now: .zero)
+        let router = endpoint(42, 0, 30, 1)
+        ipv4.addBootstrapEndpoints([router])
+
+        func bootstrapQuery(_ node: inout DHTNode) throws -> KRPCMessage {
+            var output = DHTOutput()
+            node.bootstrap(now: .zero, into: &output)
+            return try #require(output.datagrams.lazy.compactMap { try? KRPCMessage.decode($0.bytes) }.first)
+        }
+        guard case .query(.findNode(_, _, let plainWant)) = try bootstrapQuery(&ipv4).body else {
+            Issue.record("no find_node")
+            return
+        }
+        #expect(plainWant.isEmpty, "a single-stack query carries no want")
+
+        ipv4.wantsOtherFamilyNodes = true
+        let query = try bootstrapQuery(&ipv4)
+        guard case .query(.findNode(_, _, let want)) = query.body else {
+            Issue.record("no find_node")
+            return
+        }
+        #expect(want == [.ipv4, .ipv6])
+        let v6Node = DHTNodeInfo(
+            id: randomID(&random), endpoint: DHTEndpoint(address: .v6(high: 0x2a00 << 48, low: 9), port: 6881)
+        )
+        var answer = KRPCResponse(sender: randomID(&random))
+        answer.nodes6 = [v6Node]
+        var output = DHTOutput()
+        ipv4.received(
+            KRPCMessage(transactionID: query.transactionID, body: .response(answer)).encoded(), from: router,
+            now: .zero, into: &output)
+        #expect(output.events.contains(.otherFamilyNodes([v6Node])))
+
+        var ipv6 = DHTNode(
+            id: ipv4.id, configuration: DHTConfiguration(family: .ipv6), random: random, now: .zero)
+        output.removeAll()
+        ipv6.bootstrap(now: .zero, into: &output)
+        #expect(output.datagrams.isEmpty, "no router, nothing to ask")
+        ipv6.learnNodes([v6Node])
+        output.removeAll()
+        ipv6.tick(now: Instant(nanoseconds: 250_000_000), into: &output)
+        #expect(output.datagrams.map(\.destination) == [v6Node.endpoint], "bootstraps at once, not in 15 s")
     }
 
     @Test func malformedQueriesGetAnErrorAndOtherGarbageNothing() {

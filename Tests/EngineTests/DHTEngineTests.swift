@@ -18,13 +18,44 @@ import URing
     static func engine(
         subnet: Int, listen: Bool, bootstrap: [SocketAddress], statePath: String? = nil
     ) throws -> Engine {
+        try engine(
+            binding: ["127.0.\(subnet).1:0"], listen: listen ? "127.0.\(subnet).1:0" : nil,
+            bootstrap: bootstrap,
+            statePath: statePath)
+    }
+
+    /// An engine whose DHT nodes, one per family, are bound to `binding`.
+    static func engine(
+        binding: [String], listen: String? = nil, bootstrap: [SocketAddress], statePath: String? = nil
+    ) throws -> Engine {
         var options = EngineOptions()
         options.reactors = 1
-        if listen { options.listenAddress = SocketAddress("127.0.\(subnet).1:0") }
+        options.listenAddress = listen.flatMap { SocketAddress($0) }
         options.dht = DHTOptions(
-            bindAddresses: [SocketAddress("127.0.\(subnet).1:0")!], bootstrap: bootstrap.map { "\($0)" },
+            bindAddresses: binding.compactMap { SocketAddress($0) }, bootstrap: bootstrap.map { "\($0)" },
             statePath: statePath)
         return try Engine(options: options)
+    }
+
+    /// BEP 32 between engines: a dual-stack engine told only of an IPv4 node fills its IPv6 table from
+    /// that node's answers (its queries ask for both families while the IPv6 table is thin), and keeps
+    /// it. IPv6 nodes share ::1, which a table holds once: one IPv6 neighbour is all there is to find.
+    @Test func anIPv6TableFillsThroughIPv4Answers() throws {
+        let router = try Self.engine(binding: ["127.0.41.1:0", "[::1]:0"], bootstrap: [])
+        defer { router.shutdown() }
+        let addresses = try #require(router.dht?.boundAddresses)
+        let routerV4 = try #require(addresses.first { $0.family == AF_INET })
+        let routerV6 = try #require(addresses.first { $0.family == AF_INET6 })
+        let ipv6Only = try Self.engine(binding: ["[::1]:0"], bootstrap: [routerV6])
+        defer { ipv6Only.shutdown() }
+        #expect(EngineTests.eventually { router.dhtNodeCount(family: .ipv6) == 1 })
+
+        let newcomer = try Self.engine(binding: ["127.0.42.1:0", "[::1]:0"], bootstrap: [routerV4])
+        defer { newcomer.shutdown() }
+        #expect(EngineTests.eventually { newcomer.dhtNodeCount(family: .ipv4) == 1 })
+        #expect(
+            EngineTests.eventually { newcomer.dhtNodeCount(family: .ipv6) == 1 },
+            "the IPv6 table learnt nothing from the IPv4 answers")
     }
 
     @Test func aMagnetLinkIsFoundThroughTheDHTAndDownloaded() throws {
