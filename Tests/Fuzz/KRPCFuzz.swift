@@ -7,8 +7,10 @@ import TorrentModel
 /// survive re-encoding unchanged. Then replays the input as a script against a `DHTNode`: raw datagrams
 /// from a few sources (optionally carrying the transaction id of our last query to that source, so that
 /// they reach the answer path), well-formed answers with fuzzed node lists and peers, lookups and
-/// announces started, and time passing. The node must never trap; everything it sends must be a KRPC
-/// message within the datagram limit; its lookups and queries in flight must stay within their caps.
+/// announces started, and time passing; as half of a dual stack (BEP 32) too, asking for the other
+/// family's nodes and answering from an IPv6 node beside it. The node must never trap; everything it
+/// sends must be a KRPC message within the datagram limit; its lookups and queries in flight must stay
+/// within their caps; the nodes it hands the other family are all of that family.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func krpcFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, count: size)
@@ -38,6 +40,9 @@ private struct Driver {
         DHTEndpoint(address: .v6(high: 1, low: 2), port: 6881),
     ]
     var node: DHTNode
+    /// The IPv6 node beside it, once an op turns the dual stack on.
+    var sibling: DHTNode
+    var dualStack = false
     var now = Instant.zero
     var output = DHTOutput()
     /// The transaction id of the last query we sent to each address.
@@ -52,6 +57,9 @@ private struct Driver {
             id: NodeID(Array(repeating: 0x11, count: 20))!, configuration: configuration,
             random: SeededRandom(seed: 1), now: now)
         node.addBootstrapEndpoints(Array(sources.prefix(3)))
+        sibling = DHTNode(
+            id: NodeID(Array(repeating: 0x11, count: 20))!, configuration: DHTConfiguration(family: .ipv6),
+            random: SeededRandom(seed: 2), now: now)
     }
 
     mutating func step(_ input: inout FuzzInput) {
@@ -61,7 +69,8 @@ private struct Driver {
         case 0, 1:
             var datagram = input.prefix(Int(input.uint16() % 1600))
             if op & 1 == 1, let id = lastQueryID[source] { datagram = patch(datagram, transactionID: id) }
-            node.received(datagram, from: source, now: now, into: &output)
+            node.received(
+                datagram, from: source, now: now, into: &output, alongside: dualStack ? sibling : nil)
         case 2, 3:
             guard let id = lastQueryID[source] else { return }
             var response = KRPCResponse(sender: NodeID(input.bytes(20))!)
@@ -88,6 +97,9 @@ private struct Driver {
                 infoHash, port: input.uint16() | 1, impliedPort: op & 0x10 != 0, now: now, into: &output)
         case 7:
             node.bootstrap(now: now, into: &output)
+        case 8:
+            dualStack.toggle()
+            node.wantsOtherFamilyNodes = dualStack && op & 0x10 != 0
         default:
             now = now.advanced(byNanoseconds: 60_000_000_000)
             node.tick(now: now, into: &output)
@@ -114,6 +126,11 @@ private struct Driver {
                 preconditionFailure("sent garbage")
             }
             if case .query = message.body { lastQueryID[datagram.destination] = message.transactionID }
+        }
+        for case .otherFamilyNodes(let nodes) in output.events {
+            precondition(node.wantsOtherFamilyNodes, "nodes handed over unasked")
+            precondition(nodes.allSatisfy { $0.endpoint.family == .ipv6 }, "handed over a node of our family")
+            sibling.learnNodes(nodes)
         }
         precondition(node.pendingQueryCount <= 64, "too many queries in flight")
         precondition(node.activeLookupCount <= 4, "too many lookups")
