@@ -13,10 +13,11 @@ struct BenchMagnet: ParsableCommand {
             no tracker anywhere), the first seeding a --size-mib payload and announcing it. Then each \
             client in turn, told only the magnet link (infohash and name) and one other node, finds the \
             seeder through the DHT: `potluck download MAGNET --dht-bootstrap NODE` (its DHT table starts \
-            empty) and a libtorrent session (`dht_lab.py fetch`). Seconds are counted from the client's \
-            start of looking: for Potluck from its engine's start (joining the DHT included), for \
-            libtorrent from its session's start (its wait for the node to join, then from adding the \
-            link). Every copy is compared byte for byte. aria2 is not measured yet.
+            empty), a libtorrent session (`dht_lab.py fetch`) and aria2c (`aria2.py magnet`, \
+            --dht-entry-point; its metadata time is when its first file appears). Seconds are counted \
+            from the client's start of looking: for Potluck from its engine's start (joining the DHT \
+            included), for libtorrent from its session's start (its wait for the node to join, then from \
+            adding the link), for aria2 from the process's start. Every copy is compared byte for byte.
             """)
 
     @Option(help: "libtorrent nodes in the lab.")
@@ -49,7 +50,7 @@ struct BenchMagnet: ParsableCommand {
         var ok: Bool { status == "ok" }
     }
 
-    static let clients = ["potluck", "libtorrent"]
+    static let clients = ["potluck", "libtorrent", "aria2"]
 
     func run() throws {
         guard ClientKind.libtorrent.isInstalled else {
@@ -126,6 +127,30 @@ struct BenchMagnet: ParsableCommand {
                 }
                 measurement.metadataSeconds = metadata
                 measurement.seconds = total
+            case "aria2":
+                guard ClientKind.aria2.isInstalled else {
+                    measurement.status = "not installed (apt-get install aria2)"
+                    return measurement
+                }
+                // A /24 of its own, as the lab's nodes and the libtorrent leecher (127.0.200.1) have.
+                let result = try ExternalCommand.run(
+                    "/usr/bin/python3",
+                    [
+                        run.harness + "/aria2.py", "magnet", magnet, target, "--dht-entry", node, "--bind",
+                        "127.0.201.1", "--timeout", "\(timeout)",
+                    ], timeoutSeconds: Double(timeout + 30))
+                let line = result.standardOutput.split(separator: "\n").last { $0.hasPrefix("{") }
+                guard result.status == 0,
+                    let object = line.flatMap({
+                        try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                    }),
+                    let metadata = object["metadata_seconds"] as? Double,
+                    let total = object["seconds"] as? Double
+                else {
+                    throw ExternalCommand.Failure(description: "aria2 failed: \(result.standardOutput)")
+                }
+                measurement.metadataSeconds = metadata
+                measurement.seconds = total
             default:
                 let result = try ExternalCommand.run(
                     "/usr/bin/python3",
@@ -199,7 +224,8 @@ struct BenchMagnet: ParsableCommand {
             let ok = mine.filter(\.ok)
             guard let metadata = median(ok.map(\.metadataSeconds)), let total = median(ok.map(\.seconds))
             else {
-                table.add(client, "0/\(mine.count)", "-", "-", "-", "-")
+                let missing = mine.first { $0.status.hasPrefix("not installed") }
+                table.add(client, missing?.status ?? "0/\(mine.count)", "-", "-", "-", "-")
                 continue
             }
             table.add(

@@ -16,6 +16,13 @@ that tracker alone (--bt-tracker, with the torrent's own trackers excluded).
         inside its namespace to the tracker's extra address 10.77.N.1.
         With --tracker, peers must already have announced to that tracker themselves
         (e.g. `lt.py seed --tracker URL`).
+  magnet MAGNET OUT_DIR --dht-entry HOST:PORT [--bind ADDR] [--timeout S]
+      → {"complete": true, "seconds", "metadata_seconds", "bytes", "cpu_seconds"}: aria2c with its DHT
+        on (IPv4 only, a table of its own in a temporary folder), told only the link and one node
+        (`dht_lab.py start` makes a lab of them), fetches the info dictionary (BEP 9) from the peers
+        it finds and then the payload. "metadata_seconds" is when the payload's first file appeared in
+        OUT_DIR (aria2c creates it once it has the info dictionary; polled every 10 ms), both counted
+        from aria2c's start. Exit 0 only when aria2c reports the download complete.
   seed FILE DATA_DIR [--bind ADDR] [--port P] [--tracker URL]... [--timeout S]
       → {"peer": "ADDR:PORT", "pid": n} once aria2c has hash-checked the data and is seeding; then
         runs until stdin closes or SIGTERM/SIGINT. With --tracker, it announces only there; without,
@@ -34,6 +41,7 @@ import resource
 import secrets
 import socket
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -146,6 +154,47 @@ def cmd_download(args):
     return 0
 
 
+def cmd_magnet(args):
+    entry_host, entry_port = common.parse_hostport(args.dht_entry)
+    bind = args.bind or "127.0.0.1"
+    common.check_allowed_address(bind)
+    os.makedirs(args.out_dir, exist_ok=True)
+    before_entries = set(os.listdir(args.out_dir))
+    with contextlib.ExitStack() as stack:
+        state = stack.enter_context(tempfile.TemporaryDirectory(prefix="potluck-interop-aria2-"))
+        port = common.free_tcp_udp_port(bind)
+        argv = [option for option in base_options() if not option.startswith("--enable-dht=")] + [
+            "--enable-dht=true", f"--dht-entry-point={entry_host}:{entry_port}",
+            f"--dht-listen-port={port}", f"--listen-port={port}", f"--dht-file-path={state}/dht.dat",
+            f"--interface={bind}", f"--dir={os.path.abspath(args.out_dir)}", "--seed-time=0",
+            "--bt-save-metadata=false", "--bt-max-peers=0", "--bt-request-peer-speed-limit=100M",
+            args.magnet]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.monotonic()
+        proc = common.spawn(argv, stack, name="aria2c", stdout=sys.stderr, stderr=sys.stderr)
+        metadata_seconds = None
+        deadline = start + args.timeout
+        while proc.poll() is None:
+            if time.monotonic() > deadline:
+                common.emit({"complete": False, "metadata_seconds": metadata_seconds})
+                raise HarnessError(f"aria2c did not finish within {args.timeout:g} s")
+            if metadata_seconds is None and any(
+                    not name.endswith(".aria2") for name in set(os.listdir(args.out_dir)) - before_entries):
+                metadata_seconds = time.monotonic() - start
+            time.sleep(0.01)
+        seconds = time.monotonic() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # aria2c is the only child reaped since
+        if proc.returncode != 0:
+            common.emit({"complete": False, "aria2c_status": proc.returncode})
+            raise HarnessError(f"aria2c exited with status {proc.returncode}")
+        total = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(args.out_dir) for f in files)
+        common.emit({"complete": True, "seconds": round(seconds, 3),
+                     "metadata_seconds": None if metadata_seconds is None else round(metadata_seconds, 3),
+                     "bytes": total,
+                     "cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 3)})
+    return 0
+
+
 class AriaRPC:
     def __init__(self, port, secret):
         self.url, self.secret = f"http://127.0.0.1:{port}/jsonrpc", secret
@@ -228,6 +277,15 @@ def main():
                    help="local address to listen and connect from (default: the one routed to the peers)")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
     p.set_defaults(func=cmd_download)
+    p = sub.add_parser("magnet", help="download a magnet link with aria2c, finding peers in a DHT",
+        description="download a magnet link with aria2c, finding peers through one DHT node; output and "
+                    "exit status: aria2.py --help")
+    p.add_argument("magnet", metavar="MAGNET")
+    p.add_argument("out_dir", metavar="OUT_DIR")
+    p.add_argument("--dht-entry", required=True, metavar="HOST:PORT", help="the only DHT node it is told of")
+    p.add_argument("--bind", metavar="ADDR", help="loopback address to listen and connect from (default 127.0.0.1)")
+    p.add_argument("--timeout", type=float, default=300, metavar="S")
+    p.set_defaults(func=cmd_magnet)
     p = sub.add_parser("seed", help="seed with aria2c until stdin closes",
         description="seed with aria2c until stdin closes; output and exit status: aria2.py --help")
     p.add_argument("file", metavar="FILE")

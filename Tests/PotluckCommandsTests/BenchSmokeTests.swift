@@ -55,7 +55,7 @@ import Testing
         ])
         #expect(result.status == 0, "\(result.error)")
         let rows = Self.tableRows(result.output).filter { $0.first == "1" }
-        #expect(rows.map { $0[1] } == ["potluck", "libtorrent"], "\(result.output)")
+        #expect(rows.map { $0[1] } == ["potluck", "libtorrent", "aria2"], "\(result.output)")
         for row in rows {
             #expect(row[2] == "ok", "\(row[1]) did not download the payload intact: \(row)\n\(result.error)")
         }
