@@ -21,18 +21,22 @@ public final class LocalDiscoveryHandle: Sendable {
             reply.submit { reactor in reactor.tenant(with: key)?.peersDiscovered(peers, now: reactor.now) }
         }
         inbox.submit { reactor in
-            reactor.localDiscovery?.subscribe(
-                infoHash, key: key, announcePort: announcePort, deliver: deliver)
+            for service in reactor.localDiscoveryServices {
+                service.subscribe(infoHash, key: key, announcePort: announcePort, deliver: deliver)
+            }
         }
     }
 
     func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
-        inbox.submit { reactor in reactor.localDiscovery?.unsubscribe(infoHash, key: key) }
+        inbox.submit { reactor in
+            for service in reactor.localDiscoveryServices { service.unsubscribe(infoHash, key: key) }
+        }
     }
 }
 
-/// The engine's Local Service Discovery on a reactor: the pure `LocalDiscovery` decides what to announce
-/// and which peers to pass on; this carries its datagrams on the ring through the multicast socket.
+/// The engine's Local Service Discovery on a reactor, one per address family: the pure `LocalDiscovery`
+/// decides what to announce and which peers to pass on; this carries its datagrams on the ring through
+/// the family's multicast socket.
 ///
 /// Invariants: a datagram with an operation in flight is not touched until its completion; at most one
 /// send is in flight (announces leave at most once a second); the service leaves its reactor only once
@@ -44,12 +48,16 @@ final class LocalDiscoveryService: ReactorService {
     static let sendIndex = UInt32(receiveCount)
     static let tickNanoseconds: UInt64 = 500_000_000
     static let group = SocketAddress.ipv4(address: 0xEFC0_988F, port: LocalDiscoveryAnnounce.groupPort)
+    static let ipv6Group = SocketAddress.ipv6(
+        address: LocalDiscoveryAnnounce.ipv6GroupAddress, port: LocalDiscoveryAnnounce.groupPort)
 
     private(set) var tickDeadline: UInt64 = 0
     private(set) var hasLeftReactor = false
 
     private var discovery: LocalDiscovery
     private let fd: Int32
+    /// The socket's family: which group announces go to, and the `Host` they name.
+    private let isIPv6: Bool
     private let log: (String) -> Void
     private unowned(unsafe) var reactor: Reactor!
     private var tenant: UInt16 = 0
@@ -61,16 +69,17 @@ final class LocalDiscoveryService: ReactorService {
     private var stopping = false
     private var loggedErrors: Set<Errno> = []
 
-    init(discovery: LocalDiscovery, fd: Int32, log: @escaping (String) -> Void) {
+    init(discovery: LocalDiscovery, fd: Int32, isIPv6: Bool, log: @escaping (String) -> Void) {
         self.discovery = discovery
         self.fd = fd
+        self.isIPv6 = isIPv6
         self.log = log
     }
 
     func attach(to reactor: Reactor, tenant: UInt16) {
         self.reactor = reactor
         self.tenant = tenant
-        reactor.localDiscovery = self
+        reactor.localDiscoveryServices.append(self)
         for index in 0..<Self.receiveCount {
             receiving.append(Datagram(capacity: LocalDiscoveryAnnounce.maximumDecodedBytes + 1))
             armReceive(index)
@@ -121,7 +130,7 @@ final class LocalDiscoveryService: ReactorService {
         if !stopping { sendDueAnnounce(now: now) }
         guard stopping, !hasLeftReactor, receivesInFlight == 0, !sendInFlight else { return }
         Glibc.close(fd)
-        reactor.localDiscovery = nil
+        reactor.localDiscoveryServices.removeAll { $0 === self }
         hasLeftReactor = true
     }
 
@@ -150,10 +159,20 @@ final class LocalDiscoveryService: ReactorService {
 
     private func received(_ datagram: Datagram, result: Int32, now: UInt64) {
         datagram.received(result)
-        guard !datagram.wasTruncated, case .ipv4(let source, _)? = datagram.peer else { return }
+        guard !datagram.wasTruncated, let source = datagram.peer else { return }
+        let address: LocalDiscovery.Address =
+            switch source {
+            case .ipv4(let address, _): .ipv4(address)
+            case .ipv6(let address, _): .ipv6(address)
+            }
         var byTorrent: [InfoHash: [SocketAddress]] = [:]
-        for peer in discovery.received(datagram.bytes, from: source, now: now) {
-            byTorrent[peer.infoHash, default: []].append(.ipv4(address: peer.address, port: peer.port))
+        for peer in discovery.received(datagram.bytes, from: address, now: now) {
+            let socketAddress: SocketAddress =
+                switch peer.address {
+                case .ipv4(let address): .ipv4(address: address, port: peer.port)
+                case .ipv6(let address): .ipv6(address: address, port: peer.port)
+                }
+            byTorrent[peer.infoHash, default: []].append(socketAddress)
         }
         for (infoHash, peers) in byTorrent {
             for deliver in deliver[infoHash].map({ Array($0.values) }) ?? [] { deliver(peers) }
@@ -162,7 +181,7 @@ final class LocalDiscoveryService: ReactorService {
 
     private func sendDueAnnounce(now: UInt64) {
         guard !sendInFlight, let announce = discovery.nextAnnounce(now: now),
-            sending.set(announce.encoded(), to: Self.group)
+            sending.set(announce.encoded(ipv6: isIPv6), to: isIPv6 ? Self.ipv6Group : Self.group)
         else { return }
         do {
             try reactor.ring.enqueue(

@@ -27,14 +27,21 @@ public struct LocalDiscovery: Sendable {
         public init() {}
     }
 
-    /// A peer heard for a subscribed torrent: its IPv4 address (the datagram's source) and TCP port.
+    /// Where an announce came from: the datagram's source address.
+    public enum Address: Hashable, Sendable {
+        /// In host byte order.
+        case ipv4(UInt32)
+        /// 16 bytes, in network order.
+        case ipv6([UInt8])
+    }
+
+    /// A peer heard for a subscribed torrent: its address (the datagram's source) and TCP port.
     public struct Peer: Hashable, Sendable {
         public var infoHash: InfoHash
-        /// In host byte order.
-        public var address: UInt32
+        public var address: Address
         public var port: UInt16
 
-        public init(infoHash: InfoHash, address: UInt32, port: UInt16) {
+        public init(infoHash: InfoHash, address: Address, port: UInt16) {
             self.infoHash = infoHash
             self.address = address
             self.port = port
@@ -106,7 +113,7 @@ public struct LocalDiscovery: Sendable {
     /// lately. Our own announces, anything that is not an announce, and datagrams past the rate are
     /// ignored.
     public mutating func received(
-        _ datagram: some Collection<UInt8>, from sourceAddress: UInt32, now: UInt64
+        _ datagram: some Collection<UInt8>, from sourceAddress: Address, now: UInt64
     ) -> [Peer] {
         if now - receivedWindowStart >= 1_000_000_000 {
             receivedWindowStart = now

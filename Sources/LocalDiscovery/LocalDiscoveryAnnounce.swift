@@ -5,7 +5,7 @@ import TorrentModel
 ///
 /// ```
 /// BT-SEARCH * HTTP/1.1\r\n
-/// Host: 239.192.152.143:6771\r\n
+/// Host: 239.192.152.143:6771\r\n        (over IPv6: [ff15::efc0:988f]:6771)
 /// Port: 6881\r\n
 /// Infohash: <40 hex digits>\r\n      (one or several, consecutive)
 /// cookie: <opaque>\r\n               (optional)
@@ -20,8 +20,13 @@ public struct LocalDiscoveryAnnounce: Hashable, Sendable {
     /// The IPv4 group and port every BEP 14 client listens on.
     public static let groupAddress: (UInt8, UInt8, UInt8, UInt8) = (239, 192, 152, 143)
     public static let groupPort: UInt16 = 6771
+    /// The IPv6 group (site-local scope), on the same port.
+    public static let ipv6GroupAddress: [UInt8] = [
+        0xff, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xef, 0xc0, 0x98, 0x8f,
+    ]
     /// The `Host` header: the group the announce is sent to.
     public static let host = "239.192.152.143:6771"
+    public static let ipv6Host = "[ff15::efc0:988f]:6771"
     /// BEP 14: a message with several infohashes should stay under this, to avoid fragmentation.
     public static let maximumEncodedBytes = 1400
     /// The largest datagram decoded (an Ethernet frame's UDP payload); longer ones are not announces.
@@ -56,18 +61,21 @@ public struct LocalDiscoveryAnnounce: Hashable, Sendable {
         case noInfoHash
     }
 
-    /// The bytes of the announce (infohashes in lower-case hex, as libtorrent sends them).
-    public func encoded() -> [UInt8] {
-        var text = "BT-SEARCH * HTTP/1.1\r\nHost: \(Self.host)\r\nPort: \(port)\r\n"
+    /// The bytes of the announce (infohashes in lower-case hex, as libtorrent sends them), naming the
+    /// IPv4 group or, with `ipv6`, the IPv6 one.
+    public func encoded(ipv6: Bool = false) -> [UInt8] {
+        var text = "BT-SEARCH * HTTP/1.1\r\nHost: \(ipv6 ? Self.ipv6Host : Self.host)\r\nPort: \(port)\r\n"
         for infoHash in infoHashes { text += "Infohash: \(infoHash.hex)\r\n" }
         if let cookie { text += "cookie: \(cookie)\r\n" }
         text += "\r\n\r\n"
         return Array(text.utf8)
     }
 
-    /// How many infohashes fit in one announce of at most ``maximumEncodedBytes`` with this cookie.
+    /// How many infohashes fit in one announce of at most ``maximumEncodedBytes`` with this cookie, to
+    /// either group.
     public static func infoHashCapacity(cookie: String?) -> Int {
-        let fixed = LocalDiscoveryAnnounce(port: 65535, infoHashes: [], cookie: cookie).encoded().count
+        let fixed = LocalDiscoveryAnnounce(port: 65535, infoHashes: [], cookie: cookie).encoded(ipv6: true)
+            .count
         let perInfoHash = "Infohash: \r\n".utf8.count + 40
         return max(1, (maximumEncodedBytes - fixed) / perInfoHash)
     }

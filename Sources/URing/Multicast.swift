@@ -39,6 +39,64 @@ extension Socket {
         return fd
     }
 
+    /// The same for an IPv6 multicast `group` (16 bytes) on `port`: a v6-only socket on every IPv6
+    /// address, joined (and sending) on the interface `interfaceIndex`, or with 0 the one the routing
+    /// table picks; looped back to the host's other clients, hop limit 1.
+    public static func joinMulticastUDP6(
+        group: [UInt8], port: UInt16, interfaceIndex: UInt32 = 0
+    ) throws(SyscallError) -> Int32 {
+        guard group.count == 16 else {
+            throw SyscallError("IPV6_JOIN_GROUP", errno: .invalidArgument)
+        }
+        let fd = Glibc.socket(AF_INET6, potluck_sock_dgram() | potluck_sock_cloexec(), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        do throws(SyscallError) {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "SO_REUSEADDR")
+            try setOption(fd, SOL_SOCKET, SO_REUSEPORT, Int32(1), "SO_REUSEPORT")
+            try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(1), "IPV6_V6ONLY")
+            let any = SocketAddress.ipv6(address: Array(repeating: 0, count: 16), port: port)
+            guard any.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
+                throw .last("bind \(any) (UDP)")
+            }
+            var groupAddress = in6_addr()
+            withUnsafeMutableBytes(of: &groupAddress) { $0.copyBytes(from: group) }
+            var membership = ipv6_mreq(ipv6mr_multiaddr: groupAddress, ipv6mr_interface: interfaceIndex)
+            // Not `setOption`: the address's union keeps the struct from being `BitwiseCopyable`.
+            let joined = withUnsafeBytes(of: &membership) {
+                setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_ADD_MEMBERSHIP, $0.baseAddress, socklen_t($0.count))
+            }
+            guard joined == 0 else { throw .last("setsockopt IPV6_ADD_MEMBERSHIP") }
+            if interfaceIndex != 0 {
+                try setOption(fd, Int32(IPPROTO_IPV6), IPV6_MULTICAST_IF, interfaceIndex, "IPV6_MULTICAST_IF")
+            }
+            try setOption(fd, Int32(IPPROTO_IPV6), IPV6_MULTICAST_LOOP, UInt32(1), "IPV6_MULTICAST_LOOP")
+            try setOption(fd, Int32(IPPROTO_IPV6), IPV6_MULTICAST_HOPS, Int32(1), "IPV6_MULTICAST_HOPS")
+        } catch {
+            Glibc.close(fd)
+            throw error
+        }
+        return fd
+    }
+
+    /// The index of the interface that has the IPv6 `address` (16 bytes), if one has.
+    public static func interfaceIndex(ofIPv6 address: [UInt8]) -> UInt32? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var entry = list
+        while let current = entry {
+            entry = current.pointee.ifa_next
+            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET6 else {
+                continue
+            }
+            let bytes = withUnsafeBytes(of: UnsafeRawPointer(raw).load(as: sockaddr_in6.self).sin6_addr) {
+                Array($0)
+            }
+            if bytes == address { return if_nametoindex(current.pointee.ifa_name) }
+        }
+        return nil
+    }
+
     private static func setOption<Value: BitwiseCopyable>(
         _ fd: Int32, _ level: Int32, _ name: Int32, _ value: Value, _ call: String
     ) throws(SyscallError) {

@@ -49,12 +49,13 @@ private func checkDecoding(_ datagram: [UInt8]) {
 
     var discovery = LocalDiscovery(cookie: ourCookie)
     for index in UInt8(0)..<4 { discovery.subscribe(infoHash(index), announcePort: nil, now: 0) }
-    let peers = discovery.received(datagram, from: 0x0A00_0001, now: 0)
+    let peers = discovery.received(datagram, from: .ipv4(0x0A00_0001), now: 0)
     if announce.cookie?.lowercased() == ourCookie {
         precondition(peers.isEmpty, "our own announce passed on")
     }
     for peer in peers {
-        precondition(peer.port == announce.port && peer.address == 0x0A00_0001, "a peer not as announced")
+        precondition(
+            peer.port == announce.port && peer.address == .ipv4(0x0A00_0001), "a peer not as announced")
         precondition(announce.infoHashes.contains(peer.infoHash), "a torrent not announced")
         precondition((0..<4).map(infoHash).contains(peer.infoHash), "a torrent not subscribed")
     }

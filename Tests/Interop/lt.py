@@ -52,6 +52,7 @@ Exit status: 0 success, 1 failure (message on stderr), 2 usage error, 128+N kill
 """
 
 import argparse
+import ipaddress
 import os
 import resource
 import sys
@@ -311,9 +312,16 @@ def cmd_download(args):
         # by address alone).
         # Connections to seeds stay open once complete, so that the last sample of bytes_by_peer still
         # sees them (a fast peer can deliver the rest and be dropped between two samples).
-        session = make_session(bind if ":" in bind else f"{bind}:{port}",
-                               outgoing=None if ":" in bind else bind, lsd=args.lsd,
-                               keep_seed_connections=True)
+        try:
+            address = ipaddress.ip_address(bind)
+        except ValueError:
+            address = None  # already host:port pairs (the peers' local addresses)
+        if address is None:
+            listen, outgoing = bind, None
+        else:
+            listen = f"[{bind}]:{port}" if address.version == 6 else f"{bind}:{port}"
+            outgoing = bind
+        session = make_session(listen, outgoing=outgoing, lsd=args.lsd, keep_seed_connections=True)
         out_dir = args.out_dir if args.count == 1 else os.path.join(args.out_dir, str(i + 1))
         os.makedirs(out_dir, exist_ok=True)
         info = infos[min(i, len(infos) - 1)]

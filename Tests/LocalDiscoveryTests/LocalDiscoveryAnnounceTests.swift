@@ -20,6 +20,17 @@ import TorrentModel
                         + "Infohash: c12fe1c06bba254a9dc9f519b335aa7c1367a88a\r\ncookie: 5a3c\r\n\r\n\r\n"))
     }
 
+    /// BEP 14's IPv6 group in the `Host` header, the rest as over IPv4.
+    @Test func namesTheIPv6GroupOverIPv6() throws {
+        let announce = LocalDiscoveryAnnounce(port: 6881, infoHashes: [Self.first], cookie: "5a3c")
+        #expect(
+            announce.encoded(ipv6: true)
+                == Self.bytes(
+                    "BT-SEARCH * HTTP/1.1\r\nHost: [ff15::efc0:988f]:6771\r\nPort: 6881\r\n"
+                        + "Infohash: c12fe1c06bba254a9dc9f519b335aa7c1367a88a\r\ncookie: 5a3c\r\n\r\n\r\n"))
+        #expect(try LocalDiscoveryAnnounce(decoding: announce.encoded(ipv6: true)) == announce)
+    }
+
     @Test func roundTripsSeveralInfoHashes() throws {
         let announce = LocalDiscoveryAnnounce(
             port: 51413, infoHashes: [Self.first, Self.second], cookie: "x")
@@ -96,7 +107,7 @@ import TorrentModel
             LocalDiscoveryAnnounce(
                 port: 65535, infoHashes: Array(hashes.prefix(capacity)), cookie: "0123abcd"
             )
-            .encoded().count <= LocalDiscoveryAnnounce.maximumEncodedBytes)
+            .encoded(ipv6: true).count <= LocalDiscoveryAnnounce.maximumEncodedBytes)
         #expect(
             LocalDiscoveryAnnounce(port: 65535, infoHashes: hashes, cookie: "0123abcd").encoded().count
                 > LocalDiscoveryAnnounce.maximumEncodedBytes)

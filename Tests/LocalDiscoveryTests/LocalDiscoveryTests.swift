@@ -6,7 +6,7 @@ import TorrentModel
 /// The schedule of announces and what is passed on from those heard.
 @Suite struct LocalDiscoveryTests {
     static let second: UInt64 = 1_000_000_000
-    static let source: UInt32 = 0x0A4D_0102  // 10.77.1.2
+    static let source = LocalDiscovery.Address.ipv4(0x0A4D_0102)  // 10.77.1.2
 
     static func hash(_ byte: UInt8) -> InfoHash { InfoHash([UInt8](repeating: byte, count: 20))! }
 
@@ -70,6 +70,16 @@ import TorrentModel
         #expect(peers == [LocalDiscovery.Peer(infoHash: Self.hash(1), address: Self.source, port: 7000)])
     }
 
+    /// Over IPv6 the peer is the datagram's IPv6 source, told apart from any IPv4 one.
+    @Test func passesOnIPv6Peers() {
+        var discovery = LocalDiscovery(cookie: "ours")
+        discovery.subscribe(Self.hash(1), announcePort: nil, now: 0)
+        let source = LocalDiscovery.Address.ipv6([0xfd, 0] + Array(repeating: 0, count: 13) + [2])
+        let peers = discovery.received(Self.announce([Self.hash(1)]), from: source, now: 0)
+        #expect(peers == [LocalDiscovery.Peer(infoHash: Self.hash(1), address: source, port: 7000)])
+        #expect(discovery.received(Self.announce([Self.hash(1)]), from: Self.source, now: 0).count == 1)
+    }
+
     /// Multicast loops our announces back to us; another client's own cookie may be anything.
     @Test func ignoresOurOwnCookie() {
         var discovery = LocalDiscovery(cookie: "5a3c")
@@ -88,7 +98,7 @@ import TorrentModel
         let message = Self.announce([Self.hash(1)])
         #expect(discovery.received(message, from: Self.source, now: 0).count == 1)
         #expect(discovery.received(message, from: Self.source, now: 30 * Self.second).isEmpty)
-        #expect(discovery.received(message, from: Self.source + 1, now: 30 * Self.second).count == 1)
+        #expect(discovery.received(message, from: .ipv4(0x0A4D_0103), now: 30 * Self.second).count == 1)
         #expect(discovery.received(message, from: Self.source, now: 61 * Self.second).count == 1)
     }
 
@@ -102,11 +112,13 @@ import TorrentModel
         var passed = 0
         for port in 1...20 {
             passed +=
-                discovery.received(Self.announce([Self.hash(1)], port: UInt16(port)), from: 1, now: 0).count
+                discovery.received(Self.announce([Self.hash(1)], port: UInt16(port)), from: .ipv4(1), now: 0)
+                .count
         }
         #expect(passed == 10)
         // The table is full of peers heard just now: a new one still gets through, evicting the oldest.
         #expect(
-            discovery.received(Self.announce([Self.hash(1)], port: 99), from: 1, now: Self.second).count == 1)
+            discovery.received(Self.announce([Self.hash(1)], port: 99), from: .ipv4(1), now: Self.second)
+                .count == 1)
     }
 }

@@ -56,12 +56,15 @@ import Testing
         return condition()
     }
 
-    static func potluckSeeder(in peer: Peer, torrent: String, data: URL, log: URL) throws -> Process {
+    /// A Potluck seeder in `peer`'s namespace, listening on `listen` (default: its address, port 6881).
+    static func potluckSeeder(
+        in peer: Peer, torrent: String, data: URL, log: URL, listen: String? = nil
+    ) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         process.arguments = [
             "netns", "exec", peer.netns, potluckExecutable().path, "seed", torrent, "--data", data.path,
-            "--listen", "\(peer.address):6881", "--no-dht", "--verbose", "--quiet",
+            "--listen", listen ?? "\(peer.address):6881", "--no-dht", "--verbose", "--quiet",
         ]
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
@@ -103,6 +106,41 @@ import Testing
         }
     }
 
+    /// Gives each peer's veth the unique-local address fd00:77::N (N = 1, 2, 3), usable at once.
+    static func addIPv6(_ peers: [Peer]) throws {
+        for (index, peer) in peers.enumerated() {
+            let added = try CreateInteropTests.run(
+                "/usr/sbin/ip",
+                ["-n", peer.netns, "addr", "add", "fd00:77::\(index + 1)/64", "dev", peer.veth, "nodad"])
+            try #require(added.status == 0, "ip addr add in \(peer.netns)")
+        }
+    }
+
+    /// The same over IPv6 (BEP 14's group ff15::efc0:988f): each veth gets a unique-local address and
+    /// both peers listen on theirs only, so every announce and every connection is IPv6.
+    @Test func twoPotluckPeersFindEachOtherOverIPv6() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_000_000, 200_001])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        try Self.withLAN { peers in
+            try Self.addIPv6(peers)
+            let log = root.appendingPathComponent("seeder.log")
+            let seeder = try Self.potluckSeeder(
+                in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log,
+                listen: "[fd00:77::1]:6881")
+            defer { Self.stop(seeder) }
+            #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
+            let target = root.appendingPathComponent("download")
+            let result = try Self.potluck(
+                in: peers[1],
+                ["download", torrent, "-o", target.path, "--no-dht", "--listen", "[fd00:77::2]:6881", "-q"])
+            #expect(result.status == 0, "\(result.error)\n\(Self.contents(log))")
+            #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+            #expect(Self.contents(log).contains("lsd: on [ff15::efc0:988f]:6771"), "\(Self.contents(log))")
+            #expect(Self.contents(log).contains("peer [fd00:77::2]:6881"), "\(Self.contents(log))")
+        }
+    }
+
     /// A libtorrent leecher with LSD on finds the Potluck seeder.
     @Test func aLibtorrentLeecherFindsAPotluckSeeder() throws {
         let (root, data) = try Interop.makePayload(sizes: [1_500_000])
@@ -125,6 +163,34 @@ import Testing
             #expect(leecher.status == 0, "\(leecher.output)\n\(Self.contents(log))")
             #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
             #expect(Self.contents(log).contains("peer \(peers[2].address):"), "\(Self.contents(log))")
+        }
+    }
+
+    /// Over IPv6, a libtorrent leecher listening on its unique-local address only finds the Potluck
+    /// seeder listening on its own.
+    @Test func aLibtorrentLeecherFindsAPotluckSeederOverIPv6() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_500_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        try Self.withLAN { peers in
+            try Self.addIPv6(peers)
+            let log = root.appendingPathComponent("seeder.log")
+            let seeder = try Self.potluckSeeder(
+                in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log,
+                listen: "[fd00:77::1]:6881")
+            defer { Self.stop(seeder) }
+            #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
+            let fetched = root.appendingPathComponent("libtorrent")
+            let leecher = try CreateInteropTests.run(
+                "/usr/sbin/ip",
+                [
+                    "netns", "exec", peers[2].netns, "/usr/bin/python3", Interop.tool("lt.py"), "download",
+                    torrent, fetched.path, "--bind", "fd00:77::3", "--port", "6881", "--lsd", "--timeout",
+                    "60",
+                ])
+            #expect(leecher.status == 0, "\(leecher.output)\n\(Self.contents(log))")
+            #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
+            #expect(Self.contents(log).contains("peer [fd00:77::3]:"), "\(Self.contents(log))")
         }
     }
 

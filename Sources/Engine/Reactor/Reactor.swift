@@ -84,8 +84,9 @@ public final class Reactor {
     /// The engine's DHT nodes, one per address family (BEP 32), on the reactor that hosts them (none
     /// elsewhere).
     var dhtServices: [DHTService] = []
-    /// The engine's Local Service Discovery, on the reactor that hosts it (nil elsewhere).
-    var localDiscovery: LocalDiscoveryService?
+    /// The engine's Local Service Discovery, one per address family, on the reactor that hosts it (none
+    /// elsewhere).
+    var localDiscoveryServices: [LocalDiscoveryService] = []
     /// Torrents waiting for their turn to check their data, oldest first (see `queueCheck`).
     private var waitingChecks: [(tenant: UInt16, costBytes: Int)] = []
     private var waitingChecksHead = 0
@@ -144,7 +145,7 @@ public final class Reactor {
     public var tenantCount: Int { torrents.count - 1 - (freeTenants.count - freeTenantsHead) }
 
     /// Torrents hosted now (their sessions or metadata fetches).
-    public var torrentCount: Int { tenantCount - dhtServices.count - (localDiscovery == nil ? 0 : 1) }
+    public var torrentCount: Int { tenantCount - dhtServices.count - localDiscoveryServices.count }
 
     // MARK: Hosting
 
