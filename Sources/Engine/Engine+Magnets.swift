@@ -14,11 +14,9 @@ extension Engine {
     /// as `add(_:options:)` would (with the peers heard so far). `metainfo(of:)` has it from then on.
     @discardableResult
     public func add(magnet: MagnetLink, options: DownloadOptions) throws(EngineError) -> TorrentID {
-        guard let infoHash = magnet.infoHashV1 else {
-            // The pieces of a v2-only torrent are checked against piece layers, which come with a
-            // .torrent file or from peers by BEP 52 hash requests (not implemented).
-            throw .unsupportedMagnet(
-                "a v2-only link (urn:btmh without urn:btih): piece layers cannot be fetched yet")
+        // A v2-only link: peers know the torrent by its SHA-256 hash cut to 20 bytes (BEP 52).
+        guard let infoHash = magnet.infoHashV1 ?? magnet.infoHashV2.map(InfoHash.init(truncatingV2:)) else {
+            throw .unsupportedMagnet("the link names no infohash")
         }
         return try admit(infoHash, options: options) { id, options, reactor in
             Record(
@@ -56,9 +54,8 @@ extension Engine {
             }
             fetch.endHandler = { [self, unowned fetch] result in
                 switch result {
-                case .success(let info?):
-                    metadataFetched(
-                        id, run: run, infoDictionary: info, peers: fetch.peersHeard, magnet: magnet)
+                case .success(let fetched?):
+                    metadataFetched(id, run: run, fetched: fetched, peers: fetch.peersHeard, magnet: magnet)
                 case .success(nil):
                     ended(id, run: run, outcome: .success(.interrupted))
                 case .failure(let error):
@@ -72,11 +69,13 @@ extension Engine {
     /// On the reactor: a magnet link's info dictionary arrived and matched. It becomes the torrent's
     /// metainfo (with the link's trackers and web seeds), and the torrent starts downloading.
     private func metadataFetched(
-        _ id: TorrentID, run: Int, infoDictionary: [UInt8], peers: [SocketAddress], magnet: MagnetLink
+        _ id: TorrentID, run: Int, fetched: FetchedMetadata, peers: [SocketAddress], magnet: MagnetLink
     ) {
         let metainfo: Metainfo
         do {
-            metainfo = try Metainfo(bytes: magnet.torrentFile(infoDictionary: infoDictionary))
+            metainfo = try Metainfo(
+                bytes: magnet.torrentFile(
+                    infoDictionary: fetched.infoDictionary, pieceLayers: fetched.pieceLayers))
         } catch {
             ended(id, run: run, outcome: .failure(.metadata("the info dictionary is not usable: \(error)")))
             return

@@ -18,6 +18,13 @@ public struct MetadataFetchStatus: Sendable, Equatable {
     public var fractionReceived: Double = 0
 }
 
+/// What a magnet link's metadata stage found: the verified info dictionary and, for a v2-only one, the
+/// piece layers of its files longer than a piece (BEP 52), by file root.
+struct FetchedMetadata: Sendable {
+    var infoDictionary: [UInt8]
+    var pieceLayers: [SHA256Digest: [SHA256Digest]] = [:]
+}
+
 /// A magnet link's first stage on a reactor: connects to the peers it can find (the link's `x.pe`,
 /// `options.peers`, the link's trackers, the DHT, and what connected peers name by `ut_pex` — before
 /// the metadata says whether the torrent is private, as libtorrent does too), fetches the info
@@ -76,8 +83,8 @@ final class MetadataFetchSession: ReactorTenant {
     private(set) var tickDeadline: UInt64 = 0
     var isDownloading: Bool { false }
     private(set) var hasLeftReactor = false
-    /// Called on the reactor once, when the fetch has left it: the info dictionary, or nil if stopped.
-    var endHandler: ((Result<[UInt8]?, DownloadError>) -> Void)?
+    /// Called on the reactor once, when the fetch has left it: the metadata, or nil if stopped.
+    var endHandler: ((Result<FetchedMetadata?, DownloadError>) -> Void)?
     var statusHandler: ((MetadataFetchStatus) -> Void)?
     private let log: (String) -> Void
 
@@ -92,7 +99,9 @@ final class MetadataFetchSession: ReactorTenant {
     private(set) var peersHeard: [SocketAddress] = []
     private var heard: Set<SocketAddress> = []
     private var trackers: TrackerAnnouncer?
-    private var ending: Result<[UInt8]?, DownloadError>?
+    private var ending: Result<FetchedMetadata?, DownloadError>?
+    /// A v2-only info dictionary, verified, while its piece layers are fetched.
+    private var awaitingLayers: [UInt8]?
     /// Trackers and the DHT are no longer asked for peers (the fetch is ending).
     private var sourcesClosed = false
     private var lastStatus: UInt64 = 0
@@ -367,11 +376,48 @@ final class MetadataFetchSession: ReactorTenant {
                     connectToCandidates(now: now)
                 case .completed(let infoDictionary):
                     log("metadata received: \(infoDictionary.count) bytes, verified against the infohash")
-                    if ending == nil { ending = .success(infoDictionary) }
+                    guard ending == nil else { continue }
+                    if let needs = Self.pieceLayerNeeds(infoDictionary) {
+                        awaitingLayers = infoDictionary
+                        log("fetching the piece layers of \(needs.needs.count) files (BEP 52)")
+                        let pieceLength = needs.pieceLength
+                        fetch.fetchPieceLayers(
+                            needs.needs,
+                            verify: { root, layer in
+                                MerkleTree.root(pieceLayer: layer, pieceLength: pieceLength) == root
+                            },
+                            now: Instant(nanoseconds: now), into: &actions)
+                    } else {
+                        ending = .success(FetchedMetadata(infoDictionary: infoDictionary))
+                    }
+                    reactor.touch(tenant)
+                case .pieceLayersCompleted(let layers):
+                    guard ending == nil, let infoDictionary = awaitingLayers else { continue }
+                    log("piece layers received: \(layers.count) files, verified against their roots")
+                    ending = .success(FetchedMetadata(infoDictionary: infoDictionary, pieceLayers: layers))
                     reactor.touch(tenant)
                 }
             }
         }
+    }
+
+    /// For a v2-only info dictionary with files longer than a piece: what to ask peers for. Nil when
+    /// the dictionary needs no layers (v1, hybrid, or small files), or does not parse (the engine then
+    /// says why).
+    static func pieceLayerNeeds(
+        _ infoDictionary: [UInt8]
+    ) -> (needs: [PieceLayerFetch<LinkKey>.Need], pieceLength: Int)? {
+        guard let metainfo = try? Metainfo(infoDictionary: infoDictionary), metainfo.infoHashV1 == nil else {
+            return nil
+        }
+        let pieceLength = metainfo.layout.geometry.pieceLength
+        let baseLayer = UInt32((pieceLength / MerkleTree.blockLength).trailingZeroBitCount)
+        let needs = metainfo.layout.files.compactMap { file -> PieceLayerFetch<LinkKey>.Need? in
+            guard let root = file.piecesRoot, file.length > Int64(pieceLength) else { return nil }
+            let pieces = Int((file.length + Int64(pieceLength) - 1) / Int64(pieceLength))
+            return PieceLayerFetch.Need(piecesRoot: root, pieceCount: pieces, baseLayer: baseLayer)
+        }
+        return needs.isEmpty ? nil : (needs, pieceLength)
     }
 
     private func link(for key: LinkKey) -> Link? {

@@ -1,3 +1,4 @@
+import Hashing
 import TorrentModel
 
 /// The metadata stage of a magnet link, as a pure state machine: the connections to peers before the
@@ -25,6 +26,9 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         case completed(infoDictionary: [UInt8])
         /// Peers a peer's `ut_pex` message named, worth trying.
         case peersLearned([PeerAddress], from: Peer)
+        /// Every piece layer asked for by ``fetchPieceLayers(_:verify:now:into:)`` arrived and verified
+        /// (once), by file root.
+        case pieceLayersCompleted([SHA256Digest: [SHA256Digest]])
     }
 
     /// The number peers put on the `ut_metadata` messages they send us.
@@ -44,7 +48,9 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         var header: [UInt8] = []
         /// Bytes of the current message still to come after its header.
         var remaining = 0
-        /// The current message is an extension message: its payload is kept.
+        /// The current message's id, and whether its payload is kept (an extension message, or a BEP 52
+        /// answer while piece layers are fetched).
+        var messageID: UInt8 = 0
         var keeping = false
         var payload: [UInt8] = []
         /// The number the peer wants on our `ut_metadata` messages.
@@ -60,6 +66,9 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
     private let openingBytes: [UInt8]
     private var completedReported = false
     private let peerExchange: Bool
+    /// The v2 piece layers being fetched once the info dictionary is known (BEP 52), if asked for.
+    private var layerFetch: PieceLayerFetch<Peer>?
+    private var layersReported = false
 
     /// `infoHash` is the one peers know the torrent by (the v1 hash, or a v2 hash truncated).
     public init(
@@ -105,6 +114,19 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
     public mutating func disconnected(_ peer: Peer, now: Instant, into actions: inout [Action]) {
         guard streams.removeValue(forKey: peer) != nil else { return }
         assembler.removePeer(peer)
+        layerFetch?.removePeer(peer)
+        askForPieces(now: now, into: &actions)
+    }
+
+    /// The info dictionary is a v2 one whose files longer than a piece need their piece layers: asks
+    /// the connected peers for them (BEP 52 `hash request`), and reports them in
+    /// ``Action/pieceLayersCompleted(_:)`` once every one has hashed to its file's root (`verify`).
+    public mutating func fetchPieceLayers(
+        _ needs: [PieceLayerFetch<Peer>.Need],
+        verify: @escaping @Sendable (SHA256Digest, [SHA256Digest]) -> Bool,
+        now: Instant, into actions: inout [Action]
+    ) {
+        layerFetch = PieceLayerFetch(needs: needs, verify: verify)
         askForPieces(now: now, into: &actions)
     }
 
@@ -144,7 +166,12 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
                     stream.keeping = false
                     let payload = stream.payload
                     stream.payload = []
-                    failure = extensionMessage(payload, stream: &stream, from: peer, now: now, into: &actions)
+                    if stream.messageID == 20 {
+                        failure = extensionMessage(
+                            payload, stream: &stream, from: peer, now: now, into: &actions)
+                    } else {
+                        failure = hashAnswer(payload, id: stream.messageID, from: peer, into: &actions)
+                    }
                 }
             }
         }
@@ -185,13 +212,16 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         let id = stream.header[4]
         stream.header = []
         let isExtended = id == 20
-        let limit = isExtended ? Self.maximumExtendedPayloadBytes + 1 : Self.maximumMessageBytes
+        let isHashAnswer = layerFetch != nil && (id == HashRequest.hashesID || id == HashRequest.rejectID)
+        let limit =
+            isExtended || isHashAnswer ? Self.maximumExtendedPayloadBytes + 1 : Self.maximumMessageBytes
         guard length <= limit else {
             return "a \(length)-byte message (id \(id)) is over the \(limit)-byte limit"
         }
         stream.remaining = length - 1
-        stream.keeping = isExtended
-        if stream.remaining == 0 && isExtended { return "an empty extension message" }
+        stream.messageID = id
+        stream.keeping = isExtended || isHashAnswer
+        if stream.remaining == 0 && stream.keeping { return "an empty message (id \(id))" }
         return nil
     }
 
@@ -253,6 +283,38 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         }
     }
 
+    /// A BEP 52 `hashes` or `hash reject` message while piece layers are fetched.
+    private mutating func hashAnswer(
+        _ payload: [UInt8], id: UInt8, from peer: Peer, into actions: inout [Action]
+    ) -> String? {
+        guard var fetch = layerFetch, let request = HashRequest(header: payload[...]) else {
+            return "a hash message of \(payload.count) bytes is too short"
+        }
+        defer { layerFetch = fetch }
+        if id == HashRequest.rejectID {
+            fetch.receivedReject(request, from: peer)
+            return nil
+        }
+        let hashBytes = payload.dropFirst(HashRequest.headerByteCount)
+        guard hashBytes.count % SHA256Digest.byteCount == 0 else {
+            return "hashes: \(hashBytes.count) bytes are not whole hashes"
+        }
+        let hashes = stride(from: hashBytes.startIndex, to: hashBytes.endIndex, by: SHA256Digest.byteCount)
+            .compactMap { SHA256Digest(bytes: hashBytes[$0..<$0 + SHA256Digest.byteCount]) }
+        switch fetch.receivedHashes(request, hashes: hashes, from: peer) {
+        case .ignored, .stored:
+            return nil
+        case .fileCompleted:
+            if fetch.isComplete && !layersReported {
+                layersReported = true
+                actions.append(.pieceLayersCompleted(fetch.layers))
+            }
+            return nil
+        case .wrongHashes:
+            return "sent piece layer hashes that do not match the file's root"
+        }
+    }
+
     /// A `ut_pex` message: its peers are handed on, unless it came too soon after the last.
     private func peerExchangeMessage(
         _ body: [UInt8], stream: inout PeerStream, from peer: Peer, now: Instant, into actions: inout [Action]
@@ -277,6 +339,14 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
             guard let theirs = streams[request.peer]?.metadataID else { continue }
             send(.request(piece: request.piece), id: theirs, to: request.peer, into: &actions)
         }
+        guard var fetch = layerFetch, !fetch.isComplete else { return }
+        // Peers past their handshakes, in a stable order (a dictionary's is not).
+        let ready = streams.filter { $0.value.handshakeDone && $0.value.metadataID != nil }.map(\.key)
+        let peers = ready.sorted { $0.hashValue < $1.hashValue }
+        for (request, peer) in fetch.nextRequests(peers: peers, now: now) {
+            actions.append(.send(request.encodedRequest(), to: peer))
+        }
+        layerFetch = fetch
     }
 
     private func send(_ message: MetadataMessage, id: UInt8, to peer: Peer, into actions: inout [Action]) {

@@ -241,6 +241,8 @@ private struct FetchScript {
                 closing.append(peer)
             case .peersLearned:
                 preconditionFailure("peers learned by ut_pex, which this fetch does not offer")
+            case .pieceLayersCompleted:
+                preconditionFailure("piece layers, which this fetch never asks for")
             case .completed(let infoDictionary):
                 precondition(!completed, "completed twice")
                 precondition(infoDictionary == metadata, "completed with other metadata")

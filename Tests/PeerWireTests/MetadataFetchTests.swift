@@ -131,7 +131,7 @@ private struct Exchange {
                 case .completed(let info):
                     #expect(completed == nil, "completed twice")
                     completed = info
-                case .peersLearned:
+                case .peersLearned, .pieceLayersCompleted:
                     break
                 }
             }

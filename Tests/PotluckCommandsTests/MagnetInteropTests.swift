@@ -144,13 +144,4 @@ import Testing
         #expect(result.status == 0, "\(result.error)")
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
     }
-
-    @Test func aV2OnlyLinkIsRefusedWithTheReason() throws {
-        let hash = String(repeating: "ab", count: 32)
-        let result = try runPotluck([
-            "download", "magnet:?xt=urn:btmh:1220\(hash)&x.pe=127.0.0.1:1", "-o", "/tmp/potluck-never",
-        ])
-        #expect(result.status == 1)
-        #expect(result.error.contains("v2-only"), "\(result.error)")
-    }
 }

@@ -139,6 +139,48 @@ import Testing
         #expect(received <= sizes.reduce(0, +) + sizes.count * 16384, "received \(received) bytes")
     }
 
+    /// A v2-only magnet link (`urn:btmh`, no `urn:btih`): the info dictionary holds only each file's root,
+    /// so the piece layers come from the libtorrent seeder by BEP 52 hash requests (a file of 611 pieces
+    /// takes two runs of 512), each checked against its root; the download is byte-identical and the
+    /// saved .torrent carries the same layers as libtorrent's.
+    @Test func aV2OnlyMagnetLinkFetchesItsPieceLayersFromALibtorrentSeeder() throws {
+        let pieceLength = 16 * 1024
+        let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data(
+            (0..<(611 * pieceLength - 1000)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        )
+        .write(to: data.appendingPathComponent("big"))
+        let torrent = root.appendingPathComponent("v2.torrent").path
+        let made = try Self.libtorrentCreate(data, pieceLength: pieceLength, torrent: torrent)
+        let hash = try #require(made["infohash_v2"] as? String)
+        let seeder = try harnessProcess([
+            Interop.tool("lt.py"), "seed", torrent, data.deletingLastPathComponent().path,
+        ])
+        defer { seeder.stop() }
+        let peer = try #require(
+            (seeder.ready?["peers"] as? [String])?.first, "libtorrent did not start seeding")
+
+        let target = root.appendingPathComponent("download")
+        let saved = root.appendingPathComponent("saved.torrent")
+        let result = try runPotluck(
+            [
+                "download", "--verbose", "magnet:?xt=urn:btmh:1220\(hash)&dn=payload&x.pe=\(peer)", "-o",
+                target.path, "--no-dht", "--no-lsd", "--save-torrent", saved.path,
+            ], timeoutSeconds: 120)
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.error.contains("piece layers received: 4 files"), "\(result.error)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        let ours = try Metainfo(bytes: Array(try Data(contentsOf: saved)))
+        let theirs = try Metainfo(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: torrent))))
+        #expect(ours.hasPieceLayers && ours.infoHashV2 == theirs.infoHashV2)
+        for index in theirs.files.indices {
+            #expect(
+                ours.pieceLayer(ofFile: index) == theirs.pieceLayer(ofFile: index),
+                "\(theirs.files[index].path)")
+        }
+    }
+
     /// The payload bytes the verbose log's one `totals` line says the peer sent.
     static func receivedPayloadBytes(_ log: String) -> Int? {
         guard let line = log.split(separator: "\n").first(where: { $0.contains("totals: received ") }),

@@ -29,8 +29,8 @@ struct Download: ParsableCommand {
         abstract: "Download a torrent (a .torrent file or a magnet link) from peers.",
         discussion: """
             A magnet link's info dictionary is fetched first from the peers it names (x.pe), those given \
-            with --peer, its trackers (tr) name and the DHT finds, and checked against its infohash (v1 and hybrid \
-            links; a v2-only link is refused): potluck download 'magnet:?xt=urn:btih:…&x.pe=10.0.0.2:6881' \
+            with --peer, its trackers (tr) name and the DHT finds, and checked against its infohash (a v2-only link's \
+            piece layers come from the peers too, BEP 52): potluck download 'magnet:?xt=urn:btih:…&x.pe=10.0.0.2:6881' \
             -o ~/Downloads --save-torrent t.torrent. Then, as for a file: \
             announces to the torrent's trackers (HTTP and UDP, BEP 12 tiers) and the DHT (BEP 5; --no-dht \
             turns it off, --dht-bootstrap names the nodes to join through) and connects to the peers they \
