@@ -343,6 +343,7 @@ extension DownloadSession {
                     }
                 case .requestRejected(let block): pendingEvents.append(.rejected(block))
                 case .requestReceived(let block): pendingEvents.append(.request(block))
+                case .hashRequested(let request): pendingEvents.append(.hashRequest(request))
                 default: break
                 }
             }
@@ -392,6 +393,8 @@ extension DownloadSession {
                 pipeline.requestReturned(block, from: link.slot, at: instant, into: &actions)
             case .request(let block):
                 enqueueUpload(block, for: link)
+            case .hashRequest(let request):
+                answerHashRequest(request, link: link)
             case .interested:
                 choker.peerInterested(link.slot, at: instant, into: &chokeActions)
             case .notInterested:

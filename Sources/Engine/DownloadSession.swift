@@ -131,6 +131,8 @@ public final class DownloadSession: ReactorTenant {
     var writing: Set<PieceIndex> = []
     var actions: [RequestAction] = []
     var pendingEvents: [PendingEvent] = []
+    /// The trees of v2 files whose hashes peers asked for (BEP 52), by file root.
+    var hashTrees: [SHA256Digest: [[SHA256Digest]]] = [:]
     /// Links whose receive waits for a free receive buffer.
     var receivesToRearm: [PeerLink] = []
     var downloadedBytes: Int64 = 0
@@ -231,6 +233,7 @@ public final class DownloadSession: ReactorTenant {
         case notInterested
         case rejected(BlockRange)
         case request(BlockRange)
+        case hashRequest(HashRequest)
     }
 
     /// What we tell peers in the BEP 10 handshake.

@@ -124,6 +124,49 @@ public enum MerkleTree {
         root(of: pieceLayer, padding: paddingHash(leafCount: blocksPerPiece(pieceLength)))
     }
 
+    /// Every layer of a file's tree from its piece layer up to the root, each at its full width (the
+    /// piece layer padded to a power of two with ``paddingHash(leafCount:)``): what BEP 52 hash requests
+    /// are answered from. The last layer is the root alone.
+    public static func layers(pieceLayer: [SHA256Digest], pieceLength: Int) -> [[SHA256Digest]] {
+        let width = nextPowerOfTwo(max(pieceLayer.count, 1))
+        let hasher = StreamingHasher(.sha256)
+        var layer = pieceLayer
+        layer += Array(
+            repeating: paddingHash(leafCount: blocksPerPiece(pieceLength)), count: width - pieceLayer.count)
+        var layers = [layer]
+        while layer.count > 1 {
+            layer = stride(from: 0, to: layer.count, by: 2).map {
+                parent(layer[$0], layer[$0 + 1], hasher: hasher)
+            }
+            layers.append(layer)
+        }
+        return layers
+    }
+
+    /// The hashes of a BEP 52 `hashes` answer, from the tree's `layers` (see
+    /// ``layers(pieceLayer:pieceLength:)``; the request's base layer is the first of them): `length`
+    /// hashes from `index` (the whole layer when it is shorter), then one uncle for each proof layer from
+    /// the `log2(length)`th up (the first `log2(length) - 1` are implied by the hashes themselves), none
+    /// above the root. Nil when the request is malformed: `length` not a power of two of at least 2,
+    /// `index` not a multiple of it or past the layer's end.
+    public static func hashesAnswer(
+        layers: [[SHA256Digest]], index: Int, length: Int, proofLayers: Int
+    ) -> [SHA256Digest]? {
+        guard let base = layers.first, length >= 2, length & (length - 1) == 0, index >= 0,
+            index % length == 0,
+            index < base.count, proofLayers >= 0
+        else { return nil }
+        let count = min(length, base.count - index)
+        var hashes = Array(base[index..<index + count])
+        let covered = count.trailingZeroBitCount
+        var layer = max(covered, 1)
+        while layer <= proofLayers && layer < layers.count - 1 {
+            hashes.append(layers[layer][(index >> layer) ^ 1])
+            layer += 1
+        }
+        return hashes
+    }
+
     static func nextPowerOfTwo(_ value: Int) -> Int {
         var power = 1
         while power < value { power *= 2 }

@@ -21,6 +21,8 @@ public enum MessageID: UInt8, Hashable, Sendable, CaseIterable {
     case allowedFast = 17
     /// BEP 10: an extended message; the first payload byte is the extended id.
     case extended = 20
+    /// BEP 52: a request for hashes of a file's merkle tree.
+    case hashRequest = 21
 
     /// Messages only valid when both sides set the fast extension bit.
     public var needsFastExtension: Bool {
@@ -53,6 +55,9 @@ public enum PeerMessage: Hashable, Sendable {
     case rejectRequest(BlockRange)
     case allowedFast(PieceIndex)
 
+    /// BEP 52: a request for hashes of a v2 file's tree (answered with `hashes` or `hash reject`).
+    case hashRequest(HashRequest)
+
     /// The message id, or nil for a keep-alive (which has none).
     public var id: MessageID? {
         switch self {
@@ -70,6 +75,7 @@ public enum PeerMessage: Hashable, Sendable {
         case .haveNone: .haveNone
         case .rejectRequest: .rejectRequest
         case .allowedFast: .allowedFast
+        case .hashRequest: .hashRequest
         }
     }
 
@@ -95,6 +101,8 @@ public enum PeerMessage: Hashable, Sendable {
             buffer.appendBigEndian(UInt32(3))
             buffer.append(MessageID.port.rawValue)
             buffer.appendBigEndian(port)
+        case .hashRequest(let request):
+            buffer += request.encodedRequest()
         }
     }
 }

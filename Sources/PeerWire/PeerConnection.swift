@@ -36,6 +36,8 @@ public enum PeerEvent: ~Escapable {
     case extended(id: UInt8, payload: Span<UInt8>)
     /// BEP 5: the peer's DHT port.
     case dhtPort(UInt16)
+    /// BEP 52: the peer asks for hashes of a v2 file's tree; answer with `hashes` or `hash reject`.
+    case hashRequested(HashRequest)
 }
 
 /// The state machine of one peer connection: bytes, commands and the current time go in; bytes to send
@@ -512,6 +514,8 @@ public struct PeerConnection: Sendable {
             break
         case .port(let port):
             onEvent(.dhtPort(port))
+        case .hashRequest(let request):
+            onEvent(.hashRequested(request))
         case .haveAll where !availabilityWindowOpen:
             // aria2 sends have-all once it completes, in place of its last haves (as with a late bitfield).
             for index in 0..<geometry.pieceCount {

@@ -29,24 +29,26 @@ public struct HashRequest: Hashable, Sendable {
     }
 
     /// The whole `hash request` message, length prefix included.
-    public func encodedRequest() -> [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(4 + 1 + Self.headerByteCount)
-        for shift in stride(from: 24, through: 0, by: -8) {
-            bytes.append(UInt8(truncatingIfNeeded: UInt32(1 + Self.headerByteCount) >> shift))
-        }
-        bytes.append(Self.requestID)
-        appendHeader(to: &bytes)
-        return bytes
+    public func encodedRequest() -> [UInt8] { encoded(id: Self.requestID) }
+
+    /// The `hashes` message answering this request, length prefix included.
+    public func encodedAnswer(_ hashes: [SHA256Digest]) -> [UInt8] {
+        encoded(id: Self.hashesID, hashes: hashes)
     }
 
-    func appendHeader(to bytes: inout [UInt8]) {
+    /// The `hash reject` message refusing this request, length prefix included.
+    public func encodedReject() -> [UInt8] { encoded(id: Self.rejectID) }
+
+    private func encoded(id: UInt8, hashes: [SHA256Digest] = []) -> [UInt8] {
+        var bytes: [UInt8] = []
+        let messageLength = 1 + Self.headerByteCount + hashes.count * SHA256Digest.byteCount
+        bytes.reserveCapacity(4 + messageLength)
+        bytes.appendBigEndian(UInt32(messageLength))
+        bytes.append(id)
         bytes += piecesRoot.bytes
-        for value in [baseLayer, index, length, proofLayers] {
-            for shift in stride(from: 24, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: value >> shift))
-            }
-        }
+        for value in [baseLayer, index, length, proofLayers] { bytes.appendBigEndian(value) }
+        for hash in hashes { bytes += hash.bytes }
+        return bytes
     }
 
     /// The header at the start of a `hashes` or `hash reject` payload (after the id); nil when short.

@@ -226,6 +226,7 @@ public struct WireDecoder: Sendable {
         case .have, .suggestPiece, .allowedFast: expected = 5
         case .request, .cancel, .rejectRequest: expected = 13
         case .port: expected = 3
+        case .hashRequest: expected = 1 + HashRequest.headerByteCount
         case .bitfield: expected = 1 + bitfieldByteCount
         case .piece:
             guard length >= 9 else { throw .wrongMessageLength(id: id, length: length, expected: 9) }
@@ -303,6 +304,15 @@ public struct WireDecoder: Sendable {
             }
         case .port:
             try onEvent(.message(.port(body.readBigEndianUInt16(at: 0))))
+        case .hashRequest:
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(body.count)
+            for i in body.indices { bytes.append(body[i]) }
+            guard let request = HashRequest(header: bytes[...]) else {
+                throw .wrongMessageLength(
+                    id: id, length: body.count + 1, expected: 1 + HashRequest.headerByteCount)
+            }
+            try onEvent(.message(.hashRequest(request)))
         case .bitfield:
             guard PieceSet.spareBitsAreZero(body, pieceCount: geometry.pieceCount) else {
                 throw .bitfieldSpareBitsSet(pieceCount: geometry.pieceCount)

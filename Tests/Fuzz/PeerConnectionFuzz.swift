@@ -67,7 +67,8 @@ private enum Event {
         case .requestRejected(let block): self = .requestRejected(block)
         case .suggestedPiece(let piece), .allowedFast(let piece): self = .piece(piece)
         case .extended: self = .extended
-        case .peerHasNone, .peerChokedUs, .peerUnchokedUs, .peerInterested, .peerNotInterested, .dhtPort:
+        case .peerHasNone, .peerChokedUs, .peerUnchokedUs, .peerInterested, .peerNotInterested, .dhtPort,
+            .hashRequested:
             self = .other
         }
     }

@@ -188,7 +188,8 @@ private func check(_ event: Decoded, _ setup: Setup) {
             precondition(inRange(piece), "piece out of range")
         case .request(let block), .cancel(let block), .rejectRequest(let block):
             precondition(geometry.isValid(block), "invalid block")
-        case .keepAlive, .choke, .unchoke, .interested, .notInterested, .port, .haveAll, .haveNone:
+        case .keepAlive, .choke, .unchoke, .interested, .notInterested, .port, .haveAll, .haveNone,
+            .hashRequest:
             break
         }
         var bytes: [UInt8] = []

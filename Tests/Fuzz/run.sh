@@ -358,7 +358,7 @@ for harness in "${harnesses[@]}"; do
         continue
     fi
     # libFuzzer's last line: "Done 10000000 runs in 1234 second(s)".
-    done_line=$(grep -E '^Done [0-9]+ runs in [0-9]+ second' "$out/$harness.log" | tail -n 1)
+    done_line=$(grep -a -E '^Done [0-9]+ runs in [0-9]+ second' "$out/$harness.log" | tail -n 1)
     echo "$harness: $done_line"
     if [[ -n "$runs" ]]; then
         read -r _ executions _ _ elapsed _ <<<"$done_line"

@@ -53,4 +53,45 @@ import Testing
             }
         }
     }
+
+    /// BEP 52 `hashes` answers from a piece layer of 11 pieces (a tree 16 wide, 5 layers): the hashes
+    /// asked for, then uncles from the `log2(length)`th proof layer up; with enough proof layers they
+    /// rebuild the root, as a requester checks them.
+    @Test func hashRequestAnswersCarryTheProofUpToTheRoot() throws {
+        let pieceLength = 64 * 1024
+        let layer = (0..<11).map { SHA256.hash([UInt8($0)]) }
+        let root = MerkleTree.root(pieceLayer: layer, pieceLength: pieceLength)
+        let layers = MerkleTree.layers(pieceLayer: layer, pieceLength: pieceLength)
+        #expect(layers.map(\.count) == [16, 8, 4, 2, 1] && layers.last == [root])
+        #expect(layers[0][11] == MerkleTree.paddingHash(leafCount: 4), "padding past the file's end")
+
+        for (index, length) in [(0, 2), (2, 2), (8, 4), (8, 8), (0, 16)] {
+            let k = length.trailingZeroBitCount
+            let answer = try #require(
+                MerkleTree.hashesAnswer(layers: layers, index: index, length: length, proofLayers: 4))
+            #expect(Array(answer.prefix(length)) == Array(layers[0][index..<index + length]))
+            #expect(answer.count == length + (4 - k), "(\(index), \(length))")
+            // The requester's check: the subtree's root, then up through each uncle.
+            var level = Array(answer.prefix(length))
+            while level.count > 1 {
+                level = stride(from: 0, to: level.count, by: 2).map { pair(level[$0], level[$0 + 1]) }
+            }
+            var hash = level[0]
+            var position = index >> k
+            for uncle in answer.dropFirst(length) {
+                hash = position & 1 == 0 ? pair(hash, uncle) : pair(uncle, hash)
+                position >>= 1
+            }
+            #expect(hash == root, "(\(index), \(length))")
+        }
+        // The first log2(length) - 1 proof layers are implied: none is sent until the subtree's root.
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 8, length: 4, proofLayers: 1)?.count == 4)
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 8, length: 4, proofLayers: 2)?.count == 5)
+        // Malformed: not a power of two, misaligned, past the end, or a single hash.
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 0, length: 3, proofLayers: 0) == nil)
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 2, length: 4, proofLayers: 0) == nil)
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 16, length: 2, proofLayers: 0) == nil)
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 0, length: 1, proofLayers: 0) == nil)
+        #expect(MerkleTree.hashesAnswer(layers: layers, index: 0, length: 32, proofLayers: 4)?.count == 16)
+    }
 }

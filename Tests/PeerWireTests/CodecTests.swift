@@ -1,3 +1,4 @@
+import Hashing
 import PeerWire
 import Testing
 import TorrentModel
@@ -22,6 +23,15 @@ import TorrentModel
         (.haveNone, "00000001 0f"),
         (.rejectRequest(block), "0000000d 10 00000001 00004000 00004000"),
         (.allowedFast(PieceIndex(4)), "00000005 11 00000004"),
+        // BEP 52: pieces root, base layer, index, length, proof layers.
+        (
+            .hashRequest(
+                HashRequest(
+                    piecesRoot: SHA256Digest(bytes: [UInt8](repeating: 0xab, count: 32))!, baseLayer: 2,
+                    index: 512,
+                    length: 512, proofLayers: 9)),
+            "00000031 15 " + String(repeating: "ab", count: 32) + " 00000002 00000200 00000200 00000009"
+        ),
     ]
 
     @Test func fixedSizeMessagesMatchTheBEPs() {

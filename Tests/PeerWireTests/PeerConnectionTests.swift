@@ -1,3 +1,4 @@
+import Hashing
 import PeerWire
 import Testing
 import TorrentModel
@@ -242,9 +243,20 @@ enum PeerBitfieldFixtures {
         #expect(disconnectReason { _ = try connection.feed(input) } == .extensionProtocolNotNegotiated)
     }
 
+    /// Unknown ids, and BEP 52 `hashes` we never asked for (id 22), are skipped.
     @Test func unknownMessagesAreIgnored() throws {
         var connection = try establishedConnection(fast: false)
-        #expect(try connection.feed(bytes("00000003 15 0000") + wire(.unchoke)) == [.peerUnchokedUs])
+        #expect(try connection.feed(bytes("00000003 16 0000") + wire(.unchoke)) == [.peerUnchokedUs])
+    }
+
+    /// BEP 52: a hash request goes to the caller to answer.
+    @Test func aHashRequestIsPassedOn() throws {
+        var connection = try establishedConnection(fast: false)
+        let request = HashRequest(
+            piecesRoot: SHA256Digest(bytes: [UInt8](repeating: 7, count: 32))!, baseLayer: 0, index: 0,
+            length: 2,
+            proofLayers: 0)
+        #expect(try connection.feed(request.encodedRequest()) == [.hashRequested(request)])
     }
 }
 

@@ -54,6 +54,7 @@ enum RecordedPeerEvent: Equatable {
     case allowedFast(PieceIndex)
     case extended(id: UInt8, [UInt8])
     case dhtPort(UInt16)
+    case hashRequested(HashRequest)
 
     init(_ event: borrowing PeerEvent) {
         switch event {
@@ -76,6 +77,7 @@ enum RecordedPeerEvent: Equatable {
         case .allowedFast(let piece): self = .allowedFast(piece)
         case .extended(let id, let payload): self = .extended(id: id, payload.array)
         case .dhtPort(let port): self = .dhtPort(port)
+        case .hashRequested(let request): self = .hashRequested(request)
         }
     }
 }

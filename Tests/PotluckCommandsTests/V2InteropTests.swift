@@ -248,4 +248,43 @@ import Testing
         let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(!seederLog.contains("protocol: infohash"), "\(seederLog)")
     }
+
+    /// The other way: a libtorrent leecher given only a v2-only link to a Potluck v2 seeder asks it for
+    /// the piece layers (BEP 52 hash requests, with proofs up to the root) and gets them, then every piece.
+    @Test func aLibtorrentLeecherGetsThePieceLayersFromAPotluckSeeder() throws {
+        let pieceLength = 16 * 1024
+        let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
+        defer { try? FileManager.default.removeItem(at: root) }
+        try Data(
+            (0..<(611 * pieceLength - 1000)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        )
+        .write(to: data.appendingPathComponent("big"))
+        let torrent = root.appendingPathComponent("v2.torrent").path
+        let created = try runPotluck([
+            "create", "-q", "--v2", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
+        ])
+        #expect(created.status == 0, "\(created.error)")
+        let port = SeedInteropTests.freePort(on: "127.0.0.1")
+        let log = root.appendingPathComponent("seeder.log")
+        let seeder = try SeedInteropTests.PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
+            logFile: log)
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+
+        let target = root.appendingPathComponent("libtorrent")
+        let libtorrent = try SeedInteropTests.harness(
+            "lt.py",
+            [
+                "download", torrent, target.path, "--magnet-v2", "--peer", "127.0.0.1:\(port)", "--timeout",
+                "60",
+                "--recheck",
+            ])
+        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        #expect(libtorrent.status == 0, "\(libtorrent.json)\n\(seederLog)")
+        #expect(libtorrent.json["failed_bytes"] as? Int == 0, "\(libtorrent.json)")
+        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        // libtorrent can check a file whole against its root without layers: the log shows it asked.
+        #expect(seederLog.contains(": answered with "), "\(seederLog)")
+        #expect(!seederLog.contains(": refused"), "\(seederLog)")
+    }
 }
