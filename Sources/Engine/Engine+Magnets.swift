@@ -14,8 +14,7 @@ extension Engine {
     /// as `add(_:options:)` would (with the peers heard so far). `metainfo(of:)` has it from then on.
     @discardableResult
     public func add(magnet: MagnetLink, options: DownloadOptions) throws(EngineError) -> TorrentID {
-        // A v2-only link: peers know the torrent by its SHA-256 hash cut to 20 bytes (BEP 52).
-        guard let infoHash = magnet.infoHashV1 ?? magnet.infoHashV2.map(InfoHash.init(truncatingV2:)) else {
+        guard let infoHash = magnet.wireInfoHash else {
             throw .unsupportedMagnet("the link names no infohash")
         }
         return try admit(infoHash, options: options) { id, options, reactor in

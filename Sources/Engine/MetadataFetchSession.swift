@@ -109,7 +109,7 @@ final class MetadataFetchSession: ReactorTenant {
     /// Nil when the link names no hash peers could know the torrent by.
     init?(magnet: MagnetLink, options: DownloadOptions, log: @escaping (String) -> Void) {
         guard let hashes = InfoDictionaryHashes(v1: magnet.infoHashV1, v2: magnet.infoHashV2),
-            let infoHash = magnet.infoHashV1 ?? magnet.infoHashV2.map(InfoHash.init(truncatingV2:))
+            let infoHash = magnet.wireInfoHash
         else { return nil }
         self.magnet = magnet
         self.infoHash = infoHash

@@ -47,6 +47,10 @@ public struct MagnetLink: Hashable, Sendable {
     public var infoHashV2: SHA256Digest?
     /// `dn`: a name to show until the metadata arrives.
     public var displayName: String?
+
+    /// The 20-byte id peers know the torrent by (as ``Metainfo/wireInfoHash``): the v1 infohash, or the
+    /// v2 one cut to 20 bytes for a v2-only link.
+    public var wireInfoHash: InfoHash? { infoHashV1 ?? infoHashV2.map(InfoHash.init(truncatingV2:)) }
     /// `tr`: tracker URLs, in order.
     public var trackers: [String]
     /// `ws`: web seed URLs.

@@ -165,7 +165,7 @@ enum TorrentOrigin {
     var name: String {
         switch self {
         case .metainfo(let metainfo): metainfo.name
-        case .magnet(let magnet): magnet.displayName ?? magnet.infoHashV1?.hex ?? "magnet"
+        case .magnet(let magnet): magnet.displayName ?? magnet.wireInfoHash?.hex ?? "magnet"
         }
     }
 

@@ -165,9 +165,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         } catch {
             throw RPCFailure("invalid magnet link: \(error)")
         }
-        guard let hash = magnet.infoHashV1 else {
-            throw RPCFailure("a v2-only magnet link (no urn:btih) cannot be downloaded yet")
-        }
+        // A v2-only link is kept under its truncated v2 hash, as its .torrent will be (`wireInfoHash`).
+        guard let hash = magnet.wireInfoHash else { throw RPCFailure("the magnet link names no infohash") }
         let source = TorrentOrigin.magnet(magnet)
         return try add(
             source, hash: hash, downloadDirectory: downloadDirectory, paused: paused, changes: changes
@@ -252,7 +251,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
             torrent.renamedPaths = renamedPaths
         case .magnet(let magnet):
-            let hash = magnet.infoHashV1!  // checked when added
+            guard let hash = magnet.wireInfoHash else {
+                throw RPCFailure("the magnet link names no infohash")
+            }
             let id = try engine.add(magnet: magnet, options: options(for: settings, hash: hash, registry))
             torrent = DaemonTorrent(id: id, magnet: magnet, hash: hash, settings: settings)
         }

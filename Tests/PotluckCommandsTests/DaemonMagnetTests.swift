@@ -57,7 +57,9 @@ import Testing
         #expect(daemon.logText.contains("metadata received and kept"), "\(daemon.logText)")
     }
 
-    @Test func aMalformedOrV2OnlyLinkIsRefusedWithTheReason() throws {
+    /// A malformed link is refused with the reason; a v2-only one is taken, under its v2 infohash cut to
+    /// the 20 bytes peers know it by.
+    @Test func aMalformedLinkIsRefusedWithTheReasonAndAV2OnlyOneTaken() throws {
         let root = try DaemonInteropTests.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
         let daemon = try DaemonInteropTests.DaemonProcess(
@@ -66,9 +68,12 @@ import Testing
             log: root.appendingPathComponent("daemon.log"))
         let malformed = try daemon.remote(["-a", "magnet:?xt=urn:btih:1234"])
         #expect(malformed.output.contains("invalid magnet link"), "\(malformed.output)")
-        let v2 = try daemon.remote(["-a", "magnet:?xt=urn:btmh:1220\(String(repeating: "ab", count: 32))"])
-        #expect(v2.output.contains("v2-only"), "\(v2.output)")
-        #expect((try daemon.remote(["-l"]).output).contains("Sum:"))
+        let v2 = try daemon.remote([
+            "-a", "magnet:?xt=urn:btmh:1220\(String(repeating: "ab", count: 32))&dn=v2",
+        ])
+        #expect(v2.output.contains("success"), "\(v2.output)")
+        let info = try daemon.remote(["-t", "1", "-i"]).output
+        #expect(info.contains("Hash: \(String(repeating: "ab", count: 20))"), "\(info)")
     }
 
     /// torrent-add with a URL, as indexers serve them: a .torrent is fetched and added, a redirect to a
