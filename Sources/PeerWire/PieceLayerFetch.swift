@@ -75,8 +75,11 @@ public struct HashRequest: Hashable, Sendable {
 ///
 /// Each file's whole layer is asked for, in runs of at most ``maximumRun`` hashes with no proof hashes,
 /// and checked once complete against the file's root (`verify`, which the caller supplies: the Merkle
-/// arithmetic lives with the metainfo). A peer whose layer does not hash to the root, or that refuses, is
-/// not asked for that file again; an unanswered run goes to another peer after ``timeoutNanoseconds``.
+/// arithmetic lives with the metainfo). When a layer from one peer does not hash to the root, that peer
+/// is not asked for the file again; when several peers sent parts of it, which one lied is unknown, so
+/// the file is then asked of one peer at a time until a layer checks (each failure excluding its one
+/// sender): an honest peer is never excluded for a liar's hashes. A peer that refuses is not asked for
+/// the file again; an unanswered run goes to another peer after ``timeoutNanoseconds``.
 ///
 /// Invariants: a run is outstanding with at most one peer; `layers[root]` is set only once verified.
 public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
@@ -126,8 +129,11 @@ public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
     private var outstanding: [Run: Outstanding] = [:]
     private var received: [SHA256Digest: [Int: [SHA256Digest]]] = [:]
     private var senders: [SHA256Digest: Set<Peer>] = [:]
-    /// Peers not to ask again for a file: they refused, or sent hashes that did not verify.
+    /// Peers not to ask again for a file: they refused, went silent, or alone sent a layer that did not
+    /// verify.
     private var excluded: [SHA256Digest: Set<Peer>] = [:]
+    /// Files whose layer failed with several senders: all their runs go to one peer at a time.
+    private var singleSource: Set<SHA256Digest> = []
     /// The verified layers, by root.
     public private(set) var layers: [SHA256Digest: [SHA256Digest]] = [:]
 
@@ -159,14 +165,24 @@ public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
         var load: [Peer: Int] = [:]
         for asked in outstanding.values { load[asked.peer, default: 0] += 1 }
         var stillPending: [Run] = []
+        // A single-source file's runs all go to the peer that has one of them outstanding.
+        var source: [SHA256Digest: Peer] = [:]
+        for (run, asked) in outstanding where singleSource.contains(run.root) {
+            source[run.root] = asked.peer
+        }
         for run in pending {
             let allowed = peers.filter { !(excluded[run.root]?.contains($0) ?? false) }
-            guard let need = needs[run.root],
-                let peer = allowed.min(by: { load[$0, default: 0] < load[$1, default: 0] })
-            else {
+            let chosen: Peer?
+            if singleSource.contains(run.root), let current = source[run.root] {
+                chosen = allowed.contains(current) ? current : nil
+            } else {
+                chosen = allowed.min(by: { load[$0, default: 0] < load[$1, default: 0] })
+            }
+            guard let need = needs[run.root], let peer = chosen else {
                 stillPending.append(run)
                 continue
             }
+            if singleSource.contains(run.root) { source[run.root] = peer }
             load[peer, default: 0] += 1
             outstanding[run] = Outstanding(peer: peer, sentAt: now)
             requests.append(
@@ -199,9 +215,14 @@ public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
             layers[run.root] = layer
             return .fileCompleted(run.root)
         }
-        // Which sender lied is unknown when several answered: none of them is asked again for it.
-        excluded[run.root, default: []].formUnion(senders[run.root] ?? [])
+        let fileSenders = senders[run.root] ?? []
         senders[run.root] = nil
+        if fileSenders.count == 1 {
+            excluded[run.root, default: []].formUnion(fileSenders)
+        } else {
+            // Which of them lied is unknown: the file is asked of one peer at a time from now on.
+            singleSource.insert(run.root)
+        }
         pending += runs
         return .wrongHashes(run.root)
     }

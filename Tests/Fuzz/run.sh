@@ -48,10 +48,11 @@ declare -A harness_modules=(
     [PexFuzz]="TorrentModel Bencode Buffers Hashing PeerWire"
     [WebSeedResponseFuzz]="TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed"
     [LocalDiscoveryFuzz]="TorrentModel LocalDiscovery"
+    [PieceLayerFetchFuzz]="TorrentModel Bencode Buffers Hashing Metainfo PeerWire"
 )
 all_harnesses=(BencodeFuzz MetainfoFuzz BuilderFuzz TrackerResponseFuzz UDPTrackerFuzz WireDecoderFuzz
     PeerConnectionFuzz EncryptionHandshakeFuzz ExtensionHandshakeFuzz KRPCFuzz MetadataMessageFuzz MetadataFetchFuzz PexFuzz
-    WebSeedResponseFuzz LocalDiscoveryFuzz)
+    WebSeedResponseFuzz LocalDiscoveryFuzz PieceLayerFetchFuzz)
 module_order=(TorrentModel Bencode Buffers Hashing Metainfo Tracker WebSeed PeerWire DHT LocalDiscovery)
 harnesses=("$@")
 [[ ${#harnesses[@]} -gt 0 ]] || harnesses=("${all_harnesses[@]}")

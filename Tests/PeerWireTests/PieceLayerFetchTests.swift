@@ -69,6 +69,36 @@ import TorrentModel
         #expect(again.count == 2 && again.allSatisfy { $0.1 == 2 })
     }
 
+    /// A layer that fails with parts from two peers blames neither: the file is asked of one peer at a
+    /// time from then on, so an honest peer completes it even beside a liar.
+    @Test func aLiarAmongSeveralSendersCannotGetAnHonestPeerExcluded() {
+        var fetch = Self.fetch()
+        let requests = fetch.nextRequests(peers: [1, 2], now: .zero)
+        let liar = requests[1].1
+        let honest = requests[0].1
+        #expect(
+            fetch.receivedHashes(requests[0].0, hashes: Self.answer(requests[0].0), from: honest) == .stored)
+        var wrong = Self.answer(requests[1].0)
+        wrong[0] = Self.digest(-7)
+        #expect(fetch.receivedHashes(requests[1].0, hashes: wrong, from: liar) == .wrongHashes(Self.root))
+        let again = fetch.nextRequests(peers: [1, 2], now: .zero)
+        #expect(again.count == 2 && Set(again.map(\.1)).count == 1, "one peer at a time")
+        guard again[0].1 == honest else {
+            // The liar got them: its own failure now names it alone.
+            for (request, peer) in again { _ = fetch.receivedHashes(request, hashes: wrong, from: peer) }
+            let last = fetch.nextRequests(peers: [1, 2], now: .zero)
+            #expect(last.allSatisfy { $0.1 == honest })
+            return
+        }
+        for (request, peer) in again.dropLast() {
+            #expect(fetch.receivedHashes(request, hashes: Self.answer(request), from: peer) == .stored)
+        }
+        let (request, peer) = again[again.count - 1]
+        #expect(
+            fetch.receivedHashes(request, hashes: Self.answer(request), from: peer)
+                == .fileCompleted(Self.root))
+    }
+
     /// A refusal, and silence past the timeout, send the run to another peer; an answer from a peer not
     /// asked is ignored.
     @Test func refusalsAndSilenceGoElsewhere() {
