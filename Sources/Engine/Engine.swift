@@ -272,6 +272,13 @@ public final class Engine: Sendable {
         return state.withLock { state in state.records.snapshot(of: id) }
     }
 
+    /// A number that changes whenever the torrent's snapshot may have (nil if it is not in the engine):
+    /// what a front end can keep what it made of a snapshot by. Asked before the snapshot it goes with.
+    public func revision(of id: TorrentID) -> Int? {
+        settleLostReactors()
+        return state.withLock { state in state.records.revision(of: id) }
+    }
+
     /// What each tracker of the torrent last did and will do next, in announce-list order: asked
     /// apart from `snapshot(_:)`, which would otherwise copy these for every torrent. Empty for a
     /// torrent that has not announced since it was added.
