@@ -272,11 +272,12 @@ public final class Engine: Sendable {
         return state.withLock { state in state.records.snapshot(of: id) }
     }
 
-    /// A number that changes whenever the torrent's snapshot may have (nil if it is not in the engine):
-    /// what a front end can keep what it made of a snapshot by. Asked before the snapshot it goes with.
-    public func revision(of id: TorrentID) -> Int? {
+    /// For each torrent a number that changes whenever its snapshot may have (nil if it is not in the
+    /// engine): what a front end can keep what it made of a snapshot by. Asked before the snapshots
+    /// they go with; all under one hold of the lock (one each cost a tenth of a kept torrent-get).
+    public func revisions(of ids: [TorrentID]) -> [Int?] {
         settleLostReactors()
-        return state.withLock { state in state.records.revision(of: id) }
+        return state.withLock { state in ids.map { state.records.revision(of: $0) } }
     }
 
     /// What each tracker of the torrent last did and will do next, in announce-list order: asked

@@ -34,10 +34,13 @@ extension EngineBackend {
             let chosen = Self.resolve(selection, in: registry, now: now)
             var rows: [[UInt8]] = []
             rows.reserveCapacity(chosen.count)
-            for torrent in chosen {
-                let id = torrent.id
-                // Asked before the snapshot: a change in between makes a row that is made again.
-                let engineRevision = engine.revision(of: id)
+            let ids = chosen.map(\.id)
+            // Asked before the snapshots: a change in between makes a row that is made again.
+            let engineRevisions = engine.revisions(of: ids)
+            if registry.keptRows.rows.isEmpty { registry.keptRows.rows.reserveCapacity(chosen.count) }
+            for (index, torrent) in chosen.enumerated() {
+                let id = ids[index]
+                let engineRevision = engineRevisions[index]
                 if let kept = registry.keptRows.rows[id], kept.torrent == torrent.revision,
                     kept.engine == engineRevision, kept.session == registry.sessionRevision,
                     kept.second == nil || kept.second == now

@@ -108,11 +108,14 @@ public struct TorrentRowLayout: Sendable, Equatable {
     /// torrent's row of (`TransmissionBackend.torrentRows`).
     public var isList: Bool { fields.allSatisfy(TorrentField.listFields.contains) }
 
-    /// The torrent's row, as torrent-get writes it.
+    /// The torrent's row, as torrent-get writes it: written with room to spare, then copied at its
+    /// size, since a backend may keep it (grown byte by byte, a row of 260 bytes took seven
+    /// allocations and kept 512).
     public func row(of torrent: TorrentSnapshot) -> [UInt8] {
         var writer = JSONWriter()
+        writer.reserveCapacity(2048)
         withUnsafePointer(to: torrent) { writeRow(of: $0, into: &writer) }
-        return writer.bytes
+        return Array(writer.bytes[...])
     }
 
     func writeRow(of torrent: UnsafePointer<TorrentSnapshot>, into writer: inout JSONWriter) {

@@ -14,15 +14,22 @@ import TransmissionRPC
         .etaIdle, .eta, .error, .errorString, .peersConnected, .isFinished, .rateUpload,
     ]
 
-    /// Each torrent's row from the kept rows, and as written from a snapshot taken now.
+    /// Each torrent's row from the kept rows, and as written from snapshots taken just before and
+    /// just after (the same, else the torrents changed meanwhile and it is asked again).
     static func rows(
         _ fixture: Fixture, _ layout: TorrentRowLayout, _ selection: TorrentSelection = .all
     ) async throws -> (kept: [String], fresh: [String]) {
-        let kept = try #require(await fixture.backend.torrentRows(selection, layout: layout)?.rows)
-        let fresh = await fixture.backend.torrents(selection, fields: Set(layout.fields)).torrents.map(
-            layout.row)
-        let text = { (rows: [[UInt8]]) in rows.map { String(decoding: $0, as: UTF8.self) } }
-        return (text(kept), text(fresh))
+        func fresh() async -> [String] {
+            await fixture.backend.torrents(selection, fields: Set(layout.fields)).torrents.map {
+                String(decoding: layout.row(of: $0), as: UTF8.self)
+            }
+        }
+        for _ in 0..<50 {
+            let before = await fresh()
+            let kept = try #require(await fixture.backend.torrentRows(selection, layout: layout)?.rows)
+            if await fresh() == before { return (kept.map { String(decoding: $0, as: UTF8.self) }, before) }
+        }
+        throw RPCFailure("the torrents kept changing")
     }
 
     @Test(arguments: [TorrentGetFormat.objects, .table])
@@ -42,6 +49,16 @@ import TransmissionRPC
         #expect(await fixture.keepBooks { await fixture.listing()["seed"]?.status == .seeding })
         try await check("seeding")
         let before = try await Self.rows(fixture, layout).kept
+
+        // Changed in the engine alone: the daemon's torrent stays as it was.
+        let inEngine = TorrentID(value: download)
+        try fixture.engine.pause(inEngine)
+        for _ in 0..<100 where fixture.engine.snapshot(inEngine)?.activity != .paused {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        try await check("paused in the engine")
+        #expect(await fixture.listing()["download"]?.status == .stopped)
+        try fixture.engine.resume(inEngine)
 
         try await fixture.backend.perform(.queueMoveTop, on: .only([.id(download)]))
         try await check("moved in the queue")
