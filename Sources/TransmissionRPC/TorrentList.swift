@@ -115,7 +115,8 @@ public struct TorrentRowLayout: Sendable, Equatable {
         var writer = JSONWriter()
         writer.reserveCapacity(2048)
         withUnsafePointer(to: torrent) { writeRow(of: $0, into: &writer) }
-        return Array(writer.bytes[...])
+        // Copied from the buffer: a slice of all of an array would hand back the same storage.
+        return writer.bytes.withUnsafeBufferPointer { Array($0) }
     }
 
     func writeRow(of torrent: UnsafePointer<TorrentSnapshot>, into writer: inout JSONWriter) {
