@@ -272,6 +272,14 @@ public final class Engine: Sendable {
         return state.withLock { state in state.records.snapshot(of: id) }
     }
 
+    /// For each torrent a number that changes whenever its snapshot may have (nil if it is not in the
+    /// engine): what a front end can keep what it made of a snapshot by. Asked before the snapshots
+    /// they go with; all under one hold of the lock (one each cost a tenth of a kept torrent-get).
+    public func revisions(of ids: [TorrentID]) -> [Int?] {
+        settleLostReactors()
+        return state.withLock { state in ids.map { state.records.revision(of: $0) } }
+    }
+
     /// What each tracker of the torrent last did and will do next, in announce-list order: asked
     /// apart from `snapshot(_:)`, which would otherwise copy these for every torrent. Empty for a
     /// torrent that has not announced since it was added.

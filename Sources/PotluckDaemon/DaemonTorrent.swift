@@ -1,6 +1,7 @@
 import Engine
 import Metainfo
 import Storage
+import Synchronization
 import TorrentModel
 
 /// One torrent of the daemon: the engine's handle, its metainfo, and what the daemon keeps about it.
@@ -30,18 +31,40 @@ struct DaemonTorrent: Sendable {
         var restoredVerified: PieceSet?
         var dataLooksComplete = false
         var renamedPaths: [[String]]?
+        var revision = DaemonTorrent.nextRevision()
     }
 
     private var box: Box
 
-    /// The fields to change, copied first when the box is shared. (Reads go to `box.fields.name`:
-    /// a getter returning all the fields would copy them all for each one read; the larger ones are
-    /// lent, not copied.)
+    /// The fields to change, copied first when the box is shared, under a new `revision`. (Reads go
+    /// to `box.fields.name`: a getter returning all the fields would copy them all for each one read;
+    /// the larger ones are lent, not copied.)
     private var fields: Fields {
         get { box.fields }
         _modify {
             if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+            box.fields.revision = Self.nextRevision()
             yield &box.fields
+        }
+    }
+
+    /// Changes whenever a field does (but for `countSecond`), and is never that of another state of
+    /// any torrent: what torrent-get's kept rows are checked against (`KeptRows`).
+    var revision: Int { box.fields.revision }
+
+    private static let revisions = Atomic<Int>(0)
+
+    private static func nextRevision() -> Int { revisions.add(1, ordering: .relaxed).newValue }
+
+    /// Counts a second of downloading or seeding, under the same `revision`: every running torrent
+    /// does so every second, which would leave no kept row standing, and no kept row shows these
+    /// counters (`TorrentField.listFields`).
+    mutating func countSecond(seeding: Bool) {
+        if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
+        if seeding {
+            box.fields.settings.secondsSeeding += 1
+        } else {
+            box.fields.settings.secondsDownloading += 1
         }
     }
 
@@ -132,6 +155,8 @@ struct DaemonTorrent: Sendable {
     /// counters join the totals. Returns the bytes moved since the last look.
     @discardableResult
     mutating func absorbCounters(uploaded: Int64, downloaded: Int64) -> (uploaded: Int64, downloaded: Int64) {
+        // Unchanged, the torrent keeps its revision (and torrent-get its kept row).
+        if uploaded == runUploaded && downloaded == runDownloaded { return (0, 0) }
         var since = (uploaded: uploaded - runUploaded, downloaded: downloaded - runDownloaded)
         if uploaded < runUploaded || downloaded < runDownloaded {
             settings.uploadedEver += runUploaded

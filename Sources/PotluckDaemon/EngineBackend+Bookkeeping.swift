@@ -86,10 +86,10 @@ extension EngineBackend {
         }
         switch snapshot.activity {
         case .downloading:
-            torrent.settings.secondsDownloading += 1
+            torrent.countSecond(seeding: false)
             if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
         case .seeding:
-            torrent.settings.secondsSeeding += 1
+            torrent.countSecond(seeding: true)
             if torrent.pauseAfterCheck { checkedWhilePaused.append(id) }
         default: break
         }

@@ -18,7 +18,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         var torrents: [TorrentID: DaemonTorrent] = [:]
         /// Ids removed lately, with when, for torrent-get's `recently-active`.
         var removed: [(id: Int, at: Int)] = []
-        var session: SessionSettings
+        var session: SessionSettings {
+            didSet { sessionRevision += 1 }
+        }
+        /// Counts the changes of `session`, which some kept rows show (`KeptRows`).
+        var sessionRevision = 0
+        var keptRows = KeptRows()
         /// The session-set keys clients changed, as JSON, kept in `session.json`.
         var sessionOverrides: [String: JSONValue]
         var totals: StoredTotals
@@ -311,10 +316,14 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                     session: registry.session, now: now,
                     trackerStatus: parts.trackerStats ? engine.trackerStatus(of: torrent.id) : [])
             }
-            let removed =
-                selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []
-            return TorrentListing(torrents: torrents, removedIDs: removed)
+            return TorrentListing(
+                torrents: torrents, removedIDs: Self.removedIDs(selection, in: registry, now: now))
         }
+    }
+
+    /// For `recently-active`, the torrents removed in the last minute.
+    static func removedIDs(_ selection: TorrentSelection, in registry: Registry, now: Int) -> [Int] {
+        selection == .recentlyActive ? registry.removed.filter { now - $0.at <= 60 }.map(\.id) : []
     }
 
     /// The torrents a selection names, by id.
@@ -506,6 +515,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             try? engine.remove(torrent.id)
             registry.withLock { registry in
                 registry.torrents[torrent.id] = nil
+                registry.keptRows.rows[torrent.id] = nil
                 leaveQueue(torrent.id, in: &registry)
                 registry.removed.append((torrent.id.value, Self.now()))
                 registry.removed.removeAll { Self.now() - $0.at > 60 }

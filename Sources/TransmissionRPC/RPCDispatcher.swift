@@ -13,17 +13,18 @@ public struct RPCDispatcher: Sendable {
 
     /// The reply's `arguments`, or the failure whose message becomes its `result`.
     public func reply(to request: RPCRequest) async throws(RPCFailure) -> [String: JSONValue] {
-        switch try await arguments(for: request) {
+        switch try await arguments(for: request, written: false) {
         case .object(let arguments): arguments
         case .torrents(let list): list.value
         }
     }
 
-    /// The reply's `arguments` as the endpoint writes them: torrent-get's straight from the snapshots.
-    func arguments(for request: RPCRequest) async throws(RPCFailure) -> ReplyArguments {
+    /// The reply's `arguments` as the endpoint writes them: torrent-get's straight from the snapshots,
+    /// or from the rows the backend kept when the reply is `written` (not made a `JSONValue`).
+    func arguments(for request: RPCRequest, written: Bool) async throws(RPCFailure) -> ReplyArguments {
         do {
             if case .torrentGet(let fields, let selection, let format) = request {
-                return .torrents(await torrentList(fields, of: selection, format: format))
+                return .torrents(await torrentList(fields, of: selection, format: format, written: written))
             }
             return .object(try await perform(request))
         } catch let failure as RPCFailure {
@@ -72,7 +73,7 @@ public struct RPCDispatcher: Sendable {
             case .duplicate(let torrent): return ["torrent-duplicate": Self.identityObject(torrent)]
             }
         case .torrentGet(let fields, let selection, let format):
-            return await torrentList(fields, of: selection, format: format).value
+            return await torrentList(fields, of: selection, format: format, written: false).value
         case .torrentSet(let selection, let changes):
             try await backend.change(selection, changes)
         case .torrentAction(let action, let selection):
@@ -113,11 +114,17 @@ public struct RPCDispatcher: Sendable {
     }
 
     private func torrentList(
-        _ fields: [TorrentField], of selection: TorrentSelection, format: TorrentGetFormat
+        _ fields: [TorrentField], of selection: TorrentSelection, format: TorrentGetFormat, written: Bool
     ) async -> TorrentList {
-        TorrentList(
-            listing: await backend.torrents(selection, fields: Set(fields)), fields: fields, format: format,
-            reportsRemoved: selection == .recentlyActive)
+        let layout = TorrentRowLayout(fields: fields, format: format)
+        let kept = written && layout.isList ? await backend.torrentRows(selection, layout: layout) : nil
+        let listing: TorrentListing
+        if let kept {
+            listing = kept
+        } else {
+            listing = await backend.torrents(selection, fields: Set(fields))
+        }
+        return TorrentList(listing: listing, layout: layout, reportsRemoved: selection == .recentlyActive)
     }
 
     private static func identityObject(_ torrent: TorrentIdentity) -> JSONValue {

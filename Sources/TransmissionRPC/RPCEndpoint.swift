@@ -19,7 +19,7 @@ public struct RPCEndpoint: Sendable {
 
     public func respond(to request: RPCHTTPRequest) async -> RPCHTTPResponse {
         if let refusal = gatekeeper.refusal(for: request) { return refusal }
-        let reply = await answer(toBody: request.body)
+        let reply = await answer(toBody: request.body, written: true)
         // The keys in order: arguments, result, tag.
         var writer = JSONWriter()
         writer.append(#"{"arguments":"#)
@@ -37,7 +37,7 @@ public struct RPCEndpoint: Sendable {
     /// The JSON reply to a request body. It always has `result` and `arguments`, and echoes `tag`
     /// whenever the body has one, since transmission-remote picks how to print a reply by its tag.
     public func reply(toBody body: [UInt8]) async -> JSONValue {
-        let reply = await answer(toBody: body)
+        let reply = await answer(toBody: body, written: false)
         var object: [String: JSONValue] = ["result": .string(reply.result)]
         switch reply.arguments {
         case .object(let arguments): object["arguments"] = .object(arguments)
@@ -48,7 +48,7 @@ public struct RPCEndpoint: Sendable {
     }
 
     private func answer(
-        toBody body: [UInt8]
+        toBody body: [UInt8], written: Bool
     ) async -> (tag: JSONValue?, result: String, arguments: RPCDispatcher.ReplyArguments) {
         // Transmission treats a body that is not JSON like one without a method.
         let call = JSONValue(parsing: body)?.objectValue ?? [:]
@@ -64,7 +64,7 @@ public struct RPCEndpoint: Sendable {
             }
             let request = try RPCRequest(method: name, arguments: arguments)
             method = request.methodName
-            let replyArguments = try await dispatcher.arguments(for: request)
+            let replyArguments = try await dispatcher.arguments(for: request, written: written)
             callAnswered(method, true)
             return (tag, "success", replyArguments)
         } catch {

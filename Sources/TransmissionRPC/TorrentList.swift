@@ -1,19 +1,20 @@
 /// torrent-get's `arguments`: the torrents in the layout asked for and, for `recently-active`, the
 /// ids removed lately.
 ///
-/// Written straight from the snapshots into the reply (`write(into:)`): building a `JSONValue` per
-/// field, a dictionary per torrent and sorting its keys again for each took most of a torrent-get of
-/// 10,000 torrents. `value` is the same reply as a `JSONValue`, for callers that want one; the two
-/// write the same bytes.
+/// Written straight from the snapshots into the reply (`write(into:)`), or from the rows the backend
+/// kept (`TorrentListing.rows`): building a `JSONValue` per field, a dictionary per torrent and
+/// sorting its keys again for each took most of a torrent-get of 10,000 torrents. `value` is the same
+/// reply as a `JSONValue`, for callers that want one (from snapshots only); the two write the same
+/// bytes.
 struct TorrentList: Sendable {
     var listing: TorrentListing
-    var fields: [TorrentField]
-    var format: TorrentGetFormat
+    var layout: TorrentRowLayout
     var reportsRemoved: Bool
 
     var value: [String: JSONValue] {
         let torrents: [JSONValue]
-        switch format {
+        let fields = layout.fields
+        switch layout.format {
         case .objects:
             torrents = listing.torrents.map { torrent in
                 .object(Dictionary(fields.map { ($0.rawValue, $0.value(of: torrent)) }) { first, _ in first })
@@ -42,57 +43,29 @@ struct TorrentList: Sendable {
             writer.append("],")
         }
         writer.append(#""torrents":["#)
-        switch format {
-        case .objects: writeObjects(into: &writer)
-        case .table: writeTable(into: &writer)
+        // A table starts with a header row of the field names as asked (repeats kept).
+        let header = layout.format == .table
+        if header { writer.write(.array(layout.fields.map { .string($0.rawValue) })) }
+        if let rows = listing.rows {
+            writer.reserveCapacity(writer.bytes.count + rows.reduce(rows.count) { $0 + $1.count } + 2)
+            for (index, row) in rows.enumerated() {
+                if index > 0 || header { writer.append(byte: UInt8(ascii: ",")) }
+                writer.append(row)
+            }
+        } else {
+            // Each torrent read where it lies (`baseAddress + index`): passed on by value
+            // (`torrents[index]`, which copies), each cost a score of retains and releases, a tenth
+            // of the whole call.
+            listing.torrents.withUnsafeBufferPointer { torrents in
+                let start = writer.bytes.count
+                for index in torrents.indices {
+                    if index > 0 || header { writer.append(byte: UInt8(ascii: ",")) }
+                    layout.writeRow(of: torrents.baseAddress! + index, into: &writer)
+                    if index == 0 { Self.reserve(for: torrents.count, after: start, in: &writer) }
+                }
+            }
         }
         writer.append("]}")
-    }
-
-    /// One object per torrent: each field once, keys sorted as the writer sorts an object's (by the
-    /// same comparison), each key and its colon written once for all torrents.
-    private func writeObjects(into writer: inout JSONWriter) {
-        var seen = Set<TorrentField>()
-        let keyed = fields.filter { seen.insert($0).inserted }.sorted { $0.rawValue < $1.rawValue }
-        let keys = keyed.enumerated().map { index, field in
-            var key = JSONWriter()
-            if index > 0 { key.append(byte: UInt8(ascii: ",")) }
-            key.writeString(field.rawValue)
-            key.append(byte: UInt8(ascii: ":"))
-            return key.bytes
-        }
-        // Each torrent read where it lies (`pointee`): passed on by value (`torrents[index]`, which
-        // copies), each cost a score of retains and releases, a tenth of the whole call.
-        listing.torrents.withUnsafeBufferPointer { torrents in
-            let start = writer.bytes.count
-            for index in torrents.indices {
-                if index > 0 { writer.append(byte: UInt8(ascii: ",")) }
-                writer.append(byte: UInt8(ascii: "{"))
-                for field in keyed.indices {
-                    writer.append(keys[field])
-                    keyed[field].write(of: torrents.baseAddress! + index, into: &writer)
-                }
-                writer.append(byte: UInt8(ascii: "}"))
-                if index == 0 { Self.reserve(for: torrents.count, after: start, in: &writer) }
-            }
-        }
-    }
-
-    /// A header row of the field names as asked (repeats kept), then a row of values per torrent.
-    private func writeTable(into writer: inout JSONWriter) {
-        writer.write(.array(fields.map { .string($0.rawValue) }))
-        listing.torrents.withUnsafeBufferPointer { torrents in
-            let start = writer.bytes.count
-            for index in torrents.indices {
-                writer.append(",[")
-                for (position, field) in fields.enumerated() {
-                    if position > 0 { writer.append(byte: UInt8(ascii: ",")) }
-                    field.write(of: torrents.baseAddress! + index, into: &writer)
-                }
-                writer.append(byte: UInt8(ascii: "]"))
-                if index == 0 { Self.reserve(for: torrents.count, after: start, in: &writer) }
-            }
-        }
     }
 
     /// Room for all the torrents, reserved once the first (written since `start`) shows how long one is.
@@ -102,10 +75,84 @@ struct TorrentList: Sendable {
     }
 }
 
+/// How torrent-get writes each torrent: an object of the fields asked for (each once, keys sorted as
+/// the writer sorts an object's, by the same comparison), or a table row of them as asked (repeats
+/// kept). Made once per call: each key and its colon are written once for all torrents.
+public struct TorrentRowLayout: Sendable, Equatable {
+    public let fields: [TorrentField]
+    public let format: TorrentGetFormat
+    /// For objects: the fields once each in key order, and each key with its colon (a comma before
+    /// all but the first).
+    private let keyed: [TorrentField]
+    private let keys: [[UInt8]]
+
+    public init(fields: [TorrentField], format: TorrentGetFormat) {
+        self.fields = fields
+        self.format = format
+        var seen = Set<TorrentField>()
+        keyed = fields.filter { seen.insert($0).inserted }.sorted { $0.rawValue < $1.rawValue }
+        keys = keyed.enumerated().map { index, field in
+            var key = JSONWriter()
+            if index > 0 { key.append(byte: UInt8(ascii: ",")) }
+            key.writeString(field.rawValue)
+            key.append(byte: UInt8(ascii: ":"))
+            return key.bytes
+        }
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.fields == rhs.fields && lhs.format == rhs.format
+    }
+
+    /// Every field is one of a list's (`TorrentField.listFields`): what a backend may keep each
+    /// torrent's row of (`TransmissionBackend.torrentRows`).
+    public var isList: Bool { fields.allSatisfy(TorrentField.listFields.contains) }
+
+    /// The torrent's row, as torrent-get writes it: written with room to spare, then copied at its
+    /// size, since a backend may keep it (grown byte by byte, a row of 260 bytes took seven
+    /// allocations and kept 512).
+    public func row(of torrent: TorrentSnapshot) -> [UInt8] {
+        var writer = JSONWriter()
+        writer.reserveCapacity(2048)
+        withUnsafePointer(to: torrent) { writeRow(of: $0, into: &writer) }
+        // Copied from the buffer: a slice of all of an array would hand back the same storage.
+        return writer.bytes.withUnsafeBufferPointer { Array($0) }
+    }
+
+    func writeRow(of torrent: UnsafePointer<TorrentSnapshot>, into writer: inout JSONWriter) {
+        switch format {
+        case .objects:
+            writer.append(byte: UInt8(ascii: "{"))
+            for field in keyed.indices {
+                writer.append(keys[field])
+                keyed[field].write(of: torrent, into: &writer)
+            }
+            writer.append(byte: UInt8(ascii: "}"))
+        case .table:
+            writer.append(byte: UInt8(ascii: "["))
+            for (position, field) in fields.enumerated() {
+                if position > 0 { writer.append(byte: UInt8(ascii: ",")) }
+                field.write(of: torrent, into: &writer)
+            }
+            writer.append(byte: UInt8(ascii: "]"))
+        }
+    }
+}
+
 extension TorrentField {
-    /// Writes `value(of:)` of the torrent at `pointer` without making the value first, for the fields a listing of
-    /// many torrents asks for (`transmission-remote -l`, the web client's list); the rest go through
-    /// `value(of:)`.
+    /// What a listing of many torrents asks for (`transmission-remote -l`, the web client's list),
+    /// written by `write(of:into:)` without making the value first. None of them is made of a costly
+    /// part (files, peers, pieces, trackers) or ticks every second (`secondsSeeding`).
+    public static let listFields: Set<TorrentField> = [
+        .activityDate, .addedDate, .doneDate, .downloadDir, .error, .errorString, .eta, .etaIdle,
+        .hashString, .haveUnchecked, .haveValid, .id, .isFinished, .isStalled, .leftUntilDone,
+        .metadataPercentComplete, .name, .peersConnected, .peersGettingFromUs, .peersSendingToUs,
+        .percentDone, .queuePosition, .rateDownload, .rateUpload, .recheckProgress, .sizeWhenDone,
+        .status, .totalSize, .uploadedEver, .uploadRatio,
+    ]
+
+    /// Writes `value(of:)` of the torrent at `pointer`, the `listFields` without making the value
+    /// first; the rest go through `value(of:)`.
     func write(of pointer: UnsafePointer<TorrentSnapshot>, into writer: inout JSONWriter) {
         switch self {
         case .activityDate: writer.writeInteger(pointer.pointee.activityDate)

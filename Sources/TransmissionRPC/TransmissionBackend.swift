@@ -3,9 +3,17 @@ public struct TorrentListing: Sendable, Hashable {
     public var torrents: [TorrentSnapshot]
     /// Ids of torrents removed in the last minute; reported only for `.recentlyActive`.
     public var removedIDs: [Int]
+    /// In place of `torrents`, each torrent already written (`TransmissionBackend.torrentRows`).
+    public var rows: [[UInt8]]?
 
     public init(torrents: [TorrentSnapshot], removedIDs: [Int] = []) {
         self.torrents = torrents
+        self.removedIDs = removedIDs
+    }
+
+    public init(rows: [[UInt8]], removedIDs: [Int] = []) {
+        torrents = []
+        self.rows = rows
         self.removedIDs = removedIDs
     }
 }
@@ -40,6 +48,13 @@ public protocol TransmissionBackend: Sendable {
     /// asked for, so costly ones (peers, pieces, tracker stats) can be skipped; the rest may keep defaults.
     func torrents(_ selection: TorrentSelection, fields: Set<TorrentField>) async -> TorrentListing
 
+    /// The selected torrents as `torrents(_:fields:)` would give them, each already written as
+    /// `layout.row(of:)` writes it (`TorrentListing.rows`), for a backend that keeps each torrent's row
+    /// for as long as it stays true; nil (the default): they are written from `torrents(_:fields:)`.
+    /// Asked only for a layout of list fields (`TorrentRowLayout.isList`), and only for a reply that
+    /// is written, not made a `JSONValue`.
+    func torrentRows(_ selection: TorrentSelection, layout: TorrentRowLayout) async -> TorrentListing?
+
     func addTorrent(_ request: TorrentAddRequest) async throws -> TorrentAddOutcome
 
     /// Start, stop, verify, reannounce or move in the queue.
@@ -69,4 +84,11 @@ public protocol TransmissionBackend: Sendable {
 
     /// Shuts the session down after this reply.
     func closeSession() async
+}
+
+extension TransmissionBackend {
+    public func torrentRows(_ selection: TorrentSelection, layout: TorrentRowLayout) async -> TorrentListing?
+    {
+        nil
+    }
 }

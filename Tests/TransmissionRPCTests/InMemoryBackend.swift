@@ -39,6 +39,12 @@ actor InMemoryBackend: TransmissionBackend {
             removedIDs: selection == .recentlyActive ? removedIDs : [])
     }
 
+    /// Rows as a backend that keeps them gives them, for the endpoint to write.
+    func torrentRows(_ selection: TorrentSelection, layout: TorrentRowLayout) -> TorrentListing? {
+        let listing = torrents(selection, fields: Set(layout.fields))
+        return TorrentListing(rows: listing.torrents.map(layout.row), removedIDs: listing.removedIDs)
+    }
+
     func addTorrent(_ request: TorrentAddRequest) throws -> TorrentAddOutcome {
         lastAdd = request
         guard case .metainfo(let bytes) = request.source else { throw RPCFailure("unrecognized info") }

@@ -2,8 +2,9 @@ import Testing
 import TorrentModel
 import TransmissionRPC
 
-/// torrent-get's reply is written straight from the snapshots: the bytes are those of the same reply
-/// made as a `JSONValue` (`reply(toBody:)`) and written by `JSONValue.serialized`.
+/// torrent-get's reply is written straight from the snapshots, or from the rows a backend kept: the
+/// bytes are those of the same reply made as a `JSONValue` (`reply(toBody:)`) and written by
+/// `JSONValue.serialized`.
 @Suite struct TorrentListWritingTests {
     /// The examples, and one with what a writer might get wrong: escapes, non-ASCII text, negative and
     /// non-finite numbers, peers, labels, web seeds.
@@ -26,6 +27,10 @@ import TransmissionRPC
     }
 
     static let everyField = TorrentField.allCases.map { #""\#($0.rawValue)""# }.joined(separator: ",")
+    /// Written from the rows the backend keeps (`torrentRows`).
+    static let listFields = TorrentField.allCases.filter(TorrentField.listFields.contains).map {
+        #""\#($0.rawValue)""#
+    }.joined(separator: ",")
 
     @Test(arguments: [
         #"{"method":"torrent-get","arguments":{"fields":[\#(everyField)]},"tag":7}"#,
@@ -34,6 +39,8 @@ import TransmissionRPC
         #"{"method":"torrent-get","arguments":{"fields":["uploadRatio","id","id","peer-limit","error"]}}"#,
         #"{"method":"torrent-get","arguments":{"fields":["id","name"],"ids":"recently-active"},"tag":1.5}"#,
         #"{"method":"torrent-get","arguments":{"fields":["id"],"ids":[99]}}"#,
+        #"{"method":"torrent-get","arguments":{"fields":[\#(listFields)]}}"#,
+        #"{"method":"torrent-get","arguments":{"format":"table","fields":[\#(listFields)],"ids":[10,12]}}"#,
         #"{"method":"torrent-get","arguments":{"fields":[],"format":"table"}}"#,
         #"{"method":"torrent-get","arguments":{"fields":[]}}"#,
         #"{"method":"torrent-get","arguments":{"fields":"bad"}}"#,
