@@ -27,9 +27,9 @@ extension Engine {
         let newID = NodeID((0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) })!
         var bound: [SocketAddress] = []
         for var address in options.bindAddresses {
-            if address.port == 0, let listening, listening.family == address.family {
-                address = address.with(port: listening.port)
-            }
+            // Both families on the listening port, so that the port our peers hear of (BEP 5's PORT)
+            // is right whichever family they reach us over.
+            if address.port == 0, let listening { address = address.with(port: listening.port) }
             guard let (fd, local) = bindSocket(address, log: log) else { continue }
             bound.append(local)
             let family: DHTAddressFamily = local.family == AF_INET6 ? .ipv6 : .ipv4

@@ -104,7 +104,8 @@ public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
         case stored
         /// The file's layer is complete and verified.
         case fileCompleted(SHA256Digest)
-        /// The peer's hashes for the file do not hash to its root: it is not asked for it again.
+        /// The file's layer, now complete, does not hash to its root: it is asked for again, of other
+        /// peers (this one alone sent it) or of one peer at a time (several did).
         case wrongHashes(SHA256Digest)
     }
 
