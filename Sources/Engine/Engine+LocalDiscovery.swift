@@ -20,7 +20,9 @@ extension Engine {
             if address == anyIPv6, let fd = joinIPv4(interfaceAddress: 0, log: log) {
                 sockets.append((fd, false))
             }
-            let index = address == anyIPv6 ? 0 : Socket.interfaceIndex(ofIPv6: address)
+            let index =
+                address == anyIPv6
+                ? 0 : Socket.ipv6InterfaceAddresses().first { $0.address == address }?.interfaceIndex
             if let index {
                 do {
                     let fd = try Socket.joinMulticastUDP6(

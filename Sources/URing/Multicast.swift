@@ -14,15 +14,7 @@ extension Socket {
         guard case .ipv4(let groupAddress, let port) = group else {
             throw SyscallError("IP_ADD_MEMBERSHIP \(group)", errno: .addressFamilyNotSupported)
         }
-        let fd = Glibc.socket(AF_INET, potluck_sock_dgram() | potluck_sock_cloexec(), 0)
-        guard fd >= 0 else { throw .last("socket") }
-        do throws(SyscallError) {
-            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "SO_REUSEADDR")
-            try setOption(fd, SOL_SOCKET, SO_REUSEPORT, Int32(1), "SO_REUSEPORT")
-            let any = SocketAddress.ipv4(address: 0, port: port)
-            guard any.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
-                throw .last("bind \(any) (UDP)")
-            }
+        return try sharedMulticastSocket(.ipv4(address: 0, port: port)) { fd throws(SyscallError) in
             let interface = in_addr(s_addr: interfaceAddress.bigEndian)
             let membership = ip_mreq(
                 imr_multiaddr: in_addr(s_addr: groupAddress.bigEndian), imr_interface: interface)
@@ -32,11 +24,7 @@ extension Socket {
             }
             try setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, Int32(1), "IP_MULTICAST_LOOP")
             try setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, Int32(1), "IP_MULTICAST_TTL")
-        } catch {
-            Glibc.close(fd)
-            throw error
         }
-        return fd
     }
 
     /// The same for an IPv6 multicast `group` (16 bytes) on `port`: a v6-only socket on every IPv6
@@ -48,16 +36,8 @@ extension Socket {
         guard group.count == 16 else {
             throw SyscallError("IPV6_JOIN_GROUP", errno: .invalidArgument)
         }
-        let fd = Glibc.socket(AF_INET6, potluck_sock_dgram() | potluck_sock_cloexec(), 0)
-        guard fd >= 0 else { throw .last("socket") }
-        do throws(SyscallError) {
-            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "SO_REUSEADDR")
-            try setOption(fd, SOL_SOCKET, SO_REUSEPORT, Int32(1), "SO_REUSEPORT")
-            try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(1), "IPV6_V6ONLY")
-            let any = SocketAddress.ipv6(address: Array(repeating: 0, count: 16), port: port)
-            guard any.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
-                throw .last("bind \(any) (UDP)")
-            }
+        let any = SocketAddress.ipv6(address: Array(repeating: 0, count: 16), port: port)
+        return try sharedMulticastSocket(any) { fd throws(SyscallError) in
             var groupAddress = in6_addr()
             withUnsafeMutableBytes(of: &groupAddress) { $0.copyBytes(from: group) }
             var membership = ipv6_mreq(ipv6mr_multiaddr: groupAddress, ipv6mr_interface: interfaceIndex)
@@ -71,6 +51,27 @@ extension Socket {
             }
             try setOption(fd, Int32(IPPROTO_IPV6), IPV6_MULTICAST_LOOP, UInt32(1), "IPV6_MULTICAST_LOOP")
             try setOption(fd, Int32(IPPROTO_IPV6), IPV6_MULTICAST_HOPS, Int32(1), "IPV6_MULTICAST_HOPS")
+        }
+    }
+
+    /// A UDP socket bound to `any` (every address of its family, v6-only for IPv6), its port shared with
+    /// the host's other clients (SO_REUSEADDR, SO_REUSEPORT), then `join`ed to a group; closed again if
+    /// anything fails.
+    private static func sharedMulticastSocket(
+        _ any: SocketAddress, join: (Int32) throws(SyscallError) -> Void
+    ) throws(SyscallError) -> Int32 {
+        let fd = Glibc.socket(any.family, potluck_sock_dgram() | potluck_sock_cloexec(), 0)
+        guard fd >= 0 else { throw .last("socket") }
+        do throws(SyscallError) {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, Int32(1), "SO_REUSEADDR")
+            try setOption(fd, SOL_SOCKET, SO_REUSEPORT, Int32(1), "SO_REUSEPORT")
+            if any.family == AF_INET6 {
+                try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, Int32(1), "IPV6_V6ONLY")
+            }
+            guard any.withSocketAddress({ Glibc.bind(fd, $0, $1) }) == 0 else {
+                throw .last("bind \(any) (UDP)")
+            }
+            try join(fd)
         } catch {
             Glibc.close(fd)
             throw error
@@ -78,23 +79,25 @@ extension Socket {
         return fd
     }
 
-    /// The index of the interface that has the IPv6 `address` (16 bytes), if one has.
-    public static func interfaceIndex(ofIPv6 address: [UInt8]) -> UInt32? {
+    /// The IPv6 addresses (16 bytes each) of this host's interfaces that are up, with each interface's
+    /// index, in the order the kernel lists them.
+    public static func ipv6InterfaceAddresses() -> [(address: [UInt8], interfaceIndex: UInt32)] {
         var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return nil }
+        guard getifaddrs(&list) == 0 else { return [] }
         defer { freeifaddrs(list) }
+        var found: [(address: [UInt8], interfaceIndex: UInt32)] = []
         var entry = list
         while let current = entry {
             entry = current.pointee.ifa_next
-            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET6 else {
-                continue
-            }
+            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET6,
+                current.pointee.ifa_flags & UInt32(IFF_UP) != 0
+            else { continue }
             let bytes = withUnsafeBytes(of: UnsafeRawPointer(raw).load(as: sockaddr_in6.self).sin6_addr) {
                 Array($0)
             }
-            if bytes == address { return if_nametoindex(current.pointee.ifa_name) }
+            found.append((bytes, if_nametoindex(current.pointee.ifa_name)))
         }
-        return nil
+        return found
     }
 
     private static func setOption<Value: BitwiseCopyable>(

@@ -80,32 +80,6 @@ import Testing
 
     static func contents(_ url: URL) -> String { (try? String(contentsOf: url, encoding: .utf8)) ?? "" }
 
-    /// A Potluck seeder, then a Potluck leecher given only the torrent: it announces, the seeder hears
-    /// it and connects.
-    @Test func twoPotluckPeersFindEachOther() throws {
-        let (root, data) = try Interop.makePayload(sizes: [1_000_000, 200_001])
-        defer { try? FileManager.default.removeItem(at: root) }
-        let torrent = try Interop.create(data, pieceSize: "32K")
-        try Self.withLAN { peers in
-            let log = root.appendingPathComponent("seeder.log")
-            let seeder = try Self.potluckSeeder(
-                in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log)
-            defer { Self.stop(seeder) }
-            #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
-            let target = root.appendingPathComponent("download")
-            let result = try Self.potluck(
-                in: peers[1],
-                [
-                    "download", torrent, "-o", target.path, "--no-dht", "--listen",
-                    "\(peers[1].address):6881", "-q",
-                ])
-            #expect(result.status == 0, "\(result.error)\n\(Self.contents(log))")
-            #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
-            #expect(Self.contents(log).contains("lsd: on"))
-            #expect(Self.contents(log).contains("peer \(peers[1].address):6881"), "\(Self.contents(log))")
-        }
-    }
-
     /// Gives each peer's veth the unique-local address fd00:77::N (N = 1, 2, 3), usable at once.
     static func addIPv6(_ peers: [Peer]) throws {
         for (index, peer) in peers.enumerated() {
@@ -116,81 +90,69 @@ import Testing
         }
     }
 
-    /// The same over IPv6 (BEP 14's group ff15::efc0:988f): each veth gets a unique-local address and
-    /// both peers listen on theirs only, so every announce and every connection is IPv6.
-    @Test func twoPotluckPeersFindEachOtherOverIPv6() throws {
+    /// Where peer `index` takes connections: its veth's IPv4 address, or over IPv6 the unique-local
+    /// address `addIPv6` gave it; port 6881, written as a command line takes it.
+    static func endpoint(_ peers: [Peer], _ index: Int, ipv6: Bool) -> (host: String, listen: String) {
+        ipv6
+            ? ("fd00:77::\(index + 1)", "[fd00:77::\(index + 1)]:6881")
+            : (peers[index].address, "\(peers[index].address):6881")
+    }
+
+    /// A Potluck seeder, then a Potluck leecher given only the torrent: it announces, the seeder hears
+    /// it and connects. Over IPv6 (BEP 14's group ff15::efc0:988f) both listen on their unique-local
+    /// addresses only, so every announce and every connection is IPv6.
+    @Test(arguments: [false, true])
+    func twoPotluckPeersFindEachOther(overIPv6 ipv6: Bool) throws {
         let (root, data) = try Interop.makePayload(sizes: [1_000_000, 200_001])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "32K")
         try Self.withLAN { peers in
-            try Self.addIPv6(peers)
+            if ipv6 { try Self.addIPv6(peers) }
             let log = root.appendingPathComponent("seeder.log")
             let seeder = try Self.potluckSeeder(
                 in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log,
-                listen: "[fd00:77::1]:6881")
+                listen: Self.endpoint(peers, 0, ipv6: ipv6).listen)
             defer { Self.stop(seeder) }
             #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
             let target = root.appendingPathComponent("download")
+            let leecher = Self.endpoint(peers, 1, ipv6: ipv6).listen
             let result = try Self.potluck(
-                in: peers[1],
-                ["download", torrent, "-o", target.path, "--no-dht", "--listen", "[fd00:77::2]:6881", "-q"])
+                in: peers[1], ["download", torrent, "-o", target.path, "--no-dht", "--listen", leecher, "-q"])
             #expect(result.status == 0, "\(result.error)\n\(Self.contents(log))")
             #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
-            #expect(Self.contents(log).contains("lsd: on [ff15::efc0:988f]:6771"), "\(Self.contents(log))")
-            #expect(Self.contents(log).contains("peer [fd00:77::2]:6881"), "\(Self.contents(log))")
+            let group = ipv6 ? "lsd: on [ff15::efc0:988f]:6771" : "lsd: on"
+            #expect(Self.contents(log).contains(group), "\(Self.contents(log))")
+            #expect(Self.contents(log).contains("peer \(leecher)"), "\(Self.contents(log))")
         }
     }
 
-    /// A libtorrent leecher with LSD on finds the Potluck seeder.
-    @Test func aLibtorrentLeecherFindsAPotluckSeeder() throws {
+    /// A libtorrent leecher with LSD on finds the Potluck seeder; over IPv6 each listens on its
+    /// unique-local address only.
+    @Test(arguments: [false, true])
+    func aLibtorrentLeecherFindsAPotluckSeeder(overIPv6 ipv6: Bool) throws {
         let (root, data) = try Interop.makePayload(sizes: [1_500_000])
         defer { try? FileManager.default.removeItem(at: root) }
         let torrent = try Interop.create(data, pieceSize: "32K")
         try Self.withLAN { peers in
-            let log = root.appendingPathComponent("seeder.log")
-            let seeder = try Self.potluckSeeder(
-                in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log)
-            defer { Self.stop(seeder) }
-            #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
-            let fetched = root.appendingPathComponent("libtorrent")
-            let leecher = try CreateInteropTests.run(
-                "/usr/sbin/ip",
-                [
-                    "netns", "exec", peers[2].netns, "/usr/bin/python3", Interop.tool("lt.py"), "download",
-                    torrent,
-                    fetched.path, "--bind", peers[2].address, "--lsd", "--timeout", "60",
-                ])
-            #expect(leecher.status == 0, "\(leecher.output)\n\(Self.contents(log))")
-            #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
-            #expect(Self.contents(log).contains("peer \(peers[2].address):"), "\(Self.contents(log))")
-        }
-    }
-
-    /// Over IPv6, a libtorrent leecher listening on its unique-local address only finds the Potluck
-    /// seeder listening on its own.
-    @Test func aLibtorrentLeecherFindsAPotluckSeederOverIPv6() throws {
-        let (root, data) = try Interop.makePayload(sizes: [1_500_000])
-        defer { try? FileManager.default.removeItem(at: root) }
-        let torrent = try Interop.create(data, pieceSize: "32K")
-        try Self.withLAN { peers in
-            try Self.addIPv6(peers)
+            if ipv6 { try Self.addIPv6(peers) }
             let log = root.appendingPathComponent("seeder.log")
             let seeder = try Self.potluckSeeder(
                 in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log,
-                listen: "[fd00:77::1]:6881")
+                listen: Self.endpoint(peers, 0, ipv6: ipv6).listen)
             defer { Self.stop(seeder) }
             #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
             let fetched = root.appendingPathComponent("libtorrent")
+            let host = Self.endpoint(peers, 2, ipv6: ipv6).host
             let leecher = try CreateInteropTests.run(
                 "/usr/sbin/ip",
                 [
                     "netns", "exec", peers[2].netns, "/usr/bin/python3", Interop.tool("lt.py"), "download",
-                    torrent, fetched.path, "--bind", "fd00:77::3", "--port", "6881", "--lsd", "--timeout",
-                    "60",
+                    torrent, fetched.path, "--bind", host, "--port", "6881", "--lsd", "--timeout", "60",
                 ])
             #expect(leecher.status == 0, "\(leecher.output)\n\(Self.contents(log))")
             #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
-            #expect(Self.contents(log).contains("peer [fd00:77::3]:"), "\(Self.contents(log))")
+            let peer = ipv6 ? "peer [\(host)]:" : "peer \(host):"
+            #expect(Self.contents(log).contains(peer), "\(Self.contents(log))")
         }
     }
 

@@ -147,10 +147,7 @@ import Testing
         let pieceLength = 16 * 1024
         let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
         defer { try? FileManager.default.removeItem(at: root) }
-        try Data(
-            (0..<(611 * pieceLength - 1000)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-        )
-        .write(to: data.appendingPathComponent("big"))
+        try Self.addLongFile(to: data, pieceLength: pieceLength)
         let torrent = root.appendingPathComponent("v2.torrent").path
         let made = try Self.libtorrentCreate(data, pieceLength: pieceLength, torrent: torrent)
         let hash = try #require(made["infohash_v2"] as? String)
@@ -215,16 +212,15 @@ import Testing
         #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
     }
 
-    /// A libtorrent leecher that knows a Potluck hybrid only by its v2 infohash (a `urn:btmh` magnet
-    /// link) dials with the truncated v2 infohash (BEP 52): the seeder takes it as the same swarm,
-    /// serves the info dictionary and the pieces, and libtorrent verifies them all.
-    @Test func libtorrentJoinsAPotluckHybridThroughItsV2Swarm() throws {
-        let pieceLength = 64 * 1024
-        let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
-        defer { try? FileManager.default.removeItem(at: root) }
-        let torrent = root.appendingPathComponent("hybrid.torrent").path
+    /// Potluck creates a `format` torrent of `data` and seeds it; a libtorrent leecher given only its
+    /// v2-only link (`urn:btmh`) downloads it into `root/libtorrent` and rechecks it. Returns
+    /// libtorrent's report and the seeder's verbose log.
+    static func libtorrentByV2Link(
+        from data: URL, root: URL, format: String, pieceLength: Int
+    ) throws -> (status: Int32, json: [String: Any], seederLog: String) {
+        let torrent = root.appendingPathComponent("\(format).torrent").path
         let created = try runPotluck([
-            "create", "-q", "--hybrid", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
+            "create", "-q", "--\(format)", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
         ])
         #expect(created.status == 0, "\(created.error)")
         let port = SeedInteropTests.freePort(on: "127.0.0.1")
@@ -233,56 +229,49 @@ import Testing
             torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
             logFile: log)
         seeder.waitUntilListening(host: "127.0.0.1", port: port)
-
-        let target = root.appendingPathComponent("libtorrent")
         let libtorrent = try SeedInteropTests.harness(
             "lt.py",
             [
-                "download", torrent, target.path, "--magnet-v2", "--peer", "127.0.0.1:\(port)", "--timeout",
-                "60",
-                "--recheck",
+                "download", torrent, root.appendingPathComponent("libtorrent").path, "--magnet-v2", "--peer",
+                "127.0.0.1:\(port)", "--timeout", "60", "--recheck",
             ])
+        return (libtorrent.status, libtorrent.json, (try? String(contentsOf: log, encoding: .utf8)) ?? "")
+    }
+
+    /// A file of 611 pieces beside the shapes: its piece layer takes two hash requests of 512.
+    static func addLongFile(to data: URL, pieceLength: Int) throws {
+        try Data(
+            (0..<(611 * pieceLength - 1000)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
+        )
+        .write(to: data.appendingPathComponent("big"))
+    }
+
+    /// A libtorrent leecher that knows a Potluck hybrid only by its v2 infohash (a `urn:btmh` magnet
+    /// link) dials with the truncated v2 infohash (BEP 52): the seeder takes it as the same swarm,
+    /// serves the info dictionary and the pieces, and libtorrent verifies them all.
+    @Test func libtorrentJoinsAPotluckHybridThroughItsV2Swarm() throws {
+        let (root, data) = try Self.makeShapes(pieceLength: 64 * 1024)
+        defer { try? FileManager.default.removeItem(at: root) }
+        let libtorrent = try Self.libtorrentByV2Link(
+            from: data, root: root, format: "hybrid", pieceLength: 64 * 1024)
         #expect(libtorrent.status == 0, "\(libtorrent.json)")
         #expect(libtorrent.json["failed_bytes"] as? Int == 0, "\(libtorrent.json)")
-        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
-        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-        #expect(!seederLog.contains("protocol: infohash"), "\(seederLog)")
+        #expect(Interop.sameContents(data, root.appendingPathComponent("libtorrent/payload")))
+        #expect(!libtorrent.seederLog.contains("protocol: infohash"), "\(libtorrent.seederLog)")
     }
 
     /// The other way: a libtorrent leecher given only a v2-only link to a Potluck v2 seeder asks it for
     /// the piece layers (BEP 52 hash requests, with proofs up to the root) and gets them, then every piece.
     @Test func aLibtorrentLeecherGetsThePieceLayersFromAPotluckSeeder() throws {
-        let pieceLength = 16 * 1024
-        let (root, data) = try Self.makeShapes(pieceLength: pieceLength)
+        let (root, data) = try Self.makeShapes(pieceLength: 16 * 1024)
         defer { try? FileManager.default.removeItem(at: root) }
-        try Data(
-            (0..<(611 * pieceLength - 1000)).map { UInt8(truncatingIfNeeded: $0 &* 2_654_435_761 >> 13) }
-        )
-        .write(to: data.appendingPathComponent("big"))
-        let torrent = root.appendingPathComponent("v2.torrent").path
-        let created = try runPotluck([
-            "create", "-q", "--v2", "--piece-size", "\(pieceLength / 1024)K", "-o", torrent, data.path,
-        ])
-        #expect(created.status == 0, "\(created.error)")
-        let port = SeedInteropTests.freePort(on: "127.0.0.1")
-        let log = root.appendingPathComponent("seeder.log")
-        let seeder = try SeedInteropTests.PotluckSeeder(
-            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)",
-            logFile: log)
-        seeder.waitUntilListening(host: "127.0.0.1", port: port)
-
-        let target = root.appendingPathComponent("libtorrent")
-        let libtorrent = try SeedInteropTests.harness(
-            "lt.py",
-            [
-                "download", torrent, target.path, "--magnet-v2", "--peer", "127.0.0.1:\(port)", "--timeout",
-                "60",
-                "--recheck",
-            ])
-        let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+        try Self.addLongFile(to: data, pieceLength: 16 * 1024)
+        let libtorrent = try Self.libtorrentByV2Link(
+            from: data, root: root, format: "v2", pieceLength: 16 * 1024)
+        let seederLog = libtorrent.seederLog
         #expect(libtorrent.status == 0, "\(libtorrent.json)\n\(seederLog)")
         #expect(libtorrent.json["failed_bytes"] as? Int == 0, "\(libtorrent.json)")
-        #expect(Interop.sameContents(data, target.appendingPathComponent("payload")))
+        #expect(Interop.sameContents(data, root.appendingPathComponent("libtorrent/payload")))
         // libtorrent can check a file whole against its root without layers: the log shows it asked.
         #expect(seederLog.contains(": answered with "), "\(seederLog)")
         #expect(!seederLog.contains(": refused"), "\(seederLog)")

@@ -65,28 +65,9 @@ struct DHTCommandOptions: ParsableArguments {
     /// (2001::/32) only when there is no other: BEP 32 binds the IPv6 DHT to one, since a host often
     /// has several and the DHT needs the one others see to stay the same.
     static func globalIPv6Address() -> SocketAddress? {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return nil }
-        defer { freeifaddrs(list) }
-        var teredo: SocketAddress?
-        var entry = list
-        while let current = entry {
-            entry = current.pointee.ifa_next
-            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET6,
-                current.pointee.ifa_flags & UInt32(IFF_UP) != 0
-            else { continue }
-            let bytes = withUnsafeBytes(of: UnsafeRawPointer(raw).load(as: sockaddr_in6.self).sin6_addr) {
-                Array($0)
-            }
-            guard bytes[0] & 0xe0 == 0x20 else { continue }
-            let address = SocketAddress.ipv6(address: bytes, port: 0)
-            if bytes[0...3] == [0x20, 0x01, 0x00, 0x00] {
-                teredo = teredo ?? address
-            } else {
-                return address
-            }
-        }
-        return teredo
+        let global = Socket.ipv6InterfaceAddresses().map(\.address).filter { $0[0] & 0xe0 == 0x20 }
+        let address = global.first { $0[0...3] != [0x20, 0x01, 0x00, 0x00] } ?? global.first
+        return address.map { .ipv6(address: $0, port: 0) }
     }
 
     /// Where the command-line tools keep the DHT's table: `$XDG_CACHE_HOME/potluck/dht.dat`.
