@@ -13,6 +13,8 @@ extension DownloadSession {
     // MARK: Connections
 
     func connectToCandidates() {
+        // A torrent on its way out takes no new peers (a tracker's last reply may still bring some).
+        guard isTrading else { return }
         let now = nowNanoseconds
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let chosen = peerDirectory.takeCandidates(
@@ -90,6 +92,12 @@ extension DownloadSession {
     /// An accepted socket becomes a link. `plaintextRead`: the router already answered the peer's
     /// encryption exchange and read these plain bytes from it.
     func adoptIncoming(_ fd: Int32, plaintextRead: [UInt8]? = nil, now: UInt64) {
+        // The listener stays open until the torrent is gone; what it accepts after its links were
+        // closed must not take their slots, which the request pipeline still counts.
+        guard isTrading else {
+            refuseIncoming(fd, reason: "the torrent is stopping", now: now)
+            return
+        }
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
             refuseIncoming(fd, reason: "\(options.maximumPeers) peers already", now: now)
@@ -223,6 +231,11 @@ extension DownloadSession {
                 link,
                 reason: completion.result == 0
                     ? "closed by peer" : "recv: \(Errno(rawValue: -completion.result))", now: now)
+            return
+        }
+        guard !link.closing else {
+            // A multishot receive still delivers what arrived before the shutdown: nobody reads it now.
+            if let id = completion.bufferID { providedBuffers?.recycle(id) }
             return
         }
         let count = Int(completion.result)

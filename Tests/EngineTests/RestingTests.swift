@@ -139,7 +139,8 @@ import URing
 }
 
 /// An HTTP tracker on 127.0.0.1 that answers every announce with no peers and `interval`, and keeps
-/// what each announce said.
+/// what each announce said. `answersStopped: false` leaves `stopped` announces unanswered (until `stop`),
+/// which holds a stopping torrent in that stage.
 final class TinyHTTPTracker: @unchecked Sendable {
     struct Announce: Equatable {
         var event: String
@@ -152,8 +153,9 @@ final class TinyHTTPTracker: @unchecked Sendable {
     private let lock = NSLock()
     private var received: [Announce] = []
     private var thread: Thread?
+    private var unanswered: [Int32] = []
 
-    init(intervalSeconds: Int) throws {
+    init(intervalSeconds: Int, answersStopped: Bool = true) throws {
         let (fd, port) = try loopbackSocket(SOCK_STREAM)
         guard listen(fd, 16) == 0 else {
             close(fd)
@@ -173,7 +175,11 @@ final class TinyHTTPTracker: @unchecked Sendable {
                     guard count > 0 else { break }
                     request += buffer[..<count]
                 }
-                record(String(decoding: request, as: UTF8.self))
+                let announce = record(String(decoding: request, as: UTF8.self))
+                if !answersStopped && announce?.event == "stopped" {
+                    lock.withLock { unanswered.append(client) }
+                    continue
+                }
                 let reply =
                     Array(
                         "HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
@@ -190,13 +196,15 @@ final class TinyHTTPTracker: @unchecked Sendable {
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
         close(listener)
+        for client in lock.withLock({ unanswered }) { close(client) }
     }
 
-    private func record(_ request: String) {
+    @discardableResult
+    private func record(_ request: String) -> Announce? {
         // Scrapes (`/scrape?`) are answered but not kept.
         guard let line = request.split(separator: "\r\n").first, line.contains("/announce?"),
             let query = line.split(separator: "?").dropFirst().first
-        else { return }
+        else { return nil }
         var fields: [String: String] = [:]
         for pair in query.split(separator: " ").first?.split(separator: "&") ?? [] {
             let parts = pair.split(separator: "=", maxSplits: 1)
@@ -205,5 +213,6 @@ final class TinyHTTPTracker: @unchecked Sendable {
         let announce = Announce(
             event: fields["event"] ?? "", peerID: fields["peer_id"] ?? "", key: fields["key"] ?? "")
         lock.withLock { received.append(announce) }
+        return announce
     }
 }
