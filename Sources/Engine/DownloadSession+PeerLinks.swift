@@ -175,13 +175,15 @@ extension DownloadSession {
         switch completion.token.kind {
         case .connect:
             link.connectInFlight = false
-            guard completion.result == 0 else {
+            if completion.result == 0 {
+                link.connected = true
+                link.connection.start(now: Instant(nanoseconds: now))
+                armReceive(link)
+            } else {
+                // A link closed while connecting is released below, whichever of the connect and its
+                // linked timeout completes last (io_uring promises no order between them).
                 disconnect(link, reason: "connect: \(Errno(rawValue: -completion.result))", now: now)
-                return
             }
-            link.connected = true
-            link.connection.start(now: Instant(nanoseconds: now))
-            armReceive(link)
         case .linkTimeout:
             break
         case .receive:
@@ -456,7 +458,7 @@ extension DownloadSession {
 
     /// Ends the socket; operations still in flight complete with errors and then the link is released.
     func shutdown(_ link: PeerLink) {
-        Glibc.shutdown(link.fd, Int32(SHUT_RDWR))
+        ring.shutdown(socket: link.fd)
     }
 
     func release(_ link: PeerLink) {

@@ -469,7 +469,7 @@ final class MetadataFetchSession: ReactorTenant {
     private func close(_ link: Link) {
         if !link.closing {
             link.closing = true
-            Glibc.shutdown(link.fd, Int32(SHUT_RDWR))
+            ring.shutdown(socket: link.fd)
         }
         if !link.hasOperationsInFlight { release(link) }
     }

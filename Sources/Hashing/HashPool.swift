@@ -68,14 +68,24 @@ public final class HashPool: @unchecked Sendable {
     private var threads: [pthread_t] = []
     private let onResultsReady: @Sendable () -> Void
     private var submittedCount = 0
+    /// The hashers of a pool without workers.
+    private lazy var inlineHashers = InlineHashers()
+
+    private struct InlineHashers {
+        let sha1 = StreamingHasher(.sha1)
+        let sha256 = StreamingHasher(.sha256)
+        var merkle = MerkleHasher()
+    }
 
     /// Starts `threadCount` workers (default: one per core). `onResultsReady` runs on a worker thread.
     /// Throws when the system refuses a thread (the process or pids-cgroup limit, or memory for its
-    /// stack); the workers already started are stopped first.
+    /// stack); the workers already started are stopped first. With no workers, each job is hashed
+    /// as it is submitted, on the caller's thread (deterministic simulations), and `onResultsReady`
+    /// is never called.
     public init(
         threadCount: Int = HashPool.coreCount, onResultsReady: @escaping @Sendable () -> Void = {}
     ) throws(HashPoolError) {
-        precondition(threadCount > 0, "a hash pool needs at least one thread")
+        precondition(threadCount >= 0, "a negative thread count")
         self.threadCount = threadCount
         self.onResultsReady = onResultsReady
         for _ in 0..<threadCount {
@@ -150,6 +160,13 @@ public final class HashPool: @unchecked Sendable {
 
     private func enqueue(_ job: Job) {
         submittedCount += 1
+        if threadCount == 0 {
+            let digest = Self.digest(
+                of: job, sha1: inlineHashers.sha1, sha256: inlineHashers.sha256, merkle: &inlineHashers.merkle
+            )
+            lock.withLock { results.append(HashResult(token: job.token, slot: job.slot, digest: digest)) }
+            return
+        }
         lock.withLock {
             jobs.append(job)
             lock.signal(jobQueued)
@@ -211,28 +228,33 @@ public final class HashPool: @unchecked Sendable {
                 return job
             }
             guard let job = next else { return }
-            let data = UnsafeRawBufferPointer(rebasing: job.bytes[..<job.length])
-            let digest: PieceDigest
-            switch job.kind {
-            case .sha1:
-                sha1.update(data)
-                digest = .sha1(sha1.finishSHA1())
-            case .sha256:
-                sha256.update(data)
-                digest = .sha256(sha256.finishSHA256())
-            case .merkleRoot(let leafCount):
-                digest = .merkleRoot(merkle.root(of: data, leafCount: leafCount, hasher: sha256))
-            case .sha1AndMerkleRoot(let sha1Length, let leafCount):
-                sha1.update(UnsafeRawBufferPointer(rebasing: job.bytes[..<sha1Length]))
-                digest = .sha1AndMerkleRoot(
-                    sha1.finishSHA1(), merkle.root(of: data, leafCount: leafCount, hasher: sha256))
-            }
+            let digest = Self.digest(of: job, sha1: sha1, sha256: sha256, merkle: &merkle)
             let wasEmpty: Bool = lock.withLock {
                 results.append(HashResult(token: job.token, slot: job.slot, digest: digest))
                 lock.signal(resultQueued)
                 return results.count == 1
             }
             if wasEmpty { onResultsReady() }
+        }
+    }
+
+    private static func digest(
+        of job: Job, sha1: StreamingHasher, sha256: StreamingHasher, merkle: inout MerkleHasher
+    ) -> PieceDigest {
+        let data = UnsafeRawBufferPointer(rebasing: job.bytes[..<job.length])
+        switch job.kind {
+        case .sha1:
+            sha1.update(data)
+            return .sha1(sha1.finishSHA1())
+        case .sha256:
+            sha256.update(data)
+            return .sha256(sha256.finishSHA256())
+        case .merkleRoot(let leafCount):
+            return .merkleRoot(merkle.root(of: data, leafCount: leafCount, hasher: sha256))
+        case .sha1AndMerkleRoot(let sha1Length, let leafCount):
+            sha1.update(UnsafeRawBufferPointer(rebasing: job.bytes[..<sha1Length]))
+            return .sha1AndMerkleRoot(
+                sha1.finishSHA1(), merkle.root(of: data, leafCount: leafCount, hasher: sha256))
         }
     }
 }

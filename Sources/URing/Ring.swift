@@ -83,6 +83,9 @@ public final class Ring {
     private let wakeFD: Int32
     private let wakeValue: UnsafeMutablePointer<UInt64>
     private var wakeArmed = false
+    /// What runs the operations in place of the kernel (nil: the kernel does).
+    private let simulator: (any RingSimulator)?
+    private var simulatedCompletions: [Completion] = []
     private var registeredBufferCount = 0
     /// Operations handed to the kernel (or queued for it) whose last completion has not been drained:
     /// one that grows without bound is a leak (a soak test watches it). A multishot operation counts
@@ -179,10 +182,30 @@ public final class Ring {
         completionBatch.initialize(repeating: nil, count: Int(completionBatchSize))
         wakeValue = .allocate(capacity: 1)
         wakeValue.initialize(to: 0)
+        simulator = nil
+    }
+
+    /// A ring whose operations `simulator` runs instead of the kernel (see `RingSimulator`).
+    public init(simulator: any RingSimulator, entries: UInt32 = 256) {
+        self.simulator = simulator
+        features = simulator.features
+        self.entries = entries
+        // Never set up: nothing reaches the kernel.
+        ring = .allocate(capacity: 1)
+        ring.initialize(to: io_uring())
+        timespecs = .allocate(capacity: 1)
+        addresses = .allocate(capacity: 1)
+        paths = []
+        completionBatch = .allocate(capacity: 1)
+        completionBatch.initialize(to: nil)
+        // Other threads may still ring (a hash pool's results); nobody waits on it.
+        wakeFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        wakeValue = .allocate(capacity: 1)
+        wakeValue.initialize(to: 0)
     }
 
     deinit {
-        io_uring_queue_exit(ring)
+        if simulator == nil { io_uring_queue_exit(ring) }
         ring.deallocate()
         timespecs.deallocate()
         addresses.deallocate()
@@ -241,6 +264,11 @@ public final class Ring {
     private func enqueue(
         _ operation: Operation, token: CompletionToken, flags: SubmissionFlags
     ) throws(IOError) {
+        if let simulator {
+            simulator.submit(operation, token: token, flags: flags)
+            operationsInFlight += 1
+            return
+        }
         let sqe = try nextSubmissionEntry()
         prepare(sqe, entry: sqe - ring.pointee.sq.sqes, operation)
         io_uring_sqe_set_data64(sqe, token.rawValue)
@@ -357,6 +385,7 @@ public final class Ring {
     /// Hands every queued operation to the kernel without waiting.
     @discardableResult
     public func submit() throws(IOError) -> Int {
+        if simulator != nil { return 0 }
         let submitted = io_uring_submit(ring)
         guard submitted >= 0 else { throw IOError(.enter, result: submitted) }
         return Int(submitted)
@@ -365,6 +394,10 @@ public final class Ring {
     /// Submits what is queued and waits until at least `minimumCompletions` completions are ready or
     /// `timeout` passes (nil: no limit), or a wake-up arrives from another thread. One system call.
     public func submitAndWait(minimumCompletions: Int = 1, timeout: Duration? = nil) throws(IOError) {
+        if let simulator {
+            simulator.wait(minimumCompletions: minimumCompletions, timeout: timeout)
+            return
+        }
         try armWake()
         let result: Int32
         if minimumCompletions == 0 {
@@ -392,6 +425,7 @@ public final class Ring {
     /// Wake-ups from other threads are consumed here and not passed on.
     @discardableResult
     public func drain(_ body: (Completion) throws -> Void) rethrows -> Int {
+        if let simulator { return try drainSimulated(simulator, body) }
         var handled = 0
         while true {
             let count = io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize)
@@ -409,6 +443,32 @@ public final class Ring {
                 handled += 1
                 try body(completion)
             }
+        }
+    }
+
+    private func drainSimulated(
+        _ simulator: any RingSimulator, _ body: (Completion) throws -> Void
+    ) rethrows -> Int {
+        var handled = 0
+        while true {
+            simulator.takeCompletions(into: &simulatedCompletions)
+            if simulatedCompletions.isEmpty { return handled }
+            let batch = simulatedCompletions
+            simulatedCompletions.removeAll(keepingCapacity: true)
+            for completion in batch {
+                if !completion.hasMore { operationsInFlight -= 1 }
+                handled += 1
+                try body(completion)
+            }
+        }
+    }
+
+    /// Ends a connection both ways (`shutdown(2)`): its pending operations complete.
+    public func shutdown(socket fd: Int32) {
+        if let simulator {
+            simulator.shutdown(socket: fd)
+        } else {
+            Glibc.shutdown(fd, Int32(SHUT_RDWR))
         }
     }
 
@@ -430,6 +490,7 @@ public final class Ring {
     /// Registers a buffer pool's slots as fixed buffers: slot `i` is buffer index `i` for
     /// `readFixed`/`writeFixed`, which then skip the per-I/O page pinning.
     public func registerBuffers(_ pool: BufferPool) throws(IOError) {
+        if simulator != nil { return }
         precondition(pool.slotCount <= Int(UInt16.max), "at most 65535 fixed buffers")
         var vectors = (0..<pool.slotCount).map { i in
             iovec(iov_base: pool.baseAddress + i * pool.slotSizeBytes, iov_len: pool.slotSizeBytes)
@@ -441,6 +502,7 @@ public final class Ring {
 
     /// Removes the registered buffers.
     public func unregisterBuffers() throws(IOError) {
+        if simulator != nil { return }
         guard registeredBufferCount > 0 else { return }
         let result = io_uring_unregister_buffers(ring)
         guard result == 0 else { throw IOError(.register, result: result) }
@@ -449,6 +511,7 @@ public final class Ring {
 
     /// Creates an empty registered file table with `count` entries.
     public func registerFiles(count: Int) throws(IOError) {
+        if simulator != nil { return }
         let result = io_uring_register_files_sparse(ring, UInt32(count))
         guard result == 0 else { throw IOError(.register, result: result) }
     }
@@ -456,6 +519,7 @@ public final class Ring {
     /// Puts `fd` at `index` of the registered file table (-1 clears the entry). The table holds its
     /// own reference: the caller may close `fd` afterwards.
     public func setRegisteredFile(_ fd: Int32, at index: Int) throws(IOError) {
+        if simulator != nil { return }
         var descriptor = fd
         let result = io_uring_register_files_update(ring, UInt32(index), &descriptor, 1)
         guard result >= 0 else { throw IOError(.register, result: result) }

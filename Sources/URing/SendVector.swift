@@ -32,6 +32,13 @@ public final class SendVector {
 
     public var isFull: Bool { count == capacity }
 
+    /// The ranges still to send, in order (what a simulated kernel reads).
+    public var unsentRanges: [UnsafeRawBufferPointer] {
+        (first..<count).map {
+            UnsafeRawBufferPointer(start: vectors[$0].iov_base, count: vectors[$0].iov_len)
+        }
+    }
+
     public func removeAll() {
         count = 0
         first = 0

@@ -7,10 +7,12 @@ import Testing
 @Suite struct HashPoolTests {
     /// Random pieces of random lengths, hashed by four workers while the submitter keeps the pool full:
     /// every result must equal one-shot hashing of what the buffer held when it was submitted.
-    @Test func poolMatchesOneShotHashingUnderConcurrency() throws {
+    /// With no workers (simulations), each job is hashed as it is submitted, in submission order.
+    @Test(arguments: [4, 0])
+    func poolMatchesOneShotHashingUnderConcurrency(threadCount: Int) throws {
         var generator = SplitMix(seed: 42)
         let buffers = BufferPool(slotSizeBytes: 64 * 1024, slotCount: 8)
-        let hashers = try HashPool(threadCount: 4)
+        let hashers = try HashPool(threadCount: threadCount)
         var expected: [UInt64: PieceDigest] = [:]
         var matched = 0
         let jobCount = 300
@@ -44,6 +46,25 @@ import Testing
         #expect(matched == jobCount)
         #expect(expected.isEmpty)
         #expect(buffers.freeCount == buffers.slotCount)
+    }
+
+    @Test func aPoolWithoutWorkersHashesAtSubmission() throws {
+        let buffers = BufferPool(slotSizeBytes: 1024, slotCount: 2)
+        let hashers = try HashPool(threadCount: 0)
+        for token in 0..<UInt64(2) {
+            let slot = buffers.lease()!
+            let memory = buffers.bytes(of: slot)
+            for i in 0..<100 { memory[i] = UInt8(truncatingIfNeeded: Int(token) * 7 + i) }
+            hashers.submit(slot, length: 100, in: buffers, kind: .sha1, token: token)
+        }
+        var tokens: [UInt64] = []
+        hashers.drain(into: buffers) { result in
+            tokens.append(result.token)
+            let expected = (0..<100).map { UInt8(truncatingIfNeeded: Int(result.token) * 7 + $0) }
+            #expect(result.digest == .sha1(SHA1.hash(expected)))
+            buffers.release(result.slot!)
+        }
+        #expect(tokens == [0, 1], "both results are ready at once, in order")
     }
 
     @Test func lentSlotsAreNeverHandedOutAgain() throws {

@@ -52,6 +52,8 @@ public final class Reactor {
     let providedBuffers: ProvidedBufferRing?
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
+    /// Runs the ring and keeps the time in a deterministic simulation (nil: the kernel and the clock).
+    private let simulator: (any RingSimulator)?
 
     private var torrents: [(any ReactorTenant)?] = [nil]
     /// Engine torrents by their key, for commands.
@@ -71,6 +73,8 @@ public final class Reactor {
     /// reactor's thread.
     private let chores = DispatchQueue(label: "potluck.reactor.chores")
     private var commands: [@Sendable (Reactor) -> Void] = []
+    /// In a simulation, chores done inline whose results the next loop hands back.
+    private var choresDone: [(Reactor) -> Void] = []
     /// The engine's listening socket, on the reactor that routes incoming peers (nil elsewhere).
     private var router: HandshakeRouter?
     private var routerTickAt: UInt64 = 0
@@ -99,7 +103,7 @@ public final class Reactor {
     private var trimDueAt: UInt64?
 
     /// Creates the ring and the hashing workers on the calling thread, which must be the one to run it.
-    public init(options: ReactorOptions = ReactorOptions()) throws(DownloadError) {
+    public convenience init(options: ReactorOptions = ReactorOptions()) throws(DownloadError) {
         let ring: Ring
         do {
             ring = try Ring(
@@ -108,13 +112,32 @@ public final class Reactor {
         } catch {
             throw .ringUnavailable(error)
         }
+        try self.init(ring: ring, options: options, simulator: nil)
+    }
+
+    /// A reactor on simulated sockets, disks and time (deterministic tests): `simulator` runs the
+    /// ring's operations and keeps the clock; pieces are hashed as they are submitted and blocking
+    /// chores run on the reactor's thread, so nothing depends on another thread's timing.
+    convenience init(simulator: any RingSimulator, options: ReactorOptions = ReactorOptions()) {
+        var options = options
+        options.hashThreads = 0
+        // Cannot throw: no thread is started.
+        try! self.init(
+            ring: Ring(simulator: simulator, entries: options.ringEntries), options: options,
+            simulator: simulator)
+    }
+
+    private init(ring: Ring, options: ReactorOptions, simulator: (any RingSimulator)?) throws(DownloadError) {
         let waker = ring.waker
         do {
-            hashers = try HashPool(threadCount: max(1, options.hashThreads)) { waker.wake() }
+            hashers = try HashPool(threadCount: simulator == nil ? max(1, options.hashThreads) : 0) {
+                waker.wake()
+            }
         } catch {
             throw .threads(error)
         }
         self.ring = ring
+        self.simulator = simulator
         inbox = ReactorInbox(waker: waker)
         if ring.features.contains([.providedBufferRing, .multishotReceive]) {
             providedBuffers = try? ProvidedBufferRing(
@@ -133,6 +156,7 @@ public final class Reactor {
 
     /// Nanoseconds since the reactor started: the one clock of every torrent on it.
     public var now: UInt64 {
+        if let simulator { return simulator.nanoseconds }
         let elapsed = clock.now - started
         return UInt64(elapsed.components.seconds) * 1_000_000_000
             + UInt64(elapsed.components.attoseconds / 1_000_000_000)
@@ -224,6 +248,12 @@ public final class Reactor {
     func runChore<Result: Sendable>(
         _ work: @escaping @Sendable () -> Result, then done: @escaping @Sendable (Reactor, Result) -> Void
     ) {
+        if simulator != nil {
+            // Done at the next loop, as a command would be: the same order every run.
+            let result = work()
+            choresDone.append { reactor in done(reactor, result) }
+            return
+        }
         let inbox = self.inbox
         chores.async {
             let result = work()
@@ -368,6 +398,11 @@ public final class Reactor {
             rangTenants.removeAll(keepingCapacity: true)
             for command in commands { command(self) }
             commands.removeAll(keepingCapacity: true)
+            if !choresDone.isEmpty {
+                let done = choresDone
+                choresDone.removeAll()
+                for chore in done { chore(self) }
+            }
             // Commands read the clock themselves (`self.now`), later than this pass's `now`: what they
             // stamped must not lie in the future of the timers and services that follow.
             let later = self.now
@@ -428,6 +463,7 @@ public final class Reactor {
 
     /// Until the next timer, at most 100 ms, at least 1 ms.
     private func waitNanoseconds() -> Int64 {
+        if !choresDone.isEmpty { return 0 }
         var wait: UInt64 = 100_000_000
         let now = self.now
         if let next = timers.earliest { wait = min(wait, next > now ? next - now : 0) }

@@ -1,0 +1,141 @@
+import Foundation
+import Hashing
+import Metainfo
+import Testing
+import TorrentModel
+import URing
+
+@testable import Engine
+
+/// The real engine (reactor, sessions, pipeline, piece assembly, hashing, files) on simulated sockets
+/// and time (`SimulatedWorld`): torrents downloaded from many peers on slow, fast and distant links,
+/// with liars, stallers and peers that leave and come back. Minutes of swarm time run in seconds, and a run is
+/// reproducible from its seed: a failure prints the seed, and `POTLUCK_SIMULATION_SEED=N` reruns it.
+@Suite struct EngineSimulationTests {
+    struct Outcome: Equatable {
+        var trace: [String]
+        var finishedAt: [UInt64?]
+    }
+
+    /// A swarm of `peerCount` seeders per torrent: a tenth of them liars, a tenth stallers, a fifth
+    /// leaving for a while.
+    static func run(seed: UInt64, torrents torrentCount: Int, peerCount: Int) throws -> Outcome {
+        var random = SeededRandom(seed: seed)
+        let directory = try EngineTests.temporaryDirectory("simulation-\(seed)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let world = SimulatedWorld(seed: seed)
+        let reactor = Reactor(simulator: world)
+        var sessions: [DownloadSession] = []
+        var torrents: [(SimulatedTorrent, String)] = []
+        var liars: [[SocketAddress]] = []
+        for index in 0..<torrentCount {
+            let pieceLength = 64 * 1024
+            let size =
+                pieceLength * Int.random(in: 128...256, using: &random)
+                - Int.random(in: 0..<pieceLength, using: &random)
+            var payload = [UInt8](repeating: 0, count: size)
+            payload.withUnsafeMutableBytes { bytes in
+                for offset in stride(from: 0, to: size - 7, by: 8) {
+                    bytes.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self)
+                }
+            }
+            let name = "t\(index).bin"
+            var builder = TorrentBuilder(
+                name: name, files: [TorrentBuilder.File(path: [name], length: Int64(size))],
+                pieceLength: pieceLength, format: .v1)
+            builder.pieceHashesV1 = stride(from: 0, to: size, by: pieceLength).map {
+                SHA1.hash(payload[$0..<min($0 + pieceLength, size)])
+            }
+            let metainfo = try Metainfo(bytes: builder.build())
+            let torrent = SimulatedTorrent(
+                payload: payload, pieceLength: pieceLength, infoHash: metainfo.wireInfoHash.bytes)
+            torrents.append((torrent, name))
+            var addresses: [SocketAddress] = []
+            var lying: [SocketAddress] = []
+            for number in 0..<peerCount {
+                let address = SocketAddress("10.\(index).\(number / 250).\(number % 250 + 1):6881")!
+                // 16 KiB/s to 1 MiB/s, 2 to 200 ms away.
+                let link = SimulatedLink(
+                    bytesPerSecond: UInt64(16 << 10) << UInt64.random(in: 0...6, using: &random),
+                    latencyNanoseconds: UInt64.random(in: 2...200, using: &random) * 1_000_000)
+                let lies = number % 10 == 3
+                let peer = SimulatedPeer(
+                    name: "p\(index).\(number)", address: address, link: link, torrent: torrent, lies: lies,
+                    stalls: number % 10 == 7, refusesWhenAway: Bool.random(using: &random))
+                world.add(peer)
+                if number % 5 == 1 {
+                    peer.leave(
+                        at: UInt64.random(in: 500...4_000, using: &random) * 1_000_000,
+                        forSeconds: UInt64.random(in: 1...20, using: &random))
+                }
+                addresses.append(address)
+                if lies { lying.append(address) }
+            }
+            liars.append(lying)
+            var options = DownloadOptions(downloadDirectory: directory.path, peers: addresses)
+            options.seed = seed &+ UInt64(index)
+            options.directWrites = false
+            options.useTrackers = false
+            options.usePeerExchange = false
+            options.resumeSaveIntervalSeconds = 5
+            let session = DownloadSession(metainfo: metainfo, options: options)
+            sessions.append(session)
+            reactor.host(session)
+        }
+        // Stopped after ten minutes of swarm time; a torrent that has not left a minute later (one that
+        // cannot finish stopping) ends the run too, and fails below.
+        let limit: UInt64 = 600 * 1_000_000_000
+        var finishedAt: [UInt64?] = Array(repeating: nil, count: sessions.count)
+        try reactor.run(
+            shouldStop: { world.nanoseconds > limit },
+            until: {
+                for (index, session) in sessions.enumerated()
+                where finishedAt[index] == nil && session.outcome != nil {
+                    finishedAt[index] = world.nanoseconds
+                }
+                return finishedAt.allSatisfy { $0 != nil } || world.nanoseconds > limit + 60_000_000_000
+            })
+        for (index, session) in sessions.enumerated() {
+            // Plain booleans in the expectations: a failure must not reflect a session or 16 MiB of bytes.
+            guard let outcome = session.outcome else {
+                Issue.record("seed \(seed): torrent \(index) never left its reactor")
+                continue
+            }
+            let completed = (try? outcome.get()) == .completed
+            #expect(completed, "seed \(seed): torrent \(index) ended with \(outcome)")
+            let written = try Data(contentsOf: directory.appendingPathComponent(torrents[index].1))
+            let identical = Array(written) == torrents[index].0.payload
+            #expect(identical, "seed \(seed): torrent \(index) differs from what the peers hold")
+            let banned = liars[index].filter { session.peerDirectory.isBanned($0) }
+            let someBanned = !banned.isEmpty
+            #expect(someBanned, "seed \(seed): torrent \(index): no liar banned")
+            world.note("torrent \(index): \(banned.count) of \(liars[index].count) liars banned")
+        }
+        return Outcome(trace: world.trace, finishedAt: finishedAt)
+    }
+
+    static var seeds: [UInt64] {
+        if let text = ProcessInfo.processInfo.environment["POTLUCK_SIMULATION_SEED"], let seed = UInt64(text)
+        {
+            return [seed]
+        }
+        return [1, 2, 3]
+    }
+
+    @Test(arguments: seeds)
+    func manyPeersWithLiarsAndChurn(seed: UInt64) throws {
+        let started = ContinuousClock.now
+        let outcome = try Self.run(seed: seed, torrents: 3, peerCount: 40)
+        print(
+            "simulation seed \(seed): finished at \(outcome.finishedAt) ns of simulated time in \(ContinuousClock.now - started)"
+        )
+    }
+
+    @Test func aSeedReplaysExactly() throws {
+        let first = try Self.run(seed: 7, torrents: 2, peerCount: 20)
+        let second = try Self.run(seed: 7, torrents: 2, peerCount: 20)
+        #expect(first.finishedAt == second.finishedAt)
+        #expect(first.trace == second.trace)
+        #expect(first.trace.count > 40, "connections, departures and bans are traced")
+    }
+}

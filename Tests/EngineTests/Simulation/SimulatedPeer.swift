@@ -1,0 +1,153 @@
+import TorrentModel
+import URing
+
+/// A BitTorrent seeder written from BEP 3 alone, for the engine simulation: it answers the handshake
+/// with its own and a full bitfield, unchokes whoever is interested, and serves every valid request in
+/// order over its link. A liar flips a byte of every block it sends; a staller unchokes and then never
+/// sends a block; a peer may go away for a while (its connections close; it refuses or ignores new
+/// ones) and come back.
+final class SimulatedPeer {
+    let name: String
+    let address: SocketAddress
+    let link: SimulatedLink
+    let lies: Bool
+    let stalls: Bool
+    /// While away: refuse connections (true) or leave them unanswered until the engine gives up.
+    let refusesWhenAway: Bool
+    weak var world: SimulatedWorld?
+    private let torrent: SimulatedTorrent
+    private var awayUntil: UInt64 = 0
+    private var states: [ObjectIdentifier: ConnectionState] = [:]
+    private(set) var servedBlocks = 0
+
+    private final class ConnectionState {
+        let connection: SimulatedConnection
+        var buffer: [UInt8] = []
+        var handshakeSeen = false
+        var unchoked = false
+        init(_ connection: SimulatedConnection) { self.connection = connection }
+    }
+
+    init(
+        name: String, address: SocketAddress, link: SimulatedLink, torrent: SimulatedTorrent,
+        lies: Bool = false,
+        stalls: Bool = false, refusesWhenAway: Bool = true
+    ) {
+        self.name = name
+        self.address = address
+        self.link = link
+        self.torrent = torrent
+        self.lies = lies
+        self.stalls = stalls
+        self.refusesWhenAway = refusesWhenAway
+    }
+
+    /// Goes away at `time` for `seconds`: every connection closes.
+    func leave(at time: UInt64, forSeconds seconds: UInt64) {
+        world?.schedule(at: time) { [self] in
+            awayUntil = time + seconds * 1_000_000_000
+            world?.note("\(name) leaves")
+            for state in states.values { world?.peerCloses(state.connection) }
+        }
+    }
+
+    func accepts(_ connection: SimulatedConnection, at now: UInt64) -> Bool { now >= awayUntil }
+
+    func connected(_ connection: SimulatedConnection) {
+        states[ObjectIdentifier(connection)] = ConnectionState(connection)
+    }
+
+    func closed(_ connection: SimulatedConnection) {
+        states[ObjectIdentifier(connection)] = nil
+    }
+
+    func received(_ bytes: [UInt8], on connection: SimulatedConnection) {
+        guard let state = states[ObjectIdentifier(connection)] else { return }
+        state.buffer.append(contentsOf: bytes)
+        if !state.handshakeSeen {
+            guard state.buffer.count >= 68 else { return }
+            guard state.buffer[0] == 19, Array(state.buffer[1..<20]) == Array("BitTorrent protocol".utf8),
+                Array(state.buffer[28..<48]) == torrent.infoHash
+            else { return hangUp(state) }
+            state.handshakeSeen = true
+            state.buffer.removeFirst(68)
+            var answer: [UInt8] = [19] + Array("BitTorrent protocol".utf8) + Array(repeating: 0, count: 8)
+            answer += torrent.infoHash
+            answer += Array("-SIM001-".utf8) + Array(name.utf8.prefix(12))
+            answer += Array(repeating: UInt8(ascii: "."), count: 68 - answer.count)
+            answer += Self.message(5, torrent.fullBitfield)
+            world?.peerSends(answer, on: connection)
+        }
+        while state.buffer.count >= 4 {
+            let length = Int(Self.uint32(state.buffer, at: 0))
+            guard length <= 1 << 17 else { return hangUp(state) }
+            guard state.buffer.count >= 4 + length else { return }
+            let message = Array(state.buffer[4..<4 + length])
+            state.buffer.removeFirst(4 + length)
+            if !message.isEmpty { handle(message, state) }
+        }
+    }
+
+    private func handle(_ message: [UInt8], _ state: ConnectionState) {
+        switch message[0] {
+        case 2 where !state.unchoked:  // interested
+            state.unchoked = true
+            world?.peerSends(Self.message(1, []), on: state.connection)
+        case 6 where message.count == 13 && state.unchoked && !stalls:  // request
+            let index = Int(Self.uint32(message, at: 1))
+            let begin = Int(Self.uint32(message, at: 5))
+            let length = Int(Self.uint32(message, at: 9))
+            guard let block = torrent.block(piece: index, begin: begin, length: length) else {
+                return hangUp(state)
+            }
+            var data = block
+            if lies { data[data.count / 2] ^= 0xff }
+            servedBlocks += 1
+            world?.peerSends(
+                Self.message(7, Self.bigEndian(UInt32(index)) + Self.bigEndian(UInt32(begin)) + data),
+                on: state.connection)
+        default:
+            break
+        }
+    }
+
+    private func hangUp(_ state: ConnectionState) {
+        world?.peerCloses(state.connection)
+    }
+
+    static func message(_ id: UInt8, _ payload: [UInt8]) -> [UInt8] {
+        bigEndian(UInt32(1 + payload.count)) + [id] + payload
+    }
+
+    static func bigEndian(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)]
+    }
+
+    static func uint32(_ bytes: [UInt8], at offset: Int) -> UInt32 {
+        bytes[offset..<offset + 4].reduce(0) { $0 << 8 | UInt32($1) }
+    }
+}
+
+/// A torrent's bytes and what a seeder needs to serve them.
+struct SimulatedTorrent {
+    let payload: [UInt8]
+    let pieceLength: Int
+    let infoHash: [UInt8]
+
+    var pieceCount: Int { (payload.count + pieceLength - 1) / pieceLength }
+
+    var fullBitfield: [UInt8] {
+        var bits = [UInt8](repeating: 0, count: (pieceCount + 7) / 8)
+        for piece in 0..<pieceCount { bits[piece / 8] |= 0x80 >> UInt8(piece % 8) }
+        return bits
+    }
+
+    /// The block asked for, or nil if the request is out of the torrent or longer than 16 KiB.
+    func block(piece: Int, begin: Int, length: Int) -> [UInt8]? {
+        guard piece >= 0, piece < pieceCount, begin >= 0, length > 0, length <= 16_384 else { return nil }
+        let start = piece * pieceLength + begin
+        let pieceEnd = min(payload.count, (piece + 1) * pieceLength)
+        guard start + length <= pieceEnd else { return nil }
+        return Array(payload[start..<start + length])
+    }
+}
