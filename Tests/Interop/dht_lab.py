@@ -45,7 +45,7 @@ Each subcommand prints one JSON object on stdout; diagnostics go to stderr.
         its routing table it adds the magnet, looks the info hash up in the DHT, fetches the info
         dictionary from the peers it finds (BEP 9) and downloads into OUT_DIR. "seconds" and
         "metadata_seconds" count from the magnet's addition (the DHT is up by then),
-        "bootstrap_seconds" from the start (the namespace's creation included). "peers" lists every
+        "bootstrap_seconds" from the session's start (its namespace made by then). "peers" lists every
         peer it dialled (what the DHT returned, stale entries included). Exit 0 only when the
         download completed and passed its hash check within --timeout (default 60); otherwise
         {"ok": false, "error": "...", ...} and 1.
@@ -430,9 +430,10 @@ def join_hub(stack, hub):
         ns = common.netns_create()
         stack.callback(common.netns_delete, ns["netns"])
     name, index = ns["netns"], ns["index"]
-    # The root end of the pair goes into the hub, as a bridge port (its root address goes with it).
+    # The root end of the pair goes into the hub, as a bridge port (its root address goes with it;
+    # the hub's defaults would give it an IPv6 link-local address as it comes up there).
     common.ip("link", "set", ns["root_veth"], "netns", hub["netns"])
-    common.ip("-n", hub["netns"], "link", "set", ns["root_veth"], "master", BRIDGE)
+    common.ip("-n", hub["netns"], "link", "set", ns["root_veth"], "addrgenmode", "none", "master", BRIDGE)
     common.ip("-n", hub["netns"], "link", "set", ns["root_veth"], "up")
     # Every other lab address is on the bridge: reached directly, by ARP, with no router.
     common.ip("-n", name, "route", "add", LAB_NETWORK, "dev", ns["ns_veth"])
@@ -647,7 +648,6 @@ def check_magnet(params):
 
 
 def cmd_fetch(args):
-    started = time.monotonic()
     try:
         params = lt.parse_magnet_uri(args.magnet)
     except RuntimeError as error:
@@ -675,6 +675,8 @@ def cmd_fetch(args):
             place = contextlib.nullcontext()
         # The session lives and dies inside the namespace, so every thread it starts is there.
         with place:
+            # Counted from the session's start, as a client's start (the namespace is made by then).
+            started = time.monotonic()
             # connect_notification: which peers it reached, and when.
             node = Node(bind, claim_port(bind, args.port), extra_alerts=CAT.connect_notification,
                         leecher=True)
