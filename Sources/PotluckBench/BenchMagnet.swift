@@ -9,7 +9,8 @@ struct BenchMagnet: ParsableCommand {
         commandName: "magnet",
         abstract: "From a bare magnet link to the metadata and to the whole download, through a DHT lab.",
         discussion: """
-            Starts a DHT of --nodes libtorrent sessions on loopback (Tests/Interop/dht_lab.py: a /24 each, \
+            Starts a DHT of --nodes libtorrent sessions (Tests/Interop/dht_lab.py: each in a network \
+            namespace of its own with a /24 of its own, all on one bridge that the root namespace reaches; \
             no tracker anywhere), the first seeding a --size-mib payload and announcing it. Then each \
             client in turn, told only the magnet link (infohash and name) and one other node, finds the \
             seeder through the DHT: `potluck download MAGNET --dht-bootstrap NODE` (its DHT table starts \
@@ -57,7 +58,8 @@ struct BenchMagnet: ParsableCommand {
             printError("potluck: bench magnet needs libtorrent (apt-get install python3-libtorrent)")
             throw ExitCode(1)
         }
-        let run = try placement.startRun("bench magnet", needsRoot: false)
+        // The lab's nodes run in network namespaces.
+        let run = try placement.startRun("bench magnet", needsRoot: true)
         defer { run.cleanup() }
         let seedDirectory = run.workspace + "/seed"
         mkdir(seedDirectory, 0o700)
@@ -77,7 +79,8 @@ struct BenchMagnet: ParsableCommand {
             "dht_lab.py", ["start", "--nodes", "\(nodes)", "--seed", torrent, seedDirectory], label: "dht-lab"
         )
         let ready = lab.waitForLog(timeoutSeconds: 120) { _ in lab.firstJSON }
-        guard let ready, let labNodes = ready["nodes"] as? [String], let magnet = ready["magnet"] as? String
+        guard let ready, let labNodes = ready["nodes"] as? [String], let magnet = ready["magnet"] as? String,
+            let rootAddress = ready["root_address"] as? String
         else {
             throw ExternalCommand.Failure(description: "the DHT lab did not start: \(lab.log.suffix(300))")
         }
@@ -87,13 +90,16 @@ struct BenchMagnet: ParsableCommand {
                 // A node that does not seed, another for each client and run.
                 let node = labNodes[1 + (round * Self.clients.count + index) % (labNodes.count - 1)]
                 results.append(
-                    measure(client, round: round, magnet: magnet, node: node, payload: payload, run: run))
+                    measure(
+                        client, round: round, magnet: magnet, node: node, rootAddress: rootAddress,
+                        payload: payload, run: run))
                 run.stopIfInterrupted()
             }
         }
         print(
-            "A magnet link (infohash and name only) found through a DHT of \(nodes) libtorrent nodes on "
-                + "loopback, \(Format.bytes(sizeMiB << 20)) from one libtorrent seeder, \(HashPool.coreCount) cores\n"
+            "A magnet link (infohash and name only) found through a DHT of \(nodes) libtorrent nodes, each in "
+                + "a network namespace of its own, \(Format.bytes(sizeMiB << 20)) from one libtorrent seeder, "
+                + "\(HashPool.coreCount) cores\n"
         )
         print(Self.runTable(results).rendered)
         print("\nMedians over \(runs) runs\n")
@@ -102,7 +108,8 @@ struct BenchMagnet: ParsableCommand {
     }
 
     private func measure(
-        _ client: String, round: Int, magnet: String, node: String, payload: String, run: BenchRun
+        _ client: String, round: Int, magnet: String, node: String, rootAddress: String, payload: String,
+        run: BenchRun
     ) -> Measurement {
         var measurement = Measurement(run: round, client: client)
         let target = run.workspace + "/download-\(client)-\(round)"
@@ -132,12 +139,13 @@ struct BenchMagnet: ParsableCommand {
                     measurement.status = "not installed (apt-get install aria2)"
                     return measurement
                 }
-                // A /24 of its own, as the lab's nodes and the libtorrent leecher (127.0.200.1) have.
+                // In the root namespace, as Potluck: the lab's nodes see both at its root address
+                // (the libtorrent leecher gets a namespace of its own from the lab).
                 let result = try ExternalCommand.run(
                     "/usr/bin/python3",
                     [
                         run.harness + "/aria2.py", "magnet", magnet, target, "--dht-entry", node, "--bind",
-                        "127.0.201.1", "--timeout", "\(timeout)",
+                        rootAddress, "--timeout", "\(timeout)",
                     ], timeoutSeconds: Double(timeout + 30))
                 let line = result.standardOutput.split(separator: "\n").last { $0.hasPrefix("{") }
                 guard result.status == 0,

@@ -19,7 +19,8 @@ that tracker alone (--bt-tracker, with the torrent's own trackers excluded).
   magnet MAGNET OUT_DIR --dht-entry HOST:PORT [--bind ADDR] [--timeout S]
       → {"complete": true, "seconds", "metadata_seconds", "bytes", "cpu_seconds"}: aria2c with its DHT
         on (IPv4 only, a table of its own in a temporary folder), told only the link and one node
-        (`dht_lab.py start` makes a lab of them), fetches the info dictionary (BEP 9) from the peers
+        (`dht_lab.py start` makes a lab of them: give --bind its "root_address", where the root
+        namespace reaches its nodes), fetches the info dictionary (BEP 9) from the peers
         it finds and then the payload. "metadata_seconds" is when the payload's first file appeared in
         OUT_DIR (aria2c creates it once it has the info dictionary; polled every 10 ms), both counted
         from aria2c's start. Exit 0 only when aria2c reports the download complete.
@@ -283,7 +284,8 @@ def main():
     p.add_argument("magnet", metavar="MAGNET")
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--dht-entry", required=True, metavar="HOST:PORT", help="the only DHT node it is told of")
-    p.add_argument("--bind", metavar="ADDR", help="loopback address to listen and connect from (default 127.0.0.1)")
+    p.add_argument("--bind", metavar="ADDR",
+                   help="address to listen and connect from (default 127.0.0.1; a dht_lab.py lab's root_address)")
     p.add_argument("--timeout", type=float, default=300, metavar="S")
     p.set_defaults(func=cmd_magnet)
     p = sub.add_parser("seed", help="seed with aria2c until stdin closes",

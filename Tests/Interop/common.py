@@ -449,8 +449,9 @@ def netns_create(extra_root_addresses=0):
     """A fresh namespace plk-N with veth plkN-n (10.77.N.2/24, inside) paired to plkN-r in the root
     namespace (10.77.N.1/24, plus 10.77.N.101... if asked: distinct addresses for clients that keep one
     peer per IP). Returns a description; the caller must netns_delete() it."""
+    used = _used_indexes()  # once: `ip netns add` below is what claims an index, races included
     for index in range(1, 255):
-        if index in _used_indexes():
+        if index in used:
             continue
         name = f"{NS_PREFIX}{index}"
         if ip("netns", "add", name, check=False).returncode != 0:

@@ -465,8 +465,12 @@ class InteropHarnessTests(unittest.TestCase):
                          timeout=90)
         info = lab.info
         self.assertEqual(len(info["nodes"]), 16)
-        # A /24 each (libtorrent keeps one node per /24 by default).
-        self.assertEqual(len({node.split(":")[0].rsplit(".", 1)[0] for node in info["nodes"]}), 16)
+        # A /24 each (libtorrent keeps one node per /24 by default), in a namespace each, and the root
+        # namespace on a /24 of its own on the lab's bridge.
+        subnets = {node.split(":")[0].rsplit(".", 1)[0] for node in info["nodes"]}
+        self.assertEqual(len(subnets), 16)
+        self.assertNotIn(info["root_address"].rsplit(".", 1)[0], subnets)
+        self.assertGreaterEqual(len(harness_state()[0]), 17)
         self.assertEqual(len(set(info["node_ids"])), 16)
         self.assertEqual(info["seeder"], info["nodes"][0])
         self.assertEqual(info["infohash"], self.created["infohash_v1"])

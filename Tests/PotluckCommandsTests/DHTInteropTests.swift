@@ -3,9 +3,11 @@ import Testing
 
 @testable import PotluckBench
 
-/// Potluck in a DHT of 16 libtorrent nodes on loopback (`Tests/Interop/dht_lab.py`: a /24 each, the
-/// settings a lab needs explained there), with no tracker anywhere and nothing in the magnet link but the
-/// infohash: only the DHT leads from the link to the seeder.
+/// Potluck in a DHT of 16 libtorrent nodes (`Tests/Interop/dht_lab.py`: each in a network namespace of
+/// its own on a /24 of its own, all on one bridge; the settings a lab needs explained there), with no
+/// tracker anywhere and nothing in the magnet link but the infohash: only the DHT leads from the link to
+/// the seeder. Potluck runs in the root namespace, which the lab routes to every node: the nodes see it
+/// at the lab's `root_address`.
 @Suite(.serialized) struct DHTInteropTests {
     /// A libtorrent seeder announced in the lab; Potluck, told one other node, finds it.
     @Test func potluckFindsALibtorrentSeederThroughTheDHT() throws {
@@ -46,12 +48,14 @@ import Testing
             "/usr/bin/python3", [Interop.tool("dht_lab.py"), "start", "--nodes", "16"], timeoutSeconds: 120)
         defer { lab.stop() }
         let nodes = try #require(lab.ready?["nodes"] as? [String], "the lab did not start")
-        let port = SeedInteropTests.freePort(on: "127.0.0.1")
+        // Where the lab's nodes (and so the leecher, in a namespace of its own) see the root namespace.
+        let host = try #require(lab.ready?["root_address"] as? String)
+        let port = SeedInteropTests.freePort(on: host)
         let log = root.appendingPathComponent("seeder.log")
         let seeder = try SeedInteropTests.PotluckSeeder(
-            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.50.1:\(port)",
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "\(host):\(port)",
             extra: ["--dht-bootstrap", nodes[2]], logFile: log)
-        seeder.waitUntilListening(host: "127.0.50.1", port: port)
+        seeder.waitUntilListening(host: host, port: port)
         let hash = try TrackerInteropTests.infoHash(torrent)
         let fetched = root.appendingPathComponent("libtorrent")
         let leecher = try SeedInteropTests.harness(
@@ -63,13 +67,13 @@ import Testing
         let seederLog = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(leecher.status == 0, "\(leecher.json)\n\(seederLog)")
         #expect(
-            (leecher.json["peers"] as? [String])?.contains("127.0.50.1:\(port)") == true, "\(leecher.json)")
+            (leecher.json["peers"] as? [String])?.contains("\(host):\(port)") == true, "\(leecher.json)")
         #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
     }
 
-    /// The same over IPv6 (BEP 32), both ways, in a network namespace whose loopback holds a
+    /// The same over IPv6 (BEP 32), both ways, in one network namespace whose loopback holds a
     /// unique-local address per lab node (a /48 each) and two for the peers under test: libtorrent's
-    /// lab runs an IPv6 DHT, and Potluck's IPv6 node (`--dht-ipv6 ADDRESS`) joins it through one node,
+    /// lab runs an IPv6 DHT there (a process per node, all in that namespace), and Potluck's IPv6 node (`--dht-ipv6 ADDRESS`) joins it through one node,
     /// finds a libtorrent seeder from a bare magnet link, then seeds and is found by a libtorrent
     /// leecher. Nothing reaches the IPv4 DHT, which Potluck also runs.
     @Test func theIPv6DHTLeadsBothWays() throws {
