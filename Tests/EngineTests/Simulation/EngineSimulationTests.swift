@@ -9,8 +9,9 @@ import URing
 
 /// The real engine (reactor, sessions, pipeline, piece assembly, hashing, files) on simulated sockets
 /// and time (`SimulatedWorld`): torrents downloaded from many peers on slow, fast and distant links,
-/// with liars, stallers and peers that leave and come back. Minutes of swarm time run in seconds, and a run is
-/// reproducible from its seed: a failure prints the seed, and `POTLUCK_SIMULATION_SEED=N` reruns it.
+/// with loss, liars, stallers and peers that leave and come back; and a seed serving leechers. Each
+/// run takes a second or two for five to twenty seconds of swarm time, and is reproducible from its
+/// seed: a failure prints the seed, and `POTLUCK_SIMULATION_SEED=N` reruns it.
 @Suite struct EngineSimulationTests {
     struct Outcome: Equatable {
         var trace: [String]
@@ -54,10 +55,11 @@ import URing
             var lying: [SocketAddress] = []
             for number in 0..<peerCount {
                 let address = SocketAddress("10.\(index).\(number / 250).\(number % 250 + 1):6881")!
-                // 16 KiB/s to 1 MiB/s, 2 to 200 ms away.
+                // 16 KiB/s to 1 MiB/s, 2 to 200 ms away, losing up to 5 % of what is sent.
                 let link = SimulatedLink(
                     bytesPerSecond: UInt64(16 << 10) << UInt64.random(in: 0...6, using: &random),
-                    latencyNanoseconds: UInt64.random(in: 2...200, using: &random) * 1_000_000)
+                    latencyNanoseconds: UInt64.random(in: 2...200, using: &random) * 1_000_000,
+                    lossPerMille: UInt64.random(in: 0...50, using: &random))
                 let lies = number % 10 == 3
                 let peer = SimulatedPeer(
                     name: "p\(index).\(number)", address: address, link: link, torrent: torrent, lies: lies,
@@ -129,6 +131,54 @@ import URing
         print(
             "simulation seed \(seed): finished at \(outcome.finishedAt) ns of simulated time in \(ContinuousClock.now - started)"
         )
+    }
+
+    /// The engine seeds a torrent from disk (checked first, through the simulated ring) to leechers on
+    /// links of different speeds; its four upload slots rotate, and every leecher gets every byte.
+    @Test func seedingToLeechers() throws {
+        var random = SeededRandom(seed: 11)
+        let directory = try EngineTests.temporaryDirectory("simulation-seeding")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let metainfo = try EngineTests.makeTorrent(named: "s.bin", size: 3_000_000, seed: 5, in: directory)
+        let payload = try [UInt8](Data(contentsOf: directory.appendingPathComponent("s.bin")))
+        let torrent = SimulatedTorrent(
+            payload: payload, pieceLength: metainfo.pieceLength, infoHash: metainfo.wireInfoHash.bytes)
+        let world = SimulatedWorld(seed: 11)
+        var leechers: [SimulatedPeer] = []
+        for number in 0..<12 {
+            let link = SimulatedLink(
+                bytesPerSecond: UInt64(256 << 10) << UInt64.random(in: 0...3, using: &random),
+                latencyNanoseconds: UInt64.random(in: 5...80, using: &random) * 1_000_000)
+            let leecher = SimulatedPeer(
+                name: "l\(number)", address: SocketAddress("10.9.0.\(number + 1):6881")!, link: link,
+                torrent: torrent, leeches: true)
+            world.add(leecher)
+            leechers.append(leecher)
+        }
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: leechers.map(\.address))
+        options.seed = 11
+        options.seedWhenComplete = true
+        options.directWrites = false
+        options.useTrackers = false
+        options.usePeerExchange = false
+        let session = DownloadSession(metainfo: metainfo, options: options)
+        let reactor = Reactor(simulator: world)
+        reactor.host(session)
+        let limit: UInt64 = 300 * 1_000_000_000
+        try reactor.run(
+            shouldStop: { leechers.allSatisfy(\.hasEverything) || world.nanoseconds > limit },
+            until: { session.outcome != nil || world.nanoseconds > limit + 60_000_000_000 })
+        let outcome = session.outcome.map { "\($0)" } ?? "none: it never left its reactor"
+        #expect(session.outcome.map { (try? $0.get()) == .interrupted } == true, "\(outcome)")
+        for leecher in leechers {
+            let complete = leecher.hasEverything
+            #expect(
+                complete,
+                "\(leecher.name) has \(leecher.receivedBlocks.count) of \(torrent.blockCount) blocks")
+            #expect(leecher.corruptBlocks == 0)
+        }
+        #expect(session.uploadedBytes >= Int64(12 * payload.count))
+        print("simulation: seeded 12 leechers in \(world.nanoseconds / 1_000_000) ms of simulated time")
     }
 
     @Test func aSeedReplaysExactly() throws {

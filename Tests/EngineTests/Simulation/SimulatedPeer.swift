@@ -19,19 +19,28 @@ final class SimulatedPeer {
     private var awayUntil: UInt64 = 0
     private var states: [ObjectIdentifier: ConnectionState] = [:]
     private(set) var servedBlocks = 0
+    /// A leecher asks for every block, a few at a time, and checks each against the torrent.
+    let leeches: Bool
+    /// What a leecher has received intact, by block (piece × blocks per piece + block).
+    private(set) var receivedBlocks: Set<Int> = []
+    private(set) var corruptBlocks = 0
+    var hasEverything: Bool { receivedBlocks.count == torrent.blockCount }
 
     private final class ConnectionState {
         let connection: SimulatedConnection
         var buffer: [UInt8] = []
         var handshakeSeen = false
         var unchoked = false
+        /// A leecher's requests on this connection, in the order sent.
+        var requested: [Int] = []
+        var unchokedUs = false
         init(_ connection: SimulatedConnection) { self.connection = connection }
     }
 
     init(
         name: String, address: SocketAddress, link: SimulatedLink, torrent: SimulatedTorrent,
         lies: Bool = false,
-        stalls: Bool = false, refusesWhenAway: Bool = true
+        stalls: Bool = false, leeches: Bool = false, refusesWhenAway: Bool = true
     ) {
         self.name = name
         self.address = address
@@ -39,6 +48,7 @@ final class SimulatedPeer {
         self.torrent = torrent
         self.lies = lies
         self.stalls = stalls
+        self.leeches = leeches
         self.refusesWhenAway = refusesWhenAway
     }
 
@@ -75,7 +85,7 @@ final class SimulatedPeer {
             answer += torrent.infoHash
             answer += Array("-SIM001-".utf8) + Array(name.utf8.prefix(12))
             answer += Array(repeating: UInt8(ascii: "."), count: 68 - answer.count)
-            answer += Self.message(5, torrent.fullBitfield)
+            answer += leeches ? Self.message(2, []) : Self.message(5, torrent.fullBitfield)
             world?.peerSends(answer, on: connection)
         }
         while state.buffer.count >= 4 {
@@ -106,8 +116,52 @@ final class SimulatedPeer {
             world?.peerSends(
                 Self.message(7, Self.bigEndian(UInt32(index)) + Self.bigEndian(UInt32(begin)) + data),
                 on: state.connection)
+        case 1 where leeches:  // unchoke
+            state.unchokedUs = true
+            requestMore(state)
+        case 0 where leeches:  // choke: what was asked will not come
+            state.unchokedUs = false
+            state.requested.removeAll()
+        case 7 where leeches && message.count > 9:  // piece
+            let piece = Int(Self.uint32(message, at: 1))
+            let begin = Int(Self.uint32(message, at: 5))
+            let block = piece * torrent.blocksPerPiece + begin / 16_384
+            guard let position = state.requested.firstIndex(of: block) else { return hangUp(state) }
+            state.requested.remove(at: position)
+            if torrent.block(piece: piece, begin: begin, length: message.count - 9) == Array(message[9...]) {
+                receivedBlocks.insert(block)
+            } else {
+                corruptBlocks += 1
+            }
+            if hasEverything {
+                for other in states.values { world?.peerSends(Self.message(3, []), on: other.connection) }
+            }
+            requestMore(state)
         default:
             break
+        }
+    }
+
+    /// Keeps four requests out for blocks no connection has asked for yet, from a place of its own
+    /// (derived from its name, so that runs replay).
+    private func requestMore(_ state: ConnectionState) {
+        guard state.unchokedUs else { return }
+        let asked = Set(states.values.flatMap(\.requested))
+        var block = name.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xffff } % torrent.blockCount
+        var scanned = 0
+        while state.requested.count < 4 && scanned < torrent.blockCount {
+            if !receivedBlocks.contains(block) && !asked.contains(block) && !state.requested.contains(block) {
+                state.requested.append(block)
+                let (piece, begin, length) = torrent.location(ofBlock: block)
+                world?.peerSends(
+                    Self.message(
+                        6,
+                        Self.bigEndian(UInt32(piece)) + Self.bigEndian(UInt32(begin))
+                            + Self.bigEndian(UInt32(length))),
+                    on: state.connection)
+            }
+            block = (block + 1) % torrent.blockCount
+            scanned += 1
         }
     }
 
@@ -140,6 +194,17 @@ struct SimulatedTorrent {
         var bits = [UInt8](repeating: 0, count: (pieceCount + 7) / 8)
         for piece in 0..<pieceCount { bits[piece / 8] |= 0x80 >> UInt8(piece % 8) }
         return bits
+    }
+
+    var blocksPerPiece: Int { pieceLength / 16_384 }
+
+    var blockCount: Int { (payload.count + 16_383) / 16_384 }
+
+    /// Where block `block` (numbered through the torrent) lies: piece, offset and length.
+    func location(ofBlock block: Int) -> (piece: Int, begin: Int, length: Int) {
+        let piece = block / blocksPerPiece
+        let begin = block % blocksPerPiece * 16_384
+        return (piece, begin, min(16_384, payload.count - piece * pieceLength - begin))
     }
 
     /// The block asked for, or nil if the request is out of the torrent or longer than 16 KiB.

@@ -5,7 +5,7 @@ import URing
 
 /// The kernel and the network of a deterministic engine simulation: it runs the ring's operations
 /// (`RingSimulator`) on simulated time. Connections lead to `SimulatedPeer`s by address, over links
-/// with their own rate and latency; file operations are done at once with the real system calls (their
+/// with their own rate, latency and loss; file operations are done at once with the real system calls (their
 /// results do not depend on timing); timers and cancellations behave as io_uring's do.
 ///
 /// Only what the engine uses for outgoing peer connections and its files is modelled: no listening
@@ -181,7 +181,8 @@ final class SimulatedWorld: RingSimulator {
         var bytes: [UInt8] = []
         for range in ranges { bytes.append(contentsOf: range) }
         complete(token, Int32(bytes.count))
-        let arrival = peer.link.arrival(of: bytes.count, at: nanoseconds, direction: .toPeer)
+        let arrival = peer.link.arrival(
+            of: bytes.count, at: nanoseconds, direction: .toPeer, random: &random)
         schedule(at: arrival) { [self] in
             guard connection.isOpen else { return }
             peer.received(bytes, on: connection)
@@ -191,7 +192,8 @@ final class SimulatedWorld: RingSimulator {
     /// The peer sends `bytes` to the engine: they arrive after the link's latency, at its rate.
     func peerSends(_ bytes: [UInt8], on connection: SimulatedConnection) {
         guard connection.isOpen, let peer = connection.peer else { return }
-        let arrival = peer.link.arrival(of: bytes.count, at: nanoseconds, direction: .fromPeer)
+        let arrival = peer.link.arrival(
+            of: bytes.count, at: nanoseconds, direction: .fromPeer, random: &random)
         schedule(at: arrival) { [self] in
             guard connection.isOpen else { return }
             connection.inbound.append(contentsOf: bytes)
@@ -302,23 +304,32 @@ final class SimulatedConnection {
     }
 }
 
-/// A path between the engine and one peer: a latency each way, and a rate each way that bytes queue
-/// behind (what is sent after a large message waits for it to go).
+/// A path between the engine and one peer: a latency each way, a rate each way that bytes queue
+/// behind (what is sent after a large message waits for it to go), and a loss rate. TCP turns a lost
+/// segment into a delay: the retransmission after a 200 ms timeout, which everything behind it waits for.
 final class SimulatedLink {
     enum Direction { case toPeer, fromPeer }
     let bytesPerSecond: UInt64
     let latencyNanoseconds: UInt64
+    /// Of each send, the chance in a thousand that a segment of it is lost.
+    let lossPerMille: UInt64
     private var freeAt: [Direction: UInt64] = [:]
 
-    init(bytesPerSecond: UInt64, latencyNanoseconds: UInt64) {
+    init(bytesPerSecond: UInt64, latencyNanoseconds: UInt64, lossPerMille: UInt64 = 0) {
         self.bytesPerSecond = bytesPerSecond
         self.latencyNanoseconds = latencyNanoseconds
+        self.lossPerMille = lossPerMille
     }
 
     /// When `count` bytes sent at `now` arrive at the other end.
-    func arrival(of count: Int, at now: UInt64, direction: Direction) -> UInt64 {
+    func arrival(
+        of count: Int, at now: UInt64, direction: Direction, random: inout SeededRandom
+    ) -> UInt64 {
         let start = max(now, freeAt[direction] ?? 0)
-        let done = start + UInt64(count) * 1_000_000_000 / max(1, bytesPerSecond)
+        var done = start + UInt64(count) * 1_000_000_000 / max(1, bytesPerSecond)
+        if lossPerMille > 0 && UInt64.random(in: 0..<1000, using: &random) < lossPerMille {
+            done += 200_000_000
+        }
         freeAt[direction] = done
         return done + latencyNanoseconds
     }
