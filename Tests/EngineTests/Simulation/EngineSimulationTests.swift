@@ -18,6 +18,34 @@ import URing
         var finishedAt: [UInt64?]
     }
 
+    /// A torrent of 128 to 256 pieces of 64 KiB (the last one shorter) of random bytes.
+    static func makeTorrent(
+        named name: String, random: inout SeededRandom
+    ) throws -> (Metainfo, SimulatedTorrent) {
+        let pieceLength = 64 * 1024
+        let size =
+            pieceLength * Int.random(in: 128...256, using: &random)
+            - Int.random(in: 0..<pieceLength, using: &random)
+        var payload = [UInt8](repeating: 0, count: size)
+        payload.withUnsafeMutableBytes { bytes in
+            for offset in stride(from: 0, to: size - 7, by: 8) {
+                bytes.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self)
+            }
+        }
+        var builder = TorrentBuilder(
+            name: name, files: [TorrentBuilder.File(path: [name], length: Int64(size))],
+            pieceLength: pieceLength, format: .v1)
+        builder.pieceHashesV1 = stride(from: 0, to: size, by: pieceLength).map {
+            SHA1.hash(payload[$0..<min($0 + pieceLength, size)])
+        }
+        let metainfo = try Metainfo(bytes: builder.build())
+        return (
+            metainfo,
+            SimulatedTorrent(
+                payload: payload, pieceLength: pieceLength, infoHash: metainfo.wireInfoHash.bytes)
+        )
+    }
+
     /// A swarm of `peerCount` seeders per torrent: a tenth of them liars, a tenth stallers, a fifth
     /// leaving for a while.
     static func run(seed: UInt64, torrents torrentCount: Int, peerCount: Int) throws -> Outcome {
@@ -30,26 +58,8 @@ import URing
         var torrents: [(SimulatedTorrent, String)] = []
         var liars: [[SocketAddress]] = []
         for index in 0..<torrentCount {
-            let pieceLength = 64 * 1024
-            let size =
-                pieceLength * Int.random(in: 128...256, using: &random)
-                - Int.random(in: 0..<pieceLength, using: &random)
-            var payload = [UInt8](repeating: 0, count: size)
-            payload.withUnsafeMutableBytes { bytes in
-                for offset in stride(from: 0, to: size - 7, by: 8) {
-                    bytes.storeBytes(of: random.next(), toByteOffset: offset, as: UInt64.self)
-                }
-            }
             let name = "t\(index).bin"
-            var builder = TorrentBuilder(
-                name: name, files: [TorrentBuilder.File(path: [name], length: Int64(size))],
-                pieceLength: pieceLength, format: .v1)
-            builder.pieceHashesV1 = stride(from: 0, to: size, by: pieceLength).map {
-                SHA1.hash(payload[$0..<min($0 + pieceLength, size)])
-            }
-            let metainfo = try Metainfo(bytes: builder.build())
-            let torrent = SimulatedTorrent(
-                payload: payload, pieceLength: pieceLength, infoHash: metainfo.wireInfoHash.bytes)
+            let (metainfo, torrent) = try Self.makeTorrent(named: name, random: &random)
             torrents.append((torrent, name))
             var addresses: [SocketAddress] = []
             var lying: [SocketAddress] = []
@@ -179,6 +189,63 @@ import URing
         }
         #expect(session.uploadedBytes >= Int64(12 * payload.count))
         print("simulation: seeded 12 leechers in \(world.nanoseconds / 1_000_000) ms of simulated time")
+    }
+
+    /// Stopped halfway (cleanly: writes land, resume data is saved) and started again in a new swarm,
+    /// the download fetches only what it did not have.
+    @Test(arguments: [21, 22])
+    func aDownloadStoppedHalfwayResumesWithoutFetchingAgain(seed: UInt64) throws {
+        var random = SeededRandom(seed: seed)
+        let directory = try EngineTests.temporaryDirectory("simulation-resume-\(seed)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (metainfo, torrent) = try Self.makeTorrent(named: "r.bin", random: &random)
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
+        options.seed = seed
+        options.directWrites = false
+        options.useTrackers = false
+        options.usePeerExchange = false
+        var verifiedAtStop = 0
+        var downloaded: [Int64] = []
+        for visit in 0..<2 {
+            let world = SimulatedWorld(seed: seed &+ UInt64(visit))
+            options.peers = (0..<16).map { number in
+                let peer = SimulatedPeer(
+                    name: "p\(visit).\(number)", address: SocketAddress("10.7.\(visit).\(number + 1):6881")!,
+                    link: SimulatedLink(
+                        bytesPerSecond: UInt64(64 << 10) << UInt64.random(in: 0...3, using: &random),
+                        latencyNanoseconds: UInt64.random(in: 5...100, using: &random) * 1_000_000),
+                    torrent: torrent)
+                world.add(peer)
+                return peer.address
+            }
+            let session = DownloadSession(metainfo: metainfo, options: options)
+            let reactor = Reactor(simulator: world)
+            reactor.host(session)
+            let limit: UInt64 = 300 * 1_000_000_000
+            try reactor.run(
+                shouldStop: {
+                    (visit == 0 && session.verified.count >= metainfo.pieceCount / 2)
+                        || world.nanoseconds > limit
+                },
+                until: { session.outcome != nil || world.nanoseconds > limit + 60_000_000_000 })
+            let ended = session.outcome.map { "\($0)" } ?? "none: it never left its reactor"
+            let expected: DownloadOutcome = visit == 0 ? .interrupted : .completed
+            #expect(session.outcome.map { (try? $0.get()) == expected } == true, "seed \(seed): \(ended)")
+            if visit == 0 { verifiedAtStop = session.verified.count }
+            downloaded.append(session.downloadedBytes)
+        }
+        let written = try Data(contentsOf: directory.appendingPathComponent("r.bin"))
+        let identical = Array(written) == torrent.payload
+        #expect(identical, "seed \(seed): the file differs from what the peers hold")
+        print(
+            "simulation seed \(seed): stopped with \(verifiedAtStop) of \(metainfo.pieceCount) pieces, then fetched \(downloaded[1]) bytes"
+        )
+        // What the first visit verified is not fetched again; pieces it had in flight may be.
+        let missing = Int64(metainfo.pieceCount - verifiedAtStop) * Int64(metainfo.pieceLength)
+        #expect(
+            downloaded[1] <= missing + 8 * Int64(metainfo.pieceLength),
+            "seed \(seed): \(verifiedAtStop) of \(metainfo.pieceCount) pieces verified at the stop, then \(downloaded[1]) bytes fetched"
+        )
     }
 
     @Test func aSeedReplaysExactly() throws {
