@@ -176,8 +176,9 @@ public final class DownloadSession: ReactorTenant {
     var uploadThrottled = false
     var uploadedBytes: Int64 = 0
     var uploadRate = RateMeter(window: .seconds(5))
-    let uploadLimiter: RateLimiter
-    let downloadLimiter: RateLimiter
+    /// Replaced once, at `attach`, on a simulated reactor (its limits then run on its clock).
+    private(set) var uploadLimiter: RateLimiter
+    private(set) var downloadLimiter: RateLimiter
     /// Requests were held back by the download limit: top every queue up once it allows again.
     var downloadThrottled = false
     /// When seeding began (for `seedTimeLimitSeconds`).
@@ -265,13 +266,24 @@ public final class DownloadSession: ReactorTenant {
         var chokerConfiguration = Choker.Configuration()
         chokerConfiguration.regularUnchokeSlots = max(0, options.uploadSlots)
         choker = Choker(configuration: chokerConfiguration, seed: options.seed)
-        uploadLimiter = RateLimiter(
-            rateBytesPerSecond: options.maximumUploadRateBytesPerSecond, within: options.sharedUploadLimiter)
-        downloadLimiter = RateLimiter(
-            rateBytesPerSecond: options.maximumDownloadRateBytesPerSecond,
-            within: options.sharedDownloadLimiter)
-        uploadLimiter.setFollowsParent(options.honorsSharedRates)
-        downloadLimiter.setFollowsParent(options.honorsSharedRates)
+        (uploadLimiter, downloadLimiter) = Self.limiters(options, clock: nil)
+    }
+
+    /// The torrent's own limits, within the process-wide ones; `clock` nil: the real one.
+    static func limiters(
+        _ options: DownloadOptions, clock: (@Sendable () -> Instant)?
+    ) -> (upload: RateLimiter, download: RateLimiter) {
+        func limiter(_ rate: Int, within parent: RateLimiter?) -> RateLimiter {
+            let limiter =
+                clock.map { RateLimiter(rateBytesPerSecond: rate, within: parent, clock: $0) }
+                ?? RateLimiter(rateBytesPerSecond: rate, within: parent)
+            limiter.setFollowsParent(options.honorsSharedRates)
+            return limiter
+        }
+        return (
+            limiter(options.maximumUploadRateBytesPerSecond, within: options.sharedUploadLimiter),
+            limiter(options.maximumDownloadRateBytesPerSecond, within: options.sharedDownloadLimiter)
+        )
     }
 
     /// `-PO0001-` and twelve random bytes: the client prefix other peers and trackers recognise.
@@ -338,6 +350,9 @@ public final class DownloadSession: ReactorTenant {
     func attach(to reactor: Reactor, tenant: UInt16) {
         self.reactor = reactor
         self.tenant = tenant
+        if let clock = reactor.simulatedClock {
+            (uploadLimiter, downloadLimiter) = Self.limiters(options, clock: clock)
+        }
         options.incomingInbox?.attach(reactor.doorbell, tenant: tenant)
         let now = nowNanoseconds
         do throws(DownloadError) {

@@ -4,6 +4,7 @@ import Glibc
 import Hashing
 import Locking
 import Synchronization
+import TorrentModel
 import URing
 
 /// How a reactor is set up.
@@ -54,6 +55,8 @@ public final class Reactor {
     private let started: ContinuousClock.Instant
     /// Runs the ring and keeps the time in a deterministic simulation (nil: the kernel and the clock).
     private let simulator: (any RingSimulator)?
+    /// The simulation's clock, for the torrents' own rate limiters (nil: they read the real one).
+    let simulatedClock: (@Sendable () -> Instant)?
 
     private var torrents: [(any ReactorTenant)?] = [nil]
     /// Engine torrents by their key, for commands.
@@ -138,6 +141,13 @@ public final class Reactor {
         }
         self.ring = ring
         self.simulator = simulator
+        if let simulator {
+            // Read on the reactor's thread only, where the simulation runs.
+            nonisolated(unsafe) let simulation = simulator
+            simulatedClock = { Instant(nanoseconds: simulation.nanoseconds) }
+        } else {
+            simulatedClock = nil
+        }
         inbox = ReactorInbox(waker: waker)
         if ring.features.contains([.providedBufferRing, .multishotReceive]) {
             providedBuffers = try? ProvidedBufferRing(

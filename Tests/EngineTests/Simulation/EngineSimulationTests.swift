@@ -248,6 +248,43 @@ import URing
         )
     }
 
+    /// A download limit holds on simulated time: fast peers, and the torrent arrives at the limit's pace.
+    @Test func theDownloadLimitSetsThePace() throws {
+        var random = SeededRandom(seed: 31)
+        let directory = try EngineTests.temporaryDirectory("simulation-limit")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (metainfo, torrent) = try Self.makeTorrent(named: "l.bin", random: &random)
+        let world = SimulatedWorld(seed: 31)
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
+        options.peers = (0..<8).map { number in
+            let peer = SimulatedPeer(
+                name: "f\(number)", address: SocketAddress("10.8.0.\(number + 1):6881")!,
+                link: SimulatedLink(bytesPerSecond: 8 << 20, latencyNanoseconds: 20_000_000), torrent: torrent
+            )
+            world.add(peer)
+            return peer.address
+        }
+        let limit = 1 << 20
+        options.maximumDownloadRateBytesPerSecond = limit
+        options.seed = 31
+        options.directWrites = false
+        options.useTrackers = false
+        options.usePeerExchange = false
+        let session = DownloadSession(metainfo: metainfo, options: options)
+        let reactor = Reactor(simulator: world)
+        reactor.host(session)
+        try reactor.run(
+            shouldStop: { world.nanoseconds > 600_000_000_000 }, until: { session.outcome != nil })
+        #expect(session.outcome.map { (try? $0.get()) == .completed } == true)
+        let seconds = Double(world.nanoseconds) / 1e9
+        let paced = Double(metainfo.totalLength) / Double(limit)
+        print(
+            "simulation: \(metainfo.totalLength) bytes at a limit of \(limit) B/s took \(seconds) s (the limit's pace: \(paced) s)"
+        )
+        // Eight peers at 8 MiB/s each would bring it in well under a second without the limit.
+        #expect(seconds >= paced * 0.9 && seconds <= paced * 1.2 + 1, "\(seconds) s against \(paced) s")
+    }
+
     @Test func aSeedReplaysExactly() throws {
         let first = try Self.run(seed: 7, torrents: 2, peerCount: 20)
         let second = try Self.run(seed: 7, torrents: 2, peerCount: 20)
