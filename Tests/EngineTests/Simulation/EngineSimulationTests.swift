@@ -9,7 +9,7 @@ import URing
 
 /// The real engine (reactor, sessions, pipeline, piece assembly, hashing, files) on simulated sockets
 /// and time (`SimulatedWorld`): torrents downloaded from many peers on slow, fast and distant links,
-/// with loss, liars, stallers and peers that leave and come back; and a seed serving leechers. Each
+/// with loss, liars, stallers, garblers and peers that leave and come back; and a seed serving leechers. Each
 /// run takes a second or two for five to twenty seconds of swarm time, and is reproducible from its
 /// seed: a failure prints the seed, and `POTLUCK_SIMULATION_SEED=N` reruns it.
 @Suite struct EngineSimulationTests {
@@ -46,8 +46,8 @@ import URing
         )
     }
 
-    /// A swarm of `peerCount` seeders per torrent: a tenth of them liars, a tenth stallers, a fifth
-    /// leaving for a while.
+    /// A swarm of `peerCount` seeders per torrent: a tenth of them liars, a tenth stallers, a
+    /// twentieth garblers, a fifth leaving for a while.
     static func run(seed: UInt64, torrents torrentCount: Int, peerCount: Int) throws -> Outcome {
         var random = SeededRandom(seed: seed)
         let directory = try EngineTests.temporaryDirectory("simulation-\(seed)")
@@ -57,12 +57,15 @@ import URing
         var sessions: [DownloadSession] = []
         var torrents: [(SimulatedTorrent, String)] = []
         var liars: [[SocketAddress]] = []
+        var garblers: [[SocketAddress]] = []
+        var logs: [[String]] = []
         for index in 0..<torrentCount {
             let name = "t\(index).bin"
             let (metainfo, torrent) = try Self.makeTorrent(named: name, random: &random)
             torrents.append((torrent, name))
             var addresses: [SocketAddress] = []
             var lying: [SocketAddress] = []
+            var garbling: [SocketAddress] = []
             for number in 0..<peerCount {
                 let address = SocketAddress("10.\(index).\(number / 250).\(number % 250 + 1):6881")!
                 // 16 KiB/s to 1 MiB/s, 2 to 200 ms away, losing up to 5 % of what is sent.
@@ -73,7 +76,8 @@ import URing
                 let lies = number % 10 == 3
                 let peer = SimulatedPeer(
                     name: "p\(index).\(number)", address: address, link: link, torrent: torrent, lies: lies,
-                    stalls: number % 10 == 7, refusesWhenAway: Bool.random(using: &random))
+                    stalls: number % 10 == 7, garbles: number % 20 == 9,
+                    refusesWhenAway: Bool.random(using: &random))
                 world.add(peer)
                 if number % 5 == 1 {
                     peer.leave(
@@ -82,15 +86,18 @@ import URing
                 }
                 addresses.append(address)
                 if lies { lying.append(address) }
+                if peer.garbles { garbling.append(address) }
             }
             liars.append(lying)
+            garblers.append(garbling)
             var options = DownloadOptions(downloadDirectory: directory.path, peers: addresses)
             options.seed = seed &+ UInt64(index)
             options.directWrites = false
             options.useTrackers = false
             options.usePeerExchange = false
             options.resumeSaveIntervalSeconds = 5
-            let session = DownloadSession(metainfo: metainfo, options: options)
+            logs.append([])
+            let session = DownloadSession(metainfo: metainfo, options: options) { logs[index].append($0) }
             sessions.append(session)
             reactor.host(session)
         }
@@ -122,6 +129,10 @@ import URing
             let someBanned = !banned.isEmpty
             #expect(someBanned, "seed \(seed): torrent \(index): no liar banned")
             world.note("torrent \(index): \(banned.count) of \(liars[index].count) liars banned")
+            for garbler in garblers[index] {
+                let cutOff = logs[index].contains { $0.hasPrefix("peer \(garbler): protocol:") }
+                #expect(cutOff, "seed \(seed): garbler \(garbler) was never disconnected for it")
+            }
         }
         return Outcome(trace: world.trace, finishedAt: finishedAt)
     }

@@ -4,7 +4,7 @@ import URing
 /// A BitTorrent seeder written from BEP 3 alone, for the engine simulation: it answers the handshake
 /// with its own and a full bitfield, unchokes whoever is interested, and serves every valid request in
 /// order over its link. A liar flips a byte of every block it sends; a staller unchokes and then never
-/// sends a block; a peer may go away for a while (its connections close; it refuses or ignores new
+/// sends a block; a garbler answers a request with a block of a piece the torrent does not have; a peer may go away for a while (its connections close; it refuses or ignores new
 /// ones) and come back.
 final class SimulatedPeer {
     let name: String
@@ -12,6 +12,7 @@ final class SimulatedPeer {
     let link: SimulatedLink
     let lies: Bool
     let stalls: Bool
+    let garbles: Bool
     /// While away: refuse connections (true) or leave them unanswered until the engine gives up.
     let refusesWhenAway: Bool
     weak var world: SimulatedWorld?
@@ -40,7 +41,7 @@ final class SimulatedPeer {
     init(
         name: String, address: SocketAddress, link: SimulatedLink, torrent: SimulatedTorrent,
         lies: Bool = false,
-        stalls: Bool = false, leeches: Bool = false, refusesWhenAway: Bool = true
+        stalls: Bool = false, garbles: Bool = false, leeches: Bool = false, refusesWhenAway: Bool = true
     ) {
         self.name = name
         self.address = address
@@ -48,6 +49,7 @@ final class SimulatedPeer {
         self.torrent = torrent
         self.lies = lies
         self.stalls = stalls
+        self.garbles = garbles
         self.leeches = leeches
         self.refusesWhenAway = refusesWhenAway
     }
@@ -113,8 +115,9 @@ final class SimulatedPeer {
             var data = block
             if lies { data[data.count / 2] ^= 0xff }
             servedBlocks += 1
+            let named = garbles ? torrent.pieceCount + index : index
             world?.peerSends(
-                Self.message(7, Self.bigEndian(UInt32(index)) + Self.bigEndian(UInt32(begin)) + data),
+                Self.message(7, Self.bigEndian(UInt32(named)) + Self.bigEndian(UInt32(begin)) + data),
                 on: state.connection)
         case 1 where leeches:  // unchoke
             state.unchokedUs = true
