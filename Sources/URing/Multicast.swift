@@ -21,6 +21,8 @@ extension Socket {
             try setOption(fd, Int32(IPPROTO_IP), IP_ADD_MEMBERSHIP, membership, "IP_ADD_MEMBERSHIP \(group)")
             if interfaceAddress != 0 {
                 try setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_IF, interface, "IP_MULTICAST_IF")
+                // Only the group on this interface: a socket per interface hears each datagram once.
+                try setOption(fd, Int32(IPPROTO_IP), ipMulticastAll, Int32(0), "IP_MULTICAST_ALL")
             }
             try setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_LOOP, Int32(1), "IP_MULTICAST_LOOP")
             try setOption(fd, Int32(IPPROTO_IP), IP_MULTICAST_TTL, Int32(1), "IP_MULTICAST_TTL")
@@ -77,6 +79,31 @@ extension Socket {
             throw error
         }
         return fd
+    }
+
+    /// `IP_MULTICAST_ALL` (linux/in.h), which Glibc's module leaves out.
+    private static let ipMulticastAll: Int32 = 49
+
+    /// The first IPv4 address (host byte order) of each interface that is up, takes multicast and is
+    /// not a loopback, in the order the kernel lists them: where a LAN's multicast can be heard.
+    public static func ipv4MulticastInterfaceAddresses() -> [UInt32] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return [] }
+        defer { freeifaddrs(list) }
+        var found: [UInt32] = []
+        var names: Set<String> = []
+        var entry = list
+        while let current = entry {
+            entry = current.pointee.ifa_next
+            let flags = current.pointee.ifa_flags
+            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET,
+                flags & UInt32(IFF_UP) != 0, flags & UInt32(IFF_MULTICAST) != 0,
+                flags & UInt32(IFF_LOOPBACK) == 0,
+                names.insert(String(cString: current.pointee.ifa_name)).inserted
+            else { continue }
+            found.append(UInt32(bigEndian: UnsafeRawPointer(raw).load(as: sockaddr_in.self).sin_addr.s_addr))
+        }
+        return found
     }
 
     /// The IPv6 addresses (16 bytes each) of this host's interfaces that are up, with each interface's

@@ -7,11 +7,10 @@ import Testing
 /// (BEP 14) alone: each in a network namespace of its own, all on one bridge (`linknet.py`), with no
 /// tracker, no DHT and no peer given. Potluck with Potluck, and with libtorrent both ways.
 ///
-/// The namespaces have only their /24 routes. A peer listening on one address needs no more: Potluck,
-/// like libtorrent, joins the group and sends on that address's interface (without one, joining fails
-/// with ENODEV, and a veth holding two addresses would send from the other one, which peers cannot
-/// reach). A peer listening on every address leaves the choice to the routing table, so its namespace
-/// gets a route for 239.0.0.0/8 with the bridge's address as source, as a LAN's default route would do.
+/// The namespaces have only their /24 routes, and need no more: a peer listening on one address joins
+/// the group and sends on that address's interface (without one, joining fails with ENODEV, and a
+/// veth holding two addresses would send from the other one, which peers cannot reach); Potluck
+/// listening on every address joins and sends on every interface that takes multicast, a socket each.
 @Suite(.serialized) struct LocalDiscoveryInteropTests {
     struct Peer {
         let netns: String
@@ -21,6 +20,11 @@ import Testing
 
     /// Three namespaces on one bridge, deleted when `body` returns.
     static func withLAN(_ body: ([Peer]) throws -> Void) throws {
+        try withLAN { peers, _ in try body(peers) }
+    }
+
+    /// The same, with the namespace that holds the bridge (`br0`).
+    static func withLAN(_ body: ([Peer], String) throws -> Void) throws {
         let created = try SeedInteropTests.harness("linknet.py", ["create", "--peers", "3", "--rate", "1g"])
         let hub = try #require(created.json["hub"] as? String, "\(created.json)")
         let peers = try #require(created.json["peers"] as? [[String: String]]).compactMap { peer in
@@ -32,7 +36,7 @@ import Testing
         }
         defer { _ = try? SeedInteropTests.harness("linknet.py", ["delete", hub] + peers.map(\.netns)) }
         try #require(peers.count == 3)
-        try body(peers)
+        try body(peers, hub)
     }
 
     /// `potluck ARGUMENTS` inside `peer`'s namespace, stopped after `seconds`.
@@ -172,13 +176,6 @@ import Testing
                 ], timeoutSeconds: 60)
             defer { seeder.stop() }
             try #require((seeder.ready?["peers"] as? [String])?.isEmpty == false, "no seeder")
-            let route = try CreateInteropTests.run(
-                "/usr/sbin/ip",
-                [
-                    "-n", peers[1].netns, "route", "add", "239.0.0.0/8", "dev", peers[1].veth, "src",
-                    peers[1].address,
-                ])
-            #expect(route.status == 0, "\(route.output)")
             let target = root.appendingPathComponent("download")
             let result = try Self.potluck(
                 in: peers[1], ["download", torrent, "-o", target.path, "--no-dht", "--verbose"])
@@ -189,6 +186,66 @@ import Testing
                 $0.hasPrefix("peer \(peers[2].address):") && $0.contains("received 1500000 ")
             }
             #expect(fromSeeder, "\(result.error)")
+        }
+    }
+
+    /// A seed on two LANs at once: its namespace has an interface on each bridge (and no route for the
+    /// group). Listening on every address, it announces on both, and a libtorrent leecher on each LAN,
+    /// told nothing but the torrent, finds it.
+    @Test func aSeedOnTwoLANsIsFoundOnBoth() throws {
+        let (root, data) = try Interop.makePayload(sizes: [1_200_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "32K")
+        try Self.withLAN { peers in
+            try Self.withLAN { others, otherHub in
+                try Self.addInterface(to: peers[0], onTheBridgeOf: otherHub, besides: others)
+                let log = root.appendingPathComponent("seeder.log")
+                let seeder = try Self.potluckSeeder(
+                    in: peers[0], torrent: torrent, data: data.deletingLastPathComponent(), log: log,
+                    listen: "0.0.0.0:6881")
+                defer { Self.stop(seeder) }
+                #expect(Self.eventually { Self.contents(log).contains("seeding") }, "\(Self.contents(log))")
+                #expect(
+                    Self.contents(log).components(separatedBy: "lsd: on 239.192.152.143:6771 via").count == 3,
+                    "a socket on each LAN: \(Self.contents(log))")
+                for (index, leecher) in [peers[2], others[2]].enumerated() {
+                    let fetched = root.appendingPathComponent("libtorrent-\(index)")
+                    let result = try CreateInteropTests.run(
+                        "/usr/sbin/ip",
+                        [
+                            "netns", "exec", leecher.netns, "/usr/bin/python3", Interop.tool("lt.py"),
+                            "download",
+                            torrent, fetched.path, "--bind", leecher.address, "--port", "6881", "--lsd",
+                            "--timeout", "60",
+                        ])
+                    #expect(result.status == 0, "\(result.output)\n\(Self.contents(log))")
+                    #expect(Interop.sameContents(data, fetched.appendingPathComponent("payload")))
+                    #expect(Self.contents(log).contains("peer \(leecher.address):"), "\(Self.contents(log))")
+                }
+            }
+        }
+    }
+
+    /// A veth from `peer`'s namespace to the bridge in `hub`, with an address on that LAN's /24 (beside
+    /// `lan`'s peers); it goes with the namespaces.
+    static func addInterface(to peer: Peer, onTheBridgeOf hub: String, besides lan: [Peer]) throws {
+        let name = "plkx\(getpid() % 100_000)"
+        let subnet = lan[0].address.split(separator: ".").dropLast().joined(separator: ".")
+        let commands: [[String]] = [
+            ["link", "add", "\(name)a", "type", "veth", "peer", "name", "\(name)b"],
+            ["link", "set", "\(name)a", "netns", peer.netns],
+            ["link", "set", "\(name)b", "netns", hub],
+            ["-n", hub, "link", "set", "\(name)b", "master", "br0"],
+            ["-n", hub, "link", "set", "\(name)b", "up"],
+            ["-n", peer.netns, "addr", "add", "\(subnet).50/24", "dev", "\(name)a"],
+            ["-n", peer.netns, "link", "set", "\(name)a", "up"],
+        ]
+        for command in commands {
+            let result = try CreateInteropTests.run("/usr/sbin/ip", command)
+            if result.status != 0 {
+                _ = try? CreateInteropTests.run("/usr/sbin/ip", ["link", "del", "\(name)a"])
+            }
+            try #require(result.status == 0, "ip \(command.joined(separator: " ")): \(result.output)")
         }
     }
 }
