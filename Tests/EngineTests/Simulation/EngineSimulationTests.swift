@@ -18,6 +18,17 @@ import URing
         var finishedAt: [UInt64?]
     }
 
+    /// A download into `directory` from `peers` alone, its random choices from `seed`: no trackers, no
+    /// peer exchange, and writes through the page cache (the files are real).
+    static func options(_ directory: URL, peers: [SocketAddress], seed: UInt64) -> DownloadOptions {
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: peers)
+        options.seed = seed
+        options.directWrites = false
+        options.useTrackers = false
+        options.usePeerExchange = false
+        return options
+    }
+
     /// A torrent of 128 to 256 pieces of 64 KiB (the last one shorter) of random bytes.
     static func makeTorrent(
         named name: String, random: inout SeededRandom
@@ -90,11 +101,7 @@ import URing
             }
             liars.append(lying)
             garblers.append(garbling)
-            var options = DownloadOptions(downloadDirectory: directory.path, peers: addresses)
-            options.seed = seed &+ UInt64(index)
-            options.directWrites = false
-            options.useTrackers = false
-            options.usePeerExchange = false
+            var options = Self.options(directory, peers: addresses, seed: seed &+ UInt64(index))
             options.resumeSaveIntervalSeconds = 5
             logs.append([])
             let session = DownloadSession(metainfo: metainfo, options: options) { logs[index].append($0) }
@@ -176,12 +183,8 @@ import URing
             world.add(leecher)
             leechers.append(leecher)
         }
-        var options = DownloadOptions(downloadDirectory: directory.path, peers: leechers.map(\.address))
-        options.seed = 11
+        var options = Self.options(directory, peers: leechers.map(\.address), seed: 11)
         options.seedWhenComplete = true
-        options.directWrites = false
-        options.useTrackers = false
-        options.usePeerExchange = false
         let session = DownloadSession(metainfo: metainfo, options: options)
         let reactor = Reactor(simulator: world)
         reactor.host(session)
@@ -210,11 +213,7 @@ import URing
         let directory = try EngineTests.temporaryDirectory("simulation-resume-\(seed)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let (metainfo, torrent) = try Self.makeTorrent(named: "r.bin", random: &random)
-        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
-        options.seed = seed
-        options.directWrites = false
-        options.useTrackers = false
-        options.usePeerExchange = false
+        var options = Self.options(directory, peers: [], seed: seed)
         var verifiedAtStop = 0
         var downloaded: [Int64] = []
         for visit in 0..<2 {
@@ -266,7 +265,7 @@ import URing
         defer { try? FileManager.default.removeItem(at: directory) }
         let (metainfo, torrent) = try Self.makeTorrent(named: "l.bin", random: &random)
         let world = SimulatedWorld(seed: 31)
-        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
+        var options = Self.options(directory, peers: [], seed: 31)
         options.peers = (0..<8).map { number in
             let peer = SimulatedPeer(
                 name: "f\(number)", address: SocketAddress("10.8.0.\(number + 1):6881")!,
@@ -277,10 +276,6 @@ import URing
         }
         let limit = 1 << 20
         options.maximumDownloadRateBytesPerSecond = limit
-        options.seed = 31
-        options.directWrites = false
-        options.useTrackers = false
-        options.usePeerExchange = false
         let session = DownloadSession(metainfo: metainfo, options: options)
         let reactor = Reactor(simulator: world)
         reactor.host(session)
