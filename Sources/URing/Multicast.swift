@@ -87,21 +87,14 @@ extension Socket {
     /// The first IPv4 address (host byte order) of each interface that is up, takes multicast and is
     /// not a loopback, in the order the kernel lists them: where a LAN's multicast can be heard.
     public static func ipv4MulticastInterfaceAddresses() -> [UInt32] {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return [] }
-        defer { freeifaddrs(list) }
         var found: [UInt32] = []
         var names: Set<String> = []
-        var entry = list
-        while let current = entry {
-            entry = current.pointee.ifa_next
-            let flags = current.pointee.ifa_flags
-            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET,
-                flags & UInt32(IFF_UP) != 0, flags & UInt32(IFF_MULTICAST) != 0,
-                flags & UInt32(IFF_LOOPBACK) == 0,
-                names.insert(String(cString: current.pointee.ifa_name)).inserted
-            else { continue }
-            found.append(UInt32(bigEndian: UnsafeRawPointer(raw).load(as: sockaddr_in.self).sin_addr.s_addr))
+        forEachInterfaceAddress(family: AF_INET) { entry, address in
+            let flags = entry.ifa_flags
+            guard flags & UInt32(IFF_MULTICAST) != 0, flags & UInt32(IFF_LOOPBACK) == 0,
+                names.insert(String(cString: entry.ifa_name)).inserted
+            else { return }
+            found.append(UInt32(bigEndian: address.load(as: sockaddr_in.self).sin_addr.s_addr))
         }
         return found
     }
@@ -109,22 +102,29 @@ extension Socket {
     /// The IPv6 addresses (16 bytes each) of this host's interfaces that are up, with each interface's
     /// index, in the order the kernel lists them.
     public static func ipv6InterfaceAddresses() -> [(address: [UInt8], interfaceIndex: UInt32)] {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return [] }
-        defer { freeifaddrs(list) }
         var found: [(address: [UInt8], interfaceIndex: UInt32)] = []
+        forEachInterfaceAddress(family: AF_INET6) { entry, address in
+            let bytes = withUnsafeBytes(of: address.load(as: sockaddr_in6.self).sin6_addr) { Array($0) }
+            found.append((bytes, if_nametoindex(entry.ifa_name)))
+        }
+        return found
+    }
+
+    /// Calls `body` with each address of `family` on an interface that is up, in the kernel's order.
+    private static func forEachInterfaceAddress(
+        family: Int32, _ body: (ifaddrs, UnsafeRawPointer) -> Void
+    ) {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return }
+        defer { freeifaddrs(list) }
         var entry = list
         while let current = entry {
             entry = current.pointee.ifa_next
-            guard let raw = current.pointee.ifa_addr, Int32(raw.pointee.sa_family) == AF_INET6,
+            guard let address = current.pointee.ifa_addr, Int32(address.pointee.sa_family) == family,
                 current.pointee.ifa_flags & UInt32(IFF_UP) != 0
             else { continue }
-            let bytes = withUnsafeBytes(of: UnsafeRawPointer(raw).load(as: sockaddr_in6.self).sin6_addr) {
-                Array($0)
-            }
-            found.append((bytes, if_nametoindex(current.pointee.ifa_name)))
+            body(current.pointee, UnsafeRawPointer(address))
         }
-        return found
     }
 
     private static func setOption<Value: BitwiseCopyable>(
