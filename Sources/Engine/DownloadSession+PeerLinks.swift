@@ -457,8 +457,20 @@ extension DownloadSession {
     }
 
     /// Ends the socket; operations still in flight complete with errors and then the link is released.
+    /// The multishot receive is cancelled as well: a shutdown alone does not always end one. It can
+    /// miss the end of the stream (liburing issue 1549); here, on Linux 6.18, about one full-disk stop
+    /// in 15 kept a receive armed on a socket already closed, and the torrent never left.
     func shutdown(_ link: PeerLink) {
         ring.shutdown(socket: link.fd)
+        if link.receiveInFlight { cancel(.receive, of: link) }
+    }
+
+    /// Cancels the link's operation of `kind`; the cancel's own completion names no link.
+    func cancel(_ kind: OperationKind, of link: PeerLink) {
+        _ = try? ring.enqueue(
+            .cancel(CompletionToken(slot: link.operationSlot, kind: kind), all: true),
+            for: OperationSlot(
+                owner: Self.peerOwner, tenant: tenant, index: OperationSlot.maximumIndex, generation: 0))
     }
 
     func release(_ link: PeerLink) {

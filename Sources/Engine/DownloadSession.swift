@@ -695,13 +695,7 @@ public final class DownloadSession: ReactorTenant {
         for case let link? in links {
             if !link.closing { logTotals(link) }
             link.closing = true
-            if link.connectInFlight {
-                _ = try? ring.enqueue(
-                    .cancel(CompletionToken(slot: link.operationSlot, kind: .connect), all: true),
-                    for: OperationSlot(
-                        owner: Self.peerOwner, tenant: tenant, index: OperationSlot.maximumIndex,
-                        generation: 0))
-            }
+            if link.connectInFlight { cancel(.connect, of: link) }
             shutdown(link)
             if !link.hasOperationsInFlight { release(link) }
         }
