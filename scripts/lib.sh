@@ -6,6 +6,7 @@ POTLUCK_PACKAGES=(
     pkg-config liburing-dev libssl-dev openssl  # build: the C edge (io_uring, SHA-1/SHA-256)
     mktorrent transmission-cli python3-libtorrent  # interop: torrents made by other tools
     iproute2 procps                                # system tests: sysctl, network namespaces
+    gdb                                            # tests: the stacks of a command killed for hanging
     aria2 transmission-daemon opentracker          # interop harness: real clients and a real tracker
     transmission-common curl python3-pip           # daemon tests: the web client, raw HTTP, a PyPI client
     prometheus                                     # daemon tests: promtool and a real server scrape /metrics

@@ -41,7 +41,11 @@ func runPotluck(
     process.standardError = error
     try process.run()
     let pid = process.processIdentifier
-    let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+    let stacks = HungProcessStacks()
+    let watchdog = DispatchWorkItem {
+        stacks.record(pid)
+        kill(pid, SIGKILL)
+    }
     DispatchQueue.global().asyncAfter(deadline: .now() + timeoutSeconds, execute: watchdog)
     defer { watchdog.cancel() }
     // Both at once: a child blocked on a full standard-error pipe would never close standard output.
@@ -50,8 +54,33 @@ func runPotluck(
     process.waitUntilExit()
     return (
         process.terminationStatus, String(decoding: outputData, as: UTF8.self),
-        String(decoding: errorData.wait(), as: UTF8.self)
+        String(decoding: errorData.wait(), as: UTF8.self) + stacks.text
     )
+}
+
+/// The threads' stacks of a command the watchdog kills, told after its standard error: a hang in CI
+/// then says where it waited. Empty when gdb is missing or cannot attach.
+final class HungProcessStacks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded = ""
+
+    func record(_ pid: pid_t) {
+        let gdb = Process()
+        gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
+        gdb.arguments = ["-p", "\(pid)", "-batch", "-ex", "thread apply all bt 16"]
+        let output = Pipe()
+        gdb.standardOutput = output
+        gdb.standardError = FileHandle.nullDevice
+        guard (try? gdb.run()) != nil else { return }
+        let text = String(decoding: readAll(output.fileHandleForReading), as: UTF8.self)
+        gdb.waitUntilExit()
+        let frames = text.split(separator: "\n").filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }
+        lock.withLock {
+            recorded = "\nkilled after its timeout; its threads were at:\n" + frames.joined(separator: "\n")
+        }
+    }
+
+    var text: String { lock.withLock { recorded } }
 }
 
 /// Everything until end of file, read with read(2): Foundation's `readDataToEndOfFile` traps when a
@@ -94,6 +123,13 @@ final class BackgroundRead: @unchecked Sendable {
         #expect(help.output.contains("bench"))
         let version = try runPotluck(["--version"])
         #expect(version.output.trimmingCharacters(in: .whitespacesAndNewlines) == Potluck.version)
+    }
+
+    @Test func aCommandKilledForHangingSaysWhereItsThreadsWere() throws {
+        let result = try runPotluck(["30"], executable: URL(fileURLWithPath: "/bin/sleep"), timeoutSeconds: 1)
+        #expect(result.status == SIGKILL)
+        #expect(result.error.contains("its threads were at:\nThread 1 "), "\(result.error)")
+        #expect(result.error.contains("sleep"), "\(result.error)")
     }
 
     @Test func benchHashPrintsATableWithEveryPieceSize() throws {
