@@ -17,7 +17,10 @@ public struct ReactorOptions: Sendable {
     public var hashThreads = HashPool.coreCount
     /// Receive buffers shared by every connection of every torrent on the reactor (64 KiB each), at
     /// most; the kernel is given `initialReceiveBufferCount` at first and more each time they run out.
-    public var receiveBufferCount = 256
+    /// Each is parsed and given back in the loop that received it, so about a loop's data is held at
+    /// once; when they run out a receive ends (`ENOBUFS`) and is armed again, the data waiting in the
+    /// socket. 64 (4 MiB) downloaded 1 GiB from 4 loopback seeders as fast as 256 (16 MiB).
+    public var receiveBufferCount = 64
     public var initialReceiveBufferCount = 16
     /// Where the reactor's own services (the shared UDP tracker socket) say what went wrong.
     public var log: @Sendable (String) -> Void = { _ in }

@@ -94,7 +94,7 @@ struct Download: ParsableCommand {
             Memory for pieces being downloaded, hashed and written, in MiB. It bounds how many pieces \
             are in progress at once: raise it for fast links with long round trips.
             """)
-    var pieceMemoryMiB: Int = 64
+    var pieceMemoryMiB: Int = 32
 
     @Flag(
         help: """
