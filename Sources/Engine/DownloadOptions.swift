@@ -16,9 +16,10 @@ public struct DownloadOptions: Sendable {
     public var completedDirectory: String?
     /// Memory for pieces being assembled, hashed and written (at least 8 pieces). It caps the pieces
     /// in progress. 32 MiB holds 4 peers' full request queues (8 MiB each), about a quarter of a
-    /// second of data at 1 Gbit/s. 1 GiB from 4 loopback seeders (2026-12-05, 13 and 16 runs): 2.66 s at
-    /// 32 MiB against 2.53 s at 64 MiB, within the runs' spread (2.1-3.1 s), peak RssAnon 35-40
-    /// against 58-84 MiB; 256 MiB was slower than 64 (1.9-2.1 s against 1.5-1.7 s, 2026-12-02).
+    /// second of data at 1 Gbit/s. 1 GiB from 4 loopback seeders (2026-12-05, 13 and 16 runs, 64
+    /// receive buffers): 2.66 s at 32 MiB against 2.53 s at 64 MiB, within the runs' spread
+    /// (2.1-3.1 s), peak RssAnon 35-40 against 58-84 MiB. 256 MiB was slower than 64 (1.9-2.1 s
+    /// against 1.5-1.7 s, 2026-12-02).
     public var pieceMemoryBytes = 32 << 20
     /// Connections at once.
     public var maximumPeers = 64
