@@ -66,8 +66,9 @@ final class HungProcessStacks: @unchecked Sendable {
 
     func record(_ pid: pid_t) {
         let gdb = Process()
-        gdb.executableURL = URL(fileURLWithPath: "/usr/bin/gdb")
-        gdb.arguments = ["-p", "\(pid)", "-batch", "-ex", "thread apply all bt 16"]
+        // Bounded: a gdb that cannot attach must not keep the watchdog from killing the command.
+        gdb.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        gdb.arguments = ["60", "/usr/bin/gdb", "-p", "\(pid)", "-batch", "-ex", "thread apply all bt 16"]
         let output = Pipe()
         gdb.standardOutput = output
         gdb.standardError = FileHandle.nullDevice
