@@ -21,7 +21,8 @@ public struct ReactorOptions: Sendable {
     /// once; when they run out a receive ends (`ENOBUFS`) and is armed again, the data waiting in the
     /// socket. A downloading loop waits for 64 completions (`completionBatch`), each of which may
     /// hold one, so 128 leaves room: 1 GiB from 4 loopback seeders took 1.12 CPU s with 128 (8 MiB)
-    /// against 1.16 with 64 (10 runs each, 2026-12-05), as fast as with 256 (16 MiB).
+    /// against 1.16 with 64 (10 runs each, 2026-12-05); its times were within the spread of 256's
+    /// (16 MiB).
     public var receiveBufferCount = 128
     public var initialReceiveBufferCount = 16
     /// Where the reactor's own services (the shared UDP tracker socket) say what went wrong.
