@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Testing
 
+@testable import PotluckBench
 @testable import PotluckCommands
 
 /// The built `potluck` binary, which SwiftPM puts beside the test bundle. Every `potluck` the tests run
@@ -65,17 +66,15 @@ final class HungProcessStacks: @unchecked Sendable {
     private var recorded = ""
 
     func record(_ pid: pid_t) {
-        let gdb = Process()
         // Bounded: a gdb that cannot attach must not keep the watchdog from killing the command.
-        gdb.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        gdb.arguments = ["60", "/usr/bin/gdb", "-p", "\(pid)", "-batch", "-ex", "thread apply all bt 16"]
-        let output = Pipe()
-        gdb.standardOutput = output
-        gdb.standardError = FileHandle.nullDevice
-        guard (try? gdb.run()) != nil else { return }
-        let text = String(decoding: readAll(output.fileHandleForReading), as: UTF8.self)
-        gdb.waitUntilExit()
-        let frames = text.split(separator: "\n").filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }
+        guard
+            let gdb = try? ExternalCommand.run(
+                "/usr/bin/gdb", ["-p", "\(pid)", "-batch", "-ex", "thread apply all bt 16"],
+                timeoutSeconds: 60)
+        else { return }
+        let frames = gdb.standardOutput.split(separator: "\n").filter {
+            $0.hasPrefix("Thread ") || $0.hasPrefix("#")
+        }
         lock.withLock {
             recorded = "\nkilled after its timeout; its threads were at:\n" + frames.joined(separator: "\n")
         }
