@@ -23,8 +23,8 @@ public struct MetadataAssemblerOptions: Hashable, Sendable {
 ///
 /// How the metadata is fetched:
 /// - The first attempt asks every peer that advertises the size most peers agree on, at most
-///   `maximumRequestsPerPeer` requests each; a piece whose request is rejected or times out is asked of
-///   another peer, and the peer is paused for `pauseAfterRefusal`. Only the peers that refused least
+///   `maximumRequestsPerPeer` requests each, those that refused least first; a piece whose request is
+///   rejected or times out is asked of another peer, and the peer is paused for `pauseAfterRefusal`. Only the peers that refused least
 ///   vote on the size, and whenever nothing is pending the vote is taken again: peers that claim a size
 ///   and never serve it cannot hold back one that answers.
 /// - If the assembled metadata fails the hash check and one peer supplied it all, that peer lied. If
@@ -188,11 +188,12 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         let askable = peers.filter {
             isAvailable($0.value, now: now) && !peersWithWrongData.contains($0.key)
                 && $0.value.metadataSize == current.metadataSize && current.accepts(from: $0.key)
-        }.sorted { $0.value.order < $1.value.order }.map(\.key)
+        }.sorted { ($0.value.refusals, $0.value.order) < ($1.value.refusals, $1.value.order) }.map(\.key)
         var requests: [Request] = []
         for piece in current.pieces.indices
         where current.pieces[piece] == nil && current.pending[piece] == nil {
-            // The least busy peer, earliest on ties.
+            // The least busy peer; on ties the one that refused least, then the earliest. Peers that
+            // let requests lapse, free again by turns, must not keep a piece from one that answers.
             guard let peer = askable.min(by: { load[$0, default: 0] < load[$1, default: 0] }),
                 load[peer, default: 0] < options.maximumRequestsPerPeer
             else { break }

@@ -127,6 +127,18 @@ private func playMinutes(
                 == .completed(infoDictionary: metadata, newlyFlagged: []))
     }
 
+    /// Found by the MetadataFetch fuzzer: two silent peers, each free again as the other lapsed, were
+    /// asked for the last piece ahead of an answering peer added after them.
+    @Test func aPeerThatLetARequestLapseIsAskedAfterOneThatNeverRefused() {
+        let metadata = randomMetadata(size: 100, seed: 12)
+        var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))
+        assembler.addPeer(1, metadataSize: 100)
+        #expect(assembler.nextRequests(now: .zero) == [.init(peer: 1, piece: 0)])
+        #expect(assembler.nextRequests(now: seconds(20)).isEmpty, "peer 1 lapsed and is paused")
+        assembler.addPeer(2, metadataSize: 100)
+        #expect(assembler.nextRequests(now: seconds(90)) == [.init(peer: 2, piece: 0)])
+    }
+
     @Test func aDisconnectedPeersPiecesMove() {
         var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: Self.metadata))
         assembler.addPeer(1, metadataSize: Self.metadata.count)
