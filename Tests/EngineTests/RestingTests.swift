@@ -154,6 +154,9 @@ final class TinyHTTPTracker: @unchecked Sendable {
     private var received: [Announce] = []
     private var thread: Thread?
     private var unanswered: [Int32] = []
+    private var isStopped = false
+    /// Signalled when the accepting thread has returned: only then may the listener's number go.
+    private let threadEnded = DispatchSemaphore(value: 0)
 
     init(intervalSeconds: Int, answersStopped: Bool = true) throws {
         let (fd, port) = try loopbackSocket(SOCK_STREAM)
@@ -165,6 +168,7 @@ final class TinyHTTPTracker: @unchecked Sendable {
         self.port = port
         let body = Array("d8:intervali\(intervalSeconds)e5:peers0:e".utf8)
         thread = Thread { [self] in
+            defer { threadEnded.signal() }
             while true {
                 let client = accept(fd, nil, nil)
                 guard client >= 0 else { return }
@@ -193,8 +197,16 @@ final class TinyHTTPTracker: @unchecked Sendable {
 
     var announces: [Announce] { lock.withLock { received } }
 
+    /// Closes the listener and the unanswered connections, once: a second close of a number another
+    /// test's socket or pipe has taken since would close that instead (it did in CI).
     func stop() {
+        let first = lock.withLock { () -> Bool in
+            defer { isStopped = true }
+            return !isStopped
+        }
+        guard first else { return }
         shutdown(listener, Int32(SHUT_RDWR))
+        threadEnded.wait()
         close(listener)
         for client in lock.withLock({ unanswered }) { close(client) }
     }
