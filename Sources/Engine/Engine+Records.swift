@@ -105,12 +105,7 @@ extension Engine {
         /// what the engine held per torrent at rest.
         fileprivate final class RecordBox {
             var record: Record
-            /// The table's count of changes when the record last changed (`revision(of:)`).
-            var revision: Int
-            init(_ record: Record, revision: Int) {
-                self.record = record
-                self.revision = revision
-            }
+            init(_ record: Record) { self.record = record }
 
             /// Read stored field by stored field where the record lies: a computed property of the
             /// record, or the record passed on, copies all of it first (a dozen references), which
@@ -130,8 +125,9 @@ extension Engine {
         }
 
         private var records: [TorrentID: RecordBox] = [:]
-        /// Every change of a record counted, so that no two states of records share a revision.
-        private var changes = 0
+        /// Which records changed lately, for front ends that keep what they made of each
+        /// (`Engine.changes(since:)`).
+        private(set) var journal = ChangeJournal<TorrentID>()
         private var totals = EngineSummary()
         /// Failed torrents' reports, for the summary's first failure (few, unlike the torrents).
         private var failures: [TorrentID: (report: String, exhausts: Bool)] = [:]
@@ -142,26 +138,22 @@ extension Engine {
         subscript(id: TorrentID) -> Record? {
             get { records[id]?.record }
             set {
-                changes += 1
+                journal.record(id)
                 if let box = records[id] {
                     count(box.record, sign: -1)
                     if let newValue {
                         box.record = newValue
-                        box.revision = changes
                     } else {
                         records[id] = nil
                     }
                 } else if let newValue {
-                    records[id] = RecordBox(newValue, revision: changes)
+                    records[id] = RecordBox(newValue)
                 }
                 if let newValue { count(newValue, sign: 1) }
             }
         }
 
         func snapshot(of id: TorrentID) -> TorrentSnapshot? { records[id]?.snapshot }
-
-        /// Changes whenever the record does, and is never that of another state of any record.
-        func revision(of id: TorrentID) -> Int? { records[id]?.revision }
 
         var snapshots: [TorrentSnapshot] { records.values.map(\.snapshot) }
 

@@ -272,12 +272,15 @@ public final class Engine: Sendable {
         return state.withLock { state in state.records.snapshot(of: id) }
     }
 
-    /// For each torrent a number that changes whenever its snapshot may have (nil if it is not in the
-    /// engine): what a front end can keep what it made of a snapshot by. Asked before the snapshots
-    /// they go with; all under one hold of the lock (one each cost a tenth of a kept torrent-get).
-    public func revisions(of ids: [TorrentID]) -> [Int?] {
+    /// The mark of every torrent's snapshot as they are now, and the torrents whose snapshots may have
+    /// changed (or that were added or removed) since the `earlier` mark; nil when the engine no longer
+    /// knows, or `earlier` is nil. What a front end that keeps what it made of each snapshot looks at
+    /// again. Asked before the snapshots it goes with: a change in between is told again next time.
+    public func changes(since earlier: Int?) -> (mark: Int, changed: Set<TorrentID>?) {
         settleLostReactors()
-        return state.withLock { state in ids.map { state.records.revision(of: $0) } }
+        return state.withLock { state in
+            (state.records.journal.mark, earlier.flatMap { state.records.journal.changedIDs(since: $0) })
+        }
     }
 
     /// What each tracker of the torrent last did and will do next, in announce-list order: asked

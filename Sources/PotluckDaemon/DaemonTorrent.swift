@@ -1,7 +1,7 @@
 import Engine
+import Locking
 import Metainfo
 import Storage
-import Synchronization
 import TorrentModel
 
 /// One torrent of the daemon: the engine's handle, its metainfo, and what the daemon keeps about it.
@@ -31,34 +31,27 @@ struct DaemonTorrent: Sendable {
         var restoredVerified: PieceSet?
         var dataLooksComplete = false
         var renamedPaths: [[String]]?
-        var revision = DaemonTorrent.nextRevision()
+        /// The daemon's log that each change of these fields is told to.
+        let changeLog: TorrentChangeLog
     }
 
     private var box: Box
 
-    /// The fields to change, copied first when the box is shared, under a new `revision`. (Reads go
-    /// to `box.fields.name`: a getter returning all the fields would copy them all for each one read;
-    /// the larger ones are lent, not copied.)
+    /// The fields to change, copied first when the box is shared; the change is logged
+    /// (`changeLog`). (Reads go to `box.fields.name`: a getter returning all the fields would copy
+    /// them all for each one read; the larger ones are lent, not copied.)
     private var fields: Fields {
         get { box.fields }
         _modify {
             if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
-            box.fields.revision = Self.nextRevision()
+            box.fields.changeLog.record(box.fields.id)
             yield &box.fields
         }
     }
 
-    /// Changes whenever a field does (but for `countSecond`), and is never that of another state of
-    /// any torrent: what torrent-get's kept rows are checked against (`KeptRows`).
-    var revision: Int { box.fields.revision }
-
-    private static let revisions = Atomic<Int>(0)
-
-    private static func nextRevision() -> Int { revisions.add(1, ordering: .relaxed).newValue }
-
-    /// Counts a second of downloading or seeding, under the same `revision`: every running torrent
-    /// does so every second, which would leave no kept row standing, and no kept row shows these
-    /// counters (`TorrentField.listFields`).
+    /// Counts a second of downloading or seeding, unlogged: every running torrent does so every
+    /// second, which would leave no kept row standing, and no kept row shows these counters
+    /// (`TorrentField.listFields`).
     mutating func countSecond(seeding: Bool) {
         if !isKnownUniquelyReferenced(&box) { box = Box(box.fields) }
         if seeding {
@@ -130,13 +123,22 @@ struct DaemonTorrent: Sendable {
         set { fields.renamedPaths = newValue }
     }
 
-    init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent) {
+    init(id: TorrentID, metainfo: Metainfo, settings: StoredTorrent, changeLog: TorrentChangeLog) {
         box = Box(
-            Fields(id: id, metainfo: metainfo, magnet: nil, hash: metainfo.wireInfoHash, settings: settings))
+            Fields(
+                id: id, metainfo: metainfo, magnet: nil, hash: metainfo.wireInfoHash, settings: settings,
+                changeLog: changeLog))
+        changeLog.record(id)
     }
 
-    init(id: TorrentID, magnet: MagnetLink, hash: InfoHash, settings: StoredTorrent) {
-        box = Box(Fields(id: id, metainfo: nil, magnet: magnet, hash: hash, settings: settings))
+    init(
+        id: TorrentID, magnet: MagnetLink, hash: InfoHash, settings: StoredTorrent,
+        changeLog: TorrentChangeLog
+    ) {
+        box = Box(
+            Fields(
+                id: id, metainfo: nil, magnet: magnet, hash: hash, settings: settings, changeLog: changeLog))
+        changeLog.record(id)
     }
 
     /// Stopped by a seed limit, or by a client (`settings.paused`): not started, not waiting.
@@ -201,4 +203,18 @@ enum TorrentOrigin {
         case .magnet: 0
         }
     }
+}
+
+/// The ids of a daemon's torrents as they are made and changed, which every torrent of the daemon
+/// tells: torrent-get's kept rows look again at those only (`KeptRows`).
+final class TorrentChangeLog: Sendable {
+    private let journal = Lock<ChangeJournal<TorrentID>>(ChangeJournal())
+
+    func record(_ id: TorrentID) { journal.withLock { $0.record(id) } }
+
+    /// The mark of the torrents' state now (`ChangeJournal.mark`).
+    var mark: Int { journal.withLock { $0.mark } }
+
+    /// The torrents made or changed since `mark`, or nil if the log no longer knows.
+    func changedIDs(since mark: Int) -> Set<TorrentID>? { journal.withLock { $0.changedIDs(since: mark) } }
 }

@@ -37,6 +37,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     let engine: Engine
     let state: StateFolder
     let registry: Lock<Registry>
+    /// Every change of the registry's torrents, for torrent-get's kept rows.
+    let changeLog = TorrentChangeLog()
     /// Per torrent, how many runs have ended and whether the engine has removed it (from its events).
     let engineEvents = Lock<(ended: [TorrentID: Int], removed: Set<TorrentID>)>(([:], []))
     let startedAt: Int
@@ -253,14 +255,15 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             let renamedPaths = finishRenames(of: metainfo, settings: settings)
             options.filePaths = renamedPaths
             let id = try engine.add(metainfo, options: options)
-            torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings)
+            torrent = DaemonTorrent(id: id, metainfo: metainfo, settings: settings, changeLog: changeLog)
             torrent.renamedPaths = renamedPaths
         case .magnet(let magnet):
             guard let hash = magnet.wireInfoHash else {
                 throw RPCFailure("the magnet link names no infohash")
             }
             let id = try engine.add(magnet: magnet, options: options(for: settings, hash: hash, registry))
-            torrent = DaemonTorrent(id: id, magnet: magnet, hash: hash, settings: settings)
+            torrent = DaemonTorrent(
+                id: id, magnet: magnet, hash: hash, settings: settings, changeLog: changeLog)
         }
         let id = torrent.id
         if let metainfo = torrent.metainfo {
@@ -515,7 +518,6 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             try? engine.remove(torrent.id)
             registry.withLock { registry in
                 registry.torrents[torrent.id] = nil
-                registry.keptRows.rows[torrent.id] = nil
                 leaveQueue(torrent.id, in: &registry)
                 registry.removed.append((torrent.id.value, Self.now()))
                 registry.removed.removeAll { Self.now() - $0.at > 60 }

@@ -1,5 +1,6 @@
 internal import HTTPTypes
 internal import Hummingbird
+import Locking
 internal import Logging
 internal import NIOCore
 import TransmissionRPC
@@ -33,6 +34,10 @@ struct RPCResponder: HTTPResponder {
     let metrics: DaemonMetrics
     /// The web client's files, when its folder exists.
     let webClient: FileMiddleware<DaemonRequestContext, LocalFileSystem>?
+    /// The memory of the last reply, written again by the next: a torrent-get of 10,000 torrents is
+    /// 2.6 MB, and writing it into fresh pages, once as JSON and once into NIO's buffer, spent most of
+    /// the call in page faults (6.5 → 2 ms of CPU a call with the memory kept).
+    let spareReply = SpareReplyMemory()
 
     init(
         endpoint: RPCEndpoint, live: LiveSettings, metrics: DaemonMetrics, webFolder: String?, logger: Logger
@@ -90,7 +95,20 @@ struct RPCResponder: HTTPResponder {
         } catch {
             return Self.response(tooLarge(limit))
         }
-        return Self.response(await endpoint.respond(to: call))
+        var spare = spareReply.take()
+        var reply = await endpoint.respond(to: call, reusing: spare.bytes)
+        if spare.buffer.capacity < reply.body.count {
+            // Exactly as large: grown by writing, it would take the next power of two.
+            spare.buffer = ByteBufferAllocator().buffer(capacity: reply.body.count)
+        } else {
+            spare.buffer.clear()
+        }
+        spare.buffer.writeBytes(reply.body)
+        let response = Self.response(reply, body: spare.buffer)
+        // Swapped out, so that the array is not shared and keeps its memory when emptied.
+        swap(&spare.bytes, &reply.body)
+        spareReply.give(spare)
+        return response
     }
 
     private func tooLarge(_ limit: Int) -> RPCHTTPResponse {
@@ -99,8 +117,8 @@ struct RPCResponder: HTTPResponder {
             body: Array("413 Content Too Large: the request body is over \(limit) bytes\n".utf8))
     }
 
-    /// The endpoint's response as Hummingbird's.
-    static func response(_ response: RPCHTTPResponse) -> Response {
+    /// The endpoint's response as Hummingbird's, with its body in `body` if given.
+    static func response(_ response: RPCHTTPResponse, body: ByteBuffer? = nil) -> Response {
         var headers = HTTPFields()
         for field in response.headers.fields {
             if let name = HTTPField.Name(field.name) {
@@ -110,6 +128,35 @@ struct RPCResponder: HTTPResponder {
         return Response(
             status: HTTPResponse.Status(code: response.status, reasonPhrase: response.reason),
             headers: headers,
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
+            body: ResponseBody(byteBuffer: body ?? ByteBuffer(bytes: response.body)))
+    }
+}
+
+/// A reply's two copies' memory, kept from one RPC reply to the next. A buffer still being sent when
+/// the next reply takes it is not written over: a `ByteBuffer` shared with the response being sent
+/// gets new memory when cleared, and the array is swapped out of the reply it was.
+final class SpareReplyMemory: Sendable {
+    /// Memory of replies larger than this is let go: one huge reply should not be kept for ever.
+    static let largestKeptBytes = 16 << 20
+
+    struct Memory {
+        var bytes: [UInt8] = []
+        var buffer = ByteBuffer()
+    }
+
+    private let memory = Lock<Memory>(Memory())
+
+    func take() -> Memory {
+        memory.withLock { kept in
+            defer { kept = Memory() }; return kept
+        }
+    }
+
+    func give(_ spare: Memory) {
+        guard spare.bytes.capacity <= Self.largestKeptBytes, spare.buffer.capacity <= Self.largestKeptBytes
+        else {
+            return
+        }
+        memory.withLock { $0 = spare }
     }
 }

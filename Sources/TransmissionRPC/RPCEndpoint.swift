@@ -17,11 +17,14 @@ public struct RPCEndpoint: Sendable {
         dispatcher = RPCDispatcher(backend: backend, identity: identity, sessionID: sessionID)
     }
 
-    public func respond(to request: RPCHTTPRequest) async -> RPCHTTPResponse {
+    /// The response to `request`, its body written into `storage`'s memory (emptied first) if given:
+    /// a server that hands back the memory of the last large reply saves writing megabytes into fresh
+    /// pages.
+    public func respond(to request: RPCHTTPRequest, reusing storage: [UInt8] = []) async -> RPCHTTPResponse {
         if let refusal = gatekeeper.refusal(for: request) { return refusal }
         let reply = await answer(toBody: request.body, written: true)
         // The keys in order: arguments, result, tag.
-        var writer = JSONWriter()
+        var writer = JSONWriter(reusing: storage)
         writer.append(#"{"arguments":"#)
         reply.arguments.write(into: &writer)
         writer.append(#","result":"#)

@@ -47,7 +47,9 @@ struct TorrentList: Sendable {
         let header = layout.format == .table
         if header { writer.write(.array(layout.fields.map { .string($0.rawValue) })) }
         if let rows = listing.rows {
-            writer.reserveCapacity(writer.bytes.count + rows.reduce(rows.count) { $0 + $1.count } + 2)
+            // With room for what follows (the reply's `result` and `tag`): one byte over would
+            // double the buffer.
+            writer.reserveCapacity(writer.bytes.count + rows.reduce(rows.count) { $0 + $1.count } + 256)
             for (index, row) in rows.enumerated() {
                 if index > 0 || header { writer.append(byte: UInt8(ascii: ",")) }
                 writer.append(row)

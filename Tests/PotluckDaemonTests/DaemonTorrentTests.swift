@@ -14,7 +14,8 @@ import TorrentModel
         let hash = try #require(magnet.infoHashV1)
         return DaemonTorrent(
             id: TorrentID(value: 3), magnet: magnet, hash: hash,
-            settings: StoredTorrent(downloadDirectory: "/data", addedDate: 100))
+            settings: StoredTorrent(downloadDirectory: "/data", addedDate: 100), changeLog: TorrentChangeLog()
+        )
     }
 
     @Test func aChangedCopyLeavesTheOriginalAsItWas() throws {

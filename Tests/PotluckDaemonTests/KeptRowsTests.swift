@@ -82,6 +82,9 @@ import TransmissionRPC
         #expect(kept == fresh)
         #expect(kept.count == 1)
         #expect(fixture.backend.registry.withLock { $0.keptRows.rows.count } == 1)
+        _ = try fixture.addTorrent("added")
+        try await check("added after rows were kept")
+        #expect(try await Self.rows(fixture, layout).kept.count == 2)
         // A layout of other fields makes its rows anew.
         let other = TorrentRowLayout(fields: [.id, .hashString], format: format)
         let rows = try await Self.rows(fixture, other, .only([.id(seed)]))
@@ -97,19 +100,22 @@ import TransmissionRPC
         let download = try fixture.addTorrent("download")
         let seed = try fixture.addTorrent("seed", data: Array(repeating: 1, count: 3000))
         #expect(await fixture.keepBooks { await fixture.listing()["seed"]?.status == .seeding })
-        func seconds() async throws -> [Int?] {
+        func seconds() async throws -> [Bool?] {
             let (kept, fresh) = try await Self.rows(fixture, layout)
             #expect(kept == fresh)
             return fixture.backend.registry.withLock { registry in
-                [download, seed].map { registry.keptRows.rows[TorrentID(value: $0)]?.second }
+                let kept = registry.keptRows
+                return [download, seed].map {
+                    kept.position(of: TorrentID(value: $0)).map(kept.timed.contains)
+                }
             }
         }
         // Downloads stall by default (`queue-stalled-enabled`); seeds have no idle limit.
-        #expect(try await seconds().map { $0 != nil } == [true, false])
+        #expect(try await seconds() == [true, false])
         try await fixture.backend.updateSession(
             DaemonQueueTests.session([
                 .queueStalledEnabled: .bool(false), .idleSeedingLimitEnabled: .bool(true),
             ]))
-        #expect(try await seconds().map { $0 != nil } == [false, true])
+        #expect(try await seconds() == [false, true])
     }
 }
