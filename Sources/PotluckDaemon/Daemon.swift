@@ -164,6 +164,7 @@ public final class Daemon {
                     }
                 }
                 for line in watch?.scan(into: backend) ?? [] { logger.info("\(line)") }
+                server.spareReply.letGo(ifUnusedFor: .seconds(10))
             }
             usleep(100_000)
         }
@@ -180,6 +181,7 @@ public final class Daemon {
     private struct Server {
         let task: Task<Void, Never>
         let failure: ServerFailure
+        let spareReply: SpareReplyMemory
     }
 
     /// Why the HTTP server stopped, if it failed.
@@ -199,8 +201,10 @@ public final class Daemon {
         // daemon, and stopping the server by cancelling it would log an error otherwise.
         var httpLogger = Logger(label: "potluck.daemon.http")
         httpLogger.logLevel = .critical
+        let spareReply = SpareReplyMemory()
         let responder = RPCResponder(
-            endpoint: endpoint, live: live, metrics: metrics, webFolder: webFolder, logger: httpLogger)
+            endpoint: endpoint, live: live, metrics: metrics, webFolder: webFolder, spareReply: spareReply,
+            logger: httpLogger)
         let logger = configuration.logger
         let host = configuration.rpcHost
         let port = configuration.rpcPort
@@ -221,7 +225,7 @@ public final class Daemon {
                 failure.reason.withLock { $0 = "cannot serve the RPC on \(host):\(port): \(error)" }
             }
         }
-        return Server(task: task, failure: failure)
+        return Server(task: task, failure: failure, spareReply: spareReply)
     }
 }
 

@@ -23,7 +23,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         }
         /// Counts the changes of `session`, which some kept rows show (`KeptRows`).
         var sessionRevision = 0
-        var keptRows = KeptRows()
+        /// The rows of the list layouts asked for last, the latest first.
+        var keptRows: [KeptRows] = []
         /// The session-set keys clients changed, as JSON, kept in `session.json`.
         var sessionOverrides: [String: JSONValue]
         var totals: StoredTotals

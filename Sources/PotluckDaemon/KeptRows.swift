@@ -1,7 +1,7 @@
 import Engine
 import TransmissionRPC
 
-/// torrent-get's rows of one list layout (the last asked for), every torrent's, in id order, brought
+/// torrent-get's rows of one list layout, every torrent's, in id order, brought
 /// up to date at each call by making again only the rows of the torrents that changed since the last:
 /// those the daemon's change log (`TorrentChangeLog`) or the engine (`Engine.changes(since:)`) name,
 /// all of them when the session changed, and the rows that show time passing once a second. Looking
@@ -11,6 +11,10 @@ import TransmissionRPC
 /// Invariant: `rows[i]` is the row of the torrent `ids[i]` as of the marks; `ids` is sorted and holds
 /// every torrent of the registry when the marks were taken.
 struct KeptRows: Sendable {
+    /// How many layouts' rows are kept, the last asked for: clients poll a short layout (`id`,
+    /// `status`) between their lists, and each switch made every row again (40 ms at 10,000).
+    static let layoutsKept = 2
+
     var layout: TorrentRowLayout?
     var ids: [TorrentID] = []
     var rows: [[UInt8]] = []
@@ -39,10 +43,11 @@ extension EngineBackend {
     {
         let now = Self.now()
         return registry.withLock { registry in
-            // Taken out while it changes, so that its arrays are not copied.
-            var kept = registry.keptRows
-            registry.keptRows = KeptRows()
-            if kept.layout != layout { kept = KeptRows(layout: layout) }
+            // Taken out while it changes, so that its arrays are not copied; put back first.
+            var kept = KeptRows(layout: layout)
+            if let index = registry.keptRows.firstIndex(where: { $0.layout == layout }) {
+                kept = registry.keptRows.remove(at: index)
+            }
             // Asked before the snapshots: a change in between makes a row that is made again.
             let engineChanges = engine.changes(since: kept.engineMark)
             let torrentsChanged = kept.engineMark.flatMap { _ in
@@ -65,7 +70,8 @@ extension EngineBackend {
                     kept.position(of: torrent.id).map { kept.rows[$0] }
                 }
             }
-            registry.keptRows = kept
+            registry.keptRows.insert(kept, at: 0)
+            registry.keptRows = Array(registry.keptRows.prefix(KeptRows.layoutsKept))
             return TorrentListing(rows: rows, removedIDs: Self.removedIDs(selection, in: registry, now: now))
         }
     }

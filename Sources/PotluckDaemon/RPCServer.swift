@@ -37,12 +37,14 @@ struct RPCResponder: HTTPResponder {
     /// The memory of the last reply, written again by the next: a torrent-get of 10,000 torrents is
     /// 2.6 MB, and writing it into fresh pages, once as JSON and once into NIO's buffer, spent most of
     /// the call in page faults (6.5 → 2 ms of CPU a call with the memory kept).
-    let spareReply = SpareReplyMemory()
+    let spareReply: SpareReplyMemory
 
     init(
-        endpoint: RPCEndpoint, live: LiveSettings, metrics: DaemonMetrics, webFolder: String?, logger: Logger
+        endpoint: RPCEndpoint, live: LiveSettings, metrics: DaemonMetrics, webFolder: String?,
+        spareReply: SpareReplyMemory, logger: Logger
     ) {
         self.endpoint = endpoint
+        self.spareReply = spareReply
         self.live = live
         self.metrics = metrics
         webClient = webFolder.map {
@@ -132,9 +134,10 @@ struct RPCResponder: HTTPResponder {
     }
 }
 
-/// A reply's two copies' memory, kept from one RPC reply to the next. A buffer still being sent when
-/// the next reply takes it is not written over: a `ByteBuffer` shared with the response being sent
-/// gets new memory when cleared, and the array is swapped out of the reply it was.
+/// A reply's two copies' memory, kept from one RPC reply to the next while clients keep asking. A
+/// buffer still being sent when the next reply takes it is not written over: a `ByteBuffer` shared
+/// with the response being sent gets new memory when cleared, and the array is swapped out of the
+/// reply it was.
 final class SpareReplyMemory: Sendable {
     /// Memory of replies larger than this is let go: one huge reply should not be kept for ever.
     static let largestKeptBytes = 16 << 20
@@ -142,9 +145,17 @@ final class SpareReplyMemory: Sendable {
     struct Memory {
         var bytes: [UInt8] = []
         var buffer = ByteBuffer()
+        var givenBack = ContinuousClock.now
     }
 
     private let memory = Lock<Memory>(Memory())
+
+    /// Lets the memory go once no reply has used it for `idle`: a daemon at rest keeps none.
+    func letGo(ifUnusedFor idle: Duration) {
+        memory.withLock { kept in
+            if kept.bytes.capacity > 0 && ContinuousClock.now - kept.givenBack > idle { kept = Memory() }
+        }
+    }
 
     func take() -> Memory {
         memory.withLock { kept in
@@ -157,6 +168,8 @@ final class SpareReplyMemory: Sendable {
         else {
             return
         }
-        memory.withLock { $0 = spare }
+        var spare = spare
+        spare.givenBack = ContinuousClock.now
+        memory.withLock { [spare] in $0 = spare }
     }
 }

@@ -81,7 +81,7 @@ import TransmissionRPC
         let (kept, fresh) = try await Self.rows(fixture, layout)
         #expect(kept == fresh)
         #expect(kept.count == 1)
-        #expect(fixture.backend.registry.withLock { $0.keptRows.rows.count } == 1)
+        #expect(fixture.backend.registry.withLock { $0.keptRows.first?.rows.count } == 1)
         _ = try fixture.addTorrent("added")
         try await check("added after rows were kept")
         #expect(try await Self.rows(fixture, layout).kept.count == 2)
@@ -89,6 +89,13 @@ import TransmissionRPC
         let other = TorrentRowLayout(fields: [.id, .hashString], format: format)
         let rows = try await Self.rows(fixture, other, .only([.id(seed)]))
         #expect(rows.kept == rows.fresh)
+        // The first layout's rows were kept beside, and are brought up to date when it is asked again.
+        try await fixture.backend.perform(.stop, on: .only([.id(seed)]))
+        try await check("stopped while another layout was asked for")
+        let third = TorrentRowLayout(fields: [.id, .name], format: format)
+        #expect(try await Self.rows(fixture, third).kept.count == 2)
+        let layouts = fixture.backend.registry.withLock { $0.keptRows.map(\.layout) }
+        #expect(layouts == [third, layout], "the two asked for last, the latest first")
     }
 
     /// A row that shows time passing is kept for its second only: a download's (`isStalled`) while
@@ -104,7 +111,7 @@ import TransmissionRPC
             let (kept, fresh) = try await Self.rows(fixture, layout)
             #expect(kept == fresh)
             return fixture.backend.registry.withLock { registry in
-                let kept = registry.keptRows
+                let kept = registry.keptRows[0]
                 return [download, seed].map {
                     kept.position(of: TorrentID(value: $0)).map(kept.timed.contains)
                 }
