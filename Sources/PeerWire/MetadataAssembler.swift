@@ -24,9 +24,9 @@ public struct MetadataAssemblerOptions: Hashable, Sendable {
 /// How the metadata is fetched:
 /// - The first attempt asks every peer that advertises the size most peers agree on, at most
 ///   `maximumRequestsPerPeer` requests each, those that refused least first; a piece whose request is
-///   rejected or times out is asked of another peer, and the peer is paused for `pauseAfterRefusal`. Only the peers that refused least
-///   vote on the size, and whenever nothing is pending the vote is taken again: peers that claim a size
-///   and never serve it cannot hold back one that answers.
+///   rejected or times out is asked of another peer, and the peer is paused for `pauseAfterRefusal`.
+///   Only the peers that refused least vote on the size, and whenever nothing is pending the vote is
+///   taken again: peers that claim a size and never serve it cannot hold back one that answers.
 /// - If the assembled metadata fails the hash check and one peer supplied it all, that peer lied. If
 ///   several did, they become suspects, and from then on each attempt fetches the whole metadata from a
 ///   single peer (those that refused least first, then those that are not suspects), using that peer's

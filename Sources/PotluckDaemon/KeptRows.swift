@@ -1,12 +1,12 @@
 import Engine
 import TransmissionRPC
 
-/// torrent-get's rows of one list layout, every torrent's, in id order, brought
-/// up to date at each call by making again only the rows of the torrents that changed since the last:
-/// those the daemon's change log (`TorrentChangeLog`) or the engine (`Engine.changes(since:)`) name,
-/// all of them when the session changed, and the rows that show time passing once a second. Looking
-/// at each of 10,000 torrents per call (its revisions, its kept row) took half of a torrent-get while
-/// seeding, most of whose torrents rest and do not change.
+/// torrent-get's rows of one list layout, every torrent's, in id order, brought up to date at each
+/// call by making again only the rows of the torrents that changed since the last: those the daemon's
+/// change log (`TorrentChangeLog`) or the engine (`Engine.changes(since:)`) name, all of them when the
+/// session changed, and the rows that show time passing once a second. Looking at each of 10,000
+/// torrents per call (its revisions, its kept row) took half of a torrent-get while seeding, most of
+/// whose torrents rest and do not change.
 ///
 /// Invariant: `rows[i]` is the row of the torrent `ids[i]` as of the marks; `ids` is sorted and holds
 /// every torrent of the registry when the marks were taken.
