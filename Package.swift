@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "PotluckBench",
             dependencies: [
-                "CommandSupport", "Engine", "URing", "Hashing", "Buffers", "Locking",
+                "CommandSupport", "Engine", "URing", "Hashing", "Buffers", "Locking", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["Interop/README.md"],

@@ -34,3 +34,7 @@ int potluck_udp_take_error(int fd, struct sockaddr_storage *destination);
 /// Gives the free pages of every malloc arena back to the kernel (glibc's malloc_trim(0), declared in
 /// <malloc.h>, which Swift's Glibc module leaves out). 1 if memory was released, 0 if not.
 int potluck_release_free_memory(void);
+
+/// pipe2(fds, O_CLOEXEC): a pipe whose ends no child inherits, close-on-exec from the start (set
+/// afterwards, a child another thread spawns in between inherits them). 0, or -1 with errno.
+int potluck_pipe_cloexec(int fds[2]);

@@ -1,3 +1,4 @@
+import CLinux
 import CommandSupport
 import Foundation
 import Glibc
@@ -34,10 +35,10 @@ final class ChildProcess: @unchecked Sendable {
     init(_ executable: String, _ arguments: [String], logPath: String) throws {
         self.logPath = logPath
         var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else {
+        // Close-on-exec from the start, as `ExternalCommand.run` makes its pipe.
+        guard potluck_pipe_cloexec(&pipeEnds) == 0 else {
             throw ExternalCommand.Failure(description: "pipe failed: errno \(errno)")
         }
-        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
         defer { close(pipeEnds[0]) }
 
         var actions = posix_spawn_file_actions_t()

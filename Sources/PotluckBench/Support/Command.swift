@@ -1,3 +1,4 @@
+import CLinux
 import CommandSupport
 import Foundation
 import Glibc
@@ -87,9 +88,11 @@ enum ExternalCommand {
         mergeStandardError: Bool = false
     ) throws -> Output {
         var pipeEnds: [Int32] = [-1, -1]
-        guard pipe(&pipeEnds) == 0 else { throw Failure(description: "pipe failed: errno \(errno)") }
-        // Close-on-exec, so that other children do not inherit the pipe and hold it open.
-        for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        // Close-on-exec from the start (set afterwards, a child another thread spawns in between
+        // inherits the pipe and holds it open), so that the read sees its end when this child exits.
+        guard potluck_pipe_cloexec(&pipeEnds) == 0 else {
+            throw Failure(description: "pipe failed: errno \(errno)")
+        }
         defer { close(pipeEnds[0]) }
 
         var actions = posix_spawn_file_actions_t()
