@@ -57,12 +57,9 @@ public final class DHTHandle: Sendable {
     /// Looks up peers for `infoHash` now and every few minutes, handing them to the tenant `key` on the
     /// reactor behind `reply`; with `announcePort`, also announces us there (and again every 30 min).
     func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
-        let deliver: @Sendable ([SocketAddress]) -> Void = { peers in
-            reply.submit { reactor in reactor.tenant(with: key)?.peersDiscovered(peers, now: reactor.now) }
-        }
         inbox.submit { reactor in
             for dht in reactor.dhtServices {
-                dht.subscribe(infoHash, key: key, announcePort: announcePort, deliver: deliver)
+                dht.subscribe(infoHash, key: key, reply: reply, announcePort: announcePort)
             }
         }
     }
@@ -91,7 +88,7 @@ final class DHTService: ReactorService {
     static let unsettledRelookupNanoseconds: UInt64 = 5_000_000_000
 
     private struct Subscription {
-        var deliver: [HostKey: @Sendable ([SocketAddress]) -> Void] = [:]
+        var subscribers = PeerSubscribers()
         var announcePort: UInt16?
         /// Nil: due at the next tick.
         var lastLookup: UInt64?
@@ -158,14 +155,11 @@ final class DHTService: ReactorService {
 
     // MARK: Subscriptions
 
-    func subscribe(
-        _ infoHash: InfoHash, key: HostKey, announcePort: UInt16?,
-        deliver: @escaping @Sendable ([SocketAddress]) -> Void
-    ) {
+    func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
         guard !stopping else { return }
         let now = reactor.now
         var subscription = subscriptions[infoHash] ?? Subscription()
-        subscription.deliver[key] = deliver
+        subscription.subscribers.insert(key, reply: reply)
         if let announcePort, subscription.announcePort != announcePort {
             subscription.announcePort = announcePort
             node.startAnnouncing(infoHash, port: announcePort, now: Instant(nanoseconds: now), into: &output)
@@ -179,8 +173,8 @@ final class DHTService: ReactorService {
 
     func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
         guard var subscription = subscriptions[infoHash] else { return }
-        subscription.deliver[key] = nil
-        if subscription.deliver.isEmpty {
+        subscription.subscribers.remove(key)
+        if subscription.subscribers.isEmpty {
             subscriptions[infoHash] = nil
             node.stopAnnouncing(infoHash)
         } else {
@@ -290,8 +284,7 @@ final class DHTService: ReactorService {
             guard case .peersFound(_, let infoHash, let peers) = event,
                 let subscription = subscriptions[infoHash]
             else { continue }
-            let addresses = peers.map(\.socketAddress)
-            for deliver in subscription.deliver.values { deliver(addresses) }
+            subscription.subscribers.deliver(peers.map(\.socketAddress))
         }
         for datagram in output.datagrams {
             guard sends.append(datagram.bytes, to: datagram.destination.socketAddress, tag: ()) else {

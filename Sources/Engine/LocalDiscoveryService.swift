@@ -17,12 +17,9 @@ public final class LocalDiscoveryHandle: Sendable {
     /// Passes peers heard for `infoHash` to the tenant `key` on the reactor behind `reply`; with
     /// `announcePort` (we take connections), announces us on the LAN now and every 5 minutes.
     func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
-        let deliver: @Sendable ([SocketAddress]) -> Void = { peers in
-            reply.submit { reactor in reactor.tenant(with: key)?.peersDiscovered(peers, now: reactor.now) }
-        }
         inbox.submit { reactor in
             for service in reactor.localDiscoveryServices {
-                service.subscribe(infoHash, key: key, announcePort: announcePort, deliver: deliver)
+                service.subscribe(infoHash, key: key, reply: reply, announcePort: announcePort)
             }
         }
     }
@@ -65,7 +62,7 @@ final class LocalDiscoveryService: ReactorService {
     private var receivesInFlight = 0
     private let sending = Datagram(capacity: LocalDiscoveryAnnounce.maximumEncodedBytes)
     private var sendInFlight = false
-    private var deliver: [InfoHash: [HostKey: @Sendable ([SocketAddress]) -> Void]] = [:]
+    private var subscribers: [InfoHash: PeerSubscribers] = [:]
     private var stopping = false
     private var loggedErrors: Set<Errno> = []
 
@@ -89,20 +86,17 @@ final class LocalDiscoveryService: ReactorService {
 
     // MARK: Subscriptions
 
-    func subscribe(
-        _ infoHash: InfoHash, key: HostKey, announcePort: UInt16?,
-        deliver: @escaping @Sendable ([SocketAddress]) -> Void
-    ) {
+    func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
         guard !stopping else { return }
-        self.deliver[infoHash, default: [:]][key] = deliver
+        subscribers[infoHash, default: PeerSubscribers()].insert(key, reply: reply)
         discovery.subscribe(infoHash, announcePort: announcePort, now: reactor.now)
         reactor.touch(tenant)
     }
 
     func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
-        deliver[infoHash]?[key] = nil
-        guard deliver[infoHash]?.isEmpty ?? false else { return }
-        deliver[infoHash] = nil
+        subscribers[infoHash]?.remove(key)
+        guard subscribers[infoHash]?.isEmpty ?? false else { return }
+        subscribers[infoHash] = nil
         discovery.unsubscribe(infoHash)
     }
 
@@ -175,7 +169,7 @@ final class LocalDiscoveryService: ReactorService {
             byTorrent[peer.infoHash, default: []].append(socketAddress)
         }
         for (infoHash, peers) in byTorrent {
-            for deliver in deliver[infoHash].map({ Array($0.values) }) ?? [] { deliver(peers) }
+            subscribers[infoHash]?.deliver(peers)
         }
     }
 
