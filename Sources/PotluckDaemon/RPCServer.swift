@@ -157,19 +157,20 @@ final class SpareReplyMemory: Sendable {
         }
     }
 
+    /// The kept memory, left empty here until given back.
     func take() -> Memory {
         memory.withLock { kept in
-            defer { kept = Memory() }; return kept
+            let taken = kept
+            kept = Memory()
+            return taken
         }
     }
 
     func give(_ spare: Memory) {
         guard spare.bytes.capacity <= Self.largestKeptBytes, spare.buffer.capacity <= Self.largestKeptBytes
-        else {
-            return
-        }
-        var spare = spare
-        spare.givenBack = ContinuousClock.now
-        memory.withLock { [spare] in $0 = spare }
+        else { return }
+        var given = spare
+        given.givenBack = .now
+        memory.withLock { $0 = given }
     }
 }
