@@ -9,8 +9,10 @@ public struct DownloadOptions: Sendable {
     public var downloadDirectory: String
     /// Peers to connect to, besides those the trackers name.
     public var peers: [SocketAddress]
-    /// Where resume data lives; default `<download directory>/.<infohash>.potluck-resume`.
-    public var resumePath: String?
+    /// The folder that keeps resume data as `<infohash>.resume` (``resumeFile(in:infoHash:)``); nil:
+    /// beside the files, as `<download directory>/.<infohash>.potluck-resume`. A folder rather than each
+    /// torrent's path: a daemon's torrents share one string instead of keeping 200 bytes each.
+    public var resumeFolder: String?
     /// Where the files go once every wanted piece is verified, when `downloadDirectory` is an
     /// incomplete folder (nil: they stay). See `Engine.move`.
     public var completedDirectory: String?
@@ -115,7 +117,13 @@ public struct DownloadOptions: Sendable {
 
     /// Where the resume data of the torrent with `infoHash` lives.
     public func resumeDataPath(infoHash: InfoHash) -> String {
-        resumePath ?? downloadDirectory + "/.\(infoHash.hex).potluck-resume"
+        if let resumeFolder { return Self.resumeFile(in: resumeFolder, infoHash: infoHash) }
+        return downloadDirectory + "/.\(infoHash.hex).potluck-resume"
+    }
+
+    /// The resume data of the torrent with `infoHash` in a `resumeFolder`.
+    public static func resumeFile(in folder: String, infoHash: InfoHash) -> String {
+        folder + "/" + infoHash.hex + ".resume"
     }
 }
 

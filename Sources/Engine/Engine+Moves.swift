@@ -144,7 +144,7 @@ extension Engine {
         var movedOptions = options
         movedOptions.downloadDirectory = journal.target
         let extras: [FileMove.ExtraFile] =
-            options.resumePath == nil
+            options.resumeFolder == nil
             ? [.init(from: resumePath, to: movedOptions.resumeDataPath(infoHash: metainfo.wireInfoHash))] : []
         let onDisk = metainfo.layout.renamed(to: options.filePaths)
         let files = move.movesFiles ? onDisk.files.filter { !$0.isPadding }.map(\.path) : []

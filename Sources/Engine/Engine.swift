@@ -548,15 +548,14 @@ public final class Engine: Sendable {
     )
         -> RestingTorrent
     {
-        let key = HostKey(id: id, run: run)
-        return RestingTorrent(
-            key: key, inbox: options.incomingInbox,
-            wake: { [self] standIn, reactor in wake(id, run: run, standIn: standIn, on: reactor) },
-            end: { [self] outcome in ended(id, run: run, outcome: outcome) },
-            unsubscribe: { [dht = options.dht, localDiscovery = options.localDiscovery] in
-                dht?.unsubscribe(infoHash, key: key)
-                localDiscovery?.unsubscribe(infoHash, key: key)
-            })
+        RestingTorrent(
+            key: HostKey(id: id, run: run), infoHash: infoHash, inbox: options.incomingInbox, engine: self)
+    }
+
+    /// A torrent's run left the DHT and local discovery, which announce it for the run.
+    func leaveDiscovery(_ infoHash: InfoHash, key: HostKey) {
+        dht?.unsubscribe(infoHash, key: key)
+        localDiscovery?.unsubscribe(infoHash, key: key)
     }
 
     /// On the reactor thread: hosts a session for the torrent's run `run` (taking over from one that
@@ -630,7 +629,7 @@ public final class Engine: Sendable {
     }
 
     /// On the reactor thread: a resting torrent is needed; a new session of the same run takes over.
-    private func wake(_ id: TorrentID, run: Int, standIn: RestingTorrent, on reactor: Reactor) {
+    func wake(_ id: TorrentID, run: Int, standIn: RestingTorrent, on reactor: Reactor) {
         let found = state.withLock { state -> (Metainfo, DownloadOptions)? in
             guard var record = state.records[id], record.run == run, record.live,
                 let metainfo = record.metainfo

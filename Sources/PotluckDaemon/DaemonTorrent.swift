@@ -16,10 +16,16 @@ struct DaemonTorrent: Sendable {
         init(_ fields: Fields) { self.fields = fields }
     }
 
+    /// A magnet link out of line: most torrents come from a .torrent and would carry its 112 bytes empty.
+    fileprivate final class KeptMagnet: Sendable {
+        let link: MagnetLink
+        init(_ link: MagnetLink) { self.link = link }
+    }
+
     struct Fields {
         let id: TorrentID
         var metainfo: Metainfo?
-        let magnet: MagnetLink?
+        fileprivate let magnet: KeptMagnet?
         let hash: InfoHash
         var settings: StoredTorrent
         var runUploaded: Int64 = 0
@@ -68,9 +74,7 @@ struct DaemonTorrent: Sendable {
         set { fields.metainfo = newValue }
     }
     /// The link it was added by, if it was.
-    var magnet: MagnetLink? {
-        _read { yield box.fields.magnet }
-    }
+    var magnet: MagnetLink? { box.fields.magnet?.link }
     var hash: InfoHash { box.fields.hash }
     var settings: StoredTorrent {
         _read { yield box.fields.settings }
@@ -137,7 +141,8 @@ struct DaemonTorrent: Sendable {
     ) {
         box = Box(
             Fields(
-                id: id, metainfo: nil, magnet: magnet, hash: hash, settings: settings, changeLog: changeLog))
+                id: id, metainfo: nil, magnet: KeptMagnet(magnet), hash: hash, settings: settings,
+                changeLog: changeLog))
         changeLog.record(id)
     }
 

@@ -101,7 +101,16 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             ($0.element.settings.queuePosition ?? Int.max, $0.offset)
                 < ($1.element.settings.queuePosition ?? Int.max, $1.offset)
         }.map(\.element)
-        for (settings, source) in kept {
+        // Decoded, each torrent's folder is a string of its own: most share a few folders.
+        var folders: [String: String] = [:]
+        func shared(_ folder: String) -> String {
+            if let kept = folders[folder] { return kept }
+            folders[folder] = folder
+            return folder
+        }
+        for (var settings, source) in kept {
+            settings.downloadDirectory = shared(settings.downloadDirectory)
+            settings.incompleteDirectory = settings.incompleteDirectory.map(shared)
             let torrent: TorrentOrigin
             do {
                 switch source {
@@ -287,7 +296,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         var options = DownloadOptions(
             downloadDirectory: settings.incompleteDirectory ?? settings.downloadDirectory, peers: [])
         if settings.incompleteDirectory != nil { options.completedDirectory = settings.downloadDirectory }
-        options.resumePath = state.resumeFile(hash)
+        options.resumeFolder = state.resumeFolder
         options.trackers = settings.announceList?.tiers
         options.seedWhenComplete = true
         // pex-enabled applies from each torrent's next start.

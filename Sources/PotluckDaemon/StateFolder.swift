@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Glibc
 import TorrentModel
@@ -16,18 +17,23 @@ import TransmissionRPC
 /// folder itself is flushed: a `kill -9` or a power cut leaves either the old file or the new one.
 public struct StateFolder: Sendable {
     public let root: String
+    /// Kept rather than made when asked: every torrent's engine options share this one string.
+    public let resumeFolder: String
 
     /// Creates the folder and its subfolders if missing.
     public init(root: String) throws {
         self.root = root
-        for folder in [root, root + "/torrents", root + "/resume"] {
+        resumeFolder = root + "/resume"
+        for folder in [root, root + "/torrents", resumeFolder] {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
     }
 
     public func torrentFile(_ hash: InfoHash) -> String { "\(root)/torrents/\(hash.hex).torrent" }
     public func settingsFile(_ hash: InfoHash) -> String { "\(root)/torrents/\(hash.hex).json" }
-    public func resumeFile(_ hash: InfoHash) -> String { "\(root)/resume/\(hash.hex).resume" }
+    public func resumeFile(_ hash: InfoHash) -> String {
+        DownloadOptions.resumeFile(in: resumeFolder, infoHash: hash)
+    }
     public func magnetFile(_ hash: InfoHash) -> String { "\(root)/torrents/\(hash.hex).magnet" }
     var sessionFile: String { root + "/session.json" }
     var totalsFile: String { root + "/stats.json" }
