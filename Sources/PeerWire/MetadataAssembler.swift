@@ -188,7 +188,7 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         let askable = peers.filter {
             isAvailable($0.value, now: now) && !peersWithWrongData.contains($0.key)
                 && $0.value.metadataSize == current.metadataSize && current.accepts(from: $0.key)
-        }.sorted { ($0.value.refusals, $0.value.order) < ($1.value.refusals, $1.value.order) }.map(\.key)
+        }.sorted { ($0.value.refusals, $0.value.order) < ($1.value.refusals, $1.value.order) }.map { $0.key }
         var requests: [Request] = []
         for piece in current.pieces.indices
         where current.pieces[piece] == nil && current.pending[piece] == nil {
@@ -318,7 +318,7 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         }
         // Only the most responsive peers vote, so that peers claiming a size they never serve lose their
         // say as their refusals add up.
-        let fewestRefusals = candidates.values.map(\.refusals).min() ?? 0
+        let fewestRefusals = candidates.values.map { $0.refusals }.min() ?? 0
         var votes: [Int: (count: Int, earliest: Int)] = [:]
         for state in candidates.values where state.refusals == fewestRefusals {
             let vote = votes[state.metadataSize] ?? (0, state.order)
