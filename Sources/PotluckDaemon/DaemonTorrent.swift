@@ -190,9 +190,14 @@ struct DaemonTorrent: Sendable {
 }
 
 /// What a torrent is added from: its metainfo, or a magnet link to fetch that by.
-enum TorrentOrigin {
+enum TorrentOrigin: Sendable {
     case metainfo(Metainfo)
     case magnet(MagnetLink)
+
+    var metainfo: Metainfo? {
+        if case .metainfo(let metainfo) = self { return metainfo }
+        return nil
+    }
 
     var name: String {
         switch self {

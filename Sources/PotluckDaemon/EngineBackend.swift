@@ -108,26 +108,38 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             folders[folder] = folder
             return folder
         }
-        for (var settings, source) in kept {
-            settings.downloadDirectory = shared(settings.downloadDirectory)
-            settings.incompleteDirectory = settings.incompleteDirectory.map(shared)
-            let torrent: TorrentOrigin
-            do {
+        // Parsed, and their resume data read, on every core; started in queue order.
+        let parsed = kept.concurrentMap { [state] settings, source -> Result<KeptTorrent, any Error> in
+            Result {
                 switch source {
-                case .metainfo(let bytes): torrent = .metainfo(try Metainfo(bytes: bytes))
-                case .magnet(let link): torrent = .magnet(try MagnetLink(parsing: link))
+                case .metainfo(let bytes):
+                    let metainfo = try Metainfo(bytes: bytes)
+                    return KeptTorrent(
+                        origin: .metainfo(metainfo), settings: settings,
+                        verified: DaemonTorrent.verifiedPieces(
+                            in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo))
+                case .magnet(let link):
+                    return KeptTorrent(
+                        origin: .magnet(try MagnetLink(parsing: link)), settings: settings, verified: nil)
                 }
-            } catch {
-                logger.warning("a kept torrent cannot be read (\(error)); it is left out")
+            }
+        }
+        for outcome in parsed {
+            guard case .success(var kept) = outcome else {
+                if case .failure(let error) = outcome {
+                    logger.warning("a kept torrent cannot be read (\(error)); it is left out")
+                }
                 continue
             }
+            kept.settings.downloadDirectory = shared(kept.settings.downloadDirectory)
+            kept.settings.incompleteDirectory = kept.settings.incompleteDirectory.map(shared)
             registry.withLock { registry in
-                registry.nextOrder = max(registry.nextOrder, settings.order + 1)
+                registry.nextOrder = max(registry.nextOrder, kept.settings.order + 1)
                 do {
-                    try start(torrent, settings: settings, in: &registry)
+                    try start(kept.origin, settings: kept.settings, verified: kept.verified, in: &registry)
                     restored += 1
                 } catch {
-                    logger.error("\(torrent.name): \(error)")
+                    logger.error("\(kept.origin.name): \(error)")
                 }
             }
         }
@@ -237,7 +249,11 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             try keep(settings)
             let id: TorrentID
             do {
-                id = try start(source, settings: settings, in: &registry)
+                // Resume data left by an earlier add of the same torrent.
+                let verified = source.metainfo.flatMap {
+                    DaemonTorrent.verifiedPieces(in: state.resumeFile(hash), metainfo: $0)
+                }
+                id = try start(source, settings: settings, verified: verified, in: &registry)
             } catch {
                 state.forget(hash)
                 throw error
@@ -250,10 +266,19 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         }
     }
 
-    /// Puts a torrent into the engine with its kept settings, paused if they say so.
+    /// A kept torrent read back: what it came from, its settings, and the pieces its resume data
+    /// vouches for.
+    private struct KeptTorrent: Sendable {
+        let origin: TorrentOrigin
+        var settings: StoredTorrent
+        let verified: PieceSet?
+    }
+
+    /// Puts a torrent into the engine with its kept settings, paused if they say so. `verified`: the
+    /// pieces its resume data vouches for (shown until the engine reports).
     @discardableResult
     private func start(
-        _ source: TorrentOrigin, settings: StoredTorrent, in registry: inout Registry
+        _ source: TorrentOrigin, settings: StoredTorrent, verified: PieceSet?, in registry: inout Registry
     ) throws
         -> TorrentID
     {
@@ -276,10 +301,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 id: id, magnet: magnet, hash: hash, settings: settings, changeLog: changeLog)
         }
         let id = torrent.id
-        if let metainfo = torrent.metainfo {
-            torrent.restoredVerified = DaemonTorrent.verifiedPieces(
-                in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo)
-        }
+        torrent.restoredVerified = verified
         enlist(&torrent, in: &registry)
         if torrent.isStopped || torrent.waiting {
             try? engine.pause(id)

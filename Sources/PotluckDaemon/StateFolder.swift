@@ -86,38 +86,47 @@ public struct StateFolder: Sendable {
     }
 
     /// What a kept torrent was added from.
-    enum StoredSource {
+    enum StoredSource: Sendable {
         case metainfo([UInt8])
         /// A magnet link whose metadata had not arrived.
         case magnet(String)
     }
 
     /// Every kept torrent that has both its settings and its metainfo (or magnet link), oldest added
-    /// first; files that cannot be read are reported through `problem` and skipped.
+    /// first, read on every core; files that cannot be read are reported through `problem` and skipped.
     func storedTorrents(problem: (String) -> Void) -> [(settings: StoredTorrent, source: StoredSource)] {
-        let folder = root + "/torrents"
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/torrents")) ?? []
+        let hashes = names.filter { $0.hasSuffix(".json") }.compactMap {
+            InfoHash(hex: String($0.dropLast(".json".count)))
+        }
         var found: [(settings: StoredTorrent, source: StoredSource)] = []
-        for name in names where name.hasSuffix(".json") {
-            let stem = String(name.dropLast(".json".count))
-            guard let hash = InfoHash(hex: stem) else { continue }
-            guard let json = FileManager.default.contents(atPath: settingsFile(hash)),
-                let settings = try? JSONDecoder().decode(StoredTorrent.self, from: json)
-            else {
-                problem("cannot read \(settingsFile(hash)); that torrent is left out")
-                continue
-            }
-            if let bytes = FileManager.default.contents(atPath: torrentFile(hash)) {
-                found.append((settings, .metainfo(Array(bytes))))
-            } else if let link = FileManager.default.contents(atPath: magnetFile(hash)) {
-                found.append((settings, .magnet(String(decoding: link, as: UTF8.self))))
-            } else {
-                problem("\(torrentFile(hash)) is missing; that torrent is left out")
+        for read in hashes.concurrentMap(storedTorrent) {
+            switch read {
+            case .kept(let settings, let source): found.append((settings, source))
+            case .unreadable(let reason): problem(reason)
             }
         }
         return found.sorted {
             ($0.settings.addedDate, $0.settings.order) < ($1.settings.addedDate, $1.settings.order)
         }
+    }
+
+    private enum StoredRead: Sendable {
+        case kept(StoredTorrent, StoredSource)
+        case unreadable(String)
+    }
+
+    private func storedTorrent(_ hash: InfoHash) -> StoredRead {
+        guard let json = FileManager.default.contents(atPath: settingsFile(hash)),
+            let settings = try? JSONDecoder().decode(StoredTorrent.self, from: json)
+        else { return .unreadable("cannot read \(settingsFile(hash)); that torrent is left out") }
+        if let bytes = FileManager.default.contents(atPath: torrentFile(hash)) {
+            return .kept(settings, .metainfo(Array(bytes)))
+        }
+        if let link = FileManager.default.contents(atPath: magnetFile(hash)) {
+            return .kept(settings, .magnet(String(decoding: link, as: UTF8.self)))
+        }
+        return .unreadable("\(torrentFile(hash)) is missing; that torrent is left out")
     }
 
     func loadSessionSettings() -> [String: JSONValue] {
