@@ -34,6 +34,8 @@ public final class Engine: Sendable {
     private let threads: [JoinableThread]
     /// Where the router on the first reactor finds each torrent's inbox (nil: not listening).
     private let router: RouterDirectory?
+    /// The listener until a reactor routes its peers (`startRoutingPeers()`), which then owns it.
+    private let unroutedListener: Lock<Int32?>
     private let stopRequested = StopFlag()
     /// Reactors whose loop failed (their ring stopped working): their torrents end with the error.
     private let lostReactors = LostReactors()
@@ -144,12 +146,17 @@ public final class Engine: Sendable {
             ? Self.startLocalDiscovery(
                 listening: options.localDiscoveryAddress ?? boundAddress, on: inboxes[0], log: options.log)
             : nil
-        if let router {
-            // The first reactor accepts and routes every torrent's peers on its ring.
-            let log = options.log
-            inboxes[0].submit { [listenerFD] reactor in
-                reactor.startRouting(listenerFD: listenerFD, directory: router, log: log)
-            }
+        unroutedListener = Lock(router == nil ? nil : listenerFD)
+        if options.routesPeersAtStart { startRoutingPeers() }
+    }
+
+    /// Starts accepting incoming peers, when `EngineOptions.routesPeersAtStart` deferred it; the first
+    /// reactor accepts and routes every torrent's peers on its ring.
+    public func startRoutingPeers() {
+        guard let router, let listenerFD = unroutedListener.withLock({ $0.take() }) else { return }
+        let log = self.log
+        inboxes[0].submit { reactor in
+            reactor.startRouting(listenerFD: listenerFD, directory: router, log: log)
         }
     }
 
@@ -335,6 +342,7 @@ public final class Engine: Sendable {
     /// longer be added.
     public func shutdown() {
         state.withLock { $0.shuttingDown = true }
+        if let listenerFD = unroutedListener.withLock({ $0.take() }) { Glibc.close(listenerFD) }
         saveDHTState()
         stopRequested.set()
         for inbox in inboxes { inbox.submit { _ in } }

@@ -41,6 +41,10 @@ public struct EngineOptions: Sendable {
     /// reactor and a small stand-in wakes it when a peer connects, a command needs it or
     /// its trackers' next announce is due. nil: torrents never rest.
     public var restIdleSeedsAfterSeconds: Int? = 30
+    /// Accept incoming peers from the start. A front end that first adds the torrents it kept sets
+    /// false and calls `Engine.startRoutingPeers()` once they are in: a peer arriving meanwhile waits in
+    /// the listen backlog instead of being turned away for a torrent not added yet.
+    public var routesPeersAtStart = true
 
     public init() {}
 }

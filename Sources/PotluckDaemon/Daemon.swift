@@ -84,6 +84,8 @@ public final class Daemon {
         if let reactors = configuration.reactors { options.reactors = reactors }
         options.restIdleSeedsAfterSeconds = configuration.restIdleSeedsAfterSeconds
         options.listenAddress = configuration.listenAddress
+        // A peer that comes while the kept torrents are restored waits for them (`run`).
+        options.routesPeersAtStart = false
         let logger = configuration.logger
         options.log = { logger.debug("\($0)") }
         // The backend is made after the engine; moves reach it through this.
@@ -139,6 +141,7 @@ public final class Daemon {
         let logger = configuration.logger
         let started = Date()
         let restored = backend.restore()
+        engine.startRoutingPeers()
         let seconds = String(format: "%.2f", Date().timeIntervalSince(started))
         logger.notice(
             "restored \(restored) torrents in \(seconds) s; peers on \(engine.boundAddress.map { "\($0)" } ?? "?")"
