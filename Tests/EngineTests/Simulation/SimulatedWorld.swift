@@ -183,7 +183,7 @@ final class SimulatedWorld: RingSimulator {
         complete(token, Int32(bytes.count))
         let arrival = peer.link.arrival(
             of: bytes.count, at: nanoseconds, direction: .toPeer, random: &random)
-        schedule(at: arrival) { [self] in
+        schedule(at: arrival) {
             guard connection.isOpen else { return }
             peer.received(bytes, on: connection)
         }
