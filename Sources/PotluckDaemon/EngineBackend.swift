@@ -125,10 +125,11 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             }
         }
         for outcome in parsed {
-            guard case .success(var kept) = outcome else {
-                if case .failure(let error) = outcome {
-                    logger.warning("a kept torrent cannot be read (\(error)); it is left out")
-                }
+            var kept: KeptTorrent
+            switch outcome {
+            case .success(let read): kept = read
+            case .failure(let error):
+                logger.warning("a kept torrent cannot be read (\(error)); it is left out")
                 continue
             }
             kept.settings.downloadDirectory = shared(kept.settings.downloadDirectory)
