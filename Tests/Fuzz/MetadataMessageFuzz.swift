@@ -72,20 +72,23 @@ private enum Behaviour {
     case raw
 }
 
-/// Operations, one byte each (with operands after some): 0 add a peer, 1 remove one, 2 ask for requests,
-/// 3 answer one, 4 reject one, 5 let time pass, 6 send an unrequested piece.
 /// The metadata of every size a script can pick is a prefix of this, made once: making it and hashing
 /// it again for each input was most of the harness's time.
 private let metadataPattern = (0..<(3 * 16384 + 100)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
 nonisolated(unsafe) private var hashesBySize: [Int: InfoDictionaryHashes] = [:]
 
+/// Operations, one byte each (with operands after some): 0 add a peer, 1 remove one, 2 ask for requests,
+/// 3 answer one, 4 reject one, 5 let time pass, 6 send an unrequested piece.
 private func runAssembly(_ input: inout FuzzInput) {
     let size = 1 + Int(input.uint16()) % metadataPattern.count
     let metadata = Array(metadataPattern[..<size])
-    let hashes =
-        hashesBySize[size]
-        ?? InfoDictionaryHashes(v1: InfoHash(v1Digest: SHA1.hash(metadata)), v2: SHA256.hash(metadata))!
-    hashesBySize[size] = hashes
+    let hashes: InfoDictionaryHashes
+    if let known = hashesBySize[size] {
+        hashes = known
+    } else {
+        hashes = InfoDictionaryHashes(v1: InfoHash(v1Digest: SHA1.hash(metadata)), v2: SHA256.hash(metadata))!
+        hashesBySize[size] = hashes
+    }
     var assembler = MetadataAssembler<Int>(hashes: hashes)
     var behaviours: [Int: Behaviour] = [:]
     var outstanding: [MetadataAssembler<Int>.Request] = []
