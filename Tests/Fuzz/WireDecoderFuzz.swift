@@ -159,16 +159,29 @@ private func decode(_ stream: [UInt8], chunkSizes: [Int], _ setup: Setup) -> Dec
 /// Merges the consecutive pieces of one block, so that decodings cut differently compare equal.
 private func coalesced(_ events: [Decoded]) -> [Decoded] {
     var out: [Decoded] = []
+    // The block being merged is kept apart so that its bytes grow in place: a block fed a byte at a
+    // time would otherwise be copied once per byte.
+    var run: (block: BlockRange, offset: Int)?
+    var runBytes: [UInt8] = []
+    func endRun() {
+        if let run { out.append(.block(run.block, offsetInBlock: run.offset, runBytes)) }
+        run = nil
+    }
     for event in events {
-        if case .block(let block, let offset, let bytes) = event,
-            case .block(let lastBlock, let lastOffset, let lastBytes)? = out.last,
-            lastBlock == block, lastOffset + lastBytes.count == offset, offset != 0
-        {
-            out[out.count - 1] = .block(block, offsetInBlock: lastOffset, lastBytes + bytes)
+        if case .block(let block, let offset, let bytes) = event {
+            if let run, run.block == block, run.offset + runBytes.count == offset, offset != 0 {
+                runBytes += bytes
+                continue
+            }
+            endRun()
+            run = (block, offset)
+            runBytes = bytes
         } else {
+            endRun()
             out.append(event)
         }
     }
+    endRun()
     return out
 }
 
@@ -227,6 +240,7 @@ private func reencode(_ events: [Decoded], stream: [UInt8]) -> Consumed {
     var consumed = Consumed()
     for event in events {
         precondition(consumed.isComplete, "an event after an unfinished message")
+        let start = bytes.count
         switch event {
         case .handshake(let handshake):
             precondition(bytes.isEmpty, "a handshake after the start")
@@ -247,8 +261,9 @@ private func reencode(_ events: [Decoded], stream: [UInt8]) -> Consumed {
             consumed.isComplete = skipped.count == length - 1
             bytes += skipped
         }
+        // Only the bytes this event added: the ones before were compared already.
         precondition(
-            bytes.count <= stream.count && bytes.elementsEqual(stream.prefix(bytes.count)),
+            bytes.count <= stream.count && bytes[start...].elementsEqual(stream[start..<bytes.count]),
             "the events do not re-encode to the bytes they were decoded from")
     }
     consumed.count = bytes.count
