@@ -118,6 +118,7 @@ extension DownloadSession {
             return
         }
         log(found.report)
+        noteStart(.filesKnown, now: now)
         verified = found.trusted
         if found.resumeSaysTrusted { resumeSavedPieceCount = verified.count }
         adoptSelection(rememberedPriorities: found.filePriorities)

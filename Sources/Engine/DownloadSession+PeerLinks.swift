@@ -34,6 +34,7 @@ extension DownloadSession {
             try ring.enqueue(.connect(fd: fd, address: address), for: link.operationSlot, flags: .link)
             try ring.enqueue(.linkTimeout(.seconds(10)), for: link.operationSlot)
             link.connectInFlight = true
+            noteStart(.firstConnect, now: nowNanoseconds)
         } catch {
             failure = .io(error)
         }
@@ -177,6 +178,7 @@ extension DownloadSession {
             link.connectInFlight = false
             if completion.result == 0 {
                 link.connected = true
+                noteStart(.connected, now: now)
                 link.connection.start(now: Instant(nanoseconds: now))
                 armReceive(link)
             } else {
@@ -371,6 +373,7 @@ extension DownloadSession {
         for event in pendingEvents {
             switch event {
             case .handshake(let extensionProtocol):
+                noteStart(.handshake, now: now)
                 pipeline.peerConnected(link.slot)
                 choker.peerConnected(link.slot, at: instant)
                 if extensionProtocol {
@@ -400,6 +403,7 @@ extension DownloadSession {
             case .choked:
                 pipeline.peerChokedUs(link.slot)
             case .unchoked:
+                noteStart(.unchoked, now: now)
                 pipeline.peerUnchokedUs(link.slot, at: instant, into: &actions)
             case .blockComplete(let block):
                 blockCompleted(block, from: link, now: now)

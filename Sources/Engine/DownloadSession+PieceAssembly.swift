@@ -50,6 +50,8 @@ extension DownloadSession {
         let receipt = pipeline.blockReceived(
             block, from: sender, at: Instant(nanoseconds: now), into: &actions)
         guard case .accepted(let pieceComplete) = receipt else { return false }
+        if startTimeline != nil { noteStart(.firstBlock, now: now) }
+        lastBlockNanoseconds = now
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
         guard pieceComplete, let slot = assembling[block.piece] else { return true }
@@ -103,6 +105,7 @@ extension DownloadSession {
             return
         }
         if passed {
+            noteStart(.pieceVerified, now: now)
             let digests = pipeline.needsBlockDigests(toPass: piece) ? blockDigests(piece, in: slot) : nil
             let banned = pipeline.pieceHashPassed(piece, blockDigests: digests, at: instant, into: &actions)
             for peer in banned { ban(peer, reason: "sent corrupt data (block digests prove it)", now: now) }
@@ -157,6 +160,7 @@ extension DownloadSession {
     func storageEvent(_ event: StorageEvent, now: UInt64) {
         switch event {
         case .pieceWritten(let piece, let slot):
+            noteStart(.pieceWritten, now: now)
             writing.remove(piece)
             assembling[piece] = nil
             pieceBuffers.release(slot)

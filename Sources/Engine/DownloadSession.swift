@@ -204,6 +204,8 @@ public final class DownloadSession: ReactorTenant {
     static let acceptRetryNanoseconds: UInt64 = 250_000_000
     var boundAddress: SocketAddress?
     var log: (String) -> Void
+    /// The first steps of this start, until its first piece is written and the timeline logged.
+    var startTimeline: StartTimeline?
     /// Announces to the torrent's trackers; nil when it has none or they are turned off.
     var trackers: TrackerAnnouncer?
     /// When a client last had the trackers announce at once (`reannounce`), to refuse another soon after.
@@ -341,8 +343,16 @@ public final class DownloadSession: ReactorTenant {
     /// Whether the torrent has left its reactor (nothing of it is in flight any more).
     var hasLeftReactor: Bool { lifecycle.ending != nil }
 
-    /// Whether pieces are being downloaded (the reactor batches completions then).
-    var isDownloading: Bool { lifecycle.stage == .downloading }
+    /// Whether blocks arrived lately (the reactor batches completions then): not before the first ones,
+    /// nor once they stop for a while.
+    func isReceivingBlocks(now: UInt64) -> Bool {
+        guard lifecycle.stage == .downloading, let last = lastBlockNanoseconds else { return false }
+        return now &- last < Self.blockFlowNanoseconds
+    }
+
+    /// When a block last arrived.
+    var lastBlockNanoseconds: UInt64?
+    static let blockFlowNanoseconds: UInt64 = 100_000_000
 
     var isTrading: Bool { lifecycle.stage == .downloading || lifecycle.stage == .seeding }
 
@@ -355,6 +365,7 @@ public final class DownloadSession: ReactorTenant {
         }
         options.incomingInbox?.attach(reactor.doorbell, tenant: tenant)
         let now = nowNanoseconds
+        startTimeline = StartTimeline(start: now)
         do throws(DownloadError) {
             try setUp()
             // What is on disk is found first (off the reactor), then checked if need be.
@@ -364,6 +375,13 @@ public final class DownloadSession: ReactorTenant {
             fail(error)
         }
         scheduleTick(now: now)
+    }
+
+    /// Notes a first step of this start; logs the timeline once the first piece is written.
+    func noteStart(_ step: StartTimeline.Step, now: UInt64) {
+        guard startTimeline != nil, let line = startTimeline!.record(step, at: now) else { return }
+        log(line)
+        startTimeline = nil
     }
 
     /// Asks the torrent to stop cleanly: writes land, resume data is saved, trackers are told.

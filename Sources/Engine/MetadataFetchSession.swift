@@ -81,7 +81,7 @@ final class MetadataFetchSession: ReactorTenant {
     var options: DownloadOptions
     var hostKey: HostKey?
     private(set) var tickDeadline: UInt64 = 0
-    var isDownloading: Bool { false }
+    func isReceivingBlocks(now: UInt64) -> Bool { false }
     private(set) var hasLeftReactor = false
     /// Called on the reactor once, when the fetch has left it: the metadata, or nil if stopped.
     var endHandler: ((Result<FetchedMetadata?, DownloadError>) -> Void)?

@@ -39,7 +39,7 @@ final class RestingTorrent: ReactorTenant, @unchecked Sendable {
     /// Its one timer: its trackers' next announce (any other deadline popped for its number was
     /// someone else's).
     var tickDeadline: UInt64 { carry?.wakeAt ?? .max }
-    var isDownloading: Bool { false }
+    func isReceivingBlocks(now: UInt64) -> Bool { false }
 
     func attach(to reactor: Reactor, tenant: UInt16) {
         self.reactor = reactor
