@@ -45,7 +45,10 @@ struct SharingOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "No progress line.")
     var quiet = false
 
-    @Flag(help: "Log each peer event (connections, bans) to standard error.")
+    @Flag(
+        help:
+            "Log each peer event (connections, bans) to standard error, and the start step by step once the first piece is on disk."
+    )
     var verbose = false
 
     func validate() throws {
