@@ -50,7 +50,7 @@ extension DownloadSession {
         let receipt = pipeline.blockReceived(
             block, from: sender, at: Instant(nanoseconds: now), into: &actions)
         guard case .accepted(let pieceComplete) = receipt else { return false }
-        if startTimeline != nil { noteStart(.firstBlock, now: now) }
+        noteStart(.firstBlock, now: now)
         lastBlockNanoseconds = now
         downloadedBytes += Int64(block.length)
         rate.record(bytes: Int(block.length), at: Instant(nanoseconds: now))
