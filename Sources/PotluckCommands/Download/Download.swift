@@ -287,6 +287,17 @@ struct Download: ParsableCommand {
         var stopping = false
         var snapshot = engine.snapshot(id)
         var moveAnnounced = false
+        // The loop below looks again as soon as the torrent ends (after a move, once it ends again),
+        // and otherwise ten times a second for the progress line and Ctrl-C: a download that is done
+        // exits then, not at the next look (50 ms later on average).
+        let ended = DispatchSemaphore(value: 0)
+        let events = engine.events
+        let listener = Task.detached {
+            for await event in events {
+                if case .ended(let endedID, _, _) = event, endedID == id { ended.signal() }
+            }
+        }
+        defer { listener.cancel() }
         // Between its session's end and its restart in the new folder, a moving torrent is not live.
         while let current = snapshot, current.isLive || current.activity == .moving {
             if current.activity == .moving && !moveAnnounced {
@@ -340,7 +351,7 @@ struct Download: ParsableCommand {
                             + (status.trackerState.map { "  " + Self.short($0) } ?? ""))
                 }
             }
-            usleep(100_000)
+            _ = ended.wait(timeout: .now() + .milliseconds(100))
             snapshot = engine.snapshot(id)
         }
         // A small torrent may arrive whole between two looks at its snapshot.
