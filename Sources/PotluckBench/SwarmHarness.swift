@@ -773,7 +773,9 @@ final class SwarmFixture {
                 }
                 let elapsed = seconds(ContinuousClock.now - leecher.process.started)
                 if leecher.process.reap() {
-                    leecher.finishedSeconds = elapsed
+                    leecher.finishedSeconds =
+                        leecher.process.exitedAt.map { seconds($0 - leecher.process.started) }
+                        ?? elapsed
                 } else if elapsed > timeoutSeconds + 30 {
                     leecher.timedOut = true
                     leecher.process.stop(graceSeconds: 5)
