@@ -81,7 +81,8 @@ extension DownloadSession {
             limitUploadCache()
         }
         // In place (`pieceCache!`): a copy of the cache would copy its table on every request.
-        if pieceCache != nil, !uncachedPieces.contains(block.piece) {
+        let cacheable = pieceCache != nil && (uncachedPieces.isEmpty || !uncachedPieces.contains(block.piece))
+        if cacheable {
             switch pieceCache!.lookup(block.piece) {
             case .ready(let slot):
                 popUploadRequest(link)
@@ -97,13 +98,26 @@ extension DownloadSession {
             case .loading:
                 return .waiting
             case .absent:
-                if let slot = pieceCache!.beginLoad(block.piece) {
-                    store.readPiece(block.piece, into: slot, in: pieceCache!.pool)
-                    return .waiting
-                }
-            // Every slot is loading or pinned: read just the block.
+                break
             }
         }
+        // Already in the page cache: sent from there, with no read into our memory first.
+        if let resident = store.residentBlock(block, now: nowNanoseconds) {
+            popUploadRequest(link)
+            if queuePayload(
+                block, bytes: resident.bytes, source: .pageCache(resident.mapping), link: link, now: now)
+            {
+                uploadLimiter.spend(Int(block.length))
+            } else {
+                resident.mapping.unpin()
+            }
+            return .served
+        }
+        if cacheable, let slot = pieceCache!.beginLoad(block.piece) {
+            store.readPiece(block.piece, into: slot, in: pieceCache!.pool)
+            return .waiting
+        }
+        // No cache, or every slot is loading or pinned: read just the block.
         guard let buffer = uploadBuffers.lease() else { return .outOfResources }
         popUploadRequest(link)
         uploadLimiter.spend(Int(block.length))
@@ -223,6 +237,7 @@ extension DownloadSession {
             switch payload.source {
             case .uploadBuffer(let slot): uploadBuffers.release(slot)
             case .cachedPiece(let piece): pieceCache?.unpin(piece)
+            case .pageCache(let mapping): mapping.unpin()
             }
         }
         payloads.removeAll(keepingCapacity: true)

@@ -1,6 +1,7 @@
 import Buffers
 import Glibc
 import PeerWire
+import Storage
 import Swarm
 import TorrentModel
 import URing
@@ -93,6 +94,8 @@ struct QueuedPayload {
     enum Source {
         case uploadBuffer(BufferSlot)
         case cachedPiece(PieceIndex)
+        /// Sent straight from the page cache (see `PieceStore.residentBlock`).
+        case pageCache(FileMapping)
     }
 
     let position: Int

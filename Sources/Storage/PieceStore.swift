@@ -188,6 +188,10 @@ public final class PieceStore {
         /// A preallocation is in flight: writes wait for it, so a full disk fails it and not a write.
         var isPreallocating = false
         var isStalled = false
+        /// The file mapped read-only for sends out of the page cache, while it is open.
+        var mapping: FileMapping?
+        /// `mmap` failed once (a file system without it): reads only.
+        var cannotMap = false
 
         var hasQueuedWork: Bool { !queuedWrites.isEmpty || !queuedReads.isEmpty }
     }
@@ -216,6 +220,8 @@ public final class PieceStore {
     /// Files with queued work that could not start (no descriptor or no operation slot free).
     private var stalledFileIndices: [Int] = []
     private var useTick: UInt64 = 0
+    /// Bytes handed out of mappings since their pages were last dropped (see ``residentBlock(_:now:)``).
+    private var mappedBytesSinceDrop = 0
     /// Events of requests that finished outside `handle`, delivered at the next one.
     private var readyEvents: [StorageEvent] = []
     /// A nop is on the ring to bring `readyEvents` to the next `handle`.
@@ -254,6 +260,7 @@ public final class PieceStore {
         for index in openFileIndices {
             Glibc.close(files[index].fd)
             closeDirectDescriptor(index)
+            files[index].mapping?.retire()
         }
         if let openDirectory { Glibc.close(openDirectory.fd) }
     }
@@ -334,6 +341,55 @@ public final class PieceStore {
     public func readBlock(_ block: BlockRange, into slot: BufferSlot, in pool: BufferPool, token: UInt64) {
         let fixedIndex = pool === options.registeredPool ? UInt16(truncatingIfNeeded: slot.index) : nil
         readBlock(block, into: pool.bytes(of: slot), fixedBufferIndex: fixedIndex, token: token)
+    }
+
+    /// The block's bytes in the page cache, pinned until `mapping.unpin()`, when the block lies in one
+    /// file that is open and every page of it is cached: a send from them is the only copy, and does
+    /// not wait on the disk. Nil otherwise (padding, a block across files, a file closed or not
+    /// mappable, pages not cached): read the block instead, which also brings it into the page cache.
+    public func residentBlock(_ block: BlockRange, now: UInt64) -> MappedBlock? {
+        let geometry = layout.geometry
+        guard block.piece.int < geometry.pieceCount, block.length > 0,
+            Int(block.offset) + Int(block.length) <= geometry.length(of: block.piece)
+        else { return nil }
+        var only: FileSpan?
+        var spanCount = 0
+        let offset = geometry.offset(of: block.piece) + Int64(block.offset)
+        layout.forEachSpan(offset: offset, length: Int(block.length)) { span in
+            spanCount += 1
+            only = span
+        }
+        guard spanCount == 1, let span = only, !span.isPadding, files[span.fileIndex].fd >= 0,
+            let mapping = mapping(ofFile: span.fileIndex),
+            mapping.isResident(offset: Int(span.fileOffset), count: span.length, now: now)
+        else { return nil }
+        // In use, though no I/O goes through its descriptor: not the one to close for another file.
+        useTick += 1
+        files[span.fileIndex].lastUseTick = useTick
+        mappedBytesSinceDrop += span.length
+        if mappedBytesSinceDrop > Self.mappedBytesBetweenDrops {
+            for index in openFileIndices { files[index].mapping?.dropPages() }
+            mappedBytesSinceDrop = span.length
+        }
+        return MappedBlock(
+            bytes: mapping.pin(offset: Int(span.fileOffset), count: span.length), mapping: mapping)
+    }
+
+    /// How much a store sends out of its mappings before it takes their pages out of its page tables:
+    /// the process's resident size counts the pages a send faulted in, up to about this much.
+    static let mappedBytesBetweenDrops = 8 << 20
+
+    /// The open file's mapping, made at its first use.
+    private func mapping(ofFile index: Int) -> FileMapping? {
+        if let mapping = files[index].mapping { return mapping }
+        let length = layout.files[index].length
+        guard !files[index].cannotMap, length > 0, length <= Int64(Int.max) else { return nil }
+        guard let mapping = FileMapping(fd: files[index].fd, length: Int(length)) else {
+            files[index].cannotMap = true
+            return nil
+        }
+        files[index].mapping = mapping
+        return mapping
     }
 
     /// Syncs (`fdatasync`) every file written since the last flush. Ends in `.flushed` or `.failed`; the
@@ -827,6 +883,8 @@ public final class PieceStore {
         files[index].fd = -1
         files[index].identity = nil
         closeDirectDescriptor(index)
+        files[index].mapping?.retire()
+        files[index].mapping = nil
         if let position = openFileIndices.firstIndex(of: index) { openFileIndices.remove(at: position) }
         if files[index].hasQueuedWork { markStalled(index) }
     }
