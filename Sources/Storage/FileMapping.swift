@@ -30,7 +30,10 @@ public final class FileMapping {
         base = mapped
         self.length = length
         self.fd = fd
-        residentChunks = Array(repeating: (-1, 0), count: Self.rememberedChunks)
+        // One entry per chunk up to 1 GiB of file, a few KiB at most: a file that size never has two
+        // chunks contend for an entry.
+        residentChunks = Array(
+            repeating: (-1, 0), count: min(Self.maxRememberedChunks, (length - 1) / Self.chunkBytes + 1))
         // The resident check decides what is read from the disk, and reads go through the ring: a
         // fault here must not start readahead of its own.
         _ = madvise(mapped, length, MADV_RANDOM)
@@ -57,7 +60,7 @@ public final class FileMapping {
     func isResident(offset: Int, count: Int, now: UInt64) -> Bool {
         let chunk = offset / Self.chunkBytes
         let withinChunk = (offset + count - 1) / Self.chunkBytes == chunk
-        let slot = chunk % Self.rememberedChunks
+        let slot = chunk % residentChunks.count
         if withinChunk, residentChunks[slot].chunk == chunk,
             now &- residentChunks[slot].checkedAt < Self.residentFor
         {
@@ -122,7 +125,7 @@ public final class FileMapping {
 
     /// The unit of the resident check: 1 MiB, a common piece size.
     static let chunkBytes = 1 << 20
-    static let rememberedChunks = 64
+    static let maxRememberedChunks = 1024
     /// How long a chunk found resident is taken to stay so (nanoseconds).
     static let residentFor: UInt64 = 500_000_000
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
