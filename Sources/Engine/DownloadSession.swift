@@ -593,7 +593,10 @@ public final class DownloadSession: ReactorTenant {
             runningTick(now: now)
             if lifecycle.stage == .downloading { checkFilesInPlace(now: now) }
             // At rest the next tick is far off: report now, so the last word is not a stale rate.
-            if now - lastStatus >= 1_000_000_000 || isAtRest { reportStatus(now: now) }
+            if now - lastStatus >= 1_000_000_000 || isAtRest {
+                reportStatus(now: now)
+                store.dropMappedPages()
+            }
             if now - lastResumeSaveNanoseconds >= UInt64(options.resumeSaveIntervalSeconds) * 1_000_000_000 {
                 lastResumeSaveNanoseconds = now
                 saveResumeData()

@@ -110,9 +110,12 @@ public final class FileMapping {
     /// The page cache keeps them; a send in flight faults its pages back in. Safe at any time.
     func dropPages() {
         guard let range = touched, !retired else { return }
-        let pageSize = Self.pageSize
-        let start = range.lowerBound / pageSize * pageSize
-        _ = madvise(base + start, range.upperBound - start, MADV_DONTNEED)
+        // A fault maps the pages around it too (`fault_around_bytes`: 64 KiB by default, at most the
+        // 2 MiB of a page table): widen the range by that much on either side.
+        let table = 2 << 20
+        let start = max(0, range.lowerBound - table) / table * table
+        let end = min(length, (range.upperBound + table) / table * table)
+        _ = madvise(base + start, end - start, MADV_DONTNEED)
         touched = nil
     }
 

@@ -366,11 +366,8 @@ public final class PieceStore {
         // In use, though no I/O goes through its descriptor: not the one to close for another file.
         useTick += 1
         files[span.fileIndex].lastUseTick = useTick
+        if mappedBytesSinceDrop + span.length > Self.mappedBytesBetweenDrops { dropMappedPages() }
         mappedBytesSinceDrop += span.length
-        if mappedBytesSinceDrop > Self.mappedBytesBetweenDrops {
-            for index in openFileIndices { files[index].mapping?.dropPages() }
-            mappedBytesSinceDrop = span.length
-        }
         return MappedBlock(
             bytes: mapping.pin(offset: Int(span.fileOffset), count: span.length), mapping: mapping)
     }
@@ -378,6 +375,15 @@ public final class PieceStore {
     /// How much a store sends out of its mappings before it takes their pages out of its page tables:
     /// the process's resident size counts the pages a send faulted in, up to about this much.
     static let mappedBytesBetweenDrops = 8 << 20
+
+    /// Takes the pages that sends from the mappings faulted in out of the process's page tables (the
+    /// page cache keeps them). The engine calls it every second too, so that a torrent that stopped
+    /// sending does not keep up to ``mappedBytesBetweenDrops`` of them in the process's resident size.
+    public func dropMappedPages() {
+        guard mappedBytesSinceDrop > 0 else { return }
+        for index in openFileIndices { files[index].mapping?.dropPages() }
+        mappedBytesSinceDrop = 0
+    }
 
     /// The open file's mapping, made at its first use.
     private func mapping(ofFile index: Int) -> FileMapping? {

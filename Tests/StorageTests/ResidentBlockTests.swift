@@ -104,6 +104,43 @@ import TorrentModel
                 == nil)
     }
 
+    /// The resident size of the mapping that holds `address`, from /proc/self/smaps, in KiB.
+    private func residentKiB(ofMappingAt address: UnsafeRawPointer) -> Int? {
+        guard let bytes = readFile("/proc/self/smaps") else { return nil }
+        let smaps = String(decoding: bytes, as: UTF8.self)
+        let target = UInt(bitPattern: address)
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && bounds[0] <= target && target < bounds[1]
+            } else if inside, fields.first == "Rss:", fields.count >= 2 {
+                return Int(fields[1])
+            }
+        }
+        return nil
+    }
+
+    @Test func pagesASendFaultedInLeaveTheResidentSize() throws {
+        let directory = TemporaryDirectory()
+        let (torrent, _, store) = try written(in: directory)
+        _ = readFile(directory.path + "/t/dir/c")
+        let piece = PieceIndex(torrent.metainfo.pieceCount - 2)
+        let resident = try #require(
+            store.residentBlock(BlockRange(piece: piece, offset: 0, length: 16_384), now: 0))
+        // What the kernel's copy does for a send: fault the pages in.
+        _ = digest(resident.bytes)
+        let base = try #require(resident.bytes.baseAddress)
+        #expect((residentKiB(ofMappingAt: base) ?? 0) >= 16)
+        store.dropMappedPages()
+        #expect(residentKiB(ofMappingAt: base) == 0)
+        // Still mapped and pinned: a send in flight faults them back in.
+        let start = Int(torrent.metainfo.geometry.offset(of: piece))
+        #expect(digest(resident.bytes) == digest(torrent.payload[start..<start + 16_384]))
+        resident.mapping.unpin()
+    }
+
     @Test func aClosedFileStaysMappedUntilItsLastBlockIsSent() throws {
         let directory = TemporaryDirectory()
         let (torrent, _, store) = try written(in: directory)
