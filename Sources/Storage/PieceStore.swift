@@ -57,7 +57,8 @@ public enum StorageEvent: Hashable, Sendable {
 /// returns what finished. The store never submits, waits or blocks on the ring itself: the only
 /// blocking calls are opening files (rare, and capped by ``Options/maxOpenFiles``) and looking whether
 /// the open ones are still where their paths lead (``findReplacedFile()``, ``flush()``), which costs
-/// about as much.
+/// about as much. Serving a block from the page cache (``residentBlock(_:now:)``) maps a file and asks
+/// which of its pages are cached: calls that never wait on the disk.
 ///
 /// Invariants:
 /// - Used from one thread only (the reactor's).
