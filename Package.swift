@@ -126,7 +126,9 @@ let package = Package(
         // Hot-path microbenchmarks: a plain executable (see README, "Benchmarks").
         .executableTarget(
             name: "potluck-microbench",
-            dependencies: ["Buffers", "CommandSupport", "Hashing", "PeerWire", "TorrentModel", "URing"],
+            dependencies: [
+                "Buffers", "CommandSupport", "DHT", "Hashing", "PeerWire", "TorrentModel", "URing",
+            ],
             path: "Benchmarks/Microbenchmarks"),
 
         .testTarget(name: "URingTests", dependencies: ["URing", "Buffers"]),

@@ -4,6 +4,7 @@
 //   swift run -c release potluck-microbench [NAME...]
 import Buffers
 import CommandSupport
+import DHT
 import Foundation
 import Glibc
 import Hashing
@@ -99,6 +100,25 @@ let benchmarks: [Microbenchmark] = [
             }
         }
         return blocks * blockBytes
+    },
+    // A DHT node decodes every datagram it receives; a get_peers answer with eight nodes and a token is
+    // the most common one during a lookup.
+    Microbenchmark(name: "krpc-decode-get-peers-answer", unit: "datagram") { iterations in
+        let nodes = (0..<8).map { i in
+            DHTNodeInfo(
+                id: NodeID([UInt8](repeating: UInt8(i), count: 20))!,
+                endpoint: DHTEndpoint(address: .v4(0x0a00_0001 + UInt32(i)), port: 6881))
+        }
+        let answer = KRPCMessage(
+            transactionID: [1, 2],
+            body: .response(
+                KRPCResponse(
+                    sender: NodeID([UInt8](repeating: 0xaa, count: 20))!, nodes: nodes, token: [9, 9, 9, 9])))
+        let datagram = answer.encoded()
+        for _ in 0..<iterations {
+            precondition((try? KRPCMessage.decode(datagram)) == answer)
+        }
+        return 0
     },
     // Serving 16 KiB blocks through the ring to a loopback TCP socket drained by another thread: copying
     // each payload into the outbound bytes (the old path), one sendmsg of headers and payloads from where

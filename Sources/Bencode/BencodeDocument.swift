@@ -96,7 +96,12 @@ public struct BencodeNode: Sendable {
 
     /// The value for `key` if this is a dictionary that has it.
     public subscript(key: String) -> BencodeNode? {
-        self[Array(key.utf8)[...]]
+        // Compared in place: making the key an array first allocated on every lookup.
+        guard let entries = dictionary else { return nil }
+        for entry in entries where entry.key.elementsEqual(key.utf8) {
+            return entry.value
+        }
+        return nil
     }
 
     /// The value for a raw byte-string key if this is a dictionary that has it.
