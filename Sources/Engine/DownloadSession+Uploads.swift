@@ -25,9 +25,10 @@ extension DownloadSession {
 
     /// Serves waiting requests, one per peer in turn (so a peer that queues many requests does not
     /// starve the others), while the upload limit, the cache and the upload buffers allow. A block of a
-    /// cached piece is queued for sending at once from the cache; an uncached piece is read whole into
-    /// the cache (a popular piece is then read once for every peer); when the cache is all pinned or
-    /// loading, a block is read into an upload buffer. Back-pressure: requests wait in their link's
+    /// cached piece is queued for sending at once from the cache, and one whose pages are in the page
+    /// cache is sent straight from there; any other piece is read whole into the cache (a popular piece
+    /// is then read once for every peer); when the cache is all pinned or loading, a block is read into
+    /// an upload buffer. Back-pressure: requests wait in their link's
     /// queue, bounded by the connection's request limit, and each link has at most
     /// `maximumQueuedPayloadsPerLink` blocks read or queued unsent.
     func serveUploads() {
