@@ -189,10 +189,6 @@ public final class PieceStore {
         /// A preallocation is in flight: writes wait for it, so a full disk fails it and not a write.
         var isPreallocating = false
         var isStalled = false
-        /// The file mapped read-only for sends out of the page cache, while it is open.
-        var mapping: FileMapping?
-        /// `mmap` failed once (a file system without it): reads only.
-        var cannotMap = false
 
         var hasQueuedWork: Bool { !queuedWrites.isEmpty || !queuedReads.isEmpty }
     }
@@ -221,8 +217,8 @@ public final class PieceStore {
     /// Files with queued work that could not start (no descriptor or no operation slot free).
     private var stalledFileIndices: [Int] = []
     private var useTick: UInt64 = 0
-    /// Bytes handed out of mappings since their pages were last dropped (see ``residentBlock(_:now:)``).
-    private var mappedBytesSinceDrop = 0
+    /// The open files mapped for sends out of the page cache (see ``residentBlock(_:now:)``).
+    private var pageCache: PageCacheMappings
     /// Events of requests that finished outside `handle`, delivered at the next one.
     private var readyEvents: [StorageEvent] = []
     /// A nop is on the ring to bring `readyEvents` to the next `handle`.
@@ -251,6 +247,7 @@ public final class PieceStore {
         operations = OperationTable(capacity: options.maxOperationsInFlight, owner: owner, tenant: tenant)
         requests = OperationTable(capacity: options.maxRequestsInFlight, owner: owner, tenant: tenant)
         files = Array(repeating: FileState(), count: layout.files.count)
+        pageCache = PageCacheMappings(fileCount: layout.files.count)
         fileWanted = Array(repeating: true, count: layout.files.count)
         // Beyond every table index, so it never matches an operation's slot.
         wakeSlot = OperationSlot(
@@ -261,7 +258,7 @@ public final class PieceStore {
         for index in openFileIndices {
             Glibc.close(files[index].fd)
             closeDirectDescriptor(index)
-            files[index].mapping?.retire()
+            pageCache.retire(index)
         }
         if let openDirectory { Glibc.close(openDirectory.fd) }
     }
@@ -361,43 +358,21 @@ public final class PieceStore {
             only = span
         }
         guard spanCount == 1, let span = only, !span.isPadding, files[span.fileIndex].fd >= 0,
-            let mapping = mapping(ofFile: span.fileIndex),
-            mapping.isResident(offset: Int(span.fileOffset), count: span.length, now: now)
+            let resident = pageCache.block(
+                ofFile: span.fileIndex, fd: files[span.fileIndex].fd,
+                length: layout.files[span.fileIndex].length,
+                offset: Int(span.fileOffset), count: span.length, now: now)
         else { return nil }
         // In use, though no I/O goes through its descriptor: not the one to close for another file.
         useTick += 1
         files[span.fileIndex].lastUseTick = useTick
-        if mappedBytesSinceDrop + span.length > Self.mappedBytesBetweenDrops { dropMappedPages() }
-        mappedBytesSinceDrop += span.length
-        return MappedBlock(
-            bytes: mapping.pin(offset: Int(span.fileOffset), count: span.length), mapping: mapping)
+        return resident
     }
-
-    /// How much a store sends out of its mappings before it takes their pages out of its page tables:
-    /// the process's resident size counts the pages a send faulted in, up to about this much.
-    static let mappedBytesBetweenDrops = 8 << 20
 
     /// Takes the pages that sends from the mappings faulted in out of the process's page tables (the
     /// page cache keeps them). The engine calls it every second too, so that a torrent that stopped
-    /// sending does not keep up to ``mappedBytesBetweenDrops`` of them in the process's resident size.
-    public func dropMappedPages() {
-        guard mappedBytesSinceDrop > 0 else { return }
-        for index in openFileIndices { files[index].mapping?.dropPages() }
-        mappedBytesSinceDrop = 0
-    }
-
-    /// The open file's mapping, made at its first use.
-    private func mapping(ofFile index: Int) -> FileMapping? {
-        if let mapping = files[index].mapping { return mapping }
-        let length = layout.files[index].length
-        guard !files[index].cannotMap, length > 0, length <= Int64(Int.max) else { return nil }
-        guard let mapping = FileMapping(fd: files[index].fd, length: Int(length)) else {
-            files[index].cannotMap = true
-            return nil
-        }
-        files[index].mapping = mapping
-        return mapping
-    }
+    /// sending does not keep up to `PageCacheMappings.bytesBetweenDrops` of them in its resident size.
+    public func dropMappedPages() { pageCache.dropPages() }
 
     /// Syncs (`fdatasync`) every file written since the last flush. Ends in `.flushed` or `.failed`; the
     /// engine calls it before saving resume data, so that what the data claims is on disk.
@@ -890,8 +865,7 @@ public final class PieceStore {
         files[index].fd = -1
         files[index].identity = nil
         closeDirectDescriptor(index)
-        files[index].mapping?.retire()
-        files[index].mapping = nil
+        pageCache.retire(index)
         if let position = openFileIndices.firstIndex(of: index) { openFileIndices.remove(at: position) }
         if files[index].hasQueuedWork { markStalled(index) }
     }
