@@ -69,10 +69,7 @@ extension DownloadSession {
         }
         for (index, priority) in base.enumerated() {
             let piece = PieceIndex(index)
-            let target = streamingWindow?.priority(of: piece) ?? priority
-            if pipeline.picker.priority(of: piece) != target {
-                pipeline.setPriority(target, of: piece, into: &actions)
-            }
+            pipeline.setPriority(streamingWindow?.priority(of: piece) ?? priority, of: piece, into: &actions)
         }
         if pipeline.picker.isSequential != options.sequential { pipeline.setSequential(options.sequential) }
     }

@@ -13,11 +13,7 @@ extension DownloadSession {
     /// Copies part of a block into its piece buffer; false when the block is not wanted (already in,
     /// or the piece is being hashed or written).
     func copyBlockData(_ block: BlockRange, offsetInBlock: Int, payload: Span<UInt8>) -> Bool {
-        let state = pipeline.picker.state(of: block.piece)
-        guard state == .downloading || state == .missing, pipeline.picker.blockState(of: block) != .received
-        else {
-            return false
-        }
+        guard Self.picker(in: &pipeline, acceptsDataFor: block) else { return false }
         let slot: BufferSlot
         if let existing = assembling[block.piece] {
             slot = existing
@@ -36,6 +32,12 @@ extension DownloadSession {
                 from: source)
         }
         return true
+    }
+
+    /// Asked through an exclusive (inout) access: a plain read of the session's property copies the
+    /// whole picker, retaining each of its arrays, for the call.
+    private static func picker(in pipeline: inout RequestPipeline, acceptsDataFor block: BlockRange) -> Bool {
+        pipeline.picker.acceptsData(for: block)
     }
 
     func blockCompleted(_ block: BlockRange, from link: PeerLink, now: UInt64) {

@@ -253,6 +253,14 @@ public struct PiecePicker: Sendable {
         return table.states[records[record].base + blockIndex]
     }
 
+    /// Whether the bytes of `block` may go into its piece's buffer: the piece is not complete (nor being
+    /// hashed) and the block has not arrived yet. One call, where the engine's two would each copy the
+    /// picker out of its session (it sits in a class's property) for the call.
+    public func acceptsData(for block: BlockRange) -> Bool {
+        let state = states[block.piece.int]
+        return (state == .downloading || state == .missing) && blockState(of: block) != .received
+    }
+
     /// The peers a block is currently requested from.
     public func requesters(of block: BlockRange) -> [PeerSlot] {
         guard let (record, blockIndex) = locate(block) else { return [] }

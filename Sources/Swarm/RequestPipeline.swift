@@ -194,10 +194,12 @@ public struct RequestPipeline: Sendable {
     // MARK: - Settings (forwarded to the picker)
 
     /// Sets a piece's priority (0 skips it; see `PiecePicker.setPriority`), and updates our interest in
-    /// the peers that have it. O(peers), plus O(pieces / 64) for each peer that may lose our interest.
+    /// the peers that have it. O(peers), plus O(pieces / 64) for each peer that may lose our interest;
+    /// O(1) when the piece already has that priority.
     public mutating func setPriority(
         _ priority: PiecePriority, of piece: PieceIndex, into actions: inout [RequestAction]
     ) {
+        guard picker.priority(of: piece) != priority else { return }
         picker.setPriority(priority, of: piece)
         for index in peers.indices where peers[index].isConnected && peers[index].has.contains(piece) {
             updateInterest(PeerSlot(UInt32(index)), into: &actions)
