@@ -44,7 +44,8 @@ import Testing
                 // from the torrent's share done would say 100 %.
                 let percent =
                     Int(row.split(separator: " ").first { $0.hasSuffix("%") }?.dropLast() ?? "") ?? -1
-                #expect(percent >= 0 && percent < 5, "\(row)")
+                // Once seen under a loaded full run (90 %): the daemon's log says how the pieces came.
+                #expect(percent >= 0 && percent < 5, "\(row)\n\(daemon.logText)")
             } else {
                 #expect(row.contains("100%") && row.contains(" Yes "), "\(row)")
             }
