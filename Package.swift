@@ -85,6 +85,11 @@ let package = Package(
                 "Tracker", "TLS", "DHT", "WebSeed", "LocalDiscovery", "Locking", "CLinux",
             ]),
 
+        // A blocking HTTP/1.1 client (http and https) for the few requests made off the rings: a
+        // torrent-add URL, port-test, the benchmarks' RPC calls. No FoundationNetworking: it would load
+        // libcurl and some thirty more libraries at every start.
+        .target(name: "OutboundHTTP", dependencies: ["TLS", "Tracker"]),
+
         // Front ends.
         // What the commands and the benchmarks share: standard error, progress lines, number formats,
         // checked threads.
@@ -96,6 +101,8 @@ let package = Package(
             name: "PotluckBench",
             dependencies: [
                 "CommandSupport", "Engine", "URing", "Hashing", "Buffers", "Locking", "CLinux",
+                "OutboundHTTP",
+                "Tracker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["Interop/README.md"],
@@ -105,7 +112,7 @@ let package = Package(
             name: "PotluckDaemon",
             dependencies: [
                 "Engine", "TransmissionRPC", "Metainfo", "Storage", "TorrentModel", "Tracker", "URing",
-                "Locking",
+                "Locking", "OutboundHTTP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -139,6 +146,7 @@ let package = Package(
         .testTarget(name: "PeerWireTests", dependencies: ["PeerWire", "TorrentModel", "Bencode", "Hashing"]),
         .testTarget(name: "SwarmTests", dependencies: ["Swarm", "TorrentModel"]),
         .testTarget(name: "TrackerTests", dependencies: ["Tracker", "Bencode", "TorrentModel"]),
+        .testTarget(name: "OutboundHTTPTests", dependencies: ["OutboundHTTP", "Tracker", "TLS"]),
         .testTarget(name: "WebSeedTests", dependencies: ["WebSeed", "Metainfo", "Tracker", "TorrentModel"]),
         .testTarget(
             name: "TransmissionRPCTests", dependencies: ["TransmissionRPC", "TorrentModel", "Locking"]),

@@ -155,7 +155,7 @@ struct BenchDaemon: ParsableCommand {
         if kind == .transmission {
             let setup = try TransmissionDaemonSetup(
                 run: run, downloadDirectory: set.data, leecherAddresses: 1 + loadLeechers)
-            let client = RPCDaemonClient(
+            let client = try RPCDaemonClient(
                 peer: setup.peer, leecherBind: setup.leecherAddresses[0], rpc: setup.rpc, additions: additions
             ) { try setup.spawn(run: run) }
             return (client, Array(setup.leecherAddresses.dropFirst()))
@@ -163,7 +163,7 @@ struct BenchDaemon: ParsableCommand {
         let rpc = "127.0.0.1:\(SwarmFixture.freePort(on: "127.0.0.1"))"
         let peer = "127.0.0.1:\(SwarmFixture.freePort(on: "127.0.0.1"))"
         let state = run.workspace + "/potluck-daemon"
-        let client = RPCDaemonClient(peer: peer, leecherBind: nil, rpc: rpc, additions: additions) {
+        let client = try RPCDaemonClient(peer: peer, leecherBind: nil, rpc: rpc, additions: additions) {
             // Warnings and errors only, as Transmission's message-level 1.
             try run.spawn(
                 ExternalCommand.currentExecutable(),

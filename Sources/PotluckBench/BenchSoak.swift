@@ -2,6 +2,8 @@ import ArgumentParser
 import CommandSupport
 import Foundation
 import Glibc
+import OutboundHTTP
+import Tracker
 
 struct BenchSoak: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -112,7 +114,7 @@ final class SoakRun {
     private let downloads: String
     private let trackerURL: String
     private let daemonPeer: String
-    private let metricsURL: URL
+    private let metricsURL: TrackerURL
     private let rpc: TransmissionRPCClient
     private var daemon: ChildProcess?
     private var seeders: [ChildProcess] = []
@@ -179,8 +181,8 @@ final class SoakRun {
 
         let rpcAddress = "127.0.0.1:\(SwarmFixture.freePort(on: "127.0.0.1"))"
         daemonPeer = "127.0.0.1:\(SwarmFixture.freePort(on: "127.0.0.1"))"
-        metricsURL = URL(string: "http://\(rpcAddress)/metrics")!
-        rpc = TransmissionRPCClient(address: rpcAddress)
+        metricsURL = try TrackerURL("http://\(rpcAddress)/metrics")
+        rpc = try TransmissionRPCClient(address: rpcAddress)
         daemon = try run.spawn(
             ExternalCommand.currentExecutable(),
             [
@@ -392,8 +394,8 @@ final class SoakRun {
         var values: [SoakSeries: Double] = [
             .rssAnonMiB: Double(rss) / 1024, .descriptors: Double(descriptors), .threads: Double(threads),
         ]
-        if let text = try? String(contentsOf: metricsURL, encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: {
+        if let metrics = try? OutboundHTTP.sendWaiting(.init(url: metricsURL), timeoutSeconds: 5),
+            let line = String(decoding: metrics.body, as: UTF8.self).split(separator: "\n").first(where: {
                 $0.hasPrefix("potluck_ring_operations_in_flight ")
             }),
             let value = line.split(separator: " ").last.flatMap({ Double($0) })

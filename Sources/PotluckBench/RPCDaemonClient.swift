@@ -31,10 +31,10 @@ final class RPCDaemonClient: ManyClient {
     init(
         peer: String, leecherBind: String?, rpc: String, additions: [Addition],
         spawn: @escaping () throws -> ChildProcess
-    ) {
+    ) throws {
         self.peer = peer
         self.leecherBind = leecherBind
-        self.rpc = TransmissionRPCClient(address: rpc)
+        self.rpc = try TransmissionRPCClient(address: rpc)
         self.additions = additions
         self.spawn = spawn
     }

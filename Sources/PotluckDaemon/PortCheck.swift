@@ -1,9 +1,6 @@
-import Foundation
+import OutboundHTTP
+import Tracker
 import TransmissionRPC
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// `port-test` as Transmission answers it: an outside service tries to reach our peer port and says so.
 /// A GET of the URL with `{port}` replaced by the port; the body is `1` (reachable) or `0` (not).
@@ -13,23 +10,18 @@ public enum PortCheck {
     static let timeoutSeconds = 15.0
 
     static func isOpen(port: Int, template: String) async throws -> Bool {
-        let text = template.replacingOccurrences(of: "{port}", with: String(port))
+        let text = template.replacing("{port}", with: String(port))
         let url = try OutgoingHTTP.url(text, refusal: "port-test: \(text) is not an http or https URL")
-        let session = URLSession(configuration: OutgoingHTTP.configuration(timeoutSeconds: timeoutSeconds))
-        defer { session.finishTasksAndInvalidate() }
-        let data: Data
-        let response: URLResponse
+        let response: HTTPResponse
         do {
-            (data, response) = try await session.data(from: url)
+            response = try await OutboundHTTP.send(.init(url: url), timeoutSeconds: timeoutSeconds)
         } catch {
-            throw RPCFailure("port-test: \(text): \(error.localizedDescription)")
+            throw RPCFailure("port-test: \(text): \(error)")
         }
-        guard let status = (response as? HTTPURLResponse)?.statusCode, status == 200 else {
-            throw RPCFailure(
-                "port-test: \(text) answered HTTP \((response as? HTTPURLResponse)?.statusCode ?? 0)")
+        guard response.statusCode == 200 else {
+            throw RPCFailure("port-test: \(text) answered HTTP \(response.statusCode)")
         }
-        let body = String(decoding: data.prefix(64), as: UTF8.self).trimmingCharacters(
-            in: .whitespacesAndNewlines)
+        let body = String(decoding: response.body.prefix(64), as: UTF8.self).filter { !$0.isWhitespace }
         switch body {
         case "1": return true
         case "0": return false

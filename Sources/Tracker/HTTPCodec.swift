@@ -41,19 +41,34 @@ public struct HTTPResponse: Hashable, Sendable {
     public var isRedirect: Bool { [301, 302, 303, 307, 308].contains(statusCode) }
 }
 
-/// Writes the HTTP/1.1 GET request a tracker client sends.
+/// Writes the HTTP/1.1 requests a tracker client (and the daemon's few requests of its own) sends.
 public enum HTTPRequestEncoder {
     /// The request bytes for `url`: `Host`, `Connection: close` (we read one response per connection,
     /// so the end of the body may also be the end of the stream), `Accept-Encoding: identity` (we cannot
     /// decompress) and `User-Agent`. Characters that could break the header are removed from
     /// `userAgent`; the URL parser already refused them in the target.
     public static func get(_ url: TrackerURL, userAgent: String) -> [UInt8] {
-        let agent = String(decoding: userAgent.utf8.filter { $0 >= 0x20 && $0 < 0x7f }, as: UTF8.self)
-        let text =
-            "GET \(url.requestTarget) HTTP/1.1\r\n" + "Host: \(url.hostHeader)\r\n"
-            + "User-Agent: \(agent)\r\n"
-            + "Accept-Encoding: identity\r\n" + "Connection: close\r\n" + "\r\n"
-        return Array(text.utf8)
+        request("GET", url, userAgent: userAgent)
+    }
+
+    /// `method` for `url` with the same fixed headers as ``get(_:userAgent:)``, then `headers` and,
+    /// when there is one, `body` with its `Content-Length`. Characters that could break the header are
+    /// removed from the method, the names and the values.
+    public static func request(
+        _ method: String, _ url: TrackerURL, headers: [HTTPHeader] = [], body: [UInt8] = [], userAgent: String
+    ) -> [UInt8] {
+        var text =
+            "\(headerSafe(method)) \(url.requestTarget) HTTP/1.1\r\n" + "Host: \(url.hostHeader)\r\n"
+            + "User-Agent: \(headerSafe(userAgent))\r\n"
+            + "Accept-Encoding: identity\r\n" + "Connection: close\r\n"
+        for header in headers { text += "\(headerSafe(header.name)): \(headerSafe(header.value))\r\n" }
+        if !body.isEmpty { text += "Content-Length: \(body.count)\r\n" }
+        return Array((text + "\r\n").utf8) + body
+    }
+
+    /// `text` without control characters or bytes beyond ASCII.
+    private static func headerSafe(_ text: String) -> String {
+        String(decoding: text.utf8.filter { $0 >= 0x20 && $0 < 0x7f }, as: UTF8.self)
     }
 }
 
