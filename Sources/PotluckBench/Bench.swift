@@ -3,6 +3,7 @@ import ArgumentParser
 /// `potluck bench`: the benchmarks, each a subcommand in a file of its own.
 public struct Bench: ParsableCommand {
     public static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Measure Potluck against baselines measured in the same run.",
         discussion: """
             Every figure is printed beside a baseline measured moments before on the same machine, \

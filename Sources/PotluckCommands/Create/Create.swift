@@ -6,6 +6,7 @@ import Metainfo
 
 struct Create: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "create",
         abstract: "Make a .torrent file from a file or a folder.",
         discussion: """
             Hashes on every core, with a progress bar on a terminal, then prints the infohash and the \

@@ -26,6 +26,7 @@ func installStopSignals() {
 
 struct Download: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "download",
         abstract: "Download a torrent (a .torrent file or a magnet link) from peers.",
         discussion: """
             A magnet link's info dictionary is fetched first from the peers it names (x.pe), those given \

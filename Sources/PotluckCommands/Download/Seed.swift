@@ -8,6 +8,7 @@ import URing
 
 struct Seed: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "seed",
         abstract: "Seed torrents from data already on disk.",
         discussion: """
             Checks the data (or trusts valid resume data), then accepts peers on --listen and uploads to \

@@ -7,6 +7,7 @@ import TorrentModel
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "info",
         abstract: "Describe a .torrent file or a magnet link.",
         discussion: """
             Shows the name, infohashes, size, pieces, files, trackers, web seeds and flags. A torrent that \
