@@ -253,9 +253,8 @@ public struct PiecePicker: Sendable {
         return table.states[records[record].base + blockIndex]
     }
 
-    /// Whether the bytes of `block` may go into its piece's buffer: the piece is not complete (nor being
-    /// hashed) and the block has not arrived yet. One call, where the engine's two would each copy the
-    /// picker out of its session (it sits in a class's property) for the call.
+    /// Whether the bytes of `block` may go into its piece's buffer: the piece is neither complete nor
+    /// being hashed, and the block has not arrived yet.
     public func acceptsData(for block: BlockRange) -> Bool {
         let state = states[block.piece.int]
         return (state == .downloading || state == .missing) && blockState(of: block) != .received

@@ -183,6 +183,28 @@ func pieceOrder(_ picker: inout PiecePicker, peer: PeerSlot = PeerSlot(1)) -> [I
         #expect(pieceOrder(&picker).sorted() == [0, 1])
     }
 
+    /// The engine copies a block's bytes into its piece buffer only while this says so: never over a
+    /// block already in, nor into a piece being hashed or verified.
+    @Test func blockDataIsAcceptedUntilTheBlockIsInAndNotOnceThePieceIsComplete() {
+        var picker = makePicker(availability: "2")
+        var cancels: [PeerSlot] = []
+        var blocks: [BlockRange] = []
+        let piece = PieceIndex(0)
+        let (first, second) = (picker.geometry.block(0, of: piece), picker.geometry.block(1, of: piece))
+        // Booleans first: a failed expectation would print the whole picker.
+        let missingTakesData = picker.acceptsData(for: first)
+        picker.pickBlocks(for: PeerSlot(1), peerHas: everything(picker), maximumCount: 2, into: &blocks)
+        #expect(blocks == [first, second])
+        _ = picker.blockReceived(first, from: PeerSlot(1), cancelTo: &cancels)
+        let (firstAgain, secondStill) = (picker.acceptsData(for: first), picker.acceptsData(for: second))
+        _ = picker.blockReceived(second, from: PeerSlot(1), cancelTo: &cancels)
+        let whileHashed = picker.acceptsData(for: second)
+        _ = picker.pieceHashPassed(piece)
+        let onceVerified = picker.acceptsData(for: second)
+        #expect(missingTakesData && !firstAgain && secondStill)
+        #expect(!whileHashed && !onceVerified)
+    }
+
     @Test func digestsNameTheSenderOfACorruptBlock() {
         var picker = makePicker(availability: "3")
         var cancels: [PeerSlot] = []
