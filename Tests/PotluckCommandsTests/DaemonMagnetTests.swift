@@ -102,5 +102,7 @@ import Testing
         #expect(try daemon.remote(["-a", url + "/huge"]).output.contains("more than 16 MiB"))
         #expect(
             try daemon.remote(["-a", "ftp://127.0.0.1/x.torrent"]).output.contains("only http and https"))
+        let unsendable = try daemon.remote(["-a", "http://127.0.0.1/a b.torrent"]).output
+        #expect(unsendable.contains("is not a URL that can be fetched"), "\(unsendable)")
     }
 }
