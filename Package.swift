@@ -82,7 +82,7 @@ let package = Package(
             name: "Engine",
             dependencies: [
                 "URing", "Buffers", "Hashing", "Metainfo", "PeerWire", "Swarm", "Storage", "TorrentModel",
-                "Tracker", "TLS", "DHT", "WebSeed", "LocalDiscovery", "Locking", "CLinux",
+                "Tracker", "TLS", "DHT", "WebSeed", "LocalDiscovery", "Locking", "CLinux", "OutboundHTTP",
             ]),
 
         // A blocking HTTP/1.1 client (http and https) for the few requests made off the rings: a

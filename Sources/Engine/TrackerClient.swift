@@ -1,4 +1,5 @@
 import Glibc
+import OutboundHTTP
 import TLS
 import TorrentModel
 import Tracker

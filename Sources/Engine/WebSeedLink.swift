@@ -1,5 +1,6 @@
 import Glibc
 import Hashing
+import OutboundHTTP
 import Swarm
 import TLS
 import TorrentModel

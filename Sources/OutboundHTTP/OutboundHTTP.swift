@@ -111,14 +111,7 @@ public enum OutboundHTTP {
     ) throws(OutboundHTTPError) -> HTTPResponse {
         let tls: TLSConnection
         do throws(TLSError) {
-            let (host, isAddress) =
-                switch request.url.host {
-                case .name(let name): (name, false)
-                case .ipv4(let address): (address.description, true)
-                case .ipv6(let address): (address.description, true)
-                }
-            let context = try TLSContext(extraCAFile: request.extraCAFile)
-            tls = try TLSConnection(context: context, host: host, hostIsAddress: isAddress)
+            tls = try TLSConnection(context: TLSContext(extraCAFile: request.extraCAFile), for: request.url)
             tls.write(bytes)
             try tls.encryptPending()
         } catch {

@@ -45,7 +45,9 @@ import URing
     }
 
     /// The middle seeder dialled two other seeders; a leecher told only about the middle one learns them
-    /// from its PEX message and downloads from them too (the middle one uploads slowly).
+    /// from its PEX message and downloads from them too. Every seeder's upload is capped (the middle
+    /// one's most) so that neither learned seeder can deliver the whole file before the leecher has
+    /// reached the other: uncapped, one of them sometimes served it all within milliseconds.
     @Test func aLeecherLearnsTheMiddlePeersSeedersAndDownloadsFromThem() throws {
         let seedDirectory = try EngineTests.temporaryDirectory("pex-seed")
         let leechDirectory = try EngineTests.temporaryDirectory("pex-leech")
@@ -64,8 +66,8 @@ import URing
             #expect(EngineTests.eventually { peer.address != nil })
             return peer
         }
-        let first = try seeder("127.0.0.2")
-        let second = try seeder("127.0.0.3")
+        let first = try seeder("127.0.0.2", uploadRate: 250_000)
+        let second = try seeder("127.0.0.3", uploadRate: 250_000)
         let middle = try seeder(
             "127.0.0.4", peers: [try #require(first.address), try #require(second.address)],
             uploadRate: 40_000)
