@@ -43,8 +43,9 @@ public struct DHTOptions: Sendable {
 
 /// What torrents on any reactor use to reach the DHT, which lives on the engine's first reactor: they
 /// subscribe to an infohash and peers found for it (in either family's DHT) come back to them as
-/// commands on their own reactor.
-public final class DHTHandle: Sendable {
+/// commands on their own reactor; with an announce port, we are announced too (again every 30 min).
+public final class DHTHandle: DiscoveryHandle {
+    typealias Service = DHTService
     let inbox: ReactorInbox
     /// Where the sockets are bound, one per family (for reports and tests).
     public let boundAddresses: [SocketAddress]
@@ -52,22 +53,6 @@ public final class DHTHandle: Sendable {
     init(inbox: ReactorInbox, boundAddresses: [SocketAddress]) {
         self.inbox = inbox
         self.boundAddresses = boundAddresses
-    }
-
-    /// Looks up peers for `infoHash` now and every few minutes, handing them to the tenant `key` on the
-    /// reactor behind `reply`; with `announcePort`, also announces us there (and again every 30 min).
-    func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
-        inbox.submit { reactor in
-            for dht in reactor.dhtServices {
-                dht.subscribe(infoHash, key: key, reply: reply, announcePort: announcePort)
-            }
-        }
-    }
-
-    func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
-        inbox.submit { reactor in
-            for dht in reactor.dhtServices { dht.unsubscribe(infoHash, key: key) }
-        }
     }
 }
 
@@ -77,7 +62,7 @@ public final class DHTHandle: Sendable {
 /// Invariants: every datagram buffer with an operation in flight stays in `receiving` or `sends` until
 /// its completion; the service leaves its reactor only once none is in flight and the socket is
 /// closed.
-final class DHTService: ReactorService {
+final class DHTService: ReactorService, DiscoveryService {
     static let owner: UInt8 = 6
     static let receiveCount = 4
     static let tickNanoseconds: UInt64 = 250_000_000
@@ -154,6 +139,8 @@ final class DHTService: ReactorService {
     private var sibling: DHTService? { reactor.dhtServices.first { $0 !== self } }
 
     // MARK: Subscriptions
+
+    static func all(on reactor: Reactor) -> [DHTService] { reactor.dhtServices }
 
     func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
         guard !stopping else { return }

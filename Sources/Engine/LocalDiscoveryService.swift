@@ -6,28 +6,14 @@ import URing
 
 /// What torrents on any reactor use to reach Local Service Discovery (BEP 14), which lives on the
 /// engine's first reactor: they subscribe to an infohash, and peers heard on the LAN for it come back
-/// to them as commands on their own reactor.
-public final class LocalDiscoveryHandle: Sendable {
+/// to them as commands on their own reactor; with an announce port, we are announced on the LAN now and
+/// every 5 minutes.
+public final class LocalDiscoveryHandle: DiscoveryHandle {
+    typealias Service = LocalDiscoveryService
     let inbox: ReactorInbox
 
     init(inbox: ReactorInbox) {
         self.inbox = inbox
-    }
-
-    /// Passes peers heard for `infoHash` to the tenant `key` on the reactor behind `reply`; with
-    /// `announcePort` (we take connections), announces us on the LAN now and every 5 minutes.
-    func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
-        inbox.submit { reactor in
-            for service in reactor.localDiscoveryServices {
-                service.subscribe(infoHash, key: key, reply: reply, announcePort: announcePort)
-            }
-        }
-    }
-
-    func unsubscribe(_ infoHash: InfoHash, key: HostKey) {
-        inbox.submit { reactor in
-            for service in reactor.localDiscoveryServices { service.unsubscribe(infoHash, key: key) }
-        }
     }
 }
 
@@ -38,7 +24,7 @@ public final class LocalDiscoveryHandle: Sendable {
 /// Invariants: a datagram with an operation in flight is not touched until its completion; at most one
 /// send is in flight (announces leave at most once a second); the service leaves its reactor only once
 /// no operation is in flight and the socket is closed.
-final class LocalDiscoveryService: ReactorService {
+final class LocalDiscoveryService: ReactorService, DiscoveryService {
     static let owner: UInt8 = 8
     static let receiveCount = 2
     /// Receives use indexes below this; the one send uses this index.
@@ -85,6 +71,8 @@ final class LocalDiscoveryService: ReactorService {
     }
 
     // MARK: Subscriptions
+
+    static func all(on reactor: Reactor) -> [LocalDiscoveryService] { reactor.localDiscoveryServices }
 
     func subscribe(_ infoHash: InfoHash, key: HostKey, reply: ReactorInbox, announcePort: UInt16?) {
         guard !stopping else { return }
