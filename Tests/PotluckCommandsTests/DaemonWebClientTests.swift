@@ -31,7 +31,12 @@ import Testing
             "--user-data-dir=\(root.appendingPathComponent("chromium").path)", "--virtual-time-budget=15000",
             "--window-size=1280,800",
         ]
-        let dom = try CreateInteropTests.run(Self.chromium, common + ["--dump-dom", page])
+        // A page whose first refresh had not rendered the list when the budget ran out (seen on a
+        // loaded machine, a browser start taking minutes) is loaded again, at most three times.
+        var dom = try CreateInteropTests.run(Self.chromium, common + ["--dump-dom", page])
+        for _ in 1..<3 where dom.status == 0 && !dom.output.contains(">payload<") {
+            dom = try CreateInteropTests.run(Self.chromium, common + ["--dump-dom", page])
+        }
         #expect(dom.status == 0, "\(daemon.logText)")
         #expect(dom.output.contains("torrent_list"), "\(dom.output.prefix(2000))")
         #expect(dom.output.contains(">payload<"), "\(dom.output)")
