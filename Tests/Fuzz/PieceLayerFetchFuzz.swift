@@ -16,10 +16,8 @@ public func pieceLayerFetchFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ siz
     var input = FuzzInput(data, count: size)
     let pieceLength = 16 * 1024 << Int(input.byte() % 3)
     let pieceCount = 2 + Int(input.uint16() % 599)
-    let layer = (0..<pieceCount).map { SHA256.hash([UInt8(truncatingIfNeeded: $0), UInt8($0 >> 8), 7]) }
-    let tree = MerkleTree.layers(pieceLayer: layer, pieceLength: pieceLength)
+    let (layer, tree) = trueTree(pieceLength: pieceLength, pieceCount: pieceCount)
     let root = tree.last![0]
-    precondition(root == MerkleTree.root(pieceLayer: layer, pieceLength: pieceLength), "the tree's root")
 
     // Requests for the true tree, as a seeder answers them.
     let request = HashRequest(header: input.bytes(48)[...])
@@ -80,6 +78,22 @@ public func pieceLayerFetchFuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ siz
     }
     if fetch.isComplete { precondition(fetch.layers[root] == layer, "completed with another layer") }
     return 0
+}
+
+/// The true piece layer and tree of each geometry, made once: building them anew for every input took
+/// four fifths of the harness's time (30,000 runs from one corpus and seed: 49–53 s, now 10 s).
+nonisolated(unsafe) private var treesByGeometry: [Int: (layer: [SHA256Digest], tree: [[SHA256Digest]])] = [:]
+
+private func trueTree(pieceLength: Int, pieceCount: Int) -> (layer: [SHA256Digest], tree: [[SHA256Digest]]) {
+    let key = pieceLength << 16 | pieceCount
+    if let made = treesByGeometry[key] { return made }
+    let layer = (0..<pieceCount).map { SHA256.hash([UInt8(truncatingIfNeeded: $0), UInt8($0 >> 8), 7]) }
+    let tree = MerkleTree.layers(pieceLayer: layer, pieceLength: pieceLength)
+    precondition(
+        tree.last![0] == MerkleTree.root(pieceLayer: layer, pieceLength: pieceLength), "the tree's root")
+    // Bounded: at most 1,797 geometries, each up to about 64 KiB.
+    treesByGeometry[key] = (layer, tree)
+    return (layer, tree)
 }
 
 /// The requester's check: the asked hashes fold to their subtree's root, which the uncles lift to the
