@@ -66,7 +66,11 @@ for harness in "${harnesses[@]}"; do
 done
 
 # Optimised, but with the debug assertion configuration so that a failed precondition prints its message.
-swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -assert-config Debug -g -use-ld=lld -package-name potluck
+# Cross-module optimisation lets a harness's generic types (`MetadataFetch<Int>`, say) be specialised
+# instead of looking up their metadata at run time: the metadata stage's and the piece layers' harnesses
+# ran about twice as fast with it, the others up to a fifth faster (fixed runs from one corpus and seed).
+swift_flags=(-sanitize=fuzzer,address -parse-as-library -O -cross-module-optimization -assert-config Debug -g
+    -use-ld=lld -package-name potluck
     -I "$out/modules" -I CSupport/CLibCrypto)
 
 # build_module NAME: compiles Sources/NAME into one object plus a module interface other code can import.
