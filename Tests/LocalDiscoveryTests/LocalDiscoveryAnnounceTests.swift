@@ -99,6 +99,24 @@ import TorrentModel
         #expect(try LocalDiscoveryAnnounce(decoding: full).infoHashes == Array(hashes.prefix(26)))
     }
 
+    /// A sender's tighter spelling (bare line feeds, no spaces, no Host header) fits more in a datagram
+    /// than ours would: it is taken whole, though our encoding of it is past the size we decode (the
+    /// local discovery fuzzer's long run found one with a 1,358-byte cookie, 2026-12-06).
+    @Test func aTightlySpelledAnnounceIsTakenThoughOursWouldBeLonger() throws {
+        let hashes = (0..<28).map { index in InfoHash([UInt8](repeating: UInt8(index + 1), count: 20))! }
+        let tight = "BT-SEARCH * HTTP/1.1\nport:1\n" + hashes.map { "infohash:\($0.hex)\n" }.joined() + "\n"
+        #expect(tight.utf8.count <= LocalDiscoveryAnnounce.maximumDecodedBytes)
+        let announce = try LocalDiscoveryAnnounce(decoding: Self.bytes(tight))
+        #expect(announce.infoHashes == hashes && announce.port == 1)
+        #expect(announce.encoded().count > LocalDiscoveryAnnounce.maximumDecodedBytes)
+
+        let cookie = String(repeating: "c", count: 1358)
+        let longCookie = "BT-SEARCH * HTTP/1.\ncookie: \(cookie)\nPort: 6881\nInfohash: \(hashes[0].hex)\n\n"
+        let withCookie = try LocalDiscoveryAnnounce(decoding: Self.bytes(longCookie))
+        #expect(withCookie.cookie == cookie && withCookie.infoHashes == [hashes[0]])
+        #expect(withCookie.encoded().count > LocalDiscoveryAnnounce.maximumDecodedBytes)
+    }
+
     /// As many infohashes as the capacity says still fit BEP 14's 1,400 bytes.
     @Test func capacityKeepsMessagesUnder1400Bytes() {
         let capacity = LocalDiscoveryAnnounce.infoHashCapacity(cookie: "0123abcd")
