@@ -5,8 +5,9 @@ import TorrentModel
 /// The first byte picks what the rest is.
 ///
 /// Even: a datagram heard on the multicast group. What decodes must stay within the bounds, come back
-/// from its own encoding unchanged (cookie and port included) when that fits the size bound, and yield through `LocalDiscovery` only
-/// peers of subscribed torrents with the announce's port, none when the cookie is ours.
+/// from its own encoding unchanged (cookie and port included) when that fits the size bound, and yield
+/// through `LocalDiscovery` only peers of subscribed torrents with the announce's port, none when the
+/// cookie is ours.
 ///
 /// Odd: a script of subscriptions, unsubscriptions and time passing. The announces `LocalDiscovery`
 /// sends must be at least a second apart, within 1,400 bytes, name only torrents subscribed with the

@@ -54,6 +54,10 @@ private struct SimulatedPeer {
     var isHonest = true
     /// The size this peer last claimed.
     var claimedSize: Int?
+    /// Sent raw bytes: what the fetch parsed after them (a message they began may swallow later claims,
+    /// or they may hold a claim of their own) is unknown, so only the largest size any peer may claim
+    /// bounds what it asks this connection for.
+    var sentRawBytes = false
     /// Our bytes not parsed yet, and whether our handshake has been read off them.
     var inbound: [UInt8] = []
     var handshakeRead = false
@@ -123,7 +127,10 @@ private struct FetchScript {
             send(extended(id: MetadataFetch<Int>.metadataExtensionID, message.encoded()), from: peer, &input)
         case 6:
             let bytes = input.prefix(Int(input.byte()))
-            if canSpeak(peer) { peers[peer].isHonest = false }
+            if canSpeak(peer) {
+                peers[peer].isHonest = false
+                if !bytes.isEmpty { peers[peer].sentRawBytes = true }
+            }
             send(bytes, from: peer, &input)
         default:
             let piece = Int(input.byte())
@@ -290,7 +297,9 @@ private struct FetchScript {
             precondition(inbound[5] == theirMetadataID, "a message under a number the peer did not choose")
             switch try? MetadataMessage(decoding: payload) {
             case .request(let piece):
-                let size = peers[peer].claimedSize ?? 0
+                let size =
+                    peers[peer].sentRawBytes
+                    ? MetadataMessage.maximumMetadataSize : peers[peer].claimedSize ?? 0
                 precondition(piece < MetadataMessage.pieceCount(metadataSize: size), "a piece past the size")
                 peers[peer].requested.append(piece)
                 requests += 1

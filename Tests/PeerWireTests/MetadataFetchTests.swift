@@ -290,4 +290,50 @@ private struct Exchange {
         let reject = FarPeer.extended(id: peer.theirMetadataID, MetadataMessage.reject(piece: 0).encoded())
         #expect(actions.contains(.send(reject, to: 0)))
     }
+
+    /// Found by the metadata stage's fuzzer (its own bookkeeping took a claim that the fetch could not
+    /// have read): an extension handshake that arrives inside a message still being received is part of
+    /// that message, so the size it claims changes nothing.
+    @Test func aClaimInsideAnUnfinishedMessageIsNotTaken() {
+        let info = metadata(size: 40_000, seed: 9)
+        let hash = InfoHash(v1Digest: SHA1.hash(info))
+        var fetch = MetadataFetch<Int>(
+            infoHash: hash, hashes: InfoDictionaryHashes(v1: hash, v2: nil)!,
+            localPeerID: PeerID(Array(repeating: 1, count: 20))!, clientName: "test")
+        var peer = FarPeer(infoHash: hash, metadata: info)
+        var actions: [MetadataFetch<Int>.Action] = []
+        fetch.connected(0, into: &actions)
+        peer.opening().withUnsafeBytes {
+            fetch.received($0, from: 0, now: Instant(nanoseconds: 0), into: &actions)
+        }
+        var answers: [UInt8] = []
+        for case .send(let bytes, 0) in actions { answers += peer.read(bytes) }
+        #expect(peer.requestsSeen.contains { $0 > 0 }, "asked for more than the first of three pieces")
+
+        // The first bytes of a 5,600-byte message that swallows a claim of one piece, the rest of it,
+        // then the answers to the requests made under the first claim, which must complete the metadata.
+        var smaller = ExtensionHandshake(clientName: "far")
+        smaller.extensions["ut_metadata"] = peer.theirMetadataID
+        smaller.metadataSize = 1_994
+        let swallowed = FarPeer.extended(id: 0, smaller.encoded())
+        let rest = [UInt8](repeating: 0, count: 0x15e0 - 2 - swallowed.count)
+        var delivery = [0, 0, 0x15, 0xe0, 20, 0x41] + swallowed + rest + answers
+        var completed = false
+        while !delivery.isEmpty {
+            actions.removeAll()
+            delivery.withUnsafeBytes {
+                fetch.received($0, from: 0, now: Instant(nanoseconds: 0), into: &actions)
+            }
+            delivery = []
+            for action in actions {
+                switch action {
+                case .send(let bytes, 0): delivery += peer.read(bytes)
+                case .completed(let infoDictionary): completed = infoDictionary == info
+                case .disconnect(_, let reason): Issue.record("the peer was dropped: \(reason)")
+                default: break
+                }
+            }
+        }
+        #expect(completed)
+    }
 }
