@@ -142,6 +142,9 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         guard var stream = streams.removeValue(forKey: peer) else { return }
         var index = 0
         var failure: String?
+        // Only a whole message (or a lost peer) can change what to ask: a recv that ends mid-message
+        // leaves the requests as they are.
+        var heardMessage = false
         while index < bytes.count && failure == nil {
             if !stream.handshakeDone {
                 let take = min(Handshake.byteCount - stream.handshake.count, bytes.count - index)
@@ -164,6 +167,7 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
                 index += take
                 if stream.remaining == 0 && stream.keeping {
                     stream.keeping = false
+                    heardMessage = true
                     let payload = stream.payload
                     stream.payload = []
                     if stream.messageID == 20 {
@@ -181,7 +185,7 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         } else {
             streams[peer] = stream
         }
-        askForPieces(now: now, into: &actions)
+        if heardMessage || failure != nil { askForPieces(now: now, into: &actions) }
     }
 
     /// Nil when the peer's handshake is for our torrent, else why not.
