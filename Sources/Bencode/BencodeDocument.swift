@@ -96,21 +96,36 @@ public struct BencodeNode: Sendable {
 
     /// The value for `key` if this is a dictionary that has it.
     public subscript(key: String) -> BencodeNode? {
-        // Compared in place: making the key an array first allocated on every lookup.
-        guard let entries = dictionary else { return nil }
-        for entry in entries where entry.key.elementsEqual(key.utf8) {
-            return entry.value
-        }
-        return nil
+        var key = key
+        return key.withUTF8 { valueIndex(forKey: $0) }.map { BencodeNode(document: document, index: $0) }
     }
 
     /// The value for a raw byte-string key if this is a dictionary that has it.
     public subscript(key: ArraySlice<UInt8>) -> BencodeNode? {
-        guard let entries = dictionary else { return nil }
-        for entry in entries where entry.key.elementsEqual(key) {
-            return entry.value
+        key.withUnsafeBufferPointer { valueIndex(forKey: $0) }.map {
+            BencodeNode(document: document, index: $0)
         }
-        return nil
+    }
+
+    /// The token of the value stored under `key`, found by walking the keys' tokens and comparing their
+    /// bytes in place, the length first. A node per entry (each retaining the document) and a generic
+    /// comparison per key made lookups most of the time a DHT node spends decoding a message.
+    private func valueIndex(forKey key: UnsafeBufferPointer<UInt8>) -> Int? {
+        let tokens = document.tokens
+        guard tokens[index].kind == .dictionary else { return nil }
+        let end = tokens[index].subtreeEnd
+        return document.bytes.withUnsafeBufferPointer { bytes in
+            var keyIndex = index + 1
+            while keyIndex < end {
+                let keyToken = tokens[keyIndex]
+                let valueIndex = keyToken.subtreeEnd
+                guard valueIndex < end else { return nil }
+                let keyBytes = UnsafeBufferPointer(rebasing: bytes[keyToken.payloadStart..<keyToken.end])
+                if keyBytes.count == key.count && keyBytes.elementsEqual(key) { return valueIndex }
+                keyIndex = tokens[valueIndex].subtreeEnd
+            }
+            return nil
+        }
     }
 
     /// The first child token of a container, and the token after its subtree.

@@ -64,9 +64,7 @@ public enum BencodeValue: Hashable, Sendable {
     public func encode(into out: inout [UInt8]) {
         switch self {
         case .integer(let value):
-            out.append(UInt8(ascii: "i"))
-            out.append(contentsOf: String(value).utf8)
-            out.append(UInt8(ascii: "e"))
+            Self.encodeInteger(value, into: &out)
         case .bytes(let bytes):
             Self.encodeString(bytes, into: &out)
         case .list(let elements):
@@ -75,18 +73,36 @@ public enum BencodeValue: Hashable, Sendable {
             out.append(UInt8(ascii: "e"))
         case .dictionary(let entries):
             out.append(UInt8(ascii: "d"))
-            for key in entries.keys.sorted() {
+            for (key, value) in entries.sorted(by: { $0.key < $1.key }) {
                 Self.encodeString(key.bytes, into: &out)
-                entries[key]?.encode(into: &out)
+                value.encode(into: &out)
             }
             out.append(UInt8(ascii: "e"))
         }
     }
 
+    static func encodeInteger(_ value: Int64, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "i"))
+        if value < 0 { out.append(UInt8(ascii: "-")) }
+        appendDecimal(value.magnitude, to: &out)
+        out.append(UInt8(ascii: "e"))
+    }
+
     static func encodeString(_ bytes: some Collection<UInt8>, into out: inout [UInt8]) {
-        out.append(contentsOf: String(bytes.count).utf8)
+        appendDecimal(UInt64(bytes.count), to: &out)
         out.append(UInt8(ascii: ":"))
         out.append(contentsOf: bytes)
+    }
+
+    /// Writes `value`'s digits straight into `out`: going through `String` allocated for every length
+    /// and integer, which made encoding a DHT query or a metadata request mostly allocation.
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        var divisor: UInt64 = 1
+        while value / divisor >= 10 { divisor *= 10 }
+        repeat {
+            out.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            divisor /= 10
+        } while divisor > 0
     }
 
     /// The integer, if this is one.

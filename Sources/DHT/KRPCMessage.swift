@@ -101,63 +101,123 @@ public struct KRPCMessage: Hashable, Sendable {
         self.isReadOnly = isReadOnly
     }
 
-    /// The canonical bencoding.
+    /// The canonical bencoding, written key by key in the order BEP 3 sorts them (a node sends one for
+    /// every query of every lookup; building a dictionary to sort was most of that cost).
     public func encoded() -> [UInt8] {
-        var top: [BencodeKey: BencodeValue] = ["t": .bytes(transactionID)]
+        var writer = BencodeWriter(reservingCapacity: 128)
+        writer.beginDictionary()
         switch body {
         case .query(let query):
-            top["y"] = "q"
-            top["q"] = .string(query.methodName)
-            top["a"] = .dictionary(Self.arguments(of: query))
-        case .response(let response):
-            top["y"] = "r"
-            top["r"] = .dictionary(Self.returnValues(of: response))
+            writer.key("a")
+            Self.writeArguments(of: query, to: &writer)
         case .error(let code, let message):
-            top["y"] = "e"
-            top["e"] = [.integer(code), .bytes(message)]
+            writer.key("e")
+            writer.beginList()
+            writer.integer(code)
+            writer.string(message)
+            writer.end()
+        case .response:
+            break
         }
-        if let requesterEndpoint { top["ip"] = .bytes(requesterEndpoint.compact) }
-        if isReadOnly { top["ro"] = 1 }
-        return BencodeValue.dictionary(top).encoded()
+        if let requesterEndpoint {
+            writer.key("ip")
+            writer.string(requesterEndpoint.compact)
+        }
+        switch body {
+        case .query(let query):
+            writer.key("q")
+            writer.string(query.methodName)
+        case .response(let response):
+            writer.key("r")
+            Self.writeReturnValues(of: response, to: &writer)
+        case .error:
+            break
+        }
+        if isReadOnly {
+            writer.key("ro")
+            writer.integer(1)
+        }
+        writer.key("t")
+        writer.string(transactionID)
+        writer.key("y")
+        switch body {
+        case .query: writer.key("q")
+        case .response: writer.key("r")
+        case .error: writer.key("e")
+        }
+        writer.end()
+        return writer.bytes
     }
 
-    private static func arguments(of query: KRPCQuery) -> [BencodeKey: BencodeValue] {
-        var arguments: [BencodeKey: BencodeValue] = ["id": .bytes(query.sender.bytes)]
+    /// Keys in order: `id`, `implied_port`, `info_hash`, `port`, `target`, `token`, `want`.
+    private static func writeArguments(of query: KRPCQuery, to writer: inout BencodeWriter) {
+        writer.beginDictionary()
+        writer.key("id")
+        query.sender.withUnsafeBytes { writer.string($0) }
         switch query {
         case .ping:
             break
         case .findNode(_, let target, let want):
-            arguments["target"] = .bytes(target.bytes)
-            if let want = encoded(want) { arguments["want"] = want }
+            writer.key("target")
+            target.withUnsafeBytes { writer.string($0) }
+            write(want, to: &writer)
         case .getPeers(_, let infoHash, let want):
-            arguments["info_hash"] = .bytes(infoHash.bytes)
-            if let want = encoded(want) { arguments["want"] = want }
+            writer.key("info_hash")
+            infoHash.withUnsafeBytes { writer.string($0) }
+            write(want, to: &writer)
         case .announcePeer(_, let infoHash, let port, let impliedPort, let token):
-            arguments["info_hash"] = .bytes(infoHash.bytes)
-            arguments["port"] = .integer(Int64(port))
-            arguments["token"] = .bytes(token)
-            if impliedPort { arguments["implied_port"] = 1 }
+            if impliedPort {
+                writer.key("implied_port")
+                writer.integer(1)
+            }
+            writer.key("info_hash")
+            infoHash.withUnsafeBytes { writer.string($0) }
+            writer.key("port")
+            writer.integer(Int64(port))
+            writer.key("token")
+            writer.string(token)
         }
-        return arguments
+        writer.end()
     }
 
-    private static func encoded(_ want: KRPCWant) -> BencodeValue? {
-        guard !want.isEmpty else { return nil }
-        var list: [BencodeValue] = []
-        if want.contains(.ipv4) { list.append("n4") }
-        if want.contains(.ipv6) { list.append("n6") }
-        return .list(list)
+    private static func write(_ want: KRPCWant, to writer: inout BencodeWriter) {
+        guard !want.isEmpty else { return }
+        writer.key("want")
+        writer.beginList()
+        if want.contains(.ipv4) { writer.key("n4") }
+        if want.contains(.ipv6) { writer.key("n6") }
+        writer.end()
     }
 
-    private static func returnValues(of response: KRPCResponse) -> [BencodeKey: BencodeValue] {
-        var values: [BencodeKey: BencodeValue] = ["id": .bytes(response.sender.bytes)]
-        for (key, nodes) in [("nodes", response.nodes), ("nodes6", response.nodes6)] where !nodes.isEmpty {
-            var compact: [UInt8] = []
-            for node in nodes { node.appendCompact(to: &compact) }
-            values[BencodeKey(key)] = .bytes(compact)
+    /// Keys in order: `id`, `nodes`, `nodes6`, `token`, `values`.
+    private static func writeReturnValues(of response: KRPCResponse, to writer: inout BencodeWriter) {
+        writer.beginDictionary()
+        writer.key("id")
+        response.sender.withUnsafeBytes { writer.string($0) }
+        if !response.nodes.isEmpty {
+            writer.key("nodes")
+            writer.string(compact(response.nodes))
         }
-        if !response.values.isEmpty { values["values"] = .list(response.values.map { .bytes($0.compact) }) }
-        if let token = response.token { values["token"] = .bytes(token) }
-        return values
+        if !response.nodes6.isEmpty {
+            writer.key("nodes6")
+            writer.string(compact(response.nodes6))
+        }
+        if let token = response.token {
+            writer.key("token")
+            writer.string(token)
+        }
+        if !response.values.isEmpty {
+            writer.key("values")
+            writer.beginList()
+            for value in response.values { writer.string(value.compact) }
+            writer.end()
+        }
+        writer.end()
+    }
+
+    private static func compact(_ nodes: [DHTNodeInfo]) -> [UInt8] {
+        var compact: [UInt8] = []
+        for node in nodes { node.appendCompact(to: &compact) }
+        return compact
     }
 }

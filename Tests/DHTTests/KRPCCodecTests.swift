@@ -118,9 +118,18 @@ import TorrentModel
                         nodes6: [DHTNodeInfo(id: Self.id, endpoint: v6)], values: [endpoint(5, 6, 7, 8), v6],
                         token: [7])),
                 requesterEndpoint: endpoint(124, 31, 75, 21, port: 1)),
+            KRPCMessage(
+                transactionID: [3, 4],
+                body: .query(
+                    .getPeers(sender: Self.id, infoHash: asciiID("mnopqrstuvwxyz123456"), want: [.ipv6])),
+                requesterEndpoint: v6, isReadOnly: true),
+            KRPCMessage(
+                transactionID: [5], body: .error(code: KRPCErrorCode.protocolError, message: ascii("no"))),
         ]
         for message in messages {
             #expect(try KRPCMessage.decode(message.encoded()) == message)
+            // Keys written in BEP 3's order: the strict decoder (unsorted keys refused) takes it too.
+            #expect(throws: Never.self) { try BencodeDocument(bytes: message.encoded()) }
         }
         #expect(v6.compact.count == 18 && DHTEndpoint(compact: v6.compact) == v6)
     }
