@@ -139,16 +139,23 @@ public enum MetadataMessage: Hashable, Sendable {
 
     /// The payload to send as the extended message: the canonical dictionary, then a data message's piece.
     public func encoded() -> [UInt8] {
-        var dictionary: [BencodeKey: BencodeValue] = ["piece": .integer(Int64(piece))]
+        var writer = BencodeWriter(reservingCapacity: 64)
+        writer.beginDictionary()
+        writer.key("msg_type")
         switch self {
-        case .request: dictionary["msg_type"] = 0
-        case .data(_, let totalSize, _):
-            dictionary["msg_type"] = 1
-            dictionary["total_size"] = .integer(Int64(totalSize))
-        case .reject: dictionary["msg_type"] = 2
+        case .request: writer.integer(0)
+        case .data: writer.integer(1)
+        case .reject: writer.integer(2)
         }
-        var out = BencodeValue.dictionary(dictionary).encoded()
-        if case .data(_, _, let payload) = self { out += payload }
-        return out
+        writer.key("piece")
+        writer.integer(Int64(piece))
+        guard case .data(_, let totalSize, let payload) = self else {
+            writer.end()
+            return writer.bytes
+        }
+        writer.key("total_size")
+        writer.integer(Int64(totalSize))
+        writer.end()
+        return writer.bytes + payload
     }
 }

@@ -127,25 +127,37 @@ public struct PexMessage: Hashable, Sendable {
     /// The payload to send. `added` and `dropped` are always present (empty when there is nothing to
     /// say), so every message carries a contact list; the IPv6 keys and the flags appear when non-empty.
     public func encoded() -> [UInt8] {
-        var dictionary: [BencodeKey: BencodeValue] = [:]
-        for isIPv6 in [false, true] {
-            let peers = added.filter { $0.address.isIPv6 == isIPv6 }
-            let gone = dropped.filter { $0.isIPv6 == isIPv6 }
-            let suffix = isIPv6 ? "6" : ""
-            if !isIPv6 || !peers.isEmpty {
-                var compact: [UInt8] = []
-                for peer in peers { peer.address.appendCompact(to: &compact) }
-                dictionary[BencodeKey("added" + suffix)] = .bytes(compact)
-            }
-            if !peers.isEmpty {
-                dictionary[BencodeKey("added\(suffix).f")] = .bytes(peers.map(\.flags.rawValue))
-            }
-            if !isIPv6 || !gone.isEmpty {
-                var compact: [UInt8] = []
-                for address in gone { address.appendCompact(to: &compact) }
-                dictionary[BencodeKey("dropped" + suffix)] = .bytes(compact)
-            }
+        let added4 = added.filter { !$0.address.isIPv6 }
+        let added6 = added.filter { $0.address.isIPv6 }
+        let dropped6 = dropped.filter { $0.isIPv6 }
+        var writer = BencodeWriter(reservingCapacity: 64 + 19 * added.count + 18 * dropped.count)
+        // Keys in BEP 3's order: added, added.f, added6, added6.f, dropped, dropped6.
+        writer.beginDictionary()
+        writer.key("added")
+        writer.string(Self.compact(added4.lazy.map { $0.address }))
+        if !added4.isEmpty {
+            writer.key("added.f")
+            writer.string(added4.map { $0.flags.rawValue })
         }
-        return BencodeValue.dictionary(dictionary).encoded()
+        if !added6.isEmpty {
+            writer.key("added6")
+            writer.string(Self.compact(added6.lazy.map { $0.address }))
+            writer.key("added6.f")
+            writer.string(added6.map { $0.flags.rawValue })
+        }
+        writer.key("dropped")
+        writer.string(Self.compact(dropped.filter { !$0.isIPv6 }))
+        if !dropped6.isEmpty {
+            writer.key("dropped6")
+            writer.string(Self.compact(dropped6))
+        }
+        writer.end()
+        return writer.bytes
+    }
+
+    private static func compact(_ addresses: some Sequence<PeerAddress>) -> [UInt8] {
+        var compact: [UInt8] = []
+        for address in addresses { address.appendCompact(to: &compact) }
+        return compact
     }
 }
