@@ -3,6 +3,7 @@
 #
 #   Tests/Fuzz/run.sh [seconds-per-harness] [harness...]   time-boxed run (default 30 s each)
 #   Tests/Fuzz/run.sh --runs N [harness...]                each harness to N executions (the long run)
+#   Tests/Fuzz/run.sh --runs N --jobs J [harness...]       the same, J processes per harness (one a core)
 #
 # With no harness named, all of them run, one at a time. The long run prints, per harness, the
 # executions and the wall time libFuzzer reports, and appends them to .build-fuzz/long-run.md.
@@ -16,9 +17,14 @@ set -euo pipefail
 
 seconds=30
 runs=""
+jobs=1
 if [[ "${1:-}" == --runs ]]; then
     runs="${2:?--runs needs an execution count}"
     shift 2
+    if [[ "${1:-}" == --jobs ]]; then
+        jobs="${2:?--jobs needs a process count}"
+        shift 2
+    fi
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     seconds="$1"
     shift
@@ -370,6 +376,9 @@ for harness in "${harnesses[@]}"; do
     if [[ -n "$runs" ]]; then
         echo "== fuzzing $harness for $runs executions"
         options+=(-runs="$runs")
+        # libFuzzer's fork mode: child processes fuzz from the shared corpus, new inputs are merged back
+        # into it, and the executions of all of them count towards N (it stops at the first crash).
+        if ((jobs > 1)); then options+=(-fork="$jobs"); fi
     else
         echo "== fuzzing $harness for ${seconds}s"
         options+=(-max_total_time="$seconds")
@@ -378,6 +387,15 @@ for harness in "${harnesses[@]}"; do
         echo "!! $harness found a crash; see $out/$harness.log and $artifacts/" >&2
         tail -n 40 "$out/$harness.log" >&2
         failed=1
+        continue
+    fi
+    if ((jobs > 1)); then
+        # Fork mode ends with "INFO: fuzzed for 10000123 iterations, wrapping up soon", then
+        # "INFO: exiting: 0 time: 1234s".
+        executions=$(grep -a -o -E 'fuzzed for [0-9]+ iterations' "$out/$harness.log" | tail -n 1 | tr -dc 0-9)
+        elapsed=$(grep -a -o -E 'exiting: 0 time: [0-9]+s' "$out/$harness.log" | tail -n 1 | sed 's/.* //; s/s$//')
+        echo "$harness: $executions runs in $elapsed s, $jobs processes"
+        echo "| $harness ($jobs processes) | $executions | $elapsed s | $(date -u +%Y-%m-%d) |" >>"$summary"
         continue
     fi
     # libFuzzer's last line: "Done 10000000 runs in 1234 second(s)".
