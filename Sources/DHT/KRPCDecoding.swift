@@ -103,16 +103,17 @@ extension KRPCMessage {
         }
         let isReadOnly = root["ro"]?.integer == 1
         let body: Body
-        switch Array(type) {
-        case Array("q".utf8):
+        // Compared as a `String`: one this short is stored inline, where an array per case allocated.
+        switch String(decoding: type, as: UTF8.self) {
+        case "q":
             do {
                 body = .query(try decodeQuery(root, limits: limits))
             } catch {
                 throw KRPCDecodingError(error.reason, queryTransactionID: transactionID)
             }
-        case Array("r".utf8):
+        case "r":
             body = .response(try decodeResponse(root, limits: limits))
-        case Array("e".utf8):
+        case "e":
             guard let list = root["e"]?.list else { throw KRPCDecodingError(.missingKey("e")) }
             let elements = Array(list)
             guard let code = elements.first?.integer else { throw KRPCDecodingError(.invalidValue(key: "e")) }
@@ -134,16 +135,16 @@ extension KRPCMessage {
             throw KRPCDecodingError(.missingKey("a"))
         }
         let sender: NodeID = try requiredID(arguments, "id")
-        switch Array(method) {
-        case Array("ping".utf8):
+        switch String(decoding: method, as: UTF8.self) {
+        case "ping":
             return .ping(sender: sender)
-        case Array("find_node".utf8):
+        case "find_node":
             return .findNode(
                 sender: sender, target: try requiredID(arguments, "target"), want: want(arguments))
-        case Array("get_peers".utf8):
+        case "get_peers":
             return .getPeers(
                 sender: sender, infoHash: try requiredID(arguments, "info_hash"), want: want(arguments))
-        case Array("announce_peer".utf8):
+        case "announce_peer":
             let infoHash: InfoHash = try requiredID(arguments, "info_hash")
             let token = try requiredString(arguments, "token")
             guard token.count <= limits.maxTokenBytes else {
