@@ -103,7 +103,7 @@ extension KRPCMessage {
         }
         let isReadOnly = root["ro"]?.integer == 1
         let body: Body
-        // Compared as a `String`: one this short is stored inline, where an array per case allocated.
+        // Compared as a `String`, which holds one this short inline: nothing is allocated.
         switch String(decoding: type, as: UTF8.self) {
         case "q":
             do {
