@@ -4,9 +4,17 @@
 #   Tests/Fuzz/run.sh [seconds-per-harness] [harness...]   time-boxed run (default 30 s each)
 #   Tests/Fuzz/run.sh --runs N [harness...]                each harness to N executions (the long run)
 #   Tests/Fuzz/run.sh --runs N --jobs J [harness...]       the same, J processes per harness (one a core)
+#   Tests/Fuzz/run.sh --runs N --jobs J --continue [harness...]
+#                                       resumes a long run that was cut short (the machine stopped)
 #
 # With no harness named, all of them run, one at a time. The long run prints, per harness, the
 # executions and the wall time libFuzzer reports, and appends them to .build-fuzz/long-run.md.
+#
+# A long run on two cores can outlast the time a machine is lent for. `--continue` counts what the cut
+# run did (the last progress line of its log: executions of the jobs that had reported, and the time),
+# keeps that log as <harness>.sitting-K.log, and fuzzes only the executions still missing, from the
+# corpus the earlier sittings grew. That is what fork mode does anyway between its jobs: each job is a
+# new process started from the shared corpus. The table's row says how many sittings the run took.
 #
 # SwiftPM cannot build libFuzzer binaries, so each module the harness needs is compiled with swiftc
 # into .build-fuzz/ (git-ignored) as its own module, in dependency order, then linked with the harness
@@ -18,12 +26,18 @@ set -euo pipefail
 seconds=30
 runs=""
 jobs=1
+continuing=0
 if [[ "${1:-}" == --runs ]]; then
     runs="${2:?--runs needs an execution count}"
     shift 2
     if [[ "${1:-}" == --jobs ]]; then
         jobs="${2:?--jobs needs a process count}"
         shift 2
+    fi
+    if [[ "${1:-}" == --continue ]]; then
+        ((jobs > 1)) || { echo "--continue resumes fork-mode runs only: give --jobs 2 or more" >&2; exit 2; }
+        continuing=1
+        shift
     fi
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     seconds="$1"
@@ -95,6 +109,31 @@ build_harness() {
     echo "== linking $name"
     swiftc "${swift_flags[@]}" -module-name "$name" Tests/Fuzz/"$name".swift Tests/Fuzz/Support/*.swift \
         "${objects[@]}" -lcrypto -o "$out/$name"
+}
+
+# resume_cut_run NAME: if NAME's last log is a fork-mode long run that was cut short, adds its executions
+# and time to NAME.sittings (one line per cut sitting) and keeps the log as NAME.sitting-K.log.
+resume_cut_run() {
+    local name="$1" log="$out/$1.log" last executions elapsed
+    [[ -e "$log" ]] || return 0
+    if grep -a -q -E 'fuzzed for [0-9]+ iterations' "$log"; then
+        echo "== $name: its last long run finished; this one starts afresh"
+        rm -f "$out/$name.sittings" "$out/$name".sitting-*.log
+        return 0
+    fi
+    # Fork mode's progress: "#2413501: cov: 2143 ft: 13350 corp: 1037 exec/s: 375 oom/timeout/crash: 0/0/0
+    # time: 3210s job: 111 dft_time: 0", counting the jobs that have reported.
+    last=$(grep -a -E '^#[0-9]+: .* time: [0-9]+s' "$log" | tail -n 1 || true)
+    [[ -n "$last" ]] || return 0
+    if [[ "$last" != *"oom/timeout/crash: 0/0/0"* ]]; then
+        echo "!! $name: its last run stopped at a crash, timeout or OOM; fix that and start afresh" >&2
+        exit 1
+    fi
+    executions=$(sed -E 's/^#([0-9]+):.*/\1/' <<<"$last")
+    elapsed=$(sed -E 's/.* time: ([0-9]+)s.*/\1/' <<<"$last")
+    echo "$executions $elapsed" >>"$out/$name.sittings"
+    mv "$log" "$out/$name.sitting-$(wc -l <"$out/$name.sittings").log"
+    echo "== $name: an earlier sitting was cut after $executions executions in $elapsed s"
 }
 
 # seed FILE CONTENT: writes one seed input (printf escapes allowed) if it does not exist yet.
@@ -373,9 +412,22 @@ for harness in "${harnesses[@]}"; do
         PexFuzz) options+=(-max_len=1024) ;;
         UDPTrackerFuzz | LocalDiscoveryFuzz) options+=(-max_len=4096) ;;
     esac
+    sittings="$out/$harness.sittings"
+    runs_before=0
+    seconds_before=0
+    if ((jobs > 1)); then
+        if ((continuing)); then resume_cut_run "$harness"; else rm -f "$sittings" "$out/$harness".sitting-*.log; fi
+        if [[ -e "$sittings" ]]; then
+            read -r runs_before seconds_before <<<"$(awk '{ n += $1; t += $2 } END { print n, t }' "$sittings")"
+        fi
+    fi
     if [[ -n "$runs" ]]; then
-        echo "== fuzzing $harness for $runs executions"
-        options+=(-runs="$runs")
+        if ((runs_before >= runs)); then
+            echo "== $harness already has $runs_before executions"
+            continue
+        fi
+        echo "== fuzzing $harness for $((runs - runs_before)) executions"
+        options+=(-runs="$((runs - runs_before))")
         # libFuzzer's fork mode: child processes fuzz from the shared corpus, new inputs are merged back
         # into it, and the executions of all of them count towards N (it stops at the first crash).
         if ((jobs > 1)); then options+=(-fork="$jobs"); fi
@@ -394,8 +446,12 @@ for harness in "${harnesses[@]}"; do
         # "INFO: exiting: 0 time: 1234s".
         executions=$(grep -a -o -E 'fuzzed for [0-9]+ iterations' "$out/$harness.log" | tail -n 1 | tr -dc 0-9)
         elapsed=$(grep -a -o -E 'exiting: 0 time: [0-9]+s' "$out/$harness.log" | tail -n 1 | sed 's/.* //; s/s$//')
-        echo "$harness: $executions runs in $elapsed s, $jobs processes"
-        echo "| $harness ($jobs processes) | $executions | $elapsed s | $(date -u +%Y-%m-%d) |" >>"$summary"
+        executions=$((executions + runs_before))
+        elapsed=$((elapsed + seconds_before))
+        label="$jobs processes"
+        if [[ -e "$sittings" ]]; then label+=", $(($(wc -l <"$sittings") + 1)) sittings"; fi
+        echo "$harness: $executions runs in $elapsed s, $label"
+        echo "| $harness ($label) | $executions | $elapsed s | $(date -u +%Y-%m-%d) |" >>"$summary"
         continue
     fi
     # libFuzzer's last line: "Done 10000000 runs in 1234 second(s)".
