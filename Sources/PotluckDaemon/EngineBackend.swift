@@ -524,7 +524,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         if let value = changes.seedIdleMode { settings.seedIdleMode = value.rawValue }
         if let value = changes.group { settings.group = value }
         if let wanted = changes.filesWanted {
-            settings.unwantedFiles.removeAll { Set(indices(wanted)).contains($0) }
+            let wantedAgain = Set(indices(wanted))
+            settings.unwantedFiles.removeAll { wantedAgain.contains($0) }
         }
         if let unwanted = changes.filesUnwanted {
             settings.unwantedFiles = Array(Set(settings.unwantedFiles).union(indices(unwanted))).sorted()
