@@ -36,11 +36,25 @@ extension DownloadSession {
     /// The tree above the piece layer of the file whose root is `root`, built at its first request.
     private func hashTree(root: SHA256Digest) -> [[SHA256Digest]]? {
         if let tree = hashTrees[root] { return tree }
-        guard let index = metainfo.files.firstIndex(where: { $0.piecesRoot == root }),
-            let layer = metainfo.pieceLayer(ofFile: index), layer.count <= Self.maximumAnsweredLayerLength
+        guard let index = fileWithPieceLayer(root: root), let layer = metainfo.pieceLayer(ofFile: index),
+            layer.count <= Self.maximumAnsweredLayerLength
         else { return nil }
         let tree = MerkleTree.layers(pieceLayer: layer, pieceLength: metainfo.layout.geometry.pieceLength)
         hashTrees[root] = tree
         return tree
+    }
+
+    /// The first file whose root is `root` among those longer than a piece (only they have a piece
+    /// layer). The index is built at the first request, so that a peer naming roots we do not have
+    /// costs a lookup each, not a walk over every file: a torrent may have half a million.
+    private func fileWithPieceLayer(root: SHA256Digest) -> Int? {
+        if let layerFilesByRoot { return layerFilesByRoot[root] }
+        let pieceLength = Int64(metainfo.layout.geometry.pieceLength)
+        var byRoot: [SHA256Digest: Int] = [:]
+        for (index, file) in metainfo.files.enumerated() where file.length > pieceLength {
+            if let fileRoot = file.piecesRoot, byRoot[fileRoot] == nil { byRoot[fileRoot] = index }
+        }
+        layerFilesByRoot = byRoot
+        return byRoot[root]
     }
 }

@@ -133,6 +133,8 @@ public final class DownloadSession: ReactorTenant {
     var pendingEvents: [PendingEvent] = []
     /// The trees of v2 files whose hashes peers asked for (BEP 52), by file root.
     var hashTrees: [SHA256Digest: [[SHA256Digest]]] = [:]
+    /// The files with a piece layer, by root: built at the first hash request.
+    var layerFilesByRoot: [SHA256Digest: Int]?
     /// Links whose receive waits for a free receive buffer.
     var receivesToRearm: [PeerLink] = []
     var downloadedBytes: Int64 = 0
