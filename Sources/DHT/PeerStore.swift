@@ -21,10 +21,10 @@ struct PeerStore: Sendable {
     @discardableResult
     mutating func store(_ peer: DHTEndpoint, for infoHash: InfoHash, now: Instant) -> Bool {
         let expiry = now.advanced(byNanoseconds: lifetimeNanoseconds)
-        if var entries = peers[infoHash] {
-            guard entries[peer] != nil || entries.count < maxPeersPerInfoHash else { return false }
-            entries[peer] = expiry
-            peers[infoHash] = entries
+        if let count = peers[infoHash]?.count {
+            guard peers[infoHash]?[peer] != nil || count < maxPeersPerInfoHash else { return false }
+            // Changed in place: a copy taken out and put back would copy every entry at each announce.
+            peers[infoHash]![peer] = expiry
             return true
         }
         guard peers.count < maxInfoHashes else { return false }
