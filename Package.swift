@@ -43,6 +43,8 @@ let package = Package(
 
         // Linux constants Swift's Glibc module leaves out (compiled with _GNU_SOURCE, apart).
         .target(name: "CLinux", path: "CSupport/CLinux"),
+        // SHA-1 over sixteen messages at once in AVX-512 lanes (OpenSSL has no multi-message API).
+        .target(name: "CSHA1Lanes", path: "CSupport/CSHA1Lanes"),
 
         // I/O and memory.
         .target(name: "Buffers"),
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "URing",
             dependencies: ["CLibUring", "CLinux", "Buffers"]),
-        .target(name: "Hashing", dependencies: ["CLibCrypto", "Buffers", "TorrentModel"]),
+        .target(name: "Hashing", dependencies: ["CLibCrypto", "CSHA1Lanes", "Buffers", "TorrentModel"]),
         // TLS over memory buffers (HTTPS trackers), so its bytes travel on the ring.
         .target(name: "TLS", dependencies: ["CLibSSL"]),
 

@@ -9,7 +9,8 @@ extension DownloadSession {
     /// The memory a check of this torrent keeps busy: its pieces in flight.
     var checkCostBytes: Int { checkPiecesInFlight * metainfo.pieceLength }
 
-    var checkPiecesInFlight: Int { max(2, min(8, pieceSlotCount / 2)) }
+    /// Sixteen pieces in flight let the hashers take them together for `SHA1Lanes` where it runs.
+    var checkPiecesInFlight: Int { max(2, min(SHA1Lanes.isAvailable ? 16 : 8, pieceSlotCount / 2)) }
 
     /// The reactor offers a turn to check the data on disk; false: not waiting for one (declined).
     /// A torrent that takes it holds it until its check ends (`releaseCheckTurn`).

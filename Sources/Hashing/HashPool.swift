@@ -32,7 +32,8 @@ public struct HashResult: Sendable {
     public let digest: PieceDigest
 }
 
-/// Worker threads that hash pieces in place, in the buffer they arrived in.
+/// Worker threads that hash pieces in place, in the buffer they arrived in. A worker that finds SHA-1
+/// jobs queued one after another takes up to sixteen at once for `SHA1Lanes`.
 ///
 /// The owner thread (the reactor) submits a leased `BufferPool` slot; the pool marks it lent, so it
 /// cannot be released or reused while a worker reads it. Workers hash without copying and queue the
@@ -214,25 +215,46 @@ public final class HashPool: @unchecked Sendable {
         let sha1 = StreamingHasher(.sha1)
         let sha256 = StreamingHasher(.sha256)
         var merkle = MerkleHasher()
+        let lanes = SHA1Lanes.isAvailable ? SHA1Lanes() : nil
+        var taken: [Job] = []
+        var finished: [HashResult] = []
         while true {
-            let next: Job? = lock.withLock {
+            taken.removeAll(keepingCapacity: true)
+            lock.withLock {
                 while jobHead == jobs.count && !stopping { lock.wait(jobQueued) }
-                guard jobHead < jobs.count else { return nil }
-                let job = jobs[jobHead]
-                jobHead += 1
+                // SHA-1 jobs queued one after another are taken together, as many as the lanes hold.
+                while jobHead < jobs.count,
+                    taken.isEmpty
+                        || (lanes != nil && taken.count < SHA1Lanes.laneCount && taken[0].kind == .sha1
+                            && jobs[jobHead].kind == .sha1)
+                {
+                    taken.append(jobs[jobHead])
+                    jobHead += 1
+                }
                 if jobHead == jobs.count {
                     // The queue is empty: reset it in place instead of letting it grow.
                     jobs.removeAll(keepingCapacity: true)
                     jobHead = 0
                 }
-                return job
             }
-            guard let job = next else { return }
-            let digest = Self.digest(of: job, sha1: sha1, sha256: sha256, merkle: &merkle)
+            guard !taken.isEmpty else { return }
+            finished.removeAll(keepingCapacity: true)
+            if let lanes, taken.count >= SHA1Lanes.worthwhileCount {
+                let digests = lanes.digests(
+                    of: taken.map { UnsafeRawBufferPointer(rebasing: $0.bytes[..<$0.length]) })
+                for (job, digest) in zip(taken, digests) {
+                    finished.append(HashResult(token: job.token, slot: job.slot, digest: .sha1(digest)))
+                }
+            } else {
+                for job in taken {
+                    let digest = Self.digest(of: job, sha1: sha1, sha256: sha256, merkle: &merkle)
+                    finished.append(HashResult(token: job.token, slot: job.slot, digest: digest))
+                }
+            }
             let wasEmpty: Bool = lock.withLock {
-                results.append(HashResult(token: job.token, slot: job.slot, digest: digest))
+                results.append(contentsOf: finished)
                 lock.signal(resultQueued)
-                return results.count == 1
+                return results.count == finished.count
             }
             if wasEmpty { onResultsReady() }
         }

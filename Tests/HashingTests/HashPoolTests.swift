@@ -48,6 +48,31 @@ import Testing
         #expect(buffers.freeCount == buffers.slotCount)
     }
 
+    /// Many SHA-1 jobs over the caller's memory, queued faster than two workers take them: the
+    /// workers take runs of them at once for `SHA1Lanes`, and every result is still its own job's.
+    @Test func queuedSHA1JobsHashedTogetherKeepTheirTokens() throws {
+        var generator = SplitMix(seed: 7)
+        let hashers = try HashPool(threadCount: 2)
+        let messages = (0..<200).map { index in
+            (0..<(index % 5 == 0 ? 70_000 : 65_536)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        }
+        let memory = messages.map { message in
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: message.count, alignment: 1)
+            copy.copyBytes(from: message)
+            return UnsafeRawBufferPointer(copy)
+        }
+        defer { for bytes in memory { bytes.deallocate() } }
+        for (token, bytes) in memory.enumerated() { hashers.submit(bytes, kind: .sha1, token: UInt64(token)) }
+        var digests: [UInt64: PieceDigest] = [:]
+        while hashers.outstandingCount > 0 {
+            hashers.drainUnclaimed(wait: true) { digests[$0.token] = $0.digest }
+        }
+        #expect(digests.count == messages.count)
+        for (token, message) in messages.enumerated() {
+            #expect(digests[UInt64(token)] == .sha1(SHA1.hash(message)))
+        }
+    }
+
     @Test func aPoolWithoutWorkersHashesAtSubmission() throws {
         let buffers = BufferPool(slotSizeBytes: 1024, slotCount: 2)
         let hashers = try HashPool(threadCount: 0)
