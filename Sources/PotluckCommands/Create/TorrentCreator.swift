@@ -271,9 +271,10 @@ struct TorrentCreator {
         // Two pieces per hasher keep every core busy while the next ones are read; more only adds page
         // faults (measured: 64 buffers of 1 MiB cost 10× the faults of mktorrent and ~10 % more CPU).
         // Where the hashers take sixteen v1 pieces at once (`SHA1Lanes`, three times OpenSSL's speed),
-        // sixteen per hasher: the faults cost far less than the hashing saves.
+        // sixteen per hasher: the faults cost far less than the hashing saves. Pieces in flight stay
+        // within half the budget, so that they span two mapped windows at most.
         let piecesPerHasher = SHA1Lanes.isAvailable && builder.format == .v1 ? SHA1Lanes.laneCount : 2
-        let slotCount = max(4, min(piecesPerHasher * threads + 2, memoryBudgetBytes / pieceLength))
+        let slotCount = max(4, min(piecesPerHasher * threads + 2, memoryBudgetBytes / 2 / pieceLength))
         let buffers = BufferPool(slotSizeBytes: pieceLength, slotCount: slotCount)
         // Two windows are mapped at most: the current one and the last pieces of the one before.
         var windows = FileWindows(windowBytes: Int64(memoryBudgetBytes / 2), pieceLength: pieceLength)
