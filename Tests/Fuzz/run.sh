@@ -18,10 +18,10 @@
 #
 # SwiftPM cannot build libFuzzer binaries, so each module the harness needs is compiled with swiftc
 # into .build-fuzz/ (git-ignored) as its own module, in dependency order (Hashing's C SHA-1 lanes with
-# clang), then linked with the harness
-# and the shared helpers in Tests/Fuzz/Support. Seed corpora are written here too and grow across runs.
-# Crash inputs are saved under .build-fuzz/artifacts/<harness>/; the script exits non-zero if any
-# harness found one. Hashing is made deterministic so that a crash input replays exactly.
+# clang), then linked with the harness and the shared helpers in Tests/Fuzz/Support. Seed corpora are
+# written here too and grow across runs. Crash inputs are saved under .build-fuzz/artifacts/<harness>/;
+# the script exits non-zero if any harness found one. Hashing is made deterministic so that a crash
+# input replays exactly.
 set -euo pipefail
 
 seconds=30
