@@ -5,11 +5,15 @@ extension SessionSettings {
     /// The engine's payload limits for all torrents together (0: none): the alternative speeds while
     /// they are on, else the regular ones that are enabled. Speeds are kB/s of 1000 bytes.
     var uploadRateBytesPerSecond: Int {
-        altSpeedEnabled ? altSpeedUp * 1000 : speedLimitUpEnabled ? speedLimitUp * 1000 : 0
+        altSpeedEnabled
+            ? altSpeedUp.saturatingProduct(1000)
+            : speedLimitUpEnabled ? speedLimitUp.saturatingProduct(1000) : 0
     }
 
     var downloadRateBytesPerSecond: Int {
-        altSpeedEnabled ? altSpeedDown * 1000 : speedLimitDownEnabled ? speedLimitDown * 1000 : 0
+        altSpeedEnabled
+            ? altSpeedDown.saturatingProduct(1000)
+            : speedLimitDownEnabled ? speedLimitDown.saturatingProduct(1000) : 0
     }
 }
 

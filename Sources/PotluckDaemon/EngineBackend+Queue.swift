@@ -38,7 +38,7 @@ extension EngineBackend {
 
     /// After how long without data a download counts as stalled (nil: never).
     static func stalledAfterSeconds(_ session: SessionSettings) -> Int? {
-        session.queueStalledEnabled ? session.queueStalledMinutes * 60 : nil
+        session.queueStalledEnabled ? session.queueStalledMinutes.saturatingProduct(60) : nil
     }
 
     /// What every torrent of the registry is doing, for the queue.

@@ -160,11 +160,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         let bytes: [UInt8]
         switch request.source {
         case .metainfo(let given): bytes = given
-        case .file(let path):
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw RPCFailure("cannot read the torrent file \(path)")
-            }
-            bytes = Array(data)
+        case .file(let path): bytes = try LocalTorrentFile.read(path)
         case .magnet(let link):
             return try add(
                 magnet: link, downloadDirectory: request.downloadDirectory, paused: request.paused,
@@ -325,9 +321,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         // pex-enabled applies from each torrent's next start.
         options.usePeerExchange = registry.session.pexEnabled
         options.maximumPeers = max(1, settings.peerLimit)
-        options.maximumUploadRateBytesPerSecond = settings.uploadLimited ? settings.uploadLimit * 1000 : 0
+        options.maximumUploadRateBytesPerSecond =
+            settings.uploadLimited ? settings.uploadLimit.saturatingProduct(1000) : 0
         options.maximumDownloadRateBytesPerSecond =
-            settings.downloadLimited ? settings.downloadLimit * 1000 : 0
+            settings.downloadLimited ? settings.downloadLimit.saturatingProduct(1000) : 0
         options.honorsSharedRates = settings.honorsSessionLimits
         switch RatioLimitMode(rawValue: settings.seedRatioMode) ?? .global {
         case .single: options.seedRatioLimit = settings.seedRatioLimit
@@ -372,7 +369,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         switch selection {
         case .all: return all
         case .recentlyActive: return all.filter { now - $0.settings.activityDate <= 60 }
-        case .only: return all.filter { selection.names(id: $0.id.value, hash: $0.hash) }
+        case .only(let references):
+            // Looked up in a set made once: a request may name millions of ids, each torrent checked.
+            let named = Set(references)
+            return all.filter { named.contains(.id($0.id.value)) || named.contains(.hash($0.hash)) }
         }
     }
 

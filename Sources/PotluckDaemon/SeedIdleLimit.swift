@@ -22,7 +22,7 @@ struct SeedIdleLimit: Sendable, Hashable {
     /// last moved data at `activityDate` (Unix seconds; 0 for never).
     func secondsLeft(startDate: Int, activityDate: Int, now: Int) -> Int {
         let idleSince = max(startDate, activityDate)
-        return max(0, minutes * 60 - max(0, now - idleSince))
+        return max(0, minutes.saturatingProduct(60) - max(0, now - idleSince))
     }
 
     /// Whether a seeding torrent should stop now.

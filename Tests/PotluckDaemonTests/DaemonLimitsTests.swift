@@ -103,6 +103,60 @@ import TransmissionRPC
         #expect(fixture.engine.snapshot(id)?.limits.uploadRateBytesPerSecond == 0)
     }
 
+    /// Rates and minutes so large that their bytes or seconds overflow (a client's typo, or state saved
+    /// by such a request) are held at the largest value, not a crash that every restart would repeat.
+    @Test func hugeLimitsAreHeldAtTheLargestValue() async throws {
+        let fixture = try Fixture()
+        let id = try fixture.addTorrent()
+        var changes = TorrentChanges()
+        changes.uploadLimit = 9_300_000_000_000_000
+        changes.uploadLimited = true
+        changes.downloadLimit = -9_300_000_000_000_000
+        changes.downloadLimited = true
+        try await fixture.backend.change(.only([.id(id.value)]), changes)
+        #expect(fixture.engine.snapshot(id)?.limits.uploadRateBytesPerSecond == .max)
+        // Negative: no limit, as the engine reads any rate of 0 or less.
+        #expect((fixture.engine.snapshot(id)?.limits.downloadRateBytesPerSecond ?? 1) <= 0)
+        try await fixture.backend.updateSession(
+            Self.changes([
+                .speedLimitUp: .integer(9_300_000_000_000_000), .speedLimitUpEnabled: .bool(true),
+                .queueStalledMinutes: .integer(.max), .queueStalledEnabled: .bool(true),
+            ]))
+        #expect(fixture.engine.globalUploadRateBytesPerSecond == .max)
+        #expect(EngineBackend.stalledAfterSeconds(await fixture.backend.sessionSettings()) == .max)
+        let idle = SeedIdleLimit(
+            mode: .single, torrentMinutes: .max, sessionEnabled: false, sessionMinutes: 0)
+        #expect(idle?.secondsLeft(startDate: 0, activityDate: 0, now: 100) == .max - 100)
+    }
+
+    /// torrent-add of a `filename` on this machine reads only a regular file of at most 16 MiB: a
+    /// device that never ends or a huge file is refused with a reason, not read into memory.
+    @Test func aTorrentFileMustBeASmallRegularFile() async throws {
+        let fixture = try Fixture()
+        for path in ["/dev/zero", fixture.root.path] {
+            await #expect(throws: RPCFailure.self) {
+                _ = try await fixture.backend.addTorrent(TorrentAddRequest(source: .file(path)))
+            }
+        }
+        let large = fixture.root.appendingPathComponent("large.torrent")
+        FileManager.default.createFile(atPath: large.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: large)
+        try handle.truncate(atOffset: UInt64(17 << 20))
+        try handle.close()
+        await #expect(throws: RPCFailure.self) {
+            _ = try await fixture.backend.addTorrent(TorrentAddRequest(source: .file(large.path)))
+        }
+        let small = fixture.root.appendingPathComponent("small.torrent")
+        let info = "d6:lengthi1000e4:name5:x.bin12:piece lengthi16384e6:pieces20:"
+        let bytes = Array("d4:info\(info)".utf8) + Array(repeating: 0, count: 20) + Array("ee".utf8)
+        FileManager.default.createFile(atPath: small.path, contents: Data(bytes))
+        guard case .added = try await fixture.backend.addTorrent(TorrentAddRequest(source: .file(small.path)))
+        else {
+            Issue.record("a small .torrent file was not added")
+            return
+        }
+    }
+
     /// honorsSessionLimits false exempts the torrent from the session's rates in the engine (its own
     /// still apply); true puts it back under them.
     @Test func aTorrentThatDoesNotHonourSessionLimitsIsExemptFromThem() async throws {
