@@ -121,9 +121,9 @@ extension EngineBackend {
         startQueuedTorrents(in: &registry)
     }
 
-    /// A removed torrent leaves the queue; those after it move up.
-    func leaveQueue(_ id: TorrentID, in registry: inout Registry) {
-        registry.queue.remove(id)
+    /// Removed torrents leave the queue; those after them move up.
+    func leaveQueue(_ ids: Set<TorrentID>, in registry: inout Registry) {
+        registry.queue.remove(ids)
         do {
             try keepQueuePositions(in: &registry)
         } catch {

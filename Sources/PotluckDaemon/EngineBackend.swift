@@ -3,6 +3,7 @@ import Foundation
 import Locking
 public import Logging
 import Metainfo
+import Storage
 import Synchronization
 import TorrentModel
 import TransmissionRPC
@@ -156,11 +157,26 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     // MARK: Adding
 
+    /// A .torrent file named by a torrent-add `filename` on this machine: only a regular file no larger
+    /// than a fetched one may be, so `/dev/zero`, a FIFO or a large data file gets an error instead of
+    /// the daemon filling its memory or waiting forever.
+    private func readTorrentFile(_ path: String) throws -> [UInt8] {
+        let limit = TorrentURLFetcher.maximumBytes
+        let read: [UInt8]?
+        do {
+            read = try SmallFile.read(path, maximumBytes: limit)
+        } catch {
+            throw RPCFailure("the torrent file could not be read: \(error)")
+        }
+        guard let read else { throw RPCFailure("the torrent file \(path) is larger than \(limit >> 20) MiB") }
+        return read
+    }
+
     public func addTorrent(_ request: TorrentAddRequest) async throws -> TorrentAddOutcome {
         let bytes: [UInt8]
         switch request.source {
         case .metainfo(let given): bytes = given
-        case .file(let path): bytes = try LocalTorrentFile.read(path)
+        case .file(let path): bytes = try readTorrentFile(path)
         case .magnet(let link):
             return try add(
                 magnet: link, downloadDirectory: request.downloadDirectory, paused: request.paused,
@@ -476,11 +492,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 registry.torrents[torrent.id] = changed
                 applyLimits(of: changed, in: registry)
                 // A magnet link's torrent has no files to choose from until its metadata arrives.
-                guard let fileCount = torrent.metainfo?.files.count else { continue }
-                let priorities = changed.settings.enginePriorities(fileCount: fileCount)
-                if priorities != torrent.settings.enginePriorities(fileCount: fileCount) {
-                    try? engine.setFilePriorities(torrent.id, priorities)
-                }
+                guard let fileCount = torrent.metainfo?.files.count,
+                    changed.settings.unwantedFiles != torrent.settings.unwantedFiles
+                        || changed.settings.filePriorities != torrent.settings.filePriorities
+                else { continue }
+                try? engine.setFilePriorities(
+                    torrent.id, changed.settings.enginePriorities(fileCount: fileCount))
             }
             if let position = changes.queuePosition {
                 try place(
@@ -545,17 +562,24 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     public func remove(_ selection: TorrentSelection, deletingLocalData: Bool) async throws {
         let chosen = registry.withLock { Self.resolve(selection, in: $0, now: Self.now()) }
-        var problems: [String] = []
         for torrent in chosen {
             // Forgotten first: a kill from here on does not bring the torrent back.
             state.forget(torrent.hash)
             try? engine.remove(torrent.id)
-            registry.withLock { registry in
+        }
+        // The queue closes up once for all of them: each shifted position is saved once, not once per
+        // removed torrent.
+        registry.withLock { registry in
+            let now = Self.now()
+            for torrent in chosen {
                 registry.torrents[torrent.id] = nil
-                leaveQueue(torrent.id, in: &registry)
-                registry.removed.append((torrent.id.value, Self.now()))
-                registry.removed.removeAll { Self.now() - $0.at > 60 }
+                registry.removed.append((torrent.id.value, now))
             }
+            registry.removed.removeAll { now - $0.at > 60 }
+            leaveQueue(Set(chosen.map(\.id)), in: &registry)
+        }
+        var problems: [String] = []
+        for torrent in chosen {
             logger.info("removed \(torrent.name) (\(torrent.id))")
             guard deletingLocalData else { continue }
             // Its files are deleted only once the engine has let go of them.

@@ -46,23 +46,27 @@ struct TorrentQueue<ID: Hashable & Sendable>: Sendable, Equatable {
 
     /// Every torrent, first in the queue first.
     private(set) var order: [ID] = []
+    /// The same torrents as a set, so that adding thousands does not search the order for each.
+    private var members: Set<ID> = []
 
     init(order: [ID] = []) {
         var seen = Set<ID>()
         self.order = order.filter { seen.insert($0).inserted }
+        members = seen
     }
 
-    func position(of id: ID) -> Int? { order.firstIndex(of: id) }
+    func position(of id: ID) -> Int? { members.contains(id) ? order.firstIndex(of: id) : nil }
 
     /// A new torrent goes last.
     mutating func append(_ id: ID) {
-        guard position(of: id) == nil else { return }
+        guard members.insert(id).inserted else { return }
         order.append(id)
     }
 
-    /// Those after it move up one: no gap is left.
-    mutating func remove(_ id: ID) {
-        order.removeAll { $0 == id }
+    /// Those after them move up: no gap is left. One pass, however many leave.
+    mutating func remove(_ ids: Set<ID>) {
+        members.subtract(ids)
+        order.removeAll { ids.contains($0) }
     }
 
     /// Puts a torrent at `position` (clamped to the queue), the others keeping their order around it.

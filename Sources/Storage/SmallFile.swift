@@ -5,9 +5,10 @@ import URing
 /// blocking, for chores off the reactor and for start-up and shutdown.
 public enum SmallFile {
     /// The bytes of the regular file at `path`, or nil when it is larger than `maximumBytes`. A file
-    /// that shrinks while being read gives what was there.
+    /// that shrinks while being read gives what was there. Anything but a regular file is refused, and
+    /// opened without blocking first, so a FIFO named here cannot wait for a writer.
     public static func read(_ path: String, maximumBytes: Int) throws(StorageError) -> [UInt8]? {
-        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
+        let fd = retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) }
         guard fd >= 0 else { throw StorageError(.open, path: path, errno: Errno(rawValue: Glibc.errno)) }
         defer { Glibc.close(fd) }
         var info = stat()

@@ -83,6 +83,13 @@ extension RPCRequest {
         guard let names = reader.arguments["fields"]?.arrayValue else {
             throw RPCFailure("no fields specified")
         }
+        // A table keeps repeated fields, as Transmission does, but a field named a million times would
+        // multiply the answer by as much: twice every field is more than any client asks for.
+        let maximumFields = 2 * TorrentField.allCases.count
+        guard names.count <= maximumFields else {
+            throw RPCFailure(
+                "argument 'fields' names \(names.count) fields; at most \(maximumFields) are accepted")
+        }
         let fields = names.compactMap { $0.stringValue.flatMap(TorrentField.init(rawValue:)) }
         let format: TorrentGetFormat
         switch try reader.string("format") {

@@ -133,7 +133,9 @@ import TransmissionRPC
     /// device that never ends or a huge file is refused with a reason, not read into memory.
     @Test func aTorrentFileMustBeASmallRegularFile() async throws {
         let fixture = try Fixture()
-        for path in ["/dev/zero", fixture.root.path] {
+        let fifo = fixture.root.appendingPathComponent("writerless.fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for path in ["/dev/zero", fixture.root.path, fifo] {
             await #expect(throws: RPCFailure.self) {
                 _ = try await fixture.backend.addTorrent(TorrentAddRequest(source: .file(path)))
             }

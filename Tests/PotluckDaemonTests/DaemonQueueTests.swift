@@ -167,6 +167,14 @@ import URing
         #expect(Self.running.contains(listing["d"]!.status), "\(listing)")
         #expect(listing["b"]!.status == .stopped)
         #expect(listing["c"]!.status == .downloadWait && listing["a"]!.status == .downloadWait, "\(listing)")
+
+        // Two removed in one request close both gaps, and the new positions are kept at once.
+        let removed = await fixture.backend.torrents(.all, fields: [.name]).torrents.filter {
+            ["d", "c"].contains($0.name)
+        }
+        try await fixture.backend.remove(.only(removed.map { .id($0.id) }), deletingLocalData: false)
+        try fixture.restart(saving: false)
+        #expect(await fixture.listing().mapValues(\.position) == ["b": 0, "a": 1])
     }
 
     /// A download that moved no data for `queue-stalled-minutes` (here 0) is stalled and takes no slot;

@@ -11,7 +11,7 @@ import Testing
         for id in ["a", "b", "c", "d"] { queue.append(id) }
         queue.append("b")
         #expect(queue.order == ["a", "b", "c", "d"])
-        queue.remove("b")
+        queue.remove(["b"])
         #expect(queue.order == ["a", "c", "d"])
         #expect(queue.position(of: "d") == 2)
         #expect(queue.position(of: "b") == nil)

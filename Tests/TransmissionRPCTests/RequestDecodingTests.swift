@@ -60,6 +60,16 @@ import TransmissionRPC
         #expect(failure("torrent-get", "{}") == "no fields specified")
         #expect(failure("torrent-get", #"{"fields":"name"}"#) == "no fields specified")
         #expect(failure("torrent-get", #"{"fields":[],"format":"csv"}"#)?.contains("'format'") == true)
+        let twice = Array(repeating: #""files""#, count: 2 * TorrentField.allCases.count)
+        let repeated = try decode("torrent-get", #"{"fields":[\#(twice.joined(separator: ","))]}"#)
+        #expect(
+            repeated
+                == .torrentGet(
+                    fields: Array(repeating: .files, count: twice.count), selection: .all, format: .objects))
+        let tooMany = twice + [#""name""#]
+        #expect(
+            failure("torrent-get", #"{"fields":[\#(tooMany.joined(separator: ","))]}"#)?.contains("at most")
+                == true)
     }
 
     @Test func torrentAddTellsSourcesApart() throws {
