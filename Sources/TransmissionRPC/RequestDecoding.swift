@@ -83,7 +83,7 @@ extension RPCRequest {
         guard let names = reader.arguments["fields"]?.arrayValue else {
             throw RPCFailure("no fields specified")
         }
-        // A table keeps repeated fields, as Transmission does, but a field named a million times would
+        // A table repeats a column for each repeated name, so a field named a million times would
         // multiply the answer by as much: twice every field is more than any client asks for.
         let maximumFields = 2 * TorrentField.allCases.count
         guard names.count <= maximumFields else {
