@@ -10,16 +10,31 @@ extension DownloadSession {
     /// piece, once asked); a longer file's requests are refused.
     static let maximumAnsweredLayerLength = 1 << 20
 
+    /// How many of a peer's hash requests are logged; a peer may send thousands a second.
+    static let loggedHashRequests = 8
+
     /// Answers `request` on `link`: hashes from the file's piece layer with their proof, or a refusal
     /// when the torrent is not v2, the root names no file with a layer, the base layer is not the piece
-    /// layer (we keep no leaf hashes), or the range is malformed.
-    func answerHashRequest(_ request: HashRequest, link: PeerLink) {
+    /// layer (we keep no leaf hashes), or the range is malformed or longer than 512 hashes. A peer whose
+    /// answers pile up unread is dropped: requests arrive many to a receive, each answer up to 16 KiB.
+    func answerHashRequest(_ request: HashRequest, link: PeerLink, now: UInt64) {
+        let limit = link.connection.options.maximumQueuedOutboundBytes
+        guard link.connection.outbound.count <= limit else {
+            disconnect(
+                link, reason: "not reading: more than \(limit) bytes queued for it after its hash requests",
+                now: now)
+            return
+        }
         let hashes = hashesAnswering(request)
         link.connection.outbound += hashes.map(request.encodedAnswer) ?? request.encodedReject()
+        link.hashRequestCount += 1
+        guard link.hashRequestCount <= Self.loggedHashRequests else { return }
         log(
             "peer \(link.address): hash request for \(request.length) hashes from \(request.index) with "
                 + "\(request.proofLayers) proof layers: "
-                + (hashes.map { "answered with \($0.count) hashes" } ?? "refused"))
+                + (hashes.map { "answered with \($0.count) hashes" } ?? "refused")
+                + (link.hashRequestCount == Self.loggedHashRequests
+                    ? " (its further requests are not logged)" : ""))
     }
 
     private func hashesAnswering(_ request: HashRequest) -> [SHA256Digest]? {

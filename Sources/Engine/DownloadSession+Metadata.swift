@@ -39,6 +39,8 @@ extension DownloadSession {
         let message: MetadataMessage
         do {
             message = try MetadataMessage(decoding: payload)
+        } catch .unknownMessageType {
+            return  // BEP 9: for extensions to come
         } catch {
             disconnect(link, reason: "protocol: ut_metadata: \(error)", now: now)
             return

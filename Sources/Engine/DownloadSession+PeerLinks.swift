@@ -371,6 +371,9 @@ extension DownloadSession {
         let instant = Instant(nanoseconds: now)
         actions.removeAll(keepingCapacity: true)
         for event in pendingEvents {
+            // An event that ended the connection (a malformed extension message) leaves the peer out of
+            // the pipeline and the choker, which must not hear of it again.
+            if link.closing { break }
             switch event {
             case .handshake(let extensionProtocol):
                 noteStart(.handshake, now: now)
@@ -413,7 +416,7 @@ extension DownloadSession {
             case .request(let block):
                 enqueueUpload(block, for: link)
             case .hashRequest(let request):
-                answerHashRequest(request, link: link)
+                answerHashRequest(request, link: link, now: now)
             case .interested:
                 choker.peerInterested(link.slot, at: instant, into: &chokeActions)
             case .notInterested:

@@ -40,6 +40,8 @@ final class MetadataFetchSession: ReactorTenant {
     static let receiveBufferBytes = 16 * 1024
     /// Connections at once: metadata is small, and a few peers that answer are plenty.
     static let maximumConnections = 24
+    /// What may wait to be sent to one peer: requests, rejects and exchange messages, all small.
+    static let maximumQueuedBytes = 1 << 20
     static let tickNanoseconds: UInt64 = 250_000_000
 
     private final class Link {
@@ -242,9 +244,12 @@ final class MetadataFetchSession: ReactorTenant {
 
     // MARK: Peers
 
+    /// Keeps new addresses, as many as the directory lists at most: peer exchange brings 200 a message
+    /// from each peer, on and on.
     private func hear(_ addresses: [SocketAddress]) {
         var new: [SocketAddress] = []
-        for address in addresses where heard.insert(address).inserted {
+        for address in addresses
+        where heard.count < directory.configuration.maximumCandidates && heard.insert(address).inserted {
             peersHeard.append(address)
             new.append(address)
         }
@@ -363,6 +368,11 @@ final class MetadataFetchSession: ReactorTenant {
                 switch action {
                 case .send(let bytes, let key):
                     guard let link = link(for: key), !link.closing else { continue }
+                    // A peer that asks and never reads would grow its queue without end.
+                    guard link.outbox.count + bytes.count <= Self.maximumQueuedBytes else {
+                        drop(link, reason: "not reading: \(link.outbox.count) bytes queued for it", now: now)
+                        continue
+                    }
                     link.outbox += bytes
                     if !link.sendInFlight { startSend(link) }
                 case .disconnect(let key, let reason):

@@ -39,6 +39,8 @@ final class PeerLink {
     var metadataServer: MetadataServer?
     /// BEP 11 peer exchange with this peer.
     var exchange = PeerExchangeLink()
+    /// BEP 52 hash requests from this peer so far (only the first few are logged).
+    var hashRequestCount = 0
     /// An incoming connection's first bytes decide between the plain handshake and an encrypted one
     /// (MSE/PE); until they arrive this is false. Outgoing connections always speak plain.
     var openingSeen: Bool

@@ -148,11 +148,12 @@ public enum MerkleTree {
     /// hashes from `index` (the whole layer when it is shorter), then one uncle for each proof layer from
     /// the `log2(length)`th up (the first `log2(length) - 1` are implied by the hashes themselves), none
     /// above the root. Nil when the request is malformed: `length` not a power of two of at least 2,
-    /// `index` not a multiple of it or past the layer's end.
+    /// or above `maximumAnswerLength`, `index` not a multiple of it or past the layer's end.
     public static func hashesAnswer(
         layers: [[SHA256Digest]], index: Int, length: Int, proofLayers: Int
     ) -> [SHA256Digest]? {
-        guard let base = layers.first, length >= 2, length & (length - 1) == 0, index >= 0,
+        guard let base = layers.first, length >= 2, length <= maximumAnswerLength, length & (length - 1) == 0,
+            index >= 0,
             index % length == 0,
             index < base.count, proofLayers >= 0
         else { return nil }
@@ -166,6 +167,10 @@ public enum MerkleTree {
         }
         return hashes
     }
+
+    /// The most hashes a request is answered with (BEP 52: a request should not ask for more), so that
+    /// one request of 48 bytes cannot ask for megabytes.
+    public static let maximumAnswerLength = 512
 
     static func nextPowerOfTwo(_ value: Int) -> Int {
         var power = 1

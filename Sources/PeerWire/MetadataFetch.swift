@@ -257,6 +257,8 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
         let message: MetadataMessage
         do {
             message = try MetadataMessage(decoding: body)
+        } catch .unknownMessageType {
+            return nil  // BEP 9: for extensions to come
         } catch {
             return "ut_metadata: \(error)"
         }

@@ -78,6 +78,9 @@ public enum MetadataMessage: Hashable, Sendable {
         guard let typeNode = dictionary["msg_type"], let type = typeNode.integer else {
             throw .missingField("msg_type")
         }
+        // Before the other fields: a future message type need not have them (BEP 9 asks that one be
+        // ignored, which callers do on this error).
+        guard (0...2).contains(type) else { throw .unknownMessageType(type) }
         guard let pieceNode = dictionary["piece"], let piece = pieceNode.integer else {
             throw .missingField("piece")
         }

@@ -518,6 +518,8 @@ public struct PeerConnection: Sendable {
             onEvent(.hashRequested(request))
         case .haveAll where !availabilityWindowOpen:
             // aria2 sends have-all once it completes, in place of its last haves (as with a late bitfield).
+            // Once the peer has everything a repeat changes nothing, and must not cost a walk each.
+            guard !peerPieces.isComplete else { break }
             for index in 0..<geometry.pieceCount {
                 let piece = PieceIndex(UInt32(index))
                 if peerPieces.insert(piece) { onEvent(.peerHas(piece)) }

@@ -94,8 +94,10 @@ import URing
         for peer in [first, second, middle] { peer.engine.shutdown() }
     }
 
-    /// A hand-written peer sends a PEX message, a second one too soon (ignored), then one that does not
-    /// decode: the connection ends, saying why.
+    /// A hand-written peer sends a `ut_metadata` message of a type to come (ignored, BEP 9), a PEX
+    /// message, a second one too soon (ignored), then one that does not decode and, in the same segment,
+    /// `interested`: the connection ends, saying why, and what followed the bad message is not acted on
+    /// (the choker, which had let the peer go, stopped the process when told of its interest).
     @Test func messagesTooSoonAreIgnoredAndAMalformedOneEndsTheConnection() throws {
         let directory = try EngineTests.temporaryDirectory("pex-hostile")
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -117,6 +119,7 @@ import URing
             WireEncoder.appendExtended(id: id, payload: payload.span, into: &bytes)
         }
         extended(0, ExtensionHandshake(extensions: ["ut_pex": 1], listenPort: 1).encoded())
+        extended(DownloadSession.metadataExtensionID, Array("d8:msg_typei7ee".utf8))
         let id = DownloadSession.peerExchangeExtensionID
         for host: UInt8 in [7, 8] {
             extended(
@@ -126,6 +129,7 @@ import URing
                 ]).encoded())
         }
         extended(id, Array("d5:added7:abcdefge".utf8))
+        bytes += [0, 0, 0, 1, 2]  // interested
         #expect(bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == bytes.count)
         #expect(Self.readsUntilClosed(fd, seconds: 5))
         #expect(
@@ -133,6 +137,7 @@ import URing
             "\(seeder.log)")
         let log = seeder.log
         #expect(log.contains("pex: 1 peers from") && !log.contains("127.0.0.8:1"), "\(log)")
+        #expect(!log.contains("ut_metadata"), "\(log)")
     }
 
     /// Reads what `fd` receives until the other end closes it (true) or `seconds` pass.

@@ -93,5 +93,12 @@ import Testing
         #expect(MerkleTree.hashesAnswer(layers: layers, index: 16, length: 2, proofLayers: 0) == nil)
         #expect(MerkleTree.hashesAnswer(layers: layers, index: 0, length: 1, proofLayers: 0) == nil)
         #expect(MerkleTree.hashesAnswer(layers: layers, index: 0, length: 32, proofLayers: 4)?.count == 16)
+
+        // At most 512 hashes, as BEP 52 asks of requests, however long the layer.
+        let long = MerkleTree.layers(
+            pieceLayer: (0..<2048).map { SHA256.hash([UInt8(truncatingIfNeeded: $0)]) },
+            pieceLength: pieceLength)
+        #expect(MerkleTree.hashesAnswer(layers: long, index: 512, length: 512, proofLayers: 0)?.count == 512)
+        #expect(MerkleTree.hashesAnswer(layers: long, index: 0, length: 1024, proofLayers: 0) == nil)
     }
 }
