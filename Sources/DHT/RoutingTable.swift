@@ -306,7 +306,10 @@ struct RoutingTable: Sendable {
 
     private mutating func insert(_ entry: RoutingEntry, into index: Int, now: Instant) {
         buckets[index].nodes.append(entry)
-        buckets[index].replacements.removeAll { $0.info.endpoint.address == entry.info.endpoint.address }
+        // Its id waiting at another address must not join later: a second copy could never go bad.
+        buckets[index].replacements.removeAll {
+            $0.info.endpoint.address == entry.info.endpoint.address || $0.info.id == entry.info.id
+        }
         buckets[index].lastChanged = now
         idByAddress[entry.info.endpoint.address] = entry.info.id
     }
@@ -337,9 +340,13 @@ struct RoutingTable: Sendable {
         buckets[index].replacements.append(entry)
     }
 
-    /// The newest verified replacement, else the newest one, skipping any whose address is taken.
+    /// The newest verified replacement, else the newest one, skipping any whose address or id is taken.
     private mutating func takeBestReplacement(from index: Int) -> RoutingEntry? {
-        buckets[index].replacements.removeAll { idByAddress[$0.info.endpoint.address] != nil }
+        let members = buckets[index].nodes
+        buckets[index].replacements.removeAll { replacement in
+            idByAddress[replacement.info.endpoint.address] != nil
+                || members.contains { $0.info.id == replacement.info.id }
+        }
         let replacements = buckets[index].replacements
         guard let position = replacements.lastIndex(where: \.isVerified) ?? replacements.indices.last else {
             return nil

@@ -150,4 +150,19 @@ import TorrentModel
         #expect(table.nodeResponded(verified, isVerified: true, now: .zero) == .added)
         #expect(table.buckets[0].nodes.count == 8)
     }
+
+    /// A replacement's id that joins the bucket from another address leaves no second copy waiting: when
+    /// a member goes bad, the id is not placed twice (the copy that never answers could never go bad).
+    @Test func oneIdIsNeverInABucketTwice() throws {
+        var random = SeededRandom(seed: 9)
+        var (table, far) = Self.fullFarBucket(&random, verified: false)
+        #expect(table.buckets[0].replacements.map(\.info) == [far[8]])
+        let moved = DHTNodeInfo(id: far[8].id, endpoint: Self.address(200))
+        #expect(table.nodeResponded(moved, isVerified: true, now: .zero) == .added)
+        let member = try #require(table.buckets[0].nodes.first { $0.info.id != far[8].id }).info
+        let later = Instant.zero.advanced(byNanoseconds: 15 * Self.minute)
+        table.queryFailed(member.endpoint, now: later)
+        table.queryFailed(member.endpoint, now: later)
+        #expect(table.buckets[0].nodes.filter { $0.info.id == far[8].id }.count == 1)
+    }
 }
