@@ -1,17 +1,33 @@
 import TorrentModel
 
 /// The peers other nodes announced to us, by infohash, each until it expires (30 minutes after its last
-/// announce). Both dimensions are bounded: announces past `maxInfoHashes` or `maxPeersPerInfoHash` are
-/// refused, so a flood of announces costs a fixed amount of memory.
+/// announce). Every dimension is bounded: announces past `maxInfoHashes` or `maxPeersPerInfoHash` are
+/// refused, so a flood of announces costs a fixed amount of memory. One IP address is one peer of an
+/// infohash (its latest port, as libtorrent keeps them), and holds a place under at most
+/// `maxInfoHashesPerAddress` infohashes, so that one host cannot fill the store and have every other
+/// announce refused.
 struct PeerStore: Sendable {
     let maxInfoHashes: Int
     let maxPeersPerInfoHash: Int
+    let maxInfoHashesPerAddress: Int
     let lifetimeNanoseconds: UInt64
-    private var peers: [InfoHash: [DHTEndpoint: Instant]] = [:]
 
-    init(maxInfoHashes: Int, maxPeersPerInfoHash: Int, lifetimeNanoseconds: UInt64) {
+    private struct Entry: Sendable {
+        var port: UInt16
+        var expiry: Instant
+    }
+
+    private var peers: [InfoHash: [DHTIPAddress: Entry]] = [:]
+    /// Under how many infohashes each address is stored.
+    private var holdings: [DHTIPAddress: Int] = [:]
+
+    init(
+        maxInfoHashes: Int, maxPeersPerInfoHash: Int, maxInfoHashesPerAddress: Int = 64,
+        lifetimeNanoseconds: UInt64
+    ) {
         self.maxInfoHashes = maxInfoHashes
         self.maxPeersPerInfoHash = maxPeersPerInfoHash
+        self.maxInfoHashesPerAddress = maxInfoHashesPerAddress
         self.lifetimeNanoseconds = lifetimeNanoseconds
     }
 
@@ -20,15 +36,21 @@ struct PeerStore: Sendable {
     /// Stores or refreshes `peer`; false when a bound refused it.
     @discardableResult
     mutating func store(_ peer: DHTEndpoint, for infoHash: InfoHash, now: Instant) -> Bool {
-        let expiry = now.advanced(byNanoseconds: lifetimeNanoseconds)
-        if let count = peers[infoHash]?.count {
-            guard peers[infoHash]?[peer] != nil || count < maxPeersPerInfoHash else { return false }
+        let entry = Entry(port: peer.port, expiry: now.advanced(byNanoseconds: lifetimeNanoseconds))
+        if peers[infoHash]?[peer.address] != nil {
             // Changed in place: a copy taken out and put back would copy every entry at each announce.
-            peers[infoHash]![peer] = expiry
+            peers[infoHash]![peer.address] = entry
             return true
         }
-        guard peers.count < maxInfoHashes else { return false }
-        peers[infoHash] = [peer: expiry]
+        guard holdings[peer.address, default: 0] < maxInfoHashesPerAddress else { return false }
+        if let count = peers[infoHash]?.count {
+            guard count < maxPeersPerInfoHash else { return false }
+            peers[infoHash]![peer.address] = entry
+        } else {
+            guard peers.count < maxInfoHashes else { return false }
+            peers[infoHash] = [peer.address: entry]
+        }
+        holdings[peer.address, default: 0] += 1
         return true
     }
 
@@ -38,15 +60,21 @@ struct PeerStore: Sendable {
         for infoHash: InfoHash, family: DHTAddressFamily, limit: Int, random: inout SeededRandom
     ) -> [DHTEndpoint] {
         guard let entries = peers[infoHash] else { return [] }
-        let matching = entries.keys.filter { $0.family == family }
+        let matching = entries.lazy.filter { $0.key.family == family }
+            .map { DHTEndpoint(address: $0.key, port: $0.value.port) }
         guard matching.count > limit else { return Array(matching) }
-        return Array(matching.shuffled(using: &random).prefix(limit))
+        return Array(Array(matching).shuffled(using: &random).prefix(limit))
     }
 
     /// Drops every peer whose announce has expired.
     mutating func expire(now: Instant) {
         for (infoHash, entries) in peers {
-            let live = entries.filter { $0.value > now }
+            let live = entries.filter { $0.value.expiry > now }
+            guard live.count < entries.count else { continue }
+            for address in entries.keys where live[address] == nil {
+                let left = holdings[address, default: 1] - 1
+                holdings[address] = left > 0 ? left : nil
+            }
             peers[infoHash] = live.isEmpty ? nil : live
         }
     }

@@ -69,7 +69,8 @@ import TorrentModel
         #expect(response(implied) != nil)
         let values = response(
             Self.ask(&node, .getPeers(sender: Self.askerID, infoHash: Self.infoHash, want: [])))?.values
-        #expect(Set(values ?? []) == [DHTEndpoint(address: Self.asker.address, port: 7000), Self.asker])
+        // One address is one peer: the implied port (the query's source port) replaced port 7000.
+        #expect(values == [Self.asker])
     }
 
     @Test func tokensOutliveOneRotationButNotTwo() {
@@ -110,6 +111,32 @@ import TorrentModel
             ])
         store.expire(now: Instant(nanoseconds: 150))
         #expect(store.infoHashCount == 0)
+    }
+
+    /// One address is one peer of an infohash (its latest port), and is stored under a bounded number of
+    /// infohashes; its place is given back when its announce expires.
+    @Test func oneAddressCannotFillTheStore() {
+        var store = PeerStore(
+            maxInfoHashes: 10, maxPeersPerInfoHash: 10, maxInfoHashesPerAddress: 2, lifetimeNanoseconds: 100)
+        var random = SeededRandom(seed: 14)
+        for port: UInt16 in 1...20 {
+            store.store(endpoint(1, 1, 1, 1, port: port), for: Self.infoHash, now: .zero)
+        }
+        #expect(
+            store.peers(for: Self.infoHash, family: .ipv4, limit: 20, random: &random) == [
+                endpoint(1, 1, 1, 1, port: 20)
+            ])
+        let others: [InfoHash] = [asciiID("01234567890123456789"), asciiID("abcdefghijabcdefghij")]
+        let middle = Instant(nanoseconds: 50)
+        let outcomes = [
+            store.store(endpoint(1, 1, 1, 1), for: others[0], now: middle),
+            store.store(endpoint(1, 1, 1, 1), for: others[1], now: middle),
+            store.store(endpoint(1, 1, 1, 2), for: others[1], now: middle),
+        ]
+        #expect(outcomes == [true, false, true])
+        store.expire(now: Instant(nanoseconds: 100))
+        let afterExpiry = store.store(endpoint(1, 1, 1, 1), for: others[1], now: Instant(nanoseconds: 100))
+        #expect(afterExpiry)
     }
 
     /// Puts `other` in `node`'s table the only way the table learns nodes: it queries us, is probed with
