@@ -101,11 +101,15 @@ extension DownloadSession {
                 seed.connection = nil
                 continue
             }
+            // A stall is measured from `lastProgress`, which may be later than this tick's `now`: the
+            // tick's own sends read the clock afresh.
             if let retryAt = seed.retryAt, now >= retryAt {
                 seed.retryAt = nil
                 seed.waitingForTLSContext = false
                 openWebSeedConnection(seed, to: seed.queued.first?.url ?? seed.baseURL, now: now)
-            } else if !seed.sent.isEmpty && now - seed.lastProgress >= WebSeedPool.stallNanoseconds {
+            } else if !seed.sent.isEmpty && now >= seed.lastProgress
+                && now - seed.lastProgress >= WebSeedPool.stallNanoseconds
+            {
                 backOff(
                     seed, reason: "no data for \(WebSeedPool.stallNanoseconds / 1_000_000_000) s", now: now)
             }

@@ -184,7 +184,8 @@ public struct UDPTrackerClient: Sendable {
             connection = (connectionID, now)
             current.stage = .requesting(connectionID: connectionID)
             current.transactionID = random.next32()
-            current.attempt = 0
+            // The attempts go on counting: a tracker that answers every connect and never the request
+            // would otherwise keep the exchange open for ever.
             exchange = current
             return send(now: now)
         case .announce(_, let announce):

@@ -282,6 +282,32 @@ func nextTimeout(_ actions: [UDPTrackerClient.Action]) -> Instant? {
         #expect(kinds.map(\.1) == ["announce", "announce", "announce", "connect", "connect"])
     }
 
+    /// A tracker that answers every connect and never the announce cannot keep the exchange open: the
+    /// attempts count on across the reconnects, and it gives up as it would without the connects.
+    @Test func answeringOnlyConnectsStillTimesOut() {
+        var client = client()
+        var actions = client.start(.announce(Self.request), now: .seconds(0))
+        var failure: [UDPTrackerClient.Action] = []
+        for _ in 0..<100 {
+            if actions.contains(where: { if case .send = $0 { true } else { false } }) {
+                let datagram = sentDatagram(actions)
+                if FakeUDPTracker.isConnect(datagram) {
+                    let now =
+                        nextTimeout(actions).map { Instant(nanoseconds: $0.nanoseconds - 1) } ?? .seconds(0)
+                    actions = client.receive(datagram: tracker.connectReply(to: datagram), now: now)
+                    continue
+                }
+            }
+            guard let deadline = nextTimeout(actions) else {
+                failure = actions
+                break
+            }
+            actions = client.tick(now: deadline)
+        }
+        #expect(failure.contains { if case .failed(.udpTimedOut) = $0 { true } else { false } }, "\(failure)")
+        #expect(!client.isBusy)
+    }
+
     @Test func connectionIDIsReusedForOneMinute() {
         var client = client()
         let connect = sentDatagram(client.start(.announce(Self.request), now: .seconds(0)))
