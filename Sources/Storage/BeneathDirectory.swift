@@ -17,7 +17,11 @@ public struct FileStatus: Hashable, Sendable {
 
     init(_ info: stat) {
         sizeBytes = Int64(info.st_size)
-        modificationTimeNanoseconds = Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec)
+        // Held at the largest value past the year 2262 (a file can be dated so): it then matches no
+        // recorded status, and the file is checked, where trapping stopped every start.
+        let seconds = Int64(info.st_mtim.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+        let total = seconds.partialValue.addingReportingOverflow(Int64(info.st_mtim.tv_nsec))
+        modificationTimeNanoseconds = seconds.overflow || total.overflow ? .max : total.partialValue
     }
 }
 

@@ -117,6 +117,19 @@ import TorrentModel
             resume.trustedPieces(current: touched, layout: torrent.layout).pieces
                 == [0, 2, 3].map { PieceIndex($0) })
 
+        // Dated in the year 2300, past what nanoseconds since 1970 hold in 64 bits: read (it stopped
+        // every start), and not trusted.
+        var farFuture = [
+            timespec(tv_sec: 10_413_792_000, tv_nsec: 0), timespec(tv_sec: 10_413_792_000, tv_nsec: 0),
+        ]
+        #expect(utimensat(AT_FDCWD, directory.path + "/t/b", &farFuture, 0) == 0)
+        let dated = try ResumeData.currentFileStatuses(
+            layout: torrent.layout, downloadDirectory: directory.path)
+        #expect(dated[1]?.modificationTimeNanoseconds == .max)
+        #expect(
+            resume.trustedPieces(current: dated, layout: torrent.layout).pieces
+                == [0, 2, 3].map { PieceIndex($0) })
+
         // `dir/c` deleted: only piece 0 remains.
         unlink(directory.path + "/t/dir/c")
         let deleted = try ResumeData.currentFileStatuses(
