@@ -347,11 +347,6 @@ public struct DHTNode: Sendable {
 
     // MARK: - Sending
 
-    /// The share of the send budget and of the queries in flight that what other nodes provoke (answers,
-    /// probes of those that queried us) leaves to our own queries, so that a flood of queries cannot
-    /// starve our lookups.
-    var ownShare: Double { sendBudget.burst / 4 }
-
     /// Sends a query, remembering it under a fresh transaction id; false when the send limit or the cap
     /// on queries in flight refused it.
     @discardableResult
@@ -360,10 +355,7 @@ public struct DHTNode: Sendable {
         now: Instant,
         into output: inout DHTOutput
     ) -> Bool {
-        let provoked = purpose == .probe
-        let pendingLimit =
-            provoked ? configuration.maxPendingQueries * 3 / 4 : configuration.maxPendingQueries
-        guard pending.count < pendingLimit, sendBudget.take(now: now, leaving: provoked ? ownShare : 0) else {
+        guard pending.count < configuration.maxPendingQueries, sendBudget.take(now: now) else {
             statistics.sendsRefused += 1
             return false
         }
@@ -380,12 +372,11 @@ public struct DHTNode: Sendable {
         return true
     }
 
-    /// Sends an answer if the global send limit allows, leaving our own queries their share (answers
-    /// are dropped, never queued).
+    /// Sends an answer if the global send limit allows (answers are dropped, never queued).
     mutating func answer(
         _ message: KRPCMessage, to endpoint: DHTEndpoint, now: Instant, into output: inout DHTOutput
     ) {
-        guard sendBudget.take(now: now, leaving: ownShare) else {
+        guard sendBudget.take(now: now) else {
             statistics.sendsRefused += 1
             return
         }

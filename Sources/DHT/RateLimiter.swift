@@ -15,11 +15,11 @@ struct DatagramBucket: Sendable {
         updatedAt = now
     }
 
-    /// Takes a token if one is available beyond `reserve` (kept for other takers).
-    mutating func take(now: Instant, leaving reserve: Double = 0) -> Bool {
+    /// Takes a token if one is available.
+    mutating func take(now: Instant) -> Bool {
         tokens = min(burst, tokens + Double(now.nanoseconds(since: updatedAt)) * ratePerSecond / 1e9)
         updatedAt = max(updatedAt, now)
-        guard tokens >= 1 + reserve else { return false }
+        guard tokens >= 1 else { return false }
         tokens -= 1
         return true
     }

@@ -286,22 +286,6 @@ import TorrentModel
         #expect(Self.ask(&node, .ping(sender: Self.askerID), at: Instant(nanoseconds: 1_000_000_000)) != nil)
     }
 
-    /// Queries from many sources at once (each answered, and its sender probed) use at most three
-    /// quarters of the send budget: our own lookup still gets out.
-    @Test func aFloodOfQueriesLeavesOurLookupsTheirShare() {
-        var node = Self.node()
-        var answered = 0
-        for n: UInt32 in 0..<200
-        where Self.ask(&node, .ping(sender: Self.askerID), from: endpoint(42, 1, n, 1)) != nil {
-            answered += 1
-        }
-        #expect(answered > 0 && answered < 200)
-        node.addBootstrapEndpoints([endpoint(43, 0, 0, 1)])
-        var output = DHTOutput()
-        _ = node.bootstrap(now: .zero, into: &output)
-        #expect(output.datagrams.map(\.destination) == [endpoint(43, 0, 0, 1)])
-    }
-
     @Test func savedStateRoundTrips() throws {
         var random = SeededRandom(seed: 14)
         let state = DHTSavedState(
