@@ -180,8 +180,10 @@ extension DownloadSession {
         resumeSavesInFlight += 1
         reactor.runChore {
             () -> Result<Int, StorageError> in
+            // Synced here: the pieces vouched for were written before this, maybe not yet flushed.
             let current =
-                (try? ResumeData.currentFileStatuses(layout: layout, downloadDirectory: directory)) ?? []
+                (try? ResumeData.currentFileStatuses(
+                    layout: layout, downloadDirectory: directory, syncingData: true)) ?? []
             do throws(StorageError) {
                 try ResumeData(
                     infoHash: infoHash, verified: verified, files: current, filePriorities: priorities

@@ -61,11 +61,12 @@ extension Engine {
     /// finishes before the torrent starts. False when there is none.
     func finishInterruptedMove(_ id: TorrentID) -> Bool {
         guard
-            let (resumePath, start) = state.withLock({ state -> (String, Bool)? in
+            let (resumePath, folder, start) = state.withLock({ state -> (String, String, Bool)? in
                 guard let record = state.records[id], let metainfo = record.metainfo, record.move == nil
                 else { return nil }
                 return (
-                    record.options.resumeDataPath(infoHash: metainfo.wireInfoHash), record.activity != .paused
+                    record.options.resumeDataPath(infoHash: metainfo.wireInfoHash),
+                    record.options.downloadDirectory, record.activity != .paused
                 )
             })
         else { return false }
@@ -77,6 +78,15 @@ extension Engine {
             return true
         }
         guard let journal else { return false }
+        // A journal is written by a move of this torrent's folder (it is the source, or the target when
+        // the process died after the move was recorded and before the journal went). One naming other
+        // folders was put there by someone else, and would move the torrent's paths between them.
+        guard journal.source == folder || journal.target == folder else {
+            log(
+                "\(name(of: id)): ignoring \(MoveJournal.path(forResumeData: resumePath)): neither folder it "
+                    + "names is the torrent's, \(folder)")
+            return false
+        }
         log("\(name(of: id)): finishing the move to \(journal.target) that was interrupted")
         state.withLock { state in
             guard var record = state.records[id] else { return }
@@ -150,14 +160,24 @@ extension Engine {
         let files = move.movesFiles ? onDisk.files.filter { !$0.isPadding }.map(\.path) : []
         let onMoved = self.onMoved
         let body: @Sendable () -> Void = { [self] in
+            let fileMove = FileMove(
+                files: files, from: journal.source, to: journal.target, extraFiles: extras)
             do throws(StorageError) {
                 try journal.save(to: journalPath)
-                try FileMove(files: files, from: journal.source, to: journal.target, extraFiles: extras).run()
+                try fileMove.run()
                 onMoved(id, journal.target)
                 MoveJournal.remove(at: journalPath)
                 moved(id)
             } catch {
-                MoveJournal.remove(at: journalPath)
+                // Files left in both folders: the journal stays, so resuming the torrent (or its next
+                // start) finishes the move rather than finding half its files missing.
+                if fileMove.leftFilesSplit {
+                    log(
+                        "\(name(of: id)): some files could not go back to \(journal.source); resuming the "
+                            + "torrent finishes the move to \(journal.target)")
+                } else {
+                    MoveJournal.remove(at: journalPath)
+                }
                 failMove(id, error)
             }
         }

@@ -38,6 +38,9 @@ public final class FileMove {
     private let target: String
     private let extraFiles: [ExtraFile]
     private var ring: Ring?
+    /// The folders synced this run: the descriptor of the folder moved to (a rollback moves the other
+    /// way), then the torrent path beneath it, or `..` for the folder above.
+    private var syncedFolders: Set<[String]> = []
     private let buffer: UnsafeMutableRawBufferPointer
 
     public init(files: [[String]], from source: String, to target: String, extraFiles: [ExtraFile] = []) {
@@ -50,8 +53,12 @@ public final class FileMove {
 
     deinit { buffer.deallocate() }
 
-    /// Moves every file. On a failure the files already moved are moved back (as far as they can be)
-    /// and the first error is thrown: the torrent is then whole where it was.
+    /// True after a failed `run` that could not move every moved file back: the torrent's files are
+    /// then split between the two folders, and the move's journal must stay to finish it later.
+    public private(set) var leftFilesSplit = false
+
+    /// Moves every file. On a failure the files already moved are moved back (as far as they can be:
+    /// `leftFilesSplit` says) and the first error is thrown: the torrent is then whole where it was.
     public func run() throws(StorageError) {
         try openRing()
         defer { ring = nil }
@@ -67,7 +74,11 @@ public final class FileMove {
                 if try move(path, from: sourceDirectory, to: targetDirectory) { moved.append(path) }
             } catch {
                 for path in moved.reversed() {
-                    _ = try? move(path, from: targetDirectory, to: sourceDirectory)
+                    do {
+                        _ = try move(path, from: targetDirectory, to: sourceDirectory)
+                    } catch {
+                        leftFilesSplit = true
+                    }
                 }
                 throw error
             }
@@ -169,18 +180,76 @@ public final class FileMove {
         // A copy cut short by a crash: this run starts over.
         _ = perform(.unlinkat(directory: targetParent, path: name + Self.partSuffix, flags: 0))
 
+        var existing = stat()
+        if fstatat(targetParent, name, &existing, AT_SYMLINK_NOFOLLOW) == 0 {
+            // Only a copy across file systems leaves a file in both places: an earlier run cut short
+            // between the copy's rename and the source's removal. Anything else there is someone
+            // else's, and is never replaced.
+            guard Self.isCopy(existing, of: info) else {
+                throw StorageError(.move, path: display, reason: .destinationOccupied)
+            }
+            try removeSource(name, display: display, in: sourceParent)
+            return true
+        }
         let renamed = perform(
-            .renameat(fromDirectory: sourceParent, from: name, toDirectory: targetParent, to: name, flags: 0))
+            .renameat(
+                fromDirectory: sourceParent, from: name, toDirectory: targetParent, to: name,
+                flags: Self.renameNoReplace))
         if renamed >= 0 { return true }
-        guard Errno(rawValue: -renamed) == Errno(rawValue: EXDEV) else {
-            throw StorageError(.move, path: display, errno: Errno(rawValue: -renamed))
+        switch Errno(rawValue: -renamed) {
+        case Errno(rawValue: EXDEV): break
+        case Errno(rawValue: EEXIST): throw StorageError(.move, path: display, reason: .destinationOccupied)
+        default: throw StorageError(.move, path: display, errno: Errno(rawValue: -renamed))
         }
         try copy(name, display: display, from: sourceParent, to: targetParent, info: info)
+        // The copy's name must be on disk before the source goes: a power loss could keep the
+        // removal and lose the rename.
+        try syncFolders(of: path, in: to)
+        try removeSource(name, display: display, in: sourceParent)
+        return true
+    }
+
+    /// Whether `existing` is what `copy` makes of `source`: a regular file on another file system, of
+    /// the same size and modification time.
+    private static func isCopy(_ existing: stat, of source: stat) -> Bool {
+        existing.st_mode & S_IFMT == S_IFREG && existing.st_dev != source.st_dev
+            && existing.st_size == source.st_size && existing.st_mtim.tv_sec == source.st_mtim.tv_sec
+            && existing.st_mtim.tv_nsec == source.st_mtim.tv_nsec
+    }
+
+    private func removeSource(_ name: String, display: String, in sourceParent: Int32) throws(StorageError) {
         let removed = perform(.unlinkat(directory: sourceParent, path: name, flags: 0))
         guard removed >= 0 else {
             throw StorageError(.remove, path: display, errno: Errno(rawValue: -removed))
         }
-        return true
+    }
+
+    /// Syncs the folders from the destination's parent down to the one holding `path`, each once a
+    /// run, so that the names of copied files and of the folders made for them survive a power loss.
+    private func syncFolders(of path: [String], in directory: BeneathDirectory) throws(StorageError) {
+        let key = String(directory.fd)
+        if syncedFolders.insert([key, ".."]).inserted {
+            // The destination's own name, when `makeDirectory` made it.
+            let above = openat(directory.fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if above >= 0 {
+                defer { Glibc.close(above) }
+                try sync(above, display: target + "/..")
+            }
+        }
+        for depth in 0..<path.count {
+            let folder = Array(path[..<depth])
+            guard syncedFolders.insert([key] + folder).inserted else { continue }
+            let descriptor = try directory.openParent(of: folder + [path[path.count - 1]], create: false)
+            defer { if descriptor != directory.fd { Glibc.close(descriptor) } }
+            try sync(descriptor, display: BeneathDirectory.display(folder))
+        }
+    }
+
+    private func sync(_ descriptor: Int32, display: String) throws(StorageError) {
+        let synced = perform(.fsync(fd: descriptor, dataOnly: false))
+        guard synced >= 0 else {
+            throw StorageError(.sync, path: display, errno: Errno(rawValue: -synced))
+        }
     }
 
     /// Copies the regular file `name` across file systems: into a part file, synced, dated as the
@@ -219,8 +288,11 @@ public final class FileMove {
             closed = true
             let renamed = perform(
                 .renameat(
-                    fromDirectory: targetParent, from: partName, toDirectory: targetParent, to: name, flags: 0
-                ))
+                    fromDirectory: targetParent, from: partName, toDirectory: targetParent, to: name,
+                    flags: Self.renameNoReplace))
+            guard renamed != -EEXIST else {
+                throw StorageError(.move, path: display, reason: .destinationOccupied)
+            }
             guard renamed >= 0 else {
                 throw StorageError(.rename, path: display, errno: Errno(rawValue: -renamed))
             }

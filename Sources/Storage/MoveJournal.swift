@@ -6,7 +6,9 @@ import URing
 /// middle of it loses nothing: at its next start the torrent finishes the move (`FileMove` skips what
 /// was moved) before it looks at its data.
 ///
-/// Written before the first file moves and removed after the last; bencoded `source` and `target`.
+/// Written before the first file moves and removed after the last, or after a failed move whose files
+/// all went back (one that left them split keeps it); bencoded `source` and `target`. Trusted only when
+/// one of its folders is the torrent's.
 public struct MoveJournal: Equatable, Sendable {
     /// The folder the files leave, and the one they go to.
     public let source: String

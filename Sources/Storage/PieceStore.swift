@@ -4,52 +4,6 @@ import Metainfo
 import TorrentModel
 import URing
 
-/// A request made of a `PieceStore`, named again in its failure so the caller gets its buffer back.
-public enum StorageRequest: Hashable, Sendable {
-    /// ``PieceStore/writePiece(_:from:in:)``.
-    case writePiece(PieceIndex, BufferSlot)
-    /// ``PieceStore/readPiece(_:into:in:)``.
-    case readPiece(PieceIndex, BufferSlot)
-    /// ``PieceStore/readBlock(_:into:token:)`` or ``PieceStore/readBlock(_:into:in:token:)``.
-    case readBlock(token: UInt64, BlockRange)
-    /// ``PieceStore/flush()``.
-    case flush
-}
-
-extension StorageRequest {
-    /// What a failure before any file is touched names instead of a path.
-    var subject: String {
-        switch self {
-        case .writePiece(let piece, _), .readPiece(let piece, _): "\(piece)"
-        case .readBlock(_, let block): "\(block)"
-        case .flush: "the download directory"
-        }
-    }
-
-    var operation: StorageError.Operation {
-        switch self {
-        case .writePiece: .write
-        case .readPiece, .readBlock: .read
-        case .flush: .sync
-        }
-    }
-}
-
-/// What a `PieceStore` reports from `handle(_:into:)`.
-public enum StorageEvent: Hashable, Sendable {
-    /// Every byte of the piece is written (to the page cache, or to the device with direct writes); the
-    /// slot is the caller's again. Durable only after a flush.
-    case pieceWritten(PieceIndex, BufferSlot)
-    /// The piece fills the slot (padding as zeros).
-    case pieceRead(PieceIndex, BufferSlot)
-    /// The block fills the caller's buffer.
-    case blockRead(token: UInt64, BlockRange)
-    /// Every file written before the `flush()` call is on stable storage.
-    case flushed
-    /// The request failed; its buffer (if any) is the caller's again, its contents intact.
-    case failed(StorageRequest, StorageError)
-}
-
 /// Maps pieces onto a torrent's files and moves them between buffers and disk through the reactor's ring.
 ///
 /// The store issues its operations on the ring with tokens whose owner is ``completionOwner`` (or the
@@ -169,6 +123,10 @@ public final class PieceStore {
         /// The file `fd` is open on, to notice it being replaced under the store (see
         /// ``replacedFileError(among:)``).
         var identity: FileIdentity?
+        /// The file as it was when closed (for its descriptor) with writes not yet synced: opened again,
+        /// it must be the same file, or those writes are lost (removed by the user, say, and created
+        /// anew by the next write or the flush), and the pieces they carried with them.
+        var closedUnsynced: FileIdentity?
         /// Written since ``findReplacedFile()`` last looked: a file nobody writes to costs it nothing.
         var writtenSinceLook = false
         /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
@@ -419,11 +377,15 @@ public final class PieceStore {
             let path = layout.files[index].path
             let entry = directory.entry(at: path)
             if case .file(let identity) = entry, identity == files[index].identity { continue }
-            return StorageError(
-                .write, path: BeneathDirectory.display(path),
-                reason: .replacedWhileWriting(now: entry.description))
+            return replaced(index, now: entry)
         }
         return nil
+    }
+
+    private func replaced(_ index: Int, now entry: PathEntry) -> StorageError {
+        StorageError(
+            .write, path: BeneathDirectory.display(layout.files[index].path),
+            reason: .replacedWhileWriting(now: entry.description))
     }
 
     /// Throws unless files can be created and written in the download folder (a read-only file system,
@@ -778,14 +740,24 @@ public final class PieceStore {
             closeFile(victim)
         }
         let entry = layout.files[index]
+        let expected = files[index].closedUnsynced
         var flags = options.readOnly ? O_RDONLY : O_RDWR
-        if create && !options.readOnly { flags |= O_CREAT }
+        // A file closed with unsynced writes is never created again: it must still be there.
+        if create && !options.readOnly && expected == nil { flags |= O_CREAT }
         let fd: Int32
         do {
             fd = try directory().openFile(entry.path, flags: flags)
         } catch {
-            return .failed(error)
+            guard expected != nil, error.errno == .noSuchFile else { return .failed(error) }
+            return .failed(replaced(index, now: .missing))
         }
+        var info = stat()
+        let identity = fstat(fd, &info) == 0 ? FileIdentity(info) : nil
+        if let expected, identity != expected {
+            Glibc.close(fd)
+            return .failed(replaced(index, now: .file(expected)))
+        }
+        files[index].closedUnsynced = nil
         if options.preallocate && fileWanted[index] && !files[index].isPreallocated && entry.length > 0,
             let first = files[index].queuedWrites.first, var request = requests.context(for: first.request)
         {
@@ -799,8 +771,7 @@ public final class PieceStore {
             files[index].isPreallocated = true
         }
         files[index].fd = fd
-        var info = stat()
-        files[index].identity = fstat(fd, &info) == 0 ? FileIdentity(info) : nil
+        files[index].identity = identity
         if options.directWrites && !options.readOnly {
             // Any failure (EINVAL: no O_DIRECT on this file system) leaves the page cache for all writes.
             files[index].directFD =
@@ -863,6 +834,8 @@ public final class PieceStore {
         // A close of a regular file does not flush, so it cannot block on the disk.
         Glibc.close(files[index].fd)
         files[index].fd = -1
+        let unsynced = files[index].isDirty || files[index].queuedWrites.contains { $0.kind == .sync }
+        files[index].closedUnsynced = unsynced ? files[index].identity : nil
         files[index].identity = nil
         closeDirectDescriptor(index)
         pageCache.retire(index)

@@ -33,8 +33,8 @@ public struct ResumeData: Hashable, Sendable {
     /// The number of pieces of the torrent.
     public var pieceCount: Int { verified.pieceCount }
 
-    /// Resume data to save: `files` from ``currentFileStatuses(layout:downloadDirectory:)`` taken after
-    /// a flush, so the statuses describe the data the bitfield vouches for.
+    /// Resume data to save: `files` from ``currentFileStatuses(layout:downloadDirectory:syncingData:)``
+    /// taken after a flush or syncing, so the statuses describe the data the bitfield vouches for.
     public init(
         infoHash: InfoHash, verified: PieceSet, files: [FileStatus?], filePriorities: [FilePriority]? = nil
     ) {
@@ -48,13 +48,23 @@ public struct ResumeData: Hashable, Sendable {
 
     /// The status of each file of `layout` now (nil for padding, missing files, and anything that is
     /// not a regular file reachable without symbolic links). Blocking: call it when saving or loading.
+    ///
+    /// With `syncingData`, each file's data is synced first (`fdatasync`), and a file whose sync fails
+    /// gets nil: pieces whose writes completed before the call may then be vouched for, since a power
+    /// loss keeps them (a save between flushes would otherwise vouch for data still in the page cache).
     public static func currentFileStatuses(
-        layout: FileLayout, downloadDirectory: String
+        layout: FileLayout, downloadDirectory: String, syncingData: Bool = false
     ) throws(StorageError) -> [FileStatus?] {
         let directory = try BeneathDirectory.open(path: downloadDirectory)
         defer { Glibc.close(directory.fd) }
         return layout.files.map { file in
-            file.isPadding ? nil : (try? directory.status(of: file.path)) ?? nil
+            guard !file.isPadding else { return nil }
+            guard syncingData else { return (try? directory.status(of: file.path)) ?? nil }
+            guard let fd = try? directory.openFile(file.path, flags: O_RDONLY) else { return nil }
+            defer { Glibc.close(fd) }
+            var info = stat()
+            guard fdatasync(fd) == 0, fstat(fd, &info) == 0 else { return nil }
+            return FileStatus(info)
         }
     }
 

@@ -52,6 +52,8 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
         case invalidResumeData(String)
         /// A file of the engine's own that is not what it should be; the text says what is wrong.
         case damaged(String)
+        /// Something of the same name is already where a file is to go; it is never replaced.
+        case destinationOccupied
     }
 
     /// The step that failed.
@@ -114,6 +116,9 @@ public struct StorageError: Error, Hashable, Sendable, CustomStringConvertible {
             return "\(subject): the resume data is not usable (\(detail)); the data will be rechecked"
         case .damaged(let detail):
             return "\(subject): \(detail)"
+        case .destinationOccupied:
+            return "\(subject): something of the same name is already at the destination, and it is never "
+                + "replaced"
         }
     }
 

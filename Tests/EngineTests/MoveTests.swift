@@ -235,6 +235,103 @@ import URing
             !FileManager.default.fileExists(atPath: target.path + "/moving/sub/deeper/c.bin.potluck-part"))
         #expect(!FileManager.default.fileExists(atPath: MoveJournal.path(forResumeData: resumePath)))
     }
+    /// A file of the user's at the destination, of the same relative path as one of the torrent's: the
+    /// move fails on it and leaves it as it was, and the torrent's files stay whole where they were.
+    @Test func aFileAtTheDestinationIsNeverReplaced() throws {
+        let source = try Self.folder("occupied-source")
+        let target = try Self.folder("occupied-target")
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let before = Self.contents(in: source)
+        let theirs = target.appendingPathComponent("moving/sub/b.bin")
+        try FileManager.default.createDirectory(
+            at: theirs.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("the user's own file".utf8).write(to: theirs)
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source)
+        defer { engine.shutdown() }
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+
+        try engine.move(id, to: target.path)
+        #expect(
+            EngineTests.eventually {
+                if case .failed = engine.snapshot(id)?.activity { return true }
+                return false
+            })
+        guard case .failed(let reason) = engine.snapshot(id)?.activity else { return }
+        #expect(
+            reason.contains("moving/sub/b.bin") && reason.contains("already at the destination"), "\(reason)")
+        #expect(FileManager.default.contents(atPath: theirs.path) == Data("the user's own file".utf8))
+        #expect(Self.contents(in: source) == before)
+        #expect(!FileManager.default.fileExists(atPath: target.path + "/moving/a.bin"))
+        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
+            .resumeDataPath(infoHash: metainfo.wireInfoHash)
+        #expect(!FileManager.default.fileExists(atPath: MoveJournal.path(forResumeData: resumePath)))
+    }
+
+    /// A crash between a copy's rename into place and the removal of its source leaves the file in
+    /// both folders (on two file systems): the next start takes the copy, which has the source's size
+    /// and time, and removes the source.
+    @Test func aCopyWhoseSourceWasNotYetRemovedIsTakenAtTheNextStart() throws {
+        let source = try Self.folder("copied-source")
+        let target = try Self.folder("copied-target", under: "/dev/shm")
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let before = Self.contents(in: source)
+        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
+            .resumeDataPath(infoHash: metainfo.wireInfoHash)
+        try MoveJournal(source: source.path, target: target.path)
+            .save(to: MoveJournal.path(forResumeData: resumePath))
+        let original = source.path + "/moving/sub/b.bin"
+        let copy = target.path + "/moving/sub/b.bin"
+        try FileManager.default.createDirectory(
+            atPath: target.path + "/moving/sub", withIntermediateDirectories: true)
+        try #require(FileManager.default.contents(atPath: original)).write(to: URL(fileURLWithPath: copy))
+        var info = stat()
+        #expect(stat(original, &info) == 0)
+        var times = [info.st_atim, info.st_mtim]
+        #expect(utimensat(AT_FDCWD, copy, &times, 0) == 0)
+
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source)
+        defer { engine.shutdown() }
+        #expect(
+            EngineTests.eventually {
+                engine.snapshot(id)?.activity == .seeding
+                    && engine.snapshot(id)?.downloadDirectory == target.path
+            }, "\(String(describing: engine.snapshot(id)?.activity))")
+        #expect(Self.contents(in: target) == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: source.path) == [])
+    }
+
+    /// A journal naming two other folders was not written by a move of this torrent (someone put it
+    /// there): it is ignored, nothing moves, and the torrent seeds from its own folder.
+    @Test func aJournalNamingOtherFoldersIsIgnored() throws {
+        let folder = try Self.folder("planted")
+        let elsewhere = try Self.folder("planted-elsewhere")
+        let destination = try Self.folder("planted-destination")
+        defer {
+            for url in [folder, elsewhere, destination] { try? FileManager.default.removeItem(at: url) }
+        }
+        let metainfo = try Self.makeTorrent(in: folder)
+        _ = try Self.makeTorrent(in: elsewhere)
+        let elsewhereBefore = Self.contents(in: elsewhere)
+        let resumePath = DownloadOptions(downloadDirectory: folder.path, peers: [])
+            .resumeDataPath(infoHash: metainfo.wireInfoHash)
+        try MoveJournal(source: elsewhere.path, target: destination.path)
+            .save(to: MoveJournal.path(forResumeData: resumePath))
+
+        let (engine, id) = try Self.seedingEngine(metainfo, in: folder)
+        defer { engine.shutdown() }
+        #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
+        #expect(engine.snapshot(id)?.downloadDirectory == folder.path)
+        #expect(Self.contents(in: elsewhere) == elsewhereBefore)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: destination.path) == [])
+    }
 }
 
 /// Where `onMoved` said the files went, in order.

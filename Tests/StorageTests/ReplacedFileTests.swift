@@ -39,6 +39,35 @@ import URing
         #expect(replaced.description.contains("cannot write \"t/b\": it was replaced or removed"))
     }
 
+    /// A file closed (its descriptor given back) before its writes were synced, then removed or
+    /// replaced: the flush does not create it anew and vouch for the writes it lost, it fails.
+    @Test(arguments: [false, true])
+    func aFileClosedUnsyncedThenRemovedFailsTheFlush(replacedByAnotherFile: Bool) throws {
+        let torrent = try crossingTorrent()
+        let directory = TemporaryDirectory()
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
+        try writeAll(
+            torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(0), PieceIndex(1)])
+        store.closeIdleFiles()
+
+        let path = directory.path + "/t/b"
+        // Moved aside rather than unlinked when replaced, so the new file cannot reuse its inode.
+        #expect((replacedByAnotherFile ? rename(path, path + ".old") : unlink(path)) == 0)
+        if replacedByAnotherFile { writeFile(path, Array("someone else's".utf8)) }
+        let before = reactor.storeEvents.count
+        store.flush()
+        try reactor.runStore(store, events: before + 1)
+        let now = replacedByAnotherFile ? "another file" : "missing"
+        #expect(
+            reactor.storeEvents.last
+                == .failed(.flush, StorageError(.write, path: "t/b", reason: .replacedWhileWriting(now: now)))
+        )
+        #expect(readFile(path) == (replacedByAnotherFile ? Array("someone else's".utf8) : nil))
+    }
+
     @Test func aFileReplacedByASymbolicLinkIsNeverWrittenThrough() throws {
         let torrent = try crossingTorrent()
         let directory = TemporaryDirectory()

@@ -136,5 +136,11 @@ import TorrentModel
             layout: torrent.layout, downloadDirectory: directory.path)
         #expect(deleted[3] == nil)
         #expect(resume.trustedPieces(current: deleted, layout: torrent.layout).pieces == [PieceIndex(0)])
+        // Synced first (as a save between flushes does), the files read the same; a symbolic link in a
+        // file's place is refused either way.
+        #expect(symlink(directory.path + "/t/a", directory.path + "/t/dir/c") == 0)
+        let synced = try ResumeData.currentFileStatuses(
+            layout: torrent.layout, downloadDirectory: directory.path, syncingData: true)
+        #expect(synced == deleted && synced[0] != nil && synced[3] == nil)
     }
 }
