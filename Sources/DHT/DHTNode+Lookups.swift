@@ -104,6 +104,7 @@ extension DHTNode {
             return
         }
         pending[transactionID] = nil
+        if query.purpose == .probe { probing.remove(source) }
         if let reported = message.requesterEndpoint {
             learnExternalAddress(reported.address, from: source.address, now: now, into: &output)
         }
@@ -149,8 +150,11 @@ extension DHTNode {
         // In transaction-id order, so that a run replays identically from its seed.
         for (transactionID, query) in expired.sorted(by: { $0.key < $1.key }) {
             pending[transactionID] = nil
+            if query.purpose == .probe { probing.remove(query.endpoint) }
             statistics.queriesTimedOut += 1
             table.queryFailed(query.endpoint, now: now)
+            // A saved or leaked node that does not answer is not asked at every bootstrap again.
+            savedNodes.removeAll { $0.endpoint == query.endpoint }
             lookupQueryFailed(query, now: now, into: &output)
         }
     }

@@ -69,14 +69,21 @@ extension DHTNode {
     }
 
     /// A querier counts as active if the table has it; if not, and it would fit, it is pinged, and joins
-    /// the table when it answers (only nodes that answer us are added).
+    /// the table when it answers (only nodes that answer us are added). An endpoint is pinged once at a
+    /// time, and at most `maxProbesInFlight` at once: a flood of queries from new sources must not
+    /// turn into as many pings, taking the queries in flight our lookups need.
     private mutating func noteQuerier(_ node: DHTNodeInfo, now: Instant, into output: inout DHTOutput) {
         if table.entry(for: node.id) != nil {
             table.nodeQueried(node, now: now)
-        } else if table.hasRoom(for: node.id, now: now) {
+        } else if probing.count < Self.maxProbesInFlight, !probing.contains(node.endpoint),
+            table.hasRoom(for: node.id, now: now),
             sendQuery(
                 .ping(sender: id), to: node.endpoint, expectedID: node.id, purpose: .probe, now: now,
                 into: &output)
+        {
+            probing.insert(node.endpoint)
         }
     }
+
+    static let maxProbesInFlight = 256
 }

@@ -26,7 +26,8 @@ public struct DHTStatistics: Hashable, Sendable {
 ///
 /// Invariants: every query in `pending` was sent to its endpoint less than the hard timeout ago (as of
 /// the last tick) and has a unique 2-byte transaction id; only an answer from that endpoint with that id
-/// resolves it; each lookup sends at most two queries per endpoint (one retry); at most `maxConcurrentLookups` run.
+/// resolves it; each lookup sends at most two queries per endpoint (one retry); at most `maxConcurrentLookups` run;
+/// `probing` holds exactly the endpoints of the probes in `pending`.
 public struct DHTNode: Sendable {
     /// Why a query of ours is in flight.
     enum QueryPurpose: Hashable, Sendable {
@@ -68,6 +69,8 @@ public struct DHTNode: Sendable {
     var sourceLimiter: SourceRateLimiter
     var sendBudget: DatagramBucket
     var pending: [UInt16: PendingQuery] = [:]
+    /// The endpoints of the probes in `pending`.
+    var probing: Set<DHTEndpoint> = []
     var lookups: [Lookup] = []
     var nextLookupNumber: UInt32 = 1
     var bootstrapEndpoints: [DHTEndpoint] = []

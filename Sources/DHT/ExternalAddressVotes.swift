@@ -1,5 +1,5 @@
 /// BEP 42: what our external address is, decided from the `ip` that answering nodes report. One node
-/// cannot be trusted, so each responder's /24 (or /64) casts one vote, the latest of at most
+/// cannot be trusted, so each responder's /24 (or IPv6 /48) casts one vote, the latest of at most
 /// `maxVoters` are kept, and an address wins only with `minimumAgreeingVotes` that outnumber all others.
 ///
 /// Private addresses are answers only a node on the same private network gives; they count only while
@@ -22,10 +22,19 @@ struct ExternalAddressVotes: Sendable {
     /// Counts `reported` as what the node at `voter` sees us as, replacing that subnet's earlier vote.
     mutating func record(_ reported: DHTIPAddress, from voter: DHTIPAddress) {
         guard reported.family == voter.family, !reported.isUnroutable else { return }
-        let subnet = voter.subnet
+        let subnet = Self.votingSubnet(of: voter)
         votes.removeAll { $0.voterSubnet == subnet }
         if votes.count >= Self.maxVoters { votes.removeFirst() }
         votes.append(Vote(voterSubnet: subnet, reported: reported))
+    }
+
+    /// An IPv6 voter's /48, a site's usual allocation: one holder of a /48 has 65,536 /64s, enough to
+    /// outvote everyone (and take our id from us) if each counted.
+    private static func votingSubnet(of voter: DHTIPAddress) -> DHTIPAddress {
+        switch voter {
+        case .v4: voter.subnet
+        case .v6(let high, _): .v6(high: high & 0xffff_ffff_ffff_0000, low: 0)
+        }
     }
 
     /// The address enough voters agree on, or nil.

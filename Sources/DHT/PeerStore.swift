@@ -60,10 +60,11 @@ struct PeerStore: Sendable {
         for infoHash: InfoHash, family: DHTAddressFamily, limit: Int, random: inout SeededRandom
     ) -> [DHTEndpoint] {
         guard let entries = peers[infoHash] else { return [] }
-        let matching = entries.lazy.filter { $0.key.family == family }
-            .map { DHTEndpoint(address: $0.key, port: $0.value.port) }
-        guard matching.count > limit else { return Array(matching) }
-        return Array(Array(matching).shuffled(using: &random).prefix(limit))
+        let matching = entries.compactMap { address, entry in
+            address.family == family ? DHTEndpoint(address: address, port: entry.port) : nil
+        }
+        guard matching.count > limit else { return matching }
+        return Array(matching.shuffled(using: &random).prefix(limit))
     }
 
     /// Drops every peer whose announce has expired.

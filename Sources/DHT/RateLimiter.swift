@@ -31,13 +31,16 @@ struct DatagramBucket: Sendable {
 }
 
 /// Per-source limits on the queries this node answers, so one address cannot make it do unbounded
-/// work or reflect traffic at a victim. Tracks at most `maxSources` addresses; when full, a new address
-/// is refused until idle ones are forgotten by ``forgetIdle(now:)``.
+/// work or reflect traffic at a victim. A source is an IPv4 address or an IPv6 /64 (what one host
+/// usually holds: counting each address would give a host 2⁶⁴ buckets). Tracks at most `maxSources`;
+/// when full, idle ones are forgotten (at most once a second), and a new source is refused only if
+/// none is idle.
 struct SourceRateLimiter: Sendable {
     let queriesPerSecond: Int
     let burst: Int
     let maxSources: Int
     private var buckets: [DHTIPAddress: DatagramBucket] = [:]
+    private var lastSweep = Instant(nanoseconds: 0)
 
     init(queriesPerSecond: Int, burst: Int, maxSources: Int) {
         self.queriesPerSecond = queriesPerSecond
@@ -45,9 +48,13 @@ struct SourceRateLimiter: Sendable {
         self.maxSources = maxSources
     }
 
-    /// Whether a query from `source` may be answered now (charging it if so).
-    mutating func allows(_ source: DHTIPAddress, now: Instant) -> Bool {
+    /// Whether a query from `address` may be answered now (charging its source if so).
+    mutating func allows(_ address: DHTIPAddress, now: Instant) -> Bool {
+        let source = Self.source(of: address)
         if buckets[source] == nil {
+            if buckets.count >= maxSources && now.nanoseconds(since: lastSweep) >= 1_000_000_000 {
+                forgetIdle(now: now)
+            }
             guard buckets.count < maxSources else { return false }
             buckets[source] = DatagramBucket(ratePerSecond: queriesPerSecond, burst: burst, now: now)
         }
@@ -56,6 +63,16 @@ struct SourceRateLimiter: Sendable {
 
     /// Forgets the sources whose buckets have refilled, which are indistinguishable from new ones.
     mutating func forgetIdle(now: Instant) {
+        lastSweep = now
         buckets = buckets.filter { !$0.value.isFull(now: now) }
+    }
+
+    var trackedSources: Int { buckets.count }
+
+    private static func source(of address: DHTIPAddress) -> DHTIPAddress {
+        switch address {
+        case .v4: address
+        case .v6(let high, _): .v6(high: high, low: 0)
+        }
     }
 }

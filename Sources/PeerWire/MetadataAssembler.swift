@@ -96,6 +96,8 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
         let source: Peer?
         var pieces: [[UInt8]?]
         var suppliers: [Peer?]
+        /// The peers each piece was asked of.
+        var askedOf: [Set<Peer>]
         var storedCount = 0
         var pending: [Int: PendingRequest] = [:]
 
@@ -105,6 +107,7 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
             let count = MetadataMessage.pieceCount(metadataSize: metadataSize)
             pieces = Array(repeating: nil, count: count)
             suppliers = Array(repeating: nil, count: count)
+            askedOf = Array(repeating: [], count: count)
         }
 
         func accepts(from peer: Peer) -> Bool { source == nil || source == peer }
@@ -199,6 +202,7 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
             else { break }
             load[peer, default: 0] += 1
             current.pending[piece] = PendingRequest(peer: peer, sentAt: now)
+            current.askedOf[piece].insert(peer)
             requests.append(Request(peer: peer, piece: piece))
         }
         attempt = current
@@ -227,11 +231,13 @@ public struct MetadataAssembler<Peer: Hashable & Sendable>: Sendable {
                 flag(peer)
                 return .sentWrongData
             }
+            // Only what was asked of this peer (late answers welcome): unasked pieces would let one peer
+            // fill the metadata, to be found wrong only once it is whole.
+            guard var current = attempt, current.metadataSize == totalSize, current.pieces[piece] == nil,
+                current.accepts(from: peer), current.askedOf[piece].contains(peer)
+            else { return .ignored }
             contributions[peer, default: [:]][piece] = Contribution(
                 digest: SHA1.hash(payload), length: payload.count)
-            guard var current = attempt, current.metadataSize == totalSize, current.pieces[piece] == nil,
-                current.accepts(from: peer)
-            else { return .ignored }
             attempt = nil  // so the copy being changed is the only one, and its arrays are not copied
             current.pending[piece] = nil
             current.pieces[piece] = payload

@@ -385,10 +385,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         switch selection {
         case .all: return all
         case .recentlyActive: return all.filter { now - $0.settings.activityDate <= 60 }
-        case .only(let references):
-            // Looked up in a set made once: a request may name millions of ids, each torrent checked.
-            let named = Set(references)
-            return all.filter { named.contains(.id($0.id.value)) || named.contains(.hash($0.hash)) }
+        case .only:
+            let matcher = selection.matcher
+            return all.filter { matcher.names(id: $0.id.value, hash: $0.hash) }
         }
     }
 

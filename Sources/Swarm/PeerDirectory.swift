@@ -5,10 +5,13 @@ import TorrentModel
 /// the engine asks it whom to connect to and tells it how connections went.
 ///
 /// Invariants: each address is listed once, in the order it was first heard of (connections are tried
-/// in that order); at most `maximumCandidates` are listed; a banned address is never offered again.
+/// in that order), except that once `maximumCandidates` are listed a new address takes the place of
+/// one that failed and is not connected (so addresses that never answer, from a hostile DHT node say,
+/// cannot shut out the good ones for ever); a banned address stays listed and is never offered again.
 public struct PeerDirectory<Address: Hashable> {
     public struct Configuration: Sendable {
-        /// Addresses kept at most: beyond, new ones are ignored (a torrent never needs thousands).
+        /// Addresses kept at most: beyond, new ones replace failed ones, or are ignored when none has
+        /// failed (a torrent never needs thousands).
         public var maximumCandidates = 2000
         /// A failed peer waits this long before its next try, doubling with each failure in a row.
         public var firstRetryDelay = Duration.seconds(1)
@@ -30,6 +33,8 @@ public struct PeerDirectory<Address: Hashable> {
     /// the array without hashing an address.
     private var entries: [Entry] = []
     private var positions: [Address: Int] = [:]
+    /// Where the search for a failed entry to replace goes on from, so that replacing is amortised O(1).
+    private var replacementCursor = 0
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -39,18 +44,39 @@ public struct PeerDirectory<Address: Hashable> {
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
 
-    /// Lists new addresses (those already listed and those beyond the limit are ignored); returns how
-    /// many were new.
+    /// Lists new addresses (those already listed are ignored, and so are those beyond the limit once
+    /// no failed entry is left to replace); returns how many were new.
     @discardableResult
     public mutating func add<S: Sequence<Address>>(_ addresses: S) -> Int {
         var added = 0
-        for address in addresses where entries.count < configuration.maximumCandidates {
-            guard positions[address] == nil else { continue }
-            positions[address] = entries.count
-            entries.append(Entry(address: address))
+        var mayReplace = true
+        for address in addresses where positions[address] == nil {
+            if entries.count < configuration.maximumCandidates {
+                positions[address] = entries.count
+                entries.append(Entry(address: address))
+            } else if mayReplace, let index = failedEntryToReplace() {
+                positions[entries[index].address] = nil
+                positions[address] = index
+                entries[index] = Entry(address: address)
+            } else {
+                mayReplace = false
+                continue
+            }
             added += 1
         }
         return added
+    }
+
+    /// An entry that failed and is neither connected nor banned, found by one turn at most around the
+    /// list from where the last search stopped.
+    private mutating func failedEntryToReplace() -> Int? {
+        for _ in 0..<entries.count {
+            let index = replacementCursor
+            replacementCursor = (replacementCursor + 1) % entries.count
+            let entry = entries[index]
+            if entry.failures > 0 && !entry.connected && !entry.banned { return index }
+        }
+        return nil
     }
 
     /// Up to `limit` addresses to connect to now, in the order they were heard of, each marked connected

@@ -20,13 +20,25 @@ public enum TorrentSelection: Sendable, Hashable {
     /// Transmission, so a careless `"ids": []` on torrent-remove removes nothing.
     case only([TorrentReference])
 
-    /// Whether the torrent with this id and hash is named. `.recentlyActive` depends on the backend's
-    /// clock and activity records, so it names none here: backends resolve it themselves.
-    public func names(id: Int, hash: InfoHash) -> Bool {
+    /// What decides, torrent by torrent, whether the selection names it: made once per request, its
+    /// references in a set (a request may name millions of ids, and each torrent is checked).
+    /// `.recentlyActive` depends on the backend's clock and activity records, so it names none here:
+    /// backends resolve it themselves.
+    public var matcher: Matcher {
         switch self {
-        case .all: true
-        case .recentlyActive: false
-        case .only(let references): references.contains(.id(id)) || references.contains(.hash(hash))
+        case .all: Matcher(everything: true, named: [])
+        case .recentlyActive: Matcher(everything: false, named: [])
+        case .only(let references): Matcher(everything: false, named: Set(references))
+        }
+    }
+
+    public struct Matcher: Sendable {
+        let everything: Bool
+        let named: Set<TorrentReference>
+
+        /// Whether the torrent with this id and hash is named.
+        public func names(id: Int, hash: InfoHash) -> Bool {
+            everything || named.contains(.id(id)) || named.contains(.hash(hash))
         }
     }
 }

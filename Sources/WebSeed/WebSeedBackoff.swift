@@ -1,6 +1,8 @@
 /// How long a web seed rests after a failure that does not condemn it (a dropped connection, a server
-/// error, "busy"): doubling from 1 s up to ``maxSeconds``, or what the server asked for with
-/// `Retry-After` within ``maxRetryAfterSeconds``. A fetch that completes starts the count over.
+/// error, "busy"): doubling from 1 s up to ``maxSeconds``, or longer when the server asked for more
+/// with `Retry-After` (within ``maxRetryAfterSeconds``). Never shorter: a server answering every request
+/// "busy, retry after 0 s" would otherwise be asked once a second for ever. A fetch that completes
+/// starts the count over.
 public struct WebSeedBackoff: Hashable, Sendable {
     /// The longest rest after repeated failures.
     public static let maxSeconds = 60
@@ -15,8 +17,9 @@ public struct WebSeedBackoff: Hashable, Sendable {
     /// A failure: the seconds to wait before trying again.
     public mutating func failed(retryAfterSeconds: Int? = nil) -> Int {
         failures += 1
-        if let retryAfterSeconds { return min(max(1, retryAfterSeconds), Self.maxRetryAfterSeconds) }
-        return min(1 << min(failures - 1, 16), Self.maxSeconds)
+        let doubling = min(1 << min(failures - 1, 16), Self.maxSeconds)
+        guard let retryAfterSeconds else { return doubling }
+        return max(doubling, min(retryAfterSeconds, Self.maxRetryAfterSeconds))
     }
 
     /// A fetch completed.

@@ -21,6 +21,23 @@ import TorrentModel
         #expect(votes.decided == Self.ours)
     }
 
+    /// The /64s of one IPv6 /48 are one voter: its holder cannot outvote the rest.
+    @Test func anIPv6SiteVotesOnce() {
+        var votes = ExternalAddressVotes()
+        let ours = DHTIPAddress.v6(high: 0x2001_0db8_0001_0002, low: 7)
+        for n in 0..<3 {
+            votes.record(ours, from: .v6(high: 0x2a00_0000_0000_0000 | UInt64(n) << 16, low: 1))
+        }
+        for n in 0..<10 {
+            votes.record(
+                .v6(high: 0x2001_0db8_0666_0000, low: 6),
+                from: .v6(high: 0x2a01_0000_0005_0000 | UInt64(n), low: 1))
+        }
+        #expect(votes.decided == nil, "three sites for ours, one for the lie")
+        votes.record(ours, from: .v6(high: 0x2a00_0000_0003_0000, low: 1))
+        #expect(votes.decided == ours)
+    }
+
     @Test func aLyingMinorityIsOutvotedAndATieDecidesNothing() {
         var votes = ExternalAddressVotes()
         for n in 0..<4 { votes.record(Self.lie, from: Self.voter(100 + n)) }

@@ -256,6 +256,13 @@ import TorrentModel
         output.removeAll()
         ipv6.tick(now: Instant(nanoseconds: 250_000_000), into: &output)
         #expect(output.datagrams.map(\.destination) == [v6Node.endpoint], "bootstraps at once, not in 15 s")
+        // It never answers: once its queries time out, it is not asked again.
+        for second in [2, 4, 8, 16, 32, 64] as [UInt64] {
+            output.removeAll()
+            ipv6.tick(now: Instant(nanoseconds: second * 1_000_000_000), into: &output)
+        }
+        #expect(!output.datagrams.contains { $0.destination == v6Node.endpoint })
+        #expect(ipv6.pendingQueryCount == 0)
     }
 
     @Test func malformedQueriesGetAnErrorAndOtherGarbageNothing() {
@@ -277,6 +284,33 @@ import TorrentModel
         #expect(node.statistics.malformedDatagrams == 2 && node.statistics.unexpectedAnswers == 1)
     }
 
+    /// Queriers the table would take are pinged to see whether they answer; one asking again before
+    /// answering is not pinged again, and a crowd of new queriers gets at most 256 pings in flight.
+    @Test func queriersAreProbedOnceEachAndBoundedInFlight() {
+        var node = Self.node()
+        var clock: UInt64 = 0
+        func probes(from sources: [DHTEndpoint], ids: [NodeID]) -> Int {
+            var output = DHTOutput()
+            // 5 ms apart: within the send budget (an answer and a ping each), and within the timeout.
+            for (source, id) in zip(sources, ids) {
+                clock += 5_000_000
+                node.received(
+                    KRPCMessage(transactionID: ascii("q1"), body: .query(.ping(sender: id))).encoded(),
+                    from: source, now: Instant(nanoseconds: clock), into: &output)
+            }
+            return output.datagrams.compactMap { try? KRPCMessage.decode($0.bytes) }.filter {
+                if case .query(.ping) = $0.body { true } else { false }
+            }.count
+        }
+        #expect(
+            probes(from: [Self.asker, Self.asker, Self.asker], ids: Array(repeating: Self.askerID, count: 3))
+                == 1)
+        var random = SeededRandom(seed: 3)
+        let crowd = (0..<300).map { endpoint(43, UInt32($0 / 250), UInt32($0 % 250), 1) }
+        #expect(probes(from: crowd, ids: crowd.map { _ in randomID(&random) }) == 255)
+        #expect(node.pendingQueryCount == 256)
+    }
+
     @Test func eachSourceIsRateLimited() {
         var node = Self.node()
         var answered = 0
@@ -284,6 +318,21 @@ import TorrentModel
         #expect(answered == 20)  // the burst, with no time passing
         #expect(Self.ask(&node, .ping(sender: Self.askerID), from: endpoint(42, 0, 11, 1)) != nil)
         #expect(Self.ask(&node, .ping(sender: Self.askerID), at: Instant(nanoseconds: 1_000_000_000)) != nil)
+    }
+
+    /// An IPv6 host is one source per /64; a limiter tracking as many sources as it may makes room by
+    /// forgetting idle ones (at most once a second) rather than refusing every new source.
+    @Test func sourcesAreIPv6Slash64sAndAFullLimiterMakesRoom() {
+        var limiter = SourceRateLimiter(queriesPerSecond: 10, burst: 2, maxSources: 3)
+        let host = { (low: UInt64) in DHTIPAddress.v6(high: 0x2001_0db8_0000_0001, low: low) }
+        let answered = [host(1), host(2), host(3), .v4(1), .v4(2), .v4(3)].map {
+            limiter.allows($0, now: .zero)
+        }
+        // One /64 is one bucket of 2; then the limiter is full, and no source is idle.
+        #expect(answered == [true, true, false, true, true, false])
+        let later = limiter.allows(.v4(3), now: Instant(nanoseconds: 1_000_000_000))
+        #expect(later, "all idle a second later")
+        #expect(limiter.trackedSources == 1)
     }
 
     @Test func savedStateRoundTrips() throws {

@@ -99,6 +99,23 @@ private func playMinutes(
         for peer in 1...3 { #expect(requests.filter { $0.peer == peer }.count == 2) }
     }
 
+    /// A piece nobody asked this peer for is not taken, even when it is right: one peer must not fill
+    /// the metadata on its own initiative.
+    @Test func aPieceThatWasNotAskedForIsIgnored() {
+        var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: Self.metadata))
+        assembler.addPeer(1, metadataSize: Self.metadata.count)
+        assembler.addPeer(2, metadataSize: Self.metadata.count)
+        #expect(
+            assembler.nextRequests(now: .zero) == [
+                .init(peer: 1, piece: 0), .init(peer: 2, piece: 1), .init(peer: 1, piece: 2),
+            ])
+        #expect(assembler.receive(answer(0, of: Self.metadata, .honest), from: 2, now: .zero) == .ignored)
+        #expect(assembler.fractionReceived == 0)
+        #expect(
+            assembler.receive(answer(0, of: Self.metadata, .honest), from: 1, now: .zero) == .stored(piece: 0)
+        )
+    }
+
     @Test func aRejectedPieceIsAskedOfAnotherPeerAndTheRefuserPauses() {
         let metadata = randomMetadata(size: 100, seed: 3)
         var assembler = MetadataAssembler<Int>(hashes: v1Hashes(of: metadata))

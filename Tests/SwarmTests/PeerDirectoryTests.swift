@@ -17,6 +17,26 @@ import TorrentModel
         #expect(directory.takeCandidates(limit: 10, at: Self.at(0)).isEmpty, "all connected")
     }
 
+    /// A full list (a hostile DHT node answering with addresses that never answer, say) gives the
+    /// places of failed, unconnected peers to new addresses; connected, banned and untried ones stay.
+    @Test func aFullListReplacesFailedPeers() {
+        var configuration = PeerDirectory<Int>.Configuration()
+        configuration.maximumCandidates = 4
+        var directory = PeerDirectory<Int>(configuration: configuration)
+        directory.add(1...4)
+        #expect(directory.takeCandidates(limit: 3, at: Self.at(0)) == [1, 2, 3])
+        directory.disconnected(1, at: Self.at(0))
+        directory.ban(2)
+        directory.disconnected(2, at: Self.at(0))
+        // 1 failed: replaced by 5; 2 is banned, 3 connected and 4 never tried, so 6 finds no place.
+        #expect(directory.add([5, 6]) == 1)
+        #expect(directory.count == 4 && directory.isBanned(2) && directory.isConnected(3))
+        #expect(directory.takeCandidates(limit: 10, at: Self.at(3600)) == [5, 4])
+        directory.disconnected(4, at: Self.at(3600))
+        #expect(directory.add([1]) == 1, "a replaced address can be heard of again")
+        #expect(directory.takeCandidates(limit: 10, at: Self.at(7200)) == [1], "in 4's place")
+    }
+
     @Test func takingRespectsTheLimitAndUntriedPeersComeBackFirst() {
         var directory = PeerDirectory<Int>()
         directory.add(1...5)

@@ -21,8 +21,10 @@ actor InMemoryBackend: TransmissionBackend {
 
     private func resolve(_ selection: TorrentSelection) -> [Int] {
         switch selection {
-        case .recentlyActive: torrents.map(\.id).filter(recentlyActiveIDs.contains)
-        default: torrents.filter { selection.names(id: $0.id, hash: $0.hash) }.map(\.id)
+        case .recentlyActive: return torrents.map(\.id).filter(recentlyActiveIDs.contains)
+        default:
+            let matcher = selection.matcher
+            return torrents.filter { matcher.names(id: $0.id, hash: $0.hash) }.map(\.id)
         }
     }
 

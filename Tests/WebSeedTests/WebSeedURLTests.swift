@@ -75,10 +75,16 @@ import Tracker
     @Test func backoffDoublesAndHonoursRetryAfter() {
         var backoff = WebSeedBackoff()
         #expect((0..<8).map { _ in backoff.failed() } == [1, 2, 4, 8, 16, 32, 60, 60])
-        #expect(backoff.failed(retryAfterSeconds: 5) == 5)
+        // A shorter Retry-After does not cut the doubled rest; a longer one lengthens it, up to 300 s.
+        #expect(backoff.failed(retryAfterSeconds: 5) == 60)
         #expect(backoff.failed(retryAfterSeconds: 100_000) == 300)
         backoff.succeeded()
+        #expect(backoff.failed(retryAfterSeconds: 5) == 5)
+        backoff.succeeded()
         #expect(backoff.failed() == 1)
+        // "Busy, retry after 0 s" on every answer still backs off.
+        backoff.succeeded()
+        #expect((0..<7).map { _ in backoff.failed(retryAfterSeconds: 0) } == [1, 2, 4, 8, 16, 32, 60])
     }
 }
 
