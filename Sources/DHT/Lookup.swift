@@ -236,7 +236,12 @@ struct Lookup: Sendable {
         add(family == .ipv4 ? response.nodes : response.nodes6, round: candidate.round + 1, ownID: ownID)
         guard case .getPeers = purpose else { return [] }
         var fresh: [DHTEndpoint] = []
-        for peer in response.values where peer.family == family && peers.count < Self.maxPeers {
+        // Port 0 and unroutable addresses (0/8, multicast, broadcast) can be nobody's: junk that would
+        // take places among the torrent's candidates.
+        for peer in response.values
+        where peer.family == family && peer.port != 0 && !peer.address.isUnroutable
+            && peers.count < Self.maxPeers
+        {
             if peers.insert(peer).inserted { fresh.append(peer) }
         }
         return fresh

@@ -88,6 +88,24 @@ import TorrentModel
     /// Endpoints are asked once per lookup, so a node named under a made-up id close to the target (a
     /// lie, or a stale entry) would keep the real node at that endpoint out of the lookup if its answer,
     /// under its real id, were refused. It counts under the id it answers with.
+    /// Values no peer can have (port 0, 0/8, multicast, broadcast) are not handed on as peers.
+    @Test func valuesThatCannotBePeersAreDropped() {
+        var lookup = Lookup(
+            id: LookupID(value: 1), startedAt: .zero, target: Self.ownKey.flipping(bit: 3).nodeID,
+            purpose: .getPeers(announce: nil), reportsToCaller: true, bucketSize: 8,
+            requiresVerifiedIDs: false)
+        lookup.add(endpoints: [Self.router])
+        let peer = endpoint(42, 9, 0, 1)
+        let values = [
+            peer, endpoint(42, 9, 0, 2, port: 0), endpoint(0, 0, 0, 5), endpoint(224, 0, 0, 1),
+            endpoint(255, 255, 255, 255),
+        ]
+        let fresh = lookup.responded(
+            at: 0, response: KRPCResponse(sender: Self.ownKey.flipping(bit: 0).nodeID, values: values),
+            isVerified: true, family: .ipv4, ownID: Self.ownKey.nodeID)
+        #expect(fresh == [peer])
+    }
+
     @Test func aNodeNamedUnderAnotherIDCountsUnderTheIDItAnswersWith() throws {
         var node = DHTNode(id: Self.ownKey.nodeID, random: SeededRandom(seed: 2), now: .zero)
         node.addBootstrapEndpoints([Self.router])
