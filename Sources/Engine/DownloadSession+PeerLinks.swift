@@ -19,7 +19,13 @@ extension DownloadSession {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         let chosen = peerDirectory.takeCandidates(
             limit: options.maximumPeers - connectedCount, at: Instant(nanoseconds: now))
-        for address in chosen where !connect(to: address) { peerDirectory.untried(address) }
+        for address in chosen {
+            if bannedHosts.contains(address.with(port: 0)) {
+                peerDirectory.ban(address)
+            } else if !connect(to: address) {
+                peerDirectory.untried(address)
+            }
+        }
     }
 
     /// Starts connecting to `address`; false when no connection can be afforded now.
@@ -102,6 +108,10 @@ extension DownloadSession {
         let connectedCount = links.reduce(0) { $0 + ($1 == nil ? 0 : 1) }
         guard connectedCount < options.maximumPeers, let address = try? Socket.peerAddress(of: fd) else {
             refuseIncoming(fd, reason: "\(options.maximumPeers) peers already", now: now)
+            return
+        }
+        guard !bannedHosts.contains(address.with(port: 0)) else {
+            refuseIncoming(fd, reason: "banned", now: now)
             return
         }
         guard options.sharedConnectionBudget?.acquire() ?? true else {
@@ -435,6 +445,8 @@ extension DownloadSession {
     func ban(_ peer: PeerSlot, reason: String, now: UInt64) {
         guard let link = links[Int(peer.value)] else { return }
         peerDirectory.ban(link.address)
+        // By host: a peer that dialled us came from a passing port, and would dial again.
+        bannedHosts.insert(link.address.with(port: 0))
         disconnect(link, reason: "banned: \(reason)", now: now)
     }
 

@@ -148,14 +148,18 @@ extension DownloadSession {
     /// Queues a request the connection accepted. The connection holds at most its request limit, but
     /// requests it dropped since (cancelled, or refused by a choke) stay here until served: a peer that
     /// requests and cancels over and over while uploads wait would grow the queue without end, so past
-    /// twice the limit the dropped ones are swept out (in place: no allocation).
+    /// twice the limit the dropped ones, and the copies of a block cancelled and asked for again (all
+    /// queued again by then), are swept out: the queue then holds at most the limit, so sweeps stay rare.
     func enqueueUpload(_ block: BlockRange, for link: PeerLink) {
         if link.uploadQueue.count - link.uploadQueueHead >= 2
             * link.connection.options.maximumIncomingRequests
         {
             link.uploadQueue.removeFirst(link.uploadQueueHead)
             link.uploadQueueHead = 0
-            link.uploadQueue.removeAll { !link.connection.isIncomingRequestQueued($0) }
+            var kept = Set<BlockRange>(minimumCapacity: link.connection.options.maximumIncomingRequests)
+            link.uploadQueue.removeAll {
+                !link.connection.isIncomingRequestQueued($0) || !kept.insert($0).inserted
+            }
         }
         link.uploadQueue.append(block)
     }

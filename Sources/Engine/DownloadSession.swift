@@ -126,6 +126,8 @@ public final class DownloadSession: ReactorTenant {
     var extensionHandshakeBytes: [UInt8]?
     /// Known peers: whom to connect to, back-offs and bans.
     var peerDirectory = PeerDirectory<SocketAddress>()
+    /// The hosts of banned peers (port 0): neither accepted nor dialled again, on any port.
+    var bannedHosts: Set<SocketAddress> = []
     /// Pieces being assembled or hashed or written: their buffer.
     var assembling: [PieceIndex: BufferSlot] = [:]
     var writing: Set<PieceIndex> = []

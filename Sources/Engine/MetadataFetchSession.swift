@@ -244,16 +244,15 @@ final class MetadataFetchSession: ReactorTenant {
 
     // MARK: Peers
 
-    /// Keeps new addresses, as many as the directory lists at most: peer exchange brings 200 a message
+    /// Offers new addresses to the directory (which, once full, gives failed peers' places to them) and
+    /// keeps as many as it lists at most to hand on to the download: peer exchange brings 200 a message
     /// from each peer, on and on.
     private func hear(_ addresses: [SocketAddress]) {
-        var new: [SocketAddress] = []
         for address in addresses
         where heard.count < directory.configuration.maximumCandidates && heard.insert(address).inserted {
             peersHeard.append(address)
-            new.append(address)
         }
-        directory.add(new)
+        directory.add(addresses)
     }
 
     func peersDiscovered(_ peers: [SocketAddress], now: UInt64) {

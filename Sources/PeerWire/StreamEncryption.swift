@@ -105,7 +105,7 @@ public struct EncryptionHandshakeResponder: Sendable {
         let infoHash: InfoHash
     }
 
-    private let knownInfoHashes: [InfoHash]
+    private let torrents: EncryptedTorrentIndex
     private let privateKey: [UInt8]
     private let padding: [UInt8]
     private var phase = Phase.awaitingPublicKey
@@ -114,12 +114,17 @@ public struct EncryptionHandshakeResponder: Sendable {
 
     /// `privateKey`: 20 or more random bytes (the specification asks for at least 160 bits).
     /// `padding`: random bytes sent after our key (0 to 512 of them).
-    public init(knownInfoHashes: [InfoHash], privateKey: [UInt8], padding: [UInt8]) {
+    public init(torrents: EncryptedTorrentIndex, privateKey: [UInt8], padding: [UInt8]) {
         precondition(privateKey.count >= 20, "an MSE private key has at least 160 bits")
         precondition(padding.count <= Self.maximumPadding, "at most 512 bytes of padding")
-        self.knownInfoHashes = knownInfoHashes
+        self.torrents = torrents
         self.privateKey = privateKey
         self.padding = padding
+    }
+
+    public init(knownInfoHashes: [InfoHash], privateKey: [UInt8], padding: [UInt8]) {
+        self.init(
+            torrents: EncryptedTorrentIndex(knownInfoHashes), privateKey: privateKey, padding: padding)
     }
 
     /// Bytes to send to the peer now (our key, then our answer).
@@ -158,11 +163,9 @@ public struct EncryptionHandshakeResponder: Sendable {
                 let obfuscated = Array(received[..<20])
                 received.removeFirst(20)
                 let mask = Self.hash("req3", secret)
-                guard
-                    let infoHash = knownInfoHashes.first(where: { candidate in
-                        zip(Self.hash("req2", candidate.bytes), mask).map { $0 ^ $1 } == obfuscated
-                    })
-                else { throw .unknownTorrent }
+                guard let infoHash = torrents.infoHash(named: zip(obfuscated, mask).map { $0 ^ $1 }) else {
+                    throw .unknownTorrent
+                }
                 phase = .readingHeader(
                     Cipher(
                         incoming: RC4(key: Self.hash("keyA", secret + infoHash.bytes)),
@@ -227,4 +230,25 @@ public struct EncryptionHandshakeResponder: Sendable {
         }
         return nil
     }
+}
+
+/// The torrents an encrypted peer may ask for, by what it sends for each (`HASH('req2', infohash)`),
+/// so that one lookup finds the torrent however many there are: hashing every candidate for each
+/// connection let anyone make the listening reactor hash 10,000 times per connection.
+public struct EncryptedTorrentIndex: Sendable {
+    private var byRequest: [[UInt8]: InfoHash] = [:]
+
+    public init(_ infoHashes: some Sequence<InfoHash> = []) {
+        for infoHash in infoHashes { insert(infoHash) }
+    }
+
+    public mutating func insert(_ infoHash: InfoHash) {
+        byRequest[EncryptionHandshakeResponder.hash("req2", infoHash.bytes)] = infoHash
+    }
+
+    public mutating func remove(_ infoHash: InfoHash) {
+        byRequest[EncryptionHandshakeResponder.hash("req2", infoHash.bytes)] = nil
+    }
+
+    func infoHash(named request: [UInt8]) -> InfoHash? { byRequest[request] }
 }

@@ -11,9 +11,11 @@ extension EngineBackend {
     ).subtracting(unsupportedKeys)
 
     /// Features the engine does not have yet (reported off), or that only the command line turns on or
-    /// off (`dht-enabled`: `--no-dht`, `lpd-enabled`: `--no-lsd`): setting them changes nothing.
+    /// off (`dht-enabled`: `--no-dht`, `lpd-enabled`: `--no-lsd`), or sets at start (`peer-port`: the
+    /// listening socket stays bound): setting them changes nothing, and session-get goes on telling the
+    /// truth (a port-test of a port nobody listens on would answer "closed").
     static let unsupportedKeys: Set<SessionSettingKey> = [
-        .dhtEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled,
+        .dhtEnabled, .lpdEnabled, .utpEnabled, .portForwardingEnabled, .peerPort,
     ]
 
     /// `settings` with the kept session-set changes laid over them (those still kept, see `persistedKeys`).

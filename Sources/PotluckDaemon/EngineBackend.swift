@@ -157,10 +157,10 @@ public final class EngineBackend: TransmissionBackend, Sendable {
 
     // MARK: Adding
 
-    /// A .torrent file named by a torrent-add `filename` on this machine: only a regular file no larger
-    /// than a fetched one may be, so `/dev/zero`, a FIFO or a large data file gets an error instead of
-    /// the daemon filling its memory or waiting forever.
-    private func readTorrentFile(_ path: String) throws -> [UInt8] {
+    /// A .torrent file named by a torrent-add `filename` on this machine, or dropped in the watch
+    /// folder: only a regular file no larger than a fetched one may be, so `/dev/zero`, a FIFO or a
+    /// large data file gets an error instead of the daemon filling its memory or waiting forever.
+    func readTorrentFile(_ path: String) throws -> [UInt8] {
         let limit = TorrentURLFetcher.maximumBytes
         let read: [UInt8]?
         do {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import TransmissionRPC
 
 /// A folder where a `.torrent` file dropped in is added, then renamed `<name>.torrent.added` (as
@@ -9,6 +10,8 @@ import TransmissionRPC
 struct WatchFolder {
     let path: String
     private var refused: [String: [FileAttributeKey: Any]] = [:]
+    /// Files added that could not be renamed (a folder the daemon cannot write to): not added again.
+    private var taken: Set<String> = []
 
     init(path: String) throws {
         self.path = path
@@ -19,14 +22,21 @@ struct WatchFolder {
     mutating func scan(into backend: EngineBackend) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
         var report: [String] = []
-        for name in names.sorted() where name.hasSuffix(".torrent") {
+        taken.formIntersection(names)
+        for name in names.sorted() where name.hasSuffix(".torrent") && !taken.contains(name) {
             let file = path + "/" + name
             let attributes = (try? FileManager.default.attributesOfItem(atPath: file)) ?? [:]
             if let earlier = refused[name], Self.same(earlier, attributes) { continue }
-            guard let bytes = FileManager.default.contents(atPath: file) else { continue }
             do {
-                let outcome = try backend.add(Array(bytes))
-                try? FileManager.default.moveItem(atPath: file, toPath: file + ".added")
+                // Read as torrent-add reads a local file (a FIFO would block the daemon's loop, a link
+                // to /dev/zero fill its memory).
+                let outcome = try backend.add(backend.readTorrentFile(file))
+                // rename(2) replaces an earlier `.added` of the same name (the same file dropped again),
+                // where a refused rename left the file to be added again every second.
+                if rename(file, file + ".added") != 0 {
+                    report.append("watch folder: cannot rename \(name): \(String(cString: strerror(errno)))")
+                    taken.insert(name)
+                }
                 refused[name] = nil
                 switch outcome {
                 case .added(let torrent): report.append("watch folder: added \(name) as #\(torrent.id)")

@@ -253,11 +253,11 @@ public struct PiecePicker: Sendable {
         return table.states[records[record].base + blockIndex]
     }
 
-    /// Whether the bytes of `block` may go into its piece's buffer: the piece is neither complete nor
-    /// being hashed, and the block has not arrived yet.
+    /// Whether the bytes of `block` may go into its piece's buffer: the piece is being downloaded (not
+    /// missing: `blockReceived` refuses a block of a piece nobody fetches, so a buffer taken for it would
+    /// be held for nothing), and the block has not arrived yet.
     public func acceptsData(for block: BlockRange) -> Bool {
-        let state = states[block.piece.int]
-        return (state == .downloading || state == .missing) && blockState(of: block) != .received
+        states[block.piece.int] == .downloading && blockState(of: block) != .received
     }
 
     /// The peers a block is currently requested from.

@@ -163,6 +163,7 @@ extension RPCRequest {
         changes.trackerRemove = try reader.integers("trackerRemove")
         changes.trackerReplace = try trackerReplacements(reader)
         changes.group = try reader.string("group")
+        if let group = changes.group { try checkLength(group, of: "the group") }
         return changes
     }
 
@@ -189,12 +190,28 @@ extension RPCRequest {
     }
 
     /// Labels trimmed, and refused when empty or holding a comma (Transmission stores them comma-joined).
+    /// At most this many labels, each and a group name at most `maximumNameBytes`: a torrent's labels
+    /// go into its state file and into every torrent-get that lists them, for every torrent a request
+    /// names (Transmission has no limit; one request could make each state file 16 MiB).
+    static let maximumLabels = 64
+    static let maximumNameBytes = 256
+
     private static func checked(_ labels: [String]) throws(RPCFailure) -> [String] {
-        try labels.map { label throws(RPCFailure) in
+        guard labels.count <= maximumLabels else {
+            throw RPCFailure("at most \(maximumLabels) labels, not \(labels.count)")
+        }
+        return try labels.map { label throws(RPCFailure) in
             let trimmed = label.trimmingCharacters(in: .whitespacesAndNewlines)
             if trimmed.isEmpty { throw RPCFailure("labels cannot be empty") }
             if trimmed.contains(",") { throw RPCFailure("labels cannot contain comma (,) character") }
+            try checkLength(trimmed, of: "a label")
             return trimmed
+        }
+    }
+
+    private static func checkLength(_ name: String, of what: String) throws(RPCFailure) {
+        guard name.utf8.count <= maximumNameBytes else {
+            throw RPCFailure("\(what) is at most \(maximumNameBytes) bytes long")
         }
     }
 

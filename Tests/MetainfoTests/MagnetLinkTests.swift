@@ -95,6 +95,22 @@ import TorrentModel
         #expect(link.webSeeds == ["http://w.example/"])
     }
 
+    /// A hybrid's info dictionary fetched through its magnet link (BEP 9 brings no piece layers) makes
+    /// a usable torrent even when a file spans pieces: a hybrid is checked by its SHA-1 hashes. It
+    /// was refused for want of "piece layers", so such magnet links never started downloading.
+    @Test func aHybridFromItsInfoDictionaryAloneIsUsable() throws {
+        let builder = try Fixtures.builder(
+            name: "n", files: [(["n"], Fixtures.content(length: 100_000, seed: 2))], pieceLength: 16384,
+            format: .hybrid)
+        let full = try Metainfo(bytes: builder.build())
+        #expect(full.hasPieceLayers)
+        let link = try MagnetLink(parsing: full.magnetLink.uri)
+        let fetched = try Metainfo(bytes: link.torrentFile(infoDictionary: Array(full.infoBytes)))
+        #expect(fetched.infoHashV1 == full.infoHashV1 && fetched.infoHashV2 == full.infoHashV2)
+        #expect(!fetched.hasPieceLayers && fetched.pieceLayer(ofFile: 0) == nil)
+        #expect(fetched.pieceCount == full.pieceCount)
+    }
+
     struct MalformedLink: Sendable, CustomStringConvertible {
         let text: String
         let error: MagnetError

@@ -188,6 +188,18 @@ import TransmissionRPC
             ("torrent-set", #"{"labels":"tv"}"#, "argument 'labels' must be a list of strings"),
             ("torrent-set", #"{"labels":["a,b"]}"#, "labels cannot contain comma (,) character"),
             ("torrent-set", #"{"labels":["  "]}"#, "labels cannot be empty"),
+            (
+                "torrent-set", #"{"labels":["# + String(repeating: #""a","#, count: 65) + #""a"]}"#,
+                "at most 64 labels, not 66"
+            ),
+            (
+                "torrent-set", #"{"labels":[""# + String(repeating: "x", count: 257) + #""]}"#,
+                "a label is at most 256 bytes long"
+            ),
+            (
+                "torrent-set", #"{"group":""# + String(repeating: "x", count: 257) + #""}"#,
+                "the group is at most 256 bytes long"
+            ),
             ("torrent-set", #"{"location":"relative"}"#, "new location path is not absolute"),
             (
                 "torrent-remove", #"{"delete-local-data":"yes"}"#,

@@ -11,6 +11,8 @@ public final class RouterDirectory: Sendable {
         var inboxes: [InfoHash: IncomingInbox] = [:]
         /// A torrent's second id (a hybrid's truncated v2 infohash), by its first.
         var aliases: [InfoHash: InfoHash] = [:]
+        /// Every id in `inboxes`, as an encrypted peer names it.
+        var encrypted = EncryptedTorrentIndex()
     }
 
     private let entries = Lock(Entries())
@@ -21,9 +23,11 @@ public final class RouterDirectory: Sendable {
     public func register(_ infoHash: InfoHash, alias: InfoHash? = nil, inbox: IncomingInbox) {
         entries.withLock {
             $0.inboxes[infoHash] = inbox
+            $0.encrypted.insert(infoHash)
             if let alias {
                 $0.inboxes[alias] = inbox
                 $0.aliases[infoHash] = alias
+                $0.encrypted.insert(alias)
             }
         }
     }
@@ -31,13 +35,18 @@ public final class RouterDirectory: Sendable {
     public func unregister(_ infoHash: InfoHash) {
         entries.withLock {
             $0.inboxes[infoHash] = nil
-            if let alias = $0.aliases.removeValue(forKey: infoHash) { $0.inboxes[alias] = nil }
+            $0.encrypted.remove(infoHash)
+            if let alias = $0.aliases.removeValue(forKey: infoHash) {
+                $0.inboxes[alias] = nil
+                $0.encrypted.remove(alias)
+            }
         }
     }
 
     func inbox(for infoHash: InfoHash) -> IncomingInbox? { entries.withLock { $0.inboxes[infoHash] } }
 
-    var infoHashes: [InfoHash] { entries.withLock { Array($0.inboxes.keys) } }
+    /// The torrents an encrypted peer may name: a copy, shared until the directory next changes.
+    var encryptedTorrents: EncryptedTorrentIndex { entries.withLock { $0.encrypted } }
 }
 
 /// One listening socket for every torrent of an engine, on a reactor's ring: accepts peers, reads each
@@ -138,7 +147,7 @@ final class HandshakeRouter {
             case .notBitTorrent:
                 // Taken for the encryption exchange; bytes that are not one fail it with a reason.
                 peer.encryption = EncryptionHandshakeResponder(
-                    knownInfoHashes: directory.infoHashes, privateKey: Self.randomBytes(20),
+                    torrents: directory.encryptedTorrents, privateKey: Self.randomBytes(20),
                     padding: Self.randomBytes(Int.random(in: 0...64)))
                 let opening = peer.received
                 peer.received = []
