@@ -25,6 +25,30 @@ struct AnnounceList: Codable, Sendable, Hashable {
     /// The id the next added tracker gets: ids of removed trackers are not given out again.
     private(set) var nextID = 0
 
+    /// Ids past this are not read back from a state file (the next would overflow).
+    static let maximumID = Int(Int32.max)
+    /// Trackers read back from a state file at most (a metainfo's list, edited, may exceed
+    /// ``maximumTrackers``).
+    static let maximumStoredTrackers = 10_000
+
+    /// Read back from the state folder, which may have been damaged: the invariants are restored, not
+    /// trusted (duplicate ids or URLs dropped, tiers renumbered, ids and their count bounded), since a
+    /// huge `nextID` or tier would stop the daemon at its next edit.
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        var ids = Set<Int>()
+        var urls = Set<String>()
+        for tracker in try container.decode([Tracker].self, forKey: .trackers)
+        where (0...Self.maximumID).contains(tracker.id) && trackers.count < Self.maximumStoredTrackers
+            && ids.insert(tracker.id).inserted && urls.insert(tracker.announce).inserted
+        {
+            trackers.append(tracker)
+        }
+        renumberTiers()
+        let storedNextID = try container.decodeIfPresent(Int.self, forKey: .nextID) ?? 0
+        nextID = max(min(storedNextID, Self.maximumID), (ids.max() ?? -1) + 1)
+    }
+
     /// The metainfo's (or magnet link's) tiers, ids numbered from 0 in order. URLs the engine could not
     /// use are listed all the same: they are what the torrent says.
     init(tiers: [[String]]) {
@@ -53,9 +77,10 @@ struct AnnounceList: Codable, Sendable, Hashable {
     /// URLs already listed are skipped. Throws when none is new, or one is not a usable announce URL.
     mutating func add(_ urls: [String]) throws(RPCFailure) {
         var added = false
+        var listed = Set(trackers.map(\.announce))
         for url in urls {
             try Self.check(url)
-            guard !trackers.contains(where: { $0.announce == url }) else { continue }
+            guard listed.insert(url).inserted else { continue }
             try checkRoom()
             append(url, tier: (trackers.last?.tier ?? -1) + 1)
             added = true
@@ -70,28 +95,38 @@ struct AnnounceList: Codable, Sendable, Hashable {
         if let unknown = ids.first(where: { !known.contains($0) }) {
             throw RPCFailure("trackerRemove: no tracker has id \(unknown)")
         }
-        trackers.removeAll { ids.contains($0.id) }
+        let removed = Set(ids)
+        trackers.removeAll { removed.contains($0.id) }
         renumberTiers()
     }
 
     /// `trackerReplace`: each tracker named by id gets a new announce URL, keeping its id and tier.
     mutating func replace(_ replacements: [TrackerReplacement]) throws(RPCFailure) {
+        // Looked up, not searched: a request may name a million replacements, a torrent list thousands.
+        let indexByID = Dictionary(trackers.indices.map { (trackers[$0].id, $0) }) { first, _ in first }
+        var idByURL = Dictionary(trackers.map { ($0.announce, $0.id) }) { first, _ in first }
         for replacement in replacements {
             try Self.check(replacement.announce)
-            guard let index = trackers.firstIndex(where: { $0.id == replacement.id }) else {
+            guard let index = indexByID[replacement.id] else {
                 throw RPCFailure("trackerReplace: no tracker has id \(replacement.id)")
             }
-            if trackers.contains(where: { $0.announce == replacement.announce && $0.id != replacement.id }) {
+            if let holder = idByURL[replacement.announce], holder != replacement.id {
                 throw RPCFailure("trackerReplace: \(replacement.announce) is already listed")
             }
+            idByURL[trackers[index].announce] = nil
             trackers[index].announce = replacement.announce
+            idByURL[replacement.announce] = replacement.id
         }
     }
 
     /// `trackerList`: the whole list from its text (one URL per line, a blank line between tiers).
     /// Trackers still listed keep their ids; an empty text removes every tracker.
     mutating func setList(_ text: String) throws(RPCFailure) {
-        let tiers = try Self.parse(text)
+        try setList(tiers: Self.parse(text))
+    }
+
+    /// `trackerList` as ``parse(_:)`` read it (once for all the torrents a request names).
+    mutating func setList(tiers: [[String]]) throws(RPCFailure) {
         let previous = Dictionary(trackers.map { ($0.announce, $0.id) }) { first, _ in first }
         let count = tiers.reduce(0) { $0 + $1.count }
         guard count <= Self.maximumTrackers else {

@@ -153,6 +153,7 @@ public final class Daemon {
         var watch = openWatchFolder(applied.effectiveWatchDirectory)
         var failure: String?
         var lastBooks = Date.distantPast
+        var lastCheckpoint = Date()
         while !shouldStop() && !backend.closeRequested.load(ordering: .relaxed) {
             if let problem = server.failure.reason.withLock({ $0 }) {
                 failure = problem
@@ -168,6 +169,10 @@ public final class Daemon {
                 }
                 for line in watch?.scan(into: backend) ?? [] { logger.info("\(line)") }
                 server.spareReply.letGo(ifUnusedFor: .seconds(10))
+            }
+            if Date().timeIntervalSince(lastCheckpoint) >= Double(EngineBackend.checkpointSeconds) {
+                lastCheckpoint = Date()
+                backend.saveCheckpoint()
             }
             usleep(100_000)
         }

@@ -117,17 +117,51 @@ extension EngineBackend {
         }
     }
 
+    /// How often `saveCheckpoint` runs: Transmission saves its dirty torrents every 6 minutes too.
+    public static let checkpointSeconds = 360
+
+    /// Saves the torrents whose transfer totals moved since the last checkpoint, and the session's
+    /// totals, so that a `kill -9` or a power loss costs at most `checkpointSeconds` of their history
+    /// (they were saved only at shutdown, or when something else about the torrent was). Under the
+    /// registry's lock, as every other save of a torrent is, so that none overwrites a newer one.
+    public func saveCheckpoint() {
+        let totals = registry.withLock { registry in
+            var marks: [TorrentID: Int64] = [:]
+            for (id, torrent) in registry.torrents {
+                let mark = torrent.runUploaded &+ torrent.runDownloaded
+                marks[id] = mark
+                guard mark != registry.checkpointMarks[id, default: 0] else { continue }
+                do {
+                    try state.save(savedSettings(of: torrent), hash: torrent.hash)
+                } catch {
+                    logger.error("\(torrent.name) (\(id)): \(error)")
+                }
+            }
+            registry.checkpointMarks = marks
+            return sessionTotals(registry)
+        }
+        do {
+            try state.saveTotals(totals)
+        } catch {
+            logger.error("\(error)")
+        }
+    }
+
+    /// The totals over every session, this one's so far included.
+    private func sessionTotals(_ registry: Registry) -> StoredTotals {
+        var totals = registry.totals
+        for torrent in registry.torrents.values {
+            totals.uploadedBytes += torrent.runUploaded
+            totals.downloadedBytes += torrent.runDownloaded
+        }
+        totals.secondsActive += Self.now() - startedAt
+        return totals
+    }
+
     /// Saves every torrent's settings and the session's totals (at shutdown, once the engine stopped).
     public func saveAll() {
-        let now = Self.now()
         let (torrents, totals) = registry.withLock { registry in
-            var totals = registry.totals
-            for torrent in registry.torrents.values {
-                totals.uploadedBytes += torrent.runUploaded
-                totals.downloadedBytes += torrent.runDownloaded
-            }
-            totals.secondsActive += now - startedAt
-            return (registry.torrents.values.map { (savedSettings(of: $0), $0.hash) }, totals)
+            (registry.torrents.values.map { (savedSettings(of: $0), $0.hash) }, sessionTotals(registry))
         }
         for problem in state.saveAll(torrents) { logger.error("\(problem)") }
         do {

@@ -23,8 +23,11 @@ extension EngineBackend {
     func editTrackers(of selection: TorrentSelection, _ changes: TorrentChanges) throws {
         try registry.withLock { registry throws in
             let chosen = Self.resolve(selection, in: registry, now: Self.now())
+            let newList = try changes.trackerList.map { text throws(RPCFailure) in
+                try AnnounceList.parse(text)
+            }
             let edited = try chosen.map { torrent throws in
-                (torrent, try Self.edited(torrent.announceList, by: changes))
+                (torrent, try Self.edited(torrent.announceList, by: changes, newList: newList))
             }
             for (torrent, list) in edited where list != torrent.announceList {
                 var changed = torrent
@@ -42,9 +45,12 @@ extension EngineBackend {
         }
     }
 
-    static func edited(_ list: AnnounceList, by changes: TorrentChanges) throws(RPCFailure) -> AnnounceList {
+    /// `newList`: `changes.trackerList` parsed.
+    static func edited(
+        _ list: AnnounceList, by changes: TorrentChanges, newList: [[String]]?
+    ) throws(RPCFailure) -> AnnounceList {
         var list = list
-        if let text = changes.trackerList { try list.setList(text) }
+        if let newList { try list.setList(tiers: newList) }
         if let ids = changes.trackerRemove { try list.remove(ids: ids) }
         if let replacements = changes.trackerReplace { try list.replace(replacements) }
         if let urls = changes.trackerAdd { try list.add(urls) }

@@ -121,10 +121,10 @@ public struct StateFolder: Sendable {
             let settings = try? JSONDecoder().decode(StoredTorrent.self, from: json)
         else { return .unreadable("cannot read \(settingsFile(hash)); that torrent is left out") }
         if let bytes = FileManager.default.contents(atPath: torrentFile(hash)) {
-            return .kept(settings, .metainfo(Array(bytes)))
+            return .kept(settings.bounded(), .metainfo(Array(bytes)))
         }
         if let link = FileManager.default.contents(atPath: magnetFile(hash)) {
-            return .kept(settings, .magnet(String(decoding: link, as: UTF8.self)))
+            return .kept(settings.bounded(), .magnet(String(decoding: link, as: UTF8.self)))
         }
         return .unreadable("\(torrentFile(hash)) is missing; that torrent is left out")
     }
@@ -140,7 +140,7 @@ public struct StateFolder: Sendable {
 
     func loadTotals() -> StoredTotals {
         guard let data = FileManager.default.contents(atPath: totalsFile) else { return StoredTotals() }
-        return (try? JSONDecoder().decode(StoredTotals.self, from: data)) ?? StoredTotals()
+        return (try? JSONDecoder().decode(StoredTotals.self, from: data))?.bounded() ?? StoredTotals()
     }
 
     func saveTotals(_ totals: StoredTotals) throws {

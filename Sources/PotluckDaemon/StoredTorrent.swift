@@ -57,6 +57,32 @@ struct StoredTorrent: Codable, Sendable, Hashable {
         self.downloadDirectory = downloadDirectory
         self.addedDate = addedDate
     }
+
+    /// Its numbers held within what a daemon can reach (dates before the year 10000, counters below
+    /// 2⁶⁰, positions below 2³¹): read from a damaged or edited state file, a number near the largest
+    /// integer overflowed the first addition made to it and stopped the daemon at every start.
+    func bounded() -> StoredTorrent {
+        var bounded = self
+        bounded.addedDate = Self.clamp(addedDate, to: Self.dates)
+        bounded.doneDate = Self.clamp(doneDate, to: Self.dates)
+        bounded.activityDate = Self.clamp(activityDate, to: Self.dates)
+        bounded.order = Self.clamp(order, to: Self.positions)
+        bounded.queuePosition = queuePosition.map { Self.clamp($0, to: Self.positions) }
+        bounded.uploadedEver = Int64(Self.clamp(Int(uploadedEver), to: Self.counters))
+        bounded.downloadedEver = Int64(Self.clamp(Int(downloadedEver), to: Self.counters))
+        bounded.secondsDownloading = Self.clamp(secondsDownloading, to: Self.counters)
+        bounded.secondsSeeding = Self.clamp(secondsSeeding, to: Self.counters)
+        return bounded
+    }
+
+    /// Unix seconds up to the end of the year 9999.
+    static let dates = 0...253_402_300_799
+    static let positions = 0...Int(Int32.max)
+    static let counters = 0...(1 << 60)
+
+    static func clamp(_ value: Int, to range: ClosedRange<Int>) -> Int {
+        min(max(value, range.lowerBound), range.upperBound)
+    }
 }
 
 /// Transfer totals over every session of the daemon (`stats.json`), for session-stats.
@@ -66,4 +92,15 @@ struct StoredTotals: Codable, Sendable, Hashable {
     var filesAdded = 0
     var sessionCount = 0
     var secondsActive = 0
+
+    /// Held below 2⁶⁰, as ``StoredTorrent/bounded()`` holds a torrent's.
+    func bounded() -> StoredTotals {
+        let counters = StoredTorrent.counters
+        return StoredTotals(
+            uploadedBytes: Int64(StoredTorrent.clamp(Int(uploadedBytes), to: counters)),
+            downloadedBytes: Int64(StoredTorrent.clamp(Int(downloadedBytes), to: counters)),
+            filesAdded: StoredTorrent.clamp(filesAdded, to: counters),
+            sessionCount: StoredTorrent.clamp(sessionCount, to: counters),
+            secondsActive: StoredTorrent.clamp(secondsActive, to: counters))
+    }
 }

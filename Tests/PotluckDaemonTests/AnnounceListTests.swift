@@ -95,7 +95,7 @@ import TransmissionRPC
         var changes = TorrentChanges()
         changes.trackerRemove = [0]
         changes.trackerAdd = ["http://new/announce"]
-        let edited = try EngineBackend.edited(AnnounceList(tiers: metainfoTiers), by: changes)
+        let edited = try EngineBackend.edited(AnnounceList(tiers: metainfoTiers), by: changes, newList: nil)
         #expect(edited.tiers == [["http://b/announce"], ["udp://c:6969"], ["http://new/announce"]])
         #expect(edited.trackers.map(\.id) == [1, 2, 3])
     }

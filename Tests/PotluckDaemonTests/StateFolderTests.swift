@@ -36,6 +36,57 @@ import TorrentModel
         #expect(leftovers.isEmpty)
     }
 
+    /// Numbers near the largest integer in a damaged state file (each overflowed the first addition
+    /// made to it: a crash at every start) come back held within bounds, and an announce list's
+    /// invariants are restored.
+    @Test func hugeNumbersInStateFilesAreHeldWithinBounds() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("potluck-state-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let state = try StateFolder(root: root.path)
+        let hash = InfoHash(Array(repeating: 4, count: 20))!
+        try state.store(
+            metainfo: [1], settings: StoredTorrent(downloadDirectory: "/data", addedDate: 1), hash: hash)
+        // The file as the daemon writes it, then numbers near the largest integer put in.
+        var json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: state.settingsFile(hash)))) as? [String: Any]
+            ?? [:]
+        for key in ["addedDate", "order", "uploadedEver", "secondsSeeding", "queuePosition"] {
+            json[key] = Int.max
+        }
+        json["activityDate"] = Int.min
+        json["announceList"] = [
+            "nextID": Int.max,
+            "trackers": [
+                ["id": Int.max, "tier": 0, "announce": "http://a/announce"],
+                ["id": 3, "tier": Int.max, "announce": "http://b/announce"],
+                ["id": 3, "tier": 5, "announce": "http://c/announce"],
+                ["id": 4, "tier": 9, "announce": "http://b/announce"],
+            ],
+        ]
+        try JSONSerialization.data(withJSONObject: json).write(
+            to: URL(fileURLWithPath: state.settingsFile(hash)))
+        let max = Int.max
+        try Data(
+            #"{"sessionCount":\#(max),"uploadedBytes":\#(max),"downloadedBytes":0,"filesAdded":0,"secondsActive":0}"#
+                .utf8
+        ).write(
+            to: root.appendingPathComponent("stats.json"))
+
+        var problems: [String] = []
+        let stored = state.storedTorrents { problems.append($0) }
+        let settings = try #require(stored.first?.settings, "\(problems)")
+        #expect(settings.addedDate == StoredTorrent.dates.upperBound && settings.activityDate == 0)
+        #expect(settings.order == Int(Int32.max) && settings.queuePosition == Int(Int32.max))
+        #expect(settings.uploadedEver == 1 << 60 && settings.secondsSeeding == 1 << 60)
+        let list = try #require(settings.announceList)
+        #expect(list.trackers == [AnnounceList.Tracker(id: 3, tier: 0, announce: "http://b/announce")])
+        #expect(list.nextID == Int(Int32.max))
+        var totals = state.loadTotals()
+        totals.sessionCount += 1
+        #expect(totals.sessionCount == (1 << 60) + 1 && totals.uploadedBytes == 1 << 60)
+    }
+
     @Test func scrapeURLsAndSiteNamesFollowTransmission() {
         #expect(
             DaemonTorrent.scrapeURL("http://t.example.org:6969/announce")
