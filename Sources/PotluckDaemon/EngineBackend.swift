@@ -398,11 +398,15 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     public func perform(_ action: TorrentAction, on selection: TorrentSelection) async throws {
         let chosen = registry.withLock { Self.resolve(selection, in: $0, now: Self.now()) }
         if let move = action.queueMove { return try self.move(chosen.map(\.id), move) }
+        switch action {
+        case .start: return try setPaused(false, chosen.map(\.id))
+        case .startNow: return try setPaused(false, chosen.map(\.id), bypassingQueue: true)
+        case .stop: return try setPaused(true, chosen.map(\.id))
+        default: break
+        }
         for torrent in chosen {
             switch action {
-            case .start: try setPaused(false, torrent.id)
-            case .startNow: try setPaused(false, torrent.id, bypassingQueue: true)
-            case .stop: try setPaused(true, torrent.id)
+            case .start, .startNow, .stop: break
             case .verify: await verify(torrent.id)
             // A stopped torrent has nobody to announce; the engine ignores it, as Transmission does.
             case .reannounce: try? engine.reannounce(torrent.id)
@@ -411,28 +415,31 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         }
     }
 
-    /// Pauses or starts a torrent and keeps the choice. Starting a torrent that is not paused restarts
+    /// Pauses or starts torrents and keeps the choice. Starting a torrent that is not paused restarts
     /// it if it ended (after an error or its seed limit); a start waits for the torrent's turn in the
-    /// queue unless `bypassingQueue` (torrent-start-now); a running torrent just goes on.
-    func setPaused(_ paused: Bool, _ id: TorrentID, bypassingQueue: Bool = false) throws {
+    /// queue unless `bypassingQueue` (torrent-start-now); a running torrent just goes on. The queue is
+    /// looked at once, after all of them (once per torrent was quadratic in the torrents held).
+    func setPaused(_ paused: Bool, _ ids: [TorrentID], bypassingQueue: Bool = false) throws {
         try registry.withLock { registry throws in
-            guard var torrent = registry.torrents[id] else { return }
-            torrent.pauseAfterCheck = false
-            if torrent.settings.paused != paused || torrent.settings.seedLimitReached != nil {
-                torrent.settings.paused = paused
-                torrent.settings.seedLimitReached = nil
-                try state.save(savedSettings(of: torrent), hash: torrent.hash)
-                if paused { torrent.startDate = 0 }
+            defer { startQueuedTorrents(in: &registry) }
+            for id in ids {
+                guard var torrent = registry.torrents[id] else { continue }
+                torrent.pauseAfterCheck = false
+                if torrent.settings.paused != paused || torrent.settings.seedLimitReached != nil {
+                    torrent.settings.paused = paused
+                    torrent.settings.seedLimitReached = nil
+                    try state.save(savedSettings(of: torrent), hash: torrent.hash)
+                    if paused { torrent.startDate = 0 }
+                }
+                if paused {
+                    torrent.waiting = false
+                    torrent.bypassesQueue = false
+                    try? engine.pause(id)
+                } else {
+                    startQueued(&torrent, bypassingQueue: bypassingQueue)
+                }
+                registry.torrents[id] = torrent
             }
-            if paused {
-                torrent.waiting = false
-                torrent.bypassesQueue = false
-                try? engine.pause(id)
-            } else {
-                startQueued(&torrent, bypassingQueue: bypassingQueue)
-            }
-            registry.torrents[id] = torrent
-            startQueuedTorrents(in: &registry)
         }
     }
 
@@ -562,23 +569,24 @@ public final class EngineBackend: TransmissionBackend, Sendable {
     // MARK: Removing
 
     public func remove(_ selection: TorrentSelection, deletingLocalData: Bool) async throws {
-        let chosen = registry.withLock { Self.resolve(selection, in: $0, now: Self.now()) }
-        for torrent in chosen {
-            // Forgotten first: a kill from here on does not bring the torrent back.
-            state.forget(torrent.hash)
-            try? engine.remove(torrent.id)
-        }
-        // The queue closes up once for all of them: each shifted position is saved once, not once per
-        // removed torrent.
-        registry.withLock { registry in
+        // Forgotten and out of the registry in one hold of its lock: a save made between the two (the
+        // bookkeeping's, another request's) wrote the torrent's state file again, and a kill then
+        // brought it back. Forgotten before the engine lets go: a kill from here on does not either.
+        let chosen = registry.withLock { registry in
             let now = Self.now()
+            let chosen = Self.resolve(selection, in: registry, now: now)
             for torrent in chosen {
+                state.forget(torrent.hash)
                 registry.torrents[torrent.id] = nil
                 registry.removed.append((torrent.id.value, now))
             }
             registry.removed.removeAll { now - $0.at > 60 }
+            // The queue closes up once for all of them: each shifted position is saved once, not once
+            // per removed torrent.
             leaveQueue(Set(chosen.map(\.id)), in: &registry)
+            return chosen
         }
+        for torrent in chosen { try? engine.remove(torrent.id) }
         var problems: [String] = []
         for torrent in chosen {
             logger.info("removed \(torrent.name) (\(torrent.id))")
