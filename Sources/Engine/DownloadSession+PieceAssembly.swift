@@ -215,7 +215,21 @@ extension DownloadSession {
         }
     }
 
+    /// Does what the pipeline decided. Every caller passes `self.actions`. Padding a web seed's planning
+    /// delivers at once completes blocks, whose refills and cancels land in `self.actions` after the
+    /// copy given here: they are performed too, not cleared unseen by the caller's next `removeAll`
+    /// (which left the seed holding blocks nobody asked it for, until its snub).
     func perform(_ actions: [RequestAction]) {
+        performOnce(actions)
+        var performed = actions.count
+        while self.actions.count > performed {
+            let added = Array(self.actions[performed...])
+            performed = self.actions.count
+            performOnce(added)
+        }
+    }
+
+    private func performOnce(_ actions: [RequestAction]) {
         var unsent: [(PeerSlot, BlockRange)] = []
         for action in actions {
             switch action {

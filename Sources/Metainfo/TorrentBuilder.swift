@@ -133,7 +133,7 @@ public struct TorrentBuilder: Sendable {
             if file.length > 0, index != lastNonEmpty, remainder != 0 {
                 let gap = Int64(pieceLength) - remainder
                 payload.append(File(path: [".pad", String(gap)], length: gap, attributes: .padding))
-                offset += gap
+                offset = try addLengths(offset, gap)
             }
         }
         return payload

@@ -114,6 +114,14 @@ import Testing
             try Metainfo(infoDictionary: v2Info(length: .max))
         }
         #expect(TorrentBuilder.automaticPieceLength(totalLength: .max) == 16 * 1024 * 1024)
+        // A hybrid's padding after a file ending just short of the largest length: adding it trapped.
+        let nearlyLargest = TorrentBuilder(
+            name: "n",
+            files: [
+                TorrentBuilder.File(path: ["a"], length: .max - 1),
+                TorrentBuilder.File(path: ["b"], length: 1),
+            ], pieceLength: 16384, format: .hybrid)
+        #expect(throws: MetainfoError.totalLengthOverflow) { try nearlyLargest.payloadFiles() }
     }
 
     struct HostilePath: Sendable, CustomStringConvertible {
