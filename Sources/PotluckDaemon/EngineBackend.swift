@@ -184,7 +184,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 magnet: link, downloadDirectory: request.downloadDirectory, paused: request.paused,
                 changes: request.changes)
         case .url(let url):
-            switch try await TorrentURLFetcher.fetch(url) {
+            switch try await TorrentURLFetcher.fetch(url, cookies: request.cookies) {
             case .metainfo(let fetched): bytes = fetched
             case .magnet(let link):
                 return try add(

@@ -16,16 +16,23 @@ enum TorrentURLFetcher {
     static let timeoutSeconds = 30.0
     static let maximumRedirects = 5
 
-    static func fetch(_ text: String) async throws -> Fetched {
+    /// `cookies`: torrent-add's, sent as the `Cookie` header (private trackers' indexers ask for a
+    /// login), to the URL's own host only: a redirect elsewhere does not get them.
+    static func fetch(_ text: String, cookies: String? = nil) async throws -> Fetched {
         var url = try OutgoingHTTP.url(
             text, refusal: "cannot add \(text): only http and https URLs are fetched")
+        let origin = (url.host, url.port)
         var limits = HTTPResponseParser.Limits()
         limits.maxBodyBytes = maximumBytes
         for _ in 0...maximumRedirects {
             let response: HTTPResponse
+            let headers =
+                cookies.map { cookies in
+                    (url.host, url.port) == origin ? [HTTPHeader(name: "Cookie", value: cookies)] : []
+                } ?? []
             do {
                 response = try await OutboundHTTP.send(
-                    .init(url: url), timeoutSeconds: timeoutSeconds, limits: limits)
+                    .init(url: url, headers: headers), timeoutSeconds: timeoutSeconds, limits: limits)
             } catch .response(.http(.bodyTooLarge)) {
                 throw RPCFailure("\(text) sent more than \(maximumBytes >> 20) MiB")
             } catch {

@@ -8,6 +8,8 @@
   /magnet        302 to MAGNET (how indexers hand out magnet links)
   /missing       404
   /huge          200 with 20 MiB of zeros (more than any .torrent a daemon should take)
+  /private.torrent  the bytes of TORRENT with the cookie "pass=secret", else 403 (a private tracker's
+                 indexer); /elsewhere 302 to /private.torrent on 127.0.0.2 (another host: no cookie)
 """
 import http.server, json, os, signal, sys, threading
 
@@ -16,7 +18,14 @@ TORRENT, MAGNET = sys.argv[1], sys.argv[2]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path == "/file.torrent":
+        if self.path == "/private.torrent" and "pass=secret" not in self.headers.get("Cookie", ""):
+            self.send_error(403)
+        elif self.path == "/elsewhere":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.2:%d/private.torrent" % self.server.server_address[1])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif self.path in ("/file.torrent", "/private.torrent"):
             body = open(TORRENT, "rb").read()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-bittorrent")
@@ -44,7 +53,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Handler)
 print(json.dumps({"url": "http://127.0.0.1:%d" % server.server_address[1]}), flush=True)
 signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()

@@ -104,5 +104,27 @@ import Testing
             try daemon.remote(["-a", "ftp://127.0.0.1/x.torrent"]).output.contains("only http and https"))
         let unsendable = try daemon.remote(["-a", "http://127.0.0.1/a b.torrent"]).output
         #expect(unsendable.contains("is not a URL that can be fetched"), "\(unsendable)")
+
+        // torrent-add's `cookies` (a private tracker's indexer): sent to the URL's host, not to the
+        // host a redirect names.
+        let script = """
+            import sys, transmission_rpc
+            client = transmission_rpc.Client(host="127.0.0.1", port=int(sys.argv[1]))
+            for path, cookies in [("/private.torrent", None), ("/elsewhere", "uid=1; pass=secret"),
+                                  ("/private.torrent", "uid=1; pass=secret")]:
+                try:
+                    client.add_torrent(sys.argv[2] + path, cookies=cookies)
+                    print("added")
+                except Exception as error:
+                    print("refused:", error)
+            """
+        let result = try CreateInteropTests.run("/usr/bin/python3", ["-c", script, "\(daemon.rpcPort)", url])
+        let lines = result.output.split(separator: "\n").filter {
+            $0.hasPrefix("added") || $0.hasPrefix("refused")
+        }
+        #expect(lines.count == 3, "\(result.output)\n\(daemon.logText)")
+        #expect(lines.first?.contains("HTTP 403") == true, "\(result.output)")
+        #expect(lines.dropFirst().first?.contains("HTTP 403") == true, "\(result.output)")
+        #expect(lines.last == "added", "\(result.output)\n\(daemon.logText)")
     }
 }
