@@ -65,6 +65,14 @@ extension Engine {
         }
     }
 
+    /// BEP 53: the files a link's `so=` names (by their index in the info dictionary's list, as
+    /// `potluck info` numbers them), wanted, and the others skipped; nil when it names none of them.
+    public static func selectedFiles(of magnet: MagnetLink, in metainfo: Metainfo) -> [FilePriority]? {
+        guard !magnet.selectedFiles.isEmpty else { return nil }
+        let chosen = FilePriorities(layout: metainfo.layout, only: [.indices(magnet.selectedFiles)])
+        return chosen.wantedFiles(in: metainfo.layout).contains(true) ? chosen.values : nil
+    }
+
     /// On the reactor: a magnet link's info dictionary arrived and matched. It becomes the torrent's
     /// metainfo (with the link's trackers and web seeds), and the torrent starts downloading.
     private func metadataFetched(
@@ -84,6 +92,10 @@ extension Engine {
             record.metainfo = metainfo
             record.metadataFetch = nil
             record.metadataReceivedAt = .now
+            if record.options.filePriorities == nil, let chosen = Self.selectedFiles(of: magnet, in: metainfo)
+            {
+                record.options.filePriorities = chosen
+            }
             // Still live: its session starts at once (a snapshot in between must not see it ended).
             var known = Set(record.options.peers)
             record.options.peers += peers.filter { known.insert($0).inserted }

@@ -107,6 +107,15 @@ extension EngineBackend {
 
     /// A magnet link's metadata arrived: the torrent is kept by its .torrent from now on.
     private func keepFetched(_ metainfo: Metainfo, of torrent: inout DaemonTorrent) {
+        // The files the link's `so=` left out are unwanted here as in the engine, which applied it.
+        if torrent.settings.unwantedFiles.isEmpty, let magnet = torrent.magnet,
+            let chosen = Engine.selectedFiles(of: magnet, in: metainfo)
+        {
+            torrent.settings.unwantedFiles = chosen.indices.filter {
+                chosen[$0] == .skip && !metainfo.layout.files[$0].isPadding
+            }
+            try? state.save(savedSettings(of: torrent), hash: torrent.hash)
+        }
         torrent.metainfo = metainfo
         do {
             try state.storeFetched(metainfo: metainfo.bytes, hash: torrent.hash)

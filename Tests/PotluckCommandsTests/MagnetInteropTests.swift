@@ -128,6 +128,31 @@ import Testing
             "metadata liars: \(hugeLines.first ?? "huge not heard"); \(liarLines.first ?? "liar not asked")")
     }
 
+    /// BEP 53: a link's `so=` chooses the files; the one left out is not downloaded (only the piece it
+    /// shares with the chosen one is written into it).
+    @Test func theFilesTheLinkSelectsAreDownloaded() throws {
+        let (root, data) = try Interop.makePayload(sizes: [800_000, 100_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "16K")
+        let port = SeedInteropTests.freePort(on: "127.0.0.1")
+        let seeder = try SeedInteropTests.PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(port)")
+        seeder.waitUntilListening(host: "127.0.0.1", port: port)
+        let target = root.appendingPathComponent("download")
+        let result = try runPotluck([
+            "download", "-q", try Self.magnet(torrent, peers: ["127.0.0.1:\(port)"]) + "&so=1", "-o",
+            target.path,
+        ])
+        #expect(result.status == 0, "\(result.error)")
+        let chosen = "payload/sub/file1.bin"
+        #expect(
+            FileManager.default.contents(atPath: target.appendingPathComponent(chosen).path)
+                == FileManager.default.contents(atPath: data.appendingPathComponent("sub/file1.bin").path))
+        let left = FileManager.default.contents(
+            atPath: target.appendingPathComponent("payload/file0.bin").path)
+        #expect(left != FileManager.default.contents(atPath: data.appendingPathComponent("file0.bin").path))
+    }
+
     /// Potluck serves metadata to Potluck.
     @Test func fromAPotluckSeeder() throws {
         let (root, data) = try Interop.makePayload(sizes: [800_000, 1])
