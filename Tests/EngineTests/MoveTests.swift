@@ -69,6 +69,19 @@ import URing
         return (engine, id)
     }
 
+    /// Moves the torrent to `target` and waits for the move to fail: the reason it gives, or nil (an
+    /// issue recorded) when it did not fail.
+    static func failedMove(_ engine: Engine, _ id: TorrentID, to target: URL) throws -> String? {
+        try engine.move(id, to: target.path)
+        #expect(
+            EngineTests.eventually {
+                if case .failed = engine.snapshot(id)?.activity { return true }
+                return false
+            })
+        guard case .failed(let reason) = engine.snapshot(id)?.activity else { return nil }
+        return reason
+    }
+
     @Test(arguments: [false, true])
     func aSeedMovesItsFilesAndSeedsOnFromTheNewFolder(acrossFileSystems: Bool) throws {
         let source = try Self.folder("source")
@@ -185,13 +198,7 @@ import URing
         defer { engine.shutdown() }
         #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
 
-        try engine.move(id, to: target.path)
-        #expect(
-            EngineTests.eventually {
-                if case .failed = engine.snapshot(id)?.activity { return true }
-                return false
-            })
-        guard case .failed(let reason) = engine.snapshot(id)?.activity else { return }
+        guard let reason = try Self.failedMove(engine, id, to: target) else { return }
         #expect(reason.contains("moving/sub/deeper"), "\(reason)")
         #expect(Self.contents(in: source) == before)
         #expect(!FileManager.default.fileExists(atPath: target.path + "/moving/a.bin"))
@@ -254,13 +261,7 @@ import URing
         defer { engine.shutdown() }
         #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
 
-        try engine.move(id, to: target.path)
-        #expect(
-            EngineTests.eventually {
-                if case .failed = engine.snapshot(id)?.activity { return true }
-                return false
-            })
-        guard case .failed(let reason) = engine.snapshot(id)?.activity else { return }
+        guard let reason = try Self.failedMove(engine, id, to: target) else { return }
         #expect(
             reason.contains("moving/sub/b.bin") && reason.contains("already at the destination"), "\(reason)")
         #expect(FileManager.default.contents(atPath: theirs.path) == Data("the user's own file".utf8))
