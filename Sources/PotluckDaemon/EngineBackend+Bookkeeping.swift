@@ -129,19 +129,24 @@ extension EngineBackend {
     /// How often `saveCheckpoint` runs: Transmission saves its dirty torrents every 6 minutes too.
     public static let checkpointSeconds = 360
 
-    /// Saves the torrents whose transfer totals moved since the last checkpoint, and the session's
-    /// totals, so that a `kill -9` or a power loss costs at most `checkpointSeconds` of their history
-    /// (they were saved only at shutdown, or when something else about the torrent was). Under the
-    /// registry's lock, as every other save of a torrent is, so that none overwrites a newer one.
+    /// Saves the torrents whose transfer totals or active seconds moved since the last checkpoint, and
+    /// the session's totals, so that a `kill -9` costs at most `checkpointSeconds` of their history
+    /// (they were saved only at shutdown, or when something else about the torrent was). A torrent
+    /// whose bytes moved is flushed to the disk, against a power loss too; one that only counted
+    /// seconds (an idle seed, thousands of them on a server) is written without a flush, which a kill
+    /// cannot undo. Under the registry's lock, as every other save of a torrent is, so that none
+    /// overwrites a newer one.
     public func saveCheckpoint() {
         let totals = registry.withLock { registry in
-            var marks: [TorrentID: Int64] = [:]
+            var marks: [TorrentID: CheckpointMark] = [:]
             for (id, torrent) in registry.torrents {
-                let mark = torrent.runUploaded &+ torrent.runDownloaded
+                let mark = CheckpointMark(torrent)
                 marks[id] = mark
-                guard mark != registry.checkpointMarks[id, default: 0] else { continue }
+                let last = registry.checkpointMarks[id] ?? CheckpointMark()
+                guard mark != last else { continue }
                 do {
-                    try state.save(savedSettings(of: torrent), hash: torrent.hash)
+                    try state.save(
+                        savedSettings(of: torrent), hash: torrent.hash, flushing: mark.bytes != last.bytes)
                 } catch {
                     logger.error("\(torrent.name) (\(id)): \(error)")
                 }
@@ -168,15 +173,17 @@ extension EngineBackend {
     }
 
     /// Saves every torrent's settings and the session's totals (at shutdown, once the engine stopped).
+    /// Under the registry's lock: a request still in flight saves under it too, so the newer of the
+    /// two is the one kept, and a torrent it removed is not written back.
     public func saveAll() {
-        let (torrents, totals) = registry.withLock { registry in
-            (registry.torrents.values.map { (savedSettings(of: $0), $0.hash) }, sessionTotals(registry))
-        }
-        for problem in state.saveAll(torrents) { logger.error("\(problem)") }
-        do {
-            try state.saveTotals(totals)
-        } catch {
-            logger.error("\(error)")
+        registry.withLock { registry in
+            let torrents = registry.torrents.values.map { (savedSettings(of: $0), $0.hash) }
+            for problem in state.saveAll(torrents) { logger.error("\(problem)") }
+            do {
+                try state.saveTotals(sessionTotals(registry))
+            } catch {
+                logger.error("\(error)")
+            }
         }
     }
 
@@ -187,5 +194,18 @@ extension EngineBackend {
         settings.uploadedEver = torrent.uploadedEver
         settings.downloadedEver = torrent.downloadedEver
         return settings
+    }
+}
+
+/// What a torrent had counted at a checkpoint: its bytes moved this run and its active seconds.
+struct CheckpointMark: Equatable {
+    var bytes: Int64 = 0
+    var seconds = 0
+
+    init() {}
+
+    init(_ torrent: DaemonTorrent) {
+        bytes = torrent.runUploaded &+ torrent.runDownloaded
+        seconds = torrent.settings.secondsSeeding &+ torrent.settings.secondsDownloading
     }
 }

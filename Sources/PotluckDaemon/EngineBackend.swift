@@ -34,8 +34,8 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         var nextOrder = 0
         var queue = TorrentQueue<TorrentID>()
         var altSpeedClock = AltSpeedClock()
-        /// Each torrent's transferred bytes this run as of the last `saveCheckpoint`.
-        var checkpointMarks: [TorrentID: Int64] = [:]
+        /// What each torrent had counted as of the last `saveCheckpoint`.
+        var checkpointMarks: [TorrentID: CheckpointMark] = [:]
     }
 
     let engine: Engine

@@ -57,8 +57,10 @@ public struct StateFolder: Sendable {
         unlink(magnetFile(hash))
     }
 
-    func save(_ settings: StoredTorrent, hash: InfoHash) throws {
-        try Self.writeAtomically(Array(try Self.encoder.encode(settings)), to: settingsFile(hash))
+    /// Without `flushing`, the new settings survive a kill but maybe not a power loss.
+    func save(_ settings: StoredTorrent, hash: InfoHash, flushing: Bool = true) throws {
+        try Self.writeAtomically(
+            Array(try Self.encoder.encode(settings)), to: settingsFile(hash), flushing: flushing)
     }
 
     /// Saves many torrents' settings with one flush of every filesystem at the end instead of two per

@@ -57,6 +57,45 @@ import Testing
         #expect(daemon.logText.contains("metadata received and kept"), "\(daemon.logText)")
     }
 
+    /// BEP 53: the files a link's `so=` leaves out are unwanted in the daemon too, as
+    /// `transmission-remote -f` shows, also after a restart; only the chosen file is downloaded.
+    @Test func theFilesALinkSelectsAreTheWantedOnes() throws {
+        let (root, data) = try Interop.makePayload(sizes: [800_000, 100_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "16K")
+        let seederPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        let seeder = try SeedInteropTests.PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(seederPort)")
+        seeder.waitUntilListening(host: "127.0.0.1", port: seederPort)
+        let state = root.appendingPathComponent("state")
+        let downloads = root.appendingPathComponent("downloads")
+        let log = root.appendingPathComponent("daemon.log")
+        var daemon = try DaemonInteropTests.DaemonProcess(
+            state: state, downloads: downloads, peerPort: SeedInteropTests.freePort(on: "127.0.0.1"), log: log
+        )
+        let link =
+            try MagnetInteropTests.magnet(torrent, peers: ["127.0.0.1:\(seederPort)"]) + "&so=1"
+        #expect(try daemon.remote(["-a", link]).output.contains("success"))
+        let done = daemon.waitForRow("payload", seconds: 60) { $0?.contains("100%") == true }
+        #expect(done?.contains("100%") == true, "\(done ?? "not listed")\n\(daemon.logText)")
+        /// The `Get` column of each file's row, in the torrent's order.
+        func wanted() throws -> [String] {
+            try daemon.remote(["-t", "1", "-f"]).output.split(separator: "\n")
+                .filter { $0.contains("payload/") }
+                .map { $0.split(separator: " ", omittingEmptySubsequences: true)[3].lowercased() }
+        }
+        #expect(try wanted() == ["no", "yes"], "\(daemon.logText)")
+        let chosen = "payload/sub/file1.bin"
+        #expect(
+            FileManager.default.contents(atPath: downloads.appendingPathComponent(chosen).path)
+                == FileManager.default.contents(atPath: data.appendingPathComponent("sub/file1.bin").path))
+        #expect(daemon.terminate().status == 0)
+        daemon = try DaemonInteropTests.DaemonProcess(
+            state: state, downloads: downloads, peerPort: SeedInteropTests.freePort(on: "127.0.0.1"), log: log
+        )
+        #expect(try wanted() == ["no", "yes"], "\(daemon.logText)")
+    }
+
     /// A malformed link is refused with the reason; a v2-only one is taken, under its v2 infohash cut to
     /// the 20 bytes peers know it by.
     @Test func aMalformedLinkIsRefusedWithTheReasonAndAV2OnlyOneTaken() throws {
