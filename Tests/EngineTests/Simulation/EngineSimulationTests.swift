@@ -1,6 +1,7 @@
 import Foundation
 import Hashing
 import Metainfo
+import PeerWire
 import Testing
 import TorrentModel
 import URing
@@ -203,6 +204,45 @@ import URing
         }
         #expect(session.uploadedBytes >= Int64(12 * payload.count))
         print("simulation: seeded 12 leechers in \(world.nanoseconds / 1_000_000) ms of simulated time")
+    }
+
+    /// A peer that asks for a block and cancels it thousands of times while uploads wait (a limit of
+    /// 1 KiB/s) does not grow the seed's upload queue past its request limit: the sweep drops the
+    /// cancelled requests and the copies of the one asked for again.
+    @Test func aPeerCancellingAndAskingAgainCannotGrowTheUploadQueue() throws {
+        let directory = try EngineTests.temporaryDirectory("simulation-churn")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let metainfo = try EngineTests.makeTorrent(named: "c.bin", size: 300_000, seed: 6, in: directory)
+        let payload = try [UInt8](Data(contentsOf: directory.appendingPathComponent("c.bin")))
+        let torrent = SimulatedTorrent(
+            payload: payload, pieceLength: metainfo.pieceLength, infoHash: metainfo.wireInfoHash.bytes)
+        let world = SimulatedWorld(seed: 12)
+        let churner = SimulatedPeer(
+            name: "churner", address: SocketAddress("10.9.1.1:6881")!,
+            link: SimulatedLink(bytesPerSecond: 16 << 20, latencyNanoseconds: 5_000_000), torrent: torrent,
+            leeches: true, churns: 3_000)
+        world.add(churner)
+        var options = Self.options(directory, peers: [churner.address], seed: 12)
+        options.seedWhenComplete = true
+        options.maximumUploadRateBytesPerSecond = 1_024
+        let session = DownloadSession(metainfo: metainfo, options: options)
+        let reactor = Reactor(simulator: world)
+        reactor.host(session)
+        var longest = 0
+        var requestsQueued = false
+        try reactor.run(
+            shouldStop: {
+                for case let link? in session.links {
+                    let queued = link.uploadQueue.count - link.uploadQueueHead
+                    longest = max(longest, queued)
+                    requestsQueued = requestsQueued || queued > 0
+                }
+                return world.nanoseconds > 20_000_000_000
+            },
+            until: { session.outcome != nil || world.nanoseconds > 60_000_000_000 })
+        #expect(requestsQueued, "the churner was never served")
+        let limit = PeerConnectionOptions().maximumIncomingRequests
+        #expect(longest <= 2 * limit, "\(longest) requests queued for one peer")
     }
 
     /// Stopped halfway (cleanly: writes land, resume data is saved) and started again in a new swarm,

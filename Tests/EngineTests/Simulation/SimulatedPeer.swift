@@ -4,8 +4,9 @@ import URing
 /// A BitTorrent seeder written from BEP 3 alone, for the engine simulation: it answers the handshake
 /// with its own and a full bitfield, unchokes whoever is interested, and serves every valid request in
 /// order over its link. A liar flips a byte of every block it sends; a staller unchokes and then never
-/// sends a block; a garbler answers a request with a block of a piece the torrent does not have; a peer may go away for a while (its connections close; it refuses or ignores new
-/// ones) and come back.
+/// sends a block; a garbler answers a request with a block of a piece the torrent does not have; a
+/// churner, once unchoked, asks for one block and cancels it over and over; a peer may go away for a
+/// while (its connections close; it refuses or ignores new ones) and come back.
 final class SimulatedPeer {
     let name: String
     let address: SocketAddress
@@ -22,6 +23,8 @@ final class SimulatedPeer {
     private(set) var servedBlocks = 0
     /// A leecher asks for every block, a few at a time, and checks each against the torrent.
     let leeches: Bool
+    /// Once unchoked, asks for the first block and cancels it this many times, then asks once more.
+    let churns: Int
     /// What a leecher has received intact, by block (piece × blocks per piece + block).
     private(set) var receivedBlocks: Set<Int> = []
     private(set) var corruptBlocks = 0
@@ -41,7 +44,8 @@ final class SimulatedPeer {
     init(
         name: String, address: SocketAddress, link: SimulatedLink, torrent: SimulatedTorrent,
         lies: Bool = false,
-        stalls: Bool = false, garbles: Bool = false, leeches: Bool = false, refusesWhenAway: Bool = true
+        stalls: Bool = false, garbles: Bool = false, leeches: Bool = false, churns: Int = 0,
+        refusesWhenAway: Bool = true
     ) {
         self.name = name
         self.address = address
@@ -51,6 +55,7 @@ final class SimulatedPeer {
         self.stalls = stalls
         self.garbles = garbles
         self.leeches = leeches
+        self.churns = churns
         self.refusesWhenAway = refusesWhenAway
     }
 
@@ -118,6 +123,13 @@ final class SimulatedPeer {
             let named = garbles ? torrent.pieceCount + index : index
             world?.peerSends(
                 Self.message(7, Self.bigEndian(UInt32(named)) + Self.bigEndian(UInt32(begin)) + data),
+                on: state.connection)
+        case 1 where leeches && churns > 0:  // unchoke
+            let (piece, begin, length) = torrent.location(ofBlock: 0)
+            let block = [piece, begin, length].flatMap { Self.bigEndian(UInt32($0)) }
+            let pair = Self.message(6, block) + Self.message(8, block)
+            world?.peerSends(
+                Array([[UInt8]](repeating: pair, count: churns).joined()) + Self.message(6, block),
                 on: state.connection)
         case 1 where leeches:  // unchoke
             state.unchokedUs = true
