@@ -9,8 +9,9 @@ import URing
 ///
 /// Invariants: at most ``maxNames`` names are tracked; a name is looked up by one background task at a
 /// time (its entry is `.pending` meanwhile); a failure is reported once and then forgotten, so the
-/// caller's next attempt (after its back-off) looks the name up again. Successful answers are kept for
-/// the session (no TTL: a session is one download).
+/// caller's next attempt (after its back-off) looks the name up again. An answer is kept for
+/// ``answerLifetimeNanoseconds`` (a reactor's resolver serves a daemon for months, and trackers
+/// move), and a full table gives the place of its oldest answer to a new name.
 final class HostResolver: Sendable {
     enum Lookup: Sendable, Equatable {
         case pending
@@ -18,36 +19,68 @@ final class HostResolver: Sendable {
         case failed(String)
     }
 
-    /// Names one resolver may look up (a torrent rarely names more than a dozen trackers, and the
-    /// announcer keeps at most 16 named peers waiting).
+    /// Names one resolver tracks at once (a torrent rarely names more than a dozen trackers, and the
+    /// announcer keeps at most 16 named peers waiting; a reactor's scrapes name more, in turn).
     static let maxNames = 64
+    /// How long an answer is trusted: half an hour, a tracker's usual announce interval.
+    static let answerLifetimeNanoseconds: UInt64 = 30 * 60 * 1_000_000_000
 
-    private let results = Lock<[String: Lookup]>([:])
+    private struct Entry {
+        var lookup: Lookup
+        /// When the answer came (monotonic nanoseconds); 0 while pending.
+        var since: UInt64
+    }
+
+    private let results = Lock<[String: Entry]>([:])
     private let waker: RingWaker?
+    private let clock: @Sendable () -> UInt64
 
-    init(waker: RingWaker?) { self.waker = waker }
+    init(waker: RingWaker?, clock: @escaping @Sendable () -> UInt64 = HostResolver.monotonicNanoseconds) {
+        self.waker = waker
+        self.clock = clock
+    }
 
-    /// The address for `name` if known; otherwise starts a lookup and reports `.pending`.
-    func lookup(_ name: String) -> Lookup {
+    /// The address for `name` if known; otherwise starts a lookup and reports `.pending`. A failure is
+    /// reported once and forgotten, unless `consumingFailure` is false (asking whether to wait).
+    func lookup(_ name: String, consumingFailure: Bool = true) -> Lookup {
+        let now = clock()
         let (lookup, start) = results.withLock { table -> (Lookup, Bool) in
             if let existing = table[name] {
-                if case .failed = existing { table[name] = nil }
-                return (existing, false)
+                switch existing.lookup {
+                case .failed:
+                    if consumingFailure { table[name] = nil }
+                    return (existing.lookup, false)
+                case .resolved where now &- existing.since >= Self.answerLifetimeNanoseconds:
+                    break  // stale: looked up again below
+                default:
+                    return (existing.lookup, false)
+                }
+            } else if table.count >= Self.maxNames {
+                let oldest = table.filter { if case .resolved = $0.value.lookup { true } else { false } }
+                    .min { $0.value.since < $1.value.since }?.key
+                guard let oldest else {
+                    return (.failed("more than \(Self.maxNames) host names being looked up at once"), false)
+                }
+                table[oldest] = nil
             }
-            guard table.count < Self.maxNames else {
-                return (.failed("more than \(Self.maxNames) tracker host names"), false)
-            }
-            table[name] = .pending
+            table[name] = Entry(lookup: .pending, since: 0)
             return (.pending, true)
         }
         if start {
             DispatchQueue.global().async { [self] in
                 let answer = Self.resolve(name)
-                results.withLock { $0[name] = answer }
+                let now = clock()
+                results.withLock { $0[name] = Entry(lookup: answer, since: now) }
                 waker?.wake()
             }
         }
         return lookup
+    }
+
+    @Sendable static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 
     /// Blocks in `getaddrinfo`; IPv4 answers are preferred (most trackers and peers still use IPv4).

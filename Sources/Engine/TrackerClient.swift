@@ -226,8 +226,14 @@ final class TrackerClient {
         }
     }
 
-    /// Time passed: BEP 15 retransmissions and give-ups.
+    /// Time passed: connections that waited for a lookup or the certificate store, BEP 15
+    /// retransmissions and give-ups.
     func tick(now: UInt64) {
+        for exchange in http.values {
+            guard let (url, request) = exchange.parkedConnect else { continue }
+            exchange.parkedConnect = nil
+            perform(.connect(url: url, request: request), on: exchange, now: now)
+        }
         let instant = Instant(nanoseconds: now)
         for endpoint in udp.values {
             if let retryAt = endpoint.retryAt, retryAt <= instant {
@@ -289,7 +295,8 @@ final class TrackerClient {
     func mustWait(for url: TrackerURL) -> Bool {
         if url.requiresTLS, tlsContexts.context() == nil { return true }
         guard case .name(let name) = url.host else { return false }
-        if case .pending = resolver.lookup(name) { return true }
+        // A failure stays for `address(for:)` to report.
+        if case .pending = resolver.lookup(name, consumingFailure: false) { return true }
         return false
     }
 
@@ -304,6 +311,11 @@ final class TrackerClient {
             }
             guard now < exchange.deadline else {
                 finishHTTP(exchange, .failed(.timedOut(stage: "HTTP redirect", seconds: httpSeconds)))
+                return
+            }
+            // A redirect's new host may need a lookup, or https the certificate store: ticks retry.
+            if mustWait(for: url) {
+                exchange.parkedConnect = (url, request)
                 return
             }
             let address: SocketAddress
@@ -664,6 +676,8 @@ private final class HTTPExchange {
     var stage = "connect"
     var operationInFlight = false
     var abandoned = false
+    /// A connection waiting for its host's lookup or the certificate store (`tick` tries again).
+    var parkedConnect: (url: TrackerURL, request: [UInt8])?
 
     init(
         id: TrackerClient.ExchangeID, query: TrackerClient.Query, session: HTTPTrackerSession,

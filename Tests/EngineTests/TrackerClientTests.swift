@@ -177,6 +177,57 @@ import URing
         #expect(response.peers == [TrackerPeer(host: .ipv4(IPv4Address(0x7f00_0001)), port: 6881)])
     }
 
+    /// A redirect to a host name not looked up yet waits for the lookup (ticks retry it) instead of
+    /// failing with "lookup in progress".
+    @Test func aRedirectToANewHostNameWaitsForItsLookup() throws {
+        let ring = try Ring()
+        let listener = try Socket.listenTCP(on: SocketAddress("127.0.0.1:0")!)
+        defer { close(listener) }
+        let port = try Socket.localAddress(of: listener).port
+        let client = TrackerClient(ring: ring, seed: 1, resolver: HostResolver(waker: nil)) { _ in }
+        defer { client.closeAll() }
+        let id = client.begin(
+            .announce(Self.request), url: try TrackerURL("http://127.0.0.1:\(port)/announce"), now: 0)
+        let answers = [
+            "HTTP/1.1 302 Found\r\nLocation: http://localhost:\(port)/moved\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 17\r\n\r\nd8:intervali900ee",
+        ]
+        var requests: [String] = []
+        for answer in answers {
+            var connection: Int32 = -1
+            for _ in 0..<100 where connection < 0 {
+                client.tick(now: 0)
+                try Self.pump(ring, client, now: 0, milliseconds: 20)
+                var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+                if poll(&waiting, 1, 0) == 1 { connection = accept(listener, nil, nil) }
+            }
+            try #require(connection >= 0, "the client did not connect: \(client.takeFinished())")
+            defer { close(connection) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            var request: [UInt8] = []
+            while !request.ends(with: Array("\r\n\r\n".utf8)) {
+                try Self.pump(ring, client, now: 0, milliseconds: 10)
+                var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, 2000) == 1 else { break }
+                let count = recv(connection, &buffer, buffer.count, 0)
+                guard count > 0 else { break }
+                request += buffer[..<count]
+            }
+            requests.append(String(decoding: request, as: UTF8.self))
+            _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, 0) }
+            try Self.pump(ring, client, now: 0, milliseconds: 20)
+        }
+        #expect(requests.last?.hasPrefix("GET /moved HTTP/1.1") == true, "\(requests)")
+        try Self.pump(ring, client, now: 0)
+        let finished = client.takeFinished()
+        #expect(finished.first?.0 == id)
+        guard case .announced(let response)? = finished.first?.1 else {
+            Issue.record("expected an announce answer, got \(finished)")
+            return
+        }
+        #expect(response.intervalSeconds == 900)
+    }
+
     @Test func httpTimeoutIsEnforcedOnTheRing() throws {
         let ring = try Ring()
         let listener = try Socket.listenTCP(on: SocketAddress("127.0.0.1:0")!)
