@@ -112,8 +112,15 @@ extension EngineBackend {
         guard statvfs(path, &info) == 0 else {
             throw RPCFailure("\(path): \(String(cString: strerror(errno)))")
         }
-        let unit = Int(info.f_frsize)
-        return DiskSpace(freeBytes: Int(info.f_bavail) * unit, totalBytes: Int(info.f_blocks) * unit)
+        return Self.diskSpace(available: info.f_bavail, blocks: info.f_blocks, unit: info.f_frsize)
+    }
+
+    /// Some file systems (s3fs) report nearly 2⁶⁴ bytes: the sizes are held at the largest integer.
+    static func diskSpace(available: UInt, blocks: UInt, unit: UInt) -> DiskSpace {
+        let unit = Int(clamping: unit)
+        return DiskSpace(
+            freeBytes: Int(clamping: available).saturatingProduct(unit),
+            totalBytes: Int(clamping: blocks).saturatingProduct(unit))
     }
 
     /// Asks the outside service (`--port-test-url`) whether the peer port is reachable.

@@ -27,7 +27,7 @@ extension RPCRequest {
             guard let path = try reader.string("path") else {
                 throw RPCFailure("directory path argument is missing")
             }
-            guard Self.isAbsolute(path) else { throw RPCFailure("directory path is not absolute") }
+            if let problem = Self.pathProblem(path) { throw RPCFailure("directory path \(problem)") }
             self = .freeSpace(path: path)
         case "torrent-add":
             self = .torrentAdd(try Self.torrentAdd(reader))
@@ -40,7 +40,7 @@ extension RPCRequest {
                 try Self.selection(reader), deleteLocalData: try reader.bool("delete-local-data") ?? false)
         case "torrent-set-location":
             guard let location = try reader.string("location") else { throw RPCFailure("no location") }
-            guard Self.isAbsolute(location) else { throw RPCFailure("new location path is not absolute") }
+            if let problem = Self.pathProblem(location) { throw RPCFailure("new location path \(problem)") }
             self = .torrentSetLocation(
                 try Self.selection(reader), location: location, move: try reader.bool("move") ?? false)
         case "torrent-rename-path":
@@ -53,7 +53,13 @@ extension RPCRequest {
         }
     }
 
-    private static func isAbsolute(_ path: String) -> Bool { path.hasPrefix("/") }
+    /// What makes `path` unusable as a folder, if anything. Its length is bounded as the system
+    /// bounds it: a path is kept in state files and in every torrent-get row.
+    private static func pathProblem(_ path: String) -> String? {
+        guard path.hasPrefix("/") else { return "is not absolute" }
+        guard path.utf8.count < PATH_MAX else { return "is longer than \(PATH_MAX - 1) bytes" }
+        return nil
+    }
 
     /// The `ids` argument.
     static func selection(_ reader: ArgumentReader) throws(RPCFailure) -> TorrentSelection {
@@ -91,6 +97,13 @@ extension RPCRequest {
                 "argument 'fields' names \(names.count) fields; at most \(maximumFields) are accepted")
         }
         let fields = names.compactMap { $0.stringValue.flatMap(TorrentField.init(rawValue:)) }
+        var counts: [TorrentField: Int] = [:]
+        for field in fields {
+            counts[field, default: 0] += 1
+            guard counts[field]! <= 2 else {
+                throw RPCFailure("argument 'fields' names '\(field.rawValue)' more than twice")
+            }
+        }
         let format: TorrentGetFormat
         switch try reader.string("format") {
         case nil, "objects": format = .objects
@@ -116,8 +129,8 @@ extension RPCRequest {
             throw RPCFailure("no filename or metainfo specified")
         }
         let downloadDirectory = try reader.string("download-dir")
-        if let downloadDirectory, !isAbsolute(downloadDirectory) {
-            throw RPCFailure("download directory path is not absolute")
+        if let downloadDirectory, let problem = pathProblem(downloadDirectory) {
+            throw RPCFailure("download directory path \(problem)")
         }
         return TorrentAddRequest(
             source: source, downloadDirectory: downloadDirectory, paused: try reader.bool("paused"),
@@ -149,8 +162,8 @@ extension RPCRequest {
         changes.priorityLow = try fileSelection(reader, "priority-low")
         changes.labels = try reader.strings("labels").map { labels throws(RPCFailure) in try checked(labels) }
         changes.location = try reader.string("location")
-        if let location = changes.location, !isAbsolute(location) {
-            throw RPCFailure("new location path is not absolute")
+        if let location = changes.location, let problem = pathProblem(location) {
+            throw RPCFailure("new location path \(problem)")
         }
         changes.peerLimit = try reader.integer("peer-limit")
         changes.queuePosition = try reader.integer("queuePosition")
@@ -227,14 +240,14 @@ extension RPCRequest {
             try changes.set(key, to: value)
         }
         if changes.keys.contains(.downloadDirectory),
-            let path = arguments["download-dir"]?.stringValue, !isAbsolute(path)
+            let path = arguments["download-dir"]?.stringValue, let problem = pathProblem(path)
         {
-            throw RPCFailure("download directory path is not absolute")
+            throw RPCFailure("download directory path \(problem)")
         }
         if changes.keys.contains(.incompleteDirectory),
-            let path = arguments["incomplete-dir"]?.stringValue, !isAbsolute(path)
+            let path = arguments["incomplete-dir"]?.stringValue, let problem = pathProblem(path)
         {
-            throw RPCFailure("incomplete torrents directory path is not absolute")
+            throw RPCFailure("incomplete torrents directory path \(problem)")
         }
         return changes
     }

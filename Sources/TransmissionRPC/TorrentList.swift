@@ -71,9 +71,13 @@ struct TorrentList: Sendable {
     }
 
     /// Room for all the torrents, reserved once the first (written since `start`) shows how long one is.
+    /// At most 64 MiB ahead: one torrent of half a million files says nothing of the magnet links
+    /// after it, and its estimate times thousands of torrents is more than the machine has.
     private static func reserve(for count: Int, after start: Int, in writer: inout JSONWriter) {
         let each = writer.bytes.count - start
-        writer.reserveCapacity(writer.bytes.count + each * (count - 1) * 9 / 8 + 64)
+        let most = 64 << 20
+        let ahead = count - 1 > most / max(each, 1) ? most : min(most, each * (count - 1) * 9 / 8)
+        writer.reserveCapacity(writer.bytes.count + ahead + 64)
     }
 }
 

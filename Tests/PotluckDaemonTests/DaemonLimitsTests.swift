@@ -190,3 +190,17 @@ import TransmissionRPC
         #expect(fixture.engine.globalUploadRateBytesPerSecond == 1_000)
     }
 }
+
+/// free-space and session-get on a file system that reports nearly 2⁶⁴ bytes (s3fs: 16 MiB blocks,
+/// as many as fit in 64 bits) answer the largest integer instead of stopping the daemon.
+@Suite struct DiskSpaceTests {
+    @Test func sizesPastTheLargestIntegerAreHeldThere() {
+        let unit: UInt = 16 << 20
+        let blocks = UInt.max / unit
+        let space = EngineBackend.diskSpace(available: blocks, blocks: blocks, unit: unit)
+        #expect(space == DiskSpace(freeBytes: Int.max, totalBytes: Int.max))
+        #expect(
+            EngineBackend.diskSpace(available: 3, blocks: 5, unit: 4096)
+                == DiskSpace(freeBytes: 12_288, totalBytes: 20_480))
+    }
+}

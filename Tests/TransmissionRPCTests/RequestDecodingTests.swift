@@ -60,12 +60,11 @@ import TransmissionRPC
         #expect(failure("torrent-get", "{}") == "no fields specified")
         #expect(failure("torrent-get", #"{"fields":"name"}"#) == "no fields specified")
         #expect(failure("torrent-get", #"{"fields":[],"format":"csv"}"#)?.contains("'format'") == true)
-        let twice = Array(repeating: #""files""#, count: 2 * TorrentField.allCases.count)
+        // Each field at most twice (a table repeats a column for each): every field twice is accepted.
+        let every = TorrentField.allCases + TorrentField.allCases
+        let twice = every.map { #""\#($0.rawValue)""# }
         let repeated = try decode("torrent-get", #"{"fields":[\#(twice.joined(separator: ","))]}"#)
-        #expect(
-            repeated
-                == .torrentGet(
-                    fields: Array(repeating: .files, count: twice.count), selection: .all, format: .objects))
+        #expect(repeated == .torrentGet(fields: every, selection: .all, format: .objects))
         let tooMany = twice + [#""name""#]
         #expect(
             failure("torrent-get", #"{"fields":[\#(tooMany.joined(separator: ","))]}"#)?.contains("at most")
@@ -217,6 +216,18 @@ import TransmissionRPC
                 #"argument 'encryption' must be "required", "preferred" or "tolerated""#
             ),
             ("session-set", #"{"download-dir":"dl"}"#, "download directory path is not absolute"),
+            (
+                "torrent-set-location", #"{"location":"/"# + String(repeating: "a", count: 4095) + #""}"#,
+                "new location path is longer than 4095 bytes"
+            ),
+            (
+                "torrent-add", #"{"filename":"x","download-dir":"/"# + String(repeating: "a", count: 5000) + #""}"#,
+                "download directory path is longer than 4095 bytes"
+            ),
+            (
+                "torrent-get", #"{"fields":["id","files","files","files"]}"#,
+                "argument 'fields' names 'files' more than twice"
+            ),
             (
                 "session-set", #"{"incomplete-dir":"inc"}"#,
                 "incomplete torrents directory path is not absolute"
