@@ -221,7 +221,8 @@ import TransmissionRPC
                 "new location path is longer than 4095 bytes"
             ),
             (
-                "torrent-add", #"{"filename":"x","download-dir":"/"# + String(repeating: "a", count: 5000) + #""}"#,
+                "torrent-add",
+                #"{"filename":"x","download-dir":"/"# + String(repeating: "a", count: 5000) + #""}"#,
                 "download directory path is longer than 4095 bytes"
             ),
             (
