@@ -69,17 +69,33 @@ extension DownloadSession {
     }
 
     func armAccept() {
-        guard listenerFD >= 0 else { return }
+        guard listenerFD >= 0, isTrading, !acceptArmed else { return }
         do {
             try ring.enqueue(
                 .accept(fd: listenerFD, multishot: ring.features.contains(.multishotAccept)),
                 for: OperationSlot(owner: Self.listenerOwner, tenant: tenant, index: 0, generation: 1))
+            acceptArmed = true
         } catch {
             failure = .io(error)
         }
     }
 
+    /// Stops listening: an accept on the ring holds the socket open after `close`, still listening
+    /// on its port (a restart could not bind it again) and handing what it accepts to whoever gets
+    /// this tenant next. `shutdown` ends the accept; the torrent leaves once its completion came.
+    func stopListening() {
+        guard listenerFD >= 0 else { return }
+        Glibc.shutdown(listenerFD, Int32(SHUT_RDWR))
+    }
+
     func acceptCompleted(_ completion: Completion, now: UInt64) {
+        if !completion.hasMore { acceptArmed = false }
+        guard isTrading else {
+            if completion.result >= 0 {
+                refuseIncoming(completion.result, reason: "the torrent is stopping", now: now)
+            }
+            return
+        }
         guard completion.result >= 0 else {
             // Out of descriptors (or memory), a new accept would fail at once, again and again, while
             // peers wait in the backlog: try again on a later tick, and say so once per reason.

@@ -200,6 +200,8 @@ public final class DownloadSession: ReactorTenant {
     var listenerFD: Int32 = -1
     /// When to arm accepting again after it failed (nil: armed, or no listener).
     var acceptRetryAt: UInt64?
+    /// An accept on `listenerFD` is on the ring.
+    var acceptArmed = false
     var loggedAcceptErrors: Set<Errno> = []
     /// Incoming connections refused since the last was logged, and why (see `refuseIncoming`).
     var unsaidRefusals = 0
@@ -435,6 +437,7 @@ public final class DownloadSession: ReactorTenant {
             // Complete before trading began: nothing to tell anyone, but the check's findings are kept.
             if ending == .completed && !trading { saveResumeData() }
             closeLinks()
+            stopListening()
         case .gone:
             releaseCheckTurn()
             if listenerFD >= 0 {
@@ -549,7 +552,8 @@ public final class DownloadSession: ReactorTenant {
                 advance(.trackersDone, now: now)
             }
         case .closing:
-            let linksOpen = links.contains { $0 != nil } || webSeedPool?.hasOperationsInFlight == true
+            let linksOpen =
+                links.contains { $0 != nil } || webSeedPool?.hasOperationsInFlight == true || acceptArmed
             let checking = recheck?.hasWorkInFlight ?? false
             let idle =
                 hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 && resumeSavesInFlight == 0
