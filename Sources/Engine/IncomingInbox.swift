@@ -22,17 +22,30 @@ public final class IncomingInbox: Sendable {
 
     public init() {}
 
-    /// From the router's thread: the session takes ownership of the socket (false: it has stopped,
-    /// close it).
-    func deliver(_ connection: RoutedConnection) -> Bool {
-        let doorbell: (inbox: ReactorInbox, tenant: UInt16)?? = state.withLock { state in
-            guard !state.closed else { return nil }
+    /// Sockets one inbox holds at most: a torrent takes them only once it trades, and peers that
+    /// redial through an hours-long check would otherwise hold descriptors until the process has none.
+    static let maximumWaiting = 64  // named in `Refusal.full`
+
+    /// From the router's thread: the session takes ownership of the socket, or the reason it does
+    /// not (close it).
+    func deliver(_ connection: RoutedConnection) -> String? {
+        let doorbell: Result<(inbox: ReactorInbox, tenant: UInt16)?, Refusal> = state.withLock { state in
+            guard !state.closed else { return .failure(.stopped) }
+            guard state.descriptors.count < Self.maximumWaiting else { return .failure(.full) }
             state.descriptors.append(connection)
-            return .some(state.doorbell)
+            return .success(state.doorbell)
         }
-        guard let doorbell else { return false }
-        if let (inbox, tenant) = doorbell { inbox.ring(tenant) }
-        return true
+        switch doorbell {
+        case .failure(let refusal): return refusal.rawValue
+        case .success(let bell):
+            if let (inbox, tenant) = bell { inbox.ring(tenant) }
+            return nil
+        }
+    }
+
+    private enum Refusal: String, Error {
+        case stopped = "its torrent has stopped"
+        case full = "its torrent is not taking peers yet (checking, or 64 waiting already)"
     }
 
     /// From the session's reactor, once it hosts the session as `tenant`.

@@ -244,8 +244,8 @@ final class HandshakeRouter {
         guard let inbox = directory.inbox(for: infoHash) else {
             return drop(slot, peer, "asks for a torrent we do not serve (\(infoHash))")
         }
-        guard inbox.deliver(RoutedConnection(fd: peer.fd, plaintextRead: plaintext)) else {
-            return drop(slot, peer, "its torrent has stopped")
+        if let refusal = inbox.deliver(RoutedConnection(fd: peer.fd, plaintextRead: plaintext)) {
+            return drop(slot, peer, refusal)
         }
         forget(slot, peer, closing: false)
     }

@@ -199,6 +199,10 @@ public final class Reactor {
             if freeTenantsHead == freeTenants.count {
                 freeTenants.removeAll(keepingCapacity: true)
                 freeTenantsHead = 0
+            } else if freeTenantsHead >= 256 && freeTenantsHead * 2 >= freeTenants.count {
+                // Torrents that rest and wake leave and come back for ever: the numbers taken go.
+                freeTenants.removeFirst(freeTenantsHead)
+                freeTenantsHead = 0
             }
         } else {
             guard torrents.count <= Self.maximumTenants else { return false }
