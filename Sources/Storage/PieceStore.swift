@@ -131,6 +131,10 @@ public final class PieceStore {
         var writtenSinceLook = false
         /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
         var directFD: Int32 = -1
+        /// The device refused an aligned `O_DIRECT` write (it wants a larger alignment): the file's
+        /// writes go through the page cache from then on. Its descriptor stays open until the file
+        /// closes, since writes already queued on the ring name it.
+        var directRefused = false
         var operationsInFlight = 0
         /// Writes and syncs in flight: at most `writesInFlightPerFile` (`directWritesInFlightPerFile`
         /// while the file has its `O_DIRECT` descriptor).
@@ -449,7 +453,7 @@ public final class PieceStore {
         }
         if result == -EINVAL && operation.isDirect {
             // The device wants a larger alignment than ours: this file goes through the page cache.
-            closeDirectDescriptor(operation.fileIndex)
+            files[operation.fileIndex].directRefused = true
             return resubmit(operation, slot: slot)
         }
         if result < 0 {
@@ -626,7 +630,8 @@ public final class PieceStore {
             guard issue(operation) else { return markStalled(index) }
             files[index].queuedReads.removeFirst()
         }
-        let writeCap = files[index].directFD >= 0 ? directWritesInFlightPerFile : writesInFlightPerFile
+        let direct = files[index].directFD >= 0 && !files[index].directRefused
+        let writeCap = direct ? directWritesInFlightPerFile : writesInFlightPerFile
         while files[index].writesInFlight < writeCap, !files[index].isPreallocating,
             let operation = files[index].queuedWrites.first
         {
@@ -686,7 +691,9 @@ public final class PieceStore {
 
     private func canWriteDirectly(_ operation: IOOperation) -> Bool {
         let alignment = OpenFlags.directAlignmentBytes
-        guard files[operation.fileIndex].directFD >= 0, let address = operation.address else { return false }
+        guard files[operation.fileIndex].directFD >= 0, !files[operation.fileIndex].directRefused,
+            let address = operation.address
+        else { return false }
         return Int(bitPattern: address) % alignment == 0 && operation.fileOffset % Int64(alignment) == 0
             && operation.remainingBytes % alignment == 0
     }
@@ -772,7 +779,7 @@ public final class PieceStore {
         }
         files[index].fd = fd
         files[index].identity = identity
-        if options.directWrites && !options.readOnly {
+        if options.directWrites && !options.readOnly && !files[index].directRefused {
             // Any failure (EINVAL: no O_DIRECT on this file system) leaves the page cache for all writes.
             files[index].directFD =
                 (try? directory().openFile(entry.path, flags: O_RDWR | OpenFlags.direct)) ?? -1
@@ -803,9 +810,10 @@ public final class PieceStore {
         }
     }
 
+    /// Only once nothing is queued or in flight on it (its file closes): a write queued on the ring
+    /// but not yet submitted names the number, which the next open could take.
     private func closeDirectDescriptor(_ index: Int) {
         guard files[index].directFD >= 0 else { return }
-        // Operations still in flight on it hold their own reference to the open file.
         Glibc.close(files[index].directFD)
         files[index].directFD = -1
     }
