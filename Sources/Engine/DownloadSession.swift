@@ -438,6 +438,9 @@ public final class DownloadSession: ReactorTenant {
             if ending == .completed && !trading { saveResumeData() }
             closeLinks()
             stopListening()
+            // A resting seed's trackers were not stopped (their memory goes to its stand-in), and
+            // their UDP receives stay armed until closed.
+            trackers?.close()
         case .gone:
             releaseCheckTurn()
             if listenerFD >= 0 {
@@ -554,6 +557,7 @@ public final class DownloadSession: ReactorTenant {
         case .closing:
             let linksOpen =
                 links.contains { $0 != nil } || webSeedPool?.hasOperationsInFlight == true || acceptArmed
+                || trackers?.hasOperationsInFlight == true
             let checking = recheck?.hasWorkInFlight ?? false
             let idle =
                 hashesInFlight == 0 && (store?.operationsInFlight ?? 0) == 0 && resumeSavesInFlight == 0

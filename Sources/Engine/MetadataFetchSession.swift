@@ -230,14 +230,15 @@ final class MetadataFetchSession: ReactorTenant {
         if !sourcesClosed {
             sourcesClosed = true
             trackers?.close()
-            trackers = nil
             if let dht = options.dht, let hostKey { dht.unsubscribe(infoHash, key: hostKey) }
             if let localDiscovery = options.localDiscovery, let hostKey {
                 localDiscovery.unsubscribe(infoHash, key: hostKey)
             }
         }
         for case let link? in links { close(link) }
-        guard !links.contains(where: { $0 != nil }) else { return }
+        // Tracker operations still on the ring complete here, not under the next tenant.
+        guard !links.contains(where: { $0 != nil }), trackers?.hasOperationsInFlight != true else { return }
+        trackers = nil
         hasLeftReactor = true
         if let ending { endHandler?(ending) }
     }

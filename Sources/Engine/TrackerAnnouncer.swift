@@ -336,6 +336,9 @@ final class TrackerAnnouncer {
     /// Closes the sockets; exchanges still running are dropped.
     func close() { client.closeAll() }
 
+    /// Operations still on the ring after ``close()``: the torrent leaves the reactor once there are none.
+    var hasOperationsInFlight: Bool { client.hasOperationsInFlight }
+
     private func announce(_ event: AnnounceEvent, to url: TrackerURL, now: UInt64) {
         if client.mustWait(for: url) {
             // Ask again at the next tick; the lookup (or the certificate store) loads off the reactor

@@ -107,6 +107,8 @@ final class TrackerClient {
     private var http: [ExchangeID: HTTPExchange] = [:]
     private var udp: [SocketAddress: UDPTrackerEndpoint] = [:]
     private var finished: [(ExchangeID, Reply)] = []
+    /// ``closeAll()`` ran: what completes now only lets go of its resources.
+    private var closed = false
     private var random: SeededRandom
     private let log: (String) -> Void
     /// Called when a UDP answer or error ended an exchange outside ``handle(_:now:)`` and ``tick(now:)``
@@ -211,19 +213,34 @@ final class TrackerClient {
         http.isEmpty && finished.isEmpty && udp.values.allSatisfy { $0.active == nil && $0.waiting.isEmpty }
     }
 
-    /// Closes every socket. Exchanges still running are dropped without a reply.
+    /// Closes every socket. Exchanges still running are dropped without a reply; one with an
+    /// operation on the ring is shut down (which ends even a connect) and kept, with its buffer, until
+    /// that operation completes: its owner waits for ``hasOperationsInFlight`` to turn false before
+    /// it leaves the reactor, so a late completion never reaches whoever takes its tenant number.
     func closeAll() {
-        for exchange in http.values where exchange.fd >= 0 {
-            Glibc.close(exchange.fd)
-            exchange.fd = -1
+        closed = true
+        for exchange in http.values {
+            guard exchange.operationInFlight else {
+                if exchange.fd >= 0 { Glibc.close(exchange.fd) }
+                exchange.fd = -1
+                http[exchange.id] = nil
+                continue
+            }
+            exchange.abandoned = true
+            if exchange.fd >= 0 { Glibc.shutdown(exchange.fd, Int32(SHUT_RDWR)) }
         }
-        http.removeAll()
         for endpoint in udp.values { unroute(endpoint) }
         udp.removeAll()
         if ownsUDPTransport {
             udpTransport.shutDown()
             udpTransport.closeSockets()
         }
+    }
+
+    /// Operations of this client still on the ring (after ``closeAll()``, until they complete).
+    var hasOperationsInFlight: Bool {
+        http.values.contains { $0.operationInFlight }
+            || (ownsUDPTransport && udpTransport.operationsInFlight > 0)
     }
 
     /// Time passed: connections that waited for a lookup or the certificate store, BEP 15
@@ -247,7 +264,10 @@ final class TrackerClient {
     /// A completion whose token carries ``owner`` (or, for a client run alone, its transport's owner).
     func handle(_ completion: Completion, now: UInt64) {
         if completion.slot.owner == UDPTrackerTransport.owner {
-            if ownsUDPTransport { udpTransport.handle(completion, now: now) }
+            guard ownsUDPTransport else { return }
+            udpTransport.handle(completion, now: now)
+            // Closed with receives in flight: the sockets close after the last one.
+            if closed { udpTransport.closeSockets() }
             return
         }
         // A linked timeout's own completion says nothing the operation's completion will not.
@@ -496,7 +516,7 @@ final class TrackerClient {
             Glibc.close(exchange.fd)
             exchange.fd = -1
         }
-        finished.append((exchange.id, reply))
+        if !closed { finished.append((exchange.id, reply)) }
     }
 
     // MARK: UDP

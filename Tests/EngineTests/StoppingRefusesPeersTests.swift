@@ -76,3 +76,37 @@ import URing
         }
     }
 }
+
+/// A torrent that stops while its tracker has not answered shuts the tracker's connection down, and
+/// leaves once the receive on the ring has completed (it used to leave at once, the receive's buffer
+/// never freed and its late completion left to whoever took the tenant number next): the wait must
+/// not hold the torrent up.
+@Suite struct StoppingClosesTrackerConnectionsTests {
+    @Test func aTrackerThatNeverAnswersSeesTheConnectionClose() throws {
+        let directory = try EngineTests.temporaryDirectory("stopping-tracker")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let metainfo = try EngineTests.makeTorrent(named: "t.bin", size: 50_000, seed: 3, in: directory)
+        let listener = try Socket.listenTCP(on: SocketAddress("127.0.0.1:0")!)
+        defer { close(listener) }
+        let port = try Socket.localAddress(of: listener).port
+        let engine = try Engine(options: EngineOptions())
+        defer { engine.shutdown() }
+        var options = DownloadOptions(downloadDirectory: directory.path, peers: [])
+        options.seedWhenComplete = true
+        options.trackers = [["http://127.0.0.1:\(port)/announce"]]
+        let id = try engine.add(metainfo, options: options)
+        var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&waiting, 1, 10_000) == 1, "no announce")
+        let connection = accept(listener, nil, nil)
+        try #require(connection >= 0)
+        defer { close(connection) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        #expect(recv(connection, &buffer, buffer.count, 0) > 0, "no request")
+
+        try engine.pause(id)
+        #expect(StoppingRefusesPeersTests.closedByTheOtherSide(connection), "still open 5 s after the stop")
+        #expect(EngineTests.eventually { engine.snapshot(id)?.isLive == false })
+    }
+}

@@ -228,6 +228,35 @@ import URing
         #expect(response.intervalSeconds == 900)
     }
 
+    /// Closed with a receive on the ring, the client shuts the connection down and keeps the exchange
+    /// (and the buffer the kernel may write into) until that receive completes.
+    @Test func closingKeepsAnExchangeUntilItsOperationCompletes() throws {
+        let ring = try Ring()
+        let listener = try Socket.listenTCP(on: SocketAddress("127.0.0.1:0")!)
+        defer { close(listener) }
+        let port = try Socket.localAddress(of: listener).port
+        let client = TrackerClient(ring: ring, seed: 1, resolver: HostResolver(waker: nil)) { _ in }
+        _ = client.begin(
+            .announce(Self.request), url: try TrackerURL("http://127.0.0.1:\(port)/announce"), now: 0)
+        try Self.pump(ring, client, now: 0)
+        var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        try #require(poll(&waiting, 1, 2000) == 1, "the client did not connect")
+        let connection = accept(listener, nil, nil)
+        try #require(connection >= 0)
+        defer { close(connection) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        try Self.pump(ring, client, now: 0)
+        #expect(recv(connection, &buffer, buffer.count, 0) > 0, "no request")
+        try Self.pump(ring, client, now: 0)
+
+        client.closeAll()
+        #expect(client.hasOperationsInFlight, "the receive is still on the ring")
+        try Self.pump(ring, client, now: 0)
+        #expect(!client.hasOperationsInFlight)
+        #expect(client.takeFinished().isEmpty, "a closed client reports nothing")
+        #expect(recv(connection, &buffer, buffer.count, Int32(MSG_DONTWAIT)) == 0, "not shut down")
+    }
+
     @Test func httpTimeoutIsEnforcedOnTheRing() throws {
         let ring = try Ring()
         let listener = try Socket.listenTCP(on: SocketAddress("127.0.0.1:0")!)
