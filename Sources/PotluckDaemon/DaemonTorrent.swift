@@ -26,7 +26,7 @@ struct DaemonTorrent: Sendable {
         let id: TorrentID
         var metainfo: Metainfo?
         fileprivate let magnet: KeptMagnet?
-        let hash: InfoHash
+        var hash: InfoHash
         var settings: StoredTorrent
         var runUploaded: Int64 = 0
         var runDownloaded: Int64 = 0
@@ -75,7 +75,12 @@ struct DaemonTorrent: Sendable {
     }
     /// The link it was added by, if it was.
     var magnet: MagnetLink? { box.fields.magnet?.link }
-    var hash: InfoHash { box.fields.hash }
+    /// What its state files are named by: the infohash peers know it by (its v1 one for a hybrid,
+    /// even when a v2 link added it).
+    var hash: InfoHash {
+        get { box.fields.hash }
+        set { fields.hash = newValue }
+    }
     var settings: StoredTorrent {
         _read { yield box.fields.settings }
         _modify { yield &fields.settings }

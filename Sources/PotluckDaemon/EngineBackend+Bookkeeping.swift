@@ -114,11 +114,20 @@ extension EngineBackend {
             torrent.settings.unwantedFiles = chosen.indices.filter {
                 chosen[$0] == .skip && !metainfo.layout.files[$0].isPadding
             }
-            try? state.save(savedSettings(of: torrent), hash: torrent.hash)
         }
         torrent.metainfo = metainfo
+        // A v2 link to a hybrid torrent: its resume data, its peers and a later add of its .torrent
+        // know it by the v1 infohash, which restoring reads from the .torrent. Its state moves there:
+        // the .torrent and the settings first, the link's files last, so that a kill in between
+        // leaves it kept (under both names at worst, never under neither).
+        let hash = metainfo.wireInfoHash
         do {
-            try state.storeFetched(metainfo: metainfo.bytes, hash: torrent.hash)
+            try state.storeFetched(metainfo: metainfo.bytes, hash: hash)
+            try state.save(savedSettings(of: torrent), hash: hash)
+            if hash != torrent.hash {
+                state.forget(torrent.hash)
+                torrent.hash = hash
+            }
             logger.info("\(metainfo.name) (\(torrent.id)): metadata received and kept")
         } catch {
             // The link stays kept: a restart fetches the metadata again.

@@ -112,7 +112,7 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             return folder
         }
         // Parsed, and their resume data read, on every core; started in queue order.
-        let parsed = kept.concurrentMap { [state] settings, source -> Result<KeptTorrent, any Error> in
+        let parsed = kept.concurrentMap { [state] settings, source, hash -> Result<KeptTorrent, any Error> in
             Result {
                 switch source {
                 case .metainfo(let bytes):
@@ -120,10 +120,12 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                     return KeptTorrent(
                         origin: .metainfo(metainfo), settings: settings,
                         verified: DaemonTorrent.verifiedPieces(
-                            in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo))
+                            in: state.resumeFile(metainfo.wireInfoHash), metainfo: metainfo),
+                        storedHash: hash)
                 case .magnet(let link):
                     return KeptTorrent(
-                        origin: .magnet(try MagnetLink(parsing: link)), settings: settings, verified: nil)
+                        origin: .magnet(try MagnetLink(parsing: link)), settings: settings, verified: nil,
+                        storedHash: hash)
                 }
             }
         }
@@ -134,6 +136,9 @@ public final class EngineBackend: TransmissionBackend, Sendable {
             case .failure(let error):
                 logger.warning("a kept torrent cannot be read (\(error)); it is left out")
                 continue
+            }
+            if case .metainfo(let metainfo) = kept.origin, metainfo.wireInfoHash != kept.storedHash {
+                keepUnderItsInfohash(metainfo, settings: kept.settings, storedAs: kept.storedHash)
             }
             kept.settings.downloadDirectory = shared(kept.settings.downloadDirectory)
             kept.settings.incompleteDirectory = kept.settings.incompleteDirectory.map(shared)
@@ -287,6 +292,23 @@ public final class EngineBackend: TransmissionBackend, Sendable {
         let origin: TorrentOrigin
         var settings: StoredTorrent
         let verified: PieceSet?
+        /// The name its state files have.
+        let storedHash: InfoHash
+    }
+
+    /// A torrent kept under another name than its infohash (a hybrid that a v2 link added, kept by an
+    /// earlier version; or a state folder put together by hand): its state moves to the infohash, the
+    /// name every later save uses, or the next start would bring back these settings.
+    private func keepUnderItsInfohash(_ metainfo: Metainfo, settings: StoredTorrent, storedAs old: InfoHash) {
+        do {
+            try state.storeFetched(metainfo: metainfo.bytes, hash: metainfo.wireInfoHash)
+            try state.save(settings, hash: metainfo.wireInfoHash)
+            state.forget(old)
+            logger.notice(
+                "\(metainfo.name): kept under its infohash \(metainfo.wireInfoHash) from now on, not \(old)")
+        } catch {
+            logger.warning("\(metainfo.name): its state cannot move to its infohash: \(error)")
+        }
     }
 
     /// Puts a torrent into the engine with its kept settings, paused if they say so. `verified`: the

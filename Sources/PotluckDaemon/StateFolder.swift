@@ -96,15 +96,17 @@ public struct StateFolder: Sendable {
 
     /// Every kept torrent that has both its settings and its metainfo (or magnet link), oldest added
     /// first, read on every core; files that cannot be read are reported through `problem` and skipped.
-    func storedTorrents(problem: (String) -> Void) -> [(settings: StoredTorrent, source: StoredSource)] {
+    func storedTorrents(
+        problem: (String) -> Void
+    ) -> [(settings: StoredTorrent, source: StoredSource, hash: InfoHash)] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/torrents")) ?? []
         let hashes = names.filter { $0.hasSuffix(".json") }.compactMap {
             InfoHash(hex: String($0.dropLast(".json".count)))
         }
-        var found: [(settings: StoredTorrent, source: StoredSource)] = []
-        for read in hashes.concurrentMap(storedTorrent) {
+        var found: [(settings: StoredTorrent, source: StoredSource, hash: InfoHash)] = []
+        for (hash, read) in zip(hashes, hashes.concurrentMap(storedTorrent)) {
             switch read {
-            case .kept(let settings, let source): found.append((settings, source))
+            case .kept(let settings, let source): found.append((settings, source, hash))
             case .unreadable(let reason): problem(reason)
             }
         }

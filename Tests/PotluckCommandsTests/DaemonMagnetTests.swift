@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Metainfo
 import Testing
 
 @testable import PotluckBench
@@ -94,6 +95,52 @@ import Testing
             state: state, downloads: downloads, peerPort: SeedInteropTests.freePort(on: "127.0.0.1"), log: log
         )
         #expect(try wanted() == ["no", "yes"], "\(daemon.logText)")
+    }
+
+    /// A hybrid torrent added by its v2-only link is kept, once its metadata arrives, under its v1
+    /// infohash, which its resume data and its .torrent go by: after two restarts it is still there,
+    /// paused as it was left and complete, and adding its .torrent finds it. (Its state was split
+    /// between the two names: the second restart brought back the first run's settings.)
+    @Test func aHybridAddedByItsV2LinkIsKeptUnderItsV1Infohash() throws {
+        let (root, data) = try Interop.makePayload(sizes: [300_000, 70_000])
+        defer { try? FileManager.default.removeItem(at: root) }
+        let torrent = try Interop.create(data, pieceSize: "16K", format: "hybrid")
+        let metainfo = try Metainfo(bytes: Array(try Data(contentsOf: URL(fileURLWithPath: torrent))))
+        let v2 = try #require(metainfo.infoHashV2)
+        let seederPort = SeedInteropTests.freePort(on: "127.0.0.1")
+        let seeder = try SeedInteropTests.PotluckSeeder(
+            torrent: torrent, data: data.deletingLastPathComponent(), listen: "127.0.0.1:\(seederPort)")
+        seeder.waitUntilListening(host: "127.0.0.1", port: seederPort)
+        let state = root.appendingPathComponent("state")
+        let downloads = root.appendingPathComponent("downloads")
+        let log = root.appendingPathComponent("daemon.log")
+        func start() throws -> DaemonInteropTests.DaemonProcess {
+            try DaemonInteropTests.DaemonProcess(
+                state: state, downloads: downloads, peerPort: SeedInteropTests.freePort(on: "127.0.0.1"),
+                log: log)
+        }
+        var daemon = try start()
+        let link = "magnet:?xt=urn:btmh:1220\(v2)&dn=payload&x.pe=127.0.0.1:\(seederPort)"
+        #expect(try daemon.remote(["-a", link]).output.contains("success"))
+        let done = daemon.waitForRow("payload", seconds: 60) { $0?.contains("100%") == true }
+        #expect(done?.contains("100%") == true, "\(done ?? "not listed")\n\(daemon.logText)")
+        let kept = try FileManager.default.contentsOfDirectory(
+            atPath: state.appendingPathComponent("torrents").path)
+        let v1 = metainfo.wireInfoHash.hex
+        #expect(Set(kept) == ["\(v1).torrent", "\(v1).json"], "\(kept)")
+        #expect(try daemon.remote(["-t", "1", "-S"]).status == 0)
+        #expect(daemon.terminate().status == 0)
+        for _ in 0..<2 {
+            daemon = try start()
+            let row = daemon.waitForRow("payload", seconds: 20) { $0?.contains("Stopped") == true }
+            #expect(
+                row?.contains("100%") == true && row?.contains("Stopped") == true, "\(row ?? "not listed")")
+            #expect(daemon.terminate().status == 0)
+        }
+        daemon = try start()
+        #expect(try daemon.remote(["-a", torrent]).status == 0)
+        let rows = try daemon.remote(["-l"]).output.split(separator: "\n").filter { $0.hasSuffix(" payload") }
+        #expect(rows.count == 1, "\(rows)")
     }
 
     /// A malformed link is refused with the reason; a v2-only one is taken, under its v2 infohash cut to

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TorrentModel
 
+@testable import Engine
 @testable import PotluckDaemon
 
 /// The state folder keeps torrents whole and in the order they were added.
@@ -96,5 +97,33 @@ import TorrentModel
                 == "http://t.example.org/scrape.php?k=1")
         #expect(DaemonTorrent.scrapeURL("udp://t.example.org:1337") == "")
         #expect(DaemonTorrent.siteName("tracker.example.org") == "example")
+    }
+}
+
+/// A torrent kept under another name than its infohash (a hybrid that a v2 link added, as an earlier
+/// version kept it) moves to its infohash at the next start, so that what later saves write there
+/// is what the start after finds.
+@Suite struct MisnamedStateTests {
+    @Test func aTorrentKeptUnderAnotherNameMovesToItsInfohash() throws {
+        let fixture = try DaemonQueueTests.Fixture()
+        let id = try fixture.addTorrent("misnamed")
+        try fixture.restart()
+        let folder = fixture.root.appendingPathComponent("state/torrents")
+        let real = try #require(
+            fixture.backend.registry.withLock { $0.torrents.values.first { $0.id.value == id }?.hash })
+        let other = InfoHash(Array(repeating: 0x11, count: 20))!
+        for suffix in [".json", ".torrent"] {
+            try FileManager.default.moveItem(
+                at: folder.appendingPathComponent(real.hex + suffix),
+                to: folder.appendingPathComponent(other.hex + suffix))
+        }
+        try fixture.restart(saving: false)
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
+                == [real.hex + ".json", real.hex + ".torrent"])
+        let restored = try #require(fixture.backend.registry.withLock { $0.torrents.keys.first })
+        try fixture.backend.setPaused(true, [restored])
+        try fixture.restart(saving: false)
+        #expect(fixture.backend.registry.withLock { $0.torrents.values.first?.settings.paused } == true)
     }
 }
