@@ -114,7 +114,7 @@ let package = Package(
             name: "PotluckDaemon",
             dependencies: [
                 "Engine", "TransmissionRPC", "Metainfo", "Storage", "TorrentModel", "Tracker", "URing",
-                "Locking", "OutboundHTTP",
+                "Locking", "OutboundHTTP", "CLinux",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

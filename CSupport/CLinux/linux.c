@@ -125,3 +125,5 @@ int potluck_udp_take_error(int fd, struct sockaddr_storage *destination) {
 int potluck_release_free_memory(void) { return malloc_trim(0); }
 
 int potluck_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int potluck_syncfs(int fd) { return syncfs(fd); }

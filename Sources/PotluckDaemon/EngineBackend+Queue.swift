@@ -133,15 +133,19 @@ extension EngineBackend {
     }
 
     /// Writes each torrent's position into its settings, saving those that changed, so that the
-    /// order survives a restart or a kill. Restoring repairs an order a kill left half-saved.
+    /// order survives a restart or a kill. Restoring repairs an order a kill left half-saved. One move
+    /// to the top of 10,000 changes them all: they are flushed together, once.
     func keepQueuePositions(in registry: inout Registry) throws {
+        var saved = 0
+        defer { if saved > 0 { state.flushSaves() } }
         for (position, id) in registry.queue.order.enumerated() {
             guard var torrent = registry.torrents[id], torrent.settings.queuePosition != position else {
                 continue
             }
             torrent.settings.queuePosition = position
             registry.torrents[id] = torrent
-            try state.save(savedSettings(of: torrent), hash: torrent.hash)
+            try state.save(savedSettings(of: torrent), hash: torrent.hash, flushing: false)
+            saved += 1
         }
     }
 }

@@ -38,3 +38,7 @@ int potluck_release_free_memory(void);
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends no child inherits, close-on-exec from the start (set
 /// afterwards, a child another thread spawns in between inherits them). 0, or -1 with errno.
 int potluck_pipe_cloexec(int fds[2]);
+
+/// syncfs(fd): flushes the file system holding `fd` (declared only under _GNU_SOURCE, which Swift's
+/// Glibc module leaves out). 0, or -1 with errno.
+int potluck_syncfs(int fd);
