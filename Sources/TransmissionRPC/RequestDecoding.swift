@@ -175,10 +175,19 @@ extension RPCRequest {
         changes.trackerAdd = try reader.strings("trackerAdd")
         changes.trackerRemove = try reader.integers("trackerRemove")
         changes.trackerReplace = try trackerReplacements(reader)
+        // Each torrent the request names goes through these lists (a torrent keeps at most 100).
+        for (key, count) in [
+            ("trackerAdd", changes.trackerAdd?.count), ("trackerRemove", changes.trackerRemove?.count),
+            ("trackerReplace", changes.trackerReplace?.count),
+        ] where count ?? 0 > maximumTrackerEdits {
+            throw RPCFailure("argument '\(key)' names \(count ?? 0) trackers; at most \(maximumTrackerEdits)")
+        }
         changes.group = try reader.string("group")
         if let group = changes.group { try checkLength(group, of: "the group") }
         return changes
     }
+
+    static let maximumTrackerEdits = 1_000
 
     /// `trackerReplace`: tracker ids and their new announce URLs, alternating in one list.
     private static func trackerReplacements(
@@ -199,7 +208,8 @@ extension RPCRequest {
         _ reader: ArgumentReader, _ key: String
     ) throws(RPCFailure) -> FileSelection? {
         guard let indices = try reader.integers(key) else { return nil }
-        return indices.isEmpty ? .all : .indices(indices)
+        // Each index once: every torrent the request names looks at the list.
+        return indices.isEmpty ? .all : .indices(Array(Set(indices)).sorted())
     }
 
     /// Labels trimmed, and refused when empty or holding a comma (Transmission stores them comma-joined).

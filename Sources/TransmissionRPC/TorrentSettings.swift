@@ -29,7 +29,8 @@ public enum IdleLimitMode: Int, Sendable, Hashable, CaseIterable {
 public enum FileSelection: Sendable, Hashable {
     /// An empty list, which the protocol defines as every file.
     case all
-    /// File indices in torrent order; the backend answers "file index out of range" for bad ones.
+    /// File indices, each once, in torrent order; the backend answers "file index out of range" for
+    /// bad ones.
     case indices([Int])
 }
 

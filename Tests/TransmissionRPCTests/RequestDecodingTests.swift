@@ -118,7 +118,7 @@ import TransmissionRPC
     @Test func torrentSetDecodesEveryArgument() throws {
         let request = try decode(
             "torrent-set",
-            #"{"ids":[4],"labels":["a"],"files-wanted":[0,1],"files-unwanted":[],"priority-high":[0],"#
+            #"{"ids":[4],"labels":["a"],"files-wanted":[1,0,1,1],"files-unwanted":[],"priority-high":[0],"#
                 + #""priority-low":[1],"priority-normal":[2],"uploadLimit":50,"uploadLimited":true,"#
                 + #""downloadLimit":70,"downloadLimited":false,"seedRatioLimit":1.5,"seedRatioMode":1,"#
                 + #""seedIdleLimit":10,"seedIdleMode":2,"location":"/new","honorsSessionLimits":false,"#
@@ -224,6 +224,12 @@ import TransmissionRPC
                 "torrent-add",
                 #"{"filename":"x","download-dir":"/"# + String(repeating: "a", count: 5000) + #""}"#,
                 "download directory path is longer than 4095 bytes"
+            ),
+            (
+                "torrent-set",
+                #"{"trackerAdd":["#
+                    + Array(repeating: #""http://a/announce""#, count: 1_001).joined(separator: ",") + "]}",
+                "argument 'trackerAdd' names 1001 trackers; at most 1000"
             ),
             (
                 "torrent-get", #"{"fields":["id","files","files","files"]}"#,
