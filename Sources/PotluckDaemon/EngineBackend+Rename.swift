@@ -17,6 +17,11 @@ extension EngineBackend {
             guard torrent.metainfo != nil else {
                 throw RPCFailure("the files of \(torrent.name) are not known until its metadata arrives")
             }
+            // Each is kept and replayed at every start: a client renaming back and forth forever
+            // would grow the state file and the start without end.
+            guard (torrent.settings.renames?.count ?? 0) < Self.maximumRenames else {
+                throw RPCFailure("\(torrent.name) was renamed \(Self.maximumRenames) times; no more renames")
+            }
             return (torrent, try rename.applied(to: torrent.filePaths))
         }
         guard paths != torrent.filePaths else { return }
@@ -63,6 +68,8 @@ extension EngineBackend {
             logger.info("\(torrent.name) (\(engineID)): \(path) renamed \(name)")
         }
     }
+
+    static let maximumRenames = 1_000
 
     /// The paths a kept torrent's renames lead to (nil: none), after finishing on disk the last
     /// rename, which a kill may have cut between keeping it and making it (the others were made

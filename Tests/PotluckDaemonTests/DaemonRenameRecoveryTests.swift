@@ -38,4 +38,18 @@ import TransmissionRPC
         #expect(files?.map(\.name) == ["final.iso"])
         #expect(files?.first?.bytesCompleted == 3000)
     }
+
+    /// Renames are kept and replayed at every start, so a torrent takes at most `maximumRenames`.
+    @Test func renamesAreBounded() async throws {
+        let fixture = try DaemonQueueTests.Fixture()
+        let id = try fixture.addTorrent("a.iso", data: Array(repeating: 1, count: 100))
+        let engineID = TorrentID(value: id)
+        fixture.backend.registry.withLock { registry in
+            registry.torrents[engineID]!.settings.renames = Array(
+                repeating: PathRename(path: "x", name: "y"), count: EngineBackend.maximumRenames)
+        }
+        await #expect(throws: RPCFailure.self) {
+            try await fixture.backend.renamePath(inTorrent: id, from: "a.iso", to: "b.iso")
+        }
+    }
 }
