@@ -529,6 +529,11 @@ final class TrackerClient {
             finished.append((id, .failed(failure)))
             return
         }
+        if udp[address] == nil && udp.count >= 256 {
+            // The reactor's scrapes reach every tracker its torrents name, for as long as it runs:
+            // idle endpoints go (their transport keeps the trackers' connection ids).
+            udp = udp.filter { $0.value.active != nil || !$0.value.waiting.isEmpty }
+        }
         let endpoint =
             udp[address]
             ?? UDPTrackerEndpoint(

@@ -128,6 +128,13 @@ final class UDPTrackerTransport {
 
     func recordGrant(_ grant: (id: UInt64, receivedAt: Instant), for address: SocketAddress) {
         if let known = connectionGrants[address], known.receivedAt >= grant.receivedAt { return }
+        // A reactor's transport lives as long as the daemon and hears from every tracker its torrents
+        // name: grants older than BEP 15's minute of use go once there are many.
+        if connectionGrants.count >= 256 {
+            connectionGrants = connectionGrants.filter {
+                grant.receivedAt < $0.value.receivedAt.adding(seconds: 60)
+            }
+        }
         connectionGrants[address] = grant
     }
 
