@@ -84,6 +84,8 @@ struct Lookup: Sendable {
     let requiresVerifiedIDs: Bool
     private(set) var candidates: [Candidate] = []
     private var seenEndpoints: Set<DHTEndpoint> = []
+    /// The IPv4 /24s and IPv6 /64s of the nodes taken as candidates.
+    private var seenSubnets: Set<DHTIPAddress> = []
     private(set) var peers: Set<DHTEndpoint> = []
 
     init(
@@ -119,9 +121,17 @@ struct Lookup: Sendable {
         for endpoint in endpoints { add(Candidate(id: nil, endpoint: endpoint, distance: .maximum)) }
     }
 
+    /// One node per IPv4 /24 or IPv6 /64 (as libtorrent restricts its searches): one host answering
+    /// with dozens of its own ports under ids close to the target would otherwise be all the lookup
+    /// finds, gets announced to, and is free to point at a victim. Private and loopback addresses are
+    /// exempt (a LAN, a lab), as BEP 42 exempts them; so are bootstrap endpoints, which have no id.
     private mutating func add(_ candidate: Candidate) {
-        guard seenEndpoints.count < Self.maxCandidates * 8, seenEndpoints.insert(candidate.endpoint).inserted
+        let address = candidate.endpoint.address
+        guard candidate.endpoint.port != 0, !address.isUnroutable,
+            seenEndpoints.count < Self.maxCandidates * 8, !seenEndpoints.contains(candidate.endpoint),
+            candidate.id == nil || address.isLocal || seenSubnets.insert(address.subnet).inserted
         else { return }
+        seenEndpoints.insert(candidate.endpoint)
         let position = candidates.firstIndex { $0.distance > candidate.distance } ?? candidates.endIndex
         candidates.insert(candidate, at: position)
         if candidates.count > Self.maxCandidates,

@@ -106,6 +106,38 @@ import TorrentModel
         #expect(fresh == [peer])
     }
 
+    /// One host naming 32 of its own ports, each under an id close to the target, gives the lookup
+    /// one candidate (one per IPv4 /24), not the lookup's every place; nodes with port 0 or an
+    /// unroutable address are not asked at all; LAN addresses are exempt.
+    @Test func oneSubnetGivesOneCandidate() {
+        let target = Self.ownKey.flipping(bit: 3).nodeID
+        var lookup = Lookup(
+            id: LookupID(value: 1), startedAt: .zero, target: target, purpose: .getPeers(announce: nil),
+            reportsToCaller: true, bucketSize: 8, requiresVerifiedIDs: false)
+        let sybils = (0..<32).map { index in
+            DHTNodeInfo(
+                id: DHTKey(target).flipping(bit: 159 - index).nodeID,
+                endpoint: endpoint(42, 7, 0, UInt32(1 + index % 4), port: UInt16(40_000 + index)))
+        }
+        let junk = [
+            DHTNodeInfo(
+                id: DHTKey(target).flipping(bit: 100).nodeID, endpoint: endpoint(42, 8, 0, 1, port: 0)),
+            DHTNodeInfo(id: DHTKey(target).flipping(bit: 101).nodeID, endpoint: endpoint(224, 0, 0, 1)),
+        ]
+        let lan = (0..<3).map { index in
+            DHTNodeInfo(
+                id: DHTKey(target).flipping(bit: 90 + index).nodeID,
+                endpoint: endpoint(10, 0, 0, 1, port: UInt16(7_000 + index)))
+        }
+        lookup.add(sybils + junk + lan, ownID: Self.ownKey.nodeID)
+        let subnet7 = lookup.candidates.filter {
+            $0.endpoint.address == endpoint(42, 7, 0, 1).address.subnet
+                || $0.endpoint.address.subnet == endpoint(42, 7, 0, 1).address.subnet
+        }
+        #expect(subnet7.count == 1, "\(lookup.candidates.map(\.endpoint))")
+        #expect(lookup.candidates.count == 1 + lan.count, "\(lookup.candidates.map(\.endpoint))")
+    }
+
     @Test func aNodeNamedUnderAnotherIDCountsUnderTheIDItAnswersWith() throws {
         var node = DHTNode(id: Self.ownKey.nodeID, random: SeededRandom(seed: 2), now: .zero)
         node.addBootstrapEndpoints([Self.router])
