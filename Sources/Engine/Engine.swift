@@ -226,6 +226,7 @@ public final class Engine: Sendable {
             guard var record = state.records[id] else { throw .unknownTorrent(id) }
             if record.move != nil {
                 record.move?.restart = true
+                state.records[id] = record
                 return false
             }
             guard !record.live, !record.removing else { return false }

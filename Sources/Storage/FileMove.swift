@@ -56,6 +56,8 @@ public final class FileMove {
     /// True after a failed `run` that could not move every moved file back: the torrent's files are
     /// then split between the two folders, and the move's journal must stay to finish it later.
     public private(set) var leftFilesSplit = false
+    /// Extra files (`extraFiles`) that could not follow the others and were removed.
+    public private(set) var extraFilesDropped: [String] = []
 
     /// Moves every file. On a failure the files already moved are moved back (as far as they can be:
     /// `leftFilesSplit` says) and the first error is thrown: the torrent is then whole where it was.
@@ -71,7 +73,13 @@ public final class FileMove {
         var moved: [[String]] = []
         for path in files {
             do {
-                if try move(path, from: sourceDirectory, to: targetDirectory) { moved.append(path) }
+                if try move(path, from: sourceDirectory, to: targetDirectory) {
+                    moved.append(path)
+                } else if Self.exists(path, in: targetDirectory) {
+                    // Moved by the run a crash cut short (this one finishes it): on a failure it goes
+                    // back with the others, or the torrent would be split between the folders.
+                    moved.append(path)
+                }
             } catch {
                 for path in moved.reversed() {
                     do {
@@ -83,10 +91,26 @@ public final class FileMove {
                 throw error
             }
         }
+        // Every file is in the target now: an extra file (the resume data) that cannot follow is
+        // removed instead of failing the move, and the target's files are checked at the next start.
         for extra in extraFiles {
-            try moveExtra(extra)
+            do {
+                try moveExtra(extra)
+            } catch {
+                unlink(extra.from)
+                extraFilesDropped.append(extra.from)
+            }
         }
         removeEmptiedFolders(in: sourceDirectory)
+    }
+
+    /// Whether a regular file is at `path` beneath `directory`.
+    private static func exists(_ path: [String], in directory: BeneathDirectory) -> Bool {
+        guard let parent = try? directory.openParent(of: path, create: false) else { return false }
+        defer { if parent != directory.fd { Glibc.close(parent) } }
+        var info = stat()
+        return fstatat(parent, path[path.count - 1], &info, AT_SYMLINK_NOFOLLOW) == 0
+            && info.st_mode & S_IFMT == S_IFREG
     }
 
     /// Renames the file or folder at `path` beneath the source folder to `name`, where it is
@@ -188,6 +212,9 @@ public final class FileMove {
             guard Self.isCopy(existing, of: info) else {
                 throw StorageError(.move, path: display, reason: .destinationOccupied)
             }
+            // As after a copy of this run: the copy durable, its name too, before the source goes.
+            try syncFile(name, display: display, in: targetParent)
+            try syncFolders(of: path, in: to)
             try removeSource(name, display: display, in: sourceParent)
             return true
         }
@@ -210,11 +237,22 @@ public final class FileMove {
     }
 
     /// Whether `existing` is what `copy` makes of `source`: a regular file on another file system, of
-    /// the same size and modification time.
+    /// the same size and modification time. (Two mounts of one file system, which a rename cannot
+    /// cross either, share a device: such a copy stops the move as `destinationOccupied`, and the
+    /// files already moved go back.)
     private static func isCopy(_ existing: stat, of source: stat) -> Bool {
         existing.st_mode & S_IFMT == S_IFREG && existing.st_dev != source.st_dev
             && existing.st_size == source.st_size && existing.st_mtim.tv_sec == source.st_mtim.tv_sec
             && existing.st_mtim.tv_nsec == source.st_mtim.tv_nsec
+    }
+
+    private func syncFile(_ name: String, display: String, in parent: Int32) throws(StorageError) {
+        let fd = openat(parent, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw StorageError(.open, path: display, errno: Errno(rawValue: Glibc.errno)) }
+        defer { Glibc.close(fd) }
+        guard fsync(fd) == 0 else {
+            throw StorageError(.sync, path: display, errno: Errno(rawValue: Glibc.errno))
+        }
     }
 
     private func removeSource(_ name: String, display: String, in sourceParent: Int32) throws(StorageError) {

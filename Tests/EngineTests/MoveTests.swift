@@ -242,6 +242,42 @@ import URing
             !FileManager.default.fileExists(atPath: target.path + "/moving/sub/deeper/c.bin.potluck-part"))
         #expect(!FileManager.default.fileExists(atPath: MoveJournal.path(forResumeData: resumePath)))
     }
+    /// A move cut short after its first file, finished at the next start, fails on a file of the
+    /// user's: the file the cut run moved comes back with the others, where it used to stay in the
+    /// target, the journal gone and the torrent pointing at the source without it.
+    @Test func aResumedMoveThatFailsBringsBackWhatTheCutRunMoved() throws {
+        let source = try Self.folder("cut-failed-source")
+        let target = try Self.folder("cut-failed-target")
+        defer {
+            try? FileManager.default.removeItem(at: source)
+            try? FileManager.default.removeItem(at: target)
+        }
+        let metainfo = try Self.makeTorrent(in: source)
+        let before = Self.contents(in: source)
+        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
+            .resumeDataPath(infoHash: metainfo.wireInfoHash)
+        try MoveJournal(source: source.path, target: target.path)
+            .save(to: MoveJournal.path(forResumeData: resumePath))
+        try FileManager.default.createDirectory(
+            at: target.appendingPathComponent("moving/sub"), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(
+            at: source.appendingPathComponent("moving/a.bin"),
+            to: target.appendingPathComponent("moving/a.bin"))
+        let theirs = target.appendingPathComponent("moving/sub/b.bin")
+        try Data("the user's own file".utf8).write(to: theirs)
+
+        let (engine, id) = try Self.seedingEngine(metainfo, in: source)
+        defer { engine.shutdown() }
+        #expect(
+            EngineTests.eventually {
+                if case .failed = engine.snapshot(id)?.activity { return true }
+                return false
+            }, "\(String(describing: engine.snapshot(id)?.activity))")
+        #expect(Self.contents(in: source) == before)
+        #expect(!FileManager.default.fileExists(atPath: target.path + "/moving/a.bin"))
+        #expect(FileManager.default.contents(atPath: theirs.path) == Data("the user's own file".utf8))
+    }
+
     /// A file of the user's at the destination, of the same relative path as one of the torrent's: the
     /// move fails on it and leaves it as it was, and the torrent's files stay whole where they were.
     @Test func aFileAtTheDestinationIsNeverReplaced() throws {
