@@ -75,14 +75,18 @@ extension DownloadSession {
 
     /// A file replaced under the torrent took the pieces written to it along: they are verified no more,
     /// and resume data is saved again at once, since a save made after the replacement may describe
-    /// the replacing file, and the next start would trust it.
+    /// the replacing file, and the next start would trust it. Every file replaced goes so, not only
+    /// the one the error names: a save vouching for another would describe that one's replacement.
     func forgetPiecesOfReplacedFile(_ error: StorageError) {
-        guard case .replacedWhileWriting = error.reason,
-            let index = diskLayout.files.firstIndex(where: {
-                $0.path.joined(separator: "/") == error.path
-            })
-        else { return }
-        for piece in metainfo.layout.pieceRange(ofFile: index) { verified.remove(PieceIndex(piece)) }
+        guard case .replacedWhileWriting = error.reason else { return }
+        var replaced = Set(store.replacedFiles())
+        if let named = diskLayout.files.firstIndex(where: { $0.path.joined(separator: "/") == error.path }) {
+            replaced.insert(named)
+        }
+        guard !replaced.isEmpty else { return }
+        for index in replaced {
+            for piece in metainfo.layout.pieceRange(ofFile: index) { verified.remove(PieceIndex(piece)) }
+        }
         // Whatever was saved no longer stands; a save in flight might land after a new one, so the new
         // one waits for it.
         resumeSavedPieceCount = nil

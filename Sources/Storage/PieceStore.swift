@@ -369,6 +369,21 @@ public final class PieceStore {
         return replacedFileError(among: written)
     }
 
+    /// Every file whose path no longer names the file the store wrote to: the open ones, and those
+    /// closed with writes not yet synced. Asked once one is found (a folder swapped in replaces many
+    /// at once): a few system calls per such file.
+    public func replacedFiles() -> [Int] {
+        guard let directory = try? self.directory() else { return [] }
+        return files.indices.filter { index in
+            guard let identity = files[index].fd >= 0 ? files[index].identity : files[index].closedUnsynced
+            else { return false }
+            if case .file(let now) = directory.entry(at: layout.files[index].path), now == identity {
+                return false
+            }
+            return true
+        }
+    }
+
     private func replacedFileError(among indices: [Int]) -> StorageError? {
         guard !indices.isEmpty else { return nil }
         let directory: BeneathDirectory

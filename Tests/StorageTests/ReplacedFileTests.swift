@@ -1,4 +1,5 @@
 import Buffers
+import Foundation
 import Glibc
 import Testing
 import TorrentModel
@@ -37,6 +38,27 @@ import URing
         try reactor.runStore(store, events: before + 1)
         #expect(reactor.storeEvents.last == .failed(.flush, replaced))
         #expect(replaced.description.contains("cannot write \"t/b\": it was replaced or removed"))
+    }
+
+    /// Two files replaced at once (a folder swapped in): the store names both, so the engine forgets
+    /// the pieces of both before it saves resume data again, not only the first one's.
+    @Test func everyReplacedFileIsNamed() throws {
+        let torrent = try crossingTorrent()
+        let directory = TemporaryDirectory()
+        let reactor = try Reactor()
+        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
+        let store = try PieceStore(
+            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
+        try writeAll(
+            torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(0), PieceIndex(1)])
+        #expect(store.replacedFiles().isEmpty)
+        for name in ["a", "b"] {
+            let path = directory.path + "/t/" + name
+            #expect(rename(path, path + ".old") == 0)
+            #expect(FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3])))
+        }
+        let names = store.replacedFiles().map { torrent.layout.files[$0].path.joined(separator: "/") }
+        #expect(names == ["t/a", "t/b"], "\(names)")
     }
 
     /// A file closed (its descriptor given back) before its writes were synced, then removed or
