@@ -59,6 +59,15 @@ public enum DHTIPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// What one host usually holds: an IPv4 address, an IPv6 /64 (counting each IPv6 address would give
+    /// a host 2⁶⁴ of everything counted per address).
+    var host: DHTIPAddress {
+        switch self {
+        case .v4: self
+        case .v6(let high, _): .v6(high: high, low: 0)
+        }
+    }
+
     /// The network an operator is likely to control as a whole (an IPv4 /24, an IPv6 /64), used to keep
     /// one party from filling a bucket.
     var subnet: DHTIPAddress {

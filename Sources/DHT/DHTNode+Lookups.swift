@@ -16,7 +16,7 @@ extension DHTNode {
             id: lookupID, startedAt: now, target: target, purpose: purpose, reportsToCaller: reportsToCaller,
             bucketSize: bucketSize, requiresVerifiedIDs: configuration.enforceNodeIDVerification)
         lookup.add(table.closest(to: DHTKey(target), count: bucketSize * 2, now: now), ownID: id)
-        if table.nodeCount < bucketSize {
+        if table.liveNodeCount(now: now) < bucketSize {
             lookup.add(savedNodes, ownID: id)
             lookup.add(endpoints: bootstrapEndpoints)
         }
@@ -115,9 +115,13 @@ extension DHTNode {
         }
         let isVerified = NodeIDSecurity.isValid(response.sender, for: source.address)
         if !message.isReadOnly {
-            if let expectedID = query.expectedID, expectedID != response.sender {
+            if let expectedID = query.expectedID, expectedID != response.sender,
+                table.entry(for: expectedID)?.info.endpoint == source
+            {
                 // Another node at that address: the one we knew there is gone (or took a new id, as BEP 42
                 // asks), so the old entry fails, and once it is bad the answering id may take its place.
+                // Only when the table has that id there: a third party naming the endpoint under a made-up
+                // id must not charge the live node a failure.
                 table.queryFailed(source, now: now)
             }
             _ = table.nodeResponded(

@@ -72,11 +72,15 @@ extension DHTNode {
     /// the table when it answers (only nodes that answer us are added). An endpoint is pinged once at a
     /// time, and at most `maxProbesInFlight` at once: a flood of queries from new sources must not
     /// turn into as many pings, taking the queries in flight our lookups need.
+    /// A node of the table that went bad (it failed two queries: lost connectivity, say) is alive if it
+    /// queries us: it is pinged too, and its answer makes it good again; otherwise a table of bad nodes
+    /// would never recover.
     private mutating func noteQuerier(_ node: DHTNodeInfo, now: Instant, into output: inout DHTOutput) {
-        if table.entry(for: node.id) != nil {
-            table.nodeQueried(node, now: now)
-        } else if probing.count < Self.maxProbesInFlight, !probing.contains(node.endpoint),
-            table.hasRoom(for: node.id, now: now),
+        let known = table.entry(for: node.id) != nil
+        if known { table.nodeQueried(node, now: now) }
+        if (!known || table.status(of: node.id, now: now) == .bad) && probing.count < Self.maxProbesInFlight,
+            !probing.contains(node.endpoint),
+            known || table.hasRoom(for: node.id, now: now),
             sendQuery(
                 .ping(sender: id), to: node.endpoint, expectedID: node.id, purpose: .probe, now: now,
                 into: &output)

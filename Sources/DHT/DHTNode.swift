@@ -124,6 +124,8 @@ public struct DHTNode: Sendable {
 
     /// Nodes in the routing table.
     public var routingTableNodeCount: Int { table.nodeCount }
+    /// The table's nodes not known bad.
+    public func liveRoutingTableNodeCount(now: Instant) -> Int { table.liveNodeCount(now: now) }
     /// Buckets in the routing table (1 + the number of splits).
     public var routingTableBucketCount: Int { table.buckets.count }
     /// Infohashes other nodes announced to us that are still stored.
@@ -296,11 +298,15 @@ public struct DHTNode: Sendable {
         maintainTable(now: now, into: &output)
         for position in recurringAnnouncements.indices where recurringAnnouncements[position].nextAt <= now {
             let due = recurringAnnouncements[position]
+            // With every lookup slot taken it stays due, and is tried again at the next tick.
+            guard
+                startLookup(
+                    target: NodeID(reinterpreting: due.infoHash),
+                    purpose: .getPeers(announce: due.announcement),
+                    reportsToCaller: true, now: now, into: &output) != nil
+            else { continue }
             recurringAnnouncements[position].nextAt = now.advanced(
                 byNanoseconds: configuration.reannounceNanoseconds)
-            startLookup(
-                target: NodeID(reinterpreting: due.infoHash), purpose: .getPeers(announce: due.announcement),
-                reportsToCaller: true, now: now, into: &output)
         }
         if now.nanoseconds(since: lastSweepAt) >= Self.sweepIntervalNanoseconds {
             lastSweepAt = now
@@ -318,7 +324,9 @@ public struct DHTNode: Sendable {
             otherFamilyLookupDue = false
             lastBootstrapAt = now
             startLookup(target: id, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
-        } else if table.nodeCount < configuration.routing.bucketSize && canBootstrap && bootstrapDue {
+        } else if table.liveNodeCount(now: now) < configuration.routing.bucketSize && canBootstrap
+            && bootstrapDue
+        {
             lastBootstrapAt = now
             startLookup(target: id, purpose: .findNode, reportsToCaller: false, now: now, into: &output)
         }

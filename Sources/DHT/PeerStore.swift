@@ -2,10 +2,10 @@ import TorrentModel
 
 /// The peers other nodes announced to us, by infohash, each until it expires (30 minutes after its last
 /// announce). Every dimension is bounded: announces past `maxInfoHashes` or `maxPeersPerInfoHash` are
-/// refused, so a flood of announces costs a fixed amount of memory. One IP address is one peer of an
-/// infohash (its latest port, as libtorrent keeps them), and holds a place under at most
-/// `maxInfoHashesPerAddress` infohashes, so that one host cannot fill the store and have every other
-/// announce refused.
+/// refused, so a flood of announces costs a fixed amount of memory. One host (an IPv4 address, an IPv6
+/// /64) is one peer of an infohash (its latest address and port, as libtorrent keeps them), and holds a
+/// place under at most `maxInfoHashesPerAddress` infohashes, so that one host cannot fill the store and
+/// have every other announce refused.
 struct PeerStore: Sendable {
     let maxInfoHashes: Int
     let maxPeersPerInfoHash: Int
@@ -13,12 +13,14 @@ struct PeerStore: Sendable {
     let lifetimeNanoseconds: UInt64
 
     private struct Entry: Sendable {
+        var address: DHTIPAddress
         var port: UInt16
         var expiry: Instant
     }
 
+    /// By host (``DHTIPAddress/host``).
     private var peers: [InfoHash: [DHTIPAddress: Entry]] = [:]
-    /// Under how many infohashes each address is stored.
+    /// Under how many infohashes each host is stored.
     private var holdings: [DHTIPAddress: Int] = [:]
 
     init(
@@ -36,21 +38,23 @@ struct PeerStore: Sendable {
     /// Stores or refreshes `peer`; false when a bound refused it.
     @discardableResult
     mutating func store(_ peer: DHTEndpoint, for infoHash: InfoHash, now: Instant) -> Bool {
-        let entry = Entry(port: peer.port, expiry: now.advanced(byNanoseconds: lifetimeNanoseconds))
-        if peers[infoHash]?[peer.address] != nil {
+        let host = peer.address.host
+        let entry = Entry(
+            address: peer.address, port: peer.port, expiry: now.advanced(byNanoseconds: lifetimeNanoseconds))
+        if peers[infoHash]?[host] != nil {
             // Changed in place: a copy taken out and put back would copy every entry at each announce.
-            peers[infoHash]![peer.address] = entry
+            peers[infoHash]![host] = entry
             return true
         }
-        guard holdings[peer.address, default: 0] < maxInfoHashesPerAddress else { return false }
+        guard holdings[host, default: 0] < maxInfoHashesPerAddress else { return false }
         if let count = peers[infoHash]?.count {
             guard count < maxPeersPerInfoHash else { return false }
-            peers[infoHash]![peer.address] = entry
+            peers[infoHash]![host] = entry
         } else {
             guard peers.count < maxInfoHashes else { return false }
-            peers[infoHash] = [peer.address: entry]
+            peers[infoHash] = [host: entry]
         }
-        holdings[peer.address, default: 0] += 1
+        holdings[host, default: 0] += 1
         return true
     }
 
@@ -60,8 +64,8 @@ struct PeerStore: Sendable {
         for infoHash: InfoHash, family: DHTAddressFamily, limit: Int, random: inout SeededRandom
     ) -> [DHTEndpoint] {
         guard let entries = peers[infoHash] else { return [] }
-        let matching = entries.compactMap { address, entry in
-            address.family == family ? DHTEndpoint(address: address, port: entry.port) : nil
+        let matching = entries.values.compactMap { entry in
+            entry.address.family == family ? DHTEndpoint(address: entry.address, port: entry.port) : nil
         }
         guard matching.count > limit else { return matching }
         return Array(matching.shuffled(using: &random).prefix(limit))

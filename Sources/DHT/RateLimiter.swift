@@ -69,10 +69,5 @@ struct SourceRateLimiter: Sendable {
 
     var trackedSources: Int { buckets.count }
 
-    private static func source(of address: DHTIPAddress) -> DHTIPAddress {
-        switch address {
-        case .v4: address
-        case .v6(let high, _): .v6(high: high, low: 0)
-        }
-    }
+    private static func source(of address: DHTIPAddress) -> DHTIPAddress { address.host }
 }

@@ -106,6 +106,13 @@ struct RoutingTable: Sendable {
 
     var nodeCount: Int { buckets.reduce(0) { $0 + $1.nodes.count } }
 
+    /// The nodes not known bad: a table of bad nodes is as thin as an empty one.
+    func liveNodeCount(now: Instant) -> Int {
+        buckets.reduce(0) { count, bucket in
+            count + bucket.nodes.reduce(0) { $0 + ($1.status(now: now, options: options) == .bad ? 0 : 1) }
+        }
+    }
+
     func bucketIndex(for key: DHTKey) -> Int { min((key ^ ownKey).leadingZeroBitCount, buckets.count - 1) }
 
     func entry(for id: NodeID) -> RoutingEntry? {

@@ -186,10 +186,11 @@ final class DHTService: ReactorService, DiscoveryService {
             // BEP 32: while the other family's table is thin, our lookups fetch nodes for it.
             node.wantsOtherFamilyNodes =
                 sibling.map {
-                    $0.node.routingTableNodeCount < $0.node.configuration.routing.bucketSize
+                    $0.node.liveRoutingTableNodeCount(now: instant) < $0.node.configuration.routing.bucketSize
                 } ?? false
             node.tick(now: instant, into: &output)
-            let settled = node.routingTableNodeCount >= node.configuration.routing.bucketSize
+            let settled =
+                node.liveRoutingTableNodeCount(now: instant) >= node.configuration.routing.bucketSize
             let interval = settled ? Self.relookupNanoseconds : Self.unsettledRelookupNanoseconds
             // A subscription made during this pass read a later clock than `now`: it is not due (and
             // the unsigned difference would trap; it took a daemon down once).

@@ -34,6 +34,13 @@ struct DatagramSendQueue<Tag> {
     /// Puts waiting datagrams on the ring while it has room and slots are free; `fd` names the socket
     /// for a destination (nil: dropped), `slot` the operation slot of an in-flight index.
     mutating func send(on ring: Ring, fd: (SocketAddress) -> Int32?, slot: (Int) -> OperationSlot) {
+        // While sends stay backed up the queue never drains: what was sent goes now and then.
+        defer {
+            if queuedHead >= 256 && queuedHead * 2 >= queued.count {
+                queued.removeFirst(queuedHead)
+                queuedHead = 0
+            }
+        }
         while queuedHead < queued.count {
             guard let index = freeIndex() else { return }
             let (bytes, destination, tag) = queued[queuedHead]

@@ -166,3 +166,44 @@ import TorrentModel
         #expect(table.buckets[0].nodes.filter { $0.info.id == far[8].id }.count == 1)
     }
 }
+
+/// A table whose every node went bad (lost connectivity, say) is as thin as an empty one: lookups are
+/// seeded from the bootstrap routers again, and a bad node that queries us is pinged, its answer
+/// making it good again. (Counted as full, it never recovered behind a NAT.)
+@Suite struct BadTableRecoveryTests {
+    @Test func aTableOfBadNodesBootstrapsAgain() throws {
+        let own = DHTKey(high: 0x1234_5678_9abc_def0, middle: 0x0fed_cba9_8765_4321, low: 0x1357_9bdf)
+        var node = DHTNode(id: own.nodeID, random: SeededRandom(seed: 4), now: .zero)
+        let router = endpoint(42, 1, 0, 1)
+        node.addBootstrapEndpoints([router])
+        let nodes = (0..<8).map { index in
+            DHTNodeInfo(id: own.flipping(bit: 10 + index).nodeID, endpoint: endpoint(42, 2, UInt32(index), 1))
+        }
+        for info in nodes { _ = node.table.nodeResponded(info, isVerified: true, now: .zero) }
+        for info in nodes {
+            node.table.queryFailed(info.endpoint, now: .zero)
+            node.table.queryFailed(info.endpoint, now: .zero)
+        }
+        #expect(node.routingTableNodeCount == 8 && node.liveRoutingTableNodeCount(now: .zero) == 0)
+        var output = DHTOutput()
+        _ = node.findNode(own.flipping(bit: 3).nodeID, now: .zero, into: &output)
+        #expect(output.datagrams.contains { $0.destination == router }, "the routers are asked again")
+
+        // A bad node that queries us is pinged.
+        output.removeAll()
+        let ping = KRPCMessage(transactionID: [9, 9], body: .query(.ping(sender: nodes[0].id)))
+        node.received(ping.encoded(), from: nodes[0].endpoint, now: .zero, into: &output)
+        let probe = output.datagrams.first {
+            guard $0.destination == nodes[0].endpoint, let message = try? KRPCMessage.decode($0.bytes),
+                case .query(.ping) = message.body
+            else { return false }
+            return true
+        }
+        let query = try #require(probe.flatMap { try? KRPCMessage.decode($0.bytes) }, "not pinged")
+        output.removeAll()
+        let answer = KRPCMessage(
+            transactionID: query.transactionID, body: .response(KRPCResponse(sender: nodes[0].id)))
+        node.received(answer.encoded(), from: nodes[0].endpoint, now: .zero, into: &output)
+        #expect(node.liveRoutingTableNodeCount(now: .zero) == 1)
+    }
+}

@@ -139,6 +139,31 @@ import TorrentModel
         #expect(afterExpiry)
     }
 
+    /// An IPv6 host holds a /64: its addresses are one peer, and one holder of places, however many
+    /// it takes (each would otherwise count as a host of its own).
+    @Test func anIPv6Slash64IsOneHostOfTheStore() {
+        var store = PeerStore(
+            maxInfoHashes: 10, maxPeersPerInfoHash: 10, maxInfoHashesPerAddress: 2, lifetimeNanoseconds: 100)
+        var random = SeededRandom(seed: 15)
+        for low: UInt64 in 1...20 {
+            store.store(
+                DHTEndpoint(address: .v6(high: 0x2001_0db8_0000_0001, low: low), port: 6881),
+                for: Self.infoHash,
+                now: .zero)
+        }
+        #expect(
+            store.peers(for: Self.infoHash, family: .ipv6, limit: 20, random: &random) == [
+                DHTEndpoint(address: .v6(high: 0x2001_0db8_0000_0001, low: 20), port: 6881)
+            ])
+        let others: [InfoHash] = [asciiID("01234567890123456789"), asciiID("abcdefghijabcdefghij")]
+        let outcomes = others.map { infoHash in
+            store.store(
+                DHTEndpoint(address: .v6(high: 0x2001_0db8_0000_0001, low: 99), port: 6881), for: infoHash,
+                now: .zero)
+        }
+        #expect(outcomes == [true, false])
+    }
+
     /// Puts `other` in `node`'s table the only way the table learns nodes: it queries us, is probed with
     /// a ping, and answers.
     static func admit(_ other: DHTNodeInfo, to node: inout DHTNode) {
