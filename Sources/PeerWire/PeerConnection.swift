@@ -540,6 +540,8 @@ public struct PeerConnection: Sendable {
             onEvent(.peerChokedUs)
             if !fastExtensionEnabled { dropPendingRequestsAfterChoke(onEvent: onEvent) }
         case .unchoke:
+            // Said again while unchoked it changes nothing, and each one reported costs a pick.
+            guard peerChoking else { break }
             peerChoking = false
             onEvent(.peerUnchokedUs)
         case .interested:

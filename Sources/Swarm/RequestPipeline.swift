@@ -312,6 +312,9 @@ public struct RequestPipeline: Sendable {
     ) {
         precondition(isConnected(peer), "\(peer) is not connected")
         peers[peer.index].isChokingUs = false
+        // A peer with nothing we want costs no pick (each walks every missing piece): a flood of
+        // unchokes from it is then nearly free.
+        guard peers[peer.index].amInterested else { return }
         fillRequests(for: peer, at: now, into: &actions)
     }
 

@@ -249,6 +249,14 @@ enum PeerBitfieldFixtures {
         #expect(try connection.feed(bytes("00000003 16 0000") + wire(.unchoke)) == [.peerUnchokedUs])
     }
 
+    /// An unchoke while unchoked changes nothing and is not reported: each report costs the engine a
+    /// pick, and a peer could send them by the thousand.
+    @Test func aRepeatedUnchokeIsReportedOnce() throws {
+        var connection = try establishedConnection(fast: false)
+        #expect(try connection.feed(wire(.unchoke) + wire(.unchoke) + wire(.unchoke)) == [.peerUnchokedUs])
+        #expect(try connection.feed(wire(.choke) + wire(.unchoke)) == [.peerChokedUs, .peerUnchokedUs])
+    }
+
     /// BEP 52: a hash request goes to the caller to answer.
     @Test func aHashRequestIsPassedOn() throws {
         var connection = try establishedConnection(fast: false)
