@@ -44,6 +44,14 @@ public enum PresentPieces {
         var candidates: [PieceIndex] = []
         for index in 0..<layout.geometry.pieceCount {
             let piece = PieceIndex(index)
+            // Files come in piece order: those before this piece's first are done with, and closed (a
+            // torrent of thousands of files would run out of descriptors, and count the rest missing).
+            if let first = layout.spans(of: piece).first?.fileIndex {
+                for (done, file) in opened where done < first {
+                    if let file { Glibc.close(file.fd) }
+                    opened[done] = nil
+                }
+            }
             guard !excluded.contains(piece) else { continue }
             var complete = true
             var holdsData = false
