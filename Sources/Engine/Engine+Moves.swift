@@ -230,13 +230,25 @@ extension Engine {
     }
 }
 
-/// The threads moving files, joined at shutdown so that no move is cut short by a clean exit.
+/// The threads moving files, joined at shutdown so that no move is cut short by a clean exit. Those
+/// that finished are joined as the next starts: a daemon moves every completed download, and each
+/// thread left unjoined keeps its stack mapped.
 final class MoveThreads: Sendable {
     private let threads = Lock<[JoinableThread]>([])
 
     func start(_ body: @escaping @Sendable () -> Void) throws(SyscallError) {
         let thread = try JoinableThread(body)
-        threads.withLock { $0.append(thread) }
+        let finished = threads.withLock { threads in
+            var finished: [JoinableThread] = []
+            threads.removeAll { running in
+                guard running.hasFinished else { return false }
+                finished.append(running)
+                return true
+            }
+            threads.append(thread)
+            return finished
+        }
+        for done in finished { done.join() }
     }
 
     func joinAll() {

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import URing
 
 /// A thread whose start is checked: `pthread_create` fails at the process's or the pids cgroup's
@@ -8,6 +9,10 @@ public final class JoinableThread: @unchecked Sendable {
     private var handle = pthread_t()
     private var joined = false
     private let body: () -> Void
+    private let finished = Atomic<Bool>(false)
+
+    /// Whether the body has returned (a join would not wait).
+    public var hasFinished: Bool { finished.load(ordering: .acquiring) }
 
     /// Starts `body` on a new thread.
     public init(_ body: @escaping () -> Void) throws(SyscallError) {
@@ -18,6 +23,7 @@ public final class JoinableThread: @unchecked Sendable {
             { raw in
                 let thread = Unmanaged<JoinableThread>.fromOpaque(raw!).takeRetainedValue()
                 thread.body()
+                thread.finished.store(true, ordering: .releasing)
                 return nil
             }, context)
         guard created == 0 else {
