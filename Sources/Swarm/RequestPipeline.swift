@@ -640,9 +640,14 @@ public struct RequestPipeline: Sendable {
         picker.discardBlocks(from: peer)
     }
 
+    /// Snubbed peers last: the blocks a snub just released go first to peers that deliver. Three
+    /// silent peers of low slots took the last block straight back in endgame (three requesters at
+    /// most), at every tick, and the download never finished.
     private mutating func fillAll(at now: Instant, into actions: inout [RequestAction]) {
-        for index in peers.indices where peers[index].isConnected {
-            fillRequests(for: PeerSlot(UInt32(index)), at: now, into: &actions)
+        for snubbed in [false, true] {
+            for index in peers.indices where peers[index].isConnected && peers[index].isSnubbed == snubbed {
+                fillRequests(for: PeerSlot(UInt32(index)), at: now, into: &actions)
+            }
         }
     }
 

@@ -129,6 +129,21 @@ extension RequestPipeline.Configuration {
         #expect(harness.pipeline.outstandingRequests(of: fast).count == target)
     }
 
+    /// Endgame, one block left, asked of three silent peers (three requesters at most): once they are
+    /// snubbed, the peer that delivers gets it before they can take it back, at every tick.
+    @Test func theLastBlockGoesToAPeerThatDeliversBeforeSnubbedOnes() {
+        var harness = PipelineHarness(pieceCount: 1, pieceLength: 16 * 1024)
+        let silent = [PeerSlot(1), PeerSlot(2), PeerSlot(3)]
+        for peer in silent { harness.connectUnchokingSeed(peer) }
+        #expect(silent.allSatisfy { harness.pipeline.outstandingRequests(of: $0).count == 1 })
+        let honest = PeerSlot(4)
+        harness.connectUnchokingSeed(honest, at: .seconds(1))
+        #expect(harness.pipeline.outstandingRequests(of: honest).isEmpty, "three requesters already")
+        harness.pipeline.tick(at: .seconds(15), into: &harness.actions)
+        #expect(silent.allSatisfy { harness.pipeline.isSnubbed($0) })
+        #expect(harness.pipeline.outstandingRequests(of: honest).count == 1)
+    }
+
     @Test func chokeReturnsRequestsWithoutCancels() {
         var harness = PipelineHarness(pieceCount: 16)
         harness.connectUnchokingSeed(fast)
