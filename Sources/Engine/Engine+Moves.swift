@@ -190,6 +190,7 @@ extension Engine {
 
     /// The files are in their new folder: the torrent starts again there, or shows what it was.
     private func moved(_ id: TorrentID) {
+        if forgetIfRemoved(id) { return }
         let (restart, end) = state.withLock { state -> (Bool, DownloadOutcome?) in
             guard var record = state.records[id], let move = record.move else { return (false, nil) }
             record.options.downloadDirectory = move.journal.target
@@ -211,6 +212,7 @@ extension Engine {
 
     /// The move failed (and its files were moved back): the torrent stops with the reason.
     private func failMove(_ id: TorrentID, _ error: StorageError) {
+        if forgetIfRemoved(id) { return }
         let failure = DownloadError.storage(error)
         let known = state.withLock { state -> Bool in
             guard var record = state.records[id] else { return false }
@@ -223,6 +225,17 @@ extension Engine {
         guard known else { return }
         log("\(name(of: id)): stopped: \(failure)")
         continuation.yield(.ended(id, nil, failure))
+    }
+
+    /// A torrent removed while its files moved goes once the move has ended.
+    private func forgetIfRemoved(_ id: TorrentID) -> Bool {
+        let removed = state.withLock { state -> Bool in
+            guard let record = state.records[id], record.removing, !record.live else { return false }
+            forget(id, in: &state)
+            return true
+        }
+        if removed { continuation.yield(.removed(id)) }
+        return removed
     }
 
     private func name(of id: TorrentID) -> String {

@@ -244,6 +244,9 @@ public final class Engine: Sendable {
             guard var record = state.records[id] else { throw .unknownTorrent(id) }
             record.removing = true
             state.records[id] = record
+            // Its files are moving: it goes once they are where the move leaves them (forgotten now,
+            // an add of the same torrent would start a second move of the same files).
+            if record.move != nil && !record.live { return nil }
             guard record.live else {
                 forget(id, in: &state)
                 return .some(nil)
@@ -507,7 +510,7 @@ public final class Engine: Sendable {
 
     // MARK: On the reactors
 
-    private func forget(_ id: TorrentID, in state: inout State) {
+    func forget(_ id: TorrentID, in state: inout State) {
         guard let record = state.records.removeValue(forKey: id) else { return }
         state.byInfoHash[record.infoHash] = nil
         state.hosted[record.reactor] -= 1
