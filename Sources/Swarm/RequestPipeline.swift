@@ -222,10 +222,15 @@ public struct RequestPipeline: Sendable {
 
     /// The peer is gone: its requests are open again (no cancels: there is no one to send them to), its
     /// pieces no longer count towards availability, and the blocks it sent are no longer attributed to
-    /// its slot (which the engine may reuse).
+    /// its slot (which the engine may reuse). A peer none of whose pieces ever passed takes its blocks
+    /// of unfinished pieces along, to be fetched again: a liar leaving before the check would
+    /// otherwise have the piece fail on its co-senders, and come back with a clean slate.
     public mutating func peerDisconnected(_ peer: PeerSlot) {
         precondition(isConnected(peer), "\(peer) is not connected")
         releaseSilently(peer)
+        if peers[peer.index].goodBlocks == 0 && configuration.probationPieces > 0 {
+            picker.discardBlocks(from: peer)
+        }
         picker.forgetSender(peer)
         for piece in Array(awaitingHashSenders.keys) { awaitingHashSenders[piece]!.removeAll { $0 == peer } }
         forgetPieces(peer)

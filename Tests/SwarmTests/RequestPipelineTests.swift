@@ -285,6 +285,19 @@ extension RequestPipeline.Configuration {
 
     /// Trust is earned: a new peer gets two pieces' worth of requests, none more while one of them is
     /// being checked, and a full queue once a piece it sent passes.
+    /// A peer none of whose pieces has passed leaves after sending half a piece: its block is open
+    /// again, to be fetched anew, not left to fail the piece on whoever sends the rest.
+    @Test func anUnprovenPeerThatLeavesTakesItsBlocksAlong() {
+        var harness = PipelineHarness(
+            pieceCount: 64, pieceLength: 32 * 1024, configuration: RequestPipeline.Configuration())
+        harness.connectUnchokingSeed(fast)
+        let sent = harness.pipeline.outstandingRequests(of: fast)[0]
+        harness.deliverOldest(from: fast, at: .seconds(1))
+        #expect(harness.pipeline.picker.blockState(of: sent) == .received)
+        harness.pipeline.peerDisconnected(fast)
+        #expect(harness.pipeline.picker.blockState(of: sent) == .open)
+    }
+
     @Test func probationHoldsANewPeerToTwoPieces() {
         var harness = PipelineHarness(
             pieceCount: 64, pieceLength: 32 * 1024, configuration: RequestPipeline.Configuration())
