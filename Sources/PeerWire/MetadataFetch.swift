@@ -316,8 +316,10 @@ public struct MetadataFetch<Peer: Hashable & Sendable>: Sendable {
                 actions.append(.pieceLayersCompleted(fetch.layers))
             }
             return nil
-        case .wrongHashes:
-            return "sent piece layer hashes that do not match the file's root"
+        case .wrongHashes(_, let liar):
+            // Only a proven liar goes: with several senders, this one may be the honest one whose
+            // answer happened to come last.
+            return liar == peer ? "sent piece layer hashes that do not match the file's root" : nil
         }
     }
 

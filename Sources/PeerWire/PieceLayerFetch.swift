@@ -105,8 +105,9 @@ public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
         /// The file's layer is complete and verified.
         case fileCompleted(SHA256Digest)
         /// The file's layer, now complete, does not hash to its root: it is asked for again, of other
-        /// peers (this one alone sent it) or of one peer at a time (several did).
-        case wrongHashes(SHA256Digest)
+        /// peers (`liar` alone sent it) or of one peer at a time (several did, and which lied is
+        /// unknown: `liar` is nil, and the peer whose answer completed it is not to be blamed).
+        case wrongHashes(SHA256Digest, liar: Peer?)
     }
 
     /// BEP 52 asks that requests stay at or under 512 hashes.
@@ -218,14 +219,15 @@ public struct PieceLayerFetch<Peer: Hashable & Sendable>: Sendable {
         }
         let fileSenders = senders[run.root] ?? []
         senders[run.root] = nil
-        if fileSenders.count == 1 {
-            excluded[run.root, default: []].formUnion(fileSenders)
+        let liar = fileSenders.count == 1 ? fileSenders.first : nil
+        if let liar {
+            excluded[run.root, default: []].insert(liar)
         } else {
             // Which of them lied is unknown: the file is asked of one peer at a time from now on.
             singleSource.insert(run.root)
         }
         pending += runs
-        return .wrongHashes(run.root)
+        return .wrongHashes(run.root, liar: liar)
     }
 
     /// A `hash reject` from `peer`: the run goes to another peer.

@@ -63,7 +63,8 @@ import TorrentModel
         #expect(fetch.receivedHashes(requests[0].0, hashes: Self.answer(requests[0].0), from: 1) == .stored)
         var wrong = Self.answer(requests[1].0)
         wrong[3] = Self.digest(-7)
-        #expect(fetch.receivedHashes(requests[1].0, hashes: wrong, from: 1) == .wrongHashes(Self.root))
+        #expect(
+            fetch.receivedHashes(requests[1].0, hashes: wrong, from: 1) == .wrongHashes(Self.root, liar: 1))
         #expect(fetch.nextRequests(peers: [1], now: .zero).isEmpty)
         let again = fetch.nextRequests(peers: [1, 2], now: .zero)
         #expect(again.count == 2 && again.allSatisfy { $0.1 == 2 })
@@ -80,7 +81,10 @@ import TorrentModel
             fetch.receivedHashes(requests[0].0, hashes: Self.answer(requests[0].0), from: honest) == .stored)
         var wrong = Self.answer(requests[1].0)
         wrong[0] = Self.digest(-7)
-        #expect(fetch.receivedHashes(requests[1].0, hashes: wrong, from: liar) == .wrongHashes(Self.root))
+        #expect(
+            fetch.receivedHashes(requests[1].0, hashes: wrong, from: liar)
+                == .wrongHashes(Self.root, liar: nil),
+            "two senders: nobody is named")
         let again = fetch.nextRequests(peers: [1, 2], now: .zero)
         #expect(again.count == 2 && Set(again.map(\.1)).count == 1, "one peer at a time")
         guard again[0].1 == honest else {
