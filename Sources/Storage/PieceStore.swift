@@ -89,70 +89,10 @@ public final class PieceStore {
         }
     }
 
-    private enum IOKind {
-        case read
-        case write
-        case sync
-        /// Reserves the whole file before its first write.
-        case preallocate
-    }
-
-    /// One read, write or sync on one file; a request is one or more of them.
-    private struct IOOperation {
-        let request: OperationSlot
-        let kind: IOKind
-        let fileIndex: Int
-        var fileOffset: Int64
-        /// Where the rest of the transfer goes or comes from; nil for a sync.
-        var address: UnsafeMutableRawPointer?
-        var remainingBytes: Int
-        let fixedBufferIndex: UInt16?
-        var retries: UInt8 = 0
-        /// Issued on the file's `O_DIRECT` descriptor.
-        var isDirect = false
-    }
-
     private struct Request {
         let kind: StorageRequest
         var remainingOperations: Int
         var error: StorageError?
-    }
-
-    private struct FileState {
-        var fd: Int32 = -1
-        /// The file `fd` is open on, to notice it being replaced under the store (see
-        /// ``replacedFileError(among:)``).
-        var identity: FileIdentity?
-        /// The file as it was when closed (for its descriptor) with writes not yet synced: opened again,
-        /// it must be the same file, or those writes are lost (removed by the user, say, and created
-        /// anew by the next write or the flush), and the pieces they carried with them.
-        var closedUnsynced: FileIdentity?
-        /// Written since ``findReplacedFile()`` last looked: a file nobody writes to costs it nothing.
-        var writtenSinceLook = false
-        /// The same file opened with `O_DIRECT` for aligned writes; -1 when not open or not supported.
-        var directFD: Int32 = -1
-        /// The device refused an aligned `O_DIRECT` write (it wants a larger alignment): the file's
-        /// writes go through the page cache from then on. Its descriptor stays open until the file
-        /// closes, since writes already queued on the ring name it.
-        var directRefused = false
-        var operationsInFlight = 0
-        /// Writes and syncs in flight: at most `writesInFlightPerFile` (`directWritesInFlightPerFile`
-        /// while the file has its `O_DIRECT` descriptor).
-        var writesInFlight = 0
-        /// Writes and syncs in the order they were asked for.
-        var queuedWrites: [IOOperation] = []
-        /// Reads are not limited per file: they rarely touch the inode lock.
-        var queuedReads: [IOOperation] = []
-        var lastUseTick: UInt64 = 0
-        /// Written since the last flush was asked for.
-        var isDirty = false
-        /// Preallocation was asked of the kernel (whether or not the file system could do it).
-        var isPreallocated = false
-        /// A preallocation is in flight: writes wait for it, so a full disk fails it and not a write.
-        var isPreallocating = false
-        var isStalled = false
-
-        var hasQueuedWork: Bool { !queuedWrites.isEmpty || !queuedReads.isEmpty }
     }
 
     private enum OpenOutcome {
@@ -433,6 +373,8 @@ public final class PieceStore {
         for (index, file) in layout.files.enumerated()
         where file.length == 0 && !file.isPadding && !file.attributes.contains(.symlink) && fileWanted[index]
         {
+            // One already there is left alone (it may be on a read-only mount being seeded).
+            if case .file = try directory().entry(at: file.path) { continue }
             let fd = try directory().openFile(file.path, flags: O_RDWR | O_CREAT)
             Glibc.close(fd)
         }
@@ -629,6 +571,12 @@ public final class PieceStore {
     /// the per-file limit.
     private func pump(_ index: Int) {
         guard files[index].hasQueuedWork else { return }
+        if files[index].fd >= 0 && files[index].openedReadOnly && !files[index].queuedWrites.isEmpty {
+            // Opened for reads only (a read-only mount): writes open it again, and fail with the
+            // reason why they cannot.
+            guard files[index].operationsInFlight == 0 else { return }
+            closeFile(index)
+        }
         if files[index].fd < 0 {
             switch openFile(index, create: !files[index].queuedWrites.isEmpty) {
             case .opened:
@@ -766,13 +714,24 @@ public final class PieceStore {
         var flags = options.readOnly ? O_RDONLY : O_RDWR
         // A file closed with unsynced writes is never created again: it must still be there.
         if create && !options.readOnly && expected == nil { flags |= O_CREAT }
-        let fd: Int32
+        var fd: Int32 = -1
+        var readOnly = options.readOnly
         do {
             fd = try directory().openFile(entry.path, flags: flags)
         } catch {
-            guard expected != nil, error.errno == .noSuchFile else { return .failed(error) }
-            return .failed(replaced(index, now: .missing))
+            // Seeding from a read-only mount or files we may not write: reads need no more.
+            if !create && !options.readOnly
+                && (error.errno == Errno(rawValue: EROFS) || error.errno == .permissionDenied),
+                let readable = try? directory().openFile(entry.path, flags: O_RDONLY)
+            {
+                fd = readable
+                readOnly = true
+            } else {
+                guard expected != nil, error.errno == .noSuchFile else { return .failed(error) }
+                return .failed(replaced(index, now: .missing))
+            }
         }
+        files[index].openedReadOnly = readOnly
         var info = stat()
         let identity = fstat(fd, &info) == 0 ? FileIdentity(info) : nil
         if let expected, identity != expected {
@@ -794,7 +753,7 @@ public final class PieceStore {
         }
         files[index].fd = fd
         files[index].identity = identity
-        if options.directWrites && !options.readOnly && !files[index].directRefused {
+        if options.directWrites && !readOnly && !files[index].directRefused {
             // Any failure (EINVAL: no O_DIRECT on this file system) leaves the page cache for all writes.
             files[index].directFD =
                 (try? directory().openFile(entry.path, flags: O_RDWR | OpenFlags.direct)) ?? -1
