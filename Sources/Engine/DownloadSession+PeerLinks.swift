@@ -374,14 +374,32 @@ extension DownloadSession {
                 case .peerUnchokedUs: pendingEvents.append(.unchoked)
                 case .blockData(let block, let offsetInBlock, let payload):
                     // A block whose first bytes found no buffer is dropped whole, or its later bytes
-                    // could land beside a gap.
-                    if offsetInBlock == 0 { link.droppingBlock = nil }
+                    // could land beside a gap. One another peer is writing is staged (endgame, or
+                    // after a choke), so that the two never mix in the buffer.
+                    let ends = offsetInBlock + payload.count == Int(block.length)
+                    if offsetInBlock == 0 {
+                        link.droppingBlock = nil
+                        link.stagedBlock = claimBlock(block, for: link) ? nil : block
+                        if link.stagedBlock != nil { link.staging.removeAll(keepingCapacity: true) }
+                    } else if link.stagedBlock != block && blockWriters[block] != link.slot {
+                        link.droppingBlock = block
+                    }
                     var copied = false
-                    if link.droppingBlock != block {
+                    if link.stagedBlock == block {
+                        payload.withUnsafeBufferPointer { link.staging.append(contentsOf: $0) }
+                        if ends {
+                            link.stagedBlock = nil
+                            copied = copyBlockData(block, offsetInBlock: 0, payload: link.staging.span)
+                            // Whole and first: the peer still writing it gives it up, its later bytes
+                            // dropped.
+                            if copied { blockWriters[block] = nil }
+                        }
+                    } else if link.droppingBlock != block {
                         copied = copyBlockData(block, offsetInBlock: offsetInBlock, payload: payload)
                         if !copied { link.droppingBlock = block }
                     }
-                    if offsetInBlock + payload.count == Int(block.length) {
+                    if ends {
+                        if blockWriters[block] == link.slot { blockWriters[block] = nil }
                         pendingEvents.append(copied ? .blockComplete(block) : .blockUnused(block))
                     }
                 case .requestRejected(let block): pendingEvents.append(.rejected(block))
@@ -508,9 +526,26 @@ extension DownloadSession {
                 owner: Self.peerOwner, tenant: tenant, index: OperationSlot.maximumIndex, generation: 0))
     }
 
+    /// Makes `link` the one peer whose bytes of `block` go straight into its piece buffer, unless another
+    /// peer still asked for it is writing it (then `link` stages its copy). Bytes of one block from two
+    /// peers were mixed and credited to whoever completed it: a liar trickling garbage into a block an
+    /// honest peer was sending had the piece fail on the honest one, whom block digests then banned. A
+    /// writer no longer asked for the block (snubbed, choked, cancelled) gives it up to the next peer
+    /// that starts it.
+    func claimBlock(_ block: BlockRange, for link: PeerLink) -> Bool {
+        if let writer = blockWriters[block], writer != link.slot,
+            pipeline.picker.requesters(of: block).contains(writer)
+        {
+            return false
+        }
+        blockWriters[block] = link.slot
+        return true
+    }
+
     func release(_ link: PeerLink) {
         let index = Int(link.slot.value)
         guard index < links.count, links[index] === link else { return }
+        if !blockWriters.isEmpty { blockWriters = blockWriters.filter { $0.value != link.slot } }
         Glibc.close(link.fd)
         releasePayloads(&link.payloads)
         releasePayloads(&link.sendingPayloads)

@@ -118,6 +118,8 @@ extension DownloadSession {
             let digests = isLocalFault ? nil : blockDigests(piece, in: slot)
             assembling[piece] = nil
             pieceBuffers.release(slot)
+            // Bytes still on their way for the failed piece must not land in its next buffer.
+            if !blockWriters.isEmpty { blockWriters = blockWriters.filter { $0.key.piece != piece } }
             let report = pipeline.pieceHashFailed(
                 piece, blockDigests: digests, at: instant, isLocalFault: isLocalFault, into: &actions)
             let senders = report.contributors.map(\.value)

@@ -130,6 +130,8 @@ public final class DownloadSession: ReactorTenant {
     var bannedHosts: Set<SocketAddress> = []
     /// Pieces being assembled or hashed or written: their buffer.
     var assembling: [PieceIndex: BufferSlot] = [:]
+    /// The peer whose bytes of a block go into its buffer while its message arrives (`claimBlock`).
+    var blockWriters: [BlockRange: PeerSlot] = [:]
     var writing: Set<PieceIndex> = []
     var actions: [RequestAction] = []
     var pendingEvents: [PendingEvent] = []

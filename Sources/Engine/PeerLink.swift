@@ -32,6 +32,10 @@ final class PeerLink {
     var receiveBuffer: UnsafeMutableRawBufferPointer?
     /// The block whose payload is being dropped (its first bytes found no piece buffer).
     var droppingBlock: BlockRange?
+    /// A block another peer was writing when this one began it (`DownloadSession.claimBlock`): its
+    /// bytes gather in `staging` and go into the piece buffer whole if this peer completes it first.
+    var stagedBlock: BlockRange?
+    var staging: [UInt8] = []
     var closing = false
     /// The number the peer wants on our `ut_metadata` messages (nil: it does not take them).
     var peerMetadataExtensionID: UInt8?

@@ -70,6 +70,7 @@ import URing
         var torrents: [(SimulatedTorrent, String)] = []
         var liars: [[SocketAddress]] = []
         var garblers: [[SocketAddress]] = []
+        var peersOf: [[SocketAddress]] = []
         var logs: [[String]] = []
         for index in 0..<torrentCount {
             let name = "t\(index).bin"
@@ -102,6 +103,7 @@ import URing
             }
             liars.append(lying)
             garblers.append(garbling)
+            peersOf.append(addresses)
             var options = Self.options(directory, peers: addresses, seed: seed &+ UInt64(index))
             options.resumeSaveIntervalSeconds = 5
             logs.append([])
@@ -136,6 +138,13 @@ import URing
             let banned = liars[index].filter { session.peerDirectory.isBanned($0) }
             let someBanned = !banned.isEmpty
             #expect(someBanned, "seed \(seed): torrent \(index): no liar banned")
+            // Nobody else: a liar's bytes landing in a block an honest peer was sending had the honest
+            // one proven corrupt.
+            let wronged = peersOf[index].filter {
+                session.peerDirectory.isBanned($0) && !liars[index].contains($0)
+                    && !garblers[index].contains($0)
+            }
+            #expect(wronged.isEmpty, "seed \(seed): torrent \(index): honest peers banned: \(wronged)")
             world.note("torrent \(index): \(banned.count) of \(liars[index].count) liars banned")
             for garbler in garblers[index] {
                 let cutOff = logs[index].contains { $0.hasPrefix("peer \(garbler): protocol:") }
@@ -243,6 +252,44 @@ import URing
         #expect(requestsQueued, "the churner was never served")
         let limit = PeerConnectionOptions().maximumIncomingRequests
         #expect(longest <= 2 * limit, "\(longest) requests queued for one peer")
+    }
+
+    /// Endgame on the one block of a torrent: a liar trickles its copy slowly while an honest peer
+    /// sends its own. Their bytes used to mix in the buffer and the block was credited to the honest
+    /// peer, which completed it first: the piece failed on it alone, and it was banned. Now the one
+    /// that began second stages its copy, which goes in whole if it completes first.
+    @Test func aTricklingLiarCannotGetAnHonestPeerBanned() throws {
+        let directory = try EngineTests.temporaryDirectory("simulation-trickle")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let metainfo = try EngineTests.makeTorrent(named: "k.bin", size: 16_384, seed: 9, in: directory)
+        let payload = try [UInt8](Data(contentsOf: directory.appendingPathComponent("k.bin")))
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("k.bin"))
+        let torrent = SimulatedTorrent(
+            payload: payload, pieceLength: metainfo.pieceLength, infoHash: metainfo.wireInfoHash.bytes)
+        let world = SimulatedWorld(seed: 13)
+        let liar = SimulatedPeer(
+            name: "liar", address: SocketAddress("10.9.2.1:6881")!,
+            link: SimulatedLink(bytesPerSecond: 1 << 10, latencyNanoseconds: 5_000_000), torrent: torrent,
+            lies: true, trickles: true)
+        let honest = SimulatedPeer(
+            name: "honest", address: SocketAddress("10.9.2.2:6881")!,
+            link: SimulatedLink(bytesPerSecond: 16 << 10, latencyNanoseconds: 5_000_000), torrent: torrent,
+            trickles: true)
+        world.add(liar)
+        world.add(honest)
+        // Away at first: the liar has the block when the honest peer joins.
+        honest.leave(at: 0, forSeconds: 2)
+        let options = Self.options(directory, peers: [liar.address, honest.address], seed: 13)
+        var log: [String] = []
+        let session = DownloadSession(metainfo: metainfo, options: options) { log.append($0) }
+        let reactor = Reactor(simulator: world)
+        reactor.host(session)
+        try reactor.run(
+            shouldStop: { world.nanoseconds > 120_000_000_000 },
+            until: { session.outcome != nil || world.nanoseconds > 180_000_000_000 })
+        #expect(
+            session.outcome.map { (try? $0.get()) == .completed } == true, "\(log.joined(separator: "\n"))")
+        #expect(!session.peerDirectory.isBanned(honest.address), "\(log.joined(separator: "\n"))")
     }
 
     /// Stopped halfway (cleanly: writes land, resume data is saved) and started again in a new swarm,

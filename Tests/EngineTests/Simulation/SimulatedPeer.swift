@@ -5,7 +5,8 @@ import URing
 /// with its own and a full bitfield, unchokes whoever is interested, and serves every valid request in
 /// order over its link. A liar flips a byte of every block it sends; a staller unchokes and then never
 /// sends a block; a garbler answers a request with a block of a piece the torrent does not have; a
-/// churner, once unchoked, asks for one block and cancels it over and over; a peer may go away for a
+/// churner, once unchoked, asks for one block and cancels it over and over; a trickler sends each
+/// block a kilobyte at a time; a peer may go away for a
 /// while (its connections close; it refuses or ignores new ones) and come back.
 final class SimulatedPeer {
     let name: String
@@ -25,6 +26,8 @@ final class SimulatedPeer {
     let leeches: Bool
     /// Once unchoked, asks for the first block and cancels it this many times, then asks once more.
     let churns: Int
+    /// Sends each block in 1 KiB sends, which the link spaces out: its bytes arrive a little at a time.
+    let trickles: Bool
     /// What a leecher has received intact, by block (piece × blocks per piece + block).
     private(set) var receivedBlocks: Set<Int> = []
     private(set) var corruptBlocks = 0
@@ -45,7 +48,7 @@ final class SimulatedPeer {
         name: String, address: SocketAddress, link: SimulatedLink, torrent: SimulatedTorrent,
         lies: Bool = false,
         stalls: Bool = false, garbles: Bool = false, leeches: Bool = false, churns: Int = 0,
-        refusesWhenAway: Bool = true
+        trickles: Bool = false, refusesWhenAway: Bool = true
     ) {
         self.name = name
         self.address = address
@@ -56,6 +59,7 @@ final class SimulatedPeer {
         self.garbles = garbles
         self.leeches = leeches
         self.churns = churns
+        self.trickles = trickles
         self.refusesWhenAway = refusesWhenAway
     }
 
@@ -119,11 +123,17 @@ final class SimulatedPeer {
             }
             var data = block
             if lies { data[data.count / 2] ^= 0xff }
+            // A trickling liar spoils every byte: whatever part of it arrives is garbage.
+            if lies && trickles { data = data.map { $0 ^ 0x5a } }
             servedBlocks += 1
             let named = garbles ? torrent.pieceCount + index : index
-            world?.peerSends(
-                Self.message(7, Self.bigEndian(UInt32(named)) + Self.bigEndian(UInt32(begin)) + data),
-                on: state.connection)
+            let message = Self.message(
+                7, Self.bigEndian(UInt32(named)) + Self.bigEndian(UInt32(begin)) + data)
+            let chunk = trickles ? 1024 : message.count
+            for start in stride(from: 0, to: message.count, by: chunk) {
+                world?.peerSends(
+                    Array(message[start..<min(start + chunk, message.count)]), on: state.connection)
+            }
         case 1 where leeches && churns > 0:  // unchoke
             let (piece, begin, length) = torrent.location(ofBlock: 0)
             let block = [piece, begin, length].flatMap { Self.bigEndian(UInt32($0)) }
