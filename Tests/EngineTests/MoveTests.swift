@@ -207,6 +207,25 @@ import URing
         #expect(EngineTests.eventually { engine.snapshot(id)?.activity == .seeding })
     }
 
+    /// A torrent in `source` whose move to `target` a crash cut after its first file: the journal kept,
+    /// `moving/a.bin` in the target. Returns the torrent, its files' bytes and its resume data's path.
+    static func cutAfterTheFirstFile(
+        from source: URL, to target: URL
+    ) throws -> (Metainfo, [Data?], String) {
+        let metainfo = try makeTorrent(in: source)
+        let before = contents(in: source)
+        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
+            .resumeDataPath(infoHash: metainfo.wireInfoHash)
+        try MoveJournal(source: source.path, target: target.path)
+            .save(to: MoveJournal.path(forResumeData: resumePath))
+        try FileManager.default.createDirectory(
+            at: target.appendingPathComponent("moving"), withIntermediateDirectories: true)
+        try FileManager.default.moveItem(
+            at: source.appendingPathComponent("moving/a.bin"),
+            to: target.appendingPathComponent("moving/a.bin"))
+        return (metainfo, before, resumePath)
+    }
+
     /// A crash in the middle of a move: one file already moved, one half copied. The next start finds
     /// the journal, finishes the move, and seeds from the new folder.
     @Test func aMoveCutShortIsFinishedAtTheNextStart() throws {
@@ -216,17 +235,9 @@ import URing
             try? FileManager.default.removeItem(at: source)
             try? FileManager.default.removeItem(at: target)
         }
-        let metainfo = try Self.makeTorrent(in: source)
-        let before = Self.contents(in: source)
-        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
-            .resumeDataPath(infoHash: metainfo.wireInfoHash)
-        try MoveJournal(source: source.path, target: target.path)
-            .save(to: MoveJournal.path(forResumeData: resumePath))
+        let (metainfo, before, resumePath) = try Self.cutAfterTheFirstFile(from: source, to: target)
         try FileManager.default.createDirectory(
             at: target.appendingPathComponent("moving/sub/deeper"), withIntermediateDirectories: true)
-        try FileManager.default.moveItem(
-            at: source.appendingPathComponent("moving/a.bin"),
-            to: target.appendingPathComponent("moving/a.bin"))
         try Data(repeating: 1, count: 1000).write(
             to: target.appendingPathComponent("moving/sub/deeper/c.bin.potluck-part"))
 
@@ -242,6 +253,7 @@ import URing
             !FileManager.default.fileExists(atPath: target.path + "/moving/sub/deeper/c.bin.potluck-part"))
         #expect(!FileManager.default.fileExists(atPath: MoveJournal.path(forResumeData: resumePath)))
     }
+
     /// A move cut short after its first file, finished at the next start, fails on a file of the
     /// user's: the file the cut run moved comes back with the others, where it used to stay in the
     /// target, the journal gone and the torrent pointing at the source without it.
@@ -252,17 +264,9 @@ import URing
             try? FileManager.default.removeItem(at: source)
             try? FileManager.default.removeItem(at: target)
         }
-        let metainfo = try Self.makeTorrent(in: source)
-        let before = Self.contents(in: source)
-        let resumePath = DownloadOptions(downloadDirectory: source.path, peers: [])
-            .resumeDataPath(infoHash: metainfo.wireInfoHash)
-        try MoveJournal(source: source.path, target: target.path)
-            .save(to: MoveJournal.path(forResumeData: resumePath))
+        let (metainfo, before, _) = try Self.cutAfterTheFirstFile(from: source, to: target)
         try FileManager.default.createDirectory(
             at: target.appendingPathComponent("moving/sub"), withIntermediateDirectories: true)
-        try FileManager.default.moveItem(
-            at: source.appendingPathComponent("moving/a.bin"),
-            to: target.appendingPathComponent("moving/a.bin"))
         let theirs = target.appendingPathComponent("moving/sub/b.bin")
         try Data("the user's own file".utf8).write(to: theirs)
 

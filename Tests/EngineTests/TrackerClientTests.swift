@@ -27,6 +27,21 @@ import URing
         } while ContinuousClock.now < deadline
     }
 
+    /// Reads an HTTP request's head from `connection` (the client's side pumped meanwhile).
+    static func readRequest(from connection: Int32, _ ring: Ring, _ client: TrackerClient) throws -> String {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var request: [UInt8] = []
+        while !request.ends(with: Array("\r\n\r\n".utf8)) {
+            try pump(ring, client, now: 0, milliseconds: 10)
+            var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 2000) == 1 else { break }
+            let count = recv(connection, &buffer, buffer.count, 0)
+            guard count > 0 else { break }
+            request += buffer[..<count]
+        }
+        return String(decoding: request, as: UTF8.self)
+    }
+
     static func bigEndian(_ bytes: ArraySlice<UInt8>) -> UInt64 { bytes.reduce(0) { $0 << 8 | UInt64($1) } }
 
     @Test func udpRetransmitsAfterFifteenSecondsOfInjectedTimeThenAnnounces() throws {
@@ -146,17 +161,7 @@ import URing
             let connection = accept(listener, nil, nil)
             try #require(connection >= 0)
             defer { close(connection) }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var request: [UInt8] = []
-            while !request.ends(with: Array("\r\n\r\n".utf8)) {
-                try Self.pump(ring, client, now: 0, milliseconds: 10)
-                var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
-                guard poll(&poller, 1, 2000) == 1 else { break }
-                let count = recv(connection, &buffer, buffer.count, 0)
-                guard count > 0 else { break }
-                request += buffer[..<count]
-            }
-            requests.append(String(decoding: request, as: UTF8.self))
+            requests.append(try Self.readRequest(from: connection, ring, client))
             for piece in answer {
                 _ = piece.withUnsafeBytes { send(connection, $0.baseAddress, $0.count, 0) }
                 try Self.pump(ring, client, now: 0, milliseconds: 20)
@@ -203,17 +208,7 @@ import URing
             }
             try #require(connection >= 0, "the client did not connect: \(client.takeFinished())")
             defer { close(connection) }
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var request: [UInt8] = []
-            while !request.ends(with: Array("\r\n\r\n".utf8)) {
-                try Self.pump(ring, client, now: 0, milliseconds: 10)
-                var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
-                guard poll(&poller, 1, 2000) == 1 else { break }
-                let count = recv(connection, &buffer, buffer.count, 0)
-                guard count > 0 else { break }
-                request += buffer[..<count]
-            }
-            requests.append(String(decoding: request, as: UTF8.self))
+            requests.append(try Self.readRequest(from: connection, ring, client))
             _ = Array(answer.utf8).withUnsafeBytes { send(connection, $0.baseAddress, $0.count, 0) }
             try Self.pump(ring, client, now: 0, milliseconds: 20)
         }

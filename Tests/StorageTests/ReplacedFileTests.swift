@@ -10,16 +10,24 @@ import URing
 /// A file the store writes, replaced behind its back: writes on the open descriptor would land in a file
 /// no path reaches, so the store notices, and refuses to write through what replaced it.
 @Suite struct ReplacedFileTests {
-    @Test func aFileReplacedWhileOpenIsFoundAndFailsTheFlush() throws {
+    /// A store of the crossing torrent with pieces 0 and 1 written: `a`, `b` and `dir/c` open.
+    static func twoPiecesWritten() throws -> (
+        TestTorrent, TemporaryDirectory, Reactor, BufferPool, PieceStore
+    ) {
         let torrent = try crossingTorrent()
         let directory = TemporaryDirectory()
         let reactor = try Reactor()
         let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
         let store = try PieceStore(
             layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
-        // Pieces 0 and 1 open `a`, `b` and `dir/c`.
         try writeAll(
             torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(0), PieceIndex(1)])
+        return (torrent, directory, reactor, pool, store)
+    }
+
+    @Test func aFileReplacedWhileOpenIsFoundAndFailsTheFlush() throws {
+        // Pieces 0 and 1 open `a`, `b` and `dir/c`.
+        let (torrent, directory, reactor, pool, store) = try Self.twoPiecesWritten()
         #expect(store.findReplacedFile() == nil)
 
         #expect(unlink(directory.path + "/t/b") == 0 && mkdir(directory.path + "/t/b", 0o755) == 0)
@@ -43,14 +51,7 @@ import URing
     /// Two files replaced at once (a folder swapped in): the store names both, so the engine forgets
     /// the pieces of both before it saves resume data again, not only the first one's.
     @Test func everyReplacedFileIsNamed() throws {
-        let torrent = try crossingTorrent()
-        let directory = TemporaryDirectory()
-        let reactor = try Reactor()
-        let pool = BufferPool(slotSizeBytes: torrent.metainfo.pieceLength, slotCount: 8)
-        let store = try PieceStore(
-            layout: torrent.layout, downloadDirectory: directory.path, ring: reactor.ring)
-        try writeAll(
-            torrent, store: store, pool: pool, reactor: reactor, pieces: [PieceIndex(0), PieceIndex(1)])
+        let (torrent, directory, _, _, store) = try Self.twoPiecesWritten()
         #expect(store.replacedFiles().isEmpty)
         for name in ["a", "b"] {
             let path = directory.path + "/t/" + name
