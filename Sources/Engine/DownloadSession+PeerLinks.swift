@@ -73,7 +73,7 @@ extension DownloadSession {
         do {
             try ring.enqueue(
                 .accept(fd: listenerFD, multishot: ring.features.contains(.multishotAccept)),
-                for: OperationSlot(owner: Self.listenerOwner, tenant: tenant, index: 0, generation: 1))
+                for: listenerSlot)
             acceptArmed = true
         } catch {
             failure = .io(error)
@@ -86,6 +86,16 @@ extension DownloadSession {
     func stopListening() {
         guard listenerFD >= 0 else { return }
         Glibc.shutdown(listenerFD, Int32(SHUT_RDWR))
+        // Cancelled as well, as a link's receive is (`shutdown(_:)`): a shutdown alone may not end it.
+        guard acceptArmed else { return }
+        _ = try? ring.enqueue(
+            .cancel(CompletionToken(slot: listenerSlot, kind: .accept), all: true),
+            for: OperationSlot(
+                owner: Self.peerOwner, tenant: tenant, index: OperationSlot.maximumIndex, generation: 0))
+    }
+
+    private var listenerSlot: OperationSlot {
+        OperationSlot(owner: Self.listenerOwner, tenant: tenant, index: 0, generation: 1)
     }
 
     func acceptCompleted(_ completion: Completion, now: UInt64) {
