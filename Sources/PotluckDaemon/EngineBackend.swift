@@ -129,12 +129,28 @@ public final class EngineBackend: TransmissionBackend, Sendable {
                 }
             }
         }
+        // A link kept beside the .torrent it led to (a kill while its state moved to the v1 infohash,
+        // `keepFetched`): the .torrent is the torrent, and the link goes.
+        let fetchedV2: Set<InfoHash> = Set(
+            parsed.compactMap {
+                if case .success(let kept) = $0, case .metainfo(let metainfo) = kept.origin {
+                    return metainfo.truncatedInfoHashV2
+                }
+                return nil
+            })
         for outcome in parsed {
             var kept: KeptTorrent
             switch outcome {
             case .success(let read): kept = read
             case .failure(let error):
                 logger.warning("a kept torrent cannot be read (\(error)); it is left out")
+                continue
+            }
+            if case .magnet(let link) = kept.origin, link.infoHashV1 == nil,
+                let v2 = link.wireInfoHash, fetchedV2.contains(v2)
+            {
+                state.forget(kept.storedHash)
+                logger.notice("\(kept.origin.name): its link is kept as its .torrent already; the link goes")
                 continue
             }
             if case .metainfo(let metainfo) = kept.origin, metainfo.wireInfoHash != kept.storedHash {

@@ -1,4 +1,6 @@
 import Foundation
+import Hashing
+import Metainfo
 import Testing
 import TorrentModel
 
@@ -125,5 +127,34 @@ import TorrentModel
         try fixture.backend.setPaused(true, [restored])
         try fixture.restart(saving: false)
         #expect(fixture.backend.registry.withLock { $0.torrents.values.first?.settings.paused } == true)
+    }
+}
+
+/// A kill while a hybrid's state moved from its v2 link's name to its v1 infohash leaves both: the
+/// start keeps the .torrent and lets the link go, instead of two torrents on the same files.
+@Suite struct LinkBesideItsTorrentTests {
+    @Test func theTorrentIsKeptAndTheLinkGoes() throws {
+        let content = [UInt8](repeating: 3, count: 1000)
+        let blocks = MerkleTree.blockHashes(of: content)
+        var file = TorrentBuilder.File(path: ["h.bin"], length: Int64(content.count))
+        file.piecesRoot = MerkleTree.fileRoot(blockHashes: blocks)
+        var builder = TorrentBuilder(name: "h.bin", files: [file], pieceLength: 16_384, format: .hybrid)
+        builder.pieceHashesV1 = [SHA1.hash(content)]
+        let metainfo = try Metainfo(bytes: try builder.build())
+        let v2 = try #require(metainfo.truncatedInfoHashV2)
+        let fixture = try DaemonQueueTests.Fixture()
+        let settings = StoredTorrent(downloadDirectory: fixture.root.path, addedDate: 1_000)
+        try fixture.backend.state.store(
+            magnet: "magnet:?xt=urn:btmh:1220\(try #require(metainfo.infoHashV2))&dn=h.bin",
+            settings: settings,
+            hash: v2)
+        try fixture.backend.state.store(
+            metainfo: metainfo.bytes, settings: settings, hash: metainfo.wireInfoHash)
+        try fixture.restart(saving: false)
+        #expect(fixture.backend.registry.withLock { $0.torrents.count } == 1)
+        let folder = fixture.root.appendingPathComponent("state/torrents")
+        #expect(
+            Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
+                == [metainfo.wireInfoHash.hex + ".json", metainfo.wireInfoHash.hex + ".torrent"])
     }
 }
